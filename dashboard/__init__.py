@@ -1,0 +1,1 @@
+"""Streamlit dashboard: the only layer that imports streamlit."""

@@ -1,0 +1,1 @@
+"""Catalogues (warning signs, side effects, rule thresholds) and the demo-cohort generator."""

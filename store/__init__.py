@@ -1,0 +1,1 @@
+"""Storage layer: tables, connections, migrations, validation, import and queries (no Streamlit here)."""

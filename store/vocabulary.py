@@ -1,0 +1,86 @@
+"""The fixed vocabularies of the import format (CONTRACT section 2) and of the app, named once."""
+
+from __future__ import annotations
+
+INDICATIONS = (
+    "depression",
+    "bipolar_depression",
+    "ptsd",
+    "ocd",
+    "anxiety",
+    "chronic_pain",
+    "substance_use_disorder",
+    "other",
+)
+SEXES = ("female", "male", "other", "unknown")
+ROUTES = ("iv", "im", "intranasal", "oral", "sublingual")
+#: Routes dosed by body weight; the others (intranasal esketamine) are fixed doses in mg.
+WEIGHT_BASED_ROUTES = ("iv", "im")
+SEVERITIES = ("mild", "moderate", "severe")
+PATIENT_STATUSES = ("active", "paused", "discharged")
+ROLES = ("admin", "clinician", "reviewer")
+LEVELS = ("green", "amber", "red")
+
+#: The twelve warning-sign checklist items, in the order of CONTRACT section 2.
+WARNING_SIGNS = (
+    "secrecy",
+    "social_withdrawal",
+    "neglected_responsibilities",
+    "irritable_when_not_using",
+    "appetite_change",
+    "sleep_disturbance",
+    "coordination_problems",
+    "dissociation_outside_sessions",
+    "tolerance",
+    "recreational_seeking",
+    "other_substance_use",
+    "non_prescribed_use",
+)
+SDS_ITEMS = ("sds_1", "sds_2", "sds_3", "sds_4", "sds_5")
+
+#: What a clinician did after reviewing an alert.
+REVIEW_ACTIONS = (
+    "discussed_with_patient",
+    "dose_held",
+    "interval_extended",
+    "dose_reduced",
+    "referred_to_addiction_service",
+    "treatment_paused",
+    "no_action_needed",
+    "other",
+)
+
+PATIENT_COLUMNS = (
+    "patient_id",
+    "display_name",
+    "birth_year",
+    "sex",
+    "indication",
+    "sud_history",
+    "treatment_start",
+    "planned_dose_mg_per_kg",
+    "planned_interval_days",
+    "clinician",
+)
+SESSION_COLUMNS = (
+    "patient_id",
+    "session_at",
+    "route",
+    "dose_mg",
+    "weight_kg",
+    "duration_min",
+    "early_request",
+    "dose_increase_request",
+    "sbp_pre",
+    "dbp_pre",
+    "sbp_post",
+    "dbp_post",
+    "hr_pre",
+    "hr_post",
+    "spo2_pre",
+    "spo2_post",
+    "dissociation_cadss",
+    "side_effects",
+    "notes",
+)
+CHECKIN_COLUMNS = ("patient_id", "reported_at", "craving", *SDS_ITEMS, *WARNING_SIGNS, "phq9", "notes")
