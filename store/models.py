@@ -36,7 +36,7 @@ def _range(column: str, low: float, high: float) -> str:
 
 
 def _utc(nullable: bool = True, index: bool = False) -> Any:
-    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
 
 
 def _patient_fk() -> Any:

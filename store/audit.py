@@ -1,0 +1,63 @@
+"""Writing the append-only audit trail: every write, export, import and sign-in leaves a line here."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timezone
+from typing import Any, Iterable
+
+from sqlmodel import Session
+
+from store.models import AuditEvent
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def snapshot(record: Any, fields: Iterable[str] | None = None) -> dict[str, Any]:
+    """The JSON-safe values of a table row, for 'before' and 'after' in the trail and in revisions."""
+    data = record.model_dump() if hasattr(record, "model_dump") else dict(record)
+    if fields is not None:
+        data = {k: data.get(k) for k in fields}
+    return _jsonable(data)
+
+
+def record_event(
+    db: Session,
+    *,
+    actor: str,
+    action: str,
+    entity: str | None = None,
+    entity_key: Any = None,
+    patient_id: str | None = None,
+    before: dict | None = None,
+    after: dict | None = None,
+    at: datetime | None = None,
+    **detail: Any,
+) -> AuditEvent:
+    """Add one audit line to the caller's transaction, so it commits (or rolls back) with the change itself."""
+    payload = dict(detail)
+    if before is not None:
+        payload["before"] = before
+    if after is not None:
+        payload["after"] = after
+    event = AuditEvent(
+        at=at or datetime.now(timezone.utc),
+        actor=actor,
+        action=action,
+        entity=entity,
+        entity_key=None if entity_key is None else str(entity_key),
+        patient_id=patient_id,
+        detail=json.loads(json.dumps(_jsonable(payload), default=str)),
+    )
+    db.add(event)
+    return event

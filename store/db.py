@@ -1,0 +1,93 @@
+"""Opening a database: one engine per URL, SQLite pragmas on every connection, schema brought to head."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+from store.settings import get_settings
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """WAL for concurrent readers, enforced foreign keys, and a wait instead of 'database is locked'."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def normalise_url(url: str) -> str:
+    """Accept `postgresql://` and `postgres://` URLs and use the psycopg 3 driver for them."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def make_engine(url: str) -> Engine:
+    """A new engine for `url`; SQLite connections get the pragmas KetaWatch relies on."""
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        # Let SQLAlchemy own transactions (pysqlite's implicit BEGIN would break SAVEPOINTs).
+        @event.listens_for(engine, "connect")
+        def _no_implicit_begin(dbapi_connection, _record):
+            dbapi_connection.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn):
+            conn.exec_driver_sql("BEGIN")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def alembic_config(engine: Engine) -> Config:
+    """An Alembic configuration bound to `engine`, without needing an alembic.ini on disk."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest migration; a new database is created, an older one moved forward."""
+    command.upgrade(alembic_config(engine), "head")
+
+
+def open_database(url: str | None = None) -> Engine:
+    """The shared, migrated engine for `url` (default: the configured database)."""
+    url = normalise_url(url or get_settings().database_url)
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = make_engine(url)
+            upgrade(engine)
+            _engines[url] = engine
+        return engine
+
+
+def forget_engines() -> None:
+    """Dispose every cached engine (tests, restore)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+def session_for(engine: Engine) -> Session:
+    """A SQLModel session that keeps loaded objects readable after commit."""
+    return Session(engine, expire_on_commit=False)

@@ -1,0 +1,165 @@
+"""Read-only queries that return DataFrames for the engine, the pages and the exports."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Iterable
+
+import pandas as pd
+from sqlalchemy import Engine, func, select
+
+from store.frames import CHECKIN_DTYPES, PATIENT_DTYPES, SESSION_DTYPES, Records, conform
+from store.models import AlertReview, AuditEvent, CheckIn, InfusionSession, Patient, RecordRevision, SideEffectEvent
+
+_TRACKING = ["version", "recorded_at", "recorded_by", "amended_at", "amended_by", "amendment_reason",
+             "voided_at", "voided_by", "void_reason"]
+
+
+def _frame(engine: Engine, statement) -> pd.DataFrame:
+    with engine.connect() as conn:
+        result = conn.execute(statement)
+        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def _where_patients(statement, table, patient_ids: Iterable[str] | None):
+    if patient_ids is None:
+        return statement
+    return statement.where(table.patient_id.in_(list(patient_ids)))
+
+
+def side_effects_text(engine: Engine, session_ids: Iterable[int] | None = None) -> pd.Series:
+    """Current side effects per session id as the import format's `effect:severity;...` text."""
+    q = select(SideEffectEvent.session_id, SideEffectEvent.effect, SideEffectEvent.severity).where(
+        SideEffectEvent.superseded_at.is_(None)
+    )
+    if session_ids is not None:
+        q = q.where(SideEffectEvent.session_id.in_(list(session_ids)))
+    frame = _frame(engine, q.order_by(SideEffectEvent.session_id, SideEffectEvent.id))
+    if frame.empty:
+        return pd.Series(dtype="string", name="side_effects")
+    text = (frame["effect"] + ":" + frame["severity"]).groupby(frame["session_id"]).agg(";".join)
+    return text.astype("string").rename("side_effects")
+
+
+def patients_frame(engine: Engine, patient_ids: Iterable[str] | None = None, *, with_tracking: bool = False) -> pd.DataFrame:
+    """Patients (not voided) with CONTRACT columns plus status, optionally with who recorded them."""
+    cols = [getattr(Patient, c) for c in PATIENT_DTYPES]
+    if with_tracking:
+        cols += [getattr(Patient, c) for c in _TRACKING]
+    q = _where_patients(select(*cols).where(Patient.voided_at.is_(None)), Patient, patient_ids).order_by(Patient.patient_id)
+    raw = _frame(engine, q)
+    out = conform(raw, PATIENT_DTYPES)
+    if with_tracking:
+        for c in _TRACKING:
+            out[c] = raw[c].values if len(raw) else pd.Series(dtype="object")
+    return out
+
+
+def sessions_frame(
+    engine: Engine, patient_ids: Iterable[str] | None = None, *, include_voided: bool = False, with_tracking: bool = False
+) -> pd.DataFrame:
+    """Sessions in time order, with side effects as text; voided ones only when asked for."""
+    cols = [getattr(InfusionSession, c) for c in SESSION_DTYPES if c != "side_effects"]
+    if with_tracking or include_voided:
+        cols += [getattr(InfusionSession, c) for c in _TRACKING]
+    q = select(*cols)
+    if not include_voided:
+        q = q.where(InfusionSession.voided_at.is_(None))
+    q = _where_patients(q, InfusionSession, patient_ids).order_by(InfusionSession.patient_id, InfusionSession.session_at)
+    raw = _frame(engine, q)
+    if len(raw):
+        effects = side_effects_text(engine, raw["id"].tolist() if patient_ids is not None else None)
+        raw["side_effects"] = raw["id"].map(effects)
+    out = conform(raw, SESSION_DTYPES)
+    if with_tracking or include_voided:
+        for c in _TRACKING:
+            out[c] = raw[c].values if len(raw) else pd.Series(dtype="object")
+    return out
+
+
+def checkins_frame(
+    engine: Engine, patient_ids: Iterable[str] | None = None, *, include_voided: bool = False, with_tracking: bool = False
+) -> pd.DataFrame:
+    """Check-ins in time order; voided ones only when asked for."""
+    cols = [getattr(CheckIn, c) for c in CHECKIN_DTYPES]
+    if with_tracking or include_voided:
+        cols += [getattr(CheckIn, c) for c in _TRACKING]
+    q = select(*cols)
+    if not include_voided:
+        q = q.where(CheckIn.voided_at.is_(None))
+    q = _where_patients(q, CheckIn, patient_ids).order_by(CheckIn.patient_id, CheckIn.reported_at)
+    raw = _frame(engine, q)
+    out = conform(raw, CHECKIN_DTYPES)
+    if with_tracking or include_voided:
+        for c in _TRACKING:
+            out[c] = raw[c].values if len(raw) else pd.Series(dtype="object")
+    return out
+
+
+def load_records(engine: Engine, patient_ids: Iterable[str] | None = None) -> Records:
+    """The live records of the given patients (default: everyone), ready for the risk engine."""
+    ids = None if patient_ids is None else list(patient_ids)
+    return Records(
+        patients_frame(engine, ids),
+        sessions_frame(engine, ids),
+        checkins_frame(engine, ids),
+    )
+
+
+def data_version(engine: Engine) -> tuple[int, ...]:
+    """A cheap fingerprint that changes with every clinical write, for cache keys.
+
+    New rows raise a count; every amendment or void adds a `RecordRevision` row.
+    """
+    tables = (Patient, InfusionSession, CheckIn, AlertReview, RecordRevision)
+    with engine.connect() as conn:
+        return tuple(conn.execute(select(func.count()).select_from(t)).scalar_one() for t in tables)
+
+
+def alert_reviews_frame(engine: Engine, patient_ids: Iterable[str] | None = None) -> pd.DataFrame:
+    """Alert reviews, newest first."""
+    q = _where_patients(select(AlertReview), AlertReview, patient_ids).order_by(AlertReview.reviewed_at.desc())
+    with engine.connect() as conn:
+        rows = conn.execute(q).mappings().all()
+    columns = [c.name for c in AlertReview.__table__.columns]
+    return pd.DataFrame([dict(r) for r in rows], columns=columns)
+
+
+def revisions_frame(engine: Engine, record_type: str, record_key: str | int) -> pd.DataFrame:
+    """Earlier versions of one record, oldest first."""
+    q = (
+        select(RecordRevision)
+        .where(RecordRevision.record_type == record_type, RecordRevision.record_key == str(record_key))
+        .order_by(RecordRevision.version)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(q).mappings().all()
+    return pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in RecordRevision.__table__.columns])
+
+
+def audit_frame(
+    engine: Engine,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    patient_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 5000,
+) -> pd.DataFrame:
+    """Audit lines, newest first, filtered as the Audit page asks."""
+    q = select(AuditEvent)
+    if actor:
+        q = q.where(AuditEvent.actor == actor)
+    if action:
+        q = q.where(AuditEvent.action == action)
+    if patient_id:
+        q = q.where(AuditEvent.patient_id == patient_id)
+    if since:
+        q = q.where(AuditEvent.at >= since)
+    if until:
+        q = q.where(AuditEvent.at <= until)
+    q = q.order_by(AuditEvent.id.desc()).limit(limit)
+    with engine.connect() as conn:
+        rows = conn.execute(q).mappings().all()
+    return pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in AuditEvent.__table__.columns])

@@ -1,0 +1,409 @@
+"""The one set of rules for what a patient, session or check-in may contain (CONTRACT section 2).
+
+The CSV importer, the dashboard forms and the store's own write functions all call these
+validators, so a range or a message is defined once. Input values may be text (a CSV cell; an
+empty cell means "not recorded") or already-typed Python values from a form (None = not recorded).
+Every problem comes back as a `Problem(column, message)` in words a clinician understands;
+nothing is written by this module.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timezone
+from typing import Any, Callable, Mapping
+from zoneinfo import ZoneInfo
+
+from store.settings import get_settings
+from store.vocabulary import (
+    CHECKIN_COLUMNS,
+    INDICATIONS,
+    PATIENT_COLUMNS,
+    PATIENT_STATUSES,
+    ROUTES,
+    SDS_ITEMS,
+    SESSION_COLUMNS,
+    SEVERITIES,
+    SEXES,
+    WARNING_SIGNS,
+)
+
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one field, said so that the person who entered it can put it right."""
+
+    column: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one column may hold: its kind, whether it is required, its range and unit."""
+
+    name: str
+    label: str
+    kind: str  # text, int, number, bool, date, datetime, date_or_datetime, choice, side_effects
+    required: bool = False
+    low: float | None = None
+    high: float | None = None
+    low_exclusive: bool = False
+    unit: str = ""
+    choices: tuple[str, ...] = ()
+    max_length: int | None = None
+    min_length: int = 0
+    not_in_future: bool = False
+    high_is_current_year: bool = False
+    hint: str = field(default="", compare=False)
+
+
+def _vital(name: str, label: str, low: int, high: int, unit: str) -> Rule:
+    return Rule(name, label, "int", low=low, high=high, unit=unit)
+
+
+PATIENT_RULES: dict[str, Rule] = {
+    r.name: r
+    for r in (
+        Rule("patient_id", "Patient ID", "text", required=True, min_length=1, max_length=64),
+        Rule("display_name", "Name", "text", max_length=200),
+        Rule("birth_year", "Year of birth", "int", low=1900, high_is_current_year=True),
+        Rule("sex", "Sex", "choice", choices=SEXES),
+        Rule("indication", "Indication", "choice", required=True, choices=INDICATIONS),
+        Rule("sud_history", "History of substance use disorder", "bool", required=True),
+        Rule("treatment_start", "Treatment start", "date", required=True),
+        Rule("planned_dose_mg_per_kg", "Planned dose", "number", low=0.05, high=5, unit="mg/kg"),
+        Rule("planned_interval_days", "Planned interval between maintenance sessions", "int", low=1, high=180, unit="days"),
+        Rule("clinician", "Responsible clinician", "text", max_length=64),
+        Rule("status", "Status", "choice", choices=PATIENT_STATUSES),
+    )
+}
+
+SESSION_RULES: dict[str, Rule] = {
+    r.name: r
+    for r in (
+        Rule("patient_id", "Patient ID", "text", required=True, min_length=1, max_length=64),
+        Rule("session_at", "Session date and time", "datetime", required=True, not_in_future=True),
+        Rule("route", "Route", "choice", required=True, choices=ROUTES),
+        Rule("dose_mg", "Dose", "number", required=True, low=0, low_exclusive=True, high=1000, unit="mg"),
+        Rule("weight_kg", "Weight", "number", low=20, high=350, unit="kg"),
+        Rule("duration_min", "Duration", "int", low=1, high=1440, unit="min"),
+        Rule("early_request", "Patient asked for this session earlier than planned", "bool"),
+        Rule("dose_increase_request", "Patient asked for a higher dose", "bool"),
+        _vital("sbp_pre", "Systolic blood pressure before dosing", 40, 300, "mmHg"),
+        _vital("dbp_pre", "Diastolic blood pressure before dosing", 40, 300, "mmHg"),
+        _vital("sbp_post", "Systolic blood pressure after dosing", 40, 300, "mmHg"),
+        _vital("dbp_post", "Diastolic blood pressure after dosing", 40, 300, "mmHg"),
+        _vital("hr_pre", "Heart rate before dosing", 20, 250, "/min"),
+        _vital("hr_post", "Heart rate after dosing", 20, 250, "/min"),
+        _vital("spo2_pre", "Oxygen saturation before dosing", 50, 100, "%"),
+        _vital("spo2_post", "Oxygen saturation after dosing", 50, 100, "%"),
+        Rule("dissociation_cadss", "Dissociation (CADSS total)", "int", low=0, high=92),
+        Rule("side_effects", "Side effects", "side_effects"),
+        Rule("notes", "Notes", "text", max_length=5000),
+    )
+}
+
+_SIGN_LABELS = {
+    "secrecy": "Secrecy",
+    "social_withdrawal": "Social withdrawal",
+    "neglected_responsibilities": "Neglected responsibilities",
+    "irritable_when_not_using": "Irritable or anxious when not using",
+    "appetite_change": "Change in appetite",
+    "sleep_disturbance": "Sleep disturbance",
+    "coordination_problems": "Coordination problems",
+    "dissociation_outside_sessions": "Dissociation outside sessions",
+    "tolerance": "Tolerance",
+    "recreational_seeking": "Seeking ketamine recreationally",
+    "other_substance_use": "Use of other substances",
+    "non_prescribed_use": "Non-prescribed ketamine use",
+}
+
+CHECKIN_RULES: dict[str, Rule] = {
+    r.name: r
+    for r in (
+        Rule("patient_id", "Patient ID", "text", required=True, min_length=1, max_length=64),
+        Rule("reported_at", "Check-in date", "date_or_datetime", required=True, not_in_future=True),
+        Rule("craving", "Craving", "int", required=True, low=0, high=10),
+        *(Rule(c, f"Severity of Dependence Scale item {i}", "int", low=0, high=3) for i, c in enumerate(SDS_ITEMS, 1)),
+        *(Rule(c, f"Warning sign '{_SIGN_LABELS[c]}'", "int", low=0, high=3) for c in WARNING_SIGNS),
+        Rule("phq9", "PHQ-9 total", "int", low=0, high=27),
+        Rule("notes", "Notes", "text", max_length=5000),
+    )
+}
+
+assert tuple(PATIENT_RULES)[:10] == PATIENT_COLUMNS
+assert tuple(SESSION_RULES) == SESSION_COLUMNS
+assert tuple(CHECKIN_RULES) == CHECKIN_COLUMNS
+
+
+class _Invalid(Exception):
+    """A single field's problem, raised inside a parser and turned into a Problem."""
+
+
+def _is_blank(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    if isinstance(value, str) and value.strip() == "":
+        return True
+    try:  # pandas.NA and NaT without importing pandas
+        return bool(value != value)  # noqa: PLR0124
+    except (TypeError, ValueError):
+        return False
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value) if not _looks_numeric(value) else value
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _range_text(rule: Rule, high: float | None) -> str:
+    unit = f" {rule.unit}" if rule.unit and rule.unit != "%" else rule.unit
+    if rule.low_exclusive:
+        return f"more than {_fmt(rule.low)}{unit} and at most {_fmt(high)}{unit}"
+    if rule.low is not None and high is not None:
+        return f"{_fmt(rule.low)}-{_fmt(high)}{unit}"
+    if rule.low is not None:
+        return f"at least {_fmt(rule.low)}{unit}"
+    return f"at most {_fmt(high)}{unit}"
+
+
+class Validator:
+    """Parses and checks one record at a time against a rule table, with a fixed clock and time zone."""
+
+    def __init__(self, *, now: datetime | None = None, tz: ZoneInfo | str | None = None):
+        self.tz = ZoneInfo(tz) if isinstance(tz, str) else (tz or get_settings().tz)
+        self.now = now or datetime.now(timezone.utc)
+        if self.now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+
+    # ----- parsers: value -> typed value, or raise _Invalid(message)
+
+    def _number(self, rule: Rule, value: Any) -> float:
+        if isinstance(value, bool):
+            raise _Invalid(f"{rule.label}, {value}, is not a number")
+        if isinstance(value, (int, float)):
+            number = float(value)
+        else:
+            text = str(value).strip()
+            try:
+                number = float(text)
+            except ValueError:
+                raise _Invalid(f"{rule.label}, {_show(value)}, is not a number") from None
+        if math.isnan(number) or math.isinf(number):
+            raise _Invalid(f"{rule.label}, {_show(value)}, is not a number")
+        high = float(self.now.astimezone(self.tz).year) if rule.high_is_current_year else rule.high
+        below = rule.low is not None and (number <= rule.low if rule.low_exclusive else number < rule.low)
+        above = high is not None and number > high
+        if below or above:
+            if rule.low_exclusive:
+                raise _Invalid(f"{rule.label}, {_show(value)}, must be {_range_text(rule, high)}")
+            raise _Invalid(f"{rule.label}, {_show(value)}, is outside {_range_text(rule, high)}")
+        return number
+
+    def _int(self, rule: Rule, value: Any) -> int:
+        number = self._number(rule, value)
+        if not float(number).is_integer():
+            high = float(self.now.astimezone(self.tz).year) if rule.high_is_current_year else rule.high
+            raise _Invalid(f"{rule.label}, {_show(value)}, must be a whole number ({_range_text(rule, high)})")
+        return int(number)
+
+    def _bool(self, rule: Rule, value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("yes", "true"):
+            return True
+        if text in ("no", "false"):
+            return False
+        raise _Invalid(f"{rule.label}, {_show(value)}, must be yes or no")
+
+    def _choice(self, rule: Rule, value: Any) -> str:
+        text = str(value).strip()
+        if text not in rule.choices:
+            raise _Invalid(f"{rule.label}, {_show(value)}, is not one of: {', '.join(rule.choices)}")
+        return text
+
+    def _text(self, rule: Rule, value: Any) -> str:
+        text = str(value) if not isinstance(value, str) else value
+        text = text.strip() if rule.name in ("patient_id", "clinician") else text
+        if len(text) < rule.min_length:
+            raise _Invalid(f"{rule.label} is required")
+        if rule.max_length is not None and len(text) > rule.max_length:
+            raise _Invalid(f"{rule.label} is {len(text)} characters long; at most {rule.max_length} are allowed")
+        return text
+
+    def _date(self, rule: Rule, value: Any) -> date:
+        if isinstance(value, datetime):
+            raise _Invalid(f"{rule.label} must be a date without a time")
+        if isinstance(value, date):
+            return value
+        text = str(value).strip()
+        if not _DATE_RE.match(text):
+            raise _Invalid(f"{rule.label}, {_show(value)}, is not a date in the form YYYY-MM-DD")
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise _Invalid(f"{rule.label}, {_show(value)}, is not a real calendar date") from None
+
+    def _datetime(self, rule: Rule, value: Any, *, date_allowed: bool) -> datetime:
+        if isinstance(value, datetime):
+            moment = value
+        elif isinstance(value, date):
+            if not date_allowed:
+                raise _Invalid(f"{rule.label}, {value.isoformat()}, needs a time as well as a date")
+            moment = datetime.combine(value, time(0, 0))
+        else:
+            text = str(value).strip()
+            if date_allowed and _DATE_RE.match(text):
+                moment = datetime.combine(self._date(rule, text), time(0, 0))
+            elif _DATETIME_RE.match(text):
+                try:
+                    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+                except ValueError:
+                    raise _Invalid(f"{rule.label}, {_show(value)}, is not a real date and time") from None
+            else:
+                form = "YYYY-MM-DD or YYYY-MM-DDTHH:MM" if date_allowed else "YYYY-MM-DDTHH:MM"
+                if _DATE_RE.match(text):
+                    raise _Invalid(f"{rule.label}, {_show(value)}, needs a time as well as a date ({form})")
+                raise _Invalid(f"{rule.label}, {_show(value)}, is not a date and time in the form {form}")
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=self.tz)
+        moment = moment.astimezone(timezone.utc)
+        if rule.not_in_future and moment > self.now:
+            local = moment.astimezone(self.tz).strftime("%Y-%m-%d %H:%M")
+            raise _Invalid(f"{rule.label}, {local}, is in the future")
+        return moment
+
+    def _side_effects(self, rule: Rule, value: Any) -> list[tuple[str, str]]:
+        from seed_data.catalogue import side_effect_ids
+
+        known = side_effect_ids()
+        if isinstance(value, (list, tuple)):  # from a form: ("nausea", "mild") pairs or "nausea:mild" strings
+            items = [":".join(item) if isinstance(item, (list, tuple)) else str(item) for item in value]
+        else:
+            items = str(value).split(";")
+        effects: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for raw in items:
+            item = raw.strip()
+            if not item:
+                continue
+            effect, sep, severity = item.partition(":")
+            effect, severity = effect.strip(), severity.strip()
+            if not sep:
+                raise _Invalid(f"{rule.label}: {item!r} needs a severity, written effect:severity (for example nausea:mild)")
+            if effect not in known:
+                raise _Invalid(f"{rule.label}: {effect!r} is not in the side-effect catalogue ({', '.join(sorted(known))})")
+            if severity not in SEVERITIES:
+                raise _Invalid(f"{rule.label}: the severity of {effect}, {severity!r}, must be mild, moderate or severe")
+            if effect in seen:
+                raise _Invalid(f"{rule.label}: {effect} is listed twice")
+            seen.add(effect)
+            effects.append((effect, severity))
+        return effects
+
+    def parse(self, rule: Rule, value: Any) -> Any:
+        """The typed value of one field, or raise `_Invalid` with its message."""
+        kind = rule.kind
+        if kind == "number":
+            return self._number(rule, value)
+        if kind == "int":
+            return self._int(rule, value)
+        if kind == "bool":
+            return self._bool(rule, value)
+        if kind == "choice":
+            return self._choice(rule, value)
+        if kind == "text":
+            return self._text(rule, value)
+        if kind == "date":
+            return self._date(rule, value)
+        if kind == "datetime":
+            return self._datetime(rule, value, date_allowed=False)
+        if kind == "date_or_datetime":
+            return self._datetime(rule, value, date_allowed=True)
+        if kind == "side_effects":
+            return self._side_effects(rule, value)
+        raise AssertionError(f"unknown rule kind {kind}")
+
+    def check(self, rules: Mapping[str, Rule], raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
+        """Parse every known field of `raw`; missing or blank optional fields become None."""
+        clean: dict[str, Any] = {}
+        problems: list[Problem] = []
+        for name, rule in rules.items():
+            value = raw.get(name)
+            if _is_blank(value) or (rule.kind == "side_effects" and isinstance(value, (list, tuple)) and not value):
+                if rule.required:
+                    problems.append(Problem(name, f"{rule.label} is required"))
+                clean[name] = [] if rule.kind == "side_effects" else None
+                continue
+            try:
+                clean[name] = self.parse(rule, value)
+            except _Invalid as exc:
+                problems.append(Problem(name, str(exc)))
+                clean[name] = None
+        return clean, problems
+
+    # ----- whole records
+
+    def patient(self, raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
+        """A patient row: CONTRACT patients.csv plus status (default active)."""
+        clean, problems = self.check(PATIENT_RULES, raw)
+        if clean.get("status") is None:
+            clean["status"] = "active"
+        start = clean.get("treatment_start")
+        if start is not None and start > self.now.astimezone(self.tz).date():
+            problems.append(Problem("treatment_start", f"Treatment start, {start.isoformat()}, is in the future"))
+        return clean, problems
+
+    def session(self, raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
+        """A session row, with diastolic below systolic before and after dosing."""
+        clean, problems = self.check(SESSION_RULES, raw)
+        for when, words in (("pre", "before"), ("post", "after")):
+            sbp, dbp = clean.get(f"sbp_{when}"), clean.get(f"dbp_{when}")
+            if sbp is not None and dbp is not None and dbp >= sbp:
+                problems.append(
+                    Problem(f"dbp_{when}", f"Diastolic blood pressure {words} dosing, {dbp}, must be below the systolic, {sbp}")
+                )
+        return clean, problems
+
+    def checkin(self, raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
+        """A check-in row, with the Severity of Dependence Scale given in full or not at all."""
+        clean, problems = self.check(CHECKIN_RULES, raw)
+        given = [c for c in SDS_ITEMS if not _is_blank(raw.get(c))]
+        if given and len(given) < len(SDS_ITEMS):
+            missing = [c for c in SDS_ITEMS if c not in given]
+            numbers = ", ".join(str(SDS_ITEMS.index(c) + 1) for c in missing)
+            noun = "item" if len(missing) == 1 else "items"
+            problems.append(
+                Problem(missing[0], f"Severity of Dependence Scale: give all five items or none ({noun} {numbers} missing)")
+            )
+        return clean, problems
+
+
+VALIDATE: dict[str, Callable[[Validator, Mapping[str, Any]], tuple[dict[str, Any], list[Problem]]]] = {
+    "patients": Validator.patient,
+    "sessions": Validator.session,
+    "checkins": Validator.checkin,
+}
