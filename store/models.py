@@ -275,3 +275,12 @@ class AlertReview(SQLModel, table=True):
         CheckConstraint(_in("action", REVIEW_ACTIONS), name="ck_review_action"),
         Index("ix_review_patient_time", "patient_id", "reviewed_at"),
     )
+
+
+class AppSetting(SQLModel, table=True):
+    """A per-database fact the app needs at run time, such as whether this is a demo database."""
+
+    __tablename__ = "app_setting"
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: str

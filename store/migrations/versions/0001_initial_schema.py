@@ -19,6 +19,11 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table('app_setting',
+    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('value', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.PrimaryKeyConstraint('key')
+    )
     op.create_table('app_user',
     sa.Column('username', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('display_name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
@@ -282,6 +287,7 @@ def _drop_audit_append_only() -> None:
 
 def downgrade() -> None:
     _drop_audit_append_only()
+    op.drop_table('app_setting')
     with op.batch_alter_table('side_effect_event', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_side_effect_event_session_id'))
 

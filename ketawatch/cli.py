@@ -1,0 +1,188 @@
+"""The `ketawatch` command line (CONTRACT section 1): demo, serve, import, flags, export, users, backup, restore.
+
+Errors are printed as one readable line per problem on stderr, never a traceback. Exit status:
+0 success, 1 input or request rejected (nothing changed), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Optional
+
+import typer
+from sqlalchemy.engine import make_url
+
+from store.settings import get_settings
+
+app = typer.Typer(
+    name="ketawatch",
+    help="KetaWatch: early warning of psychological dependence in ketamine treatment. Decision support, not diagnosis.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+DbOption = typer.Option(None, "--db", help="SQLAlchemy database URL (default: $KETAWATCH_DATABASE_URL, else sqlite:///ketawatch.db).")
+DASHBOARD_APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+
+
+class Rejected(Exception):
+    """The request was refused; each line of `lines` is one problem for stderr (exit status 1)."""
+
+    def __init__(self, *lines: str):
+        super().__init__(lines[0] if lines else "rejected")
+        self.lines = list(lines)
+
+
+def fail(*lines: str) -> None:
+    """Refuse the request with readable lines and exit status 1."""
+    raise Rejected(*lines)
+
+
+def resolve_url(db: str | None, default: str | None = None) -> str:
+    """The database URL from --db, the environment, or the default, as CONTRACT section 1 orders them."""
+    if db:
+        return db
+    env = os.environ.get("KETAWATCH_DATABASE_URL")
+    if env:
+        return env
+    return default or get_settings().database_url
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a malformed URL is shown as typed
+        return url
+
+
+def open_db(db: str | None, default: str | None = None):
+    """Open (creating or upgrading) the database, turning any failure into one readable line."""
+    from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+
+    from store.db import open_database
+
+    url = resolve_url(db, default)
+    try:
+        return open_database(url)
+    except ArgumentError:
+        fail(f"cannot open database {safe_url(url)}: not a valid database URL (for example sqlite:///ketawatch.db)")
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection failed"
+        fail(f"cannot open database {safe_url(url)}: {reason}")
+    except (SQLAlchemyError, ModuleNotFoundError) as exc:
+        fail(f"cannot open database {safe_url(url)}: {str(exc).splitlines()[0]}")
+
+
+def _streamlit(url: str, port: int) -> int:
+    env = {**os.environ, "KETAWATCH_DATABASE_URL": url}
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", str(DASHBOARD_APP),
+        "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+    ]
+    typer.echo(f"KetaWatch is starting at http://localhost:{port} (Ctrl+C to stop)")
+    try:
+        return subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        return 0
+
+
+@app.command()
+def serve(db: Optional[str] = DbOption, port: int = typer.Option(8501, "--port", min=1, max=65535)) -> None:
+    """Start the dashboard on the configured database."""
+    url = resolve_url(db)
+    open_db(url)
+    raise typer.Exit(_streamlit(url, port))
+
+
+@app.command()
+def demo(
+    db: Optional[str] = typer.Option(None, "--db", help="Database URL for the demo (default sqlite:///demo.db)."),
+    port: int = typer.Option(8501, "--port", min=1, max=65535),
+    no_serve: bool = typer.Option(False, "--no-serve", help="Build the demo database and exit without starting the app."),
+) -> None:
+    """Build a demo database from seed_data/ if none exists at that URL, then start the dashboard on it."""
+    from ketawatch.demo import build_demo
+
+    url = db or "sqlite:///demo.db"
+    engine = open_db(url)
+    built = build_demo(engine)
+    typer.echo(built)
+    if not no_serve:
+        raise typer.Exit(_streamlit(url, port))
+
+
+@app.command("import")
+def import_(
+    folder: Path = typer.Argument(..., help="Folder with patients.csv, sessions.csv and/or checkins.csv."),
+    db: Optional[str] = DbOption,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report counts; write nothing."),
+    actor: str = typer.Option("cli-import", "--as", help="Username recorded as the importer in the audit trail."),
+) -> None:
+    """Import CSV files (CONTRACT section 2), all or nothing."""
+    from store.importer import ImportRejected, import_folder
+
+    engine = open_db(db)
+    try:
+        report = import_folder(engine, folder, actor=actor, dry_run=dry_run)
+    except ImportRejected as exc:
+        fail(*exc.problems, f"nothing was imported: {len(exc.problems)} problem(s)")
+    prefix = "dry run, nothing written: " if dry_run else "imported: "
+    typer.echo(prefix + report.summary())
+
+
+@app.command()
+def flags(
+    db: Optional[str] = DbOption,
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Date YYYY-MM-DD (default: today in the clinic's time zone)."),
+    history: bool = typer.Option(False, "--history", help="Every patient's first assessment and every change of level."),
+    fmt: str = typer.Option("csv", "--format", help="csv or json."),
+) -> None:
+    """Dependence-risk levels per patient (CONTRACT section 3)."""
+    from ketawatch.flags import flag_rows, write_rows
+
+    if fmt not in ("csv", "json"):
+        raise typer.BadParameter("must be csv or json", param_hint="--format")
+    when = None
+    if as_of is not None:
+        try:
+            when = date.fromisoformat(as_of)
+        except ValueError:
+            raise typer.BadParameter(f"{as_of!r} is not a date in the form YYYY-MM-DD", param_hint="--as-of") from None
+    if history and when is not None:
+        raise typer.BadParameter("use either --history or --as-of, not both", param_hint="--history")
+    engine = open_db(db)
+    rows = flag_rows(engine, as_of=when, history=history)
+    write_rows(rows, fmt, sys.stdout)
+
+
+def main() -> None:
+    """Entry point: run the app, turning refusals into readable stderr lines and exit status 1."""
+    try:
+        app(standalone_mode=False)
+    except Rejected as exc:
+        for line in exc.lines:
+            typer.echo(line, err=True)
+        sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(1)
+    except Exception as exc:  # click usage errors and anything unexpected: one line, no traceback
+        import click
+
+        if isinstance(exc, click.exceptions.UsageError):
+            exc.show()
+            sys.exit(2)
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(1)
+        typer.echo(f"ketawatch: unexpected error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", err=True)
+        sys.exit(1)

@@ -1,0 +1,186 @@
+"""The clinic's reference catalogues (warning signs, side effects, instruments), read once from
+the TOML files beside this module so forms, importer, engine and dashboard share one copy.
+
+The warning signs carry the seed passage each one comes from (CONTRACT section 4); `seeds_dir`
+finds the seed documents so the dashboard can show that passage in context.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from store.vocabulary import WARNING_SIGNS
+
+SEEDS_DIR_ENV = "KETAWATCH_SEEDS_DIR"
+SPECIFICITIES = ("specific", "nonspecific")
+_SNAKE_CASE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
+
+
+@dataclass(frozen=True, slots=True)
+class WarningSign:
+    """One checklist item, with the wording the patient answers and the seed passage behind it."""
+
+    id: str
+    label: str
+    patient_wording: str
+    specificity: str
+    weight: float
+    why: str
+    source: str
+    quotation: str
+
+    @property
+    def is_specific(self) -> bool:
+        """True when the sign points at misuse itself rather than also at relapse or PTSD."""
+        return self.specificity == "specific"
+
+
+@dataclass(frozen=True, slots=True)
+class SideEffect:
+    """One effect a session may record as `effect:severity`, and whether the seeds name it."""
+
+    id: str
+    label: str
+    named_in_seeds: bool
+    source: str | None = None
+    quotation: str | None = None
+
+
+def _load_toml(name: str) -> dict[str, Any]:
+    """Parse one of the package's data files, so an installed copy works as well as a checkout."""
+    text = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+@cache
+def warning_signs() -> tuple[WarningSign, ...]:
+    """The twelve checklist items in contract order, checked against the fixed vocabulary."""
+    data = _load_toml("warning_signs.toml")
+    signs = tuple(
+        WarningSign(
+            id=row["id"],
+            label=row["label"],
+            patient_wording=row["patient_wording"],
+            specificity=row["specificity"],
+            weight=float(row["weight"]),
+            why=row["why"],
+            source=row["source"],
+            quotation=row["quotation"],
+        )
+        for row in data["warning_sign"]
+    )
+    ids = tuple(sign.id for sign in signs)
+    if ids != WARNING_SIGNS:
+        raise ValueError(f"warning_signs.toml lists {ids}, expected exactly {WARNING_SIGNS} in that order")
+    for sign in signs:
+        if sign.specificity not in SPECIFICITIES:
+            raise ValueError(f"warning sign {sign.id}: specificity must be one of {SPECIFICITIES}")
+        if not sign.weight > 0:
+            raise ValueError(f"warning sign {sign.id}: weight must be positive")
+    return signs
+
+
+@cache
+def _warning_signs_by_id() -> dict[str, WarningSign]:
+    """Index for `warning_sign`, built once."""
+    return {sign.id: sign for sign in warning_signs()}
+
+
+def warning_sign(sign_id: str) -> WarningSign:
+    """One checklist item by id; KeyError names the valid ids when the id is unknown."""
+    try:
+        return _warning_signs_by_id()[sign_id]
+    except KeyError:
+        raise KeyError(f"unknown warning sign {sign_id!r}; known: {', '.join(WARNING_SIGNS)}") from None
+
+
+@cache
+def warning_sign_answers() -> tuple[str, ...]:
+    """The 0-3 answer labels of the checklist, indexed by score (labels[2] == 'Clearly')."""
+    rows = sorted(_load_toml("warning_signs.toml")["answer"], key=lambda row: row["score"])
+    if [row["score"] for row in rows] != [0, 1, 2, 3]:
+        raise ValueError("warning_signs.toml must define answers for scores 0, 1, 2 and 3")
+    return tuple(row["label"] for row in rows)
+
+
+@cache
+def side_effects() -> tuple[SideEffect, ...]:
+    """The side-effect catalogue in display order, 'other' last."""
+    effects = tuple(
+        SideEffect(
+            id=row["id"],
+            label=row["label"],
+            named_in_seeds=bool(row["named_in_seeds"]),
+            source=row.get("source"),
+            quotation=row.get("quotation"),
+        )
+        for row in _load_toml("side_effects.toml")["side_effect"]
+    )
+    seen: set[str] = set()
+    for effect in effects:
+        if not _SNAKE_CASE.match(effect.id) or effect.id in seen:
+            raise ValueError(f"side effect id {effect.id!r} must be unique lowercase snake_case")
+        if effect.named_in_seeds and not (effect.source and effect.quotation):
+            raise ValueError(f"side effect {effect.id}: named_in_seeds needs a source and a quotation")
+        seen.add(effect.id)
+    return effects
+
+
+@cache
+def side_effect_ids() -> frozenset[str]:
+    """The ids a session's `side_effects` column may use, for validation."""
+    return frozenset(effect.id for effect in side_effects())
+
+
+@cache
+def _instruments() -> dict[str, Any]:
+    """The parsed instruments file, parsed once."""
+    return _load_toml("instruments.toml")
+
+
+def instruments() -> dict[str, Any]:
+    """Craving, SDS, PHQ-9 and CADSS facts (ranges, wording, answers, bands) as parsed from TOML.
+
+    Returns a fresh copy each call so a caller that edits it cannot change what others see.
+    """
+    return copy.deepcopy(_instruments())
+
+
+def _repo_root() -> Path | None:
+    """The checkout folder holding pyproject.toml above this module, if running from one."""
+    for folder in Path(__file__).resolve().parents:
+        if (folder / "pyproject.toml").is_file():
+            return folder
+    return None
+
+
+def seeds_dir() -> Path:
+    """The folder of seed documents the quotations come from (env KETAWATCH_SEEDS_DIR first)."""
+    configured = os.environ.get(SEEDS_DIR_ENV)
+    if configured:
+        path = Path(configured).expanduser()
+        if path.is_dir():
+            return path
+        raise FileNotFoundError(f"{SEEDS_DIR_ENV} is set to {configured!r}, which is not a folder")
+    repo = _repo_root()
+    candidates = [repo.parent / "shared" / "seeds", repo / "shared" / "seeds"] if repo else []
+    for path in candidates:
+        if path.is_dir():
+            return path
+    tried = ", ".join(str(p) for p in candidates) or "(no checkout with pyproject.toml found above the package)"
+    raise FileNotFoundError(f"seed documents not found; set {SEEDS_DIR_ENV} to their folder. Tried: {tried}")
+
+
+def seed_text(source: str) -> str:
+    """The full text of one seed document, so a quotation can be shown in its context."""
+    if Path(source).name != source:
+        raise ValueError(f"seed source must be a bare file name, got {source!r}")
+    return (seeds_dir() / source).read_text(encoding="utf-8")
