@@ -1,0 +1,141 @@
+"""`ketawatch import` per CONTRACT section 2: all or nothing, idempotent, collisions refused, every problem listed."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+from sqlmodel import Session
+
+from store.importer import ImportRejected, import_folder
+from store.models import AuditEvent, InfusionSession, SideEffectEvent
+from store.queries import load_records
+from store.validation import Validator
+from tests.conftest import NOW, TZ
+from tests.store_support import CHECKIN, PATIENT, SESSION, counts, write_csv, write_folder
+
+
+def run(engine, folder, **kw):
+    return import_folder(engine, folder, actor="tester", validator=Validator(now=NOW, tz=TZ), **kw)
+
+
+def test_import_writes_every_row_and_an_audit_line(engine, tmp_path):
+    sessions = [SESSION, dict(SESSION, session_at="2026-01-08T10:00", side_effects="", notes="")]
+    report = run(engine, write_folder(tmp_path / "a", sessions=sessions))
+    assert report.written
+    assert report.new == {"patients": 1, "sessions": 2, "checkins": 1}
+    c = counts(engine)
+    assert (c["Patient"], c["InfusionSession"], c["SideEffectEvent"], c["CheckIn"]) == (1, 2, 2, 1)
+    records = load_records(engine)
+    first = records.sessions.iloc[0]
+    assert first["side_effects"] == "nausea:mild;dizziness:moderate"
+    assert first["notes"] == SESSION["notes"]
+    assert first["early_request"] is False or first["early_request"] == False  # noqa: E712 (pandas boolean)
+    with Session(engine) as db:
+        audit = db.exec(select(AuditEvent).where(AuditEvent.action == "import")).scalars().all()
+    assert len(audit) == 1 and audit[0].actor == "tester" and audit[0].detail["new"]["sessions"] == 2
+
+
+def test_reimporting_the_same_folder_adds_nothing(engine, tmp_path):
+    folder = write_folder(tmp_path / "a")
+    run(engine, folder)
+    before = counts(engine)
+    report = run(engine, folder)
+    assert report.new == {"patients": 0, "sessions": 0, "checkins": 0}
+    assert report.unchanged == {"patients": 1, "sessions": 1, "checkins": 1}
+    after = counts(engine)
+    assert {k: v for k, v in after.items() if k != "AuditEvent"} == {k: v for k, v in before.items() if k != "AuditEvent"}
+
+
+def test_same_instant_written_with_an_offset_is_the_same_session(engine, tmp_path):
+    run(engine, write_folder(tmp_path / "a"))
+    # 10:00 London in January is 10:00 UTC
+    report = run(engine, write_folder(tmp_path / "b", sessions=[dict(SESSION, session_at="2026-01-05T10:00:00+00:00")]))
+    assert report.new["sessions"] == 0 and report.unchanged["sessions"] == 1
+
+
+def test_colliding_but_different_row_is_an_error_and_nothing_is_written(engine, tmp_path):
+    run(engine, write_folder(tmp_path / "a"))
+    before = counts(engine)
+    changed = dict(SESSION, dose_mg="52.5")
+    extra = dict(SESSION, session_at="2026-01-09T10:00")
+    with pytest.raises(ImportRejected) as caught:
+        run(engine, write_folder(tmp_path / "b", sessions=[changed, extra], checkins=[dict(CHECKIN, craving="4")]))
+    problems = caught.value.problems
+    assert any(p.startswith("sessions.csv:2: dose_mg: ") and "already recorded with different dose_mg" in p for p in problems)
+    assert any(p.startswith("checkins.csv:2: craving: ") for p in problems)
+    assert counts(engine) == before
+
+
+def test_changed_patient_details_are_an_error(engine, tmp_path):
+    run(engine, write_folder(tmp_path / "a"))
+    with pytest.raises(ImportRejected) as caught:
+        run(engine, write_folder(tmp_path / "b", patients=[dict(PATIENT, planned_interval_days="28")], sessions=None, checkins=None))
+    assert caught.value.problems[0].startswith("patients.csv:2: planned_interval_days: patient KW-T1 is already in the database")
+
+
+def test_every_problem_in_every_file_is_reported_with_file_line_and_column(engine, tmp_path):
+    patients = [PATIENT, dict(PATIENT, patient_id="KW-T2", indication="flu")]
+    sessions = [SESSION, dict(SESSION, session_at="2026-01-06T10:00", sbp_pre="400"), dict(SESSION, session_at="2026-01-07T10:00", route="")]
+    checkins = [CHECKIN, dict(CHECKIN, reported_at="2026-01-19", phq9="30")]
+    with pytest.raises(ImportRejected) as caught:
+        run(engine, write_folder(tmp_path / "a", patients, sessions, checkins))
+    assert caught.value.problems == [
+        "patients.csv:3: indication: Indication, 'flu', is not one of: depression, bipolar_depression, ptsd, ocd, anxiety, chronic_pain, substance_use_disorder, other",
+        "sessions.csv:3: sbp_pre: Systolic blood pressure before dosing, 400, is outside 40-300 mmHg",
+        "sessions.csv:4: route: Route is required",
+        "checkins.csv:3: phq9: PHQ-9 total, 30, is outside 0-27",
+    ]
+    assert counts(engine)["Patient"] == 0
+
+
+def test_line_numbers_count_quoted_newlines(engine, tmp_path):
+    sessions = [dict(SESSION, notes="line one\nline two"), dict(SESSION, session_at="2026-01-06T10:00", hr_pre="5")]
+    with pytest.raises(ImportRejected) as caught:
+        run(engine, write_folder(tmp_path / "a", sessions=sessions))
+    assert caught.value.problems[0].startswith("sessions.csv:4: hr_pre: ")
+
+
+def test_unknown_and_missing_columns(engine, tmp_path):
+    folder = tmp_path / "a"
+    folder.mkdir()
+    write_csv(folder / "patients.csv", [dict(PATIENT, favourite_colour="blue")])
+    write_csv(folder / "sessions.csv", [{k: v for k, v in SESSION.items() if k != "dose_mg"}])
+    with pytest.raises(ImportRejected) as caught:
+        run(engine, folder)
+    problems = caught.value.problems
+    assert problems[0].startswith("patients.csv:1: favourite_colour: unknown column")
+    assert "sessions.csv:1: dose_mg: required column is missing" in problems
+
+
+def test_duplicate_rows_in_one_file_are_reported(engine, tmp_path):
+    with pytest.raises(ImportRejected) as caught:
+        run(engine, write_folder(tmp_path / "a", sessions=[SESSION, SESSION]))
+    assert caught.value.problems == ["sessions.csv:3: session_at: the same patient and time already appears at line 2"]
+
+
+def test_dry_run_writes_nothing_but_counts(engine, tmp_path):
+    report = run(engine, write_folder(tmp_path / "a"), dry_run=True)
+    assert not report.written and report.new == {"patients": 1, "sessions": 1, "checkins": 1}
+    assert counts(engine) == {"Patient": 0, "InfusionSession": 0, "SideEffectEvent": 0, "CheckIn": 0, "AuditEvent": 0}
+
+
+def test_sessions_can_refer_to_patients_already_in_the_database(engine, tmp_path):
+    run(engine, write_folder(tmp_path / "a", sessions=None, checkins=None))
+    report = run(engine, write_folder(tmp_path / "b", patients=None, checkins=None))
+    assert report.new["sessions"] == 1
+    with Session(engine) as db:
+        session = db.exec(select(InfusionSession)).scalars().one()
+        effects = db.exec(select(SideEffectEvent).where(SideEffectEvent.session_id == session.id)).scalars().all()
+    assert sorted((e.effect, e.severity) for e in effects) == [("dizziness", "moderate"), ("nausea", "mild")]
+
+
+def test_empty_folder_and_bom(engine, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ImportRejected) as caught:
+        run(engine, tmp_path / "empty")
+    assert "contains none of patients.csv" in caught.value.problems[0]
+    folder = tmp_path / "bom"
+    folder.mkdir()
+    text = ",".join(PATIENT) + "\n" + ",".join(PATIENT.values()) + "\n"
+    (folder / "patients.csv").write_bytes("\ufeff".encode() + text.encode())
+    assert run(engine, folder).new["patients"] == 1

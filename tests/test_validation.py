@@ -1,0 +1,151 @@
+"""Every rule of CONTRACT section 2 rejects a wrong value with its message, and an import with it writes nothing."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from store.importer import ImportRejected, import_folder
+from store.validation import PATIENT_RULES, SESSION_RULES, Validator
+from tests.conftest import NOW, TZ
+from tests.store_support import CHECKIN, PATIENT, SESSION, counts, write_folder
+
+# (file, column, bad value, words the message must contain)
+CASES = [
+    ("patients", "patient_id", "", "Patient ID is required"),
+    ("patients", "patient_id", "X" * 65, "at most 64"),
+    ("patients", "birth_year", "1899", "Year of birth, 1899, is outside 1900-2026"),
+    ("patients", "birth_year", "2027", "Year of birth, 2027, is outside 1900-2026"),
+    ("patients", "birth_year", "nineteen", "Year of birth, 'nineteen', is not a number"),
+    ("patients", "sex", "f", "Sex, 'f', is not one of: female, male, other, unknown"),
+    ("patients", "indication", "", "Indication is required"),
+    ("patients", "indication", "migraine", "Indication, 'migraine', is not one of"),
+    ("patients", "sud_history", "", "History of substance use disorder is required"),
+    ("patients", "sud_history", "maybe", "must be yes or no"),
+    ("patients", "treatment_start", "05/01/2026", "is not a date in the form YYYY-MM-DD"),
+    ("patients", "treatment_start", "2026-02-30", "is not a real calendar date"),
+    ("patients", "treatment_start", "2027-01-01", "Treatment start, 2027-01-01, is in the future"),
+    ("patients", "planned_dose_mg_per_kg", "0.01", "Planned dose, 0.01, is outside 0.05-5 mg/kg"),
+    ("patients", "planned_dose_mg_per_kg", "6", "is outside 0.05-5 mg/kg"),
+    ("patients", "planned_interval_days", "0", "is outside 1-180 days"),
+    ("patients", "planned_interval_days", "181", "is outside 1-180 days"),
+    ("patients", "planned_interval_days", "7.5", "must be a whole number"),
+    ("sessions", "session_at", "", "Session date and time is required"),
+    ("sessions", "session_at", "2026-01-05", "needs a time as well as a date"),
+    ("sessions", "session_at", "yesterday", "is not a date and time in the form"),
+    ("sessions", "session_at", "2026-12-01T10:00", "is in the future"),
+    ("sessions", "route", "nasal", "Route, 'nasal', is not one of: iv, im, intranasal, oral, sublingual"),
+    ("sessions", "route", "", "Route is required"),
+    ("sessions", "dose_mg", "", "Dose is required"),
+    ("sessions", "dose_mg", "0", "Dose, 0, must be more than 0 mg and at most 1000 mg"),
+    ("sessions", "dose_mg", "1001", "Dose, 1001, must be more than 0 mg and at most 1000 mg"),
+    ("sessions", "dose_mg", "35mg", "Dose, '35mg', is not a number"),
+    ("sessions", "weight_kg", "19", "Weight, 19, is outside 20-350 kg"),
+    ("sessions", "weight_kg", "351", "Weight, 351, is outside 20-350 kg"),
+    ("sessions", "duration_min", "0", "Duration, 0, is outside 1-1440 min"),
+    ("sessions", "duration_min", "1441", "is outside 1-1440 min"),
+    ("sessions", "early_request", "y", "must be yes or no"),
+    ("sessions", "dose_increase_request", "1", "must be yes or no"),
+    ("sessions", "sbp_pre", "400", "Systolic blood pressure before dosing, 400, is outside 40-300 mmHg"),
+    ("sessions", "dbp_pre", "39", "Diastolic blood pressure before dosing, 39, is outside 40-300 mmHg"),
+    ("sessions", "sbp_post", "301", "Systolic blood pressure after dosing, 301, is outside 40-300 mmHg"),
+    ("sessions", "dbp_post", "30", "is outside 40-300 mmHg"),
+    ("sessions", "dbp_pre", "120", "Diastolic blood pressure before dosing, 120, must be below the systolic, 120"),
+    ("sessions", "dbp_post", "140", "Diastolic blood pressure after dosing, 140, must be below the systolic, 138"),
+    ("sessions", "hr_pre", "19", "Heart rate before dosing, 19, is outside 20-250 /min"),
+    ("sessions", "hr_post", "251", "Heart rate after dosing, 251, is outside 20-250 /min"),
+    ("sessions", "spo2_pre", "49", "Oxygen saturation before dosing, 49, is outside 50-100%"),
+    ("sessions", "spo2_post", "101", "Oxygen saturation after dosing, 101, is outside 50-100%"),
+    ("sessions", "dissociation_cadss", "93", "Dissociation (CADSS total), 93, is outside 0-92"),
+    ("sessions", "dissociation_cadss", "-1", "is outside 0-92"),
+    ("sessions", "side_effects", "itching:mild", "'itching' is not in the side-effect catalogue"),
+    ("sessions", "side_effects", "nausea:awful", "the severity of nausea, 'awful', must be mild, moderate or severe"),
+    ("sessions", "side_effects", "nausea", "needs a severity"),
+    ("sessions", "side_effects", "nausea:mild;nausea:severe", "nausea is listed twice"),
+    ("sessions", "patient_id", "KW-NOBODY", "patient KW-NOBODY is not in patients.csv or the database"),
+    ("checkins", "reported_at", "", "Check-in date is required"),
+    ("checkins", "reported_at", "2026-11-23", "is in the future"),
+    ("checkins", "reported_at", "12 Jan", "is not a date and time in the form YYYY-MM-DD or YYYY-MM-DDTHH:MM"),
+    ("checkins", "craving", "", "Craving is required"),
+    ("checkins", "craving", "11", "Craving, 11, is outside 0-10"),
+    ("checkins", "craving", "2.5", "Craving, 2.5, must be a whole number"),
+    ("checkins", "sds_3", "4", "Severity of Dependence Scale item 3, 4, is outside 0-3"),
+    ("checkins", "sds_5", "", "give all five items or none (item 5 missing)"),
+    ("checkins", "tolerance", "4", "Warning sign 'Tolerance', 4, is outside 0-3"),
+    ("checkins", "non_prescribed_use", "-1", "is outside 0-3"),
+    ("checkins", "secrecy", "often", "is not a number"),
+    ("checkins", "phq9", "28", "PHQ-9 total, 28, is outside 0-27"),
+]
+
+
+@pytest.mark.parametrize(("kind", "column", "bad", "words"), CASES, ids=[f"{c[0]}.{c[1]}={c[2]!r}" for c in CASES])
+def test_rule_rejects_with_message_and_writes_nothing(engine, tmp_path, monkeypatch, kind, column, bad, words):
+    base = {"patients": dict(PATIENT), "sessions": dict(SESSION), "checkins": dict(CHECKIN)}
+    base[kind][column] = bad
+    folder = write_folder(tmp_path / "in", [base["patients"]], [base["sessions"]], [base["checkins"]])
+    before = counts(engine)
+    with pytest.raises(ImportRejected) as caught:
+        import_folder(engine, folder, actor="test", validator=Validator(now=NOW, tz=TZ))
+    problems = caught.value.problems
+    assert any(p.startswith(f"{kind}.csv:2: {column}: ") and words in p for p in problems), problems
+    assert counts(engine) == before
+
+
+def test_valid_rows_pass(validator):
+    for method, row in ((validator.patient, PATIENT), (validator.session, SESSION), (validator.checkin, CHECKIN)):
+        clean, problems = method(row)
+        assert problems == [], problems
+    clean, _ = validator.session(SESSION)
+    assert clean["side_effects"] == [("nausea", "mild"), ("dizziness", "moderate")]
+    assert clean["session_at"] == datetime(2026, 1, 5, 10, 0, tzinfo=timezone.utc)  # London is UTC in January
+
+
+def test_local_time_without_offset_is_clinic_time(validator):
+    summer = dict(SESSION, session_at="2026-07-01T10:00")
+    clean, problems = validator.session(summer)
+    assert problems == []
+    assert clean["session_at"] == datetime(2026, 7, 1, 9, 0, tzinfo=timezone.utc)  # BST is UTC+1
+    explicit = dict(SESSION, session_at="2026-07-01T10:00+02:00")
+    assert validator.session(explicit)[0]["session_at"] == datetime(2026, 7, 1, 8, 0, tzinfo=timezone.utc)
+
+
+def test_form_values_are_accepted_typed(validator):
+    """The dashboard forms pass Python values, not text; the same rules apply."""
+    clean, problems = validator.session(
+        {
+            "patient_id": "KW-T1",
+            "session_at": datetime(2026, 3, 1, 9, 30),
+            "route": "intranasal",
+            "dose_mg": 56,
+            "early_request": True,
+            "side_effects": [("nausea", "mild")],
+            "sbp_pre": 150,
+            "dbp_pre": 150,
+        }
+    )
+    assert [p.column for p in problems] == ["dbp_pre"]
+    assert clean["early_request"] is True
+
+
+def test_every_field_has_a_rule_with_a_label():
+    for rules in (PATIENT_RULES, SESSION_RULES):
+        for rule in rules.values():
+            assert rule.label and rule.label[0].isupper()
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=st.one_of(st.text(max_size=12), st.integers(-10_000, 10_000), st.floats(allow_nan=True)))
+def test_any_value_gives_a_clean_value_or_a_message_never_an_exception(value):
+    validator = Validator(now=NOW, tz=TZ)
+    for column in ("dose_mg", "sbp_pre", "session_at", "route", "early_request", "side_effects"):
+        clean, problems = validator.session(dict(SESSION, **{column: value}))
+        assert all(p.message for p in problems)
+        text = value.replace(";", "") if isinstance(value, str) and column == "side_effects" else value
+        blank = value != value or (isinstance(text, str) and not text.strip())
+        if not problems and not blank:
+            assert clean[column] not in (None, [])  # a value that passed is kept, never silently dropped
+        if blank and not (isinstance(value, str) and value.strip()):
+            assert clean[column] in (None, [])  # an empty cell means "not recorded"
