@@ -163,26 +163,14 @@ def flags(
 
 
 def main() -> None:
-    """Entry point: run the app, turning refusals into readable stderr lines and exit status 1."""
+    """Entry point: click reports usage errors itself (exit 2); refusals and surprises become readable lines (exit 1)."""
     try:
-        app(standalone_mode=False)
+        app()
     except Rejected as exc:
         for line in exc.lines:
             typer.echo(line, err=True)
         sys.exit(1)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(1)
-    except Exception as exc:  # click usage errors and anything unexpected: one line, no traceback
-        import click
-
-        if isinstance(exc, click.exceptions.UsageError):
-            exc.show()
-            sys.exit(2)
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(1)
-        typer.echo(f"ketawatch: unexpected error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", err=True)
+    except Exception as exc:  # noqa: BLE001 - never a traceback for the user; the type and first line say enough
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        typer.echo(f"ketawatch: unexpected error: {type(exc).__name__}: {first}", err=True)
         sys.exit(1)

@@ -138,10 +138,10 @@ class _Importer:
         self.report = ImportReport()
 
     def parse(self) -> None:
-        present = [k for k, f in FILES.items() if (self.folder / f).is_file()]
         if not self.folder.is_dir():
             self.problems.append(f"{self.folder}:0: -: is not a folder")
             return
+        present = [k for k, f in FILES.items() if (self.folder / f).is_file()]
         if not present:
             self.problems.append(f"{self.folder}:0: -: contains none of patients.csv, sessions.csv, checkins.csv")
             return

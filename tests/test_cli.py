@@ -1,0 +1,83 @@
+"""The `ketawatch` command as a user runs it: readable errors on stderr, no tracebacks, CONTRACT exit codes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from store.db import open_database
+from tests.store_support import CHECKIN, PATIENT, SESSION, counts, write_folder
+
+
+def ketawatch(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("KETAWATCH_")}
+    environment["KETAWATCH_CLINIC_TIMEZONE"] = "Europe/London"
+    environment.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-c", "from ketawatch.cli import main; main()", *args],
+        cwd=cwd, env=environment, capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_import_then_reimport(db_url, tmp_path):
+    folder = write_folder(tmp_path / "in")
+    first = ketawatch("import", str(folder), "--db", db_url, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "patients.csv: 1 new" in first.stdout
+    second = ketawatch("import", str(folder), "--db", db_url, cwd=tmp_path)
+    assert second.returncode == 0
+    assert "sessions.csv: 0 new, 1 already present" in second.stdout
+
+
+def test_bad_import_lists_problems_exits_1_and_changes_nothing(db_url, tmp_path):
+    folder = write_folder(tmp_path / "in", sessions=[dict(SESSION, sbp_pre="400", route="nasal")], checkins=[dict(CHECKIN, craving="12")])
+    result = ketawatch("import", str(folder), "--db", db_url, cwd=tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert "sessions.csv:2: route: Route, 'nasal', is not one of: iv, im, intranasal, oral, sublingual" in lines
+    assert "sessions.csv:2: sbp_pre: Systolic blood pressure before dosing, 400, is outside 40-300 mmHg" in lines
+    assert "checkins.csv:2: craving: Craving, 12, is outside 0-10" in lines
+    assert "Traceback" not in result.stderr
+    assert counts(open_database(db_url))["Patient"] == 0
+
+
+def test_dry_run_writes_nothing(tmp_path):
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    result = ketawatch("import", str(write_folder(tmp_path / "in")), "--db", url, "--dry-run", cwd=tmp_path)
+    assert result.returncode == 0 and "dry run, nothing written" in result.stdout
+    assert counts(open_database(url))["InfusionSession"] == 0
+
+
+def test_default_database_is_ketawatch_db_in_the_current_folder(tmp_path):
+    result = ketawatch("import", str(write_folder(tmp_path / "in")), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "ketawatch.db").exists()
+
+
+def test_environment_variable_chooses_the_database(tmp_path):
+    url = f"sqlite:///{tmp_path / 'from-env.db'}"
+    result = ketawatch("import", str(write_folder(tmp_path / "in")), cwd=tmp_path, env={"KETAWATCH_DATABASE_URL": url})
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "from-env.db").exists() and not (tmp_path / "ketawatch.db").exists()
+
+
+def test_unreachable_database_is_one_readable_line(tmp_path):
+    result = ketawatch("import", str(tmp_path), "--db", "postgresql://kw:secret@127.0.0.1:1/none", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith("cannot open database postgresql://kw:***@127.0.0.1:1/none")
+    assert "secret" not in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args", [["flags", "--format", "xml"], ["flags", "--as-of", "last tuesday"], ["no-such-command"]])
+def test_usage_errors_exit_2(tmp_path, args):
+    result = ketawatch(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
