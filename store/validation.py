@@ -146,6 +146,8 @@ class _Invalid(Exception):
 
 
 def _is_blank(value: Any) -> bool:
+    if type(value) is str:  # the common case (a CSV cell) first
+        return not value or value.isspace()
     if value is None:
         return True
     if isinstance(value, float) and math.isnan(value):
@@ -201,9 +203,14 @@ class Validator:
     # ----- parsers: value -> typed value, or raise _Invalid(message)
 
     def _number(self, rule: Rule, value: Any) -> float:
-        if isinstance(value, bool):
+        if type(value) is str:
+            try:
+                number = float(value)
+            except ValueError:
+                raise _Invalid(f"{rule.label}, {_show(value)}, is not a number") from None
+        elif isinstance(value, bool):
             raise _Invalid(f"{rule.label}, {value}, is not a number")
-        if isinstance(value, (int, float)):
+        elif isinstance(value, (int, float)):
             number = float(value)
         else:
             text = str(value).strip()
