@@ -1,0 +1,159 @@
+"""Evaluation benchmark of the risk engine against simple rules on generated cohorts with known onsets.
+
+Run:  python bench/evaluate_rules.py [--patients 200] [--quick]
+
+For each cohort variant (several seeds, and generator parameters varied so that the rules are
+not fitted to one generator) it replays every patient's level at every record date and scores:
+- sensitivity: patients who develop dependence and are flagged on or after onset;
+- specificity: patients never flagged, among those who never develop it, where a flag
+  before onset of a patient who later develops it also counts as a false alarm;
+- days from onset to the first flag on or after it (median and 90th percentile).
+"Flagged" means red for the red row, amber or red for the amber row. The same figures are
+computed for three simple rules a clinic might use instead. It also times levels and full
+history for 2,000 patients with a year of records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ketawatch.risk import assess, daily_levels, level_history  # noqa: E402
+from seed_data.cohort import CohortParams, generate_cohort  # noqa: E402
+from store.frames import Records  # noqa: E402
+from store.vocabulary import SDS_ITEMS, WARNING_SIGNS  # noqa: E402
+
+TZ = "Europe/London"
+END = date(2026, 10, 31)
+
+
+def variants(n_patients: int, quick: bool) -> list[tuple[str, CohortParams]]:
+    """Cohort variants: seeds, and the generator's noise, check-in rhythm, onset speed and missingness varied."""
+    base = CohortParams(n_patients=n_patients, months=9, end=END, dependence_fraction=0.12, confounder_fraction=0.4)
+    out = [
+        ("base s1", replace(base, seed=1)),
+        ("base s2", replace(base, seed=2)),
+        ("noisy", replace(base, seed=3, noise=1.6)),
+        ("fortnightly check-ins", replace(base, seed=4, checkin_interval_days=14)),
+        ("slow onset", replace(base, seed=5, onset_speed=0.6)),
+        ("fast onset", replace(base, seed=6, onset_speed=1.6)),
+        ("30% missing", replace(base, seed=7, missing_rate=0.3)),
+        ("many look-alikes", replace(base, seed=8, confounder_fraction=0.6, dependence_fraction=0.1)),
+    ]
+    return out[:2] if quick else out
+
+
+def simple_flags(checkins: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Dates on which each simple rule fires: craving >= 7, SDS >= 4, any warning sign >= 2."""
+    local = checkins["reported_at"].dt.tz_convert(TZ).dt.tz_localize(None).dt.normalize()
+    sds = checkins[list(SDS_ITEMS)].sum(axis=1, min_count=len(SDS_ITEMS))
+    signs = checkins[list(WARNING_SIGNS)].max(axis=1)
+    rules = {"craving >= 7": checkins["craving"] >= 7, "SDS >= 4": sds >= 4, "any sign >= 2": signs >= 2}
+    return {name: pd.DataFrame({"patient_id": checkins["patient_id"], "date": local})[hit.fillna(False).to_numpy()] for name, hit in rules.items()}
+
+
+def score(flags: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
+    """Sensitivity, specificity and onset-to-flag delays from (patient_id, date) flag rows."""
+    first_flag = flags.groupby("patient_id")["date"].agg(list)
+    onset = pd.to_datetime(truth.set_index("patient_id")["dependence_onset"])
+    tp, fn, tn, fp, delays = 0, 0, 0, 0, []
+    for pid, when in onset.items():
+        dates = sorted(first_flag.get(pid, []))
+        if pd.isna(when):
+            fp, tn = (fp + 1, tn) if dates else (fp, tn + 1)
+            continue
+        before = [d for d in dates if d < when]
+        after = [d for d in dates if d >= when]
+        fp, tn = (fp + 1, tn) if before else (fp, tn + 1)
+        if after:
+            tp += 1
+            delays.append((after[0] - when).days)
+        else:
+            fn += 1
+    return {
+        "sensitivity": tp / (tp + fn) if tp + fn else float("nan"),
+        "specificity": tn / (tn + fp) if tn + fp else float("nan"),
+        "median_delay": float(np.median(delays)) if delays else float("nan"),
+        "p90_delay": float(np.percentile(delays, 90)) if delays else float("nan"),
+        "n_dependent": tp + fn,
+    }
+
+
+def evaluate(n_patients: int, quick: bool) -> pd.DataFrame:
+    rows = []
+    for name, params in variants(n_patients, quick):
+        cohort = generate_cohort(params)
+        records = Records.of(cohort.patients, cohort.sessions, cohort.checkins)
+        levels = daily_levels(records, tz=TZ)
+        levels["date"] = pd.to_datetime(levels["date"])
+        methods = {
+            "KetaWatch red": levels[levels["level"] == "red"][["patient_id", "date"]],
+            "KetaWatch amber+": levels[levels["level"].isin(["amber", "red"])][["patient_id", "date"]],
+            **simple_flags(records.checkins),
+        }
+        for method, flags in methods.items():
+            rows.append({"variant": name, "method": method, **score(flags, cohort.truth)})
+    return pd.DataFrame(rows)
+
+
+def timing(repeats: int) -> dict[str, float]:
+    """Median seconds for levels (assess) and the full history on 2,000 patients x 12 months."""
+    cohort = generate_cohort(CohortParams(n_patients=2000, months=12, end=END, seed=11))
+    records = Records.of(cohort.patients, cohort.sessions, cohort.checkins)
+    out = {"sessions": len(records.sessions), "checkins": len(records.checkins)}
+    for label, fn in (("assess", lambda: assess(records, as_of=END, tz=TZ)), ("history", lambda: level_history(records, tz=TZ))):
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        out[label] = statistics.median(times)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=200)
+    parser.add_argument("--quick", action="store_true", help="two variants only, one timing run")
+    args = parser.parse_args()
+    results = evaluate(args.patients, args.quick)
+    pd.set_option("display.width", 160)
+    summary = results.groupby("method", sort=False).agg(
+        sensitivity=("sensitivity", "mean"),
+        specificity=("specificity", "mean"),
+        worst_sensitivity=("sensitivity", "min"),
+        worst_specificity=("specificity", "min"),
+        median_delay_days=("median_delay", "median"),
+        p90_delay_days=("p90_delay", "median"),
+    )
+    print(f"Per variant ({args.patients} patients each):")
+    print(results.round(3).to_string(index=False))
+    print("\nSummary over variants (mean; worst; median of the per-variant delays):")
+    print(summary.round(3).to_markdown() if hasattr(summary, "to_markdown") and _has_tabulate() else summary.round(3).to_string())
+    speed = timing(1 if args.quick else 3)
+    print(
+        f"\nSpeed, 2,000 patients ({speed['sessions']} sessions, {speed['checkins']} check-ins), median of "
+        f"{1 if args.quick else 3}: levels {speed['assess']:.2f} s, full history {speed['history']:.2f} s"
+    )
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+if __name__ == "__main__":
+    main()
