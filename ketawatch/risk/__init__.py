@@ -1,0 +1,22 @@
+"""Dependence-risk engine: record frames in, a green/amber/red level with checkable reasons out.
+
+Pure (no streamlit, no database), so the CLI, the dashboard, the PDF export and the tests call
+the same functions. The rule identifiers and what each means are tabled in `reasons.py`; every
+threshold lives in seed_data/rules.toml.
+"""
+
+from ketawatch.risk.engine import assess, daily_levels, level_history, patient_signals
+from ketawatch.risk.reasons import RULE_IDS, Reason, reason_ids
+from ketawatch.risk.rules import RuleSettings, load_rules
+
+__all__ = [
+    "RULE_IDS",
+    "Reason",
+    "RuleSettings",
+    "assess",
+    "daily_levels",
+    "level_history",
+    "load_rules",
+    "patient_signals",
+    "reason_ids",
+]

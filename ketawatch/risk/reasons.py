@@ -1,0 +1,340 @@
+"""The rule identifiers and the one-line, checkable observation behind each flag.
+
+Rule identifiers (stable; the CLI prints them, the README documents them):
+
+| rule id | level on its own | counts towards red as | meaning |
+|---|---|---|---|
+| use_outside_treatment_repeated | red | use | ketamine use outside the clinic or seeking the effect for pleasure/escape answered "clearly" or more on 2+ of the last 6 check-ins |
+| use_outside_treatment_reported | amber | use | such use answered "clearly" or more on 1 of the last 6 check-ins |
+| craving_rising | amber | craving | craving (0-10) 3+ points above the patient's own baseline (median of the first 3 check-ins) on 2 consecutive check-ins, or its EWMA trend (lambda 0.25) 2+ points above on 3 consecutive check-ins |
+| craving_high | amber | craving | craving 7 or more on 2 consecutive check-ins, whatever the baseline |
+| specific_sign_persistent | amber | checklist (signs of catalogue weight >= 2: secrecy, tolerance) | a specific warning sign answered "clearly" or more on 2 of the last 3 check-ins (one reason per sign) |
+| dose_increase_requests | amber | dose | the patient asked for a higher dose at 2+ of the last 6 sessions |
+| dose_above_plan_after_request | amber | dose | dose 20%+ above the planned mg/kg (fixed-dose routes: the median of the first 3 sessions) on 2 consecutive sessions, and raised 10%+ since the patient first asked for more within the last 6 sessions; clinician titration without (or long before) requests never counts |
+| early_requests_repeated | amber | frequency | the patient asked for an earlier session at 2+ of the last 6 sessions |
+| interval_shrinking | amber | - | 2 of the last 3 maintenance intervals shorter than 75% of the planned interval (after induction) |
+| sds_high_rising | amber | - | SDS total at or above the clinic threshold (4) and 3+ points above the patient's baseline, on 2 consecutive complete answers |
+| nonspecific_signs_rising | amber | - | weighted non-specific sign burden (sleep, appetite, withdrawal, neglect, coordination, dissociation outside sessions) 3+ above baseline on 2 consecutive check-ins |
+
+Combination: red when `use_outside_treatment_repeated` holds, or when signals from at least 2
+different families (use, craving, checklist, dose, frequency) hold at once; amber when any rule
+holds; green otherwise. Rules marked "-" support amber only: they also rise with a depressive
+relapse, PTSD or therapeutic reliance. For patients with a history of substance use disorder the
+graded thresholds are multiplied by `sud.sensitivity` (0.75); the history is never a reason by
+itself. All numbers above are the defaults of seed_data/rules.toml.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+
+from ketawatch.risk.features import FeatureTable
+from ketawatch.risk.rules import SUD_SCALED, RuleSettings
+from ketawatch.risk.scoring import nonspecific_signs
+from seed_data.catalogue import instruments, warning_sign, warning_sign_answers
+
+_EPOCH = dt.date(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One observation that raised a patient's level, with the numbers and dates a clinician can check."""
+
+    rule_id: str
+    level: str
+    text: str
+    evidence_dates: tuple[dt.date, ...]
+    sign: str | None = None
+    quotation: str | None = None
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    """A rule's stable id, the level it supports alone, the family it counts in towards red, and its data."""
+
+    id: str
+    level: str
+    family: str | None
+    records: str  # "checkins" or "sessions"
+
+
+#: Every rule, most important first (the order reasons are listed in).
+RULES: tuple[RuleInfo, ...] = (
+    RuleInfo("use_outside_treatment_repeated", "red", "use", "checkins"),
+    RuleInfo("use_outside_treatment_reported", "amber", "use", "checkins"),
+    RuleInfo("craving_rising", "amber", "craving", "checkins"),
+    RuleInfo("craving_high", "amber", "craving", "checkins"),
+    RuleInfo("specific_sign_persistent", "amber", "checklist", "checkins"),
+    RuleInfo("dose_increase_requests", "amber", "dose", "sessions"),
+    RuleInfo("dose_above_plan_after_request", "amber", "dose", "sessions"),
+    RuleInfo("early_requests_repeated", "amber", "frequency", "sessions"),
+    RuleInfo("interval_shrinking", "amber", None, "sessions"),
+    RuleInfo("sds_high_rising", "amber", None, "checkins"),
+    RuleInfo("nonspecific_signs_rising", "amber", None, "checkins"),
+)
+RULE_IDS = tuple(rule.id for rule in RULES)
+FAMILIES = ("use", "craving", "checklist", "dose", "frequency")
+
+
+def reason_ids(reasons: list[Reason]) -> list[str]:
+    """The distinct rule ids of a list of reasons, in order: what the CLI's `reasons` column lists."""
+    return list(dict.fromkeys(reason.rule_id for reason in reasons))
+
+
+def build_reasons(rule_id: str, table: FeatureTable, row: int, rules: RuleSettings, signs: tuple[str, ...] = ()) -> list[Reason]:
+    """The reasons for `rule_id` holding at feature row `row` (one per warning sign for sign rules)."""
+    build = _BUILDERS[rule_id]
+    if rule_id == "specific_sign_persistent":
+        return [build(table, row, rules, sign) for sign in signs]
+    if rule_id.startswith("use_outside_treatment"):
+        window = table.last_rows(row, rules.use_window_checkins)
+        present = [sign for sign in rules.use_signs if (table[sign][window].astype("float64") >= rules.signs_min_score).any()]
+        return [build(table, row, rules, sign) for sign in present]
+    return [build(table, row, rules, None)]
+
+
+# --- text helpers -------------------------------------------------------------------------------
+
+
+def to_date(day) -> dt.date:
+    """A day number (days since 1970-01-01) as a date."""
+    return _EPOCH + dt.timedelta(days=int(day))
+
+
+def _date(day) -> str:
+    d = to_date(day)
+    return f"{d.day} {d:%b %Y}"
+
+
+def _span(days: np.ndarray) -> str:
+    """'on 3 Mar 2025' or '3 Mar to 17 Mar 2025 (2 weeks)'."""
+    days = np.sort(np.asarray(days, dtype="int64"))
+    if len(days) == 0:
+        return ""
+    first, last = int(days[0]), int(days[-1])
+    if first == last:
+        return f"on {_date(first)}"
+    gap = last - first
+    length = f"{round(gap / 7)} weeks" if gap >= 14 else ("1 week" if gap == 7 else f"{gap} days")
+    a, b = to_date(first), to_date(last)
+    start = f"{a.day} {a:%b}" + ("" if a.year == b.year else f" {a.year}")
+    return f"{start} to {_date(last)} ({length})"
+
+
+def _list_dates(days) -> str:
+    """'3 Mar, 10 Mar and 17 Mar 2025' (the year once when all share it)."""
+    dates = [to_date(d) for d in sorted(int(x) for x in days)]
+    if not dates:
+        return ""
+    same_year = len({d.year for d in dates}) == 1
+    parts = [f"{d.day} {d:%b}" if same_year else f"{d.day} {d:%b %Y}" for d in dates]
+    if same_year:
+        parts[-1] += f" {dates[-1].year}"
+    return _join(parts)
+
+
+def _join(items: list[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _num(x: float) -> str:
+    """A number as a clinician would write it: 3, 2.5, 5.25."""
+    return f"{float(x):.2f}".rstrip("0").rstrip(".")
+
+
+def _values(values) -> str:
+    values = [float(v) for v in values]
+    if len(values) > 4:
+        return f"between {_num(min(values))} and {_num(max(values))}"
+    return _join([_num(v) for v in values])
+
+
+def _scores_on(table: FeatureTable, column: str, positions: np.ndarray) -> str:
+    """'score 2 on 26 Oct 2026' or 'scores 2 and 3 on 5 Oct and 19 Oct 2026'."""
+    scores = _values(table[column][positions])
+    return f"{'score' if len(positions) == 1 else 'scores'} {scores} on {_list_dates(table['day'][positions])}"
+
+
+def _sud_note(table: FeatureTable, row: int, *settings: str) -> str:
+    """Say so when the thresholds quoted were lowered for a history of substance use disorder."""
+    if table["sud_history"][row] and any(setting in SUD_SCALED for setting in settings):
+        return " (threshold lowered for a history of substance use disorder)"
+    return ""
+
+
+def _dates_of(table: FeatureTable, positions: np.ndarray) -> tuple[dt.date, ...]:
+    return tuple(to_date(d) for d in sorted(set(int(x) for x in table["day"][positions])))
+
+
+def _check_ins(n: int) -> str:
+    return "check-in" if n == 1 else f"{n} check-ins"
+
+
+def _answer(rules: RuleSettings) -> str:
+    labels = warning_sign_answers()
+    return labels[min(int(rules.signs_min_score), len(labels) - 1)].lower()
+
+
+# --- builders -----------------------------------------------------------------------------------
+
+
+def _craving(kind: str):
+    def build(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
+        met = "craving_rise_met" if kind == "rising" else "craving_high_met"
+        run = table.answered_run(row, "craving", met)
+        last = run[-1]
+        values, span = _values(table["craving"][run]), _span(table["day"][run])
+        if kind == "rising":
+            text = (
+                f"Craving rose from a baseline of {table['craving_baseline'][last]:.1f} to {values} of 10 "
+                f"on the last {_check_ins(len(run))}, {span}; smoothed trend {table['craving_ewma'][last]:.1f}; "
+                f"a rise of {_num(table['thr_craving_rise'][last])} points counts"
+                + _sud_note(table, last, "craving_rise_points")
+            )
+        else:
+            text = (
+                f"Craving {values} of 10 on the last {_check_ins(len(run))}, {span}; "
+                f"{_num(table['thr_craving_high'][last])} or more counts as high" + _sud_note(table, last, "craving_high")
+            )
+        return Reason(f"craving_{kind}", "amber", text, _dates_of(table, run))
+
+    return build
+
+
+def _sds(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
+    run = table.answered_run(row, "sds_total", "sds_met")
+    last = run[-1]
+    text = (
+        f"SDS total {_values(table['sds_total'][run])} of 15 on the last {len(run)} complete answers, {_span(table['day'][run])}: "
+        f"at or above the clinic threshold of {_num(table['thr_sds'][last])} and at least "
+        f"{_num(table['thr_sds_rise'][last])} points above the patient's baseline of {table['sds_baseline'][last]:.1f}"
+        + _sud_note(table, last, "sds_threshold")
+    )
+    return Reason("sds_high_rising", "amber", text, _dates_of(table, run))
+
+
+def _nonspecific(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
+    run = table.answered_run(row, "nonspecific_burden", "nonspecific_met")
+    last = run[-1]
+    scores = sorted(
+        ((float(table[s][last]), s) for s in nonspecific_signs() if float(table[s][last]) > 0),
+        key=lambda item: -item[0],
+    )
+    mainly = _join([f"{warning_sign(s).label.lower()} ({_num(v)})" for v, s in scores[:3]])
+    text = (
+        f"Non-specific warning signs rose from a baseline burden of {table['nonspecific_baseline'][last]:.1f} "
+        f"to {_values(table['nonspecific_burden'][run])} on the last {_check_ins(len(run))}, {_span(table['day'][run])}"
+    )
+    if mainly:
+        text += f", mainly {mainly}"
+    step = instruments()["phq9"]["reliable_change"]
+    low, now = float(table["phq9_low"][last]), float(table["phq9_last"][last])
+    if not np.isnan(low) and now - low >= step:
+        text += f"; PHQ-9 also rose from {_num(low)} to {_num(now)}, which a depressive relapse would also explain"
+    return Reason("nonspecific_signs_rising", "amber", text, _dates_of(table, run))
+
+
+def _sign_window(table: FeatureTable, row: int, rules: RuleSettings, sign: str, window: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """FeatureTable in the window where `sign` was clearly present, and the wording of that observation."""
+    win = table.last_rows(row, window)
+    hit = win[table[sign][win].astype("float64") >= rules.signs_min_score]
+    text = (
+        f"{warning_sign(sign).label}: answered '{_answer(rules)}' or more on {len(hit)} of the last "
+        f"{_check_ins(len(win))} ({_scores_on(table, sign, hit)})"
+    )
+    return win, hit, text
+
+
+def _with_source(rule_id: str, level: str, text: str, dates, sign: str) -> Reason:
+    entry = warning_sign(sign)
+    return Reason(rule_id, level, text, dates, sign=sign, quotation=entry.quotation, source=entry.source)
+
+
+def _specific_sign(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
+    _, hit, text = _sign_window(table, row, rules, sign, rules.signs_window_checkins)
+    return _with_source("specific_sign_persistent", "amber", text, _dates_of(table, hit), sign)
+
+
+def _use(repeated: bool):
+    rule_id = "use_outside_treatment_repeated" if repeated else "use_outside_treatment_reported"
+
+    def build(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
+        win, hit, text = _sign_window(table, row, rules, sign, rules.use_window_checkins)
+        total = int(table["use_present"][win].sum())
+        if repeated and total != len(hit):
+            text += f"; use or seeking outside treatment reported on {total} of these check-ins in all"
+        return _with_source(rule_id, "red" if repeated else "amber", text, _dates_of(table, hit), sign)
+
+    return build
+
+
+def _requests(rule_id: str, column: str, window_setting: str, what: str):
+    def build(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
+        win = table.last_rows(row, getattr(rules, window_setting))
+        hit = win[table[column][win].astype(bool)]
+        text = f"The patient asked for {what} at {len(hit)} of the last {len(win)} sessions ({_list_dates(table['day'][hit])})"
+        return Reason(rule_id, "amber", text, _dates_of(table, hit))
+
+    return build
+
+
+def _dose_above(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
+    run = table.answered_run(row, "dose_measure", "dose_above_met")
+    last = run[-1]
+    unit = table["dose_unit"][last]
+    decimals = 2 if unit == "mg/kg" else 0
+    shown = [round(float(v), decimals) for v in table["dose_measure"][run]]
+    reference = round(float(table["dose_reference"][last]), decimals)
+    percent = round((shown[-1] / reference - 1) * 100)
+    if table["dose_reference_is_plan"][last]:
+        against = f"the planned {reference:.{decimals}f} {unit}"
+    else:
+        first = f"the first {rules.baseline_sessions} {table['route'][last]} sessions"
+        against = f"{reference:.{decimals}f} {unit}, the median of {first}"
+    win = table.last_rows(row, rules.dose_request_window_sessions)
+    asked = win[table["dose_increase_request"][win].astype(bool)]
+    text = (
+        f"Dose {_join([f'{v:.{decimals}f}' for v in shown])} {unit} at the last {len(run)} sessions, {_span(table['day'][run])}; "
+        f"the latest is {percent}% above {against}, raised from {float(table['dose_before_request'][last]):.{decimals}f} {unit} "
+        f"after the patient asked for a higher dose ({_list_dates(table['day'][asked])})"
+    )
+    return Reason("dose_above_plan_after_request", "amber", text, _dates_of(table, np.concatenate([asked, run])))
+
+
+def _interval(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
+    win = table.last_rows(row, rules.interval_window_sessions)
+    hit = win[table["early_interval"][win].astype(bool)]
+    reference = float(table["reference_interval_days"][row])
+    plan = "planned" if not np.isnan(float(table["planned_interval_days"][row])) else "patient's usual"
+    text = (
+        f"{len(hit)} of the last {len(win)} intervals between sessions were shorter than "
+        f"{round(rules.interval_early_fraction * 100)}% of the {plan} {_num(reference)} days: "
+        f"{_values(table['interval_days'][hit])} days (sessions on {_list_dates(table['day'][hit])})"
+    )
+    return Reason("interval_shrinking", "amber", text, _dates_of(table, hit))
+
+
+_BUILDERS = {
+    "use_outside_treatment_repeated": _use(repeated=True),
+    "use_outside_treatment_reported": _use(repeated=False),
+    "craving_rising": _craving("rising"),
+    "craving_high": _craving("high"),
+    "specific_sign_persistent": _specific_sign,
+    "dose_increase_requests": _requests(
+        "dose_increase_requests", "dose_increase_request", "dose_request_window_sessions", "a higher dose"
+    ),
+    "dose_above_plan_after_request": _dose_above,
+    "early_requests_repeated": _requests(
+        "early_requests_repeated", "early_request", "interval_request_window_sessions", "an earlier session"
+    ),
+    "interval_shrinking": _interval,
+    "sds_high_rising": _sds,
+    "nonspecific_signs_rising": _nonspecific,
+}
+assert set(_BUILDERS) == set(RULE_IDS)

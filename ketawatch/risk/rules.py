@@ -1,0 +1,149 @@
+"""The rule settings (thresholds, windows, counts) read from seed_data/rules.toml, so none live in code.
+
+Each setting is named `<section>_<key>` after its place in the file, e.g. `sds_threshold` for
+`[sds] threshold`. `load_rules(sds_threshold=5)` or `settings.with_changes(sds_threshold=5)`
+gives a copy with overrides, checked like the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, fields
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from store.vocabulary import WARNING_SIGNS
+
+#: Settings scaled by `sud_sensitivity` for patients with a history of substance use disorder.
+SUD_SCALED = (
+    "craving_rise_points",
+    "craving_ewma_rise_points",
+    "craving_high",
+    "nonspecific_rise",
+    "sds_threshold",
+    "sds_rise_points",
+    "dose_rise_fraction",
+)
+
+
+@dataclass(frozen=True)
+class RuleSettings:
+    """Every number the dependence-risk rules use; see seed_data/rules.toml for what each means."""
+
+    baseline_checkins: int
+    baseline_sessions: int
+    craving_ewma_lambda: float
+    craving_rise_points: float
+    craving_ewma_rise_points: float
+    craving_ewma_persist_checkins: int
+    craving_high: float
+    craving_persist_checkins: int
+    signs_min_score: float
+    signs_window_checkins: int
+    signs_persist_checkins: int
+    signs_red_min_weight: float
+    use_signs: tuple[str, ...]
+    use_window_checkins: int
+    use_red_checkins: int
+    nonspecific_rise: float
+    nonspecific_persist_checkins: int
+    sds_threshold: float
+    sds_rise_points: float
+    sds_persist_checkins: int
+    dose_request_window_sessions: int
+    dose_requests_repeated: int
+    dose_rise_fraction: float
+    dose_persist_sessions: int
+    dose_step_fraction: float
+    interval_induction_sessions: int
+    interval_induction_days: int
+    interval_early_fraction: float
+    interval_window_sessions: int
+    interval_early_sessions: int
+    interval_request_window_sessions: int
+    interval_requests_repeated: int
+    combination_red_min_families: int
+    sud_sensitivity: float
+
+    def __post_init__(self) -> None:
+        """Coerce types and reject settings that would make a rule meaningless."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type == "int":
+                if isinstance(value, bool) or not float(value).is_integer() or value < 1:
+                    raise ValueError(f"rule setting {f.name} must be a whole number of at least 1, got {value!r}")
+                object.__setattr__(self, f.name, int(value))
+            elif f.type == "float":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                    raise ValueError(f"rule setting {f.name} must be a number of at least 0, got {value!r}")
+                object.__setattr__(self, f.name, float(value))
+            else:
+                object.__setattr__(self, f.name, tuple(value))
+        unknown_signs = set(self.use_signs) - set(WARNING_SIGNS)
+        if unknown_signs:
+            raise ValueError(f"rule setting use_signs names unknown warning sign(s): {', '.join(sorted(unknown_signs))}")
+        if not 0 < self.craving_ewma_lambda <= 1:
+            raise ValueError("rule setting craving_ewma_lambda must be in (0, 1]")
+        if not 0 < self.sud_sensitivity <= 1:
+            raise ValueError("rule setting sud_sensitivity must be in (0, 1]")
+        if not 0 < self.interval_early_fraction <= 1:
+            raise ValueError("rule setting interval_early_fraction must be in (0, 1]")
+        for window, need in (
+            ("signs_window_checkins", "signs_persist_checkins"),
+            ("use_window_checkins", "use_red_checkins"),
+            ("dose_request_window_sessions", "dose_requests_repeated"),
+            ("interval_window_sessions", "interval_early_sessions"),
+            ("interval_request_window_sessions", "interval_requests_repeated"),
+        ):
+            if getattr(self, need) > getattr(self, window):
+                raise ValueError(f"rule setting {need} cannot exceed {window}")
+
+    def with_changes(self, **changes) -> "RuleSettings":
+        """A copy with some settings replaced (e.g. a clinic's own SDS threshold), validated again."""
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise ValueError(f"unknown rule setting(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes)
+
+    def scaled(self, name: str, sud_history: np.ndarray) -> np.ndarray:
+        """The setting per patient row: lowered by `sud_sensitivity` where SUD history applies and the setting is graded."""
+        value = getattr(self, name)
+        if name not in SUD_SCALED:
+            return np.full(len(sud_history), value, dtype="float64")
+        return np.where(sud_history, value * self.sud_sensitivity, value).astype("float64")
+
+
+def load_rules(path: str | Path | None = None, **overrides) -> RuleSettings:
+    """Read the rule settings from `path` (default: seed_data/rules.toml), then apply `overrides`."""
+    settings = _default_rules() if path is None else _parse(Path(path).read_text(encoding="utf-8"))
+    return settings.with_changes(**overrides) if overrides else settings
+
+
+@cache
+def _default_rules() -> RuleSettings:
+    """The shipped settings, read once (RuleSettings is immutable, so sharing it is safe)."""
+    return _parse(resources.files("seed_data").joinpath("rules.toml").read_text(encoding="utf-8"))
+
+
+def _parse(text: str) -> RuleSettings:
+    """Settings from the text of a rules file: every setting present, none unknown."""
+    flat: dict[str, object] = {}
+    for section, table in tomllib.loads(text).items():
+        if not isinstance(table, dict):
+            raise ValueError(f"rules file: {section!r} must be a [section] of settings")
+        for key, value in table.items():
+            flat[f"{section}_{key}"] = value
+    names = {f.name for f in fields(RuleSettings)}
+    unknown, missing = set(flat) - names, names - set(flat)
+    if unknown or missing:
+        parts = []
+        if unknown:
+            parts.append(f"unknown setting(s) {', '.join(sorted(unknown))}")
+        if missing:
+            parts.append(f"missing setting(s) {', '.join(sorted(missing))}")
+        raise ValueError("rules file: " + "; ".join(parts))
+    return RuleSettings(**flat)

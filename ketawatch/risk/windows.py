@@ -1,0 +1,88 @@
+"""Per-patient window arithmetic on rows sorted by patient, in numpy, so rules never loop over records.
+
+Every function takes `starts`: for each row, the position of its patient's first row. Windows
+count records ending at the current row and never reach into another patient's rows or into the
+future, which is what makes the levels causal.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def group_starts(codes: np.ndarray) -> np.ndarray:
+    """For rows sorted by patient code, the row position where each row's patient begins."""
+    n = len(codes)
+    is_start = np.ones(n, dtype=bool)
+    if n:
+        is_start[1:] = codes[1:] != codes[:-1]
+    return np.maximum.accumulate(np.where(is_start, np.arange(n), 0)) if n else np.zeros(0, dtype="int64")
+
+
+def window_count(flags: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
+    """How many of the last `window` rows of the same patient (this one included) are True."""
+    n = len(flags)
+    cum = np.concatenate(([0], np.cumsum(flags.astype("int64"))))
+    idx = np.arange(n)
+    lo = np.maximum(idx + 1 - window, starts)
+    return cum[idx + 1] - cum[lo]
+
+
+def held(flags: np.ndarray, starts: np.ndarray, times: int) -> np.ndarray:
+    """True where the condition held on this row and the `times - 1` rows before it, same patient."""
+    return window_count(flags, starts, times) >= times
+
+
+def carry_forward(mask: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """For each row, the position of the patient's latest row at or before it where `mask` is True, else -1."""
+    n = len(mask)
+    last = np.maximum.accumulate(np.where(mask, np.arange(n), -1)) if n else np.zeros(0, dtype="int64")
+    return np.where(last >= starts, last, -1)
+
+
+def take(values: np.ndarray, positions: np.ndarray, fill):
+    """`values[positions]`, with `fill` where the position is -1."""
+    if len(values) == 0:
+        return np.full(len(positions), fill, dtype=np.result_type(values.dtype, np.asarray(fill).dtype))
+    out = values[np.maximum(positions, 0)]
+    return np.where(positions >= 0, out, fill)
+
+
+def personal_baseline(values: np.ndarray, keys: list[np.ndarray], n_first: int) -> np.ndarray:
+    """Median of the first `n_first` recorded values per key, shown from the row where the last of them arrives.
+
+    Before that row the baseline is not yet established (NaN), so nothing later leaks backwards.
+    Rows must be in time order within each key.
+    """
+    n = len(values)
+    if n == 0:
+        return np.full(0, np.nan)
+    group = np.asarray(keys[0], dtype="int64")
+    for key in keys[1:]:
+        key = np.asarray(key, dtype="int64")
+        group = group * (int(key.max()) + 1) + key
+    if len(keys) > 1:
+        group = np.unique(group, return_inverse=True)[1].reshape(-1)
+    valid = ~np.isnan(values)
+    order = np.argsort(group, kind="stable")
+    sorted_group = group[order]
+    first_of_group = np.searchsorted(sorted_group, sorted_group, side="left")
+    cum = np.cumsum(valid[order])
+    seen_sorted = cum - np.concatenate(([0], cum))[first_of_group]
+    seen = np.empty(n, dtype="int64")
+    seen[order] = seen_sorted
+
+    pick = np.flatnonzero(valid & (seen <= n_first))
+    picked_group, picked_value = group[pick], values[pick]
+    by = np.lexsort((picked_value, picked_group))
+    picked_group, picked_value = picked_group[by], picked_value[by]
+    n_groups = int(group.max()) + 1
+    lo = np.searchsorted(picked_group, np.arange(n_groups), side="left")
+    count = np.searchsorted(picked_group, np.arange(n_groups), side="right") - lo
+    complete = count >= n_first
+    median = np.full(n_groups, np.nan)
+    if complete.any() and len(picked_value):
+        a = picked_value[np.minimum(lo + (count - 1) // 2, len(picked_value) - 1)]
+        b = picked_value[np.minimum(lo + count // 2, len(picked_value) - 1)]
+        median = np.where(complete, (a + b) / 2, np.nan)
+    return np.where(seen >= n_first, median[group], np.nan)

@@ -1,0 +1,448 @@
+"""Hand-made trajectories per rule: look-alikes stay below red, dependence patterns reach red in time, reasons are checkable."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import ketawatch.risk as risk
+from ketawatch.risk import reasons as reasons_module
+from store.frames import Records
+
+START = dt.date(2025, 1, 6)  # a Monday
+INDUCTION_DAYS = (0, 2, 4, 7, 9, 11)  # 6 IV infusions over about 2 weeks
+
+
+# --- builders ----------------------------------------------------------------------------------
+
+
+def patient(pid: str = "p1", *, sud: bool = False, plan_dose=0.5, plan_interval=21.0, indication="depression") -> dict:
+    return {
+        "patient_id": pid,
+        "indication": indication,
+        "sud_history": sud,
+        "treatment_start": pd.Timestamp(START),
+        "planned_dose_mg_per_kg": plan_dose,
+        "planned_interval_days": plan_interval,
+    }
+
+
+def checkins(pid: str, craving, *, every: int = 7, first: int = 0, **items) -> list[dict]:
+    """Weekly check-ins at 10:00 UTC; `items` are per-check-in lists (or one value for all)."""
+    rows = []
+    for i, value in enumerate(craving):
+        row = {"patient_id": pid, "reported_at": _at(first + i * every, 10), "craving": value}
+        for name, values in items.items():
+            row[name] = values[i] if isinstance(values, (list, tuple)) else values
+        rows.append(row)
+    return rows
+
+
+def sds(*totals) -> dict:
+    """SDS item lists whose totals are `totals` (spread over the five items)."""
+    items = {f"sds_{k}": [] for k in range(1, 6)}
+    for total in totals:
+        q, r = divmod(int(total), 5)
+        for k in range(1, 6):
+            items[f"sds_{k}"].append(min(3, q + (1 if k <= r else 0)))
+    return items
+
+
+def iv_course(pid: str, doses_per_kg, *, weight=70.0, interval=21, gaps=None, early=(), asked_more=()) -> list[dict]:
+    """IV induction then maintenance; `doses_per_kg` per session, `gaps` overrides maintenance intervals."""
+    days = list(INDUCTION_DAYS)
+    n_maint = len(doses_per_kg) - len(days)
+    gaps = list(gaps) if gaps is not None else [interval] * n_maint
+    for gap in gaps[:n_maint]:
+        days.append(days[-1] + gap)
+    return [
+        {
+            "patient_id": pid,
+            "session_at": _at(day, 9),
+            "route": "iv",
+            "dose_mg": round(dose * weight, 1),
+            "weight_kg": weight,
+            "early_request": i in early,
+            "dose_increase_request": i in asked_more,
+        }
+        for i, (day, dose) in enumerate(zip(days, doses_per_kg))
+    ]
+
+
+def esketamine_course(pid: str, doses_mg, *, asked_more=()) -> list[dict]:
+    """Twice weekly for 4 weeks, weekly for 4, then every 14 days."""
+    days = [0, 3, 7, 10, 14, 17, 21, 24, 28, 35, 42, 49]
+    while len(days) < len(doses_mg):
+        days.append(days[-1] + 14)
+    return [
+        {"patient_id": pid, "session_at": _at(day, 9), "route": "intranasal", "dose_mg": dose,
+         "dose_increase_request": i in asked_more}
+        for i, (day, dose) in enumerate(zip(days, doses_mg))
+    ]  # fmt: skip
+
+
+def _at(day: int, hour: int) -> pd.Timestamp:
+    return pd.Timestamp(START, tz="UTC") + pd.Timedelta(days=day, hours=hour)
+
+
+def records(patients, sessions=(), checkin_rows=()) -> Records:
+    return Records.of(
+        pd.DataFrame(patients),
+        pd.DataFrame(list(sessions)) if sessions else None,
+        pd.DataFrame(list(checkin_rows)) if checkin_rows else None,
+    )
+
+
+def levels(rec: Records, **kwargs) -> pd.DataFrame:
+    return risk.daily_levels(rec, **kwargs)
+
+
+def worst(rec: Records, **kwargs) -> str:
+    seen = set(levels(rec, **kwargs)["level"])
+    return "red" if "red" in seen else "amber" if "amber" in seen else "green"
+
+
+def rule_ids(reasons) -> list[str]:
+    return [r.rule_id for r in reasons]
+
+
+def first_date(rec: Records, level: str):
+    d = levels(rec)
+    hit = d[d["level"] == level]
+    return None if hit.empty else hit["date"].iloc[0]
+
+
+def week(k: int) -> dt.date:
+    """Date of the k-th weekly check-in (0-based)."""
+    return START + dt.timedelta(days=7 * k)
+
+
+# --- look-alikes -------------------------------------------------------------------------------
+
+
+def test_stable_responder_stays_green():
+    rec = records(
+        [patient()],
+        iv_course("p1", [0.5] * 14),
+        checkins(
+            "p1", [1, 0, 1, 1, 0, 1, 2, 1, 0, 1, 1, 0], phq9=[18, 12, 9, 7, 6, 5, 5, 4, 5, 4, 4, 5],
+            sleep_disturbance=[2, 1, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0], **sds(*[1] * 12),
+        ),
+    )
+    assert worst(rec) == "green"
+
+
+def test_depressive_relapse_is_not_red():
+    # Responds, then relapses: PHQ-9 climbs, sleep/appetite/withdrawal/irritability return,
+    # "it wears off sooner", SDS reliance items rise, one earlier booster requested and given.
+    n = 16
+    phq9 = [20, 12, 8, 6, 5, 5, 6, 9, 12, 15, 17, 18, 19, 19, 18, 19]
+    rising = [0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 3, 3, 3]
+    rec = records(
+        [patient()],
+        iv_course("p1", [0.5] * 13, gaps=[21, 21, 21, 21, 12, 21, 21], early=(10,)),
+        checkins(
+            "p1", [1, 1, 0, 1, 1, 0, 1, 2, 2, 2, 3, 2, 2, 3, 2, 2], phq9=phq9, sleep_disturbance=rising,
+            appetite_change=rising, social_withdrawal=rising, irritable_when_not_using=[min(r, 2) for r in rising],
+            neglected_responsibilities=rising, **sds(*([1, 1, 2, 2, 2, 2, 2, 3, 4, 5, 6, 6, 7, 7, 7, 7][:n])),
+        ),
+    )  # fmt: skip
+    d = levels(rec)
+    assert "red" not in set(d["level"])
+    assert "amber" in set(d["level"]), "a relapse with rising non-specific signs should be worth a look"
+    amber_reasons = {rid for rs in d["reasons"] for rid in rule_ids(rs)}
+    assert "nonspecific_signs_rising" in amber_reasons
+    text = next(r.text for rs in d["reasons"] for r in rs if r.rule_id == "nonspecific_signs_rising")
+    assert "PHQ-9 also rose" in text
+
+
+def test_clinician_titration_without_requests_stays_green():
+    iv = iv_course("p1", [0.5] * 4 + [0.75] * 10)
+    esk = esketamine_course("p2", [56] * 4 + [84] * 14)
+    rec = records([patient("p1"), patient("p2", plan_dose=None, plan_interval=14)], iv + esk)
+    assert worst(rec) == "green"
+
+
+def test_a_later_request_does_not_turn_an_earlier_planned_titration_into_escalation():
+    # 56 -> 84 mg by plan at session 4; months later the patient asks once for more and is not given it.
+    course = esketamine_course("p2", [56] * 4 + [84] * 14, asked_more=(15,))
+    rec = records([patient("p2", plan_dose=None, plan_interval=14)], course)
+    assert worst(rec) == "green"
+
+
+def test_ptsd_depersonalisation_from_the_start_stays_green():
+    rec = records(
+        [patient(indication="ptsd")],
+        iv_course("p1", [0.5] * 12),
+        checkins("p1", [1, 2, 1, 1, 2, 1, 1, 2, 1, 1], dissociation_outside_sessions=[3, 2, 3, 3, 2, 3, 2, 3, 3, 2],
+                 sleep_disturbance=[2, 2, 2, 1, 2, 2, 2, 1, 2, 2], phq9=[17, 15, 14, 12, 12, 13, 11, 12, 12, 11]),
+    )  # fmt: skip
+    assert worst(rec) == "green"
+
+
+def test_single_week_of_craving_stays_green():
+    rec = records([patient()], iv_course("p1", [0.5] * 10), checkins("p1", [1, 1, 0, 1, 9, 1, 1, 0, 1]))
+    assert worst(rec) == "green"
+
+
+def test_sud_history_alone_stays_green():
+    rec = records(
+        [patient(sud=True, indication="substance_use_disorder")],
+        iv_course("p1", [0.5] * 12),
+        checkins("p1", [2, 3, 2, 2, 3, 2, 3, 2, 2, 3], other_substance_use=[1, 0, 1, 0, 0, 1, 0, 0, 1, 0]),
+    )
+    assert worst(rec) == "green"
+
+
+# --- dependence patterns -----------------------------------------------------------------------
+
+
+def test_candid_dependence_reaches_red_within_weeks():
+    # Craving climbs from a baseline of 1 over weeks; a few weeks later tolerance is reported.
+    craving = [1, 1, 1, 1, 2, 4, 5, 5, 6, 6, 7, 7]
+    tolerance = [0, 0, 0, 0, 0, 0, 0, 1, 2, 2, 3, 3]
+    rec = records([patient()], iv_course("p1", [0.5] * 8), checkins("p1", craving, tolerance=tolerance))
+    amber, red = first_date(rec, "amber"), first_date(rec, "red")
+    assert amber == week(6), "amber once the craving rise has held for two check-ins"
+    assert red == week(9), "red as soon as tolerance has also held for two check-ins"
+    final = risk.assess(rec, as_of=week(11)).iloc[0]
+    assert final["level"] == "red" and final["since"] == week(9)
+    assert {"craving_rising", "specific_sign_persistent"} <= set(rule_ids(final["reasons"]))
+
+
+def test_behavioural_dependence_via_requests_reaches_red():
+    # Little self-report: the pattern shows in the sessions. Requests for earlier sessions and
+    # higher doses, the clinic gives way and the dose creeps above plan.
+    doses = [0.5] * 6 + [0.5, 0.5, 0.6, 0.65, 0.7, 0.75]
+    rec = records(
+        [patient(plan_interval=21)],
+        iv_course("p1", doses, gaps=[21, 17, 14, 13, 12, 11], early=(8, 9, 10, 11), asked_more=(7, 8, 10)),
+        checkins("p1", [1] * 14, every=7),
+    )
+    d = levels(rec)
+    assert d["level"].iloc[-1] == "red"
+    last = rule_ids(d["reasons"].iloc[-1])
+    assert "early_requests_repeated" in last
+    assert {"dose_increase_requests", "dose_above_plan_after_request"} & set(last)
+    # red within four sessions of the first request
+    session_days = sorted({row["session_at"].date() for row in iv_course("p1", doses)})
+    assert first_date(rec, "red") <= session_days[10]
+
+
+def test_non_prescribed_use_once_is_amber_twice_is_red():
+    use = [0, 0, 0, 2, 0, 0, 3, 0]
+    rec = records([patient()], checkin_rows=checkins("p1", [1] * 8, non_prescribed_use=use))
+    d = levels(rec).set_index("date")
+    assert d.loc[week(2), "level"] == "green"
+    assert d.loc[week(3), "level"] == "amber"
+    assert rule_ids(d.loc[week(3), "reasons"]) == ["use_outside_treatment_reported"]
+    assert d.loc[week(6), "level"] == "red"
+    assert risk.reason_ids(d.loc[week(6), "reasons"]) == ["use_outside_treatment_repeated"]
+    reason = d.loc[week(6), "reasons"][0]
+    assert reason.rule_id == "use_outside_treatment_repeated" and reason.level == "red"
+    assert reason.sign == "non_prescribed_use" and reason.quotation and reason.source.endswith(".txt")
+    assert reason.evidence_dates == (week(3), week(6))
+
+
+def test_titration_after_patient_requests_is_flagged_amber():
+    rec = records([patient()], iv_course("p1", [0.5] * 8 + [0.75] * 4, asked_more=(7,)))
+    d = levels(rec)
+    assert set(d["level"]) == {"green", "amber"}
+    reason = d["reasons"].iloc[-1][0]
+    assert reason.rule_id == "dose_above_plan_after_request"
+    assert "0.75 mg/kg" in reason.text and "50% above the planned 0.50 mg/kg" in reason.text
+
+
+def test_interval_shrinking_alone_is_amber_and_induction_is_not_shrinking():
+    rec = records([patient(plan_interval=28)], iv_course("p1", [0.5] * 11, gaps=[28, 28, 14, 14, 12]))
+    d = levels(rec)
+    assert set(d["level"]) == {"green", "amber"}
+    ambers = d[d["level"] == "amber"]
+    assert ambers["date"].iloc[0] > START + dt.timedelta(days=40)
+    assert rule_ids(ambers["reasons"].iloc[0]) == ["interval_shrinking"]
+    text = ambers["reasons"].iloc[0][0].text
+    assert "shorter than 75% of the planned 28 days" in text and "14 and 14 days" in text
+
+
+# --- reasons are checkable ---------------------------------------------------------------------
+
+
+def test_craving_reason_states_numbers_and_dates():
+    rec = records([patient()], checkin_rows=checkins("p1", [1, 1, 1, 2, 5, 6]))
+    out = risk.assess(rec, as_of=week(5)).iloc[0]
+    assert out["level"] == "amber"
+    (reason,) = out["reasons"]
+    assert reason.rule_id == "craving_rising" and reason.level == "amber"
+    assert "baseline of 1.0" in reason.text and "5 and 6" in reason.text
+    assert reason.evidence_dates == (week(4), week(5))
+    assert f"{week(5).day} {week(5):%b %Y}" in reason.text
+    assert out["since"] == week(5)
+
+
+def test_every_rule_has_a_documented_id_and_a_checkable_text():
+    documented = set(re.findall(r"^\| (\w+) \|", reasons_module.__doc__, flags=re.M)) - {"rule"}
+    assert documented == set(risk.RULE_IDS)
+    rising = [0, 0, 0, 0, 2, 2, 3, 3, 3]
+    rec = records(
+        [patient("escalating"), patient("relapsing"), patient("sooner", plan_interval=28), patient("titrated")],
+        iv_course("escalating", [0.5] * 6 + [0.5, 0.6, 0.7, 0.7], gaps=[21, 14, 12, 10], early=(7, 8, 9), asked_more=(6, 7, 8))
+        + iv_course("sooner", [0.5] * 11, gaps=[28, 28, 14, 14, 12])
+        + iv_course("titrated", [0.5] * 8 + [0.75] * 4, asked_more=(7,)),
+        checkins("escalating", [1, 1, 1, 4, 6, 8, 8, 8, 8], tolerance=[0, 0, 0, 2, 2, 3, 3, 3, 3],
+                 secrecy=[0, 0, 0, 0, 2, 2, 2, 2, 2], recreational_seeking=[0, 0, 0, 0, 0, 2, 0, 2, 2],
+                 **sds(1, 1, 1, 3, 6, 8, 9, 10, 11))
+        + checkins("relapsing", [1] * 9, sleep_disturbance=rising, appetite_change=rising, phq9=[6] * 4 + [9, 12, 14, 15, 16]),
+    )  # fmt: skip
+    found = [r for rs in levels(rec)["reasons"] for r in rs]
+    assert {r.rule_id for r in found} == set(risk.RULE_IDS)
+    for r in found:
+        assert r.level in ("amber", "red")
+        assert re.search(r"\d", r.text) and re.search(r"\d{4}", r.text), r.text  # numbers and a dated span
+        assert r.evidence_dates and all(isinstance(d, dt.date) for d in r.evidence_dates)
+        first, last = min(r.evidence_dates), max(r.evidence_dates)
+        assert f"{first.day} {first:%b}" in r.text and f"{last.day} {last:%b %Y}" in r.text, r.text
+        for word in ("dependen", "addict", "diagnos"):
+            assert word not in r.text.lower()
+        assert (r.sign is not None) == (r.rule_id.startswith(("specific_sign", "use_outside")))
+
+
+# --- level_history, as_of, time zone -----------------------------------------------------------
+
+
+def test_history_has_first_date_and_changes_only():
+    use = [0, 0, 2, 0, 0, 0, 0, 0, 0, 0]
+    rec = records([patient(), patient("p2")], checkin_rows=checkins("p1", [1] * 10, non_prescribed_use=use))
+    hist = risk.level_history(rec)
+    assert hist["patient_id"].tolist() == ["p1", "p1", "p1"]
+    assert hist["date"].tolist() == [week(0), week(2), week(8)]
+    assert hist["level"].tolist() == ["green", "amber", "green"]
+    assert hist["reasons"].iloc[0] == [] and rule_ids(hist["reasons"].iloc[1]) == ["use_outside_treatment_reported"]
+
+
+def test_assess_before_any_record_and_since():
+    rec = records([patient(), patient("p2")], checkin_rows=checkins("p1", [1, 1, 1, 5, 6, 6, 7]))
+    before = risk.assess(rec, as_of=START - dt.timedelta(days=1))
+    assert before["level"].tolist() == ["green", "green"]
+    assert before["since"].tolist() == [None, None]
+    assert before["as_of"].tolist() == [START - dt.timedelta(days=1)] * 2
+    mid = risk.assess(rec, as_of=week(6) + dt.timedelta(days=3)).set_index("patient_id")
+    assert mid.loc["p1", "level"] == "amber" and mid.loc["p1", "since"] == week(4)
+    assert mid.loc["p2", "level"] == "green" and mid.loc["p2", "since"] is None
+    assert list(mid.columns) == ["as_of", "level", "since", "reasons"]
+
+
+def test_dates_are_clinic_local():
+    # 23:30 UTC on 30 June is 00:30 on 1 July in London (BST).
+    rows = [{"patient_id": "p1", "reported_at": pd.Timestamp("2025-06-30T23:30Z"), "craving": 1}]
+    rec = records([patient()], checkin_rows=rows)
+    assert levels(rec, tz="Europe/London")["date"].tolist() == [dt.date(2025, 7, 1)]
+    assert levels(rec, tz="UTC")["date"].tolist() == [dt.date(2025, 6, 30)]
+    assert risk.assess(rec, as_of=dt.date(2025, 6, 30), tz="Europe/London")["since"].iloc[0] is None
+
+
+# --- settings drive the rules ------------------------------------------------------------------
+
+
+def _sds_case() -> Records:
+    return records([patient()], checkin_rows=checkins("p1", [1] * 6, **sds(1, 1, 1, 4, 5, 5)))
+
+
+def test_sds_threshold_comes_from_settings():
+    default = risk.load_rules()
+    assert default.sds_threshold == 4.0  # the value in seed_data/rules.toml
+    assert worst(_sds_case(), rules=default) == "amber"
+    assert worst(_sds_case(), rules=default.with_changes(sds_threshold=6)) == "green"
+    assert worst(_sds_case(), rules=risk.load_rules(sds_threshold=6)) == "green"
+
+
+def test_rules_file_is_the_source_of_settings(tmp_path):
+    text = (pd.io.common.Path(__file__).resolve().parents[1] / "seed_data" / "rules.toml").read_text()
+    changed = tmp_path / "rules.toml"
+    changed.write_text(text.replace("threshold = 4.0", "threshold = 7.0"))
+    assert risk.load_rules(changed).sds_threshold == 7.0
+    assert worst(_sds_case(), rules=risk.load_rules(changed)) == "green"
+    broken = tmp_path / "broken.toml"
+    broken.write_text(text + "\n[extra]\nsurprise = 1\n")
+    with pytest.raises(ValueError, match="extra_surprise"):
+        risk.load_rules(broken)
+    with pytest.raises(ValueError, match="unknown rule setting"):
+        risk.load_rules(sds_cutoff=3)
+    with pytest.raises(ValueError, match="sud_sensitivity"):
+        risk.load_rules(sud_sensitivity=1.5)
+
+
+def test_sud_history_lowers_thresholds_but_is_never_a_reason():
+    # Craving 2.5 points over baseline: below the 3-point rise, above 3 x 0.75.
+    rows = lambda pid: checkins(pid, [1, 1, 1, 3.5, 3.5, 4])  # noqa: E731
+    rec = records([patient("plain"), patient("sud", sud=True)], checkin_rows=rows("plain") + rows("sud"))
+    out = risk.assess(rec, as_of=week(5)).set_index("patient_id")
+    assert out.loc["plain", "level"] == "green"
+    assert out.loc["sud", "level"] == "amber"
+    text = out.loc["sud", "reasons"][0].text
+    assert "a rise of 2.25 points counts (threshold lowered for a history of substance use disorder)" in text
+    assert worst(rec, rules=risk.load_rules(sud_sensitivity=1.0)) == "green"
+
+
+def test_patient_signals_has_chart_series():
+    rec = records(
+        [patient()],
+        iv_course("p1", [0.5] * 8) + esketamine_course("p1", [56]),
+        checkins("p1", [1, 1, 1, 4, 6], phq9=[18, 10, 8, 8, 10], **sds(1, 1, 2, 4, 5)),
+    )
+    sig = risk.patient_signals(rec, "p1")
+    c, s = sig["checkins"], sig["sessions"]
+    assert c["craving_baseline"].isna().tolist() == [True, True, False, False, False]
+    assert c["craving_ewma"].tolist() == pytest.approx([1, 1, 1, 1.75, 1.75 + 0.25 * (6 - 1.75)])  # lambda 0.25
+    assert c["phq9_band"].tolist() == ["moderately severe", "moderate", "mild", "mild", "moderate"]
+    assert c["phq9_response"].tolist() == [False, False, True, True, False]
+    assert c["sds_total"].tolist() == [1, 1, 2, 4, 5]
+    iv = s[s["route"] == "iv"]
+    assert iv["dose_per_kg"].round(3).eq(0.5).all()
+    assert s.loc[s["route"] == "intranasal", "dose_per_kg"].isna().all()
+    assert s["interval_days"].tolist()[:3] == [pytest.approx(np.nan, nan_ok=True), 0, 2]  # esketamine on day 0 too
+    assert set(sig["levels"].columns) == {"date", "level", "reasons"}
+    thresholds = sig["thresholds"].set_index("setting")["value"]
+    assert thresholds["sds_threshold"] == 4.0
+
+
+# --- causal replay -----------------------------------------------------------------------------
+
+
+def _replay_records() -> tuple[Records, str]:
+    try:
+        from seed_data.cohort import CohortParams, generate_cohort
+    except ImportError:  # the generator is optional for this test
+        generate_cohort = None
+    if generate_cohort is not None:
+        cohort = generate_cohort(CohortParams(n_patients=24, end=dt.date(2026, 3, 31), months=6, dependence_fraction=0.3))
+        return Records.of(cohort.patients, cohort.sessions, cohort.checkins), "Europe/London"
+    rec = records(
+        [patient(), patient("p2", sud=True)],
+        iv_course("p1", [0.5] * 6 + [0.5, 0.6, 0.7, 0.7], gaps=[21, 14, 12, 10], early=(7, 8, 9), asked_more=(6, 7, 8)),
+        checkins("p1", [1, 1, 1, 4, 6, 8, 8, 8, 8], tolerance=[0, 0, 0, 2, 2, 3, 3, 3, 3])
+        + checkins("p2", [2, 1, 2, 9, 1, 2, 2, 5, 6], non_prescribed_use=[0, 0, 0, 2, 0, 0, 0, 0, 3]),
+    )
+    return rec, "Europe/London"
+
+
+def test_daily_levels_replay_exactly_on_truncated_records():
+    rec, tz = _replay_records()
+    daily = risk.daily_levels(rec, tz=tz)
+    assert (daily["level"] != "green").any(), "the replay case should contain some flags"
+    session_day = rec.sessions["session_at"].dt.tz_convert(tz).dt.date
+    checkin_day = rec.checkins["reported_at"].dt.tz_convert(tz).dt.date
+    for day in sorted(set(daily["date"])):
+        truncated = Records(
+            rec.patients,
+            rec.sessions[session_day <= day].reset_index(drop=True),
+            rec.checkins[checkin_day <= day].reset_index(drop=True),
+        )
+        now = risk.assess(truncated, as_of=day, tz=tz).set_index("patient_id")
+        today = daily[daily["date"] == day].set_index("patient_id")
+        for pid, row in today.iterrows():
+            assert now.loc[pid, "level"] == row["level"], (pid, day)
+            assert now.loc[pid, "reasons"] == row["reasons"], (pid, day)
