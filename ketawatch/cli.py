@@ -125,7 +125,7 @@ def import_(
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report counts; write nothing."),
     actor: str = typer.Option("cli-import", "--as", help="Username recorded as the importer in the audit trail."),
 ) -> None:
-    """Import CSV files (CONTRACT section 2), all or nothing."""
+    """Import patients.csv, sessions.csv and checkins.csv from a folder, all or nothing."""
     from store.importer import ImportRejected, import_folder
 
     engine = open_db(db)
@@ -144,7 +144,7 @@ def flags(
     history: bool = typer.Option(False, "--history", help="Every patient's first assessment and every change of level."),
     fmt: str = typer.Option("csv", "--format", help="csv or json."),
 ) -> None:
-    """Dependence-risk levels per patient (CONTRACT section 3)."""
+    """Dependence-risk level (green, amber, red) per patient, with the ids of the rules behind it."""
     from ketawatch.flags import flag_rows, write_rows
 
     if fmt not in ("csv", "json"):
@@ -160,6 +160,17 @@ def flags(
     engine = open_db(db)
     rows = flag_rows(engine, as_of=when, history=history)
     write_rows(rows, fmt, sys.stdout)
+
+
+def _register_sub_commands() -> None:
+    """`export`, `users`, `backup` and `restore` live in their own modules, each adding its commands here."""
+    from ketawatch import cli_admin, cli_export
+
+    cli_export.register(app)
+    cli_admin.register(app)
+
+
+_register_sub_commands()
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ def _iso(value: Any) -> str:
 
 def flag_rows(engine: Engine, *, as_of: date | None = None, history: bool = False) -> list[dict[str, Any]]:
     """One row per patient as of `as_of` (default today), or the first assessment and every change with `history`."""
-    from ketawatch.risk import assess, level_history
+    from ketawatch.risk import assess, level_history, reason_ids
 
     tz = get_settings().clinic_timezone
     records = load_records(engine)
@@ -31,12 +31,7 @@ def flag_rows(engine: Engine, *, as_of: date | None = None, history: bool = Fals
     else:
         frame = assess(records, as_of=as_of, tz=tz).sort_values("patient_id", kind="stable")
     return [
-        {
-            "patient_id": str(row.patient_id),
-            "as_of": _iso(row.as_of.date() if hasattr(row.as_of, "date") and not isinstance(row.as_of, date) else row.as_of),
-            "level": str(row.level),
-            "reasons": [r.rule_id for r in row.reasons],
-        }
+        {"patient_id": str(row.patient_id), "as_of": _iso(row.as_of), "level": str(row.level), "reasons": reason_ids(row.reasons)}
         for row in frame.itertuples(index=False)
     ]
 

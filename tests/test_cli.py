@@ -81,3 +81,61 @@ def test_usage_errors_exit_2(tmp_path, args):
     result = ketawatch(*args, cwd=tmp_path)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+def _demo_like_folder(tmp_path: Path) -> Path:
+    """A small generated cohort (with dependence and look-alikes) in the import format."""
+    from datetime import date
+
+    from seed_data.cohort import CohortParams, generate_cohort, write_import_folder
+
+    cohort = generate_cohort(CohortParams(n_patients=30, months=6, end=date(2026, 10, 31), seed=3, dependence_fraction=0.2))
+    folder = tmp_path / "cohort"
+    folder.mkdir()
+    write_import_folder(cohort, folder)
+    return folder
+
+
+def test_flags_csv_json_and_history(tmp_path):
+    from ketawatch.risk import RULE_IDS, assess
+    from store.queries import load_records
+
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    assert ketawatch("import", str(_demo_like_folder(tmp_path)), "--db", url, cwd=tmp_path).returncode == 0
+
+    result = ketawatch("flags", "--db", url, "--as-of", "2026-10-31", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert result.stdout.splitlines()[0] == "patient_id,as_of,level,reasons"
+    assert len(rows) == 30 and {r["as_of"] for r in rows} == {"2026-10-31"}
+    for row in rows:
+        assert row["level"] in ("green", "amber", "red")
+        reasons = [r for r in row["reasons"].split(";") if r]
+        assert (row["level"] == "green") == (reasons == [])
+        assert set(reasons) <= set(RULE_IDS)
+    # the CLI prints exactly what the engine says
+    expected = assess(load_records(open_database(url)), as_of=__import__("datetime").date(2026, 10, 31), tz="Europe/London")
+    assert {r["patient_id"]: r["level"] for r in rows} == dict(zip(expected.patient_id, expected.level))
+    assert any(r["level"] != "green" for r in rows)
+
+    as_json = ketawatch("flags", "--db", url, "--as-of", "2026-10-31", "--format", "json", cwd=tmp_path)
+    parsed = json.loads(as_json.stdout)
+    assert [(r["patient_id"], r["level"], ";".join(r["reasons"])) for r in parsed] == [
+        (r["patient_id"], r["level"], r["reasons"]) for r in rows
+    ]
+
+    history = ketawatch("flags", "--db", url, "--history", cwd=tmp_path)
+    assert history.returncode == 0, history.stderr
+    hist = list(csv.DictReader(io.StringIO(history.stdout)))
+    dates = [h["as_of"] for h in hist]
+    assert dates == sorted(dates)
+    per_patient: dict[str, list[dict]] = {}
+    for h in hist:
+        per_patient.setdefault(h["patient_id"], []).append(h)
+    assert set(per_patient) == {r["patient_id"] for r in rows}
+    for pid, changes in per_patient.items():
+        levels = [c["level"] for c in changes]
+        assert all(a != b for a, b in zip(levels, levels[1:])), (pid, levels)  # a row only when the level changes
+        before_cutoff = [c for c in changes if c["as_of"] <= "2026-10-31"]
+        current = {r["patient_id"]: r["level"] for r in rows}[pid]
+        assert before_cutoff[-1]["level"] == current  # history replays to the same level as --as-of
