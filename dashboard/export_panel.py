@@ -1,0 +1,110 @@
+"""Download buttons for case-review exports on the patient and caseload pages.
+
+A file is built only when asked ("Prepare"), under a progress indicator, then offered for
+download; building it writes the export's audit line. Reviewers can only make de-identified
+exports: the option is locked on here, and `ketawatch.exports` refuses an identified export for
+their role whatever the page sends.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy import Engine
+
+from ketawatch.exports import ExportRefused, PatientNotFound, export_caseload, export_patient, must_deidentify
+from store.settings import get_settings
+
+PATIENT_CHOICES = {
+    "pdf": "PDF case review",
+    "csv": "CSV files in the import format (zip)",
+    "xlsx": "Excel workbook",
+    "fhir": "FHIR R4B bundle (JSON)",
+}
+CASELOAD_CHOICES = {"pdf": "PDF for the team meeting", "csv": "CSV"}
+_RESULT_KEY = "export_panel_result"
+
+
+def _today() -> date:
+    return pd.Timestamp.now(tz=get_settings().tz).date()
+
+
+def _deidentify_choice(user, key: str) -> bool:
+    """The de-identify tick box; locked on for roles that may only export de-identified data."""
+    locked = must_deidentify(user.role)
+    ticked = st.checkbox(
+        "De-identify (pseudonym, shifted dates, age band; no names, notes or staff names)",
+        value=locked,
+        disabled=locked,
+        key=key,
+        help="Reviewers can only export de-identified data." if locked else "Use for teaching, audit or research outside the care team.",
+    )
+    return True if locked else bool(ticked)
+
+
+def _offer(slot: str, params: tuple, build, spinner: str) -> None:
+    """'Prepare' builds the file under a progress box; the download button appears for the prepared file."""
+    results = st.session_state.setdefault(_RESULT_KEY, {})
+    if st.button("Prepare export", key=f"{slot}-prepare", icon=":material/description:"):
+        with st.status(spinner, expanded=False) as status:
+            try:
+                result = build()
+            except (ExportRefused, PatientNotFound, ValueError) as exc:
+                status.update(label="Export refused", state="error")
+                st.error(str(exc.args[0] if exc.args else exc))
+                results.pop(slot, None)
+                return
+            name, data, mime = result.download()
+            results[slot] = (params, name, data, mime)
+            status.update(label=f"Ready: {name}", state="complete")
+    prepared = results.get(slot)
+    if prepared and prepared[0] == params:
+        _, name, data, mime = prepared
+        st.download_button(f"Download {name}", data=data, file_name=name, mime=mime, key=f"{slot}-download",
+                           icon=":material/download:", on_click="ignore")
+    elif prepared:
+        st.caption("The options changed since the file was prepared; prepare it again.")
+
+
+def patient_exports(engine: Engine, user, patient_id: str) -> None:
+    """The patient page's export panel: PDF, import-format CSV, Excel or FHIR, identified or not."""
+    slot = f"export-patient-{patient_id}"
+    with st.expander("Export case review", icon=":material/ios_share:"):
+        fmt = st.selectbox("Format", list(PATIENT_CHOICES), format_func=PATIENT_CHOICES.get, key=f"{slot}-format")
+        left, right = st.columns(2)
+        start = left.date_input("From (optional)", value=None, key=f"{slot}-from", format="YYYY-MM-DD")
+        end = right.date_input("To (level assessed as of this date)", value=_today(), key=f"{slot}-to", format="YYYY-MM-DD")
+        deidentify = _deidentify_choice(user, f"{slot}-deidentify")
+        if start and end and start > end:
+            st.warning("'From' is after 'To'.")
+            return
+        params = (fmt, start, end, deidentify, user.username, user.role)
+        words = {"pdf": "Drawing the charts and building the PDF…", "fhir": "Building and validating the FHIR bundle…"}
+        _offer(
+            slot,
+            params,
+            lambda: export_patient(engine, patient_id, fmt, actor=user.username, role=user.role, actor_name=user.display_name,
+                                   deidentify=deidentify, start=start, end=end),
+            words.get(fmt, "Preparing the files…"),
+        )
+        st.caption("Every export is recorded in the audit trail. KetaWatch supports clinical judgement and does not diagnose.")
+
+
+def caseload_exports(engine: Engine, user) -> None:
+    """The caseload page's export panel: every amber and red patient as PDF or CSV."""
+    slot = "export-caseload"
+    with st.expander("Export for the team meeting", icon=":material/ios_share:"):
+        fmt = st.selectbox("Format", list(CASELOAD_CHOICES), format_func=CASELOAD_CHOICES.get, key=f"{slot}-format")
+        as_of = st.date_input("Levels as of", value=_today(), key=f"{slot}-as-of", format="YYYY-MM-DD")
+        deidentify = _deidentify_choice(user, f"{slot}-deidentify")
+        params = (fmt, as_of, deidentify, user.username, user.role)
+        _offer(
+            slot,
+            params,
+            lambda: export_caseload(engine, fmt, actor=user.username, role=user.role, actor_name=user.display_name,
+                                    deidentify=deidentify, as_of=as_of),
+            "Assessing the caseload and building the file…",
+        )
+        st.caption("Lists every amber and red patient with level, since when, reasons and the last review. Audited.")

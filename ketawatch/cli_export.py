@@ -1,0 +1,175 @@
+"""`ketawatch export`: case-review exports from the command line, with the same rules as the dashboard.
+
+    ketawatch export patient ID --format pdf|csv|xlsx|fhir --out PATH [--from DATE] [--to DATE] [--deidentify] [--as USERNAME]
+    ketawatch export caseload --format pdf|csv --out PATH [--as-of DATE] [--deidentify] [--as USERNAME]
+    ketawatch export csv --out DIR [--patient ID ...] [--deidentify] [--as USERNAME]
+    ketawatch export xlsx --out FILE [--patient ID ...] [--deidentify] [--as USERNAME]
+
+`--out` is a file for pdf, xlsx, fhir and the caseload csv, and a folder for the import-format
+csv files (patients.csv, sessions.csv, checkins.csv). `--as` names the KetaWatch account the export
+is made for: its role applies (a reviewer may only export with --deidentify) and it is recorded
+in the audit trail. Without `--as` the export is recorded as `cli-export` with the admin role:
+whoever runs the command already holds the database.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+CLI_ACTOR = "cli-export"
+
+
+def _parse_day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date in the form YYYY-MM-DD", param_hint=option) from None
+
+
+def _account(engine, username: str | None) -> tuple[str, str, str | None]:
+    """(username, role, display name) the export is made for; refuses unknown or disabled accounts."""
+    from ketawatch.cli import fail
+
+    if username is None:
+        return CLI_ACTOR, "admin", None
+    from ketawatch.accounts import get_user
+
+    user = get_user(engine, username)
+    if user is None:
+        fail(f"--as {username}: no such KetaWatch account")
+    if user.disabled:
+        fail(f"--as {username}: the account is disabled")
+    return user.username, user.role, user.display_name
+
+
+def _run(build) -> "object":
+    """Run an export, turning refusals and bad requests into one readable stderr line (exit status 1)."""
+    from ketawatch.cli import fail
+    from ketawatch.exports import ExportRefused, PatientNotFound, UnknownFormat
+
+    try:
+        return build()
+    except (ExportRefused, PatientNotFound, UnknownFormat, ValueError) as exc:
+        message = exc.args[0] if exc.args else str(exc)
+        fail(f"export refused: {message}")
+
+
+def _write(result, out: Path, *, folder: bool) -> list[Path]:
+    """Write the export to `out` (a file, or a folder of files); refuse to overwrite a folder's files silently."""
+    from ketawatch.cli import fail
+    from ketawatch.exports.tables import write_files
+
+    try:
+        if folder:
+            if out.exists() and not out.is_dir():
+                fail(f"--out {out}: is a file; give a folder for csv files")
+            return write_files(result.files, out)
+        if out.is_dir():
+            fail(f"--out {out}: is a folder; give a file name")
+        name, data, _ = result.download()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(data)
+        return [out]
+    except OSError as exc:
+        fail(f"--out {out}: cannot write ({exc.strerror or exc})")
+    return []
+
+
+def _report(paths: list[Path], deidentified: bool, count: int) -> None:
+    kind = "de-identified" if deidentified else "identified"
+    typer.echo(f"exported ({kind}, {count} patient{'s' if count != 1 else ''}): " + ", ".join(str(p) for p in paths))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `export` command group to the main `ketawatch` app."""
+    from ketawatch.cli import DbOption
+
+    export_app = typer.Typer(
+        name="export",
+        help="Case-review exports: patient PDF/CSV/Excel/FHIR, caseload PDF/CSV, import-format CSV. Every export is audited.",
+        no_args_is_help=True,
+    )
+
+    @export_app.command("patient")
+    def patient(
+        patient_id: str = typer.Argument(..., help="The patient's clinic id."),
+        fmt: str = typer.Option(..., "--format", help="pdf (case review), csv (import format, a folder), xlsx, or fhir (R4B bundle JSON)."),
+        out: Path = typer.Option(..., "--out", help="Output file (a folder for csv)."),
+        start: Optional[str] = typer.Option(None, "--from", help="First date of the period, YYYY-MM-DD (default: the first record)."),
+        end: Optional[str] = typer.Option(None, "--to", help="Last date of the period and the date the level is assessed, YYYY-MM-DD (default: today)."),
+        deidentify: bool = typer.Option(False, "--deidentify", help="Pseudonym instead of name and id, dates shifted, notes and staff names removed."),
+        actor: Optional[str] = typer.Option(None, "--as", help="KetaWatch username the export is made for (its role applies; audited)."),
+        db: Optional[str] = DbOption,
+    ) -> None:
+        """One patient's case review."""
+        from ketawatch.cli import open_db
+        from ketawatch.exports import PATIENT_FORMATS, export_patient
+
+        if fmt not in PATIENT_FORMATS:
+            raise typer.BadParameter(f"must be one of {', '.join(PATIENT_FORMATS)}", param_hint="--format")
+        first, last = _parse_day(start, "--from"), _parse_day(end, "--to")
+        engine = open_db(db)
+        username, role, name = _account(engine, actor)
+        result = _run(lambda: export_patient(engine, patient_id, fmt, actor=username, role=role, actor_name=name,
+                                             deidentify=deidentify, start=first, end=last))
+        _report(_write(result, out, folder=fmt == "csv"), deidentify, 1)
+
+    @export_app.command("caseload")
+    def caseload(
+        fmt: str = typer.Option(..., "--format", help="pdf or csv."),
+        out: Path = typer.Option(..., "--out", help="Output file."),
+        as_of: Optional[str] = typer.Option(None, "--as-of", help="Date YYYY-MM-DD (default: today in the clinic's time zone)."),
+        deidentify: bool = typer.Option(False, "--deidentify", help="Pseudonyms, shifted dates, no names."),
+        actor: Optional[str] = typer.Option(None, "--as", help="KetaWatch username the export is made for (its role applies; audited)."),
+        db: Optional[str] = DbOption,
+    ) -> None:
+        """Every amber and red patient with level, since when, reasons and last review, for a team meeting."""
+        from ketawatch.cli import open_db
+        from ketawatch.exports import CASELOAD_FORMATS, export_caseload
+
+        if fmt not in CASELOAD_FORMATS:
+            raise typer.BadParameter(f"must be one of {', '.join(CASELOAD_FORMATS)}", param_hint="--format")
+        when = _parse_day(as_of, "--as-of")
+        engine = open_db(db)
+        username, role, name = _account(engine, actor)
+        result = _run(lambda: export_caseload(engine, fmt, actor=username, role=role, actor_name=name, deidentify=deidentify, as_of=when))
+        _report(_write(result, out, folder=False), deidentify, len(result.patient_ids))
+
+    def _records(fmt: str, out: Path, patients: list[str] | None, deidentify: bool, actor: str | None, db: str | None) -> None:
+        from ketawatch.cli import open_db
+        from ketawatch.exports import export_records
+
+        engine = open_db(db)
+        username, role, _ = _account(engine, actor)
+        result = _run(lambda: export_records(engine, fmt, actor=username, role=role, patient_ids=patients or None, deidentify=deidentify))
+        _report(_write(result, out, folder=fmt == "csv"), deidentify, len(result.patient_ids))
+
+    @export_app.command("csv")
+    def csv_(
+        out: Path = typer.Option(..., "--out", help="Folder for patients.csv, sessions.csv and checkins.csv."),
+        patients: Optional[List[str]] = typer.Option(None, "--patient", help="A patient id; repeat for several (default: everyone)."),
+        deidentify: bool = typer.Option(False, "--deidentify", help="Pseudonyms, shifted dates, no names, notes or birth years."),
+        actor: Optional[str] = typer.Option(None, "--as", help="KetaWatch username the export is made for (its role applies; audited)."),
+        db: Optional[str] = DbOption,
+    ) -> None:
+        """Records in the import format (CONTRACT section 2); `ketawatch import` of the folder reproduces them."""
+        _records("csv", out, patients, deidentify, actor, db)
+
+    @export_app.command("xlsx")
+    def xlsx(
+        out: Path = typer.Option(..., "--out", help="Output .xlsx file."),
+        patients: Optional[List[str]] = typer.Option(None, "--patient", help="A patient id; repeat for several (default: everyone)."),
+        deidentify: bool = typer.Option(False, "--deidentify", help="Pseudonyms, shifted dates, age bands, no names or notes."),
+        actor: Optional[str] = typer.Option(None, "--as", help="KetaWatch username the export is made for (its role applies; audited)."),
+        db: Optional[str] = DbOption,
+    ) -> None:
+        """An Excel workbook: one sheet per table plus current levels and level history."""
+        _records("xlsx", out, patients, deidentify, actor, db)
+
+    app.add_typer(export_app, name="export")

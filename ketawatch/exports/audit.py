@@ -1,0 +1,44 @@
+"""One audit line per export: who made it, in which format, for which patients, identified or not."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from store.audit import record_event
+
+EXPORT_ACTION = "export"
+
+
+def record_export(
+    engine: Engine,
+    *,
+    actor: str,
+    role: str,
+    what: str,
+    fmt: str,
+    patient_ids: list[str] | tuple[str, ...],
+    deidentified: bool,
+    **detail,
+) -> None:
+    """Write the export to the audit trail in its own transaction (real patient ids: the trail is internal).
+
+    `what` names the export (patient_summary, caseload, records, fhir_bundle); with exactly one
+    patient the line carries its id in `patient_id`, so the patient's audit view lists it.
+    """
+    ids = sorted({str(p) for p in patient_ids})
+    with Session(engine) as db, db.begin():
+        record_event(
+            db,
+            actor=actor,
+            action=EXPORT_ACTION,
+            entity="export",
+            entity_key=what,
+            patient_id=ids[0] if len(ids) == 1 else None,
+            role=role,
+            format=fmt,
+            patients=ids,
+            patient_count=len(ids),
+            deidentified=bool(deidentified),
+            **detail,
+        )

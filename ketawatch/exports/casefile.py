@@ -1,0 +1,302 @@
+"""Gathering what an export shows, once: records, level, history, reviews, identified or de-identified.
+
+De-identification happens here, before anything is computed: the risk engine, the charts and
+the tables all run on the pseudonymised, date-shifted records, so no real date can slip through
+a reason's wording ("craving rose ... 3 Mar to 17 Mar 2025") or a chart axis. Levels do not
+depend on the calendar, only on intervals, which the shift keeps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from ketawatch.exports.deidentify import Pseudonymiser, age_band, deidentify_records, deidentify_reviews
+from store.frames import Records
+from store.queries import alert_reviews_frame, load_records
+from store.settings import get_settings
+
+
+class PatientNotFound(LookupError):
+    """No live patient with that id."""
+
+
+@dataclass(frozen=True)
+class Author:
+    """Who made the export, as printed on it (a staff pseudonym in a de-identified export)."""
+
+    username: str
+    display_name: str | None
+    role: str
+
+    def shown(self, pseudonymiser: Pseudonymiser | None) -> str:
+        """'Dr Ahmed (dr-ahmed, clinician)', or 'S-1a2b3c4d (reviewer)' when de-identified."""
+        if pseudonymiser is not None:
+            return f"{pseudonymiser.staff(self.username)} ({self.role})"
+        name = f"{self.display_name} ({self.username}, {self.role})" if self.display_name else f"{self.username} ({self.role})"
+        return name
+
+
+@dataclass
+class PatientCase:
+    """One patient's export contents, already de-identified when `deidentified` is True."""
+
+    patient: dict
+    label: str
+    records: Records
+    start: date | None
+    end: date
+    level: str
+    since: date | None
+    reasons: list
+    history: pd.DataFrame
+    reviews: pd.DataFrame
+    signals: dict[str, pd.DataFrame]
+    deidentified: bool
+    age_band: str | None
+    generated_at: datetime
+    generated_by: str
+    tz: str
+
+    @property
+    def patient_key(self) -> str:
+        """The id printed on the export: the clinic id, or the pseudonym."""
+        return str(self.patient["patient_id"])
+
+    def in_window(self, frame: pd.DataFrame, column: str = "date") -> pd.DataFrame:
+        """Rows of a frame with a clinic-local `date` column that fall in the export's date range."""
+        if frame.empty:
+            return frame
+        days = pd.to_datetime(frame[column]).dt.date
+        keep = days <= self.end
+        if self.start is not None:
+            keep &= days >= self.start
+        return frame[keep.to_numpy()].reset_index(drop=True)
+
+
+def local_day(instants: pd.Series, tz: str) -> pd.Series:
+    """UTC instants as clinic-local `datetime.date` values."""
+    if instants.empty:
+        return pd.Series([], index=instants.index, dtype=object)
+    return pd.to_datetime(instants, utc=True).dt.tz_convert(tz).dt.date
+
+
+def records_until(records: Records, end: date, tz: str) -> Records:
+    """Only the records dated (clinic-local) on or before `end`, as the level as of `end` would see them."""
+    s, c = records.sessions, records.checkins
+    return Records(
+        records.patients,
+        s[(local_day(s["session_at"], tz) <= end).to_numpy(dtype=bool)].reset_index(drop=True),
+        c[(local_day(c["reported_at"], tz) <= end).to_numpy(dtype=bool)].reset_index(drop=True),
+    )
+
+
+def today_local(tz: str) -> date:
+    """Today's date in the clinic."""
+    return pd.Timestamp.now(tz=tz).date()
+
+
+def load_patient_case(
+    engine: Engine,
+    patient_id: str,
+    *,
+    author: Author,
+    start: date | None = None,
+    end: date | None = None,
+    deidentify: bool = False,
+    pseudonymiser: Pseudonymiser | None = None,
+    now: datetime | None = None,
+) -> PatientCase:
+    """Everything one patient's case-review export shows, for records up to `end` (default today)."""
+    from ketawatch.risk import assess, level_history, patient_signals
+
+    tz = get_settings().clinic_timezone
+    now = now or datetime.now(timezone.utc)
+    export_day = now.astimezone(get_settings().tz).date()
+    end = end or export_day
+    records = load_records(engine, [patient_id])
+    if records.patients.empty:
+        raise PatientNotFound(f"no patient with id {patient_id!r}")
+    reviews = alert_reviews_frame(engine, [patient_id])
+    if not reviews.empty:
+        reviews = reviews[(local_day(reviews["reviewed_at"], tz) <= end).to_numpy(dtype=bool)]
+    band = age_band(records.patients["birth_year"].iloc[0], export_day)
+    key = patient_id
+    shown_by = author.shown(None)
+    if deidentify:
+        pseudonymiser = pseudonymiser or Pseudonymiser.from_settings()
+        shift = timedelta(days=pseudonymiser.offset_days(patient_id))
+        start = start + shift if start else None
+        end = end + shift
+        records = deidentify_records(records, pseudonymiser, on=export_day, tz=tz)
+        reviews = deidentify_reviews(reviews, pseudonymiser, tz=tz)
+        key = pseudonymiser.patient(patient_id)
+        shown_by = author.shown(pseudonymiser)
+    records = records_until(records, end, tz)
+    assessment = assess(records, as_of=end, tz=tz).iloc[0]
+    history = level_history(records, tz=tz)
+    history = history[history["patient_id"].astype(str) == key].drop(columns="patient_id")
+    history = _history_from(history, start)
+    signals = patient_signals(records, key, tz=tz)
+    patient = records.patients.iloc[0].to_dict()
+    label = key if deidentify else (f"{patient['display_name']} ({key})" if _present(patient.get("display_name")) else key)
+    return PatientCase(
+        patient=patient,
+        label=label,
+        records=records,
+        start=start,
+        end=end,
+        level=str(assessment["level"]),
+        since=assessment["since"],
+        reasons=list(assessment["reasons"]),
+        history=history.reset_index(drop=True),
+        reviews=reviews.reset_index(drop=True),
+        signals=signals,
+        deidentified=deidentify,
+        age_band=band,
+        generated_at=now,
+        generated_by=shown_by,
+        tz=tz,
+    )
+
+
+def _history_from(history: pd.DataFrame, start: date | None) -> pd.DataFrame:
+    """Level changes from `start` on, plus the level already in force on `start`."""
+    if start is None or history.empty:
+        return history
+    days = pd.to_datetime(history["date"]).dt.date
+    before = history[(days < start).to_numpy(dtype=bool)].tail(1)
+    return pd.concat([before, history[(days >= start).to_numpy(dtype=bool)]])
+
+
+def _present(value) -> bool:
+    return value is not None and not (isinstance(value, float) and pd.isna(value)) and value is not pd.NA and str(value) != ""
+
+
+# ----- caseload -----------------------------------------------------------------------------------
+
+
+@dataclass
+class CaseloadExport:
+    """The amber and red patients for a team meeting, already de-identified when asked."""
+
+    rows: pd.DataFrame
+    as_of: date
+    deidentified: bool
+    generated_at: datetime
+    generated_by: str
+    patient_ids: list[str]
+    counts: dict[str, int]
+
+
+def load_caseload(
+    engine: Engine,
+    *,
+    author: Author,
+    as_of: date | None = None,
+    deidentify: bool = False,
+    pseudonymiser: Pseudonymiser | None = None,
+    now: datetime | None = None,
+) -> CaseloadExport:
+    """Every amber and red patient with level, since when, reasons and last review (worst first).
+
+    Identified: one `assess` and `caseload_table` over everyone. De-identified: the same
+    patients, each re-assessed on its own shifted records so the reasons' dates are shifted too.
+    """
+    from ketawatch.caseload import caseload_table, level_counts, reason_ids
+    from ketawatch.risk import assess
+
+    tz = get_settings().clinic_timezone
+    now = now or datetime.now(timezone.utc)
+    as_of = as_of or now.astimezone(get_settings().tz).date()
+    records = records_until(load_records(engine), as_of, tz)
+    reviews = alert_reviews_frame(engine)
+    if not reviews.empty:
+        reviews = reviews[(local_day(reviews["reviewed_at"], tz) <= as_of).to_numpy(dtype=bool)]
+    assessment = assess(records, as_of=as_of, tz=tz)
+    table = caseload_table(records, assessment, tz=tz, today=as_of, reviews=reviews)
+    counts = level_counts(table)
+    flagged = table[table["level"].isin(["amber", "red"])].reset_index(drop=True)
+    real_ids = flagged["patient_id"].astype(str).tolist()
+    reasons_by_patient = assessment.set_index(assessment["patient_id"].astype(str))["reasons"]
+    flagged["reasons"] = [reasons_by_patient.get(pid, []) for pid in real_ids]
+    shown_by = author.shown(None)
+    if deidentify and real_ids:
+        pseudonymiser = pseudonymiser or Pseudonymiser.from_settings()
+        shown_by = author.shown(pseudonymiser)
+        sub = records.for_patients(real_ids)
+        shifted = deidentify_records(sub, pseudonymiser, on=as_of, tz=tz)
+        rows = []
+        for pid in real_ids:  # one assessment per flagged patient: each has its own shifted "as of"
+            key = pseudonymiser.patient(pid)
+            own_as_of = as_of + timedelta(days=pseudonymiser.offset_days(pid))
+            one = assess(shifted.for_patients([key]), as_of=own_as_of, tz=tz).iloc[0]
+            rows.append({"patient_id": key, "level": one["level"], "since": one["since"], "reasons": list(one["reasons"]), "as_of": own_as_of})
+        shifted_rows = pd.DataFrame(rows)
+        flagged["patient_id"] = shifted_rows["patient_id"].to_numpy()
+        flagged["level"] = shifted_rows["level"].to_numpy()
+        flagged["level_since"] = pd.to_datetime(shifted_rows["since"]).to_numpy()
+        flagged["reasons"] = shifted_rows["reasons"].to_numpy()
+        flagged["display_name"] = pd.NA
+        flagged["clinician"] = pseudonymiser.staff_of(flagged["clinician"]).to_numpy()
+        reviews = deidentify_reviews(reviews[reviews["patient_id"].isin(real_ids)], pseudonymiser, tz=tz)
+    elif deidentify:
+        shown_by = author.shown(pseudonymiser or Pseudonymiser.from_settings())
+    flagged["reason_ids"] = [";".join(reason_ids(r)) for r in flagged["reasons"]]
+    flagged = _with_last_review(flagged, reviews, tz)
+    return CaseloadExport(
+        rows=flagged,
+        as_of=as_of,
+        deidentified=deidentify,
+        generated_at=now,
+        generated_by=shown_by,
+        patient_ids=real_ids,
+        counts=counts,
+    )
+
+
+def _with_last_review(rows: pd.DataFrame, reviews: pd.DataFrame, tz: str) -> pd.DataFrame:
+    """Add each patient's latest alert review (when, by whom, at which level, what was done)."""
+    out = rows.copy()
+    columns = ("last_review_at", "last_review_by", "last_review_level", "last_review_action")
+    if reviews.empty or out.empty:
+        for column in columns:
+            out[column] = pd.Series(pd.NA, index=out.index, dtype="string" if column != "last_review_at" else object)
+        out["last_review_at"] = pd.NaT
+        return out
+    latest = reviews.sort_values("reviewed_at", kind="stable").groupby("patient_id", sort=False).tail(1)
+    latest = latest.set_index(latest["patient_id"].astype(str))
+    ids = out["patient_id"].astype(str)
+    at = pd.to_datetime(ids.map(latest["reviewed_at"]), utc=True)
+    out["last_review_at"] = at.dt.tz_convert(tz).dt.tz_localize(None)
+    out["last_review_by"] = ids.map(latest["reviewed_by"]).astype("string")
+    out["last_review_level"] = ids.map(latest["level"]).astype("string")
+    out["last_review_action"] = ids.map(latest["action"]).astype("string")
+    return out
+
+
+def caseload_csv_frame(export: CaseloadExport) -> pd.DataFrame:
+    """The caseload rows as plain columns for CSV: dates as ISO text, reasons as sentences."""
+    rows = export.rows
+    reasons = ["; ".join(r.text for r in rs) for rs in rows["reasons"]]
+    since = pd.to_datetime(rows["level_since"]).dt.strftime("%Y-%m-%d")
+    last = pd.to_datetime(rows["last_review_at"]).dt.strftime("%Y-%m-%d %H:%M")
+    return pd.DataFrame(
+        {
+            "patient_id": rows["patient_id"].astype("string"),
+            "display_name": rows["display_name"].astype("string"),
+            "clinician": rows["clinician"].astype("string"),
+            "level": rows["level"].astype("string"),
+            "level_since": since.astype("string"),
+            "reason_ids": rows["reason_ids"].astype("string"),
+            "reasons": pd.Series(reasons, index=rows.index, dtype="string"),
+            "last_review_at": last.astype("string"),
+            "last_review_by": rows["last_review_by"].astype("string"),
+            "last_review_level": rows["last_review_level"].astype("string"),
+            "last_review_action": rows["last_review_action"].astype("string"),
+            "needs_review": rows["needs_review"].map({True: "yes", False: "no"}).astype("string"),
+        }
+    )

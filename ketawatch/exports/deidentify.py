@@ -1,0 +1,170 @@
+"""De-identification for every export format, so a case can leave the clinic without naming anyone.
+
+One keyed hash (HMAC-SHA256 with `pseudonym_secret`) per patient gives both a stable pseudonym
+("P-" + 10 hex characters) and a date offset, so the same patient gets the same pseudonym and the
+same shift in every export made with the same secret, and nobody without the secret can reverse
+either. The rules:
+
+- names and clinic ids are replaced by the pseudonym; the birth year becomes a 10-year age band
+  at the export date; free-text notes (session, check-in, alert review) are dropped; clinician
+  and reviewer usernames become staff pseudonyms ("S-" + 8 hex characters);
+- every date and time of a patient moves by the same whole number of days, between 30 and 364
+  days into the past. The shift is applied to the clinic-local wall-clock time, so a session keeps
+  its local date-and-time pattern and every interval between a patient's records is kept exactly.
+  Shifting only backwards (a 335-day window, as wide as a symmetric +/-167 days) means a shifted
+  record is never in the future, so de-identified CSV files still pass the importer's checks; the
+  minimum of 30 days keeps the shift from being nearly nothing, and staying under 365 days keeps
+  a shifted date from landing on the same day and month a year earlier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from store.frames import Records
+from store.settings import get_settings
+
+PATIENT_PREFIX = "P-"
+STAFF_PREFIX = "S-"
+#: Shifts are drawn from -MAX_SHIFT_DAYS .. -MIN_SHIFT_DAYS.
+MIN_SHIFT_DAYS = 30
+MAX_SHIFT_DAYS = 364
+#: Ages from this one up are reported as one open band ("90+"), as small old age groups identify.
+OPEN_AGE_BAND = 90
+
+
+def age_band(birth_year, on: date) -> str | None:
+    """The 10-year age band ("30-39", "90+") of someone born in `birth_year` on the date `on`; None if unknown.
+
+    The age is computed from the year alone (on - birth year), which is exact to within one year
+    and all that a year of birth allows.
+    """
+    if birth_year is None or pd.isna(birth_year):
+        return None
+    age = on.year - int(birth_year)
+    if age >= OPEN_AGE_BAND:
+        return f"{OPEN_AGE_BAND}+"
+    low = max(age, 0) // 10 * 10
+    return f"{low}-{low + 9}"
+
+
+@dataclass(frozen=True)
+class Pseudonymiser:
+    """Stable pseudonyms and date offsets from one secret key, the same for every export."""
+
+    secret: str
+
+    @classmethod
+    def from_settings(cls) -> "Pseudonymiser":
+        """The pseudonymiser keyed with the deployment's `pseudonym_secret`."""
+        return cls(get_settings().pseudonym_secret)
+
+    def _digest(self, kind: str, value: str) -> bytes:
+        return hmac.new(self.secret.encode("utf-8"), f"{kind}:{value}".encode("utf-8"), hashlib.sha256).digest()
+
+    def patient(self, patient_id: str) -> str:
+        """The patient's pseudonym, "P-" followed by 10 hex characters."""
+        return PATIENT_PREFIX + self._digest("patient", str(patient_id)).hex()[:10]
+
+    def offset_days(self, patient_id: str) -> int:
+        """The patient's date shift in days (negative), from the same keyed hash as the pseudonym."""
+        digest = self._digest("patient", str(patient_id))
+        span = MAX_SHIFT_DAYS - MIN_SHIFT_DAYS + 1
+        return -(MIN_SHIFT_DAYS + int.from_bytes(digest[8:12], "big") % span)
+
+    def staff(self, username) -> str | None:
+        """A clinician's or reviewer's pseudonym, "S-" followed by 8 hex characters; None for no one."""
+        if username is None or pd.isna(username) or str(username).strip() == "":
+            return None
+        return STAFF_PREFIX + self._digest("staff", str(username)).hex()[:8]
+
+    # ----- vectorised helpers over frames
+
+    def patients_of(self, patient_ids: pd.Series) -> pd.Series:
+        """Pseudonyms for a column of patient ids (computed once per distinct id)."""
+        return _mapped(patient_ids, self.patient).astype("string")
+
+    def offsets_of(self, patient_ids: pd.Series) -> pd.Series:
+        """Day offsets (int64) for a column of patient ids."""
+        return _mapped(patient_ids, self.offset_days).astype("int64")
+
+    def staff_of(self, usernames: pd.Series) -> pd.Series:
+        """Staff pseudonyms for a column of usernames; missing stays missing."""
+        return _mapped(usernames, self.staff).astype("string")
+
+    def shift_date(self, patient_id: str, day: date | None) -> date | None:
+        """One calendar date moved by the patient's offset."""
+        if day is None:
+            return None
+        return day + pd.Timedelta(days=self.offset_days(patient_id)).to_pytimedelta()
+
+
+def _mapped(values: pd.Series, function) -> pd.Series:
+    """Apply `function` to each distinct non-missing value only, then map back (hashing is per id, not per row)."""
+    distinct = pd.unique(values.dropna())
+    table = {value: function(value) for value in distinct}
+    return values.map(table)
+
+
+def shift_instants(instants: pd.Series, offsets: pd.Series, tz: str) -> pd.Series:
+    """UTC instants moved by whole days of clinic-local wall-clock time (so a 10:00 session stays at 10:00)."""
+    if instants.empty:
+        return instants
+    local = instants.dt.tz_convert(tz).dt.tz_localize(None)
+    moved = local + pd.to_timedelta(offsets.to_numpy(dtype="int64"), unit="D")
+    aware = moved.dt.tz_localize(tz, ambiguous=np.zeros(len(moved), dtype=bool), nonexistent="shift_forward")
+    return aware.dt.tz_convert("UTC").astype(instants.dtype)
+
+
+def shift_dates(dates: pd.Series, offsets: pd.Series) -> pd.Series:
+    """Naive midnight dates moved by whole days."""
+    return (dates + pd.to_timedelta(offsets.to_numpy(dtype="int64"), unit="D")).astype(dates.dtype)
+
+
+def deidentify_records(records: Records, pseudonymiser: Pseudonymiser, *, on: date, tz: str | None = None) -> Records:
+    """The same records with pseudonyms, shifted dates, age bands and no notes or staff names.
+
+    The patients frame gains an `age_band` column (at `on`, the export date) and loses the
+    birth year; everything the risk engine and the charts read is kept, so levels and charts
+    computed from the result match the original apart from the dates.
+    """
+    tz = tz or get_settings().clinic_timezone
+    p = records.patients.copy()
+    p["age_band"] = pd.Series([age_band(y, on) for y in p["birth_year"]], index=p.index, dtype="string")
+    p["treatment_start"] = shift_dates(p["treatment_start"], pseudonymiser.offsets_of(p["patient_id"]))
+    p["display_name"] = pd.Series(pd.NA, index=p.index, dtype="string")
+    p["birth_year"] = np.nan
+    p["clinician"] = pseudonymiser.staff_of(p["clinician"])
+    p["patient_id"] = pseudonymiser.patients_of(p["patient_id"])
+
+    s = records.sessions.copy()
+    s["session_at"] = shift_instants(s["session_at"], pseudonymiser.offsets_of(s["patient_id"]), tz)
+    s["notes"] = pd.Series(pd.NA, index=s.index, dtype="string")
+    s["patient_id"] = pseudonymiser.patients_of(s["patient_id"])
+
+    c = records.checkins.copy()
+    c["reported_at"] = shift_instants(c["reported_at"], pseudonymiser.offsets_of(c["patient_id"]), tz)
+    c["notes"] = pd.Series(pd.NA, index=c.index, dtype="string")
+    c["patient_id"] = pseudonymiser.patients_of(c["patient_id"])
+    return Records(p, s, c)
+
+
+def deidentify_reviews(reviews: pd.DataFrame, pseudonymiser: Pseudonymiser, *, tz: str | None = None) -> pd.DataFrame:
+    """Alert reviews with the patient's pseudonym and date shift, the reviewer pseudonymised and the note dropped."""
+    tz = tz or get_settings().clinic_timezone
+    out = reviews.copy()
+    if out.empty:
+        out["note"] = pd.Series(dtype="string")
+        return out
+    at = pd.to_datetime(out["reviewed_at"], utc=True)
+    out["reviewed_at"] = shift_instants(at, pseudonymiser.offsets_of(out["patient_id"]), tz)
+    out["reviewed_by"] = pseudonymiser.staff_of(out["reviewed_by"])
+    out["note"] = pd.Series(pd.NA, index=out.index, dtype="string")
+    out["patient_id"] = pseudonymiser.patients_of(out["patient_id"])
+    return out

@@ -1,0 +1,294 @@
+"""One patient's records as a FHIR R4B Bundle (type collection), for the clinic's record system.
+
+What maps to what:
+
+- the patient -> Patient (clinic id, name, sex, year of birth; de-identified: pseudonym and an
+  age-band extension only);
+- each session -> MedicationAdministration: intranasal sessions are esketamine, coded with RxNorm
+  2201623 "esketamine Nasal Spray" (cited from RxNorm via ndclist.com/rxnorm/rxcui/2201623);
+  every other route is racemic ketamine, sent as text because no RxNorm code for it could be
+  cited here. Route uses SNOMED CT route codes (intravenous 47625008, intramuscular 78421000,
+  nasal 46713006, oral 26643006, sublingual 37839007, as listed in the SNOMED CT route value
+  sets of HL7 FHIR implementation guides such as KBV_VS_Base_..._Route_of_Administration);
+  dose in UCUM mg; period from the session time and its duration;
+- vitals -> Observation (category vital-signs) with LOINC: systolic 8480-6, diastolic 8462-4,
+  heart rate 8867-4, SpO2 59408-5 + 2708-6, body weight 29463-7; before-dosing values at the start
+  of the session, after-dosing values at its end, each `partOf` its MedicationAdministration;
+- the patient's requests (earlier session, higher dose) and the CADSS total -> Observations with
+  codes from KetaWatch's own code system;
+- each check-in -> Observations (category survey): craving (local code), SDS total with its five
+  items as components (local codes; no LOINC code for the SDS is known here), PHQ-9 total (LOINC
+  44261-6), and the warning-sign checklist as one Observation whose components are the twelve
+  items (local code system);
+- each side effect -> AdverseEvent (actuality actual, HL7 adverse-event-severity mild/moderate/
+  severe), its suspect entity the session's MedicationAdministration.
+
+Local codes live under KETAWATCH_FHIR (a placeholder namespace on the reserved `.invalid` domain,
+so it can never clash with someone else's; a clinic may publish its own). Resource ids are
+name-based UUIDs of the (pseudonymised) patient key and the record's time, so exporting the
+same records twice gives the same ids and nothing about the real patient can be read from them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pandas as pd
+
+from ketawatch.exports.casefile import PatientCase, local_day
+from ketawatch.risk import scoring
+from seed_data.catalogue import side_effects, warning_sign
+from store.vocabulary import SDS_ITEMS, WARNING_SIGNS
+
+KETAWATCH_FHIR = "https://ketawatch.invalid/fhir"
+CS_INSTRUMENT = f"{KETAWATCH_FHIR}/CodeSystem/instrument"
+CS_WARNING_SIGN = f"{KETAWATCH_FHIR}/CodeSystem/warning-sign"
+CS_SIDE_EFFECT = f"{KETAWATCH_FHIR}/CodeSystem/side-effect"
+CS_SESSION = f"{KETAWATCH_FHIR}/CodeSystem/session"
+SID_PATIENT = f"{KETAWATCH_FHIR}/sid/patient-id"
+SID_PSEUDONYM = f"{KETAWATCH_FHIR}/sid/pseudonym"
+EXT_AGE_BAND = f"{KETAWATCH_FHIR}/StructureDefinition/age-band"
+
+LOINC = "http://loinc.org"
+SNOMED = "http://snomed.info/sct"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+UCUM = "http://unitsofmeasure.org"
+OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+AE_SEVERITY = "http://terminology.hl7.org/CodeSystem/adverse-event-severity"
+_NAMESPACE = uuid.UUID("6f1d3c2a-8e0b-5b7e-9a51-4b6d0f2c9e11")
+
+ROUTES = {
+    "iv": ("47625008", "Intravenous route"),
+    "im": ("78421000", "Intramuscular route"),
+    "intranasal": ("46713006", "Nasal route"),
+    "oral": ("26643006", "Oral route"),
+    "sublingual": ("37839007", "Sublingual route"),
+}
+ESKETAMINE = {"coding": [{"system": RXNORM, "code": "2201623", "display": "esketamine Nasal Spray"}], "text": "esketamine (intranasal)"}
+KETAMINE = {"text": "ketamine (racemic)"}
+
+#: (column, LOINC codes, display, UCUM unit) of the vitals recorded before and after dosing.
+VITALS = (
+    ("sbp", (("8480-6", "Systolic blood pressure"),), "Systolic blood pressure", "mm[Hg]"),
+    ("dbp", (("8462-4", "Diastolic blood pressure"),), "Diastolic blood pressure", "mm[Hg]"),
+    ("hr", (("8867-4", "Heart rate"),), "Heart rate", "/min"),
+    ("spo2", (("59408-5", "Oxygen saturation in Arterial blood by Pulse oximetry"), ("2708-6", "Oxygen saturation in Arterial blood")),
+     "Oxygen saturation", "%"),
+)
+
+
+def _category(code: str, display: str) -> list[dict]:
+    return [{"coding": [{"system": OBS_CATEGORY, "code": code, "display": display}]}]
+
+
+VITAL_SIGNS = _category("vital-signs", "Vital Signs")
+SURVEY = _category("survey", "Survey")
+
+
+def _missing(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value))
+
+
+def _iso(moment: pd.Timestamp | datetime, tz: str) -> str:
+    return pd.Timestamp(moment).tz_convert(tz).isoformat(timespec="seconds")
+
+
+class _BundleBuilder:
+    """Collects entries with stable ids and references between them."""
+
+    def __init__(self, case: PatientCase):
+        self.case = case
+        self.key = case.patient_key
+        self.entries: list[dict] = []
+        self.patient_ref = self.url("patient", "")
+
+    def id(self, kind: str, local: str) -> str:
+        return str(uuid.uuid5(_NAMESPACE, f"{self.key}|{kind}|{local}"))
+
+    def url(self, kind: str, local: str) -> str:
+        return f"urn:uuid:{self.id(kind, local)}"
+
+    def add(self, kind: str, local: str, resource: dict) -> str:
+        resource = {"id": self.id(kind, local), **resource}
+        url = self.url(kind, local)
+        self.entries.append({"fullUrl": url, "resource": resource})
+        return url
+
+    def observation(self, kind: str, local: str, *, category, code: dict, when: str, value: dict | None = None,
+                    part_of: str | None = None, components: list[dict] | None = None, note: str | None = None) -> None:
+        resource: dict[str, Any] = {
+            "resourceType": "Observation",
+            "status": "final",
+            "category": category,
+            "code": code,
+            "subject": {"reference": self.patient_ref},
+            "effectiveDateTime": when,
+        }
+        if value:
+            resource.update(value)
+        if part_of:
+            resource["partOf"] = [{"reference": part_of}]
+        if components:
+            resource["component"] = components
+        if note:
+            resource["note"] = [{"text": note}]
+        self.add("observation", f"{kind}|{local}", resource)
+
+
+def _local_code(system: str, code: str, display: str) -> dict:
+    return {"coding": [{"system": system, "code": code, "display": display}], "text": display}
+
+
+def _patient(b: _BundleBuilder) -> dict:
+    case, p = b.case, b.case.patient
+    resource: dict[str, Any] = {"resourceType": "Patient"}
+    if case.deidentified:
+        resource["identifier"] = [{"system": SID_PSEUDONYM, "value": case.patient_key}]
+        if case.age_band:
+            resource["extension"] = [{"url": EXT_AGE_BAND, "valueString": case.age_band}]
+    else:
+        resource["identifier"] = [{"system": SID_PATIENT, "value": case.patient_key}]
+        if not _missing(p.get("display_name")) and str(p.get("display_name")).strip():
+            resource["name"] = [{"text": str(p["display_name"])}]
+        if not _missing(p.get("birth_year")):
+            resource["birthDate"] = f"{int(p['birth_year']):04d}"
+    if not _missing(p.get("sex")):
+        resource["gender"] = str(p["sex"])
+    return resource
+
+
+def _sessions(b: _BundleBuilder) -> None:
+    case = b.case
+    s = case.records.sessions.copy()
+    s["date"] = local_day(s["session_at"], case.tz)
+    s = case.in_window(s).sort_values("session_at", kind="stable")
+    per_kg = scoring.dose_per_kg(s["dose_mg"], s["weight_kg"], s["route"])
+    effects = {e.id: e.label for e in side_effects()}
+    for i, row in enumerate(s.itertuples(index=False)):
+        start = pd.Timestamp(row.session_at)
+        end = start + timedelta(minutes=float(row.duration_min)) if not _missing(row.duration_min) else None
+        local = start.isoformat()
+        route_code, route_display = ROUTES[str(row.route)]
+        dosage: dict[str, Any] = {
+            "route": {"coding": [{"system": SNOMED, "code": route_code, "display": route_display}], "text": str(row.route)},
+            "dose": {"value": float(row.dose_mg), "unit": "mg", "system": UCUM, "code": "mg"},
+        }
+        if not _missing(per_kg.iloc[i]):
+            dosage["text"] = f"{float(row.dose_mg):g} mg = {float(per_kg.iloc[i]):.2f} mg/kg at {float(row.weight_kg):g} kg"
+        resource: dict[str, Any] = {
+            "resourceType": "MedicationAdministration",
+            "status": "completed",
+            "medicationCodeableConcept": ESKETAMINE if row.route == "intranasal" else KETAMINE,
+            "subject": {"reference": b.patient_ref},
+            "dosage": dosage,
+        }
+        if end is not None:
+            resource["effectivePeriod"] = {"start": _iso(start, case.tz), "end": _iso(end, case.tz)}
+        else:
+            resource["effectiveDateTime"] = _iso(start, case.tz)
+        if not case.deidentified and not _missing(row.notes) and str(row.notes).strip():
+            resource["note"] = [{"text": str(row.notes)}]
+        session_url = b.add("session", local, resource)
+        before, after = _iso(start, case.tz), _iso(end if end is not None else start, case.tz)
+        for column, codes, display, unit in VITALS:
+            for phase, when, words in (("pre", before, "before dosing"), ("post", after, "after dosing")):
+                value = getattr(row, f"{column}_{phase}")
+                if _missing(value):
+                    continue
+                code = {"coding": [{"system": LOINC, "code": c, "display": d} for c, d in codes], "text": f"{display} ({words})"}
+                b.observation(f"{column}_{phase}", local, category=VITAL_SIGNS, code=code, when=when, part_of=session_url,
+                              value={"valueQuantity": {"value": float(value), "unit": unit, "system": UCUM, "code": unit}})
+        if not _missing(row.weight_kg):
+            b.observation("weight", local, category=VITAL_SIGNS, when=before, part_of=session_url,
+                          code={"coding": [{"system": LOINC, "code": "29463-7", "display": "Body weight"}], "text": "Body weight"},
+                          value={"valueQuantity": {"value": float(row.weight_kg), "unit": "kg", "system": UCUM, "code": "kg"}})
+        if not _missing(row.dissociation_cadss):
+            b.observation("cadss", local, category=SURVEY, when=after, part_of=session_url,
+                          code=_local_code(CS_INSTRUMENT, "cadss-total", "CADSS dissociation total, peak during the session (0-92)"),
+                          value={"valueInteger": int(row.dissociation_cadss)})
+        for column, code, display in (
+            ("early_request", "early-session-request", "Patient asked for this session earlier than planned"),
+            ("dose_increase_request", "dose-increase-request", "Patient asked for a higher dose"),
+        ):
+            value = getattr(row, column)
+            if not _missing(value):
+                b.observation(column, local, category=SURVEY, when=before, part_of=session_url,
+                              code=_local_code(CS_SESSION, code, display), value={"valueBoolean": bool(value)})
+        if isinstance(row.side_effects, str) and row.side_effects:
+            for item in row.side_effects.split(";"):
+                effect, _, severity = item.partition(":")
+                if not effect:
+                    continue
+                b.add("adverse_event", f"{local}|{effect}", {
+                    "resourceType": "AdverseEvent",
+                    "actuality": "actual",
+                    "subject": {"reference": b.patient_ref},
+                    "date": before,
+                    "event": _local_code(CS_SIDE_EFFECT, effect, effects.get(effect, effect)),
+                    "severity": {"coding": [{"system": AE_SEVERITY, "code": severity, "display": severity.capitalize()}]},
+                    "suspectEntity": [{"instance": {"reference": session_url}}],
+                })
+
+
+def _checkins(b: _BundleBuilder) -> None:
+    case = b.case
+    c = case.records.checkins.copy()
+    c["date"] = local_day(c["reported_at"], case.tz)
+    c = case.in_window(c).sort_values("reported_at", kind="stable")
+    c["sds_total"] = scoring.sds_total(c)
+    labels = {s: warning_sign(s).label for s in WARNING_SIGNS}
+    for row in c.itertuples(index=False):
+        when = _iso(pd.Timestamp(row.reported_at), case.tz)
+        local = pd.Timestamp(row.reported_at).isoformat()
+        note = str(row.notes) if not case.deidentified and not _missing(row.notes) and str(row.notes).strip() else None
+        b.observation("craving", local, category=SURVEY, when=when, note=note,
+                      code=_local_code(CS_INSTRUMENT, "craving", "Craving for ketamine outside treatment, past week (0-10)"),
+                      value={"valueInteger": int(row.craving)})
+        if not _missing(row.sds_total):
+            items = [
+                {"code": _local_code(CS_INSTRUMENT, item.replace("_", "-"), f"Severity of Dependence Scale item {n}"),
+                 "valueInteger": int(getattr(row, item))}
+                for n, item in enumerate(SDS_ITEMS, 1)
+            ]
+            b.observation("sds", local, category=SURVEY, when=when, components=items,
+                          code=_local_code(CS_INSTRUMENT, "sds-total", "Severity of Dependence Scale total (0-15)"),
+                          value={"valueInteger": int(row.sds_total)})
+        if not _missing(row.phq9):
+            b.observation("phq9", local, category=SURVEY, when=when,
+                          code={"coding": [{"system": LOINC, "code": "44261-6",
+                                            "display": "Patient Health Questionnaire 9 item (PHQ-9) total score [Reported]"}],
+                                "text": "PHQ-9 total"},
+                          value={"valueInteger": int(row.phq9)})
+        signs = [
+            {"code": _local_code(CS_WARNING_SIGN, sign, labels[sign]), "valueInteger": int(getattr(row, sign))}
+            for sign in WARNING_SIGNS
+            if not _missing(getattr(row, sign))
+        ]
+        if signs:
+            b.observation("signs", local, category=SURVEY, when=when, components=signs,
+                          code=_local_code(CS_WARNING_SIGN, "checklist", "Warning-sign checklist, past two weeks (0-3 per item)"))
+
+
+def fhir_bundle(case: PatientCase) -> dict:
+    """The patient's records in the export's date range as a FHIR R4B collection Bundle (plain JSON-ready dict)."""
+    b = _BundleBuilder(case)
+    b.entries.append({"fullUrl": b.patient_ref, "resource": {"id": b.id("patient", ""), **_patient(b)}})
+    _sessions(b)
+    _checkins(b)
+    return {
+        "resourceType": "Bundle",
+        "id": b.id("bundle", case.end.isoformat()),
+        "type": "collection",
+        "timestamp": case.generated_at.astimezone(timezone.utc).isoformat(timespec="seconds"),
+        "entry": b.entries,
+    }
+
+
+def validated_bundle_json(case: PatientCase) -> bytes:
+    """The bundle as JSON bytes, after validating it with fhir.resources (R4B), so an invalid file is never written."""
+    from fhir.resources.R4B.bundle import Bundle
+
+    bundle = Bundle.model_validate(fhir_bundle(case))
+    return bundle.model_dump_json(indent=2, exclude_none=True).encode("utf-8")

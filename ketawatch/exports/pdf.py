@@ -1,0 +1,272 @@
+"""The patient case-review PDF: the one document a team reads before deciding what to do.
+
+Sections in reading order: who the patient is and the plan, the current level with its reasons
+and history, the charts (craving, warning signs, dose, intervals, SDS, PHQ-9), side effects,
+the session and check-in tables, notes (identified only), alert reviews and a sign-off block.
+Everything comes from a `PatientCase`, so a de-identified document is built from already
+de-identified data and has nothing to leak.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ketawatch.exports.casefile import PatientCase, local_day
+from ketawatch.exports.figures import FigureImage, case_figures
+from ketawatch.exports.pdf_layout import DISCLAIMER, ReviewPDF, local_time_text
+from seed_data.catalogue import side_effects, warning_sign
+from store.vocabulary import WARNING_SIGNS
+
+_ROUTE_WORDS = {"iv": "IV", "im": "IM", "intranasal": "intranasal", "oral": "oral", "sublingual": "sublingual"}
+
+
+def _text(value, unit: str = "", digits: int = 1) -> str:
+    """A value for a table cell: '' when missing, whole numbers without decimals."""
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    if isinstance(value, (int, float)):
+        number = float(value)
+        shown = str(int(round(number))) if abs(number - round(number)) < 1e-9 else f"{number:.{digits}f}"
+        return f"{shown}{unit}"
+    return f"{value}{unit}"
+
+
+def _day(value) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    return pd.Timestamp(value).strftime("%Y-%m-%d")
+
+
+def _words(code) -> str:
+    return "" if code is None or pd.isna(code) else str(code).replace("_", " ")
+
+
+def _asked(value) -> bool:
+    return value is not None and value is not pd.NA and not (isinstance(value, float) and pd.isna(value)) and bool(value)
+
+
+def _yes_no(value) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
+        return "not recorded"
+    return "yes" if bool(value) else "no"
+
+
+def patient_facts(case: PatientCase) -> list[tuple[str, str]]:
+    """The identity and plan lines at the top of the summary."""
+    p = case.patient
+    plan_dose = _text(p.get("planned_dose_mg_per_kg"), " mg/kg", 2) or "not set"
+    plan_interval = _text(p.get("planned_interval_days"), " days") or "not set"
+    facts: list[tuple[str, str]] = []
+    if case.deidentified:
+        facts += [("Pseudonym", case.patient_key), ("Age band (at export)", case.age_band or "not recorded")]
+    else:
+        facts += [
+            ("Name", _text(p.get("display_name")) or "not recorded"),
+            ("Patient ID", case.patient_key),
+            ("Year of birth", _text(p.get("birth_year")) or "not recorded"),
+        ]
+    facts += [
+        ("Sex", _words(p.get("sex")) or "not recorded"),
+        ("Indication", _words(p.get("indication"))),
+        ("History of substance use disorder", _yes_no(p.get("sud_history"))),
+        ("Treatment start", _day(p.get("treatment_start"))),
+        ("Plan", f"planned dose {plan_dose}; planned interval between maintenance sessions {plan_interval}"),
+        ("Responsible clinician", _text(p.get("clinician")) or "not recorded"),
+        ("Status", _words(p.get("status")) or "active"),
+    ]
+    return facts
+
+
+def _window_text(case: PatientCase) -> str:
+    start = case.start.isoformat() if case.start else "first record"
+    return f"Records from {start} to {case.end.isoformat()}"
+
+
+def _reason_line(reason) -> str:
+    line = f"[{reason.level}] {reason.text} (rule {reason.rule_id})"
+    if reason.quotation and reason.source:
+        line += f"\n    Seed document {reason.source}: \u201c{reason.quotation}\u201d"
+    return line
+
+
+def _level_section(pdf: ReviewPDF, case: PatientCase) -> None:
+    pdf.heading("Dependence-risk level")
+    since = f"; at this level since {case.since.isoformat()}" if case.since else ""
+    pdf.level_badge(case.level, f"As of {case.end.isoformat()}{since}.")
+    pdf.paragraph(DISCLAIMER, size=8, style="I", height=3.8)
+    pdf.ln(1)
+    if case.reasons:
+        pdf.set_font("DejaVu", "B", 9)
+        pdf.cell(0, 5, "Why (observations, most important first):", new_x="LMARGIN", new_y="NEXT")
+        for reason in case.reasons:
+            pdf.bullet(_reason_line(reason))
+    else:
+        pdf.paragraph("No rule holds as of this date: no concern is raised by the records.", size=8.5)
+    pdf.ln(1)
+    pdf.set_font("DejaVu", "B", 9)
+    pdf.cell(0, 5, "Level history (first assessment and every change)", new_x="LMARGIN", new_y="NEXT")
+    rows = [
+        [_day(r.date), r.level, "; ".join(x.rule_id for x in r.reasons) or "-"]
+        for r in case.history.itertuples(index=False)
+    ]
+    pdf.data_table(["Date", "Level", "Reasons (rule ids)"], rows, [24, 18, pdf.usable_width - 42], size=7.5)
+
+
+def _figures(case: PatientCase) -> list[FigureImage]:
+    """The dashboard's chart descriptions for the period, rendered for print."""
+    from ketawatch.charts import patient_chart_specs
+
+    specs = patient_chart_specs(case.records, case.patient_key, tz=case.tz, date_from=case.start, date_to=case.end)
+    return case_figures(specs)
+
+
+def side_effect_rows(case: PatientCase) -> list[list[str]]:
+    """Per side effect: how many sessions recorded it at each severity, in the period."""
+    sessions = _sessions_in_window(case)
+    effects = sessions["side_effects"].dropna()
+    if effects.empty:
+        return []
+    items = effects.str.split(";").explode()
+    items = items[items.fillna("").str.len() > 0]
+    split = items.str.split(":", n=1, expand=True)
+    counts = pd.crosstab(split[0], split[1])
+    labels = {e.id: e.label for e in side_effects()}
+    order = [e.id for e in side_effects() if e.id in counts.index]
+    rows = []
+    for effect in order:
+        line = counts.loc[effect]
+        mild, moderate, severe = (int(line.get(s, 0)) for s in ("mild", "moderate", "severe"))
+        rows.append([labels.get(effect, effect), str(mild), str(moderate), str(severe), str(mild + moderate + severe)])
+    return rows
+
+
+def _sessions_in_window(case: PatientCase) -> pd.DataFrame:
+    s = case.records.sessions.copy()
+    s["date"] = local_day(s["session_at"], case.tz)
+    return case.in_window(s).sort_values("session_at", kind="stable").reset_index(drop=True)
+
+
+def _checkins_in_window(case: PatientCase) -> pd.DataFrame:
+    c = case.records.checkins.copy()
+    c["date"] = local_day(c["reported_at"], case.tz)
+    return case.in_window(c).sort_values("reported_at", kind="stable").reset_index(drop=True)
+
+
+def session_rows(case: PatientCase) -> list[list[str]]:
+    """The session table's rows: time, route, dose, dose per kg, interval, vitals, CADSS, requests, side effects."""
+    sessions = _sessions_in_window(case)
+    signals = case.signals.get("sessions", pd.DataFrame(columns=["session_at", "dose_per_kg", "interval_days"]))
+    computed = signals.set_index(pd.to_datetime(signals["session_at"], utc=True))[["dose_per_kg", "interval_days"]] if len(signals) else None
+    rows = []
+    local = pd.to_datetime(sessions["session_at"], utc=True).dt.tz_convert(case.tz)
+    for i, s in enumerate(sessions.itertuples(index=False)):
+        at = pd.Timestamp(s.session_at)
+        per_kg = computed["dose_per_kg"].get(at) if computed is not None else None
+        interval = computed["interval_days"].get(at) if computed is not None else None
+        requests = " ".join(flag for flag, asked in (("earlier", s.early_request), ("more", s.dose_increase_request)) if _asked(asked))
+        bp_pre = f"{_text(s.sbp_pre)}/{_text(s.dbp_pre)}" if pd.notna(s.sbp_pre) else ""
+        bp_post = f"{_text(s.sbp_post)}/{_text(s.dbp_post)}" if pd.notna(s.sbp_post) else ""
+        hr = "/".join(x for x in (_text(s.hr_pre), _text(s.hr_post)) if x)
+        spo2 = "/".join(x for x in (_text(s.spo2_pre), _text(s.spo2_post)) if x)
+        effects = _words(s.side_effects).replace(";", "; ").replace(":", " ") if isinstance(s.side_effects, str) else ""
+        rows.append([
+            local.iloc[i].strftime("%Y-%m-%d %H:%M"), _ROUTE_WORDS.get(str(s.route), str(s.route)), _text(s.dose_mg),
+            _text(per_kg, digits=2), _text(interval), _text(s.weight_kg), bp_pre, bp_post, hr, spo2,
+            _text(s.dissociation_cadss), requests, effects,
+        ])
+    return rows
+
+
+def checkin_rows(case: PatientCase) -> list[list[str]]:
+    """The check-in table's rows: date, craving, SDS, warning-sign burden and the signs answered 'clearly', PHQ-9."""
+    checkins = _checkins_in_window(case)
+    signals = case.signals.get("checkins")
+    computed = signals.set_index(pd.to_datetime(signals["reported_at"], utc=True)) if signals is not None and len(signals) else None
+    answers = checkins[list(WARNING_SIGNS)].to_numpy(dtype="float64")
+    labels = [warning_sign(s).label for s in WARNING_SIGNS]
+    rows = []
+    local = pd.to_datetime(checkins["reported_at"], utc=True).dt.tz_convert(case.tz)
+    for i, c in enumerate(checkins.itertuples(index=False)):
+        at = pd.Timestamp(c.reported_at)
+        sds = computed["sds_total"].get(at) if computed is not None else None
+        burden = computed["sign_burden"].get(at) if computed is not None else None
+        clear = ", ".join(f"{labels[j]} ({int(answers[i, j])})" for j in range(len(labels)) if answers[i, j] >= 2)
+        rows.append([local.iloc[i].strftime("%Y-%m-%d"), _text(c.craving), _text(sds), _text(burden), clear, _text(c.phq9)])
+    return rows
+
+
+def note_rows(case: PatientCase) -> list[list[str]]:
+    """Free-text notes of sessions and check-ins in the period (identified exports only)."""
+    if case.deidentified:
+        return []
+    rows = []
+    for kind, frame, column in (("session", _sessions_in_window(case), "session_at"), ("check-in", _checkins_in_window(case), "reported_at")):
+        have = frame[frame["notes"].notna() & (frame["notes"].astype("string").str.strip() != "")]
+        local = pd.to_datetime(have[column], utc=True).dt.tz_convert(case.tz)
+        rows += [[local.iloc[i].strftime("%Y-%m-%d %H:%M"), kind, str(note)] for i, note in enumerate(have["notes"])]
+    return sorted(rows)
+
+
+def review_rows(case: PatientCase) -> list[list[str]]:
+    """Alert reviews up to the end of the period, newest first."""
+    reviews = case.reviews
+    if reviews.empty:
+        return []
+    reviews = reviews.copy()
+    reviews["date"] = local_day(reviews["reviewed_at"], case.tz)
+    reviews = case.in_window(reviews).sort_values("reviewed_at", ascending=False, kind="stable")
+    local = pd.to_datetime(reviews["reviewed_at"], utc=True).dt.tz_convert(case.tz)
+    rows = []
+    for i, r in enumerate(reviews.itertuples(index=False)):
+        note = "" if case.deidentified else _text(r.note)
+        rows.append([local.iloc[i].strftime("%Y-%m-%d %H:%M"), _text(r.reviewed_by), r.level,
+                     str(r.reasons or "").replace(";", "; "), _words(r.action), note])
+    return rows
+
+
+def patient_pdf(case: PatientCase) -> bytes:
+    """The case-review PDF of one patient as bytes."""
+    generated = f"Generated {local_time_text(case.generated_at, case.tz)} by {case.generated_by}"
+    pdf = ReviewPDF(title="Case review", subject=case.label, generated=generated, deidentified=case.deidentified)
+    pdf.add_page()
+    pdf.set_font("DejaVu", "B", 15)
+    pdf.multi_cell(pdf.usable_width, 7, f"Case review: {case.label}", new_x="LMARGIN", new_y="NEXT")
+    pdf.paragraph(f"{_window_text(case)}. {generated}.", size=8.5)
+    if case.deidentified:
+        pdf.paragraph(
+            "De-identified: the patient is shown by a pseudonym, every date is shifted by the same number of days "
+            "(intervals are kept), the year of birth is an age band, and free-text notes and staff names are removed.",
+            size=7.5, style="I", height=3.6,
+        )
+    pdf.heading("Patient and plan")
+    pdf.key_values(patient_facts(case))
+    _level_section(pdf, case)
+
+    pdf.heading("Trends", keep=70)
+    for figure in _figures(case):
+        pdf.figure(figure.title, figure.png, figure.caption)
+
+    pdf.heading("Side effects")
+    pdf.data_table(["Side effect", "Mild", "Moderate", "Severe", "Sessions"], side_effect_rows(case), [86, 25, 25, 25, 25],
+                   size=7.5, align=["LEFT", "RIGHT", "RIGHT", "RIGHT", "RIGHT"])
+
+    pdf.heading("Sessions")
+    widths = [25, 10, 10, 11, 10, 12, 15, 15, 13, 13, 11, 13, 28]
+    pdf.data_table(
+        ["Date and time", "Route", "Dose mg", "mg/kg", "Days since last", "Weight (kg)", "BP before", "BP after", "HR b/a",
+         "SpO2 b/a", "CADSS", "Asked for", "Side effects"],
+        session_rows(case), widths, size=6.5,
+    )
+    pdf.heading("Check-ins")
+    pdf.data_table(["Date", "Craving", "SDS", "Sign burden", "Warning signs answered 'clearly' or more (score)", "PHQ-9"],
+                   checkin_rows(case), [20, 14, 11, 15, 110, 16], size=6.8)
+    if not case.deidentified:
+        pdf.heading("Notes")
+        pdf.data_table(["Date and time", "Record", "Note"], note_rows(case), [26, 16, pdf.usable_width - 42], size=7)
+    pdf.heading("Alert reviews")
+    pdf.data_table(["Reviewed", "By", "Level", "Reasons acknowledged", "Action", "Note"], review_rows(case),
+                   [24, 24, 13, 50, 32, pdf.usable_width - 143], size=7)
+    pdf.sign_off([
+        "Check each reason against the records above before acting. " + DISCLAIMER,
+    ])
+    return bytes(pdf.output())

@@ -1,0 +1,198 @@
+"""The printed page shared by the case-review and caseload PDFs: Unicode font, header, footer, tables.
+
+Built with fpdf2 alone (no browser), using DejaVu Sans from matplotlib's own data folder so every
+server that can draw the charts can also print any patient's name. The footer carries the page
+number ("Page 2 of 5"), when and by whom the document was generated, and whether it identifies
+the patient, on every page, so a loose page is still traceable and its handling clear.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import matplotlib
+from fpdf import FPDF, FontFace
+from fpdf.enums import TableCellFillMode, XPos, YPos
+
+FONT = "DejaVu"
+_FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf", "I": "DejaVuSans-Oblique.ttf"}
+
+#: How each level is printed: words and a filled-dot scale carry the meaning; grey shades only help.
+LEVEL_PRINT = {
+    "green": ("GREEN: no concern", "\u25cf\u25cb\u25cb", 255),
+    "amber": ("AMBER: emerging signals, review at the next visit", "\u25cf\u25cf\u25cb", 225),
+    "red": ("RED: pattern consistent with emerging dependence, review now", "\u25cf\u25cf\u25cf", 190),
+}
+DISCLAIMER = (
+    "KetaWatch supports clinical judgement and does not diagnose. The level summarises observations in "
+    "the records against the clinic's thresholds; what they mean for this patient is the clinician's decision."
+)
+IDENTIFIED_MARK = "IDENTIFIED: contains personal data, handle as a clinical record"
+DEIDENTIFIED_MARK = "DE-IDENTIFIED: pseudonym, dates shifted, notes and staff names removed"
+
+
+def local_time_text(moment: datetime, tz: str) -> str:
+    """A UTC moment as 'YYYY-MM-DD HH:MM (zone)' in the clinic's time zone."""
+    return f"{moment.astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M} ({tz})"
+
+
+class ReviewPDF(FPDF):
+    """An A4 document with KetaWatch's header and a traceable footer on every page."""
+
+    def __init__(self, *, title: str, subject: str, generated: str, deidentified: bool, orientation: str = "P"):
+        super().__init__(orientation=orientation, unit="mm", format="A4")
+        for style, name in FONT_FILES.items():
+            self.add_font(FONT, style, str(_FONT_DIR / name))
+        self.doc_title = title
+        self.subject_line = subject
+        self.generated = generated
+        self.deidentified = deidentified
+        self.set_margins(12, 14, 12)
+        self.set_auto_page_break(True, margin=16)
+        self.set_title(title)
+        self.set_creator("KetaWatch")
+        self.set_font(FONT, size=9)
+
+    # ----- page furniture
+
+    def header(self) -> None:
+        self.set_font(FONT, "B", 8)
+        self.set_text_color(60)
+        self.cell(0, 4, f"KetaWatch \u00b7 {self.doc_title} \u00b7 {self.subject_line}", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.set_draw_color(150)
+        self.line(self.l_margin, self.get_y() + 0.5, self.w - self.r_margin, self.get_y() + 0.5)
+        self.ln(3)
+        self.set_text_color(0)
+        self.set_font(FONT, size=9)
+
+    def footer(self) -> None:
+        self.set_y(-13)
+        self.set_font(FONT, size=6.5)
+        self.set_text_color(70)
+        mark = DEIDENTIFIED_MARK if self.deidentified else IDENTIFIED_MARK
+        self.multi_cell(self.usable_width - 24, 3, f"{self.generated} \u00b7 {mark}", new_x=XPos.RIGHT, new_y=YPos.TOP)
+        self.set_xy(self.w - self.r_margin - 24, -13)
+        self.cell(24, 3, f"Page {self.page_no()} of {{nb}}", align="R")
+        self.set_text_color(0)
+
+    # ----- text blocks
+
+    @property
+    def usable_width(self) -> float:
+        return self.w - self.l_margin - self.r_margin
+
+    def heading(self, text: str, size: float = 11.5, keep: float = 30) -> None:
+        """A section heading, kept on the same page as the first `keep` mm of what follows."""
+        if self.get_y() + 8 + keep > self.h - self.b_margin:
+            self.add_page()
+        self.ln(2)
+        self.set_font(FONT, "B", size)
+        self.cell(0, 6, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.set_font(FONT, size=9)
+
+    def paragraph(self, text: str, size: float = 9, style: str = "", height: float = 4.4) -> None:
+        """Wrapped body text across the page."""
+        self.set_font(FONT, style, size)
+        self.multi_cell(self.usable_width, height, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.set_font(FONT, size=9)
+
+    def bullet(self, text: str, size: float = 8.5) -> None:
+        """One item of a list, indented under its bullet."""
+        self.set_font(FONT, size=size)
+        self.cell(4, 4.2, "\u2022")
+        self.multi_cell(self.usable_width - 4, 4.2, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+    def level_badge(self, level: str, detail: str) -> None:
+        """The level in words, with a dot scale and a grey box: readable without colour."""
+        words, dots, grey = LEVEL_PRINT.get(level, (level.upper(), "", 255))
+        self.set_fill_color(grey)
+        self.set_line_width(0.8 if level == "red" else 0.4)
+        self.set_font(FONT, "B", 11)
+        self.cell(self.usable_width, 8, f"  {dots}  {words}", border=1, fill=True, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.set_line_width(0.2)
+        self.set_fill_color(255)
+        self.set_font(FONT, size=8.5)
+        self.cell(0, 5, detail, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.set_font(FONT, size=9)
+
+    def key_values(self, pairs: list[tuple[str, str]], label_width: float = 48) -> None:
+        """A two-column fact list (label, value)."""
+        self.set_font(FONT, size=8.5)
+        with self.table(
+            v_align="TOP",
+            col_widths=(label_width, self.usable_width - label_width),
+            width=self.usable_width,
+            first_row_as_headings=False,
+            line_height=4.6,
+            borders_layout="HORIZONTAL_LINES",
+            text_align=("LEFT", "LEFT"),
+        ) as table:
+            for label, value in pairs:
+                row = table.row()
+                row.cell(label, style=FontFace(emphasis="BOLD"))
+                row.cell(value)
+        self.set_font(FONT, size=9)
+
+    def data_table(self, headings: list[str], rows: list[list[str]], widths: list[float], size: float = 7, align=None) -> None:
+        """A ruled table with a bold heading row repeated on every page it spans."""
+        if not rows:
+            self.paragraph("None in this period.", size=8, style="I")
+            return
+        self.set_font(FONT, size=size)
+        self.set_draw_color(120)
+        self.set_fill_color(246)
+        with self.table(
+            v_align="TOP",
+            col_widths=tuple(widths),
+            width=self.usable_width,
+            line_height=size * 0.5 + 0.6,
+            headings_style=FontFace(emphasis="BOLD", fill_color=(230, 230, 230)),
+            cell_fill_mode=TableCellFillMode.ROWS,
+            cell_fill_color=(246, 246, 246),
+            text_align=tuple(align) if align else "LEFT",
+            repeat_headings=1,
+        ) as table:
+            table.row(headings)
+            for values in rows:
+                table.row([str(v) for v in values])
+        self.set_font(FONT, size=9)
+        self.ln(1)
+
+    def figure(self, title: str, png: bytes, caption: str = "") -> None:
+        """A chart image across the page, with its title kept on the same page."""
+        import io
+
+        from PIL import Image
+
+        with Image.open(io.BytesIO(png)) as img:
+            ratio = img.height / img.width
+        height = self.usable_width * ratio
+        if self.get_y() + height + 8 > self.h - self.b_margin:
+            self.add_page()
+        self.set_font(FONT, "B", 9)
+        self.cell(0, 5, title, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.image(io.BytesIO(png), x=self.l_margin, w=self.usable_width)
+        if caption:
+            self.paragraph(caption, size=7, style="I", height=3.4)
+        self.set_font(FONT, size=9)
+        self.ln(1)
+
+    def sign_off(self, lines: list[str]) -> None:
+        """The reviewer's sign-off block: boxes to fill in by hand."""
+        if self.get_y() > self.h - 75:
+            self.add_page()
+        self.heading("Reviewer sign-off")
+        self.set_font(FONT, size=8.5)
+        box_h = 9
+        half = self.usable_width / 2
+        for left, right in (("Reviewed by (name)", "Role"), ("Signature", "Date")):
+            self.cell(half, box_h, f" {left}:", border=1)
+            self.cell(half, box_h, f" {right}:", border=1, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.cell(self.usable_width, 5, " Decision and actions agreed:", border="LTR", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.cell(self.usable_width, 22, "", border="LBR", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.ln(1)
+        for line in lines:
+            self.paragraph(line, size=7.5, style="I", height=3.6)

@@ -1,0 +1,227 @@
+"""The export entry points the command line and the dashboard both call: check the role, build, audit.
+
+Every function here refuses an identified export for a reviewer (`ExportRefused`) before reading
+any record, builds the files, and only then writes one audit line (action "export"). An export
+that fails half-way leaves no audit line and no file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from ketawatch.exports.access import check_export_allowed
+from ketawatch.exports.audit import record_export
+from ketawatch.exports.casefile import Author, caseload_csv_frame, load_caseload, load_patient_case, records_until
+from ketawatch.exports.deidentify import Pseudonymiser, deidentify_records, deidentify_reviews
+from ketawatch.exports.tables import caseload_csv_bytes, import_format_files, workbook_bytes, workbook_sheets, zip_files
+from store.frames import Records
+from store.queries import alert_reviews_frame, load_records, patients_frame
+from store.settings import get_settings
+
+PATIENT_FORMATS = ("pdf", "csv", "xlsx", "fhir")
+CASELOAD_FORMATS = ("pdf", "csv")
+RECORD_FORMATS = ("csv", "xlsx")
+MEDIA_TYPES = {
+    "pdf": "application/pdf",
+    "csv": "text/csv",
+    "zip": "application/zip",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "fhir": "application/fhir+json",
+}
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """The files of one export (name -> bytes) and what the audit line recorded."""
+
+    files: dict[str, bytes]
+    fmt: str
+    patient_ids: list[str]
+    deidentified: bool
+    stem: str = field(default="ketawatch-export")
+
+    def download(self) -> tuple[str, bytes, str]:
+        """(file name, bytes, media type) for one download: the file itself, or a zip of several."""
+        if len(self.files) == 1:
+            name, data = next(iter(self.files.items()))
+            return name, data, MEDIA_TYPES.get(self.fmt, "application/octet-stream")
+        return f"{self.stem}.zip", zip_files(self.files), MEDIA_TYPES["zip"]
+
+
+class UnknownFormat(ValueError):
+    """The requested format is not one this export offers."""
+
+
+def _check_format(fmt: str, allowed: tuple[str, ...]) -> None:
+    if fmt not in allowed:
+        raise UnknownFormat(f"format must be one of {', '.join(allowed)}, not {fmt!r}")
+
+
+def _safe_name(text: str) -> str:
+    """A patient id or pseudonym made safe for a file name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "patient"
+
+
+def _stamp(now: datetime) -> str:
+    return now.astimezone(get_settings().tz).strftime("%Y%m%d-%H%M")
+
+
+def export_patient(
+    engine: Engine,
+    patient_id: str,
+    fmt: str,
+    *,
+    actor: str,
+    role: str,
+    actor_name: str | None = None,
+    deidentify: bool = False,
+    start: date | None = None,
+    end: date | None = None,
+    now: datetime | None = None,
+    pseudonymiser: Pseudonymiser | None = None,
+) -> ExportResult:
+    """One patient's case review as pdf, import-format csv (3 files), xlsx or a FHIR R4B bundle (json)."""
+    _check_format(fmt, PATIENT_FORMATS)
+    check_export_allowed(role, deidentify=deidentify)
+    if start and end and start > end:
+        raise ValueError(f"the period starts ({start.isoformat()}) after it ends ({end.isoformat()})")
+    now = now or datetime.now(timezone.utc)
+    author = Author(actor, actor_name, role)
+    case = load_patient_case(engine, patient_id, author=author, start=start, end=end, deidentify=deidentify,
+                             pseudonymiser=pseudonymiser, now=now)
+    stem = f"ketawatch-{_safe_name(case.patient_key)}-{_stamp(now)}"
+    tz = case.tz
+    if fmt == "pdf":
+        from ketawatch.exports.pdf import patient_pdf
+
+        files = {f"{stem}.pdf": patient_pdf(case)}
+    elif fmt == "fhir":
+        from ketawatch.exports.fhir import validated_bundle_json
+
+        files = {f"{stem}.fhir.json": validated_bundle_json(case)}
+    else:
+        records = _window(case.records, case.start, case.end, tz)
+        if fmt == "csv":
+            files = import_format_files(records, tz=tz)
+        else:
+            from ketawatch.risk import assess
+
+            levels = assess(case.records, as_of=case.end, tz=tz)
+            sheets = workbook_sheets(records, tz=tz, reviews=case.reviews, levels=levels, history=case.history.assign(patient_id=case.patient_key))
+            files = {f"{stem}.xlsx": workbook_bytes(sheets)}
+    record_export(engine, actor=actor, role=role, what="patient_summary" if fmt == "pdf" else f"patient_{fmt}", fmt=fmt,
+                  patient_ids=[patient_id], deidentified=deidentify,
+                  period={"from": start.isoformat() if start else None, "to": end.isoformat() if end else None})
+    return ExportResult(files, fmt, [patient_id], deidentify, stem)
+
+
+def _window(records: Records, start: date | None, end: date, tz: str) -> Records:
+    """Records dated in [start, end] (clinic-local dates); the patients are kept whole."""
+    records = records_until(records, end, tz)
+    if start is None:
+        return records
+    s, c = records.sessions, records.checkins
+    s_day = pd.to_datetime(s["session_at"], utc=True).dt.tz_convert(tz).dt.date
+    c_day = pd.to_datetime(c["reported_at"], utc=True).dt.tz_convert(tz).dt.date
+    return Records(records.patients, s[(s_day >= start).to_numpy(dtype=bool)].reset_index(drop=True),
+                   c[(c_day >= start).to_numpy(dtype=bool)].reset_index(drop=True))
+
+
+def export_caseload(
+    engine: Engine,
+    fmt: str,
+    *,
+    actor: str,
+    role: str,
+    actor_name: str | None = None,
+    deidentify: bool = False,
+    as_of: date | None = None,
+    now: datetime | None = None,
+    pseudonymiser: Pseudonymiser | None = None,
+) -> ExportResult:
+    """Every amber and red patient for a team meeting, as pdf or csv."""
+    _check_format(fmt, CASELOAD_FORMATS)
+    check_export_allowed(role, deidentify=deidentify)
+    now = now or datetime.now(timezone.utc)
+    export = load_caseload(engine, author=Author(actor, actor_name, role), as_of=as_of, deidentify=deidentify,
+                           pseudonymiser=pseudonymiser, now=now)
+    stem = f"ketawatch-caseload-{_stamp(now)}"
+    if fmt == "pdf":
+        from ketawatch.exports.caseload_pdf import caseload_pdf
+
+        files = {f"{stem}.pdf": caseload_pdf(export, tz=get_settings().clinic_timezone)}
+    else:
+        files = {f"{stem}.csv": caseload_csv_bytes(caseload_csv_frame(export))}
+    record_export(engine, actor=actor, role=role, what="caseload", fmt=fmt, patient_ids=export.patient_ids,
+                  deidentified=deidentify, as_of=export.as_of.isoformat())
+    return ExportResult(files, fmt, export.patient_ids, deidentify, stem)
+
+
+def export_records(
+    engine: Engine,
+    fmt: str,
+    *,
+    actor: str,
+    role: str,
+    patient_ids: list[str] | None = None,
+    deidentify: bool = False,
+    now: datetime | None = None,
+    pseudonymiser: Pseudonymiser | None = None,
+) -> ExportResult:
+    """The records of some patients (default everyone) as import-format csv files or an Excel workbook.
+
+    The csv files re-import into an empty database and reproduce the same records (see
+    `ketawatch.exports.tables` for the one exception: quoted formula-like free text).
+    """
+    _check_format(fmt, RECORD_FORMATS)
+    check_export_allowed(role, deidentify=deidentify)
+    now = now or datetime.now(timezone.utc)
+    tz = get_settings().clinic_timezone
+    if patient_ids is not None:
+        known = set(patients_frame(engine, patient_ids)["patient_id"].astype(str))
+        missing = [p for p in patient_ids if p not in known]
+        if missing:
+            from ketawatch.exports.casefile import PatientNotFound
+
+            raise PatientNotFound(f"no patient with id {', '.join(repr(m) for m in missing)}")
+    records = load_records(engine, patient_ids)
+    real_ids = records.patients["patient_id"].astype(str).tolist()
+    stem = f"ketawatch-records-{_stamp(now)}"
+    export_day = now.astimezone(get_settings().tz).date()
+    reviews = alert_reviews_frame(engine, patient_ids)
+    if deidentify:
+        pseudonymiser = pseudonymiser or Pseudonymiser.from_settings()
+        records = deidentify_records(records, pseudonymiser, on=export_day, tz=tz)
+        reviews = deidentify_reviews(reviews, pseudonymiser, tz=tz)
+    if fmt == "csv":
+        files = import_format_files(records, tz=tz)
+    else:
+        from ketawatch.risk import assess, level_history
+
+        # Shifts are backwards only, so assessing the shifted records as of the real export day
+        # sees exactly each patient's records up to their own shifted export day.
+        levels = assess(records, as_of=export_day, tz=tz)
+        if deidentify:
+            levels = levels.drop(columns=["as_of"])
+        history = level_history(records, tz=tz)
+        files = {f"{stem}.xlsx": workbook_bytes(workbook_sheets(records, tz=tz, reviews=reviews, levels=levels, history=history))}
+    record_export(engine, actor=actor, role=role, what="records", fmt=fmt, patient_ids=real_ids, deidentified=deidentify,
+                  selection="all" if patient_ids is None else "selected")
+    return ExportResult(files, fmt, real_ids, deidentify, stem)
+
+
+__all__ = [
+    "CASELOAD_FORMATS",
+    "ExportResult",
+    "PATIENT_FORMATS",
+    "RECORD_FORMATS",
+    "UnknownFormat",
+    "export_caseload",
+    "export_patient",
+    "export_records",
+]

@@ -1,0 +1,232 @@
+"""Tabular exports: the import-format CSV files (CONTRACT section 2), the Excel workbook and the caseload CSV.
+
+The import-format files re-import into an empty KetaWatch database and reproduce the same
+records. To keep that true and still protect whoever opens them in a spreadsheet, only the
+free-text columns people type into (display_name, clinician, notes) are neutralised against
+formula injection: a value that starts with =, +, -, @, a tab or a carriage return gets a leading
+single quote, so after a re-import such a note starts with that quote. The key columns
+(patient_id, the times) are written as stored, because changing them would break the link
+between the files and the database; every other column holds numbers, dates or fixed words that
+cannot start a formula. The Excel workbook and the caseload CSV are for reading, not for
+re-import, so every text cell in them is neutralised.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ketawatch.exports.safety import excel_safe, neutralise
+from ketawatch.risk import scoring
+from store.frames import Records
+from store.importer import FILES
+from store.vocabulary import CHECKIN_COLUMNS, PATIENT_COLUMNS, SESSION_COLUMNS
+
+#: Free-text columns of the import format that are neutralised against formula injection.
+FREE_TEXT_COLUMNS = ("display_name", "clinician", "notes")
+_BOOLEAN = {"patients": ("sud_history",), "sessions": ("early_request", "dose_increase_request"), "checkins": ()}
+_DATES = {"patients": ("treatment_start",), "sessions": (), "checkins": ()}
+_INSTANTS = {"patients": (), "sessions": ("session_at",), "checkins": ("reported_at",)}
+_COLUMNS = {"patients": PATIENT_COLUMNS, "sessions": SESSION_COLUMNS, "checkins": CHECKIN_COLUMNS}
+
+
+def number_text(values: pd.Series) -> pd.Series:
+    """Numbers as import-format text: whole numbers without a decimal point, others exactly (repr), missing empty."""
+    numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+    whole = numbers.notna() & (numbers == np.round(numbers))
+    text = numbers.astype("string")
+    as_int = numbers.where(whole).astype("Int64").astype("string")
+    return text.mask(whole, as_int).fillna("")
+
+
+def yes_no(values: pd.Series) -> pd.Series:
+    """Booleans as the import format's yes / no; missing empty."""
+    flags = values.astype("boolean")
+    return flags.map({True: "yes", False: "no"}).astype("string").fillna("")
+
+
+def local_iso(instants: pd.Series, tz: str) -> pd.Series:
+    """UTC instants as clinic-local ISO 8601 with the UTC offset (2026-03-04T10:30:00+00:00): exact and readable."""
+    if instants.empty:
+        return pd.Series([], index=instants.index, dtype="string")
+    local = instants.dt.tz_convert(tz)
+    text = local.dt.strftime("%Y-%m-%dT%H:%M:%S%z").astype("string")
+    return text.str.replace(r"([+-]\d{2})(\d{2})$", r"\1:\2", regex=True).fillna("")
+
+
+def import_format_frames(records: Records, *, tz: str) -> dict[str, pd.DataFrame]:
+    """The records as the three import-format tables (all cells text, CONTRACT column order)."""
+    sources = {"patients": records.patients, "sessions": records.sessions, "checkins": records.checkins}
+    out: dict[str, pd.DataFrame] = {}
+    for kind, frame in sources.items():
+        columns = {}
+        for column in _COLUMNS[kind]:
+            values = frame[column]
+            if column in _BOOLEAN[kind]:
+                text = yes_no(values)
+            elif column in _DATES[kind]:
+                text = pd.to_datetime(values).dt.strftime("%Y-%m-%d").astype("string").fillna("")
+            elif column in _INSTANTS[kind]:
+                text = local_iso(values, tz)
+            elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+                text = number_text(values)
+            else:
+                text = values.astype("string")
+                if column in FREE_TEXT_COLUMNS:
+                    text = neutralise(text)
+                text = text.fillna("")
+            columns[column] = text.to_numpy(dtype=object)
+        out[kind] = pd.DataFrame(columns, columns=list(_COLUMNS[kind]))
+    return out
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """One table as UTF-8 CSV with a header row and RFC 4180 quoting (CRLF line ends)."""
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+    return buffer.getvalue().encode("utf-8")
+
+
+def import_format_files(records: Records, *, tz: str) -> dict[str, bytes]:
+    """patients.csv, sessions.csv and checkins.csv as bytes, ready for a folder or a zip."""
+    frames = import_format_frames(records, tz=tz)
+    return {FILES[kind]: csv_bytes(frame) for kind, frame in frames.items()}
+
+
+def zip_files(files: dict[str, bytes]) -> bytes:
+    """Several export files in one zip archive, for a single download."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def write_files(files: dict[str, bytes], folder: Path) -> list[Path]:
+    """Write export files into `folder` (created if needed); returns the paths written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, data in files.items():
+        path = folder / name
+        path.write_bytes(data)
+        written.append(path)
+    return written
+
+
+# ----- Excel ------------------------------------------------------------------------------------
+
+
+def _local_naive(instants: pd.Series, tz: str) -> pd.Series:
+    """UTC instants as naive clinic-local datetimes (Excel has no time zones)."""
+    if instants.empty:
+        return pd.Series([], index=instants.index, dtype="datetime64[ns]")
+    return pd.to_datetime(instants, utc=True).dt.tz_convert(tz).dt.tz_localize(None)
+
+
+def _safe_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every text column of a frame made safe for a spreadsheet cell."""
+    out = frame.copy()
+    for column in out.columns:
+        series = out[column]
+        if pd.api.types.is_string_dtype(series) or series.dtype == object:
+            if series.dtype == object and series.map(lambda v: isinstance(v, (list, tuple))).any():
+                series = series.map(lambda v: "; ".join(map(str, v)) if isinstance(v, (list, tuple)) else v)
+            out[column] = excel_safe(series.astype("string")).astype(object).where(series.notna(), None)
+    return out
+
+
+def workbook_sheets(records: Records, *, tz: str, reviews: pd.DataFrame, levels: pd.DataFrame, history: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The workbook's sheets: one per table (patients, sessions, side_effects, checkins, alert_reviews) plus levels.
+
+    Times are clinic-local; derived columns (dose per kg, interval, SDS total) sit beside the
+    recorded ones so the workbook is ready for analysis.
+    """
+    patients = records.patients.copy()
+    if "age_band" in patients and patients["birth_year"].isna().all():
+        patients = patients.drop(columns=["birth_year", "display_name"])
+    patients["sud_history"] = yes_no(patients["sud_history"])
+
+    sessions = records.sessions.drop(columns=["id"]).copy()
+    sessions = sessions.sort_values(["patient_id", "session_at"], kind="stable")
+    sessions.insert(2, "dose_mg_per_kg", scoring.dose_per_kg(sessions["dose_mg"], sessions["weight_kg"], sessions["route"]))
+    local = _local_naive(sessions["session_at"], tz)
+    day = local.dt.normalize()
+    sessions.insert(3, "days_since_previous", day.groupby(sessions["patient_id"]).diff().dt.days.astype("float64"))
+    sessions["session_at"] = local
+    for column in ("early_request", "dose_increase_request"):
+        sessions[column] = yes_no(sessions[column])
+    effects = sessions[["patient_id", "session_at", "side_effects"]].dropna(subset=["side_effects"])
+    items = effects.assign(item=effects["side_effects"].str.split(";")).explode("item")
+    items = items[items["item"].fillna("").str.len() > 0]
+    split = items["item"].str.split(":", n=1, expand=True)
+    side_effects = pd.DataFrame(
+        {
+            "patient_id": items["patient_id"].to_numpy(),
+            "session_at": items["session_at"].to_numpy(),
+            "effect": split[0].to_numpy() if len(items) else [],
+            "severity": split[1].to_numpy() if len(items) else [],
+        }
+    )
+
+    checkins = records.checkins.drop(columns=["id"]).copy()
+    checkins.insert(3, "sds_total", scoring.sds_total(checkins))
+    checkins["reported_at"] = _local_naive(checkins["reported_at"], tz)
+
+    review_sheet = reviews.drop(columns=[c for c in ("id",) if c in reviews]).copy()
+    if len(review_sheet):
+        review_sheet["reviewed_at"] = _local_naive(review_sheet["reviewed_at"], tz)
+
+    level_sheet = levels.copy()
+    if len(level_sheet):
+        level_sheet["reason_ids"] = level_sheet["reasons"].map(lambda rs: "; ".join(r.rule_id for r in rs))
+        level_sheet["reasons"] = level_sheet["reasons"].map(lambda rs: "\n".join(r.text for r in rs))
+    history_sheet = history.copy()
+    if len(history_sheet):
+        history_sheet["reason_ids"] = history_sheet["reasons"].map(lambda rs: "; ".join(r.rule_id for r in rs))
+        history_sheet = history_sheet.drop(columns=["reasons"])
+    return {
+        "patients": patients,
+        "sessions": sessions,
+        "side_effects": side_effects,
+        "checkins": checkins,
+        "alert_reviews": review_sheet,
+        "levels": level_sheet,
+        "level_history": history_sheet,
+    }
+
+
+def workbook_bytes(sheets: dict[str, pd.DataFrame]) -> bytes:
+    """The sheets as an .xlsx workbook (openpyxl), every text cell neutralised, header row frozen."""
+    buffer = io.BytesIO()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
+        for name, frame in sheets.items():
+            _safe_text(frame).to_excel(writer, sheet_name=name[:31], index=False)
+            sheet = writer.sheets[name[:31]]
+            sheet.freeze_panes = "A2"
+            for column_cells in sheet.iter_cols(min_row=1, max_row=1):
+                cell = column_cells[0]
+                sheet.column_dimensions[cell.column_letter].width = max(10, min(60, len(str(cell.value or "")) + 4))
+    return buffer.getvalue()
+
+
+# ----- caseload CSV -----------------------------------------------------------------------------
+
+CASELOAD_EXPORT_COLUMNS = (
+    "patient_id", "display_name", "clinician", "level", "level_since", "reason_ids", "reasons",
+    "last_review_at", "last_review_by", "last_review_level", "last_review_action", "needs_review",
+)
+
+
+def caseload_csv_bytes(rows: pd.DataFrame) -> bytes:
+    """The team-meeting caseload as CSV: every text cell neutralised (this file is read, not re-imported)."""
+    frame = rows.loc[:, [c for c in CASELOAD_EXPORT_COLUMNS if c in rows.columns]].copy()
+    for column in frame.columns:
+        series = frame[column]
+        if pd.api.types.is_string_dtype(series) or series.dtype == object:
+            frame[column] = neutralise(series.astype("string"))
+    return csv_bytes(frame)

@@ -1,0 +1,112 @@
+"""`ketawatch export` as a user runs it: files written, refusals as one readable line and exit status 1."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from pypdf import PdfReader
+
+from ketawatch.accounts import create_user
+from store.db import make_engine, upgrade
+from store.queries import audit_frame
+from tests.test_export_support import NOW, SECRET_PID, load_sample
+
+# Registers the export group on the main app when cli.py does not (yet) do so itself.
+_MAIN = (
+    "import typer\n"
+    "from ketawatch.cli import app, main\n"
+    "from ketawatch.cli_export import register\n"
+    "if not any(g.name == 'export' for g in app.registered_groups):\n"
+    "    register(app)\n"
+    "main()\n"
+)
+
+
+def ketawatch_process(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The real command in its own process (slow: used once, for the exit status and stderr of a refusal)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KETAWATCH_")}
+    env["KETAWATCH_CLINIC_TIMEZONE"] = "Europe/London"
+    return subprocess.run([sys.executable, "-c", _MAIN, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
+
+
+@pytest.fixture
+def ketawatch(monkeypatch, capsys):
+    """The command's `main()` run in this process, returning (exit status, stdout, stderr)."""
+    from ketawatch.cli import app, main
+    from ketawatch.cli_export import register
+
+    if not any(g.name == "export" for g in app.registered_groups):
+        register(app)
+
+    def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        capsys.readouterr()
+        monkeypatch.setattr(sys, "argv", ["ketawatch", *args])
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code or 0
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    return run
+
+
+@pytest.fixture
+def db(tmp_path):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    load_sample(engine, tmp_path)
+    create_user(engine, username="rev-one", display_name="Reviewer One", role="reviewer", password="a-long-password-1", actor="test")
+    yield url, engine
+    engine.dispose()
+
+
+def test_patient_pdf_and_csv_folder(db, tmp_path, ketawatch):
+    url, engine = db
+    pdf = tmp_path / "out" / "case.pdf"
+    done = ketawatch("export", "patient", SECRET_PID, "--format", "pdf", "--out", str(pdf), "--from", "2025-03-01",
+                     "--to", "2025-03-31", "--db", url, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "exported (identified, 1 patient)" in done.stdout
+    assert len(PdfReader(pdf).pages) >= 3
+    folder = tmp_path / "csv"
+    done = ketawatch("export", "csv", "--out", str(folder), "--patient", SECRET_PID, "--db", url, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["checkins.csv", "patients.csv", "sessions.csv"]
+    assert pd.read_csv(folder / "sessions.csv")["patient_id"].unique().tolist() == [SECRET_PID]
+    actors = audit_frame(engine, action="export")["actor"].tolist()
+    assert actors == ["cli-export", "cli-export"]
+
+
+def test_reviewer_gets_one_line_refusal_then_a_deidentified_caseload(db, tmp_path, ketawatch):
+    url, engine = db
+    out = tmp_path / "caseload.csv"
+    refused = ketawatch_process("export", "caseload", "--format", "csv", "--out", str(out), "--as", "rev-one", "--db", url, cwd=tmp_path)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == ("export refused: a reviewer may only make de-identified exports; "
+                                      "add --deidentify (or tick 'De-identify')")
+    assert not out.exists() and audit_frame(engine, action="export").empty
+    done = ketawatch("export", "caseload", "--format", "csv", "--out", str(out), "--as", "rev-one", "--deidentify",
+                     "--as-of", NOW.date().isoformat(), "--db", url, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = pd.read_csv(out, dtype=str)
+    assert rows["patient_id"].str.startswith("P-").all() and SECRET_PID not in out.read_text(encoding="utf-8")
+    line = audit_frame(engine, action="export").iloc[0]
+    assert line["actor"] == "rev-one" and line["detail"]["deidentified"] is True
+
+
+def test_bad_requests_are_readable(db, tmp_path, ketawatch):
+    url, _ = db
+    unknown = ketawatch("export", "patient", "NOBODY", "--format", "fhir", "--out", str(tmp_path / "x.json"), "--db", url, cwd=tmp_path)
+    assert unknown.returncode == 1 and unknown.stderr.strip() == "export refused: no patient with id 'NOBODY'"
+    nobody = ketawatch("export", "caseload", "--format", "pdf", "--out", str(tmp_path / "c.pdf"), "--as", "ghost", "--db", url, cwd=tmp_path)
+    assert nobody.returncode == 1 and nobody.stderr.strip() == "--as ghost: no such KetaWatch account"
+    usage = ketawatch("export", "patient", SECRET_PID, "--format", "docx", "--out", str(tmp_path / "x"), "--db", url, cwd=tmp_path)
+    assert usage.returncode == 2 and "Traceback" not in usage.stderr

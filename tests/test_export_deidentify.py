@@ -1,0 +1,127 @@
+"""De-identification: stable pseudonyms and shifts, and no identifier, name, birth year or date in any de-identified file."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ketawatch.exports import Pseudonymiser, export_caseload, export_patient, export_records
+from ketawatch.exports.deidentify import MAX_SHIFT_DAYS, MIN_SHIFT_DAYS, age_band, shift_instants
+from tests.test_export_support import (
+    CLINICIAN,
+    NOW,
+    REVIEWER,
+    SECRET_NAME,
+    SECRET_PID,
+    leaks,
+    load_sample,
+    readable_text,
+)
+
+ids = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=0x2FF), min_size=1, max_size=64)
+
+
+@given(secret=st.text(min_size=1, max_size=40), patient_id=ids)
+def test_pseudonym_and_offset_are_stable_and_in_range(secret, patient_id):
+    p = Pseudonymiser(secret)
+    pseudonym = p.patient(patient_id)
+    assert pseudonym == Pseudonymiser(secret).patient(patient_id)
+    assert pseudonym.startswith("P-") and len(pseudonym) == 12 and int(pseudonym[2:], 16) >= 0
+    assert -MAX_SHIFT_DAYS <= p.offset_days(patient_id) <= -MIN_SHIFT_DAYS
+    assert p.offset_days(patient_id) == Pseudonymiser(secret).offset_days(patient_id)
+
+
+@given(patient_id=ids)
+def test_a_different_secret_gives_a_different_pseudonym(patient_id):
+    assert Pseudonymiser("one secret").patient(patient_id) != Pseudonymiser("another secret").patient(patient_id)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    patient_ids=st.lists(ids, min_size=1, max_size=4, unique=True),
+    minutes=st.lists(st.integers(min_value=0, max_value=3 * 365 * 24 * 60), min_size=1, max_size=12),
+    zone=st.sampled_from(["Europe/London", "America/New_York", "UTC", "Australia/Sydney"]),
+)
+def test_shift_keeps_wall_clock_time_and_every_interval_in_days(patient_ids, minutes, zone):
+    p = Pseudonymiser("property")
+    base = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    owners = pd.Series([patient_ids[i % len(patient_ids)] for i in range(len(minutes))], dtype="string")
+    instants = pd.Series([base + timedelta(minutes=m) for m in minutes], dtype="datetime64[ns, UTC]")
+    shifted = shift_instants(instants, p.offsets_of(owners), zone)
+    local_before = instants.dt.tz_convert(zone)
+    local_after = shifted.dt.tz_convert(zone)
+    day_shift = (local_after.dt.tz_localize(None).dt.normalize() - local_before.dt.tz_localize(None).dt.normalize()).dt.days
+    assert (day_shift == p.offsets_of(owners)).all()  # each record moves by its own patient's offset
+    # the wall-clock time is kept, except where it does not exist on the new day (a spring-forward gap)
+    target = local_before.dt.tz_localize(None) + pd.to_timedelta(p.offsets_of(owners).to_numpy(), unit="D")
+    exists = target.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT").notna() | target.dt.tz_localize(
+        zone, ambiguous=True, nonexistent="NaT").notna()
+    same_clock = local_after.dt.strftime("%H:%M") == local_before.dt.strftime("%H:%M")
+    assert same_clock[exists.to_numpy()].all()
+
+
+@pytest.mark.parametrize(
+    ("birth_year", "on", "band"),
+    [(1961, date(2026, 11, 22), "60-69"), (1990, date(2026, 1, 1), "30-39"), (1930, date(2026, 1, 1), "90+"),
+     (2000, date(2026, 1, 1), "20-29"), (None, date(2026, 1, 1), None)],
+)
+def test_age_band(birth_year, on, band):
+    assert age_band(birth_year, on) == band
+
+
+@pytest.fixture
+def sample(sqlite_engine, tmp_path, monkeypatch):
+    """The sample caseload with a fixed pseudonym secret (so the run is the same every time)."""
+    from store.settings import get_settings
+
+    monkeypatch.setenv("KETAWATCH_PSEUDONYM_SECRET", "test-secret-for-exports")
+    get_settings.cache_clear()
+    load_sample(sqlite_engine, tmp_path)
+    return sqlite_engine
+
+
+def _all_exports(engine, *, deidentify: bool, role: str, actor: str):
+    results = [export_patient(engine, SECRET_PID, fmt, actor=actor, role=role, deidentify=deidentify, now=NOW)
+               for fmt in ("pdf", "csv", "xlsx", "fhir")]
+    results += [export_caseload(engine, fmt, actor=actor, role=role, deidentify=deidentify, now=NOW) for fmt in ("pdf", "csv")]
+    results += [export_records(engine, fmt, actor=actor, role=role, deidentify=deidentify, now=NOW) for fmt in ("csv", "xlsx")]
+    return results
+
+
+def test_no_identifier_name_birth_year_note_or_date_in_any_deidentified_file(sample):
+    pseudonym = Pseudonymiser("test-secret-for-exports").patient(SECRET_PID)
+    for result in _all_exports(sample, deidentify=True, role="reviewer", actor=REVIEWER):
+        for name, data in result.files.items():
+            text = readable_text(name, data)
+            assert leaks(text) == [], f"{name} leaks {leaks(text)}"
+            assert leaks(name) == [], name
+            assert pseudonym in text, name  # the patient is in the file, under the pseudonym
+        download_name, _, _ = result.download()
+        assert SECRET_PID not in download_name
+
+
+def test_the_leak_detector_finds_the_identifiers_in_identified_files(sample):
+    """The control: the same search over identified exports finds names, ids, dates and notes."""
+    pdf = export_patient(sample, SECRET_PID, "pdf", actor=CLINICIAN, role="clinician", now=NOW)
+    text = readable_text(*next(iter(pdf.files.items())))
+    found = set(leaks(text))
+    assert {SECRET_PID, SECRET_NAME, "1961", "2025-03-03", "SECRETNOTE", "REVIEW-NOTE-QQQ"} <= found
+    fhir = export_patient(sample, SECRET_PID, "fhir", actor=CLINICIAN, role="clinician", now=NOW)
+    assert {SECRET_PID, SECRET_NAME, "2025-03-03"} <= set(leaks(readable_text(*next(iter(fhir.files.items())))))
+
+
+def test_deidentified_levels_and_intervals_match_the_identified_ones(sample):
+    """Shifting dates must not change what the engine concludes, only when it says it happened."""
+    real = export_caseload(sample, "csv", actor=CLINICIAN, role="clinician", now=NOW)
+    fake = export_caseload(sample, "csv", actor=REVIEWER, role="reviewer", deidentify=True, now=NOW)
+    read = lambda r: pd.read_csv(__import__("io").BytesIO(next(iter(r.files.values()))), dtype=str, keep_default_na=False)  # noqa: E731
+    a, b = read(real), read(fake)
+    assert list(a["level"]) == list(b["level"]) and list(a["reason_ids"]) == list(b["reason_ids"])
+    offset = Pseudonymiser("test-secret-for-exports").offset_days(SECRET_PID)
+    row_a = a[a["patient_id"] == SECRET_PID].iloc[0]
+    row_b = b[b["patient_id"] == Pseudonymiser("test-secret-for-exports").patient(SECRET_PID)].iloc[0]
+    assert (date.fromisoformat(row_b["level_since"]) - date.fromisoformat(row_a["level_since"])).days == offset

@@ -1,0 +1,95 @@
+"""The FHIR R4B bundle: valid by fhir.resources, one resource per record, cited codes, references that resolve."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+from fhir.resources.R4B.bundle import Bundle
+
+from ketawatch.exports import export_patient
+from tests.test_export_support import CLINICIAN, NOW, REVIEWER, SECRET_NAME, SECRET_PID, load_sample
+
+
+@pytest.fixture
+def sample(sqlite_engine, tmp_path):
+    load_sample(sqlite_engine, tmp_path)
+    return sqlite_engine
+
+
+def _bundle(engine, **options) -> dict:
+    result = export_patient(engine, SECRET_PID, "fhir", actor=options.pop("actor", CLINICIAN), role=options.pop("role", "clinician"),
+                            now=NOW, **options)
+    (name, data), = result.files.items()
+    assert name.endswith(".fhir.json")
+    return json.loads(data)
+
+
+def _codes(resource: dict) -> set[str]:
+    return {c["code"] for c in resource.get("code", {}).get("coding", [])}
+
+
+def test_bundle_is_valid_r4b_with_one_resource_per_record(sample):
+    data = _bundle(sample)
+    bundle = Bundle.model_validate(data)
+    assert bundle.type == "collection"
+    kinds = Counter(e["resource"]["resourceType"] for e in data["entry"])
+    assert kinds["Patient"] == 1
+    assert kinds["MedicationAdministration"] == 6
+    assert kinds["AdverseEvent"] == 11  # five sessions with nausea and dizziness, one with severe nausea
+    patient = data["entry"][0]["resource"]
+    assert patient["identifier"][0]["value"] == SECRET_PID and patient["name"][0]["text"] == SECRET_NAME
+    assert patient["birthDate"] == "1961" and patient["gender"] == "female"
+
+
+def test_sessions_carry_drug_route_dose_and_period(sample):
+    data = _bundle(sample)
+    given = [e["resource"] for e in data["entry"] if e["resource"]["resourceType"] == "MedicationAdministration"]
+    nasal = [g for g in given if g["dosage"]["route"]["coding"][0]["code"] == "46713006"]
+    iv = [g for g in given if g["dosage"]["route"]["coding"][0]["code"] == "47625008"]
+    assert len(nasal) == 1 and len(iv) == 5
+    assert nasal[0]["medicationCodeableConcept"]["coding"][0] == {
+        "system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "2201623", "display": "esketamine Nasal Spray"}
+    assert nasal[0]["dosage"]["dose"] == {"value": 56.0, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg"}
+    assert "effectiveDateTime" in nasal[0]  # no duration recorded: a moment, not a period
+    assert all("ketamine" in g["medicationCodeableConcept"]["text"] for g in iv)
+    first = min(iv, key=lambda g: g["effectivePeriod"]["start"])
+    assert first["effectivePeriod"] == {"start": "2025-03-03T10:00:00Z", "end": "2025-03-03T10:40:00Z"}
+    assert first["dosage"]["dose"]["value"] == 35.0
+
+
+def test_observations_use_loinc_for_vitals_and_phq9_and_local_codes_for_the_rest(sample):
+    data = _bundle(sample)
+    observations = [e["resource"] for e in data["entry"] if e["resource"]["resourceType"] == "Observation"]
+    codes = Counter(code for o in observations for code in _codes(o))
+    assert codes["8480-6"] == 12 and codes["8462-4"] == 12  # before and after dosing, six sessions
+    assert codes["8867-4"] == 12 and codes["59408-5"] == 12 and codes["2708-6"] == 12
+    assert codes["29463-7"] == 5 and codes["44261-6"] == 5  # the intranasal session has no weight
+    assert codes["craving"] == 5 and codes["sds-total"] == 5 and codes["checklist"] == 5
+    checklist = next(o for o in observations if "checklist" in _codes(o))
+    assert checklist["component"][0]["code"]["coding"][0]["system"].startswith("https://ketawatch.invalid/fhir/CodeSystem/")
+    assert len(checklist["component"]) == 12
+    vital = next(o for o in observations if "8480-6" in _codes(o))
+    assert vital["category"][0]["coding"][0]["code"] == "vital-signs"
+    assert vital["valueQuantity"]["unit"] == "mm[Hg]"
+
+
+def test_every_reference_points_at_an_entry_of_the_bundle(sample):
+    data = _bundle(sample)
+    urls = {e["fullUrl"] for e in data["entry"]}
+    text = json.dumps(data)
+    references = {part.split('"')[0] for part in text.split('"reference": "')[1:]}
+    assert references and references <= urls
+
+
+def test_deidentified_bundle_is_valid_and_names_no_one(sample, monkeypatch):
+    data = _bundle(sample, deidentify=True, actor=REVIEWER, role="reviewer")
+    Bundle.model_validate(data)
+    patient = data["entry"][0]["resource"]
+    assert patient["identifier"][0]["system"].endswith("/sid/pseudonym")
+    assert "name" not in patient and "birthDate" not in patient
+    assert patient["extension"][0]["valueString"] == "60-69"
+    assert not any("note" in e["resource"] for e in data["entry"])
+    identified = _bundle(sample)
+    assert len(data["entry"]) == len(identified["entry"])

@@ -1,0 +1,74 @@
+"""The export panels under Streamlit's AppTest: reviewers locked to de-identified, files prepared and audited."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from store.db import make_engine, upgrade
+from store.queries import audit_frame
+from tests.test_export_support import SECRET_PID, load_sample
+
+
+def _patient_page(db_url: str, patient_id: str) -> None:
+    from dashboard.auth import current_user
+    from dashboard.export_panel import patient_exports
+    from store.db import open_database
+
+    patient_exports(open_database(db_url), current_user(), patient_id)
+
+
+def _caseload_page(db_url: str) -> None:
+    from dashboard.auth import current_user
+    from dashboard.export_panel import caseload_exports
+    from store.db import open_database
+
+    caseload_exports(open_database(db_url), current_user())
+
+
+@pytest.fixture
+def db_url(tmp_path):
+    url = f"sqlite:///{tmp_path / 'panel.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    load_sample(engine, tmp_path)
+    engine.dispose()
+    return url
+
+
+def _signed_in(at: AppTest, username: str, role: str) -> AppTest:
+    at.session_state["user"] = {"username": username, "display_name": username.title(), "role": role}
+    at.session_state["last_activity"] = time.time()
+    return at
+
+
+def test_reviewer_is_locked_to_deidentified_and_the_export_is_audited_as_such(db_url):
+    at = _signed_in(AppTest.from_function(_patient_page, kwargs={"db_url": db_url, "patient_id": SECRET_PID}, default_timeout=60),
+                    "rev-panel", "reviewer")
+    at.run()
+    assert not at.exception
+    box = at.checkbox(key=f"export-patient-{SECRET_PID}-deidentify")
+    assert box.value is True and box.disabled is True
+    at.selectbox(key=f"export-patient-{SECRET_PID}-format").set_value("csv")
+    at.button(key=f"export-patient-{SECRET_PID}-prepare").click().run()
+    assert not at.exception and not at.error
+    from store.db import open_database
+
+    line = audit_frame(open_database(db_url), action="export").iloc[0]
+    assert line["actor"] == "rev-panel" and line["detail"]["deidentified"] is True and line["detail"]["format"] == "csv"
+
+
+def test_clinician_can_export_identified_caseload(db_url):
+    at = _signed_in(AppTest.from_function(_caseload_page, kwargs={"db_url": db_url}, default_timeout=60), "dr-panel", "clinician")
+    at.run()
+    box = at.checkbox(key="export-caseload-deidentify")
+    assert box.value is False and box.disabled is False
+    at.selectbox(key="export-caseload-format").set_value("csv")
+    at.button(key="export-caseload-prepare").click().run()
+    assert not at.exception and not at.error
+    from store.db import open_database
+
+    line = audit_frame(open_database(db_url), action="export").iloc[0]
+    assert (line["actor"], line["entity_key"], line["detail"]["deidentified"]) == ("dr-panel", "caseload", False)

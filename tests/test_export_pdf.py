@@ -1,0 +1,92 @@
+"""The patient and caseload PDFs, read back with pypdf, and one page rendered to an image with pdftoppm."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+
+import pytest
+from pypdf import PdfReader
+
+from ketawatch.exports import export_caseload, export_patient
+from ketawatch.exports.figures import PRINTED_CHARTS, case_figures
+from store.queries import audit_frame
+from tests.test_export_support import CLINICIAN, NOW, SECRET_NAME, SECRET_PID, load_sample, pdf_text
+
+
+@pytest.fixture
+def sample(sqlite_engine, tmp_path):
+    load_sample(sqlite_engine, tmp_path)
+    return sqlite_engine
+
+
+def _pdf(result) -> bytes:
+    (name, data), = result.files.items()
+    assert name.endswith(".pdf") and data.startswith(b"%PDF")
+    return data
+
+
+def test_patient_pdf_has_every_section_page_numbers_and_the_unicode_name(sample, tmp_path):
+    data = _pdf(export_patient(sample, SECRET_PID, "pdf", actor=CLINICIAN, role="clinician", actor_name="Dr Quillfeather", now=NOW))
+    reader = PdfReader(io.BytesIO(data))
+    pages = len(reader.pages)
+    assert pages >= 3
+    text = pdf_text(data)
+    assert SECRET_NAME in text and SECRET_PID in text
+    for section in ("Patient and plan", "Dependence-risk level", "Level history", "Trends", "Side effects", "Sessions",
+                    "Check-ins", "Notes", "Alert reviews", "Reviewer sign-off"):
+        assert section in text, section
+    assert "KetaWatch supports clinical judgement and does not diagnose" in text
+    assert f"Page 1 of {pages}" in text and f"Page {pages} of {pages}" in text
+    assert "Generated 2026-11-22 12:00 (Europe/London) by Dr Quillfeather (dr-quillfeather, clinician)" in text
+    assert "History of substance use" in text and "0.50 mg/kg" in text
+    assert "early_requests_repeated" in text  # a reason, with its rule id
+    assert "Nausea" in text and "2025-03-19 14:00" in text  # side-effect summary and the session table
+    assert "REVIEW-NOTE-QQQ" in text and "discussed with patient" in text
+    line = audit_frame(sample, action="export").iloc[0]
+    assert (line["actor"], line["entity_key"], line["detail"]["format"]) == (CLINICIAN, "patient_summary", "pdf")
+    # poppler renders the page without a browser (.ci/run installs poppler-utils); a missing tool is a failure
+    assert shutil.which("pdftoppm"), "pdftoppm not found: install poppler-utils (apt-get install poppler-utils)"
+    path = tmp_path / "case.pdf"
+    path.write_bytes(data)
+    subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", str(path), str(tmp_path / "page")], check=True, timeout=60)
+    png = next(tmp_path.glob("page*.png"))
+    assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 10_000
+
+
+def test_date_range_limits_the_tables_and_the_level_is_as_of_its_end(sample):
+    data = _pdf(export_patient(sample, SECRET_PID, "pdf", actor=CLINICIAN, role="clinician", now=NOW,
+                               start=__import__("datetime").date(2025, 3, 6), end=__import__("datetime").date(2025, 3, 12)))
+    text = pdf_text(data)
+    assert "Records from 2025-03-06 to 2025-03-12" in text
+    assert "2025-03-07 10:30" in text and "2025-03-11 11:30" in text
+    assert "2025-03-03 10:00" not in text and "2025-03-19 14:00" not in text
+    assert "As of 2025-03-12" in text
+
+
+def test_figures_render_the_dashboard_chart_descriptions_in_greys_only(sample):
+    """Same charts as the screen, and no colour at all: meaning is carried by line style, marker, hatch and words."""
+    import numpy as np
+    from PIL import Image
+
+    from ketawatch.charts import patient_chart_specs
+    from store.queries import load_records
+
+    specs = patient_chart_specs(load_records(sample, [SECRET_PID]), SECRET_PID, tz="Europe/London")
+    figures = case_figures(specs)
+    assert [f.title for f in figures] == [s.title for s in specs if s.key in PRINTED_CHARTS]
+    assert {"Craving", "Warning signs", "Days between sessions", "Severity of Dependence Scale"} <= {f.title for f in figures}
+    for figure in figures:
+        assert figure.png.startswith(b"\x89PNG") and len(figure.png) > 5000
+        pixels = np.asarray(Image.open(io.BytesIO(figure.png)).convert("RGB")).astype(int)
+        assert (np.abs(pixels[..., 0] - pixels[..., 1]) <= 2).all() and (np.abs(pixels[..., 1] - pixels[..., 2]) <= 2).all(), figure.title
+
+
+def test_caseload_pdf_lists_the_flagged_patient_with_reasons_and_review(sample):
+    data = _pdf(export_caseload(sample, "pdf", actor=CLINICIAN, role="clinician", now=NOW))
+    text = pdf_text(data)
+    assert SECRET_NAME in text and "early_requests_repeated" in text
+    assert "2025-03-20 by dr-quillfeather" in text
+    assert "KetaWatch supports clinical judgement and does not diagnose" in text
+    assert "Page 1 of" in text

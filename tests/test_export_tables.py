@@ -1,0 +1,150 @@
+"""Import-format CSV round trip (SQLite and PostgreSQL), Excel workbook, caseload CSV and formula injection."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from openpyxl import load_workbook
+
+from ketawatch.exports import export_caseload, export_patient, export_records
+from ketawatch.exports.safety import FORMULA_STARTS, excel_safe, neutralise
+from ketawatch.exports.tables import caseload_csv_bytes, write_files
+from store.db import make_engine, upgrade
+from store.importer import import_folder
+from store.queries import checkins_frame, patients_frame, sessions_frame
+from store.validation import Validator
+from tests.conftest import fresh_database_url
+from tests.test_export_support import CLINICIAN, HOSTILE_NOTE, NOW, OTHER_PID, SECRET_PID, TZ, load_sample
+
+
+def _frames(engine) -> dict[str, pd.DataFrame]:
+    """Every live record, without database ids, in a stable order."""
+    patients = patients_frame(engine).sort_values("patient_id").reset_index(drop=True)
+    sessions = sessions_frame(engine).drop(columns=["id"]).sort_values(["patient_id", "session_at"]).reset_index(drop=True)
+    checkins = checkins_frame(engine).drop(columns=["id"]).sort_values(["patient_id", "reported_at"]).reset_index(drop=True)
+    return {"patients": patients, "sessions": sessions, "checkins": checkins}
+
+
+@pytest.fixture
+def second_engine(engine, tmp_path):
+    """A second fresh, migrated database of the same kind as `engine` (SQLite or PostgreSQL)."""
+    url, drop = fresh_database_url(engine.dialect.name, tmp_path / "second")
+    (tmp_path / "second").mkdir(exist_ok=True)
+    other = make_engine(url)
+    upgrade(other)
+    yield other
+    other.dispose()
+    drop()
+
+
+def test_import_format_csv_reimports_into_an_empty_database_as_the_same_records(engine, second_engine, tmp_path):
+    load_sample(engine, tmp_path)
+    result = export_records(engine, "csv", actor=CLINICIAN, role="clinician", now=NOW)
+    assert set(result.files) == {"patients.csv", "sessions.csv", "checkins.csv"}
+    folder = tmp_path / "export"
+    write_files(result.files, folder)
+    report = import_folder(second_engine, folder, actor="round-trip", validator=Validator(now=NOW, tz=TZ))
+    assert report.new == {"patients": 2, "sessions": 8, "checkins": 7}
+
+    before, after = _frames(engine), _frames(second_engine)
+    # The documented exception: free text that could start a spreadsheet formula comes back with a leading quote.
+    hostile = before["sessions"]["notes"] == HOSTILE_NOTE
+    assert hostile.sum() == 1
+    assert (after["sessions"].loc[hostile, "notes"] == "'" + HOSTILE_NOTE).all()
+    plus = before["patients"]["patient_id"] == OTHER_PID
+    assert after["patients"].loc[plus, "display_name"].iloc[0] == "'" + before["patients"].loc[plus, "display_name"].iloc[0]
+    after["sessions"].loc[hostile, "notes"] = HOSTILE_NOTE
+    after["patients"].loc[plus, "display_name"] = before["patients"].loc[plus, "display_name"]
+    for kind in before:
+        pd.testing.assert_frame_equal(before[kind], after[kind], check_dtype=True)
+
+
+def test_patient_and_selection_csv_hold_only_those_patients(sqlite_engine, tmp_path):
+    load_sample(sqlite_engine, tmp_path)
+    one = export_patient(sqlite_engine, OTHER_PID, "csv", actor=CLINICIAN, role="clinician", now=NOW)
+    patients = pd.read_csv(io.BytesIO(one.files["patients.csv"]), dtype=str, keep_default_na=False)
+    sessions = pd.read_csv(io.BytesIO(one.files["sessions.csv"]), dtype=str, keep_default_na=False)
+    assert list(patients["patient_id"]) == [OTHER_PID]
+    assert set(sessions["patient_id"]) == {OTHER_PID} and len(sessions) == 2
+    assert list(sessions.columns)[:3] == ["patient_id", "session_at", "route"]
+    assert sessions["dose_mg"].tolist() == ["37.25", "35"]  # whole numbers without ".0", others exact
+    assert sessions["session_at"].tolist() == ["2025-06-02T09:00:00+01:00", "2025-06-20T08:00:00+01:00"]
+    selection = export_records(sqlite_engine, "csv", actor=CLINICIAN, role="clinician", patient_ids=[SECRET_PID], now=NOW)
+    assert set(pd.read_csv(io.BytesIO(selection.files["checkins.csv"]), dtype=str)["patient_id"]) == {SECRET_PID}
+
+
+def test_formula_like_free_text_is_quoted_in_csv_and_excel(sqlite_engine, tmp_path):
+    load_sample(sqlite_engine, tmp_path)
+    csv_files = export_records(sqlite_engine, "csv", actor=CLINICIAN, role="clinician", now=NOW).files
+    notes = pd.read_csv(io.BytesIO(csv_files["sessions.csv"]), dtype=str, keep_default_na=False)["notes"]
+    assert "'" + HOSTILE_NOTE in set(notes)
+    assert not notes.str.match(r"^[=+\-@\t\r]").any()
+    names = pd.read_csv(io.BytesIO(csv_files["patients.csv"]), dtype=str, keep_default_na=False)["display_name"]
+    assert not names.str.match(r"^[=+\-@\t\r]").any()
+
+    workbook = export_records(sqlite_engine, "xlsx", actor=CLINICIAN, role="clinician", now=NOW)
+    book = load_workbook(io.BytesIO(next(iter(workbook.files.values()))))
+    cells = [cell for sheet in book.worksheets for row in sheet.iter_rows() for cell in row if cell.value is not None]
+    assert not [c.coordinate for c in cells if c.data_type == "f"], "no cell may be a formula"
+    texts = [c.value for c in cells if isinstance(c.value, str)]
+    assert "'" + HOSTILE_NOTE in texts
+    assert not [t for t in texts if t.startswith(FORMULA_STARTS)]
+
+
+def test_caseload_csv_quotes_every_formula_like_cell():
+    rows = pd.DataFrame({"patient_id": ["@SUM(A1)", "KW-1"], "display_name": ["-2+3", "Ann"], "level": ["red", "amber"],
+                         "reasons": ["\tx", "plain"]})
+    read = pd.read_csv(io.BytesIO(caseload_csv_bytes(rows)), dtype=str, keep_default_na=False)
+    assert read["patient_id"].tolist() == ["'@SUM(A1)", "KW-1"]
+    assert read["display_name"].tolist() == ["'-2+3", "Ann"]
+    assert read["reasons"].tolist() == ["'\tx", "plain"]
+
+
+@given(st.lists(st.one_of(st.none(), st.text(max_size=20)), max_size=20))
+def test_neutralise_quotes_exactly_the_risky_values(values):
+    out = neutralise(pd.Series(values, dtype="string"))
+    for before, after in zip(values, out):
+        if before is None:
+            assert after is pd.NA
+        elif before.startswith(FORMULA_STARTS):
+            assert after == "'" + before
+        else:
+            assert after == before
+    safe = excel_safe(pd.Series(values, dtype="string"))
+    assert not any(isinstance(v, str) and v.startswith(FORMULA_STARTS) for v in safe)
+
+
+def test_excel_workbook_has_one_sheet_per_table_and_levels(sqlite_engine, tmp_path):
+    load_sample(sqlite_engine, tmp_path)
+    result = export_patient(sqlite_engine, SECRET_PID, "xlsx", actor=CLINICIAN, role="clinician", now=NOW)
+    book = load_workbook(io.BytesIO(next(iter(result.files.values()))))
+    assert book.sheetnames == ["patients", "sessions", "side_effects", "checkins", "alert_reviews", "levels", "level_history"]
+    sessions = pd.read_excel(io.BytesIO(next(iter(result.files.values()))), sheet_name=None)
+    assert len(sessions["sessions"]) == 6 and len(sessions["checkins"]) == 5
+    assert sessions["sessions"]["dose_mg_per_kg"].iloc[0] == pytest.approx(35 / 70.5)
+    assert len(sessions["side_effects"]) == 11  # 5 sessions x 2 effects + 1
+    levels = sessions["levels"]
+    assert levels["patient_id"].tolist() == [SECRET_PID] and levels["level"].iloc[0] in ("amber", "red")
+    assert "early_requests_repeated" in levels["reason_ids"].iloc[0]
+
+
+def test_caseload_csv_lists_amber_and_red_with_last_review(sqlite_engine, tmp_path):
+    load_sample(sqlite_engine, tmp_path)
+    result = export_caseload(sqlite_engine, "csv", actor=CLINICIAN, role="clinician", now=NOW)
+    rows = pd.read_csv(io.BytesIO(next(iter(result.files.values()))), dtype=str, keep_default_na=False)
+    assert set(rows["level"]) <= {"amber", "red"}
+    mine = rows[rows["patient_id"] == SECRET_PID].iloc[0]
+    assert mine["last_review_by"] == CLINICIAN and mine["last_review_action"] == "discussed_with_patient"
+    assert mine["last_review_at"].startswith("2025-03-20") and mine["level_since"] <= "2025-03-20"
+    assert mine["reasons"] and "early_requests_repeated" in mine["reason_ids"]
+    assert OTHER_PID not in set(rows["patient_id"])
+
+
+def test_written_files_land_in_the_folder(tmp_path: Path):
+    written = write_files({"a.csv": b"x\r\n"}, tmp_path / "new" / "dir")
+    assert [p.name for p in written] == ["a.csv"] and (tmp_path / "new" / "dir" / "a.csv").read_bytes() == b"x\r\n"
