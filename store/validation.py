@@ -30,6 +30,8 @@ from store.vocabulary import (
     WARNING_SIGNS,
 )
 
+#: First characters that make a spreadsheet treat a cell as a formula (OWASP CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$")
 
@@ -59,6 +61,7 @@ class Rule:
     min_length: int = 0
     not_in_future: bool = False
     high_is_current_year: bool = False
+    no_formula_start: bool = False  # identifiers are written unquoted to CSV, so they must not look like formulas
     hint: str = field(default="", compare=False)
 
 
@@ -69,7 +72,7 @@ def _vital(name: str, label: str, low: int, high: int, unit: str) -> Rule:
 PATIENT_RULES: dict[str, Rule] = {
     r.name: r
     for r in (
-        Rule("patient_id", "Patient ID", "text", required=True, min_length=1, max_length=64),
+        Rule("patient_id", "Patient ID", "text", required=True, min_length=1, max_length=64, no_formula_start=True),
         Rule("display_name", "Name", "text", max_length=200),
         Rule("birth_year", "Year of birth", "int", low=1900, high_is_current_year=True),
         Rule("sex", "Sex", "choice", choices=SEXES),
@@ -259,6 +262,11 @@ class Validator:
             raise _Invalid(f"{rule.label} is required")
         if rule.max_length is not None and len(text) > rule.max_length:
             raise _Invalid(f"{rule.label} is {len(text)} characters long; at most {rule.max_length} are allowed")
+        if rule.no_formula_start and text[:1] in FORMULA_STARTS:
+            raise _Invalid(
+                f"{rule.label}, {text!r}, must not begin with =, +, -, @, a tab or a line break "
+                "(spreadsheet programs would run it as a formula)"
+            )
         return text
 
     def _date(self, rule: Rule, value: Any) -> date:

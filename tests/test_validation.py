@@ -17,6 +17,7 @@ from tests.store_support import CHECKIN, PATIENT, SESSION, counts, write_folder
 CASES = [
     ("patients", "patient_id", "", "Patient ID is required"),
     ("patients", "patient_id", "X" * 65, "at most 64"),
+    ("patients", "patient_id", "=HYPERLINK(1)", "must not begin with =, +, -, @"),
     ("patients", "birth_year", "1899", "Year of birth, 1899, is outside 1900-2026"),
     ("patients", "birth_year", "2027", "Year of birth, 2027, is outside 1900-2026"),
     ("patients", "birth_year", "nineteen", "Year of birth, 'nineteen', is not a number"),

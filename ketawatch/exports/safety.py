@@ -12,9 +12,9 @@ import re
 
 import pandas as pd
 
-#: First characters a spreadsheet may read as the start of a formula.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-_FORMULA_START = re.compile(r"^[=+\-@\t\r]")
+from store.validation import FORMULA_STARTS  # the one list: validation refuses such ids, exports quote such text
+
+_FORMULA_START = re.compile("^[" + re.escape("".join(FORMULA_STARTS)) + "]")
 #: Control characters that openpyxl refuses to write into a cell (XML 1.0 forbids them).
 _ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
