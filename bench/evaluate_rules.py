@@ -11,6 +11,11 @@ not fitted to one generator) it replays every patient's level at every record da
 "Flagged" means red for the red row, amber or red for the amber row. The same figures are
 computed for three simple rules a clinic might use instead. It also times levels and full
 history for 2,000 patients with a year of records.
+
+It then checks issue 3's targets per variant and prints a markdown table: red sensitivity >= 0.95
+and specificity >= 0.97; red median delay at most a third of the best simple rule's (the simple
+rule with mean specificity >= 0.95 and the highest mean sensitivity, compared in the same
+variant); amber+ median delay below red's. The worst variant decides.
 """
 
 from __future__ import annotations
@@ -140,11 +145,51 @@ def main() -> None:
     print(results.round(3).to_string(index=False))
     print("\nSummary over variants (mean; worst; median of the per-variant delays):")
     print(summary.round(3).to_markdown() if hasattr(summary, "to_markdown") and _has_tabulate() else summary.round(3).to_string())
+    print("\nIssue 3 targets per variant (markdown):\n")
+    print(target_table(results))
     speed = timing(1 if args.quick else 3)
     print(
         f"\nSpeed, 2,000 patients ({speed['sessions']} sessions, {speed['checkins']} check-ins), median of "
         f"{1 if args.quick else 3}: levels {speed['assess']:.2f} s, full history {speed['history']:.2f} s"
     )
+
+
+TARGET_SENSITIVITY, TARGET_SPECIFICITY, TARGET_DELAY_FRACTION = 0.95, 0.97, 1 / 3
+SIMPLE_RULES = ("craving >= 7", "SDS >= 4", "any sign >= 2")
+
+
+def target_table(results: pd.DataFrame) -> str:
+    """Issue 3's targets per variant as a markdown table, with a final row for the worst variant."""
+    means = results.groupby("method")[["sensitivity", "specificity"]].mean()
+    comparable = means.loc[list(SIMPLE_RULES)]
+    comparable = comparable[comparable["specificity"] >= 0.95]
+    best = comparable["sensitivity"].idxmax() if len(comparable) else "SDS >= 4"
+    by = results.set_index(["variant", "method"])
+    lines = [
+        f"Best simple rule at comparable specificity: {best}; delay target = 1/3 of its median delay.",
+        "",
+        "| variant | red sens | red spec | red delay (d) | target delay (d) | amber+ sens | amber+ spec | amber+ delay (d) | sens | spec | delay | amber earlier |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    worst = {"sens": True, "spec": True, "delay": True, "amber": True}
+    for variant in dict.fromkeys(results["variant"]):
+        red, amber, simple = by.loc[(variant, "KetaWatch red")], by.loc[(variant, "KetaWatch amber+")], by.loc[(variant, best)]
+        target = simple["median_delay"] * TARGET_DELAY_FRACTION
+        ok = {
+            "sens": red["sensitivity"] >= TARGET_SENSITIVITY,
+            "spec": red["specificity"] >= TARGET_SPECIFICITY,
+            "delay": red["median_delay"] <= target,
+            "amber": amber["median_delay"] < red["median_delay"],
+        }
+        worst = {k: worst[k] and v for k, v in ok.items()}
+        mark = lambda b: "met" if b else "NOT met"  # noqa: E731
+        lines.append(
+            f"| {variant} | {red['sensitivity']:.3f} | {red['specificity']:.3f} | {red['median_delay']:.0f} | {target:.0f} | "
+            f"{amber['sensitivity']:.3f} | {amber['specificity']:.3f} | {amber['median_delay']:.0f} | "
+            + " | ".join(mark(ok[k]) for k in ("sens", "spec", "delay", "amber")) + " |"
+        )
+    lines.append("| **all variants** | | | | | | | | " + " | ".join("met" if worst[k] else "NOT met" for k in ("sens", "spec", "delay", "amber")) + " |")
+    return "\n".join(lines)
 
 
 def _has_tabulate() -> bool:

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ketawatch.risk as risk
+from ketawatch.risk.features import cusum
 from ketawatch.risk.windows import carry_forward, group_starts, personal_baseline, window_count
 from store.frames import Records
 from store.vocabulary import ROUTES, SDS_ITEMS, WARNING_SIGNS
@@ -178,3 +179,24 @@ def test_personal_baseline_matches_loop(rows, n_first):
                 assert np.isnan(got[i])
             else:
                 assert got[i] == np.median(seen[:n_first])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(st.tuples(st.integers(0, 2), maybe(st.integers(-3, 10))), max_size=30),
+    allowance=st.sampled_from([0.0, 1.0, 1.5]),
+    cap=st.sampled_from([1.0, 2.0, 4.0]),
+)
+def test_cusum_matches_loop(rows, allowance, cap):
+    rows = sorted(rows, key=lambda r: r[0])
+    codes = np.array([r[0] for r in rows], dtype="int64")
+    excess = np.array([np.nan if r[1] is None else r[1] for r in rows], dtype="float64")
+    got = cusum(excess, group_starts(codes), allowance, cap)
+    total, previous = 0.0, None
+    for i, (code, value) in enumerate(rows):
+        if code != previous:
+            total, previous = 0.0, code
+        if value is not None:
+            total = max(0.0, total + min(value - allowance, cap))
+        assert got[i] == total
+        assert got[i] >= 0 and (i == 0 or code != rows[i - 1][0] or got[i] <= got[i - 1] + cap)

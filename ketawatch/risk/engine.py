@@ -31,6 +31,8 @@ from store.frames import Records
 LEVELS = np.array(["green", "amber", "red"], dtype=object)
 _KEY = np.int64(1) << 32  # packs (patient code, day) into one sortable integer
 _DAY_OFFSET = np.int64(1) << 31
+#: Evidence points of a family's strongest signal: an amber-level rule, or a weak supporting one.
+_STRONG_POINTS, _WEAK_POINTS = 2, 1
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ def evaluate(records: Records, *, rules: RuleSettings | None = None, tz: str = "
 
     for sign in persistent_signs(rules):
         daily[f"sign_{sign}"] = at_date(c, f"sign_{sign}", daily["c_row"])
-    families = {family: none for family in FAMILIES}
+    points = {family: np.zeros(len(keys), dtype="int64") for family in FAMILIES}
     for rule in RULES:
         if rule.id == "specific_sign_persistent":
             hit = np.logical_or.reduce([none, *(daily[f"sign_{sign}"] for sign in persistent_signs(rules))])
@@ -102,15 +104,27 @@ def evaluate(records: Records, *, rules: RuleSettings | None = None, tz: str = "
             hit = counted = at_date(frame, f"rule_{rule.id}", rows)
         daily[f"rule_{rule.id}"] = hit
         if rule.family:
-            families[rule.family] = families[rule.family] | counted
+            worth = _WEAK_POINTS if rule.level == "weak" else _STRONG_POINTS
+            points[rule.family] = np.maximum(points[rule.family], np.where(counted, worth, 0))
+    # Asking to come earlier while PHQ-9 has reliably worsened is what a depressive relapse looks
+    # like ("it wears off sooner"): the frequency family then counts one point less.
+    phq9_rise = take(c["phq9_last"] - c["phq9_low"], daily["c_row"], np.nan)
+    daily["relapse_context"] = relapse = phq9_rise >= rules.interval_relapse_phq9_rise
+    points["frequency"] = np.where(relapse, np.maximum(points["frequency"] - 1, 0), points["frequency"])
 
-    # Combination: red on an unequivocal signal or several independent families; amber on any rule.
-    n_families = np.sum([f.astype("int64") for f in families.values()], axis=0)
+    # Combination: red on an unequivocal signal, or enough evidence points from several families;
+    # amber on any amber rule, or weak signals of different families adding up.
+    total = np.sum(list(points.values()), axis=0) if len(keys) else np.zeros(0, dtype="int64")
+    n_families = np.sum([(p > 0).astype("int64") for p in points.values()], axis=0) if len(keys) else total
     unequivocal = np.logical_or.reduce([none, *(daily[f"rule_{rule.id}"] for rule in RULES if rule.level == "red")])
-    red = unequivocal | (n_families >= rules.combination_red_min_families)
-    any_rule = np.logical_or.reduce([none, *(daily[f"rule_{rule.id}"] for rule in RULES)])
+    red = unequivocal | (
+        (total >= rules.combination_red_min_points) & (n_families >= rules.combination_red_min_families)
+    )
+    any_rule = np.logical_or.reduce([none, *(daily[f"rule_{rule.id}"] for rule in RULES if rule.level != "weak")])
+    amber = any_rule | (total >= rules.combination_amber_min_points)
     daily["families"] = n_families
-    daily["level_code"] = level = np.where(red, 2, np.where(any_rule, 1, 0)).astype("int64")
+    daily["points"] = total
+    daily["level_code"] = level = np.where(red, 2, np.where(amber, 1, 0)).astype("int64")
     code = daily["code"]
     changed = np.ones(len(keys), dtype=bool)
     changed[1:] = (code[1:] != code[:-1]) | (level[1:] != level[:-1])
@@ -175,9 +189,11 @@ def patient_signals(
     Returns frames (dates are clinic-local `datetime.date`):
 
     - "checkins": reported_at, date, craving, craving_baseline (median of the first check-ins,
-      NaN until established), craving_ewma, sds_total (NaN unless all five items),
-      sds_baseline, sign_burden (all twelve signs, catalogue weights), nonspecific_burden,
-      nonspecific_baseline, specific_signs_clear (count of specific signs at "clearly" or more),
+      NaN until established), craving_ewma, craving_drift (CUSUM above baseline), sds_total (NaN
+      unless all five items), sds_baseline, sds_control (SDS items 1, 3 and 4), sign_burden (all
+      twelve signs, catalogue weights), nonspecific_burden, nonspecific_baseline, specific_burden
+      (secrecy and tolerance, weighted), specific_drift (its CUSUM above baseline),
+      specific_signs_clear (count of specific signs at "clearly" or more),
       the twelve sign answers, phq9, phq9_baseline (first recorded), phq9_band, phq9_response
       (>= 50% drop from baseline), phq9_remission (< 5), phq9_change ("improved" / "worsened"
       / "no reliable change", 6 points).
@@ -194,8 +210,9 @@ def patient_signals(
     ev = evaluate(records.for_patients([patient_id]), rules=rules, tz=tz)
     c, s = ev.checkins, ev.sessions
     checkins = c.frame(
-        ["reported_at", "craving", "craving_baseline", "craving_ewma", "sds_total", "sds_baseline", "sign_burden",
-         "nonspecific_burden", "nonspecific_baseline", "specific_signs_clear", *scoring.sign_weights(), "phq9"]
+        ["reported_at", "craving", "craving_baseline", "craving_ewma", "craving_drift", "sds_total", "sds_baseline",
+         "sds_control", "sign_burden", "nonspecific_burden", "nonspecific_baseline", "specific_burden", "specific_drift",
+         "specific_signs_clear", *scoring.sign_weights(), "phq9"]
     )  # fmt: skip
     checkins.insert(1, "date", _dates(c["day"]))
     recorded = c["phq9"][~np.isnan(c["phq9"])]
@@ -226,6 +243,9 @@ _THRESHOLD_UNITS = {
     "craving_rise_points": "points above baseline (0-10 scale)",
     "craving_ewma_rise_points": "points above baseline (EWMA)",
     "craving_high": "of 10",
+    "craving_drift_alarm": "craving CUSUM (points above baseline + allowance, summed)",
+    "signs_drift_alarm": "specific-sign burden CUSUM (weighted points, summed)",
+    "sds_control_threshold": "SDS items 1, 3 and 4 (0-9)",
     "sds_threshold": "SDS total (0-15)",
     "sds_rise_points": "points above baseline",
     "nonspecific_rise": "weighted burden above baseline",

@@ -129,6 +129,14 @@ def checkin_features(
         raw_rise, answered, starts, rules.craving_persist_checkins
     ) | _held_on_answered(trend_rise, answered, starts, rules.craving_ewma_persist_checkins)
     f["rule_craving_high"] = _held_on_answered(f["craving_high_met"], answered, starts, rules.craving_persist_checkins)
+    # Craving drift: a one-sided CUSUM of craving above baseline + allowance, each check-in's excess
+    # capped so one bad week cannot carry it alone; catches a small rise sustained over weeks.
+    f["thr_craving_drift"] = rules.scaled("craving_drift_alarm", sud)
+    f["craving_drift"] = cusum(
+        craving - baseline, starts, rules.craving_drift_allowance, rules.craving_drift_cap
+    )
+    f["craving_drift_met"] = f["craving_drift"] > 0
+    f["rule_craving_drift"] = f["craving_drift"] >= f["thr_craving_drift"]
 
     # SDS: high AND risen above the patient's own baseline, on consecutive complete answers.
     f["sds_total"] = sds = scoring.sds_total(base).to_numpy(dtype="float64")
@@ -137,6 +145,12 @@ def checkin_features(
     f["thr_sds_rise"] = rules.scaled("sds_rise_points", sud)
     f["sds_met"] = (sds >= f["thr_sds"]) & (sds - f["sds_baseline"] >= f["thr_sds_rise"])
     f["rule_sds_high_rising"] = _held_on_answered(f["sds_met"], ~np.isnan(sds), starts, rules.sds_persist_checkins)
+    # SDS items without therapeutic-reliance overlap (loss of control, worry about use, wish to
+    # stop): the latest complete answer at or above the threshold.
+    f["sds_control"] = control = scoring.sds_control(base).to_numpy(dtype="float64")
+    f["thr_sds_control"] = rules.scaled("sds_control_threshold", sud)
+    f["sds_control_met"] = control >= f["thr_sds_control"]
+    f["rule_sds_control_items"] = _held_on_answered(f["sds_control_met"], ~np.isnan(control), starts, 1)
 
     # Warning signs: total burden for charts; non-specific burden against its own baseline.
     f["sign_burden"] = scoring.sign_burden(base).to_numpy()
@@ -148,6 +162,18 @@ def checkin_features(
     f["rule_nonspecific_signs_rising"] = _held_on_answered(
         f["nonspecific_met"], ~np.isnan(nonspecific), starts, rules.nonspecific_persist_checkins
     )
+
+    # Specific-sign burden drift: a CUSUM of the weighted burden of the weighty specific signs
+    # (those that count towards red; irritability and other substances also come with relapse)
+    # above the personal baseline + allowance (one sign answered "a little" is absorbed by it).
+    f["specific_burden"] = specific = scoring.sign_burden(base, weighty_specific_signs(rules)).to_numpy()
+    f["specific_baseline"] = personal_baseline(specific, [codes], rules.baseline_checkins)
+    f["thr_signs_drift"] = rules.scaled("signs_drift_alarm", sud)
+    f["specific_drift"] = cusum(
+        specific - f["specific_baseline"], starts, rules.signs_drift_allowance, rules.signs_drift_cap
+    )
+    f["specific_drift_met"] = f["specific_drift"] > 0
+    f["rule_specific_burden_drift"] = f["specific_drift"] >= f["thr_signs_drift"]
 
     # Specific signs other than use outside treatment: clearly present on enough recent check-ins.
     score = {sign: base[sign].to_numpy(dtype="float64", na_value=np.nan) for sign in WARNING_SIGNS}
@@ -200,6 +226,7 @@ def session_features(
     f["early_request"] = early_asked = scoring.patient_requested(base["early_request"]).to_numpy()
     dose_requests = window_count(dose_asked, starts, rules.dose_request_window_sessions)
     f["rule_dose_increase_requests"] = dose_requests >= rules.dose_requests_repeated
+    f["rule_dose_request_recent"] = (dose_requests >= 1) & (dose_requests < rules.dose_requests_repeated)
     f["dose_above_met"] = above = f["dose_ratio"] >= 1 + f["thr_dose_rise"]
     # The escalation must follow the asking: compare with the dose just before the first request
     # in the window (a plan titrated long before a later request is the clinician's, not the patient's).
@@ -226,12 +253,19 @@ def session_features(
     f["rule_interval_shrinking"] = window_count(early, starts, rules.interval_window_sessions) >= rules.interval_early_sessions
     early_requests = window_count(early_asked, starts, rules.interval_request_window_sessions)
     f["rule_early_requests_repeated"] = early_requests >= rules.interval_requests_repeated
+    f["rule_early_request_recent"] = (early_requests >= 1) & (early_requests < rules.interval_requests_repeated)
     return FeatureTable(base, f)
 
 
 def _persistent_signs(rules: RuleSettings) -> tuple[str, ...]:
     """Specific warning signs judged by persistence (use outside treatment has its own rule)."""
     return tuple(sign for sign in scoring.specific_signs() if sign not in rules.use_signs)
+
+
+def weighty_specific_signs(rules: RuleSettings) -> tuple[str, ...]:
+    """Specific signs weighty enough to count towards red, except use outside treatment (its own family)."""
+    weights = scoring.sign_weights()
+    return tuple(sign for sign in _persistent_signs(rules) if weights[sign] >= rules.signs_red_min_weight)
 
 
 def counting_signs(rules: RuleSettings) -> tuple[str, ...]:
@@ -264,6 +298,30 @@ def _held_on_answered(met: np.ndarray, answered: np.ndarray, starts: np.ndarray,
     state = np.zeros(len(met), dtype=bool)
     state[sub] = sub_held
     return take(state, carry_forward(answered, starts), False).astype(bool)
+
+
+def cusum(excess: np.ndarray, starts: np.ndarray, allowance: float, cap: float) -> np.ndarray:
+    """One-sided (upper) CUSUM per patient: S = max(0, S_prev + min(excess - allowance, cap)).
+
+    `excess` is the value minus the patient's reference (NaN where unanswered or before the
+    reference exists: those rows carry the latest sum; before any, 0). Capping each step keeps one
+    extreme answer from raising the alarm on its own. The recursion runs once per position within
+    a patient, across all patients at once.
+    """
+    valid = np.flatnonzero(~np.isnan(excess))
+    out = np.full(len(excess), np.nan)
+    if len(valid):
+        step = np.minimum(excess[valid] - allowance, cap)
+        sub_starts = group_starts(starts[valid])
+        rank = np.arange(len(valid)) - sub_starts
+        total = np.maximum(step, 0.0)
+        by_rank = np.argsort(rank, kind="stable")
+        bounds = np.searchsorted(rank[by_rank], np.arange(int(rank.max()) + 2))
+        for k in range(1, len(bounds) - 1):
+            at = by_rank[bounds[k] : bounds[k + 1]]
+            total[at] = np.maximum(total[at - 1] + step[at], 0.0)
+        out[valid] = total
+    return take(out, carry_forward(~np.isnan(excess), starts), 0.0)
 
 
 def _ewma(values: np.ndarray, starts: np.ndarray, lam: float) -> np.ndarray:

@@ -15,13 +15,24 @@ Rule identifiers (stable; the CLI prints them, the README documents them):
 | interval_shrinking | amber | - | 2 of the last 3 maintenance intervals shorter than 75% of the planned interval (after induction) |
 | sds_high_rising | amber | - | SDS total at or above the clinic threshold (4) and 3+ points above the patient's baseline, on 2 consecutive complete answers |
 | nonspecific_signs_rising | amber | - | weighted non-specific sign burden (sleep, appetite, withdrawal, neglect, coordination, dissociation outside sessions) 3+ above baseline on 2 consecutive check-ins |
+| craving_drift | weak | craving | craving drift: a one-sided CUSUM of craving above the patient's baseline + 1 point (each check-in adds at most 2) reached 3, e.g. 2 points above baseline on 3 check-ins |
+| specific_burden_drift | weak | checklist | the same CUSUM on the weighted burden of secrecy and tolerance (catalogue weight 2 each; allowance 1.5, step at most 4) reached 3: both answered "a little" on 2 check-ins, or one "clearly" and then again |
+| sds_control_items | weak | control | the SDS items that do not overlap with therapeutic reliance (out of control, worry about use, wish to stop; 0-9) summed to 3+ on the latest complete answer |
+| dose_request_recent | weak | dose | the patient asked for a higher dose at 1 of the last 6 sessions |
+| early_request_recent | weak | frequency | the patient asked for an earlier session at 1 of the last 6 sessions |
 
-Combination: red when `use_outside_treatment_repeated` holds, or when signals from at least 2
-different families (use, craving, checklist, dose, frequency) hold at once; amber when any rule
-holds; green otherwise. Rules marked "-" support amber only: they also rise with a depressive
-relapse, PTSD or therapeutic reliance. For patients with a history of substance use disorder the
-graded thresholds are multiplied by `sud.sensitivity` (0.75); the history is never a reason by
-itself. All numbers above are the defaults of seed_data/rules.toml.
+Combination (evidence points): within each family (use, craving, checklist, dose, frequency,
+control) the strongest signal counts, an amber rule 2 points and a weak signal 1 point. Red when
+`use_outside_treatment_repeated` holds, or when the points reach 4 from at least 2 families
+(two amber-level signals; one amber signal with two weak ones; four weak ones). Amber when any
+amber rule holds, or weak signals of different families reach 2 points. Weak signals never raise
+a level on their own; they are listed as reasons when the level is amber or red. Rules marked
+"-" support amber only: they also rise with a depressive relapse, PTSD or therapeutic reliance.
+The look-alikes each reach at most one family (a relapse booster is one early request; a craving
+spike is one capped CUSUM step; PTSD depersonalisation and relapse signs are non-specific), so
+none is red on its own. For patients with a history of substance use disorder the graded
+thresholds are multiplied by `sud.sensitivity` (0.75); the history is never a reason by itself.
+All numbers above are the defaults of seed_data/rules.toml.
 """
 
 from __future__ import annotations
@@ -31,9 +42,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ketawatch.risk.features import FeatureTable
+from ketawatch.risk.features import FeatureTable, weighty_specific_signs
 from ketawatch.risk.rules import SUD_SCALED, RuleSettings
-from ketawatch.risk.scoring import nonspecific_signs
+from ketawatch.risk.scoring import nonspecific_signs, sds_control_items, sign_weights
 from seed_data.catalogue import instruments, warning_sign, warning_sign_answers
 
 _EPOCH = dt.date(1970, 1, 1)
@@ -54,7 +65,7 @@ class Reason:
 
 @dataclass(frozen=True)
 class RuleInfo:
-    """A rule's stable id, the level it supports alone, the family it counts in towards red, and its data."""
+    """A rule's stable id, the level it supports alone ("weak": none, it only adds evidence), its family, and its data."""
 
     id: str
     level: str
@@ -75,9 +86,14 @@ RULES: tuple[RuleInfo, ...] = (
     RuleInfo("interval_shrinking", "amber", None, "sessions"),
     RuleInfo("sds_high_rising", "amber", None, "checkins"),
     RuleInfo("nonspecific_signs_rising", "amber", None, "checkins"),
+    RuleInfo("craving_drift", "weak", "craving", "checkins"),
+    RuleInfo("specific_burden_drift", "weak", "checklist", "checkins"),
+    RuleInfo("sds_control_items", "weak", "control", "checkins"),
+    RuleInfo("dose_request_recent", "weak", "dose", "sessions"),
+    RuleInfo("early_request_recent", "weak", "frequency", "sessions"),
 )
 RULE_IDS = tuple(rule.id for rule in RULES)
-FAMILIES = ("use", "craving", "checklist", "dose", "frequency")
+FAMILIES = ("use", "craving", "checklist", "dose", "frequency", "control")
 
 
 def reason_ids(reasons: list[Reason]) -> list[str]:
@@ -320,6 +336,60 @@ def _interval(table: FeatureTable, row: int, rules: RuleSettings, sign: str | No
     return Reason("interval_shrinking", "amber", text, _dates_of(table, hit))
 
 
+def _drift_text(table: FeatureTable, last: int, total: str, alarm: str, allowance: float, unit: str) -> str:
+    """'summed excess over baseline + 1 point: 4 (3 or more counts)' for a CUSUM reason."""
+    return (
+        f"summed excess over baseline + {_num(allowance)} {unit}: {_num(round(float(table[total][last]), 2))} "
+        f"({_num(table[alarm][last])} or more counts)"
+    )
+
+
+def _craving_drift(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
+    run = table.answered_run(row, "craving", "craving_drift_met", cap=8)
+    last = run[-1]
+    text = (
+        f"Craving {_values(table['craving'][run])} of 10 on the last {_check_ins(len(run))}, {_span(table['day'][run])}, "
+        f"against a baseline of {table['craving_baseline'][last]:.1f}: "
+        + _drift_text(table, last, "craving_drift", "thr_craving_drift", rules.craving_drift_allowance, "point")
+        + _sud_note(table, last, "craving_drift_alarm")
+    )
+    return Reason("craving_drift", "amber", text, _dates_of(table, run))
+
+
+def _specific_drift(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
+    run = table.answered_run(row, "specific_burden", "specific_drift_met", cap=8)
+    last = run[-1]
+    weights = sign_weights()
+    present = []
+    for s in sorted(weighty_specific_signs(rules), key=lambda s: -weights[s]):
+        scores = table[s][run].astype("float64")
+        if np.nanmax(np.append(scores, 0)) >= 1:
+            present.append(f"{warning_sign(s).label.lower()} ({_values([0 if np.isnan(v) else v for v in scores])})")
+    text = (
+        f"Specific warning-sign burden {_values(table['specific_burden'][run])} on the last {_check_ins(len(run))}, "
+        f"{_span(table['day'][run])}, against a baseline of {table['specific_baseline'][last]:.1f}"
+        + (f"; answers: {_join(present[:3])}" if present else "")
+        + "; "
+        + _drift_text(table, last, "specific_drift", "thr_signs_drift", rules.signs_drift_allowance, "weighted points")
+        + _sud_note(table, last, "signs_drift_alarm")
+    )
+    return Reason("specific_burden_drift", "amber", text, _dates_of(table, run))
+
+
+def _sds_control(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
+    run = table.answered_run(row, "sds_control", "sds_control_met", cap=1)
+    last = run[-1]
+    items = sds_control_items()
+    scores = _join([_num(table[item][last]) for item in items])
+    text = (
+        f"SDS items on use getting out of control, worry about use and wishing to stop scored {scores} "
+        f"({_num(table['sds_control'][last])} of 9) {_span(table['day'][run])}; "
+        f"{_num(table['thr_sds_control'][last])} or more counts (items that do not rise with therapeutic reliance)"
+        + _sud_note(table, last, "sds_control_threshold")
+    )
+    return Reason("sds_control_items", "amber", text, _dates_of(table, run))
+
+
 _BUILDERS = {
     "use_outside_treatment_repeated": _use(repeated=True),
     "use_outside_treatment_reported": _use(repeated=False),
@@ -336,5 +406,14 @@ _BUILDERS = {
     "interval_shrinking": _interval,
     "sds_high_rising": _sds,
     "nonspecific_signs_rising": _nonspecific,
+    "craving_drift": _craving_drift,
+    "specific_burden_drift": _specific_drift,
+    "sds_control_items": _sds_control,
+    "dose_request_recent": _requests(
+        "dose_request_recent", "dose_increase_request", "dose_request_window_sessions", "a higher dose"
+    ),
+    "early_request_recent": _requests(
+        "early_request_recent", "early_request", "interval_request_window_sessions", "an earlier session"
+    ),
 }
 assert set(_BUILDERS) == set(RULE_IDS)

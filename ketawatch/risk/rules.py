@@ -23,6 +23,9 @@ SUD_SCALED = (
     "craving_rise_points",
     "craving_ewma_rise_points",
     "craving_high",
+    "craving_drift_alarm",
+    "signs_drift_alarm",
+    "sds_control_threshold",
     "nonspecific_rise",
     "sds_threshold",
     "sds_rise_points",
@@ -42,10 +45,16 @@ class RuleSettings:
     craving_ewma_persist_checkins: int
     craving_high: float
     craving_persist_checkins: int
+    craving_drift_allowance: float
+    craving_drift_cap: float
+    craving_drift_alarm: float
     signs_min_score: float
     signs_window_checkins: int
     signs_persist_checkins: int
     signs_red_min_weight: float
+    signs_drift_allowance: float
+    signs_drift_cap: float
+    signs_drift_alarm: float
     use_signs: tuple[str, ...]
     use_window_checkins: int
     use_red_checkins: int
@@ -54,6 +63,7 @@ class RuleSettings:
     sds_threshold: float
     sds_rise_points: float
     sds_persist_checkins: int
+    sds_control_threshold: float
     dose_request_window_sessions: int
     dose_requests_repeated: int
     dose_rise_fraction: float
@@ -66,7 +76,10 @@ class RuleSettings:
     interval_early_sessions: int
     interval_request_window_sessions: int
     interval_requests_repeated: int
+    interval_relapse_phq9_rise: float
     combination_red_min_families: int
+    combination_red_min_points: int
+    combination_amber_min_points: int
     sud_sensitivity: float
 
     def __post_init__(self) -> None:

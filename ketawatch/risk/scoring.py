@@ -34,6 +34,19 @@ def sds_total(checkins: pd.DataFrame) -> pd.Series:
     return checkins[list(SDS_ITEMS)].sum(axis=1, min_count=len(SDS_ITEMS)).rename("sds_total")
 
 
+def sds_control(checkins: pd.DataFrame) -> pd.Series:
+    """Sum of the SDS items that do not overlap with therapeutic reliance (control, worry about use,
+    wish to stop: 0-9); NaN unless all of them were answered."""
+    items = sds_control_items()
+    return checkins[list(items)].sum(axis=1, min_count=len(items)).rename("sds_control")
+
+
+@cache
+def sds_control_items() -> tuple[str, ...]:
+    """SDS items the instruments catalogue marks as not rising with plain therapeutic reliance."""
+    return tuple(item["id"] for item in instruments()["sds"]["item"] if not item["therapeutic_reliance_overlap"])
+
+
 def sign_weights() -> dict[str, float]:
     """Catalogue weight of each warning sign, in contract order."""
     return {sign.id: sign.weight for sign in warning_signs()}
