@@ -80,15 +80,24 @@ def open_db(db: str | None, default: str | None = None):
         fail(f"cannot open database {safe_url(url)}: {str(exc).splitlines()[0]}")
 
 
+def absolute_sqlite(url: str) -> str:
+    """A SQLite URL with its file path made absolute, so a server started in another folder opens the same file."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        return parsed.set(database=str(Path(parsed.database).resolve())).render_as_string(hide_password=False)
+    return url
+
+
 def _streamlit(url: str, port: int) -> int:
-    env = {**os.environ, "KETAWATCH_DATABASE_URL": url}
+    """Run the dashboard from the project folder, where Streamlit finds .streamlit/config.toml (theme, error details)."""
+    env = {**os.environ, "KETAWATCH_DATABASE_URL": absolute_sqlite(url)}
     cmd = [
         sys.executable, "-m", "streamlit", "run", str(DASHBOARD_APP),
         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
     ]
     typer.echo(f"KetaWatch is starting at http://localhost:{port} (Ctrl+C to stop)")
     try:
-        return subprocess.call(cmd, env=env)
+        return subprocess.call(cmd, env=env, cwd=DASHBOARD_APP.parents[1])
     except KeyboardInterrupt:
         return 0
 
@@ -185,3 +194,7 @@ def main() -> None:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         typer.echo(f"ketawatch: unexpected error: {type(exc).__name__}: {first}", err=True)
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

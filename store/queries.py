@@ -51,7 +51,7 @@ def patients_frame(engine: Engine, patient_ids: Iterable[str] | None = None, *, 
     out = conform(raw, PATIENT_DTYPES)
     if with_tracking:
         for c in _TRACKING:
-            out[c] = raw[c].values if len(raw) else pd.Series(dtype="object")
+            out[c] = raw[c].array if len(raw) else pd.Series(dtype="object")
     return out
 
 
@@ -73,7 +73,7 @@ def sessions_frame(
     out = conform(raw, SESSION_DTYPES)
     if with_tracking or include_voided:
         for c in _TRACKING:
-            out[c] = raw[c].values if len(raw) else pd.Series(dtype="object")
+            out[c] = raw[c].array if len(raw) else pd.Series(dtype="object")
     return out
 
 
@@ -92,7 +92,7 @@ def checkins_frame(
     out = conform(raw, CHECKIN_DTYPES)
     if with_tracking or include_voided:
         for c in _TRACKING:
-            out[c] = raw[c].values if len(raw) else pd.Series(dtype="object")
+            out[c] = raw[c].array if len(raw) else pd.Series(dtype="object")
     return out
 
 
