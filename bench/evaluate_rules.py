@@ -9,7 +9,10 @@ not fitted to one generator) it replays every patient's level at every record da
   before onset of a patient who later develops it also counts as a false alarm;
 - days from onset to the first flag on or after it (median and 90th percentile).
 "Flagged" means red for the red row, amber or red for the amber row. The same figures are
-computed for three simple rules a clinic might use instead. It also times levels and full
+computed for three simple rules a clinic might use instead. It also counts, per variant and
+archetype, the look-alike patients (truth archetype in seed_data.cohort.CONFOUNDERS: patterns
+that share surface signs with dependence but are not it) who are ever red: DESIGN says none of
+them may reach red on its own, so the target is zero everywhere. It also times levels and full
 history for 2,000 patients with a year of records.
 
 It then checks issue 3's targets per variant and prints a markdown table: red sensitivity >= 0.95
@@ -34,7 +37,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ketawatch.risk import assess, daily_levels, level_history  # noqa: E402
-from seed_data.cohort import CohortParams, generate_cohort  # noqa: E402
+from seed_data.cohort import CONFOUNDERS, CohortParams, generate_cohort  # noqa: E402
 from store.frames import Records  # noqa: E402
 from store.vocabulary import SDS_ITEMS, WARNING_SIGNS  # noqa: E402
 
@@ -94,8 +97,20 @@ def score(flags: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def evaluate(n_patients: int, quick: bool) -> pd.DataFrame:
-    rows = []
+def lookalikes_red(red: pd.DataFrame, truth: pd.DataFrame) -> dict[str, tuple[int, int, list[str]]]:
+    """Per look-alike archetype: (patients ever red, patients of that archetype, their ids)."""
+    ever_red = set(red["patient_id"])
+    out = {}
+    for archetype in CONFOUNDERS:
+        ids = truth.loc[truth["archetype"] == archetype, "patient_id"].astype(str)
+        hit = sorted(pid for pid in ids if pid in ever_red)
+        out[archetype] = (len(hit), len(ids), hit)
+    return out
+
+
+def evaluate(n_patients: int, quick: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Scores per variant and method, and per variant and look-alike archetype the patients ever red."""
+    rows, looks = [], []
     for name, params in variants(n_patients, quick):
         cohort = generate_cohort(params)
         records = Records.of(cohort.patients, cohort.sessions, cohort.checkins)
@@ -108,7 +123,19 @@ def evaluate(n_patients: int, quick: bool) -> pd.DataFrame:
         }
         for method, flags in methods.items():
             rows.append({"variant": name, "method": method, **score(flags, cohort.truth)})
-    return pd.DataFrame(rows)
+        for archetype, (n_red, n, ids) in lookalikes_red(methods["KetaWatch red"], cohort.truth).items():
+            looks.append({"variant": name, "archetype": archetype, "red": n_red, "patients": n, "ids": ids})
+    return pd.DataFrame(rows), pd.DataFrame(looks)
+
+
+def lookalike_lines(looks: pd.DataFrame) -> list[str]:
+    """One line per variant: look-alike patients ever red, by archetype (target: 0 everywhere)."""
+    lines = []
+    for variant, group in looks.groupby("variant", sort=False):
+        parts = [f"{r.archetype} {r.red}/{r.patients}" for r in group.itertuples()]
+        ids = [pid for r in group.itertuples() for pid in r.ids]
+        lines.append(f"{variant}: {int(group['red'].sum())} red ({', '.join(parts)})" + (f" [{', '.join(ids[:8])}]" if ids else ""))
+    return lines
 
 
 def timing(repeats: int) -> dict[str, float]:
@@ -131,7 +158,7 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=200)
     parser.add_argument("--quick", action="store_true", help="two variants only, one timing run")
     args = parser.parse_args()
-    results = evaluate(args.patients, args.quick)
+    results, looks = evaluate(args.patients, args.quick)
     pd.set_option("display.width", 160)
     summary = results.groupby("method", sort=False).agg(
         sensitivity=("sensitivity", "mean"),
@@ -143,10 +170,18 @@ def main() -> None:
     )
     print(f"Per variant ({args.patients} patients each):")
     print(results.round(3).to_string(index=False))
+    print("\nLook-alikes ever red, per variant (red patients / patients of the archetype; target 0):")
+    print("\n".join(lookalike_lines(looks)))
     print("\nSummary over variants (mean; worst; median of the per-variant delays):")
     print(summary.round(3).to_markdown() if hasattr(summary, "to_markdown") and _has_tabulate() else summary.round(3).to_string())
+    totals = looks.groupby("archetype", sort=False)[["red", "patients"]].sum()
+    print(
+        "Look-alikes ever red, all variants: "
+        + ", ".join(f"{a} {int(r.red)}/{int(r.patients)}" for a, r in totals.iterrows())
+        + f"; total {int(totals['red'].sum())} (target 0)"
+    )
     print("\nIssue 3 targets per variant (markdown):\n")
-    print(target_table(results))
+    print(target_table(results, looks))
     speed = timing(1 if args.quick else 3)
     print(
         f"\nSpeed, 2,000 patients ({speed['sessions']} sessions, {speed['checkins']} check-ins), median of "
@@ -158,8 +193,8 @@ TARGET_SENSITIVITY, TARGET_SPECIFICITY, TARGET_DELAY_FRACTION = 0.95, 0.97, 1 / 
 SIMPLE_RULES = ("craving >= 7", "SDS >= 4", "any sign >= 2")
 
 
-def target_table(results: pd.DataFrame) -> str:
-    """Issue 3's targets per variant as a markdown table, with a final row for the worst variant."""
+def target_table(results: pd.DataFrame, looks: pd.DataFrame | None = None) -> str:
+    """Issue 3's targets per variant as a markdown table, with a final row for the worst variant (and look-alikes ever red)."""
     means = results.groupby("method")[["sensitivity", "specificity"]].mean()
     comparable = means.loc[list(SIMPLE_RULES)]
     comparable = comparable[comparable["specificity"] >= 0.95]
@@ -168,10 +203,13 @@ def target_table(results: pd.DataFrame) -> str:
     lines = [
         f"Best simple rule at comparable specificity: {best}; delay target = 1/3 of its median delay.",
         "",
-        "| variant | red sens | red spec | red delay (d) | target delay (d) | amber+ sens | amber+ spec | amber+ delay (d) | sens | spec | delay | amber earlier |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| variant | red sens | red spec | red delay (d) | target delay (d) | amber+ sens | amber+ spec | amber+ delay (d) "
+        "| look-alikes red | sens | spec | delay | amber earlier | no look-alike red |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    worst = {"sens": True, "spec": True, "delay": True, "amber": True}
+    keys = ("sens", "spec", "delay", "amber", "looks")
+    worst = dict.fromkeys(keys, True)
+    red_looks = looks.groupby("variant")["red"].sum() if looks is not None else pd.Series(dtype="int64")
     for variant in dict.fromkeys(results["variant"]):
         red, amber, simple = by.loc[(variant, "KetaWatch red")], by.loc[(variant, "KetaWatch amber+")], by.loc[(variant, best)]
         target = simple["median_delay"] * TARGET_DELAY_FRACTION
@@ -180,15 +218,19 @@ def target_table(results: pd.DataFrame) -> str:
             "spec": red["specificity"] >= TARGET_SPECIFICITY,
             "delay": red["median_delay"] <= target,
             "amber": amber["median_delay"] < red["median_delay"],
+            "looks": int(red_looks.get(variant, 0)) == 0,
         }
         worst = {k: worst[k] and v for k, v in ok.items()}
         mark = lambda b: "met" if b else "NOT met"  # noqa: E731
         lines.append(
             f"| {variant} | {red['sensitivity']:.3f} | {red['specificity']:.3f} | {red['median_delay']:.0f} | {target:.0f} | "
             f"{amber['sensitivity']:.3f} | {amber['specificity']:.3f} | {amber['median_delay']:.0f} | "
-            + " | ".join(mark(ok[k]) for k in ("sens", "spec", "delay", "amber")) + " |"
+            f"{int(red_looks.get(variant, 0))} | " + " | ".join(mark(ok[k]) for k in keys) + " |"
         )
-    lines.append("| **all variants** | | | | | | | | " + " | ".join("met" if worst[k] else "NOT met" for k in ("sens", "spec", "delay", "amber")) + " |")
+    total_looks = int(red_looks.sum()) if len(red_looks) else 0
+    lines.append(
+        f"| **all variants** | | | | | | | | {total_looks} | " + " | ".join("met" if worst[k] else "NOT met" for k in keys) + " |"
+    )
     return "\n".join(lines)
 
 

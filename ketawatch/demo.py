@@ -12,20 +12,13 @@ from store.app_settings import DEMO_KEY, set_value
 from store.importer import import_folder
 from store.models import Patient
 
-DEMO_PASSWORD = "demo-password"
-DEMO_ACCOUNTS = (
-    ("demo-admin", "Demo Admin", "admin"),
-    ("demo-clinician", "Demo Clinician", "clinician"),
-    ("demo-reviewer", "Demo Reviewer", "reviewer"),
-)
-
 
 def build_demo(engine: Engine) -> str:
     """Fill an empty database with the demo cohort and demo accounts; leave an existing one alone.
 
     Returns a sentence for the terminal saying what happened.
     """
-    from ketawatch.accounts import create_demo_accounts
+    from ketawatch.accounts import DEMO_PASSWORD, DEMO_USERNAMES, create_demo_accounts
     from seed_data.cohort import demo_cohort, write_import_folder
 
     with Session(engine) as db:
@@ -39,5 +32,5 @@ def build_demo(engine: Engine) -> str:
     create_demo_accounts(engine)
     return (
         f"Demo database built: {report.summary()}. "
-        f"Sign in as {', '.join(a[0] for a in DEMO_ACCOUNTS)} with password {DEMO_PASSWORD}."
+        f"Sign in as {', '.join(DEMO_USERNAMES)} with password {DEMO_PASSWORD}."
     )

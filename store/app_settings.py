@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from store.db import for_writing
 from store.models import AppSetting
 
 DEMO_KEY = "demo_database"
@@ -19,7 +20,7 @@ def get_value(engine: Engine, key: str) -> str | None:
 
 def set_value(engine: Engine, key: str, value: str) -> None:
     """Store `value` under `key`, replacing an earlier value (these are settings, not clinical records)."""
-    with Session(engine) as db, db.begin():
+    with Session(for_writing(engine)) as db, db.begin():
         row = db.get(AppSetting, key) or AppSetting(key=key, value=value)
         row.value = value
         db.add(row)

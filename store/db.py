@@ -15,6 +15,7 @@ from store.settings import get_settings
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _engines: dict[str, Engine] = {}
+WRITE_OPTION = "ketawatch_writer"
 _lock = threading.Lock()
 
 
@@ -49,7 +50,10 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn):
-            conn.exec_driver_sql("BEGIN")
+            # A writer takes the write lock up front, so two simultaneous saves queue (busy_timeout)
+            # and the second sees the first's version, instead of failing with "database is locked".
+            immediate = conn.get_execution_options().get(WRITE_OPTION)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True)
@@ -86,6 +90,11 @@ def forget_engines() -> None:
         for engine in _engines.values():
             engine.dispose()
         _engines.clear()
+
+
+def for_writing(engine: Engine) -> Engine:
+    """The same engine marked for write transactions (on SQLite they begin IMMEDIATE; elsewhere no change)."""
+    return engine.execution_options(**{WRITE_OPTION: True})
 
 
 def session_for(engine: Engine) -> Session:

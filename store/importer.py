@@ -18,6 +18,7 @@ from sqlalchemy import Engine, insert, select
 from sqlmodel import Session
 
 from store.audit import record_event
+from store.db import for_writing
 from store.models import CheckIn, InfusionSession, Patient, SideEffectEvent
 from store.validation import CHECKIN_RULES, PATIENT_RULES, SESSION_RULES, Validator
 from store.vocabulary import CHECKIN_COLUMNS, PATIENT_COLUMNS, SESSION_COLUMNS
@@ -298,7 +299,7 @@ def import_folder(
     job.parse()
     if job.problems:
         raise ImportRejected(job.problems)
-    with Session(engine) as db, db.begin():
+    with Session(for_writing(engine)) as db, db.begin():
         job.compare_with_database(db)
         if job.problems:
             raise ImportRejected(job.problems)

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from store.audit import record_event, snapshot
+from store.db import for_writing
 from store.models import AlertReview, CheckIn, InfusionSession, Patient, RecordRevision, SideEffectEvent
 from store.validation import Problem, Validator
 from store.vocabulary import LEVELS, REVIEW_ACTIONS
@@ -97,7 +98,7 @@ def _add(engine: Engine, kind: _Kind, raw: Mapping[str, Any], actor: str, valida
     effects = clean.pop("side_effects", [])
     now = _now(validator)
     try:
-        with Session(engine, expire_on_commit=False) as db, db.begin():
+        with Session(for_writing(engine), expire_on_commit=False) as db, db.begin():
             if kind is not PATIENT:
                 _require_patient(db, clean["patient_id"])
             record = kind.table(**clean, recorded_at=now, recorded_by=actor, version=1)
@@ -164,7 +165,7 @@ def _amend(
     reason = _require_reason(reason, "amendment")
     now = _now(validator)
     try:
-        with Session(engine, expire_on_commit=False) as db, db.begin():
+        with Session(for_writing(engine), expire_on_commit=False) as db, db.begin():
             record = _load_current(db, kind, key, expected_version)
             before = _snapshot(db, kind, record)
             merged = {**{k: v for k, v in before.items()}, **raw}
@@ -205,7 +206,7 @@ def _void(engine: Engine, kind: _Kind, key: Any, *, actor: str, reason: str, exp
     validator = validator or Validator()
     reason = _require_reason(reason, "void")
     now = _now(validator)
-    with Session(engine, expire_on_commit=False) as db, db.begin():
+    with Session(for_writing(engine), expire_on_commit=False) as db, db.begin():
         record = _load_current(db, kind, key, expected_version)
         before = _snapshot(db, kind, record)
         db.add(
@@ -289,7 +290,7 @@ def add_alert_review(
     if problems:
         raise RecordInvalid(problems)
     now = now or datetime.now(timezone.utc)
-    with Session(engine, expire_on_commit=False) as db, db.begin():
+    with Session(for_writing(engine), expire_on_commit=False) as db, db.begin():
         _require_patient(db, patient_id)
         review = AlertReview(
             patient_id=patient_id, reviewed_at=now, reviewed_by=actor, level=level,

@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 import ketawatch.risk as risk
 from ketawatch.risk.features import cusum
-from ketawatch.risk.windows import carry_forward, group_starts, personal_baseline, window_count
+from ketawatch.risk.windows import (
+    carry_forward,
+    count_from,
+    group_starts,
+    personal_baseline,
+    recent_window_start,
+    window_count,
+)
 from store.frames import Records
 from store.vocabulary import ROUTES, SDS_ITEMS, WARNING_SIGNS
 
@@ -159,6 +166,28 @@ def test_window_helpers_match_loops(codes, data):
         assert window_count(flags, starts, window)[i] == sum(flags[j] for j in same[-window:])
         latest = [j for j in same if flags[j]]
         assert carry_forward(flags, starts)[i] == (latest[-1] if latest else -1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(codes=groups, data=st.data())
+def test_recent_window_keeps_rows_within_both_limits(codes, data):
+    # days non-decreasing within each patient (records in time order), possibly far apart or equal
+    codes = np.array(codes, dtype="int64")
+    n = len(codes)
+    steps = data.draw(st.lists(st.integers(0, 60), min_size=n, max_size=n))
+    day = np.zeros(n, dtype="int64")
+    for i in range(n):
+        day[i] = steps[i] + (day[i - 1] if i and codes[i] == codes[i - 1] else 20000)
+    flags = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool)
+    window, max_days = data.draw(st.integers(1, 6)), data.draw(st.integers(1, 120))
+    starts = group_starts(codes)
+    lo = recent_window_start(starts, window, day, max_days)
+    counts = count_from(flags, lo)
+    for i in range(n):
+        same = [j for j in range(i + 1) if codes[j] == codes[i]]
+        kept = [j for j in same[-window:] if day[i] - day[j] <= max_days]
+        assert list(range(lo[i], i + 1)) == kept
+        assert counts[i] == sum(flags[j] for j in kept)
 
 
 @settings(max_examples=200, deadline=None)

@@ -500,6 +500,34 @@ def test_relapse_with_booster_and_another_early_request_is_not_red():
     assert "red" in set(levels(flat)["level"])
 
 
+def test_relapse_with_an_old_early_request_and_a_dose_request_at_the_booster_is_not_red():
+    # Monthly maintenance: an ordinary early request at the first maintenance session (day 39),
+    # then months later the relapse booster (day 144, 105 days on) where the patient asks both to
+    # come earlier and for more. PHQ-9 climbs from its low of 8 but by less than the reliable
+    # change (6 points), so the relapse context does not apply. Within the last 6 sessions the two
+    # early requests would be "repeated"; only the recent one may count.
+    sessions = iv_course("p1", [0.5] * 11, gaps=[28, 28, 28, 28, 21], early=(6, 10), asked_more=(10,))
+    phq9 = [20, 14, 9, 8, 9, 8, 9, 8, 9, 10, 11, 12]
+    rows = checkins("p1", [1, 0, 1, 1, 0, 1, 1, 0, 1, 1, 2, 1], every=14, phq9=phq9)
+    booster = START + dt.timedelta(days=144)
+    assert (booster - (START + dt.timedelta(days=39))).days > risk.load_rules().requests_window_days
+    d = levels(records([patient(plan_interval=28.0)], sessions, rows))
+    assert "red" not in set(d["level"])
+    at_booster = d[d["date"] == booster].iloc[0]
+    assert at_booster["level"] == "amber"  # worth a look: two weak signals of different families
+    assert rule_ids(at_booster["reasons"]) == ["dose_request_recent", "early_request_recent"]
+    early = at_booster["reasons"][1]
+    assert early.evidence_dates == (booster,)
+    assert f"within {risk.load_rules().requests_window_days} days" in early.text
+    # the sessions-only window (any number of days) joins the old request to today's: red
+    unlimited = risk.load_rules(requests_window_days=400)
+    assert worst(records([patient(plan_interval=28.0)], sessions, rows), rules=unlimited) == "red"
+    # and the same two early requests within the day window are still repeated (amber), with the
+    # dose request red, as before: the day limit only drops stale requests
+    close = iv_course("p1", [0.5] * 11, gaps=[28, 28, 28, 28, 21], early=(9, 10), asked_more=(10,))
+    assert worst(records([patient(plan_interval=28.0)], close, rows)) == "red"
+
+
 def test_one_craving_spike_is_one_capped_step_not_a_drift():
     rec = records(
         [patient(sud=True)],

@@ -13,7 +13,16 @@ import pandas as pd
 
 from ketawatch.risk import scoring
 from ketawatch.risk.rules import RuleSettings
-from ketawatch.risk.windows import carry_forward, group_starts, held, personal_baseline, take, window_count
+from ketawatch.risk.windows import (
+    carry_forward,
+    count_from,
+    group_starts,
+    held,
+    personal_baseline,
+    recent_window_start,
+    take,
+    window_count,
+)
 from store.vocabulary import WARNING_SIGNS, WEIGHT_BASED_ROUTES
 
 
@@ -89,6 +98,10 @@ class FeatureTable:
         """Positions of this patient's last `window` rows ending at `row`."""
         start = row - int(self["pos"][row])
         return np.arange(max(start, row - window + 1), row + 1)
+
+    def rows_from(self, row: int, first: str) -> np.ndarray:
+        """Positions from the row stored in column `first` (a window's first row) up to and including `row`."""
+        return np.arange(int(self[first][row]), row + 1)
 
     def answered_run(self, row: int, value: str, met: str, cap: int = 6) -> np.ndarray:
         """Positions of the latest consecutive answered rows (at or before `row`) where `met` held, oldest first."""
@@ -224,14 +237,22 @@ def session_features(
 
     f["dose_increase_request"] = dose_asked = scoring.patient_requested(base["dose_increase_request"]).to_numpy()
     f["early_request"] = early_asked = scoring.patient_requested(base["early_request"]).to_numpy()
-    dose_requests = window_count(dose_asked, starts, rules.dose_request_window_sessions)
+    # Requests count within the last sessions that are also recent in days (maintenance sessions
+    # weeks apart would otherwise join an ordinary request months ago to today's).
+    f["dose_request_from"] = dose_from = recent_window_start(
+        starts, rules.dose_request_window_sessions, day, rules.requests_window_days
+    )
+    f["early_request_from"] = early_from = recent_window_start(
+        starts, rules.interval_request_window_sessions, day, rules.requests_window_days
+    )
+    dose_requests = count_from(dose_asked, dose_from)
     f["rule_dose_increase_requests"] = dose_requests >= rules.dose_requests_repeated
     f["rule_dose_request_recent"] = (dose_requests >= 1) & (dose_requests < rules.dose_requests_repeated)
     f["dose_above_met"] = above = f["dose_ratio"] >= 1 + f["thr_dose_rise"]
     # The escalation must follow the asking: compare with the dose just before the first request
     # in the window (a plan titrated long before a later request is the clinician's, not the patient's).
     idx = np.arange(len(codes))
-    first_asked = _first_at_or_after(dose_asked, np.maximum(idx + 1 - rules.dose_request_window_sessions, starts))
+    first_asked = _first_at_or_after(dose_asked, dose_from)
     first_asked = np.where(first_asked <= idx, first_asked, -1)
     before = np.where(first_asked > starts, take(measure, first_asked - 1, np.nan), f["dose_reference"])
     f["dose_before_request"] = before = np.where(first_asked >= 0, before, np.nan)
@@ -251,7 +272,7 @@ def session_features(
     f["maintenance"] = maintenance = after_induction & (window_count(on_plan, starts, len(day) + 1) >= 1)
     f["early_interval"] = early = maintenance & (interval < rules.interval_early_fraction * reference)
     f["rule_interval_shrinking"] = window_count(early, starts, rules.interval_window_sessions) >= rules.interval_early_sessions
-    early_requests = window_count(early_asked, starts, rules.interval_request_window_sessions)
+    early_requests = count_from(early_asked, early_from)
     f["rule_early_requests_repeated"] = early_requests >= rules.interval_requests_repeated
     f["rule_early_request_recent"] = (early_requests >= 1) & (early_requests < rules.interval_requests_repeated)
     return FeatureTable(base, f)

@@ -9,28 +9,32 @@ Rule identifiers (stable; the CLI prints them, the README documents them):
 | craving_rising | amber | craving | craving (0-10) 3+ points above the patient's own baseline (median of the first 3 check-ins) on 2 consecutive check-ins, or its EWMA trend (lambda 0.25) 2+ points above on 3 consecutive check-ins |
 | craving_high | amber | craving | craving 7 or more on 2 consecutive check-ins, whatever the baseline |
 | specific_sign_persistent | amber | checklist (signs of catalogue weight >= 2: secrecy, tolerance) | a specific warning sign answered "clearly" or more on 2 of the last 3 check-ins (one reason per sign) |
-| dose_increase_requests | amber | dose | the patient asked for a higher dose at 2+ of the last 6 sessions |
-| dose_above_plan_after_request | amber | dose | dose 20%+ above the planned mg/kg (fixed-dose routes: the median of the first 3 sessions) on 2 consecutive sessions, and raised 10%+ since the patient first asked for more within the last 6 sessions; clinician titration without (or long before) requests never counts |
-| early_requests_repeated | amber | frequency | the patient asked for an earlier session at 2+ of the last 6 sessions |
+| dose_increase_requests | amber | dose | the patient asked for a higher dose at 2+ of the last 6 sessions within 90 days |
+| dose_above_plan_after_request | amber | dose | dose 20%+ above the planned mg/kg (fixed-dose routes: the median of the first 3 sessions) on 2 consecutive sessions, and raised 10%+ since the patient first asked for more within the last 6 sessions and 90 days; clinician titration without (or long before) requests never counts |
+| early_requests_repeated | amber | frequency | the patient asked for an earlier session at 2+ of the last 6 sessions within 90 days |
 | interval_shrinking | amber | - | 2 of the last 3 maintenance intervals shorter than 75% of the planned interval (after induction) |
 | sds_high_rising | amber | - | SDS total at or above the clinic threshold (4) and 3+ points above the patient's baseline, on 2 consecutive complete answers |
 | nonspecific_signs_rising | amber | - | weighted non-specific sign burden (sleep, appetite, withdrawal, neglect, coordination, dissociation outside sessions) 3+ above baseline on 2 consecutive check-ins |
 | craving_drift | weak | craving | craving drift: a one-sided CUSUM of craving above the patient's baseline + 1 point (each check-in adds at most 2) reached 3, e.g. 2 points above baseline on 3 check-ins |
 | specific_burden_drift | weak | checklist | the same CUSUM on the weighted burden of secrecy and tolerance (catalogue weight 2 each; allowance 1.5, step at most 4) reached 3: both answered "a little" on 2 check-ins, or one "clearly" and then again |
 | sds_control_items | weak | control | the SDS items that do not overlap with therapeutic reliance (out of control, worry about use, wish to stop; 0-9) summed to 3+ on the latest complete answer |
-| dose_request_recent | weak | dose | the patient asked for a higher dose at 1 of the last 6 sessions |
-| early_request_recent | weak | frequency | the patient asked for an earlier session at 1 of the last 6 sessions |
+| dose_request_recent | weak | dose | the patient asked for a higher dose at 1 of the last 6 sessions within 90 days |
+| early_request_recent | weak | frequency | the patient asked for an earlier session at 1 of the last 6 sessions within 90 days |
 
 Combination (evidence points): within each family (use, craving, checklist, dose, frequency,
 control) the strongest signal counts, an amber rule 2 points and a weak signal 1 point. Red when
-`use_outside_treatment_repeated` holds, or when the points reach 4 from at least 2 families
-(two amber-level signals; one amber signal with two weak ones; four weak ones). Amber when any
-amber rule holds, or weak signals of different families reach 2 points. Weak signals never raise
-a level on their own; they are listed as reasons when the level is amber or red. Rules marked
-"-" support amber only: they also rise with a depressive relapse, PTSD or therapeutic reliance.
-The look-alikes each reach at most one family (a relapse booster is one early request; a craving
-spike is one capped CUSUM step; PTSD depersonalisation and relapse signs are non-specific), so
-none is red on its own. For patients with a history of substance use disorder the graded
+`use_outside_treatment_repeated` holds, or when the points reach 3 from at least 2 families
+(two amber-level signals; one amber signal with a weak one of another family; three weak ones).
+Amber when any amber rule holds, or weak signals of different families reach 2 points. Weak
+signals never raise a level on their own; they are listed as reasons when the level is amber or
+red. Rules marked "-" support amber only: they also rise with a depressive relapse, PTSD or
+therapeutic reliance. Patient requests count only within the last 6 sessions that are also at
+most 90 days old (`requests.window_days`): maintenance sessions 2-6 weeks apart would otherwise
+join an ordinary request months ago to today's. While PHQ-9 is 6+ points (the reliable change)
+above the patient's lowest, early requests count one point less (a relapse booster). So the
+look-alikes stay below red: a relapse booster is at most one recent early request plus perhaps
+one request for more (two weak signals: amber); a craving spike is one capped CUSUM step; PTSD
+depersonalisation and relapse signs are non-specific. For patients with a history of substance use disorder the graded
 thresholds are multiplied by `sud.sensitivity` (0.75); the history is never a reason by itself.
 All numbers above are the defaults of seed_data/rules.toml.
 """
@@ -290,11 +294,14 @@ def _use(repeated: bool):
     return build
 
 
-def _requests(rule_id: str, column: str, window_setting: str, what: str):
+def _requests(rule_id: str, column: str, window_from: str, what: str):
     def build(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
-        win = table.last_rows(row, getattr(rules, window_setting))
+        win = table.rows_from(row, window_from)
         hit = win[table[column][win].astype(bool)]
-        text = f"The patient asked for {what} at {len(hit)} of the last {len(win)} sessions ({_list_dates(table['day'][hit])})"
+        text = (
+            f"The patient asked for {what} at {len(hit)} of the last {len(win)} sessions "
+            f"within {rules.requests_window_days} days ({_list_dates(table['day'][hit])})"
+        )
         return Reason(rule_id, "amber", text, _dates_of(table, hit))
 
     return build
@@ -313,7 +320,7 @@ def _dose_above(table: FeatureTable, row: int, rules: RuleSettings, sign: str | 
     else:
         first = f"the first {rules.baseline_sessions} {table['route'][last]} sessions"
         against = f"{reference:.{decimals}f} {unit}, the median of {first}"
-    win = table.last_rows(row, rules.dose_request_window_sessions)
+    win = table.rows_from(row, "dose_request_from")
     asked = win[table["dose_increase_request"][win].astype(bool)]
     text = (
         f"Dose {_join([f'{v:.{decimals}f}' for v in shown])} {unit} at the last {len(run)} sessions, {_span(table['day'][run])}; "
@@ -397,11 +404,11 @@ _BUILDERS = {
     "craving_high": _craving("high"),
     "specific_sign_persistent": _specific_sign,
     "dose_increase_requests": _requests(
-        "dose_increase_requests", "dose_increase_request", "dose_request_window_sessions", "a higher dose"
+        "dose_increase_requests", "dose_increase_request", "dose_request_from", "a higher dose"
     ),
     "dose_above_plan_after_request": _dose_above,
     "early_requests_repeated": _requests(
-        "early_requests_repeated", "early_request", "interval_request_window_sessions", "an earlier session"
+        "early_requests_repeated", "early_request", "early_request_from", "an earlier session"
     ),
     "interval_shrinking": _interval,
     "sds_high_rising": _sds,
@@ -410,10 +417,10 @@ _BUILDERS = {
     "specific_burden_drift": _specific_drift,
     "sds_control_items": _sds_control,
     "dose_request_recent": _requests(
-        "dose_request_recent", "dose_increase_request", "dose_request_window_sessions", "a higher dose"
+        "dose_request_recent", "dose_increase_request", "dose_request_from", "a higher dose"
     ),
     "early_request_recent": _requests(
-        "early_request_recent", "early_request", "interval_request_window_sessions", "an earlier session"
+        "early_request_recent", "early_request", "early_request_from", "an earlier session"
     ),
 }
 assert set(_BUILDERS) == set(RULE_IDS)

@@ -77,6 +77,7 @@ class RuleSettings:
     interval_request_window_sessions: int
     interval_requests_repeated: int
     interval_relapse_phq9_rise: float
+    requests_window_days: int
     combination_red_min_families: int
     combination_red_min_points: int
     combination_amber_min_points: int

@@ -28,6 +28,31 @@ def window_count(flags: np.ndarray, starts: np.ndarray, window: int) -> np.ndarr
     return cum[idx + 1] - cum[lo]
 
 
+def recent_window_start(starts: np.ndarray, window: int, day: np.ndarray, max_days: int) -> np.ndarray:
+    """First row of each row's window: its patient's last `window` rows that are also at most `max_days` days old.
+
+    Some records come weeks apart (maintenance every 2-6 weeks), so a count of records alone can
+    reach back many months; the day limit keeps "recent" recent. Rows must be in time order
+    within each patient (`day` non-decreasing), which every feature table is.
+    """
+    n = len(starts)
+    idx = np.arange(n)
+    by_count = np.maximum(idx + 1 - window, starts)
+    if n == 0:
+        return by_count
+    # (patient start, day) packed into one sorted key, so one searchsorted finds the oldest row in range
+    span = np.int64(int(day.max()) - int(day.min()) + max_days + 2)
+    key = starts.astype("int64") * span + (day - int(day.min()) + max_days + 1)
+    by_days = np.searchsorted(key, key - max_days, side="left")
+    return np.maximum(by_count, by_days)
+
+
+def count_from(flags: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """How many rows from `lo` up to and including each row are True (`lo` from `recent_window_start`)."""
+    cum = np.concatenate(([0], np.cumsum(flags.astype("int64"))))
+    return cum[np.arange(len(flags)) + 1] - cum[lo]
+
+
 def held(flags: np.ndarray, starts: np.ndarray, times: int) -> np.ndarray:
     """True where the condition held on this row and the `times - 1` rows before it, same patient."""
     return window_count(flags, starts, times) >= times

@@ -1,0 +1,319 @@
+"""Amending and voiding sessions and check-ins from the patient page, and the history that keeps every version.
+
+An edit never overwrites: `store.records` keeps the earlier version with who changed it, when and
+why. The version a clinician opened is remembered in the session, so if a colleague saves the
+same record first, the second save is refused with a clear message and both edits survive (the
+colleague's in the database, this clinician's still in the form).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy import Engine
+
+from dashboard.auth import SignedInUser, can_write
+from dashboard.ui import error_summary, fmt_datetime, problems_by_field, route_words, to_local, words
+from store import queries
+from store.records import (
+    RecordConflict,
+    RecordInvalid,
+    RecordNotFound,
+    amend_checkin,
+    amend_session,
+    void_checkin,
+    void_session,
+)
+from store.settings import get_settings
+from store.validation import CHECKIN_RULES, PATIENT_RULES, SESSION_RULES, Rule, Validator
+
+Kind = Literal["session", "checkin"]
+
+_KINDS: dict[str, dict[str, Any]] = {
+    "session": {"label": "session", "rules": SESSION_RULES, "time": "session_at", "amend": amend_session,
+                "void": void_session, "frame": queries.sessions_frame},
+    "checkin": {"label": "check-in", "rules": CHECKIN_RULES, "time": "reported_at", "amend": amend_checkin,
+                "void": void_checkin, "frame": queries.checkins_frame},
+}
+_BOOL_WORDS = {None: "not recorded", True: "yes", False: "no"}
+
+
+def _blank(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _typed(rule: Rule, value: Any) -> Any:
+    """A stored value (from a frame or a revision snapshot) as the Python value a widget holds."""
+    if rule.kind == "side_effects":
+        if isinstance(value, (list, tuple)):
+            return ";".join(f"{e}:{s}" for e, s in value)
+        return "" if _blank(value) else str(value)
+    if _blank(value):
+        return None
+    if rule.kind in ("datetime", "date_or_datetime"):
+        return to_local(value).to_pydatetime()
+    if rule.kind == "int":
+        return int(value)
+    if rule.kind == "number":
+        return float(value)
+    if rule.kind == "bool":
+        return bool(value)
+    return str(value)
+
+
+def _fields(kind: str) -> dict[str, Rule]:
+    return {name: rule for name, rule in _KINDS[kind]["rules"].items() if name != "patient_id"}
+
+
+def _current(engine: Engine, kind: str, patient_id: str, record_id: int) -> dict[str, Any] | None:
+    """The record as stored now, with its version and void state, read fresh from the store."""
+    frame = _KINDS[kind]["frame"](engine, [patient_id], include_voided=True)
+    row = frame[frame["id"] == int(record_id)]
+    return None if row.empty else row.iloc[0].to_dict()
+
+
+def _label(rule: Rule) -> str:
+    return f"{rule.label} ({rule.unit})" if rule.unit else rule.label
+
+
+def _widget(rule: Rule, value: Any, key: str) -> Any:
+    """One form widget for one field, labelled and bounded by the store's rule for it."""
+    label = _label(rule)
+    if rule.kind in ("datetime", "date_or_datetime"):
+        day = st.date_input(f"{rule.label}: date", value=value.date() if value else None, key=f"{key}_date")
+        at = st.time_input(f"{rule.label}: time", value=value.time() if value else None, key=f"{key}_time", step=60)
+        if day is None:
+            return None
+        return datetime.combine(day, at or datetime.min.time()).replace(tzinfo=get_settings().tz)
+    if rule.kind in ("int", "number"):
+        whole = rule.kind == "int"
+        cast = int if whole else float
+        low = None if rule.low is None or rule.low_exclusive else cast(rule.low)
+        high = None if rule.high is None else cast(rule.high)
+        return st.number_input(label, value=value, min_value=low, max_value=high, step=1 if whole else None,
+                               key=key)
+    if rule.kind == "bool":
+        return st.selectbox(label, options=[None, True, False], index=[None, True, False].index(value),
+                            format_func=_BOOL_WORDS.get, key=key)
+    if rule.kind == "choice":
+        options = list(rule.choices)
+        return st.selectbox(label, options=options, index=options.index(value) if value in options else None, key=key,
+                            format_func=route_words if rule.name == "route" else words)
+    if rule.kind == "side_effects":
+        from seed_data.catalogue import side_effect_ids
+
+        return st.text_input(label, value=value or "", key=key,
+                             help="effect:severity items joined by ; (severity mild, moderate or severe). Effects: "
+                                  + ", ".join(sorted(side_effect_ids())))
+    return st.text_area(label, value=value or "", key=key)
+
+
+def _form_fields(fields: dict[str, Rule], before: dict[str, Any], base: str) -> dict[str, Any]:
+    """The amend form's widgets: short fields three to a row, free text full width below them."""
+    wide = [name for name, rule in fields.items() if rule.kind in ("text", "side_effects")]
+    short = [name for name in fields if name not in wide]
+    values = {}
+    for start in range(0, len(short), 3):
+        for column, name in zip(st.columns(3), short[start:start + 3]):
+            with column:
+                values[name] = _widget(fields[name], before[name], f"{base}_f_{name}")
+    for name in wide:
+        values[name] = _widget(fields[name], before[name], f"{base}_f_{name}")
+    return values
+
+
+def _same(rule: Rule, a: Any, b: Any) -> bool:
+    if rule.kind in ("text", "side_effects"):
+        return (a or "") == (b or "")
+    if rule.kind in ("datetime", "date_or_datetime") and a is not None and b is not None:
+        return a.replace(second=0, microsecond=0) == b.replace(second=0, microsecond=0)
+    return a == b
+
+
+def _forget(base: str) -> None:
+    """Drop one record's form state (every key is `{base}_...`, so record 1 never clears record 10)."""
+    for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(f"{base}_")]:
+        del st.session_state[key]
+
+
+def record_actions(engine: Engine, user: SignedInUser | None, kind: Kind, record: dict) -> None:
+    """Amend and void buttons for one session or check-in (writers only), with a reason and conflict check."""
+    if kind not in _KINDS:
+        raise ValueError(f"kind must be 'session' or 'checkin', not {kind!r}")
+    if not can_write(user):
+        return
+    spec = _KINDS[kind]
+    record_id = int(record["id"])
+    base = f"kw_amend_{kind}_{record_id}"
+    done = st.session_state.pop(f"{base}_done", None)
+    if done:
+        st.success(done)
+    if not _blank(record.get("voided_at")):
+        st.caption(f"This {spec['label']} was voided; it stays in the history below.")
+        return
+    mode = st.session_state.get(f"{base}_mode")
+    if mode is None:
+        left, right = st.columns(2)
+        if left.button(f"Amend this {spec['label']}", key=f"{base}_open_amend", icon=":material/edit:"):
+            mode = "amend"
+        if right.button(f"Void this {spec['label']}", key=f"{base}_open_void", icon=":material/block:"):
+            mode = "void"
+        if mode is None:
+            return
+        opened = _current(engine, kind, record["patient_id"], record_id)
+        if opened is None or not _blank(opened.get("voided_at")):
+            st.error(f"This {spec['label']} is no longer there to change: it was voided. Reload the page.")
+            return
+        st.session_state[f"{base}_mode"] = mode
+        st.session_state[f"{base}_opened"] = opened
+    opened = st.session_state[f"{base}_opened"]
+    if mode == "amend":
+        _amend_form(engine, user, kind, record_id, base, opened)
+    else:
+        _void_form(engine, user, kind, record_id, base, opened)
+    if f"{base}_conflict" in st.session_state:
+        _conflict_panel(engine, kind, opened, base)
+
+
+def _finish(base: str, message: str) -> None:
+    _forget(base)
+    st.session_state[f"{base}_done"] = message
+    st.rerun()
+
+
+def _conflict_panel(engine: Engine, kind: str, opened: dict, base: str) -> None:
+    """Say plainly that a colleague saved first, show their version, and keep this user's entries (until they restart)."""
+    st.error(f"Not saved: {st.session_state[f'{base}_conflict']}", icon=":material/sync_problem:")
+    now = _current(engine, kind, opened["patient_id"], int(opened["id"]))
+    if now is not None:
+        st.caption("The version saved by your colleague (your entries are still in the form above):")
+        fields = _fields(kind)
+        shown = {_label(fields[n]): _shown(fields[n], now.get(n)) for n in fields}
+        st.dataframe(pd.DataFrame({"Field": list(shown), "Now stored": list(shown.values())}), hide_index=True)
+    if st.button("Start again from the stored version", key=f"{base}_restart"):
+        _forget(base)
+        st.rerun()
+
+
+def _amend_form(engine: Engine, user: SignedInUser, kind: str, record_id: int, base: str, opened: dict) -> None:
+    spec = _KINDS[kind]
+    fields = _fields(kind)
+    before = {name: _typed(rule, opened.get(name)) for name, rule in fields.items()}
+    with st.form(f"{base}_form"):
+        st.markdown(f"**Amend this {spec['label']}** (you opened version {int(opened['version'])})")
+        values = _form_fields(fields, before, base)
+        reason = st.text_input("Reason for the amendment (required, kept with the history)", key=f"{base}_reason")
+        save = st.form_submit_button("Save amendment", type="primary")
+        cancel = st.form_submit_button("Cancel")
+    if cancel:
+        _forget(base)
+        st.rerun()
+    if not save:
+        return
+    changes = {name: values[name] for name, rule in fields.items() if not _same(rule, values[name], before[name])}
+    if not changes:
+        st.warning("Nothing was changed, so nothing was saved.")
+        return
+    try:
+        saved = spec["amend"](engine, record_id, changes, actor=user.username, reason=reason,
+                              expected_version=int(opened["version"]), validator=Validator())
+    except RecordInvalid as exc:
+        labels = {name: rule.label for name, rule in spec["rules"].items()} | {"reason": "Reason"}
+        error_summary(problems_by_field(exc.problems), labels)
+    except (RecordConflict, RecordNotFound) as exc:
+        st.session_state[f"{base}_conflict"] = str(exc)
+    else:
+        _finish(base, f"Amendment saved: this {spec['label']} is now version {saved.version}; "
+                      "the earlier version is kept in the history.")
+
+
+def _void_form(engine: Engine, user: SignedInUser, kind: str, record_id: int, base: str, opened: dict) -> None:
+    spec = _KINDS[kind]
+    with st.form(f"{base}_void_form"):
+        st.markdown(f"**Void this {spec['label']}** of {fmt_datetime(opened.get(spec['time']))} "
+                    f"(version {int(opened['version'])}). It stays in the history, marked void, with your reason.")
+        reason = st.text_input("Reason for voiding (required)", key=f"{base}_void_reason")
+        save = st.form_submit_button(f"Void {spec['label']}", type="primary")
+        cancel = st.form_submit_button("Cancel")
+    if cancel:
+        _forget(base)
+        st.rerun()
+    if not save:
+        return
+    try:
+        spec["void"](engine, record_id, actor=user.username, reason=reason,
+                     expected_version=int(opened["version"]), validator=Validator())
+    except RecordInvalid as exc:
+        error_summary(problems_by_field(exc.problems), {"reason": "Reason"})
+    except (RecordConflict, RecordNotFound) as exc:
+        st.session_state[f"{base}_conflict"] = str(exc)
+    else:
+        _finish(base, f"The {spec['label']} is voided; it stays in the history with your reason.")
+
+
+# ----- history -------------------------------------------------------------------------------
+
+
+def _shown(rule: Rule, value: Any) -> str:
+    """One stored value as plain table text, the same whether it came from a frame or a JSON snapshot."""
+    typed = _typed(rule, value)
+    if typed is None or typed == "":
+        return ""
+    if rule.kind in ("datetime", "date_or_datetime"):
+        return fmt_datetime(typed)
+    if rule.kind == "bool":
+        return _BOOL_WORDS[typed]
+    if rule.kind == "number":
+        return f"{typed:g}"
+    return str(typed)
+
+
+def history_table(engine: Engine, record_type: str, key: Any, current: dict, rules: dict[str, Rule]) -> pd.DataFrame:
+    """Every version of one record, one row each, with what happened next and only the fields that changed."""
+    revisions = queries.revisions_frame(engine, record_type, key)
+    fields = {n: r for n, r in rules.items() if n != "patient_id"}
+    rows = []
+    for rev in revisions.itertuples(index=False):
+        done = "amended" if rev.change == "amend" else "voided"
+        rows.append({"Version": int(rev.version),
+                     "What happened next": f"{done} by {rev.changed_by} on {fmt_datetime(rev.changed_at)}: {rev.reason}",
+                     **{_label(r): _shown(r, rev.data.get(n)) for n, r in fields.items()}})
+    state = "voided (not used in levels or exports)" if not _blank(current.get("voided_at")) else "current version"
+    rows.append({"Version": int(current["version"]), "What happened next": state,
+                 **{_label(r): _shown(r, current.get(n)) for n, r in fields.items()}})
+    table = pd.DataFrame(rows)
+    changed = [_label(r) for r in fields.values() if table[_label(r)].nunique() > 1]
+    return table[["Version", "What happened next", *changed]]
+
+
+def record_history(engine: Engine, patient_id: str) -> None:
+    """The patient's amended and voided records, each with every earlier version and the reasons.
+
+    Plain headings and tables (no expanders), so the page may put the whole history inside one expander.
+    """
+    shown = 0
+    patient = queries.patients_frame(engine, [patient_id], with_tracking=True)
+    if not patient.empty and int(patient.iloc[0]["version"]) > 1:
+        row = patient.iloc[0].to_dict()
+        st.markdown(f"**Patient details**: {int(row['version']) - 1} change(s)")
+        st.dataframe(history_table(engine, "patient", patient_id, row, PATIENT_RULES), hide_index=True)
+        shown += 1
+    for kind, spec in _KINDS.items():
+        frame = spec["frame"](engine, [patient_id], include_voided=True)
+        changed = frame[(frame["version"] > 1) | frame["voided_at"].notna()]
+        for row in changed.to_dict("records"):
+            status = "voided" if not _blank(row.get("voided_at")) else "amended"
+            label = f"{spec['label'].capitalize()} of {fmt_datetime(row[spec['time']])}: {status}"
+            st.markdown(f"**{label}**")
+            st.dataframe(history_table(engine, kind, row["id"], row, spec["rules"]), hide_index=True)
+            shown += 1
+    if not shown:
+        st.caption("No record of this patient has been amended or voided.")

@@ -1,0 +1,44 @@
+"""KetaWatch dashboard entry point: sign-in first, then the navigation (nothing else lives here).
+
+The page scripts live in `views/`, not `pages/`: Streamlit would serve a `pages/` folder by URL on
+its own, before this file's sign-in ran. Each page's URL path is its file name, so a test (or a
+bookmark) can address a page by file before the navigation has run.
+
+Run with `streamlit run dashboard/app.py` from the project folder (or `ketawatch serve`).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard.auth import account_menu, can_write, is_admin, require_user
+from dashboard.ui import PATIENT_MODE_KEY
+
+st.set_page_config(page_title="KetaWatch", page_icon=":material/monitor_heart:", layout="wide")
+
+user = require_user()
+checkin = st.Page("views/log_checkin.py", title="Log check-in", icon=":material/checklist:", url_path="log_checkin")
+
+if st.session_state.get(PATIENT_MODE_KEY):
+    # A tablet handed to the patient: only their check-in, until the clinician signs back in.
+    st.navigation([checkin], position="hidden").run()
+else:
+    account_menu(user)
+    sections = {
+        "Triage": [
+            st.Page("views/caseload.py", title="Caseload", icon=":material/groups:", url_path="caseload", default=True),
+            st.Page("views/alerts.py", title="Alerts", icon=":material/notifications_active:", url_path="alerts"),
+            st.Page("views/patient.py", title="Patient", icon=":material/person:", url_path="patient"),
+        ],
+        "Record": [
+            *([st.Page("views/log_session.py", title="Log session", icon=":material/vaccines:", url_path="log_session"),
+               checkin] if can_write(user) else []),
+            st.Page("views/patients.py", title="Patients and plans", icon=":material/assignment_ind:", url_path="patients"),
+        ],
+    }
+    if is_admin(user):
+        sections["Admin"] = [
+            st.Page("views/audit.py", title="Audit trail", icon=":material/history:", url_path="audit"),
+            st.Page("views/users.py", title="Users", icon=":material/manage_accounts:", url_path="users"),
+        ]
+    st.navigation(sections).run()

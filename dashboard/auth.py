@@ -1,0 +1,239 @@
+"""Who is using the dashboard: sign-in, first-run admin set-up, idle sign-out and optional single sign-on.
+
+The app calls `require_user()` before it builds any navigation, so nobody sees a page (or a
+patient) before signing in. The signed-in user lives in `st.session_state["user"]` as a dict
+{"username", "display_name", "role"} and the time of the last run in
+`st.session_state["last_activity"]` (epoch seconds); the account is re-read on every run, so a
+disabled account or a changed role applies at once.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import streamlit as st
+
+from dashboard import data
+from dashboard.ui import md_escape
+from ketawatch import accounts
+from store.app_settings import is_demo
+from store.settings import get_settings
+
+USER_KEY = "user"
+ACTIVITY_KEY = "last_activity"
+_NOTICE_KEY = "auth_notice"
+_SSO_KEY = "auth_via_sso"
+_SSO_REFUSED_KEY = "auth_sso_refused"
+
+
+@dataclass(frozen=True)
+class SignedInUser:
+    """The person behind this browser session, as the pages need them: name and role."""
+
+    username: str
+    display_name: str
+    role: str
+
+
+def current_user() -> SignedInUser | None:
+    """The signed-in user of this session, or None (the small seam that tests sign in through)."""
+    data = st.session_state.get(USER_KEY)
+    if not data:
+        return None
+    return SignedInUser(username=data["username"], display_name=data["display_name"], role=data["role"])
+
+
+def can_write(user: SignedInUser | None) -> bool:
+    """Whether this user may add, amend or void clinical records (admins and clinicians)."""
+    return user is not None and accounts.can_write(user.role)
+
+
+def is_admin(user: SignedInUser | None) -> bool:
+    """Whether this user may manage accounts and read the audit trail."""
+    return user is not None and user.role == "admin"
+
+
+def _engine():
+    return data.engine()
+
+
+def _start_session(account: Any, *, via_sso: bool = False) -> SignedInUser:
+    user = SignedInUser(account.username, account.display_name, account.role)
+    st.session_state[USER_KEY] = asdict(user)
+    st.session_state[ACTIVITY_KEY] = time.time()
+    st.session_state[_SSO_KEY] = via_sso
+    return user
+
+
+def _end_session(reason: str, notice: str | None = None) -> None:
+    """Forget the signed-in user (and audit why); with single sign-on, also drop the identity cookie."""
+    data = st.session_state.get(USER_KEY)
+    via_sso = bool(st.session_state.get(_SSO_KEY))
+    if data:
+        accounts.record_sign_out(_engine(), data["username"], reason=reason)
+    for key in (USER_KEY, ACTIVITY_KEY, _SSO_KEY):
+        st.session_state.pop(key, None)
+    if notice:
+        st.session_state[_NOTICE_KEY] = notice
+    if via_sso and _sso_logged_in():
+        st.logout()
+
+
+def sign_out() -> None:
+    """Sign the current user out (audited); the next run shows the sign-in page."""
+    _end_session("signed_out", "You are signed out.")
+
+
+def _sso_providers() -> list[str | None] | None:
+    """The OIDC providers configured in secrets ([auth]), or None when single sign-on is not set up."""
+    try:
+        section = st.secrets.get("auth") if "auth" in st.secrets else None
+    except Exception:  # noqa: BLE001 - no secrets file at all means no single sign-on
+        return None
+    if not section:
+        return None
+    named = [key for key, value in section.items() if hasattr(value, "keys")]
+    return named or [None]
+
+
+def _sso_logged_in() -> bool:
+    try:
+        return bool(st.user.get("is_logged_in"))
+    except Exception:  # noqa: BLE001 - st.user unavailable outside a session
+        return False
+
+
+def _sso_user(engine) -> SignedInUser | None:
+    """Map an OIDC identity to a local account; an unknown identity gets no access at all."""
+    if _sso_providers() is None or not _sso_logged_in():
+        return None
+    identities = [st.user.get("email"), st.user.get("preferred_username")]
+    if st.session_state.get(_SSO_REFUSED_KEY) != identities:
+        try:
+            return _start_session(accounts.sign_in_sso(engine, identities), via_sso=True)
+        except accounts.SignInRefused as exc:
+            st.session_state[_SSO_REFUSED_KEY] = identities  # audit the refusal once, not on every rerun
+            st.session_state[_NOTICE_KEY] = exc.message
+    st.title("KetaWatch")
+    st.error(st.session_state.get(_NOTICE_KEY) or "No access.")
+    if st.button("Sign out of single sign-on"):
+        st.session_state.pop(_SSO_REFUSED_KEY, None)
+        st.logout()
+    st.stop()
+
+
+def _idle_watch(timeout_minutes: int) -> None:
+    """Re-run the app once the idle time has passed, so patient data leaves the screen without a click."""
+
+    @st.fragment(run_every=min(60, timeout_minutes * 60))
+    def watch() -> None:
+        if accounts.idle_expired(st.session_state.get(ACTIVITY_KEY), time.time(), timeout_minutes):
+            st.rerun(scope="app")
+
+    watch()
+
+
+def require_user() -> SignedInUser:
+    """The signed-in user; otherwise show the sign-in (or first-run) page and stop the run here."""
+    engine = _engine()
+    settings = get_settings()
+    data = st.session_state.get(USER_KEY)
+    if data:
+        if accounts.idle_expired(st.session_state.get(ACTIVITY_KEY), time.time(), settings.idle_timeout_minutes):
+            minutes = settings.idle_timeout_minutes
+            _end_session("idle", f"You were signed out after {minutes} minute{'s' if minutes != 1 else ''} without "
+                                 "activity. Sign in again to continue.")
+        else:
+            account = accounts.get_user(engine, data["username"])
+            if account is None or account.disabled:
+                _end_session("account_disabled", "Your account is no longer active. Ask an admin if you need access.")
+            else:
+                user = _start_session(account, via_sso=bool(st.session_state.get(_SSO_KEY)))
+                _idle_watch(settings.idle_timeout_minutes)
+                return user
+    if not accounts.has_accounts(engine):
+        _first_run_page(engine)
+        st.stop()
+    user = _sso_user(engine)
+    if user is not None:
+        _idle_watch(settings.idle_timeout_minutes)
+        return user
+    _sign_in_page(engine)
+    st.stop()
+
+
+def _sign_in_page(engine) -> None:
+    """The only thing an anonymous visitor sees: a sign-in form (and the demo accounts, in a demo only)."""
+    st.title("KetaWatch")
+    st.caption("Early warning of psychological dependence in ketamine treatment. Sign in to continue.")
+    notice = st.session_state.pop(_NOTICE_KEY, None)
+    if notice:
+        st.info(notice)
+    if is_demo(engine):
+        st.warning(
+            "This is a demo database with invented patients. Demo accounts (password `demo-password`): "
+            "`demo-admin`, `demo-clinician`, `demo-reviewer`."
+        )
+    providers = _sso_providers()
+    if providers is not None:
+        for provider in providers:
+            label = "Sign in with single sign-on" + (f" ({provider})" if provider else "")
+            if st.button(label, key=f"sso_{provider or 'default'}"):
+                try:
+                    st.login(provider) if provider else st.login()
+                except Exception as exc:  # noqa: BLE001 - e.g. Authlib missing or [auth] incomplete
+                    st.error(f"Single sign-on cannot start ({type(exc).__name__}); ask the administrator to check "
+                             "the [auth] settings. You can still sign in with a KetaWatch account.")
+        st.caption("Or sign in with a KetaWatch account:")
+    with st.form("sign_in"):
+        username = st.text_input("Username", autocomplete="username")
+        password = st.text_input("Password", type="password", autocomplete="current-password")
+        submitted = st.form_submit_button("Sign in", type="primary")
+    if submitted:
+        try:
+            account = accounts.authenticate(engine, username, password)
+        except accounts.SignInRefused as exc:
+            st.error(exc.message)
+        else:
+            _start_session(account)
+            st.rerun()
+
+
+def _first_run_page(engine) -> None:
+    """Shown only while the database has no accounts at all: create the first admin."""
+    st.title("Set up KetaWatch")
+    st.write(
+        "This database has no accounts yet. Create the first administrator; they can then add "
+        "clinicians and reviewers on the Users page."
+    )
+    min_length = get_settings().min_password_length
+    with st.form("first_admin"):
+        username = st.text_input("Username", autocomplete="username")
+        display_name = st.text_input("Full name")
+        password = st.text_input(f"Password (at least {min_length} characters)", type="password",
+                                 autocomplete="new-password")
+        repeat = st.text_input("Repeat the password", type="password", autocomplete="new-password")
+        submitted = st.form_submit_button("Create administrator", type="primary")
+    if submitted:
+        if password != repeat:
+            st.error("The two passwords differ. Type the same password twice.")
+            return
+        try:
+            accounts.create_first_admin(engine, username=username, display_name=display_name, password=password)
+            account = accounts.authenticate(engine, username, password)
+        except (accounts.AccountRefused, accounts.SignInRefused) as exc:
+            st.error(exc.message)
+        else:
+            _start_session(account)
+            st.rerun()
+
+
+def account_menu(user: SignedInUser) -> None:
+    """Who is signed in, with a sign-out button, for the sidebar of every page."""
+    with st.sidebar:
+        st.caption(f"Signed in as {md_escape(user.display_name)} ({md_escape(user.username)}, {user.role})")
+        if st.button("Sign out", key="auth_sign_out"):
+            sign_out()
+            st.rerun()

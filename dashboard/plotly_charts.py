@@ -1,0 +1,149 @@
+"""Plotly figures drawn from ketawatch.charts descriptions, so the screen shows what the PDF shows.
+
+Every figure uses the same left margin and date range, so the charts stacked on the patient
+page line up on one time axis. Colours are chosen to read on light and dark backgrounds, and
+never carry meaning alone: lines are labelled, markers differ in shape, levels are named.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import textwrap
+
+import plotly.graph_objects as go
+
+from ketawatch.charts import ChartSpec, Series
+
+LEFT_MARGIN = 250  # wide enough for the warning-sign labels, used by every chart so the axes align
+ROLE_COLOURS = {
+    "value": "#3b82c4",
+    "trend": "#8a63d2",
+    "baseline": "#7a869a",
+    "request": "#e8590c",
+    "flag": "#d6336c",
+    "pre": "#3b82c4",
+    "post": "#e8590c",
+    "benefit": "#2f9e44",
+    "level": "#7a869a",
+    "mild": "#4dabf7",
+    "moderate": "#f59f00",
+    "severe": "#e03131",
+}
+LINE_STYLES = {"plan": ("#7a869a", "solid"), "threshold": ("#d9480f", "dash"), "target": ("#2f9e44", "dot")}
+# Threshold bands are neutral grey so that colour on a chart's background means one thing only: the level.
+BAND_FILLS = {"caution": "rgba(100, 116, 139, 0.07)", "alert": "rgba(100, 116, 139, 0.15)"}
+LEVEL_FILLS = {"green": "rgba(47, 158, 68, 0.05)", "amber": "rgba(245, 159, 0, 0.13)", "red": "rgba(224, 49, 49, 0.12)"}
+LEVEL_WORDS = {"green": "Green", "amber": "Amber", "red": "Red"}
+HEAT_SCALE = [
+    [0.0, "rgba(134, 142, 150, 0.18)"], [0.125, "rgba(134, 142, 150, 0.18)"],
+    [0.125, "#ffd8a8"], [0.375, "#ffd8a8"],
+    [0.375, "#fd7e14"], [0.625, "#fd7e14"],
+    [0.625, "#c92a2a"], [1.0, "#c92a2a"],
+]
+MARKER_SIZES = {"request": 13, "flag": 12, "mild": 11, "moderate": 13, "severe": 14}
+
+
+def _wrap(text: str, width: int = 70) -> str:
+    return "<br>".join(textwrap.wrap(text, width))
+
+
+def _trace(series: Series) -> go.BaseTraceType:
+    colour = ROLE_COLOURS.get(series.role, "#3b82c4")
+    hover = list(series.hover) if series.hover else None
+    if series.style == "bar":
+        return go.Bar(x=list(series.x), y=list(series.y), name=series.name, marker_color=colour, opacity=0.55,
+                      hovertext=hover)
+    mode = {"line": "lines", "markers": "markers", "line+markers": "lines+markers"}[series.style]
+    dash = {"trend": "dash", "baseline": "dashdot"}.get(series.role, "solid")
+    return go.Scatter(
+        x=list(series.x), y=list(series.y), name=series.name, mode=mode,
+        line={"color": colour, "dash": dash, "width": 2 if series.role in ("value", "benefit") else 1.5,
+              "shape": "hv" if series.role == "level" else "linear"},
+        marker={"color": colour, "symbol": series.symbol, "size": MARKER_SIZES.get(series.role, 7),
+                "line": {"width": 1, "color": colour}},
+        hovertext=hover, hoverinfo="x+text+name" if hover else None,
+    )
+
+
+def _heatmap(spec: ChartSpec) -> go.Heatmap:
+    heat = spec.heatmap
+    notes = [_wrap(n) for n in heat.row_notes]
+    custom = [[[word, note] for word in row] for row, note in zip(heat.cell_text, notes)]
+    # Print the answer in every cell that shows a sign (1-3); "not at all" stays a quiet grey cell,
+    # readable on light and dark backgrounds alike, and "not answered" leaves the cell empty.
+    labels = [["" if not v or v != v else str(int(v)) for v in row] for row in heat.z]
+    return go.Heatmap(
+        x=list(heat.x), y=list(heat.y), z=[list(r) for r in heat.z], zmin=heat.zmin, zmax=heat.zmax,
+        colorscale=HEAT_SCALE, xgap=1, ygap=1, customdata=custom, name="Warning signs",
+        text=labels, texttemplate="%{text}", textfont={"size": 10},
+        hovertemplate="<b>%{y}</b><br>%{x|%d %b %Y}: %{customdata[0]}<br><i>Seed: %{customdata[1]}</i><extra></extra>",
+        showscale=False,  # the number in each cell carries the answer; a colour bar would narrow the time axis
+    )
+
+
+def _at_noon(day: dt.date, hours: int) -> dt.datetime:
+    """Midnight of `day` moved by `hours`, so a day's rectangle spans the whole day around its point."""
+    return dt.datetime.combine(day, dt.time()) + dt.timedelta(hours=hours)
+
+
+def _decorations(spec: ChartSpec) -> tuple[list[dict], list[dict]]:
+    """Level shading, threshold bands and reference lines as plain layout shapes and labels (fast to build)."""
+    shapes: list[dict] = []
+    notes: list[dict] = []
+    lo, hi = spec.x_range
+    span_days = max((hi - lo).days, 1)
+    for period in spec.levels:
+        if spec.heatmap is not None and period.level == "green":
+            continue
+        start, end = _at_noon(period.start, -12), _at_noon(period.end, 12)
+        shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": start, "x1": end, "y0": 0, "y1": 1,
+                       "fillcolor": LEVEL_FILLS.get(period.level, "rgba(0,0,0,0)"), "line": {"width": 0},
+                       "layer": "below"})
+        # Name the level where there is room; a short period is named on the level chart above.
+        roomy = (period.end - period.start).days + 1 >= 0.08 * span_days
+        if period.level != "green" and roomy:
+            notes.append({"xref": "x", "yref": "paper", "x": start, "y": 1, "xanchor": "left", "yanchor": "top",
+                          "text": LEVEL_WORDS.get(period.level, period.level), "showarrow": False,
+                          "font": {"size": 10}})
+    for band in spec.bands:
+        shapes.append({"type": "rect", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": band.y0, "y1": band.y1,
+                       "fillcolor": BAND_FILLS.get(band.role, "rgba(0,0,0,0.05)"), "line": {"width": 0},
+                       "layer": "below"})
+        notes.append({"xref": "paper", "yref": "y", "x": 1, "y": band.y1, "xanchor": "right", "yanchor": "top",
+                      "text": band.label, "showarrow": False, "font": {"size": 10}})
+    for line in spec.lines:
+        colour, dash = LINE_STYLES.get(line.role, ("#7a869a", "dash"))
+        shapes.append({"type": "line", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": line.y, "y1": line.y,
+                       "line": {"color": colour, "dash": dash, "width": 1.5}})
+        notes.append({"xref": "paper", "yref": "y", "x": 1, "y": line.y, "xanchor": "right", "yanchor": "top",
+                      "text": line.label, "showarrow": False, "font": {"size": 10, "color": colour}})
+    return shapes, notes
+
+
+def figure(spec: ChartSpec) -> go.Figure:
+    """One Plotly figure for one chart description, with the level history shaded and named behind it."""
+    traces = [_heatmap(spec)] if spec.heatmap is not None else []
+    traces += [_trace(series) for series in spec.series if len(series.x)]
+    lo, hi = spec.x_range
+    shapes, notes = _decorations(spec)
+    yaxis: dict = {"title": {"text": spec.y_label}, "automargin": False, "zeroline": False}
+    if spec.y_range is not None:
+        yaxis["range"] = list(spec.y_range)
+    if spec.y_categories:
+        yaxis.update(tickvals=list(range(len(spec.y_categories))), ticktext=list(spec.y_categories))
+    if spec.heatmap is not None:
+        yaxis.update(autorange="reversed", title=None)
+    layout = {
+        "title": {"text": spec.title, "x": 0, "xanchor": "left", "font": {"size": 16}},
+        "height": spec.height,
+        "margin": {"l": LEFT_MARGIN, "r": 30, "t": 60, "b": 30},
+        "xaxis": {"range": [_at_noon(lo, -12), _at_noon(hi, 12)], "type": "date", "automargin": False, "showgrid": True},
+        "yaxis": yaxis,
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1, "font": {"size": 11}},
+        "hovermode": "closest",
+        "bargap": 0.3,
+        "showlegend": spec.heatmap is None and spec.key != "levels",
+        "shapes": shapes,
+        "annotations": notes,
+    }
+    return go.Figure(data=traces, layout=layout)

@@ -1,0 +1,280 @@
+"""Shared page furniture: level badges (icon + words, never colour alone), the decision-support
+notice, safe display of user text, clinic-time formatting and form errors beside their fields."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Iterable
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import streamlit as st
+
+from store.settings import get_settings
+from store.validation import Problem
+
+#: The notice shown next to every level (DESIGN: KetaWatch supports clinical judgement).
+DISCLAIMER = "The level supports clinical judgement; it does not diagnose."
+#: Session-state key holding {"patient_id": ...} while a tablet is handed to a patient.
+PATIENT_MODE_KEY = "patient_mode"
+#: Session-state key for the patient page's patient (kept when moving between pages).
+PATIENT_KEY = "selected_patient"
+
+
+@dataclass(frozen=True)
+class LevelLook:
+    """How one risk level is shown: its name, what it asks of the clinician, and shape-distinct icons."""
+
+    name: str
+    meaning: str
+    icon: str  # Material icon for st.badge / st.page_link
+    symbol: str  # plain-text symbol for tables and charts (distinct shape per level)
+    color: str  # st.badge colour
+
+
+LEVELS: dict[str, LevelLook] = {
+    "green": LevelLook("Green", "no concern", ":material/check_circle:", "✓", "green"),
+    "amber": LevelLook("Amber", "watch, review at the next visit", ":material/warning:", "⚠", "orange"),
+    "red": LevelLook("Red", "review now", ":material/priority_high:", "‼", "red"),
+}
+UNKNOWN_LEVEL = LevelLook("Not assessed", "no records yet", ":material/help:", "?", "gray")
+
+
+def level_look(level: str | None) -> LevelLook:
+    """The look of a level, with a neutral one for a patient not yet assessed."""
+    return LEVELS.get(str(level), UNKNOWN_LEVEL) if level is not None else UNKNOWN_LEVEL
+
+
+def level_text(level: str | None) -> str:
+    """A level as table text: symbol, name and meaning, e.g. '‼ Red: review now'.
+
+    The symbols (✓ ⚠ ‼) differ in shape and exist in common system fonts, so the level reads
+    without colour and without an emoji font.
+    """
+    look = level_look(level)
+    return f"{look.symbol} {look.name}: {look.meaning}"
+
+
+def level_short(level: str | None) -> str:
+    """A level in a few words for tight places: '‼ Red', '⚠ Amber', '✓ Green'."""
+    look = level_look(level)
+    return f"{look.symbol} {look.name}"
+
+
+def level_badge(level: str | None, *, since: date | None = None) -> None:
+    """Show a level as a coloured badge with its own icon and words, and when it began."""
+    look = level_look(level)
+    label = f"{look.name}: {look.meaning}"
+    if since is not None and not pd.isna(since):
+        label += f" (since {fmt_date(since)})"
+    st.badge(label, icon=look.icon, color=look.color)
+
+
+def disclaimer() -> None:
+    """The short notice that belongs beside every level."""
+    st.caption(f":material/info: {DISCLAIMER}")
+
+
+# ----- user text -----------------------------------------------------------------------------
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~:$<&])")
+
+
+def md_escape(text: object) -> str:
+    """User text made inert inside markdown: no formatting, links, HTML, icons or LaTeX."""
+    if text is None or (not isinstance(text, str) and pd.isna(text)):
+        return ""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text)).replace("\n", "  \n")
+
+
+# ----- time ----------------------------------------------------------------------------------
+
+
+def clinic_tz() -> ZoneInfo:
+    """The clinic's time zone from the settings."""
+    return get_settings().tz
+
+
+def now_local() -> datetime:
+    """The current time in the clinic's time zone."""
+    return datetime.now(timezone.utc).astimezone(clinic_tz())
+
+
+def to_local(value) -> pd.Timestamp | None:
+    """A UTC instant (or naive UTC) as a clinic-local timestamp; None for missing."""
+    if value is None or pd.isna(value):
+        return None
+    ts = pd.Timestamp(value)
+    if ts.tzinfo is None:
+        ts = ts.tz_localize("UTC")
+    return ts.tz_convert(clinic_tz())
+
+
+def fmt_datetime(value) -> str:
+    """An instant in clinic time, e.g. '2026-11-22 14:05'; '' when missing."""
+    ts = to_local(value)
+    return "" if ts is None else ts.strftime("%Y-%m-%d %H:%M")
+
+
+def fmt_date(value) -> str:
+    """A calendar date as YYYY-MM-DD; '' when missing."""
+    if value is None or (not isinstance(value, (date, datetime)) and pd.isna(value)):
+        return ""
+    if isinstance(value, pd.Timestamp) and pd.isna(value):
+        return ""
+    return pd.Timestamp(value).strftime("%Y-%m-%d")
+
+
+def local_column(series: pd.Series) -> pd.Series:
+    """A UTC datetime column converted to naive clinic-local time, for tables."""
+    return series.dt.tz_convert(clinic_tz()).dt.tz_localize(None)
+
+
+# ----- words for codes -----------------------------------------------------------------------
+
+
+_ACRONYMS = {"ptsd": "PTSD", "ocd": "OCD", "iv": "IV", "im": "IM", "sud": "SUD"}
+
+
+def words(code: object) -> str:
+    """A vocabulary code in words: 'chronic_pain' -> 'Chronic pain', 'ptsd' -> 'PTSD'."""
+    if code is None or (not isinstance(code, str) and pd.isna(code)):
+        return ""
+    if str(code) in _ACRONYMS:
+        return _ACRONYMS[str(code)]
+    text = str(code).replace("_", " ")
+    return text[:1].upper() + text[1:]
+
+
+ROUTE_WORDS = {"iv": "IV infusion", "im": "IM injection", "intranasal": "Intranasal", "oral": "Oral",
+               "sublingual": "Sublingual"}
+
+
+def route_words(route: object) -> str:
+    """A route code as clinicians say it."""
+    return ROUTE_WORDS.get(str(route), words(route))
+
+
+# ----- form errors ---------------------------------------------------------------------------
+
+
+def problems_by_field(problems: Iterable[Problem]) -> dict[str, list[str]]:
+    """Group validation problems by the column they concern, so each shows beside its widget."""
+    grouped: dict[str, list[str]] = {}
+    for problem in problems:
+        grouped.setdefault(problem.column, []).append(problem.message)
+    return grouped
+
+
+def field_error(errors: dict[str, list[str]], *columns: str) -> None:
+    """Show the messages for these columns directly under the widget that was just drawn (icon + words)."""
+    for column in columns:
+        for message in errors.get(column, []):
+            st.markdown(f":red[:material/error: {md_escape(message)}]")
+
+
+def error_summary(errors: dict[str, list[str]], labels: dict[str, str] | None = None) -> None:
+    """The list of problems at the top of a form (each message names its field); nothing was saved."""
+    if not errors:
+        return
+    lines = [f"- {md_escape(msg)}" for msgs in errors.values() for msg in msgs]
+    st.error("Nothing was saved. Please correct:\n\n" + "\n".join(lines), icon=":material/block:")
+
+
+def rule_number(rule, key: str, errors: dict[str, list[str]], *, label: str | None = None, help: str | None = None,
+                step: float | None = None, fmt: str | None = None) -> float | int | None:
+    """A number box whose label, unit and limits come from the store's validation rule, with its errors under it.
+
+    Empty means "not recorded". The range check itself stays in store.validation: the limits
+    here only stop the arrows going past them.
+    """
+    whole = rule.kind == "int"
+    unit = f" ({rule.unit})" if rule.unit else ""
+    low = rule.low if rule.low is not None else None
+    high = rule.high
+    kwargs = {}
+    if low is not None:
+        kwargs["min_value"] = int(low) if whole else float(low)
+    if high is not None:
+        kwargs["max_value"] = int(high) if whole else float(high)
+    value = st.number_input(
+        (label or rule.label) + unit + (" *" if rule.required else ""),
+        value=None,
+        key=key,
+        step=(1 if whole else (step or 0.1)),
+        format=fmt or ("%d" if whole else "%.1f"),
+        help=help,
+        placeholder="not recorded" if not rule.required else "required",
+        **kwargs,
+    )
+    field_error(errors, rule.name)
+    return value
+
+
+def patient_label(patients: pd.DataFrame):
+    """A function that shows a patient id as 'ID · name (status)' in pickers (plain text, never markdown)."""
+    names = dict(zip(patients["patient_id"], patients["display_name"]))
+    status = dict(zip(patients["patient_id"], patients["status"]))
+
+    def label(pid: str | None) -> str:
+        if pid is None:
+            return ""
+        name = names.get(pid)
+        text = f"{pid} · {name}" if isinstance(name, str) and name else str(pid)
+        if status.get(pid) not in (None, "active") and not pd.isna(status.get(pid)):
+            text += f" ({status[pid]})"
+        return text
+
+    return label
+
+
+def patient_picker(patients: pd.DataFrame, *, key: str, label: str = "Patient", only_active: bool = False) -> str | None:
+    """Choose a patient (type to search id or name).
+
+    The choice follows the `?patient=` link and the patient last opened on any page, and choosing
+    here updates both, so moving between pages keeps the same person in view.
+    """
+    frame = patients[patients["status"] == "active"] if only_active else patients
+    ids = frame["patient_id"].astype(str).tolist()
+    wanted = st.query_params.get("patient") or st.session_state.get(PATIENT_KEY)
+    if wanted in ids and st.session_state.get(key) != wanted:
+        st.session_state[key] = wanted
+    elif st.session_state.get(key) not in ids:
+        st.session_state[key] = None
+
+    def _remember() -> None:
+        chosen = st.session_state.get(key)
+        st.session_state[PATIENT_KEY] = chosen
+        if chosen is None:
+            st.query_params.pop("patient", None)
+        else:
+            st.query_params["patient"] = chosen
+
+    choice = st.selectbox(label, ids, key=key, format_func=patient_label(frame), on_change=_remember,
+                          placeholder="Choose a patient: type an ID or a name")
+    if choice is not None:
+        st.session_state[PATIENT_KEY] = choice
+    return choice
+
+
+def signed_in_user():
+    """The signed-in user, asking for sign-in again here: a page file run on its own must not skip it."""
+    from dashboard.auth import require_user
+
+    return require_user()
+
+
+def read_only_notice(user) -> None:
+    """Explain to a reviewer why there is no form here."""
+    role = getattr(user, "role", "unknown")
+    st.info(f"Your role ({role}) can read the records but not add or change them.", icon=":material/lock:")
+
+
+def show_table(frame: pd.DataFrame, *, key: str, column_config: dict | None = None, **kwargs):
+    """A read-only table where "not recorded" shows as a dash (not 'None').
+
+    User text is shown by the data grid as plain text, never as markdown or HTML.
+    """
+    return st.dataframe(frame, hide_index=True, key=key, column_config=column_config, placeholder="–", **kwargs)

@@ -1,0 +1,111 @@
+"""Alerts: amber and red patients whose current reasons nobody has reviewed yet, and the review itself.
+
+A clinician acknowledges an alert with an action and a note (store.records.add_alert_review); a
+reason the latest review did not list, a higher level, or a new episode reopens it
+(ketawatch.caseload.unreviewed_alerts decides).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, ui
+from dashboard.auth import can_write
+from ketawatch.caseload import reason_ids, unreviewed_alerts
+from store import records as store_records
+from store.settings import get_settings
+from store.vocabulary import REVIEW_ACTIONS
+
+user = ui.signed_in_user()
+writer = can_write(user)
+st.title("Alerts")
+ui.disclaimer()
+
+assessment = data.assessment()
+active = set(data.patients().loc[lambda p: p["status"] == "active", "patient_id"])
+pending = unreviewed_alerts(assessment[assessment["patient_id"].isin(active)], data.reviews(),
+                            tz=get_settings().clinic_timezone)
+names = data.patients().set_index("patient_id")["display_name"]
+
+done = st.session_state.pop("al_done", None)
+if done:
+    st.success(done, icon=":material/check_circle:")
+
+if pending.empty:
+    st.success("No amber or red patient is waiting for review.", icon=":material/task_alt:")
+else:
+    st.write(f"{len(pending)} patient(s) waiting for review, red first.")
+
+
+def _acknowledge(pid: str, level: str, ids: list[str]) -> None:
+    """Button callback: record the review, or keep the problems for the form."""
+    action = st.session_state.get(f"al_action_{pid}")
+    note = st.session_state.get(f"al_note_{pid}") or ""
+    try:
+        store_records.add_alert_review(engine, patient_id=pid, level=level, reasons=ids, action=action or "",
+                                       note=note, actor=user.username)
+    except store_records.RecordInvalid as exc:
+        st.session_state[f"al_errors_{pid}"] = ui.problems_by_field(exc.problems)
+        return
+    st.session_state.pop(f"al_errors_{pid}", None)
+    st.session_state["al_done"] = f"Review of {ui.md_escape(pid)} recorded."
+
+
+engine = data.engine()
+for alert in pending.itertuples(index=False):
+    pid = alert.patient_id
+    ids = reason_ids(alert.reasons)
+    with st.container(border=True):
+        head = st.columns([3, 2])
+        with head[0]:
+            name = names.get(pid)
+            st.subheader(ui.md_escape(f"{pid} · {name}" if isinstance(name, str) and name else pid), anchor=False)
+            ui.level_badge(alert.level, since=alert.since)
+        with head[1]:
+            if alert.last_reviewed_at is None or pd.isna(alert.last_reviewed_at):
+                st.caption("Never reviewed.")
+            else:
+                st.caption(f"Last reviewed {ui.fmt_datetime(alert.last_reviewed_at)}; reopened by a new reason, "
+                           "a higher level or a new episode.")
+            if st.button("Open patient", key=f"al_open_{pid}", icon=":material/person:"):
+                st.session_state[ui.PATIENT_KEY] = pid
+                st.switch_page("views/patient.py", query_params={"patient": pid})
+        for reason in alert.reasons:
+            new = " **(new since the last review)**" if reason.rule_id in alert.new_reasons and alert.last_reviewed_at is not None \
+                and not pd.isna(alert.last_reviewed_at) else ""
+            st.markdown(f"- {ui.md_escape(reason.text)} (`{reason.rule_id}`){new}")
+        if writer:
+            errors = st.session_state.get(f"al_errors_{pid}", {})
+            cols = st.columns([2, 4, 1], vertical_alignment="top")
+            with cols[0]:
+                st.selectbox("Action taken *", REVIEW_ACTIONS, index=None, key=f"al_action_{pid}", format_func=ui.words,
+                             placeholder="Choose an action")
+                ui.field_error(errors, "action")
+            with cols[1]:
+                st.text_input("Note", key=f"al_note_{pid}", max_chars=2000,
+                              placeholder="What was discussed or decided (required for 'Other')")
+                ui.field_error(errors, "note", "level", "patient_id")
+            with cols[2]:
+                st.write("")
+                st.button("Acknowledge", key=f"al_ack_{pid}", type="primary", on_click=_acknowledge,
+                          args=(pid, alert.level, ids))
+
+if not writer:
+    ui.read_only_notice(user)
+
+st.subheader("Recent reviews", anchor=False)
+reviews = data.reviews().head(50)
+if reviews.empty:
+    st.caption("No reviews yet.")
+else:
+    ui.show_table(pd.DataFrame({
+        "Reviewed": ui.local_column(pd.to_datetime(reviews["reviewed_at"], utc=True)),
+        "Patient": reviews["patient_id"],
+        "By": reviews["reviewed_by"],
+        "Level": reviews["level"].map(ui.level_text),
+        "Reasons reviewed": reviews["reasons"].str.replace(";", ", "),
+        "Action": reviews["action"].map(ui.words),
+        "Note": reviews["note"],
+    }), key="al_reviews",
+        column_config={"Reviewed": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})

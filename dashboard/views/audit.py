@@ -1,0 +1,70 @@
+"""Audit trail (admins only): who did what, when, to which record, with the values before and after.
+
+Filters by person, action, patient and dates; the CSV download is safe to open in a spreadsheet.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, time, timedelta
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, ui
+from dashboard.auth import is_admin, require_user
+from ketawatch.audit_trail import ACTIONS, LIMIT, audit_csv_bytes, audit_lines
+
+user = require_user()  # again here: a page run directly (by URL, before the app's navigation ran) must not skip sign-in
+st.title("Audit trail")
+if not is_admin(user):
+    st.error("The audit trail is for admins only.", icon=":material/lock:")
+    st.stop()
+
+engine = data.engine()
+tz = ui.clinic_tz()
+today = ui.now_local().date()
+
+with st.form("audit_filters"):
+    cols = st.columns(4)
+    actor = cols[0].text_input("Who (username)", key="audit_actor").strip().lower()
+    action = cols[1].selectbox("Action", options=[None, *ACTIONS], format_func=lambda a: "any" if a is None else ui.words(a),
+                               key="audit_action")
+    patient_id = cols[2].text_input("Patient ID", key="audit_patient").strip()
+    dates = cols[3].date_input("Dates (clinic time)", value=(today - timedelta(days=30), today), key="audit_dates")
+    st.form_submit_button("Show")
+
+start, end = (tuple(dates) + (None, None))[:2] if isinstance(dates, (tuple, list)) else (dates, dates)
+since = datetime.combine(start, time.min, tzinfo=tz) if start else None
+until = datetime.combine(end or start, time.max, tzinfo=tz) if (end or start) else None
+lines = audit_lines(engine, actor=actor or None, action=action, patient_id=patient_id or None, since=since, until=until)
+
+st.caption(f"{len(lines)} line(s), newest first" + (f" (the newest {LIMIT} only; narrow the filters)" if len(lines) >= LIMIT else ""))
+
+
+def _part(detail: dict, name: str) -> str:
+    value = detail.get(name) if isinstance(detail, dict) else None
+    return "" if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _rest(detail: dict) -> str:
+    rest = {k: v for k, v in (detail or {}).items() if k not in ("before", "after")}
+    return json.dumps(rest, ensure_ascii=False, sort_keys=True) if rest else ""
+
+
+table = pd.DataFrame({
+    "When": lines["at"].map(ui.fmt_datetime),
+    "Who": lines["actor"],
+    "Action": lines["action"].map(ui.words),
+    "Record": (lines["entity"].fillna("") + " " + lines["entity_key"].fillna("")).str.strip(),
+    "Patient": lines["patient_id"].fillna(""),
+    "Details": lines["detail"].map(_rest),
+    "Before": lines["detail"].map(lambda d: _part(d, "before")),
+    "After": lines["detail"].map(lambda d: _part(d, "after")),
+})
+st.dataframe(table, hide_index=True, width="stretch")
+st.download_button(
+    "Download these lines as CSV", data=audit_csv_bytes(lines), file_name=f"ketawatch-audit-{today.isoformat()}.csv",
+    mime="text/csv", icon=":material/download:",
+    help="Cells that a spreadsheet could read as a formula start with a ' so they open as text.",
+)

@@ -1,0 +1,119 @@
+"""Caseload (home): every patient's level, since when and why, sessions due and latest scores, worst first.
+
+The table comes from ketawatch.caseload (also used by the exports and the CLI); this page only
+filters it and opens a patient.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, ui
+from dashboard.export_panel import caseload_exports
+from ketawatch.caseload import LEVEL_RANK, level_counts
+from store.vocabulary import INDICATIONS, LEVELS, PATIENT_STATUSES
+
+user = ui.signed_in_user()
+st.title("Caseload")
+ui.disclaimer()
+
+table = data.caseload()
+if table.empty:
+    st.info("No patients yet. Add one on the Patients and plans page, or import CSV files with `ketawatch import`.")
+    st.stop()
+
+# ----- filters -------------------------------------------------------------------------------
+with st.container(border=True):
+    f = st.columns([2, 2, 2, 2, 1.4, 2.4])
+    clinicians = sorted(c for c in table["clinician"].dropna().unique())
+    chosen_clinicians = f[0].multiselect("Responsible clinician", clinicians, key="cl_clinician", placeholder="All")
+    chosen_levels = f[1].multiselect("Level", LEVELS, key="cl_level", format_func=ui.level_text, placeholder="All")
+    chosen_indications = f[2].multiselect("Indication", INDICATIONS, key="cl_indication", format_func=ui.words,
+                                          placeholder="All")
+    st.session_state.setdefault("cl_status", ["active"])
+    chosen_status = f[3].multiselect("Status", PATIENT_STATUSES, key="cl_status", format_func=ui.words, placeholder="All")
+    sud = f[4].selectbox("SUD history", ["Any", "Yes", "No"], key="cl_sud")
+    search = f[5].text_input("Search ID or name", key="cl_search", placeholder="e.g. KW-0013 or Ashdown")
+
+view = table
+if chosen_clinicians:
+    view = view[view["clinician"].isin(chosen_clinicians)]
+if chosen_levels:
+    view = view[view["level"].isin(chosen_levels)]
+if chosen_indications:
+    view = view[view["indication"].isin(chosen_indications)]
+if chosen_status:
+    view = view[view["status"].isin(chosen_status)]
+if sud != "Any":
+    view = view[view["sud_history"] == (sud == "Yes")]
+if search.strip():
+    needle = search.strip().lower()
+    view = view[view["patient_id"].str.lower().str.contains(needle, regex=False)
+                | view["display_name"].fillna("").str.lower().str.contains(needle, regex=False)]
+
+# ----- counts per level ----------------------------------------------------------------------
+counts = level_counts(view)
+metrics = st.columns(5)
+for col, level in zip(metrics, sorted(LEVEL_RANK, key=LEVEL_RANK.get, reverse=True)):
+    look = ui.level_look(level)
+    col.metric(f"{look.icon} {look.name}", counts[level], border=True, help=f"{look.name}: {look.meaning}")
+metrics[3].metric(":material/notifications_active: Not yet reviewed", int(view["needs_review"].sum()), border=True,
+                  help="Amber or red patients whose current reasons no clinician has acknowledged on the Alerts page.")
+metrics[4].metric(":material/event_busy: Overdue by plan", int(view["session_overdue"].sum()), border=True,
+                  help="The planned interval since the last session has passed.")
+
+# ----- the table -----------------------------------------------------------------------------
+due = view["next_session_due"].dt.strftime("%Y-%m-%d").fillna("")
+shown = pd.DataFrame({
+    "Level": view["level"].map(ui.level_short),
+    "Patient": view["patient_id"],
+    "Name": view["display_name"],
+    "Top reasons": view["top_reasons"].where(view["top_reasons"] != "", "—"),
+    "Craving (last 12)": view["craving_history"],
+    "SDS": view["sds_latest"],
+    "PHQ-9": view["phq9_latest"],
+    "Since": view["level_since"],
+    "Review": view["needs_review"].map({True: "to review", False: ""}),
+    "Last session": ui.local_column(view["last_session_at"]),
+    "Next due": due.where(~view["session_overdue"], due + " (overdue)"),
+    "Clinician": view["clinician"],
+    "Indication": view["indication"].map(ui.words),
+    "SUD history": view["sud_history"].map({True: "yes", False: "no"}),
+    "Status": view["status"].map(ui.words),
+}).reset_index(drop=True)
+
+st.caption(f"{len(shown)} of {len(table)} patients. Worst level first. Select a row to open the patient.")
+picked = ui.show_table(
+    shown,
+    key="cl_table",
+    on_select="rerun",
+    selection_mode="single-row",
+    height=min(36 * (len(shown) + 1) + 4, 640),
+    column_config={
+        "Level": st.column_config.TextColumn(
+            help="‼ Red: review now · ⚠ Amber: watch, review at the next visit · ✓ Green: no concern. "
+                 "Supports clinical judgement; does not diagnose."),
+        "Since": st.column_config.DateColumn(format="YYYY-MM-DD", help="Date the current level began"),
+        "Last session": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+        "Top reasons": st.column_config.TextColumn(width="large", help="Hover a cell or open the patient for every reason"),
+        "Craving (last 12)": st.column_config.LineChartColumn(y_min=0, y_max=10, help="Craving 0-10, oldest to newest"),
+        "SDS": st.column_config.NumberColumn(format="%d", help="Latest Severity of Dependence Scale total (0-15)"),
+        "PHQ-9": st.column_config.NumberColumn(format="%d", help="Latest PHQ-9 total (0-27, lower is better)"),
+    },
+)
+rows = picked.selection.rows if picked is not None and hasattr(picked, "selection") else []
+if rows:
+    pid = shown.iloc[rows[0]]["Patient"]
+    st.session_state[ui.PATIENT_KEY] = pid
+    st.switch_page("views/patient.py", query_params={"patient": pid})
+
+go = st.columns([3, 2, 3], vertical_alignment="bottom")
+open_id = go[0].selectbox("Open a patient", shown["Patient"].tolist(), index=None, key="cl_open",
+                          format_func=ui.patient_label(table), placeholder="Type an ID or a name")
+if go[1].button("Open patient page", icon=":material/open_in_new:", disabled=open_id is None, key="cl_open_button"):
+    st.session_state[ui.PATIENT_KEY] = open_id
+    st.switch_page("views/patient.py", query_params={"patient": open_id})
+
+with st.expander("Export the caseload", icon=":material/download:"):
+    caseload_exports(data.engine(), user)

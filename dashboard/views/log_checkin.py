@@ -1,0 +1,246 @@
+"""Log check-in: the patient's self-report (craving, SDS, warning signs, PHQ-9) in the patient's own words.
+
+Two views: the clinician's (pick a patient, set the date, or hand over a tablet) and patient mode,
+which shows only this form for one patient until the clinician re-enters their password.
+Validation is the store's (store.validation via store.records.add_checkin).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import streamlit as st
+
+from dashboard import data, ui
+from dashboard.auth import can_write
+from ketawatch import accounts
+from ketawatch.risk.scoring import phq9_band
+from seed_data.catalogue import instruments, warning_sign_answers, warning_signs
+from store import records as store_records
+from store.validation import CHECKIN_RULES, Problem, Validator
+from store.vocabulary import SDS_ITEMS, WARNING_SIGNS
+
+P = "lc_"  # widget-key prefix of this page
+INSTRUMENTS = instruments()
+PHQ9_ITEMS = [item["id"] for item in INSTRUMENTS["phq9"]["item"]]
+SAFETY_ITEMS = [item["id"] for item in INSTRUMENTS["phq9"]["item"] if item.get("safety_item")]
+ANSWER_KEYS = (*SDS_ITEMS, *WARNING_SIGNS, *PHQ9_ITEMS)
+LABELS = {name: rule.label for name, rule in CHECKIN_RULES.items()}
+SAFETY_NOTICE_KEY = "checkin_safety_notice"
+
+user = ui.signed_in_user()
+patient_mode = st.session_state.get(ui.PATIENT_MODE_KEY)
+if not can_write(user):
+    st.title("Log check-in")
+    ui.read_only_notice(user)
+    st.stop()
+engine = data.engine()
+
+
+def _phq9_total() -> tuple[int | None, int]:
+    """The PHQ-9 total when all nine items are answered, and how many are answered."""
+    answers = [st.session_state.get(P + i) for i in PHQ9_ITEMS]
+    given = [a for a in answers if a is not None]
+    return (sum(given) if len(given) == len(PHQ9_ITEMS) else None), len(given)
+
+
+def _raw(patient_id: str | None, reported_at) -> dict:
+    """The answers in the store's column names (None = not answered)."""
+    s = st.session_state
+    total, _ = _phq9_total()
+    if s.get(P + "paper") and not patient_mode:
+        total = s.get(P + "phq9_total")
+    raw = {"patient_id": patient_id, "reported_at": reported_at, "craving": s.get(P + "craving"), "phq9": total,
+           "notes": (s.get(P + "notes") or "").strip() or None}
+    raw.update({c: s.get(P + c) for c in (*SDS_ITEMS, *WARNING_SIGNS)})
+    return raw
+
+
+def _save(patient_id: str | None) -> None:
+    """Button callback: check with the store's rules, save, or keep each problem for its question."""
+    s = st.session_state
+    if patient_mode:
+        reported_at = datetime.now(timezone.utc)
+    else:
+        when = s.get(P + "when")
+        reported_at = when.replace(tzinfo=ui.clinic_tz()) if when is not None else None
+    raw = _raw(patient_id, reported_at)
+    _, answered = _phq9_total()
+    problems: list[Problem] = []
+    if not (s.get(P + "paper") and not patient_mode) and 0 < answered < len(PHQ9_ITEMS):
+        problems.append(Problem("phq9", f"PHQ-9: answer all nine questions or none ({answered} of 9 answered)"))
+    if problems:  # report the store's own problems in the same pass; it stays the one rule set
+        problems += Validator().checkin(raw)[1]
+    else:
+        try:
+            store_records.add_checkin(engine, raw, actor=user.username)
+        except store_records.RecordInvalid as exc:
+            problems = exc.problems
+    if problems:
+        s[P + "errors"] = ui.problems_by_field(problems)
+        s.pop(P + "saved", None)
+        return
+    safety = any((s.get(P + i) or 0) > 0 for i in SAFETY_ITEMS)
+    if safety:
+        s[SAFETY_NOTICE_KEY] = {"patient_id": patient_id, "at": ui.fmt_datetime(reported_at)}
+    s[P + "errors"] = {}
+    s[P + "saved"] = {"patient_id": patient_id, "at": ui.fmt_datetime(reported_at), "safety": safety}
+    for key in ("craving", "notes", "phq9_total", *ANSWER_KEYS):
+        s[P + key] = None
+
+
+def _leave_patient_mode() -> None:
+    """Button callback: only the signed-in clinician's password ends patient mode."""
+    try:
+        accounts.authenticate(engine, user.username, st.session_state.get(P + "password") or "")
+    except accounts.SignInRefused as exc:
+        st.session_state[P + "exit_error"] = exc.message
+    else:
+        st.session_state.pop(ui.PATIENT_MODE_KEY, None)
+        st.session_state.pop(P + "exit_error", None)
+        st.session_state.pop(P + "saved", None)
+    st.session_state[P + "password"] = ""
+
+
+def _answer_radio(key: str, question: str, answers, errors, *, help: str | None = None) -> None:
+    """One 0-3 question with its answers in words; unanswered until the patient picks one."""
+    st.radio(question, range(len(answers)), key=P + key, format_func=lambda i: answers[i], index=None,
+             horizontal=True, help=help)
+    ui.field_error(errors, key)
+
+
+def checkin_form(patient_id: str, *, patient_facing: bool) -> None:
+    """The questionnaire itself, in patient-friendly words, with the PHQ-9 total computed as it is filled."""
+    errors: dict[str, list[str]] = st.session_state.get(P + "errors", {})
+    ui.error_summary(errors, LABELS)
+    you = "you" if patient_facing else "the patient"
+
+    craving = INSTRUMENTS["craving"]
+    anchors = {a["score"]: a["label"] for a in craving["anchor"]}
+    with st.container(border=True):
+        st.subheader("1. Craving", anchor=False)
+        st.pills(craving["patient_wording"], list(range(craving["min"], craving["max"] + 1)), key=P + "craving",
+                 selection_mode="single", format_func=lambda v: f"{v} · {anchors[v]}" if v in anchors else str(v))
+        st.caption(" · ".join(f"{k} = {v}" for k, v in anchors.items()))
+        ui.field_error(errors, "craving")
+
+    sds = INSTRUMENTS["sds"]
+    with st.container(border=True):
+        st.subheader("2. Your ketamine use" if patient_facing else "2. Severity of Dependence Scale", anchor=False)
+        st.caption(sds["stem"] + " Answer all five, or leave all five empty.")
+        for number, item in enumerate(sds["item"], 1):
+            _answer_radio(item["id"], f"{number}. {item['wording']}", item["answers"], errors)
+
+    answers = warning_sign_answers()
+    with st.container(border=True):
+        st.subheader("3. The past two weeks" if patient_facing else "3. Warning-sign checklist", anchor=False)
+        for number, sign in enumerate(warning_signs(), 1):
+            _answer_radio(sign.id, f"{number}. {sign.patient_wording}", answers, errors,
+                          help=None if patient_facing else f"Clinician label: {sign.label}")
+
+    phq = INSTRUMENTS["phq9"]
+    with st.container(border=True):
+        st.subheader("4. Mood (PHQ-9)", anchor=False)
+        paper = False
+        if not patient_facing:
+            paper = st.toggle("Paper form: enter the PHQ-9 total only", key=P + "paper")
+        if paper:
+            ui.rule_number(CHECKIN_RULES["phq9"], P + "phq9_total", errors, label="PHQ-9 total")
+        else:
+            st.caption(phq["stem"])
+            for number, item in enumerate(phq["item"], 1):
+                st.radio(f"{number}. {item['wording']}", range(4), key=P + item["id"], index=None, horizontal=True,
+                         format_func=lambda i: phq["answers"][i])
+            total, answered = _phq9_total()
+            if total is not None:
+                band = "" if patient_facing else f" ({phq9_band(total)})"
+                st.markdown(f"**PHQ-9 total: {total} of 27{band}**")
+            else:
+                st.caption(f"{answered} of 9 answered; the total appears when all nine are answered.")
+            ui.field_error(errors, "phq9")
+
+    st.text_area("Anything else you would like your care team to know?" if patient_facing else LABELS["notes"],
+                 key=P + "notes", max_chars=CHECKIN_RULES["notes"].max_length, height=90)
+    ui.field_error(errors, "notes")
+    st.button("Send my answers" if patient_facing else "Save check-in", type="primary", icon=":material/send:",
+              on_click=_save, args=(patient_id,), key=P + "save")
+    if not patient_facing:
+        st.caption(f"Craving is required; every other question may be left empty if {you} did not answer it.")
+
+
+def patient_view(patient_id: str) -> None:
+    """Patient mode: the check-in only, then thanks; the staff exit asks for the clinician's password."""
+    names = data.patients().set_index("patient_id")["display_name"]
+    name = names.get(patient_id)
+    st.title("Your check-in")
+    who = ui.md_escape(name if isinstance(name, str) and name else patient_id)
+    st.markdown(f"For {who}. Your answers go to your care team. There are no right or wrong answers.")
+    saved = st.session_state.get(P + "saved")
+    if saved and saved.get("patient_id") == patient_id:
+        st.success("Thank you, your answers are saved. Please hand the tablet back to a member of staff.",
+                   icon=":material/check_circle:")
+        if saved.get("safety"):
+            st.warning("Please talk to a member of the clinic team about how you are feeling before you leave today.",
+                       icon=":material/support_agent:")
+    else:
+        checkin_form(patient_id, patient_facing=True)
+    st.divider()
+    with st.expander("For staff: return to KetaWatch", icon=":material/lock:"):
+        st.text_input(f"Password for {user.username}", type="password", key=P + "password")
+        st.button("Return to the clinician view", on_click=_leave_patient_mode, key=P + "leave")
+        if st.session_state.get(P + "exit_error"):
+            st.error(st.session_state[P + "exit_error"])
+
+
+def clinician_view() -> None:
+    """Choose the patient and when, then fill in the form or hand the tablet over."""
+    st.title("Log check-in")
+    notice = st.session_state.get(SAFETY_NOTICE_KEY)
+    if notice:
+        st.warning(
+            f"Check-in of {ui.md_escape(notice['patient_id'])} at {notice['at']}: the patient answered PHQ-9 question 9 "
+            "(thoughts of being better off dead or of self-harm) above 'Not at all'. Speak with them today.",
+            icon=":material/emergency:",
+        )
+        if st.button("Noted", key=P + "safety_ack"):
+            st.session_state.pop(SAFETY_NOTICE_KEY, None)
+            st.rerun()
+    saved = st.session_state.get(P + "saved")
+    if saved:
+        st.success(f"Check-in saved for {ui.md_escape(saved['patient_id'])} at {saved['at']}.", icon=":material/check_circle:")
+        level = data.assessment().set_index("patient_id")["level"].get(saved["patient_id"])
+        ui.level_badge(level)
+        ui.disclaimer()
+    patients = data.patients()
+    if patients.empty:
+        st.info("No patients yet. Add one on the Patients and plans page first.")
+        return
+    errors: dict[str, list[str]] = st.session_state.get(P + "errors", {})
+    cols = st.columns([2, 2, 2], vertical_alignment="bottom")
+    with cols[0]:
+        pid = ui.patient_picker(patients, key=P + "patient", label="Patient *")
+        ui.field_error(errors, "patient_id")
+    with cols[1]:
+        st.session_state.setdefault(P + "when", ui.now_local().replace(tzinfo=None, second=0, microsecond=0))
+        st.datetime_input(f"{LABELS['reported_at']} * (clinic time)", key=P + "when", step=timedelta(minutes=1),
+                          format="YYYY-MM-DD", max_value=ui.now_local().replace(tzinfo=None) + timedelta(days=1))
+        ui.field_error(errors, "reported_at")
+    with cols[2]:
+        if st.button("Hand the tablet to the patient", icon=":material/tablet:", disabled=pid is None,
+                     help="Patient mode shows only this questionnaire; your password brings you back."):
+            st.session_state[ui.PATIENT_MODE_KEY] = {"patient_id": pid}
+            for key in ("craving", "notes", "phq9_total", *ANSWER_KEYS):
+                st.session_state[P + key] = None
+            st.session_state.pop(P + "saved", None)
+            st.session_state[P + "errors"] = {}
+            st.rerun()
+    if pid is None:
+        st.info("Choose a patient to fill in their check-in.")
+        return
+    checkin_form(pid, patient_facing=False)
+
+
+if patient_mode:
+    patient_view(patient_mode["patient_id"])
+else:
+    clinician_view()

@@ -1,0 +1,191 @@
+"""Log session: record one administered dose with vitals, dissociation, side effects and the patient's requests.
+
+Validation is the store's (store.records.add_session); this page only lays out the fields, shows
+mg/kg against the plan while the dose is entered, and puts each problem under its field.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, ui
+from dashboard.auth import can_write
+from ketawatch.risk.scoring import dose_per_kg
+from seed_data.catalogue import instruments, side_effects
+from store import records as store_records
+from store.validation import SESSION_RULES
+from store.vocabulary import ROUTES, SEVERITIES, WEIGHT_BASED_ROUTES
+
+P = "ls_"  # widget-key prefix of this page
+VITALS = (("sbp", "Systolic BP"), ("dbp", "Diastolic BP"), ("hr", "Heart rate"), ("spo2", "SpO₂"))
+CLEARED_AFTER_SAVE = ("dose", "duration", "cadss", "effects", "early", "more", "notes",
+                      *(f"{v}_{w}" for v, _ in VITALS for w in ("pre", "post")))
+LABELS = {name: rule.label for name, rule in SESSION_RULES.items()}
+
+user = ui.signed_in_user()
+st.title("Log session")
+if not can_write(user):
+    ui.read_only_notice(user)
+    st.stop()
+
+engine = data.engine()
+patients = data.patients()
+sessions = data.records().sessions
+effect_labels = {e.id: e.label for e in side_effects()}
+
+
+def _prefill() -> None:
+    """Weight (the last one recorded) and route from the patient's previous sessions, to save keystrokes."""
+    pid = st.session_state.get(P + "patient")
+    mine = sessions[sessions["patient_id"] == pid].sort_values("session_at")
+    weights = mine["weight_kg"].dropna()
+    st.session_state[P + "weight"] = float(weights.iloc[-1]) if len(weights) else None
+    if len(mine):
+        st.session_state[P + "route"] = str(mine["route"].iloc[-1])
+
+
+def _raw(patient_id: str | None) -> dict:
+    """The form's values in the store's column names (None = not recorded)."""
+    s = st.session_state
+    when = s.get(P + "when")
+    effects = [(e, s.get(f"{P}sev_{e}") or "mild") for e in s.get(P + "effects") or []]
+    raw = {
+        "patient_id": patient_id,
+        "session_at": when.replace(tzinfo=ui.clinic_tz()) if when is not None else None,
+        "route": s.get(P + "route"),
+        "dose_mg": s.get(P + "dose"),
+        "weight_kg": s.get(P + "weight"),
+        "duration_min": s.get(P + "duration"),
+        "early_request": bool(s.get(P + "early")),
+        "dose_increase_request": bool(s.get(P + "more")),
+        "dissociation_cadss": s.get(P + "cadss"),
+        "side_effects": effects,
+        "notes": (s.get(P + "notes") or "").strip() or None,
+    }
+    for vital, _ in VITALS:
+        for when_ in ("pre", "post"):
+            raw[f"{vital}_{when_}"] = s.get(f"{P}{vital}_{when_}")
+    return raw
+
+
+def _save() -> None:
+    """Button callback: write through the store, or keep every problem for its field; nothing saved on error."""
+    pid = st.session_state.get(P + "patient")
+    try:
+        saved = store_records.add_session(engine, _raw(pid), actor=user.username)
+    except store_records.RecordInvalid as exc:
+        st.session_state[P + "errors"] = ui.problems_by_field(exc.problems)
+        st.session_state.pop(P + "saved", None)
+        return
+    st.session_state[P + "errors"] = {}
+    st.session_state[P + "saved"] = {"patient_id": pid, "at": ui.fmt_datetime(saved.session_at), "id": saved.id}
+    for name in CLEARED_AFTER_SAVE:
+        st.session_state[P + name] = False if name in ("early", "more") else ([] if name == "effects" else None)
+    st.session_state[P + "when"] = ui.now_local().replace(tzinfo=None, second=0, microsecond=0)
+
+
+errors: dict[str, list[str]] = st.session_state.get(P + "errors", {})
+saved = st.session_state.get(P + "saved")
+if saved:
+    with st.container(border=True):
+        st.success(f"Session saved for {ui.md_escape(saved['patient_id'])} at {saved['at']}.", icon=":material/check_circle:")
+        level = data.assessment().set_index("patient_id")["level"].get(saved["patient_id"])
+        ui.level_badge(level)
+        ui.disclaimer()
+        if st.button("Open the patient's page", icon=":material/person:"):
+            st.session_state[ui.PATIENT_KEY] = saved["patient_id"]
+            st.switch_page("views/patient.py", query_params={"patient": saved["patient_id"]})
+ui.error_summary(errors, LABELS)
+
+if patients.empty:
+    st.info("No patients yet. Add one on the Patients and plans page first.")
+    st.stop()
+
+# Defaults for a fresh form (set before the widgets are drawn; the widgets then own them).
+st.session_state.setdefault(P + "when", ui.now_local().replace(tzinfo=None, second=0, microsecond=0))
+st.session_state.setdefault(P + "route", "iv")
+for flag in ("early", "more"):
+    st.session_state.setdefault(P + flag, False)
+
+top = st.columns([2, 2, 1])
+with top[0]:
+    pid = ui.patient_picker(patients, key=P + "patient", label="Patient *")
+    if pid != st.session_state.get(P + "prefilled_for"):
+        _prefill()
+        st.session_state[P + "prefilled_for"] = pid
+    ui.field_error(errors, "patient_id")
+with top[1]:
+    st.datetime_input(f"{LABELS['session_at']} * (clinic time, {ui.clinic_tz().key})", key=P + "when",
+                      step=timedelta(minutes=1), format="YYYY-MM-DD",
+                      max_value=ui.now_local().replace(tzinfo=None) + timedelta(days=1))
+    ui.field_error(errors, "session_at")
+with top[2]:
+    st.selectbox(f"{LABELS['route']} *", ROUTES, key=P + "route", format_func=ui.route_words)
+    ui.field_error(errors, "route")
+
+plan = patients.set_index("patient_id").loc[pid] if pid is not None else None
+st.subheader("Dose", divider="gray", anchor=False)
+dose_cols = st.columns([1, 1, 1, 2])
+with dose_cols[0]:
+    dose = ui.rule_number(SESSION_RULES["dose_mg"], P + "dose", errors, step=0.5)
+with dose_cols[1]:
+    weight = ui.rule_number(SESSION_RULES["weight_kg"], P + "weight", errors, help="Pre-filled from the last session.")
+with dose_cols[2]:
+    ui.rule_number(SESSION_RULES["duration_min"], P + "duration", errors)
+with dose_cols[3]:
+    route = st.session_state.get(P + "route")
+    planned = None if plan is None or pd.isna(plan["planned_dose_mg_per_kg"]) else float(plan["planned_dose_mg_per_kg"])
+    if route in WEIGHT_BASED_ROUTES:
+        per_kg = dose_per_kg(dose, weight, route) if dose is not None and weight else None
+        if per_kg is None or pd.isna(per_kg):
+            st.metric("Dose per kg", "—", help="Enter dose and weight to see mg/kg.")
+        else:
+            delta = None if planned is None else f"{(per_kg / planned - 1) * 100:+.0f}% against the plan"
+            st.metric("Dose per kg", f"{per_kg:.2f} mg/kg", delta=delta, delta_color="off")
+        st.caption(f"Planned dose: {planned:.2f} mg/kg" if planned is not None else "No planned mg/kg in this patient's plan.")
+    else:
+        st.metric("Dose", f"{dose:g} mg" if dose is not None else "—")
+        st.caption(f"{ui.route_words(route)} is a fixed-dose route: the dose is judged in mg, not mg/kg.")
+
+st.subheader("Vital signs", divider="gray", anchor=False)
+for when_, title in (("pre", "Before dosing"), ("post", "After dosing")):
+    row = st.columns([1, 2, 2, 2, 2])
+    row[0].markdown(f"**{title}**")
+    for box, (vital, short) in zip(row[1:], VITALS):
+        with box:
+            ui.rule_number(SESSION_RULES[f"{vital}_{when_}"], f"{P}{vital}_{when_}", errors,
+                           label=f"{short} {'before' if when_ == 'pre' else 'after'}")
+
+st.subheader("Dissociation and side effects", divider="gray", anchor=False)
+cadss = instruments()["cadss"]
+se_cols = st.columns([1, 3])
+with se_cols[0]:
+    ui.rule_number(SESSION_RULES["dissociation_cadss"], P + "cadss", errors, label="Peak CADSS total",
+                   help=cadss["significance_note"])
+with se_cols[1]:
+    chosen = st.multiselect(LABELS["side_effects"], list(effect_labels), key=P + "effects",
+                            format_func=effect_labels.get, placeholder="None recorded")
+    for effect in chosen:
+        st.session_state.setdefault(f"{P}sev_{effect}", "mild")
+        st.segmented_control(f"Severity of {effect_labels[effect].lower()}", SEVERITIES, key=f"{P}sev_{effect}",
+                             format_func=ui.words)
+    ui.field_error(errors, "side_effects")
+
+st.subheader("The patient's requests", divider="gray", anchor=False)
+st.caption("Tick only when the patient asked; clinician-planned titration is not a request.")
+req = st.columns(2)
+with req[0]:
+    st.checkbox(LABELS["early_request"], key=P + "early")
+    ui.field_error(errors, "early_request")
+with req[1]:
+    st.checkbox(LABELS["dose_increase_request"], key=P + "more")
+    ui.field_error(errors, "dose_increase_request")
+
+st.text_area(LABELS["notes"], key=P + "notes", max_chars=SESSION_RULES["notes"].max_length, height=100)
+ui.field_error(errors, "notes")
+
+st.button("Save session", type="primary", icon=":material/save:", on_click=_save)
+st.caption("Fields marked * are required; leave any other field empty if it was not recorded.")

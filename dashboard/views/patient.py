@@ -1,0 +1,214 @@
+"""Patient: one person's level and reasons, risk beside benefit on one time axis, and their records.
+
+The charts are drawn from ketawatch.charts descriptions (the PDF export draws the same ones);
+every reason is shown with its evidence, and warning-sign reasons with the seed passage behind them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, ui
+from dashboard.amend import record_actions, record_history
+from dashboard.auth import can_write
+from dashboard.export_panel import patient_exports
+from dashboard.plotly_charts import figure
+from ketawatch.caseload import latest_reviews
+from ketawatch.charts import record_span
+from ketawatch.risk.scoring import sds_total
+from seed_data.catalogue import side_effects, warning_signs
+from store.settings import get_settings
+from store.vocabulary import REVIEW_ACTIONS, WARNING_SIGNS
+
+PERIODS = {"Last 3 months": 91, "Last 6 months": 183, "Last 12 months": 365, "All": None}
+
+user = ui.signed_in_user()
+patients = data.patients()
+st.title("Patient")
+if patients.empty:
+    st.info("No patients yet. Add one on the Patients and plans page.")
+    st.stop()
+
+pid = ui.patient_picker(patients, key="pp_patient", label="Patient")
+if pid is None:
+    st.info("Choose a patient, or open one from the caseload.")
+    st.stop()
+if st.query_params.get("patient") != pid:
+    st.query_params["patient"] = pid
+
+engine = data.engine()
+row = patients.set_index("patient_id").loc[pid]
+level_row = data.assessment().set_index("patient_id")
+level = level_row["level"].get(pid)
+since = level_row["since"].get(pid)
+reasons = level_row["reasons"].get(pid) or []
+
+# ----- header --------------------------------------------------------------------------------
+name = row["display_name"] if isinstance(row["display_name"], str) else ""
+st.header(ui.md_escape(f"{pid} · {name}" if name else pid), anchor=False)
+facts = st.columns(6)
+plan_dose = "" if pd.isna(row["planned_dose_mg_per_kg"]) else f"{row['planned_dose_mg_per_kg']:.2f} mg/kg"
+plan_interval = "" if pd.isna(row["planned_interval_days"]) else f"every {int(row['planned_interval_days'])} days"
+identity = ", ".join(x for x in (
+    ui.words(row["sex"]) if isinstance(row["sex"], str) else "",
+    f"born {int(row['birth_year'])}" if not pd.isna(row["birth_year"]) else "",
+) if x) or "not recorded"
+for col, (label, value) in zip(facts, (
+    ("Identity", identity),
+    ("Indication", ui.words(row["indication"])),
+    ("SUD history", "Yes" if bool(row["sud_history"]) else "No"),
+    ("Plan", " ".join(x for x in (plan_dose, plan_interval) if x) or "no plan recorded"),
+    ("Status", ui.words(row["status"])),
+    ("Responsible clinician", row["clinician"] if isinstance(row["clinician"], str) else "not set"),
+)):
+    with col:
+        st.caption(label)
+        st.text(value)
+st.caption(f"Treatment started {ui.fmt_date(row['treatment_start'])}.")
+
+# ----- level and reasons ---------------------------------------------------------------------
+with st.container(border=True):
+    top = st.columns([3, 2])
+    with top[0]:
+        st.subheader("Current level", anchor=False)
+        ui.level_badge(level, since=since)
+        ui.disclaimer()
+    with top[1]:
+        latest = latest_reviews(data.reviews())
+        if level in ("amber", "red"):
+            if pid in latest.index:
+                r = latest.loc[pid]
+                st.caption(f"Last alert review {ui.fmt_datetime(r['reviewed_at'])}, at level {ui.words(r['reviewed_level'])}.")
+            else:
+                st.caption("This alert has not been reviewed yet.")
+            st.page_link("views/alerts.py", label="Review on the Alerts page", icon=":material/notifications_active:")
+    if not reasons:
+        st.write("No rule is raising this patient's level." if level == "green" else "No records to assess yet.")
+    if reasons:
+        st.markdown("**Why** (each observation with the dates it rests on):")
+    for number, reason in enumerate(reasons, 1):
+        st.markdown(f"{number}\\. {ui.md_escape(reason.text)}")
+        evidence = ", ".join(ui.fmt_date(d) for d in reason.evidence_dates)
+        st.caption(f"Rule `{reason.rule_id}` · supports {ui.words(reason.level)} on its own"
+                   + (f" · evidence dated {evidence}" if evidence else ""))
+        if reason.quotation:
+            st.caption(f"Seed passage, {ui.md_escape(reason.source)}: “{ui.md_escape(reason.quotation)}”")
+
+with st.expander("Export a case-review summary", icon=":material/download:"):
+    patient_exports(engine, user, pid)
+
+# ----- charts on one time axis ---------------------------------------------------------------
+st.subheader("Trends", anchor=False)
+span = record_span(data.records(), pid, tz=get_settings().clinic_timezone)
+if span is None:
+    st.info("No sessions or check-ins recorded yet.")
+    date_from = date_to = None
+else:
+    first, last = span
+    pick = st.columns([3, 2])
+    with pick[0]:
+        st.session_state.setdefault("pp_period", "Last 6 months")
+        period = st.segmented_control("Period shown on every chart", list(PERIODS), key="pp_period")
+    days = PERIODS.get(period)
+    default_from = first if days is None else max(first, last - dt.timedelta(days=days))
+    with pick[1]:
+        chosen = st.date_input("Or choose dates", value=(default_from, last), min_value=first, max_value=max(last, data.today()),
+                               key=f"pp_dates_{pid}_{period}", format="YYYY-MM-DD")
+    date_from, date_to = (chosen if isinstance(chosen, tuple) and len(chosen) == 2 else (default_from, last))
+    st.caption("Background shading shows the level over time (Amber and Red are labelled at the top of each chart). "
+               "Hover a point for its values.")
+    for spec in data.chart_specs(pid, date_from, date_to):
+        if spec.is_empty:
+            st.caption(f"**{spec.title}**: nothing recorded between {ui.fmt_date(date_from)} and {ui.fmt_date(date_to)}.")
+            continue
+        st.plotly_chart(figure(spec), key=f"chart_{spec.key}", config={"displaylogo": False})
+        if spec.note:
+            st.caption(spec.note)
+
+# ----- records --------------------------------------------------------------------------------
+recs = data.records().for_patients([pid])
+effect_labels = {e.id: e.label for e in side_effects()}
+
+
+def _effects_text(value) -> str:
+    if not isinstance(value, str) or not value:
+        return ""
+    return ", ".join(f"{effect_labels.get(e, e)} ({s})" for e, _, s in (p.partition(":") for p in value.split(";")))
+
+
+st.subheader("Sessions", anchor=False)
+s = recs.sessions.sort_values("session_at", ascending=False)
+if s.empty:
+    st.caption("No sessions recorded.")
+else:
+    per_kg = (s["dose_mg"] / s["weight_kg"]).where(s["route"].isin(["iv", "im"]))
+    table = pd.DataFrame({
+        "When": ui.local_column(s["session_at"]),
+        "Route": s["route"].map(ui.route_words),
+        "Dose (mg)": s["dose_mg"],
+        "mg/kg": per_kg.round(2),
+        "Weight (kg)": s["weight_kg"],
+        "Minutes": s["duration_min"],
+        "Asked earlier": s["early_request"].map({True: "yes", False: "no"}),
+        "Asked for more": s["dose_increase_request"].map({True: "yes", False: "no"}),
+        "BP before": s["sbp_pre"].astype("Int64").astype("string") + "/" + s["dbp_pre"].astype("Int64").astype("string"),
+        "BP after": s["sbp_post"].astype("Int64").astype("string") + "/" + s["dbp_post"].astype("Int64").astype("string"),
+        "HR before/after": s["hr_pre"].astype("Int64").astype("string") + "/" + s["hr_post"].astype("Int64").astype("string"),
+        "CADSS": s["dissociation_cadss"],
+        "Side effects": s["side_effects"].map(_effects_text),
+        "Notes": s["notes"],
+    })
+    ui.show_table(table, key="pp_sessions",
+                 column_config={"When": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
+
+st.subheader("Check-ins", anchor=False)
+c = recs.checkins.sort_values("reported_at", ascending=False)
+if c.empty:
+    st.caption("No check-ins recorded.")
+else:
+    sign_labels = {w.id: w.label for w in warning_signs()}
+    table = pd.DataFrame({
+        "When": ui.local_column(c["reported_at"]),
+        "Craving (0-10)": c["craving"],
+        "SDS (0-15)": sds_total(c),
+        "PHQ-9 (0-27)": c["phq9"],
+        **{sign_labels[w]: c[w] for w in WARNING_SIGNS},
+        "Notes": c["notes"],
+    })
+    ui.show_table(table, key="pp_checkins",
+                 column_config={"When": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
+
+if can_write(user) and not (s.empty and c.empty):
+    with st.expander("Correct or void a record", icon=":material/edit_note:"):
+        choices = [("session", int(i), f"Session {ui.fmt_datetime(t)}") for i, t in zip(s["id"], s["session_at"])]
+        choices += [("checkin", int(i), f"Check-in {ui.fmt_datetime(t)}") for i, t in zip(c["id"], c["reported_at"])]
+        picked = st.selectbox("Record", choices, format_func=lambda x: x[2], index=None, key=f"pp_record_{pid}",
+                              placeholder="Choose a session or check-in")
+        if picked is not None:
+            kind, rid, _ = picked
+            frame = s if kind == "session" else c
+            record = frame[frame["id"] == rid].iloc[0].to_dict()
+            record_actions(engine, user, kind, record)
+
+with st.expander("Amended and voided records", icon=":material/history:"):
+    record_history(engine, pid)
+
+st.subheader("Alert reviews", anchor=False)
+reviews = data.reviews()
+mine = reviews[reviews["patient_id"] == pid] if len(reviews) else reviews
+if mine.empty:
+    st.caption("No alert reviews for this patient.")
+else:
+    actions = {a: ui.words(a) for a in REVIEW_ACTIONS}
+    ui.show_table(pd.DataFrame({
+        "Reviewed": ui.local_column(pd.to_datetime(mine["reviewed_at"], utc=True)),
+        "By": mine["reviewed_by"],
+        "Level": mine["level"].map(ui.level_text),
+        "Reasons reviewed": mine["reasons"].str.replace(";", ", "),
+        "Action": mine["action"].map(actions),
+        "Note": mine["note"],
+    }), key="pp_reviews",
+        column_config={"Reviewed": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})

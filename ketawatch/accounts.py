@@ -1,0 +1,401 @@
+"""Local accounts: argon2 password hashes, roles, lockout after failed sign-ins, each change in the audit trail.
+
+Pure logic with no Streamlit, so the dashboard, the `ketawatch users` commands and the tests share
+one set of rules. Roles: `admin` (accounts, audit, everything), `clinician` (read and write
+clinical records, every export), `reviewer` (read-only, de-identified exports only).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Iterable
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from store.app_settings import is_demo
+from store.audit import record_event
+from store.db import for_writing
+from store.models import User
+from store.settings import get_settings
+from store.vocabulary import ROLES
+
+#: The demo accounts of CONTRACT section 1; they may exist only in a demo database.
+DEMO_ACCOUNTS = (
+    ("demo-admin", "Demo Admin", "admin"),
+    ("demo-clinician", "Demo Clinician", "clinician"),
+    ("demo-reviewer", "Demo Reviewer", "reviewer"),
+)
+DEMO_USERNAMES = tuple(name for name, _, _ in DEMO_ACCOUNTS)
+DEMO_PASSWORD = "demo-password"
+
+#: Roles that may add, amend and void clinical records.
+WRITER_ROLES = ("admin", "clinician")
+#: Roles that may export identified data; the others get de-identified exports only.
+IDENTIFIED_EXPORT_ROLES = ("admin", "clinician")
+
+MAX_PASSWORD_LENGTH = 1024
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@+-]{0,63}$")
+_WRONG = "The username or password is not right. Check them and try again."
+_ENTITY = "user"
+
+_hasher = PasswordHasher()
+# Verifying against this when the account does not exist keeps the answer time the same either way.
+_DUMMY_HASH = _hasher.hash("no such account: timing filler")
+
+
+class AccountRefused(Exception):
+    """An account change was refused (bad name, short password, last admin...); nothing was written."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class SignInRefused(Exception):
+    """A sign-in was refused; `message` is safe to show (it never says whether an account exists)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The parts of a `User` other code needs after sign-in (never the password hash)."""
+
+    username: str
+    display_name: str
+    role: str
+
+
+def _utcnow(now: datetime | None) -> datetime:
+    return (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+
+
+def _public(user: User) -> dict:
+    """What the audit trail may show of an account: never the password hash."""
+    return {"username": user.username, "display_name": user.display_name, "role": user.role, "disabled": user.disabled}
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of `password`, the only form in which a password is ever stored."""
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """True when `password` matches `password_hash`; a damaged hash never matches."""
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def normalise_username(username: str) -> str:
+    """Usernames are compared without case or surrounding spaces, so 'Ann' and 'ann ' are one account."""
+    return (username or "").strip().lower()
+
+
+def check_username(username: str) -> str:
+    """The normalised username, or AccountRefused saying what a username may contain."""
+    name = normalise_username(username)
+    if not _USERNAME.match(name):
+        raise AccountRefused(
+            "A username is 1-64 characters: letters, digits and . _ @ + - (an email address works), "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def check_password(password: str, *, min_length: int | None = None) -> str:
+    """The password, or AccountRefused when it is shorter than the clinic's minimum length."""
+    min_length = min_length or get_settings().min_password_length
+    if password is None or len(password) < min_length:
+        raise AccountRefused(f"A password needs at least {min_length} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise AccountRefused(f"A password may have at most {MAX_PASSWORD_LENGTH} characters")
+    return password
+
+
+def _check_role(role: str) -> str:
+    if role not in ROLES:
+        raise AccountRefused(f"Role {role!r} is not one of {', '.join(ROLES)}")
+    return role
+
+
+def _check_display_name(display_name: str, username: str) -> str:
+    name = (display_name or "").strip() or username
+    if len(name) > 200:
+        raise AccountRefused("A display name may have at most 200 characters")
+    return name
+
+
+def can_write(role: str | None) -> bool:
+    """Whether this role may add, amend or void clinical records."""
+    return role in WRITER_ROLES
+
+
+def idle_expired(last_activity: float | None, now: float, timeout_minutes: int) -> bool:
+    """True when the last activity (epoch seconds) is more than `timeout_minutes` before `now`, or unknown."""
+    if last_activity is None:
+        return True
+    return now - float(last_activity) > timeout_minutes * 60
+
+
+def has_accounts(engine: Engine) -> bool:
+    """Whether any account exists; with none, the dashboard offers to create the first admin."""
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(User)).scalar_one() > 0
+
+
+def get_user(engine: Engine, username: str) -> User | None:
+    """The account called `username` (any case), or None."""
+    with Session(engine, expire_on_commit=False) as db:
+        return db.get(User, normalise_username(username))
+
+
+def list_users(engine: Engine) -> list[User]:
+    """Every account, by username."""
+    with Session(engine, expire_on_commit=False) as db:
+        return list(db.exec(select(User).order_by(User.username)).scalars())
+
+
+def _enabled_admins(db: Session) -> int:
+    q = select(func.count()).select_from(User).where(User.role == "admin", User.disabled.is_(False))
+    return db.execute(q).scalar_one()
+
+
+def _insert(db: Session, *, username: str, display_name: str, role: str, password: str, actor: str,
+            now: datetime) -> User:
+    user = User(
+        username=username, display_name=display_name, role=role, password_hash=hash_password(password),
+        disabled=False, failed_attempts=0, locked_until=None, created_at=now,
+    )
+    db.add(user)
+    db.flush()
+    record_event(db, actor=actor, action="user_create", entity=_ENTITY, entity_key=username, after=_public(user), at=now)
+    return user
+
+
+def create_user(
+    engine: Engine,
+    *,
+    username: str,
+    display_name: str,
+    role: str,
+    password: str,
+    actor: str,
+    allow_demo_names: bool = False,
+    now: datetime | None = None,
+) -> User:
+    """Add a local account; demo account names are refused unless asked for AND this is a demo database."""
+    name = check_username(username)
+    if name in DEMO_USERNAMES and not (allow_demo_names and is_demo(engine)):
+        raise AccountRefused(f"{name} is a demo account name; demo accounts exist only in a demo database")
+    display = _check_display_name(display_name, name)
+    _check_role(role)
+    check_password(password)
+    now = _utcnow(now)
+    try:
+        with Session(for_writing(engine), expire_on_commit=False) as db, db.begin():
+            return _insert(db, username=name, display_name=display, role=role, password=password, actor=actor, now=now)
+    except IntegrityError:
+        raise AccountRefused(f"There is already an account called {name}") from None
+
+
+def create_first_admin(
+    engine: Engine, *, username: str, display_name: str, password: str, now: datetime | None = None
+) -> User:
+    """Create the very first account, an admin; refused once any account exists (first-run set-up only)."""
+    name = check_username(username)
+    if name in DEMO_USERNAMES:
+        raise AccountRefused(f"{name} is a demo account name; choose your own username")
+    display = _check_display_name(display_name, name)
+    check_password(password)
+    now = _utcnow(now)
+    try:
+        with Session(for_writing(engine), expire_on_commit=False) as db, db.begin():
+            if db.get_bind().dialect.name == "postgresql":
+                db.execute(text("LOCK TABLE app_user IN SHARE ROW EXCLUSIVE MODE"))
+            if db.execute(select(func.count()).select_from(User)).scalar_one() > 0:
+                raise AccountRefused("KetaWatch already has accounts; ask an admin to add yours")
+            return _insert(db, username=name, display_name=display, role="admin", password=password,
+                           actor=name, now=now)
+    except IntegrityError:
+        raise AccountRefused("KetaWatch already has accounts; ask an admin to add yours") from None
+
+
+def create_demo_accounts(engine: Engine, *, now: datetime | None = None) -> list[User]:
+    """The three demo accounts (password `demo-password`), only in a demo database; existing ones are kept."""
+    if not is_demo(engine):
+        raise AccountRefused("Demo accounts can only be created in a demo database")
+    made = []
+    for username, display_name, role in DEMO_ACCOUNTS:
+        if get_user(engine, username) is None:
+            made.append(create_user(engine, username=username, display_name=display_name, role=role,
+                                    password=DEMO_PASSWORD, actor="demo-setup", allow_demo_names=True, now=now))
+    return made
+
+
+def _change(engine: Engine, username: str, *, actor: str, action: str, now: datetime | None, apply) -> User:
+    """Load an account, apply a change, and write the audit line with the values before and after."""
+    now = _utcnow(now)
+    with Session(for_writing(engine), expire_on_commit=False) as db, db.begin():
+        user = db.get(User, normalise_username(username))
+        if user is None:
+            raise AccountRefused(f"There is no account called {normalise_username(username)}")
+        before = _public(user)
+        detail = apply(db, user) or {}
+        db.add(user)
+        db.flush()
+        record_event(db, actor=actor, action=action, entity=_ENTITY, entity_key=user.username,
+                     before=before, after=_public(user), at=now, **detail)
+        return user
+
+
+def _keep_an_admin(db: Session, user: User) -> None:
+    if user.role == "admin" and not user.disabled and _enabled_admins(db) <= 1:
+        raise AccountRefused(f"{user.username} is the only active admin; make another admin first")
+
+
+def set_role(engine: Engine, username: str, role: str, *, actor: str, now: datetime | None = None) -> User:
+    """Change an account's role; the last active admin cannot be demoted."""
+    _check_role(role)
+
+    def apply(db: Session, user: User) -> None:
+        if role != "admin":
+            _keep_an_admin(db, user)
+        user.role = role
+
+    return _change(engine, username, actor=actor, action="role_change", now=now, apply=apply)
+
+
+def reset_password(engine: Engine, username: str, password: str, *, actor: str, now: datetime | None = None) -> User:
+    """Give an account a new password and lift any lockout."""
+    check_password(password)
+
+    def apply(_db: Session, user: User) -> None:
+        user.password_hash = hash_password(password)
+        user.failed_attempts = 0
+        user.locked_until = None
+
+    return _change(engine, username, actor=actor, action="password_reset", now=now, apply=apply)
+
+
+def set_disabled(engine: Engine, username: str, disabled: bool, *, actor: str, now: datetime | None = None) -> User:
+    """Disable an account (it can no longer sign in, and open sessions end) or enable it again."""
+
+    def apply(db: Session, user: User) -> None:
+        if disabled:
+            _keep_an_admin(db, user)
+        user.disabled = disabled
+        if not disabled:
+            user.failed_attempts = 0
+            user.locked_until = None
+
+    return _change(engine, username, actor=actor, action="user_disable" if disabled else "user_enable", now=now,
+                   apply=apply)
+
+
+def _refuse(db: Session, *, actor: str, username: str, reason: str, message: str, now: datetime, **detail) -> None:
+    record_event(db, actor=actor, action="sign_in_failed", entity=_ENTITY, entity_key=username[:64] or None,
+                 at=now, reason=reason, **detail)
+    raise SignInRefused(message)
+
+
+def _locked_message(locked_until: datetime, now: datetime) -> str:
+    minutes = max(1, math.ceil((locked_until - now).total_seconds() / 60))
+    return (f"This account is locked after too many failed sign-ins. Try again in {minutes} minute"
+            f"{'s' if minutes != 1 else ''}, or ask an admin to reset the password.")
+
+
+def authenticate(engine: Engine, username: str, password: str, *, now: datetime | None = None) -> User:
+    """Check a username and password, counting failures toward a lockout kept in the database.
+
+    Raises SignInRefused; its message is the same for an unknown account and a wrong password,
+    and says plainly when the account is locked or disabled. Every attempt is audited.
+    """
+    settings = get_settings()
+    now = _utcnow(now)
+    name = normalise_username(username)[:64]
+    refused: SignInRefused | None = None
+    with Session(for_writing(engine), expire_on_commit=False) as db, db.begin():
+        user = db.get(User, name) if name else None
+        try:
+            if user is None:
+                verify_password(_DUMMY_HASH, password or "")
+                _refuse(db, actor="(unknown)", username=name, reason="unknown_account", message=_WRONG, now=now)
+            if user.disabled:
+                _refuse(db, actor=name, username=name, reason="disabled", now=now,
+                        message="This account is disabled. Ask an admin if you need access.")
+            if user.locked_until is not None and now < user.locked_until:
+                _refuse(db, actor=name, username=name, reason="locked", now=now,
+                        message=_locked_message(user.locked_until, now))
+            if not verify_password(user.password_hash, password or ""):
+                # Atomic increment, so two app servers cannot lose a failure between them.
+                expired = user.locked_until is not None
+                count_expr = 1 if expired else User.failed_attempts + 1
+                db.execute(update(User).where(User.username == name).values(failed_attempts=count_expr, locked_until=None))
+                count = db.execute(select(User.failed_attempts).where(User.username == name)).scalar_one()
+                if count >= settings.lockout_attempts:
+                    until = now + timedelta(minutes=settings.lockout_minutes)
+                    db.execute(update(User).where(User.username == name).values(locked_until=until))
+                    _refuse(db, actor=name, username=name, reason="wrong_password", failed_attempts=count,
+                            locked_until=until, now=now, message=_locked_message(until, now))
+                _refuse(db, actor=name, username=name, reason="wrong_password", failed_attempts=count,
+                        message=_WRONG, now=now)
+        except SignInRefused as exc:
+            refused = exc  # leave the block normally so the failure count and audit line commit
+        else:
+            if _hasher.check_needs_rehash(user.password_hash):
+                user.password_hash = hash_password(password)
+            user.failed_attempts = 0
+            user.locked_until = None
+            user.last_sign_in_at = now
+            db.add(user)
+            record_event(db, actor=name, action="sign_in", entity=_ENTITY, entity_key=name, at=now, method="password")
+    if refused is not None:
+        raise refused
+    return user
+
+
+def sign_in_sso(engine: Engine, identities: Iterable[str | None], *, now: datetime | None = None) -> User:
+    """Map a single-sign-on identity (email or preferred username) to an enabled local account, or refuse."""
+    now = _utcnow(now)
+    names = [normalise_username(i)[:64] for i in identities if i]
+    refused: SignInRefused | None = None
+    with Session(for_writing(engine), expire_on_commit=False) as db, db.begin():
+        user = next((u for u in (db.get(User, n) for n in names) if u is not None), None)
+        try:
+            if user is None:
+                _refuse(db, actor="(unknown)", username=names[0] if names else "", reason="sso_unknown_identity",
+                        now=now, method="sso",
+                        message="Your single sign-on identity is not linked to a KetaWatch account. "
+                                "Ask an admin to add an account whose username is your email address.")
+            if user.disabled:
+                _refuse(db, actor=user.username, username=user.username, reason="disabled", now=now, method="sso",
+                        message="This account is disabled. Ask an admin if you need access.")
+        except SignInRefused as exc:
+            refused = exc
+        else:
+            user.last_sign_in_at = now
+            db.add(user)
+            record_event(db, actor=user.username, action="sign_in", entity=_ENTITY, entity_key=user.username,
+                         at=now, method="sso")
+    if refused is not None:
+        raise refused
+    return user
+
+
+def record_sign_out(engine: Engine, username: str, *, reason: str, now: datetime | None = None) -> None:
+    """Audit a sign-out: chosen by the user, after the idle time, or because the account was disabled."""
+    now = _utcnow(now)
+    with Session(for_writing(engine)) as db, db.begin():
+        record_event(db, actor=normalise_username(username)[:64], action="sign_out", entity=_ENTITY,
+                     entity_key=normalise_username(username)[:64], at=now, reason=reason)

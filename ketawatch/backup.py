@@ -1,0 +1,339 @@
+"""`ketawatch backup` and `ketawatch restore`: a consistent copy of the whole database, and putting it back.
+
+SQLite uses the online backup API (`sqlite3.Connection.backup`), which copies a consistent
+snapshot even while the dashboard is writing. PostgreSQL uses its documented route, `pg_dump
+--format=custom` and `pg_restore --clean`. A restore first checks that the file really is a
+KetaWatch backup of a schema this version knows, and refuses to replace a database that holds
+data unless forced.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError
+
+from sqlmodel import Session
+
+from store.audit import record_event
+from store.db import MIGRATIONS_DIR, forget_engines, make_engine, normalise_url, upgrade
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+_TABLE_DATA = re.compile(r"TABLE DATA \S+ (\S+)")
+PG_CUSTOM_HEADER = b"PGDMP"
+#: Tables whose presence marks a KetaWatch database (and whose rows mean "this database holds data").
+KETAWATCH_TABLES = ("patient", "infusion_session", "check_in", "app_user", "audit_event")
+COUNTED = {"patient": "patients", "infusion_session": "sessions", "check_in": "check-ins", "app_user": "accounts",
+           "audit_event": "audit lines"}
+
+
+class BackupRefused(Exception):
+    """The backup or restore was refused; `message` says why in one line, and nothing was changed."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class BackupFile:
+    """What a backup file is: its format ("sqlite" or "pg_custom") and the schema revision it holds."""
+
+    path: Path
+    format: str
+    revision: str | None
+
+
+def known_revisions() -> set[str]:
+    """Every schema revision this version of KetaWatch can open (and upgrade)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return {script.revision for script in ScriptDirectory.from_config(cfg).walk_revisions()}
+
+
+def _backend(url: str) -> str:
+    return make_url(normalise_url(url)).get_backend_name()
+
+
+def _sqlite_path(url: str) -> Path:
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        raise BackupRefused("an in-memory SQLite database cannot be backed up or restored; use a file URL")
+    return Path(database)
+
+
+def _read_only(path: Path) -> str:
+    """An SQLite URI that opens `path` read-only (percent-encoded, so any file name works)."""
+    return f"{Path(path).resolve().as_uri()}?mode=ro"
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"{counts.get(table, 0)} {words}" for table, words in COUNTED.items())
+
+
+def _sqlite_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    return {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in KETAWATCH_TABLES if t in names}
+
+
+def _sqlite_revision(conn: sqlite3.Connection) -> str | None:
+    try:
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.DatabaseError:
+        return None
+    return row[0] if row else None
+
+
+def _libpq(url: str) -> tuple[str, dict[str, str]]:
+    """A libpq connection URL for pg_dump/pg_restore, with the password moved to PGPASSWORD (not the command line)."""
+    parsed: URL = make_url(normalise_url(url))
+    env = dict(os.environ)
+    if parsed.password:
+        env["PGPASSWORD"] = str(parsed.password)
+    plain = parsed.set(drivername="postgresql", password=None)
+    return plain.render_as_string(hide_password=False), env
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name)
+    if not found:
+        raise BackupRefused(
+            f"{name} is not installed or not on PATH; PostgreSQL databases are backed up and restored with "
+            f"pg_dump and pg_restore (install the PostgreSQL client tools, version at least the server's)"
+        )
+    return found
+
+
+def _run(command: list[str], env: dict[str, str], what: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        first = next((line for line in result.stderr.splitlines() if line.strip()), "no message")
+        raise BackupRefused(f"{what} failed: {first.strip()}")
+    return result
+
+
+# ----- checking a backup file --------------------------------------------------------------------------
+
+
+def inspect_backup(path: Path | str) -> BackupFile:
+    """Check that `path` is a KetaWatch backup with a schema this version knows; refuse anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise BackupRefused(f"{path}: no such backup file")
+    with path.open("rb") as handle:
+        head = handle.read(16)
+    if head.startswith(SQLITE_HEADER):
+        conn = sqlite3.connect(_read_only(path), uri=True)
+        try:
+            names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            revision = _sqlite_revision(conn)
+            problem = conn.execute("PRAGMA quick_check").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise BackupRefused(f"{path}: not a readable SQLite database ({exc})") from None
+        finally:
+            conn.close()
+        if problem != "ok":
+            raise BackupRefused(f"{path}: the SQLite file is damaged ({problem})")
+        fmt = "sqlite"
+        missing = [t for t in KETAWATCH_TABLES if t not in names]
+    elif head.startswith(PG_CUSTOM_HEADER):
+        tool = _tool("pg_restore")
+        listing = _run([tool, "--list", str(path)], dict(os.environ), "reading the backup").stdout
+        tables = set(_TABLE_DATA.findall(listing))
+        missing = [t for t in (*KETAWATCH_TABLES, "alembic_version") if t not in tables]
+        revision = None if missing else _pg_archive_revision(tool, path)
+        fmt = "pg_custom"
+    else:
+        raise BackupRefused(f"{path}: not a KetaWatch backup (neither an SQLite database nor a pg_dump custom archive)")
+    if missing:
+        raise BackupRefused(f"{path}: not a KetaWatch backup (no {', '.join(missing)} table)")
+    if revision is None:
+        raise BackupRefused(f"{path}: not a KetaWatch backup (no schema version recorded)")
+    if revision not in known_revisions():
+        raise BackupRefused(f"{path}: made by a newer KetaWatch (schema {revision}); upgrade KetaWatch to restore it")
+    return BackupFile(path=path, format=fmt, revision=revision)
+
+
+def _pg_archive_revision(tool: str, path: Path) -> str | None:
+    """The schema revision inside a pg_dump archive, read from its alembic_version data without restoring."""
+    script = _run([tool, "--data-only", "--table=alembic_version", "--file=-", str(path)], dict(os.environ),
+                  "reading the backup").stdout
+    lines = script.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("COPY ") and "alembic_version" in line and i + 1 < len(lines):
+            value = lines[i + 1].strip()
+            return None if value == "\\." else value
+    return None
+
+
+# ----- backup --------------------------------------------------------------------------------
+
+
+def _audit(url: str, *, actor: str, action: str, path: Path) -> None:
+    """Leave a line in the database's own audit trail: a backup copies every record, a restore replaces them."""
+    engine = make_engine(url)
+    try:
+        with Session(engine) as db, db.begin():
+            record_event(db, actor=actor, action=action, entity="database", file=str(path.resolve()))
+    finally:
+        engine.dispose()
+
+
+def backup(url: str, path: Path | str, *, actor: str = "cli") -> str:
+    """Write a consistent copy of the database at `url` to `path` (a new file); returns a summary sentence."""
+    path = Path(path)
+    if path.exists():
+        raise BackupRefused(f"{path} already exists; choose a new file name (a backup never overwrites a file)")
+    if not path.parent.is_dir():
+        raise BackupRefused(f"{path.parent} is not a folder")
+    backend = _backend(url)
+    if backend == "sqlite":
+        message = _backup_sqlite(_sqlite_path(url), path)
+    elif backend == "postgresql":
+        message = _backup_postgres(url, path)
+    else:
+        raise BackupRefused(f"backups of {backend} databases are not supported (SQLite and PostgreSQL are)")
+    _audit(url, actor=actor, action="backup", path=path)
+    return message
+
+
+def _backup_sqlite(source: Path, path: Path) -> str:
+    if not source.is_file():
+        raise BackupRefused(f"there is no database at {source}")
+    handle, temp_name = tempfile.mkstemp(prefix=".ketawatch-backup-", suffix=".db", dir=path.parent)
+    os.close(handle)
+    temp = Path(temp_name)
+    try:
+        src = sqlite3.connect(_read_only(source), uri=True, timeout=30)
+        dst = sqlite3.connect(temp)
+        try:
+            src.backup(dst)  # one consistent snapshot, even while the app writes
+            dst.execute("PRAGMA journal_mode=DELETE")  # a single self-contained file
+            check = dst.execute("PRAGMA quick_check").fetchone()[0]
+            counts = _sqlite_counts(dst)
+            revision = _sqlite_revision(dst)
+        finally:
+            src.close()
+            dst.close()
+        if check != "ok":
+            raise BackupRefused(f"the copy failed its integrity check ({check}); the database may be damaged")
+        if revision is None:
+            raise BackupRefused(f"{source} is not a KetaWatch database (no schema version recorded)")
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+    return f"backup written to {path} (schema {revision}: {_counts_text(counts)})"
+
+
+def _pg_counts(url: str) -> dict[str, int]:
+    engine = create_engine(normalise_url(url))
+    try:
+        with engine.connect() as conn:
+            present = set(inspect(conn).get_table_names())
+            return {t: conn.execute(text(f'SELECT count(*) FROM "{t}"')).scalar_one() for t in KETAWATCH_TABLES
+                    if t in present}
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection failed"
+        raise BackupRefused(f"cannot open the database: {reason}") from None
+    finally:
+        engine.dispose()
+
+
+def _backup_postgres(url: str, path: Path) -> str:
+    dump = _tool("pg_dump")
+    counts = _pg_counts(url)
+    if "audit_event" not in counts:
+        raise BackupRefused("that database is not a KetaWatch database (no audit_event table)")
+    target, env = _libpq(url)
+    temp = path.with_name(f".{path.name}.partial")
+    try:
+        _run([dump, "--format=custom", "--no-owner", "--file", str(temp), "--dbname", target], env, "pg_dump")
+        inspect_backup(temp)
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+    return f"backup written to {path} with pg_dump ({_counts_text(counts)})"
+
+
+# ----- restore -------------------------------------------------------------------------------
+
+
+def _has_data(counts: dict[str, int]) -> bool:
+    return any(counts.values())
+
+
+def restore(url: str, path: Path | str, *, force: bool = False, actor: str = "cli") -> str:
+    """Replace the database at `url` with the backup at `path`; refused if the database holds data, unless `force`."""
+    found = inspect_backup(path)
+    backend = _backend(url)
+    if found.format == "sqlite" and backend != "sqlite":
+        raise BackupRefused(f"{found.path} is an SQLite backup; restore it to an SQLite database URL")
+    if found.format == "pg_custom" and backend != "postgresql":
+        raise BackupRefused(f"{found.path} is a PostgreSQL (pg_dump) backup; restore it to a PostgreSQL database URL")
+    forget_engines()  # no pooled connection keeps reading the database being replaced
+    if backend == "sqlite":
+        message = _restore_sqlite(found, _sqlite_path(url), force)
+    else:
+        message = _restore_postgres(found, url, force)
+    engine = make_engine(url)
+    try:
+        upgrade(engine)  # a backup made by an older KetaWatch is brought to the current schema
+    finally:
+        engine.dispose()
+    _audit(url, actor=actor, action="restore", path=found.path)
+    return message
+
+
+def _refuse_if_data(counts: dict[str, int], where: str, force: bool) -> None:
+    if _has_data(counts) and not force:
+        raise BackupRefused(
+            f"{where} already holds data ({_counts_text(counts)}); restoring would replace it. "
+            "Back it up first, then run restore again with --force"
+        )
+
+
+def _restore_sqlite(found: BackupFile, target: Path, force: bool) -> str:
+    if target.exists():
+        conn = sqlite3.connect(target, timeout=30)
+        try:
+            counts = _sqlite_counts(conn)
+        except sqlite3.DatabaseError:
+            counts = {"patient": 1} if target.stat().st_size else {}
+        finally:
+            conn.close()
+        _refuse_if_data(counts, str(target), force)
+    elif not target.parent.is_dir():
+        raise BackupRefused(f"{target.parent} is not a folder")
+    src = sqlite3.connect(_read_only(found.path), uri=True)
+    dst = sqlite3.connect(target, timeout=30)
+    try:
+        src.backup(dst)  # page by page into the live file, under SQLite's own locking
+        counts = _sqlite_counts(dst)
+    finally:
+        src.close()
+        dst.close()
+    return f"restored {target} from {found.path} (schema {found.revision}: {_counts_text(counts)})"
+
+
+def _restore_postgres(found: BackupFile, url: str, force: bool) -> str:
+    restore_tool = _tool("pg_restore")
+    try:
+        counts = _pg_counts(url)
+    except BackupRefused as exc:
+        raise BackupRefused(f"{exc.message} (create the empty database first, e.g. with createdb)") from None
+    _refuse_if_data(counts, "the database", force)
+    target, env = _libpq(url)
+    _run([restore_tool, "--clean", "--if-exists", "--no-owner", "--single-transaction", "--dbname", target,
+          str(found.path)], env, "pg_restore")
+    return f"restored the database from {found.path} with pg_restore ({_counts_text(_pg_counts(url))})"

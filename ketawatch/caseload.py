@@ -1,0 +1,189 @@
+"""The caseload table: one row per patient with level, reasons, sessions due and latest scores.
+
+Pure (frames in, frame out) so the dashboard's caseload page, the exports and the command line
+show the same numbers. Levels and reasons come from the risk engine's `assess` output; nothing
+here judges risk, it only lays out what the engine and the records say.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from ketawatch.risk.scoring import sds_total
+from store.frames import Records
+
+#: Order in which levels are triaged (worst first) and compared (higher = worse).
+LEVEL_RANK = {"green": 0, "amber": 1, "red": 2}
+#: How many of the most recent craving ratings feed the caseload sparkline.
+CRAVING_POINTS = 12
+#: How many reasons the caseload shows per patient (the patient page shows them all).
+TOP_REASONS = 3
+
+CASELOAD_COLUMNS = (
+    "patient_id", "display_name", "clinician", "indication", "sud_history", "status",
+    "planned_dose_mg_per_kg", "planned_interval_days",
+    "level", "level_since", "reason_ids", "top_reasons",
+    "last_session_at", "last_session_route", "next_session_due", "session_overdue",
+    "craving_history", "craving_latest", "sds_latest", "sds_latest_at", "phq9_latest", "phq9_latest_at",
+    "needs_review",
+)
+
+
+def reason_ids(reasons) -> list[str]:
+    """The rule ids of a list of engine reasons, worst level first, without duplicates."""
+    ordered = sorted(reasons or [], key=lambda r: -LEVEL_RANK.get(getattr(r, "level", "green"), 0))
+    seen: dict[str, None] = {}
+    for reason in ordered:
+        seen.setdefault(reason.rule_id, None)
+    return list(seen)
+
+
+def reason_summary(reasons, limit: int = TOP_REASONS) -> str:
+    """The first `limit` reasons' sentences, worst first, joined for one table cell."""
+    ordered = sorted(reasons or [], key=lambda r: -LEVEL_RANK.get(getattr(r, "level", "green"), 0))
+    texts = [r.text for r in ordered[:limit]]
+    more = len(ordered) - limit
+    return "; ".join(texts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def _local_date(instants: pd.Series, tz: ZoneInfo) -> pd.Series:
+    """UTC instants as naive clinic-local calendar dates (midnight timestamps)."""
+    return instants.dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
+
+
+def _lookup(values: pd.Series, keys: pd.Series) -> pd.Series:
+    """`values` (indexed by patient id) for each key, keeping the dtype even when nothing matches."""
+    return pd.Series(values.reindex(keys.to_numpy()).to_numpy(), index=keys.index, dtype=values.dtype)
+
+
+def _latest(frame: pd.DataFrame, value: str, at: str) -> pd.DataFrame:
+    """Per patient, the latest non-missing `value` and its time."""
+    have = frame.loc[frame[value].notna(), ["patient_id", at, value]].sort_values(at, kind="stable")
+    last = have.groupby("patient_id", sort=False).tail(1).set_index("patient_id")
+    return last.rename(columns={at: f"{value}_at"})
+
+
+def latest_reviews(reviews: pd.DataFrame | None) -> pd.DataFrame:
+    """Each patient's most recent alert review (reviewed_at, level, reasons as a set), indexed by patient."""
+    columns = ["reviewed_at", "reviewed_level", "reviewed_reasons"]
+    if reviews is None or reviews.empty:
+        return pd.DataFrame(columns=columns, index=pd.Index([], name="patient_id", dtype="string"))
+    latest = reviews.sort_values("reviewed_at", kind="stable").groupby("patient_id", sort=False).tail(1)
+    out = pd.DataFrame(
+        {
+            "reviewed_at": pd.to_datetime(latest["reviewed_at"], utc=True).to_numpy(),
+            "reviewed_level": latest["level"].astype("string").to_numpy(),
+            "reviewed_reasons": [frozenset(filter(None, str(r or "").split(";"))) for r in latest["reasons"]],
+        },
+        index=pd.Index(latest["patient_id"].astype("string"), name="patient_id"),
+    )
+    return out
+
+
+def unreviewed_alerts(assessment: pd.DataFrame, reviews: pd.DataFrame | None, *, tz: str | ZoneInfo = "UTC") -> pd.DataFrame:
+    """Amber and red patients whose current level and reasons no review has acknowledged yet.
+
+    A review covers the rule ids it lists, at the level it saw, from the day the level began.
+    The alert reopens when a reason appears that the latest review did not list, when the level
+    rises above the reviewed one, or when the level began again after the review (a new episode).
+    Returns the assessment rows that need review, with `new_reasons` (rule ids not yet reviewed)
+    and `last_reviewed_at` (None when never reviewed), red first.
+    """
+    tz = ZoneInfo(tz) if isinstance(tz, str) else tz
+    flagged = assessment[assessment["level"].isin(["amber", "red"])].copy()
+    latest = latest_reviews(reviews)
+    joined = flagged.join(latest, on="patient_id")
+    current = joined["reasons"].map(lambda rs: set(reason_ids(rs)))
+    covered = joined["reviewed_reasons"].map(lambda s: s if isinstance(s, frozenset) else frozenset())
+    new = [sorted(c - k) for c, k in zip(current, covered)]
+    never = joined["reviewed_at"].isna().to_numpy()
+    rank_now = joined["level"].map(LEVEL_RANK).to_numpy(dtype="float64")
+    rank_seen = joined["reviewed_level"].map(LEVEL_RANK).astype("float64").fillna(-1).to_numpy()
+    reviewed_day = pd.to_datetime(joined["reviewed_at"], utc=True)
+    reviewed_day = reviewed_day.dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
+    since = pd.to_datetime(joined["since"]).dt.normalize() if "since" in joined else pd.Series(pd.NaT, index=joined.index)
+    new_episode = (reviewed_day < since).fillna(False).to_numpy(dtype=bool)
+    needs = never | np.array([bool(n) for n in new], dtype=bool) | (rank_now > rank_seen) | new_episode
+    joined["new_reasons"] = [sorted(c) if nv else n for c, n, nv in zip(current, new, never)]
+    joined["last_reviewed_at"] = joined["reviewed_at"]
+    out = joined.loc[needs, [*assessment.columns, "new_reasons", "last_reviewed_at"]]
+    order = out["level"].map(LEVEL_RANK).rank(ascending=False, method="first")
+    return out.assign(_o=order).sort_values(["_o"]).drop(columns="_o").reset_index(drop=True)
+
+
+def caseload_table(
+    records: Records,
+    assessment: pd.DataFrame,
+    *,
+    tz: str | ZoneInfo,
+    today: date,
+    reviews: pd.DataFrame | None = None,
+    craving_points: int = CRAVING_POINTS,
+) -> pd.DataFrame:
+    """One row per patient (every status; filter on `status`), worst level first, then longest-standing.
+
+    `assessment` is `ketawatch.risk.assess(records, as_of=today, tz=...)`. Columns: CASELOAD_COLUMNS.
+    `next_session_due` is the last session's clinic date plus the planned interval (NaT without
+    a plan or a session); `session_overdue` is True when that date is before `today`.
+    `craving_history` holds the last `craving_points` craving ratings (oldest first) for a sparkline.
+    """
+    tz = ZoneInfo(tz) if isinstance(tz, str) else tz
+    patients = records.patients
+    out = patients[[
+        "patient_id", "display_name", "clinician", "indication", "sud_history", "status",
+        "planned_dose_mg_per_kg", "planned_interval_days",
+    ]].copy()
+
+    # Levels and reasons from the engine.
+    levels = assessment.set_index("patient_id") if len(assessment) else pd.DataFrame(
+        columns=["level", "since", "reasons"], index=pd.Index([], name="patient_id"))
+    pid = out["patient_id"]
+    out["level"] = _lookup(levels["level"].astype(object), pid).astype("string")
+    out["level_since"] = pd.to_datetime(_lookup(levels["since"].astype(object), pid)).dt.normalize()
+    reasons = _lookup(levels["reasons"].astype(object), pid)
+    out["reason_ids"] = [reason_ids(r if isinstance(r, list) else []) for r in reasons]
+    out["top_reasons"] = [reason_summary(r if isinstance(r, list) else []) for r in reasons]
+
+    # Sessions: the last one and when the next is due by the plan.
+    sessions = records.sessions.sort_values("session_at", kind="stable")
+    last = sessions.groupby("patient_id", sort=False).tail(1).set_index("patient_id")
+    out["last_session_at"] = _lookup(last["session_at"], pid)
+    out["last_session_route"] = _lookup(last["route"], pid).astype("string")
+    last_day = _local_date(out["last_session_at"], tz)
+    interval = pd.to_timedelta(out["planned_interval_days"], unit="D")
+    out["next_session_due"] = last_day + interval
+    out["session_overdue"] = (out["next_session_due"] < pd.Timestamp(today)).fillna(False).astype(bool)
+
+    # Check-ins: craving sparkline and latest SDS and PHQ-9.
+    checkins = records.checkins.sort_values("reported_at", kind="stable").assign(sds_total=lambda f: sds_total(f))
+    recent = checkins.loc[checkins["craving"].notna(), ["patient_id", "craving"]].groupby("patient_id", sort=False).tail(craving_points)
+    history = recent.groupby("patient_id", sort=False)["craving"].agg(list).astype(object)
+    out["craving_history"] = [list(map(float, h)) if isinstance(h, list) else [] for h in _lookup(history, pid)]
+    out["craving_latest"] = _lookup(_latest(checkins, "craving", "reported_at")["craving"], pid).astype("float64")
+    sds = _latest(checkins, "sds_total", "reported_at")
+    out["sds_latest"] = _lookup(sds["sds_total"], pid).astype("float64")
+    out["sds_latest_at"] = _lookup(sds["sds_total_at"], pid)
+    phq = _latest(checkins, "phq9", "reported_at")
+    out["phq9_latest"] = _lookup(phq["phq9"], pid).astype("float64")
+    out["phq9_latest_at"] = _lookup(phq["phq9_at"], pid)
+
+    # Alerts not yet acknowledged.
+    if len(assessment):
+        pending = unreviewed_alerts(assessment, reviews, tz=tz)
+        out["needs_review"] = out["patient_id"].isin(pending["patient_id"])
+    else:
+        out["needs_review"] = False
+
+    rank = out["level"].map(LEVEL_RANK).astype("float64").fillna(-1)
+    out = out.assign(_rank=rank).sort_values(["_rank", "level_since", "patient_id"], ascending=[False, True, True], kind="stable")
+    return out.drop(columns="_rank").reset_index(drop=True)[list(CASELOAD_COLUMNS)]
+
+
+def level_counts(table: pd.DataFrame) -> dict[str, int]:
+    """How many rows of a caseload table are at each level (every level present, 0 when none)."""
+    counts = table["level"].value_counts()
+    return {level: int(counts.get(level, 0)) for level in LEVEL_RANK}

@@ -1,0 +1,454 @@
+"""What to draw for one patient's review, described once so the dashboard (Plotly) and the PDF
+export (matplotlib) show the same series, thresholds, bands and words.
+
+Pure: records in, plain dataclasses out; no plotting library is imported here. The numbers come
+from `ketawatch.risk.patient_signals`, the same features the levels are computed from, so a
+threshold drawn on a chart is the threshold the engine used for this patient (after the SUD
+sensitivity factor).
+
+The public API is `patient_chart_specs(records, patient_id, *, tz, date_from=None, date_to=None)`
+returning a list of `ChartSpec` in display order, and `level_periods(...)` for the level history
+that every chart shades behind its data. A renderer needs only these rules:
+
+- every spec shares `x_range` (inclusive dates) and `levels` (shade each period by its level,
+  and say the level in words somewhere, e.g. a label or the "levels" chart);
+- `Series.style` is "line", "markers", "line+markers" or "bar"; `Series.role` is a drawing hint
+  ("value", "trend", "baseline", "pre", "post", "request", "flag", "mild", "moderate", "severe");
+  `Series.symbol` names a marker shape (Plotly names: circle, diamond, triangle-up, x, ...);
+- `RefLine` is a horizontal line with a label; `Band` a horizontal band (role "caution" or
+  "alert"); `y_categories`, when set, are tick labels for y = 0, 1, 2, ...;
+- `Heatmap` rows are `y` labels, columns `x` dates, values `z` (NaN = not answered), with
+  `cell_text` the answer in words and `row_notes` the seed quotation behind each row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from ketawatch.risk import patient_signals
+from ketawatch.risk.rules import RuleSettings, load_rules
+from seed_data.catalogue import instruments, side_effects, warning_sign_answers, warning_signs
+from store.frames import Records
+from store.vocabulary import SEVERITIES, WEIGHT_BASED_ROUTES
+
+LEVEL_NAMES = {"green": "Green", "amber": "Amber", "red": "Red"}
+
+
+@dataclass(frozen=True)
+class Series:
+    """One set of points on a chart, with its legend name and how it should look."""
+
+    name: str
+    x: tuple[dt.date, ...]
+    y: tuple[float, ...]
+    style: str = "line+markers"
+    role: str = "value"
+    symbol: str = "circle"
+    hover: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RefLine:
+    """A horizontal reference: a plan, a threshold or a target, with its label."""
+
+    y: float
+    label: str
+    role: str = "threshold"  # threshold, plan, target
+
+
+@dataclass(frozen=True)
+class Band:
+    """A horizontal band that marks a range of concern (role "caution" or "alert")."""
+
+    y0: float
+    y1: float
+    label: str
+    role: str = "caution"
+
+
+@dataclass(frozen=True)
+class Heatmap:
+    """A grid of answers by date: rows `y`, columns `x`, values `z` (rows x columns)."""
+
+    x: tuple[dt.date, ...]
+    y: tuple[str, ...]
+    z: tuple[tuple[float, ...], ...]
+    cell_text: tuple[tuple[str, ...], ...]
+    row_notes: tuple[str, ...]
+    zmin: float = 0
+    zmax: float = 3
+    scale_labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LevelPeriod:
+    """A stretch of days at one level: from `start` to `end` inclusive."""
+
+    start: dt.date
+    end: dt.date
+    level: str
+
+
+@dataclass(frozen=True)
+class ChartSpec:
+    """One chart of the patient review: its data, references and words, on the shared time axis."""
+
+    key: str
+    title: str
+    y_label: str
+    x_range: tuple[dt.date, dt.date]
+    series: tuple[Series, ...] = ()
+    lines: tuple[RefLine, ...] = ()
+    bands: tuple[Band, ...] = ()
+    heatmap: Heatmap | None = None
+    y_range: tuple[float, float] | None = None
+    y_categories: tuple[str, ...] = ()
+    levels: tuple[LevelPeriod, ...] = ()
+    note: str = ""
+    empty_text: str = "Nothing recorded in this period."
+    height: int = 260
+
+    @property
+    def is_empty(self) -> bool:
+        """True when there is nothing to plot in the chosen period."""
+        if self.heatmap is not None:
+            return len(self.heatmap.x) == 0
+        return not any(len(s.x) for s in self.series)
+
+
+# ----- helpers --------------------------------------------------------------------------------
+
+
+def _points(frame: pd.DataFrame, y: str, *, x: str = "date") -> tuple[tuple, tuple]:
+    """The (x, y) tuples of the rows where `y` was recorded."""
+    have = frame[frame[y].notna()]
+    return tuple(have[x]), tuple(float(v) for v in have[y])
+
+
+def _series(frame: pd.DataFrame, y: str, name: str, **kwargs) -> Series:
+    xs, ys = _points(frame, y)
+    return Series(name, xs, ys, **kwargs)
+
+
+def _threshold(signals: dict, name: str, default: float) -> float:
+    t = signals["thresholds"]
+    hit = t.loc[t["setting"] == name, "value"]
+    return float(hit.iloc[0]) if len(hit) else default
+
+
+def _num(x: float) -> str:
+    return f"{x:g}" if abs(x) >= 1 or x == 0 else f"{x:.2f}"
+
+
+def _in_range(frame: pd.DataFrame, date_from: dt.date, date_to: dt.date) -> pd.DataFrame:
+    days = frame["date"]
+    return frame[(days >= date_from) & (days <= date_to)].reset_index(drop=True)
+
+
+def level_periods(levels: pd.DataFrame, date_from: dt.date, date_to: dt.date) -> tuple[LevelPeriod, ...]:
+    """Consecutive runs of one level from the engine's per-date levels, clipped to the period.
+
+    A level holds from the date it was assessed until the day before the next change; the last
+    one holds to `date_to`.
+    """
+    if levels.empty:
+        return ()
+    frame = levels.sort_values("date", kind="stable")
+    level = frame["level"].to_numpy()
+    change = np.r_[True, level[1:] != level[:-1]]
+    starts = frame["date"].to_numpy()[change]
+    kinds = level[change]
+    ends = [s - dt.timedelta(days=1) for s in starts[1:]] + [max(date_to, starts[-1])]
+    out = []
+    for start, end, kind in zip(starts, ends, kinds):
+        lo, hi = max(start, date_from), min(end, date_to)
+        if lo <= hi:
+            out.append(LevelPeriod(lo, hi, str(kind)))
+    return tuple(out)
+
+
+# ----- the charts ------------------------------------------------------------------------------
+
+
+def _levels_chart(signals, common) -> ChartSpec:
+    levels = signals["levels"]
+    order = ("green", "amber", "red")
+    frame = _in_range(levels, *common["x_range"])
+    y = tuple(float(order.index(v)) for v in frame["level"])
+    hover = tuple(f"{LEVEL_NAMES[v]}" + (f": {'; '.join(r.text for r in rs)}" if rs else "")
+                  for v, rs in zip(frame["level"], frame["reasons"]))
+    return ChartSpec(
+        "levels", "Dependence-risk level", "Level", **common,
+        series=(Series("Level on each record date", tuple(frame["date"]), y, style="line+markers", role="level",
+                       hover=hover),),
+        y_range=(-0.5, 2.5), y_categories=tuple(LEVEL_NAMES[v] for v in order), height=180,
+        note="The level on every date with a record, from the same rules as the caseload.",
+    )
+
+
+def _craving_chart(signals, common) -> ChartSpec:
+    c = _in_range(signals["checkins"], *common["x_range"])
+    rise = _threshold(signals, "craving_rise_points", 3)
+    high = _threshold(signals, "craving_high", 7)
+    base = signals["checkins"]["craving_baseline"].dropna()
+    bands = [Band(high, 10, f"High: {_num(high)} or more", "alert")]
+    note = f"Craving for ketamine outside treatment (0-10). High craving: {_num(high)}+."
+    if len(base):
+        b = float(base.iloc[-1])
+        if b + rise < high:
+            bands.insert(0, Band(b + rise, high, f"{_num(rise)}+ points above the personal baseline ({_num(b)})", "caution"))
+        note += f" Personal baseline {_num(b)} (median of the first check-ins); a rise of {_num(rise)}+ points counts."
+    else:
+        note += " The personal baseline appears after the first check-ins."
+    return ChartSpec(
+        "craving", "Craving", "Craving (0-10)", **common,
+        series=(
+            _series(c, "craving", "Craving", role="value"),
+            _series(c, "craving_ewma", "Smoothed trend (EWMA)", style="line", role="trend"),
+            _series(c, "craving_baseline", "Personal baseline", style="line", role="baseline"),
+        ),
+        bands=tuple(bands), y_range=(0, 10.5), note=note,
+    )
+
+
+def _signs_chart(signals, common) -> ChartSpec:
+    c = _in_range(signals["checkins"], *common["x_range"])
+    signs = warning_signs()
+    ids = [s.id for s in signs]
+    daily = c[["date", *ids]].groupby("date", sort=True).max() if len(c) else pd.DataFrame(columns=ids)
+    answers = warning_sign_answers()
+    z = daily[ids].to_numpy(dtype="float64").T if len(daily) else np.empty((len(ids), 0))
+    words = tuple(tuple("not answered" if np.isnan(v) else f"{answers[int(v)]} ({int(v)})" for v in row) for row in z)
+    heat = Heatmap(
+        x=tuple(daily.index), y=tuple(s.label for s in signs), z=tuple(tuple(map(float, row)) for row in z),
+        cell_text=words, row_notes=tuple(f"“{s.quotation}” ({s.source})" for s in signs),
+        scale_labels=answers,
+    )
+    return ChartSpec(
+        "warning_signs", "Warning signs", "", **common, heatmap=heat, height=420,
+        note="The twelve checklist items by check-in date: "
+             + ", ".join(f"{i} {w.lower()}" for i, w in enumerate(answers))
+             + ". A grey cell without a number is 'not at all'; no cell: not answered. "
+             "Hover a cell for the seed passage behind the sign.",
+    )
+
+
+def _dose_charts(signals, common, patient) -> list[ChartSpec]:
+    s = _in_range(signals["sessions"], *common["x_range"])
+    rise = _threshold(signals, "dose_rise_fraction", 0.2)
+    specs = []
+    weight_based = s[s["route"].isin(WEIGHT_BASED_ROUTES)]
+    fixed = s[~s["route"].isin(WEIGHT_BASED_ROUTES)]
+    all_sessions = signals["sessions"]
+    kinds = []
+    if len(all_sessions[all_sessions["route"].isin(WEIGHT_BASED_ROUTES)]) or not len(all_sessions):
+        kinds.append(("dose", weight_based, "dose_per_kg", "mg/kg", "Dose per kg"))
+    if len(all_sessions[~all_sessions["route"].isin(WEIGHT_BASED_ROUTES)]):
+        kinds.append(("dose_mg" if kinds else "dose", fixed, "dose_mg", "mg", "Dose (fixed-dose routes)"))
+    for key, frame, column, unit, title in kinds:
+        lines, note = [], f"Dose in {unit} at each session."
+        if unit == "mg/kg":
+            plan = patient.get("planned_dose_mg_per_kg")
+            if plan is not None and not pd.isna(plan):
+                lines = [RefLine(float(plan), f"Plan {_num(float(plan))} mg/kg", "plan"),
+                         RefLine(float(plan) * (1 + rise), f"{round(rise * 100):d}% above plan", "threshold")]
+            else:
+                note += " No planned mg/kg recorded."
+        else:
+            ref = all_sessions.loc[~all_sessions["route"].isin(WEIGHT_BASED_ROUTES), "dose_reference"].dropna()
+            if len(ref):
+                r = float(ref.iloc[-1])
+                lines = [RefLine(r, f"Reference {_num(r)} mg (first sessions)", "plan"),
+                         RefLine(r * (1 + rise), f"{round(rise * 100):d}% above reference", "threshold")]
+        asked_more = frame[frame["dose_increase_request"].astype(bool) & frame[column].notna()]
+        asked_early = frame[frame["early_request"].astype(bool) & frame[column].notna()]
+        specs.append(ChartSpec(
+            key, title, f"Dose ({unit})", **common,
+            series=(
+                _series(frame, column, f"Dose ({unit})", role="value"),
+                Series("Patient asked for a higher dose", tuple(asked_more["date"]),
+                       tuple(float(v) for v in asked_more[column]), style="markers", role="request", symbol="triangle-up"),
+                Series("Patient asked for an earlier session", tuple(asked_early["date"]),
+                       tuple(float(v) for v in asked_early[column]), style="markers", role="request", symbol="diamond"),
+            ),
+            lines=tuple(lines),
+            note=note + " Clinician-planned titration is expected; requests from the patient are marked.",
+        ))
+    return specs
+
+
+def _interval_chart(signals, common, rules: RuleSettings) -> ChartSpec:
+    s = _in_range(signals["sessions"], *common["x_range"])
+    ref = signals["sessions"]["reference_interval_days"].dropna()
+    lines = []
+    note = "Days since the previous session."
+    if len(ref):
+        r = float(ref.iloc[-1])
+        planned = signals["sessions"]["planned_interval_days"].dropna()
+        what = "Planned interval" if len(planned) else "Usual interval (first maintenance sessions)"
+        lines = [RefLine(r, f"{what}: {_num(r)} days", "plan"),
+                 RefLine(r * rules.interval_early_fraction, f"Early: under {round(rules.interval_early_fraction * 100)}%", "threshold")]
+    early = s[s["early_interval"].astype(bool) & s["interval_days"].notna()]
+    asked = s[s["early_request"].astype(bool) & s["interval_days"].notna()]
+    return ChartSpec(
+        "interval", "Days between sessions", "Days", **common,
+        series=(
+            _series(s, "interval_days", "Days since previous session", style="bar", role="value"),
+            Series("Early (maintenance, below the early line)", tuple(early["date"]), tuple(map(float, early["interval_days"])),
+                   style="markers", role="flag", symbol="triangle-down"),
+            Series("Patient asked for an earlier session", tuple(asked["date"]), tuple(map(float, asked["interval_days"])),
+                   style="markers", role="request", symbol="diamond"),
+        ),
+        lines=tuple(lines),
+        note=note + f" Judged against the plan after induction (the first {rules.interval_induction_sessions} sessions "
+                    f"and {rules.interval_induction_days} days).",
+    )
+
+
+def _sds_chart(signals, common) -> ChartSpec:
+    c = _in_range(signals["checkins"], *common["x_range"])
+    thr = _threshold(signals, "sds_threshold", 4)
+    rise = _threshold(signals, "sds_rise_points", 3)
+    return ChartSpec(
+        "sds", "Severity of Dependence Scale", "SDS total (0-15)", **common,
+        series=(
+            _series(c, "sds_total", "SDS total", role="value"),
+            _series(c, "sds_baseline", "Personal baseline", style="line", role="baseline"),
+        ),
+        lines=(RefLine(thr, f"Clinic threshold {_num(thr)}", "threshold"),),
+        y_range=(0, 15.5),
+        note=f"Counts only when at or above {_num(thr)} and {_num(rise)}+ points above the personal baseline: "
+             "a high but stable SDS is mostly reliance on a treatment that works. No validated ketamine cut-off exists.",
+    )
+
+
+def _phq9_chart(signals, common) -> ChartSpec:
+    c = _in_range(signals["checkins"], *common["x_range"])
+    phq = instruments()["phq9"]
+    lines = [RefLine(phq["remission_below"], f"Remission: below {phq['remission_below']}", "target")]
+    base = signals["checkins"]["phq9_baseline"].dropna()
+    note = "Benefit side: PHQ-9 depression score (0-27, lower is better)."
+    if len(base) and float(base.iloc[0]) > 0:
+        b = float(base.iloc[0])
+        target = b * (1 - phq["response_min_drop_fraction"])
+        lines.insert(0, RefLine(target, f"Response: {_num(target)} (half of the first score, {_num(b)})", "target"))
+    return ChartSpec(
+        "phq9", "PHQ-9 (benefit)", "PHQ-9 total (0-27)", **common,
+        series=(_series(c, "phq9", "PHQ-9 total", role="benefit"),),
+        lines=tuple(lines), y_range=(0, 27.5),
+        note=note + f" A change of {phq['reliable_change']}+ points is reliable.",
+    )
+
+
+def _vitals_charts(raw: pd.DataFrame, common) -> list[ChartSpec]:
+    s = _in_range(raw, *common["x_range"])
+    bp = ChartSpec(
+        "blood_pressure", "Blood pressure before and after dosing", "mmHg", **common,
+        series=(
+            _series(s, "sbp_pre", "Systolic before", style="line+markers", role="pre", symbol="circle"),
+            _series(s, "sbp_post", "Systolic after", style="line+markers", role="post", symbol="diamond"),
+            _series(s, "dbp_pre", "Diastolic before", style="line+markers", role="pre", symbol="circle-open"),
+            _series(s, "dbp_post", "Diastolic after", style="line+markers", role="post", symbol="diamond-open"),
+        ),
+        note="Blood pressure rises after dosing, peaking at about 40 minutes.",
+    )
+    hr = ChartSpec(
+        "heart_rate", "Heart rate and oxygen saturation", "/min or %", **common,
+        series=(
+            _series(s, "hr_pre", "Heart rate before (/min)", role="pre", symbol="circle"),
+            _series(s, "hr_post", "Heart rate after (/min)", role="post", symbol="diamond"),
+            _series(s, "spo2_pre", "SpO₂ before (%)", style="markers", role="pre", symbol="square-open"),
+            _series(s, "spo2_post", "SpO₂ after (%)", style="markers", role="post", symbol="x"),
+        ),
+    )
+    return [bp, hr]
+
+
+def _side_effects_chart(raw: pd.DataFrame, common) -> ChartSpec:
+    s = _in_range(raw, *common["x_range"])
+    items = s.loc[s["side_effects"].notna(), ["date", "side_effects"]]
+    pairs = items.assign(item=items["side_effects"].str.split(";")).explode("item")
+    if pairs.empty:
+        pairs = pd.DataFrame({"date": [], "effect": pd.Series([], dtype=object), "severity": pd.Series([], dtype=object)})
+    else:
+        parts = pairs["item"].str.partition(":")
+        pairs = pairs.assign(effect=parts[0].str.strip(), severity=parts[2].str.strip())
+    catalogue = side_effects()
+    labels = {e.id: e.label for e in catalogue}
+    present = [e.id for e in catalogue if e.id in set(pairs["effect"])]
+    row = {e: i for i, e in enumerate(present)}
+    symbols = {"mild": "circle-open", "moderate": "circle", "severe": "x"}
+    series = []
+    for severity in SEVERITIES:
+        part = pairs[pairs["severity"] == severity]
+        series.append(Series(
+            severity.capitalize(), tuple(part["date"]), tuple(float(row[e]) for e in part["effect"]),
+            style="markers", role=severity, symbol=symbols[severity],
+            hover=tuple(f"{labels.get(e, e)}: {severity}" for e in part["effect"]),
+        ))
+    return ChartSpec(
+        "side_effects", "Side effects by session", "", **common, series=tuple(series),
+        y_categories=tuple(labels.get(e, e) for e in present),
+        y_range=(-0.5, max(len(present), 1) - 0.5), height=max(180, 60 + 28 * len(present)),
+        note="Each mark is one side effect at one session; the shape gives its severity.",
+    )
+
+
+def patient_chart_specs(
+    records: Records,
+    patient_id: str,
+    *,
+    tz: str | ZoneInfo,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    rules: RuleSettings | None = None,
+) -> list[ChartSpec]:
+    """Every chart of one patient's review, in display order, on one shared date range.
+
+    The range defaults to the patient's first to last record (at least one day). Keys, in order:
+    levels, craving, warning_signs, dose (and dose_mg when both weight-based and fixed-dose routes
+    were used), interval, sds, phq9, blood_pressure, heart_rate, side_effects.
+    """
+    tz_name = tz.key if isinstance(tz, ZoneInfo) else str(tz)
+    rules = rules or load_rules()
+    signals = patient_signals(records, patient_id, rules=rules, tz=tz_name)
+    mine = records.for_patients([patient_id])
+    raw = mine.sessions.sort_values("session_at", kind="stable").reset_index(drop=True)
+    raw = raw.assign(date=[d.date() for d in raw["session_at"].dt.tz_convert(tz_name)])
+    patient = mine.patients.iloc[0].to_dict() if len(mine.patients) else {}
+
+    dates = [*signals["checkins"]["date"], *signals["sessions"]["date"]]
+    first = min(dates) if dates else pd.Timestamp.now(tz=tz_name).date()
+    last = max(dates) if dates else first
+    lo = date_from or first
+    hi = date_to or last
+    if hi < lo:
+        lo, hi = hi, lo
+    common = {"x_range": (lo, hi), "levels": level_periods(signals["levels"], lo, hi)}
+    return [
+        _levels_chart(signals, common),
+        _craving_chart(signals, common),
+        _signs_chart(signals, common),
+        *_dose_charts(signals, common, patient),
+        _interval_chart(signals, common, rules),
+        _sds_chart(signals, common),
+        _phq9_chart(signals, common),
+        *_vitals_charts(raw, common),
+        _side_effects_chart(raw, common),
+    ]
+
+
+def record_span(records: Records, patient_id: str, *, tz: str | ZoneInfo) -> tuple[dt.date, dt.date] | None:
+    """The first and last clinic-local dates with a record of this patient (None without records)."""
+    tz_name = tz.key if isinstance(tz, ZoneInfo) else str(tz)
+    mine = records.for_patients([patient_id])
+    instants = pd.concat([mine.sessions["session_at"], mine.checkins["reported_at"]])
+    if instants.empty:
+        return None
+    local = instants.dt.tz_convert(tz_name)
+    return local.min().date(), local.max().date()

@@ -1,0 +1,220 @@
+"""The administration commands of `ketawatch`: `users ...` (accounts), `backup PATH` and `restore PATH`.
+
+Passwords are never taken as a plain argument: they are typed at a hidden prompt (twice) or read
+from the first line of standard input with --password-stdin, for scripts. Every refusal is one
+readable line on stderr with exit status 1 (ketawatch.cli.Rejected).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from store.vocabulary import ROLES
+
+users_app = typer.Typer(
+    name="users",
+    help="Manage local accounts: add, set-role, reset-password, disable, enable, list. Roles: " + ", ".join(ROLES) + ".",
+    no_args_is_help=True,
+)
+
+_DB = typer.Option(None, "--db", help="SQLAlchemy database URL (default: $KETAWATCH_DATABASE_URL, else sqlite:///ketawatch.db).")
+_STDIN = typer.Option(False, "--password-stdin", help="Read the password from the first line of standard input.")
+_AS = typer.Option(None, "--as", help="Name recorded as the actor in the audit trail (default: cli:<your OS user>).")
+
+
+def _actor(name: str | None) -> str:
+    if name:
+        return name[:64]
+    try:
+        who = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name (e.g. in a container): still audit something
+        who = "unknown"
+    return f"cli:{who}"[:64]
+
+
+def _password(from_stdin: bool) -> str:
+    """A new password from stdin (first line) or a hidden prompt typed twice."""
+    if from_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            _fail("--password-stdin: standard input was empty")
+        return line.rstrip("\r\n")
+    return typer.prompt("Password", hide_input=True, confirmation_prompt="Repeat the password")
+
+
+def _fail(*lines: str):
+    from ketawatch.cli import Rejected
+
+    raise Rejected(*lines)
+
+
+def _engine(db: str | None):
+    from ketawatch.cli import open_db
+
+    return open_db(db)
+
+
+def _refused(call):
+    """Run an account change, turning its refusal into one readable line."""
+    from ketawatch.accounts import AccountRefused
+
+    try:
+        return call()
+    except AccountRefused as exc:
+        _fail(exc.message)
+
+
+def _role(role: str, hint: str) -> str:
+    if role not in ROLES:
+        raise typer.BadParameter(f"must be one of {', '.join(ROLES)}", param_hint=hint)
+    return role
+
+
+@users_app.command("add")
+def add(
+    username: str = typer.Argument(..., help="Login name (an email address works, and links single sign-on)."),
+    role: str = typer.Option(..., "--role", help="admin, clinician or reviewer."),
+    name: Optional[str] = typer.Option(None, "--name", help="Full name shown in the app (default: the username)."),
+    password_stdin: bool = _STDIN,
+    actor: Optional[str] = _AS,
+    db: Optional[str] = _DB,
+) -> None:
+    """Add an account (the first admin of a new database too)."""
+    from ketawatch.accounts import create_user
+
+    _role(role, "--role")
+    engine = _engine(db)
+    password = _password(password_stdin)
+    user = _refused(lambda: create_user(engine, username=username, display_name=name or username, role=role,
+                                        password=password, actor=_actor(actor)))
+    typer.echo(f"added {user.username} ({user.role})")
+
+
+@users_app.command("set-role")
+def set_role(
+    username: str = typer.Argument(...),
+    role: str = typer.Argument(..., help="admin, clinician or reviewer."),
+    actor: Optional[str] = _AS,
+    db: Optional[str] = _DB,
+) -> None:
+    """Change an account's role (the last active admin cannot be demoted)."""
+    from ketawatch import accounts
+
+    _role(role, "ROLE")
+    engine = _engine(db)
+    user = _refused(lambda: accounts.set_role(engine, username, role, actor=_actor(actor)))
+    typer.echo(f"{user.username} is now {user.role}")
+
+
+@users_app.command("reset-password")
+def reset_password(
+    username: str = typer.Argument(...),
+    password_stdin: bool = _STDIN,
+    actor: Optional[str] = _AS,
+    db: Optional[str] = _DB,
+) -> None:
+    """Give an account a new password and lift any lockout."""
+    from ketawatch import accounts
+
+    engine = _engine(db)
+    if accounts.get_user(engine, username) is None:
+        _fail(f"There is no account called {accounts.normalise_username(username)}")
+    password = _password(password_stdin)
+    user = _refused(lambda: accounts.reset_password(engine, username, password, actor=_actor(actor)))
+    typer.echo(f"password of {user.username} reset; any lockout lifted")
+
+
+def _access(username: str, disabled: bool, actor: str | None, db: str | None) -> None:
+    from ketawatch import accounts
+
+    engine = _engine(db)
+    user = _refused(lambda: accounts.set_disabled(engine, username, disabled, actor=_actor(actor)))
+    typer.echo(f"{user.username} is now {'disabled' if user.disabled else 'enabled'}")
+
+
+@users_app.command("disable")
+def disable(username: str = typer.Argument(...), actor: Optional[str] = _AS, db: Optional[str] = _DB) -> None:
+    """Stop an account from signing in (its open sessions end on their next click)."""
+    _access(username, True, actor, db)
+
+
+@users_app.command("enable")
+def enable(username: str = typer.Argument(...), actor: Optional[str] = _AS, db: Optional[str] = _DB) -> None:
+    """Let a disabled account sign in again (and lift any lockout)."""
+    _access(username, False, actor, db)
+
+
+@users_app.command("list")
+def list_(
+    fmt: str = typer.Option("table", "--format", help="table or json."),
+    db: Optional[str] = _DB,
+) -> None:
+    """Every account with its role and state (never a password hash)."""
+    from ketawatch.accounts import list_users
+
+    if fmt not in ("table", "json"):
+        raise typer.BadParameter("must be table or json", param_hint="--format")
+    rows = [
+        {
+            "username": u.username, "display_name": u.display_name, "role": u.role,
+            "status": "disabled" if u.disabled else "active",
+            "locked_until": u.locked_until.isoformat() if u.locked_until else None,
+            "last_sign_in_at": u.last_sign_in_at.isoformat() if u.last_sign_in_at else None,
+        }
+        for u in list_users(_engine(db))
+    ]
+    if fmt == "json":
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        typer.echo("no accounts yet: add the first admin with `ketawatch users add NAME --role admin`")
+        return
+    columns = ("username", "role", "status", "locked_until", "last_sign_in_at", "display_name")
+    widths = {c: max(len(c), *(len(str(r[c] or "")) for r in rows)) for c in columns}
+    typer.echo("  ".join(c.ljust(widths[c]) for c in columns).rstrip())
+    for r in rows:
+        typer.echo("  ".join(str(r[c] or "").ljust(widths[c]) for c in columns).rstrip())
+
+
+def backup_command(
+    path: Path = typer.Argument(..., help="New file to write the backup to (never overwritten)."),
+    db: Optional[str] = _DB,
+    actor: Optional[str] = _AS,
+) -> None:
+    """Write a consistent copy of the whole database (SQLite online backup, or pg_dump for PostgreSQL)."""
+    from ketawatch.backup import BackupRefused, backup
+    from ketawatch.cli import resolve_url
+
+    try:
+        typer.echo(backup(resolve_url(db), path, actor=_actor(actor)))
+    except BackupRefused as exc:
+        _fail(exc.message)
+
+
+def restore_command(
+    path: Path = typer.Argument(..., help="A backup made by `ketawatch backup`."),
+    db: Optional[str] = _DB,
+    force: bool = typer.Option(False, "--force", help="Replace a database that already holds data."),
+    actor: Optional[str] = _AS,
+) -> None:
+    """Restore a backup into the database (refused if it holds data, unless --force); stop the app first."""
+    from ketawatch.backup import BackupRefused, restore
+    from ketawatch.cli import resolve_url
+
+    try:
+        typer.echo(restore(resolve_url(db), path, force=force, actor=_actor(actor)))
+    except BackupRefused as exc:
+        _fail(exc.message)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `users`, `backup` and `restore` to the main `ketawatch` command."""
+    app.add_typer(users_app, name="users")
+    app.command("backup")(backup_command)
+    app.command("restore")(restore_command)

@@ -1,0 +1,100 @@
+"""Browser end-to-end fixtures: a demo database, the real app under `streamlit run`, and Debian's Chromium.
+
+The server and the browser start once per test module (Playwright must stop before another
+module starts its own); each test gets a fresh browser context, so a fresh Streamlit session,
+signed in as the demo clinician. Screenshots go to tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from browser_support import sign_in
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync", "--disable-quic"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def demo_db_url(tmp_path_factory) -> str:
+    """A demo database built once per module through the lead's demo builder (the real importer)."""
+    from ketawatch.demo import build_demo
+    from store.db import make_engine, upgrade
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'demo.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    build_demo(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="module")
+def app_url(demo_db_url, tmp_path_factory):
+    """The dashboard served by `streamlit run` on a free port, stopped at the end of the session."""
+    if shutil.which("chromium") is None:
+        pytest.skip("Chromium is not installed")
+    port = _free_port()
+    log = (tmp_path_factory.mktemp("e2e-log") / "streamlit.log").open("w")
+    env = {**os.environ, "KETAWATCH_DATABASE_URL": demo_db_url, "KETAWATCH_CLINIC_TIMEZONE": "Europe/London"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
+         "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.terminate()
+        pytest.fail("the dashboard did not answer /_stcore/health within 60 s")
+    yield base
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright (no `playwright install`)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, app_url):
+    """A fresh browser session signed in as the demo clinician, on the caseload."""
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    pg = context.new_page()
+    pg.set_default_timeout(30000)
+    sign_in(pg, app_url)
+    yield pg
+    context.close()

@@ -1,0 +1,203 @@
+"""The dashboard in a real browser, as a clinician uses it: triage, review a red patient, log records.
+
+Run with `pytest -m browser tests/e2e`. Screenshots land in tests/artifacts/ for a human look.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from browser_support import settle, shot, sign_in
+from store.db import make_engine
+from store.models import AlertReview, CheckIn, InfusionSession
+
+pytestmark = pytest.mark.browser
+
+
+def _count(url: str, table) -> int:
+    engine = make_engine(url)
+    try:
+        with Session(engine) as db:
+            return int(db.execute(select(func.count()).select_from(table)).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def _red_patient(url: str) -> str:
+    from ketawatch.risk import assess
+    from store.queries import load_records
+
+    engine = make_engine(url)
+    try:
+        levels = assess(load_records(engine), tz="Europe/London")
+    finally:
+        engine.dispose()
+    return str(levels.loc[levels["level"] == "red", "patient_id"].iloc[0])
+
+
+def _go(page, title: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+    settle(page)
+
+
+def _pick(page, label: str, text: str) -> None:
+    """Choose an option of a Streamlit selectbox by typing into it."""
+    box = page.get_by_label(label, exact=False).first
+    box.click()
+    page.keyboard.type(text)
+    page.get_by_role("option").filter(has_text=text).first.click()
+    settle(page)
+
+
+def _number(page, label: str, value) -> None:
+    field = page.get_by_label(label, exact=True)
+    field.fill(str(value))
+    field.press("Enter")
+    settle(page)
+
+
+def test_caseload_then_red_patient_charts(page, demo_db_url):
+    red = _red_patient(demo_db_url)
+    assert page.get_by_text("supports clinical judgement; it does not diagnose").count() >= 1
+    assert page.get_by_test_id("stMetric").count() >= 3
+    shot(page, "01_caseload")
+    _pick(page, "Open a patient", red)
+    page.get_by_role("button", name="Open patient page").click()
+    settle(page, pause_ms=1500)
+    page.get_by_role("heading", name=re.compile(re.escape(red))).wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    assert page.locator(".js-plotly-plot").count() >= 8
+    assert page.get_by_text("Red: review now").count() >= 1
+    shot(page, "02_patient_red")
+    # Back to the caseload, and into the top (worst) patient by selecting its row in the table.
+    _go(page, "Caseload")
+    grid = page.get_by_test_id("stDataFrame").first
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 16, box["y"] + 36 + 18)
+    settle(page, pause_ms=1500)
+    page.get_by_role("heading", name="Patient", exact=True).wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    _go(page, "Caseload")
+    page.get_by_role("heading", name="Caseload").wait_for()
+    page.wait_for_timeout(1000)
+    assert page.get_by_role("heading", name="Caseload").count() == 1, "returning to the caseload stays there"
+
+
+def test_log_session_then_find_it_on_the_patient_page(page, demo_db_url):
+    before = _count(demo_db_url, InfusionSession)
+    _go(page, "Log session")
+    _pick(page, "Patient *", "KW-0001")
+    weight = page.get_by_label("Weight (kg)", exact=True)
+    assert weight.input_value() != "", "weight is pre-filled from the last session"
+    _number(page, "Dose (mg) *", 41.5)
+    assert page.get_by_text("mg/kg", exact=False).count() >= 1
+    _number(page, "Systolic BP before (mmHg)", 128)
+    page.get_by_label("Notes", exact=True).fill("Browser test session <b>not bold</b>")
+    page.get_by_label("Notes", exact=True).press("Tab")
+    settle(page)
+    shot(page, "03_log_session_filled")
+    page.get_by_role("button", name="Save session").click()
+    settle(page)
+    saved = page.get_by_text("Session saved for KW-0001")
+    saved.wait_for()
+    when = re.search(r"at (\d{4}-\d\d-\d\d \d\d:\d\d)", saved.inner_text()).group(1)
+    assert _count(demo_db_url, InfusionSession) == before + 1
+    shot(page, "04_log_session_saved")
+    page.get_by_role("button", name="Open the patient's page").click()
+    settle(page, pause_ms=1500)
+    page.get_by_role("heading", name=re.compile("KW-0001")).wait_for()
+    sessions = page.get_by_test_id("stDataFrame").first
+    sessions.scroll_into_view_if_needed()
+    cells = sessions.locator("[role=gridcell]")
+    assert cells.filter(has_text=when).count() >= 1, f"the new session at {when} is in the sessions table"
+    shot(page, "05_patient_after_session")
+
+
+def test_invalid_session_shows_error_and_saves_nothing(page, demo_db_url):
+    before = _count(demo_db_url, InfusionSession)
+    _go(page, "Log session")
+    _pick(page, "Patient *", "KW-0002")
+    _number(page, "Systolic BP before (mmHg)", 90)
+    _number(page, "Diastolic BP before (mmHg)", 120)
+    page.get_by_role("button", name="Save session").click()
+    settle(page)
+    assert page.get_by_text("Nothing was saved").count() == 1
+    assert page.get_by_text("Dose is required").count() >= 2  # in the summary and beside the field
+    assert page.get_by_text("must be below the systolic").count() >= 2
+    assert _count(demo_db_url, InfusionSession) == before
+    shot(page, "06_log_session_invalid")
+
+
+def test_checkin_in_patient_mode(page, demo_db_url):
+    before = _count(demo_db_url, CheckIn)
+    _go(page, "Log check-in")
+    _pick(page, "Patient *", "KW-0003")
+    shot(page, "07a_checkin_clinician_view")
+    page.get_by_role("button", name="Hand the tablet to the patient").click()
+    settle(page)
+    page.get_by_role("heading", name="Your check-in").wait_for()
+    assert page.get_by_test_id("stSidebarNav").count() == 0, "patient mode hides the navigation"
+    page.get_by_test_id("stButtonGroup").first.get_by_role("radio", name="3", exact=True).click()
+    settle(page)
+    page.get_by_text("Not at all").first.click()
+    settle(page)
+    shot(page, "07_patient_mode_form")
+    page.get_by_role("button", name="Send my answers").click()
+    settle(page)
+    page.get_by_text("Thank you, your answers are saved").wait_for()
+    assert _count(demo_db_url, CheckIn) == before + 1
+    shot(page, "08_patient_mode_thanks")
+    page.get_by_text("For staff: return to KetaWatch").click()
+    page.get_by_label("Password for demo-clinician", exact=True).fill("wrong-password")
+    page.get_by_role("button", name="Return to the clinician view").click()
+    settle(page)
+    assert page.get_by_test_id("stSidebarNav").count() == 0, "a wrong password keeps patient mode"
+    page.get_by_label("Password for demo-clinician", exact=True).fill("demo-password")
+    page.get_by_role("button", name="Return to the clinician view").click()
+    settle(page)
+    page.get_by_role("heading", name="Log check-in").wait_for()
+    assert page.get_by_test_id("stSidebarNav").count() == 1
+
+
+def test_alerts_acknowledge_and_patients_page(page, demo_db_url):
+    before = _count(demo_db_url, AlertReview)
+    _go(page, "Alerts")
+    shot(page, "09_alerts")
+    page.get_by_label("Action taken *", exact=True).first.click()
+    page.get_by_role("option", name="Discussed with patient").click()
+    settle(page)
+    note = page.get_by_label("Note", exact=True).first
+    note.fill("Discussed the early requests; keep the plan.")
+    note.press("Tab")
+    settle(page)
+    page.get_by_role("button", name="Acknowledge").first.click()
+    settle(page)
+    assert _count(demo_db_url, AlertReview) == before + 1
+    page.get_by_text("recorded").first.wait_for()
+    _go(page, "Patients and plans")
+    page.get_by_role("tab", name="Edit a patient").click()
+    settle(page)
+    _pick(page, "Patient to edit", "KW-0005")
+    shot(page, "10_patients_edit")
+
+
+def test_dark_theme_patient_page(browser, app_url, demo_db_url):
+    """The same red patient with the browser asking for dark mode: the app follows it and stays readable."""
+    context = browser.new_context(viewport={"width": 1440, "height": 1000}, color_scheme="dark")
+    page = context.new_page()
+    try:
+        sign_in(page, app_url)
+        background = page.evaluate("() => getComputedStyle(document.querySelector('[data-testid=stApp]')).backgroundColor")
+        channels = [int(v) for v in re.findall(r"\d+", background)[:3]]
+        assert sum(channels) < 150, f"dark background expected, got {background}"
+        _pick(page, "Open a patient", _red_patient(demo_db_url))
+        page.get_by_role("button", name="Open patient page").click()
+        settle(page, pause_ms=1500)
+        page.locator(".js-plotly-plot").first.wait_for()
+        shot(page, "11_patient_red_dark")
+    finally:
+        context.close()

@@ -1,0 +1,380 @@
+"""Local accounts: argon2 hashes, roles, demo names only in a demo database, lockout that survives a restart, SSO mapping."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from argon2 import PasswordHasher
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+from sqlmodel import Session
+
+from ketawatch import accounts
+from ketawatch.accounts import AccountRefused, SignInRefused
+from store.app_settings import DEMO_KEY, set_value
+from store.db import make_engine, open_database, upgrade
+from store.models import AuditEvent, User
+from store.settings import get_settings
+from tests.access_support import PASSWORD, cheap_hashes, make_user, real_hashes  # noqa: F401 - fixtures
+from tests.conftest import NOW
+
+
+def audit_lines(engine, action=None):
+    with Session(engine) as db:
+        q = select(AuditEvent).order_by(AuditEvent.id)
+        if action:
+            q = q.where(AuditEvent.action == action)
+        return list(db.exec(q).scalars())
+
+
+def refusal(engine, username, password, now=NOW) -> str:
+    with pytest.raises(SignInRefused) as caught:
+        accounts.authenticate(engine, username, password, now=now)
+    return caught.value.message
+
+
+# ----- hashing -------------------------------------------------------------------------------
+
+
+def test_passwords_are_stored_only_as_argon2id_hashes_at_the_library_default_cost(sqlite_engine, real_hashes):
+    make_user(sqlite_engine, "clinician")
+    stored = accounts.get_user(sqlite_engine, "cleo").password_hash
+    default = PasswordHasher()
+    assert stored.startswith(f"$argon2id$v=19$m={default.memory_cost},t={default.time_cost},p={default.parallelism}$")
+    assert PASSWORD not in stored
+    assert accounts.verify_password(stored, PASSWORD)
+    assert not accounts.verify_password(stored, PASSWORD + "x")
+    assert not accounts.verify_password("not-a-hash", PASSWORD)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(password=st.text(min_size=1, max_size=40), other=st.text(min_size=1, max_size=40))
+def test_a_hash_matches_its_own_password_only(password, other):
+    hashed = accounts.hash_password(password)
+    assert accounts.verify_password(hashed, password)
+    assert accounts.verify_password(hashed, other) == (other == password)
+
+
+# ----- creating and changing accounts --------------------------------------------------------
+
+
+def test_create_user_normalises_the_name_and_refuses_duplicates_in_any_case(engine):
+    user = accounts.create_user(engine, username="  Dr.Kim@Clinic.org ", display_name="Dr Kim", role="clinician",
+                                password=PASSWORD, actor="ada")
+    assert user.username == "dr.kim@clinic.org"
+    with pytest.raises(AccountRefused, match="already an account"):
+        accounts.create_user(engine, username="DR.KIM@clinic.org", display_name="x", role="reviewer",
+                             password=PASSWORD, actor="ada")
+    created = audit_lines(engine, "user_create")
+    assert [(e.actor, e.entity_key, e.detail["after"]["role"]) for e in created] == [("ada", "dr.kim@clinic.org", "clinician")]
+    assert "password_hash" not in created[0].detail["after"]
+
+
+@pytest.mark.parametrize("username", ["", "   ", "has space", "x" * 65, "-starts-with-dash", "semi;colon", "<b>"])
+def test_unusable_usernames_are_refused(sqlite_engine, username):
+    with pytest.raises(AccountRefused, match="username"):
+        accounts.create_user(sqlite_engine, username=username, display_name="x", role="clinician",
+                             password=PASSWORD, actor="t")
+    assert accounts.list_users(sqlite_engine) == []
+
+
+def test_unknown_roles_are_refused(sqlite_engine):
+    with pytest.raises(AccountRefused, match="not one of admin, clinician, reviewer"):
+        accounts.create_user(sqlite_engine, username="nurse1", display_name="x", role="nurse", password=PASSWORD, actor="t")
+
+
+def test_the_minimum_password_length_is_the_setting(sqlite_engine, monkeypatch):
+    monkeypatch.setenv("KETAWATCH_MIN_PASSWORD_LENGTH", "20")
+    get_settings.cache_clear()
+    with pytest.raises(AccountRefused, match="at least 20 characters"):
+        accounts.create_user(sqlite_engine, username="u1", display_name="x", role="clinician",
+                             password="a" * 19, actor="t")
+    assert accounts.create_user(sqlite_engine, username="u1", display_name="x", role="clinician",
+                                password="a" * 20, actor="t").username == "u1"
+
+
+@pytest.mark.parametrize("name", accounts.DEMO_USERNAMES)
+def test_demo_account_names_are_refused_outside_a_demo_database(sqlite_engine, name):
+    for allow in (False, True):
+        with pytest.raises(AccountRefused, match="demo"):
+            accounts.create_user(sqlite_engine, username=name.upper(), display_name="x", role="admin",
+                                 password=accounts.DEMO_PASSWORD, actor="t", allow_demo_names=allow)
+    with pytest.raises(AccountRefused, match="demo database"):
+        accounts.create_demo_accounts(sqlite_engine)
+    assert accounts.list_users(sqlite_engine) == []
+
+
+def test_demo_accounts_exist_in_a_demo_database_and_sign_in_with_the_demo_password(sqlite_engine):
+    set_value(sqlite_engine, DEMO_KEY, "yes")
+    made = accounts.create_demo_accounts(sqlite_engine)
+    assert {(u.username, u.role) for u in made} == {(n, r) for n, _, r in accounts.DEMO_ACCOUNTS}
+    assert accounts.create_demo_accounts(sqlite_engine) == []  # idempotent
+    for name in accounts.DEMO_USERNAMES:
+        assert accounts.authenticate(sqlite_engine, name, accounts.DEMO_PASSWORD, now=NOW).username == name
+    # even in a demo database, an ordinary add (no allow_demo_names) cannot make a demo-named account
+    with pytest.raises(AccountRefused):
+        accounts.create_user(sqlite_engine, username="demo-admin", display_name="x", role="admin",
+                             password=PASSWORD, actor="t")
+
+
+def test_the_first_admin_is_created_only_while_there_are_no_accounts(engine):
+    assert not accounts.has_accounts(engine)
+    first = accounts.create_first_admin(engine, username="Boss", display_name="The Boss", password=PASSWORD)
+    assert (first.username, first.role) == ("boss", "admin")
+    assert accounts.has_accounts(engine)
+    with pytest.raises(AccountRefused, match="already has accounts"):
+        accounts.create_first_admin(engine, username="second", display_name="x", password=PASSWORD)
+    assert [u.username for u in accounts.list_users(engine)] == ["boss"]
+
+
+def test_role_changes_are_audited_with_before_and_after(engine):
+    make_user(engine, "admin")
+    make_user(engine, "clinician")
+    accounts.set_role(engine, "cleo", "reviewer", actor="ada", now=NOW)
+    assert accounts.get_user(engine, "cleo").role == "reviewer"
+    [line] = audit_lines(engine, "role_change")
+    assert (line.actor, line.entity, line.entity_key) == ("ada", "user", "cleo")
+    assert line.detail["before"]["role"] == "clinician" and line.detail["after"]["role"] == "reviewer"
+    assert line.at == NOW
+
+
+def test_the_last_active_admin_can_be_neither_demoted_nor_disabled(engine):
+    make_user(engine, "admin")
+    with pytest.raises(AccountRefused, match="only active admin"):
+        accounts.set_role(engine, "ada", "clinician", actor="ada")
+    with pytest.raises(AccountRefused, match="only active admin"):
+        accounts.set_disabled(engine, "ada", True, actor="ada")
+    make_user(engine, "admin", username="abe")
+    accounts.set_disabled(engine, "ada", True, actor="abe")
+    assert accounts.get_user(engine, "ada").disabled
+    with pytest.raises(AccountRefused, match="only active admin"):
+        accounts.set_role(engine, "abe", "reviewer", actor="abe")
+
+
+def test_changing_an_unknown_account_is_refused(sqlite_engine):
+    with pytest.raises(AccountRefused, match="no account called ghost"):
+        accounts.set_role(sqlite_engine, "ghost", "admin", actor="t")
+
+
+# ----- signing in ----------------------------------------------------------------------------
+
+
+def test_a_wrong_password_and_an_unknown_account_get_the_same_answer(engine):
+    make_user(engine, "clinician")
+    wrong = refusal(engine, "cleo", "not the password")
+    unknown = refusal(engine, "nobody", "not the password")
+    assert wrong == unknown
+    assert "cleo" not in wrong and "nobody" not in wrong
+    failures = audit_lines(engine, "sign_in_failed")
+    assert [(f.actor, f.detail["reason"]) for f in failures] == [("cleo", "wrong_password"), ("(unknown)", "unknown_account")]
+
+
+def test_a_successful_sign_in_is_audited_and_stamps_the_account(engine):
+    make_user(engine, "clinician")
+    user = accounts.authenticate(engine, " CLEO ", PASSWORD, now=NOW)
+    assert (user.username, user.role) == ("cleo", "clinician")
+    assert accounts.get_user(engine, "cleo").last_sign_in_at == NOW
+    [line] = audit_lines(engine, "sign_in")
+    assert (line.actor, line.at, line.detail["method"]) == ("cleo", NOW, "password")
+
+
+def test_lockout_after_the_set_number_of_failures_for_the_set_time(engine):
+    attempts, minutes = get_settings().lockout_attempts, get_settings().lockout_minutes
+    assert (attempts, minutes) == (5, 15)  # the documented defaults
+    make_user(engine, "clinician")
+    for i in range(attempts - 1):
+        assert "not right" in refusal(engine, "cleo", "wrong", now=NOW + timedelta(seconds=i))
+    locking = refusal(engine, "cleo", "wrong", now=NOW + timedelta(seconds=10))
+    assert "locked" in locking and "15 minutes" in locking
+    # while locked, even the right password is refused, and says so plainly
+    assert "locked" in refusal(engine, "cleo", PASSWORD, now=NOW + timedelta(minutes=14))
+    user = accounts.authenticate(engine, "cleo", PASSWORD, now=NOW + timedelta(seconds=10, minutes=minutes, milliseconds=1))
+    assert user.failed_attempts == 0 and user.locked_until is None
+
+
+def test_a_lockout_survives_a_restart(db_url):
+    engine = make_engine(db_url)
+    upgrade(engine)
+    make_user(engine, "clinician")
+    for _ in range(5):
+        refusal(engine, "cleo", "wrong")
+    engine.dispose()
+    restarted = make_engine(db_url)  # a new process would open the database afresh
+    assert accounts.get_user(restarted, "cleo").locked_until == NOW + timedelta(minutes=15)
+    assert "locked" in refusal(restarted, "cleo", PASSWORD, now=NOW + timedelta(minutes=5))
+    restarted.dispose()
+
+
+def test_the_lockout_settings_apply(sqlite_engine, monkeypatch):
+    monkeypatch.setenv("KETAWATCH_LOCKOUT_ATTEMPTS", "2")
+    monkeypatch.setenv("KETAWATCH_LOCKOUT_MINUTES", "60")
+    get_settings.cache_clear()
+    make_user(sqlite_engine, "clinician")
+    assert "not right" in refusal(sqlite_engine, "cleo", "wrong")
+    assert "locked" in refusal(sqlite_engine, "cleo", "wrong")
+    assert "locked" in refusal(sqlite_engine, "cleo", PASSWORD, now=NOW + timedelta(minutes=59))
+    assert accounts.authenticate(sqlite_engine, "cleo", PASSWORD, now=NOW + timedelta(minutes=61)).username == "cleo"
+
+
+def test_a_password_reset_lifts_the_lockout_and_replaces_the_password(engine):
+    make_user(engine, "admin")
+    make_user(engine, "clinician")
+    for _ in range(5):
+        refusal(engine, "cleo", "wrong")
+    accounts.reset_password(engine, "cleo", "a-brand-new-password", actor="ada", now=NOW)
+    assert "not right" in refusal(engine, "cleo", PASSWORD)
+    assert accounts.authenticate(engine, "cleo", "a-brand-new-password", now=NOW).username == "cleo"
+    [line] = audit_lines(engine, "password_reset")
+    assert line.actor == "ada" and "$argon2" not in str(line.detail)
+
+
+def test_a_disabled_account_is_told_plainly_and_cannot_sign_in(engine):
+    make_user(engine, "admin")
+    make_user(engine, "clinician")
+    accounts.set_disabled(engine, "cleo", True, actor="ada")
+    assert "disabled" in refusal(engine, "cleo", PASSWORD)
+    accounts.set_disabled(engine, "cleo", False, actor="ada")
+    assert accounts.authenticate(engine, "cleo", PASSWORD, now=NOW).username == "cleo"
+    assert [e.action for e in audit_lines(engine) if e.action.startswith("user_")][-2:] == ["user_disable", "user_enable"]
+
+
+def test_no_audit_line_ever_holds_a_password_or_its_hash(sqlite_engine):
+    make_user(sqlite_engine, "admin")
+    make_user(sqlite_engine, "clinician")
+    refusal(sqlite_engine, "cleo", "typed-wrong-secret")
+    accounts.authenticate(sqlite_engine, "cleo", PASSWORD)
+    accounts.reset_password(sqlite_engine, "cleo", "another-long-secret", actor="ada")
+    text = " ".join(str(e.detail) for e in audit_lines(sqlite_engine))
+    for secret in (PASSWORD, "typed-wrong-secret", "another-long-secret", "$argon2"):
+        assert secret not in text
+
+
+class LockoutModel:
+    """The lockout rule in a few lines, to check the real one against."""
+
+    def __init__(self, attempts: int, minutes: int):
+        self.attempts, self.minutes = attempts, minutes
+        self.failures, self.locked_until = 0, None
+
+    def attempt(self, right: bool, now) -> str:
+        if self.locked_until is not None and now < self.locked_until:
+            return "locked"
+        if self.locked_until is not None:
+            self.failures, self.locked_until = 0, None
+        if right:
+            self.failures = 0
+            return "ok"
+        self.failures += 1
+        if self.failures >= self.attempts:
+            self.locked_until = now + timedelta(minutes=self.minutes)
+            return "locked"
+        return "wrong"
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(st.tuples(st.booleans(), st.integers(min_value=0, max_value=20 * 60)), min_size=1, max_size=14))
+def test_lockout_behaves_like_the_simple_rule_for_any_sequence_of_attempts(tmp_path_factory, steps):
+    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('lock') / 'l.db'}")
+    upgrade(engine)
+    make_user(engine, "clinician")
+    model = LockoutModel(get_settings().lockout_attempts, get_settings().lockout_minutes)
+    now = NOW
+    for right, gap in steps:
+        now = now + timedelta(seconds=gap)
+        expected = model.attempt(right, now)
+        try:
+            accounts.authenticate(engine, "cleo", PASSWORD if right else "wrong", now=now)
+            outcome = "ok"
+        except SignInRefused as exc:
+            outcome = "locked" if "locked" in exc.message else "wrong"
+        assert outcome == expected
+    with Session(engine) as db:
+        stored = db.get(User, "cleo")
+        assert stored.locked_until == model.locked_until
+    engine.dispose()
+
+
+# ----- idle time and single sign-on ----------------------------------------------------------
+
+
+@given(idle=st.floats(min_value=0, max_value=10_000, allow_nan=False), timeout=st.integers(min_value=1, max_value=120))
+def test_idle_expiry_is_exactly_the_timeout(idle, timeout):
+    start = 1_800_000_000.0
+    assert accounts.idle_expired(start, start + idle, timeout) == (idle > timeout * 60)
+    assert accounts.idle_expired(None, start, timeout)
+
+
+def test_single_sign_on_maps_a_known_email_and_refuses_strangers(engine):
+    make_user(engine, "clinician", username="kim@clinic.org")
+    user = accounts.sign_in_sso(engine, ["Kim@Clinic.org", None], now=NOW)
+    assert user.username == "kim@clinic.org"
+    with pytest.raises(SignInRefused, match="not linked"):
+        accounts.sign_in_sso(engine, ["stranger@elsewhere.org", "stranger"], now=NOW)
+    with pytest.raises(SignInRefused, match="not linked"):
+        accounts.sign_in_sso(engine, [None, ""], now=NOW)
+    make_user(engine, "admin")
+    accounts.set_disabled(engine, "kim@clinic.org", True, actor="ada")
+    with pytest.raises(SignInRefused, match="disabled"):
+        accounts.sign_in_sso(engine, ["kim@clinic.org"], now=NOW)
+    outcomes = [(e.action, e.detail.get("method"), e.detail.get("reason")) for e in audit_lines(engine)
+                if e.action.startswith("sign_in")]
+    assert outcomes == [("sign_in", "sso", None), ("sign_in_failed", "sso", "sso_unknown_identity"),
+                        ("sign_in_failed", "sso", "sso_unknown_identity"), ("sign_in_failed", "sso", "disabled")]
+
+
+# ----- `ketawatch users` ---------------------------------------------------------------------
+
+
+def users_cli(*args: str, stdin: str = ""):
+    """`ketawatch users ...` in-process, through the real command-line app."""
+    from typer.testing import CliRunner
+
+    from ketawatch.cli import app
+
+    return CliRunner().invoke(app, ["users", *args], input=stdin)
+
+
+def test_the_users_commands_manage_accounts_end_to_end(tmp_path):
+    db = ["--db", f"sqlite:///{tmp_path / 'cli.db'}"]
+    added = users_cli("add", "Boss", "--role", "admin", "--name", "The Boss", "--password-stdin", *db,
+                      stdin=PASSWORD + "\n")
+    assert added.exit_code == 0 and "added boss (admin)" in added.output
+    prompted = users_cli("add", "cleo", "--role", "clinician", "--as", "boss", *db, stdin=f"{PASSWORD}\n{PASSWORD}\n")
+    assert prompted.exit_code == 0, prompted.output
+    assert PASSWORD not in prompted.output  # typed at a hidden prompt, never echoed
+    assert users_cli("set-role", "cleo", "reviewer", "--as", "boss", *db).exit_code == 0
+    assert users_cli("disable", "cleo", *db).exit_code == 0
+    listing = users_cli("list", "--format", "json", *db)
+    rows = {r["username"]: r for r in json.loads(listing.output)}
+    assert (rows["cleo"]["role"], rows["cleo"]["status"]) == ("reviewer", "disabled")
+    assert "password" not in listing.output.replace("password_stdin", "")
+    assert users_cli("enable", "cleo", *db).exit_code == 0
+    assert users_cli("reset-password", "cleo", "--password-stdin", *db, stdin="another-long-password\n").exit_code == 0
+    engine = make_engine(db[1])
+    assert accounts.authenticate(engine, "cleo", "another-long-password", now=NOW).role == "reviewer"
+    lines = [(e.actor, e.action) for e in audit_lines(engine)]
+    assert ("boss", "user_create") in lines and ("boss", "role_change") in lines
+    assert any(actor.startswith("cli:") and action == "user_disable" for actor, action in lines)
+    engine.dispose()
+
+
+@pytest.mark.parametrize("args,stdin,code,message", [
+    (("add", "x1", "--role", "nurse", "--password-stdin"), PASSWORD + "\n", 2, "must be one of admin, clinician, reviewer"),
+    (("add", "x1", "--role", "clinician", "--password-stdin"), "short\n", 1, "at least 12 characters"),
+    (("add", "demo-admin", "--role", "admin", "--password-stdin"), "demo-password\n", 1, "demo database"),
+    (("add", "x1", "--role", "clinician", "--password-stdin"), "", 1, "standard input was empty"),
+    (("set-role", "ghost", "admin"), "", 1, "no account called ghost"),
+    (("reset-password", "ghost", "--password-stdin"), PASSWORD + "\n", 1, "no account called ghost"),
+    (("add", "x1", "--role", "clinician", PASSWORD), "", 2, ""),  # a password is never a plain argument
+])
+def test_the_users_commands_refuse_with_a_reason(tmp_path, args, stdin, code, message):
+    from ketawatch.cli import Rejected
+
+    result = users_cli(*args, "--db", f"sqlite:///{tmp_path / 'cli.db'}", stdin=stdin)
+    assert result.exit_code == code
+    shown = result.output + (" ".join(result.exception.lines) if isinstance(result.exception, Rejected) else "")
+    assert message in shown
+    assert accounts.list_users(open_database(f"sqlite:///{tmp_path / 'cli.db'}")) == []

@@ -1,0 +1,200 @@
+"""Amend and void with a reason, history kept, and optimistic concurrency: when two clinicians edit one record,
+the second is told and nothing of the first is lost (store level on both backends; UI level with two AppTests)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from store import records
+from store.db import open_database
+from store.importer import import_folder
+from store.queries import checkins_frame, revisions_frame, sessions_frame
+from store.validation import SESSION_RULES
+from tests.access_support import RECORD_PAGE, app_from, cheap_hashes, make_user, sign_in  # noqa: F401 - autouse fixture
+from tests.store_support import CHECKIN, SESSION, write_folder
+
+
+@pytest.fixture
+def one_of_each(engine, validator, tmp_path):
+    """A patient with one session and one check-in; returns (engine, session id, check-in id)."""
+    import_folder(engine, write_folder(tmp_path / "in"), actor="setup", validator=validator)
+    return engine, int(sessions_frame(engine)["id"].iloc[0]), int(checkins_frame(engine)["id"].iloc[0])
+
+
+KINDS = {
+    "session": (records.amend_session, records.void_session, sessions_frame, "dose_mg", 40.0, float(SESSION["dose_mg"])),
+    "checkin": (records.amend_checkin, records.void_checkin, checkins_frame, "craving", 7, int(CHECKIN["craving"])),
+}
+
+
+def stored(engine, frame_of, record_id, field):
+    frame = frame_of(engine, include_voided=True)
+    return frame.loc[frame["id"] == record_id].iloc[0][field]
+
+
+# ----- store level ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_second_of_two_edits_from_the_same_version_is_refused_and_the_first_is_kept(one_of_each, validator, kind):
+    engine, session_id, checkin_id = one_of_each
+    amend, _void, frame_of, field, new, old = KINDS[kind]
+    record_id = session_id if kind == "session" else checkin_id
+    amend(engine, record_id, {field: new}, actor="alice", reason="corrected", expected_version=1, validator=validator)
+    with pytest.raises(records.RecordConflict, match="changed by alice while you were editing"):
+        amend(engine, record_id, {"notes": "bob's note"}, actor="bob", reason="note", expected_version=1, validator=validator)
+    assert stored(engine, frame_of, record_id, field) == new
+    assert stored(engine, frame_of, record_id, "version") == 2
+    # Bob reopens (version 2) and saves: both edits now stand, and version 1 is in the history
+    amend(engine, record_id, {"notes": "bob's note"}, actor="bob", reason="note", expected_version=2, validator=validator)
+    assert stored(engine, frame_of, record_id, field) == new
+    assert stored(engine, frame_of, record_id, "notes") == "bob's note"
+    history = revisions_frame(engine, kind, record_id)
+    assert list(history["version"]) == [1, 2] and list(history["changed_by"]) == ["alice", "bob"]
+    assert history.iloc[0]["data"][field] == old and history.iloc[1]["data"][field] == new
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_void_needs_a_reason_and_a_voided_record_cannot_be_changed(one_of_each, validator, kind):
+    engine, session_id, checkin_id = one_of_each
+    amend, void, frame_of, field, new, old = KINDS[kind]
+    record_id = session_id if kind == "session" else checkin_id
+    for reason in ("", "   "):
+        with pytest.raises(records.RecordInvalid, match="reason"):
+            void(engine, record_id, actor="alice", reason=reason, expected_version=1, validator=validator)
+        with pytest.raises(records.RecordInvalid, match="reason"):
+            amend(engine, record_id, {field: new}, actor="alice", reason=reason, expected_version=1, validator=validator)
+    assert stored(engine, frame_of, record_id, "version") == 1
+    void(engine, record_id, actor="alice", reason="entered twice", expected_version=1, validator=validator)
+    with pytest.raises(records.RecordConflict, match="voided by alice"):
+        amend(engine, record_id, {field: new}, actor="bob", reason="x", expected_version=2, validator=validator)
+    assert stored(engine, frame_of, record_id, field) == old
+    assert stored(engine, frame_of, record_id, "void_reason") == "entered twice"
+    assert record_id not in set(frame_of(engine)["id"])  # gone from live records, kept in history
+
+
+def test_simultaneous_saves_from_the_same_version_let_exactly_one_through(one_of_each, validator, request):
+    engine, session_id, _ = one_of_each
+    writers = 6
+    barrier = threading.Barrier(writers)
+    outcomes: list[str] = []
+
+    def save(i: int) -> None:
+        barrier.wait()
+        try:
+            records.amend_session(engine, session_id, {"dose_mg": 30 + i}, actor=f"clinician{i}", reason="race",
+                                  expected_version=1, validator=validator)
+            outcomes.append("saved")
+        except records.RecordConflict:
+            outcomes.append("conflict")
+        except OperationalError:
+            outcomes.append("database error")
+
+    threads = [threading.Thread(target=save, args=(i,)) for i in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["conflict"] * (writers - 1) + ["saved"]
+    assert stored(engine, sessions_frame, session_id, "version") == 2
+    assert len(revisions_frame(engine, "session", session_id)) == 1
+
+
+# ----- UI level ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ui_records(tmp_path):
+    """The configured database with one patient's session and check-in, and two clinicians and a reviewer."""
+    engine = open_database()
+    import_folder(engine, write_folder(tmp_path / "ui"), actor="setup")
+    people = {name: make_user(engine, role, username=name)
+              for name, role in (("alice", "clinician"), ("bob", "clinician"), ("rhea", "reviewer"))}
+    return engine, int(sessions_frame(engine)["id"].iloc[0]), int(checkins_frame(engine)["id"].iloc[0]), people
+
+
+def page_for(user):
+    at = sign_in(app_from(RECORD_PAGE), user)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def submit(at, form_key: str, label: str):
+    return at.button(key=f"FormSubmitter:{form_key}-{label}").click().run()
+
+
+def test_two_clinicians_amending_one_session_the_second_sees_a_conflict_and_nothing_is_lost(ui_records):
+    engine, sid, _, people = ui_records
+    base = f"kw_amend_session_{sid}"
+    alice, bob = page_for(people["alice"]), page_for(people["bob"])
+    alice.button(key=f"{base}_open_amend").click().run()
+    bob.button(key=f"{base}_open_amend").click().run()
+    dose = alice.number_input(key=f"{base}_f_dose_mg")
+    rule = SESSION_RULES["dose_mg"]
+    assert dose.label == "Dose (mg)" and dose.max == rule.high  # bounds come from the one set of rules
+    dose.set_value(40.0)
+    alice.text_input(key=f"{base}_reason").input("dose misread from the chart")
+    submit(alice, f"{base}_form", "Save amendment")
+    assert not alice.exception and "now version 2" in alice.success[0].value
+
+    bob.text_area(key=f"{base}_f_notes").input("Bob's observation")
+    bob.text_input(key=f"{base}_reason").input("added observation")
+    submit(bob, f"{base}_form", "Save amendment")
+    assert not bob.exception
+    assert any("changed by alice while you were editing" in e.value for e in bob.error)
+    assert bob.text_area(key=f"{base}_f_notes").value == "Bob's observation"  # Bob's entry is still in his form
+    assert stored(engine, sessions_frame, sid, "dose_mg") == 40.0  # Alice's change is kept
+    assert stored(engine, sessions_frame, sid, "notes") == SESSION["notes"]
+
+    bob.button(key=f"{base}_restart").click().run()
+    bob.button(key=f"{base}_open_amend").click().run()
+    assert bob.number_input(key=f"{base}_f_dose_mg").value == 40.0  # he now edits Alice's version
+    bob.text_area(key=f"{base}_f_notes").input("Bob's observation")
+    bob.text_input(key=f"{base}_reason").input("added observation")
+    submit(bob, f"{base}_form", "Save amendment")
+    assert "now version 3" in bob.success[0].value
+    assert (stored(engine, sessions_frame, sid, "dose_mg"), stored(engine, sessions_frame, sid, "notes")) == (40.0, "Bob's observation")
+
+
+def test_voiding_from_the_page_needs_a_reason_and_shows_in_the_history(ui_records):
+    engine, _, cid, people = ui_records
+    base = f"kw_amend_checkin_{cid}"
+    at = page_for(people["alice"])
+    at.button(key=f"{base}_open_void").click().run()
+    submit(at, f"{base}_void_form", "Void check-in")
+    assert any("Give a reason" in e.value for e in at.error)
+    assert stored(engine, checkins_frame, cid, "voided_at") is None
+    at.text_input(key=f"{base}_void_reason").input("entered for the wrong patient")
+    submit(at, f"{base}_void_form", "Void check-in")
+    assert not at.exception and "voided" in at.success[0].value
+    history = [m.value for m in at.markdown if m.value.startswith("**Check-in of")]
+    assert history and history[0].endswith(": voided**")
+    table = at.dataframe[-1].value
+    assert "voided by alice" in table["What happened next"].iloc[0]
+    assert "entered for the wrong patient" in table["What happened next"].iloc[0]
+
+
+def test_an_amended_check_in_shows_both_versions_in_the_history(ui_records):
+    engine, _, cid, people = ui_records
+    base = f"kw_amend_checkin_{cid}"
+    at = page_for(people["alice"])
+    at.button(key=f"{base}_open_amend").click().run()
+    at.number_input(key=f"{base}_f_craving").set_value(6)
+    at.text_input(key=f"{base}_reason").input("patient corrected the answer")
+    submit(at, f"{base}_form", "Save amendment")
+    assert stored(engine, checkins_frame, cid, "craving") == 6
+    table = at.dataframe[-1].value
+    assert list(table["Version"]) == [1, 2]
+    assert list(table["Craving"]) == [CHECKIN["craving"], "6"]
+    assert "amended by alice" in table["What happened next"].iloc[0]
+    assert "PHQ-9 total" not in table.columns  # only the fields that changed
+
+
+def test_a_reviewer_gets_no_way_to_amend_or_void(ui_records):
+    at = page_for(ui_records[3]["rhea"])
+    assert [b.label for b in at.button] == []  # no amend/void buttons and no form submit buttons at all
+    assert at.subheader, "the records themselves are still shown to the reviewer"

@@ -1,0 +1,283 @@
+"""`ketawatch backup` / `ketawatch restore`: a consistent copy while the app writes, a faithful round trip on
+SQLite (and PostgreSQL with pg_dump/pg_restore), and refusals that protect data."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
+from sqlmodel import SQLModel
+
+import store.models  # noqa: F401 - every table in the metadata
+from ketawatch import backup as kb
+from store import records
+from store.db import make_engine, upgrade
+from store.importer import import_folder
+from store.queries import sessions_frame
+from store.validation import Validator
+from tests.access_support import cheap_hashes, make_user  # noqa: F401 - autouse fixture
+from tests.conftest import NOW, PG_URL, REPO, TZ, fresh_database_url
+from tests.store_support import write_folder
+
+#: Runs the real `ketawatch` entry point, as the installed console script does.
+CLI = "from ketawatch.cli import main; main()"
+
+
+def ketawatch(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """`ketawatch ARGS` in a subprocess, as a clinic's script would run it."""
+    return subprocess.run([sys.executable, "-c", CLI, *args], cwd=cwd, input=stdin, capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "HOME": str(cwd)}, timeout=120)
+
+
+def table_rows(engine) -> dict[str, list[tuple]]:
+    """Every row of every KetaWatch table, in primary-key order: the whole content of a database."""
+    out = {}
+    with engine.connect() as conn:
+        for table in SQLModel.metadata.sorted_tables:
+            order = list(table.primary_key.columns)
+            out[table.name] = [tuple(r) for r in conn.execute(select(table).order_by(*order))]
+        out["alembic_version"] = [tuple(r) for r in conn.execute(text("SELECT version_num FROM alembic_version"))]
+    return out
+
+
+def fill(engine, folder: Path) -> None:
+    """Records of every kind: import, an amendment (a revision), an account, sign-in lines."""
+    validator = Validator(now=NOW, tz=TZ)
+    import_folder(engine, write_folder(folder), actor="setup", validator=validator)
+    sid = int(sessions_frame(engine)["id"].iloc[0])
+    records.amend_session(engine, sid, {"dose_mg": 41}, actor="cleo", reason="typo", expected_version=1,
+                          validator=validator)
+    make_user(engine, "clinician")
+
+
+@pytest.fixture
+def filled_sqlite(tmp_path):
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    fill(engine, tmp_path / "in")
+    yield url, engine
+    engine.dispose()
+
+
+def test_sqlite_round_trip_restores_every_row(filled_sqlite, tmp_path):
+    url, engine = filled_sqlite
+    original = table_rows(engine)
+    message = kb.backup(url, tmp_path / "copy.db", actor="ops")
+    assert "1 patients, 1 sessions, 1 check-ins, 1 accounts" in message
+    copy = make_engine(f"sqlite:///{tmp_path / 'copy.db'}")
+    assert table_rows(copy) == original
+    copy.dispose()
+
+    records.add_checkin(engine, {"patient_id": "KW-T1", "reported_at": "2026-03-01", "craving": 9}, actor="cleo",
+                        validator=Validator(now=NOW, tz=TZ))
+    with pytest.raises(kb.BackupRefused, match="already holds data"):
+        kb.restore(url, tmp_path / "copy.db")
+    kb.restore(url, tmp_path / "copy.db", force=True, actor="ops")
+    restored = table_rows(engine)
+    added_lines = restored.pop("audit_event")[len(original["audit_event"]):]
+    assert restored == {k: v for k, v in original.items() if k != "audit_event"}
+    assert [line[3] for line in added_lines] == ["restore"]  # (id, at, actor, action, ...)
+    with sqlite3.connect(tmp_path / "live.db") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_restore_into_a_new_database_needs_no_force(filled_sqlite, tmp_path):
+    url, engine = filled_sqlite
+    kb.backup(url, tmp_path / "b.db")
+    new_url = f"sqlite:///{tmp_path / 'fresh' / 'new.db'}"
+    (tmp_path / "fresh").mkdir()
+    kb.restore(new_url, tmp_path / "b.db")
+    new = make_engine(new_url)
+    assert table_rows(new)["infusion_session"] == table_rows(engine)["infusion_session"]
+    new.dispose()
+
+
+def test_a_backup_never_overwrites_a_file(filled_sqlite, tmp_path):
+    url, _ = filled_sqlite
+    target = tmp_path / "exists.db"
+    target.write_bytes(b"precious")
+    with pytest.raises(kb.BackupRefused, match="already exists"):
+        kb.backup(url, target)
+    assert target.read_bytes() == b"precious"
+
+
+def not_ketawatch(tmp_path: Path) -> Path:
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE notes (x)")
+    return path
+
+
+def newer_schema(tmp_path: Path, url: str) -> Path:
+    path = tmp_path / "newer.db"
+    kb.backup(url, path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999_from_the_future'")
+    return path
+
+
+def garbage(tmp_path: Path) -> Path:
+    path = tmp_path / "garbage.db"
+    path.write_bytes(b"this is not a database at all" * 100)
+    return path
+
+
+def truncated(tmp_path: Path, url: str) -> Path:
+    path = tmp_path / "whole.db"
+    kb.backup(url, path)
+    cut = tmp_path / "truncated.db"
+    cut.write_bytes(path.read_bytes()[:6000])
+    return cut
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda tmp, url: not_ketawatch(tmp), "not a KetaWatch backup"),
+    (lambda tmp, url: newer_schema(tmp, url), "newer KetaWatch"),
+    (lambda tmp, url: garbage(tmp), "not a KetaWatch backup"),
+    (lambda tmp, url: truncated(tmp, url), "damaged|not a readable|not a KetaWatch"),
+    (lambda tmp, url: tmp / "missing.db", "no such backup file"),
+])
+def test_restore_checks_the_file_first_and_changes_nothing_when_it_is_wrong(filled_sqlite, tmp_path, make, message):
+    url, engine = filled_sqlite
+    bad = make(tmp_path, url)
+    before = table_rows(engine)
+    with pytest.raises(kb.BackupRefused, match=message):
+        kb.restore(url, bad, force=True)
+    assert table_rows(engine) == before
+
+
+def test_a_backup_taken_while_the_app_writes_is_consistent(filled_sqlite, tmp_path):
+    """Each check-in and its audit line commit together; a consistent copy has exactly as many of one as the other."""
+    url, engine = filled_sqlite
+    imported = len(table_rows(engine)["check_in"])
+    stop = threading.Event()
+    written = []
+
+    def clinic_at_work():
+        validator = Validator(now=NOW, tz=TZ)
+        start = datetime(2020, 1, 1, tzinfo=timezone.utc)
+        while not stop.is_set():
+            when = start + timedelta(hours=len(written))
+            try:
+                records.add_checkin(engine, {"patient_id": "KW-T1", "reported_at": when, "craving": len(written) % 11},
+                                    actor="cleo", validator=validator)
+            except OperationalError:  # SQLite's deferred BEGIN vs. the backup's own audit line: see test_amend_void
+                continue
+            written.append(when)
+
+    writer = threading.Thread(target=clinic_at_work)
+    writer.start()
+    copies = []
+    try:
+        for i in range(4):
+            path = tmp_path / f"during-{i}.db"
+            kb.backup(url, path)
+            copies.append(path)
+    finally:
+        stop.set()
+        writer.join()
+    assert written, "the writer ran during the backups"
+    for path in copies:
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            checkins = conn.execute("SELECT count(*) FROM check_in").fetchone()[0]
+            lines = conn.execute("SELECT count(*) FROM audit_event WHERE action = 'create' AND entity = 'checkin'").fetchone()[0]
+            assert checkins - imported == lines
+    assert len(set(copies_counts(copies))) > 1, "the copies were taken at different moments of the writing"
+
+
+def copies_counts(paths):
+    for path in paths:
+        with sqlite3.connect(path) as conn:
+            yield conn.execute("SELECT count(*) FROM check_in").fetchone()[0]
+
+
+def test_backup_and_restore_are_audited(filled_sqlite, tmp_path):
+    url, engine = filled_sqlite
+    kb.backup(url, tmp_path / "a.db", actor="night-ops")
+    with engine.connect() as conn:
+        actor, action, detail = conn.execute(text(
+            "SELECT actor, action, detail FROM audit_event ORDER BY id DESC LIMIT 1")).one()
+    assert (actor, action) == ("night-ops", "backup") and "a.db" in str(detail)
+
+
+# ----- through the command line --------------------------------------------------------------
+
+
+def test_the_commands_exit_with_one_readable_line(filled_sqlite, tmp_path):
+    url, _ = filled_sqlite
+    done = ketawatch("backup", "nightly.db", "--db", url, cwd=tmp_path)
+    assert done.returncode == 0 and "backup written to nightly.db" in done.stdout
+    again = ketawatch("backup", "nightly.db", "--db", url, cwd=tmp_path)
+    assert again.returncode == 1 and again.stderr.strip().count("\n") == 0 and "already exists" in again.stderr
+    refused = ketawatch("restore", "nightly.db", "--db", url, cwd=tmp_path)
+    assert refused.returncode == 1 and "--force" in refused.stderr and "Traceback" not in refused.stderr
+    forced = ketawatch("restore", "nightly.db", "--db", url, "--force", cwd=tmp_path)
+    assert forced.returncode == 0 and forced.stdout.startswith("restored")
+    wrong = ketawatch("restore", str(garbage(tmp_path)), "--db", f"sqlite:///{tmp_path / 'x.db'}", cwd=tmp_path)
+    assert wrong.returncode == 1 and "not a KetaWatch backup" in wrong.stderr
+
+
+# ----- PostgreSQL ----------------------------------------------------------------------------
+
+needs_pg_tools = pytest.mark.skipif(
+    not (PG_URL and shutil.which("pg_dump") and shutil.which("pg_restore")),
+    reason="needs KETAWATCH_TEST_DATABASE_URL and pg_dump/pg_restore on PATH",
+)
+
+
+@needs_pg_tools
+def test_postgresql_round_trip_with_pg_dump_and_pg_restore(tmp_path):
+    source_url, drop_source = fresh_database_url("postgresql", tmp_path)
+    target_url, drop_target = fresh_database_url("postgresql", tmp_path)
+    try:
+        source = make_engine(source_url)
+        upgrade(source)
+        fill(source, tmp_path / "in")
+        original = table_rows(source)
+        assert "pg_dump" in kb.backup(source_url, tmp_path / "pg.dump")
+        assert kb.inspect_backup(tmp_path / "pg.dump").format == "pg_custom"
+        kb.restore(target_url, tmp_path / "pg.dump")
+        target = make_engine(target_url)
+        restored = table_rows(target)
+        added = restored.pop("audit_event")[len(original["audit_event"]):]
+        assert restored == {k: v for k, v in original.items() if k != "audit_event"}
+        assert [line[3] for line in added] == ["restore"]
+        with pytest.raises(kb.BackupRefused, match="already holds data"):
+            kb.restore(target_url, tmp_path / "pg.dump")
+        # the restored trail is still append-only
+        with pytest.raises(Exception, match="append-only"):
+            with target.begin() as conn:
+                conn.execute(text("DELETE FROM audit_event"))
+        with pytest.raises(kb.BackupRefused, match="is an SQLite backup"):
+            kb.restore(target_url, sqlite_backup(tmp_path))
+        source.dispose()
+        target.dispose()
+    finally:
+        drop_source()
+        drop_target()
+
+
+def sqlite_backup(tmp_path: Path) -> Path:
+    """A genuine SQLite KetaWatch backup (to try restoring into PostgreSQL)."""
+    url = f"sqlite:///{tmp_path / 'sq.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    kb.backup(url, tmp_path / "sq-backup.db")
+    return tmp_path / "sq-backup.db"
+
+
+def test_postgresql_without_pg_dump_gives_a_clear_message(monkeypatch, tmp_path):
+    monkeypatch.setattr(kb.shutil, "which", lambda name: None)
+    with pytest.raises(kb.BackupRefused, match="pg_dump is not installed or not on PATH"):
+        kb.backup("postgresql://postgres@127.0.0.1:5432/postgres", tmp_path / "x.dump")

@@ -1,0 +1,202 @@
+"""The caseload table and the alert-review rule (ketawatch.caseload): worst first, due dates, latest scores, reopening."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ketawatch.caseload import (
+    CASELOAD_COLUMNS,
+    caseload_table,
+    level_counts,
+    reason_ids,
+    reason_summary,
+    unreviewed_alerts,
+)
+from ketawatch.risk import Reason, assess
+from store.frames import Records
+
+TZ = "Europe/London"
+TODAY = dt.date(2026, 11, 22)
+
+
+def _reason(rule_id: str, level: str = "amber", text: str | None = None) -> Reason:
+    return Reason(rule_id=rule_id, level=level, text=text or f"observation {rule_id}", evidence_dates=(TODAY,))
+
+
+def _patients(*rows: dict) -> pd.DataFrame:
+    base = {"indication": "depression", "sud_history": False, "treatment_start": "2026-01-01", "status": "active"}
+    return pd.DataFrame([{**base, **r} for r in rows])
+
+
+def _assessment(rows: list[tuple[str, str, dt.date | None, list]]) -> pd.DataFrame:
+    return pd.DataFrame({
+        "patient_id": [r[0] for r in rows],
+        "as_of": [TODAY] * len(rows),
+        "level": [r[1] for r in rows],
+        "since": [r[2] for r in rows],
+        "reasons": pd.Series([r[3] for r in rows], dtype=object),
+    })
+
+
+def _reviews(rows: list[tuple[str, str, str, str]]) -> pd.DataFrame:
+    """(patient_id, reviewed_at ISO UTC, level, ';'-joined reasons)."""
+    return pd.DataFrame({
+        "patient_id": [r[0] for r in rows],
+        "reviewed_at": pd.to_datetime([r[1] for r in rows], utc=True),
+        "level": [r[2] for r in rows],
+        "reasons": [r[3] for r in rows],
+        "action": ["discussed_with_patient"] * len(rows),
+    })
+
+
+@pytest.fixture
+def three_patients() -> Records:
+    patients = _patients(
+        {"patient_id": "G", "planned_interval_days": 14, "display_name": "Green One", "clinician": "cleo"},
+        {"patient_id": "A", "planned_interval_days": 7},
+        {"patient_id": "R", "planned_interval_days": None},
+    )
+    sessions = pd.DataFrame({
+        "patient_id": ["G", "G", "A"],
+        # 23:30 UTC on 1 Nov is still 1 Nov in London (GMT); 23:30 UTC on 10 Oct is 11 Oct 00:30 in London (BST).
+        "session_at": ["2026-10-20T09:00Z", "2026-11-01T23:30Z", "2026-10-10T23:30Z"],
+        "route": ["iv", "iv", "intranasal"],
+        "dose_mg": [35, 36, 56],
+        "weight_kg": [70, 70, None],
+    })
+    checkins = pd.DataFrame({
+        "patient_id": ["G", "G", "G", "A"],
+        "reported_at": ["2026-10-01T10:00Z", "2026-10-08T10:00Z", "2026-10-15T10:00Z", "2026-10-15T10:00Z"],
+        "craving": [1, 2, 3, 5],
+        "sds_1": [0, 1, None, 1], "sds_2": [0, 1, None, 1], "sds_3": [0, 1, None, 1], "sds_4": [0, 1, None, 1],
+        "sds_5": [0, 1, None, 1],
+        "phq9": [20, None, None, 12],
+    })
+    return Records.of(patients, sessions, checkins)
+
+
+def test_worst_level_first_then_longest_standing(three_patients):
+    assessment = _assessment([
+        ("G", "green", dt.date(2026, 10, 1), []),
+        ("A", "amber", dt.date(2026, 11, 1), [_reason("craving_rising")]),
+        ("R", "red", dt.date(2026, 11, 10), [_reason("use_outside_treatment_repeated", "red"), _reason("craving_high")]),
+    ])
+    table = caseload_table(three_patients, assessment, tz=TZ, today=TODAY)
+    assert list(table.columns) == list(CASELOAD_COLUMNS)
+    assert table["patient_id"].tolist() == ["R", "A", "G"]
+    assert table.loc[0, "reason_ids"] == ["use_outside_treatment_repeated", "craving_high"]
+    assert table.loc[0, "top_reasons"] == "observation use_outside_treatment_repeated; observation craving_high"
+    assert level_counts(table) == {"green": 1, "amber": 1, "red": 1}
+
+
+def test_next_session_due_from_the_plan_in_clinic_dates(three_patients):
+    assessment = _assessment([("G", "green", None, []), ("A", "green", None, []), ("R", "green", None, [])])
+    table = caseload_table(three_patients, assessment, tz=TZ, today=TODAY).set_index("patient_id")
+    assert table.loc["G", "next_session_due"] == pd.Timestamp("2026-11-15")  # 1 Nov + 14 days
+    assert bool(table.loc["G", "session_overdue"]) is True
+    assert table.loc["A", "next_session_due"] == pd.Timestamp("2026-10-18")  # 11 Oct local + 7 days
+    assert pd.isna(table.loc["R", "next_session_due"])  # no plan, no session
+    assert bool(table.loc["R", "session_overdue"]) is False
+    assert table.loc["A", "last_session_route"] == "intranasal"
+
+
+def test_latest_scores_skip_unanswered_and_incomplete(three_patients):
+    assessment = _assessment([("G", "green", None, []), ("A", "green", None, []), ("R", "green", None, [])])
+    table = caseload_table(three_patients, assessment, tz=TZ, today=TODAY).set_index("patient_id")
+    assert table.loc["G", "craving_history"] == [1.0, 2.0, 3.0]
+    assert table.loc["G", "craving_latest"] == 3
+    assert table.loc["G", "sds_latest"] == 5  # 15 Oct had no SDS; 8 Oct was 5 x 1
+    assert table.loc["G", "phq9_latest"] == 20
+    assert table.loc["R", "craving_history"] == []
+    assert np.isnan(table.loc["R", "sds_latest"])
+
+
+def test_reason_summary_names_how_many_more():
+    reasons = [_reason(f"r{i}") for i in range(5)]
+    assert reason_summary(reasons, limit=2) == "observation r0; observation r1 (+3 more)"
+    assert reason_summary([]) == ""
+    assert reason_ids([_reason("x"), _reason("x"), _reason("y", "red")]) == ["y", "x"]
+
+
+class TestUnreviewedAlerts:
+    """A review covers the reasons and level it saw; anything new reopens the alert."""
+
+    since = dt.date(2026, 11, 10)
+
+    def _amber(self, *ids: str) -> pd.DataFrame:
+        return _assessment([("P", "amber", self.since, [_reason(i) for i in ids]), ("Q", "green", self.since, [])])
+
+    def test_never_reviewed_is_pending_and_green_never_is(self):
+        pending = unreviewed_alerts(self._amber("craving_rising"), None, tz=TZ)
+        assert pending["patient_id"].tolist() == ["P"]
+        assert pending.loc[0, "new_reasons"] == ["craving_rising"]
+
+    def test_review_of_the_same_reasons_closes_it(self):
+        reviews = _reviews([("P", "2026-11-12T10:00Z", "amber", "craving_rising")])
+        assert unreviewed_alerts(self._amber("craving_rising"), reviews, tz=TZ).empty
+
+    def test_a_new_rule_id_reopens_it(self):
+        reviews = _reviews([("P", "2026-11-12T10:00Z", "amber", "craving_rising")])
+        pending = unreviewed_alerts(self._amber("craving_rising", "early_requests_repeated"), reviews, tz=TZ)
+        assert pending.loc[0, "new_reasons"] == ["early_requests_repeated"]
+
+    def test_only_the_latest_review_counts(self):
+        reviews = _reviews([
+            ("P", "2026-11-12T10:00Z", "amber", "craving_rising;early_requests_repeated"),
+            ("P", "2026-11-14T10:00Z", "amber", "craving_rising"),
+        ])
+        assert len(unreviewed_alerts(self._amber("craving_rising", "early_requests_repeated"), reviews, tz=TZ)) == 1
+
+    def test_a_higher_level_reopens_it(self):
+        reviews = _reviews([("P", "2026-11-12T10:00Z", "amber", "craving_rising")])
+        red = _assessment([("P", "red", self.since, [_reason("craving_rising")])])
+        assert len(unreviewed_alerts(red, reviews, tz=TZ)) == 1
+
+    def test_a_new_episode_after_the_review_reopens_it(self):
+        reviews = _reviews([("P", "2026-11-05T10:00Z", "amber", "craving_rising")])  # before `since`
+        assert len(unreviewed_alerts(self._amber("craving_rising"), reviews, tz=TZ)) == 1
+
+    def test_red_is_listed_before_amber(self):
+        both = _assessment([("A", "amber", self.since, [_reason("x")]), ("R", "red", self.since, [_reason("y")])])
+        assert unreviewed_alerts(both, None, tz=TZ)["patient_id"].tolist() == ["R", "A"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(cravings=st.lists(st.one_of(st.none(), st.integers(0, 10)), min_size=0, max_size=30),
+       points=st.integers(1, 15))
+def test_sparkline_is_the_last_recorded_cravings_in_order(cravings, points):
+    days = pd.date_range("2026-01-01", periods=len(cravings), freq="D", tz="UTC")
+    records = Records.of(
+        _patients({"patient_id": "P"}),
+        None,
+        pd.DataFrame({"patient_id": ["P"] * len(cravings), "reported_at": days,
+                      "craving": pd.array(cravings, dtype="Float64")}),
+    )
+    table = caseload_table(records, _assessment([("P", "green", None, [])]), tz=TZ, today=TODAY, craving_points=points)
+    recorded = [float(c) for c in cravings if c is not None]
+    assert table.loc[0, "craving_history"] == recorded[-points:]
+    if recorded:
+        assert table.loc[0, "craving_latest"] == recorded[-1]
+
+
+def test_caseload_of_the_demo_cohort_agrees_with_the_engine():
+    """The table built from real engine output: one row per patient, same levels, reasons as rule ids."""
+    from seed_data.cohort import demo_cohort
+
+    cohort = demo_cohort(end=TODAY - dt.timedelta(days=1))
+    records = Records.of(cohort.patients, cohort.sessions, cohort.checkins)
+    assessment = assess(records, as_of=TODAY, tz=TZ)
+    table = caseload_table(records, assessment, tz=TZ, today=TODAY)
+    assert len(table) == len(records.patients)
+    merged = table.merge(assessment, on="patient_id", suffixes=("", "_engine"))
+    assert (merged["level"] == merged["level_engine"]).all()
+    assert all(set(ids) == {r.rule_id for r in rs} for ids, rs in zip(merged["reason_ids"], merged["reasons"]))
+    ranks = table["level"].map({"green": 0, "amber": 1, "red": 2}).to_numpy()
+    assert (np.diff(ranks) <= 0).all(), "worst level first"
+    assert (table.loc[table["level"] == "green", "top_reasons"] == "").all()

@@ -1,0 +1,132 @@
+"""Chart descriptions (ketawatch.charts): the series, thresholds and level shading both renderers draw."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ketawatch.charts import LevelPeriod, level_periods, patient_chart_specs, record_span
+from ketawatch.risk import load_rules
+from seed_data.catalogue import warning_signs
+from store.frames import Records
+from store.vocabulary import WARNING_SIGNS
+
+TZ = "Europe/London"
+KEYS = ["levels", "craving", "warning_signs", "dose", "interval", "sds", "phq9", "blood_pressure", "heart_rate",
+        "side_effects"]
+
+
+def _records(*, sud: bool = False, routes=("iv",) * 4, requests=(False, True, False, True)) -> Records:
+    patients = pd.DataFrame([{"patient_id": "P", "indication": "depression", "sud_history": sud,
+                              "treatment_start": "2026-09-01", "planned_dose_mg_per_kg": 0.5,
+                              "planned_interval_days": 14}])
+    n = len(routes)
+    sessions = pd.DataFrame({
+        "patient_id": ["P"] * n,
+        "session_at": pd.date_range("2026-09-01 09:00", periods=n, freq="7D", tz="UTC"),
+        "route": list(routes),
+        "dose_mg": [35.0 if r == "iv" else 56.0 for r in routes],
+        "weight_kg": [70.0] * n,
+        "dose_increase_request": list(requests),
+        "early_request": [False] * n,
+        "sbp_pre": [120] * n, "sbp_post": [140] * n,
+        "side_effects": ["nausea:mild", None, "dizziness:severe;nausea:moderate", None][:n],
+    })
+    checkins = pd.DataFrame({
+        "patient_id": ["P"] * 5,
+        "reported_at": pd.date_range("2026-09-02 10:00", periods=5, freq="7D", tz="UTC"),
+        "craving": [1, 1, 1, 4, 6],
+        "secrecy": [0, 0, 1, 2, 3],
+        "phq9": [20, 15, 12, 9, 8],
+    })
+    return Records.of(patients, sessions, checkins)
+
+
+def test_every_chart_in_order_on_one_time_axis():
+    specs = patient_chart_specs(_records(), "P", tz=TZ)
+    assert [s.key for s in specs] == KEYS
+    assert len({s.x_range for s in specs}) == 1
+    assert specs[0].x_range == (dt.date(2026, 9, 1), dt.date(2026, 9, 30))
+    assert all(s.levels == specs[0].levels for s in specs)
+
+
+def test_thresholds_are_the_engines_for_this_patient():
+    rules = load_rules()
+    plain = {s.key: s for s in patient_chart_specs(_records(sud=False), "P", tz=TZ)}
+    sud = {s.key: s for s in patient_chart_specs(_records(sud=True), "P", tz=TZ)}
+    high = [b for b in plain["craving"].bands if b.role == "alert"][0]
+    high_sud = [b for b in sud["craving"].bands if b.role == "alert"][0]
+    assert high.y0 == rules.craving_high
+    assert high_sud.y0 == pytest.approx(rules.craving_high * rules.sud_sensitivity)
+    assert [line.y for line in plain["sds"].lines] == [rules.sds_threshold]
+    assert plain["dose"].lines[0].y == 0.5 and plain["dose"].lines[0].role == "plan"
+
+
+def test_heatmap_holds_the_twelve_signs_with_their_seed_passages():
+    heat = {s.key: s for s in patient_chart_specs(_records(), "P", tz=TZ)}["warning_signs"].heatmap
+    assert heat.y == tuple(w.label for w in warning_signs())
+    assert len(heat.z) == len(WARNING_SIGNS) and all(len(row) == 5 for row in heat.z)
+    assert heat.z[WARNING_SIGNS.index("secrecy")] == (0.0, 0.0, 1.0, 2.0, 3.0)
+    assert warning_signs()[0].quotation in heat.row_notes[0]
+    assert heat.cell_text[0][4].startswith("Severely")
+
+
+def test_requests_are_marked_where_the_patient_asked():
+    dose = {s.key: s for s in patient_chart_specs(_records(), "P", tz=TZ)}["dose"]
+    value, asked_more, _ = dose.series
+    assert value.y == pytest.approx((0.5,) * 4)
+    assert asked_more.x == (dt.date(2026, 9, 8), dt.date(2026, 9, 22))
+
+
+def test_fixed_dose_route_gets_its_own_chart_in_mg():
+    specs = patient_chart_specs(_records(routes=("iv", "iv", "intranasal", "intranasal")), "P", tz=TZ)
+    by_key = {s.key: s for s in specs}
+    assert by_key["dose"].y_label == "Dose (mg/kg)" and len(by_key["dose"].series[0].x) == 2
+    assert by_key["dose_mg"].y_label == "Dose (mg)" and by_key["dose_mg"].series[0].y == (56.0, 56.0)
+
+
+def test_side_effects_are_one_mark_per_effect_and_session_by_severity():
+    side = {s.key: s for s in patient_chart_specs(_records(), "P", tz=TZ)}["side_effects"]
+    counts = {s.name: len(s.x) for s in side.series}
+    assert counts == {"Mild": 1, "Moderate": 1, "Severe": 1}
+    assert set(side.y_categories) == {"Nausea", "Dizziness"}
+
+
+def test_a_date_range_keeps_only_its_points():
+    specs = patient_chart_specs(_records(), "P", tz=TZ, date_from=dt.date(2026, 9, 10), date_to=dt.date(2026, 9, 20))
+    craving = {s.key: s for s in specs}["craving"].series[0]
+    assert craving.x == (dt.date(2026, 9, 16),)
+    assert all(s.x_range == (dt.date(2026, 9, 10), dt.date(2026, 9, 20)) for s in specs)
+
+
+def test_a_patient_without_records_gives_empty_charts():
+    records = Records.of(pd.DataFrame([{"patient_id": "E", "indication": "ptsd", "sud_history": True,
+                                        "treatment_start": "2026-01-01"}]))
+    specs = patient_chart_specs(records, "E", tz=TZ)
+    assert all(s.is_empty for s in specs)
+    assert record_span(records, "E", tz=TZ) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(levels=st.lists(st.sampled_from(["green", "amber", "red"]), min_size=1, max_size=20),
+       gaps=st.lists(st.integers(1, 9), min_size=20, max_size=20))
+def test_level_periods_tile_the_range_without_overlap(levels, gaps):
+    start = dt.date(2026, 1, 1)
+    days, day = [], start
+    for gap in gaps[: len(levels)]:
+        days.append(day)
+        day += dt.timedelta(days=gap)
+    frame = pd.DataFrame({"date": days, "level": levels})
+    end = days[-1] + dt.timedelta(days=5)
+    periods = level_periods(frame, start, end)
+    assert periods[0].start == start and periods[-1].end == end
+    for a, b in zip(periods, periods[1:]):
+        assert b.start == a.end + dt.timedelta(days=1)
+        assert a.level != b.level
+    for d, level in zip(days, levels):
+        assert [p.level for p in periods if p.start <= d <= p.end] == [level]
+    assert all(isinstance(p, LevelPeriod) for p in periods)

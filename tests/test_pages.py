@@ -1,0 +1,459 @@
+"""Every dashboard page under Streamlit's AppTest, signed in, on an empty database and on the demo cohort,
+and every form: valid input saves one row; each kind of invalid input shows its message and saves nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlmodel import Session
+from streamlit.testing.v1 import AppTest
+
+from access_support import cheap_hashes  # noqa: F401 - autouse: cheap argon2 for the accounts made here
+from ketawatch.accounts import create_user
+from store.db import make_engine, open_database, upgrade
+from store.models import AlertReview, CheckIn, InfusionSession, Patient
+from store.settings import get_settings
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+PAGES = ["caseload", "patient", "log_session", "log_checkin", "patients", "alerts"]
+DEMO_USERS = {"clinician": "demo-clinician", "reviewer": "demo-reviewer", "admin": "demo-admin"}
+DEMO_PASSWORD = "demo-password"
+
+
+@pytest.fixture(scope="module")
+def demo_file(tmp_path_factory) -> Path:
+    """The demo cohort built once per module through ketawatch.demo (the real importer)."""
+    from ketawatch.demo import build_demo
+
+    path = tmp_path_factory.mktemp("pages") / "demo.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    build_demo(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def demo_url(demo_file, tmp_path) -> str:
+    """A private copy of the demo database, so one test's writes never reach another."""
+    copy = tmp_path / "demo-copy.db"
+    shutil.copy(demo_file, copy)
+    return f"sqlite:///{copy}"
+
+
+@pytest.fixture
+def empty_url(tmp_path) -> str:
+    """A database with accounts and nothing else."""
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    for role, name in DEMO_USERS.items():
+        create_user(engine, username=name.replace("demo-", "t-"), display_name=name, role=role,
+                    password="correct-horse-battery", actor="test")
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(autouse=True)
+def _full_error_details():
+    """The app hides error details from users (.streamlit/config.toml); tests want to read them."""
+    from streamlit import config
+
+    before = config.get_option("client.showErrorDetails")
+    config.set_option("client.showErrorDetails", "full")
+    yield
+    config.set_option("client.showErrorDetails", before)
+
+
+def _app(url: str, monkeypatch, page: str, role: str = "clinician", *, empty: bool = False, **query) -> AppTest:
+    monkeypatch.setenv("KETAWATCH_DATABASE_URL", url)
+    get_settings.cache_clear()
+    at = AppTest.from_file(APP, default_timeout=30)
+    name = DEMO_USERS[role].replace("demo-", "t-") if empty else DEMO_USERS[role]
+    at.session_state["user"] = {"username": name, "display_name": name, "role": role}
+    at.session_state["last_activity"] = time.time()
+    for key, value in query.items():
+        at.query_params[key] = value
+    if page != "caseload":
+        at.switch_page(f"views/{page}.py")
+    return at.run()
+
+
+def _count(url: str, table) -> int:
+    with Session(open_database(url)) as db:
+        return int(db.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def _button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def _texts(at: AppTest) -> str:
+    """Every error and markdown text on the page, markdown escapes removed, for message checks."""
+    parts = [e.value for e in at.error] + [m.value for m in at.markdown] + [w.value for w in at.warning]
+    parts += [s.value for s in at.success]
+    return "\n".join(parts).replace("\\", "")
+
+
+def _no_exception(at: AppTest) -> None:
+    assert not at.exception, [(e.message, e.stack_trace[-6:]) for e in at.exception]
+
+
+# ----- every page renders ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_on_an_empty_database(page, empty_url, monkeypatch):
+    at = _app(empty_url, monkeypatch, page, empty=True)
+    _no_exception(at)
+    assert at.title, "the page has a title"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_on_the_demo_cohort(page, demo_url, monkeypatch):
+    at = _app(demo_url, monkeypatch, page, patient="KW-0001")
+    _no_exception(at)
+    if page in ("caseload", "patient", "alerts"):
+        assert any("does not diagnose" in c.value for c in at.caption), "the notice stands beside the levels"
+
+
+def test_patient_page_shows_reasons_and_charts_for_a_red_patient(demo_url, monkeypatch):
+    from ketawatch.risk import assess
+    from store.queries import load_records
+
+    levels = assess(load_records(open_database(demo_url)), tz=get_settings().clinic_timezone)
+    red = levels[levels["level"] == "red"].iloc[0]
+    at = _app(demo_url, monkeypatch, "patient", patient=red["patient_id"])
+    _no_exception(at)
+    assert len(at.get("plotly_chart")) >= 8
+    shown = _texts(at)
+    assert all(reason.text.split(" (")[0][:40].replace("-", "") in shown.replace("-", "") for reason in red["reasons"])
+
+
+def test_reviewer_gets_no_forms(demo_url, monkeypatch):
+    for page in ("log_session", "log_checkin", "patients", "alerts"):
+        at = _app(demo_url, monkeypatch, page, role="reviewer")
+        _no_exception(at)
+        labels = {b.label for b in at.button}
+        assert not labels & {"Save session", "Save check-in", "Add patient", "Save changes", "Acknowledge"}, page
+        if page in ("log_session", "log_checkin"):  # not in a reviewer's navigation: the request lands on the caseload
+            assert [t.value for t in at.title] == ["Caseload"], page
+        else:
+            assert any("can read the records but not add or change them" in i.value for i in at.info), page
+
+
+def test_caseload_filters_and_counts(demo_url, monkeypatch):
+    at = _app(demo_url, monkeypatch, "caseload")
+    total = len(at.dataframe[0].value)
+    at.multiselect(key="cl_level").set_value(["red"]).run()
+    reds = at.dataframe[0].value
+    assert 0 < len(reds) < total
+    assert reds["Level"].str.contains("Red").all()
+    assert int(at.metric[0].value) == len(reds)
+    at.multiselect(key="cl_level").set_value([]).run()
+    at.text_input(key="cl_search").set_value("kw-0001").run()
+    assert at.dataframe[0].value["Patient"].tolist() == ["KW-0001"]
+
+
+def test_a_write_shows_on_the_next_run(demo_url, monkeypatch):
+    """No stale cache: the caseload reads again after a write made elsewhere (here, straight into the store)."""
+    from store.records import add_session
+
+    at = _app(demo_url, monkeypatch, "caseload")
+    at.text_input(key="cl_search").set_value("KW-0002").run()
+    before = at.dataframe[0].value["Last session"].iloc[0]
+    when = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0) - dt.timedelta(minutes=5)
+    add_session(open_database(demo_url), {"patient_id": "KW-0002", "session_at": when, "route": "iv", "dose_mg": 30},
+                actor="someone-else")
+    at.run()
+    after = at.dataframe[0].value["Last session"].iloc[0]
+    assert after != before
+    assert after.strftime("%Y-%m-%d %H:%M") == when.astimezone(get_settings().tz).strftime("%Y-%m-%d %H:%M")
+
+
+# ----- log session -----------------------------------------------------------------------------
+
+
+def _session_form(demo_url, monkeypatch, patient="KW-0001") -> AppTest:
+    at = _app(demo_url, monkeypatch, "log_session")
+    at.selectbox(key="ls_patient").set_value(patient).run()
+    return at
+
+
+def test_log_session_saves_one_row_and_prefills_weight(demo_url, monkeypatch):
+    at = _session_form(demo_url, monkeypatch)
+    assert at.number_input(key="ls_weight").value is not None, "weight comes from the last session"
+    at.number_input(key="ls_dose").set_value(40.0).run()
+    assert any("mg/kg" in m.value for m in at.metric)
+    at.number_input(key="ls_sbp_pre").set_value(128).run()
+    at.multiselect(key="ls_effects").set_value(["nausea"]).run()
+    at.checkbox(key="ls_more").check().run()
+    before = _count(demo_url, InfusionSession)
+    _button(at, "Save session").click().run()
+    _no_exception(at)
+    assert _count(demo_url, InfusionSession) == before + 1
+    assert "Session saved for KW-0001" in _texts(at)
+    assert not at.error
+    assert at.number_input(key="ls_dose").value is None, "the form is ready for the next session"
+
+
+def _future(at):
+    at.number_input(key="ls_dose").set_value(40.0)
+    at.datetime_input(key="ls_when").set_value(dt.datetime.now() + dt.timedelta(hours=3))
+
+
+def _duplicate_time(at):
+    at.number_input(key="ls_dose").set_value(40.0)
+    at.datetime_input(key="ls_when").set_value(dt.datetime(2026, 1, 1, 9, 0))
+
+
+INVALID_SESSIONS = {
+    "no dose": (lambda at: None, "Dose is required"),
+    "zero dose": (lambda at: at.number_input(key="ls_dose").set_value(0.0), "must be more than 0 mg"),
+    "future time": (_future, "is in the future"),
+    "diastolic above systolic": (
+        lambda at: (at.number_input(key="ls_dose").set_value(40.0), at.number_input(key="ls_sbp_post").set_value(100),
+                    at.number_input(key="ls_dbp_post").set_value(110)),
+        "must be below the systolic"),
+}
+
+
+@pytest.mark.parametrize("case", list(INVALID_SESSIONS))
+def test_log_session_rejects_invalid_input(case, demo_url, monkeypatch):
+    setup, message = INVALID_SESSIONS[case]
+    at = _session_form(demo_url, monkeypatch)
+    setup(at)
+    at.run()
+    before = _count(demo_url, InfusionSession)
+    _button(at, "Save session").click().run()
+    _no_exception(at)
+    assert _count(demo_url, InfusionSession) == before
+    assert any("Nothing was saved" in e.value for e in at.error)
+    inline = [m.value.replace("\\", "").replace("-", "") for m in at.markdown if m.value.startswith(":red[")]
+    assert any(message.replace("-", "") in m for m in inline), inline
+    assert not at.success
+
+
+def test_log_session_rejects_a_second_session_at_the_same_time(demo_url, monkeypatch):
+    at = _session_form(demo_url, monkeypatch)
+    when = dt.datetime.now().replace(second=0, microsecond=0) - dt.timedelta(hours=1)
+    at.datetime_input(key="ls_when").set_value(when)
+    at.number_input(key="ls_dose").set_value(40.0).run()
+    _button(at, "Save session").click().run()
+    before = _count(demo_url, InfusionSession)
+    at.datetime_input(key="ls_when").set_value(when)
+    at.number_input(key="ls_dose").set_value(41.0).run()
+    _button(at, "Save session").click().run()
+    assert _count(demo_url, InfusionSession) == before
+    assert "is already recorded" in _texts(at)
+
+
+def test_log_session_without_a_patient_says_so(demo_url, monkeypatch):
+    at = _app(demo_url, monkeypatch, "log_session")
+    at.number_input(key="ls_dose").set_value(40.0).run()
+    before = _count(demo_url, InfusionSession)
+    _button(at, "Save session").click().run()
+    assert _count(demo_url, InfusionSession) == before
+    assert "Patient ID is required" in _texts(at)
+
+
+# ----- log check-in and patient mode -----------------------------------------------------------
+
+
+def _checkin_form(demo_url, monkeypatch, patient="KW-0002") -> AppTest:
+    at = _app(demo_url, monkeypatch, "log_checkin")
+    at.selectbox(key="lc_patient").set_value(patient).run()
+    return at
+
+
+def test_log_checkin_saves_with_the_phq9_total_computed(demo_url, monkeypatch):
+    at = _checkin_form(demo_url, monkeypatch)
+    at.pills(key="lc_craving").set_value(4)
+    for i in range(1, 6):
+        at.radio(key=f"lc_sds_{i}").set_value(1)
+    at.radio(key="lc_secrecy").set_value(2)
+    for i in range(1, 10):
+        at.radio(key=f"lc_phq9_{i}").set_value(2 if i < 9 else 0)
+    at.run()
+    assert any("PHQ-9 total: 16 of 27" in m.value for m in at.markdown)
+    before = _count(demo_url, CheckIn)
+    _button(at, "Save check-in").click().run()
+    _no_exception(at)
+    assert _count(demo_url, CheckIn) == before + 1
+    with Session(open_database(demo_url)) as db:
+        row = db.execute(select(CheckIn).order_by(CheckIn.id.desc())).scalars().first()
+    assert (row.craving, row.phq9, row.sds_1, row.secrecy, row.tolerance) == (4, 16, 1, 2, None)
+
+
+INVALID_CHECKINS = {
+    "no craving": (lambda at: None, "Craving is required"),
+    "part of the SDS": (lambda at: (at.pills(key="lc_craving").set_value(2), at.radio(key="lc_sds_1").set_value(1)),
+                        "give all five items or none"),
+    "part of the PHQ9": (lambda at: (at.pills(key="lc_craving").set_value(2), at.radio(key="lc_phq9_1").set_value(1)),
+                         "answer all nine questions or none"),
+    "future date": (lambda at: (at.pills(key="lc_craving").set_value(2),
+                                at.datetime_input(key="lc_when").set_value(dt.datetime.now() + dt.timedelta(hours=5))),
+                    "is in the future"),
+}
+
+
+@pytest.mark.parametrize("case", list(INVALID_CHECKINS))
+def test_log_checkin_rejects_invalid_input(case, demo_url, monkeypatch):
+    setup, message = INVALID_CHECKINS[case]
+    at = _checkin_form(demo_url, monkeypatch)
+    setup(at)
+    at.run()
+    before = _count(demo_url, CheckIn)
+    _button(at, "Save check-in").click().run()
+    _no_exception(at)
+    assert _count(demo_url, CheckIn) == before
+    assert any("Nothing was saved" in e.value for e in at.error)
+    assert message in _texts(at)
+
+
+def test_patient_mode_shows_only_the_form_until_the_clinician_password(demo_url, monkeypatch):
+    at = _checkin_form(demo_url, monkeypatch, patient="KW-0003")
+    _button(at, "Hand the tablet to the patient").click().run()
+    _no_exception(at)
+    assert [t.value for t in at.title] == ["Your check-in"]
+    assert not any(s.key == "lc_patient" for s in at.selectbox), "the patient cannot switch to someone else"
+    at.pills(key="lc_craving").set_value(3)
+    for i in range(1, 10):
+        at.radio(key=f"lc_phq9_{i}").set_value(1)
+    at.run()
+    before = _count(demo_url, CheckIn)
+    _button(at, "Send my answers").click().run()
+    assert _count(demo_url, CheckIn) == before + 1
+    assert any("Thank you" in s.value for s in at.success)
+    assert any("talk to a member of the clinic team" in w.value for w in at.warning)
+    at.text_input(key="lc_password").set_value("not-the-password")
+    _button(at, "Return to the clinician view").click().run()
+    assert [t.value for t in at.title] == ["Your check-in"]
+    at.text_input(key="lc_password").set_value(DEMO_PASSWORD)
+    _button(at, "Return to the clinician view").click().run()
+    _no_exception(at)
+    assert [t.value for t in at.title] == ["Log check-in"]
+    assert any("PHQ-9 question 9" in w.value for w in at.warning), "the clinician hears about the safety item"
+
+
+# ----- patients and plans -----------------------------------------------------------------------
+
+
+def _fill_new_patient(at: AppTest, pid: str = "KW-NEW1") -> None:
+    at.text_input(key="pa_patient_id").set_value(pid)
+    at.selectbox(key="pa_indication").set_value("ptsd")
+    at.radio(key="pa_sud_history").set_value(True)
+    at.number_input(key="pa_planned_dose_mg_per_kg").set_value(0.5)
+    at.number_input(key="pa_planned_interval_days").set_value(21)
+
+
+def test_add_patient_saves_one_row(demo_url, monkeypatch):
+    at = _app(demo_url, monkeypatch, "patients")
+    _fill_new_patient(at)
+    before = _count(demo_url, Patient)
+    _button(at, "Add patient").click().run()
+    _no_exception(at)
+    assert _count(demo_url, Patient) == before + 1
+    assert "Patient KW-NEW1 added" in _texts(at)
+
+
+INVALID_PATIENTS = {
+    "no indication": (lambda at: at.selectbox(key="pa_indication").set_value(None), "Indication is required"),
+    "taken id": (lambda at: at.text_input(key="pa_patient_id").set_value("KW-0001"), "is already in use"),
+    "start in the future": (lambda at: at.date_input(key="pa_treatment_start").set_value(dt.date.today() + dt.timedelta(days=30)),
+                            "is in the future"),
+    "no SUD answer": (lambda at: at.radio(key="pa_sud_history").set_value(None), "substance use disorder is required"),
+}
+
+
+@pytest.mark.parametrize("case", list(INVALID_PATIENTS))
+def test_add_patient_rejects_invalid_input(case, demo_url, monkeypatch):
+    setup, message = INVALID_PATIENTS[case]
+    at = _app(demo_url, monkeypatch, "patients")
+    _fill_new_patient(at)
+    setup(at)
+    at.run()
+    before = _count(demo_url, Patient)
+    _button(at, "Add patient").click().run()
+    _no_exception(at)
+    assert _count(demo_url, Patient) == before
+    assert message in _texts(at)
+
+
+def _open_for_edit(demo_url, monkeypatch, pid="KW-0004") -> AppTest:
+    at = _app(demo_url, monkeypatch, "patients")
+    at.selectbox(key="pe_pick").set_value(pid).run()
+    return at
+
+
+def test_edit_patient_amends_with_a_reason(demo_url, monkeypatch):
+    at = _open_for_edit(demo_url, monkeypatch)
+    at.number_input(key="pe_planned_interval_days").set_value(28)
+    at.selectbox(key="pe_status").set_value("paused")
+    at.text_input(key="pe_reason").set_value("Plan reviewed at clinic meeting")
+    _button(at, "Save changes").click().run()
+    _no_exception(at)
+    with Session(open_database(demo_url)) as db:
+        row = db.get(Patient, "KW-0004")
+    assert (row.planned_interval_days, row.status, row.version) == (28, "paused", 2)
+
+
+def test_edit_patient_needs_a_reason(demo_url, monkeypatch):
+    at = _open_for_edit(demo_url, monkeypatch)
+    at.number_input(key="pe_planned_interval_days").set_value(28).run()
+    _button(at, "Save changes").click().run()
+    with Session(open_database(demo_url)) as db:
+        assert db.get(Patient, "KW-0004").version == 1
+    assert "Give a reason" in _texts(at)
+
+
+def test_edit_patient_refuses_to_overwrite_a_colleagues_change(demo_url, monkeypatch):
+    from store.records import amend_patient
+
+    at = _open_for_edit(demo_url, monkeypatch)
+    amend_patient(open_database(demo_url), "KW-0004", {"planned_interval_days": 10}, actor="colleague",
+                  reason="colleague's edit", expected_version=1)
+    at.number_input(key="pe_planned_interval_days").set_value(28)
+    at.text_input(key="pe_reason").set_value("mine")
+    _button(at, "Save changes").click().run()
+    with Session(open_database(demo_url)) as db:
+        row = db.get(Patient, "KW-0004")
+    assert (row.planned_interval_days, row.version) == (10, 2)
+    assert any("Nothing was saved" in e.value for e in at.error)
+
+
+# ----- alerts ------------------------------------------------------------------------------------
+
+
+def _first_alert(at: AppTest) -> str:
+    return next(b.key for b in at.button if b.key and b.key.startswith("al_ack_")).removeprefix("al_ack_")
+
+
+def test_acknowledge_an_alert_records_the_review_and_closes_it(demo_url, monkeypatch):
+    at = _app(demo_url, monkeypatch, "alerts")
+    pid = _first_alert(at)
+    at.selectbox(key=f"al_action_{pid}").set_value("discussed_with_patient")
+    at.text_input(key=f"al_note_{pid}").set_value("Talked through the requests")
+    before = _count(demo_url, AlertReview)
+    _button_key = f"al_ack_{pid}"
+    next(b for b in at.button if b.key == _button_key).click().run()
+    _no_exception(at)
+    assert _count(demo_url, AlertReview) == before + 1
+    assert not any(b.key == _button_key for b in at.button), "the reviewed alert leaves the list"
+
+
+def test_acknowledge_needs_an_action_and_a_note_for_other(demo_url, monkeypatch):
+    at = _app(demo_url, monkeypatch, "alerts")
+    pid = _first_alert(at)
+    before = _count(demo_url, AlertReview)
+    next(b for b in at.button if b.key == f"al_ack_{pid}").click().run()
+    assert "Choose an action" in _texts(at)
+    at.selectbox(key=f"al_action_{pid}").set_value("other").run()
+    next(b for b in at.button if b.key == f"al_ack_{pid}").click().run()
+    assert "Say in the note what was done" in _texts(at)
+    assert _count(demo_url, AlertReview) == before
