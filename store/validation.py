@@ -261,7 +261,7 @@ class Validator:
         if len(text) < rule.min_length:
             raise _Invalid(f"{rule.label} is required")
         if rule.max_length is not None and len(text) > rule.max_length:
-            raise _Invalid(f"{rule.label} is {len(text)} characters long; at most {rule.max_length} are allowed")
+            raise _Invalid(f"{rule.label}: {len(text)} characters, but at most {rule.max_length} are allowed")
         if rule.no_formula_start and text[:1] in FORMULA_STARTS:
             raise _Invalid(
                 f"{rule.label}, {text!r}, must not begin with =, +, -, @, a tab or a line break "

@@ -18,6 +18,8 @@ CASES = [
     ("patients", "patient_id", "", "Patient ID is required"),
     ("patients", "patient_id", "X" * 65, "at most 64"),
     ("patients", "patient_id", "=HYPERLINK(1)", "must not begin with =, +, -, @"),
+    ("patients", "display_name", "N" * 201, "Name: 201 characters, but at most 200 are allowed"),
+    ("patients", "clinician", "c" * 65, "Responsible clinician: 65 characters, but at most 64 are allowed"),
     ("patients", "birth_year", "1899", "Year of birth, 1899, is outside 1900-2026"),
     ("patients", "birth_year", "2027", "Year of birth, 2027, is outside 1900-2026"),
     ("patients", "birth_year", "nineteen", "Year of birth, 'nineteen', is not a number"),
@@ -66,6 +68,7 @@ CASES = [
     ("sessions", "side_effects", "nausea:awful", "the severity of nausea, 'awful', must be mild, moderate or severe"),
     ("sessions", "side_effects", "nausea", "needs a severity"),
     ("sessions", "side_effects", "nausea:mild;nausea:severe", "nausea is listed twice"),
+    ("sessions", "notes", "n" * 5001, "Notes: 5001 characters, but at most 5000 are allowed"),
     ("sessions", "patient_id", "KW-NOBODY", "patient KW-NOBODY is not in patients.csv or the database"),
     ("checkins", "reported_at", "", "Check-in date is required"),
     ("checkins", "reported_at", "2026-11-23", "is in the future"),
@@ -79,6 +82,7 @@ CASES = [
     ("checkins", "non_prescribed_use", "-1", "is outside 0-3"),
     ("checkins", "secrecy", "often", "is not a number"),
     ("checkins", "phq9", "28", "PHQ-9 total, 28, is outside 0-27"),
+    ("checkins", "notes", "n" * 5001, "Notes: 5001 characters, but at most 5000 are allowed"),
 ]
 
 
