@@ -117,11 +117,14 @@ def demo(
     no_serve: bool = typer.Option(False, "--no-serve", help="Build the demo database and exit without starting the app."),
 ) -> None:
     """Build a demo database from seed_data/ if none exists at that URL, then start the dashboard on it."""
-    from ketawatch.demo import build_demo
+    from ketawatch.demo import DemoRefused, build_demo
 
     url = db or "sqlite:///demo.db"
     engine = open_db(url)
-    built = build_demo(engine)
+    try:
+        built = build_demo(engine)
+    except DemoRefused as exc:
+        fail(f"demo refused: {exc}")
     typer.echo(built)
     if not no_serve:
         raise typer.Exit(_streamlit(url, port))

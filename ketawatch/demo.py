@@ -8,27 +8,43 @@ from pathlib import Path
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
-from store.app_settings import DEMO_KEY, set_value
+from store.app_settings import DEMO_KEY, is_demo, set_value
 from store.importer import import_folder
-from store.models import Patient
+from store.models import AuditEvent, Patient, User
+
+
+class DemoRefused(Exception):
+    """The database holds real data (accounts, patients or history); a demo must never be built into it."""
+
+
+def _counts(engine: Engine) -> dict[str, int]:
+    with Session(engine) as db:
+        return {t.__name__: db.execute(select(func.count()).select_from(t)).scalar_one() for t in (Patient, User, AuditEvent)}
 
 
 def build_demo(engine: Engine) -> str:
-    """Fill an empty database with the demo cohort and demo accounts; leave an existing one alone.
+    """Fill a brand-new database with the demo cohort and demo accounts; reuse an existing demo database.
 
+    Refuses (DemoRefused) a database that is not a demo and holds anything at all, so the demo's
+    published password can never become an account in a clinic's real database.
     Returns a sentence for the terminal saying what happened.
     """
     from ketawatch.accounts import DEMO_PASSWORD, DEMO_USERNAMES, create_demo_accounts
     from seed_data.cohort import demo_cohort, write_import_folder
 
-    with Session(engine) as db:
-        existing = db.execute(select(func.count()).select_from(Patient)).scalar_one()
-    if existing:
-        return f"Using the existing database ({existing} patients); nothing was added."
-    set_value(engine, DEMO_KEY, "yes")
+    counts = _counts(engine)
+    if is_demo(engine):
+        return f"Using the existing demo database ({counts['Patient']} patients); nothing was added."
+    if any(counts.values()):
+        raise DemoRefused(
+            f"this database is not a demo database and already holds {counts['Patient']} patient(s), "
+            f"{counts['User']} account(s) and {counts['AuditEvent']} audit line(s); the demo is only built into a "
+            "new database (for example --db sqlite:///demo.db)"
+        )
     with tempfile.TemporaryDirectory(prefix="ketawatch-demo-") as folder:
         write_import_folder(demo_cohort(), Path(folder))
-        report = import_folder(engine, folder, actor="demo-setup")
+        report = import_folder(engine, folder, actor="demo-setup")  # all or nothing
+    set_value(engine, DEMO_KEY, "yes")
     create_demo_accounts(engine)
     return (
         f"Demo database built: {report.summary()}. "

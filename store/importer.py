@@ -136,6 +136,7 @@ class _Importer:
         self.validator = validator
         self.problems: list[str] = []
         self.rows: dict[str, list[_Row]] = {k: [] for k in FILES}
+        self.declared_patients: set[str] = set()  # every patient_id in patients.csv, valid row or not
         self.report = ImportReport()
 
     def parse(self) -> None:
@@ -151,6 +152,8 @@ class _Importer:
             name = FILES[kind]
             seen: dict[tuple, int] = {}
             for line, raw in _read(self.folder / name, kind, self.problems):
+                if kind == "patients":
+                    self.declared_patients.add(str(raw.get("patient_id", "")).strip())
                 clean, problems = validate[kind](raw)
                 for p in problems:
                     self.problems.append(f"{name}:{line}: {p.column}: {p.message}")
@@ -193,7 +196,8 @@ class _Importer:
                 self.report.unchanged["patients"] += 1
         self.rows["patients"] = new_patients
         self.report.new["patients"] = len(new_patients)
-        known = set(file_patients) | set(existing_patients)
+        # A session of a patient whose own row has a problem is not reported a second time as "unknown".
+        known = set(file_patients) | set(existing_patients) | self.declared_patients
         for kind, table, time_col in (
             ("sessions", InfusionSession, "session_at"),
             ("checkins", CheckIn, "reported_at"),
@@ -209,12 +213,14 @@ class _Importer:
                     rows.append(row)
             ids = sorted({r.values["patient_id"] for r in rows} & set(existing_patients))
             stored: dict[tuple, dict[str, Any]] = {}
+            voided: dict[tuple, dict[str, Any]] = {}  # a voided record is never brought back by an import
             for chunk in _chunks(ids, 900):
-                query = select(table).where(table.patient_id.in_(chunk), table.voided_at.is_(None))
+                query = select(table).where(table.patient_id.in_(chunk))
                 for rec in db.exec(query).scalars():
-                    stored[(rec.patient_id, getattr(rec, time_col))] = rec.model_dump()
-            if kind == "sessions" and stored:
-                by_id = {v["id"]: v for v in stored.values()}
+                    target = stored if rec.voided_at is None else voided
+                    target[(rec.patient_id, getattr(rec, time_col))] = rec.model_dump()
+            if kind == "sessions" and (stored or voided):
+                by_id = {v["id"]: v for v in (*stored.values(), *voided.values())}
                 for chunk in _chunks(sorted(by_id), 900):
                     q = select(SideEffectEvent).where(
                         SideEffectEvent.session_id.in_(chunk), SideEffectEvent.superseded_at.is_(None)
@@ -225,6 +231,18 @@ class _Importer:
             for row in rows:
                 key = (row.values["patient_id"], row.values[time_col])
                 old = stored.get(key)
+                if old is None and key in voided:
+                    gone = voided[key]
+                    if _differences(kind, row.values, gone):
+                        when = gone["voided_at"].strftime("%Y-%m-%d")
+                        self.problems.append(
+                            f"{name}:{row.line}: {time_col}: a {kind[:-1].replace('checkin', 'check-in')} for patient "
+                            f"{row.values['patient_id']} at this time was voided on {when} by {gone['voided_by']} "
+                            f"({gone['void_reason']}); an import does not replace it: record it in KetaWatch if it is needed"
+                        )
+                    else:
+                        self.report.unchanged[kind] += 1  # the same record, deliberately voided: it stays voided
+                    continue
                 if old is None:
                     fresh.append(row)
                     continue
@@ -277,6 +295,18 @@ class _Importer:
         )
 
 
+def _in_file_order(problems: list[str]) -> list[str]:
+    """Problems ordered as a person reads the folder: patients, sessions, check-ins, each by line."""
+    order = {name: i for i, name in enumerate(FILES.values())}
+
+    def key(problem: str) -> tuple[int, int]:
+        name, _, rest = problem.partition(":")
+        line = rest.partition(":")[0]
+        return (order.get(name, -1), int(line) if line.isdigit() else 0)
+
+    return sorted(problems, key=key)
+
+
 def _chunks(items: list, size: int) -> Iterator[list]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -297,12 +327,12 @@ def import_folder(
     validator = validator or Validator()
     job = _Importer(engine, Path(folder), validator)
     job.parse()
-    if job.problems:
+    if not job.folder.is_dir():
         raise ImportRejected(job.problems)
     with Session(for_writing(engine)) as db, db.begin():
-        job.compare_with_database(db)
+        job.compare_with_database(db)  # also when rows had problems: every problem is reported at once
         if job.problems:
-            raise ImportRejected(job.problems)
+            raise ImportRejected(_in_file_order(job.problems))
         if dry_run:
             return job.report
         job.write(db, actor, validator.now)

@@ -139,3 +139,28 @@ def test_flags_csv_json_and_history(tmp_path):
         before_cutoff = [c for c in changes if c["as_of"] <= "2026-10-31"]
         current = {r["patient_id"]: r["level"] for r in rows}[pid]
         assert before_cutoff[-1]["level"] == current  # history replays to the same level as --as-of
+
+
+def test_demo_is_never_built_into_a_database_that_holds_data(tmp_path):
+    from ketawatch.accounts import create_user
+
+    url = f"sqlite:///{tmp_path / 'clinic.db'}"
+    create_user(open_database(url), username="boss", display_name="Clinic Admin", role="admin",
+                password="a-long-enough-password", actor="setup")
+    result = ketawatch("demo", "--no-serve", "--db", url, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith("demo refused: this database is not a demo database and already holds 0 patient(s), 1 account(s)")
+    engine = open_database(url)
+    assert counts(engine)["Patient"] == 0
+    from store.app_settings import is_demo
+
+    assert not is_demo(engine)
+
+
+def test_demo_builds_once_and_then_reuses(tmp_path):
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    first = ketawatch("demo", "--no-serve", "--db", url, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "Demo database built: patients.csv: 40 new" in first.stdout
+    second = ketawatch("demo", "--no-serve", "--db", url, cwd=tmp_path)
+    assert second.returncode == 0 and "Using the existing demo database (40 patients)" in second.stdout

@@ -139,3 +139,37 @@ def test_empty_folder_and_bom(engine, tmp_path):
     text = ",".join(PATIENT) + "\n" + ",".join(PATIENT.values()) + "\n"
     (folder / "patients.csv").write_bytes("\ufeff".encode() + text.encode())
     assert run(engine, folder).new["patients"] == 1
+
+
+def test_a_voided_record_is_not_brought_back_by_reimporting(engine, tmp_path):
+    from store.records import void_session
+
+    folder = write_folder(tmp_path / "a")
+    run(engine, folder)
+    with Session(engine) as db:
+        session = db.exec(select(InfusionSession)).scalars().one()
+    void_session(engine, session.id, actor="nurse", reason="entered on the wrong patient", expected_version=1,
+                 validator=Validator(now=NOW, tz=TZ))
+    report = run(engine, folder)
+    assert report.new["sessions"] == 0 and report.unchanged["sessions"] == 1
+    assert load_records(engine).sessions.empty  # still voided, nothing live came back
+    with pytest.raises(ImportRejected) as caught:
+        run(engine, write_folder(tmp_path / "b", patients=None, checkins=None, sessions=[dict(SESSION, dose_mg="40")]))
+    assert caught.value.problems[0].startswith("sessions.csv:2: session_at: a session for patient KW-T1 at this time was voided on")
+    assert "by nurse (entered on the wrong patient)" in caught.value.problems[0]
+
+
+def test_field_problems_and_database_problems_are_reported_together(engine, tmp_path):
+    sessions = [dict(SESSION, weight_kg="7000"), dict(SESSION, patient_id="KW-NOBODY", session_at="2026-01-09T10:00")]
+    with pytest.raises(ImportRejected) as caught:
+        run(engine, write_folder(tmp_path / "a", sessions=sessions))
+    assert caught.value.problems == [
+        "sessions.csv:2: weight_kg: Weight, 7000, is outside 20-350 kg",
+        "sessions.csv:3: patient_id: patient KW-NOBODY is not in patients.csv or the database",
+    ]
+
+
+def test_a_patient_row_with_a_problem_does_not_also_make_its_sessions_unknown(engine, tmp_path):
+    with pytest.raises(ImportRejected) as caught:
+        run(engine, write_folder(tmp_path / "a", patients=[dict(PATIENT, sud_history="unsure")]))
+    assert len(caught.value.problems) == 1 and caught.value.problems[0].startswith("patients.csv:2: sud_history: ")
