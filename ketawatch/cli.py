@@ -167,8 +167,6 @@ def flags(
             when = date.fromisoformat(as_of)
         except ValueError:
             raise typer.BadParameter(f"{as_of!r} is not a date in the form YYYY-MM-DD", param_hint="--as-of") from None
-    if history and when is not None:
-        raise typer.BadParameter("use either --history or --as-of, not both", param_hint="--history")
     engine = open_db(db)
     rows = flag_rows(engine, as_of=when, history=history)
     write_rows(rows, fmt, sys.stdout)
@@ -185,15 +183,38 @@ def _register_sub_commands() -> None:
 _register_sub_commands()
 
 
+def _usage_error(exc: Exception) -> bool:
+    """True for click's usage errors (exit status 2), which typer raises from its own copy of click."""
+    return getattr(exc, "exit_code", None) == 2 and hasattr(exc, "format_message")
+
+
 def main() -> None:
-    """Entry point: click reports usage errors itself (exit 2); refusals and surprises become readable lines (exit 1)."""
+    """Entry point: every error is one readable line on stderr, never a traceback.
+
+    Exit status 0 success, 1 rejected (nothing changed), 2 usage error.
+    """
     try:
-        app()
+        app(standalone_mode=False, prog_name="ketawatch")
     except Rejected as exc:
         for line in exc.lines:
             typer.echo(line, err=True)
         sys.exit(1)
-    except Exception as exc:  # noqa: BLE001 - never a traceback for the user; the type and first line say enough
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("ketawatch: stopped", err=True)
+        sys.exit(1)
+    except Exception as exc:  # noqa: BLE001 - usage errors and surprises alike become one line
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            typer.echo(exc.ctx.get_help() if getattr(exc, "ctx", None) else str(exc))
+            sys.exit(0)
+        if _usage_error(exc):
+            command = exc.ctx.command_path if getattr(exc, "ctx", None) else "ketawatch"
+            typer.echo(f"{command}: {exc.format_message()} (see '{command} --help')", err=True)
+            sys.exit(2)
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            typer.echo(f"ketawatch: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         typer.echo(f"ketawatch: unexpected error: {type(exc).__name__}: {first}", err=True)
         sys.exit(1)

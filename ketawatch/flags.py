@@ -20,13 +20,16 @@ def _iso(value: Any) -> str:
 
 
 def flag_rows(engine: Engine, *, as_of: date | None = None, history: bool = False) -> list[dict[str, Any]]:
-    """One row per patient as of `as_of` (default today), or the first assessment and every change with `history`."""
+    """One row per patient as of `as_of` (default today); with `history`, each patient's first assessment and
+    every change of level, up to `as_of` when given."""
     from ketawatch.risk import assess, level_history, reason_ids
 
     tz = get_settings().clinic_timezone
     records = load_records(engine)
     if history:
         frame = level_history(records, tz=tz).rename(columns={"date": "as_of"})
+        if as_of is not None:
+            frame = frame[frame["as_of"] <= as_of]
         frame = frame.sort_values(["as_of", "patient_id"], kind="stable")
     else:
         frame = assess(records, as_of=as_of, tz=tz).sort_values("patient_id", kind="stable")

@@ -243,9 +243,9 @@ class Validator:
         if isinstance(value, bool):
             return value
         text = str(value).strip().lower()
-        if text in ("yes", "true"):
+        if text == "yes":
             return True
-        if text in ("no", "false"):
+        if text == "no":
             return False
         raise _Invalid(f"{rule.label}, {_show(value)}, must be yes or no")
 

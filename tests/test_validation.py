@@ -51,6 +51,7 @@ CASES = [
     ("sessions", "duration_min", "0", "Duration, 0, is outside 1-1440 min"),
     ("sessions", "duration_min", "1441", "is outside 1-1440 min"),
     ("sessions", "early_request", "y", "must be yes or no"),
+    ("sessions", "early_request", "true", "Patient asked for this session earlier than planned, 'true', must be yes or no"),
     ("sessions", "dose_increase_request", "1", "must be yes or no"),
     ("sessions", "sbp_pre", "400", "Systolic blood pressure before dosing, 400, is outside 40-300 mmHg"),
     ("sessions", "dbp_pre", "39", "Diastolic blood pressure before dosing, 39, is outside 40-300 mmHg"),
