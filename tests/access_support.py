@@ -140,7 +140,7 @@ def settle(page) -> None:
 @pytest.fixture(scope="module")
 def browser():
     if shutil.which("chromium") is None:
-        pytest.skip("Chromium is not installed")
+        pytest.fail("Chromium is not installed: the browser tests need Debian's chromium (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -288,3 +288,25 @@ def test_an_admin_manages_accounts_on_the_users_page(clinic):
 
     done = audit_lines(engine, actor="ada")
     assert {"user_create", "role_change", "password_reset"} <= set(done["action"])
+
+
+@pytest.mark.browser
+def test_in_the_browser_downloading_the_audit_trail_is_itself_audited(browser, fresh_server):
+    base, log = fresh_server
+    context, page = sign_in_browser(browser, base, "ada")
+    try:
+        page.locator("[data-testid=stSidebarNav] a", has_text="Audit trail").first.click()
+        settle(page)
+        with page.expect_download() as caught:
+            page.get_by_role("button", name="Download these lines as CSV").click()
+        assert caught.value.suggested_filename.startswith("ketawatch-audit-")
+        settle(page)
+    finally:
+        context.close()
+    from store.queries import audit_frame
+
+    engine = make_engine(f"sqlite:///{log.parent / 'clinic.db'}")  # the server's own database file
+    lines = audit_frame(engine, action="export")
+    engine.dispose()
+    downloads = lines[lines["entity_key"] == "audit_trail"]
+    assert list(downloads["actor"]) == ["ada"]

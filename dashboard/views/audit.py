@@ -14,6 +14,7 @@ import streamlit as st
 from dashboard import data, ui
 from dashboard.auth import is_admin, require_user
 from ketawatch.audit_trail import ACTIONS, LIMIT, audit_csv_bytes, audit_lines
+from ketawatch.exports.audit import record_export
 
 user = require_user()  # again here: a page run directly (by URL, before the app's navigation ran) must not skip sign-in
 st.title("Audit trail")
@@ -63,8 +64,17 @@ table = pd.DataFrame({
     "After": lines["detail"].map(lambda d: _part(d, "after")),
 })
 st.dataframe(table, hide_index=True, width="stretch")
+
+
+def _audit_download() -> None:
+    """The trail holds names and notes in its before/after values: its download is an export like any other."""
+    ids = sorted({str(p) for p in lines["patient_id"].dropna()})
+    record_export(engine, actor=user.username, role=user.role, what="audit_trail", fmt="csv", patient_ids=ids,
+                  deidentified=False, lines=int(len(lines)))
+
+
 st.download_button(
     "Download these lines as CSV", data=audit_csv_bytes(lines), file_name=f"ketawatch-audit-{today.isoformat()}.csv",
-    mime="text/csv", icon=":material/download:",
-    help="Cells that a spreadsheet could read as a formula start with a ' so they open as text.",
+    mime="text/csv", icon=":material/download:", on_click=_audit_download,
+    help="Cells that a spreadsheet could read as a formula start with a ' so they open as text. The download is audited.",
 )

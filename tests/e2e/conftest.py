@@ -48,7 +48,7 @@ def demo_db_url(tmp_path_factory) -> str:
 def app_url(demo_db_url, tmp_path_factory):
     """The dashboard served by `streamlit run` on a free port, stopped at the end of the session."""
     if shutil.which("chromium") is None:
-        pytest.skip("Chromium is not installed")
+        pytest.fail("Chromium is not installed: the browser tests need Debian's chromium (apt-get install chromium)")
     port = _free_port()
     log = (tmp_path_factory.mktemp("e2e-log") / "streamlit.log").open("w")
     env = {**os.environ, "KETAWATCH_DATABASE_URL": demo_db_url, "KETAWATCH_CLINIC_TIMEZONE": "Europe/London"}
