@@ -22,6 +22,10 @@ class Settings(BaseSettings):
         "change-me-in-production",
         description="Key for the keyed hash that makes stable pseudonyms in de-identified exports.",
     )
+    rules_file: str | None = Field(
+        None,
+        description="A clinic's own copy of seed_data/rules.toml (e.g. its SDS threshold); default: the shipped file.",
+    )
     idle_timeout_minutes: int = Field(30, ge=1, le=24 * 60, description="Sign out after this long idle.")
     min_password_length: int = Field(12, ge=8, le=128)
     lockout_attempts: int = Field(5, ge=1, le=100, description="Failed sign-ins before an account locks.")

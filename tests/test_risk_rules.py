@@ -549,3 +549,25 @@ def test_sds_control_items_ignore_reliance_items():
     # a weak signal alone never raises the level, and green carries no reasons
     d = levels(control)
     assert set(d["level"]) == {"green"} and all(rs == [] for rs in d["reasons"])
+
+
+def test_a_clinic_rules_file_named_in_the_settings_is_used_by_default(tmp_path, monkeypatch):
+    """The SDS threshold has no validated ketamine cut-off, so a clinic sets its own through KETAWATCH_RULES_FILE."""
+    from importlib import resources
+
+    from ketawatch.risk import load_rules
+    from store.settings import get_settings
+
+    shipped = resources.files("seed_data").joinpath("rules.toml").read_text(encoding="utf-8")
+    assert load_rules().sds_threshold != 9
+    lines = shipped.splitlines()
+    start = lines.index("[sds]")
+    for i in range(start + 1, len(lines)):
+        if lines[i].startswith("threshold"):
+            lines[i] = "threshold = 9"
+            break
+    own = tmp_path / "clinic-rules.toml"
+    own.write_text("\n".join(lines), encoding="utf-8")
+    monkeypatch.setenv("KETAWATCH_RULES_FILE", str(own))
+    get_settings.cache_clear()
+    assert load_rules().sds_threshold == 9

@@ -132,9 +132,23 @@ class RuleSettings:
 
 
 def load_rules(path: str | Path | None = None, **overrides) -> RuleSettings:
-    """Read the rule settings from `path` (default: seed_data/rules.toml), then apply `overrides`."""
-    settings = _default_rules() if path is None else _parse(Path(path).read_text(encoding="utf-8"))
+    """Read the rule settings from `path`, then apply `overrides`.
+
+    Without a path: the clinic's file named by `KETAWATCH_RULES_FILE` when set, else the shipped
+    seed_data/rules.toml. A clinic's file must hold every setting (copy the shipped one and edit it).
+    """
+    if path is None:
+        from store.settings import get_settings
+
+        path = get_settings().rules_file
+    settings = _default_rules() if path is None else _rules_file(str(Path(path).resolve()), Path(path).stat().st_mtime_ns)
     return settings.with_changes(**overrides) if overrides else settings
+
+
+@cache
+def _rules_file(path: str, _mtime_ns: int) -> RuleSettings:
+    """A clinic's rules file, read again only when it changes on disk."""
+    return _parse(Path(path).read_text(encoding="utf-8"))
 
 
 @cache
