@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import secrets
+
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from store.db import for_writing
 from store.models import AppSetting
 
 DEMO_KEY = "demo_database"
+PSEUDONYM_KEY = "pseudonym_secret"
 
 
 def get_value(engine: Engine, key: str) -> str | None:
@@ -29,3 +33,16 @@ def set_value(engine: Engine, key: str, value: str) -> None:
 def is_demo(engine: Engine) -> bool:
     """True only for a database built by `ketawatch demo`; demo accounts exist only there."""
     return get_value(engine, DEMO_KEY) == "yes"
+
+
+def database_secret(engine: Engine, key: str = PSEUDONYM_KEY) -> str:
+    """A random secret made once per database and kept in it (and so in its backups), never changed."""
+    existing = get_value(engine, key)
+    if existing:
+        return existing
+    try:
+        with Session(for_writing(engine)) as db, db.begin():
+            db.add(AppSetting(key=key, value=secrets.token_hex(32)))
+    except IntegrityError:
+        pass  # another process made it first: use theirs
+    return get_value(engine, key)

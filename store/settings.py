@@ -9,6 +9,8 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///ketawatch.db"
+#: Left at this value, de-identified exports use a random key made once per database instead.
+DEFAULT_PSEUDONYM_SECRET = "change-me-in-production"
 
 
 class Settings(BaseSettings):
@@ -19,8 +21,9 @@ class Settings(BaseSettings):
     database_url: str = Field(DEFAULT_DATABASE_URL, description="SQLAlchemy URL of the database.")
     clinic_timezone: str = Field("Europe/London", description="IANA zone in which times are entered and shown.")
     pseudonym_secret: str = Field(
-        "change-me-in-production",
-        description="Key for the keyed hash that makes stable pseudonyms in de-identified exports.",
+        DEFAULT_PSEUDONYM_SECRET,
+        description="Key for the keyed hash that makes stable pseudonyms in de-identified exports "
+        "(unset: a random key kept in the database).",
     )
     rules_file: str | None = Field(
         None,

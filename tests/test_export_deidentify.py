@@ -125,3 +125,19 @@ def test_deidentified_levels_and_intervals_match_the_identified_ones(sample):
     row_a = a[a["patient_id"] == SECRET_PID].iloc[0]
     row_b = b[b["patient_id"] == Pseudonymiser("test-secret-for-exports").patient(SECRET_PID)].iloc[0]
     assert (date.fromisoformat(row_b["level_since"]) - date.fromisoformat(row_a["level_since"])).days == offset
+
+
+def test_the_public_default_secret_is_never_the_key(engine, monkeypatch):
+    """Left unset, the key is random per database: knowing KetaWatch's default does not reveal pseudonyms."""
+    from ketawatch.exports.deidentify import Pseudonymiser
+    from store.settings import DEFAULT_PSEUDONYM_SECRET, get_settings
+
+    monkeypatch.delenv("KETAWATCH_PSEUDONYM_SECRET", raising=False)
+    get_settings.cache_clear()
+    first = Pseudonymiser.from_settings(engine)
+    assert first.secret != DEFAULT_PSEUDONYM_SECRET and len(first.secret) >= 32
+    assert Pseudonymiser.from_settings(engine).secret == first.secret  # stable: same pseudonyms every export
+    assert first.patient("KW-0001") != Pseudonymiser(DEFAULT_PSEUDONYM_SECRET).patient("KW-0001")
+    monkeypatch.setenv("KETAWATCH_PSEUDONYM_SECRET", "a-clinic-chosen-secret-of-good-length")
+    get_settings.cache_clear()
+    assert Pseudonymiser.from_settings(engine).secret == "a-clinic-chosen-secret-of-good-length"

@@ -127,7 +127,7 @@ def load_patient_case(
     key = patient_id
     shown_by = author.shown(None)
     if deidentify:
-        pseudonymiser = pseudonymiser or Pseudonymiser.from_settings()
+        pseudonymiser = pseudonymiser or Pseudonymiser.from_settings(engine)
         shift = timedelta(days=pseudonymiser.offset_days(patient_id))
         start = start + shift if start else None
         end = end + shift
@@ -225,7 +225,7 @@ def load_caseload(
     flagged["reasons"] = [reasons_by_patient.get(pid, []) for pid in real_ids]
     shown_by = author.shown(None)
     if deidentify and real_ids:
-        pseudonymiser = pseudonymiser or Pseudonymiser.from_settings()
+        pseudonymiser = pseudonymiser or Pseudonymiser.from_settings(engine)
         shown_by = author.shown(pseudonymiser)
         sub = records.for_patients(real_ids)
         shifted = deidentify_records(sub, pseudonymiser, on=as_of, tz=tz)
@@ -244,7 +244,7 @@ def load_caseload(
         flagged["clinician"] = pseudonymiser.staff_of(flagged["clinician"]).to_numpy()
         reviews = deidentify_reviews(reviews[reviews["patient_id"].isin(real_ids)], pseudonymiser, tz=tz)
     elif deidentify:
-        shown_by = author.shown(pseudonymiser or Pseudonymiser.from_settings())
+        shown_by = author.shown(pseudonymiser or Pseudonymiser.from_settings(engine))
     flagged["reason_ids"] = [";".join(reason_ids(r)) for r in flagged["reasons"]]
     flagged = _with_last_review(flagged, reviews, tz)
     return CaseloadExport(

@@ -26,9 +26,11 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import Engine
 
+from store.app_settings import database_secret
 from store.frames import Records
-from store.settings import get_settings
+from store.settings import DEFAULT_PSEUDONYM_SECRET, get_settings
 
 PATIENT_PREFIX = "P-"
 STAFF_PREFIX = "S-"
@@ -61,9 +63,16 @@ class Pseudonymiser:
     secret: str
 
     @classmethod
-    def from_settings(cls) -> "Pseudonymiser":
-        """The pseudonymiser keyed with the deployment's `pseudonym_secret`."""
-        return cls(get_settings().pseudonym_secret)
+    def from_settings(cls, engine: Engine) -> "Pseudonymiser":
+        """Keyed with `KETAWATCH_PSEUDONYM_SECRET`; left at its public default, with a random key kept in the database.
+
+        A key anyone can read would let them recompute the pseudonym of a guessable clinic id
+        (KW-0001...) and undo the date shift, so the default is never used as a key.
+        """
+        secret = get_settings().pseudonym_secret
+        if secret == DEFAULT_PSEUDONYM_SECRET:
+            secret = database_secret(engine)
+        return cls(secret)
 
     def _digest(self, kind: str, value: str) -> bytes:
         return hmac.new(self.secret.encode("utf-8"), f"{kind}:{value}".encode("utf-8"), hashlib.sha256).digest()

@@ -195,7 +195,7 @@ def export_records(
     export_day = now.astimezone(get_settings().tz).date()
     reviews = alert_reviews_frame(engine, patient_ids)
     if deidentify:
-        pseudonymiser = pseudonymiser or Pseudonymiser.from_settings()
+        pseudonymiser = pseudonymiser or Pseudonymiser.from_settings(engine)
         records = deidentify_records(records, pseudonymiser, on=export_day, tz=tz)
         reviews = deidentify_reviews(reviews, pseudonymiser, tz=tz)
     if fmt == "csv":
