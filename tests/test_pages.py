@@ -457,3 +457,23 @@ def test_acknowledge_needs_an_action_and_a_note_for_other(demo_url, monkeypatch)
     next(b for b in at.button if b.key == f"al_ack_{pid}").click().run()
     assert "Say in the note what was done" in _texts(at)
     assert _count(demo_url, AlertReview) == before
+
+
+def test_a_positive_phq9_question_9_is_kept_with_the_check_in(demo_url, monkeypatch):
+    """The answer that needs a clinician today is stored in the record, not only shown on one screen."""
+    at = _checkin_form(demo_url, monkeypatch)
+    at.pills(key="lc_craving").set_value(1)
+    for i in range(1, 10):
+        at.radio(key=f"lc_phq9_{i}").set_value(1)
+    at.text_area(key="lc_notes").set_value("Slept badly this week.")
+    at.run()
+    _button(at, "Save check-in").click().run()
+    _no_exception(at)
+    with Session(open_database(demo_url)) as db:
+        row = db.execute(select(CheckIn).order_by(CheckIn.id.desc())).scalars().first()
+    assert row.notes.splitlines() == [
+        "[Safety] PHQ-9 question 9 (better off dead or self-harm) answered 'Several days': "
+        "a clinician to speak with the patient today.",
+        "Slept badly this week.",
+    ]
+    assert any("question 9" in w.value for w in at.warning)

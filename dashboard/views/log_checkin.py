@@ -44,14 +44,30 @@ def _phq9_total() -> tuple[int | None, int]:
     return (sum(given) if len(given) == len(PHQ9_ITEMS) else None), len(given)
 
 
+def _safety_note() -> str | None:
+    """A line kept in the check-in's notes when question 9 was answered above 'not at all'.
+
+    The import format stores only the PHQ-9 total, so without this line the answer that needs a
+    clinician the same day would live only on the screen of whoever saved the form.
+    """
+    scores = {i: st.session_state.get(P + i) for i in SAFETY_ITEMS}
+    positive = {i: v for i, v in scores.items() if v}
+    if not positive:
+        return None
+    answers = INSTRUMENTS["phq9"]["answers"]
+    said = ", ".join(f"'{answers[v]}'" for v in positive.values())
+    return f"[Safety] PHQ-9 question 9 (better off dead or self-harm) answered {said}: a clinician to speak with the patient today."
+
+
 def _raw(patient_id: str | None, reported_at) -> dict:
     """The answers in the store's column names (None = not answered)."""
     s = st.session_state
     total, _ = _phq9_total()
     if s.get(P + "paper") and not patient_mode:
         total = s.get(P + "phq9_total")
+    notes = "\n".join(part for part in (_safety_note(), (s.get(P + "notes") or "").strip()) if part)
     raw = {"patient_id": patient_id, "reported_at": reported_at, "craving": s.get(P + "craving"), "phq9": total,
-           "notes": (s.get(P + "notes") or "").strip() or None}
+           "notes": notes or None}
     raw.update({c: s.get(P + c) for c in (*SDS_ITEMS, *WARNING_SIGNS)})
     return raw
 
