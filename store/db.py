@@ -9,7 +9,6 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlmodel import Session
 
 from store.settings import get_settings
 
@@ -95,8 +94,3 @@ def forget_engines() -> None:
 def for_writing(engine: Engine) -> Engine:
     """The same engine marked for write transactions (on SQLite they begin IMMEDIATE; elsewhere no change)."""
     return engine.execution_options(**{WRITE_OPTION: True})
-
-
-def session_for(engine: Engine) -> Session:
-    """A SQLModel session that keeps loaded objects readable after commit."""
-    return Session(engine, expire_on_commit=False)

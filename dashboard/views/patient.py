@@ -18,7 +18,7 @@ from dashboard.export_panel import patient_exports
 from dashboard.plotly_charts import figure
 from ketawatch.caseload import latest_reviews
 from ketawatch.charts import record_span
-from ketawatch.risk.scoring import sds_total
+from ketawatch.risk.scoring import dose_per_kg, sds_total
 from seed_data.catalogue import side_effects, warning_signs
 from store.settings import get_settings
 from store.vocabulary import REVIEW_ACTIONS, WARNING_SIGNS
@@ -144,7 +144,7 @@ s = recs.sessions.sort_values("session_at", ascending=False)
 if s.empty:
     st.caption("No sessions recorded.")
 else:
-    per_kg = (s["dose_mg"] / s["weight_kg"]).where(s["route"].isin(["iv", "im"]))
+    per_kg = dose_per_kg(s["dose_mg"], s["weight_kg"], s["route"])  # the engine's own arithmetic, this session's weight
     table = pd.DataFrame({
         "When": ui.local_column(s["session_at"]),
         "Route": s["route"].map(ui.route_words),

@@ -19,13 +19,6 @@ _FORMULA_START = re.compile("^[" + re.escape("".join(FORMULA_STARTS)) + "]")
 _ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
-def neutralise_text(value: str | None) -> str | None:
-    """One text value with a leading quote when it could start a formula."""
-    if value is None or not isinstance(value, str):
-        return value
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
-
-
 def neutralise(column: pd.Series) -> pd.Series:
     """A text column with every formula-like value quoted (vectorised; missing stays missing)."""
     text = column.astype("string")

@@ -18,10 +18,10 @@ from ketawatch.risk import scoring
 from ketawatch.risk.features import (
     FeatureTable,
     checkin_features,
-    counting_signs,
     patient_table,
     persistent_signs,
     session_features,
+    weighty_specific_signs,
 )
 from ketawatch.risk.reasons import FAMILIES, RULES, Reason, build_reasons
 from ketawatch.risk.rules import SUD_SCALED, RuleSettings, load_rules
@@ -98,7 +98,7 @@ def evaluate(records: Records, *, rules: RuleSettings | None = None, tz: str = "
     for rule in RULES:
         if rule.id == "specific_sign_persistent":
             hit = np.logical_or.reduce([none, *(daily[f"sign_{sign}"] for sign in persistent_signs(rules))])
-            counted = np.logical_or.reduce([none, *(daily[f"sign_{sign}"] for sign in counting_signs(rules))])
+            counted = np.logical_or.reduce([none, *(daily[f"sign_{sign}"] for sign in weighty_specific_signs(rules))])
         else:
             frame, rows = (c, daily["c_row"]) if rule.records == "checkins" else (s, daily["s_row"])
             hit = counted = at_date(frame, f"rule_{rule.id}", rows)

@@ -289,12 +289,6 @@ def weighty_specific_signs(rules: RuleSettings) -> tuple[str, ...]:
     return tuple(sign for sign in _persistent_signs(rules) if weights[sign] >= rules.signs_red_min_weight)
 
 
-def counting_signs(rules: RuleSettings) -> tuple[str, ...]:
-    """Persistent specific signs weighty enough to count towards red."""
-    weights = scoring.sign_weights()
-    return tuple(sign for sign in _persistent_signs(rules) if weights[sign] >= rules.signs_red_min_weight)
-
-
 def persistent_signs(rules: RuleSettings) -> tuple[str, ...]:
     """The specific signs with a `sign_<id>` column, heaviest first (the order reasons are listed in)."""
     weights = scoring.sign_weights()
