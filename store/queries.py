@@ -41,59 +41,50 @@ def side_effects_text(engine: Engine, session_ids: Iterable[int] | None = None) 
     return text.astype("string").rename("side_effects")
 
 
-def patients_frame(engine: Engine, patient_ids: Iterable[str] | None = None, *, with_tracking: bool = False) -> pd.DataFrame:
-    """Patients (not voided) with CONTRACT columns plus status, optionally with who recorded them."""
-    cols = [getattr(Patient, c) for c in PATIENT_DTYPES]
-    if with_tracking:
-        cols += [getattr(Patient, c) for c in _TRACKING]
-    q = _where_patients(select(*cols).where(Patient.voided_at.is_(None)), Patient, patient_ids).order_by(Patient.patient_id)
+def _table_frame(
+    engine: Engine, table, dtypes: dict[str, str], order: tuple[str, ...], patient_ids: Iterable[str] | None, *,
+    include_voided: bool, with_tracking: bool,
+) -> pd.DataFrame:
+    """One clinical table as a typed frame; voided rows and who recorded or changed each row only when asked for."""
+    tracking = with_tracking or include_voided
+    cols = [getattr(table, c) for c in dtypes if c in table.__table__.c]
+    if tracking:
+        cols += [getattr(table, c) for c in _TRACKING]
+    q = select(*cols)
+    if not include_voided:
+        q = q.where(table.voided_at.is_(None))
+    q = _where_patients(q, table, patient_ids).order_by(*(getattr(table, c) for c in order))
     raw = _frame(engine, q)
-    out = conform(raw, PATIENT_DTYPES)
-    if with_tracking:
+    if table is InfusionSession and len(raw):
+        effects = side_effects_text(engine, raw["id"].tolist() if patient_ids is not None else None)
+        raw["side_effects"] = raw["id"].map(effects)
+    out = conform(raw, dtypes)
+    if tracking:
         for c in _TRACKING:
             out[c] = raw[c].array if len(raw) else pd.Series(dtype="object")
     return out
+
+
+def patients_frame(engine: Engine, patient_ids: Iterable[str] | None = None, *, with_tracking: bool = False) -> pd.DataFrame:
+    """Patients (not voided) with CONTRACT columns plus status, optionally with who recorded them."""
+    return _table_frame(engine, Patient, PATIENT_DTYPES, ("patient_id",), patient_ids,
+                        include_voided=False, with_tracking=with_tracking)
 
 
 def sessions_frame(
     engine: Engine, patient_ids: Iterable[str] | None = None, *, include_voided: bool = False, with_tracking: bool = False
 ) -> pd.DataFrame:
     """Sessions in time order, with side effects as text; voided ones only when asked for."""
-    cols = [getattr(InfusionSession, c) for c in SESSION_DTYPES if c != "side_effects"]
-    if with_tracking or include_voided:
-        cols += [getattr(InfusionSession, c) for c in _TRACKING]
-    q = select(*cols)
-    if not include_voided:
-        q = q.where(InfusionSession.voided_at.is_(None))
-    q = _where_patients(q, InfusionSession, patient_ids).order_by(InfusionSession.patient_id, InfusionSession.session_at)
-    raw = _frame(engine, q)
-    if len(raw):
-        effects = side_effects_text(engine, raw["id"].tolist() if patient_ids is not None else None)
-        raw["side_effects"] = raw["id"].map(effects)
-    out = conform(raw, SESSION_DTYPES)
-    if with_tracking or include_voided:
-        for c in _TRACKING:
-            out[c] = raw[c].array if len(raw) else pd.Series(dtype="object")
-    return out
+    return _table_frame(engine, InfusionSession, SESSION_DTYPES, ("patient_id", "session_at"), patient_ids,
+                        include_voided=include_voided, with_tracking=with_tracking)
 
 
 def checkins_frame(
     engine: Engine, patient_ids: Iterable[str] | None = None, *, include_voided: bool = False, with_tracking: bool = False
 ) -> pd.DataFrame:
     """Check-ins in time order; voided ones only when asked for."""
-    cols = [getattr(CheckIn, c) for c in CHECKIN_DTYPES]
-    if with_tracking or include_voided:
-        cols += [getattr(CheckIn, c) for c in _TRACKING]
-    q = select(*cols)
-    if not include_voided:
-        q = q.where(CheckIn.voided_at.is_(None))
-    q = _where_patients(q, CheckIn, patient_ids).order_by(CheckIn.patient_id, CheckIn.reported_at)
-    raw = _frame(engine, q)
-    out = conform(raw, CHECKIN_DTYPES)
-    if with_tracking or include_voided:
-        for c in _TRACKING:
-            out[c] = raw[c].array if len(raw) else pd.Series(dtype="object")
-    return out
+    return _table_frame(engine, CheckIn, CHECKIN_DTYPES, ("patient_id", "reported_at"), patient_ids,
+                        include_voided=include_voided, with_tracking=with_tracking)
 
 
 def load_records(engine: Engine, patient_ids: Iterable[str] | None = None) -> Records:

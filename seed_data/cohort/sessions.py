@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from seed_data.catalogue import side_effects
 from seed_data.cohort.arrays import bounded, choose, join_nonempty, phrases
 from seed_data.cohort.plan import ESKETAMINE, IV, IV_PAIN, SLOT_COUNT, PatientPlan
 from seed_data.cohort.schedule import SessionSchedule
@@ -29,20 +30,7 @@ SIDE_EFFECT_RATES = {
     "other": 0.008,
 }
 #: Column order of the severity matrix (0 = none, 1 mild, 2 moderate, 3 severe).
-SIDE_EFFECT_ORDER = (
-    "dizziness",
-    "nausea",
-    "vomiting",
-    "dissociation",
-    "headache",
-    "sedation",
-    "elevated_blood_pressure",
-    "blurred_vision",
-    "anxiety",
-    "confusion",
-    "urinary_symptoms",
-    "other",
-)
+SIDE_EFFECT_ORDER = tuple(effect.id for effect in side_effects())  # the catalogue's ids, in its order
 SEVERITY_NAMES = ("", "mild", "moderate", "severe")
 #: Notes the nurse writes; none names a person, place or number that could identify anyone.
 PUSHED_EARLIER_NOTES = (
