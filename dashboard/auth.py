@@ -16,7 +16,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard import data
-from dashboard.ui import md_escape
+from dashboard.ui import md_escape, new_password_inputs, passwords_match
 from ketawatch import accounts
 from store.app_settings import is_demo
 from store.settings import get_settings
@@ -208,17 +208,13 @@ def _first_run_page(engine) -> None:
         "This database has no accounts yet. Create the first administrator; they can then add "
         "clinicians and reviewers on the Users page."
     )
-    min_length = get_settings().min_password_length
     with st.form("first_admin"):
         username = st.text_input("Username", autocomplete="username")
         display_name = st.text_input("Full name")
-        password = st.text_input(f"Password (at least {min_length} characters)", type="password",
-                                 autocomplete="new-password")
-        repeat = st.text_input("Repeat the password", type="password", autocomplete="new-password")
+        password, repeat = new_password_inputs()
         submitted = st.form_submit_button("Create administrator", type="primary")
     if submitted:
-        if password != repeat:
-            st.error("The two passwords differ. Type the same password twice.")
+        if not passwords_match(password, repeat):
             return
         try:
             accounts.create_first_admin(engine, username=username, display_name=display_name, password=password)

@@ -278,3 +278,20 @@ def show_table(frame: pd.DataFrame, *, key: str, column_config: dict | None = No
     User text is shown by the data grid as plain text, never as markdown or HTML.
     """
     return st.dataframe(frame, hide_index=True, key=key, column_config=column_config, placeholder="–", **kwargs)
+
+
+def new_password_inputs(label: str = "Password", *, repeat_label: str = "Repeat the password",
+                        key: str | None = None) -> tuple[str, str]:
+    """A new password typed twice (hidden; the browser is told it is new), inside the caller's form."""
+    hint = f" (at least {get_settings().min_password_length} characters)" if label == "Password" else ""
+    password = st.text_input(label + hint, type="password", autocomplete="new-password", key=key and f"{key}_new")
+    repeat = st.text_input(repeat_label, type="password", autocomplete="new-password", key=key and f"{key}_repeat")
+    return password, repeat
+
+
+def passwords_match(password: str, repeat: str) -> bool:
+    """After the form is sent: the two typings agree, or the clinician is told plainly that they do not."""
+    if password != repeat:
+        st.error("The two passwords differ. Type the same password twice.")
+        return False
+    return True

@@ -9,7 +9,6 @@ from dashboard import data, ui
 from dashboard.auth import is_admin, require_user
 from ketawatch import accounts
 from store.app_settings import is_demo
-from store.settings import get_settings
 from store.vocabulary import ROLES
 
 ROLE_WORDS = {
@@ -25,7 +24,6 @@ if not is_admin(user):
     st.stop()
 
 engine = data.engine()
-settings = get_settings()
 notice = st.session_state.pop("users_notice", None)
 if notice:
     st.success(notice)
@@ -65,15 +63,10 @@ with add:
         username = st.text_input("Username (an email address works, and links single sign-on)")
         display_name = st.text_input("Full name")
         role = st.selectbox("Role", ROLES, index=ROLES.index("clinician"), format_func=ROLE_WORDS.get)
-        password = st.text_input(f"Password (at least {settings.min_password_length} characters)", type="password",
-                                 autocomplete="new-password")
-        repeat = st.text_input("Repeat the password", type="password", autocomplete="new-password")
+        password, repeat = ui.new_password_inputs()
         submitted = st.form_submit_button("Add account", type="primary")
-    if submitted:
-        if password != repeat:
-            st.error("The two passwords differ.")
-        else:
-            _attempt(lambda: accounts.create_user(engine, username=username, display_name=display_name, role=role,
+    if submitted and ui.passwords_match(password, repeat):
+        _attempt(lambda: accounts.create_user(engine, username=username, display_name=display_name, role=role,
                                                   password=password, actor=user.username),
                      lambda made: f"Account {made.username} added as {made.role}.")
 
@@ -89,16 +82,12 @@ with role_tab:
 with password_tab:
     with st.form("users_password"):
         who = st.selectbox("Account", names, key="users_password_who")
-        password = st.text_input("New password", type="password", autocomplete="new-password", key="users_password_new")
-        repeat = st.text_input("Repeat the new password", type="password", autocomplete="new-password",
-                               key="users_password_repeat")
+        password, repeat = ui.new_password_inputs("New password", repeat_label="Repeat the new password",
+                                                  key="users_password")
         submitted = st.form_submit_button("Reset password", type="primary")
-    if submitted and who:
-        if password != repeat:
-            st.error("The two passwords differ.")
-        else:
-            _attempt(lambda: accounts.reset_password(engine, who, password, actor=user.username),
-                     lambda changed: f"The password of {changed.username} was reset and any lockout lifted.")
+    if submitted and who and ui.passwords_match(password, repeat):
+        _attempt(lambda: accounts.reset_password(engine, who, password, actor=user.username),
+                 lambda changed: f"The password of {changed.username} was reset and any lockout lifted.")
 
 with access_tab:
     with st.form("users_access"):
