@@ -15,6 +15,12 @@ that share surface signs with dependence but are not it) who are ever red: DESIG
 them may reach red on its own, so the target is zero everywhere. It also times levels and full
 history for 2,000 patients with a year of records.
 
+It also prints two diagnostics that are not targets and change no figure above: red sensitivity
+split by how long the records run after onset (a patient whose onset is a few weeks before the
+end of the records may show nothing yet), and the median delays of red and the best simple rule
+on the patients both flag (the delay figures above are over different sets of patients: each
+method's own detections).
+
 It then checks issue 3's targets per variant and prints a markdown table: red sensitivity >= 0.95
 and specificity >= 0.97; red median delay at most a third of the best simple rule's (the simple
 rule with mean specificity >= 0.95 and the highest mean sensitivity, compared in the same
@@ -70,6 +76,27 @@ def simple_flags(checkins: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {name: pd.DataFrame({"patient_id": checkins["patient_id"], "date": local})[hit.fillna(False).to_numpy()] for name, hit in rules.items()}
 
 
+def delays(flags: pd.DataFrame, truth: pd.DataFrame) -> pd.Series:
+    """Days from onset to the first flag on or after it, per dependent patient flagged after onset."""
+    onset = pd.to_datetime(truth.set_index("patient_id")["dependence_onset"]).dropna()
+    after = flags.merge(onset.rename("onset"), left_on="patient_id", right_index=True)
+    after = after[after["date"] >= after["onset"]]
+    return (after.groupby("patient_id")["date"].min() - onset).dropna().dt.days
+
+
+def follow_up(records: Records, truth: pd.DataFrame) -> pd.Series:
+    """Days from onset to the patient's last record (check-in or session), per dependent patient."""
+    last = pd.concat(
+        [
+            pd.DataFrame({"patient_id": records.checkins["patient_id"], "at": records.checkins["reported_at"]}),
+            pd.DataFrame({"patient_id": records.sessions["patient_id"], "at": records.sessions["session_at"]}),
+        ]
+    )
+    last_day = last["at"].dt.tz_convert(TZ).dt.tz_localize(None).dt.normalize().groupby(last["patient_id"]).max()
+    onset = pd.to_datetime(truth.set_index("patient_id")["dependence_onset"]).dropna()
+    return (last_day.reindex(onset.index) - onset).dt.days
+
+
 def score(flags: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
     """Sensitivity, specificity and onset-to-flag delays from (patient_id, date) flag rows."""
     first_flag = flags.groupby("patient_id")["date"].agg(list)
@@ -108,9 +135,10 @@ def lookalikes_red(red: pd.DataFrame, truth: pd.DataFrame) -> dict[str, tuple[in
     return out
 
 
-def evaluate(n_patients: int, quick: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Scores per variant and method, and per variant and look-alike archetype the patients ever red."""
-    rows, looks = [], []
+def evaluate(n_patients: int, quick: bool) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Scores per variant and method; per variant and look-alike archetype the patients ever red; and
+    per variant and dependent patient the follow-up after onset and each method's delay (NaN: never flagged after onset)."""
+    rows, looks, patients = [], [], []
     for name, params in variants(n_patients, quick):
         cohort = generate_cohort(params)
         records = Records.of(cohort.patients, cohort.sessions, cohort.checkins)
@@ -121,11 +149,14 @@ def evaluate(n_patients: int, quick: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
             "KetaWatch amber+": levels[levels["level"].isin(["amber", "red"])][["patient_id", "date"]],
             **simple_flags(records.checkins),
         }
+        per_patient = pd.DataFrame({"follow_up": follow_up(records, cohort.truth)})
         for method, flags in methods.items():
             rows.append({"variant": name, "method": method, **score(flags, cohort.truth)})
+            per_patient[method] = delays(flags, cohort.truth).reindex(per_patient.index)
+        patients.append(per_patient.reset_index().assign(variant=name))
         for archetype, (n_red, n, ids) in lookalikes_red(methods["KetaWatch red"], cohort.truth).items():
             looks.append({"variant": name, "archetype": archetype, "red": n_red, "patients": n, "ids": ids})
-    return pd.DataFrame(rows), pd.DataFrame(looks)
+    return pd.DataFrame(rows), pd.DataFrame(looks), pd.concat(patients, ignore_index=True)
 
 
 def lookalike_lines(looks: pd.DataFrame) -> list[str]:
@@ -158,7 +189,7 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=200)
     parser.add_argument("--quick", action="store_true", help="two variants only, one timing run")
     args = parser.parse_args()
-    results, looks = evaluate(args.patients, args.quick)
+    results, looks, per_patient = evaluate(args.patients, args.quick)
     pd.set_option("display.width", 160)
     summary = results.groupby("method", sort=False).agg(
         sensitivity=("sensitivity", "mean"),
@@ -180,6 +211,8 @@ def main() -> None:
         + ", ".join(f"{a} {int(r.red)}/{int(r.patients)}" for a, r in totals.iterrows())
         + f"; total {int(totals['red'].sum())} (target 0)"
     )
+    print("\nDiagnostics (not targets; they change no figure above):")
+    print("\n".join(diagnostic_lines(results, per_patient)))
     print("\nIssue 3 targets per variant (markdown):\n")
     print(target_table(results, looks))
     speed = timing(1 if args.quick else 3)
@@ -193,12 +226,48 @@ TARGET_SENSITIVITY, TARGET_SPECIFICITY, TARGET_DELAY_FRACTION = 0.95, 0.97, 1 / 
 SIMPLE_RULES = ("craving >= 7", "SDS >= 4", "any sign >= 2")
 
 
-def target_table(results: pd.DataFrame, looks: pd.DataFrame | None = None) -> str:
-    """Issue 3's targets per variant as a markdown table, with a final row for the worst variant (and look-alikes ever red)."""
+#: Records after onset below which a patient counts as "short follow-up" in the diagnostics.
+SHORT_FOLLOW_UP_DAYS = 56
+
+
+def best_simple_rule(results: pd.DataFrame) -> str:
+    """The simple rule with mean specificity >= 0.95 and the highest mean sensitivity (SDS >= 4 if none)."""
     means = results.groupby("method")[["sensitivity", "specificity"]].mean()
     comparable = means.loc[list(SIMPLE_RULES)]
     comparable = comparable[comparable["specificity"] >= 0.95]
-    best = comparable["sensitivity"].idxmax() if len(comparable) else "SDS >= 4"
+    return comparable["sensitivity"].idxmax() if len(comparable) else "SDS >= 4"
+
+
+def diagnostic_lines(results: pd.DataFrame, per_patient: pd.DataFrame) -> list[str]:
+    """Red sensitivity by follow-up after onset, and red vs the best simple rule's median delay on patients both flag."""
+    best = best_simple_rule(results)
+    short = per_patient["follow_up"] < SHORT_FOLLOW_UP_DAYS
+    red = per_patient["KetaWatch red"].notna()
+    lines = [
+        f"Red sensitivity by records after onset (< {SHORT_FOLLOW_UP_DAYS} days | >= {SHORT_FOLLOW_UP_DAYS} days), "
+        f"and median delay (days) of red | {best} | amber+ on the dependent patients flagged by both red and {best}:"
+    ]
+    for variant, g in per_patient.groupby("variant", sort=False):
+        s, r = short[g.index], red[g.index]
+        both = g[g["KetaWatch red"].notna() & g[best].notna()]
+        lines.append(
+            f"{variant}: short {int(r[s].sum())}/{int(s.sum())}, longer {int(r[~s].sum())}/{int((~s).sum())}; "
+            f"both flag {len(both)}: {both['KetaWatch red'].median():.1f} | {both[best].median():.1f} | "
+            f"{both['KetaWatch amber+'].median():.1f}"
+        )
+    s = short
+    both = per_patient[red & per_patient[best].notna()]
+    lines.append(
+        f"all variants: short {int(red[s].sum())}/{int(s.sum())}, longer {int(red[~s].sum())}/{int((~s).sum())}; "
+        f"both flag {len(both)}: {both['KetaWatch red'].median():.1f} | {both[best].median():.1f} | "
+        f"{both['KetaWatch amber+'].median():.1f}"
+    )
+    return lines
+
+
+def target_table(results: pd.DataFrame, looks: pd.DataFrame | None = None) -> str:
+    """Issue 3's targets per variant as a markdown table, with a final row for the worst variant (and look-alikes ever red)."""
+    best = best_simple_rule(results)
     by = results.set_index(["variant", "method"])
     lines = [
         f"Best simple rule at comparable specificity: {best}; delay target = 1/3 of its median delay.",
