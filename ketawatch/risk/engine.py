@@ -112,12 +112,6 @@ def evaluate(records: Records, *, rules: RuleSettings | None = None, tz: str = "
     daily["relapse_context"] = relapse = phq9_rise >= rules.interval_relapse_phq9_rise
     points["frequency"] = np.where(relapse, np.maximum(points["frequency"] - 1, 0), points["frequency"])
 
-    # A sustained craving drift beside tolerance/secrecy or a request for more drug is the core of
-    # dependence: the weak craving signal then counts as amber-level (outside a relapse context).
-    paired = np.logical_or.reduce([none, *(points[family] > 0 for family in rules.combination_craving_paired_families)])
-    upgrade = (points["craving"] == _WEAK_POINTS) & paired & ~relapse
-    points["craving"] = np.where(upgrade, _STRONG_POINTS, points["craving"])
-
     # Combination: red on an unequivocal signal, or enough evidence points from several families;
     # amber on any amber rule, or weak signals of different families adding up.
     total = np.sum(list(points.values()), axis=0) if len(keys) else np.zeros(0, dtype="int64")

@@ -25,21 +25,17 @@ Combination (evidence points): within each family (use, craving, checklist, dose
 control) the strongest signal counts, an amber rule 2 points and a weak signal 1 point. Red when
 `use_outside_treatment_repeated` holds, or when the points reach 3 from at least 2 families
 (two amber-level signals; one amber signal with a weak one of another family; three weak ones).
-The craving drift counts as an amber-level craving signal (2 points) when the checklist or dose
-family also has a signal (`combination.craving_paired_families`) and PHQ-9 is not reliably worse
-than its best: a sustained craving rise beside tolerance, secrecy or asking for a higher dose is
-the core of dependence, so that pair is red. Amber when any amber rule holds, or weak signals
-of different families reach 2 points. Weak signals never raise a level on their own; they are
-listed as reasons when the level is amber or red. Rules marked "-" support amber only: they also rise with a depressive relapse, PTSD or
+Amber when any amber rule holds, or weak signals of different families reach 2 points. Weak
+signals never raise a level on their own; they are listed as reasons when the level is amber or
+red. Rules marked "-" support amber only: they also rise with a depressive relapse, PTSD or
 therapeutic reliance. Patient requests count only within the last 6 sessions that are also at
 most 90 days old (`requests.window_days`): maintenance sessions 2-6 weeks apart would otherwise
 join an ordinary request months ago to today's. While PHQ-9 is 6+ points (the reliable change)
 above the patient's lowest, early requests count one point less (a relapse booster). So the
 look-alikes stay below red: a relapse booster is at most one recent early request plus perhaps
 one request for more (two weak signals: amber); a craving spike is one capped CUSUM step; PTSD
-depersonalisation and relapse signs are non-specific; a craving drift pairs with neither early
-requests nor anything in a relapse context. For patients with a history of substance use
-disorder the graded thresholds are multiplied by `sud.sensitivity` (0.75); the history is never a reason by itself.
+depersonalisation and relapse signs are non-specific. For patients with a history of substance use disorder the graded
+thresholds are multiplied by `sud.sensitivity` (0.75); the history is never a reason by itself.
 All numbers above are the defaults of seed_data/rules.toml.
 """
 

@@ -81,7 +81,6 @@ class RuleSettings:
     combination_red_min_families: int
     combination_red_min_points: int
     combination_amber_min_points: int
-    combination_craving_paired_families: tuple[str, ...]
     sud_sensitivity: float
 
     def __post_init__(self) -> None:
@@ -101,14 +100,6 @@ class RuleSettings:
         unknown_signs = set(self.use_signs) - set(WARNING_SIGNS)
         if unknown_signs:
             raise ValueError(f"rule setting use_signs names unknown warning sign(s): {', '.join(sorted(unknown_signs))}")
-        from ketawatch.risk.reasons import FAMILIES  # here, not at the top: reasons imports this module
-
-        unknown_families = set(self.combination_craving_paired_families) - (set(FAMILIES) - {"craving"})
-        if unknown_families:
-            raise ValueError(
-                "rule setting combination_craving_paired_families names unknown or invalid famil(ies): "
-                + ", ".join(sorted(unknown_families))
-            )
         if not 0 < self.craving_ewma_lambda <= 1:
             raise ValueError("rule setting craving_ewma_lambda must be in (0, 1]")
         if not 0 < self.sud_sensitivity <= 1:
