@@ -3,29 +3,31 @@
 Every problem in every file is collected as `FILE:LINE: COLUMN: message` before anything is
 written; a row that is already in the database unchanged is skipped (so re-importing a folder
 adds nothing), and a row that collides with a stored record but differs from it is an error.
-Rows are written with bulk inserts inside one transaction.
+Files are checked column by column (store.columnar) and the new rows are written with the driver's
+bulk path (store.bulk) inside one transaction.
 """
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from store.audit import record_event
+from store.bulk import insert_columns, new_ids
+from store.columnar import CheckedRows, check_rows
+from store.csvrows import read_rows
 from store.db import for_writing
 from store.models import CheckIn, InfusionSession, Patient, SideEffectEvent
-from store.validation import CHECKIN_RULES, PATIENT_RULES, SESSION_RULES, Validator
+from store.validation import RULES, Validator
 from store.vocabulary import CHECKIN_COLUMNS, PATIENT_COLUMNS, SESSION_COLUMNS
 
 FILES = {"patients": "patients.csv", "sessions": "sessions.csv", "checkins": "checkins.csv"}
 COLUMNS = {"patients": PATIENT_COLUMNS, "sessions": SESSION_COLUMNS, "checkins": CHECKIN_COLUMNS}
-RULES = {"patients": PATIENT_RULES, "sessions": SESSION_RULES, "checkins": CHECKIN_RULES}
 KEY_FIELD = {"sessions": "session_at", "checkins": "reported_at"}
 
 
@@ -51,57 +53,23 @@ class ImportReport:
 
 
 @dataclass
-class _Row:
-    line: int
-    values: dict[str, Any]
+class _Batch:
+    """The valid rows of one file, column by column, with the line each came from."""
 
+    lines: list[int]
+    columns: dict[str, list[Any]]
 
-def _read(path: Path, kind: str, problems: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
-    """Rows of one CSV file with their line numbers; header problems go to `problems`."""
-    name = path.name
-    try:
-        handle = path.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        problems.append(f"{name}:0: -: cannot be read ({exc.strerror})")
-        return
-    with handle:
-        reader = csv.reader(handle)
-        try:
-            header = next(reader, None)
-        except (csv.Error, UnicodeDecodeError) as exc:
-            problems.append(f"{name}:1: -: not a readable UTF-8 CSV file ({exc})")
-            return
-        if header is None:
-            problems.append(f"{name}:1: -: the file is empty; it needs at least a header row")
-            return
-        header = [h.strip() for h in header]
-        known = COLUMNS[kind]
-        bad_header = False
-        for column in header:
-            if column not in known:
-                problems.append(f"{name}:1: {column or '(blank)'}: unknown column; allowed: {', '.join(known)}")
-                bad_header = True
-        for column in {c for c in header if header.count(c) > 1}:
-            problems.append(f"{name}:1: {column}: the column appears more than once")
-            bad_header = True
-        for column, rule in RULES[kind].items():
-            if rule.required and column in known and column not in header:
-                problems.append(f"{name}:1: {column}: required column is missing")
-                bad_header = True
-        if bad_header:
-            return
-        line = reader.line_num
-        try:
-            for cells in reader:
-                start, line = line + 1, reader.line_num
-                if not cells or all(c.strip() == "" for c in cells):
-                    continue
-                if len(cells) != len(header):
-                    problems.append(f"{name}:{start}: -: has {len(cells)} cells but the header has {len(header)} columns")
-                    continue
-                yield start, dict(zip(header, cells))
-        except (csv.Error, UnicodeDecodeError) as exc:
-            problems.append(f"{name}:{line + 1}: -: the file cannot be read from here on ({exc})")
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def keep(self, indexes: list[int]) -> _Batch:
+        """Only the rows at `indexes` (ascending, without repeats)."""
+        if len(indexes) == len(self.lines):
+            return self
+        return _Batch([self.lines[i] for i in indexes], {c: [v[i] for i in indexes] for c, v in self.columns.items()})
+
+    def row(self, i: int) -> dict[str, Any]:
+        return {c: v[i] for c, v in self.columns.items()}
 
 
 def _comparable(kind: str, values: dict[str, Any]) -> tuple:
@@ -128,14 +96,14 @@ def _differences(kind: str, new: dict[str, Any], old: dict[str, Any]) -> list[st
 
 
 class _Importer:
-    """Holds one import's parsed rows, the database's existing keys, and the problems found."""
+    """Holds one import's valid rows, the database's existing keys, and the problems found."""
 
     def __init__(self, engine: Engine, folder: Path, validator: Validator):
         self.engine = engine
         self.folder = folder
         self.validator = validator
         self.problems: list[str] = []
-        self.rows: dict[str, list[_Row]] = {k: [] for k in FILES}
+        self.batches: dict[str, _Batch] = {k: _Batch([], {c: [] for c in RULES[k]}) for k in FILES}
         self.declared_patients: set[str] = set()  # every patient_id in patients.csv, valid row or not
         self.report = ImportReport()
 
@@ -147,54 +115,66 @@ class _Importer:
         if not present:
             self.problems.append(f"{self.folder}:0: -: contains none of patients.csv, sessions.csv, checkins.csv")
             return
-        validate = {"patients": self.validator.patient, "sessions": self.validator.session, "checkins": self.validator.checkin}
         for kind in present:
             name = FILES[kind]
-            seen: dict[tuple, int] = {}
-            for line, raw in _read(self.folder / name, kind, self.problems):
-                if kind == "patients":
-                    self.declared_patients.add(str(raw.get("patient_id", "")).strip())
-                clean, problems = validate[kind](raw)
-                for p in problems:
-                    self.problems.append(f"{name}:{line}: {p.column}: {p.message}")
-                if problems:
-                    continue
-                key = (clean["patient_id"],) if kind == "patients" else (clean["patient_id"], clean[KEY_FIELD[kind]])
-                if key in seen:
-                    what = "patient" if kind == "patients" else "patient and time"
-                    self.problems.append(
-                        f"{name}:{line}: {'patient_id' if kind == 'patients' else KEY_FIELD[kind]}: "
-                        f"the same {what} already appears at line {seen[key]}"
-                    )
-                    continue
-                seen[key] = line
-                self.rows[kind].append(_Row(line, clean))
+            required = [c for c, rule in RULES[kind].items() if rule.required]
+            table = read_rows(self.folder / name, COLUMNS[kind], required, self.problems)
+            if table is None:
+                continue
+            if kind == "patients":
+                at = table.header.index("patient_id")
+                self.declared_patients.update(cells[at].strip() for cells in table.rows)
+            checked = check_rows(self.validator, kind, table.header, table.rows)
+            for i, problems in checked.problems.items():
+                self.problems.extend(f"{name}:{table.lines[i]}: {p.column}: {p.message}" for p in problems)
+            self.batches[kind] = _Batch(table.lines, checked.columns).keep(self._first_of_each(kind, table.lines, checked))
+
+    def _first_of_each(self, kind: str, lines: list[int], checked: CheckedRows) -> list[int]:
+        """The rows without problems whose record key has not appeared before; a repeat is a problem."""
+        pids = checked.columns["patient_id"]
+        keys = pids if kind == "patients" else list(zip(pids, checked.columns[KEY_FIELD[kind]]))
+        if not checked.problems and len(set(keys)) == len(keys):
+            return list(range(len(keys)))
+        column = "patient_id" if kind == "patients" else KEY_FIELD[kind]
+        what = "patient" if kind == "patients" else "patient and time"
+        seen: dict[Any, int] = {}
+        keep = []
+        for i, key in enumerate(keys):
+            if i in checked.problems:
+                continue
+            first = seen.setdefault(key, lines[i])
+            if first != lines[i]:
+                self.problems.append(f"{FILES[kind]}:{lines[i]}: {column}: the same {what} already appears at line {first}")
+                continue
+            keep.append(i)
+        return keep
 
     def compare_with_database(self, db: Session) -> None:
-        file_patients = {r.values["patient_id"]: r for r in self.rows["patients"]}
+        patients = self.batches["patients"]
+        file_patients = {pid: i for i, pid in enumerate(patients.columns["patient_id"])}
         referenced = set(file_patients)
         for kind in ("sessions", "checkins"):
-            referenced |= {r.values["patient_id"] for r in self.rows[kind]}
+            referenced.update(self.batches[kind].columns["patient_id"])
         existing_patients = {}
         if referenced:
             for chunk in _chunks(sorted(referenced), 900):
                 for p in db.exec(select(Patient).where(Patient.patient_id.in_(chunk))).scalars():
                     existing_patients[p.patient_id] = p
         new_patients = []
-        for pid, row in file_patients.items():
+        for pid, i in file_patients.items():
             old = existing_patients.get(pid)
             if old is None:
-                new_patients.append(row)
+                new_patients.append(i)
                 continue
-            diff = _differences("patients", row.values, old.model_dump())
+            diff = _differences("patients", patients.row(i), old.model_dump())
             if diff:
                 self.problems.append(
-                    f"patients.csv:{row.line}: {diff[0]}: patient {pid} is already in the database with different "
+                    f"patients.csv:{patients.lines[i]}: {diff[0]}: patient {pid} is already in the database with different "
                     f"{', '.join(diff)}; change it in KetaWatch (as an amendment) rather than by import"
                 )
             else:
                 self.report.unchanged["patients"] += 1
-        self.rows["patients"] = new_patients
+        self.batches["patients"] = patients.keep(new_patients)
         self.report.new["patients"] = len(new_patients)
         # A session of a patient whose own row has a problem is not reported a second time as "unknown".
         known = set(file_patients) | set(existing_patients) | self.declared_patients
@@ -202,16 +182,8 @@ class _Importer:
             ("sessions", InfusionSession, "session_at"),
             ("checkins", CheckIn, "reported_at"),
         ):
-            name = FILES[kind]
-            rows = []
-            for row in self.rows[kind]:
-                if row.values["patient_id"] not in known:
-                    self.problems.append(
-                        f"{name}:{row.line}: patient_id: patient {row.values['patient_id']} is not in patients.csv or the database"
-                    )
-                else:
-                    rows.append(row)
-            ids = sorted({r.values["patient_id"] for r in rows} & set(existing_patients))
+            batch = self._known_patients_only(kind, known)
+            ids = sorted(set(batch.columns["patient_id"]) & set(existing_patients))
             stored: dict[tuple, dict[str, Any]] = {}
             voided: dict[tuple, dict[str, Any]] = {}  # a voided record is never brought back by an import
             for chunk in _chunks(ids, 900):
@@ -227,62 +199,71 @@ class _Importer:
                     )
                     for se in db.exec(q).scalars():
                         by_id[se.session_id].setdefault("side_effects", []).append((se.effect, se.severity))
-            fresh = []
-            for row in rows:
-                key = (row.values["patient_id"], row.values[time_col])
-                old = stored.get(key)
-                if old is None and key in voided:
-                    gone = voided[key]
-                    if _differences(kind, row.values, gone):
-                        when = gone["voided_at"].strftime("%Y-%m-%d")
-                        self.problems.append(
-                            f"{name}:{row.line}: {time_col}: a {kind[:-1].replace('checkin', 'check-in')} for patient "
-                            f"{row.values['patient_id']} at this time was voided on {when} by {gone['voided_by']} "
-                            f"({gone['void_reason']}); an import does not replace it: record it in KetaWatch if it is needed"
-                        )
-                    else:
-                        self.report.unchanged[kind] += 1  # the same record, deliberately voided: it stays voided
-                    continue
-                if old is None:
-                    fresh.append(row)
-                    continue
-                diff = _differences(kind, row.values, old)
-                if diff:
+            if stored or voided:
+                batch = batch.keep(self._not_stored(kind, batch, time_col, stored, voided))
+            self.batches[kind] = batch
+            self.report.new[kind] = len(batch)
+
+    def _known_patients_only(self, kind: str, known: set[str]) -> _Batch:
+        """The rows of `kind` whose patient is known; each other row is a problem."""
+        batch = self.batches[kind]
+        pids = batch.columns["patient_id"]
+        if set(pids) <= known:
+            return batch
+        keep = []
+        for i, pid in enumerate(pids):
+            if pid in known:
+                keep.append(i)
+            else:
+                self.problems.append(
+                    f"{FILES[kind]}:{batch.lines[i]}: patient_id: patient {pid} is not in patients.csv or the database"
+                )
+        return batch.keep(keep)
+
+    def _not_stored(self, kind: str, batch: _Batch, time_col: str, stored: dict, voided: dict) -> list[int]:
+        """The rows not yet in the database; one that is, unchanged, is counted, and a changed one is a problem."""
+        name = FILES[kind]
+        record = kind[:-1].replace("checkin", "check-in")
+        fresh = []
+        for i, key in enumerate(zip(batch.columns["patient_id"], batch.columns[time_col])):
+            old = stored.get(key)
+            if old is None and key in voided:
+                gone = voided[key]
+                if _differences(kind, batch.row(i), gone):
+                    when = gone["voided_at"].strftime("%Y-%m-%d")
                     self.problems.append(
-                        f"{name}:{row.line}: {diff[0]}: a {kind[:-1].replace('checkin', 'check-in')} for patient "
-                        f"{row.values['patient_id']} at this time is already recorded with different {', '.join(diff)}; "
-                        "amend it in KetaWatch rather than by import"
+                        f"{name}:{batch.lines[i]}: {time_col}: a {record} for patient "
+                        f"{key[0]} at this time was voided on {when} by {gone['voided_by']} "
+                        f"({gone['void_reason']}); an import does not replace it: record it in KetaWatch if it is needed"
                     )
                 else:
-                    self.report.unchanged[kind] += 1
-            self.rows[kind] = fresh
-            self.report.new[kind] = len(fresh)
+                    self.report.unchanged[kind] += 1  # the same record, deliberately voided: it stays voided
+                continue
+            if old is None:
+                fresh.append(i)
+                continue
+            diff = _differences(kind, batch.row(i), old)
+            if diff:
+                self.problems.append(
+                    f"{name}:{batch.lines[i]}: {diff[0]}: a {record} for patient "
+                    f"{key[0]} at this time is already recorded with different {', '.join(diff)}; "
+                    "amend it in KetaWatch rather than by import"
+                )
+            else:
+                self.report.unchanged[kind] += 1
+        return fresh
 
     def write(self, db: Session, actor: str, now: datetime) -> None:
         meta = {"recorded_at": now, "recorded_by": actor, "version": 1}
-        if self.rows["patients"]:
-            db.execute(insert(Patient.__table__), [{**r.values, **meta} for r in self.rows["patients"]])
-        if self.rows["sessions"]:
-            table = InfusionSession.__table__
-            payload = [
-                {**{k: v for k, v in r.values.items() if k != "side_effects"}, **meta} for r in self.rows["sessions"]
-            ]
-            result = db.execute(
-                insert(table).returning(table.c.id, sort_by_parameter_order=True), payload
-            )
-            ids = [row[0] for row in result]
-            effects = [
-                {"session_id": sid, "effect": effect, "severity": severity}
-                for sid, r in zip(ids, self.rows["sessions"])
-                for effect, severity in r.values["side_effects"]
-            ]
-            if effects:
-                db.execute(insert(SideEffectEvent.__table__), effects)
-        if self.rows["checkins"]:
-            db.execute(insert(CheckIn.__table__), [{**r.values, **meta} for r in self.rows["checkins"]])
-        patient_ids = sorted(
-            {r.values["patient_id"] for kind in FILES for r in self.rows[kind]}
-        )
+        insert_columns(db, Patient.__table__, self.batches["patients"].columns, meta)
+        sessions = self.batches["sessions"]
+        ids = new_ids(db, InfusionSession.__table__, len(sessions))
+        columns = {"id": ids, **{k: v for k, v in sessions.columns.items() if k != "side_effects"}}
+        insert_columns(db, InfusionSession.__table__, columns, meta)
+        effects = [(sid, e, s) for sid, items in zip(ids, sessions.columns["side_effects"]) for e, s in items]
+        insert_columns(db, SideEffectEvent.__table__, dict(zip(("session_id", "effect", "severity"), map(list, zip(*effects)))))
+        insert_columns(db, CheckIn.__table__, self.batches["checkins"].columns, meta)
+        patient_ids = sorted({pid for batch in self.batches.values() for pid in batch.columns["patient_id"]})
         record_event(
             db,
             actor=actor,

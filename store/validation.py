@@ -144,6 +144,18 @@ assert tuple(SESSION_RULES) == SESSION_COLUMNS
 assert tuple(CHECKIN_RULES) == CHECKIN_COLUMNS
 
 
+#: Values a record gets when its field is left blank.
+DEFAULTS: dict[str, dict[str, Any]] = {"patients": {"status": "active"}, "sessions": {}, "checkins": {}}
+
+
+def _diastolic_below_systolic(sbp: float | None, dbp: float | None) -> bool:
+    return sbp is None or dbp is None or dbp < sbp
+
+
+def _all_or_none(given: list[bool]) -> bool:
+    return all(given) or not any(given)
+
+
 class _Invalid(Exception):
     """A single field's problem, raised inside a parser and turned into a Problem."""
 
@@ -362,33 +374,51 @@ class Validator:
             return self._side_effects(rule, value)
         raise AssertionError(f"unknown rule kind {kind}")
 
+    def field(self, rule: Rule, value: Any) -> tuple[Any, str | None]:
+        """The typed value of one field (None, or [] for side effects, when blank) and its problem's message, if any."""
+        if _is_blank(value) or (rule.kind == "side_effects" and isinstance(value, (list, tuple)) and not value):
+            return ([] if rule.kind == "side_effects" else None), (f"{rule.label} is required" if rule.required else None)
+        try:
+            return self.parse(rule, value), None
+        except _Invalid as exc:
+            return None, str(exc)
+
     def check(self, rules: Mapping[str, Rule], raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
         """Parse every known field of `raw`; missing or blank optional fields become None."""
         clean: dict[str, Any] = {}
         problems: list[Problem] = []
         for name, rule in rules.items():
-            value = raw.get(name)
-            if _is_blank(value) or (rule.kind == "side_effects" and isinstance(value, (list, tuple)) and not value):
-                if rule.required:
-                    problems.append(Problem(name, f"{rule.label} is required"))
-                clean[name] = [] if rule.kind == "side_effects" else None
-                continue
-            try:
-                clean[name] = self.parse(rule, value)
-            except _Invalid as exc:
-                problems.append(Problem(name, str(exc)))
-                clean[name] = None
+            clean[name], message = self.field(rule, raw.get(name))
+            if message is not None:
+                problems.append(Problem(name, message))
         return clean, problems
+
+    def row_checks(self, kind: str) -> list[tuple[tuple[str, ...], Callable[..., bool]]]:
+        """The checks across the fields of one record: the parsed fields each reads and whether they agree.
+
+        The record validators below use them; a bulk pass can too, to find the rows to validate one by one.
+        """
+        if kind == "patients":
+            return [(("treatment_start",), self._not_after_today)]
+        if kind == "sessions":
+            return [((f"sbp_{when}", f"dbp_{when}"), _diastolic_below_systolic) for when in ("pre", "post")]
+        if kind == "checkins":  # valid SDS items are None exactly when blank
+            return [(SDS_ITEMS, lambda *items: _all_or_none([item is not None for item in items]))]
+        raise AssertionError(f"unknown record kind {kind}")
+
+    def _not_after_today(self, day: date | None) -> bool:
+        return day is None or day <= self.now.astimezone(self.tz).date()
 
     # ----- whole records
 
     def patient(self, raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
         """A patient row: CONTRACT patients.csv plus status (default active)."""
         clean, problems = self.check(PATIENT_RULES, raw)
-        if clean.get("status") is None:
-            clean["status"] = "active"
+        for name, default in DEFAULTS["patients"].items():
+            if clean.get(name) is None:
+                clean[name] = default
         start = clean.get("treatment_start")
-        if start is not None and start > self.now.astimezone(self.tz).date():
+        if not self._not_after_today(start):
             problems.append(Problem("treatment_start", f"Treatment start, {start.isoformat()}, is in the future"))
         return clean, problems
 
@@ -397,7 +427,7 @@ class Validator:
         clean, problems = self.check(SESSION_RULES, raw)
         for when, words in (("pre", "before"), ("post", "after")):
             sbp, dbp = clean.get(f"sbp_{when}"), clean.get(f"dbp_{when}")
-            if sbp is not None and dbp is not None and dbp >= sbp:
+            if not _diastolic_below_systolic(sbp, dbp):
                 problems.append(
                     Problem(f"dbp_{when}", f"Diastolic blood pressure {words} dosing, {dbp}, must be below the systolic, {sbp}")
                 )
@@ -407,7 +437,7 @@ class Validator:
         """A check-in row, with the Severity of Dependence Scale given in full or not at all."""
         clean, problems = self.check(CHECKIN_RULES, raw)
         given = [c for c in SDS_ITEMS if not _is_blank(raw.get(c))]
-        if given and len(given) < len(SDS_ITEMS):
+        if not _all_or_none([c in given for c in SDS_ITEMS]):
             missing = [c for c in SDS_ITEMS if c not in given]
             numbers = ", ".join(str(SDS_ITEMS.index(c) + 1) for c in missing)
             noun = "item" if len(missing) == 1 else "items"
@@ -416,6 +446,8 @@ class Validator:
             )
         return clean, problems
 
+
+RULES: dict[str, dict[str, Rule]] = {"patients": PATIENT_RULES, "sessions": SESSION_RULES, "checkins": CHECKIN_RULES}
 
 VALIDATE: dict[str, Callable[[Validator, Mapping[str, Any]], tuple[dict[str, Any], list[Problem]]]] = {
     "patients": Validator.patient,

@@ -62,11 +62,11 @@ def _wal_size(url: str) -> int:
 
 
 def _pg_inserting(watcher, pid: int) -> bool:
-    """True once another connection is running an INSERT (the importer has begun writing)."""
+    """True once another connection is running an INSERT or a COPY (the importer has begun writing)."""
     with watcher.connect() as conn:
         return bool(conn.execute(text(
             "SELECT count(*) FROM pg_stat_activity WHERE pid <> :me AND datname = current_database() "
-            "AND state = 'active' AND query ILIKE 'INSERT INTO%'"), {"me": pid}).scalar_one())
+            "AND state = 'active' AND (query ILIKE 'INSERT INTO%' OR query ILIKE 'COPY%')"), {"me": pid}).scalar_one())
 
 
 def test_an_import_killed_in_the_middle_leaves_the_database_unchanged_and_usable(db_url, tmp_path):

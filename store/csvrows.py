@@ -1,0 +1,80 @@
+"""Reading one import CSV file into its header and rows, with line numbers, so problems can name the line.
+
+Header problems (unknown, repeated or missing required columns), rows with the wrong number of cells and
+unreadable text are added to `problems` as `FILE:LINE: COLUMN: message`; blank lines are skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+
+@dataclass
+class CsvRows:
+    """The cleaned header, and for every data row its first line number and its cells."""
+
+    header: list[str]
+    lines: list[int] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+
+
+def read_rows(path: Path, known: tuple[str, ...], required: Iterable[str], problems: list[str]) -> CsvRows | None:
+    """The rows of `path`, or None if its header cannot be used (the reasons are in `problems`)."""
+    name = path.name
+    try:
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        problems.append(f"{name}:0: -: cannot be read ({exc.strerror})")
+        return None
+    with handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader, None)
+        except (csv.Error, UnicodeDecodeError) as exc:
+            problems.append(f"{name}:1: -: not a readable UTF-8 CSV file ({exc})")
+            return None
+        if header is None:
+            problems.append(f"{name}:1: -: the file is empty; it needs at least a header row")
+            return None
+        header = [h.strip() for h in header]
+        if not _header_ok(name, header, known, required, problems):
+            return None
+        out = CsvRows(header)
+        width = len(header)
+        line = reader.line_num
+        try:
+            for cells in reader:
+                start, line = line + 1, reader.line_num
+                if len(cells) == width and (cells[0] and not cells[0].isspace()):
+                    out.lines.append(start)  # the common case: a full row with a first cell
+                    out.rows.append(cells)
+                    continue
+                if not cells or all(c.strip() == "" for c in cells):
+                    continue
+                if len(cells) != width:
+                    problems.append(f"{name}:{start}: -: has {len(cells)} cells but the header has {width} columns")
+                    continue
+                out.lines.append(start)
+                out.rows.append(cells)
+        except (csv.Error, UnicodeDecodeError) as exc:
+            problems.append(f"{name}:{line + 1}: -: the file cannot be read from here on ({exc})")
+        return out
+
+
+def _header_ok(name: str, header: list[str], known: tuple[str, ...], required: Iterable[str], problems: list[str]) -> bool:
+    ok = True
+    for column in header:
+        if column not in known:
+            problems.append(f"{name}:1: {column or '(blank)'}: unknown column; allowed: {', '.join(known)}")
+            ok = False
+    for column in {c for c in header if header.count(c) > 1}:
+        problems.append(f"{name}:1: {column}: the column appears more than once")
+        ok = False
+    for column in required:
+        if column in known and column not in header:
+            problems.append(f"{name}:1: {column}: required column is missing")
+            ok = False
+    return ok
