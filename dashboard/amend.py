@@ -294,26 +294,31 @@ def history_table(engine: Engine, record_type: str, key: Any, current: dict, rul
     return table[["Version", "What happened next", *changed]]
 
 
-def record_history(engine: Engine, patient_id: str) -> None:
-    """The patient's amended and voided records, each with every earlier version and the reasons.
-
-    Plain headings and tables (no expanders), so the page may put the whole history inside one expander.
-    """
-    shown = 0
+def changed_records(engine: Engine, patient_id: str) -> list[tuple[str, pd.DataFrame]]:
+    """Each amended or voided record of one patient (patient details first) as a heading and its version table."""
+    found = []
     patient = queries.patients_frame(engine, [patient_id], with_tracking=True)
     if not patient.empty and int(patient.iloc[0]["version"]) > 1:
         row = patient.iloc[0].to_dict()
-        st.markdown(f"**Patient details**: {int(row['version']) - 1} change(s)")
-        st.dataframe(history_table(engine, "patient", patient_id, row, PATIENT_RULES), hide_index=True)
-        shown += 1
+        found.append((f"Patient details: {int(row['version']) - 1} change(s)",
+                      history_table(engine, "patient", patient_id, row, PATIENT_RULES)))
     for kind, spec in _KINDS.items():
         frame = spec["frame"](engine, [patient_id], include_voided=True)
         changed = frame[(frame["version"] > 1) | frame["voided_at"].notna()]
         for row in changed.to_dict("records"):
             status = "voided" if not _blank(row.get("voided_at")) else "amended"
             label = f"{spec['label'].capitalize()} of {fmt_datetime(row[spec['time']])}: {status}"
-            st.markdown(f"**{label}**")
-            st.dataframe(history_table(engine, kind, row["id"], row, spec["rules"]), hide_index=True)
-            shown += 1
-    if not shown:
+            found.append((label, history_table(engine, kind, row["id"], row, spec["rules"])))
+    return found
+
+
+def record_history(changes: list[tuple[str, pd.DataFrame]]) -> None:
+    """The patient's amended and voided records, each with every earlier version and the reasons.
+
+    Plain headings and tables (no expanders), so the page may put the whole history inside one expander.
+    """
+    for label, table in changes:
+        st.markdown(f"**{label}**")
+        st.dataframe(table, hide_index=True)
+    if not changes:
         st.caption("No record of this patient has been amended or voided.")

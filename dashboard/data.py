@@ -3,11 +3,15 @@ data version, so a click does not recompute the whole caseload and a write shows
 
 Every cached function takes the database URL and `data_version(engine)` as its key: a write
 changes the version, so the next run of any page misses the cache and reads fresh records.
+The patient page reads only its patient's rows (`patient_records`, `patient_level`), so its cost
+does not grow with the caseload; the caseload-wide pages share one `LiveCaseload`, which after
+a write recomputes only the patients whose records changed.
 """
 
 from __future__ import annotations
 
 from datetime import date
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import streamlit as st
@@ -17,6 +21,9 @@ from store import queries
 from store.db import open_database
 from store.frames import Records
 from store.settings import get_settings
+
+if TYPE_CHECKING:
+    from ketawatch.live_caseload import CaseloadNow, LiveCaseload
 
 
 @st.cache_resource(show_spinner=False)
@@ -45,16 +52,19 @@ def today() -> date:
     return pd.Timestamp.now(tz=get_settings().tz).date()
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
-def _records(db_url: str, data_version: tuple[int, ...]) -> Records:
-    return queries.load_records(_engine_for(db_url))
+@st.cache_resource(show_spinner=False)
+def _live_caseload(db_url: str) -> "LiveCaseload":
+    from ketawatch.live_caseload import LiveCaseload
+
+    return LiveCaseload(_engine_for(db_url), get_settings().clinic_timezone)
 
 
-@st.cache_data(show_spinner="Assessing the caseload…", max_entries=4)
-def _assessment(db_url: str, data_version: tuple[int, ...], as_of: date) -> pd.DataFrame:
-    from ketawatch.risk import assess
-
-    return assess(_records(db_url, data_version), as_of=as_of, tz=get_settings().clinic_timezone)
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _caseload_now(db_url: str, data_version: tuple[int, ...], as_of: date) -> "CaseloadNow":
+    # Kept as shared objects (not pickled copies); the public functions below hand out copies.
+    live = _live_caseload(db_url)
+    with st.spinner("Assessing the caseload…"):
+        return live.refresh(as_of)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -63,24 +73,46 @@ def _reviews(db_url: str, data_version: tuple[int, ...]) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
-def _caseload(db_url: str, data_version: tuple[int, ...], as_of: date) -> pd.DataFrame:
-    from ketawatch.caseload import caseload_table
-
-    return caseload_table(
-        _records(db_url, data_version),
-        _assessment(db_url, data_version, as_of),
-        reviews=_reviews(db_url, data_version),
-        tz=get_settings().clinic_timezone,
-        today=as_of,
-    )
+def _patients(db_url: str, data_version: tuple[int, ...]) -> pd.DataFrame:
+    return queries.patients_frame(_engine_for(db_url))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _level_history(db_url: str, data_version: tuple[int, ...], patient_id: str) -> pd.DataFrame:
-    from ketawatch.risk import level_history
+def _patient_records(db_url: str, data_version: tuple[int, ...], patient_id: str) -> Records:
+    return queries.load_records(_engine_for(db_url), [patient_id])
 
-    records = _records(db_url, data_version).for_patients([patient_id])
-    return level_history(records, tz=get_settings().clinic_timezone)
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _patient_level(db_url: str, data_version: tuple[int, ...], patient_id: str, as_of: date) -> dict:
+    from ketawatch.risk import assess
+
+    # The engine assesses each patient from their own records alone, so this equals their caseload row.
+    levels = assess(_patient_records(db_url, data_version, patient_id), as_of=as_of, tz=get_settings().clinic_timezone)
+    mine = levels[levels["patient_id"] == patient_id]
+    return mine.iloc[0].to_dict() if len(mine) else {"patient_id": patient_id, "level": None, "since": None, "reasons": []}
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _patient_reviews(db_url: str, data_version: tuple[int, ...], patient_id: str) -> pd.DataFrame:
+    return queries.alert_reviews_frame(_engine_for(db_url), [patient_id])
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _changed_records(db_url: str, data_version: tuple[int, ...], patient_id: str) -> list:
+    from dashboard.amend import changed_records
+
+    return changed_records(_engine_for(db_url), patient_id)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _figures(db_url: str, data_version: tuple[int, ...], patient_id: str, date_from: date | None,
+             date_to: date | None) -> list:
+    from dashboard.plotly_charts import figure
+
+    # Kept as objects, not pickled copies: building a figure validates every trace, which costs
+    # more than drawing it. Pages must not change them (st.plotly_chart copies before it draws).
+    return [(spec, None if spec.is_empty else figure(spec))
+            for spec in _chart_specs(db_url, data_version, patient_id, date_from, date_to)]
 
 
 @st.cache_data(show_spinner="Drawing the charts…", max_entries=32)
@@ -88,24 +120,19 @@ def _chart_specs(db_url: str, data_version: tuple[int, ...], patient_id: str, da
                  date_to: date | None) -> list:
     from ketawatch.charts import patient_chart_specs
 
-    records = _records(db_url, data_version).for_patients([patient_id])
+    records = _patient_records(db_url, data_version, patient_id)
     return patient_chart_specs(records, patient_id, tz=get_settings().clinic_timezone, date_from=date_from,
                                date_to=date_to)
 
 
-def records() -> Records:
-    """Every live record (cached until the next write)."""
-    return _records(url(), version())
-
-
 def assessment() -> pd.DataFrame:
-    """Every patient's level, since-when and reasons as of today (cached until the next write or day)."""
-    return _assessment(url(), version(), today())
+    """Every patient's level, since-when and reasons as of today (recomputed for changed patients after a write)."""
+    return _caseload_now(url(), version(), today()).assessment.copy()
 
 
 def caseload() -> pd.DataFrame:
-    """The caseload table of ketawatch.caseload (cached until the next write or day)."""
-    return _caseload(url(), version(), today())
+    """The caseload table of ketawatch.caseload (recomputed for changed patients after a write)."""
+    return _caseload_now(url(), version(), today()).table.copy()
 
 
 def reviews() -> pd.DataFrame:
@@ -113,19 +140,34 @@ def reviews() -> pd.DataFrame:
     return _reviews(url(), version())
 
 
-def level_history(patient_id: str) -> pd.DataFrame:
-    """One patient's level changes (cached until the next write)."""
-    return _level_history(url(), version(), patient_id)
+def patient_records(patient_id: str) -> Records:
+    """One patient's live records, read alone (cached until the next write)."""
+    return _patient_records(url(), version(), patient_id)
 
 
-def chart_specs(patient_id: str, date_from: date | None = None, date_to: date | None = None) -> list:
-    """One patient's chart descriptions from ketawatch.charts for a period (cached until the next write)."""
-    return _chart_specs(url(), version(), patient_id, date_from, date_to)
+def patient_level(patient_id: str) -> dict:
+    """One patient's level as of today: `level`, `since` and `reasons`, as in their caseload row."""
+    return _patient_level(url(), version(), patient_id, today())
+
+
+def patient_reviews(patient_id: str) -> pd.DataFrame:
+    """One patient's alert reviews, newest first (cached until the next write)."""
+    return _patient_reviews(url(), version(), patient_id)
+
+
+def changed_records(patient_id: str) -> list:
+    """One patient's amended and voided records with their version tables (cached until the next write)."""
+    return _changed_records(url(), version(), patient_id)
+
+
+def chart_figures(patient_id: str, date_from: date | None = None, date_to: date | None = None) -> list:
+    """One patient's charts for a period as (description, Plotly figure or None if empty), built once per write."""
+    return _figures(url(), version(), patient_id, date_from, date_to)
 
 
 def patients() -> pd.DataFrame:
-    """Every patient (not voided) with the plan and status."""
-    return records().patients
+    """Every patient (not voided) with the plan and status (read without their sessions and check-ins)."""
+    return _patients(url(), version())
 
 
 def patient_with_version(patient_id: str) -> dict | None:

@@ -178,9 +178,28 @@ def caseload_table(
     else:
         out["needs_review"] = False
 
-    rank = out["level"].map(LEVEL_RANK).astype("float64").fillna(-1)
-    out = out.assign(_rank=rank).sort_values(["_rank", "level_since", "patient_id"], ascending=[False, True, True], kind="stable")
-    return out.drop(columns="_rank").reset_index(drop=True)[list(CASELOAD_COLUMNS)]
+    return _worst_first(out)[list(CASELOAD_COLUMNS)]
+
+
+def _worst_first(table: pd.DataFrame) -> pd.DataFrame:
+    """Caseload order: highest level first, then the longest-standing, then by patient id."""
+    rank = table["level"].map(LEVEL_RANK).astype("float64").fillna(-1)
+    out = table.assign(_rank=rank).sort_values(["_rank", "level_since", "patient_id"], ascending=[False, True, True],
+                                               kind="stable")
+    return out.drop(columns="_rank").reset_index(drop=True)
+
+
+def replace_patients(table: pd.DataFrame, fresh: pd.DataFrame, patient_ids) -> pd.DataFrame:
+    """A caseload table with the rows of `patient_ids` replaced by `fresh` (their rows recomputed; none if gone).
+
+    Each row depends only on its own patient's records, assessment and reviews, so after a write
+    the caseload needs only the changed patients' rows: the result equals a full `caseload_table`.
+    """
+    kept = table[~table["patient_id"].isin(list(patient_ids))]
+    parts = [frame for frame in (kept, fresh[list(CASELOAD_COLUMNS)]) if len(frame)]
+    if not parts:
+        return table.iloc[0:0]
+    return _worst_first(pd.concat(parts, ignore_index=True))[list(CASELOAD_COLUMNS)]
 
 
 def level_counts(table: pd.DataFrame) -> dict[str, int]:

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Iterable
 
 import pandas as pd
-from sqlalchemy import Date, Engine, func, select
+from sqlalchemy import Date, Engine, func, literal_column, select, union_all
 
 from store.frames import CHECKIN_DTYPES, PATIENT_DTYPES, SESSION_DTYPES, Records, conform
 from store.types import UTCDateTime
@@ -146,8 +146,40 @@ def data_version(engine: Engine) -> tuple[int, ...]:
     New rows raise a count; every amendment or void adds a `RecordRevision` row.
     """
     tables = (Patient, InfusionSession, CheckIn, AlertReview, RecordRevision)
+    counts = select(*(select(func.count()).select_from(t).scalar_subquery() for t in tables))
     with engine.connect() as conn:
-        return tuple(conn.execute(select(func.count()).select_from(t)).scalar_one() for t in tables)
+        return tuple(int(n) for n in conn.execute(counts).one())
+
+
+def record_fingerprints(engine: Engine) -> pd.DataFrame:
+    """Per patient and table: row count, newest id (or version) and summed versions, voided rows included.
+
+    Every add raises a count and every amendment or void raises a version, so a patient whose
+    fingerprint is unchanged still has exactly the records they had: a reader that keeps per-patient
+    results (the dashboard's caseload) recomputes only the patients whose fingerprint moved.
+    """
+    parts = [select(Patient.patient_id, literal_column("'patient'").label("kind"), func.count().label("n"),
+                    func.max(Patient.version).label("top"), func.sum(Patient.version).label("versions"))
+             .group_by(Patient.patient_id)]
+    for table, kind in ((InfusionSession, "session"), (CheckIn, "checkin")):
+        parts.append(select(table.patient_id, literal_column(f"'{kind}'"), func.count(), func.max(table.id),
+                            func.sum(table.version)).group_by(table.patient_id))
+    parts.append(select(AlertReview.patient_id, literal_column("'review'"), func.count(), func.max(AlertReview.id),
+                        literal_column("0")).group_by(AlertReview.patient_id))
+    raw = _driver_frame(engine, union_all(*parts))
+    raw.columns = ["patient_id", "kind", "n", "top", "versions"]
+    wide = raw.pivot(index="patient_id", columns="kind", values=["n", "top", "versions"])
+    wide.columns = [f"{kind}_{what}" for what, kind in wide.columns]
+    columns = [f"{kind}_{what}" for kind in ("patient", "session", "checkin", "review") for what in ("n", "top", "versions")]
+    return wide.reindex(columns=columns).fillna(0).astype("int64")
+
+
+def changed_patients(before: pd.DataFrame, after: pd.DataFrame) -> list[str]:
+    """Patients whose fingerprint differs between two `record_fingerprints` results (added and gone included)."""
+    ids = before.index.union(after.index)
+    old = before.reindex(index=ids, fill_value=0)  # no row = no records; a new patient's own row is never all 0
+    new = after.reindex(index=ids, fill_value=0)
+    return sorted(ids[(old != new).any(axis=1).to_numpy()])
 
 
 def alert_reviews_frame(engine: Engine, patient_ids: Iterable[str] | None = None) -> pd.DataFrame:

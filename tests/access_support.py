@@ -62,7 +62,7 @@ RECORD_PAGE = '''
 import streamlit as st
 from dashboard import data
 from dashboard.auth import require_user
-from dashboard.amend import record_actions, record_history
+from dashboard.amend import changed_records, record_actions, record_history
 from store import queries
 
 user = require_user()
@@ -73,7 +73,7 @@ for kind, frame in (("session", queries.sessions_frame(engine, [patient_id], inc
     for record in frame.to_dict("records"):
         st.subheader(f"{kind} {record['id']}")
         record_actions(engine, user, kind, record)
-record_history(engine, patient_id)
+record_history(changed_records(engine, patient_id))
 '''
 
 

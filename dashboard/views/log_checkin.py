@@ -224,7 +224,7 @@ def clinician_view() -> None:
     saved = st.session_state.get(P + "saved")
     if saved:
         st.success(f"Check-in saved for {ui.md_escape(saved['patient_id'])} at {saved['at']}.", icon=":material/check_circle:")
-        level = data.assessment().set_index("patient_id")["level"].get(saved["patient_id"])
+        level = data.patient_level(saved["patient_id"])["level"]
         ui.level_badge(level)
         ui.disclaimer()
     patients = data.patients()

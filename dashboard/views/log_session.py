@@ -33,14 +33,13 @@ if not can_write(user):
 
 engine = data.engine()
 patients = data.patients()
-sessions = data.records().sessions
 effect_labels = {e.id: e.label for e in side_effects()}
 
 
 def _prefill() -> None:
     """Weight (the last one recorded) and route from the patient's previous sessions, to save keystrokes."""
     pid = st.session_state.get(P + "patient")
-    mine = sessions[sessions["patient_id"] == pid].sort_values("session_at")
+    mine = data.patient_records(pid).sessions.sort_values("session_at")  # none for no patient
     weights = mine["weight_kg"].dropna()
     st.session_state[P + "weight"] = float(weights.iloc[-1]) if len(weights) else None
     if len(mine):
@@ -92,7 +91,7 @@ saved = st.session_state.get(P + "saved")
 if saved:
     with st.container(border=True):
         st.success(f"Session saved for {ui.md_escape(saved['patient_id'])} at {saved['at']}.", icon=":material/check_circle:")
-        level = data.assessment().set_index("patient_id")["level"].get(saved["patient_id"])
+        level = data.patient_level(saved["patient_id"])["level"]
         ui.level_badge(level)
         ui.disclaimer()
         if st.button("Open the patient's page", icon=":material/person:"):

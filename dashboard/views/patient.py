@@ -15,7 +15,6 @@ from dashboard import data, ui
 from dashboard.amend import record_actions, record_history
 from dashboard.auth import can_write
 from dashboard.export_panel import patient_exports
-from dashboard.plotly_charts import figure
 from ketawatch.caseload import latest_reviews
 from ketawatch.charts import record_span
 from ketawatch.risk.scoring import dose_per_kg, sds_total
@@ -41,10 +40,9 @@ if st.query_params.get("patient") != pid:
 
 engine = data.engine()
 row = patients.set_index("patient_id").loc[pid]
-level_row = data.assessment().set_index("patient_id")
-level = level_row["level"].get(pid)
-since = level_row["since"].get(pid)
-reasons = level_row["reasons"].get(pid) or []
+assessed = data.patient_level(pid)
+level, since, reasons = assessed["level"], assessed["since"], assessed["reasons"] or []
+recs = data.patient_records(pid)
 
 # ----- header --------------------------------------------------------------------------------
 name = row["display_name"] if isinstance(row["display_name"], str) else ""
@@ -77,7 +75,7 @@ with st.container(border=True):
         ui.level_badge(level, since=since)
         ui.disclaimer()
     with top[1]:
-        latest = latest_reviews(data.reviews())
+        latest = latest_reviews(data.patient_reviews(pid))
         if level in ("amber", "red"):
             if pid in latest.index:
                 r = latest.loc[pid]
@@ -102,7 +100,7 @@ with st.expander("Export a case-review summary", icon=":material/download:"):
 
 # ----- charts on one time axis ---------------------------------------------------------------
 st.subheader("Trends", anchor=False)
-span = record_span(data.records(), pid, tz=get_settings().clinic_timezone)
+span = record_span(recs, pid, tz=get_settings().clinic_timezone)
 if span is None:
     st.info("No sessions or check-ins recorded yet.")
     date_from = date_to = None
@@ -120,16 +118,15 @@ else:
     date_from, date_to = (chosen if isinstance(chosen, tuple) and len(chosen) == 2 else (default_from, last))
     st.caption("Background shading shows the level over time (Amber and Red are labelled at the top of each chart). "
                "Hover a point for its values.")
-    for spec in data.chart_specs(pid, date_from, date_to):
-        if spec.is_empty:
+    for spec, fig in data.chart_figures(pid, date_from, date_to):
+        if fig is None:
             st.caption(f"**{spec.title}**: nothing recorded between {ui.fmt_date(date_from)} and {ui.fmt_date(date_to)}.")
             continue
-        st.plotly_chart(figure(spec), key=f"chart_{spec.key}", config={"displaylogo": False})
+        st.plotly_chart(fig, key=f"chart_{spec.key}", config={"displaylogo": False})
         if spec.note:
             st.caption(spec.note)
 
 # ----- records --------------------------------------------------------------------------------
-recs = data.records().for_patients([pid])
 effect_labels = {e.id: e.label for e in side_effects()}
 
 
@@ -194,11 +191,10 @@ if can_write(user) and not (s.empty and c.empty):
             record_actions(engine, user, kind, record)
 
 with st.expander("Amended and voided records", icon=":material/history:"):
-    record_history(engine, pid)
+    record_history(data.changed_records(pid))
 
 st.subheader("Alert reviews", anchor=False)
-reviews = data.reviews()
-mine = reviews[reviews["patient_id"] == pid] if len(reviews) else reviews
+mine = data.patient_reviews(pid)
 if mine.empty:
     st.caption("No alert reviews for this patient.")
 else:
