@@ -84,7 +84,7 @@ def latest_reviews(reviews: pd.DataFrame | None) -> pd.DataFrame:
     return out
 
 
-def unreviewed_alerts(assessment: pd.DataFrame, reviews: pd.DataFrame | None, *, tz: str | ZoneInfo = "UTC") -> pd.DataFrame:
+def unreviewed_alerts(assessment: pd.DataFrame, reviews: pd.DataFrame | None, *, tz: str | ZoneInfo) -> pd.DataFrame:
     """Amber and red patients whose current level and reasons no review has acknowledged yet.
 
     A review covers the rule ids it lists, at the level it saw, from the day the level began.

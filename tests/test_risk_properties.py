@@ -135,15 +135,15 @@ def test_replay_history_and_row_order(rec, tz):
 def test_empty_and_single_record_sets():
     patients = pd.DataFrame([{"patient_id": "a", "indication": "ptsd", "sud_history": True, "treatment_start": "2025-01-01"}])
     empty = Records.of(patients)
-    out = risk.assess(empty, as_of=dt.date(2025, 6, 1))
+    out = risk.assess(empty, as_of=dt.date(2025, 6, 1), tz="UTC")
     assert out[["level", "since"]].values.tolist() == [["green", None]]
-    assert risk.level_history(empty).empty and risk.daily_levels(empty).empty
+    assert risk.level_history(empty, tz="UTC").empty and risk.daily_levels(empty, tz="UTC").empty
     one = Records.of(patients, checkins=pd.DataFrame([{"patient_id": "a", "reported_at": "2025-01-02T10:00Z", "craving": 10}]))
-    assert risk.assess(one, as_of=dt.date(2025, 6, 1))["since"].tolist() == [dt.date(2025, 1, 2)]
-    assert risk.level_history(one)["level"].tolist() == ["green"]
+    assert risk.assess(one, as_of=dt.date(2025, 6, 1), tz="UTC")["since"].tolist() == [dt.date(2025, 1, 2)]
+    assert risk.level_history(one, tz="UTC")["level"].tolist() == ["green"]
     none = Records.of(patients.iloc[:0])
-    assert risk.assess(none, as_of=dt.date(2025, 6, 1)).empty
-    signals = risk.patient_signals(one, "a")
+    assert risk.assess(none, as_of=dt.date(2025, 6, 1), tz="UTC").empty
+    signals = risk.patient_signals(one, "a", tz="UTC")
     assert len(signals["checkins"]) == 1 and signals["sessions"].empty
 
 

@@ -98,7 +98,7 @@ def records(patients, sessions=(), checkin_rows=()) -> Records:
 
 
 def levels(rec: Records, **kwargs) -> pd.DataFrame:
-    return risk.daily_levels(rec, **kwargs)
+    return risk.daily_levels(rec, **{"tz": "UTC", **kwargs})
 
 
 def worst(rec: Records, **kwargs) -> str:
@@ -209,9 +209,9 @@ def test_candid_dependence_reaches_red_within_weeks():
     amber, red = first_date(rec, "amber"), first_date(rec, "red")
     assert amber == week(6), "amber once the craving rise has held for two check-ins"
     assert red == week(8), "red once tolerance has been reported twice (a little, then clearly) on top of the craving rise"
-    at_red = risk.assess(rec, as_of=week(8)).iloc[0]
+    at_red = risk.assess(rec, as_of=week(8), tz="UTC").iloc[0]
     assert rule_ids(at_red["reasons"]) == ["craving_rising", "craving_drift", "specific_burden_drift"]
-    final = risk.assess(rec, as_of=week(11)).iloc[0]
+    final = risk.assess(rec, as_of=week(11), tz="UTC").iloc[0]
     assert final["level"] == "red" and final["since"] == week(8)
     assert {"craving_rising", "specific_sign_persistent"} <= set(rule_ids(final["reasons"]))
 
@@ -275,7 +275,7 @@ def test_interval_shrinking_alone_is_amber_and_induction_is_not_shrinking():
 
 def test_craving_reason_states_numbers_and_dates():
     rec = records([patient()], checkin_rows=checkins("p1", [1, 1, 1, 2, 5, 6]))
-    out = risk.assess(rec, as_of=week(5)).iloc[0]
+    out = risk.assess(rec, as_of=week(5), tz="UTC").iloc[0]
     assert out["level"] == "amber"
     assert rule_ids(out["reasons"]) == ["craving_rising", "craving_drift"]
     reason = out["reasons"][0]
@@ -322,7 +322,7 @@ def test_every_rule_has_a_documented_id_and_a_checkable_text():
 def test_history_has_first_date_and_changes_only():
     use = [0, 0, 2, 0, 0, 0, 0, 0, 0, 0]
     rec = records([patient(), patient("p2")], checkin_rows=checkins("p1", [1] * 10, non_prescribed_use=use))
-    hist = risk.level_history(rec)
+    hist = risk.level_history(rec, tz="UTC")
     assert hist["patient_id"].tolist() == ["p1", "p1", "p1"]
     assert hist["date"].tolist() == [week(0), week(2), week(8)]
     assert hist["level"].tolist() == ["green", "amber", "green"]
@@ -331,11 +331,11 @@ def test_history_has_first_date_and_changes_only():
 
 def test_assess_before_any_record_and_since():
     rec = records([patient(), patient("p2")], checkin_rows=checkins("p1", [1, 1, 1, 5, 6, 6, 7]))
-    before = risk.assess(rec, as_of=START - dt.timedelta(days=1))
+    before = risk.assess(rec, as_of=START - dt.timedelta(days=1), tz="UTC")
     assert before["level"].tolist() == ["green", "green"]
     assert before["since"].tolist() == [None, None]
     assert before["as_of"].tolist() == [START - dt.timedelta(days=1)] * 2
-    mid = risk.assess(rec, as_of=week(6) + dt.timedelta(days=3)).set_index("patient_id")
+    mid = risk.assess(rec, as_of=week(6) + dt.timedelta(days=3), tz="UTC").set_index("patient_id")
     assert mid.loc["p1", "level"] == "amber" and mid.loc["p1", "since"] == week(4)
     assert mid.loc["p2", "level"] == "green" and mid.loc["p2", "since"] is None
     assert list(mid.columns) == ["as_of", "level", "since", "reasons"]
@@ -385,7 +385,7 @@ def test_sud_history_lowers_thresholds_but_is_never_a_reason():
     # Craving 2.5 points over baseline: below the 3-point rise, above 3 x 0.75.
     rows = lambda pid: checkins(pid, [1, 1, 1, 3.5, 3.5, 4])  # noqa: E731
     rec = records([patient("plain"), patient("sud", sud=True)], checkin_rows=rows("plain") + rows("sud"))
-    out = risk.assess(rec, as_of=week(5)).set_index("patient_id")
+    out = risk.assess(rec, as_of=week(5), tz="UTC").set_index("patient_id")
     assert out.loc["plain", "level"] == "green"
     assert out.loc["sud", "level"] == "amber"
     text = out.loc["sud", "reasons"][0].text
@@ -399,7 +399,7 @@ def test_patient_signals_has_chart_series():
         iv_course("p1", [0.5] * 8) + esketamine_course("p1", [56]),
         checkins("p1", [1, 1, 1, 4, 6], phq9=[18, 10, 8, 8, 10], **sds(1, 1, 2, 4, 5)),
     )
-    sig = risk.patient_signals(rec, "p1")
+    sig = risk.patient_signals(rec, "p1", tz="UTC")
     c, s = sig["checkins"], sig["sessions"]
     assert c["craving_baseline"].isna().tolist() == [True, True, False, False, False]
     assert c["craving_ewma"].tolist() == pytest.approx([1, 1, 1, 1.75, 1.75 + 0.25 * (6 - 1.75)])  # lambda 0.25
@@ -534,7 +534,7 @@ def test_one_craving_spike_is_one_capped_step_not_a_drift():
         iv_course("p1", [0.5] * 10, asked_more=(8,)),
         checkins("p1", [1, 1, 1, 1, 9, 1, 2, 1, 1, 1]),
     )
-    sig = risk.patient_signals(rec, "p1")["checkins"]
+    sig = risk.patient_signals(rec, "p1", tz="UTC")["checkins"]
     assert sig["craving_drift"].max() == pytest.approx(2.0)  # 8 above baseline, capped at 2
     assert worst(rec) != "red"
 
@@ -544,7 +544,7 @@ def test_sds_control_items_ignore_reliance_items():
     control = records([patient()], checkin_rows=checkins("p1", [1] * 4, sds_1=[0, 0, 0, 1], sds_2=0, sds_3=[0, 0, 0, 1],
                                                          sds_4=[0, 0, 0, 1], sds_5=0))  # fmt: skip
     assert worst(reliance) == "green"
-    sig = risk.patient_signals(control, "p1")["checkins"]
+    sig = risk.patient_signals(control, "p1", tz="UTC")["checkins"]
     assert sig["sds_control"].tolist() == [0, 0, 0, 3]
     # a weak signal alone never raises the level, and green carries no reasons
     d = levels(control)

@@ -72,7 +72,7 @@ class Evaluation:
         return out
 
 
-def evaluate(records: Records, *, rules: RuleSettings | None = None, tz: str = "UTC", until: dt.date | None = None) -> Evaluation:
+def evaluate(records: Records, *, rules: RuleSettings | None = None, tz: str, until: dt.date | None = None) -> Evaluation:
     """Compute features and levels for every patient on every record date (up to `until`, inclusive)."""
     rules = rules or load_rules()
     until_day = None if until is None else (until - dt.date(1970, 1, 1)).days
@@ -132,7 +132,7 @@ def evaluate(records: Records, *, rules: RuleSettings | None = None, tz: str = "
     return Evaluation(patients, c, s, daily, rules)
 
 
-def assess(records: Records, *, as_of: dt.date | None = None, rules: RuleSettings | None = None, tz: str = "UTC") -> pd.DataFrame:
+def assess(records: Records, *, as_of: dt.date | None = None, rules: RuleSettings | None = None, tz: str) -> pd.DataFrame:
     """Each patient's level as of a date (default today in `tz`), the date it began, and why.
 
     Columns: patient_id, as_of (date), level ("green"/"amber"/"red"), since (date the current
@@ -169,20 +169,20 @@ def assess(records: Records, *, as_of: dt.date | None = None, rules: RuleSetting
     )
 
 
-def daily_levels(records: Records, *, rules: RuleSettings | None = None, tz: str = "UTC") -> pd.DataFrame:
+def daily_levels(records: Records, *, rules: RuleSettings | None = None, tz: str) -> pd.DataFrame:
     """The level on every date with a record, per patient (patient_id, date, level, reasons), for charts and replay."""
     ev = evaluate(records, rules=rules, tz=tz)
     return _rows(ev, np.arange(len(ev.daily["code"])))
 
 
-def level_history(records: Records, *, rules: RuleSettings | None = None, tz: str = "UTC") -> pd.DataFrame:
+def level_history(records: Records, *, rules: RuleSettings | None = None, tz: str) -> pd.DataFrame:
     """CONTRACT section 3 history: per patient, the first assessed date and every date the level changed, in date order."""
     ev = evaluate(records, rules=rules, tz=tz)
     return _rows(ev, np.flatnonzero(ev.daily["changed"]))
 
 
 def patient_signals(
-    records: Records, patient_id: str, *, rules: RuleSettings | None = None, tz: str = "UTC"
+    records: Records, patient_id: str, *, rules: RuleSettings | None = None, tz: str
 ) -> dict[str, pd.DataFrame]:
     """The computed series one patient's charts need, from the same features the levels use.
 
