@@ -52,10 +52,10 @@ def _fields(p: str, errors: dict, *, editing: bool) -> None:
     r = PATIENT_RULES
     a, b, c = st.columns(3)
     with a:
-        st.text_input(r["patient_id"].label + " *", key=p + "patient_id", disabled=editing, max_chars=64,
-                      help="The clinic's own identifier; it cannot be changed later.")
+        st.text_input(r["patient_id"].label + " *", key=p + "patient_id", disabled=editing,
+                      max_chars=r["patient_id"].max_length, help="The clinic's own identifier; it cannot be changed later.")
         ui.field_error(errors, "patient_id")
-        st.text_input(r["display_name"].label, key=p + "display_name", max_chars=200)
+        st.text_input(r["display_name"].label, key=p + "display_name", max_chars=r["display_name"].max_length)
         ui.field_error(errors, "display_name")
         ui.rule_number(r["birth_year"], p + "birth_year", errors)
         st.selectbox(r["sex"].label, SEXES, key=p + "sex", index=None, format_func=ui.words, placeholder="not recorded")
