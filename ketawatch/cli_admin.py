@@ -7,7 +7,6 @@ readable line on stderr with exit status 1 (ketawatch.cli.Rejected).
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 from pathlib import Path
@@ -29,13 +28,9 @@ _AS = typer.Option(None, "--as", help="Name recorded as the actor in the audit t
 
 
 def _actor(name: str | None) -> str:
-    if name:
-        return name[:64]
-    try:
-        who = getpass.getuser()
-    except Exception:  # noqa: BLE001 - no login name (e.g. in a container): still audit something
-        who = "unknown"
-    return f"cli:{who}"[:64]
+    from ketawatch.cli_actor import cli_actor
+
+    return cli_actor(name)
 
 
 def _password(from_stdin: bool) -> str:

@@ -8,8 +8,8 @@
 `--out` is a file for pdf, xlsx, fhir and the caseload csv, and a folder for the import-format
 csv files (patients.csv, sessions.csv, checkins.csv). `--as` names the KetaWatch account the export
 is made for: its role applies (a reviewer may only export with --deidentify) and it is recorded
-in the audit trail. Without `--as` the export is recorded as `cli-export` with the admin role:
-whoever runs the command already holds the database.
+in the audit trail. Without `--as` the export is recorded as `cli:<OS user>` (ketawatch.cli_actor)
+with the admin role: whoever runs the command already holds the database.
 """
 
 from __future__ import annotations
@@ -19,9 +19,6 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-
-CLI_ACTOR = "cli-export"
-
 
 def _parse_day(value: str | None, option: str) -> date | None:
     if value is None:
@@ -37,7 +34,9 @@ def _account(engine, username: str | None) -> tuple[str, str, str | None]:
     from ketawatch.cli import fail
 
     if username is None:
-        return CLI_ACTOR, "admin", None
+        from ketawatch.cli_actor import cli_actor
+
+        return cli_actor(), "admin", None
     from ketawatch.accounts import get_user
 
     user = get_user(engine, username)

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from ketawatch.cli_actor import cli_actor
 from store.db import open_database
+from store.queries import audit_frame
 from tests.store_support import CHECKIN, PATIENT, SESSION, counts, write_folder
 
 
@@ -31,9 +33,12 @@ def test_import_then_reimport(db_url, tmp_path):
     first = ketawatch("import", str(folder), "--db", db_url, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "patients.csv: 1 new" in first.stdout
-    second = ketawatch("import", str(folder), "--db", db_url, cwd=tmp_path)
+    second = ketawatch("import", str(folder), "--db", db_url, "--as", "dr-ahmed", cwd=tmp_path)
     assert second.returncode == 0
     assert "sessions.csv: 0 new, 1 already present" in second.stdout
+    # Like every command-line action, the import names its actor the one way: --as, else cli:<OS user>.
+    actors = audit_frame(open_database(db_url), action="import")["actor"].tolist()
+    assert actors == ["dr-ahmed", cli_actor()] and cli_actor().startswith("cli:")
 
 
 def test_bad_import_lists_problems_exits_1_and_changes_nothing(db_url, tmp_path):

@@ -12,6 +12,7 @@ import pytest
 from pypdf import PdfReader
 
 from ketawatch.accounts import create_user
+from ketawatch.cli_actor import cli_actor
 from store.db import make_engine, upgrade
 from store.queries import audit_frame
 from tests.test_export_support import NOW, SECRET_PID, load_sample
@@ -82,7 +83,7 @@ def test_patient_pdf_and_csv_folder(db, tmp_path, ketawatch):
     assert sorted(p.name for p in folder.iterdir()) == ["checkins.csv", "patients.csv", "sessions.csv"]
     assert pd.read_csv(folder / "sessions.csv")["patient_id"].unique().tolist() == [SECRET_PID]
     actors = audit_frame(engine, action="export")["actor"].tolist()
-    assert actors == ["cli-export", "cli-export"]
+    assert actors == [cli_actor(), cli_actor()] and cli_actor().startswith("cli:")
 
 
 def test_reviewer_gets_one_line_refusal_then_a_deidentified_caseload(db, tmp_path, ketawatch):
