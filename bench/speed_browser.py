@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -148,6 +149,8 @@ def time_patient_page(url: str, username: str, password: str, patient_id: str, f
                 page.wait_for_function(DRAWN, arg=n, polling="raf")
                 times.append(time.perf_counter() - start)
                 _settle(page)
+                if not page.get_by_role("heading", name=re.compile(re.escape(patient_id))).count():
+                    raise SystemExit(f"the browser's patient page did not show {patient_id}")
             floor = _floor(context, [json.loads(f) for f in figures], repeats)
             browser.close()
     finally:

@@ -3,8 +3,8 @@
 The real page is dashboard/app.py, signed in through session state as the tests do. The floor
 is a script written here that draws what the real page drew (its title, metrics, choice lists,
 tables and the same Plotly figures, captured from the real run) from a pickle, so the
-difference between the two is the page's own work. After a write, the floor also re-reads the
-same rows with bare SQL, since a write means the data has to be read again.
+difference between the two is the page's own work. After a write, the floor also re-reads with
+bare SQL the rows of the patient written to: the least any page must read to show the change.
 """
 
 from __future__ import annotations

@@ -105,7 +105,7 @@ def _placeholder(engine: Engine) -> str:
 
 
 def table_rows(engine: Engine, *, where: str = "") -> dict[str, tuple[list[str], list[tuple]]]:
-    """Every row of the imported tables as the driver returns them (none with `where="WHERE 1 = 0"`), with the column names."""
+    """Every row of the imported tables as the driver returns them, with the column names."""
     out = {}
     conn = engine.raw_connection()
     try:
