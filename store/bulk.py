@@ -1,4 +1,4 @@
-"""Writing many new rows at once through the database driver itself: executemany on SQLite, COPY on PostgreSQL.
+"""Writing many new rows at once through the database driver itself: multi-row INSERTs on SQLite, COPY on PostgreSQL.
 
 An ORM or SQLAlchemy Core insert of 100,000 rows spends most of its time building and parsing
 statements; the driver's own bulk paths do not. The rows go into the caller's transaction (so an
@@ -8,11 +8,15 @@ what is stored is exactly what an ordinary insert would store.
 
 from __future__ import annotations
 
-from itertools import repeat
-from typing import Any, Iterable, Mapping, Sequence
+import sqlite3
+from datetime import datetime, timezone
+from itertools import chain, islice, repeat
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-from sqlalchemy import Table, func, select, text
+from sqlalchemy import Column, Dialect, Table, func, select, text
 from sqlmodel import Session
+
+from store.types import UTCDateTime
 
 DIALECTS = ("sqlite", "postgresql")
 
@@ -25,8 +29,7 @@ def new_ids(db: Session, table: Table, count: int) -> list[int]:
     """
     if count == 0:
         return []
-    dialect = _dialect(db)
-    if dialect == "sqlite":
+    if _dialect(db).name == "sqlite":
         top = db.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
         return list(range(top + 1, top + 1 + count))
     rows = db.execute(
@@ -50,36 +53,73 @@ def insert_columns(
     count = lengths.pop() if lengths else 0
     if count == 0:
         return 0
-    dialect = db.connection().dialect
-    _dialect(db)  # refuses a database it cannot write to in bulk
+    dialect = _dialect(db)
     names = [*columns, *same]
     data: list[Iterable[Any]] = []
     for name in names:
-        process = table.c[name].type._cached_bind_processor(dialect)
+        process = _bind_processor(table.c[name], dialect)
         if name in same:
             data.append(repeat(process(same[name]) if process else same[name], count))
         else:
-            values = columns[name]
-            data.append(map(process, values) if process else values)
+            data.append(map(process, columns[name]) if process else columns[name])
     rows = zip(*data)
-    cursor = db.connection().connection.driver_connection.cursor()
-    quote = dialect.identifier_preparer.quote
-    column_list = ", ".join(quote(n) for n in names)
+    raw = db.connection().connection.driver_connection
+    cursor = raw.cursor()
     try:
         if dialect.name == "sqlite":
-            marks = ", ".join("?" * len(names))
-            cursor.executemany(f"INSERT INTO {quote(table.name)} ({column_list}) VALUES ({marks})", rows)
+            _sqlite_insert(cursor, dialect, table, names, rows)
         else:
-            with cursor.copy(f"COPY {quote(table.name)} ({column_list}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+            _copy(cursor, dialect, table, names, rows)
     finally:
         cursor.close()
     return count
 
 
-def _dialect(db: Session) -> str:
-    name = db.connection().dialect.name
-    if name not in DIALECTS:
-        raise NotImplementedError(f"bulk writes support {' and '.join(DIALECTS)}, not {name}")
-    return name
+def _sqlite_insert(cursor: Any, dialect: Dialect, table: Table, names: list[str], rows: Iterator[tuple]) -> None:
+    """INSERT ... VALUES (...), (...), ... with as many rows per statement as SQLite takes parameters."""
+    quote = dialect.identifier_preparer.quote
+    head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) VALUES "
+    one = "(" + ", ".join("?" * len(names)) + ")"
+    per = max(1, cursor.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(names))
+    full = head + ", ".join([one] * per)
+    while chunk := list(islice(rows, per)):
+        sql = full if len(chunk) == per else head + ", ".join([one] * len(chunk))
+        cursor.execute(sql, list(chain.from_iterable(chunk)))
+
+
+def _copy(cursor: Any, dialect: Dialect, table: Table, names: list[str], rows: Iterator[tuple]) -> None:
+    """COPY ... FROM STDIN in binary, typed with the columns' own types as the server reports them."""
+    quote = dialect.identifier_preparer.quote
+    oids = dict(
+        cursor.execute(
+            "SELECT attname, atttypid FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0",
+            (table.name,),
+        ).fetchall()
+    )
+    statement = f"COPY {quote(table.name)} ({', '.join(quote(n) for n in names)}) FROM STDIN (FORMAT BINARY)"
+    with cursor.copy(statement) as copy:
+        copy.set_types([oids[n] for n in names])
+        for row in rows:
+            copy.write_row(row)
+
+
+def _bind_processor(column: Column, dialect: Dialect) -> Callable[[Any], Any] | None:
+    if dialect.name == "sqlite" and isinstance(column.type, UTCDateTime):
+        return sqlite_utc_text
+    return column.type._cached_bind_processor(dialect)
+
+
+def sqlite_utc_text(value: datetime | None) -> str | None:
+    """What `UTCDateTime` stores on SQLite for `value` (naive UTC as 'YYYY-MM-DD HH:MM:SS.ffffff'), made faster."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: store times as timezone-aware UTC")
+    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _dialect(db: Session) -> Dialect:
+    dialect = db.connection().dialect
+    if dialect.name not in DIALECTS:
+        raise NotImplementedError(f"bulk writes support {' and '.join(DIALECTS)}, not {dialect.name}")
+    return dialect

@@ -22,6 +22,7 @@ from store.bulk import insert_columns, new_ids
 from store.columnar import CheckedRows, check_rows
 from store.csvrows import read_rows
 from store.db import for_writing
+from store.gcpause import collector_paused
 from store.models import CheckIn, InfusionSession, Patient, SideEffectEvent
 from store.validation import RULES, Validator
 from store.vocabulary import CHECKIN_COLUMNS, PATIENT_COLUMNS, SESSION_COLUMNS
@@ -307,15 +308,16 @@ def import_folder(
     """
     validator = validator or Validator()
     job = _Importer(engine, Path(folder), validator)
-    job.parse()
-    if not job.folder.is_dir():
-        raise ImportRejected(job.problems)
-    with Session(for_writing(engine)) as db, db.begin():
-        job.compare_with_database(db)  # also when rows had problems: every problem is reported at once
-        if job.problems:
-            raise ImportRejected(_in_file_order(job.problems))
-        if dry_run:
-            return job.report
-        job.write(db, actor, validator.now)
+    with collector_paused():
+        job.parse()
+        if not job.folder.is_dir():
+            raise ImportRejected(job.problems)
+        with Session(for_writing(engine)) as db, db.begin():
+            job.compare_with_database(db)  # also when rows had problems: every problem is reported at once
+            if job.problems:
+                raise ImportRejected(_in_file_order(job.problems))
+            if dry_run:
+                return job.report
+            job.write(db, actor, validator.now)
     job.report.written = True
     return job.report
