@@ -13,6 +13,7 @@ import itertools
 import logging
 import os
 import pickle
+import statistics
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -169,7 +170,7 @@ def _after_writes(at: AppTest, engine, write_for: str, repeats: int, what: str) 
         start = time.perf_counter()
         _checked(at.run(), what)
         times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+    return statistics.median(times)
 
 
 def time_page(
