@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from datetime import date
 from pathlib import Path
 from typing import Optional
@@ -89,16 +90,36 @@ def absolute_sqlite(url: str) -> str:
     return url
 
 
+def _flags(table: dict, prefix: str = "") -> list[str]:
+    """`--section.option=value` for every option of a Streamlit config table, nested sections included."""
+    out = []
+    for key, value in table.items():
+        if isinstance(value, dict):
+            out += _flags(value, f"{prefix}{key}.")
+        else:
+            shown = str(value).lower() if isinstance(value, bool) else str(value)
+            out.append(f"--{prefix}{key}={shown}")
+    return out
+
+
+def streamlit_command(port: int) -> list[str]:
+    """`streamlit run` for the dashboard with the packaged settings (dashboard/streamlit.toml) as flags.
+
+    Flags rather than a .streamlit folder: Streamlit looks for that only in the working folder and
+    the home folder, so an installed KetaWatch would otherwise start without its settings, and
+    among them the one that keeps error details (which may hold patient data) off the screen.
+    """
+    settings = tomllib.loads((DASHBOARD_APP.parent / "streamlit.toml").read_text(encoding="utf-8"))
+    return [sys.executable, "-m", "streamlit", "run", str(DASHBOARD_APP), *_flags(settings), f"--server.port={port}"]
+
+
 def _streamlit(url: str, port: int) -> int:
-    """Run the dashboard from the project folder, where Streamlit finds .streamlit/config.toml (theme, error details)."""
+    """Run the dashboard with its settings on the given database until Ctrl+C."""
     env = {**os.environ, "KETAWATCH_DATABASE_URL": absolute_sqlite(url)}
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", str(DASHBOARD_APP),
-        "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-    ]
     typer.echo(f"KetaWatch is starting at http://localhost:{port} (Ctrl+C to stop)")
     try:
-        return subprocess.call(cmd, env=env, cwd=DASHBOARD_APP.parents[1])
+        # Started in the caller's folder, where Streamlit looks for .streamlit/secrets.toml (single sign-on).
+        return subprocess.call(streamlit_command(port), env=env)
     except KeyboardInterrupt:
         return 0
 

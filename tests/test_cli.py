@@ -176,3 +176,21 @@ def test_demo_builds_once_and_then_reuses(tmp_path):
     assert "Demo database built: patients.csv: 40 new" in first.stdout
     second = ketawatch("demo", "--no-serve", "--db", url, cwd=tmp_path)
     assert second.returncode == 0 and "Using the existing demo database (40 patients)" in second.stdout
+
+
+def test_serve_passes_every_packaged_streamlit_setting_as_a_flag_streamlit_knows():
+    """An installed KetaWatch has no .streamlit folder beside it: its settings travel as flags."""
+    import tomllib
+
+    from streamlit import config
+
+    from ketawatch.cli import DASHBOARD_APP, streamlit_command
+
+    command = streamlit_command(8765)
+    flags = dict(arg[2:].split("=", 1) for arg in command if arg.startswith("--"))
+    assert flags["client.showErrorDetails"] == "type"  # no message or trace (may hold patient data) on screen
+    assert flags["server.port"] == "8765" and flags["runner.magicEnabled"] == "false"
+    packaged = tomllib.loads((DASHBOARD_APP.parent / "streamlit.toml").read_text())
+    assert flags["theme.light.primaryColor"] == packaged["theme"]["light"]["primaryColor"]
+    for name in flags:
+        config.get_option(name)  # raises for an option this Streamlit does not have

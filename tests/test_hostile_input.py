@@ -126,7 +126,7 @@ def test_no_patient_data_in_the_logs(tmp_path, caplog):
 
 def test_crashes_show_no_details_to_the_screen():
     """A page error must not put a record on screen: Streamlit is told to show the error type only."""
-    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    config = tomllib.loads((REPO / "dashboard" / "streamlit.toml").read_text(encoding="utf-8"))
     assert config["client"]["showErrorDetails"] in ("type", "none", False)
 
 

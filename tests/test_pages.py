@@ -61,7 +61,7 @@ def empty_url(tmp_path) -> str:
 
 @pytest.fixture(autouse=True)
 def _full_error_details():
-    """The app hides error details from users (.streamlit/config.toml); tests want to read them."""
+    """The app hides error details from users (dashboard/streamlit.toml); tests want to read them."""
     from streamlit import config
 
     before = config.get_option("client.showErrorDetails")

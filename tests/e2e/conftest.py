@@ -11,13 +11,14 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 from browser_support import sign_in
+
+from ketawatch.cli import streamlit_command
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -46,17 +47,13 @@ def demo_db_url(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def app_url(demo_db_url, tmp_path_factory):
-    """The dashboard served by `streamlit run` on a free port, stopped at the end of the session."""
+    """The dashboard served as `ketawatch serve` serves it (same command and settings) on a free port."""
     if shutil.which("chromium") is None:
         pytest.fail("Chromium is not installed: the browser tests need Debian's chromium (apt-get install chromium)")
     port = _free_port()
     log = (tmp_path_factory.mktemp("e2e-log") / "streamlit.log").open("w")
     env = {**os.environ, "KETAWATCH_DATABASE_URL": demo_db_url, "KETAWATCH_CLINIC_TIMEZONE": "Europe/London"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
-         "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
+    proc = subprocess.Popen(streamlit_command(port), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
