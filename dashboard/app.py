@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard import data
 from dashboard.auth import account_menu, can_write, is_admin, require_user
 from dashboard.ui import PATIENT_MODE_KEY
 
 st.set_page_config(page_title="KetaWatch", page_icon=":material/monitor_heart:", layout="wide")
+data.new_run()
 
 user = require_user()
 checkin = st.Page("views/log_checkin.py", title="Log check-in", icon=":material/checklist:", url_path="log_checkin")

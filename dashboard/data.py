@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 import streamlit as st
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from store import queries
 from store.db import open_database
@@ -26,10 +26,27 @@ if TYPE_CHECKING:
     from ketawatch.live_caseload import CaseloadNow, LiveCaseload
 
 
+class _Commits:
+    """How many transactions this server has committed on one engine (a change marker for `version`)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def bump(self, _connection) -> None:
+        self.count += 1
+
+
+@st.cache_resource(show_spinner=False)
+def _commits_for(url: str) -> _Commits:
+    return _Commits()
+
+
 @st.cache_resource(show_spinner=False)
 def _engine_for(url: str) -> Engine:
-    """One migrated engine per database URL for the whole server."""
-    return open_database(url)
+    """One migrated engine per database URL for the whole server, counting its commits."""
+    engine = open_database(url)
+    event.listen(engine, "commit", _commits_for(url).bump)
+    return engine
 
 
 def engine() -> Engine:
@@ -42,9 +59,28 @@ def url() -> str:
     return get_settings().database_url
 
 
+_RUN_KEY, _VERSION_KEY = "_kw_run", "_kw_version"
+
+
+def new_run() -> None:
+    """Mark the start of a script run (app.py calls this first): `version` is read once per run."""
+    st.session_state[_RUN_KEY] = object()
+
+
 def version() -> tuple[int, ...]:
-    """The store's data version now: changes with every clinical write."""
-    return tuple(queries.data_version(engine()))
+    """The store's data version: changes with every clinical write.
+
+    Read from the database once per script run (counting rows grows with the caseload, and a page
+    asks for many cached frames), and again whenever this server has committed since, so a page
+    that writes and then reads sees its own write.
+    """
+    run, commits = st.session_state.get(_RUN_KEY), _commits_for(url()).count
+    memo = st.session_state.get(_VERSION_KEY)
+    if run is not None and memo is not None and memo[0] is run and memo[1] == commits:
+        return memo[2]
+    current = tuple(queries.data_version(engine()))
+    st.session_state[_VERSION_KEY] = (run, commits, current)
+    return current
 
 
 def today() -> date:

@@ -290,6 +290,36 @@ def test_log_checkin_saves_with_the_phq9_total_computed(demo_url, monkeypatch):
     assert (row.craving, row.phq9, row.sds_1, row.secrecy, row.tolerance) == (4, 16, 1, 2, None)
 
 
+def test_the_data_version_is_read_once_per_run_and_again_after_this_server_writes(demo_url, monkeypatch):
+    """Counting rows grows with the caseload, so a run reads the version once; a save must still show at once."""
+    from store import queries
+
+    real, reads = queries.data_version, []
+    monkeypatch.setattr(queries, "data_version", lambda engine: reads.append(1) or real(engine))
+    at = _app(demo_url, monkeypatch, "patient", patient="KW-0001")
+    _no_exception(at)
+    reads.clear()
+    at.run()
+    assert len(reads) == 1  # one read serves every cached frame the page asks for
+
+    # A write in the middle of a run: the rest of the run reads the new version.
+    script = AppTest.from_string(WRITE_THEN_READ, default_timeout=30).run()
+    assert not script.exception, script.exception
+    before, after = (int(m.value) for m in script.markdown[:2])
+    assert after == before + 1
+
+
+WRITE_THEN_READ = """
+import streamlit as st
+from dashboard import data
+from store import records
+data.new_run()
+st.markdown(str(data.version()[2]))
+records.add_checkin(data.engine(), {"patient_id": "KW-0002", "reported_at": "2026-01-05", "craving": "2"}, actor="t")
+st.markdown(str(data.version()[2]))
+"""
+
+
 INVALID_CHECKINS = {
     "no craving": (lambda at: None, "Craving is required"),
     "part of the SDS": (lambda at: (at.pills(key="lc_craving").set_value(2), at.radio(key="lc_sds_1").set_value(1)),
