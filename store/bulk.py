@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime, timezone
-from itertools import chain, islice, repeat
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from sqlalchemy import Column, Dialect, Table, func, select, text
 from sqlmodel import Session
@@ -19,6 +18,8 @@ from sqlmodel import Session
 from store.types import UTCDateTime
 
 DIALECTS = ("sqlite", "postgresql")
+#: Parameters per SQLite INSERT: fewer means more statements, far more means slow preparing (measured).
+_SQLITE_PARAMETERS = 8000
 
 
 def new_ids(db: Session, table: Table, count: int) -> list[int]:
@@ -55,36 +56,40 @@ def insert_columns(
         return 0
     dialect = _dialect(db)
     names = [*columns, *same]
-    data: list[Iterable[Any]] = []
+    values: list[Sequence[Any]] = []
     for name in names:
         process = _bind_processor(table.c[name], dialect)
         if name in same:
-            data.append(repeat(process(same[name]) if process else same[name], count))
+            values.append([process(same[name]) if process else same[name]] * count)
         else:
-            data.append(map(process, columns[name]) if process else columns[name])
-    rows = zip(*data)
+            values.append(list(map(process, columns[name])) if process else columns[name])
     raw = db.connection().connection.driver_connection
     cursor = raw.cursor()
     try:
         if dialect.name == "sqlite":
-            _sqlite_insert(cursor, dialect, table, names, rows)
+            _sqlite_insert(cursor, dialect, table, names, values, count)
         else:
-            _copy(cursor, dialect, table, names, rows)
+            _copy(cursor, dialect, table, names, zip(*values))
     finally:
         cursor.close()
     return count
 
 
-def _sqlite_insert(cursor: Any, dialect: Dialect, table: Table, names: list[str], rows: Iterator[tuple]) -> None:
-    """INSERT ... VALUES (...), (...), ... with as many rows per statement as SQLite takes parameters."""
+def _sqlite_insert(cursor: Any, dialect: Dialect, table: Table, names: list[str], values: list[Sequence[Any]], count: int) -> None:
+    """INSERT ... VALUES (...), (...), ... with a few hundred rows per statement."""
     quote = dialect.identifier_preparer.quote
     head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) VALUES "
-    one = "(" + ", ".join("?" * len(names)) + ")"
-    per = max(1, cursor.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(names))
+    width = len(names)
+    one = "(" + ", ".join("?" * width) + ")"
+    limit = min(_SQLITE_PARAMETERS, cursor.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+    per = max(1, limit // width)
     full = head + ", ".join([one] * per)
-    while chunk := list(islice(rows, per)):
-        sql = full if len(chunk) == per else head + ", ".join([one] * len(chunk))
-        cursor.execute(sql, list(chain.from_iterable(chunk)))
+    for start in range(0, count, per):
+        rows = min(per, count - start)
+        flat: list[Any] = [None] * (rows * width)  # row after row, column after column
+        for j, column in enumerate(values):
+            flat[j::width] = column[start : start + rows]
+        cursor.execute(full if rows == per else head + ", ".join([one] * rows), flat)
 
 
 def _copy(cursor: Any, dialect: Dialect, table: Table, names: list[str], rows: Iterator[tuple]) -> None:
@@ -115,7 +120,8 @@ def sqlite_utc_text(value: datetime | None) -> str | None:
         return None
     if value.tzinfo is None:
         raise ValueError("naive datetime: store times as timezone-aware UTC")
-    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+    utc = value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)
+    return utc.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
 
 
 def _dialect(db: Session) -> Dialect:

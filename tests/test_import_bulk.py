@@ -192,6 +192,18 @@ def test_bulk_written_rows_read_back_as_validated(engine, tmp_path):
                     assert sorted((e.effect, e.severity) for e in linked) == sorted(effects)
 
 
+def test_many_rows_span_several_statements_and_each_keeps_its_own_values(engine, tmp_path):
+    start = datetime(2025, 1, 1, 8, 0)
+    checkins = [dict(CHECKIN, reported_at=(start + timedelta(hours=5 * i)).strftime("%Y-%m-%dT%H:%M"), craving=str(i % 11),
+                     phq9=str(i % 28), notes=f"n{i}" if i % 3 else "") for i in range(3000)]  # more rows than one statement takes
+    _run(engine, write_folder(tmp_path / "in", sessions=None, checkins=checkins))
+    validator = Validator(now=NOW, tz=TZ)
+    expected = [validator.checkin(raw)[0] for raw in checkins]
+    with Session(engine) as db:
+        stored = db.exec(select(CheckIn).order_by(CheckIn.reported_at)).scalars().all()
+    assert [{c: getattr(r, c) for c in expected[0]} for r in stored] == expected
+
+
 def test_bulk_ids_follow_stored_rows_and_leave_later_inserts_free(engine, tmp_path):
     _run(engine, write_folder(tmp_path / "a"))
     by_hand = records.add_session(engine, dict(SESSION, session_at="2026-01-06T10:00", side_effects="headache:mild"),
