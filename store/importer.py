@@ -73,10 +73,13 @@ class _Batch:
         return {c: v[i] for c, v in self.columns.items()}
 
 
+_COMPARED = {kind: tuple(c for c in COLUMNS[kind] if c != "patient_id") for kind in FILES}
+_PLAIN = {kind: tuple(c for c in columns if c != "side_effects") for kind, columns in _COMPARED.items()}
+
+
 def _comparable(kind: str, values: dict[str, Any]) -> tuple:
-    columns = [c for c in COLUMNS[kind] if c != "patient_id"]
     out = []
-    for c in columns:
+    for c in _COMPARED[kind]:
         v = values.get(c)
         if c == "side_effects":
             v = tuple(sorted(v or ()))
@@ -91,9 +94,13 @@ def _comparable(kind: str, values: dict[str, Any]) -> tuple:
 
 
 def _differences(kind: str, new: dict[str, Any], old: dict[str, Any]) -> list[str]:
-    columns = [c for c in COLUMNS[kind] if c != "patient_id"]
+    plain = _PLAIN[kind]
+    if [new.get(c) for c in plain] == [old.get(c) for c in plain] and (
+        kind != "sessions" or sorted(new.get("side_effects") or ()) == sorted(old.get("side_effects") or ())
+    ):
+        return []  # equal as they are, so equal once made comparable: the common case of a re-import
     a, b = _comparable(kind, new), _comparable(kind, old)
-    return [c for c, x, y in zip(columns, a, b) if x != y]
+    return [c for c, x, y in zip(_COMPARED[kind], a, b) if x != y]
 
 
 class _Importer:
@@ -159,15 +166,16 @@ class _Importer:
         existing_patients = {}
         if referenced:
             for chunk in _chunks(sorted(referenced), 900):
-                for p in db.exec(select(Patient).where(Patient.patient_id.in_(chunk))).scalars():
-                    existing_patients[p.patient_id] = p
+                query = select(Patient.__table__).where(Patient.__table__.c.patient_id.in_(chunk))
+                for p in db.execute(query).mappings():
+                    existing_patients[p["patient_id"]] = dict(p)
         new_patients = []
         for pid, i in file_patients.items():
             old = existing_patients.get(pid)
             if old is None:
                 new_patients.append(i)
                 continue
-            diff = _differences("patients", patients.row(i), old.model_dump())
+            diff = _differences("patients", patients.row(i), old)
             if diff:
                 self.problems.append(
                     f"patients.csv:{patients.lines[i]}: {diff[0]}: patient {pid} is already in the database with different "
@@ -188,10 +196,10 @@ class _Importer:
             stored: dict[tuple, dict[str, Any]] = {}
             voided: dict[tuple, dict[str, Any]] = {}  # a voided record is never brought back by an import
             for chunk in _chunks(ids, 900):
-                query = select(table).where(table.patient_id.in_(chunk))
-                for rec in db.exec(query).scalars():
-                    target = stored if rec.voided_at is None else voided
-                    target[(rec.patient_id, getattr(rec, time_col))] = rec.model_dump()
+                query = select(table.__table__).where(table.__table__.c.patient_id.in_(chunk))
+                for rec in db.execute(query).mappings():
+                    target = stored if rec["voided_at"] is None else voided
+                    target[(rec["patient_id"], rec[time_col])] = dict(rec)
             if kind == "sessions" and (stored or voided):
                 by_id = {v["id"]: v for v in (*stored.values(), *voided.values())}
                 for chunk in _chunks(sorted(by_id), 900):

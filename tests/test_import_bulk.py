@@ -25,7 +25,7 @@ from store import records
 from store.bulk import sqlite_utc_text
 from store.columnar import check_rows
 from store.gcpause import collector_paused
-from store.importer import COLUMNS, import_folder
+from store.importer import COLUMNS, ImportRejected, import_folder
 from store.models import CheckIn, InfusionSession, Patient, SideEffectEvent
 from store.types import UTCDateTime
 from store.validation import RULES, VALIDATE, Rule, Validator
@@ -222,6 +222,27 @@ def test_bulk_ids_follow_stored_rows_and_leave_later_inserts_free(engine, tmp_pa
     assert ids[2] > by_hand.id and ids[3] > ids[2] and again.id > ids[3]
     assert [sorted(effects.get(i, [])) for i in ids] == [
         ["dizziness:moderate", "nausea:mild"], ["headache:mild"], ["nausea:mild"], ["nausea:severe"], []]
+
+
+@pytest.mark.parametrize("column, value", [
+    ("dose_mg", "36"), ("weight_kg", ""), ("early_request", "yes"), ("hr_post", "81"), ("notes", ""),
+    ("side_effects", "nausea:severe;dizziness:moderate"), ("side_effects", ""),
+])
+def test_a_stored_session_changed_in_any_column_is_a_collision(engine, tmp_path, column, value):
+    _run(engine, write_folder(tmp_path / "a"))
+    with pytest.raises(ImportRejected) as caught:
+        _run(engine, write_folder(tmp_path / "b", sessions=[dict(SESSION, **{column: value})]))
+    assert caught.value.problems == [
+        f"sessions.csv:2: {column}: a session for patient KW-T1 at this time is already recorded with different "
+        f"{column}; amend it in KetaWatch rather than by import"
+    ]
+
+
+def test_a_stored_session_given_again_with_side_effects_reordered_is_unchanged(engine, tmp_path):
+    _run(engine, write_folder(tmp_path / "a"))
+    again = dict(SESSION, side_effects="dizziness:moderate ; nausea:mild", dose_mg="35.0", session_at="2026-01-05T10:00:00Z")
+    report = _run(engine, write_folder(tmp_path / "b", sessions=[again]))
+    assert report.unchanged == {"patients": 1, "sessions": 1, "checkins": 1} and not any(report.new.values())
 
 
 def test_collector_pauses_nest_and_end_as_they_began():
