@@ -1,7 +1,7 @@
 """The patient page in a real browser (Debian's Chromium through Playwright), timed until its Plotly charts are drawn.
 
-The dashboard runs under `streamlit run dashboard/app.py` on a free port against the bench
-database; the browser signs in once through the sign-in form, opens the patient from the
+The dashboard runs as `ketawatch serve` runs it (`ketawatch.cli.streamlit_command`) on a free
+port against the bench database; the browser signs in once through the sign-in form, opens the patient from the
 caseload, then repeatedly goes back to the caseload and times the click on "Patient" in the
 navigation until every chart of the page has its SVG. The floor draws the same Plotly figures
 (as the real page sent them) with Plotly.newPlot in an already loaded blank page.
@@ -16,13 +16,14 @@ import shutil
 import socket
 import statistics
 import subprocess
-import sys
 import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import plotly
+
+from ketawatch.cli import streamlit_command
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -62,11 +63,8 @@ def _start_server(url: str, log: Path) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     env = {**os.environ, "KETAWATCH_DATABASE_URL": url}
     out = log.open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
-         "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-    )
+    # The command and settings `ketawatch serve` uses.
+    proc = subprocess.Popen(streamlit_command(port), cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
     while time.time() < deadline:
