@@ -4,7 +4,8 @@ The page scripts live in `views/`, not `pages/`: Streamlit would serve a `pages/
 its own, before this file's sign-in ran. Each page's URL path is its file name, so a test (or a
 bookmark) can address a page by file before the navigation has run.
 
-Run with `streamlit run dashboard/app.py` from the project folder (or `ketawatch serve`).
+Run it with `ketawatch serve`: it passes the dashboard's settings (dashboard/streamlit.toml, among
+them hidden error details) to Streamlit. A bare `streamlit run dashboard/app.py` runs without them.
 """
 
 from __future__ import annotations

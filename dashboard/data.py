@@ -1,7 +1,7 @@
 """The dashboard's reads: one shared engine per database, and frames cached under the store's
 data version, so a click does not recompute the whole caseload and a write shows on the next run.
 
-Every cached function takes the database URL and `data_version(engine)` as its key: a write
+Every cached frame is keyed by the database URL and the store's data version (`version`): a write
 changes the version, so the next run of any page misses the cache and reads fresh records.
 The patient page reads only its patient's rows (`patient_records`, `patient_level`), so its cost
 does not grow with the caseload; the caseload-wide pages share one `LiveCaseload`, which after
@@ -10,6 +10,7 @@ a write recomputes only the patients whose records changed.
 
 from __future__ import annotations
 
+import threading
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -31,9 +32,11 @@ class _Commits:
 
     def __init__(self) -> None:
         self.count = 0
+        self._lock = threading.Lock()  # sessions commit from their own threads; no increment may be lost
 
     def bump(self, _connection) -> None:
-        self.count += 1
+        with self._lock:
+            self.count += 1
 
 
 @st.cache_resource(show_spinner=False)
@@ -72,7 +75,8 @@ def version() -> tuple[int, ...]:
 
     Read from the database once per script run (counting rows grows with the caseload, and a page
     asks for many cached frames), and again whenever this server has committed since, so a page
-    that writes and then reads sees its own write.
+    that writes and then reads sees its own write. Widget callbacks run before app.py marks the
+    new run, so they see the version of the previous run (at most one run old).
     """
     run, commits = st.session_state.get(_RUN_KEY), _commits_for(url()).count
     memo = st.session_state.get(_VERSION_KEY)

@@ -14,6 +14,7 @@ from typing import Optional
 
 import typer
 
+from ketawatch.cli_actor import cli_actor
 from store.vocabulary import ROLES
 
 users_app = typer.Typer(
@@ -25,12 +26,6 @@ users_app = typer.Typer(
 _DB = typer.Option(None, "--db", help="SQLAlchemy database URL (default: $KETAWATCH_DATABASE_URL, else sqlite:///ketawatch.db).")
 _STDIN = typer.Option(False, "--password-stdin", help="Read the password from the first line of standard input.")
 _AS = typer.Option(None, "--as", help="Name recorded as the actor in the audit trail (default: cli:<your OS user>).")
-
-
-def _actor(name: str | None) -> str:
-    from ketawatch.cli_actor import cli_actor
-
-    return cli_actor(name)
 
 
 def _password(from_stdin: bool) -> str:
@@ -87,7 +82,7 @@ def add(
     engine = _engine(db)
     password = _password(password_stdin)
     user = _refused(lambda: create_user(engine, username=username, display_name=name or username, role=role,
-                                        password=password, actor=_actor(actor)))
+                                        password=password, actor=cli_actor(actor)))
     typer.echo(f"added {user.username} ({user.role})")
 
 
@@ -103,7 +98,7 @@ def set_role(
 
     _role(role, "ROLE")
     engine = _engine(db)
-    user = _refused(lambda: accounts.set_role(engine, username, role, actor=_actor(actor)))
+    user = _refused(lambda: accounts.set_role(engine, username, role, actor=cli_actor(actor)))
     typer.echo(f"{user.username} is now {user.role}")
 
 
@@ -121,7 +116,7 @@ def reset_password(
     if accounts.get_user(engine, username) is None:
         _fail(f"There is no account called {accounts.normalise_username(username)}")
     password = _password(password_stdin)
-    user = _refused(lambda: accounts.reset_password(engine, username, password, actor=_actor(actor)))
+    user = _refused(lambda: accounts.reset_password(engine, username, password, actor=cli_actor(actor)))
     typer.echo(f"password of {user.username} reset; any lockout lifted")
 
 
@@ -129,7 +124,7 @@ def _access(username: str, disabled: bool, actor: str | None, db: str | None) ->
     from ketawatch import accounts
 
     engine = _engine(db)
-    user = _refused(lambda: accounts.set_disabled(engine, username, disabled, actor=_actor(actor)))
+    user = _refused(lambda: accounts.set_disabled(engine, username, disabled, actor=cli_actor(actor)))
     typer.echo(f"{user.username} is now {'disabled' if user.disabled else 'enabled'}")
 
 
@@ -187,7 +182,7 @@ def backup_command(
     from ketawatch.cli import resolve_url
 
     try:
-        typer.echo(backup(resolve_url(db), path, actor=_actor(actor)))
+        typer.echo(backup(resolve_url(db), path, actor=cli_actor(actor)))
     except BackupRefused as exc:
         _fail(exc.message)
 
@@ -203,7 +198,7 @@ def restore_command(
     from ketawatch.cli import resolve_url
 
     try:
-        typer.echo(restore(resolve_url(db), path, force=force, actor=_actor(actor)))
+        typer.echo(restore(resolve_url(db), path, force=force, actor=cli_actor(actor)))
     except BackupRefused as exc:
         _fail(exc.message)
 

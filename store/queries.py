@@ -16,13 +16,6 @@ _TRACKING = ["version", "recorded_at", "recorded_by", "amended_at", "amended_by"
              "voided_at", "voided_by", "void_reason"]
 
 
-def _frame(engine: Engine, statement) -> pd.DataFrame:
-    """Rows of a SELECT as a frame of SQLAlchemy-processed values (aware datetimes, Python bools)."""
-    with engine.connect() as conn:
-        result = conn.execute(statement)
-        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-
-
 def _driver_frame(engine: Engine, statement) -> pd.DataFrame:
     """Rows of a SELECT read through the driver's own cursor, as the driver returns them.
 
@@ -66,13 +59,18 @@ def _where_patients(statement, table, patient_ids: Iterable[str] | None):
     return statement.where(table.patient_id.in_(list(patient_ids)))
 
 
-def side_effects_text(engine: Engine, session_ids: Iterable[int] | None = None) -> pd.Series:
-    """Current side effects per session id as the import format's `effect:severity;...` text."""
+def side_effects_text(engine: Engine, *, patient_ids: Iterable[str] | None = None) -> pd.Series:
+    """Current side effects per session id as the import format's `effect:severity;...` text.
+
+    Chosen by patient through a subquery, not by a list of session ids: a caseload-wide read
+    would otherwise bind one parameter per session, past the drivers' limits on a large caseload.
+    """
     q = select(SideEffectEvent.session_id, SideEffectEvent.effect, SideEffectEvent.severity).where(
         SideEffectEvent.superseded_at.is_(None)
     )
-    if session_ids is not None:
-        q = q.where(SideEffectEvent.session_id.in_(list(session_ids)))
+    if patient_ids is not None:
+        theirs = select(InfusionSession.id).where(InfusionSession.patient_id.in_(list(patient_ids)))
+        q = q.where(SideEffectEvent.session_id.in_(theirs))
     frame = _driver_frame(engine, q.order_by(SideEffectEvent.session_id, SideEffectEvent.id))
     if frame.empty:
         return pd.Series(dtype="string", name="side_effects")
@@ -96,7 +94,7 @@ def _table_frame(
     q = _where_patients(q, table, patient_ids).order_by(*(getattr(table, c) for c in order))
     raw = _typed_instants(_driver_frame(engine, q), table)
     if table is InfusionSession and len(raw):
-        effects = side_effects_text(engine, raw["id"].tolist() if patient_ids is not None else None)
+        effects = side_effects_text(engine, patient_ids=patient_ids)
         raw["side_effects"] = raw["id"].map(effects)
     out = conform(raw, dtypes)
     if tracking:

@@ -104,12 +104,12 @@ def _free_port() -> int:
 
 
 def serve(url: str, log: Path) -> tuple[subprocess.Popen, str]:
-    """`streamlit run dashboard/app.py` on a free port; returns the process and its base URL once healthy."""
+    """The dashboard as `ketawatch serve` starts it, on a free port; returns the process and its base URL once healthy."""
+    from ketawatch.cli import streamlit_command
+
     port = _free_port()
     env = {**os.environ, "KETAWATCH_DATABASE_URL": url, "KETAWATCH_CLINIC_TIMEZONE": "Europe/London"}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
-                             "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-                            cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(streamlit_command(port), cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:

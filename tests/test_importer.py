@@ -173,3 +173,21 @@ def test_a_patient_row_with_a_problem_does_not_also_make_its_sessions_unknown(en
     with pytest.raises(ImportRejected) as caught:
         run(engine, write_folder(tmp_path / "a", patients=[dict(PATIENT, sud_history="unsure")]))
     assert len(caught.value.problems) == 1 and caught.value.problems[0].startswith("patients.csv:2: sud_history: ")
+
+
+def test_a_failure_after_the_rows_are_written_leaves_nothing_and_the_folder_imports_later(engine, validator, tmp_path,
+                                                                                      monkeypatch):
+    """All or nothing even after the bulk INSERTs or COPY have run: the audit line fails last, and all is undone."""
+    import store.importer as importer
+
+    def audit_fails(*args, **kwargs):
+        raise RuntimeError("the audit line could not be written")
+
+    folder = write_folder(tmp_path / "in")
+    monkeypatch.setattr(importer, "record_event", audit_fails)
+    with pytest.raises(RuntimeError):
+        import_folder(engine, folder, actor="t", validator=validator)
+    assert set(counts(engine).values()) == {0}
+    monkeypatch.undo()
+    import_folder(engine, folder, actor="t", validator=validator)
+    assert counts(engine) == {"Patient": 1, "InfusionSession": 1, "SideEffectEvent": 2, "CheckIn": 1, "AuditEvent": 1}

@@ -86,6 +86,20 @@ def test_after_each_kind_of_write_only_that_patient_is_recomputed_and_the_result
     _same(live.refresh(AS_OF), cohort)
     assert live.last_recomputed == ["KW-0004"]
 
+    session = sessions_frame(cohort, ["KW-0011"], with_tracking=True).iloc[0]
+    records.amend_session(cohort, int(session["id"]), {"side_effects": "vomiting:severe"}, actor="t",
+                          reason="side effect reported by phone next day", expected_version=int(session["version"]),
+                          validator=validator)
+    _same(live.refresh(AS_OF), cohort)
+    assert live.last_recomputed == ["KW-0011"]
+
+    status = patients_frame(cohort, ["KW-0012"], with_tracking=True).iloc[0]
+    records.amend_patient(cohort, "KW-0012", {"status": "paused"}, actor="t", reason="travelling for a month",
+                          expected_version=int(status["version"]), validator=validator)
+    _same(live.refresh(AS_OF), cohort)
+    assert live.last_recomputed == ["KW-0012"]
+    assert live.refresh(AS_OF).table.set_index("patient_id").loc["KW-0012", "status"] == "paused"
+
     records.add_patient(cohort, {**PATIENT, "patient_id": "KW-NEW1"}, actor="t", validator=validator)
     plan = patients_frame(cohort, ["KW-0002"], with_tracking=True).iloc[0]
     records.amend_patient(cohort, "KW-0002", {"planned_interval_days": "7"}, actor="t", reason="new plan",

@@ -309,6 +309,24 @@ def test_the_data_version_is_read_once_per_run_and_again_after_this_server_write
     assert after == before + 1
 
 
+def test_a_write_by_another_process_shows_on_the_next_run_of_the_page(demo_url, monkeypatch):
+    """The CLI or a second server writes through its own engine; this server's next run must show it."""
+    from store import records
+    from store.validation import Validator
+
+    at = _app(demo_url, monkeypatch, "patient", patient="KW-0002")
+    _no_exception(at)
+    shown = len(at.dataframe[1].value)  # the check-ins table
+    elsewhere = make_engine(demo_url)
+    when = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)).isoformat(timespec="minutes")
+    records.add_checkin(elsewhere, {"patient_id": "KW-0002", "reported_at": when, "craving": "7"}, actor="cli:test",
+                        validator=Validator())
+    elsewhere.dispose()
+    at.run()
+    _no_exception(at)
+    assert len(at.dataframe[1].value) == shown + 1
+
+
 WRITE_THEN_READ = """
 import streamlit as st
 from dashboard import data
