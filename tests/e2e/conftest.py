@@ -1,4 +1,4 @@
-"""Browser end-to-end fixtures: a demo database, the real app under `streamlit run`, and Debian's Chromium.
+"""Browser end-to-end fixtures: a demo database, the real app as `ketawatch serve` runs it, and Debian's Chromium.
 
 The server and the browser start once per test module (Playwright must stop before another
 module starts its own); each test gets a fresh browser context, so a fresh Streamlit session,
@@ -7,28 +7,15 @@ signed in as the demo clinician. Screenshots go to tests/artifacts/.
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 from browser_support import sign_in
 
-from ketawatch.cli import streamlit_command
+from tests.access_support import serve, stop
 
-REPO = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run", "--disable-sync", "--disable-quic"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -50,29 +37,9 @@ def app_url(demo_db_url, tmp_path_factory):
     """The dashboard served as `ketawatch serve` serves it (same command and settings) on a free port."""
     if shutil.which("chromium") is None:
         pytest.fail("Chromium is not installed: the browser tests need Debian's chromium (apt-get install chromium)")
-    port = _free_port()
-    log = (tmp_path_factory.mktemp("e2e-log") / "streamlit.log").open("w")
-    env = {**os.environ, "KETAWATCH_DATABASE_URL": demo_db_url, "KETAWATCH_CLINIC_TIMEZONE": "Europe/London"}
-    proc = subprocess.Popen(streamlit_command(port), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.terminate()
-        pytest.fail("the dashboard did not answer /_stcore/health within 60 s")
+    proc, base = serve(demo_db_url, tmp_path_factory.mktemp("e2e-log") / "streamlit.log")
     yield base
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    stop(proc)
 
 
 @pytest.fixture(scope="module")
