@@ -269,9 +269,20 @@ def test_the_store_imports_the_demo_folder(sqlite_engine, demo_folder):
 
 
 def test_unusable_parameters_are_refused():
-    for bad in ({"n_patients": 0}, {"dependence_fraction": 0.8, "confounder_fraction": 0.5}, {"onset_speed": 0}, {"noise": -1}):
+    for bad in ({"n_patients": 0}, {"dependence_fraction": 0.8, "confounder_fraction": 0.5}, {"onset_speed": 0}, {"noise": -1},
+                {"maintenance_interval_scale": 0}):
         with pytest.raises(ValueError):
             CohortParams(end=END, **bad)
+
+
+def test_a_busier_network_shortens_every_plan_and_adds_sessions_but_not_check_ins():
+    usual = generate_cohort(CohortParams(n_patients=60, months=6, end=END, seed=4))
+    busy = generate_cohort(CohortParams(n_patients=60, months=6, end=END, seed=4, maintenance_interval_scale=0.4))
+    plans = usual.patients.set_index("patient_id")["planned_interval_days"]
+    shorter = busy.patients.set_index("patient_id")["planned_interval_days"]
+    assert (shorter <= plans).all() and (shorter < plans).any() and shorter.min() >= 7
+    assert len(busy.sessions) > 1.2 * len(usual.sessions)
+    assert len(busy.checkins) == len(usual.checkins)
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -52,6 +52,8 @@ INDUCTIONS = {
 #: Appointment slots per protocol, every 15 minutes from 08:00, so dosing and observation end
 #: within clinic hours (about 17:00): 40-min IV, 4-h pain infusion, esketamine with 2 h observation.
 SLOT_COUNT = {IV: 33, IV_PAIN: 16, ESKETAMINE: 28}
+#: Shortest planned maintenance interval (days) when `maintenance_interval_scale` shrinks the plans.
+MIN_PLANNED_INTERVAL = 7
 MAINTENANCE_INTERVALS = {IV: (14, 21, 28, 35, 42), IV_PAIN: (28, 35, 42), ESKETAMINE: (7, 14)}
 _MAINTENANCE_WEIGHTS = {IV: (0.2, 0.25, 0.3, 0.15, 0.1), IV_PAIN: (0.4, 0.3, 0.3), ESKETAMINE: (0.45, 0.55)}
 
@@ -227,6 +229,12 @@ def _pick(rng: np.random.Generator, weights: dict[str, float]) -> str:
     return str(choose(rng, np.array(list(weights)), np.array(list(weights.values())), None))
 
 
+def _planned_interval(rng: np.random.Generator, protocol: str, scale: float) -> int:
+    """The maintenance interval the plan sets (days), from the protocol's usual ones, scaled."""
+    usual = int(_pick(rng, dict(zip(MAINTENANCE_INTERVALS[protocol], _MAINTENANCE_WEIGHTS[protocol]))))
+    return usual if scale == 1 else max(MIN_PLANNED_INTERVAL, int(round(usual * scale)))
+
+
 def _event_day(rng: np.random.Generator, start_day: int, earliest: float, latest_before_end: float) -> int:
     """A day after the start (at least `earliest` days in, if there is room) and before the end."""
     available = -start_day
@@ -371,7 +379,7 @@ def draw_plan(index: int, assignment: Assignment, params: CohortParams, rng: np.
         start_day=start_day,
         weight_kg=float(bounded(rng.normal(74 if sex == "female" else 86, 14), 51, 129).round(1)),
         induction=induction,
-        planned_interval_days=int(_pick(rng, dict(zip(MAINTENANCE_INTERVALS[protocol], _MAINTENANCE_WEIGHTS[protocol])))),
+        planned_interval_days=_planned_interval(rng, protocol, params.maintenance_interval_scale),
         **_dose_plan(rng, protocol, archetype, params.end.year - birth_year),
         **_depression_course(rng, archetype, indication, start_day),
         craving_base=rng.uniform(0.1, 1.0),
