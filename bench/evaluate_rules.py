@@ -1,16 +1,18 @@
 """Evaluation benchmark of the risk engine against simple rules on generated cohorts with known onsets.
 
-Run:  python bench/evaluate_rules.py [--patients 200] [--quick]
+Run:  python bench/evaluate_rules.py [--patients 200] [--seeds 3] [--quick]
 
-For each cohort variant (several seeds, and generator parameters varied so that the rules are
-not fitted to one generator) it replays every patient's level at every record date and scores:
+For each cohort variant (generator parameters varied so that the rules are not fitted to one
+generator) it generates the cohort on several seeds (the variant's seed, +100, +200, ...: one
+seed's few hundred patients hide rare false alarms) and pools their patients, then replays every
+patient's level at every record date and scores, per variant:
 - sensitivity: patients who develop dependence and are flagged on or after onset;
 - specificity: patients never flagged, among those who never develop it, where a flag
   before onset of a patient who later develops it also counts as a false alarm;
 - days from onset to the first flag on or after it (median and 90th percentile).
 "Flagged" means red for the red row, amber or red for the amber row. The same figures are
 computed for three simple rules a clinic might use instead. It also counts, per variant and
-archetype, the look-alike patients (truth archetype in seed_data.cohort.CONFOUNDERS: patterns
+archetype over all its seeds, the look-alike patients (truth archetype in seed_data.cohort.CONFOUNDERS: patterns
 that share surface signs with dependence but are not it) who are ever red: DESIGN says none of
 them may reach red on its own, so the target is zero everywhere. It also times levels and full
 history for 2,000 patients with a year of records.
@@ -49,6 +51,8 @@ from store.vocabulary import SDS_ITEMS, WARNING_SIGNS  # noqa: E402
 
 TZ = "Europe/London"
 END = date(2026, 10, 31)
+#: Seeds per variant (the variant's own, then +SEED_STEP, +2*SEED_STEP, ...), pooled per variant.
+SEEDS, SEED_STEP = 3, 100
 
 
 def variants(n_patients: int, quick: bool) -> list[tuple[str, CohortParams]]:
@@ -135,26 +139,40 @@ def lookalikes_red(red: pd.DataFrame, truth: pd.DataFrame) -> dict[str, tuple[in
     return out
 
 
-def evaluate(n_patients: int, quick: bool) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Scores per variant and method; per variant and look-alike archetype the patients ever red; and
-    per variant and dependent patient the follow-up after onset and each method's delay (NaN: never flagged after onset)."""
+def run_seed(params: CohortParams) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, pd.Series]:
+    """One generated cohort: each method's (patient_id, date) flags, the truth and the follow-up after onset,
+    with patient ids labelled by seed so that cohorts of several seeds can be pooled."""
+    cohort = generate_cohort(params)
+    records = Records.of(cohort.patients, cohort.sessions, cohort.checkins)
+    levels = daily_levels(records, tz=TZ)
+    levels["date"] = pd.to_datetime(levels["date"])
+    methods = {
+        "KetaWatch red": levels[levels["level"] == "red"][["patient_id", "date"]],
+        "KetaWatch amber+": levels[levels["level"].isin(["amber", "red"])][["patient_id", "date"]],
+        **simple_flags(records.checkins),
+    }
+    label = lambda ids: ids.astype(str) + f"/s{params.seed}"  # noqa: E731
+    methods = {m: flags.assign(patient_id=label(flags["patient_id"])) for m, flags in methods.items()}
+    truth = cohort.truth.assign(patient_id=label(cohort.truth["patient_id"]))
+    after = follow_up(records, cohort.truth)
+    after.index = label(after.index.to_series())
+    return methods, truth, after
+
+
+def evaluate(n_patients: int, quick: bool, n_seeds: int = SEEDS) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Scores per variant (its seeds pooled) and method; per variant and look-alike archetype the patients ever red;
+    and per variant and dependent patient the follow-up after onset and each method's delay (NaN: never flagged after onset)."""
     rows, looks, patients = [], [], []
     for name, params in variants(n_patients, quick):
-        cohort = generate_cohort(params)
-        records = Records.of(cohort.patients, cohort.sessions, cohort.checkins)
-        levels = daily_levels(records, tz=TZ)
-        levels["date"] = pd.to_datetime(levels["date"])
-        methods = {
-            "KetaWatch red": levels[levels["level"] == "red"][["patient_id", "date"]],
-            "KetaWatch amber+": levels[levels["level"].isin(["amber", "red"])][["patient_id", "date"]],
-            **simple_flags(records.checkins),
-        }
-        per_patient = pd.DataFrame({"follow_up": follow_up(records, cohort.truth)})
+        runs = [run_seed(replace(params, seed=params.seed + SEED_STEP * k)) for k in range(n_seeds)]
+        methods = {m: pd.concat([run[0][m] for run in runs], ignore_index=True) for m in runs[0][0]}
+        truth = pd.concat([run[1] for run in runs], ignore_index=True)
+        per_patient = pd.DataFrame({"follow_up": pd.concat([run[2] for run in runs])})
         for method, flags in methods.items():
-            rows.append({"variant": name, "method": method, **score(flags, cohort.truth)})
-            per_patient[method] = delays(flags, cohort.truth).reindex(per_patient.index)
-        patients.append(per_patient.reset_index().assign(variant=name))
-        for archetype, (n_red, n, ids) in lookalikes_red(methods["KetaWatch red"], cohort.truth).items():
+            rows.append({"variant": name, "method": method, **score(flags, truth)})
+            per_patient[method] = delays(flags, truth).reindex(per_patient.index)
+        patients.append(per_patient.reset_index(names="patient_id").assign(variant=name))
+        for archetype, (n_red, n, ids) in lookalikes_red(methods["KetaWatch red"], truth).items():
             looks.append({"variant": name, "archetype": archetype, "red": n_red, "patients": n, "ids": ids})
     return pd.DataFrame(rows), pd.DataFrame(looks), pd.concat(patients, ignore_index=True)
 
@@ -187,9 +205,10 @@ def timing(repeats: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=200)
+    parser.add_argument("--seeds", type=int, default=SEEDS, help=f"seeds per variant, pooled (default {SEEDS})")
     parser.add_argument("--quick", action="store_true", help="two variants only, one timing run")
     args = parser.parse_args()
-    results, looks, per_patient = evaluate(args.patients, args.quick)
+    results, looks, per_patient = evaluate(args.patients, args.quick, args.seeds)
     pd.set_option("display.width", 160)
     summary = results.groupby("method", sort=False).agg(
         sensitivity=("sensitivity", "mean"),
@@ -199,9 +218,9 @@ def main() -> None:
         median_delay_days=("median_delay", "median"),
         p90_delay_days=("p90_delay", "median"),
     )
-    print(f"Per variant ({args.patients} patients each):")
+    print(f"Per variant ({args.patients} patients x {args.seeds} seeds each, pooled):")
     print(results.round(3).to_string(index=False))
-    print("\nLook-alikes ever red, per variant (red patients / patients of the archetype; target 0):")
+    print("\nLook-alikes ever red, per variant over its seeds (red patients / patients of the archetype; target 0):")
     print("\n".join(lookalike_lines(looks)))
     print("\nSummary over variants (mean; worst; median of the per-variant delays):")
     print(summary.round(3).to_markdown() if hasattr(summary, "to_markdown") and _has_tabulate() else summary.round(3).to_string())
