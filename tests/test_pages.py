@@ -185,8 +185,17 @@ def _session_form(demo_url, monkeypatch, patient="KW-0001") -> AppTest:
     return at
 
 
+def _iv_patient(demo_url) -> str:
+    """A demo patient whose last session was IV (weight-based dosing, so the form shows mg/kg)."""
+    from store.queries import sessions_frame
+
+    last = sessions_frame(open_database(demo_url)).sort_values("session_at").groupby("patient_id").tail(1)
+    return sorted(last.loc[last["route"] == "iv", "patient_id"])[0]
+
+
 def test_log_session_saves_one_row_and_prefills_weight(demo_url, monkeypatch):
-    at = _session_form(demo_url, monkeypatch)
+    pid = _iv_patient(demo_url)
+    at = _session_form(demo_url, monkeypatch, patient=pid)
     assert at.number_input(key="ls_weight").value is not None, "weight comes from the last session"
     at.number_input(key="ls_dose").set_value(40.0).run()
     assert any("mg/kg" in m.value for m in at.metric)
@@ -197,7 +206,7 @@ def test_log_session_saves_one_row_and_prefills_weight(demo_url, monkeypatch):
     _button(at, "Save session").click().run()
     _no_exception(at)
     assert _count(demo_url, InfusionSession) == before + 1
-    assert "Session saved for KW-0001" in _texts(at)
+    assert f"Session saved for {pid}" in _texts(at)
     assert not at.error
     assert at.number_input(key="ls_dose").value is None, "the form is ready for the next session"
 

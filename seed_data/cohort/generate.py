@@ -53,9 +53,15 @@ def generate_cohort(params: CohortParams | None = None) -> Cohort:
     )
 
 
+#: The demo's seed: every look-alike kind and four patients who develop dependence, three red by
+#: now and one still amber (early signs), with a depressive relapse at amber on some weekdays;
+#: checked over a week of end dates. The default seed's demo had no amber patient to triage.
+DEMO_SEED = 20261175
+
+
 def demo_cohort(end: dt.date | None = None) -> Cohort:
     """The fixed 40-patient demo caseload; `end` (default yesterday, UTC) only moves it in time."""
-    return generate_cohort(CohortParams(end=end or yesterday_utc()))
+    return generate_cohort(CohortParams(end=end or yesterday_utc(), seed=DEMO_SEED))
 
 
 def _day(end: dt.date, day: int) -> dt.date:
