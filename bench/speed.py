@@ -1,6 +1,6 @@
 """Speed benchmark (issue 7): import, `flags`, the caseload and patient pages, the browser and the PDF, each beside a floor.
 
-Run:  python bench/speed.py [--sizes 200,2000] [--repeats 5] [--slow-repeats 3] [--db URL] [--no-browser]
+Run:  python bench/speed.py [--sizes 200,2000] [--repeats 15] [--slow-repeats 3] [--db URL] [--no-browser]
 
 For each caseload size it generates a year of records (seed_data.cohort, seed 11, a check-in
 every 3.5 days, maintenance intervals at 0.4 of the usual protocols: about 48,000 sessions and
@@ -239,7 +239,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="200,2000", help="caseload sizes, comma-separated (default 200,2000)")
     parser.add_argument("--months", type=int, default=12)
-    parser.add_argument("--repeats", type=int, default=5, help="runs per fast measure (default 5)")
+    parser.add_argument("--repeats", type=int, default=15, help="runs per fast measure (default 15)")
     parser.add_argument("--slow-repeats", type=int, default=3,
                         help="runs of the import, of each page after a write and of the PDF (default 3)")
     parser.add_argument("--db", help="a PostgreSQL server URL: make every database there instead of SQLite files")
