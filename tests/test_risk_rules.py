@@ -519,13 +519,15 @@ def test_relapse_with_an_old_early_request_and_a_dose_request_at_the_booster_is_
     early = at_booster["reasons"][1]
     assert early.evidence_dates == (booster,)
     assert f"within {risk.load_rules().requests_window_days} days" in early.text
-    # the sessions-only window (any number of days) joins the old request to today's: red
-    unlimited = risk.load_rules(requests_window_days=400)
-    assert worst(records([patient(plan_interval=28.0)], sessions, rows), rules=unlimited) == "red"
-    # and the same two early requests within the day window are still repeated (amber), with the
-    # dose request red, as before: the day limit only drops stale requests
-    close = iv_course("p1", [0.5] * 11, gaps=[28, 28, 28, 28, 21], early=(9, 10), asked_more=(10,))
-    assert worst(records([patient(plan_interval=28.0)], close, rows)) == "red"
+    # the sessions-only window (any number of days) joins the old request to today's: "repeated"
+    unlimited = levels(records([patient(plan_interval=28.0)], sessions, rows), rules=risk.load_rules(requests_window_days=400))
+    assert "early_requests_repeated" in rule_ids(unlimited[unlimited["date"] == booster].iloc[0]["reasons"])
+    # and the same two early requests within the day window are still repeated: the day limit only
+    # drops stale requests (3 requests alone stay amber: short of `requests.persistent`)
+    close = levels(records([patient(plan_interval=28.0)], iv_course("p1", [0.5] * 11, gaps=[28, 28, 28, 28, 21], early=(9, 10), asked_more=(10,)), rows))
+    at_close = close[close["date"] == booster].iloc[0]
+    assert at_close["level"] == "amber"
+    assert rule_ids(at_close["reasons"]) == ["early_requests_repeated", "dose_request_recent"]
 
 
 def test_one_craving_spike_is_one_capped_step_not_a_drift():
@@ -571,3 +573,58 @@ def test_a_clinic_rules_file_named_in_the_settings_is_used_by_default(tmp_path, 
     monkeypatch.setenv("KETAWATCH_RULES_FILE", str(own))
     get_settings.cache_clear()
     assert load_rules().sds_threshold == 9
+
+
+# --- requests alone: one line of evidence (rules.toml [requests] persistent) -----------------------
+
+
+def test_relapse_booster_with_two_other_asks_before_phq9_has_risen_is_not_red():
+    # Fortnightly IV maintenance. An ordinary early request (day 63), a question about the dose at
+    # the next session, then the relapse booster (day 114, 51 days after the first ask) while PHQ-9
+    # has climbed from its low of 7 to 11, less than the reliable change, so the relapse context
+    # does not apply yet. Craving, checklist and SDS stay quiet; the intervals keep to the plan but for
+    # the two early sessions. Three requests alone: amber for review, not red.
+    sessions = iv_course("p1", [0.5] * 14, gaps=[14, 14, 14, 10, 14, 14, 14, 9], early=(9, 13), asked_more=(10,))
+    phq9 = [20, 14, 10, 8, 7, 7, 8, 7, 8, 7, 8, 7, 8, 9, 10, 11, 11, 14, 15]
+    rec = records([patient(plan_interval=14.0)], sessions, checkins("p1", [1] * 19, first=1, phq9=phq9))
+    booster = START + dt.timedelta(days=114)
+    d = levels(rec)
+    assert "red" not in set(d["level"])
+    at_booster = d[d["date"] == booster].iloc[0]
+    assert at_booster["level"] == "amber"
+    assert rule_ids(at_booster["reasons"]) == ["early_requests_repeated", "dose_request_recent"]
+    # the setting decides: counting 3 requests as persistent makes the same record red on that day
+    loose = levels(rec, rules=risk.load_rules(requests_persistent=3))
+    assert loose[loose["date"] == booster].iloc[0]["level"] == "red"
+
+
+def test_ordinary_asks_within_90_days_after_a_craving_spike_are_not_red():
+    # Three-weekly IV maintenance, one bad week of craving (8 once, baseline 1), and over 80 days
+    # two questions about a higher dose and one request to come a few days early (17 days instead
+    # of 21: not early enough to count as a shorter interval). The spike adds no evidence; the
+    # three requests alone stay amber.
+    sessions = iv_course("p1", [0.5] * 13, gaps=[21, 21, 21, 21, 21, 17, 21], early=(11,), asked_more=(8, 12))
+    craving = [1] * 23
+    craving[12] = 8
+    rec = records([patient(plan_interval=21.0)], sessions, checkins("p1", craving, first=1))
+    d = levels(rec)
+    assert "red" not in set(d["level"])
+    last_ask = sorted({row["session_at"].date() for row in sessions})[12]
+    at_ask = d[d["date"] == last_ask].iloc[0]
+    assert at_ask["level"] == "amber"
+    assert rule_ids(at_ask["reasons"]) == ["dose_increase_requests", "early_request_recent"]
+    assert worst(rec, rules=risk.load_rules(requests_persistent=3)) == "red"  # what holds it is the persistence rule
+
+
+def test_behavioural_dependence_via_persistent_requests_reaches_red_even_when_the_clinic_says_no():
+    # Little self-report, doses and intervals kept to plan: the patient asks for an earlier session,
+    # then for more, then earlier again, then for more again, at four sessions in a row (63 days).
+    # Amber at the third request, red at the fourth: the asking persists.
+    sessions = iv_course("p1", [0.5] * 12, interval=21, early=(7, 9), asked_more=(8, 10))
+    rec = records([patient(plan_interval=21.0)], sessions, checkins("p1", [1] * 20, first=1))
+    days = sorted({row["session_at"].date() for row in sessions})
+    assert (days[10] - days[7]).days <= risk.load_rules().requests_window_days
+    d = levels(rec).set_index("date")
+    assert d.loc[days[9], "level"] == "amber"
+    assert first_date(rec, "red") == days[10]
+    assert rule_ids(d.loc[days[10], "reasons"]) == ["dose_increase_requests", "early_requests_repeated"]

@@ -23,7 +23,7 @@ from ketawatch.risk.features import (
     session_features,
     weighty_specific_signs,
 )
-from ketawatch.risk.reasons import FAMILIES, RULES, Reason, build_reasons
+from ketawatch.risk.reasons import FAMILIES, REQUEST_FAMILIES, RULES, Reason, build_reasons
 from ketawatch.risk.rules import SUD_SCALED, RuleSettings, load_rules
 from ketawatch.risk.windows import take
 from store.frames import Records
@@ -117,9 +117,20 @@ def evaluate(records: Records, *, rules: RuleSettings | None = None, tz: str, un
     total = np.sum(list(points.values()), axis=0) if len(keys) else np.zeros(0, dtype="int64")
     n_families = np.sum([(p > 0).astype("int64") for p in points.values()], axis=0) if len(keys) else total
     unequivocal = np.logical_or.reduce([none, *(daily[f"rule_{rule.id}"] for rule in RULES if rule.level == "red")])
-    red = unequivocal | (
-        (total >= rules.combination_red_min_points) & (n_families >= rules.combination_red_min_families)
+    enough = (total >= rules.combination_red_min_points) & (n_families >= rules.combination_red_min_families)
+    # The patient's requests alone (dose and frequency families, nothing reported or on the
+    # checklist) are one line of evidence that a relapse or a hard few weeks also produce: red
+    # only when the asking persists or has already changed the treatment ([requests] persistent).
+    reported = np.sum([points[family] for family in FAMILIES if family not in REQUEST_FAMILIES], axis=0)
+    escalated = np.logical_or.reduce(
+        [
+            daily["rule_interval_shrinking"],
+            daily["rule_dose_above_plan_after_request"],
+            at_date(s, "requests_persistent", daily["s_row"]),
+        ]
     )
+    daily["requests_alone"] = requests_alone = (reported == 0) & ~escalated
+    red = unequivocal | (enough & ~requests_alone)
     any_rule = np.logical_or.reduce([none, *(daily[f"rule_{rule.id}"] for rule in RULES if rule.level != "weak")])
     amber = any_rule | (total >= rules.combination_amber_min_points)
     daily["families"] = n_families

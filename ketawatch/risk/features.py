@@ -275,6 +275,9 @@ def session_features(
     early_requests = count_from(early_asked, early_from)
     f["rule_early_requests_repeated"] = early_requests >= rules.interval_requests_repeated
     f["rule_early_request_recent"] = (early_requests >= 1) & (early_requests < rules.interval_requests_repeated)
+    # Both kinds of request together, each in its own window: asking that persists, which lets
+    # requests alone reach red (engine.py; rules.toml [requests] persistent).
+    f["requests_persistent"] = dose_requests + early_requests >= rules.requests_persistent
     return FeatureTable(base, f)
 
 

@@ -24,7 +24,11 @@ Rule identifiers (stable; the CLI prints them, the README documents them):
 Combination (evidence points): within each family (use, craving, checklist, dose, frequency,
 control) the strongest signal counts, an amber rule 2 points and a weak signal 1 point. Red when
 `use_outside_treatment_repeated` holds, or when the points reach 3 from at least 2 families
-(two amber-level signals; one amber signal with a weak one of another family; three weak ones).
+(two amber-level signals; one amber signal with a weak one of another family; three weak ones),
+except that the patient's requests alone (dose and frequency families, nothing from use,
+craving, checklist or control) are one line of evidence, not two: they are red only when there
+are 4+ requests of either kind in their windows (`requests.persistent`) or the treatment has
+already changed (`interval_shrinking` or `dose_above_plan_after_request`), else amber.
 Amber when any amber rule holds, or weak signals of different families reach 2 points. Weak
 signals never raise a level on their own; they are listed as reasons when the level is amber or
 red. Rules marked "-" support amber only: they also rise with a depressive relapse, PTSD or
@@ -33,7 +37,8 @@ most 90 days old (`requests.window_days`): maintenance sessions 2-6 weeks apart 
 join an ordinary request months ago to today's. While PHQ-9 is 6+ points (the reliable change)
 above the patient's lowest, early requests count one point less (a relapse booster). So the
 look-alikes stay below red: a relapse booster is at most one recent early request plus perhaps
-one request for more (two weak signals: amber); a craving spike is one capped CUSUM step; PTSD
+one request for more (two weak signals: amber), and a booster with two other asks (3 requests
+before PHQ-9 has risen 6 points) is requests alone, short of persistent (amber); a craving spike is one capped CUSUM step; PTSD
 depersonalisation and relapse signs are non-specific. For patients with a history of substance use disorder the graded
 thresholds are multiplied by `sud.sensitivity` (0.75); the history is never a reason by itself.
 All numbers above are the defaults of seed_data/rules.toml.
@@ -98,6 +103,8 @@ RULES: tuple[RuleInfo, ...] = (
 )
 RULE_IDS = tuple(rule.id for rule in RULES)
 FAMILIES = ("use", "craving", "checklist", "dose", "frequency", "control")
+#: Families that are the patient asking for more: on their own one line of evidence (engine.py).
+REQUEST_FAMILIES = ("dose", "frequency")
 
 
 def reason_ids(reasons: list[Reason]) -> list[str]:

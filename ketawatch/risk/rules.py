@@ -78,6 +78,7 @@ class RuleSettings:
     interval_requests_repeated: int
     interval_relapse_phq9_rise: float
     requests_window_days: int
+    requests_persistent: int
     combination_red_min_families: int
     combination_red_min_points: int
     combination_amber_min_points: int
