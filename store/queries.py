@@ -10,7 +10,16 @@ from sqlalchemy import BigInteger, Date, Engine, cast, extract, func, literal_co
 
 from store.frames import CHECKIN_DTYPES, PATIENT_DTYPES, SESSION_DTYPES, Records, conform
 from store.types import UTCDateTime
-from store.models import AlertReview, AuditEvent, CheckIn, InfusionSession, Patient, RecordRevision, SideEffectEvent
+from store.models import (
+    AlertReview,
+    AuditEvent,
+    CheckIn,
+    DataChange,
+    InfusionSession,
+    Patient,
+    RecordRevision,
+    SideEffectEvent,
+)
 
 _TRACKING = ["version", "recorded_at", "recorded_by", "amended_at", "amended_by", "amendment_reason",
              "voided_at", "voided_by", "void_reason"]
@@ -151,8 +160,13 @@ def load_records(engine: Engine, patient_ids: Iterable[str] | None = None) -> Re
 def data_version(engine: Engine) -> tuple[int, ...]:
     """A cheap fingerprint that changes with every clinical write, for cache keys.
 
-    New rows raise a count; every amendment or void adds a `RecordRevision` row.
+    PostgreSQL: the `data_change` counter its statement triggers bump (counting rows is a scan
+    there). SQLite: row counts (a B-tree count, quick): new rows raise a count and every
+    amendment or void adds a `RecordRevision` row.
     """
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            return (int(conn.execute(select(DataChange.changes).where(DataChange.id == 1)).scalar_one()),)
     tables = (Patient, InfusionSession, CheckIn, AlertReview, RecordRevision)
     counts = select(*(select(func.count()).select_from(t).scalar_subquery() for t in tables))
     with engine.connect() as conn:

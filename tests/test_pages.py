@@ -314,8 +314,8 @@ def test_the_data_version_is_read_once_per_run_and_again_after_this_server_write
     # A write in the middle of a run: the rest of the run reads the new version.
     script = AppTest.from_string(WRITE_THEN_READ, default_timeout=30).run()
     assert not script.exception, script.exception
-    before, after = (int(m.value) for m in script.markdown[:2])
-    assert after == before + 1
+    before, after = (m.value for m in script.markdown[:2])
+    assert before != after
 
 
 def test_a_write_by_another_process_shows_on_the_next_run_of_the_page(demo_url, monkeypatch):
@@ -341,9 +341,9 @@ import streamlit as st
 from dashboard import data
 from store import records
 data.new_run()
-st.markdown(str(data.version()[2]))
+st.markdown(str(data.version()))
 records.add_checkin(data.engine(), {"patient_id": "KW-0002", "reported_at": "2026-01-05", "craving": "2"}, actor="t")
-st.markdown(str(data.version()[2]))
+st.markdown(str(data.version()))
 """
 
 

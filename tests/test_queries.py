@@ -18,6 +18,7 @@ from store.frames import Records
 from store.importer import import_folder
 from store.models import CheckIn, InfusionSession, Patient, SideEffectEvent
 from store.queries import checkins_frame, load_records, sessions_frame
+from tests.store_support import write_folder
 
 END = dt.date(2026, 10, 31)
 
@@ -85,3 +86,31 @@ def test_who_recorded_and_changed_a_record_comes_back_as_aware_datetimes_or_none
     assert isinstance(untouched["recorded_at"], dt.datetime) and untouched["recorded_at"].tzinfo is not None
     voided = checkins_frame(cohort_db, include_voided=True)
     assert voided["voided_at"].notna().sum() == 1
+
+
+def test_the_data_version_moves_with_every_kind_of_write_and_not_with_reads(cohort_db, validator, tmp_path):
+    """The dashboard's caches are keyed on it: a write it missed would leave a clinician looking at old records."""
+    from store.queries import data_version
+
+    seen = [data_version(cohort_db)]
+    load_records(cohort_db)
+    assert data_version(cohort_db) == seen[-1], "a read must not look like a change"
+
+    def after(write) -> None:
+        write()
+        seen.append(data_version(cohort_db))
+        assert seen[-1] != seen[-2]
+
+    after(lambda: records.add_checkin(cohort_db, {"patient_id": "KW-0002", "reported_at": "2026-11-10", "craving": "3"},
+                                      actor="t", validator=validator))
+    session = sessions_frame(cohort_db, ["KW-0003"], with_tracking=True).iloc[-1]
+    after(lambda: records.amend_session(cohort_db, int(session["id"]), {"side_effects": "headache:mild"}, actor="t",
+                                        reason="reported late", expected_version=int(session["version"]),
+                                        validator=validator))
+    checkin = checkins_frame(cohort_db, ["KW-0004"], with_tracking=True).iloc[-1]
+    after(lambda: records.void_checkin(cohort_db, int(checkin["id"]), actor="t", reason="duplicate",
+                                       expected_version=int(checkin["version"]), validator=validator))
+    after(lambda: records.add_alert_review(cohort_db, patient_id="KW-0005", level="amber", reasons=["craving_rising"],
+                                           action="discussed_with_patient", note=None, actor="t"))
+    after(lambda: import_folder(cohort_db, write_folder(tmp_path / "more"), actor="t", validator=validator))
+    assert len(set(seen)) == len(seen)
