@@ -94,3 +94,13 @@ def counts(engine) -> dict[str, int]:
             t.__name__: db.execute(select(func.count()).select_from(t)).scalar_one()
             for t in (Patient, InfusionSession, SideEffectEvent, CheckIn, AuditEvent)
         }
+
+
+def import_cohort(engine, folder: Path, validator, **params) -> None:
+    """A generated cohort (seed_data.cohort, `CohortParams(**params)`) put in through the real importer."""
+    from seed_data.cohort import CohortParams, generate_cohort, write_import_folder
+    from store.importer import import_folder
+
+    folder.mkdir(parents=True)
+    write_import_folder(generate_cohort(CohortParams(**params)), folder)
+    import_folder(engine, folder, actor="setup", validator=validator)

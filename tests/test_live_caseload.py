@@ -19,7 +19,7 @@ from seed_data.cohort import CohortParams, generate_cohort, write_import_folder
 from store import records
 from store.importer import import_folder
 from store.queries import alert_reviews_frame, checkins_frame, load_records, patients_frame, sessions_frame
-from tests.store_support import CHECKIN, PATIENT
+from tests.store_support import CHECKIN, PATIENT, import_cohort
 
 TZ = "Europe/London"
 END = dt.date(2026, 10, 31)
@@ -28,10 +28,7 @@ AS_OF = dt.date(2026, 11, 20)
 
 @pytest.fixture
 def cohort(engine, validator, tmp_path):
-    folder = tmp_path / "in"
-    folder.mkdir()
-    write_import_folder(generate_cohort(CohortParams(n_patients=30, months=4, end=END, seed=9)), folder)
-    import_folder(engine, folder, actor="setup", validator=validator)
+    import_cohort(engine, tmp_path / "in", validator, n_patients=30, months=4, end=END, seed=9)
     return engine
 
 

@@ -12,13 +12,12 @@ import pandas as pd
 import pytest
 from sqlmodel import Session, select
 
-from seed_data.cohort import CohortParams, generate_cohort, write_import_folder
 from store import records
 from store.frames import Records
 from store.importer import import_folder
 from store.models import CheckIn, InfusionSession, Patient, SideEffectEvent
 from store.queries import checkins_frame, load_records, sessions_frame
-from tests.store_support import write_folder
+from tests.store_support import import_cohort, write_folder
 
 END = dt.date(2026, 10, 31)
 
@@ -26,10 +25,7 @@ END = dt.date(2026, 10, 31)
 @pytest.fixture
 def cohort_db(engine, validator, tmp_path):
     """A small generated cohort through the importer, with one amended session and one voided check-in."""
-    folder = tmp_path / "in"
-    folder.mkdir()
-    write_import_folder(generate_cohort(CohortParams(n_patients=12, months=3, end=END, seed=5)), folder)
-    import_folder(engine, folder, actor="setup", validator=validator)
+    import_cohort(engine, tmp_path / "in", validator, n_patients=12, months=3, end=END, seed=5)
     sessions = sessions_frame(engine, with_tracking=True)
     first = sessions.iloc[0]
     records.amend_session(engine, int(first["id"]), {"side_effects": "nausea:moderate;headache:mild", "notes": "late note"},
