@@ -198,6 +198,40 @@ def test_sud_history_alone_stays_green():
     assert worst(rec) == "green"
 
 
+
+def test_ordinary_ones_and_twos_after_first_answers_of_zero_are_not_a_drift():
+    # First check-ins 0, 1, 0 (median 0); then the patient settles at 1 and 2, as many do once
+    # the scale is familiar, and asks once for more and once to come early. Against a baseline of
+    # 0 every 2 would add a point of drift and the three weak signals would make red; the
+    # baseline floor (0.5) keeps ordinary answers ordinary.
+    craving = [0, 1, 0] + [1, 2] * 6
+    sessions = iv_course("p1", [0.5] * 10, early=(9,), asked_more=(8,))
+    rec = records([patient()], sessions, checkins("p1", craving))
+    sig = risk.patient_signals(rec, "p1", tz="UTC")["checkins"]
+    assert sig["craving_baseline"].dropna().eq(0.5).all()
+    assert sig["craving_drift"].max() < risk.load_rules().craving_drift_alarm
+    assert worst(rec) != "red"
+    assert worst(rec, rules=risk.load_rules(baseline_craving_floor=0.0)) == "red"  # what holds it is the floor
+
+
+def test_one_bad_week_does_not_hold_the_smoothed_craving_trend_up():
+    # A patient with a history of substance use disorder (thresholds lowered), first answers all 0,
+    # one week at 8 and then ordinary 1s, and one request to come early just after. Taken whole,
+    # the 8 would keep the smoothed trend above the lowered threshold for three check-ins (an amber
+    # craving rise, red with the request); the trend takes each answer at most a rise above baseline.
+    craving = [0, 0, 0, 1, 1, 1, 8, 1, 1, 1, 1]
+    rec = records([patient(sud=True)], iv_course("p1", [0.5] * 10, early=(7,)), checkins("p1", craving))
+    no_floor = risk.load_rules(baseline_craving_floor=0.0)  # the clip alone, without the floor's help
+    sig = risk.patient_signals(rec, "p1", rules=no_floor, tz="UTC")["checkins"]
+    limit = no_floor.craving_ewma_rise_points * no_floor.sud_sensitivity
+    above = (sig["craving_ewma"] - sig["craving_baseline"] >= limit).tolist()
+    assert sum(above) < no_floor.craving_ewma_persist_checkins
+    assert worst(rec, rules=no_floor) != "red"
+    assert worst(rec) != "red"
+    # Without the limit (a rise threshold so high that nothing is cut) the same week is a "trend".
+    assert worst(rec, rules=no_floor.with_changes(craving_rise_points=20.0)) == "red"
+
+
 # --- dependence patterns -----------------------------------------------------------------------
 
 
@@ -215,6 +249,17 @@ def test_candid_dependence_reaches_red_within_weeks():
     assert final["level"] == "red" and final["since"] == week(8)
     assert {"craving_rising", "specific_sign_persistent"} <= set(rule_ids(final["reasons"]))
 
+
+
+def test_dependence_from_first_answers_of_zero_reaches_red_as_soon_as_without_the_floor():
+    # The floor must not blunt a real rise: craving from 0 to 6 with tolerance reported.
+    craving = [0, 0, 0, 0, 1, 3, 4, 5, 6, 6, 7, 7]
+    tolerance = [0, 0, 0, 0, 0, 0, 0, 1, 2, 2, 3, 3]
+    rec = records([patient()], iv_course("p1", [0.5] * 8), checkins("p1", craving, tolerance=tolerance))
+    floor_off = risk.load_rules(baseline_craving_floor=0.0)
+    red = first_date(rec, "red")
+    assert red is not None and red <= week(8)
+    assert red == levels(rec, rules=floor_off).query("level == 'red'")["date"].iloc[0]
 
 def test_behavioural_dependence_via_requests_reaches_red():
     # Little self-report: the pattern shows in the sessions. Requests for earlier sessions and
@@ -402,7 +447,8 @@ def test_patient_signals_has_chart_series():
     sig = risk.patient_signals(rec, "p1", tz="UTC")
     c, s = sig["checkins"], sig["sessions"]
     assert c["craving_baseline"].isna().tolist() == [True, True, False, False, False]
-    assert c["craving_ewma"].tolist() == pytest.approx([1, 1, 1, 1.75, 1.75 + 0.25 * (6 - 1.75)])  # lambda 0.25
+    # lambda 0.25; the 6 enters the trend as 4: at most a rise (3 points) above the baseline of 1
+    assert c["craving_ewma"].tolist() == pytest.approx([1, 1, 1, 1.75, 1.75 + 0.25 * (4 - 1.75)])
     assert c["phq9_band"].tolist() == ["moderately severe", "moderate", "mild", "mild", "moderate"]
     assert c["phq9_response"].tolist() == [False, False, True, True, False]
     assert c["sds_total"].tolist() == [1, 1, 2, 4, 5]

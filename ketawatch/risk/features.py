@@ -129,9 +129,14 @@ def checkin_features(
     # Craving: personal baseline, EWMA trend, rise or high level held on consecutive answers.
     craving = base["craving"].to_numpy(dtype="float64", na_value=np.nan)
     answered = ~np.isnan(craving)
-    f["craving_baseline"] = baseline = personal_baseline(craving, [codes], rules.baseline_checkins)
-    f["craving_ewma"] = ewma = _ewma(craving, starts, rules.craving_ewma_lambda)
+    # A baseline of 0 would count every ordinary "1 or 2" later as a rise: the floor keeps it off 0.
+    f["craving_first_median"] = first = personal_baseline(craving, [codes], rules.baseline_checkins)
+    f["craving_baseline"] = baseline = np.maximum(first, rules.baseline_craving_floor)
     f["thr_craving_rise"] = rules.scaled("craving_rise_points", sud)
+    # The smoothed trend takes each answer at most a rise above baseline: a bigger jump is judged
+    # by the raw rule, and one bad week must not hold the trend up for the weeks after it.
+    limit = baseline + f["thr_craving_rise"]
+    f["craving_ewma"] = ewma = _ewma(np.where(np.isnan(limit), craving, np.minimum(craving, limit)), starts, rules.craving_ewma_lambda)
     f["thr_craving_ewma_rise"] = rules.scaled("craving_ewma_rise_points", sud)
     f["thr_craving_high"] = rules.scaled("craving_high", sud)
     raw_rise = craving - baseline >= f["thr_craving_rise"]

@@ -6,7 +6,7 @@ Rule identifiers (stable; the CLI prints them, the README documents them):
 |---|---|---|---|
 | use_outside_treatment_repeated | red | use | ketamine use outside the clinic or seeking the effect for pleasure/escape answered "clearly" or more on 2+ of the last 6 check-ins |
 | use_outside_treatment_reported | amber | use | such use answered "clearly" or more on 1 of the last 6 check-ins |
-| craving_rising | amber | craving | craving (0-10) 3+ points above the patient's own baseline (median of the first 3 check-ins) on 2 consecutive check-ins, or its EWMA trend (lambda 0.25) 2+ points above on 3 consecutive check-ins |
+| craving_rising | amber | craving | craving (0-10) 3+ points above the patient's own baseline (median of the first 3 check-ins, at least 0.5) on 2 consecutive check-ins, or its EWMA trend (lambda 0.25; each answer counted at most 3 points above baseline) 2+ points above on 3 consecutive check-ins |
 | craving_high | amber | craving | craving 7 or more on 2 consecutive check-ins, whatever the baseline |
 | specific_sign_persistent | amber | checklist (signs of catalogue weight >= 2: secrecy, tolerance) | a specific warning sign answered "clearly" or more on 2 of the last 3 check-ins (one reason per sign) |
 | dose_increase_requests | amber | dose | the patient asked for a higher dose at 2+ of the last 6 sessions within 90 days |
@@ -219,7 +219,7 @@ def _craving(kind: str):
         values, span = _values(table["craving"][run]), _span(table["day"][run])
         if kind == "rising":
             text = (
-                f"Craving rose from a baseline of {table['craving_baseline'][last]:.1f} to {values} of 10 "
+                f"Craving rose from a baseline of {_craving_baseline(table, last)} to {values} of 10 "
                 f"on the last {_check_ins(len(run))}, {span}; smoothed trend {table['craving_ewma'][last]:.1f}; "
                 f"a rise of {_num(table['thr_craving_rise'][last])} points counts"
                 + _sud_note(table, last, "craving_rise_points")
@@ -232,6 +232,14 @@ def _craving(kind: str):
         return Reason(f"craving_{kind}", "amber", text, _dates_of(table, run))
 
     return build
+
+
+def _craving_baseline(table: FeatureTable, row: int) -> str:
+    """'1.0', or '0.5 (first answers' median 0.0, raised to the lowest baseline used)' when the floor applied."""
+    baseline, first = table["craving_baseline"][row], table["craving_first_median"][row]
+    if baseline > first:
+        return f"{baseline:.1f} (the first check-ins' median {first:.1f}, raised to the lowest baseline used)"
+    return f"{baseline:.1f}"
 
 
 def _sds(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
@@ -363,7 +371,7 @@ def _craving_drift(table: FeatureTable, row: int, rules: RuleSettings, sign: str
     last = run[-1]
     text = (
         f"Craving {_values(table['craving'][run])} of 10 on the last {_check_ins(len(run))}, {_span(table['day'][run])}, "
-        f"against a baseline of {table['craving_baseline'][last]:.1f}: "
+        f"against a baseline of {_craving_baseline(table, last)}: "
         + _drift_text(table, last, "craving_drift", "thr_craving_drift", rules.craving_drift_allowance, "point")
         + _sud_note(table, last, "craving_drift_alarm")
     )

@@ -39,6 +39,7 @@ class RuleSettings:
 
     baseline_checkins: int
     baseline_sessions: int
+    baseline_craving_floor: float
     craving_ewma_lambda: float
     craving_rise_points: float
     craving_ewma_rise_points: float
