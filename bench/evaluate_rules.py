@@ -21,7 +21,10 @@ It also prints two diagnostics that are not targets and change no figure above: 
 split by how long the records run after onset (a patient whose onset is a few weeks before the
 end of the records may show nothing yet), and the median delays of red and the best simple rule
 on the patients both flag (the delay figures above are over different sets of patients: each
-method's own detections).
+method's own detections); how far the generator's build-up had gone (from the truth's onset and
+midpoint) at each method's first flag and at the delay target; and every simple measure at every
+threshold, naming the lowest threshold as specific as red (the comparison "at comparable
+specificity": at their usual thresholds the simple rules are less specific than red).
 
 It then checks issue 3's targets per variant and prints a markdown table: red sensitivity >= 0.95
 and specificity >= 0.97; red median delay at most a third of the best simple rule's (the simple
@@ -71,19 +74,28 @@ def variants(n_patients: int, quick: bool) -> list[tuple[str, CohortParams]]:
     return out[:2] if quick else out
 
 
-def simple_flags(checkins: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Dates on which each simple rule fires: craving >= 7, SDS >= 4, any warning sign >= 2."""
+#: The simple rules a clinic might use instead: (measure, threshold), named "<measure> >= <threshold>".
+SIMPLE = (("craving", 7), ("SDS", 4), ("any sign", 2))
+#: The same measures at every threshold, for comparing at matched specificity (diagnostics only).
+SWEEP = tuple(("SDS", k) for k in range(4, 13)) + tuple(("craving", k) for k in range(5, 11)) + (("any sign", 3),)
+
+
+def simple_flags(checkins: pd.DataFrame, rules=SIMPLE) -> dict[str, pd.DataFrame]:
+    """Dates on which each simple rule fires, e.g. craving >= 7, SDS >= 4, any warning sign >= 2."""
     local = checkins["reported_at"].dt.tz_convert(TZ).dt.tz_localize(None).dt.normalize()
-    sds = checkins[list(SDS_ITEMS)].sum(axis=1, min_count=len(SDS_ITEMS))
-    signs = checkins[list(WARNING_SIGNS)].max(axis=1)
-    rules = {"craving >= 7": checkins["craving"] >= 7, "SDS >= 4": sds >= 4, "any sign >= 2": signs >= 2}
-    return {name: pd.DataFrame({"patient_id": checkins["patient_id"], "date": local})[hit.fillna(False).to_numpy()] for name, hit in rules.items()}
+    measures = {
+        "craving": checkins["craving"],
+        "SDS": checkins[list(SDS_ITEMS)].sum(axis=1, min_count=len(SDS_ITEMS)),
+        "any sign": checkins[list(WARNING_SIGNS)].max(axis=1),
+    }
+    dated = pd.DataFrame({"patient_id": checkins["patient_id"], "date": local})
+    return {f"{m} >= {k}": dated[(measures[m] >= k).fillna(False).to_numpy()] for m, k in rules}
 
 
 def delays(flags: pd.DataFrame, truth: pd.DataFrame) -> pd.Series:
     """Days from onset to the first flag on or after it, per dependent patient flagged after onset."""
     onset = pd.to_datetime(truth.set_index("patient_id")["dependence_onset"]).dropna()
-    after = flags.merge(onset.rename("onset"), left_on="patient_id", right_index=True)
+    after = flags.merge(onset.rename("onset").rename_axis("pid").reset_index(), left_on="patient_id", right_on="pid")
     after = after[after["date"] >= after["onset"]]
     return (after.groupby("patient_id")["date"].min() - onset).dropna().dt.days
 
@@ -149,7 +161,7 @@ def run_seed(params: CohortParams) -> tuple[dict[str, pd.DataFrame], pd.DataFram
     methods = {
         "KetaWatch red": levels[levels["level"] == "red"][["patient_id", "date"]],
         "KetaWatch amber+": levels[levels["level"].isin(["amber", "red"])][["patient_id", "date"]],
-        **simple_flags(records.checkins),
+        **simple_flags(records.checkins, SIMPLE + tuple(r for r in SWEEP if r not in SIMPLE)),
     }
     label = lambda ids: ids.astype(str) + f"/s{params.seed}"  # noqa: E731
     methods = {m: flags.assign(patient_id=label(flags["patient_id"])) for m, flags in methods.items()}
@@ -168,6 +180,8 @@ def evaluate(n_patients: int, quick: bool, n_seeds: int = SEEDS) -> tuple[pd.Dat
         methods = {m: pd.concat([run[0][m] for run in runs], ignore_index=True) for m in runs[0][0]}
         truth = pd.concat([run[1] for run in runs], ignore_index=True)
         per_patient = pd.DataFrame({"follow_up": pd.concat([run[2] for run in runs])})
+        dependent = truth.dropna(subset=["dependence_onset"]).set_index("patient_id")
+        per_patient["half_build_up"] = (dependent["dependence_midpoint"] - dependent["dependence_onset"]).dt.days
         for method, flags in methods.items():
             rows.append({"variant": name, "method": method, **score(flags, truth)})
             per_patient[method] = delays(flags, truth).reindex(per_patient.index)
@@ -208,7 +222,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=SEEDS, help=f"seeds per variant, pooled (default {SEEDS})")
     parser.add_argument("--quick", action="store_true", help="two variants only, one timing run")
     args = parser.parse_args()
-    results, looks, per_patient = evaluate(args.patients, args.quick, args.seeds)
+    everything, looks, per_patient = evaluate(args.patients, args.quick, args.seeds)
+    results = everything[~everything["method"].isin(SWEPT_RULES)]
     pd.set_option("display.width", 160)
     summary = results.groupby("method", sort=False).agg(
         sensitivity=("sensitivity", "mean"),
@@ -232,6 +247,7 @@ def main() -> None:
     )
     print("\nDiagnostics (not targets; they change no figure above):")
     print("\n".join(diagnostic_lines(results, per_patient)))
+    print("\n".join(matched_lines(everything)))
     print("\nIssue 3 targets per variant (markdown):\n")
     print(target_table(results, looks))
     speed = timing(1 if args.quick else 3)
@@ -242,7 +258,8 @@ def main() -> None:
 
 
 TARGET_SENSITIVITY, TARGET_SPECIFICITY, TARGET_DELAY_FRACTION = 0.95, 0.97, 1 / 3
-SIMPLE_RULES = ("craving >= 7", "SDS >= 4", "any sign >= 2")
+SIMPLE_RULES = tuple(f"{m} >= {k}" for m, k in SIMPLE)
+SWEPT_RULES = tuple(f"{m} >= {k}" for m, k in SWEEP if (m, k) not in SIMPLE)
 
 
 #: Records after onset below which a patient counts as "short follow-up" in the diagnostics.
@@ -281,6 +298,52 @@ def diagnostic_lines(results: pd.DataFrame, per_patient: pd.DataFrame) -> list[s
         f"both flag {len(both)}: {both['KetaWatch red'].median():.1f} | {both[best].median():.1f} | "
         f"{both['KetaWatch amber+'].median():.1f}"
     )
+    # How far the generator's build-up (an S-curve from onset to twice the midpoint) had gone.
+    def done(days: pd.Series) -> pd.Series:
+        x = (days / (2 * per_patient.loc[days.index, "half_build_up"])).clip(0, 1)
+        return 100 * x * x * (3 - 2 * x)
+
+    target_days = per_patient[best].median() * TARGET_DELAY_FRACTION
+    lines.append(
+        "Build-up done (median %, from the generator's truth) at each method's first flag: "
+        + ", ".join(f"{m} {done(per_patient[m].dropna()).median():.0f}%" for m in ("KetaWatch red", "KetaWatch amber+", best))
+        + f"; at {target_days:.0f} days after onset (a third of {best}'s median delay): "
+        f"{done(pd.Series(target_days, index=per_patient.index)).median():.0f}%"
+    )
+    return lines
+
+
+def matched_lines(everything: pd.DataFrame) -> list[str]:
+    """Each simple measure at every threshold, and the lowest threshold as specific as red (mean over variants).
+
+    The targets above compare with the simple rules at their usual thresholds, which are less
+    specific than red; raising a threshold until the rule is as specific as red makes it later
+    and less sensitive, which is the comparison "at comparable specificity" asks for.
+    """
+    means = everything.groupby("method", sort=False).agg(
+        sensitivity=("sensitivity", "mean"), specificity=("specificity", "mean"), median_delay=("median_delay", "median")
+    )
+    red = means.loc["KetaWatch red"]
+    lines = [
+        f"Simple rules at every threshold (mean sensitivity, mean specificity, median of the variants' median delays); "
+        f"KetaWatch red: {red['sensitivity']:.3f}, {red['specificity']:.3f}, {red['median_delay']:.0f} d:"
+    ]
+    for measure in ("SDS", "craving", "any sign"):
+        names = sorted((n for n in means.index if n.startswith(f"{measure} >= ")), key=lambda n: float(n.split(">= ")[1]))
+        lines.append(
+            f"  {measure}: "
+            + "; ".join(f"{n.split('>= ')[1]}: {means.loc[n, 'sensitivity']:.3f} {means.loc[n, 'specificity']:.3f} "
+                        f"{means.loc[n, 'median_delay']:.0f} d" for n in names)
+        )
+        matched = [n for n in names if round(means.loc[n, "specificity"], 3) >= round(red["specificity"], 3)]
+        if matched:
+            m = means.loc[matched[0]]
+            lines.append(
+                f"    as specific as red: {matched[0]}, sensitivity {m['sensitivity']:.3f}, median delay "
+                f"{m['median_delay']:.0f} d (a third: {m['median_delay'] / 3:.0f} d; red {red['median_delay']:.0f} d)"
+            )
+        else:
+            lines.append("    no threshold is as specific as red")
     return lines
 
 

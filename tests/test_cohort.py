@@ -254,8 +254,9 @@ def test_import_folder_round_trip_keeps_counts_and_contract_headers(demo, demo_f
     assert not (folder / "truth.csv").exists()
     assert write_truth(demo, tmp_path / "truth.csv") == len(demo.truth)
     truth = pd.read_csv(tmp_path / "truth.csv", dtype=str, keep_default_na=False)
-    assert list(truth.columns) == ["patient_id", "archetype", "dependence_onset", "notes"]
+    assert list(truth.columns) == ["patient_id", "archetype", "dependence_onset", "dependence_midpoint", "notes"]
     assert (truth.dependence_onset != "").sum() == (demo.truth.archetype == DEPENDENCE).sum()
+    assert ((truth.dependence_onset != "") == (truth.dependence_midpoint != "")).all()
 
 
 def test_the_store_imports_the_demo_folder(sqlite_engine, demo_folder):
@@ -318,3 +319,7 @@ def test_generation_never_leaves_the_contract(
     assert len(cohort.patients) == n_patients and len(cohort.sessions) >= n_patients
     onsets = cohort.truth.dependence_onset.dropna()
     assert (onsets <= pd.Timestamp(end)).all()
+    # The midpoint is half of a 5-12 week build-up (scaled by the onset speed) after the onset.
+    half = (cohort.truth.dependence_midpoint - cohort.truth.dependence_onset).dropna().dt.days
+    assert half.index.equals(onsets.index)
+    assert ((half >= np.floor(17.5 / onset_speed)) & (half <= np.ceil(42 / onset_speed))).all()

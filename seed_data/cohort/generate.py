@@ -24,7 +24,7 @@ from store.vocabulary import CHECKIN_COLUMNS, PATIENT_COLUMNS, SESSION_COLUMNS
 
 #: The clinic's local time zone: appointments are booked in it, records are stored in UTC.
 CLINIC_TIMEZONE = "Europe/London"
-TRUTH_COLUMNS = ("patient_id", "archetype", "dependence_onset", "notes")
+TRUTH_COLUMNS = ("patient_id", "archetype", "dependence_onset", "dependence_midpoint", "notes")
 
 
 def generate_cohort(params: CohortParams | None = None) -> Cohort:
@@ -114,15 +114,23 @@ def _truth_row(plan: PatientPlan, session_days: np.ndarray, end: dt.date) -> dic
         notes.append(f"one-week craving spike near {_day(end, plan.spike_day):%Y-%m-%d}")
     if plan.ptsd_dissociation > 0:
         notes.append("depersonalisation outside sessions since before treatment")
-    onset = pd.NaT
+    onset = midpoint = pd.NaT
     if plan.onset_day is not None:
         onset = _day(end, plan.onset_day)
+        # The build-up is an S-curve over ramp_days, so it is half done after half of them.
+        midpoint = _day(end, plan.onset_day + int(round(plan.ramp_days / 2)))
         sds = "no SDS" if plan.sds_rate == 0 else "SDS on some check-ins"
         notes.append(
             f"dependence from {onset:%Y-%m-%d}, {plan.profile} presentation, "
             f"builds over about {plan.ramp_days / 7:.0f} weeks, {sds}"
         )
-    return {"patient_id": plan.patient_id, "archetype": plan.archetype, "dependence_onset": onset, "notes": "; ".join(notes)}
+    return {
+        "patient_id": plan.patient_id,
+        "archetype": plan.archetype,
+        "dependence_onset": onset,
+        "dependence_midpoint": midpoint,
+        "notes": "; ".join(notes),
+    }
 
 
 def _typed(frame: pd.DataFrame, columns: tuple[str, ...], dtypes: dict[str, str]) -> pd.DataFrame:
@@ -181,7 +189,10 @@ def _checkin_frame(parts: list[dict[str, np.ndarray]], ids: list[str], end: dt.d
 
 
 def _truth_frame(rows: list[dict]) -> pd.DataFrame:
-    """The truth table: archetype per patient and, for dependence, the onset date."""
+    """The truth table: archetype per patient and, for dependence, the onset date and the build-up's midpoint."""
     frame = pd.DataFrame(rows, columns=list(TRUTH_COLUMNS))
-    dtypes = {"patient_id": "string", "archetype": "string", "dependence_onset": "datetime64[ns]", "notes": "string"}
+    dtypes = {
+        "patient_id": "string", "archetype": "string", "dependence_onset": "datetime64[ns]",
+        "dependence_midpoint": "datetime64[ns]", "notes": "string",
+    }  # fmt: skip
     return frame.astype(dtypes)

@@ -70,8 +70,10 @@ class CohortParams:
 class Cohort:
     """Generated records in the typed shape of `store.frames`, plus the truth behind each patient.
 
-    `truth` (patient_id, archetype, dependence_onset, notes) is what the risk engine is scored
-    against; it never goes into an import folder.
+    `truth` (patient_id, archetype, dependence_onset, dependence_midpoint, notes) is what the risk
+    engine is scored against; it never goes into an import folder. Onset is the first day of the
+    dependence build-up (an S-curve over 5-12 weeks by default); the midpoint is the day it is
+    half done, when craving is about half its eventual rise.
     """
 
     patients: pd.DataFrame

@@ -48,7 +48,7 @@ def write_import_folder(cohort: Cohort, folder: Path) -> dict[str, int]:
 
 
 def write_truth(cohort: Cohort, path: Path) -> int:
-    """Write the truth table (archetype, dependence onset) as CSV, kept out of any import folder."""
+    """Write the truth table (archetype, dependence onset and midpoint) as CSV, kept out of any import folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return _write_csv(cohort.truth, path)
