@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from ketawatch.risk.reasons import reason_ids
 from ketawatch.risk.scoring import sds_total
 from store.frames import Records
 
@@ -33,20 +34,11 @@ CASELOAD_COLUMNS = (
 )
 
 
-def reason_ids(reasons) -> list[str]:
-    """The rule ids of a list of engine reasons, worst level first, without duplicates."""
-    ordered = sorted(reasons or [], key=lambda r: -LEVEL_RANK.get(getattr(r, "level", "green"), 0))
-    seen: dict[str, None] = {}
-    for reason in ordered:
-        seen.setdefault(reason.rule_id, None)
-    return list(seen)
-
-
 def reason_summary(reasons, limit: int = TOP_REASONS) -> str:
-    """The first `limit` reasons' sentences, worst first, joined for one table cell."""
-    ordered = sorted(reasons or [], key=lambda r: -LEVEL_RANK.get(getattr(r, "level", "green"), 0))
-    texts = [r.text for r in ordered[:limit]]
-    more = len(ordered) - limit
+    """The first `limit` reasons' sentences in the engine's order (worst first), joined for one table cell."""
+    reasons = list(reasons or [])
+    texts = [r.text for r in reasons[:limit]]
+    more = len(reasons) - limit
     return "; ".join(texts) + (f" (+{more} more)" if more > 0 else "")
 
 

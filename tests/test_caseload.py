@@ -121,7 +121,7 @@ def test_reason_summary_names_how_many_more():
     reasons = [_reason(f"r{i}") for i in range(5)]
     assert reason_summary(reasons, limit=2) == "observation r0; observation r1 (+3 more)"
     assert reason_summary([]) == ""
-    assert reason_ids([_reason("x"), _reason("x"), _reason("y", "red")]) == ["y", "x"]
+    assert reason_ids([_reason("y", "red"), _reason("x"), _reason("x")]) == ["y", "x"]  # engine order, once each
 
 
 class TestUnreviewedAlerts:

@@ -481,6 +481,18 @@ def _replay_records() -> tuple[Records, str]:
     return rec, "Europe/London"
 
 
+def test_reasons_come_worst_first_in_the_rule_table_order():
+    # The CLI, the caseload and the exports list reasons in the engine's order, so it must be
+    # the rule table's: the red rule first, weak signals last.
+    rec, tz = _replay_records()
+    order = {rule_id: k for k, rule_id in enumerate(risk.RULE_IDS)}
+    lists = [rs for rs in risk.daily_levels(rec, tz=tz)["reasons"] if rs]
+    assert any(len(rs) > 2 for rs in lists)
+    for rs in lists:
+        positions = [order[r.rule_id] for r in rs]
+        assert positions == sorted(positions)
+
+
 def test_daily_levels_replay_exactly_on_truncated_records():
     rec, tz = _replay_records()
     daily = risk.daily_levels(rec, tz=tz)

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ketawatch.exports.safety import excel_safe, neutralise
-from ketawatch.risk import scoring
+from ketawatch.risk import reason_ids, scoring
 from store.frames import Records
 from store.importer import FILES
 from store.vocabulary import CHECKIN_COLUMNS, PATIENT_COLUMNS, SESSION_COLUMNS
@@ -183,11 +183,11 @@ def workbook_sheets(records: Records, *, tz: str, reviews: pd.DataFrame, levels:
 
     level_sheet = levels.copy()
     if len(level_sheet):
-        level_sheet["reason_ids"] = level_sheet["reasons"].map(lambda rs: "; ".join(r.rule_id for r in rs))
+        level_sheet["reason_ids"] = level_sheet["reasons"].map(lambda rs: "; ".join(reason_ids(rs)))
         level_sheet["reasons"] = level_sheet["reasons"].map(lambda rs: "\n".join(r.text for r in rs))
     history_sheet = history.copy()
     if len(history_sheet):
-        history_sheet["reason_ids"] = history_sheet["reasons"].map(lambda rs: "; ".join(r.rule_id for r in rs))
+        history_sheet["reason_ids"] = history_sheet["reasons"].map(lambda rs: "; ".join(reason_ids(rs)))
         history_sheet = history_sheet.drop(columns=["reasons"])
     return {
         "patients": patients,

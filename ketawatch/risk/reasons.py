@@ -108,8 +108,8 @@ REQUEST_FAMILIES = ("dose", "frequency")
 
 
 def reason_ids(reasons: list[Reason]) -> list[str]:
-    """The distinct rule ids of a list of reasons, in order: what the CLI's `reasons` column lists."""
-    return list(dict.fromkeys(reason.rule_id for reason in reasons))
+    """The distinct rule ids of a list of reasons in the engine's order (worst first), as the CLI, caseload and exports list them."""
+    return list(dict.fromkeys(reason.rule_id for reason in reasons or []))
 
 
 def build_reasons(rule_id: str, table: FeatureTable, row: int, rules: RuleSettings, signs: tuple[str, ...] = ()) -> list[Reason]:
