@@ -29,6 +29,7 @@ from store.records import (
 )
 from store.settings import get_settings
 from store.validation import CHECKIN_RULES, PATIENT_RULES, SESSION_RULES, Rule, Validator
+from store.vocabulary import SEVERITIES
 
 Kind = Literal["session", "checkin"]
 
@@ -52,10 +53,10 @@ def _blank(value: Any) -> bool:
 
 def _typed(rule: Rule, value: Any) -> Any:
     """A stored value (from a frame or a revision snapshot) as the Python value a widget holds."""
-    if rule.kind == "side_effects":
+    if rule.kind == "side_effects":  # as "effect:severity" items, the options of the picker
         if isinstance(value, (list, tuple)):
-            return ";".join(f"{e}:{s}" for e, s in value)
-        return "" if _blank(value) else str(value)
+            return [f"{e}:{s}" for e, s in value]
+        return [] if _blank(value) else [item.strip() for item in str(value).split(";") if item.strip()]
     if _blank(value):
         return None
     if rule.kind in ("datetime", "date_or_datetime"):
@@ -108,11 +109,19 @@ def _widget(rule: Rule, value: Any, key: str) -> Any:
         return st.selectbox(label, options=options, index=options.index(value) if value in options else None, key=key,
                             format_func=route_words if rule.name == "route" else words)
     if rule.kind == "side_effects":
-        from seed_data.catalogue import side_effect_ids
+        # One option per effect and severity: a single widget, so it works inside the form.
+        from seed_data.catalogue import side_effects
 
-        return st.text_input(label, value=value or "", key=key,
-                             help="effect:severity items joined by ; (severity mild, moderate or severe). Effects: "
-                                  + ", ".join(sorted(side_effect_ids())))
+        names = {e.id: e.label for e in side_effects()}
+        options = [f"{e}:{severity}" for e in names for severity in SEVERITIES]
+        options += [item for item in value or [] if item not in options]  # an older entry stays visible
+
+        def shown(option: str) -> str:
+            effect, _, severity = option.partition(":")
+            return f"{names.get(effect, effect)}: {severity}"
+
+        return st.multiselect(label, options, default=value or [], format_func=shown, key=key,
+                              placeholder="None recorded", help="One severity per effect.")
     return st.text_area(label, value=value or "", key=key)
 
 
@@ -131,7 +140,9 @@ def _form_fields(fields: dict[str, Rule], before: dict[str, Any], base: str) -> 
 
 
 def _same(rule: Rule, a: Any, b: Any) -> bool:
-    if rule.kind in ("text", "side_effects"):
+    if rule.kind == "side_effects":
+        return sorted(a or []) == sorted(b or [])
+    if rule.kind == "text":
         return (a or "") == (b or "")
     if rule.kind in ("datetime", "date_or_datetime") and a is not None and b is not None:
         return a.replace(second=0, microsecond=0) == b.replace(second=0, microsecond=0)
@@ -265,8 +276,10 @@ def _void_form(engine: Engine, user: SignedInUser, kind: str, record_id: int, ba
 def _shown(rule: Rule, value: Any) -> str:
     """One stored value as plain table text, the same whether it came from a frame or a JSON snapshot."""
     typed = _typed(rule, value)
-    if typed is None or typed == "":
+    if typed is None or typed == "" or typed == []:
         return ""
+    if rule.kind == "side_effects":
+        return "; ".join(typed)
     if rule.kind in ("datetime", "date_or_datetime"):
         return fmt_datetime(typed)
     if rule.kind == "bool":

@@ -194,6 +194,29 @@ def test_an_amended_check_in_shows_both_versions_in_the_history(ui_records):
     assert "PHQ-9 total" not in table.columns  # only the fields that changed
 
 
+def test_side_effects_are_amended_by_picking_effect_and_severity_not_by_typing(ui_records):
+    engine, sid, _, people = ui_records
+    base = f"kw_amend_session_{sid}"
+    at = page_for(people["alice"])
+    at.button(key=f"{base}_open_amend").click().run()
+    picker = at.multiselect(key=f"{base}_f_side_effects")
+    assert sorted(picker.value) == sorted(SESSION["side_effects"].split(";"))  # opens on what is stored
+    assert "Headache: severe" in picker.options  # shown in words
+    # Two severities for one effect: the store's rule says so, and nothing is saved.
+    picker.set_value(["nausea:mild", "nausea:severe"])
+    at.text_input(key=f"{base}_reason").input("nausea worse than charted")
+    submit(at, f"{base}_form", "Save amendment")
+    assert any("nausea is listed twice" in e.value for e in at.error)
+    assert stored(engine, sessions_frame, sid, "version") == 1
+    at.multiselect(key=f"{base}_f_side_effects").set_value(["nausea:severe", "headache:moderate"])
+    submit(at, f"{base}_form", "Save amendment")
+    assert not at.exception and "now version 2" in at.success[0].value
+    assert sorted(stored(engine, sessions_frame, sid, "side_effects").split(";")) == ["headache:moderate", "nausea:severe"]
+    table = at.dataframe[-1].value
+    assert list(table["Version"]) == [1, 2]
+    assert table["Side effects"].iloc[0] in ("nausea:mild; dizziness:moderate", "dizziness:moderate; nausea:mild")
+
+
 def test_a_reviewer_gets_no_way_to_amend_or_void(ui_records):
     at = page_for(ui_records[3]["rhea"])
     assert [b.label for b in at.button] == []  # no amend/void buttons and no form submit buttons at all
