@@ -310,6 +310,12 @@ def diagnostic_lines(results: pd.DataFrame, per_patient: pd.DataFrame) -> list[s
         + f"; at {target_days:.0f} days after onset (a third of {best}'s median delay): "
         f"{done(pd.Series(target_days, index=per_patient.index)).median():.0f}%"
     )
+    at_end = done(per_patient["follow_up"].astype("float64"))
+    lines.append(
+        "Dependent patients whose build-up had gone at least this far by their last record (the most a rule "
+        "that needs it could catch): "
+        + ", ".join(f"{p}% {(at_end >= p).mean():.3f}" for p in (25, 50, 75, 90))
+    )
     return lines
 
 
