@@ -42,6 +42,8 @@ def test_patient_pdf_has_every_section_page_numbers_and_the_unicode_name(sample,
     assert "Generated 2026-11-22 12:00 (Europe/London) by Dr Quillfeather (dr-quillfeather, clinician)" in text
     assert "History of substance use" in text and "0.50 mg/kg" in text
     assert "early_requests_repeated" in text  # a reason, with its rule id
+    assert "[amber on its own] The patient asked for an earlier session" in " ".join(text.split())
+    assert "How the reasons add up" in text
     assert "Nausea" in text and "2025-03-19 14:00" in text  # side-effect summary and the session table
     assert "REVIEW-NOTE-QQQ" in text and "discussed with patient" in text
     line = audit_frame(sample, action="export").iloc[0]

@@ -133,6 +133,14 @@ def test_patient_page_shows_reasons_and_charts_for_a_red_patient(demo_url, monke
     assert len(at.get("plotly_chart")) >= 8
     shown = _texts(at)
     assert all(reason.text.split(" (")[0][:40].replace("-", "") in shown.replace("-", "") for reason in red["reasons"])
+    # Each reason says what it supports on its own (a supporting signal never reads as amber), and the
+    # page says how the reasons add up to the level.
+    from ketawatch.risk import COMBINATION_NOTE, reason_role
+
+    captions = [c.value for c in at.caption]
+    for reason in red["reasons"]:
+        assert any(f"Rule `{reason.rule_id}` · {reason_role(reason.level)}" in c for c in captions), reason.rule_id
+    assert COMBINATION_NOTE in captions
 
 
 def test_reviewer_gets_no_forms(demo_url, monkeypatch):

@@ -17,6 +17,7 @@ from dashboard.auth import can_write
 from dashboard.export_panel import patient_exports
 from ketawatch.caseload import latest_reviews
 from ketawatch.charts import record_span
+from ketawatch.risk import COMBINATION_NOTE, reason_role
 from ketawatch.risk.scoring import dose_per_kg, sds_total
 from seed_data.catalogue import side_effects, warning_signs
 from store.settings import get_settings
@@ -90,8 +91,10 @@ with st.container(border=True):
     for number, reason in enumerate(reasons, 1):
         st.markdown(f"{number}\\. {ui.md_escape(reason.text)}")
         evidence = ", ".join(ui.fmt_date(d) for d in reason.evidence_dates)
-        st.caption(f"Rule `{reason.rule_id}` · supports {ui.words(reason.level)} on its own"
+        st.caption(f"Rule `{reason.rule_id}` · {reason_role(reason.level)}"
                    + (f" · evidence dated {evidence}" if evidence else ""))
+    if reasons:
+        st.caption(COMBINATION_NOTE)
         if reason.quotation:
             st.caption(f"Seed passage, {ui.md_escape(reason.source)}: “{ui.md_escape(reason.quotation)}”")
 

@@ -14,6 +14,7 @@ import pandas as pd
 from ketawatch.exports.casefile import PatientCase, local_day
 from ketawatch.exports.figures import FigureImage, case_figures
 from ketawatch.exports.pdf_layout import DISCLAIMER, ReviewPDF, local_time_text
+from ketawatch.risk import COMBINATION_NOTE, reason_role
 from seed_data.catalogue import side_effects, warning_sign
 from store.vocabulary import WARNING_SIGNS
 
@@ -83,7 +84,7 @@ def _window_text(case: PatientCase) -> str:
 
 
 def _reason_line(reason) -> str:
-    line = f"[{reason.level}] {reason.text} (rule {reason.rule_id})"
+    line = f"[{reason_role(reason.level)}] {reason.text} (rule {reason.rule_id})"
     if reason.quotation and reason.source:
         line += f"\n    Seed document {reason.source}: \u201c{reason.quotation}\u201d"
     return line
@@ -100,6 +101,7 @@ def _level_section(pdf: ReviewPDF, case: PatientCase) -> None:
         pdf.cell(0, 5, "Why (observations, most important first):", new_x="LMARGIN", new_y="NEXT")
         for reason in case.reasons:
             pdf.bullet(_reason_line(reason))
+        pdf.paragraph(COMBINATION_NOTE, size=7.5, style="I", height=3.4)
     else:
         pdf.paragraph("No rule holds as of this date: no concern is raised by the records.", size=8.5)
     pdf.ln(1)

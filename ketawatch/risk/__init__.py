@@ -6,10 +6,11 @@ threshold lives in seed_data/rules.toml.
 """
 
 from ketawatch.risk.engine import assess, daily_levels, level_history, patient_signals
-from ketawatch.risk.reasons import RULE_IDS, Reason, reason_ids
+from ketawatch.risk.reasons import COMBINATION_NOTE, RULE_IDS, Reason, reason_ids, reason_role
 from ketawatch.risk.rules import RuleSettings, load_rules
 
 __all__ = [
+    "COMBINATION_NOTE",
     "RULE_IDS",
     "Reason",
     "RuleSettings",
@@ -19,4 +20,5 @@ __all__ = [
     "load_rules",
     "patient_signals",
     "reason_ids",
+    "reason_role",
 ]

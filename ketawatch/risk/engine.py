@@ -200,7 +200,7 @@ def patient_signals(
     Returns frames (dates are clinic-local `datetime.date`):
 
     - "checkins": reported_at, date, craving, craving_baseline (median of the first check-ins,
-      at least the rules' floor, NaN until established), craving_ewma (each answer counted at most a rise above baseline), craving_drift (CUSUM above baseline), sds_total (NaN
+      NaN until established), craving_ewma (from the baseline on; a lone high answer counted as one rise), craving_drift (CUSUM above baseline), sds_total (NaN
       unless all five items), sds_baseline, sds_control (SDS items 1, 3 and 4), sign_burden (all
       twelve signs, catalogue weights), nonspecific_burden, nonspecific_baseline, specific_burden
       (secrecy and tolerance, weighted), specific_drift (its CUSUM above baseline),

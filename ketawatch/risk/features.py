@@ -129,17 +129,16 @@ def checkin_features(
     # Craving: personal baseline, EWMA trend, rise or high level held on consecutive answers.
     craving = base["craving"].to_numpy(dtype="float64", na_value=np.nan)
     answered = ~np.isnan(craving)
-    # A baseline of 0 would count every ordinary "1 or 2" later as a rise: the floor keeps it off 0.
-    f["craving_first_median"] = first = personal_baseline(craving, [codes], rules.baseline_checkins)
-    f["craving_baseline"] = baseline = np.maximum(first, rules.baseline_craving_floor)
+    f["craving_baseline"] = baseline = personal_baseline(craving, [codes], rules.baseline_checkins)
     f["thr_craving_rise"] = rules.scaled("craving_rise_points", sud)
-    # The smoothed trend takes each answer at most a rise above baseline: a bigger jump is judged
-    # by the raw rule, and one bad week must not hold the trend up for the weeks after it.
-    limit = baseline + f["thr_craving_rise"]
-    f["craving_ewma"] = ewma = _ewma(np.where(np.isnan(limit), craving, np.minimum(craving, limit)), starts, rules.craving_ewma_lambda)
     f["thr_craving_ewma_rise"] = rules.scaled("craving_ewma_rise_points", sud)
     f["thr_craving_high"] = rules.scaled("craving_high", sud)
     raw_rise = craving - baseline >= f["thr_craving_rise"]
+    f["craving_ewma"] = ewma = _ewma(
+        _trend_input(craving, baseline, raw_rise, f["thr_craving_rise"], starts, rules.craving_ewma_persist_checkins),
+        starts,
+        rules.craving_ewma_lambda,
+    )
     trend_rise = ewma - baseline >= f["thr_craving_ewma_rise"]
     f["craving_rise_met"] = raw_rise | trend_rise
     f["craving_high_met"] = craving >= f["thr_craving_high"]
@@ -148,10 +147,12 @@ def checkin_features(
     ) | _held_on_answered(trend_rise, answered, starts, rules.craving_ewma_persist_checkins)
     f["rule_craving_high"] = _held_on_answered(f["craving_high_met"], answered, starts, rules.craving_persist_checkins)
     # Craving drift: a one-sided CUSUM of craving above baseline + allowance, each check-in's excess
-    # capped so one bad week cannot carry it alone; catches a small rise sustained over weeks.
+    # capped so one bad week cannot carry it alone; catches a small rise sustained over weeks. It
+    # counts from a baseline of at least the floor: against 0, ordinary answers of 1-2 would add up.
+    f["craving_drift_baseline"] = drift_baseline = np.maximum(baseline, rules.baseline_craving_floor)
     f["thr_craving_drift"] = rules.scaled("craving_drift_alarm", sud)
     f["craving_drift"] = cusum(
-        craving - baseline, starts, rules.craving_drift_allowance, rules.craving_drift_cap
+        craving - drift_baseline, starts, rules.craving_drift_allowance, rules.craving_drift_cap
     )
     f["craving_drift_met"] = f["craving_drift"] > 0
     f["rule_craving_drift"] = f["craving_drift"] >= f["thr_craving_drift"]
@@ -345,6 +346,25 @@ def cusum(excess: np.ndarray, starts: np.ndarray, allowance: float, cap: float) 
             total[at] = np.maximum(total[at - 1] + step[at], 0.0)
         out[valid] = total
     return take(out, carry_forward(~np.isnan(excess), starts), 0.0)
+
+
+def _trend_input(
+    craving: np.ndarray, baseline: np.ndarray, high: np.ndarray, rise: np.ndarray, starts: np.ndarray, window: int
+) -> np.ndarray:
+    """The answers the smoothed craving trend is made of: from the baseline on, a lone high answer counted as one rise.
+
+    The trend starts at the baseline once it exists (earlier answers are the baseline), so a high
+    first answer does not hold it up. A high answer with no other among the `window` check-ins
+    before it enters as baseline + rise: one bad week must not keep the trend up for the weeks
+    after it, while high answers that recur count in full.
+    """
+    established = ~np.isnan(baseline)
+    first = established & (window_count(established, starts, 2) == 1)
+    before = window_count(high, starts, window + 1) - high
+    lone = high & (before == 0)
+    values = np.where(lone, baseline + rise, craving)
+    values = np.where(first, baseline, values)
+    return np.where(established, values, np.nan)
 
 
 def _ewma(values: np.ndarray, starts: np.ndarray, lam: float) -> np.ndarray:

@@ -6,7 +6,7 @@ Rule identifiers (stable; the CLI prints them, the README documents them):
 |---|---|---|---|
 | use_outside_treatment_repeated | red | use | ketamine use outside the clinic or seeking the effect for pleasure/escape answered "clearly" or more on 2+ of the last 6 check-ins |
 | use_outside_treatment_reported | amber | use | such use answered "clearly" or more on 1 of the last 6 check-ins |
-| craving_rising | amber | craving | craving (0-10) 3+ points above the patient's own baseline (median of the first 3 check-ins, at least 0.5) on 2 consecutive check-ins, or its EWMA trend (lambda 0.25; each answer counted at most 3 points above baseline) 2+ points above on 3 consecutive check-ins |
+| craving_rising | amber | craving | craving (0-10) 3+ points above the patient's own baseline (median of the first 3 check-ins) on 2 consecutive check-ins, or its EWMA trend (lambda 0.25, from the baseline on; a lone high answer, with none in the 3 check-ins before it, counted as a 3-point rise) 2+ points above on 3 consecutive check-ins |
 | craving_high | amber | craving | craving 7 or more on 2 consecutive check-ins, whatever the baseline |
 | specific_sign_persistent | amber | checklist (signs of catalogue weight >= 2: secrecy, tolerance) | a specific warning sign answered "clearly" or more on 2 of the last 3 check-ins (one reason per sign) |
 | dose_increase_requests | amber | dose | the patient asked for a higher dose at 2+ of the last 6 sessions within 90 days |
@@ -15,7 +15,7 @@ Rule identifiers (stable; the CLI prints them, the README documents them):
 | interval_shrinking | amber | - | 2 of the last 3 maintenance intervals shorter than 75% of the planned interval (after induction) |
 | sds_high_rising | amber | - | SDS total at or above the clinic threshold (4) and 3+ points above the patient's baseline, on 2 consecutive complete answers |
 | nonspecific_signs_rising | amber | - | weighted non-specific sign burden (sleep, appetite, withdrawal, neglect, coordination, dissociation outside sessions) 3+ above baseline on 2 consecutive check-ins |
-| craving_drift | weak | craving | craving drift: a one-sided CUSUM of craving above the patient's baseline + 1 point (each check-in adds at most 2) reached 3, e.g. 2 points above baseline on 3 check-ins |
+| craving_drift | weak | craving | craving drift: a one-sided CUSUM of craving above the patient's baseline (at least 0.5) + 1 point (each check-in adds at most 2) reached 3, e.g. 2 points above baseline on 3 check-ins |
 | specific_burden_drift | weak | checklist | the same CUSUM on the weighted burden of secrecy and tolerance (catalogue weight 2 each; allowance 1.5, step at most 4) reached 3: both answered "a little" on 2 check-ins, or one "clearly" and then again |
 | sds_control_items | weak | control | the SDS items that do not overlap with therapeutic reliance (out of control, worry about use, wish to stop; 0-9) summed to 3+ on the latest complete answer |
 | dose_request_recent | weak | dose | the patient asked for a higher dose at 1 of the last 6 sessions within 90 days |
@@ -64,7 +64,7 @@ class Reason:
     """One observation that raised a patient's level, with the numbers and dates a clinician can check."""
 
     rule_id: str
-    level: str
+    level: str  # what the rule supports on its own: "red", "amber", or "weak" (adds evidence, never a level alone)
     text: str
     evidence_dates: tuple[dt.date, ...]
     sign: str | None = None
@@ -102,6 +102,27 @@ RULES: tuple[RuleInfo, ...] = (
     RuleInfo("early_request_recent", "weak", "frequency", "sessions"),
 )
 RULE_IDS = tuple(rule.id for rule in RULES)
+_LEVEL_OF = {rule.id: rule.level for rule in RULES}
+#: How a reason's level reads beside it on the patient page and in the PDF.
+_ROLE = {
+    "red": "red on its own",
+    "amber": "amber on its own",
+    "weak": "supporting: adds weight, never raises a level on its own",
+}
+#: How reasons add up to a level, in words, for the patient page and the PDF.
+COMBINATION_NOTE = (
+    "How the reasons add up: repeated use outside treatment is red on its own. Otherwise red needs "
+    "evidence of at least two kinds (craving, specific warning signs, dose requests, requests to come "
+    "earlier, the SDS control items, use outside treatment) adding up to 3 points: an amber-level "
+    "observation counts 2, a supporting one 1. The patient's requests alone count as one kind unless "
+    "they persist or the treatment has already changed. Shorter intervals, a high SDS and non-specific "
+    "signs support amber only. Amber needs one amber-level observation, or supporting ones of two kinds."
+)
+
+
+def reason_role(level: str) -> str:
+    """What a reason's level means for the patient's level, in words ("amber on its own", "supporting: ...")."""
+    return _ROLE.get(level, level)
 FAMILIES = ("use", "craving", "checklist", "dose", "frequency", "control")
 #: Families that are the patient asking for more: on their own one line of evidence (engine.py).
 REQUEST_FAMILIES = ("dose", "frequency")
@@ -219,7 +240,7 @@ def _craving(kind: str):
         values, span = _values(table["craving"][run]), _span(table["day"][run])
         if kind == "rising":
             text = (
-                f"Craving rose from a baseline of {_craving_baseline(table, last)} to {values} of 10 "
+                f"Craving rose from a baseline of {table['craving_baseline'][last]:.1f} to {values} of 10 "
                 f"on the last {_check_ins(len(run))}, {span}; smoothed trend {table['craving_ewma'][last]:.1f}; "
                 f"a rise of {_num(table['thr_craving_rise'][last])} points counts"
                 + _sud_note(table, last, "craving_rise_points")
@@ -234,11 +255,11 @@ def _craving(kind: str):
     return build
 
 
-def _craving_baseline(table: FeatureTable, row: int) -> str:
-    """'1.0', or '0.5 (first answers' median 0.0, raised to the lowest baseline used)' when the floor applied."""
-    baseline, first = table["craving_baseline"][row], table["craving_first_median"][row]
-    if baseline > first:
-        return f"{baseline:.1f} (the first check-ins' median {first:.1f}, raised to the lowest baseline used)"
+def _drift_baseline(table: FeatureTable, row: int) -> str:
+    """'1.0', or '0.0 (the drift counts from at least 0.5)' when the rules' floor applied."""
+    baseline, counted = table["craving_baseline"][row], table["craving_drift_baseline"][row]
+    if counted > baseline:
+        return f"{baseline:.1f} (the drift counts from at least {counted:.1f})"
     return f"{baseline:.1f}"
 
 
@@ -317,7 +338,7 @@ def _requests(rule_id: str, column: str, window_from: str, what: str):
             f"The patient asked for {what} at {len(hit)} of the last {len(win)} sessions "
             f"within {rules.requests_window_days} days ({_list_dates(table['day'][hit])})"
         )
-        return Reason(rule_id, "amber", text, _dates_of(table, hit))
+        return Reason(rule_id, _LEVEL_OF[rule_id], text, _dates_of(table, hit))
 
     return build
 
@@ -371,11 +392,11 @@ def _craving_drift(table: FeatureTable, row: int, rules: RuleSettings, sign: str
     last = run[-1]
     text = (
         f"Craving {_values(table['craving'][run])} of 10 on the last {_check_ins(len(run))}, {_span(table['day'][run])}, "
-        f"against a baseline of {_craving_baseline(table, last)}: "
+        f"against a baseline of {_drift_baseline(table, last)}: "
         + _drift_text(table, last, "craving_drift", "thr_craving_drift", rules.craving_drift_allowance, "point")
         + _sud_note(table, last, "craving_drift_alarm")
     )
-    return Reason("craving_drift", "amber", text, _dates_of(table, run))
+    return Reason("craving_drift", "weak", text, _dates_of(table, run))
 
 
 def _specific_drift(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
@@ -395,7 +416,7 @@ def _specific_drift(table: FeatureTable, row: int, rules: RuleSettings, sign: st
         + _drift_text(table, last, "specific_drift", "thr_signs_drift", rules.signs_drift_allowance, "weighted points")
         + _sud_note(table, last, "signs_drift_alarm")
     )
-    return Reason("specific_burden_drift", "amber", text, _dates_of(table, run))
+    return Reason("specific_burden_drift", "weak", text, _dates_of(table, run))
 
 
 def _sds_control(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
@@ -409,7 +430,7 @@ def _sds_control(table: FeatureTable, row: int, rules: RuleSettings, sign: str |
         f"{_num(table['thr_sds_control'][last])} or more counts (items that do not rise with therapeutic reliance)"
         + _sud_note(table, last, "sds_control_threshold")
     )
-    return Reason("sds_control_items", "amber", text, _dates_of(table, run))
+    return Reason("sds_control_items", "weak", text, _dates_of(table, run))
 
 
 _BUILDERS = {
