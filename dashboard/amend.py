@@ -16,7 +16,7 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from dashboard.auth import SignedInUser, can_write
-from dashboard.ui import error_summary, fmt_datetime, problems_by_field, route_words, to_local, words
+from dashboard.ui import error_summary, fmt_datetime, problems_by_field, route_words, side_effect_words, to_local, words
 from store import queries
 from store.records import (
     RecordConflict,
@@ -112,15 +112,9 @@ def _widget(rule: Rule, value: Any, key: str) -> Any:
         # One option per effect and severity: a single widget, so it works inside the form.
         from seed_data.catalogue import side_effects
 
-        names = {e.id: e.label for e in side_effects()}
-        options = [f"{e}:{severity}" for e in names for severity in SEVERITIES]
+        options = [f"{e.id}:{severity}" for e in side_effects() for severity in SEVERITIES]
         options += [item for item in value or [] if item not in options]  # an older entry stays visible
-
-        def shown(option: str) -> str:
-            effect, _, severity = option.partition(":")
-            return f"{names.get(effect, effect)}: {severity}"
-
-        return st.multiselect(label, options, default=value or [], format_func=shown, key=key,
+        return st.multiselect(label, options, default=value or [], format_func=side_effect_words, key=key,
                               placeholder="None recorded", help="One severity per effect.")
     return st.text_area(label, value=value or "", key=key)
 
@@ -279,7 +273,7 @@ def _shown(rule: Rule, value: Any) -> str:
     if typed is None or typed == "" or typed == []:
         return ""
     if rule.kind == "side_effects":
-        return "; ".join(typed)
+        return side_effect_words(typed)
     if rule.kind in ("datetime", "date_or_datetime"):
         return fmt_datetime(typed)
     if rule.kind == "bool":

@@ -15,6 +15,8 @@ import plotly.graph_objects as go
 from ketawatch.charts import ChartSpec, Series
 
 LEFT_MARGIN = 250  # wide enough for the warning-sign labels, used by every chart so the axes align
+#: Room below the plot for the date ticks and the year Plotly prints under the first of them.
+BOTTOM_MARGIN = 48
 ROLE_COLOURS = {
     "value": "#3b82c4",
     "trend": "#8a63d2",
@@ -136,7 +138,7 @@ def figure(spec: ChartSpec) -> go.Figure:
     layout = {
         "title": {"text": spec.title, "x": 0, "xanchor": "left", "font": {"size": 16}},
         "height": spec.height,
-        "margin": {"l": LEFT_MARGIN, "r": 30, "t": 60, "b": 30},
+        "margin": {"l": LEFT_MARGIN, "r": 30, "t": 60, "b": BOTTOM_MARGIN},
         "xaxis": {"range": [_at_noon(lo, -12), _at_noon(hi, 12)], "type": "date", "automargin": False, "showgrid": True},
         "yaxis": yaxis,
         "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1, "font": {"size": 11}},

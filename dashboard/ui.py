@@ -138,6 +138,23 @@ def local_column(series: pd.Series) -> pd.Series:
 _ACRONYMS = {"ptsd": "PTSD", "ocd": "OCD", "iv": "IV", "im": "IM", "sud": "SUD"}
 
 
+def side_effect_words(items: object) -> str:
+    """Side effects in words, 'nausea:mild;dizziness:moderate' (or a list of such items) -> 'Nausea (mild), Dizziness (moderate)'."""
+    from seed_data.catalogue import side_effects
+
+    if isinstance(items, str):
+        items = items.split(";")
+    elif not isinstance(items, (list, tuple)):
+        return ""
+    labels = {e.id: e.label for e in side_effects()}
+    shown = []
+    for item in items:
+        effect, _, severity = (":".join(item) if isinstance(item, (list, tuple)) else str(item)).partition(":")
+        if effect.strip():
+            shown.append(f"{labels.get(effect.strip(), words(effect.strip()))} ({severity.strip()})")
+    return ", ".join(shown)
+
+
 def words(code: object) -> str:
     """A vocabulary code in words: 'chronic_pain' -> 'Chronic pain', 'ptsd' -> 'PTSD'."""
     if code is None or (not isinstance(code, str) and pd.isna(code)):

@@ -346,7 +346,7 @@ class Validator:
             if severity not in SEVERITIES:
                 raise _Invalid(f"{rule.label}: the severity of {effect}, {severity!r}, must be mild, moderate or severe")
             if effect in seen:
-                raise _Invalid(f"{rule.label}: {effect} is listed twice")
+                raise _Invalid(f"{rule.label}: {_effect_label(effect)} is listed twice; keep one severity")
             seen.add(effect)
             effects.append((effect, severity))
         return effects
@@ -454,3 +454,10 @@ VALIDATE: dict[str, Callable[[Validator, Mapping[str, Any]], tuple[dict[str, Any
     "sessions": Validator.session,
     "checkins": Validator.checkin,
 }
+
+
+def _effect_label(effect: str) -> str:
+    """A catalogue side effect's name as clinicians read it ('Nausea'), for messages."""
+    from seed_data.catalogue import side_effects
+
+    return next((e.label for e in side_effects() if e.id == effect), effect)

@@ -68,7 +68,7 @@ CASES = [
     ("sessions", "side_effects", "itching:mild", "'itching' is not in the side-effect catalogue"),
     ("sessions", "side_effects", "nausea:awful", "the severity of nausea, 'awful', must be mild, moderate or severe"),
     ("sessions", "side_effects", "nausea", "needs a severity"),
-    ("sessions", "side_effects", "nausea:mild;nausea:severe", "nausea is listed twice"),
+    ("sessions", "side_effects", "nausea:mild;nausea:severe", "Nausea is listed twice; keep one severity"),
     ("sessions", "notes", "n" * 5001, "Notes: 5001 characters, but at most 5000 are allowed"),
     ("sessions", "patient_id", "KW-NOBODY", "patient KW-NOBODY is not in patients.csv or the database"),
     ("checkins", "reported_at", "", "Check-in date is required"),

@@ -19,7 +19,7 @@ from ketawatch.caseload import latest_reviews
 from ketawatch.charts import record_span
 from ketawatch.risk import COMBINATION_NOTE, reason_role
 from ketawatch.risk.scoring import dose_per_kg, sds_total
-from seed_data.catalogue import side_effects, warning_signs
+from seed_data.catalogue import warning_signs
 from store.settings import get_settings
 from store.vocabulary import REVIEW_ACTIONS, WARNING_SIGNS
 
@@ -130,15 +130,6 @@ else:
             st.caption(spec.note)
 
 # ----- records --------------------------------------------------------------------------------
-effect_labels = {e.id: e.label for e in side_effects()}
-
-
-def _effects_text(value) -> str:
-    if not isinstance(value, str) or not value:
-        return ""
-    return ", ".join(f"{effect_labels.get(e, e)} ({s})" for e, _, s in (p.partition(":") for p in value.split(";")))
-
-
 st.subheader("Sessions", anchor=False)
 s = recs.sessions.sort_values("session_at", ascending=False)
 if s.empty:
@@ -158,7 +149,7 @@ else:
         "BP after": s["sbp_post"].astype("Int64").astype("string") + "/" + s["dbp_post"].astype("Int64").astype("string"),
         "HR before/after": s["hr_pre"].astype("Int64").astype("string") + "/" + s["hr_post"].astype("Int64").astype("string"),
         "CADSS": s["dissociation_cadss"],
-        "Side effects": s["side_effects"].map(_effects_text),
+        "Side effects": s["side_effects"].map(ui.side_effect_words),
         "Notes": s["notes"],
     })
     ui.show_table(table, key="pp_sessions",

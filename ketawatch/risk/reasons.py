@@ -380,10 +380,10 @@ def _interval(table: FeatureTable, row: int, rules: RuleSettings, sign: str | No
 
 
 def _drift_text(table: FeatureTable, last: int, total: str, alarm: str, allowance: float, unit: str) -> str:
-    """'summed excess over baseline + 1 point: 4 (3 or more counts)' for a CUSUM reason."""
+    """'a small rise held over weeks: what went above baseline + 1 point adds up to 4 (3 or more counts)'."""
     return (
-        f"summed excess over baseline + {_num(allowance)} {unit}: {_num(round(float(table[total][last]), 2))} "
-        f"({_num(table[alarm][last])} or more counts)"
+        f"a small rise held over weeks: what went above baseline + {_num(allowance)} {unit} adds up to "
+        f"{_num(round(float(table[total][last]), 2))} ({_num(table[alarm][last])} or more counts)"
     )
 
 
@@ -408,8 +408,11 @@ def _specific_drift(table: FeatureTable, row: int, rules: RuleSettings, sign: st
         scores = table[s][run].astype("float64")
         if np.nanmax(np.append(scores, 0)) >= 1:
             present.append(f"{warning_sign(s).label.lower()} ({_values([0 if np.isnan(v) else v for v in scores])})")
+    signs = sorted(weighty_specific_signs(rules), key=lambda s: -weights[s])
+    scale = _join([f"{warning_sign(s).label.lower()} x {_num(weights[s])}" for s in signs])
     text = (
-        f"Specific warning-sign burden {_values(table['specific_burden'][run])} on the last {_check_ins(len(run))}, "
+        f"Specific warning-sign burden (each answer 0-3 times its weight: {scale}) "
+        f"{_values(table['specific_burden'][run])} on the last {_check_ins(len(run))}, "
         f"{_span(table['day'][run])}, against a baseline of {table['specific_baseline'][last]:.1f}"
         + (f"; answers: {_join(present[:3])}" if present else "")
         + "; "
