@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import streamlit as st
 
+from seed_data.catalogue import side_effect_words  # noqa: F401 - the pages' formatter, shared with the PDF
 from store.settings import get_settings
 from store.validation import Problem
 
@@ -136,23 +137,6 @@ def local_column(series: pd.Series) -> pd.Series:
 
 
 _ACRONYMS = {"ptsd": "PTSD", "ocd": "OCD", "iv": "IV", "im": "IM", "sud": "SUD"}
-
-
-def side_effect_words(items: object) -> str:
-    """Side effects in words, 'nausea:mild;dizziness:moderate' (or a list of such items) -> 'Nausea (mild), Dizziness (moderate)'."""
-    from seed_data.catalogue import side_effects
-
-    if isinstance(items, str):
-        items = items.split(";")
-    elif not isinstance(items, (list, tuple)):
-        return ""
-    labels = {e.id: e.label for e in side_effects()}
-    shown = []
-    for item in items:
-        effect, _, severity = (":".join(item) if isinstance(item, (list, tuple)) else str(item)).partition(":")
-        if effect.strip():
-            shown.append(f"{labels.get(effect.strip(), words(effect.strip()))} ({severity.strip()})")
-    return ", ".join(shown)
 
 
 def words(code: object) -> str:

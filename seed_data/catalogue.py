@@ -140,6 +140,23 @@ def side_effect_ids() -> frozenset[str]:
     return frozenset(effect.id for effect in side_effects())
 
 
+def side_effect_words(items: object) -> str:
+    """Side effects as clinicians read them: 'nausea:mild;dizziness:moderate' (or a list of such items, or
+    (effect, severity) pairs) -> 'Nausea (mild), Dizziness (moderate)'."""
+    if isinstance(items, str):
+        items = items.split(";")
+    elif not isinstance(items, (list, tuple)):
+        return ""
+    labels = {e.id: e.label for e in side_effects()}
+    shown = []
+    for item in items:
+        effect, _, severity = (":".join(item) if isinstance(item, (list, tuple)) else str(item)).partition(":")
+        effect = effect.strip()
+        if effect:
+            shown.append(f"{labels.get(effect, effect.replace('_', ' '))} ({severity.strip()})")
+    return ", ".join(shown)
+
+
 @cache
 def _instruments() -> dict[str, Any]:
     """The parsed instruments file, parsed once."""

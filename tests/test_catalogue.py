@@ -186,3 +186,14 @@ def test_seeds_dir_set_to_a_missing_folder_is_a_clear_error(tmp_path, monkeypatc
 def test_seed_text_refuses_paths_outside_the_seeds_folder():
     with pytest.raises(ValueError):
         catalogue.seed_text("../CONTRACT.md")
+
+
+def test_side_effects_read_in_words_whatever_form_they_come_in():
+    from seed_data.catalogue import side_effect_words
+
+    label = {e.id: e.label for e in catalogue.side_effects()}["elevated_blood_pressure"]
+    expected = f"Nausea (mild), {label} (severe)"
+    assert side_effect_words("nausea:mild;elevated_blood_pressure:severe") == expected  # as stored
+    assert side_effect_words(["nausea:mild", "elevated_blood_pressure:severe"]) == expected  # the amend picker
+    assert side_effect_words([("nausea", "mild"), ("elevated_blood_pressure", "severe")]) == expected  # validated
+    assert side_effect_words("") == "" and side_effect_words(None) == ""

@@ -45,6 +45,7 @@ def test_patient_pdf_has_every_section_page_numbers_and_the_unicode_name(sample,
     assert "[amber on its own] The patient asked for an earlier session" in " ".join(text.split())
     assert "How the reasons add up" in text
     assert "Nausea" in text and "2025-03-19 14:00" in text  # side-effect summary and the session table
+    assert "Nausea (severe)" in text  # side effects in words in the session table
     assert "REVIEW-NOTE-QQQ" in text and "discussed with patient" in text
     line = audit_frame(sample, action="export").iloc[0]
     assert (line["actor"], line["entity_key"], line["detail"]["format"]) == (CLINICIAN, "patient_summary", "pdf")

@@ -15,7 +15,7 @@ from ketawatch.exports.casefile import PatientCase, local_day
 from ketawatch.exports.figures import FigureImage, case_figures
 from ketawatch.exports.pdf_layout import DISCLAIMER, ReviewPDF, local_time_text
 from ketawatch.risk import COMBINATION_NOTE, reason_role
-from seed_data.catalogue import side_effects, warning_sign
+from seed_data.catalogue import side_effect_words, side_effects, warning_sign
 from store.vocabulary import WARNING_SIGNS
 
 _ROUTE_WORDS = {"iv": "IV", "im": "IM", "intranasal": "intranasal", "oral": "oral", "sublingual": "sublingual"}
@@ -170,7 +170,7 @@ def session_rows(case: PatientCase) -> list[list[str]]:
         bp_post = f"{_text(s.sbp_post)}/{_text(s.dbp_post)}" if pd.notna(s.sbp_post) else ""
         hr = "/".join(x for x in (_text(s.hr_pre), _text(s.hr_post)) if x)
         spo2 = "/".join(x for x in (_text(s.spo2_pre), _text(s.spo2_post)) if x)
-        effects = _words(s.side_effects).replace(";", "; ").replace(":", " ") if isinstance(s.side_effects, str) else ""
+        effects = side_effect_words(s.side_effects)
         rows.append([
             local.iloc[i].strftime("%Y-%m-%d %H:%M"), _ROUTE_WORDS.get(str(s.route), str(s.route)), _text(s.dose_mg),
             _text(per_kg, digits=2), _text(interval), _text(s.weight_kg), bp_pre, bp_post, hr, spo2,
