@@ -115,7 +115,7 @@ def _widget(rule: Rule, value: Any, key: str) -> Any:
         options = [f"{e.id}:{severity}" for e in side_effects() for severity in SEVERITIES]
         options += [item for item in value or [] if item not in options]  # an older entry stays visible
         return st.multiselect(label, options, default=value or [], format_func=side_effect_words, key=key,
-                              placeholder="None recorded", help="One severity per effect.")
+                              placeholder="None recorded", help="One severity per effect.", select_all=False)
     return st.text_area(label, value=value or "", key=key)
 
 

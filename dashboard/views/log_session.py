@@ -166,7 +166,7 @@ with se_cols[0]:
                    help=cadss["significance_note"])
 with se_cols[1]:
     chosen = st.multiselect(LABELS["side_effects"], list(effect_labels), key=P + "effects",
-                            format_func=effect_labels.get, placeholder="None recorded")
+                            format_func=effect_labels.get, placeholder="None recorded", select_all=False)
     for effect in chosen:
         st.session_state.setdefault(f"{P}sev_{effect}", "mild")
         st.segmented_control(f"Severity of {effect_labels[effect].lower()}", SEVERITIES, key=f"{P}sev_{effect}",
