@@ -510,6 +510,9 @@ def test_acknowledge_an_alert_records_the_review_and_closes_it(demo_url, monkeyp
     _no_exception(at)
     assert _count(demo_url, AlertReview) == before + 1
     assert not any(b.key == _button_key for b in at.button), "the reviewed alert leaves the list"
+    recent = at.dataframe[-1].value  # the Recent reviews table, newest first
+    assert (recent["Patient"].iloc[0], recent["Note"].iloc[0]) == (pid, "Talked through the requests")
+    assert list(recent.columns)[-1] == "Reasons reviewed", "the long list of rule ids goes last, after the action and note"
 
 
 def test_acknowledge_needs_an_action_and_a_note_for_other(demo_url, monkeypatch):

@@ -104,8 +104,8 @@ else:
         "Patient": reviews["patient_id"],
         "By": reviews["reviewed_by"],
         "Level": reviews["level"].map(ui.level_text),
-        "Reasons reviewed": reviews["reasons"].str.replace(";", ", "),
         "Action": reviews["action"].map(ui.words),
         "Note": reviews["note"],
+        "Reasons reviewed": reviews["reasons"].str.replace(";", ", "),  # last: the longest, and rule ids
     }), key="al_reviews",
         column_config={"Reviewed": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
