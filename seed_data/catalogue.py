@@ -153,7 +153,8 @@ def side_effect_words(items: object) -> str:
         effect, _, severity = (":".join(item) if isinstance(item, (list, tuple)) else str(item)).partition(":")
         effect = effect.strip()
         if effect:
-            shown.append(f"{labels.get(effect, effect.replace('_', ' '))} ({severity.strip()})")
+            name = labels.get(effect, effect.replace("_", " "))
+            shown.append(f"{name} ({severity.strip()})" if severity.strip() else name)
     return ", ".join(shown)
 
 

@@ -460,4 +460,5 @@ def _effect_label(effect: str) -> str:
     """A catalogue side effect's name as clinicians read it ('Nausea'), for messages."""
     from seed_data.catalogue import side_effects
 
-    return next((e.label for e in side_effects() if e.id == effect), effect)
+    label = next((e.label for e in side_effects() if e.id == effect), effect)
+    return label if label.lower() == effect else f"{label} ({effect})"

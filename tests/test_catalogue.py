@@ -197,3 +197,4 @@ def test_side_effects_read_in_words_whatever_form_they_come_in():
     assert side_effect_words(["nausea:mild", "elevated_blood_pressure:severe"]) == expected  # the amend picker
     assert side_effect_words([("nausea", "mild"), ("elevated_blood_pressure", "severe")]) == expected  # validated
     assert side_effect_words("") == "" and side_effect_words(None) == ""
+    assert side_effect_words("nausea") == "Nausea"  # an old entry without a severity: no empty brackets

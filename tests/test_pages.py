@@ -137,10 +137,41 @@ def test_patient_page_shows_reasons_and_charts_for_a_red_patient(demo_url, monke
     # page says how the reasons add up to the level.
     from ketawatch.risk import COMBINATION_NOTE, reason_role
 
+    from ketawatch.risk.reasons import RULES
+
     captions = [c.value for c in at.caption]
+    weak = {rule.id for rule in RULES if rule.level == "weak"}
     for reason in red["reasons"]:
-        assert any(f"Rule `{reason.rule_id}` · {reason_role(reason.level)}" in c for c in captions), reason.rule_id
+        role = "supporting: adds weight, never raises a level on its own" if reason.rule_id in weak else reason_role(reason.level)
+        assert any(f"Rule `{reason.rule_id}` · {role}" in c for c in captions), reason.rule_id
     assert COMBINATION_NOTE in captions
+
+
+def test_every_reason_that_rests_on_a_seed_passage_shows_it(demo_url, monkeypatch):
+    # A patient reports, twice in a week, use outside treatment and needing more for the same
+    # effect: two reasons quote their seed passages, and each shows its own under it.
+    from ketawatch.risk import assess
+    from store import records
+    from store.queries import load_records
+    from store.validation import Validator
+
+    engine = make_engine(demo_url)
+    now = dt.datetime.now(dt.timezone.utc)
+    for hours in (30, 2):
+        when = (now - dt.timedelta(hours=hours)).isoformat(timespec="minutes")
+        records.add_checkin(engine, {"patient_id": "KW-0002", "reported_at": when, "craving": "2", "non_prescribed_use": "2",
+                                     "tolerance": "2"}, actor="t", validator=Validator())
+    levels = assess(load_records(engine), tz=get_settings().clinic_timezone).set_index("patient_id")
+    engine.dispose()
+    expected = [r for r in levels.loc["KW-0002", "reasons"] if r.quotation]
+    assert len({r.rule_id for r in expected}) >= 2, [r.rule_id for r in levels.loc["KW-0002", "reasons"]]
+    at = _app(demo_url, monkeypatch, "patient", patient="KW-0002")
+    _no_exception(at)
+    passages = [c.value for c in at.caption if c.value.startswith("Seed passage, ")]
+    assert len(passages) == len(expected)
+    for reason, passage in zip(expected, passages):
+        shown = passage.replace("\\", "")  # the caption is Markdown-escaped
+        assert reason.source in shown and reason.quotation[:40] in shown
 
 
 def test_reviewer_gets_no_forms(demo_url, monkeypatch):

@@ -230,6 +230,14 @@ def test_a_high_first_answer_does_not_hold_the_smoothed_trend_up():
     assert worst(rec) == "green"
 
 
+def test_a_high_answer_that_completes_the_baseline_does_not_start_the_trend_high():
+    # First answers 0, 0 and 6 (median 0): the trend starts at the baseline, not at the 6.
+    rec = records([patient()], iv_course("p1", [0.5] * 10), checkins("p1", [0, 0, 6, 1, 1, 1, 1, 1]))
+    sig = risk.patient_signals(rec, "p1", tz="UTC")["checkins"]
+    assert sig["craving_ewma"].dropna().iloc[0] == 0
+    assert worst(rec) == "green"
+
+
 def test_high_craving_every_other_week_is_a_trend_not_one_bad_week():
     # An 8 every other week for ten weeks: each 8 after the first counts in full in the trend.
     rec = records([patient()], iv_course("p1", [0.5] * 10), checkins("p1", [1, 1, 1] + [8, 1] * 5))

@@ -93,10 +93,10 @@ with st.container(border=True):
         evidence = ", ".join(ui.fmt_date(d) for d in reason.evidence_dates)
         st.caption(f"Rule `{reason.rule_id}` · {reason_role(reason.level)}"
                    + (f" · evidence dated {evidence}" if evidence else ""))
-    if reasons:
-        st.caption(COMBINATION_NOTE)
         if reason.quotation:
             st.caption(f"Seed passage, {ui.md_escape(reason.source)}: “{ui.md_escape(reason.quotation)}”")
+    if reasons:
+        st.caption(COMBINATION_NOTE)
 
 with st.expander("Export a case-review summary", icon=":material/download:"):
     patient_exports(engine, user, pid)

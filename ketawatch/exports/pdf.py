@@ -14,7 +14,7 @@ import pandas as pd
 from ketawatch.exports.casefile import PatientCase, local_day
 from ketawatch.exports.figures import FigureImage, case_figures
 from ketawatch.exports.pdf_layout import DISCLAIMER, ReviewPDF, local_time_text
-from ketawatch.risk import COMBINATION_NOTE, reason_role
+from ketawatch.risk import COMBINATION_NOTE, reason_ids, reason_role
 from seed_data.catalogue import side_effect_words, side_effects, warning_sign
 from store.vocabulary import WARNING_SIGNS
 
@@ -108,7 +108,7 @@ def _level_section(pdf: ReviewPDF, case: PatientCase) -> None:
     pdf.set_font("DejaVu", "B", 9)
     pdf.cell(0, 5, "Level history (first assessment and every change)", new_x="LMARGIN", new_y="NEXT")
     rows = [
-        [_day(r.date), r.level, "; ".join(x.rule_id for x in r.reasons) or "-"]
+        [_day(r.date), r.level, "; ".join(reason_ids(r.reasons)) or "-"]
         for r in case.history.itertuples(index=False)
     ]
     pdf.data_table(["Date", "Level", "Reasons (rule ids)"], rows, [24, 18, pdf.usable_width - 42], size=7.5)

@@ -200,8 +200,9 @@ def patient_signals(
     Returns frames (dates are clinic-local `datetime.date`):
 
     - "checkins": reported_at, date, craving, craving_baseline (median of the first check-ins,
-      NaN until established), craving_ewma (from the baseline on; a lone high answer counted as one rise), craving_drift (CUSUM above baseline), sds_total (NaN
-      unless all five items), sds_baseline, sds_control (SDS items 1, 3 and 4), sign_burden (all
+      NaN until established), craving_ewma (from the baseline on; a lone high answer counted as
+      one rise), craving_drift (CUSUM above the baseline, counted from at least the rules' floor),
+      sds_total (NaN unless all five items), sds_baseline, sds_control (SDS items 1, 3 and 4), sign_burden (all
       twelve signs, catalogue weights), nonspecific_burden, nonspecific_baseline, specific_burden
       (secrecy and tolerance, weighted), specific_drift (its CUSUM above baseline),
       specific_signs_clear (count of specific signs at "clearly" or more),

@@ -112,11 +112,14 @@ _ROLE = {
 #: How reasons add up to a level, in words, for the patient page and the PDF.
 COMBINATION_NOTE = (
     "How the reasons add up: repeated use outside treatment is red on its own. Otherwise red needs "
-    "evidence of at least two kinds (craving, specific warning signs, dose requests, requests to come "
-    "earlier, the SDS control items, use outside treatment) adding up to 3 points: an amber-level "
-    "observation counts 2, a supporting one 1. The patient's requests alone count as one kind unless "
-    "they persist or the treatment has already changed. Shorter intervals, a high SDS and non-specific "
-    "signs support amber only. Amber needs one amber-level observation, or supporting ones of two kinds."
+    "evidence of at least two kinds (craving; secrecy or tolerance; dose requests; requests to come "
+    "earlier; the SDS control items; use outside treatment) adding up to 3 points: within a kind the "
+    "strongest observation counts, an amber-level one 2 points and a supporting one 1. While PHQ-9 is "
+    "6 or more points above the patient's best, requests to come earlier count one point less (a "
+    "relapse looks like that). The patient's requests alone count as one kind unless they persist or "
+    "the treatment has already changed (shorter intervals, a dose above plan after asking). Shorter "
+    "intervals, a high SDS, irritability, other substances and non-specific signs support amber only. "
+    "Amber needs one amber-level observation, or supporting ones of two kinds."
 )
 
 
