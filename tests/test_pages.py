@@ -456,6 +456,9 @@ def test_add_patient_saves_one_row(demo_url, monkeypatch):
     _no_exception(at)
     assert _count(demo_url, Patient) == before + 1
     assert "Patient KW-NEW1 added" in _texts(at)
+    page = _app(demo_url, monkeypatch, "patient", patient="KW-NEW1")
+    _no_exception(page)
+    assert "sex not recorded, year of birth not recorded" in [t.value for t in page.text], "what is missing is said"
 
 
 INVALID_PATIENTS = {

@@ -115,5 +115,4 @@ if go[1].button("Open patient page", icon=":material/open_in_new:", disabled=ope
     st.session_state[ui.PATIENT_KEY] = open_id
     st.switch_page("views/patient.py", query_params={"patient": open_id})
 
-with st.expander("Export the caseload", icon=":material/download:"):
-    caseload_exports(data.engine(), user)
+caseload_exports(data.engine(), user)  # its own expander: "Export for the team meeting"

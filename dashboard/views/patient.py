@@ -51,10 +51,10 @@ st.header(ui.md_escape(f"{pid} · {name}" if name else pid), anchor=False)
 facts = st.columns(6)
 plan_dose = "" if pd.isna(row["planned_dose_mg_per_kg"]) else f"{row['planned_dose_mg_per_kg']:.2f} mg/kg"
 plan_interval = "" if pd.isna(row["planned_interval_days"]) else f"every {int(row['planned_interval_days'])} days"
-identity = ", ".join(x for x in (
-    ui.words(row["sex"]) if isinstance(row["sex"], str) else "",
-    f"born {int(row['birth_year'])}" if not pd.isna(row["birth_year"]) else "",
-) if x) or "not recorded"
+identity = ", ".join((
+    ui.words(row["sex"]) if isinstance(row["sex"], str) and row["sex"] else "sex not recorded",
+    f"born {int(row['birth_year'])}" if not pd.isna(row["birth_year"]) else "year of birth not recorded",
+))
 for col, (label, value) in zip(facts, (
     ("Identity", identity),
     ("Indication", ui.words(row["indication"])),
@@ -98,8 +98,7 @@ with st.container(border=True):
     if reasons:
         st.caption(COMBINATION_NOTE)
 
-with st.expander("Export a case-review summary", icon=":material/download:"):
-    patient_exports(engine, user, pid)
+patient_exports(engine, user, pid)  # its own expander: "Export case review"
 
 # ----- charts on one time axis ---------------------------------------------------------------
 st.subheader("Trends", anchor=False)
