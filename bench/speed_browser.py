@@ -1,6 +1,6 @@
 """The patient page in a real browser (Debian's Chromium through Playwright), timed until its Plotly charts are drawn.
 
-The dashboard runs as `ketawatch serve` runs it (`ketawatch.cli.streamlit_command`) on a free
+The dashboard runs as `ketawatch serve` runs it (`ketawatch.served.start_dashboard`) on a free
 port against the bench database; the browser signs in once through the sign-in form, opens the patient from the
 caseload, then repeatedly goes back to the caseload and times the click on "Patient" in the
 navigation until every chart of the page has its SVG. The floor draws the same Plotly figures
@@ -10,22 +10,17 @@ navigation until every chart of the page has its SVG. The floor draws the same P
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import socket
 import statistics
-import subprocess
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import plotly
 
-from ketawatch.cli import streamlit_command
+from ketawatch.served import start_dashboard, stop_dashboard
 
-REPO = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run", "--disable-sync", "--disable-quic"]
 IDLE = "[data-testid=stApp][data-test-script-state=notRunning]"
@@ -51,40 +46,6 @@ class BrowserTimes:
 
     patient_page: float
     floor: float
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_server(url: str, log: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    env = {**os.environ, "KETAWATCH_DATABASE_URL": url}
-    out = log.open("w")
-    # The command and settings `ketawatch serve` uses.
-    proc = subprocess.Popen(streamlit_command(port), cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return proc, base
-        except OSError:
-            time.sleep(0.3)
-    _stop(proc)
-    raise SystemExit(f"the dashboard did not answer within 90 s; see {log}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def _settle(page, pause_ms: int = 300) -> None:
@@ -126,7 +87,7 @@ def time_patient_page(url: str, username: str, password: str, patient_id: str, f
     if not Path(chromium_path).exists():
         raise SystemExit("Chromium is not installed: apt-get install -y chromium (or run with --no-browser)")
     n = len(figures)
-    proc, base = _start_server(url, log)
+    proc, base = start_dashboard(url, log)
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
@@ -152,7 +113,7 @@ def time_patient_page(url: str, username: str, password: str, patient_id: str, f
             floor = _floor(context, [json.loads(f) for f in figures], repeats)
             browser.close()
     finally:
-        _stop(proc)
+        stop_dashboard(proc)
     return BrowserTimes(statistics.median(times), floor)
 
 

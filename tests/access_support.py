@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -97,37 +93,17 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 IDLE = "[data-testid=stApp][data-test-script-state=notRunning]"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def serve(url: str, log: Path) -> tuple[subprocess.Popen, str]:
     """The dashboard as `ketawatch serve` starts it, on a free port; returns the process and its base URL once healthy."""
-    from ketawatch.cli import streamlit_command
+    from ketawatch.served import start_dashboard
 
-    port = _free_port()
-    env = {**os.environ, "KETAWATCH_DATABASE_URL": url, "KETAWATCH_CLINIC_TIMEZONE": "Europe/London"}
-    proc = subprocess.Popen(streamlit_command(port), cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2):
-                return proc, base
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("the dashboard did not start")
+    return start_dashboard(url, log, env={"KETAWATCH_CLINIC_TIMEZONE": "Europe/London"}, wait_s=60)
 
 
 def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    from ketawatch.served import stop_dashboard
+
+    stop_dashboard(proc)
 
 
 def settle(page) -> None:
