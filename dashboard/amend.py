@@ -8,7 +8,7 @@ colleague's in the database, this clinician's still in the form).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import pandas as pd
@@ -89,11 +89,11 @@ def _widget(rule: Rule, value: Any, key: str) -> Any:
     """One form widget for one field, labelled and bounded by the store's rule for it."""
     label = _label(rule)
     if rule.kind in ("datetime", "date_or_datetime"):
-        day = st.date_input(f"{rule.label}: date", value=value.date() if value else None, key=f"{key}_date")
-        at = st.time_input(f"{rule.label}: time", value=value.time() if value else None, key=f"{key}_time", step=60)
-        if day is None:
-            return None
-        return datetime.combine(day, at or datetime.min.time()).replace(tzinfo=get_settings().tz)
+        # One date-and-time widget, as on the logging pages; it holds clinic-local wall time.
+        tz = get_settings().tz
+        chosen = st.datetime_input(f"{rule.label} (clinic time, {tz.key})", value=value.replace(tzinfo=None) if value else None,
+                                   key=key, format="YYYY-MM-DD", step=timedelta(minutes=1))
+        return None if chosen is None else chosen.replace(tzinfo=tz)
     if rule.kind in ("int", "number"):
         whole = rule.kind == "int"
         cast = int if whole else float

@@ -3,7 +3,10 @@ the second is told and nothing of the first is lost (store level on both backend
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
+
+import pandas as pd
 
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -215,6 +218,24 @@ def test_side_effects_are_amended_by_picking_effect_and_severity_not_by_typing(u
     table = at.dataframe[-1].value
     assert list(table["Version"]) == [1, 2]
     assert table["Side effects"].iloc[0] == "Nausea (mild), Dizziness (moderate)"  # the stored order, in words
+
+
+def test_a_session_time_is_amended_in_clinic_time_with_one_date_and_time_field(ui_records):
+    engine, sid, _, people = ui_records
+    base = f"kw_amend_session_{sid}"
+    at = page_for(people["alice"])
+    at.button(key=f"{base}_open_amend").click().run()
+    when = at.datetime_input(key=f"{base}_f_session_at")
+    assert when.value == dt.datetime(2026, 1, 5, 10, 0)  # opens on the stored time, as the clinic's wall clock shows it
+    when.set_value(dt.datetime.now() + dt.timedelta(days=2))
+    at.text_input(key=f"{base}_reason").input("time typed wrongly")
+    submit(at, f"{base}_form", "Save amendment")
+    assert any("future" in e.value for e in at.error)  # refused by the store's rule, nothing saved
+    assert stored(engine, sessions_frame, sid, "version") == 1
+    at.datetime_input(key=f"{base}_f_session_at").set_value(dt.datetime(2026, 6, 1, 9, 30))  # British Summer Time
+    submit(at, f"{base}_form", "Save amendment")
+    assert not at.exception and "now version 2" in at.success[0].value
+    assert stored(engine, sessions_frame, sid, "session_at") == pd.Timestamp("2026-06-01T08:30", tz="UTC")
 
 
 def test_a_reviewer_gets_no_way_to_amend_or_void(ui_records):
