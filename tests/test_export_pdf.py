@@ -10,7 +10,7 @@ import pytest
 from pypdf import PdfReader
 
 from ketawatch.exports import export_caseload, export_patient
-from ketawatch.exports.figures import PRINTED_CHARTS, case_figures
+from ketawatch.exports.figures import PRINTED_CHARTS, case_figures, draw
 from store.queries import audit_frame
 from tests.test_export_support import CLINICIAN, NOW, SECRET_NAME, SECRET_PID, load_sample, pdf_text
 
@@ -80,10 +80,15 @@ def test_figures_render_the_dashboard_chart_descriptions_in_greys_only(sample):
     figures = case_figures(specs)
     assert [f.title for f in figures] == [s.title for s in specs if s.key in PRINTED_CHARTS]
     assert {"Craving", "Warning signs", "Days between sessions", "Severity of Dependence Scale"} <= {f.title for f in figures}
-    for figure in figures:
-        assert figure.png.startswith(b"\x89PNG") and len(figure.png) > 5000
-        pixels = np.asarray(Image.open(io.BytesIO(figure.png)).convert("RGB")).astype(int)
-        assert (np.abs(pixels[..., 0] - pixels[..., 1]) <= 2).all() and (np.abs(pixels[..., 1] - pixels[..., 2]) <= 2).all(), figure.title
+    printed = [spec for spec in specs if spec.key in PRINTED_CHARTS]
+    for spec, figure in zip(printed, figures):
+        drawn = draw(spec)
+        drawn.canvas.draw()
+        pixels = np.asarray(drawn.canvas.buffer_rgba())[..., :3].astype(int)  # as drawn, before the PNG
+        assert (pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 1] == pixels[..., 2]).all(), figure.title
+        with Image.open(io.BytesIO(figure.png)) as image:  # so one grey channel in the PNG loses nothing
+            assert image.mode == "L" and len(figure.png) > 5000
+            assert (np.asarray(image).astype(int) == pixels[..., 0]).all(), figure.title
 
 
 def test_caseload_pdf_lists_the_flagged_patient_with_reasons_and_review(sample):

@@ -19,6 +19,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
+from PIL import Image
 
 from ketawatch.charts import ChartSpec, Series
 
@@ -70,8 +71,14 @@ def _new(plot_in: float, legend_rows: int = 0) -> tuple[Figure, object]:
 
 
 def _png(figure: Figure) -> bytes:
+    """The drawn figure as a greyscale PNG: every colour used here is a grey, so one channel loses
+    nothing, and it makes the images a third of the size and the PDF quicker to write."""
+    canvas = figure.canvas
+    canvas.draw()
+    width, height = canvas.get_width_height(physical=True)
+    image = Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1).convert("L")
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI)
+    image.save(buffer, format="PNG", dpi=(DPI, DPI))
     return buffer.getvalue()
 
 
@@ -149,11 +156,16 @@ def _two_lines(label: str, width: int = 30) -> str:
 
 def render(spec: ChartSpec) -> FigureImage:
     """One chart description as a print-ready PNG."""
+    return FigureImage(spec.title, _png(draw(spec)), "" if spec.is_empty else printed_note(spec.note))
+
+
+def draw(spec: ChartSpec) -> Figure:
+    """One chart description drawn as a matplotlib figure, in greys only."""
     if spec.is_empty:
         figure, ax = _new(0.25)
         ax.set_axis_off()
         figure.text(0.5, 0.5, spec.empty_text, ha="center", va="center", fontsize=8, color=_GREY)
-        return FigureImage(spec.title, _png(figure), "")
+        return figure
     entries = sum(1 for series in spec.series if len(series.x)) + len(spec.lines) + len(spec.bands)
     figure, ax = _new(max(0.9, spec.height * INCH_PER_PX - 0.75), legend_rows=(entries + 2) // 3)
     lo, hi = _x(spec.x_range)
@@ -185,7 +197,7 @@ def render(spec: ChartSpec) -> FigureImage:
     if handles:
         figure.legend(handles, labels, fontsize=6.5, loc="lower left", bbox_to_anchor=(0.01, 0.0), frameon=False, ncols=3,
                       borderaxespad=0.1)
-    return FigureImage(spec.title, _png(figure), printed_note(spec.note))
+    return figure
 
 
 def printed_note(note: str) -> str:
