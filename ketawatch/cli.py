@@ -19,7 +19,7 @@ import typer
 from sqlalchemy.engine import make_url
 
 from ketawatch.cli_actor import cli_actor
-from store.settings import get_settings
+from store.settings import SettingsInvalid, get_settings
 
 app = typer.Typer(
     name="ketawatch",
@@ -127,6 +127,7 @@ def _streamlit(url: str, port: int) -> int:
 @app.command()
 def serve(db: Optional[str] = DbOption, port: int = typer.Option(8501, "--port", min=1, max=65535)) -> None:
     """Start the dashboard on the configured database."""
+    get_settings()  # a wrong setting is reported here, in one line, not by the first page that reads it
     url = resolve_url(db)
     open_db(url)
     raise typer.Exit(_streamlit(url, port))
@@ -141,6 +142,7 @@ def demo(
     """Build a demo database from seed_data/ if none exists at that URL, then start the dashboard on it."""
     from ketawatch.demo import DemoRefused, build_demo
 
+    get_settings()
     url = db or "sqlite:///demo.db"
     engine = open_db(url)
     try:
@@ -221,6 +223,10 @@ def main() -> None:
         for line in exc.lines:
             typer.echo(line, err=True)
         sys.exit(1)
+    except SettingsInvalid as exc:
+        for line in exc.lines:
+            typer.echo(f"ketawatch: {line}", err=True)
+        sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///ketawatch.db"
@@ -29,6 +31,11 @@ class Settings(BaseSettings):
         None,
         description="A clinic's own copy of seed_data/rules.toml (e.g. its SDS threshold); default: the shipped file.",
     )
+    pdf_fallback_fonts: str = Field(
+        "",
+        description="Font files (TrueType/OpenType, paths separated by ':') used in PDFs for characters DejaVu Sans "
+        "lacks, e.g. Chinese, Japanese or Korean names.",
+    )
     idle_timeout_minutes: int = Field(30, ge=1, le=24 * 60, description="Sign out after this long idle.")
     min_password_length: int = Field(12, ge=8, le=128)
     lockout_attempts: int = Field(5, ge=1, le=100, description="Failed sign-ins before an account locks.")
@@ -43,12 +50,45 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/London") from exc
         return value
 
+    @field_validator("pdf_fallback_fonts")
+    @classmethod
+    def _readable_fonts(cls, value: str) -> str:
+        for path in (part.strip() for part in value.split(os.pathsep)):
+            if path and not Path(path).is_file():
+                raise ValueError(f"no font file at {path}; give the full path of a .ttf, .otf or .ttc file")
+        return value
+
+    @property
+    def fallback_font_files(self) -> list[Path]:
+        """The fallback font files in the order given."""
+        return [Path(part.strip()) for part in self.pdf_fallback_fonts.split(os.pathsep) if part.strip()]
+
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.clinic_timezone)
 
 
+class SettingsInvalid(Exception):
+    """A setting in the environment or `.env` is wrong; `lines` names each one in the administrator's terms."""
+
+    def __init__(self, lines: list[str]):
+        super().__init__("; ".join(lines))
+        self.lines = lines
+
+
+def _problem_lines(exc: ValidationError) -> list[str]:
+    lines = []
+    for error in exc.errors():
+        name = "KETAWATCH_" + "_".join(str(part) for part in error["loc"]).upper()
+        message = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"setting {name}: {message}")
+    return lines
+
+
 @lru_cache
 def get_settings() -> Settings:
     """The process-wide settings; tests clear the cache with `get_settings.cache_clear()`."""
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsInvalid(_problem_lines(exc)) from None

@@ -194,3 +194,18 @@ def test_serve_passes_every_packaged_streamlit_setting_as_a_flag_streamlit_knows
     assert flags["theme.light.primaryColor"] == packaged["theme"]["light"]["primaryColor"]
     for name in flags:
         config.get_option(name)  # raises for an option this Streamlit does not have
+
+
+@pytest.mark.parametrize(("setting", "value", "message"), [
+    ("KETAWATCH_CLINIC_TIMEZONE", "Mars/Olympus", "unknown time zone 'Mars/Olympus'; use an IANA name such as Europe/London"),
+    ("KETAWATCH_IDLE_TIMEOUT_MINUTES", "0", "Input should be greater than or equal to 1"),
+    ("KETAWATCH_PDF_FALLBACK_FONTS", "/no/such/font.ttc",
+     "no font file at /no/such/font.ttc; give the full path of a .ttf, .otf or .ttc file"),
+])
+@pytest.mark.parametrize("command", [("flags",), ("export", "caseload", "--format", "csv", "--out", "c.csv"), ("serve", "--port", "8597")])
+def test_a_wrong_setting_is_named_in_one_line_before_anything_runs(tmp_path, setting, value, message, command):
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    result = ketawatch(*command, "--db", url, cwd=tmp_path, env={setting: value})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"ketawatch: setting {setting}: {message}"]
+    assert not (tmp_path / "c.csv").exists() and "starting" not in result.stdout

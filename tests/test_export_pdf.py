@@ -98,3 +98,55 @@ def test_caseload_pdf_lists_the_flagged_patient_with_reasons_and_review(sample):
     assert "2025-03-20 by dr-quillfeather" in text
     assert "KetaWatch supports clinical judgement and does not diagnose" in text
     assert "Page 1 of" in text
+
+
+CJK_NAME = "王小明"
+#: A character DejaVu Sans lacks and matplotlib's STIX General has (U+231A WATCH), so a fallback can be tested offline.
+STIX_ONLY = "\u231a"
+
+
+def _export_named(engine, tmp_path, name: str) -> bytes:
+    from store.importer import import_folder
+    from store.validation import Validator
+    from tests.store_support import CHECKIN, PATIENT, SESSION, write_folder
+    from tests.test_export_support import TZ
+
+    folder = write_folder(tmp_path / "named", patients=[dict(PATIENT, patient_id="KW-NAMED", display_name=name)],
+                          sessions=[dict(SESSION, patient_id="KW-NAMED")], checkins=[dict(CHECKIN, patient_id="KW-NAMED")])
+    import_folder(engine, folder, actor="test-import", validator=Validator(now=NOW, tz=TZ))
+    return _pdf(export_patient(engine, "KW-NAMED", "pdf", actor=CLINICIAN, role="clinician", now=NOW))
+
+
+def test_a_name_the_font_cannot_print_is_flagged_in_the_pdf_and_kept_out_of_the_logs(sqlite_engine, tmp_path, caplog, capfd):
+    caplog.set_level("DEBUG")
+    text = pdf_text(_export_named(sqlite_engine, tmp_path, CJK_NAME))
+    assert "3 characters in this document could not be printed" in text and "KETAWATCH_PDF_FALLBACK_FONTS" in text
+    logged = " ".join(r.getMessage() for r in caplog.records) + "".join(capfd.readouterr())
+    assert not any(c in logged for c in CJK_NAME) and "\\u738b" not in logged  # neither the characters nor their codes
+
+
+def test_a_fallback_font_prints_what_dejavu_lacks(sqlite_engine, tmp_path, monkeypatch):
+    import matplotlib
+
+    from store.settings import get_settings
+
+    stix = f"{matplotlib.get_data_path()}/fonts/ttf/STIXGeneral.ttf"
+    monkeypatch.setenv("KETAWATCH_PDF_FALLBACK_FONTS", stix)
+    get_settings.cache_clear()
+    try:
+        text = pdf_text(_export_named(sqlite_engine, tmp_path, f"Ada {STIX_ONLY} Lovelace"))
+    finally:
+        monkeypatch.delenv("KETAWATCH_PDF_FALLBACK_FONTS")
+        get_settings.cache_clear()
+    assert f"Ada {STIX_ONLY} Lovelace" in text and "could not be printed" not in text
+
+
+def test_a_fallback_font_that_is_not_there_is_refused_by_name(monkeypatch):
+    from store.settings import SettingsInvalid, get_settings
+
+    monkeypatch.setenv("KETAWATCH_PDF_FALLBACK_FONTS", "/no/such/NotoSansCJK.ttc")
+    get_settings.cache_clear()
+    with pytest.raises(SettingsInvalid) as refused:
+        get_settings()
+    assert refused.value.lines == ["setting KETAWATCH_PDF_FALLBACK_FONTS: no font file at /no/such/NotoSansCJK.ttc; "
+                                   "give the full path of a .ttf, .otf or .ttc file"]

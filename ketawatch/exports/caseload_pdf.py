@@ -35,7 +35,7 @@ def caseload_pdf(export: CaseloadExport, *, tz: str) -> bytes:
     rows = export.rows
     if rows.empty:
         pdf.paragraph("No patient is amber or red.", size=10, style="B")
-        return bytes(pdf.output())
+        return pdf.finish()
     table_rows = []
     for r in rows.itertuples(index=False):
         words, dots, _ = LEVEL_PRINT.get(r.level, (r.level, "", 255))
@@ -51,4 +51,4 @@ def caseload_pdf(export: CaseloadExport, *, tz: str) -> bytes:
         table_rows.append([name, f"{dots} {r.level.upper()}", since, _cell(r.clinician), reasons, review])
     pdf.data_table(["Patient", "Level", "Since", "Clinician", "Reasons (observations)", "Last review"], table_rows,
                    [38, 22, 20, 26, 120, pdf.usable_width - 226], size=7.5)
-    return bytes(pdf.output())
+    return pdf.finish()

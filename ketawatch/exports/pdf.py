@@ -271,4 +271,4 @@ def patient_pdf(case: PatientCase) -> bytes:
     pdf.sign_off([
         "Check each reason against the records above before acting. " + DISCLAIMER,
     ])
-    return bytes(pdf.output())
+    return pdf.finish()

@@ -8,6 +8,7 @@ the patient, on every page, so a loose page is still traceable and its handling 
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -16,9 +17,27 @@ import matplotlib
 from fpdf import FPDF, FontFace
 from fpdf.enums import TableCellFillMode, XPos, YPos
 
+from store.settings import get_settings
+
 FONT = "DejaVu"
 _FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf", "I": "DejaVuSans-Oblique.ttf"}
+UNPRINTABLE_NOTE = (
+    "{n} in this document could not be printed with the fonts on this server and show as empty boxes "
+    "(for example a name in a script DejaVu Sans does not cover, such as Chinese, Japanese or Korean). Check names "
+    "and notes on screen. An administrator can add fonts with KETAWATCH_PDF_FALLBACK_FONTS."
+)
+
+
+class _NoRecordTextInLogs(logging.Filter):
+    """fpdf2's missing-glyph warning quotes the characters, which come from names and notes: it is dropped,
+    and the document itself says that something could not be printed (`ReviewPDF.finish`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "missing the following glyphs" not in str(record.msg)
+
+
+logging.getLogger("fpdf.output").addFilter(_NoRecordTextInLogs())
 
 #: How each level is printed: words and a filled-dot scale carry the meaning; grey shades only help.
 LEVEL_PRINT = {
@@ -46,6 +65,12 @@ class ReviewPDF(FPDF):
         super().__init__(orientation=orientation, unit="mm", format="A4")
         for style, name in FONT_FILES.items():
             self.add_font(FONT, style, str(_FONT_DIR / name))
+        fallbacks = []
+        for i, path in enumerate(get_settings().fallback_font_files):
+            self.add_font(f"Fallback{i}", "", str(path))
+            fallbacks.append(f"Fallback{i}")
+        if fallbacks:
+            self.set_fallback_fonts(fallbacks, exact_match=False)
         self.doc_title = title
         self.subject_line = subject
         self.generated = generated
@@ -55,6 +80,20 @@ class ReviewPDF(FPDF):
         self.set_title(title)
         self.set_creator("KetaWatch")
         self.set_font(FONT, size=9)
+
+    def finish(self) -> bytes:
+        """The document as bytes, ending with a note if some characters could only be printed as boxes."""
+        regular = self.fonts[f"{FONT.lower()}"]
+        missing = {c for font in self.fonts.values() for c in getattr(font, "missing_glyphs", [])}
+        # The last page's footer is drawn only while writing; check its text against the font now.
+        missing |= {ord(c) for c in self.generated if ord(c) not in regular.cmap and not c.isspace()} - self._fallback_covered()
+        if missing:
+            count = f"{len(missing)} character" + ("s" if len(missing) != 1 else "")
+            self.paragraph(UNPRINTABLE_NOTE.format(n=count), size=7.5, style="B", height=3.6)
+        return bytes(self.output())
+
+    def _fallback_covered(self) -> set[int]:
+        return {c for key, font in self.fonts.items() if key.startswith("fallback") for c in getattr(font, "cmap", {})}
 
     # ----- page furniture
 
