@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta, timezone
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
@@ -62,6 +64,20 @@ def test_shift_keeps_wall_clock_time_and_every_interval_in_days(patient_ids, min
         zone, ambiguous=True, nonexistent="NaT").notna()
     same_clock = local_after.dt.strftime("%H:%M") == local_before.dt.strftime("%H:%M")
     assert same_clock[exists.to_numpy()].all()
+    # and no two records of one patient merge or swap places, even when one lands in a clock change
+    for owner in set(owners):
+        mine = (owners == owner).to_numpy()
+        before, after = (s[mine].astype("int64").to_numpy() for s in (instants, shifted))  # ns since 1970
+        order = np.argsort(before, kind="stable")
+        assert ((np.diff(before[order]) > 0) == (np.diff(after[order]) > 0)).all()
+        assert (np.diff(after[order]) >= 0).all()
+
+
+def test_two_records_shifted_into_the_spring_forward_gap_stay_an_hour_later_and_apart():
+    # 2025-03-30 01:00 -> 02:00 in London; records of 2025-05-04 (offset -35 days) land on that day.
+    instants = pd.Series(pd.to_datetime(["2025-05-04T00:20Z", "2025-05-04T00:40Z"]), dtype="datetime64[ns, UTC]")  # 01:20, 01:40 BST
+    shifted = shift_instants(instants, pd.Series([-35, -35]), "Europe/London")
+    assert list(shifted.dt.tz_convert("Europe/London").dt.strftime("%Y-%m-%d %H:%M")) == ["2025-03-30 02:20", "2025-03-30 02:40"]
 
 
 @pytest.mark.parametrize(
@@ -141,3 +157,44 @@ def test_the_public_default_secret_is_never_the_key(engine, monkeypatch):
     monkeypatch.setenv("KETAWATCH_PSEUDONYM_SECRET", "a-clinic-chosen-secret-of-good-length")
     get_settings.cache_clear()
     assert Pseudonymiser.from_settings(engine).secret == "a-clinic-chosen-secret-of-good-length"
+
+
+def _file_times(name: str, data: bytes) -> list[str]:
+    """Times a file carries besides its text: PDF creation date, workbook properties, zip entry dates."""
+    import io
+    import zipfile
+
+    from openpyxl import load_workbook
+    from pypdf import PdfReader
+
+    if name.endswith(".pdf"):
+        return [str(PdfReader(io.BytesIO(data)).metadata.get("/CreationDate"))]
+    if name.endswith(".xlsx"):
+        properties = load_workbook(io.BytesIO(data)).properties
+        return [properties.created.isoformat(), properties.modified.isoformat()]
+    if name.endswith(".zip"):
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return ["{:04d}-{:02d}-{:02d}".format(*info.date_time[:3]) for info in archive.infolist()]
+    return []
+
+
+def test_no_deidentified_export_of_patients_carries_the_real_time_of_export(sample):
+    """Beside the shifted dates, the real export time would give each patient's shift away."""
+    real = {NOW.date().isoformat(), f"{NOW:%Y%m%d}", f"{NOW:%d/%m/%Y}", f"{NOW.day} {NOW:%b %Y}"}
+    results = [export_patient(sample, SECRET_PID, fmt, actor=REVIEWER, role="reviewer", deidentify=True, now=NOW)
+               for fmt in ("pdf", "csv", "xlsx", "fhir")]
+    results += [export_records(sample, fmt, actor=REVIEWER, role="reviewer", deidentify=True, now=NOW) for fmt in ("csv", "xlsx")]
+    for result in results:
+        name, data, _ = result.download()
+        for file_name, file_data in [*result.files.items(), (name, data)]:
+            seen = " ".join([file_name, readable_text(file_name, file_data), *_file_times(file_name, file_data)])
+            assert not [r for r in real if r in seen], f"{file_name} ({result.fmt}) shows the real export date"
+    # the patient's own files carry the export time shifted like the records, so the shift cannot be read off
+    offset = Pseudonymiser("test-secret-for-exports").offset_days(SECRET_PID)
+    shifted = (NOW + timedelta(days=offset)).date()
+    pdf_name, pdf_data, _ = results[0].download()
+    assert f"{shifted:%Y%m%d}" in pdf_name
+    assert re.search(rf"Generated\s+{shifted.isoformat()}\s+\d\d:\d\d\s+\(Europe/London\)\s+\(shifted\s+like\s+every\s+date\)",
+                     readable_text(pdf_name, pdf_data))
+    identified = export_patient(sample, SECRET_PID, "pdf", actor=CLINICIAN, role="clinician", now=NOW)
+    assert f"{NOW:%Y%m%d}" in identified.download()[0]  # an identified export keeps the real time

@@ -135,6 +135,8 @@ def load_patient_case(
         reviews = deidentify_reviews(reviews, pseudonymiser, tz=tz)
         key = pseudonymiser.patient(patient_id)
         shown_by = author.shown(pseudonymiser)
+        # Shifted like every other date: a real export time beside the shifted "as of" would give the shift away.
+        now = now + shift
     records = records_until(records, end, tz)
     assessment = assess(records, as_of=end, tz=tz).iloc[0]
     history = level_history(records, tz=tz)

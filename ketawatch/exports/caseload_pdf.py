@@ -18,7 +18,7 @@ def caseload_pdf(export: CaseloadExport, *, tz: str) -> bytes:
     """The caseload summary as PDF bytes (landscape, one block per patient)."""
     generated = f"Generated {local_time_text(export.generated_at, tz)} by {export.generated_by}"
     pdf = ReviewPDF(title="Caseload review", subject=f"as of {export.as_of.isoformat()}", generated=generated,
-                    deidentified=export.deidentified, orientation="L")
+                    deidentified=export.deidentified, made_at=export.generated_at, orientation="L")
     pdf.add_page()
     pdf.set_font("DejaVu", "B", 15)
     pdf.cell(0, 8, f"Caseload review: amber and red patients as of {export.as_of.isoformat()}", new_x="LMARGIN", new_y="NEXT")

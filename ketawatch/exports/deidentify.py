@@ -122,12 +122,17 @@ def _mapped(values: pd.Series, function) -> pd.Series:
 
 
 def shift_instants(instants: pd.Series, offsets: pd.Series, tz: str) -> pd.Series:
-    """UTC instants moved by whole days of clinic-local wall-clock time (so a 10:00 session stays at 10:00)."""
+    """UTC instants moved by whole days of clinic-local wall-clock time (so a 10:00 session stays at 10:00).
+
+    A time that falls into the spring-forward gap on its new day (01:20 when clocks jump from 01:00
+    to 02:00) is read in the hour before the change, so it shows an hour later (02:20): two records
+    in the gap stay apart and in order, instead of both landing on 02:00.
+    """
     if instants.empty:
         return instants
     local = instants.dt.tz_convert(tz).dt.tz_localize(None)
     moved = local + pd.to_timedelta(offsets.to_numpy(dtype="int64"), unit="D")
-    aware = moved.dt.tz_localize(tz, ambiguous=np.zeros(len(moved), dtype=bool), nonexistent="shift_forward")
+    aware = moved.dt.tz_localize(tz, ambiguous=np.zeros(len(moved), dtype=bool), nonexistent=pd.Timedelta(hours=1))
     return aware.dt.tz_convert("UTC").astype(instants.dtype)
 
 

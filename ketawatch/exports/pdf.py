@@ -228,8 +228,10 @@ def review_rows(case: PatientCase) -> list[list[str]]:
 
 def patient_pdf(case: PatientCase) -> bytes:
     """The case-review PDF of one patient as bytes."""
-    generated = f"Generated {local_time_text(case.generated_at, case.tz)} by {case.generated_by}"
-    pdf = ReviewPDF(title="Case review", subject=case.label, generated=generated, deidentified=case.deidentified)
+    shifted = " (shifted like every date)" if case.deidentified else ""
+    generated = f"Generated {local_time_text(case.generated_at, case.tz)}{shifted} by {case.generated_by}"
+    pdf = ReviewPDF(title="Case review", subject=case.label, generated=generated, deidentified=case.deidentified,
+                    made_at=case.generated_at)
     pdf.add_page()
     pdf.set_font("DejaVu", "B", 15)
     pdf.multi_cell(pdf.usable_width, 7, f"Case review: {case.label}", new_x="LMARGIN", new_y="NEXT")

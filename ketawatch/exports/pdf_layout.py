@@ -61,8 +61,10 @@ def local_time_text(moment: datetime, tz: str) -> str:
 class ReviewPDF(FPDF):
     """An A4 document with KetaWatch's header and a traceable footer on every page."""
 
-    def __init__(self, *, title: str, subject: str, generated: str, deidentified: bool, orientation: str = "P"):
+    def __init__(self, *, title: str, subject: str, generated: str, deidentified: bool, made_at: datetime,
+                 orientation: str = "P"):
         super().__init__(orientation=orientation, unit="mm", format="A4")
+        self.set_creation_date(made_at)  # the document's own date, shifted with a de-identified patient's dates
         for style, name in FONT_FILES.items():
             self.add_font(FONT, style, str(_FONT_DIR / name))
         fallbacks = []

@@ -44,13 +44,16 @@ class ExportResult:
     patient_ids: list[str]
     deidentified: bool
     stem: str = field(default="ketawatch-export")
+    #: The time written into file metadata (zip entries): the export time, the shifted one for one
+    #: de-identified patient, None (a fixed 1980-01-01) for several de-identified patients.
+    made_at: datetime | None = None
 
     def download(self) -> tuple[str, bytes, str]:
         """(file name, bytes, media type) for one download: the file itself, or a zip of several."""
         if len(self.files) == 1:
             name, data = next(iter(self.files.items()))
             return name, data, MEDIA_TYPES.get(self.fmt, "application/octet-stream")
-        return f"{self.stem}.zip", zip_files(self.files), MEDIA_TYPES["zip"]
+        return f"{self.stem}.zip", zip_files(self.files, self.made_at), MEDIA_TYPES["zip"]
 
 
 class UnknownFormat(ValueError):
@@ -94,7 +97,8 @@ def export_patient(
     author = Author(actor, actor_name, role)
     case = load_patient_case(engine, patient_id, author=author, start=start, end=end, deidentify=deidentify,
                              pseudonymiser=pseudonymiser, now=now)
-    stem = f"ketawatch-{_safe_name(case.patient_key)}-{_stamp(now)}"
+    made_at = case.generated_at  # shifted with the patient's dates when de-identified
+    stem = f"ketawatch-{_safe_name(case.patient_key)}-{_stamp(made_at)}"
     tz = case.tz
     if fmt == "pdf":
         from ketawatch.exports.pdf import patient_pdf
@@ -113,11 +117,11 @@ def export_patient(
 
             levels = assess(case.records, as_of=case.end, tz=tz)
             sheets = workbook_sheets(records, tz=tz, reviews=case.reviews, levels=levels, history=case.history.assign(patient_id=case.patient_key))
-            files = {f"{stem}.xlsx": workbook_bytes(sheets)}
+            files = {f"{stem}.xlsx": workbook_bytes(sheets, made_at)}
     record_export(engine, actor=actor, role=role, what="patient_summary" if fmt == "pdf" else f"patient_{fmt}", fmt=fmt,
                   patient_ids=[patient_id], deidentified=deidentify,
                   period={"from": start.isoformat() if start else None, "to": end.isoformat() if end else None})
-    return ExportResult(files, fmt, [patient_id], deidentify, stem)
+    return ExportResult(files, fmt, [patient_id], deidentify, stem, made_at)
 
 
 def _window(records: Records, start: date | None, end: date, tz: str) -> Records:
@@ -159,7 +163,7 @@ def export_caseload(
         files = {f"{stem}.csv": caseload_csv_bytes(caseload_csv_frame(export))}
     record_export(engine, actor=actor, role=role, what="caseload", fmt=fmt, patient_ids=export.patient_ids,
                   deidentified=deidentify, as_of=export.as_of.isoformat())
-    return ExportResult(files, fmt, export.patient_ids, deidentify, stem)
+    return ExportResult(files, fmt, export.patient_ids, deidentify, stem, now)
 
 
 def export_records(
@@ -191,7 +195,9 @@ def export_records(
             raise PatientNotFound(f"no patient with id {', '.join(repr(m) for m in missing)}")
     records = load_records(engine, patient_ids)
     real_ids = records.patients["patient_id"].astype(str).tolist()
-    stem = f"ketawatch-records-{_stamp(now)}"
+    # Each de-identified patient has its own shift, so no time of export can go with them: none is written.
+    made_at = None if deidentify else now
+    stem = "ketawatch-records-deidentified" if deidentify else f"ketawatch-records-{_stamp(now)}"
     export_day = now.astimezone(get_settings().tz).date()
     reviews = alert_reviews_frame(engine, patient_ids)
     if deidentify:
@@ -209,10 +215,11 @@ def export_records(
         if deidentify:
             levels = levels.drop(columns=["as_of"])
         history = level_history(records, tz=tz)
-        files = {f"{stem}.xlsx": workbook_bytes(workbook_sheets(records, tz=tz, reviews=reviews, levels=levels, history=history))}
+        files = {f"{stem}.xlsx": workbook_bytes(workbook_sheets(records, tz=tz, reviews=reviews, levels=levels, history=history),
+                                                    made_at)}
     record_export(engine, actor=actor, role=role, what="records", fmt=fmt, patient_ids=real_ids, deidentified=deidentify,
                   selection="all" if patient_ids is None else "selected")
-    return ExportResult(files, fmt, real_ids, deidentify, stem)
+    return ExportResult(files, fmt, real_ids, deidentify, stem, made_at)
 
 
 __all__ = [

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from ketawatch.exports.safety import excel_safe, neutralise
 from ketawatch.risk import reason_ids, scoring
 from store.frames import Records
 from store.importer import FILES
+from store.settings import get_settings
 from store.vocabulary import CHECKIN_COLUMNS, PATIENT_COLUMNS, SESSION_COLUMNS
 
 #: Free-text columns of the import format that are neutralised against formula injection.
@@ -98,13 +100,23 @@ def import_format_files(records: Records, *, tz: str) -> dict[str, bytes]:
     return {FILES[kind]: csv_bytes(frame) for kind, frame in frames.items()}
 
 
-def zip_files(files: dict[str, bytes]) -> bytes:
-    """Several export files in one zip archive, for a single download."""
+#: Written as the time of a file when no real time may be (several de-identified patients).
+NO_TIME = datetime(1980, 1, 1)
+
+
+def zip_files(files: dict[str, bytes], made_at: datetime | None = None) -> bytes:
+    """Several export files in one zip archive, for a single download, each dated `made_at` (clinic time)."""
+    when = _clinic_wall_time(made_at)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, data in files.items():
-            archive.writestr(name, data)
+            archive.writestr(zipfile.ZipInfo(name, date_time=when.timetuple()[:6]), data, compress_type=zipfile.ZIP_DEFLATED)
     return buffer.getvalue()
+
+
+def _clinic_wall_time(made_at: datetime | None) -> datetime:
+    """A moment as the clinic's naive wall-clock time, or `NO_TIME`."""
+    return NO_TIME if made_at is None else made_at.astimezone(get_settings().tz).replace(tzinfo=None)
 
 
 def write_files(files: dict[str, bytes], folder: Path) -> list[Path]:
@@ -200,10 +212,14 @@ def workbook_sheets(records: Records, *, tz: str, reviews: pd.DataFrame, levels:
     }
 
 
-def workbook_bytes(sheets: dict[str, pd.DataFrame]) -> bytes:
-    """The sheets as an .xlsx workbook (openpyxl), every text cell neutralised, header row frozen."""
+def workbook_bytes(sheets: dict[str, pd.DataFrame], made_at: datetime | None = None) -> bytes:
+    """The sheets as an .xlsx workbook (openpyxl), every text cell neutralised, header row frozen.
+
+    The workbook's created and modified properties are `made_at` (openpyxl would write the real time)."""
     buffer = io.BytesIO()
     with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
+        when = NO_TIME if made_at is None else made_at.astimezone(timezone.utc).replace(tzinfo=None)
+        writer.book.properties.created = writer.book.properties.modified = when
         for name, frame in sheets.items():
             _safe_text(frame).to_excel(writer, sheet_name=name[:31], index=False)
             sheet = writer.sheets[name[:31]]
