@@ -150,3 +150,23 @@ def test_a_fallback_font_that_is_not_there_is_refused_by_name(monkeypatch):
         get_settings()
     assert refused.value.lines == ["setting KETAWATCH_PDF_FALLBACK_FONTS: no font file at /no/such/NotoSansCJK.ttc; "
                                    "give the full path of a .ttf, .otf or .ttc file"]
+
+
+def test_a_patient_with_more_reasons_than_fit_on_a_page_still_prints_in_the_caseload(sample):
+    """A row cannot break across pages: each reason is its own row, so a long list flows onto the next page."""
+    from dataclasses import replace
+
+    from ketawatch.exports.caseload_pdf import caseload_pdf
+    from ketawatch.exports.casefile import Author, load_caseload
+
+    export = load_caseload(sample, author=Author(CLINICIAN, None, "clinician"), now=NOW)
+    first = export.rows.iloc[0]
+    many = [replace(first["reasons"][0], text=f"Observation number {i}: " + "craving rose over several weeks; " * 4)
+            for i in range(40)]
+    rows = export.rows.copy()
+    rows.at[rows.index[0], "reasons"] = many
+    data = caseload_pdf(replace(export, rows=rows), tz="Europe/London")
+    text = pdf_text(data)
+    assert len(PdfReader(io.BytesIO(data)).pages) >= 2
+    assert all(f"Observation number {i}:" in text for i in range(40))
+    assert text.count(str(first["patient_id"])) >= 2  # later pages still say whose reasons they are

@@ -36,19 +36,24 @@ def caseload_pdf(export: CaseloadExport, *, tz: str) -> bytes:
     if rows.empty:
         pdf.paragraph("No patient is amber or red.", size=10, style="B")
         return pdf.finish()
-    table_rows = []
+    table_rows, shading, shading_start = [], [], []
     for r in rows.itertuples(index=False):
         words, dots, _ = LEVEL_PRINT.get(r.level, (r.level, "", 255))
         name = r.patient_id if export.deidentified else (f"{_cell(r.display_name)}\n{r.patient_id}" if _cell(r.display_name) else r.patient_id)
         since = pd.Timestamp(r.level_since).strftime("%Y-%m-%d") if pd.notna(r.level_since) else ""
-        reasons = "\n".join(f"\u2022 {x.text} ({x.rule_id})" for x in r.reasons)
         if pd.notna(r.last_review_at):
             review = f"{pd.Timestamp(r.last_review_at):%Y-%m-%d} by {_cell(r.last_review_by)}: {_cell(r.last_review_action).replace('_', ' ')} (saw {_cell(r.last_review_level)})"
         else:
             review = "never reviewed"
         if bool(r.needs_review):
             review += "\nNEW: needs review"
-        table_rows.append([name, f"{dots} {r.level.upper()}", since, _cell(r.clinician), reasons, review])
+        # One table row per reason: a row cannot break across pages, and a patient with many
+        # reasons in one row would not fit on a page at all. Each later row repeats only the id.
+        lines = [f"\u2022 {x.text} ({x.rule_id})" for x in r.reasons] or [""]
+        table_rows.append([name, f"{dots} {r.level.upper()}", since, _cell(r.clinician), lines[0], review])
+        table_rows += [[r.patient_id, "", "", "", line, ""] for line in lines[1:]]
+        shading += [len(shading_start) % 2 == 0] * len(lines)
+        shading_start.append(r.patient_id)
     pdf.data_table(["Patient", "Level", "Since", "Clinician", "Reasons (observations)", "Last review"], table_rows,
-                   [38, 22, 20, 26, 120, pdf.usable_width - 226], size=7.5)
+                   [38, 22, 20, 26, 120, pdf.usable_width - 226], size=7.5, shaded=shading)
     return pdf.finish()

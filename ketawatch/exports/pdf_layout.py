@@ -177,8 +177,11 @@ class ReviewPDF(FPDF):
                 row.cell(value)
         self.set_font(FONT, size=9)
 
-    def data_table(self, headings: list[str], rows: list[list[str]], widths: list[float], size: float = 7, align=None) -> None:
-        """A ruled table with a bold heading row repeated on every page it spans."""
+    def data_table(self, headings: list[str], rows: list[list[str]], widths: list[float], size: float = 7, align=None,
+                   shaded: list[bool] | None = None) -> None:
+        """A ruled table with a bold heading row repeated on every page it spans.
+
+        Rows are shaded alternately, or where `shaded` says (to band several rows of one patient together)."""
         if not rows:
             self.paragraph("None in this period.", size=8, style="I")
             return
@@ -191,14 +194,15 @@ class ReviewPDF(FPDF):
             width=self.usable_width,
             line_height=size * 0.5 + 0.6,
             headings_style=FontFace(emphasis="BOLD", fill_color=(230, 230, 230)),
-            cell_fill_mode=TableCellFillMode.ROWS,
+            cell_fill_mode=TableCellFillMode.ROWS if shaded is None else TableCellFillMode.NONE,
             cell_fill_color=(246, 246, 246),
             text_align=tuple(align) if align else "LEFT",
             repeat_headings=1,
         ) as table:
             table.row(headings)
-            for values in rows:
-                table.row([str(v) for v in values])
+            band = FontFace(fill_color=(240, 240, 240))
+            for i, values in enumerate(rows):
+                table.row([str(v) for v in values], style=band if shaded is not None and shaded[i] else None)
         self.set_font(FONT, size=9)
         self.ln(1)
 
