@@ -14,6 +14,7 @@ with the admin role: whoever runs the command already holds the database.
 
 from __future__ import annotations
 
+import tempfile
 from datetime import date
 from pathlib import Path
 from typing import List, Optional
@@ -59,21 +60,33 @@ def _run(build) -> "object":
         fail(f"export refused: {message}")
 
 
-def _write(result, out: Path, *, folder: bool) -> list[Path]:
-    """Write the export to `out` (a file, or a folder of files); refuse to overwrite a folder's files silently."""
+def _check_out(out: Path, *, folder: bool) -> None:
+    """Refuse an --out that cannot be written before anything is exported, so a failed export is never audited."""
     from ketawatch.cli import fail
-    from ketawatch.exports.tables import write_files
+
+    if folder and out.exists() and not out.is_dir():
+        fail(f"--out {out}: is a file; give a folder for csv files")
+    if not folder and out.is_dir():
+        fail(f"--out {out}: is a folder; give a file name")
+    place = out if folder else out.parent
+    try:
+        place.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=place, prefix=".ketawatch-"):
+            pass
+    except OSError as exc:
+        fail(f"--out {out}: cannot write ({exc.strerror or exc})")
+
+
+def _write(result, out: Path, *, folder: bool) -> list[Path]:
+    """Write the export to `out` (a file, or a folder of files), readable by its owner only when new."""
+    from ketawatch.cli import fail
+    from ketawatch.exports.tables import write_files, write_private
 
     try:
         if folder:
-            if out.exists() and not out.is_dir():
-                fail(f"--out {out}: is a file; give a folder for csv files")
             return write_files(result.files, out)
-        if out.is_dir():
-            fail(f"--out {out}: is a folder; give a file name")
-        name, data, _ = result.download()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(data)
+        _name, data, _ = result.download()
+        write_private(out, data)
         return [out]
     except OSError as exc:
         fail(f"--out {out}: cannot write ({exc.strerror or exc})")
@@ -113,6 +126,7 @@ def register(app: typer.Typer) -> None:
         if fmt not in PATIENT_FORMATS:
             raise typer.BadParameter(f"must be one of {', '.join(PATIENT_FORMATS)}", param_hint="--format")
         first, last = _parse_day(start, "--from"), _parse_day(end, "--to")
+        _check_out(out, folder=fmt == "csv")
         engine = open_db(db)
         username, role, name = _account(engine, actor)
         result = _run(lambda: export_patient(engine, patient_id, fmt, actor=username, role=role, actor_name=name,
@@ -135,6 +149,7 @@ def register(app: typer.Typer) -> None:
         if fmt not in CASELOAD_FORMATS:
             raise typer.BadParameter(f"must be one of {', '.join(CASELOAD_FORMATS)}", param_hint="--format")
         when = _parse_day(as_of, "--as-of")
+        _check_out(out, folder=False)
         engine = open_db(db)
         username, role, name = _account(engine, actor)
         result = _run(lambda: export_caseload(engine, fmt, actor=username, role=role, actor_name=name, deidentify=deidentify, as_of=when))
@@ -144,6 +159,7 @@ def register(app: typer.Typer) -> None:
         from ketawatch.cli import open_db
         from ketawatch.exports import export_records
 
+        _check_out(out, folder=fmt == "csv")
         engine = open_db(db)
         username, role, _ = _account(engine, actor)
         result = _run(lambda: export_records(engine, fmt, actor=username, role=role, patient_ids=patients or None, deidentify=deidentify))

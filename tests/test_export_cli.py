@@ -111,3 +111,29 @@ def test_bad_requests_are_readable(db, tmp_path, ketawatch):
     assert nobody.returncode == 1 and nobody.stderr.strip() == "--as ghost: no such KetaWatch account"
     usage = ketawatch("export", "patient", SECRET_PID, "--format", "docx", "--out", str(tmp_path / "x"), "--db", url, cwd=tmp_path)
     assert usage.returncode == 2 and "Traceback" not in usage.stderr
+
+
+@pytest.mark.parametrize(("kind", "out", "message"), [
+    (("patient", SECRET_PID, "--format", "pdf"), "{tmp}/a-folder", "is a folder; give a file name"),
+    (("caseload", "--format", "csv"), "/proc/no-such/c.csv", "cannot write"),
+    (("csv",), "{tmp}/a-file.txt", "is a file; give a folder for csv files"),
+    (("xlsx",), "/proc/x.xlsx", "cannot write"),
+])
+def test_an_export_that_cannot_be_written_is_refused_before_it_is_made_and_not_audited(db, tmp_path, ketawatch, kind, out, message):
+    url, engine = db
+    (tmp_path / "a-folder").mkdir()
+    (tmp_path / "a-file.txt").write_text("keep me")
+    target = out.format(tmp=tmp_path)
+    refused = ketawatch("export", *kind, "--out", target, "--db", url, cwd=tmp_path)
+    assert refused.returncode == 1 and message in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    assert audit_frame(engine, action="export").empty  # nothing was exported, so nothing is recorded as exported
+    assert (tmp_path / "a-file.txt").read_text() == "keep me" and not any((tmp_path / "a-folder").iterdir())
+
+
+def test_export_files_are_readable_by_their_owner_only(db, tmp_path, ketawatch):
+    url, _ = db
+    pdf, folder = tmp_path / "case.pdf", tmp_path / "csv"
+    assert ketawatch("export", "patient", SECRET_PID, "--format", "pdf", "--out", str(pdf), "--db", url).returncode == 0
+    assert ketawatch("export", "csv", "--out", str(folder), "--db", url).returncode == 0
+    for path in (pdf, *folder.iterdir()):
+        assert path.stat().st_mode & 0o777 == 0o600, path

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -119,13 +120,20 @@ def _clinic_wall_time(made_at: datetime | None) -> datetime:
     return NO_TIME if made_at is None else made_at.astimezone(get_settings().tz).replace(tzinfo=None)
 
 
+def write_private(path: Path, data: bytes) -> None:
+    """Write a file that holds patient data, readable by its owner only when it is new (mode 0600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
 def write_files(files: dict[str, bytes], folder: Path) -> list[Path]:
     """Write export files into `folder` (created if needed); returns the paths written."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, data in files.items():
         path = folder / name
-        path.write_bytes(data)
+        write_private(path, data)
         written.append(path)
     return written
 
