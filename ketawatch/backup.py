@@ -24,7 +24,9 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel
+
+import store.models  # noqa: F401 - every KetaWatch table in the metadata
 
 from store.audit import record_event
 from store.db import MIGRATIONS_DIR, forget_engines, make_engine, normalise_url, upgrade
@@ -144,7 +146,8 @@ def inspect_backup(path: Path | str) -> BackupFile:
         finally:
             conn.close()
         if problem != "ok":
-            raise BackupRefused(f"{path}: the SQLite file is damaged ({problem})")
+            first = " ".join(problem.split())  # SQLite lists one problem per line; one line is enough here
+            raise BackupRefused(f"{path}: the SQLite file is damaged ({first[:160]})")
         fmt = "sqlite"
         missing = [t for t in KETAWATCH_TABLES if t not in names]
     elif head.startswith(PG_CUSTOM_HEADER):
@@ -258,6 +261,7 @@ def _backup_postgres(url: str, path: Path) -> str:
     target, env = _libpq(url)
     temp = path.with_name(f".{path.name}.partial")
     try:
+        temp.touch(mode=0o600)  # it holds every record and password hash: readable by its owner only, as on SQLite
         _run([dump, "--format=custom", "--no-owner", "--file", str(temp), "--dbname", target], env, "pg_dump")
         inspect_backup(temp)
         os.replace(temp, path)
@@ -303,15 +307,27 @@ def _refuse_if_data(counts: dict[str, int], where: str, force: bool) -> None:
         )
 
 
+def _foreign_tables_with_rows(conn: sqlite3.Connection) -> list[str]:
+    """Tables that are not KetaWatch's and hold rows: the file is some other application's database."""
+    ours = {table.name for table in SQLModel.metadata.sorted_tables} | {"alembic_version"}
+    names = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+    return sorted(n for n in names if n not in ours and conn.execute(f'SELECT 1 FROM "{n}" LIMIT 1').fetchone())
+
+
 def _restore_sqlite(found: BackupFile, target: Path, force: bool) -> str:
-    if target.exists():
-        conn = sqlite3.connect(target, timeout=30)
+    if target.exists() and target.stat().st_size:
+        conn = sqlite3.connect(f"{target.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
         try:
+            foreign = _foreign_tables_with_rows(conn)
             counts = _sqlite_counts(conn)
         except sqlite3.DatabaseError:
-            counts = {"patient": 1} if target.stat().st_size else {}
+            raise BackupRefused(f"{target} is not an SQLite database; restore does not overwrite other files. "
+                                "Give the path of a KetaWatch database, or a new file") from None
         finally:
             conn.close()
+        if foreign:
+            raise BackupRefused(f"{target} holds tables that are not KetaWatch's ({', '.join(foreign[:5])}); restore "
+                                "only replaces a KetaWatch database, even with --force. Give a new file instead")
         _refuse_if_data(counts, str(target), force)
     elif not target.parent.is_dir():
         raise BackupRefused(f"{target.parent} is not a folder")

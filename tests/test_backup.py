@@ -155,6 +155,47 @@ def test_restore_checks_the_file_first_and_changes_nothing_when_it_is_wrong(fill
     assert table_rows(engine) == before
 
 
+def other_application(tmp_path: Path) -> Path:
+    path = tmp_path / "payroll.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE salaries (name, amount)")
+        conn.execute("INSERT INTO salaries VALUES ('someone', 1)")
+    return path
+
+
+def text_file(tmp_path: Path) -> Path:
+    path = tmp_path / "notes.txt"
+    path.write_text("a clinic's notes, not a database\n" * 200)
+    return path
+
+
+@pytest.mark.parametrize("make,message", [
+    (other_application, r"holds tables that are not KetaWatch's \(salaries\); restore only replaces a KetaWatch database"),
+    (text_file, "is not an SQLite database; restore does not overwrite other files"),
+])
+@pytest.mark.parametrize("force", [False, True])
+def test_restore_never_overwrites_a_file_that_is_not_a_ketawatch_database(filled_sqlite, tmp_path, make, message, force):
+    url, _ = filled_sqlite
+    kb.backup(url, tmp_path / "b.db")
+    target = make(tmp_path)
+    before = target.read_bytes()
+    with pytest.raises(kb.BackupRefused, match=message):
+        kb.restore(f"sqlite:///{target}", tmp_path / "b.db", force=force)
+    assert target.read_bytes() == before
+
+
+def test_a_damaged_backup_is_named_in_one_line(filled_sqlite, tmp_path):
+    url, _ = filled_sqlite
+    kb.backup(url, tmp_path / "whole.db")
+    data = bytearray((tmp_path / "whole.db").read_bytes())
+    for page in range(2, len(data) // 4096):  # scribble over every b-tree page header after the first
+        data[page * 4096:page * 4096 + 8] = b"\xff" * 8
+    (tmp_path / "scribbled.db").write_bytes(bytes(data))
+    with pytest.raises(kb.BackupRefused) as refused:
+        kb.restore(url, tmp_path / "scribbled.db", force=True)
+    assert "\n" not in refused.value.message and "damaged" in refused.value.message
+
+
 def test_a_backup_taken_while_the_app_writes_is_consistent(filled_sqlite, tmp_path):
     """Each check-in and its audit line commit together; a consistent copy has exactly as many of one as the other."""
     url, engine = filled_sqlite
@@ -246,6 +287,7 @@ def test_postgresql_round_trip_with_pg_dump_and_pg_restore(tmp_path):
         original = table_rows(source)
         assert "pg_dump" in kb.backup(source_url, tmp_path / "pg.dump")
         assert kb.inspect_backup(tmp_path / "pg.dump").format == "pg_custom"
+        assert (tmp_path / "pg.dump").stat().st_mode & 0o777 == 0o600  # every record and password hash: owner only
         kb.restore(target_url, tmp_path / "pg.dump")
         target = make_engine(target_url)
         restored = table_rows(target)
