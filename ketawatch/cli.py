@@ -68,7 +68,7 @@ def open_db(db: str | None, default: str | None = None):
     """Open (creating or upgrading) the database, turning any failure into one readable line."""
     from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
-    from store.db import open_database
+    from store.db import NewerSchema, open_database
 
     url = resolve_url(db, default)
     try:
@@ -78,7 +78,7 @@ def open_db(db: str | None, default: str | None = None):
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection failed"
         fail(f"cannot open database {safe_url(url)}: {reason}")
-    except (SQLAlchemyError, ModuleNotFoundError) as exc:
+    except (SQLAlchemyError, ModuleNotFoundError, NewerSchema) as exc:
         fail(f"cannot open database {safe_url(url)}: {str(exc).splitlines()[0]}")
 
 
@@ -234,7 +234,10 @@ def main() -> None:
         sys.exit(1)
     except Exception as exc:  # noqa: BLE001 - usage errors and surprises alike become one line
         if type(exc).__name__ == "NoArgsIsHelpError":
-            typer.echo(exc.ctx.get_help() if getattr(exc, "ctx", None) else str(exc))
+            # Making the error already rendered the help (with rich, straight to the terminal); only
+            # text it kept is still to be shown, so the help appears once.
+            if exc.format_message().strip():
+                typer.echo(exc.format_message())
             sys.exit(0)
         if _usage_error(exc):
             command = exc.ctx.command_path if getattr(exc, "ctx", None) else "ketawatch"

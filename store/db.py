@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.util.exc import CommandError
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
@@ -66,9 +68,19 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
+class NewerSchema(Exception):
+    """The database was made by a newer KetaWatch: this version does not know its schema and must not touch it."""
+
+
 def upgrade(engine: Engine) -> None:
     """Bring the schema to the newest migration; a new database is created, an older one moved forward."""
-    command.upgrade(alembic_config(engine), "head")
+    try:
+        command.upgrade(alembic_config(engine), "head")
+    except CommandError as exc:
+        found = re.search(r"Can't locate revision identified by '([^']+)'", str(exc))
+        if found is None:
+            raise
+        raise NewerSchema(f"it was made by a newer KetaWatch (schema {found.group(1)}); upgrade KetaWatch to open it") from None
 
 
 def open_database(url: str | None = None) -> Engine:

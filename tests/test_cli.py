@@ -209,3 +209,24 @@ def test_a_wrong_setting_is_named_in_one_line_before_anything_runs(tmp_path, set
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"ketawatch: setting {setting}: {message}"]
     assert not (tmp_path / "c.csv").exists() and "starting" not in result.stdout
+
+
+@pytest.mark.parametrize("group", [(), ("users",), ("export",)])
+def test_a_command_group_without_arguments_prints_its_help_once(tmp_path, group):
+    result = ketawatch(*group, cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.count("Usage:") == 1, result.stdout
+
+
+def test_a_database_from_a_newer_ketawatch_is_refused_in_one_line_and_left_alone(tmp_path):
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    assert ketawatch("users", "list", "--db", url, cwd=tmp_path).returncode == 0
+    with sqlite3.connect(tmp_path / "k.db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0099_from_the_future'")
+    result = ketawatch("flags", "--db", url, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"cannot open database {url}: it was made by a newer KetaWatch (schema 0099_from_the_future); upgrade KetaWatch to open it"]
+    with sqlite3.connect(tmp_path / "k.db") as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0099_from_the_future",)
