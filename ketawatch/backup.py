@@ -22,7 +22,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from sqlmodel import Session, SQLModel
 
@@ -65,7 +65,10 @@ def known_revisions() -> set[str]:
 
 
 def _backend(url: str) -> str:
-    return make_url(normalise_url(url)).get_backend_name()
+    try:
+        return make_url(normalise_url(url)).get_backend_name()
+    except ArgumentError:
+        raise BackupRefused(f"{url!r} is not a valid database URL (for example sqlite:///ketawatch.db)") from None
 
 
 def _sqlite_path(url: str) -> Path:

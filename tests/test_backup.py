@@ -266,6 +266,10 @@ def test_the_commands_exit_with_one_readable_line(filled_sqlite, tmp_path):
     assert forced.returncode == 0 and forced.stdout.startswith("restored")
     wrong = ketawatch("restore", str(garbage(tmp_path)), "--db", f"sqlite:///{tmp_path / 'x.db'}", cwd=tmp_path)
     assert wrong.returncode == 1 and "not a KetaWatch backup" in wrong.stderr
+    for command in ("backup", "restore"):
+        typo = ketawatch(command, "nightly.db" if command == "restore" else "other.db", "--db", "notaurl", cwd=tmp_path)
+        assert typo.returncode == 1
+        assert typo.stderr.strip() == "'notaurl' is not a valid database URL (for example sqlite:///ketawatch.db)", typo.stderr
 
 
 # ----- PostgreSQL ----------------------------------------------------------------------------
