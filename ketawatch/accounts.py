@@ -120,6 +120,8 @@ def check_password(password: str, *, min_length: int | None = None) -> str:
         raise AccountRefused(f"A password needs at least {min_length} characters")
     if len(password) > MAX_PASSWORD_LENGTH:
         raise AccountRefused(f"A password may have at most {MAX_PASSWORD_LENGTH} characters")
+    if not password.strip():
+        raise AccountRefused("A password cannot be only spaces")
     return password
 
 
@@ -292,6 +294,8 @@ def set_disabled(engine: Engine, username: str, disabled: bool, *, actor: str, n
     """Disable an account (it can no longer sign in, and open sessions end) or enable it again."""
 
     def apply(db: Session, user: User) -> None:
+        if user.disabled == disabled:
+            raise AccountRefused(f"{user.username} is already {'disabled' if disabled else 'enabled'}; nothing changed")
         if disabled:
             _keep_an_admin(db, user)
         user.disabled = disabled

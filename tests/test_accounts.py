@@ -378,3 +378,21 @@ def test_the_users_commands_refuse_with_a_reason(tmp_path, args, stdin, code, me
     shown = result.output + (" ".join(result.exception.lines) if isinstance(result.exception, Rejected) else "")
     assert message in shown
     assert accounts.list_users(open_database(f"sqlite:///{tmp_path / 'cli.db'}")) == []
+
+
+def test_a_password_of_only_spaces_is_refused(sqlite_engine):
+    with pytest.raises(AccountRefused, match="cannot be only spaces"):
+        accounts.create_user(sqlite_engine, username="u1", display_name="x", role="clinician", password=" " * 20, actor="t")
+    assert accounts.get_user(sqlite_engine, "u1") is None
+
+
+def test_disabling_a_disabled_account_changes_nothing_and_says_so(engine):
+    make_user(engine, "admin")
+    make_user(engine, "clinician")
+    accounts.set_disabled(engine, "cleo", True, actor="ada")
+    lines = len(audit_lines(engine))
+    with pytest.raises(AccountRefused, match="cleo is already disabled; nothing changed"):
+        accounts.set_disabled(engine, "cleo", True, actor="ada")
+    with pytest.raises(AccountRefused, match="ada is already enabled; nothing changed"):
+        accounts.set_disabled(engine, "ada", False, actor="ada")
+    assert len(audit_lines(engine)) == lines  # no audit line for a change that did not happen
