@@ -33,8 +33,11 @@ def read_rows(path: Path, known: tuple[str, ...], required: Iterable[str], probl
         reader = csv.reader(handle)
         try:
             header = next(reader, None)
-        except (csv.Error, UnicodeDecodeError) as exc:
-            problems.append(f"{name}:1: -: not a readable UTF-8 CSV file ({exc})")
+        except UnicodeDecodeError:
+            problems.append(_not_utf8(path))
+            return None
+        except csv.Error as exc:
+            problems.append(f"{name}:1: -: not a readable CSV file ({exc})")
             return None
         if header is None:
             problems.append(f"{name}:1: -: the file is empty; it needs at least a header row")
@@ -59,9 +62,23 @@ def read_rows(path: Path, known: tuple[str, ...], required: Iterable[str], probl
                     continue
                 out.lines.append(start)
                 out.rows.append(cells)
-        except (csv.Error, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError:
+            problems.append(_not_utf8(path))
+        except csv.Error as exc:
             problems.append(f"{name}:{line + 1}: -: the file cannot be read from here on ({exc})")
         return out
+
+
+def _not_utf8(path: Path) -> str:
+    """Name the line of the first byte that is not UTF-8 (text is decoded in blocks, so the reader's line is not it)."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8-sig")
+        line, detail = 1, ""
+    except UnicodeDecodeError as exc:
+        line, detail = raw.count(b"\n", 0, exc.start) + 1, f" (byte 0x{raw[exc.start]:02x})"
+    return (f"{path.name}:{line}: -: not UTF-8 text{detail}; save the file as UTF-8 (in Excel: CSV UTF-8) "
+            "and import it again")
 
 
 def _header_ok(name: str, header: list[str], known: tuple[str, ...], required: Iterable[str], problems: list[str]) -> bool:

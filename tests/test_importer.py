@@ -95,6 +95,21 @@ def test_line_numbers_count_quoted_newlines(engine, tmp_path):
     assert caught.value.problems[0].startswith("sessions.csv:4: hr_pre: ")
 
 
+@pytest.mark.parametrize("bad_line", [2, 300])
+def test_a_file_that_is_not_utf8_names_the_line_of_the_first_bad_byte_and_writes_nothing(engine, tmp_path, bad_line):
+    folder = write_folder(tmp_path / "a", sessions=None, checkins=None)
+    rows = [dict(PATIENT, patient_id=f"KW-{i:04d}") for i in range(1, 400)]
+    write_csv(folder / "patients.csv", rows)
+    lines = (folder / "patients.csv").read_bytes().split(b"\n")
+    lines[bad_line - 1] = lines[bad_line - 1].replace(b"KW-", b"K\xe9-", 1)  # an e-acute saved as Latin-1
+    (folder / "patients.csv").write_bytes(b"\n".join(lines))
+    with pytest.raises(ImportRejected) as caught:
+        run(engine, folder)
+    assert caught.value.problems == [f"patients.csv:{bad_line}: -: not UTF-8 text (byte 0xe9); save the file as UTF-8 "
+                                     "(in Excel: CSV UTF-8) and import it again"]
+    assert counts(engine)["Patient"] == 0
+
+
 def test_unknown_and_missing_columns(engine, tmp_path):
     folder = tmp_path / "a"
     folder.mkdir()
