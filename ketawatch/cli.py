@@ -124,10 +124,18 @@ def _streamlit(url: str, port: int) -> int:
         return 0
 
 
+def _check_settings() -> None:
+    """Read every setting and the rules file now, so a wrong one is named in one line, not by the first page."""
+    from ketawatch.risk.rules import load_rules
+
+    get_settings()
+    load_rules()
+
+
 @app.command()
 def serve(db: Optional[str] = DbOption, port: int = typer.Option(8501, "--port", min=1, max=65535)) -> None:
     """Start the dashboard on the configured database."""
-    get_settings()  # a wrong setting is reported here, in one line, not by the first page that reads it
+    _check_settings()
     url = resolve_url(db)
     open_db(url)
     raise typer.Exit(_streamlit(url, port))
@@ -142,7 +150,7 @@ def demo(
     """Build a demo database from seed_data/ if none exists at that URL, then start the dashboard on it."""
     from ketawatch.demo import DemoRefused, build_demo
 
-    get_settings()
+    _check_settings()
     url = db or "sqlite:///demo.db"
     engine = open_db(url)
     try:

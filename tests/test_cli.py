@@ -199,6 +199,7 @@ def test_serve_passes_every_packaged_streamlit_setting_as_a_flag_streamlit_knows
 @pytest.mark.parametrize(("setting", "value", "message"), [
     ("KETAWATCH_CLINIC_TIMEZONE", "Mars/Olympus", "unknown time zone 'Mars/Olympus'; use an IANA name such as Europe/London"),
     ("KETAWATCH_IDLE_TIMEOUT_MINUTES", "0", "Input should be greater than or equal to 1"),
+    ("KETAWATCH_RULES_FILE", "/no/such/rules.toml", "/no/such/rules.toml: No such file or directory"),
     ("KETAWATCH_PDF_FALLBACK_FONTS", "/no/such/font.ttc",
      "no font file at /no/such/font.ttc; give the full path of a .ttf, .otf or .ttc file"),
 ])

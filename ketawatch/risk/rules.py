@@ -140,9 +140,16 @@ def load_rules(path: str | Path | None = None, **overrides) -> RuleSettings:
     seed_data/rules.toml. A clinic's file must hold every setting (copy the shipped one and edit it).
     """
     if path is None:
-        from store.settings import get_settings
+        from store.settings import SettingsInvalid, get_settings
 
         path = get_settings().rules_file
+        if path is not None:
+            try:
+                settings = _rules_file(str(Path(path).resolve()), Path(path).stat().st_mtime_ns)
+            except (OSError, ValueError) as exc:  # tomllib.TOMLDecodeError is a ValueError
+                problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                raise SettingsInvalid([f"setting KETAWATCH_RULES_FILE: {path}: {problem}"]) from None
+            return settings.with_changes(**overrides) if overrides else settings
     settings = _default_rules() if path is None else _rules_file(str(Path(path).resolve()), Path(path).stat().st_mtime_ns)
     return settings.with_changes(**overrides) if overrides else settings
 
