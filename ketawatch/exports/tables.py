@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -223,11 +224,10 @@ def workbook_sheets(records: Records, *, tz: str, reviews: pd.DataFrame, levels:
 def workbook_bytes(sheets: dict[str, pd.DataFrame], made_at: datetime | None = None) -> bytes:
     """The sheets as an .xlsx workbook (openpyxl), every text cell neutralised, header row frozen.
 
-    The workbook's created and modified properties are `made_at` (openpyxl would write the real time)."""
+    Every time inside the file (created and modified properties, the dates of the zip entries an
+    .xlsx is made of) is `made_at`, or 1980-01-01 when None; openpyxl would write the real time."""
     buffer = io.BytesIO()
     with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        when = NO_TIME if made_at is None else made_at.astimezone(timezone.utc).replace(tzinfo=None)
-        writer.book.properties.created = writer.book.properties.modified = when
         for name, frame in sheets.items():
             _safe_text(frame).to_excel(writer, sheet_name=name[:31], index=False)
             sheet = writer.sheets[name[:31]]
@@ -235,7 +235,25 @@ def workbook_bytes(sheets: dict[str, pd.DataFrame], made_at: datetime | None = N
             for column_cells in sheet.iter_cols(min_row=1, max_row=1):
                 cell = column_cells[0]
                 sheet.column_dimensions[cell.column_letter].width = max(10, min(60, len(str(cell.value or "")) + 4))
-    return buffer.getvalue()
+    return _dated(buffer.getvalue(), made_at)
+
+
+def _dated(xlsx: bytes, made_at: datetime | None) -> bytes:
+    """The workbook with its document properties and zip entries dated `made_at` (openpyxl sets "modified" while saving)."""
+    utc = NO_TIME if made_at is None else made_at.astimezone(timezone.utc).replace(tzinfo=None)
+    stamp = utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    entry_time = _clinic_wall_time(made_at).timetuple()[:6]
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(xlsx)) as source, zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename == "docProps/core.xml":
+                text = data.decode("utf-8")
+                for tag in ("dcterms:created", "dcterms:modified"):
+                    text = re.sub(rf"(<{tag}[^>]*>)[^<]*(</{tag}>)", rf"\g<1>{stamp}\g<2>", text)
+                data = text.encode("utf-8")
+            target.writestr(zipfile.ZipInfo(info.filename, date_time=entry_time), data, compress_type=zipfile.ZIP_DEFLATED)
+    return out.getvalue()
 
 
 # ----- caseload CSV -----------------------------------------------------------------------------
