@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ketawatch.exports import Pseudonymiser, export_caseload, export_patient, export_records
@@ -48,22 +48,27 @@ def test_a_different_secret_gives_a_different_pseudonym(patient_id):
     minutes=st.lists(st.integers(min_value=0, max_value=3 * 365 * 24 * 60), min_size=1, max_size=12),
     zone=st.sampled_from(["Europe/London", "America/New_York", "UTC", "Australia/Sydney"]),
 )
+@example(patient_ids=["A"], minutes=[1165040, 1165090], zone="Europe/London")  # two records meet on a 23-hour day
 def test_shift_keeps_wall_clock_time_and_every_interval_in_days(patient_ids, minutes, zone):
     p = Pseudonymiser("property")
     base = datetime(2024, 1, 1, tzinfo=timezone.utc)
     owners = pd.Series([patient_ids[i % len(patient_ids)] for i in range(len(minutes))], dtype="string")
     instants = pd.Series([base + timedelta(minutes=m) for m in minutes], dtype="datetime64[ns, UTC]")
-    shifted = shift_instants(instants, p.offsets_of(owners), zone)
+    shifted = shift_instants(instants, p.offsets_of(owners), zone, owners)
     local_before = instants.dt.tz_convert(zone)
     local_after = shifted.dt.tz_convert(zone)
+    exact = (shifted - instants == pd.to_timedelta(p.offsets_of(owners).to_numpy(), unit="D")).to_numpy()
     day_shift = (local_after.dt.tz_localize(None).dt.normalize() - local_before.dt.tz_localize(None).dt.normalize()).dt.days
-    assert (day_shift == p.offsets_of(owners)).all()  # each record moves by its own patient's offset
+    # each record moves by its own patient's offset in days (by the calendar, or by exact 24-hour days)
+    assert ((day_shift - p.offsets_of(owners)).abs() <= 1).all() and ((day_shift == p.offsets_of(owners)) | exact).all()
     # the wall-clock time is kept, except where it does not exist on the new day (a spring-forward gap)
     target = local_before.dt.tz_localize(None) + pd.to_timedelta(p.offsets_of(owners).to_numpy(), unit="D")
     exists = target.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT").notna() | target.dt.tz_localize(
         zone, ambiguous=True, nonexistent="NaT").notna()
     same_clock = local_after.dt.strftime("%H:%M") == local_before.dt.strftime("%H:%M")
-    assert same_clock[exists.to_numpy()].all()
+    for owner in set(owners):  # a patient keeps its wall-clock times, or (only when that would break order) exact days
+        mine = (owners == owner).to_numpy()
+        assert same_clock[mine & exists.to_numpy()].all() or exact[mine].all()
     # and no two records of one patient merge or swap places, even when one lands in a clock change
     for owner in set(owners):
         mine = (owners == owner).to_numpy()
@@ -76,8 +81,18 @@ def test_shift_keeps_wall_clock_time_and_every_interval_in_days(patient_ids, min
 def test_two_records_shifted_into_the_spring_forward_gap_stay_an_hour_later_and_apart():
     # 2025-03-30 01:00 -> 02:00 in London; records of 2025-05-04 (offset -35 days) land on that day.
     instants = pd.Series(pd.to_datetime(["2025-05-04T00:20Z", "2025-05-04T00:40Z"]), dtype="datetime64[ns, UTC]")  # 01:20, 01:40 BST
-    shifted = shift_instants(instants, pd.Series([-35, -35]), "Europe/London")
+    shifted = shift_instants(instants, pd.Series([-35, -35]), "Europe/London", pd.Series(["A", "A"]))
     assert list(shifted.dt.tz_convert("Europe/London").dt.strftime("%Y-%m-%d %H:%M")) == ["2025-03-30 02:20", "2025-03-30 02:40"]
+
+
+def test_a_patient_whose_records_would_collide_on_a_23_hour_day_is_shifted_by_exact_days():
+    # 01:20 would become 02:20 and meet the record that was at 02:20 (the reviewer's counterexample)
+    instants = pd.Series(pd.to_datetime(["2025-05-04T00:20Z", "2025-05-04T01:10Z", "2025-05-04T01:20Z", "2025-06-01T09:00Z"]),
+                         dtype="datetime64[ns, UTC]")
+    owners = pd.Series(["A", "A", "A", "B"])
+    shifted = shift_instants(instants, pd.Series([-35, -35, -35, -35]), "Europe/London", owners)
+    assert list(shifted[:3] - instants[:3]) == [pd.Timedelta(days=-35)] * 3  # A: every interval and the order kept
+    assert shifted.iloc[3].tz_convert("Europe/London").strftime("%H:%M") == "10:00"  # B keeps its wall clock
 
 
 @pytest.mark.parametrize(

@@ -121,19 +121,36 @@ def _mapped(values: pd.Series, function) -> pd.Series:
     return values.map(table)
 
 
-def shift_instants(instants: pd.Series, offsets: pd.Series, tz: str) -> pd.Series:
+def shift_instants(instants: pd.Series, offsets: pd.Series, tz: str, owners: pd.Series) -> pd.Series:
     """UTC instants moved by whole days of clinic-local wall-clock time (so a 10:00 session stays at 10:00).
 
     A time that falls into the spring-forward gap on its new day (01:20 when clocks jump from 01:00
-    to 02:00) is read in the hour before the change, so it shows an hour later (02:20): two records
-    in the gap stay apart and in order, instead of both landing on 02:00.
+    to 02:00) is read in the hour before the change, so it shows an hour later (02:20). On a 23-hour
+    day that can put two of a patient's records on the same instant or in the wrong order; such a
+    patient (grouped by `owners`) is shifted by exact 24-hour days instead, which keeps every
+    interval and the order, at the cost of an hour on the clock across a clock change.
     """
     if instants.empty:
         return instants
+    days = pd.to_timedelta(offsets.to_numpy(dtype="int64"), unit="D")
     local = instants.dt.tz_convert(tz).dt.tz_localize(None)
-    moved = local + pd.to_timedelta(offsets.to_numpy(dtype="int64"), unit="D")
-    aware = moved.dt.tz_localize(tz, ambiguous=np.zeros(len(moved), dtype=bool), nonexistent=pd.Timedelta(hours=1))
-    return aware.dt.tz_convert("UTC").astype(instants.dtype)
+    moved = (local + days).dt.tz_localize(tz, ambiguous=np.zeros(len(local), dtype=bool), nonexistent=pd.Timedelta(hours=1))
+    wall = moved.dt.tz_convert("UTC").astype(instants.dtype)
+    exact = (instants + days).astype(instants.dtype)
+    broken = _order_broken(instants, wall, owners)
+    return wall.where(~broken, exact)
+
+
+def _order_broken(before: pd.Series, after: pd.Series, owners: pd.Series) -> np.ndarray:
+    """Per record: does its patient have two records whose order or distinctness the shift changed?"""
+    frame = pd.DataFrame({"owner": owners.to_numpy(), "before": before.to_numpy(), "after": after.to_numpy()})
+    frame = frame.sort_values(["owner", "before"], kind="stable")
+    same_owner = frame["owner"].eq(frame["owner"].shift())
+    step_before = frame["before"].diff()
+    step_after = frame["after"].diff()
+    bad = same_owner & ((step_after < pd.Timedelta(0)) | ((step_before > pd.Timedelta(0)) & (step_after <= pd.Timedelta(0))))
+    bad_owners = set(frame.loc[bad, "owner"])
+    return owners.isin(bad_owners).to_numpy() if bad_owners else np.zeros(len(owners), dtype=bool)
 
 
 def shift_dates(dates: pd.Series, offsets: pd.Series) -> pd.Series:
@@ -158,12 +175,12 @@ def deidentify_records(records: Records, pseudonymiser: Pseudonymiser, *, on: da
     p["patient_id"] = pseudonymiser.patients_of(p["patient_id"])
 
     s = records.sessions.copy()
-    s["session_at"] = shift_instants(s["session_at"], pseudonymiser.offsets_of(s["patient_id"]), tz)
+    s["session_at"] = shift_instants(s["session_at"], pseudonymiser.offsets_of(s["patient_id"]), tz, s["patient_id"])
     s["notes"] = pd.Series(pd.NA, index=s.index, dtype="string")
     s["patient_id"] = pseudonymiser.patients_of(s["patient_id"])
 
     c = records.checkins.copy()
-    c["reported_at"] = shift_instants(c["reported_at"], pseudonymiser.offsets_of(c["patient_id"]), tz)
+    c["reported_at"] = shift_instants(c["reported_at"], pseudonymiser.offsets_of(c["patient_id"]), tz, c["patient_id"])
     c["notes"] = pd.Series(pd.NA, index=c.index, dtype="string")
     c["patient_id"] = pseudonymiser.patients_of(c["patient_id"])
     return Records(p, s, c)
@@ -177,7 +194,7 @@ def deidentify_reviews(reviews: pd.DataFrame, pseudonymiser: Pseudonymiser, *, t
         out["note"] = pd.Series(dtype="string")
         return out
     at = pd.to_datetime(out["reviewed_at"], utc=True)
-    out["reviewed_at"] = shift_instants(at, pseudonymiser.offsets_of(out["patient_id"]), tz)
+    out["reviewed_at"] = shift_instants(at, pseudonymiser.offsets_of(out["patient_id"]), tz, out["patient_id"])
     out["reviewed_by"] = pseudonymiser.staff_of(out["reviewed_by"])
     out["note"] = pd.Series(pd.NA, index=out.index, dtype="string")
     out["patient_id"] = pseudonymiser.patients_of(out["patient_id"])
