@@ -294,7 +294,8 @@ def set_disabled(engine: Engine, username: str, disabled: bool, *, actor: str, n
     """Disable an account (it can no longer sign in, and open sessions end) or enable it again."""
 
     def apply(db: Session, user: User) -> None:
-        if user.disabled == disabled:
+        locked = bool(user.failed_attempts or user.locked_until)
+        if user.disabled == disabled and (disabled or not locked):  # enabling a locked account still unlocks it
             raise AccountRefused(f"{user.username} is already {'disabled' if disabled else 'enabled'}; nothing changed")
         if disabled:
             _keep_an_admin(db, user)

@@ -262,9 +262,11 @@ def _backup_postgres(url: str, path: Path) -> str:
     if "audit_event" not in counts:
         raise BackupRefused("that database is not a KetaWatch database (no audit_event table)")
     target, env = _libpq(url)
-    temp = path.with_name(f".{path.name}.partial")
+    # A new file of its own, readable by its owner only (every record and password hash), as on SQLite.
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(handle)
+    temp = Path(temp_name)
     try:
-        temp.touch(mode=0o600)  # it holds every record and password hash: readable by its owner only, as on SQLite
         _run([dump, "--format=custom", "--no-owner", "--file", str(temp), "--dbname", target], env, "pg_dump")
         inspect_backup(temp)
         os.replace(temp, path)
@@ -323,6 +325,8 @@ def _restore_sqlite(found: BackupFile, target: Path, force: bool) -> str:
         try:
             foreign = _foreign_tables_with_rows(conn)
             counts = _sqlite_counts(conn)
+        except sqlite3.OperationalError as exc:  # locked, busy, unreadable: a database, but not one to replace now
+            raise BackupRefused(f"{target} cannot be checked before restoring ({exc}); nothing was changed") from None
         except sqlite3.DatabaseError:
             raise BackupRefused(f"{target} is not an SQLite database; restore does not overwrite other files. "
                                 "Give the path of a KetaWatch database, or a new file") from None

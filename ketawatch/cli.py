@@ -226,6 +226,7 @@ def main() -> None:
     Exit status 0 success, 1 rejected (nothing changed), 2 usage error.
     """
     try:
+        get_settings()  # every command reads the settings first, so a wrong one is named before anything happens
         app(standalone_mode=False, prog_name="ketawatch")
     except Rejected as exc:
         for line in exc.lines:

@@ -14,6 +14,7 @@ with the admin role: whoever runs the command already holds the database.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from datetime import date
 from pathlib import Path
@@ -68,13 +69,17 @@ def _check_out(out: Path, *, folder: bool) -> None:
         fail(f"--out {out}: is a file; give a folder for csv files")
     if not folder and out.is_dir():
         fail(f"--out {out}: is a folder; give a file name")
+    if out.exists() and not folder and not os.access(out, os.W_OK):
+        fail(f"--out {out}: cannot write (the file is read-only)")
     place = out if folder else out.parent
-    try:
-        place.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=place, prefix=".ketawatch-"):
+    existing = next((p for p in (place, *place.parents) if p.exists()), Path("."))  # nothing is created yet
+    if not existing.is_dir():
+        fail(f"--out {out}: {existing} is a file, so no folder can be made there")
+    try:  # really try: permission bits say too little (root, /proc, read-only mounts)
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".ketawatch-"):
             pass
     except OSError as exc:
-        fail(f"--out {out}: cannot write ({exc.strerror or exc})")
+        fail(f"--out {out}: cannot write in {existing} ({exc.strerror or exc})")
 
 
 def _write(result, out: Path, *, folder: bool) -> list[Path]:
@@ -86,6 +91,7 @@ def _write(result, out: Path, *, folder: bool) -> list[Path]:
         if folder:
             return write_files(result.files, out)
         _name, data, _ = result.download()
+        out.parent.mkdir(parents=True, exist_ok=True)
         write_private(out, data)
         return [out]
     except OSError as exc:

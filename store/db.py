@@ -80,7 +80,8 @@ def upgrade(engine: Engine) -> None:
         found = re.search(r"Can't locate revision identified by '([^']+)'", str(exc))
         if found is None:
             raise
-        raise NewerSchema(f"it was made by a newer KetaWatch (schema {found.group(1)}); upgrade KetaWatch to open it") from None
+        raise NewerSchema(f"its schema {found.group(1)} is unknown to this KetaWatch: a newer KetaWatch made it (upgrade "
+                          "KetaWatch to open it), or it is not a KetaWatch database") from None
 
 
 def open_database(url: str | None = None) -> Engine:

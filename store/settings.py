@@ -11,6 +11,8 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///ketawatch.db"
+#: Font files the PDF writer (fpdf2) can embed.
+FONT_SUFFIXES = (".ttf", ".otf", ".ttc", ".otc")
 #: Left at this value, de-identified exports use a random key made once per database instead.
 DEFAULT_PSEUDONYM_SECRET = "change-me-in-production"
 
@@ -50,12 +52,29 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/London") from exc
         return value
 
+    @field_validator("rules_file")
+    @classmethod
+    def _rules_file_exists(cls, value: str | None) -> str | None:
+        if value and not Path(value).is_file():
+            raise ValueError(f"no rules file at {value}; copy seed_data/rules.toml and give the full path of the copy")
+        return value or None
+
     @field_validator("pdf_fallback_fonts")
     @classmethod
     def _readable_fonts(cls, value: str) -> str:
         for path in (part.strip() for part in value.split(os.pathsep)):
-            if path and not Path(path).is_file():
+            if not path:
+                continue
+            if not Path(path).is_file():
                 raise ValueError(f"no font file at {path}; give the full path of a .ttf, .otf or .ttc file")
+            if Path(path).suffix.lower() not in FONT_SUFFIXES:
+                raise ValueError(f"{path} is not a TrueType or OpenType font; give a .ttf, .otf or .ttc file")
+            from fontTools.ttLib import TTFont  # only when a fallback font is set
+
+            try:
+                TTFont(path, lazy=True, fontNumber=0).close()
+            except Exception as exc:  # noqa: BLE001 - fontTools raises several kinds for a file that is not a font
+                raise ValueError(f"{path} cannot be read as a font ({type(exc).__name__})") from None
         return value
 
     @property

@@ -396,3 +396,27 @@ def test_disabling_a_disabled_account_changes_nothing_and_says_so(engine):
     with pytest.raises(AccountRefused, match="ada is already enabled; nothing changed"):
         accounts.set_disabled(engine, "ada", False, actor="ada")
     assert len(audit_lines(engine)) == lines  # no audit line for a change that did not happen
+
+
+def test_enabling_an_enabled_but_locked_account_unlocks_it(engine):
+    make_user(engine, "admin")
+    make_user(engine, "clinician")
+    for _ in range(get_settings().lockout_attempts):
+        refusal(engine, "cleo", "not-the-password")
+    assert "locked" in refusal(engine, "cleo", PASSWORD)
+    accounts.set_disabled(engine, "cleo", False, actor="ada")
+    assert accounts.authenticate(engine, "cleo", PASSWORD, now=NOW).username == "cleo"
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("font.pfb", b"%!PS-AdobeFont", "is not a TrueType or OpenType font"),
+    ("font.ttf", b"this is not a font at all" * 40, "cannot be read as a font"),
+])
+def test_a_fallback_font_that_is_not_a_font_is_refused_when_settings_are_read(tmp_path, monkeypatch, name, content, message):
+    from store.settings import SettingsInvalid
+
+    (tmp_path / name).write_bytes(content)
+    monkeypatch.setenv("KETAWATCH_PDF_FALLBACK_FONTS", str(tmp_path / name))
+    get_settings.cache_clear()
+    with pytest.raises(SettingsInvalid, match=message):
+        get_settings()

@@ -236,6 +236,8 @@ def test_a_session_time_is_amended_in_clinic_time_with_one_date_and_time_field(u
     submit(at, f"{base}_form", "Save amendment")
     assert not at.exception and "now version 2" in at.success[0].value
     assert stored(engine, sessions_frame, sid, "session_at") == pd.Timestamp("2026-06-01T08:30", tz="UTC")
+    at.button(key=f"{base}_open_amend").click().run()  # opened again in summer: clinic time, not UTC
+    assert at.datetime_input(key=f"{base}_f_session_at").value == dt.datetime(2026, 6, 1, 9, 30)
 
 
 def test_a_reviewer_gets_no_way_to_amend_or_void(ui_records):

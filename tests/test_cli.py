@@ -199,17 +199,20 @@ def test_serve_passes_every_packaged_streamlit_setting_as_a_flag_streamlit_knows
 @pytest.mark.parametrize(("setting", "value", "message"), [
     ("KETAWATCH_CLINIC_TIMEZONE", "Mars/Olympus", "unknown time zone 'Mars/Olympus'; use an IANA name such as Europe/London"),
     ("KETAWATCH_IDLE_TIMEOUT_MINUTES", "0", "Input should be greater than or equal to 1"),
-    ("KETAWATCH_RULES_FILE", "/no/such/rules.toml", "/no/such/rules.toml: No such file or directory"),
+    ("KETAWATCH_RULES_FILE", "/no/such/rules.toml",
+     "no rules file at /no/such/rules.toml; copy seed_data/rules.toml and give the full path of the copy"),
     ("KETAWATCH_PDF_FALLBACK_FONTS", "/no/such/font.ttc",
      "no font file at /no/such/font.ttc; give the full path of a .ttf, .otf or .ttc file"),
 ])
-@pytest.mark.parametrize("command", [("flags",), ("export", "caseload", "--format", "csv", "--out", "c.csv"), ("serve", "--port", "8597")])
+@pytest.mark.parametrize("command", [("flags",), ("export", "caseload", "--format", "csv", "--out", "c.csv"), ("serve", "--port", "8597"),
+                                     ("users", "list"), ("backup", "b.db")])
 def test_a_wrong_setting_is_named_in_one_line_before_anything_runs(tmp_path, setting, value, message, command):
     url = f"sqlite:///{tmp_path / 'k.db'}"
     result = ketawatch(*command, "--db", url, cwd=tmp_path, env={setting: value})
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"ketawatch: setting {setting}: {message}"]
-    assert not (tmp_path / "c.csv").exists() and "starting" not in result.stdout
+    assert not (tmp_path / "c.csv").exists() and not (tmp_path / "b.db").exists() and "starting" not in result.stdout
+    assert not (tmp_path / "k.db").exists()  # no database made or migrated first
 
 
 @pytest.mark.parametrize("group", [(), ("users",), ("export",)])
@@ -228,6 +231,7 @@ def test_a_database_from_a_newer_ketawatch_is_refused_in_one_line_and_left_alone
     result = ketawatch("flags", "--db", url, cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        f"cannot open database {url}: it was made by a newer KetaWatch (schema 0099_from_the_future); upgrade KetaWatch to open it"]
+        f"cannot open database {url}: its schema 0099_from_the_future is unknown to this KetaWatch: a newer KetaWatch "
+        "made it (upgrade KetaWatch to open it), or it is not a KetaWatch database"]
     with sqlite3.connect(tmp_path / "k.db") as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0099_from_the_future",)
