@@ -201,6 +201,8 @@ def test_no_deidentified_export_of_patients_carries_the_real_time_of_export(samp
     results = [export_patient(sample, SECRET_PID, fmt, actor=REVIEWER, role="reviewer", deidentify=True, now=NOW)
                for fmt in ("pdf", "csv", "xlsx", "fhir")]
     results += [export_records(sample, fmt, actor=REVIEWER, role="reviewer", deidentify=True, now=NOW) for fmt in ("csv", "xlsx")]
+    results += [export_caseload(sample, fmt, actor=REVIEWER, role="reviewer", deidentify=True, now=NOW) for fmt in ("pdf", "csv")]
+    assert any(len(r.patient_ids) for r in results[-2:])  # the caseload has a flagged patient whose dates could be compared
     for result in results:
         name, data, _ = result.download()
         for file_name, file_data in [*result.files.items(), (name, data)]:

@@ -154,7 +154,9 @@ def export_caseload(
     now = now or datetime.now(timezone.utc)
     export = load_caseload(engine, author=Author(actor, actor_name, role), as_of=as_of, deidentify=deidentify,
                            pseudonymiser=pseudonymiser, now=now)
-    stem = f"ketawatch-caseload-{_stamp(now)}"
+    # De-identified, each patient has its own shift, so no real time goes with the file (as for records).
+    made_at = None if deidentify else now
+    stem = "ketawatch-caseload-deidentified" if deidentify else f"ketawatch-caseload-{_stamp(now)}"
     if fmt == "pdf":
         from ketawatch.exports.caseload_pdf import caseload_pdf
 
@@ -163,7 +165,7 @@ def export_caseload(
         files = {f"{stem}.csv": caseload_csv_bytes(caseload_csv_frame(export))}
     record_export(engine, actor=actor, role=role, what="caseload", fmt=fmt, patient_ids=export.patient_ids,
                   deidentified=deidentify, as_of=export.as_of.isoformat())
-    return ExportResult(files, fmt, export.patient_ids, deidentify, stem, now)
+    return ExportResult(files, fmt, export.patient_ids, deidentify, stem, made_at)
 
 
 def export_records(
