@@ -93,3 +93,7 @@ def test_deidentified_bundle_is_valid_and_names_no_one(sample, monkeypatch):
     assert not any("note" in e["resource"] for e in data["entry"])
     identified = _bundle(sample)
     assert len(data["entry"]) == len(identified["entry"])
+    # labelled for the receiving system, as the PDF says it on every page; an identified bundle is not
+    assert data["meta"]["security"] == [{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+                                         "code": "PSEUDED", "display": "pseudonymized"}]
+    assert "meta" not in identified

@@ -271,19 +271,27 @@ def _checkins(b: _BundleBuilder) -> None:
                           code=_local_code(CS_WARNING_SIGN, "checklist", "Warning-sign checklist, past two weeks (0-3 per item)"))
 
 
+#: HL7 v3 ObservationValue "PSEUDED": the data were pseudonymised (names and ids replaced, dates shifted).
+PSEUDONYMISED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "PSEUDED",
+                 "display": "pseudonymized"}
+
+
 def fhir_bundle(case: PatientCase) -> dict:
     """The patient's records in the export's date range as a FHIR R4B collection Bundle (plain JSON-ready dict)."""
     b = _BundleBuilder(case)
     b.entries.append({"fullUrl": b.patient_ref, "resource": {"id": b.id("patient", ""), **_patient(b)}})
     _sessions(b)
     _checkins(b)
-    return {
+    bundle = {
         "resourceType": "Bundle",
         "id": b.id("bundle", case.end.isoformat()),
         "type": "collection",
         "timestamp": case.generated_at.astimezone(timezone.utc).isoformat(timespec="seconds"),
         "entry": b.entries,
     }
+    if case.deidentified:  # the HL7 security label a receiving system can act on, as the PDF says it on every page
+        bundle["meta"] = {"security": [PSEUDONYMISED]}
+    return bundle
 
 
 def validated_bundle_json(case: PatientCase) -> bytes:
