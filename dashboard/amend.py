@@ -91,8 +91,9 @@ def _widget(rule: Rule, value: Any, key: str) -> Any:
     if rule.kind in ("datetime", "date_or_datetime"):
         # One date-and-time widget, as on the logging pages; it holds clinic-local wall time.
         tz = get_settings().tz
-        chosen = st.datetime_input(f"{rule.label} (clinic time, {tz.key})", value=value.replace(tzinfo=None) if value else None,
-                                   key=key, format="YYYY-MM-DD", step=timedelta(minutes=1))
+        chosen = st.datetime_input(f"{rule.label} (clinic time)", value=value.replace(tzinfo=None) if value else None,
+                                   key=key, format="YYYY-MM-DD", step=timedelta(minutes=1),
+                                   help=f"As the clinic's clock showed it ({tz.key}); stored in UTC.")
         return None if chosen is None else chosen.replace(tzinfo=tz)
     if rule.kind in ("int", "number"):
         whole = rule.kind == "int"

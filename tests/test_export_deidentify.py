@@ -217,3 +217,13 @@ def test_no_deidentified_export_of_patients_carries_the_real_time_of_export(samp
                      readable_text(pdf_name, pdf_data))
     identified = export_patient(sample, SECRET_PID, "pdf", actor=CLINICIAN, role="clinician", now=NOW)
     assert f"{NOW:%Y%m%d}" in identified.download()[0]  # an identified export keeps the real time
+
+
+def test_a_deidentified_caseload_for_an_earlier_date_says_so_without_the_date(sample):
+    earlier = date(2025, 3, 15)
+    today = export_caseload(sample, "pdf", actor=REVIEWER, role="reviewer", deidentify=True, now=NOW)
+    past = export_caseload(sample, "pdf", actor=REVIEWER, role="reviewer", deidentify=True, now=NOW, as_of=earlier)
+    assert "on the day of export" in readable_text(*next(iter(today.files.items())))
+    text = readable_text(*next(iter(past.files.items())))
+    assert "as of a date chosen at export (not shown)" in text and "on the day of export" not in text
+    assert earlier.isoformat() not in text

@@ -579,3 +579,21 @@ def test_a_positive_phq9_question_9_is_kept_with_the_check_in(demo_url, monkeypa
         "Slept badly this week.",
     ]
     assert any("question 9" in w.value for w in at.warning)
+
+
+def test_amending_a_session_time_on_the_patient_page_keeps_the_record_chosen_and_says_it_saved(demo_url, monkeypatch):
+    at = _app(demo_url, monkeypatch, "patient", patient="KW-0002")
+    _no_exception(at)
+    from store.queries import sessions_frame
+
+    kind, rid = "session", int(sessions_frame(open_database(demo_url), ["KW-0002"])["id"].iloc[-1])
+    at.selectbox(key="pp_record_KW-0002").set_value((kind, rid)).run()
+    base = f"kw_amend_{kind}_{rid}"
+    at.button(key=f"{base}_open_amend").click().run()
+    when = at.datetime_input(key=f"{base}_f_session_at")
+    when.set_value(when.value - dt.timedelta(hours=1))
+    at.text_input(key=f"{base}_reason").input("time copied from the wrong line")
+    at.button(key=f"FormSubmitter:{base}_form-Save amendment").click().run()
+    _no_exception(at)
+    assert at.selectbox(key="pp_record_KW-0002").value == (kind, rid)  # still the same record, under its new time
+    assert any("now version 2" in s.value for s in at.success)

@@ -173,12 +173,13 @@ else:
 
 if can_write(user) and not (s.empty and c.empty):
     with st.expander("Correct or void a record", icon=":material/edit_note:"):
-        choices = [("session", int(i), f"Session {ui.fmt_datetime(t)}") for i, t in zip(s["id"], s["session_at"])]
-        choices += [("checkin", int(i), f"Check-in {ui.fmt_datetime(t)}") for i, t in zip(c["id"], c["reported_at"])]
-        picked = st.selectbox("Record", choices, format_func=lambda x: x[2], index=None, key=f"pp_record_{pid}",
+        # Options are (kind, id) only, so the choice survives an amendment that changes the record's time.
+        names = {("session", int(i)): f"Session {ui.fmt_datetime(t)}" for i, t in zip(s["id"], s["session_at"])}
+        names |= {("checkin", int(i)): f"Check-in {ui.fmt_datetime(t)}" for i, t in zip(c["id"], c["reported_at"])}
+        picked = st.selectbox("Record", list(names), format_func=names.get, index=None, key=f"pp_record_{pid}",
                               placeholder="Choose a session or check-in")
         if picked is not None:
-            kind, rid, _ = picked
+            kind, rid = picked
             frame = s if kind == "session" else c
             record = frame[frame["id"] == rid].iloc[0].to_dict()
             record_actions(engine, user, kind, record)

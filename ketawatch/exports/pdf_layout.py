@@ -137,14 +137,14 @@ class ReviewPDF(FPDF):
     def paragraph(self, text: str, size: float = 9, style: str = "", height: float = 4.4) -> None:
         """Wrapped body text across the page."""
         self.set_font(FONT, style, size)
-        self.multi_cell(self.usable_width, height, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.multi_cell(self.usable_width, height, text, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.set_font(FONT, size=9)
 
     def bullet(self, text: str, size: float = 8.5) -> None:
         """One item of a list, indented under its bullet."""
         self.set_font(FONT, size=size)
         self.cell(4, 4.2, "\u2022")
-        self.multi_cell(self.usable_width - 4, 4.2, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.multi_cell(self.usable_width - 4, 4.2, text, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     def level_badge(self, level: str, detail: str) -> None:
         """The level in words, with a dot scale and a grey box: readable without colour."""
@@ -200,9 +200,11 @@ class ReviewPDF(FPDF):
             repeat_headings=1,
         ) as table:
             table.row(headings)
-            band = FontFace(fill_color=(240, 240, 240))
+            # Bands of one patient: a clearly grey band against white, visible in print too.
+            band, plain = FontFace(fill_color=(226, 226, 226)), FontFace(fill_color=(255, 255, 255))
             for i, values in enumerate(rows):
-                table.row([str(v) for v in values], style=band if shaded is not None and shaded[i] else None)
+                style = None if shaded is None else (band if shaded[i] else plain)
+                table.row([str(v) for v in values], style=style)
         self.set_font(FONT, size=9)
         self.ln(1)
 
