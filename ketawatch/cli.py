@@ -124,18 +124,17 @@ def _streamlit(url: str, port: int) -> int:
         return 0
 
 
-def _check_settings() -> None:
-    """Read every setting and the rules file now, so a wrong one is named in one line, not by the first page."""
+def _check_rules_file() -> None:
+    """Read the rules file now (`main` has read the settings), so a wrong one is named in one line, not by the first page."""
     from ketawatch.risk.rules import load_rules
 
-    get_settings()
     load_rules()
 
 
 @app.command()
 def serve(db: Optional[str] = DbOption, port: int = typer.Option(8501, "--port", min=1, max=65535)) -> None:
     """Start the dashboard on the configured database."""
-    _check_settings()
+    _check_rules_file()
     url = resolve_url(db)
     open_db(url)
     raise typer.Exit(_streamlit(url, port))
@@ -150,7 +149,7 @@ def demo(
     """Build a demo database from seed_data/ if none exists at that URL, then start the dashboard on it."""
     from ketawatch.demo import DemoRefused, build_demo
 
-    _check_settings()
+    _check_rules_file()
     url = db or "sqlite:///demo.db"
     engine = open_db(url)
     try:
