@@ -74,6 +74,16 @@ def _stamp(now: datetime) -> str:
     return now.astimezone(get_settings().tz).strftime("%Y%m%d-%H%M")
 
 
+def _several_patients(kind: str, deidentify: bool, now: datetime) -> tuple[str, datetime | None]:
+    """File stem and metadata time of an export of several patients.
+
+    De-identified, each patient has its own date shift, so no real time may go with the file:
+    no stamp in the name, and the metadata gets the fixed time (None)."""
+    if deidentify:
+        return f"ketawatch-{kind}-deidentified", None
+    return f"ketawatch-{kind}-{_stamp(now)}", now
+
+
 def export_patient(
     engine: Engine,
     patient_id: str,
@@ -154,9 +164,7 @@ def export_caseload(
     now = now or datetime.now(timezone.utc)
     export = load_caseload(engine, author=Author(actor, actor_name, role), as_of=as_of, deidentify=deidentify,
                            pseudonymiser=pseudonymiser, now=now)
-    # De-identified, each patient has its own shift, so no real time goes with the file (as for records).
-    made_at = None if deidentify else now
-    stem = "ketawatch-caseload-deidentified" if deidentify else f"ketawatch-caseload-{_stamp(now)}"
+    stem, made_at = _several_patients("caseload", deidentify, now)
     if fmt == "pdf":
         from ketawatch.exports.caseload_pdf import caseload_pdf
 
@@ -197,9 +205,7 @@ def export_records(
             raise PatientNotFound(f"no patient with id {', '.join(repr(m) for m in missing)}")
     records = load_records(engine, patient_ids)
     real_ids = records.patients["patient_id"].astype(str).tolist()
-    # Each de-identified patient has its own shift, so no time of export can go with them: none is written.
-    made_at = None if deidentify else now
-    stem = "ketawatch-records-deidentified" if deidentify else f"ketawatch-records-{_stamp(now)}"
+    stem, made_at = _several_patients("records", deidentify, now)
     export_day = now.astimezone(get_settings().tz).date()
     reviews = alert_reviews_frame(engine, patient_ids)
     if deidentify:
