@@ -180,6 +180,7 @@ def record_actions(engine: Engine, user: SignedInUser | None, kind: Kind, record
             return
         st.session_state[f"{base}_mode"] = mode
         st.session_state[f"{base}_opened"] = opened
+        st.rerun()  # so the two buttons go at once: one left beside the open form would do nothing
     opened = st.session_state[f"{base}_opened"]
     if mode == "amend":
         _amend_form(engine, user, kind, record_id, base, opened)

@@ -181,6 +181,18 @@ def test_voiding_from_the_page_needs_a_reason_and_shows_in_the_history(ui_record
     assert "entered for the wrong patient" in table["What happened next"].iloc[0]
 
 
+@pytest.mark.parametrize("opened", ["amend", "void"])
+def test_an_open_form_has_no_amend_or_void_button_beside_it(ui_records, opened):
+    """Both buttons go in the run that opens a form: a button left showing beside it would do nothing when clicked."""
+    _, sid, _, people = ui_records
+    base = f"kw_amend_session_{sid}"
+    at = page_for(people["alice"])
+    at.button(key=f"{base}_open_{opened}").click().run()
+    keys = {b.key for b in at.button}
+    assert f"{base}_open_amend" not in keys and f"{base}_open_void" not in keys
+    assert any(f.key == f"{base}_{'form' if opened == 'amend' else 'void_form'}" for f in at.get("form"))
+
+
 def test_an_amended_check_in_shows_both_versions_in_the_history(ui_records):
     engine, _, cid, people = ui_records
     base = f"kw_amend_checkin_{cid}"
