@@ -11,6 +11,7 @@ from pypdf import PdfReader
 
 from ketawatch.exports import export_caseload, export_patient
 from ketawatch.exports.figures import PRINTED_CHARTS, case_figures, draw
+from ketawatch.exports.pdf_layout import IDENTIFIED_MARK
 from store.queries import audit_frame
 from tests.test_export_support import CLINICIAN, NOW, SECRET_NAME, SECRET_PID, load_sample, pdf_text
 
@@ -40,6 +41,9 @@ def test_patient_pdf_has_every_section_page_numbers_and_the_unicode_name(sample,
     assert "KetaWatch supports clinical judgement and does not diagnose" in text
     assert f"Page 1 of {pages}" in text and f"Page {pages} of {pages}" in text
     assert "Generated 2026-11-22 12:00 (Europe/London) by Dr Quillfeather (dr-quillfeather, clinician)" in text
+    for page in reader.pages:  # the footer: who and when on one line, the handling mark whole on the next
+        lines = page.extract_text().splitlines()
+        assert lines[-3].startswith("Generated 2026-11-22 12:00") and lines[-2] == IDENTIFIED_MARK, lines[-3:]
     assert "History of substance use" in text and "0.50 mg/kg" in text
     assert "early_requests_repeated" in text  # a reason, with its rule id
     assert "[amber on its own] The patient asked for an earlier session" in " ".join(text.split())
@@ -172,3 +176,6 @@ def test_a_patient_with_more_reasons_than_fit_on_a_page_still_prints_in_the_case
     assert all(f"Observation number {i}:" in text for i in range(40))
     continued = next(page for page in pages[1:] if "Observation number 39:" in page)
     assert str(first["patient_id"]) in continued  # a later page still says whose reasons they are
+    # ... and how urgent: every continued row repeats the level beside the id
+    rows_here = continued.count("Observation number")
+    assert rows_here and continued.count(str(first["level"]).upper()) >= rows_here

@@ -61,10 +61,12 @@ def caseload_pdf(export: CaseloadExport, *, tz: str) -> bytes:
         if bool(r.needs_review):
             review += "\nNEW: needs review"
         # One table row per reason: a row cannot break across pages, and a patient with many
-        # reasons in one row would not fit on a page at all. Each later row repeats only the id.
+        # reasons in one row would not fit on a page at all. Each later row repeats the id and the
+        # level, so a row that lands at the top of the next page still says whose it is and how urgent.
         lines = [f"\u2022 {x.text} ({x.rule_id})" for x in r.reasons] or [""]
-        table_rows.append([name, f"{dots} {r.level.upper()}", since, _cell(r.clinician), lines[0], review])
-        table_rows += [[r.patient_id, "", "", "", line, ""] for line in lines[1:]]
+        level = f"{dots} {r.level.upper()}"
+        table_rows.append([name, level, since, _cell(r.clinician), lines[0], review])
+        table_rows += [[r.patient_id, level, "", "", line, ""] for line in lines[1:]]
         shading += [len(shading_start) % 2 == 0] * len(lines)
         shading_start.append(r.patient_id)
     pdf.data_table(["Patient", "Level", "Since", "Clinician", "Reasons (observations)", "Last review"], table_rows,

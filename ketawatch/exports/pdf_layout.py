@@ -114,7 +114,8 @@ class ReviewPDF(FPDF):
         self.set_font(FONT, size=6.5)
         self.set_text_color(70)
         mark = DEIDENTIFIED_MARK if self.deidentified else IDENTIFIED_MARK
-        self.multi_cell(self.usable_width - 24, 3, f"{self.generated} \u00b7 {mark}", new_x=XPos.RIGHT, new_y=YPos.TOP)
+        # Two lines by design: joined, they wrapped mid-phrase on a portrait page.
+        self.multi_cell(self.usable_width - 24, 3, f"{self.generated}\n{mark}", new_x=XPos.RIGHT, new_y=YPos.TOP)
         self.set_xy(self.w - self.r_margin - 24, -13)
         self.cell(24, 3, f"Page {self.page_no()} of {{nb}}", align="R")
         self.set_text_color(0)
