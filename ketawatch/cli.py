@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import tomllib
-from datetime import date
 from pathlib import Path
 from typing import Optional
 
@@ -19,6 +18,7 @@ import typer
 from sqlalchemy.engine import make_url
 
 from ketawatch.cli_actor import cli_actor
+from ketawatch.cli_dates import day_option
 from store.settings import SettingsInvalid, get_settings
 
 app = typer.Typer(
@@ -192,12 +192,7 @@ def flags(
 
     if fmt not in ("csv", "json"):
         raise typer.BadParameter("must be csv or json", param_hint="--format")
-    when = None
-    if as_of is not None:
-        try:
-            when = date.fromisoformat(as_of)
-        except ValueError:
-            raise typer.BadParameter(f"{as_of!r} is not a date in the form YYYY-MM-DD", param_hint="--as-of") from None
+    when = day_option(as_of, "--as-of")
     engine = open_db(db)
     rows = flag_rows(engine, as_of=when, history=history)
     write_rows(rows, fmt, sys.stdout)

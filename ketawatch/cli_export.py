@@ -16,19 +16,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-from datetime import date
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-def _parse_day(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date in the form YYYY-MM-DD", param_hint=option) from None
+from ketawatch.cli_dates import day_option
 
 
 def _account(engine, username: str | None) -> tuple[str, str, str | None]:
@@ -131,7 +124,7 @@ def register(app: typer.Typer) -> None:
 
         if fmt not in PATIENT_FORMATS:
             raise typer.BadParameter(f"must be one of {', '.join(PATIENT_FORMATS)}", param_hint="--format")
-        first, last = _parse_day(start, "--from"), _parse_day(end, "--to")
+        first, last = day_option(start, "--from"), day_option(end, "--to")
         _check_out(out, folder=fmt == "csv")
         engine = open_db(db)
         username, role, name = _account(engine, actor)
@@ -154,7 +147,7 @@ def register(app: typer.Typer) -> None:
 
         if fmt not in CASELOAD_FORMATS:
             raise typer.BadParameter(f"must be one of {', '.join(CASELOAD_FORMATS)}", param_hint="--format")
-        when = _parse_day(as_of, "--as-of")
+        when = day_option(as_of, "--as-of")
         _check_out(out, folder=False)
         engine = open_db(db)
         username, role, name = _account(engine, actor)

@@ -290,9 +290,13 @@ class Validator:
         if not _DATE_RE.match(text):
             raise _Invalid(f"{rule.label}, {_show(value)}, is not a date in the form YYYY-MM-DD")
         try:
-            return date.fromisoformat(text)
+            day = date.fromisoformat(text)
         except ValueError:
             raise _Invalid(f"{rule.label}, {_show(value)}, is not a real calendar date") from None
+        if rule.not_in_future and rule.kind == "date" and not self._not_after_today(day):  # a date-time is checked whole
+            today = self.now.astimezone(self.tz).date()
+            raise _Invalid(f"{rule.label}, {day.isoformat()}, is in the future (today is {today.isoformat()})")
+        return day
 
     def _datetime(self, rule: Rule, value: Any, *, date_allowed: bool) -> datetime:
         if isinstance(value, datetime):

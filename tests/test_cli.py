@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -87,6 +89,24 @@ def test_usage_errors_exit_2_with_one_readable_line(tmp_path, args):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ketawatch") and "--help" in lines[0], result.stderr
+
+
+_NEXT_WEEK = (dt.datetime.now(ZoneInfo("Europe/London")) + dt.timedelta(days=7)).date().isoformat()
+
+
+@pytest.mark.parametrize("command", [["flags"], ["export", "caseload", "--format", "csv", "--out", "c.csv"],
+                                     ["export", "patient", "P1", "--format", "pdf", "--out", "p.pdf"]])
+@pytest.mark.parametrize("value, said", [("20261001", "20261001 is not a date in the form YYYY-MM-DD"),
+                                         ("2026-02-30", "'2026-02-30' is not a real calendar date"),
+                                         (_NEXT_WEEK, f"{_NEXT_WEEK} is in the future (today is ")])
+def test_a_compact_impossible_or_future_date_option_is_refused_before_anything_is_opened(tmp_path, command, value, said):
+    """`date.fromisoformat` alone takes 20261001 and next year; the store's date rule refuses both, naming the option."""
+    option = "--to" if command[:2] == ["export", "patient"] else "--as-of"
+    result = ketawatch(*command, option, value, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"Invalid value for {option}: {said}" in lines[0], result.stderr
+    assert not list(tmp_path.iterdir())  # no database made, no file written
 
 
 def _demo_like_folder(tmp_path: Path) -> Path:
