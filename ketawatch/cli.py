@@ -17,7 +17,7 @@ from typing import Optional
 import typer
 from sqlalchemy.engine import make_url
 
-from ketawatch.cli_actor import cli_actor
+from ketawatch.cli_actor import acting_account
 from ketawatch.cli_dates import day_option
 from store.settings import SettingsInvalid, get_settings
 
@@ -166,14 +166,17 @@ def import_(
     folder: Path = typer.Argument(..., help="Folder with patients.csv, sessions.csv and/or checkins.csv."),
     db: Optional[str] = DbOption,
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report counts; write nothing."),
-    actor: Optional[str] = typer.Option(None, "--as", help="Name recorded as the importer in the audit trail (default: cli:<your OS user>)."),
+    actor: Optional[str] = typer.Option(None, "--as", help="KetaWatch account recorded as the importer (an admin or clinician; default: cli:<your OS user>)."),
 ) -> None:
     """Import patients.csv, sessions.csv and checkins.csv from a folder, all or nothing."""
     from store.importer import ImportRejected, import_folder
 
+    from ketawatch.accounts import WRITER_ROLES
+
     engine = open_db(db)
+    who, _, _ = acting_account(engine, actor, roles=WRITER_ROLES, doing="add records")
     try:
-        report = import_folder(engine, folder, actor=cli_actor(actor), dry_run=dry_run)
+        report = import_folder(engine, folder, actor=who, dry_run=dry_run)
     except ImportRejected as exc:
         fail(*exc.problems, f"nothing was imported: {len(exc.problems)} problem(s)")
     prefix = "dry run, nothing written: " if dry_run else "imported: "

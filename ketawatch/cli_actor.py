@@ -21,3 +21,25 @@ def cli_actor(name: str | None = None) -> str:
     except Exception:  # noqa: BLE001 - no login name (e.g. in a container): still audit something
         who = "unknown"
     return f"cli:{who}"[:ACTOR_MAX]
+
+
+def acting_account(engine, name: str | None, *, roles: tuple[str, ...], doing: str) -> tuple[str, str, str | None]:
+    """(username, role, display name) a command acts as, so the audit trail never names an account that is not there.
+
+    With `--as`, the account must exist, be enabled and hold one of `roles` (as it would to do the
+    same in the dashboard). Without it, `cli:<OS user>` with the admin role: whoever runs the
+    command on the server already has the database.
+    """
+    from ketawatch.accounts import get_user
+    from ketawatch.cli import fail
+
+    if name is None:
+        return cli_actor(), "admin", None
+    user = get_user(engine, name)
+    if user is None:
+        fail(f"--as {name}: no such KetaWatch account; leave --as out to be recorded as {cli_actor()}")
+    if user.disabled:
+        fail(f"--as {name}: the account is disabled")
+    if user.role not in roles:
+        fail(f"--as {name}: a {user.role} account cannot {doing}")
+    return user.username, user.role, user.display_name

@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from ketawatch.cli_actor import cli_actor
+from ketawatch.cli_actor import acting_account, cli_actor
 from store.vocabulary import ROLES
 
 users_app = typer.Typer(
@@ -25,7 +25,8 @@ users_app = typer.Typer(
 
 _DB = typer.Option(None, "--db", help="SQLAlchemy database URL (default: $KETAWATCH_DATABASE_URL, else sqlite:///ketawatch.db).")
 _STDIN = typer.Option(False, "--password-stdin", help="Read the password from the first line of standard input.")
-_AS = typer.Option(None, "--as", help="Name recorded as the actor in the audit trail (default: cli:<your OS user>).")
+_AS = typer.Option(None, "--as", help="Admin account recorded as the actor in the audit trail (default: cli:<your OS user>).")
+_AS_NAME = typer.Option(None, "--as", help="Name recorded as the actor in the audit trail (default: cli:<your OS user>).")
 
 
 def _password(from_stdin: bool) -> str:
@@ -60,6 +61,11 @@ def _refused(call):
         _fail(exc.message)
 
 
+def _admin(engine, actor: str | None) -> str:
+    """Who an account change is recorded as: an enabled admin account named by --as, else cli:<OS user>."""
+    return acting_account(engine, actor, roles=("admin",), doing="change accounts")[0]
+
+
 def _role(role: str, hint: str) -> str:
     if role not in ROLES:
         raise typer.BadParameter(f"must be one of {', '.join(ROLES)}", param_hint=hint)
@@ -80,9 +86,10 @@ def add(
 
     _role(role, "--role")
     engine = _engine(db)
+    who = _admin(engine, actor)
     password = _password(password_stdin)
     user = _refused(lambda: create_user(engine, username=username, display_name=name or username, role=role,
-                                        password=password, actor=cli_actor(actor)))
+                                        password=password, actor=who))
     typer.echo(f"added {user.username} ({user.role})")
 
 
@@ -98,7 +105,8 @@ def set_role(
 
     _role(role, "ROLE")
     engine = _engine(db)
-    user = _refused(lambda: accounts.set_role(engine, username, role, actor=cli_actor(actor)))
+    who = _admin(engine, actor)
+    user = _refused(lambda: accounts.set_role(engine, username, role, actor=who))
     typer.echo(f"{user.username} is now {user.role}")
 
 
@@ -113,10 +121,11 @@ def reset_password(
     from ketawatch import accounts
 
     engine = _engine(db)
+    who = _admin(engine, actor)
     if accounts.get_user(engine, username) is None:
         _fail(f"There is no account called {accounts.normalise_username(username)}")
     password = _password(password_stdin)
-    user = _refused(lambda: accounts.reset_password(engine, username, password, actor=cli_actor(actor)))
+    user = _refused(lambda: accounts.reset_password(engine, username, password, actor=who))
     typer.echo(f"password of {user.username} reset; any lockout lifted")
 
 
@@ -124,7 +133,8 @@ def _access(username: str, disabled: bool, actor: str | None, db: str | None) ->
     from ketawatch import accounts
 
     engine = _engine(db)
-    user = _refused(lambda: accounts.set_disabled(engine, username, disabled, actor=cli_actor(actor)))
+    who = _admin(engine, actor)
+    user = _refused(lambda: accounts.set_disabled(engine, username, disabled, actor=who))
     typer.echo(f"{user.username} is now {'disabled' if user.disabled else 'enabled'}")
 
 
@@ -175,7 +185,7 @@ def list_(
 def backup_command(
     path: Path = typer.Argument(..., help="New file to write the backup to (never overwritten)."),
     db: Optional[str] = _DB,
-    actor: Optional[str] = _AS,
+    actor: Optional[str] = _AS_NAME,
 ) -> None:
     """Write a consistent copy of the whole database (SQLite online backup, or pg_dump for PostgreSQL)."""
     from ketawatch.backup import BackupRefused, backup
@@ -191,7 +201,7 @@ def restore_command(
     path: Path = typer.Argument(..., help="A backup made by `ketawatch backup`."),
     db: Optional[str] = _DB,
     force: bool = typer.Option(False, "--force", help="Replace a database that already holds data."),
-    actor: Optional[str] = _AS,
+    actor: Optional[str] = _AS_NAME,
 ) -> None:
     """Restore a backup into the database (refused if it holds data, unless --force); stop the app first."""
     from ketawatch.backup import BackupRefused, restore

@@ -21,25 +21,9 @@ from typing import List, Optional
 
 import typer
 
+from ketawatch.cli_actor import acting_account
 from ketawatch.cli_dates import day_option
-
-
-def _account(engine, username: str | None) -> tuple[str, str, str | None]:
-    """(username, role, display name) the export is made for; refuses unknown or disabled accounts."""
-    from ketawatch.cli import fail
-
-    if username is None:
-        from ketawatch.cli_actor import cli_actor
-
-        return cli_actor(), "admin", None
-    from ketawatch.accounts import get_user
-
-    user = get_user(engine, username)
-    if user is None:
-        fail(f"--as {username}: no such KetaWatch account")
-    if user.disabled:
-        fail(f"--as {username}: the account is disabled")
-    return user.username, user.role, user.display_name
+from store.vocabulary import ROLES
 
 
 def _run(build) -> "object":
@@ -127,7 +111,7 @@ def register(app: typer.Typer) -> None:
         first, last = day_option(start, "--from"), day_option(end, "--to")
         _check_out(out, folder=fmt == "csv")
         engine = open_db(db)
-        username, role, name = _account(engine, actor)
+        username, role, name = acting_account(engine, actor, roles=ROLES, doing="export")
         result = _run(lambda: export_patient(engine, patient_id, fmt, actor=username, role=role, actor_name=name,
                                              deidentify=deidentify, start=first, end=last))
         _report(_write(result, out, folder=fmt == "csv"), deidentify, 1)
@@ -150,7 +134,7 @@ def register(app: typer.Typer) -> None:
         when = day_option(as_of, "--as-of")
         _check_out(out, folder=False)
         engine = open_db(db)
-        username, role, name = _account(engine, actor)
+        username, role, name = acting_account(engine, actor, roles=ROLES, doing="export")
         result = _run(lambda: export_caseload(engine, fmt, actor=username, role=role, actor_name=name, deidentify=deidentify, as_of=when))
         _report(_write(result, out, folder=False), deidentify, len(result.patient_ids))
 
@@ -160,7 +144,7 @@ def register(app: typer.Typer) -> None:
 
         _check_out(out, folder=fmt == "csv")
         engine = open_db(db)
-        username, role, _ = _account(engine, actor)
+        username, role, _ = acting_account(engine, actor, roles=ROLES, doing="export")
         result = _run(lambda: export_records(engine, fmt, actor=username, role=role, patient_ids=patients or None, deidentify=deidentify))
         _report(_write(result, out, folder=fmt == "csv"), deidentify, len(result.patient_ids))
 

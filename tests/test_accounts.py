@@ -369,6 +369,9 @@ def test_the_users_commands_manage_accounts_end_to_end(tmp_path):
     (("set-role", "ghost", "admin"), "", 1, "no account called ghost"),
     (("reset-password", "ghost", "--password-stdin"), PASSWORD + "\n", 1, "no account called ghost"),
     (("add", "x1", "--role", "clinician", PASSWORD), "", 2, ""),  # a password is never a plain argument
+    # the audit trail names accounts that exist: --as must be one (an admin), or left out
+    (("add", "x1", "--role", "clinician", "--as", "ghost", "--password-stdin"), PASSWORD + "\n", 1,
+     "--as ghost: no such KetaWatch account; leave --as out to be recorded as cli:"),
 ])
 def test_the_users_commands_refuse_with_a_reason(tmp_path, args, stdin, code, message):
     from ketawatch.cli import Rejected
@@ -378,6 +381,24 @@ def test_the_users_commands_refuse_with_a_reason(tmp_path, args, stdin, code, me
     shown = result.output + (" ".join(result.exception.lines) if isinstance(result.exception, Rejected) else "")
     assert message in shown
     assert accounts.list_users(open_database(f"sqlite:///{tmp_path / 'cli.db'}")) == []
+
+
+def test_only_an_enabled_admin_account_may_be_named_as_the_actor_of_an_account_change(tmp_path):
+    from ketawatch.cli import Rejected
+
+    db = ["--db", f"sqlite:///{tmp_path / 'cli.db'}"]
+    for name, role in (("boss", "admin"), ("cleo", "clinician"), ("old-boss", "admin")):
+        assert users_cli("add", name, "--role", role, "--password-stdin", *db, stdin=PASSWORD + "\n").exit_code == 0
+    assert users_cli("disable", "old-boss", "--as", "boss", *db).exit_code == 0
+    for actor, said in (("cleo", "--as cleo: a clinician account cannot change accounts"),
+                        ("old-boss", "--as old-boss: the account is disabled")):
+        refused = users_cli("set-role", "cleo", "admin", "--as", actor, *db)
+        assert refused.exit_code == 1 and isinstance(refused.exception, Rejected)
+        assert refused.exception.lines == [said]
+    engine = make_engine(db[1])
+    assert accounts.get_user(engine, "cleo").role == "clinician"  # nothing changed
+    assert [e.action for e in audit_lines(engine)].count("role_change") == 0
+    engine.dispose()
 
 
 def test_a_password_of_only_spaces_is_refused(sqlite_engine):

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from ketawatch.accounts import create_user
 from ketawatch.cli_actor import cli_actor
 from store.db import open_database
 from store.queries import audit_frame
@@ -35,6 +36,16 @@ def test_import_then_reimport(db_url, tmp_path):
     first = ketawatch("import", str(folder), "--db", db_url, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "patients.csv: 1 new" in first.stdout
+    # --as names a KetaWatch account that may add records: no other name reaches the audit trail
+    engine = open_database(db_url)
+    create_user(engine, username="dr-ahmed", display_name="Dr Ahmed", role="clinician", password="a-long-password-1",
+                actor="setup")
+    create_user(engine, username="rev-one", display_name="Reviewer", role="reviewer", password="a-long-password-1",
+                actor="setup")
+    for actor, said in (("dr-ahmad", "--as dr-ahmad: no such KetaWatch account"),
+                        ("rev-one", "--as rev-one: a reviewer account cannot add records")):
+        refused = ketawatch("import", str(folder), "--db", db_url, "--as", actor, cwd=tmp_path)
+        assert refused.returncode == 1 and refused.stderr.startswith(said), refused.stderr
     second = ketawatch("import", str(folder), "--db", db_url, "--as", "dr-ahmed", cwd=tmp_path)
     assert second.returncode == 0
     assert "sessions.csv: 0 new, 1 already present" in second.stdout
