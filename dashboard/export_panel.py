@@ -53,7 +53,8 @@ def _offer(slot: str, params: tuple, build, spinner: str) -> None:
                 result = build()
             except (ExportRefused, PatientNotFound, ValueError) as exc:
                 status.update(label="Export refused", state="error")
-                st.error(str(exc.args[0] if exc.args else exc))
+                message = str(exc.args[0] if exc.args else exc)
+                st.error(message + ("; tick 'De-identify'" if getattr(exc, "deidentified_would_do", False) else ""))
                 results.pop(slot, None)
                 return
             name, data, mime = result.download()

@@ -35,7 +35,7 @@ def _run(build) -> "object":
         return build()
     except (ExportRefused, PatientNotFound, UnknownFormat, ValueError) as exc:
         message = exc.args[0] if exc.args else str(exc)
-        fail(f"export refused: {message}")
+        fail(f"export refused: {message}" + ("; add --deidentify" if getattr(exc, "deidentified_would_do", False) else ""))
 
 
 def _check_out(out: Path, *, folder: bool) -> None:

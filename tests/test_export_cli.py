@@ -91,8 +91,7 @@ def test_reviewer_gets_one_line_refusal_then_a_deidentified_caseload(db, tmp_pat
     out = tmp_path / "caseload.csv"
     refused = ketawatch_process("export", "caseload", "--format", "csv", "--out", str(out), "--as", "rev-one", "--db", url, cwd=tmp_path)
     assert refused.returncode == 1
-    assert refused.stderr.strip() == ("export refused: a reviewer may only make de-identified exports; "
-                                      "add --deidentify (or tick 'De-identify')")
+    assert refused.stderr.strip() == "export refused: a reviewer may only make de-identified exports; add --deidentify"
     assert not out.exists() and audit_frame(engine, action="export").empty
     done = ketawatch("export", "caseload", "--format", "csv", "--out", str(out), "--as", "rev-one", "--deidentify",
                      "--as-of", NOW.date().isoformat(), "--db", url, cwd=tmp_path)

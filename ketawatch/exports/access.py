@@ -9,7 +9,12 @@ IDENTIFIED_ROLES = ("admin", "clinician")
 
 
 class ExportRefused(Exception):
-    """The export is not allowed for this role; the message says why in one line."""
+    """The export is not allowed for this role; the message says why in one line, in no one screen's words."""
+
+    def __init__(self, message: str, *, deidentified_would_do: bool = False):
+        super().__init__(message)
+        #: True when the same export, de-identified, would be allowed (each front end says how to ask for it).
+        self.deidentified_would_do = deidentified_would_do
 
 
 def check_export_allowed(role: str, *, deidentify: bool) -> None:
@@ -17,7 +22,7 @@ def check_export_allowed(role: str, *, deidentify: bool) -> None:
     if role not in ROLES:
         raise ExportRefused(f"unknown role {role!r}; exports need one of {', '.join(ROLES)}")
     if not deidentify and role not in IDENTIFIED_ROLES:
-        raise ExportRefused(f"a {role} may only make de-identified exports; add --deidentify (or tick 'De-identify')")
+        raise ExportRefused(f"a {role} may only make de-identified exports", deidentified_would_do=True)
 
 
 def must_deidentify(role: str) -> bool:
