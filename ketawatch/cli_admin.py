@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
@@ -160,12 +161,22 @@ def list_(
 
     if fmt not in ("table", "json"):
         raise typer.BadParameter("must be table or json", param_hint="--format")
+    from store.settings import get_settings
+
+    tz, now = get_settings().tz, datetime.now(timezone.utc)
+
+    def clinic(moment) -> str | None:  # in the clinic's time, as the dashboard shows it; json keeps the offset
+        if moment is None:
+            return None
+        local = moment.astimezone(tz)
+        return local.isoformat(timespec="seconds") if fmt == "json" else local.strftime("%Y-%m-%d %H:%M")
+
     rows = [
         {
             "username": u.username, "display_name": u.display_name, "role": u.role,
-            "status": "disabled" if u.disabled else "active",
-            "locked_until": u.locked_until.isoformat() if u.locked_until else None,
-            "last_sign_in_at": u.last_sign_in_at.isoformat() if u.last_sign_in_at else None,
+            "status": "disabled" if u.disabled else ("locked" if u.locked_until and u.locked_until > now else "active"),
+            "locked_until": clinic(u.locked_until),
+            "last_sign_in_at": clinic(u.last_sign_in_at),
         }
         for u in list_users(_engine(db))
     ]
@@ -180,6 +191,7 @@ def list_(
     typer.echo("  ".join(c.ljust(widths[c]) for c in columns).rstrip())
     for r in rows:
         typer.echo("  ".join(str(r[c] or "").ljust(widths[c]) for c in columns).rstrip())
+    typer.echo(f"(times in clinic time, {tz.key})")
 
 
 def backup_command(

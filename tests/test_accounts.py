@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from argon2 import PasswordHasher
@@ -398,6 +398,29 @@ def test_only_an_enabled_admin_account_may_be_named_as_the_actor_of_an_account_c
     engine = make_engine(db[1])
     assert accounts.get_user(engine, "cleo").role == "clinician"  # nothing changed
     assert [e.action for e in audit_lines(engine)].count("role_change") == 0
+    engine.dispose()
+
+
+def test_users_list_shows_times_in_clinic_time_and_a_lock_in_force(tmp_path, monkeypatch):
+    from zoneinfo import ZoneInfo
+
+    monkeypatch.setenv("KETAWATCH_CLINIC_TIMEZONE", "America/New_York")  # not UTC, even in November
+    get_settings.cache_clear()
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    engine = open_database(url)
+    make_user(engine, "clinician")
+    make_user(engine, "admin")
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    for _ in range(get_settings().lockout_attempts):
+        refusal(engine, "cleo", "wrong", now=now)
+    accounts.authenticate(engine, "ada", PASSWORD, now=now)
+    until = (now + timedelta(minutes=get_settings().lockout_minutes)).astimezone(ZoneInfo("America/New_York"))
+    rows = {r["username"]: r for r in json.loads(users_cli("list", "--format", "json", "--db", url).output)}
+    cleo, admin = rows["cleo"], rows["ada"]
+    assert (cleo["status"], cleo["locked_until"]) == ("locked", until.isoformat())
+    assert (admin["status"], admin["last_sign_in_at"]) == ("active", now.astimezone(until.tzinfo).isoformat())
+    table = users_cli("list", "--db", url).output
+    assert until.strftime("%Y-%m-%d %H:%M") in table and "(times in clinic time, America/New_York)" in table
     engine.dispose()
 
 
