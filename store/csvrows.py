@@ -58,7 +58,7 @@ def read_rows(path: Path, known: tuple[str, ...], required: Iterable[str], probl
                 if not cells or all(c.strip() == "" for c in cells):
                     continue
                 if len(cells) != width:
-                    problems.append(f"{name}:{start}: -: has {len(cells)} cells but the header has {width} columns")
+                    problems.append(f"{name}:{start}: -: {_wrong_width(cells, width, start, line)}")
                     continue
                 out.lines.append(start)
                 out.rows.append(cells)
@@ -67,6 +67,17 @@ def read_rows(path: Path, known: tuple[str, ...], required: Iterable[str], probl
         except csv.Error as exc:
             problems.append(f"{name}:{line + 1}: -: the file cannot be read from here on ({exc})")
         return out
+
+
+def _wrong_width(cells: list[str], width: int, start: int, end: int) -> str:
+    """Why a row has the wrong number of cells; a quote left open swallows the lines after it into one cell."""
+    said = f"has {len(cells)} cell{'s' if len(cells) != 1 else ''} but the header has {width} columns"
+    spanning = [i for i, cell in enumerate(cells) if "\n" in cell or "\r" in cell]
+    if end > start and spanning:
+        opened = start + sum(cell.count("\n") for cell in cells[:spanning[0]])
+        said += (f"; lines {start} to {end} were read as one row, because a quotation mark (\") on line {opened} "
+                 "is not closed: close it, or remove it")
+    return said
 
 
 def _not_utf8(path: Path) -> str:

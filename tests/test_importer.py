@@ -95,6 +95,22 @@ def test_line_numbers_count_quoted_newlines(engine, tmp_path):
     assert caught.value.problems[0].startswith("sessions.csv:4: hr_pre: ")
 
 
+def test_a_quote_left_open_is_named_with_its_line_and_nothing_is_written(engine, tmp_path):
+    """The CSV reader takes everything after an open quote as one cell; say that, not only "wrong number of cells"."""
+    folder = write_folder(tmp_path / "a", sessions=None, checkins=None)
+    write_csv(folder / "patients.csv", [dict(PATIENT, patient_id=f"KW-{i}") for i in range(1, 6)])
+    lines = (folder / "patients.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[2] = lines[2].replace("KW-2,", '"KW-2,', 1)  # line 3: a quote typed and never closed
+    (folder / "patients.csv").write_text("".join(lines), encoding="utf-8")
+    with pytest.raises(ImportRejected) as caught:
+        run(engine, folder)
+    problem, = [p for p in caught.value.problems if p.startswith("patients.csv:3:")]
+    assert problem.startswith("patients.csv:3: -: has ")
+    assert problem.endswith(f"; lines 3 to {len(lines)} were read as one row, because a quotation mark (\") on line 3 "
+                            "is not closed: close it, or remove it")
+    assert counts(engine)["Patient"] == 0
+
+
 @pytest.mark.parametrize("bad_line", [2, 300])
 def test_a_file_that_is_not_utf8_names_the_line_of_the_first_bad_byte_and_writes_nothing(engine, tmp_path, bad_line):
     folder = write_folder(tmp_path / "a", sessions=None, checkins=None)
