@@ -337,6 +337,8 @@ class Validator:
             items = str(value).split(";")
         effects: list[tuple[str, str]] = []
         seen: set[str] = set()
+        wrong: list[str] = []  # every item's problem, so one correction fixes the whole cell
+        unknown = False
         for raw in items:
             item = raw.strip()
             if not item:
@@ -344,15 +346,20 @@ class Validator:
             effect, sep, severity = item.partition(":")
             effect, severity = effect.strip(), severity.strip()
             if not sep:
-                raise _Invalid(f"{rule.label}: {item!r} needs a severity, written effect:severity (for example nausea:mild)")
-            if effect not in known:
-                raise _Invalid(f"{rule.label}: {effect!r} is not in the side-effect catalogue ({', '.join(sorted(known))})")
-            if severity not in SEVERITIES:
-                raise _Invalid(f"{rule.label}: the severity of {effect}, {severity!r}, must be mild, moderate or severe")
-            if effect in seen:
-                raise _Invalid(f"{rule.label}: {_effect_label(effect)} is listed twice; keep one severity")
-            seen.add(effect)
+                wrong.append(f"{item!r} needs a severity, written effect:severity (for example nausea:mild)")
+            elif effect not in known:
+                wrong.append(f"{effect!r} is not in the side-effect catalogue")
+                unknown = True
+            elif severity not in SEVERITIES:
+                wrong.append(f"the severity of {effect}, {severity!r}, must be mild, moderate or severe")
+            elif effect in seen:
+                wrong.append(f"{_effect_label(effect)} is listed twice; keep one severity")
+            if sep and effect in known:
+                seen.add(effect)
             effects.append((effect, severity))
+        if wrong:
+            catalogue = f" (the catalogue: {', '.join(sorted(known))})" if unknown else ""
+            raise _Invalid(f"{rule.label}: {'; '.join(wrong)}{catalogue}")
         return effects
 
     def parse(self, rule: Rule, value: Any) -> Any:

@@ -69,6 +69,10 @@ CASES = [
     ("sessions", "side_effects", "nausea:awful", "the severity of nausea, 'awful', must be mild, moderate or severe"),
     ("sessions", "side_effects", "nausea", "needs a severity"),
     ("sessions", "side_effects", "nausea:mild;nausea:severe", "Nausea is listed twice; keep one severity"),
+    # every wrong item of one cell, not only the first, and the catalogue once
+    ("sessions", "side_effects", "itching:mild;nausea:awful;headache",
+     "Side effects: 'itching' is not in the side-effect catalogue; the severity of nausea, 'awful', must be mild, "
+     "moderate or severe; 'headache' needs a severity, written effect:severity (for example nausea:mild) (the catalogue: "),
     ("sessions", "notes", "n" * 5001, "Notes: 5001 characters, but at most 5000 are allowed"),
     ("sessions", "patient_id", "KW-NOBODY", "patient KW-NOBODY is not in patients.csv or the database"),
     ("checkins", "reported_at", "", "Check-in date is required"),
