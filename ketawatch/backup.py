@@ -29,7 +29,7 @@ from sqlmodel import Session, SQLModel
 import store.models  # noqa: F401 - every KetaWatch table in the metadata
 
 from store.audit import record_event
-from store.db import MIGRATIONS_DIR, forget_engines, make_engine, normalise_url, upgrade
+from store.db import MIGRATIONS_DIR, UnsupportedDatabase, forget_engines, make_engine, normalise_url, upgrade
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 _TABLE_DATA = re.compile(r"TABLE DATA \S+ (\S+)")
@@ -69,6 +69,8 @@ def _backend(url: str) -> str:
         return make_url(normalise_url(url)).get_backend_name()
     except ArgumentError:
         raise BackupRefused(f"{url!r} is not a valid database URL (for example sqlite:///ketawatch.db)") from None
+    except UnsupportedDatabase as exc:
+        raise BackupRefused(str(exc)) from None
 
 
 def _sqlite_path(url: str) -> Path:

@@ -68,7 +68,7 @@ def open_db(db: str | None, default: str | None = None):
     """Open (creating or upgrading) the database, turning any failure into one readable line."""
     from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
-    from store.db import NewerSchema, open_database
+    from store.db import NewerSchema, UnsupportedDatabase, open_database
 
     url = resolve_url(db, default)
     try:
@@ -78,7 +78,7 @@ def open_db(db: str | None, default: str | None = None):
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection failed"
         fail(f"cannot open database {safe_url(url)}: {reason}")
-    except (SQLAlchemyError, ModuleNotFoundError, NewerSchema) as exc:
+    except (SQLAlchemyError, ModuleNotFoundError, NewerSchema, UnsupportedDatabase) as exc:
         fail(f"cannot open database {safe_url(url)}: {str(exc).splitlines()[0]}")
 
 

@@ -30,9 +30,17 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+class UnsupportedDatabase(ValueError):
+    """The URL names a database KetaWatch does not run on (its migrations and tests cover SQLite and PostgreSQL)."""
+
+
 def normalise_url(url: str) -> str:
-    """Accept `postgresql://` and `postgres://` URLs and use the psycopg 3 driver for them."""
+    """Accept `postgresql://` and `postgres://` URLs and use the psycopg 3 driver for them; refuse other databases."""
     parsed = make_url(url)
+    if parsed.get_backend_name() not in ("sqlite", "postgresql", "postgres"):
+        raise UnsupportedDatabase(
+            f"KetaWatch runs on SQLite or PostgreSQL, not {parsed.get_backend_name()}; "
+            "use sqlite:///FILE or postgresql+psycopg://USER@HOST/DATABASE")
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)

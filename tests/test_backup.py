@@ -254,6 +254,10 @@ def test_backup_and_restore_are_audited(filled_sqlite, tmp_path):
 # ----- through the command line --------------------------------------------------------------
 
 
+UNSUPPORTED = ("KetaWatch runs on SQLite or PostgreSQL, not mysql; "
+               "use sqlite:///FILE or postgresql+psycopg://USER@HOST/DATABASE")
+
+
 def test_the_commands_exit_with_one_readable_line(filled_sqlite, tmp_path):
     url, _ = filled_sqlite
     done = ketawatch("backup", "nightly.db", "--db", url, cwd=tmp_path)
@@ -270,6 +274,9 @@ def test_the_commands_exit_with_one_readable_line(filled_sqlite, tmp_path):
         typo = ketawatch(command, "nightly.db" if command == "restore" else "other.db", "--db", "notaurl", cwd=tmp_path)
         assert typo.returncode == 1
         assert typo.stderr.strip() == "'notaurl' is not a valid database URL (for example sqlite:///ketawatch.db)", typo.stderr
+        other = ketawatch(command, "nightly.db" if command == "restore" else "other.db", "--db", "mysql://root@127.0.0.1/kw",
+                          cwd=tmp_path)
+        assert other.returncode == 1 and other.stderr.strip() == UNSUPPORTED, other.stderr
 
 
 # ----- PostgreSQL ----------------------------------------------------------------------------

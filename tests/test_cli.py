@@ -102,6 +102,15 @@ def test_usage_errors_exit_2_with_one_readable_line(tmp_path, args):
     assert len(lines) == 1 and lines[0].startswith("ketawatch") and "--help" in lines[0], result.stderr
 
 
+@pytest.mark.parametrize("url", ["mysql://root@127.0.0.1/test", "mssql+pyodbc://sa@db/kw"])
+def test_a_database_kind_ketawatch_does_not_run_on_is_named_not_a_missing_driver(tmp_path, url):
+    result = ketawatch("flags", "--db", url, cwd=tmp_path)
+    assert result.returncode == 1
+    backend = url.split(":")[0].split("+")[0]
+    assert result.stderr.strip() == (f"cannot open database {url}: KetaWatch runs on SQLite or PostgreSQL, not {backend}; "
+                                     "use sqlite:///FILE or postgresql+psycopg://USER@HOST/DATABASE"), result.stderr
+
+
 _NEXT_WEEK = (dt.datetime.now(ZoneInfo("Europe/London")) + dt.timedelta(days=7)).date().isoformat()
 
 
