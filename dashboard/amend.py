@@ -16,7 +16,7 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from dashboard.auth import SignedInUser, can_write
-from dashboard.ui import error_summary, fmt_datetime, problems_by_field, route_words, side_effect_words, to_local, words
+from dashboard.ui import RECORD_TIMES, error_summary, fmt_datetime, problems_by_field, route_words, side_effect_words, to_local, words
 from store import queries
 from store.records import (
     RecordConflict,
@@ -92,16 +92,12 @@ def _widget(rule: Rule, value: Any, key: str) -> Any:
         # One date-and-time widget, as on the logging pages; it holds clinic-local wall time.
         tz = get_settings().tz
         chosen = st.datetime_input(f"{rule.label} (clinic time)", value=value.replace(tzinfo=None) if value else None,
-                                   key=key, format="YYYY-MM-DD", step=timedelta(minutes=1),
+                                   key=key, format="YYYY-MM-DD", step=timedelta(minutes=1), **RECORD_TIMES,
                                    help=f"As the clinic's clock showed it ({tz.key}); stored in UTC.")
         return None if chosen is None else chosen.replace(tzinfo=tz)
     if rule.kind in ("int", "number"):
-        whole = rule.kind == "int"
-        cast = int if whole else float
-        low = None if rule.low is None or rule.low_exclusive else cast(rule.low)
-        high = None if rule.high is None else cast(rule.high)
-        return st.number_input(label, value=value, min_value=low, max_value=high, step=1 if whole else None,
-                               key=key)
+        # No min or max (see dashboard.ui.rule_number): the store refuses an out-of-range value in words.
+        return st.number_input(label, value=value, step=1 if rule.kind == "int" else None, key=key)
     if rule.kind == "bool":
         return st.selectbox(label, options=[None, True, False], index=[None, True, False].index(value),
                             format_func=_BOOL_WORDS.get, key=key)

@@ -14,6 +14,12 @@ import streamlit as st
 
 from seed_data.catalogue import side_effect_words  # noqa: F401 - the pages' formatter, shared with the PDF
 from store.settings import get_settings
+
+#: Bounds of a record's date or time box: wide on purpose. The browser drops a typed value outside a
+#: widget's bounds without a word (a session typed as 2030 was saved at the time shown before), so the
+#: boxes take any date a person could type and store.validation refuses a future one in words.
+RECORD_TIMES = {"min_value": datetime(1900, 1, 1), "max_value": datetime(2199, 12, 31, 23, 59)}
+RECORD_DATES = {"min_value": date(1900, 1, 1), "max_value": date(2199, 12, 31)}
 from store.validation import Problem
 
 #: The notice shown next to every level (DESIGN: KetaWatch supports clinical judgement).
@@ -188,18 +194,12 @@ def rule_number(rule, key: str, errors: dict[str, list[str]], *, label: str | No
                 step: float | None = None, fmt: str | None = None) -> float | int | None:
     """A number box whose label, unit and limits come from the store's validation rule, with its errors under it.
 
-    Empty means "not recorded". The range check itself stays in store.validation: the limits
-    here only stop the arrows going past them.
+    Empty means "not recorded". The box has no min or max on purpose: the browser silently drops
+    a typed value outside them (SpO2 9 became "not recorded" and the session saved). Every value
+    reaches store.validation, which refuses it with the field's range in words.
     """
     whole = rule.kind == "int"
     unit = f" ({rule.unit})" if rule.unit else ""
-    low = rule.low if rule.low is not None else None
-    high = rule.high
-    kwargs = {}
-    if low is not None:
-        kwargs["min_value"] = int(low) if whole else float(low)
-    if high is not None:
-        kwargs["max_value"] = int(high) if whole else float(high)
     value = st.number_input(
         (label or rule.label) + unit + (" *" if rule.required else ""),
         value=None,
@@ -208,7 +208,6 @@ def rule_number(rule, key: str, errors: dict[str, list[str]], *, label: str | No
         format=fmt or ("%d" if whole else "%.1f"),
         help=help,
         placeholder="not recorded" if not rule.required else "required",
-        **kwargs,
     )
     field_error(errors, rule.name)
     return value

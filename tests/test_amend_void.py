@@ -138,7 +138,8 @@ def test_two_clinicians_amending_one_session_the_second_sees_a_conflict_and_noth
     bob.button(key=f"{base}_open_amend").click().run()
     dose = alice.number_input(key=f"{base}_f_dose_mg")
     rule = SESSION_RULES["dose_mg"]
-    assert dose.label == "Dose (mg)" and dose.max == rule.high  # bounds come from the one set of rules
+    # No bounds on the box: the browser would drop a typed value past them; the one set of rules judges it
+    assert dose.label == "Dose (mg)" and dose.min is None and dose.max is None and rule.high == 1000
     dose.set_value(40.0)
     alice.text_input(key=f"{base}_reason").input("dose misread from the chart")
     submit(alice, f"{base}_form", "Save amendment")
@@ -161,6 +162,18 @@ def test_two_clinicians_amending_one_session_the_second_sees_a_conflict_and_noth
     submit(bob, f"{base}_form", "Save amendment")
     assert "now version 3" in bob.success[0].value
     assert (stored(engine, sessions_frame, sid, "dose_mg"), stored(engine, sessions_frame, sid, "notes")) == (40.0, "Bob's observation")
+
+
+def test_an_amended_value_out_of_range_is_refused_in_the_words_of_the_rule(ui_records):
+    engine, sid, _, people = ui_records
+    base = f"kw_amend_session_{sid}"
+    at = page_for(people["alice"])
+    at.button(key=f"{base}_open_amend").click().run()
+    at.number_input(key=f"{base}_f_dose_mg").set_value(5000.0)
+    at.text_input(key=f"{base}_reason").input("dose corrected")
+    submit(at, f"{base}_form", "Save amendment")
+    assert any("Dose" in e.value and "at most 1000 mg" in e.value for e in at.error), [e.value for e in at.error]
+    assert stored(engine, sessions_frame, sid, "version") == 1 and stored(engine, sessions_frame, sid, "dose_mg") != 5000
 
 
 def test_voiding_from_the_page_needs_a_reason_and_shows_in_the_history(ui_records):

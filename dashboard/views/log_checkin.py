@@ -239,7 +239,7 @@ def clinician_view() -> None:
     with cols[1]:
         st.session_state.setdefault(P + "when", ui.now_local().replace(tzinfo=None, second=0, microsecond=0))
         st.datetime_input(f"{LABELS['reported_at']} * (clinic time)", key=P + "when", step=timedelta(minutes=1),
-                          format="YYYY-MM-DD", max_value=ui.now_local().replace(tzinfo=None) + timedelta(days=1))
+                          format="YYYY-MM-DD", **ui.RECORD_TIMES)
         ui.field_error(errors, "reported_at")
     with cols[2]:
         if st.button("Hand the tablet to the patient", icon=":material/tablet:", disabled=pid is None,

@@ -118,8 +118,7 @@ with top[0]:
     ui.field_error(errors, "patient_id")
 with top[1]:
     st.datetime_input(f"{LABELS['session_at']} * (clinic time, {ui.clinic_tz().key})", key=P + "when",
-                      step=timedelta(minutes=1), format="YYYY-MM-DD",
-                      max_value=ui.now_local().replace(tzinfo=None) + timedelta(days=1))
+                      step=timedelta(minutes=1), format="YYYY-MM-DD", **ui.RECORD_TIMES)
     ui.field_error(errors, "session_at")
 with top[2]:
     st.selectbox(f"{LABELS['route']} *", ROUTES, key=P + "route", format_func=ui.route_words)

@@ -6,8 +6,6 @@ opened, so a colleague's change made in between is never overwritten silently.
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pandas as pd
 import streamlit as st
 
@@ -68,7 +66,7 @@ def _fields(p: str, errors: dict, *, editing: bool) -> None:
                  format_func=lambda v: "Yes" if v else "No")
         ui.field_error(errors, "sud_history")
         st.date_input(r["treatment_start"].label + " *", key=p + "treatment_start", format="YYYY-MM-DD",
-                      min_value=dt.date(1990, 1, 1), max_value=data.today() + dt.timedelta(days=366))
+                      **ui.RECORD_DATES)
         ui.field_error(errors, "treatment_start")
         st.selectbox(r["status"].label, PATIENT_STATUSES, key=p + "status", format_func=ui.words)
         ui.field_error(errors, "status")

@@ -132,6 +132,42 @@ def test_invalid_session_shows_error_and_saves_nothing(page, demo_db_url):
     shot(page, "06_log_session_invalid")
 
 
+def test_a_typed_vital_outside_its_range_is_refused_in_words_not_dropped(page, demo_db_url):
+    """A number box with a min and max makes the browser drop a typed value outside them, and the session then
+    saved with the vital 'not recorded'. The boxes have no limits; the store refuses the value and names its range."""
+    before = _count(demo_db_url, InfusionSession)
+    _go(page, "Log session")
+    _pick(page, "Patient *", "KW-0003")
+    _number(page, "Dose (mg) *", 40)
+    _number(page, "SpO₂ before (%)", 9)
+    assert page.get_by_label("SpO₂ before (%)", exact=True).input_value() == "9"
+    page.get_by_role("button", name="Save session").click()
+    settle(page)
+    assert page.get_by_text("Nothing was saved").count() == 1
+    assert page.get_by_text(re.compile(r"Oxygen saturation before dosing.*50-100%")).count() >= 1
+    assert _count(demo_db_url, InfusionSession) == before
+    shot(page, "06b_log_session_vital_out_of_range")
+
+
+def test_a_typed_future_year_is_refused_not_replaced_by_the_time_shown_before(page, demo_db_url):
+    """With a max on the box, a year typed past it was dropped and the session saved at the earlier time shown."""
+    before = _count(demo_db_url, InfusionSession)
+    _go(page, "Log session")
+    _pick(page, "Patient *", "KW-0003")
+    _number(page, "Dose (mg) *", 40)
+    when = page.get_by_test_id("stDateTimeInput").first
+    when.locator("[data-type=year]").click()
+    page.keyboard.type("2030")
+    page.keyboard.press("Tab")
+    settle(page)
+    assert when.locator("input").first.input_value().startswith("2030-")
+    page.get_by_role("button", name="Save session").click()
+    settle(page)
+    assert page.get_by_text("Nothing was saved").count() == 1
+    assert page.get_by_text(re.compile(r"Session date and time, 2030-.*, is in the future")).count() >= 1
+    assert _count(demo_db_url, InfusionSession) == before
+
+
 def test_checkin_in_patient_mode(page, demo_db_url):
     before = _count(demo_db_url, CheckIn)
     _go(page, "Log check-in")
