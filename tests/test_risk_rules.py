@@ -371,14 +371,16 @@ def test_every_rule_has_a_documented_id_and_a_checkable_text():
     assert documented == set(risk.RULE_IDS)
     rising = [0, 0, 0, 0, 2, 2, 3, 3, 3]
     rec = records(
-        [patient("escalating"), patient("relapsing"), patient("sooner", plan_interval=28), patient("titrated")],
+        [patient("escalating"), patient("relapsing"), patient("sooner", plan_interval=28), patient("titrated"), patient("corroborated")],
         iv_course("escalating", [0.5] * 6 + [0.5, 0.6, 0.7, 0.7], gaps=[21, 14, 12, 10], early=(7, 8, 9), asked_more=(6, 7, 8))
         + iv_course("sooner", [0.5] * 11, gaps=[28, 28, 14, 14, 12])
         + iv_course("titrated", [0.5] * 8 + [0.75] * 4, asked_more=(7,)),
         checkins("escalating", [1, 1, 1, 4, 6, 8, 8, 8, 8], tolerance=[0, 0, 0, 2, 2, 3, 3, 3, 3],
                  secrecy=[0, 0, 0, 0, 2, 2, 2, 2, 2], recreational_seeking=[0, 0, 0, 0, 0, 2, 0, 2, 2],
                  **sds(1, 1, 1, 3, 6, 8, 9, 10, 11))
-        + checkins("relapsing", [1] * 9, sleep_disturbance=rising, appetite_change=rising, phq9=[6] * 4 + [9, 12, 14, 15, 16]),
+        + checkins("relapsing", [1] * 9, sleep_disturbance=rising, appetite_change=rising, phq9=[6] * 4 + [9, 12, 14, 15, 16])
+        + checkins("corroborated", [1, 1, 1, 1, 3, 3, 3, 3], tolerance=[0, 0, 0, 0, 0, 1, 1, 0],
+                   sds_1=[0, 0, 0, 0, 0, 0, 1, 1], sds_2=0, sds_3=[0, 0, 0, 0, 0, 0, 1, 1], sds_4=0, sds_5=0),
     )  # fmt: skip
     found = [r for rs in levels(rec)["reasons"] for r in rs]
     assert {r.rule_id for r in found} == set(risk.RULE_IDS)
@@ -391,7 +393,7 @@ def test_every_rule_has_a_documented_id_and_a_checkable_text():
         assert f"{first.day} {first:%b}" in r.text and f"{last.day} {last:%b %Y}" in r.text, r.text
         for word in ("dependen", "addict", "diagnos"):
             assert word not in r.text.lower()
-        assert (r.sign is not None) == (r.rule_id.startswith(("specific_sign", "use_outside")))
+        assert (r.sign is not None) == (r.rule_id.startswith(("specific_sign", "use_outside", "corroborating_sign")))
 
 
 # --- level_history, as_of, time zone -----------------------------------------------------------
@@ -632,6 +634,80 @@ def test_one_craving_spike_is_one_capped_step_not_a_drift():
     sig = risk.patient_signals(rec, "p1", tz="UTC")["checkins"]
     assert sig["craving_drift"].max() == pytest.approx(2.0)  # 8 above baseline, capped at 2
     assert worst(rec) != "red"
+
+
+# --- corroborating signs: light answers that count only beside a craving signal ----------------
+
+
+def test_a_craving_rise_corroborated_by_a_little_tolerance_is_red_a_visit_sooner():
+    # Craving climbs slowly from a baseline of 1; tolerance is answered "a little" from week 6 and
+    # "clearly" only at week 9. The craving drift alarms at week 7, the rise at week 8.
+    craving = [1, 1, 1, 1, 2, 3, 3, 4, 4, 4]
+    tolerance = [0, 0, 0, 0, 0, 0, 1, 1, 1, 2]
+    rec = records([patient()], iv_course("p1", [0.5] * 8), checkins("p1", craving, tolerance=tolerance))
+    assert first_date(rec, "amber") == week(7), "craving drift with tolerance 'a little' twice: two weak signals"
+    assert first_date(rec, "red") == week(8), "the craving rise (amber-level) with the corroborating tolerance"
+    at_red = risk.assess(rec, as_of=week(8), tz="UTC").iloc[0]
+    assert rule_ids(at_red["reasons"]) == ["craving_rising", "craving_drift", "corroborating_sign"]
+    light = at_red["reasons"][-1]
+    assert light.level == "weak" and light.sign == "tolerance"
+    assert light.text.startswith("Tolerance") and "answered 'a little' or more on 3 of the last 3 check-ins" in light.text
+    assert "only while craving is above the patient's own baseline" in light.text
+    assert light.evidence_dates == (week(6), week(7), week(8))
+    # once the family has a stronger signal (the specific-sign drift), the light one is not listed
+    final = risk.assess(rec, as_of=week(9), tz="UTC").iloc[0]
+    assert final["level"] == "red" and "corroborating_sign" not in rule_ids(final["reasons"])
+    # without the corroboration red comes a visit later (when the tolerance drift has built up),
+    # and without the tolerance answers the craving rise alone stays amber
+    unheard = risk.load_rules(corroboration_sign_min_score=4.0)  # no answer reaches it
+    assert levels(rec, rules=unheard).query("level == 'red'")["date"].iloc[0] == week(9)
+    assert worst(records([patient()], iv_course("p1", [0.5] * 8), checkins("p1", craving))) == "amber"
+
+
+def test_sds_control_items_at_two_corroborate_a_craving_drift():
+    # Craving 2 points above baseline for four weeks (a drift, never a rise), the SDS control items
+    # at 2 of 9 (below the weak signal's 3) and one request for a higher dose: three families.
+    craving = [1, 1, 1, 1, 3, 3, 3, 3]
+    control = {"sds_1": [0, 0, 0, 0, 0, 1, 1, 1], "sds_3": [0, 0, 0, 0, 0, 1, 1, 1], "sds_2": 0, "sds_4": 0, "sds_5": 0}
+    sessions = iv_course("p1", [0.5] * 9, asked_more=(8,))  # the request at the last session (day 74)
+    d = levels(records([patient()], sessions, checkins("p1", craving, first=70, **control)))
+    first_red = d[d["level"] == "red"].iloc[0]
+    assert first_red["date"] == START + dt.timedelta(days=70 + 6 * 7), "the check-in where the drift reaches 3"
+    assert rule_ids(first_red["reasons"]) == ["craving_drift", "dose_request_recent", "corroborating_sds_control"]
+    assert "(2 of 9)" in first_red["reasons"][-1].text
+    # before the corroboration the same patient was amber: two weak signals
+    unheard = risk.load_rules(corroboration_sds_control=10.0)  # above the 9 the items can reach
+    assert worst(records([patient()], sessions, checkins("p1", craving, first=70, **control)), rules=unheard) == "amber"
+    # the same SDS answers and request without the craving drift: amber at most, and not corroborating
+    flat = levels(records([patient()], sessions, checkins("p1", [1] * 8, first=70, **control)))
+    assert "red" not in set(flat["level"])
+    assert not any("corroborating_sds_control" in rule_ids(rs) for rs in flat["reasons"])
+
+
+def test_light_signs_around_a_craving_spike_do_not_corroborate_it():
+    # One bad week (an 8) with tolerance and secrecy "a little" around it, the SDS control items at
+    # 2 that week, and a request for more: the spike is one capped CUSUM step, not a craving signal,
+    # so nothing corroborates and the look-alike stays below red (and the light answers unlisted).
+    a, b = [0, 0, 0, 0, 1, 1, 0, 0, 0, 0], [0, 0, 0, 0, 0, 1, 1, 0, 0, 0]
+    rec = records(
+        [patient(sud=True)],
+        iv_course("p1", [0.5] * 10, asked_more=(8,)),
+        checkins("p1", [1, 1, 1, 1, 8, 2, 1, 1, 1, 1], tolerance=a, secrecy=b, sds_1=[0, 0, 0, 0, 1, 1, 1, 0, 0, 0],
+                 sds_2=0, sds_3=[0, 0, 0, 0, 1, 1, 1, 0, 0, 0], sds_4=0, sds_5=0),
+    )  # fmt: skip
+    d = levels(rec)
+    assert "red" not in set(d["level"])
+    assert not any(rid.startswith("corroborating") for rs in d["reasons"] for rid in rule_ids(rs))
+    # the same tolerance and SDS answers beside a craving drift (3s for three weeks instead of the
+    # spike) corroborate it (without secrecy, whose answers with tolerance's make a sign drift)
+    drift = records(
+        [patient(sud=True)],
+        iv_course("p1", [0.5] * 10, asked_more=(8,)),
+        checkins("p1", [1, 1, 1, 1, 3, 3, 3, 1, 1, 1], tolerance=a, sds_1=[0, 0, 0, 0, 1, 1, 1, 0, 0, 0],
+                 sds_2=0, sds_3=[0, 0, 0, 0, 1, 1, 1, 0, 0, 0], sds_4=0, sds_5=0),
+    )  # fmt: skip
+    seen = {rid for rs in levels(drift)["reasons"] for rid in rule_ids(rs)}
+    assert {"craving_drift", "corroborating_sign", "corroborating_sds_control"} <= seen
 
 
 def test_sds_control_items_ignore_reliance_items():

@@ -23,7 +23,7 @@ from ketawatch.risk.features import (
     session_features,
     weighty_specific_signs,
 )
-from ketawatch.risk.reasons import FAMILIES, REQUEST_FAMILIES, RULES, Reason, build_reasons
+from ketawatch.risk.reasons import CORROBORATING, FAMILIES, REQUEST_FAMILIES, RULES, Reason, build_reasons
 from ketawatch.risk.rules import SUD_SCALED, RuleSettings, load_rules
 from ketawatch.risk.windows import take
 from store.frames import Records
@@ -102,6 +102,12 @@ def evaluate(records: Records, *, rules: RuleSettings | None = None, tz: str, un
         else:
             frame, rows = (c, daily["c_row"]) if rule.records == "checkins" else (s, daily["s_row"])
             hit = counted = at_date(frame, f"rule_{rule.id}", rows)
+        if rule.id in CORROBORATING:
+            # Lighter answers count only while craving has moved from the patient's baseline (alone
+            # they are answer noise; beside a craving signal, a second family agreeing), and only
+            # in place of a stronger signal of their own family, which already says more. RULES
+            # lists them last, so the points of every other rule are in by now.
+            hit = counted = hit & (points["craving"] > 0) & (points[rule.family] == 0)
         daily[f"rule_{rule.id}"] = hit
         if rule.family:
             worth = _WEAK_POINTS if rule.level == "weak" else _STRONG_POINTS

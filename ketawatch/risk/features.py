@@ -207,6 +207,25 @@ def checkin_features(
     f["rule_use_outside_treatment_reported"] = (use_count >= 1) & (use_count < rules.use_red_checkins)
     f["rule_use_outside_treatment_repeated"] = use_count >= rules.use_red_checkins
 
+    # Corroborating signs ([corroboration]): answers too light to count alone - the same specific
+    # sign "a little" on 2 of the last 3 check-ins, the SDS control items at 2+ - which the engine
+    # counts only while the craving family has a signal.
+    light = rules.corroboration_sign_min_score
+    f["rule_corroborating_sign"] = np.logical_or.reduce(
+        [
+            none,
+            *(
+                window_count(score[sign] >= light, starts, rules.corroboration_window_checkins)
+                >= rules.corroboration_persist_checkins
+                for sign in corroborating_signs(rules)
+            ),
+        ]
+    )
+    f["corroborating_sds_control_met"] = control >= rules.corroboration_sds_control
+    f["rule_corroborating_sds_control"] = _held_on_answered(
+        f["corroborating_sds_control_met"], ~np.isnan(control), starts, 1
+    )
+
     # PHQ-9 context: the latest total and the lowest so far (a relapse is a rise from the best point).
     phq9 = base["phq9"].to_numpy(dtype="float64", na_value=np.nan)
     recorded = carry_forward(~np.isnan(phq9), starts)
@@ -296,6 +315,13 @@ def weighty_specific_signs(rules: RuleSettings) -> tuple[str, ...]:
     """Specific signs weighty enough to count towards red, except use outside treatment (its own family)."""
     weights = scoring.sign_weights()
     return tuple(sign for sign in _persistent_signs(rules) if weights[sign] >= rules.signs_red_min_weight)
+
+
+def corroborating_signs(rules: RuleSettings) -> tuple[str, ...]:
+    """Signs whose lighter answers corroborate a craving signal: the weighty specific signs and the use signs, heaviest first."""
+    weights = scoring.sign_weights()
+    signs = dict.fromkeys((*weighty_specific_signs(rules), *rules.use_signs))
+    return tuple(sorted(signs, key=lambda sign: (-weights[sign], WARNING_SIGNS.index(sign))))
 
 
 def persistent_signs(rules: RuleSettings) -> tuple[str, ...]:

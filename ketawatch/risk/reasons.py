@@ -20,6 +20,8 @@ Rule identifiers (stable; the CLI prints them, the README documents them):
 | sds_control_items | weak | control | the SDS items that do not overlap with therapeutic reliance (out of control, worry about use, wish to stop; 0-9) summed to 3+ on the latest complete answer |
 | dose_request_recent | weak | dose | the patient asked for a higher dose at 1 of the last 6 sessions within 90 days |
 | early_request_recent | weak | frequency | the patient asked for an earlier session at 1 of the last 6 sessions within 90 days |
+| corroborating_sign | weak, only beside a craving signal | checklist | the same one of secrecy, tolerance, use outside treatment or seeking the effect answered "a little" or more on 2 of the last 3 check-ins, while the craving family has a signal and the checklist family none (one reason per sign) |
+| corroborating_sds_control | weak, only beside a craving signal | control | the SDS control items summed to 2+ on the latest complete answer, while the craving family has a signal and the control family none |
 
 Combination (evidence points): within each family (use, craving, checklist, dose, frequency,
 control) the strongest signal counts, an amber rule 2 points and a weak signal 1 point. Red when
@@ -31,14 +33,16 @@ are 4+ requests of either kind in their windows (`requests.persistent`) or the t
 already changed (`interval_shrinking` or `dose_above_plan_after_request`), else amber.
 Amber when any amber rule holds, or weak signals of different families reach 2 points. Weak
 signals never raise a level on their own; they are listed as reasons when the level is amber or
-red. Rules marked "-" support amber only: they also rise with a depressive relapse, PTSD or
-therapeutic reliance. Patient requests count only within the last 6 sessions that are also at
+red. The two corroborating rules are answers too light to count alone (answer noise in most
+patients who show them) that count as a weak signal of their family only while craving has moved
+from the patient's baseline: a second dependence-specific family agreeing with it. Rules marked
+"-" support amber only: they also rise with a depressive relapse, PTSD or therapeutic reliance. Patient requests count only within the last 6 sessions that are also at
 most 90 days old (`requests.window_days`): maintenance sessions 2-6 weeks apart would otherwise
 join an ordinary request months ago to today's. While PHQ-9 is 6+ points (the reliable change)
 above the patient's lowest, early requests count one point less (a relapse booster). So the
 look-alikes stay below red: a relapse booster is at most one recent early request plus perhaps
 one request for more (two weak signals: amber), and a booster with two other asks (3 requests
-before PHQ-9 has risen 6 points) is requests alone, short of persistent (amber); a craving spike is one capped CUSUM step; PTSD
+before PHQ-9 has risen 6 points) is requests alone, short of persistent (amber); a craving spike is one capped CUSUM step (no craving signal, so nothing corroborates it); PTSD
 depersonalisation and relapse signs are non-specific. For patients with a history of substance use disorder the graded
 thresholds are multiplied by `sud.sensitivity` (0.75); the history is never a reason by itself.
 All numbers above are the defaults of seed_data/rules.toml.
@@ -51,7 +55,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ketawatch.risk.features import FeatureTable, weighty_specific_signs
+from ketawatch.risk.features import FeatureTable, corroborating_signs, weighty_specific_signs
 from ketawatch.risk.rules import SUD_SCALED, RuleSettings
 from ketawatch.risk.scoring import nonspecific_signs, sds_control_items, sign_weights
 from seed_data.catalogue import instruments, warning_sign, warning_sign_answers
@@ -100,6 +104,9 @@ RULES: tuple[RuleInfo, ...] = (
     RuleInfo("sds_control_items", "weak", "control", "checkins"),
     RuleInfo("dose_request_recent", "weak", "dose", "sessions"),
     RuleInfo("early_request_recent", "weak", "frequency", "sessions"),
+    # Corroborating signs count only while the craving family has a signal and their own has none: last.
+    RuleInfo("corroborating_sign", "weak", "checklist", "checkins"),
+    RuleInfo("corroborating_sds_control", "weak", "control", "checkins"),
 )
 RULE_IDS = tuple(rule.id for rule in RULES)
 _LEVEL_OF = {rule.id: rule.level for rule in RULES}
@@ -114,7 +121,9 @@ COMBINATION_NOTE = (
     "How the reasons add up: repeated use outside treatment is red on its own. Otherwise red needs "
     "evidence of at least two kinds (craving; secrecy or tolerance; dose requests; requests to come "
     "earlier; the SDS control items; use outside treatment) adding up to 3 points: within a kind the "
-    "strongest observation counts, an amber-level one 2 points and a supporting one 1. While PHQ-9 is "
+    "strongest observation counts, an amber-level one 2 points and a supporting one 1. While craving is "
+    "above the patient's baseline, a lighter answer of another kind (the same sign 'a little' twice, "
+    "the SDS control items at 2) corroborates it as a supporting observation. While PHQ-9 is "
     "6 or more points above the patient's best, requests to come earlier count one point less (a "
     "relapse looks like that). The patient's requests alone count as one kind unless they persist or "
     "the treatment has already changed (shorter intervals, a dose above plan after asking). Shorter "
@@ -129,6 +138,9 @@ def reason_role(level: str) -> str:
 FAMILIES = ("use", "craving", "checklist", "dose", "frequency", "control")
 #: Families that are the patient asking for more: on their own one line of evidence (engine.py).
 REQUEST_FAMILIES = ("dose", "frequency")
+#: Rules that hold only while the craving family has a signal: lighter answers that corroborate it (engine.py).
+CORROBORATING = ("corroborating_sign", "corroborating_sds_control")
+assert RULE_IDS[-len(CORROBORATING) :] == CORROBORATING, "the engine gates them on every other rule's points"
 
 
 def reason_ids(reasons: list[Reason]) -> list[str]:
@@ -141,6 +153,15 @@ def build_reasons(rule_id: str, table: FeatureTable, row: int, rules: RuleSettin
     build = _BUILDERS[rule_id]
     if rule_id == "specific_sign_persistent":
         return [build(table, row, rules, sign) for sign in signs]
+    if rule_id == "corroborating_sign":
+        window = table.last_rows(row, rules.corroboration_window_checkins)
+        present = [
+            sign
+            for sign in corroborating_signs(rules)
+            if (table[sign][window].astype("float64") >= rules.corroboration_sign_min_score).sum()
+            >= rules.corroboration_persist_checkins
+        ]
+        return [build(table, row, rules, sign) for sign in present]
     if rule_id.startswith("use_outside_treatment"):
         window = table.last_rows(row, rules.use_window_checkins)
         present = [sign for sign in rules.use_signs if (table[sign][window].astype("float64") >= rules.signs_min_score).any()]
@@ -227,9 +248,9 @@ def _check_ins(n: int) -> str:
     return "check-in" if n == 1 else f"{n} check-ins"
 
 
-def _answer(rules: RuleSettings) -> str:
+def _answer(min_score: float) -> str:
     labels = warning_sign_answers()
-    return labels[min(int(rules.signs_min_score), len(labels) - 1)].lower()
+    return labels[min(int(min_score), len(labels) - 1)].lower()
 
 
 # --- builders -----------------------------------------------------------------------------------
@@ -299,12 +320,15 @@ def _nonspecific(table: FeatureTable, row: int, rules: RuleSettings, sign: str |
     return Reason("nonspecific_signs_rising", "amber", text, _dates_of(table, run))
 
 
-def _sign_window(table: FeatureTable, row: int, rules: RuleSettings, sign: str, window: int) -> tuple[np.ndarray, np.ndarray, str]:
-    """FeatureTable in the window where `sign` was clearly present, and the wording of that observation."""
+def _sign_window(
+    table: FeatureTable, row: int, rules: RuleSettings, sign: str, window: int, min_score: float | None = None
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """Rows of the window where `sign` was present (at `min_score`, default "clearly"), and the wording of that observation."""
+    min_score = rules.signs_min_score if min_score is None else min_score
     win = table.last_rows(row, window)
-    hit = win[table[sign][win].astype("float64") >= rules.signs_min_score]
+    hit = win[table[sign][win].astype("float64") >= min_score]
     text = (
-        f"{warning_sign(sign).label}: answered '{_answer(rules)}' or more on {len(hit)} of the last "
+        f"{warning_sign(sign).label}: answered '{_answer(min_score)}' or more on {len(hit)} of the last "
         f"{_check_ins(len(win))} ({_scores_on(table, sign, hit)})"
     )
     return win, hit, text
@@ -439,6 +463,28 @@ def _sds_control(table: FeatureTable, row: int, rules: RuleSettings, sign: str |
     return Reason("sds_control_items", "weak", text, _dates_of(table, run))
 
 
+_WHILE_CRAVING = "counts as supporting evidence only while craving is above the patient's own baseline"
+
+
+def _corroborating_sign(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
+    _, hit, text = _sign_window(
+        table, row, rules, sign, rules.corroboration_window_checkins, rules.corroboration_sign_min_score
+    )
+    return _with_source("corroborating_sign", "weak", f"{text}; {_WHILE_CRAVING}", _dates_of(table, hit), sign)
+
+
+def _corroborating_sds_control(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
+    run = table.answered_run(row, "sds_control", "corroborating_sds_control_met", cap=1)
+    last = run[-1]
+    scores = _join([_num(table[item][last]) for item in sds_control_items()])
+    text = (
+        f"SDS items on use getting out of control, worry about use and wishing to stop scored {scores} "
+        f"({_num(table['sds_control'][last])} of 9) {_span(table['day'][run])}; "
+        f"{_num(rules.corroboration_sds_control)} or more {_WHILE_CRAVING}"
+    )
+    return Reason("corroborating_sds_control", "weak", text, _dates_of(table, run))
+
+
 _BUILDERS = {
     "use_outside_treatment_repeated": _use(repeated=True),
     "use_outside_treatment_reported": _use(repeated=False),
@@ -464,5 +510,7 @@ _BUILDERS = {
     "early_request_recent": _requests(
         "early_request_recent", "early_request", "early_request_from", "an earlier session"
     ),
+    "corroborating_sign": _corroborating_sign,
+    "corroborating_sds_control": _corroborating_sds_control,
 }
 assert set(_BUILDERS) == set(RULE_IDS)

@@ -80,6 +80,10 @@ class RuleSettings:
     interval_relapse_phq9_rise: float
     requests_window_days: int
     requests_persistent: int
+    corroboration_sign_min_score: float
+    corroboration_persist_checkins: int
+    corroboration_window_checkins: int
+    corroboration_sds_control: float
     combination_red_min_families: int
     combination_red_min_points: int
     combination_amber_min_points: int
@@ -110,6 +114,7 @@ class RuleSettings:
             raise ValueError("rule setting interval_early_fraction must be in (0, 1]")
         for window, need in (
             ("signs_window_checkins", "signs_persist_checkins"),
+            ("corroboration_window_checkins", "corroboration_persist_checkins"),
             ("use_window_checkins", "use_red_checkins"),
             ("dose_request_window_sessions", "dose_requests_repeated"),
             ("interval_window_sessions", "interval_early_sessions"),
