@@ -87,6 +87,15 @@ def test_caseload_then_red_patient_charts(page, demo_db_url):
     assert page.get_by_role("heading", name="Caseload").count() == 1, "returning to the caseload stays there"
 
 
+def test_a_table_offers_no_download_of_its_own_so_every_export_is_audited(page, demo_db_url):
+    """The table toolbar's "Download as CSV" gave a reviewer the identified caseload with no audit line."""
+    page.get_by_test_id("stDataFrame").first.hover()
+    page.wait_for_timeout(800)
+    buttons = [b.get_attribute("aria-label") for b in page.locator("[data-testid=stElementToolbar] button").all()]
+    assert "Search" in buttons, buttons  # the toolbar is there ...
+    assert "Download as CSV" not in buttons, buttons  # ... without its own export
+
+
 def test_log_session_then_find_it_on_the_patient_page(page, demo_db_url):
     before = _count(demo_db_url, InfusionSession)
     _go(page, "Log session")
