@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from store.vocabulary import WARNING_SIGNS
+from store.vocabulary import ROUTES, WARNING_SIGNS, WEIGHT_BASED_ROUTES
 
 SEEDS_DIR_ENV = "KETAWATCH_SEEDS_DIR"
 SPECIFICITIES = ("specific", "nonspecific")
@@ -178,6 +178,26 @@ def _repo_root() -> Path | None:
         if (folder / "pyproject.toml").is_file():
             return folder
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class DoseChecks:
+    """Doses the session form asks to confirm before saving (seed_data/dosing.toml)."""
+
+    weight_based_max_mg_per_kg: float
+    above_plan_factor: float
+    fixed_route_max_mg: dict[str, float]
+
+
+@cache
+def dose_checks() -> DoseChecks:
+    """The double-check thresholds for doses, read once."""
+    data = _load_toml("dosing.toml")["double_check"]
+    fixed = {route: float(mg) for route, mg in data["fixed_route_max_mg"].items()}
+    wrong = sorted(set(fixed) - (set(ROUTES) - set(WEIGHT_BASED_ROUTES)))
+    if wrong:
+        raise ValueError(f"dosing.toml: fixed_route_max_mg names {', '.join(wrong)}; only fixed-dose routes belong there")
+    return DoseChecks(float(data["weight_based_max_mg_per_kg"]), float(data["above_plan_factor"]), fixed)
 
 
 def seeds_dir() -> Path:

@@ -28,6 +28,7 @@ from store.vocabulary import (
     SEVERITIES,
     SEXES,
     WARNING_SIGNS,
+    WEIGHT_BASED_ROUTES,
 )
 
 #: First characters that make a spreadsheet treat a cell as a formula (OWASP CSV injection).
@@ -443,6 +444,38 @@ class Validator:
                     Problem(f"dbp_{when}", f"Diastolic blood pressure {words} dosing, {dbp}, must be below the systolic, {sbp}")
                 )
         return clean, problems
+
+    def unusual_session(self, raw: Mapping[str, Any], *, treatment_start: date | None,
+                        planned_mg_per_kg: float | None) -> list[Problem]:
+        """What a valid session holds that is unusual enough to confirm before saving (most often a slip of the keyboard).
+
+        Empty when the session is not valid (its problems come first) or nothing is unusual. The
+        thresholds are the clinic's, in seed_data/dosing.toml; the importer does not ask.
+        """
+        from seed_data.catalogue import dose_checks
+
+        clean, problems = self.session(raw)
+        if problems:
+            return []
+        checks, unusual = dose_checks(), []
+        dose, weight, route = clean["dose_mg"], clean.get("weight_kg"), clean["route"]
+        if route in WEIGHT_BASED_ROUTES and weight:
+            per_kg = dose / weight
+            said = f"Dose: {_fmt(dose)} mg for {_fmt(weight)} kg is {per_kg:.2f} mg/kg"
+            if per_kg > checks.weight_based_max_mg_per_kg:
+                unusual.append(Problem("dose_mg", f"{said}, more than {_fmt(checks.weight_based_max_mg_per_kg)} mg/kg "
+                                                  "in one session"))
+            elif planned_mg_per_kg and per_kg > checks.above_plan_factor * planned_mg_per_kg:
+                unusual.append(Problem("dose_mg", f"{said}, {per_kg / planned_mg_per_kg:.1f} times the planned "
+                                                  f"{planned_mg_per_kg:.2f} mg/kg"))
+        elif route in checks.fixed_route_max_mg and dose > checks.fixed_route_max_mg[route]:
+            unusual.append(Problem("dose_mg", f"Dose: {_fmt(dose)} mg by the {route} route is more than "
+                                              f"{_fmt(checks.fixed_route_max_mg[route])} mg in one session"))
+        day = clean["session_at"].astimezone(self.tz).date()
+        if treatment_start is not None and day < treatment_start:
+            unusual.append(Problem("session_at", f"Session date and time: {day.isoformat()} is before this patient's "
+                                                 f"treatment start ({treatment_start.isoformat()})"))
+        return unusual
 
     def checkin(self, raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
         """A check-in row, with the Severity of Dependence Scale given in full or not at all."""

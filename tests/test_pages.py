@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from access_support import cheap_hashes  # noqa: F401 - autouse: cheap argon2 for the accounts made here
 from ketawatch.accounts import create_user
 from store.db import make_engine, open_database, upgrade
+from store.queries import patients_frame
 from store.models import AlertReview, CheckIn, InfusionSession, Patient
 from store.settings import get_settings
 
@@ -597,3 +598,55 @@ def test_amending_a_session_time_on_the_patient_page_keeps_the_record_chosen_and
     _no_exception(at)
     assert at.selectbox(key="pp_record_KW-0002").value == (kind, rid)  # still the same record, under its new time
     assert any("now version 2" in s.value for s in at.success)
+
+
+# ----- log session: values that are allowed but unusual are confirmed first --------------------
+
+
+def _warnings(at) -> str:
+    """The warnings' text as a reader sees it (markdown escapes removed)."""
+    return " ".join(w.value for w in at.warning).replace("\\", "")
+
+
+def _unusual_form(demo_url, monkeypatch):
+    pid = _iv_patient(demo_url)
+    at = _session_form(demo_url, monkeypatch, patient=pid)
+    at.selectbox(key="ls_route").set_value("iv")
+    at.number_input(key="ls_weight").set_value(50.0)
+    at.number_input(key="ls_dose").set_value(500.0).run()
+    return pid, at
+
+
+def test_a_dose_far_above_the_usual_is_saved_only_once_the_clinician_confirms_it(demo_url, monkeypatch):
+    """500 mg for 50 kg by IV (10 mg/kg) is allowed by the import format but is most often a slip of the keyboard."""
+    pid, at = _unusual_form(demo_url, monkeypatch)
+    before = _count(demo_url, InfusionSession)
+    _button(at, "Save session").click().run()
+    _no_exception(at)
+    assert _count(demo_url, InfusionSession) == before and not at.success
+    warning = _warnings(at)
+    assert "Not saved yet" in warning and "Dose: 500 mg for 50 kg is 10.00 mg/kg, more than 2 mg/kg in one session" in warning
+    _button(at, "Save session").click().run()  # saving again without the tick still saves nothing
+    assert _count(demo_url, InfusionSession) == before
+    at.checkbox(key="ls_confirm").check().run()
+    at.number_input(key="ls_dose").set_value(400.0).run()  # a changed value must be checked afresh
+    _button(at, "Save session").click().run()
+    assert _count(demo_url, InfusionSession) == before
+    assert "8.00 mg/kg" in _warnings(at)
+    at.checkbox(key="ls_confirm").check().run()
+    _button(at, "Save session").click().run()
+    _no_exception(at)
+    assert _count(demo_url, InfusionSession) == before + 1
+    assert f"Session saved for {pid}" in _texts(at) and not at.warning
+
+
+def test_a_session_dated_before_the_treatment_start_is_confirmed_first(demo_url, monkeypatch):
+    pid = _iv_patient(demo_url)
+    start = patients_frame(open_database(demo_url)).set_index("patient_id").loc[pid, "treatment_start"].date()
+    at = _session_form(demo_url, monkeypatch, patient=pid)
+    at.number_input(key="ls_dose").set_value(40.0)
+    at.datetime_input(key="ls_when").set_value(dt.datetime.combine(start, dt.time(10, 0)) - dt.timedelta(days=240)).run()
+    before = _count(demo_url, InfusionSession)
+    _button(at, "Save session").click().run()
+    assert _count(demo_url, InfusionSession) == before
+    assert f"is before this patient's treatment start ({start.isoformat()})" in _warnings(at)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from datetime import datetime, timezone
 
 import pytest
@@ -159,3 +160,35 @@ def test_any_value_gives_a_clean_value_or_a_message_never_an_exception(value):
             assert clean[column] not in (None, [])  # a value that passed is kept, never silently dropped
         if blank and not (isinstance(value, str) and value.strip()):
             assert clean[column] in (None, [])  # an empty cell means "not recorded"
+
+
+# ----- the session form's double check: allowed, but confirm first ---------------------------------
+
+_SESSION = {"patient_id": "P1", "session_at": "2026-10-01T10:00", "route": "iv", "dose_mg": 35, "weight_kg": 70}
+
+
+@pytest.mark.parametrize(("changes", "start", "planned", "expected"), [
+    ({}, dt.date(2026, 1, 1), 0.5, []),  # 0.5 mg/kg, as planned
+    ({"dose_mg": 52.5}, dt.date(2026, 1, 1), 0.5, []),  # planned titration to 0.75 mg/kg
+    ({"dose_mg": 500, "weight_kg": 50}, None, None, ["Dose: 500 mg for 50 kg is 10.00 mg/kg, more than 2 mg/kg in one session"]),
+    ({"dose_mg": 84}, None, 0.5, ["Dose: 84 mg for 70 kg is 1.20 mg/kg, 2.4 times the planned 0.50 mg/kg"]),
+    ({"dose_mg": 500, "weight_kg": None}, None, 0.5, []),  # no weight: mg/kg cannot be judged
+    ({"route": "intranasal", "dose_mg": 84}, None, None, []),
+    ({"route": "intranasal", "dose_mg": 112}, None, None, ["Dose: 112 mg by the intranasal route is more than 84 mg in one session"]),
+    ({}, dt.date(2026, 10, 2), 0.5, ["Session date and time: 2026-10-01 is before this patient's treatment start (2026-10-02)"]),
+    ({"dose_mg": 0}, dt.date(2026, 10, 2), 0.5, []),  # not valid: its problems come first, nothing to confirm
+])
+def test_unusual_but_valid_sessions_are_named_for_the_form_to_confirm(changes, start, planned, expected):
+    unusual = Validator(now=NOW, tz=TZ).unusual_session(_SESSION | changes, treatment_start=start, planned_mg_per_kg=planned)
+    assert [p.message for p in unusual] == expected
+
+
+def test_the_dose_double_check_names_only_fixed_dose_routes(monkeypatch):
+    from seed_data import catalogue
+
+    catalogue.dose_checks.cache_clear()
+    monkeypatch.setattr(catalogue, "_load_toml", lambda name: {"double_check": {
+        "weight_based_max_mg_per_kg": 2, "above_plan_factor": 2, "fixed_route_max_mg": {"iv": 100}}})
+    with pytest.raises(ValueError, match="fixed_route_max_mg names iv; only fixed-dose routes"):
+        catalogue.dose_checks()
+    catalogue.dose_checks.cache_clear()

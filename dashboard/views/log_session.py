@@ -16,7 +16,7 @@ from dashboard.auth import can_write
 from ketawatch.risk.scoring import dose_per_kg
 from seed_data.catalogue import instruments, side_effects
 from store import records as store_records
-from store.validation import SESSION_RULES
+from store.validation import SESSION_RULES, Validator
 from store.vocabulary import ROUTES, SEVERITIES, WEIGHT_BASED_ROUTES
 
 P = "ls_"  # widget-key prefix of this page
@@ -33,6 +33,7 @@ if not can_write(user):
 
 engine = data.engine()
 patients = data.patients()
+plans = patients.set_index("patient_id")
 effect_labels = {e.id: e.label for e in side_effects()}
 
 
@@ -70,20 +71,47 @@ def _raw(patient_id: str | None) -> dict:
     return raw
 
 
+def _unusual(pid: str | None, raw: dict) -> list[str]:
+    """What the store's double check finds unusual in a valid session (a dose far above plan, a date before treatment)."""
+    if pid is None or pid not in plans.index:
+        return []
+    plan_row = plans.loc[pid]
+    start = None if pd.isna(plan_row["treatment_start"]) else pd.Timestamp(plan_row["treatment_start"]).date()
+    planned = None if pd.isna(plan_row["planned_dose_mg_per_kg"]) else float(plan_row["planned_dose_mg_per_kg"])
+    return [p.message for p in Validator().unusual_session(raw, treatment_start=start, planned_mg_per_kg=planned)]
+
+
 def _save() -> None:
-    """Button callback: write through the store, or keep every problem for its field; nothing saved on error."""
-    pid = st.session_state.get(P + "patient")
-    try:
-        saved = store_records.add_session(engine, _raw(pid), actor=user.username)
-    except store_records.RecordInvalid as exc:
-        st.session_state[P + "errors"] = ui.problems_by_field(exc.problems)
-        st.session_state.pop(P + "saved", None)
+    """Button callback: write through the store, or keep every problem for its field; nothing saved on error.
+
+    A valid but unusual session (store.validation.Validator.unusual_session) is saved only once the
+    clinician has ticked that they checked exactly those values.
+    """
+    s = st.session_state
+    pid = s.get(P + "patient")
+    raw = _raw(pid)
+    unusual = _unusual(pid, raw)
+    if unusual and not (s.get(P + "confirm") and s.get(P + "unusual") == unusual):
+        s[P + "unusual"], s[P + "confirm"], s[P + "errors"] = unusual, False, {}
+        s.pop(P + "saved", None)
+        st.toast("Not saved yet: please check the values shown above the Save button.", icon=":material/help:")
         return
-    st.session_state[P + "errors"] = {}
-    st.session_state[P + "saved"] = {"patient_id": pid, "at": ui.fmt_datetime(saved.session_at), "id": saved.id}
+    try:
+        saved = store_records.add_session(engine, raw, actor=user.username)
+    except store_records.RecordInvalid as exc:
+        s[P + "errors"] = ui.problems_by_field(exc.problems)
+        s.pop(P + "saved", None)
+        s.pop(P + "unusual", None)
+        st.toast(f"Nothing was saved: {len(exc.problems)} problem(s), listed at the top and beside each field.",
+                 icon=":material/block:")
+        return
+    s[P + "errors"] = {}
+    s.pop(P + "unusual", None)
+    s[P + "saved"] = {"patient_id": pid, "at": ui.fmt_datetime(saved.session_at), "id": saved.id}
+    st.toast(f"Session saved for {ui.md_escape(pid)} at {s[P + 'saved']['at']}.", icon=":material/check_circle:")
     for name in CLEARED_AFTER_SAVE:
-        st.session_state[P + name] = False if name in ("early", "more") else ([] if name == "effects" else None)
-    st.session_state[P + "when"] = ui.now_local().replace(tzinfo=None, second=0, microsecond=0)
+        s[P + name] = False if name in ("early", "more") else ([] if name == "effects" else None)
+    s[P + "when"] = ui.now_local().replace(tzinfo=None, second=0, microsecond=0)
 
 
 errors: dict[str, list[str]] = st.session_state.get(P + "errors", {})
@@ -124,7 +152,7 @@ with top[2]:
     st.selectbox(f"{LABELS['route']} *", ROUTES, key=P + "route", format_func=ui.route_words)
     ui.field_error(errors, "route")
 
-plan = patients.set_index("patient_id").loc[pid] if pid is not None else None
+plan = plans.loc[pid] if pid is not None else None
 st.subheader("Dose", divider="gray", anchor=False)
 dose_cols = st.columns([1, 1, 1, 2])
 with dose_cols[0]:
@@ -143,7 +171,10 @@ with dose_cols[3]:
         else:
             delta = None if planned is None else f"{(per_kg / planned - 1) * 100:+.0f}% against the plan"
             st.metric("Dose per kg", f"{per_kg:.2f} mg/kg", delta=delta, delta_color="off")
-        st.caption(f"Planned dose: {planned:.2f} mg/kg" if planned is not None else "No planned mg/kg in this patient's plan.")
+        if plan is None:
+            st.caption("Choose a patient to compare the dose with the plan.")
+        else:
+            st.caption(f"Planned dose: {planned:.2f} mg/kg" if planned is not None else "No planned mg/kg in this patient's plan.")
     else:
         st.metric("Dose", f"{dose:g} mg" if dose is not None else "—")
         st.caption(f"{ui.route_words(route)} is a fixed-dose route: the dose is judged in mg, not mg/kg.")
@@ -185,5 +216,11 @@ with req[1]:
 st.text_area(LABELS["notes"], key=P + "notes", max_chars=SESSION_RULES["notes"].max_length, height=100)
 ui.field_error(errors, "notes")
 
+unusual = st.session_state.get(P + "unusual")
+if unusual:
+    with st.container(border=True):
+        st.warning("Not saved yet. These values are allowed but unusual; please check them:\n\n"
+                   + "\n".join(f"- {ui.md_escape(message)}" for message in unusual), icon=":material/help:")
+        st.checkbox("I have checked these values: save the session as entered", key=P + "confirm")
 st.button("Save session", type="primary", icon=":material/save:", on_click=_save)
 st.caption("Fields marked * are required; leave any other field empty if it was not recorded.")
