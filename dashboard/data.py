@@ -11,7 +11,7 @@ a write recomputes only the patients whose records changed.
 from __future__ import annotations
 
 import threading
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -113,6 +113,15 @@ def _reviews(db_url: str, data_version: tuple[int, ...]) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
+def _safety_answers(db_url: str, data_version: tuple[int, ...], day: date) -> pd.DataFrame:
+    from ketawatch.safety_answers import RECENT_DAYS, SAFETY_MARK, recent_safety_answers
+
+    now = datetime.now(timezone.utc)
+    marked = queries.checkins_with_notes_containing(_engine_for(db_url), SAFETY_MARK, since=now - timedelta(days=RECENT_DAYS))
+    return recent_safety_answers(marked, now=now)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
 def _patients(db_url: str, data_version: tuple[int, ...]) -> pd.DataFrame:
     return queries.patients_frame(_engine_for(db_url))
 
@@ -178,6 +187,11 @@ def caseload() -> pd.DataFrame:
 def reviews() -> pd.DataFrame:
     """Alert reviews, newest first (cached until the next write)."""
     return _reviews(url(), version())
+
+
+def safety_answers() -> pd.DataFrame:
+    """Check-ins of the last two weeks whose PHQ-9 question 9 was answered above 'not at all' (ketawatch.safety_answers)."""
+    return _safety_answers(url(), version(), today())
 
 
 def patient_records(patient_id: str) -> Records:

@@ -295,3 +295,25 @@ def passwords_match(password: str, repeat: str) -> bool:
         st.error("The two passwords differ. Type the same password twice.")
         return False
     return True
+
+
+def safety_banner(answers: pd.DataFrame, *, label=None) -> None:
+    """PHQ-9 question 9 answers of the last two weeks, in red above everything else on the page.
+
+    `answers` is `data.safety_answers()`, or one patient's rows of it; `label` names each patient
+    (a caseload-wide banner); without it the banner shows each check-in's own safety line.
+    """
+    from ketawatch.safety_answers import RECENT_DAYS
+
+    if answers.empty:
+        return
+    if label is None:
+        lines = [f"- Check-in of {fmt_datetime(r.reported_at)}: {md_escape(r.line)}" for r in answers.itertuples()]
+        head = "**PHQ-9 question 9 (thoughts of being better off dead or of self-harm) answered above 'not at all'**"
+    else:
+        newest = answers.drop_duplicates("patient_id")
+        lines = [f"- {md_escape(label(r.patient_id))}: check-in of {fmt_datetime(r.reported_at)}" for r in newest.itertuples()]
+        head = (f"**{len(newest)} patient(s) answered PHQ-9 question 9 (thoughts of being better off dead or of "
+                f"self-harm) above 'not at all' in the last {RECENT_DAYS} days**")
+    st.error(head + f": a clinician to speak with each patient. Shown for {RECENT_DAYS} days after the check-in.\n\n"
+             + "\n".join(lines), icon=":material/emergency:")

@@ -204,6 +204,17 @@ def changed_patients(before: pd.DataFrame, after: pd.DataFrame) -> list[str]:
     return sorted(ids[(old != new).any(axis=1).to_numpy()])
 
 
+def checkins_with_notes_containing(engine: Engine, prefix: str, *, since: datetime) -> pd.DataFrame:
+    """Live check-ins since a moment whose notes contain `prefix` (patient_id, reported_at, notes): a cheap pre-filter."""
+    q = (select(CheckIn.patient_id, CheckIn.reported_at, CheckIn.notes)
+         .where(CheckIn.reported_at >= since, CheckIn.voided_at.is_(None), CheckIn.notes.contains(prefix, autoescape=True)))
+    with engine.connect() as conn:
+        rows = conn.execute(q).all()
+    frame = pd.DataFrame(rows, columns=["patient_id", "reported_at", "notes"])
+    frame["reported_at"] = pd.to_datetime(frame["reported_at"], utc=True)
+    return frame
+
+
 def alert_reviews_frame(engine: Engine, patient_ids: Iterable[str] | None = None) -> pd.DataFrame:
     """Alert reviews, newest first."""
     q = _where_patients(select(AlertReview), AlertReview, patient_ids).order_by(AlertReview.reviewed_at.desc())

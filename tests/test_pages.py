@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from access_support import cheap_hashes  # noqa: F401 - autouse: cheap argon2 for the accounts made here
 from ketawatch.accounts import create_user
 from store.db import make_engine, open_database, upgrade
+from store import records
 from store.queries import patients_frame
 from store.models import AlertReview, CheckIn, InfusionSession, Patient
 from store.settings import get_settings
@@ -580,6 +581,21 @@ def test_a_positive_phq9_question_9_is_kept_with_the_check_in(demo_url, monkeypa
         "Slept badly this week.",
     ]
     assert any("question 9" in w.value for w in at.warning)
+    # ... and reaches every screen, not only the one of whoever saved it
+    shown = lambda view: [e.value.replace("\\", "") for e in view.error if "question 9" in e.value]  # noqa: E731
+    assert not shown(_app(demo_url, monkeypatch, "patient", patient="KW-0001"))  # nobody else's page
+    for page in ("caseload", "alerts"):
+        view = _app(demo_url, monkeypatch, page)
+        _no_exception(view)
+        banner = shown(view)
+        assert len(banner) == 1 and "1 patient(s) answered PHQ-9 question 9" in banner[0] and "KW-0002" in banner[0], banner
+    banner = shown(_app(demo_url, monkeypatch, "patient", patient="KW-0002"))
+    assert len(banner) == 1 and "answered 'Several days': a clinician to speak with the patient today" in banner[0]
+    # a voided check-in no longer raises the banner
+    with Session(open_database(demo_url)) as db:
+        row = db.execute(select(CheckIn).order_by(CheckIn.id.desc())).scalars().first()
+    records.void_checkin(open_database(demo_url), row.id, actor="demo-clinician", reason="wrong patient", expected_version=1)
+    assert not shown(_app(demo_url, monkeypatch, "caseload"))
 
 
 def test_amending_a_session_time_on_the_patient_page_keeps_the_record_chosen_and_says_it_saved(demo_url, monkeypatch):

@@ -21,6 +21,7 @@ user = ui.signed_in_user()
 writer = can_write(user)
 st.title("Alerts")
 ui.disclaimer()
+ui.safety_banner(data.safety_answers(), label=ui.patient_label(data.patients()))
 
 assessment = data.assessment()
 active = set(data.patients().loc[lambda p: p["status"] == "active", "patient_id"])

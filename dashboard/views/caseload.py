@@ -17,6 +17,7 @@ from store.vocabulary import INDICATIONS, LEVELS, PATIENT_STATUSES
 user = ui.signed_in_user()
 st.title("Caseload")
 ui.disclaimer()
+ui.safety_banner(data.safety_answers(), label=ui.patient_label(data.patients()))
 
 table = data.caseload()
 if table.empty:

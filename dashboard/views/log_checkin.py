@@ -15,6 +15,7 @@ from dashboard import data, ui
 from dashboard.auth import can_write
 from ketawatch import accounts
 from ketawatch.risk.scoring import phq9_band
+from ketawatch.safety_answers import safety_line
 from seed_data.catalogue import instruments, warning_sign_answers, warning_signs
 from store import records as store_records
 from store.validation import CHECKIN_RULES, Problem, Validator
@@ -48,15 +49,15 @@ def _safety_note() -> str | None:
     """A line kept in the check-in's notes when question 9 was answered above 'not at all'.
 
     The import format stores only the PHQ-9 total, so without this line the answer that needs a
-    clinician the same day would live only on the screen of whoever saved the form.
+    clinician the same day would live only on the screen of whoever saved the form; with it,
+    ketawatch.safety_answers shows it on the caseload, the alerts and the patient's page.
     """
     scores = {i: st.session_state.get(P + i) for i in SAFETY_ITEMS}
     positive = {i: v for i, v in scores.items() if v}
     if not positive:
         return None
     answers = INSTRUMENTS["phq9"]["answers"]
-    said = ", ".join(f"'{answers[v]}'" for v in positive.values())
-    return f"[Safety] PHQ-9 question 9 (better off dead or self-harm) answered {said}: a clinician to speak with the patient today."
+    return safety_line([answers[v] for v in positive.values()])
 
 
 def _raw(patient_id: str | None, reported_at) -> dict:

@@ -67,6 +67,8 @@ for col, (label, value) in zip(facts, (
         st.caption(label)
         st.text(value)
 st.caption(f"Treatment started {ui.fmt_date(row['treatment_start'])}.")
+safety = data.safety_answers()
+ui.safety_banner(safety[safety["patient_id"] == pid])
 
 # ----- level and reasons ---------------------------------------------------------------------
 with st.container(border=True):

@@ -1,0 +1,48 @@
+"""The PHQ-9 question 9 line of a check-in's notes, found again for the caseload, alerts and patient page."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+
+from ketawatch.safety_answers import RECENT_DAYS, SAFETY_MARK, recent_safety_answers, safety_line
+from store.queries import checkins_with_notes_containing
+from store.records import add_checkin, add_patient
+from tests.store_support import PATIENT
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+
+
+def _checkins(*rows: tuple[str, int, str | None]) -> pd.DataFrame:
+    return pd.DataFrame({"patient_id": [r[0] for r in rows],
+                         "reported_at": pd.to_datetime([NOW - timedelta(days=r[1]) for r in rows], utc=True),
+                         "notes": pd.Series([r[2] for r in rows], dtype="string")})
+
+
+def test_only_recent_check_ins_with_a_safety_line_are_found_newest_first_with_their_line():
+    line = safety_line(["Several days"])
+    found = recent_safety_answers(_checkins(
+        ("A", 1, f"Slept badly.\n{line}"),  # the line need not come first
+        ("B", 3, line),
+        ("C", RECENT_DAYS + 1, line),  # too long ago
+        ("D", 0, "Mentioned [Safety] plans at work"),  # the mark inside a sentence is not the line
+        ("E", 0, None),
+    ), now=NOW)
+    assert list(found["patient_id"]) == ["A", "B"]
+    assert list(found["line"]) == [line, line] and line.startswith(SAFETY_MARK)
+
+
+def test_no_check_ins_give_an_empty_frame_with_the_columns():
+    assert list(recent_safety_answers(_checkins(), now=NOW).columns) == ["patient_id", "reported_at", "line"]
+
+
+def test_the_store_pre_filter_finds_the_mark_literally_on_both_databases(engine, validator):
+    add_patient(engine, dict(PATIENT), actor="t", validator=validator)
+    for days, notes in ((1, safety_line(["Nearly every day"])), (2, "50% better [Safe] week"), (3, None)):
+        add_checkin(engine, {"patient_id": PATIENT["patient_id"], "craving": 1,
+                             "reported_at": (NOW - timedelta(days=days)).isoformat(), "notes": notes},
+                    actor="t", validator=validator)
+    marked = checkins_with_notes_containing(engine, SAFETY_MARK, since=NOW - timedelta(days=RECENT_DAYS))
+    assert len(marked) == 1 and marked["notes"].iloc[0].startswith(SAFETY_MARK)
+    assert len(recent_safety_answers(marked, now=NOW)) == 1
