@@ -283,7 +283,9 @@ def add_alert_review(
     problems = []
     if level not in LEVELS:
         problems.append(Problem("level", f"Level {level!r} is not one of {', '.join(LEVELS)}"))
-    if action not in REVIEW_ACTIONS:
+    if not action:
+        problems.append(Problem("action", "Choose what was done from the list of actions"))
+    elif action not in REVIEW_ACTIONS:
         problems.append(Problem("action", f"Choose an action from the list ({action!r} is not one of them)"))
     if action == "other" and not (note or "").strip():
         problems.append(Problem("note", "Say in the note what was done when the action is 'other'"))
