@@ -10,13 +10,18 @@ them hidden error details) to Streamlit. A bare `streamlit run dashboard/app.py`
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from dashboard import data
 from dashboard.auth import account_menu, can_write, is_admin, require_user
 from dashboard.ui import PATIENT_MODE_KEY
 
-st.set_page_config(page_title="KetaWatch", page_icon=":material/monitor_heart:", layout="wide")
+# The tab icon is a file of the package: a Material icon here makes the browser fetch it from
+# fonts.gstatic.com, which a clinic network without internet access refuses (and which would see
+# every page load).
+st.set_page_config(page_title="KetaWatch", page_icon=str(Path(__file__).with_name("favicon.png")), layout="wide")
 data.new_run()
 
 user = require_user()

@@ -87,6 +87,25 @@ def test_caseload_then_red_patient_charts(page, demo_db_url):
     assert page.get_by_role("heading", name="Caseload").count() == 1, "returning to the caseload stays there"
 
 
+def test_the_app_asks_nothing_of_any_other_server(browser, app_url):
+    """A clinic network may have no internet, and a third party would see every page load: only the app is asked.
+
+    The tab icon used to come from fonts.gstatic.com (a Material icon as `page_icon`)."""
+    from urllib.parse import urlparse
+
+    from browser_support import sign_in
+
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    page = context.new_page()
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    sign_in(page, app_url)
+    for title in ("Patient", "Alerts", "Log session"):
+        _go(page, title)
+    context.close()
+    assert asked and {urlparse(url).netloc for url in asked} == {urlparse(app_url).netloc}, sorted(set(asked))[:5]
+
+
 def test_a_table_offers_no_download_of_its_own_so_every_export_is_audited(page, demo_db_url):
     """The table toolbar's "Download as CSV" gave a reviewer the identified caseload with no audit line."""
     page.get_by_test_id("stDataFrame").first.hover()
