@@ -56,13 +56,16 @@ def _trace(series: Series) -> go.BaseTraceType:
         return go.Bar(x=list(series.x), y=list(series.y), name=series.name, marker_color=colour, opacity=0.55,
                       hovertext=hover)
     mode = {"line": "lines", "markers": "markers", "line+markers": "lines+markers"}[series.style]
+    # An open marker is drawn larger, around whatever filled marker shares its point (a session where the
+    # patient asked both to come earlier and for more shows both).
+    hollow = series.symbol.endswith("-open") and series.role in MARKER_SIZES
+    size = MARKER_SIZES.get(series.role, 7) + (6 if hollow else 0)
     dash = {"trend": "dash", "baseline": "dashdot"}.get(series.role, "solid")
     return go.Scatter(
         x=list(series.x), y=list(series.y), name=series.name, mode=mode,
         line={"color": colour, "dash": dash, "width": 2 if series.role in ("value", "benefit") else 1.5,
               "shape": "hv" if series.role == "level" else "linear"},
-        marker={"color": colour, "symbol": series.symbol, "size": MARKER_SIZES.get(series.role, 7),
-                "line": {"width": 1, "color": colour}},
+        marker={"color": colour, "symbol": series.symbol, "size": size, "line": {"width": 2 if hollow else 1, "color": colour}},
         hovertext=hover, hoverinfo="x+text+name" if hover else None,
     )
 

@@ -274,7 +274,7 @@ def _dose_charts(signals, common, patient) -> list[ChartSpec]:
                 Series("Patient asked for a higher dose", tuple(asked_more["date"]),
                        tuple(float(v) for v in asked_more[column]), style="markers", role="request", symbol="triangle-up"),
                 Series("Patient asked for an earlier session", tuple(asked_early["date"]),
-                       tuple(float(v) for v in asked_early[column]), style="markers", role="request", symbol="diamond"),
+                       tuple(float(v) for v in asked_early[column]), style="markers", role="request", symbol="diamond-open"),
             ),
             lines=tuple(lines),
             note=note + " Clinician-planned titration is expected; requests from the patient are marked.",
@@ -302,7 +302,7 @@ def _interval_chart(signals, common, rules: RuleSettings) -> ChartSpec:
             Series("Early (maintenance, below the early line)", tuple(early["date"]), tuple(map(float, early["interval_days"])),
                    style="markers", role="flag", symbol="triangle-down"),
             Series("Patient asked for an earlier session", tuple(asked["date"]), tuple(map(float, asked["interval_days"])),
-                   style="markers", role="request", symbol="diamond"),
+                   style="markers", role="request", symbol="diamond-open"),
         ),
         lines=tuple(lines),
         note=note + f" Judged against the plan after induction (the first {rules.interval_induction_sessions} sessions "

@@ -82,6 +82,22 @@ def test_requests_are_marked_where_the_patient_asked():
     assert asked_more.x == (dt.date(2026, 9, 8), dt.date(2026, 9, 22))
 
 
+def test_a_session_where_the_patient_asked_both_ways_shows_both_marks():
+    """Both request marks sit on the dose; the earlier-session one is open (and drawn larger) so the other shows inside."""
+    from dashboard.plotly_charts import figure
+
+    records = _records()
+    records.sessions["early_request"] = records.sessions["dose_increase_request"]
+    specs = {s.key: s for s in patient_chart_specs(records, "P", tz=TZ)}
+    _, asked_more, asked_early = specs["dose"].series
+    assert asked_more.x == asked_early.x and asked_more.y == asked_early.y  # the same points ...
+    assert not asked_more.symbol.endswith("-open") and asked_early.symbol.endswith("-open")  # ... one filled, one open
+    early_marker = {t.name: t.marker for t in figure(specs["dose"]).data}["Patient asked for an earlier session"]
+    more_marker = {t.name: t.marker for t in figure(specs["dose"]).data}["Patient asked for a higher dose"]
+    assert early_marker.size > more_marker.size
+    assert specs["interval"].series[-1].symbol.endswith("-open")  # beside the filled "early" flag there too
+
+
 def test_fixed_dose_route_gets_its_own_chart_in_mg():
     specs = patient_chart_specs(_records(routes=("iv", "iv", "intranasal", "intranasal")), "P", tz=TZ)
     by_key = {s.key: s for s in specs}

@@ -108,9 +108,11 @@ def _draw_series(ax, series: Series, bar_width: float) -> None:
     style, grey, width = _ROLE_LINES.get(series.role, ("-", _INK, 1.2))
     marker, hollow = _MARKERS.get(series.symbol, ("o", False))
     if series.role in ("request", "flag", "mild", "moderate", "severe"):
-        size = {"moderate": 6, "severe": 7}.get(series.role, 6)
-        ax.plot(x, y, linestyle="none", marker=marker, markersize=size, color=_INK,
-                markerfacecolor="white" if hollow or series.role == "mild" else _INK, label=series.name, zorder=4)
+        # An open marker is larger and see-through, so a filled marker at the same point shows inside it.
+        size = {"moderate": 6, "severe": 7}.get(series.role, 6) + (3 if hollow else 0)
+        face = "none" if hollow else ("white" if series.role == "mild" else _INK)
+        ax.plot(x, y, linestyle="none", marker=marker, markersize=size, color=_INK, markerfacecolor=face,
+                label=series.name, zorder=4)
         return
     line = style if "line" in series.style else "none"
     ax.plot(x, y, linestyle=line, color=grey, linewidth=width, label=series.name, zorder=3,
