@@ -66,16 +66,18 @@ metrics[4].metric(":material/event_busy: Overdue by plan", int(view["session_ove
 
 # ----- the table -----------------------------------------------------------------------------
 due = view["next_session_due"].dt.strftime("%Y-%m-%d").fillna("")
+# Who, how urgent, since when and whether anyone has looked come first; at 1366 px they are what
+# fits beside the reasons, and Level and Patient stay pinned while the rest scrolls.
 shown = pd.DataFrame({
     "Level": view["level"].map(ui.level_short),
     "Patient": view["patient_id"],
     "Name": view["display_name"],
+    "Since": view["level_since"],
+    "Review": view["needs_review"].map({True: "to review", False: ""}),
     "Top reasons": view["top_reasons"].where(view["top_reasons"] != "", "—"),
     "Craving (last 12)": view["craving_history"],
     "SDS": view["sds_latest"],
     "PHQ-9": view["phq9_latest"],
-    "Since": view["level_since"],
-    "Review": view["needs_review"].map({True: "to review", False: ""}),
     "Last session": ui.local_column(view["last_session_at"]),
     "Next due": due.where(~view["session_overdue"], due + " (overdue)"),
     "Clinician": view["clinician"],
@@ -92,7 +94,9 @@ picked = ui.show_table(
     selection_mode="single-row",
     height=min(36 * (len(shown) + 1) + 4, 640),
     column_config={
+        "Patient": st.column_config.TextColumn(pinned=True),
         "Level": st.column_config.TextColumn(
+            pinned=True,
             help="‼ Red: review now · ⚠ Amber: watch, review at the next visit · ✓ Green: no concern. "
                  "Supports clinical judgement; does not diagnose."),
         "Since": st.column_config.DateColumn(format="YYYY-MM-DD", help="Date the current level began"),
