@@ -248,6 +248,7 @@ def test_log_session_saves_one_row_and_prefills_weight(demo_url, monkeypatch):
     _no_exception(at)
     assert _count(demo_url, InfusionSession) == before + 1
     assert f"Session saved for {pid}" in _texts(at)
+    assert any(t.value.startswith("Session saved for") for t in at.toast)
     assert not at.error
     assert at.number_input(key="ls_dose").value is None, "the form is ready for the next session"
 
@@ -284,6 +285,7 @@ def test_log_session_rejects_invalid_input(case, demo_url, monkeypatch):
     _no_exception(at)
     assert _count(demo_url, InfusionSession) == before
     assert any("Nothing was saved" in e.value for e in at.error)
+    assert any(t.value.startswith("Nothing was saved") for t in at.toast), "seen wherever the form is scrolled to"
     inline = [m.value.replace("\\", "").replace("-", "") for m in at.markdown if m.value.startswith(":red[")]
     assert any(message.replace("-", "") in m for m in inline), inline
     assert not at.success
@@ -338,6 +340,7 @@ def test_log_checkin_saves_with_the_phq9_total_computed(demo_url, monkeypatch):
     with Session(open_database(demo_url)) as db:
         row = db.execute(select(CheckIn).order_by(CheckIn.id.desc())).scalars().first()
     assert (row.craving, row.phq9, row.sds_1, row.secrecy, row.tolerance) == (4, 16, 1, 2, None)
+    assert any(t.value.startswith("Check-in saved for") for t in at.toast)
 
 
 def test_the_data_version_is_read_once_per_run_and_again_after_this_server_writes(demo_url, monkeypatch):
@@ -411,6 +414,7 @@ def test_log_checkin_rejects_invalid_input(case, demo_url, monkeypatch):
     _no_exception(at)
     assert _count(demo_url, CheckIn) == before
     assert any("Nothing was saved" in e.value for e in at.error)
+    assert any(t.value.startswith("Nothing was saved") for t in at.toast), "seen wherever the form is scrolled to"
     assert message in _texts(at)
 
 

@@ -96,12 +96,17 @@ def _save(patient_id: str | None) -> None:
     if problems:
         s[P + "errors"] = ui.problems_by_field(problems)
         s.pop(P + "saved", None)
+        # The form stays scrolled at its button; the list of problems is at the top.
+        st.toast(f"Nothing was saved: {len(problems)} problem(s), listed at the top and beside each question.",
+                 icon=":material/block:")
         return
     safety = any((s.get(P + i) or 0) > 0 for i in SAFETY_ITEMS)
     if safety:
         s[SAFETY_NOTICE_KEY] = {"patient_id": patient_id, "at": ui.fmt_datetime(reported_at)}
     s[P + "errors"] = {}
     s[P + "saved"] = {"patient_id": patient_id, "at": ui.fmt_datetime(reported_at), "safety": safety}
+    if not patient_mode:
+        st.toast(f"Check-in saved for {ui.md_escape(patient_id)} at {s[P + 'saved']['at']}.", icon=":material/check_circle:")
     for key in ("craving", "notes", "phq9_total", *ANSWER_KEYS):
         s[P + key] = None
 
