@@ -265,8 +265,8 @@ def _craving(kind: str):
         if kind == "rising":
             text = (
                 f"Craving rose from a baseline of {table['craving_baseline'][last]:.1f} to {values} of 10 "
-                f"on the last {_check_ins(len(run))}, {span}; smoothed trend {table['craving_ewma'][last]:.1f}; "
-                f"a rise of {_num(table['thr_craving_rise'][last])} points counts"
+                f"on the last {_check_ins(len(run))}, {span}; smoothed trend now {table['craving_ewma'][last]:.1f}; "
+                f"a rise of {_num(table['thr_craving_rise'][last])} points above baseline counts"
                 + _sud_note(table, last, "craving_rise_points")
             )
         else:
@@ -407,10 +407,10 @@ def _interval(table: FeatureTable, row: int, rules: RuleSettings, sign: str | No
 
 
 def _drift_text(table: FeatureTable, last: int, total: str, alarm: str, allowance: float, unit: str) -> str:
-    """'a small rise held over weeks: what went above baseline + 1 point adds up to 4 (3 or more counts)'."""
+    """'small rises kept adding up: the amounts above baseline + 1 point, summed since they began, come to 4 (the threshold is 3)'."""
     return (
-        f"a small rise held over weeks: what went above baseline + {_num(allowance)} {unit} adds up to "
-        f"{_num(round(float(table[total][last]), 2))} ({_num(table[alarm][last])} or more counts)"
+        f"small rises kept adding up: the amounts above baseline + {_num(allowance)} {unit}, summed since they "
+        f"began, come to {_num(round(float(table[total][last]), 2))} (the threshold is {_num(table[alarm][last])})"
     )
 
 
