@@ -147,6 +147,8 @@ def test_patient_page_shows_reasons_and_charts_for_a_red_patient(demo_url, monke
         role = "supporting: adds weight, never raises a level on its own" if reason.rule_id in weak else reason_role(reason.level)
         assert any(f"Rule `{reason.rule_id}` · {role}" in c for c in captions), reason.rule_id
     assert COMBINATION_NOTE in captions
+    columns = {tuple(d.value.columns) for d in at.dataframe}
+    assert any("SpO₂ before/after (%)" in c and "HR before/after" in c for c in columns), "every vital sign is in the table"
 
 
 def test_every_reason_that_rests_on_a_seed_passage_shows_it(demo_url, monkeypatch):

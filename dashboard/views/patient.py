@@ -149,6 +149,7 @@ else:
         "BP before": s["sbp_pre"].astype("Int64").astype("string") + "/" + s["dbp_pre"].astype("Int64").astype("string"),
         "BP after": s["sbp_post"].astype("Int64").astype("string") + "/" + s["dbp_post"].astype("Int64").astype("string"),
         "HR before/after": s["hr_pre"].astype("Int64").astype("string") + "/" + s["hr_post"].astype("Int64").astype("string"),
+        "SpO₂ before/after (%)": s["spo2_pre"].astype("Int64").astype("string") + "/" + s["spo2_post"].astype("Int64").astype("string"),
         "CADSS": s["dissociation_cadss"],
         "Side effects": s["side_effects"].map(ui.side_effect_words),
         "Notes": s["notes"],
@@ -199,8 +200,8 @@ else:
         "Reviewed": ui.local_column(pd.to_datetime(mine["reviewed_at"], utc=True)),
         "By": mine["reviewed_by"],
         "Level": mine["level"].map(ui.level_text),
-        "Reasons reviewed": mine["reasons"].str.replace(";", ", "),
         "Action": mine["action"].map(actions),
         "Note": mine["note"],
+        "Reasons reviewed": mine["reasons"].str.replace(";", ", "),  # the long list of rule ids last, as on Alerts
     }), key="pp_reviews",
         column_config={"Reviewed": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
