@@ -15,7 +15,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import data
-from dashboard.auth import account_menu, can_write, is_admin, require_user
+from dashboard.auth import account_menu, can_write, is_admin, requested_page, require_user
 from dashboard.ui import PATIENT_MODE_KEY
 
 # The tab icon is a file of the package: a Material icon here makes the browser fetch it from
@@ -49,4 +49,10 @@ else:
             st.Page("views/audit.py", title="Audit trail", icon=":material/history:", url_path="audit"),
             st.Page("views/users.py", title="Users", icon=":material/manage_accounts:", url_path="users"),
         ]
-    st.navigation(sections).run()
+    current = st.navigation(sections)
+    asked = requested_page()  # a link opened before sign-in leads there once signed in, not to the caseload
+    if asked is not None:
+        wanted = next((p for pages in sections.values() for p in pages if p.url_path == asked[0]), None)
+        if wanted is not None and wanted.url_path != current.url_path:
+            st.switch_page(wanted, query_params=asked[1])
+    current.run()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
+from urllib.parse import urlparse
 
 import streamlit as st
 
@@ -24,6 +25,7 @@ from store.settings import get_settings
 USER_KEY = "user"
 ACTIVITY_KEY = "last_activity"
 _NOTICE_KEY = "auth_notice"
+_RETURN_KEY = "auth_requested_page"
 _SSO_KEY = "auth_via_sso"
 _SSO_REFUSED_KEY = "auth_sso_refused"
 
@@ -197,8 +199,21 @@ def _sign_in_page(engine) -> None:
         except accounts.SignInRefused as exc:
             st.error(exc.message)
         else:
+            _remember_requested_page()
             _start_session(account)
             st.rerun()
+
+
+def _remember_requested_page() -> None:
+    """Keep the page a signed-out visitor asked for (a bookmark, a link to /patient?patient=...) for after sign-in."""
+    path = urlparse(st.context.url or "").path.rstrip("/").rsplit("/", 1)[-1]
+    if path:
+        st.session_state[_RETURN_KEY] = (path, {k: st.query_params[k] for k in st.query_params})
+
+
+def requested_page() -> tuple[str, dict[str, str]] | None:
+    """The (url path, query) asked for before signing in, once; None when the visitor came to the front page."""
+    return st.session_state.pop(_RETURN_KEY, None)
 
 
 def _first_run_page(engine) -> None:

@@ -106,6 +106,23 @@ def test_the_app_asks_nothing_of_any_other_server(browser, app_url):
     assert asked and {urlparse(url).netloc for url in asked} == {urlparse(app_url).netloc}, sorted(set(asked))[:5]
 
 
+def test_a_patient_link_opened_before_sign_in_leads_to_that_patient_after_it(browser, app_url):
+    from browser_support import sign_in
+
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    page = context.new_page()
+    page.goto(f"{app_url}/patient?patient=KW-0003")
+    settle(page, pause_ms=1000)
+    assert page.get_by_text("KW-0003").count() == 0  # nothing before sign-in
+    page.get_by_label("Username", exact=True).fill("demo-clinician")
+    page.get_by_label("Password", exact=True).fill("demo-password")
+    page.get_by_role("button", name="Sign in").click()
+    settle(page, pause_ms=1500)
+    page.get_by_role("heading", name=re.compile("KW-0003")).wait_for()
+    assert "/patient" in page.url and "patient=KW-0003" in page.url
+    context.close()
+
+
 def test_a_table_offers_no_download_of_its_own_so_every_export_is_audited(page, demo_db_url):
     """The table toolbar's "Download as CSV" gave a reviewer the identified caseload with no audit line."""
     page.get_by_test_id("stDataFrame").first.hover()
