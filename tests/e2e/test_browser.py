@@ -53,6 +53,12 @@ def _pick(page, label: str, text: str) -> None:
     settle(page)
 
 
+def _refused(page) -> bool:
+    """The form's "Nothing was saved" list is on the page, and a toast says so wherever the page is scrolled."""
+    return (page.get_by_test_id("stAlert").filter(has_text="Nothing was saved").count() == 1
+            and page.get_by_test_id("stToast").filter(has_text="Nothing was saved").count() == 1)
+
+
 def _number(page, label: str, value) -> None:
     field = page.get_by_label(label, exact=True)
     field.fill(str(value))
@@ -147,7 +153,7 @@ def test_log_session_then_find_it_on_the_patient_page(page, demo_db_url):
     shot(page, "03_log_session_filled")
     page.get_by_role("button", name="Save session").click()
     settle(page)
-    saved = page.get_by_text("Session saved for KW-0001")
+    saved = page.get_by_test_id("stAlert").filter(has_text="Session saved for KW-0001")
     saved.wait_for()
     when = re.search(r"at (\d{4}-\d\d-\d\d \d\d:\d\d)", saved.inner_text()).group(1)
     assert _count(demo_db_url, InfusionSession) == before + 1
@@ -170,7 +176,7 @@ def test_invalid_session_shows_error_and_saves_nothing(page, demo_db_url):
     _number(page, "Diastolic BP before (mmHg)", 120)
     page.get_by_role("button", name="Save session").click()
     settle(page)
-    assert page.get_by_text("Nothing was saved").count() == 1
+    assert _refused(page)
     assert page.get_by_text("Dose is required").count() >= 2  # in the summary and beside the field
     assert page.get_by_text("must be below the systolic").count() >= 2
     assert _count(demo_db_url, InfusionSession) == before
@@ -188,7 +194,7 @@ def test_a_typed_vital_outside_its_range_is_refused_in_words_not_dropped(page, d
     assert page.get_by_label("SpO₂ before (%)", exact=True).input_value() == "9"
     page.get_by_role("button", name="Save session").click()
     settle(page)
-    assert page.get_by_text("Nothing was saved").count() == 1
+    assert _refused(page)
     assert page.get_by_text(re.compile(r"Oxygen saturation before dosing.*50-100%")).count() >= 1
     assert _count(demo_db_url, InfusionSession) == before
     shot(page, "06b_log_session_vital_out_of_range")
@@ -208,7 +214,7 @@ def test_a_typed_future_year_is_refused_not_replaced_by_the_time_shown_before(pa
     assert when.locator("input").first.input_value().startswith("2030-")
     page.get_by_role("button", name="Save session").click()
     settle(page)
-    assert page.get_by_text("Nothing was saved").count() == 1
+    assert _refused(page)
     assert page.get_by_text(re.compile(r"Session date and time, 2030-.*, is in the future")).count() >= 1
     assert _count(demo_db_url, InfusionSession) == before
 
