@@ -103,8 +103,7 @@ def unreviewed_alerts(assessment: pd.DataFrame, reviews: pd.DataFrame | None, *,
     joined["new_reasons"] = [sorted(c) if nv else n for c, n, nv in zip(current, new, never)]
     joined["last_reviewed_at"] = joined["reviewed_at"]
     out = joined.loc[needs, [*assessment.columns, "new_reasons", "last_reviewed_at"]]
-    order = out["level"].map(LEVEL_RANK).rank(ascending=False, method="first")
-    return out.assign(_o=order).sort_values(["_o"]).drop(columns="_o").reset_index(drop=True)
+    return _worst_first(out, since="since")  # the caseload's order, so both lists read the same
 
 
 def caseload_table(
@@ -173,10 +172,10 @@ def caseload_table(
     return _worst_first(out)[list(CASELOAD_COLUMNS)]
 
 
-def _worst_first(table: pd.DataFrame) -> pd.DataFrame:
+def _worst_first(table: pd.DataFrame, *, since: str = "level_since") -> pd.DataFrame:
     """Caseload order: highest level first, then the longest-standing, then by patient id."""
     rank = table["level"].map(LEVEL_RANK).astype("float64").fillna(-1)
-    out = table.assign(_rank=rank).sort_values(["_rank", "level_since", "patient_id"], ascending=[False, True, True],
+    out = table.assign(_rank=rank).sort_values(["_rank", since, "patient_id"], ascending=[False, True, True],
                                                kind="stable")
     return out.drop(columns="_rank").reset_index(drop=True)
 

@@ -153,6 +153,13 @@ class TestUnreviewedAlerts:
         ])
         assert len(unreviewed_alerts(self._amber("craving_rising", "early_requests_repeated"), reviews, tz=TZ)) == 1
 
+    def test_pending_alerts_come_in_the_caseload_order_worst_then_longest_standing(self):
+        rows = [("A", "amber", dt.date(2026, 11, 1), [_reason("craving_rising")]),
+                ("B", "red", dt.date(2026, 11, 20), [_reason("craving_rising")]),
+                ("C", "red", dt.date(2026, 10, 5), [_reason("craving_rising")]),
+                ("D", "amber", dt.date(2026, 9, 1), [_reason("craving_rising")])]
+        assert unreviewed_alerts(_assessment(rows), None, tz=TZ)["patient_id"].tolist() == ["C", "B", "D", "A"]
+
     def test_a_higher_level_reopens_it(self):
         reviews = _reviews([("P", "2026-11-12T10:00Z", "amber", "craving_rising")])
         red = _assessment([("P", "red", self.since, [_reason("craving_rising")])])
