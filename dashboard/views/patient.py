@@ -32,7 +32,7 @@ if patients.empty:
     st.info("No patients yet. Add one on the Patients and plans page.")
     st.stop()
 
-pid = ui.patient_picker(patients, key="pp_patient", label="Patient")
+pid = ui.patient_picker(patients, key="pp_patient", label="Choose a patient (type an ID or a name)")
 if pid is None:
     st.info("Choose a patient, or open one from the caseload.")
     st.stop()
