@@ -126,6 +126,14 @@ def page_for(user):
     return at
 
 
+def open_form(people, kind: str, record_id: int, mode: str = "amend", who: str = "alice"):
+    """The patient page as `who` with one record's amend or void form open; returns (the page, its key base)."""
+    base = f"kw_amend_{kind}_{record_id}"
+    at = page_for(people[who])
+    at.button(key=f"{base}_open_{mode}").click().run()
+    return at, base
+
+
 def submit(at, form_key: str, label: str):
     return at.button(key=f"FormSubmitter:{form_key}-{label}").click().run()
 
@@ -166,9 +174,7 @@ def test_two_clinicians_amending_one_session_the_second_sees_a_conflict_and_noth
 
 def test_an_amended_value_out_of_range_is_refused_in_the_words_of_the_rule(ui_records):
     engine, sid, _, people = ui_records
-    base = f"kw_amend_session_{sid}"
-    at = page_for(people["alice"])
-    at.button(key=f"{base}_open_amend").click().run()
+    at, base = open_form(people, "session", sid, "amend")
     at.number_input(key=f"{base}_f_dose_mg").set_value(5000.0)
     at.text_input(key=f"{base}_reason").input("dose corrected")
     submit(at, f"{base}_form", "Save amendment")
@@ -178,9 +184,7 @@ def test_an_amended_value_out_of_range_is_refused_in_the_words_of_the_rule(ui_re
 
 def test_voiding_from_the_page_needs_a_reason_and_shows_in_the_history(ui_records):
     engine, _, cid, people = ui_records
-    base = f"kw_amend_checkin_{cid}"
-    at = page_for(people["alice"])
-    at.button(key=f"{base}_open_void").click().run()
+    at, base = open_form(people, "checkin", cid, "void")
     submit(at, f"{base}_void_form", "Void check-in")
     assert any("Give a reason" in e.value for e in at.error)
     assert stored(engine, checkins_frame, cid, "voided_at") is None
@@ -198,9 +202,7 @@ def test_voiding_from_the_page_needs_a_reason_and_shows_in_the_history(ui_record
 def test_an_open_form_has_no_amend_or_void_button_beside_it(ui_records, opened):
     """Both buttons go in the run that opens a form: a button left showing beside it would do nothing when clicked."""
     _, sid, _, people = ui_records
-    base = f"kw_amend_session_{sid}"
-    at = page_for(people["alice"])
-    at.button(key=f"{base}_open_{opened}").click().run()
+    at, base = open_form(people, "session", sid, opened)
     keys = {b.key for b in at.button}
     assert f"{base}_open_amend" not in keys and f"{base}_open_void" not in keys
     assert any(f.key == f"{base}_{'form' if opened == 'amend' else 'void_form'}" for f in at.get("form"))
@@ -208,9 +210,7 @@ def test_an_open_form_has_no_amend_or_void_button_beside_it(ui_records, opened):
 
 def test_an_amended_check_in_shows_both_versions_in_the_history(ui_records):
     engine, _, cid, people = ui_records
-    base = f"kw_amend_checkin_{cid}"
-    at = page_for(people["alice"])
-    at.button(key=f"{base}_open_amend").click().run()
+    at, base = open_form(people, "checkin", cid, "amend")
     at.number_input(key=f"{base}_f_craving").set_value(6)
     at.text_input(key=f"{base}_reason").input("patient corrected the answer")
     submit(at, f"{base}_form", "Save amendment")
@@ -224,9 +224,7 @@ def test_an_amended_check_in_shows_both_versions_in_the_history(ui_records):
 
 def test_side_effects_are_amended_by_picking_effect_and_severity_not_by_typing(ui_records):
     engine, sid, _, people = ui_records
-    base = f"kw_amend_session_{sid}"
-    at = page_for(people["alice"])
-    at.button(key=f"{base}_open_amend").click().run()
+    at, base = open_form(people, "session", sid, "amend")
     picker = at.multiselect(key=f"{base}_f_side_effects")
     assert sorted(picker.value) == sorted(SESSION["side_effects"].split(";"))  # opens on what is stored
     assert "Headache (severe)" in picker.options  # shown in words, as in the sessions table
@@ -247,9 +245,7 @@ def test_side_effects_are_amended_by_picking_effect_and_severity_not_by_typing(u
 
 def test_a_session_time_is_amended_in_clinic_time_with_one_date_and_time_field(ui_records):
     engine, sid, _, people = ui_records
-    base = f"kw_amend_session_{sid}"
-    at = page_for(people["alice"])
-    at.button(key=f"{base}_open_amend").click().run()
+    at, base = open_form(people, "session", sid, "amend")
     when = at.datetime_input(key=f"{base}_f_session_at")
     assert when.value == dt.datetime(2026, 1, 5, 10, 0)  # opens on the stored time, as the clinic's wall clock shows it
     when.set_value(dt.datetime.now() + dt.timedelta(days=2))

@@ -53,6 +53,19 @@ def _pick(page, label: str, text: str) -> None:
     settle(page)
 
 
+def _session_form(page, patient: str, dose: float | None = None) -> None:
+    """The Log session page with a patient chosen (and a dose typed)."""
+    _go(page, "Log session")
+    _pick(page, "Patient *", patient)
+    if dose is not None:
+        _number(page, "Dose (mg) *", dose)
+
+
+def _save_session(page) -> None:
+    page.get_by_role("button", name="Save session").click()
+    settle(page)
+
+
 def _refused(page) -> bool:
     """The form's "Nothing was saved" list is on the page, and a toast says so wherever the page is scrolled."""
     return (page.get_by_test_id("stAlert").filter(has_text="Nothing was saved").count() == 1
@@ -170,12 +183,10 @@ def test_log_session_then_find_it_on_the_patient_page(page, demo_db_url):
 
 def test_invalid_session_shows_error_and_saves_nothing(page, demo_db_url):
     before = _count(demo_db_url, InfusionSession)
-    _go(page, "Log session")
-    _pick(page, "Patient *", "KW-0002")
+    _session_form(page, "KW-0002")
     _number(page, "Systolic BP before (mmHg)", 90)
     _number(page, "Diastolic BP before (mmHg)", 120)
-    page.get_by_role("button", name="Save session").click()
-    settle(page)
+    _save_session(page)
     assert _refused(page)
     assert page.get_by_text("Dose is required").count() >= 2  # in the summary and beside the field
     assert page.get_by_text("must be below the systolic").count() >= 2
@@ -187,13 +198,10 @@ def test_a_typed_vital_outside_its_range_is_refused_in_words_not_dropped(page, d
     """A number box with a min and max makes the browser drop a typed value outside them, and the session then
     saved with the vital 'not recorded'. The boxes have no limits; the store refuses the value and names its range."""
     before = _count(demo_db_url, InfusionSession)
-    _go(page, "Log session")
-    _pick(page, "Patient *", "KW-0003")
-    _number(page, "Dose (mg) *", 40)
+    _session_form(page, "KW-0003", dose=40)
     _number(page, "SpO₂ before (%)", 9)
     assert page.get_by_label("SpO₂ before (%)", exact=True).input_value() == "9"
-    page.get_by_role("button", name="Save session").click()
-    settle(page)
+    _save_session(page)
     assert _refused(page)
     assert page.get_by_text(re.compile(r"Oxygen saturation before dosing.*50-100%")).count() >= 1
     assert _count(demo_db_url, InfusionSession) == before
@@ -203,17 +211,14 @@ def test_a_typed_vital_outside_its_range_is_refused_in_words_not_dropped(page, d
 def test_a_typed_future_year_is_refused_not_replaced_by_the_time_shown_before(page, demo_db_url):
     """With a max on the box, a year typed past it was dropped and the session saved at the earlier time shown."""
     before = _count(demo_db_url, InfusionSession)
-    _go(page, "Log session")
-    _pick(page, "Patient *", "KW-0003")
-    _number(page, "Dose (mg) *", 40)
+    _session_form(page, "KW-0003", dose=40)
     when = page.get_by_test_id("stDateTimeInput").first
     when.locator("[data-type=year]").click()
     page.keyboard.type("2030")
     page.keyboard.press("Tab")
     settle(page)
     assert when.locator("input").first.input_value().startswith("2030-")
-    page.get_by_role("button", name="Save session").click()
-    settle(page)
+    _save_session(page)
     assert _refused(page)
     assert page.get_by_text(re.compile(r"Session date and time, 2030-.*, is in the future")).count() >= 1
     assert _count(demo_db_url, InfusionSession) == before
