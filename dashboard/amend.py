@@ -15,8 +15,21 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 
+from dashboard import data
 from dashboard.auth import SignedInUser, can_write
-from dashboard.ui import RECORD_TIMES, error_summary, fmt_datetime, problems_by_field, route_words, side_effect_words, to_local, words
+from dashboard.ui import (
+    RECORD_TIMES,
+    error_summary,
+    fmt_datetime,
+    problems_by_field,
+    route_words,
+    side_effect_words,
+    to_local,
+    unusual_box,
+    unusual_confirmed,
+    unusual_session,
+    words,
+)
 from store import queries
 from store.records import (
     RecordConflict,
@@ -40,6 +53,8 @@ _KINDS: dict[str, dict[str, Any]] = {
                 "void": void_checkin, "frame": queries.checkins_frame},
 }
 _BOOL_WORDS = {None: "not recorded", True: "yes", False: "no"}
+#: Session fields whose change is checked again for unusual values (a dose, weight, route or date).
+_DOSE_AND_TIME = {"dose_mg", "weight_kg", "route", "session_at"}
 
 
 def _blank(value: Any) -> bool:
@@ -214,6 +229,7 @@ def _amend_form(engine: Engine, user: SignedInUser, kind: str, record_id: int, b
         st.markdown(f"**Amend this {spec['label']}** (you opened version {int(opened['version'])})")
         values = _form_fields(fields, before, base)
         reason = st.text_input("Reason for the amendment (required, kept with the history)", key=f"{base}_reason")
+        unusual_box(f"{base}_", "amendment")
         save = st.form_submit_button("Save amendment", type="primary")
         cancel = st.form_submit_button("Cancel")
     if cancel:
@@ -225,6 +241,11 @@ def _amend_form(engine: Engine, user: SignedInUser, kind: str, record_id: int, b
     if not changes:
         st.warning("Nothing was changed, so nothing was saved.")
         return
+    if kind == "session" and set(changes) & _DOSE_AND_TIME:
+        # The same second look as on Log session: an amendment to 500 mg IV is the same slip of the keyboard.
+        patient = data.patients().set_index("patient_id").loc[opened["patient_id"]]
+        if not unusual_confirmed(f"{base}_", unusual_session({"patient_id": opened["patient_id"], **values}, patient)):
+            st.rerun()  # the form again, with the values to check and the tick box above its Save button
     try:
         saved = spec["amend"](engine, record_id, changes, actor=user.username, reason=reason,
                               expected_version=int(opened["version"]), validator=Validator())

@@ -317,3 +317,44 @@ def safety_banner(answers: pd.DataFrame, *, label=None) -> None:
                 f"self-harm) above 'not at all' in the last {RECENT_DAYS} days**")
     st.error(head + f": a clinician to speak with each patient. Shown for {RECENT_DAYS} days after the check-in.\n\n"
              + "\n".join(lines), icon=":material/emergency:")
+
+
+def unusual_confirmed(prefix: str, unusual: list[str]) -> bool:
+    """True when nothing is unusual, or the clinician has ticked that they checked exactly these values.
+
+    Otherwise the values are kept for `unusual_box` to show, and False means "do not save yet". The
+    tick box's key is made from the messages (which name the values and the patient's plan), so a
+    tick given for one set of values never carries over to another.
+    """
+    if not unusual:
+        st.session_state.pop(prefix + "unusual", None)
+        return True
+    if st.session_state.get(prefix + "unusual") == unusual and st.session_state.get(_confirm_key(prefix, unusual)):
+        return True
+    st.session_state[prefix + "unusual"] = unusual
+    return False
+
+
+def unusual_box(prefix: str, record: str = "session") -> None:
+    """The allowed-but-unusual values waiting for a second look, with the tick box that lets them be saved."""
+    unusual = st.session_state.get(prefix + "unusual")
+    if not unusual:
+        return
+    st.warning("Not saved yet. These values are allowed but unusual; please check them:\n\n"
+               + "\n".join(f"- {md_escape(message)}" for message in unusual), icon=":material/help:")
+    st.checkbox(f"I have checked these values: save the {record} as entered", key=_confirm_key(prefix, unusual))
+
+
+def _confirm_key(prefix: str, unusual: list[str]) -> str:
+    import hashlib
+
+    return prefix + "confirm_" + hashlib.sha256("\n".join(unusual).encode()).hexdigest()[:16]
+
+
+def unusual_session(raw: dict, patient: pd.Series) -> list[str]:
+    """The store's double check of a session against one patient's plan (a row of `data.patients()`)."""
+    from store.validation import Validator
+
+    start = None if pd.isna(patient["treatment_start"]) else pd.Timestamp(patient["treatment_start"]).date()
+    planned = None if pd.isna(patient["planned_dose_mg_per_kg"]) else float(patient["planned_dose_mg_per_kg"])
+    return [p.message for p in Validator().unusual_session(raw, treatment_start=start, planned_mg_per_kg=planned)]

@@ -182,6 +182,24 @@ def test_an_amended_value_out_of_range_is_refused_in_the_words_of_the_rule(ui_re
     assert stored(engine, sessions_frame, sid, "version") == 1 and stored(engine, sessions_frame, sid, "dose_mg") != 5000
 
 
+def test_an_amendment_to_an_unusual_dose_is_saved_only_once_the_clinician_confirms_it(ui_records):
+    """The Log session double check holds for an amendment too: 500 mg by IV is as likely a slip here."""
+    engine, sid, _, people = ui_records
+    at, base = open_form(people, "session", sid, "amend")
+    at.selectbox(key=f"{base}_f_route").set_value("iv")
+    at.number_input(key=f"{base}_f_weight_kg").set_value(50.0)
+    at.number_input(key=f"{base}_f_dose_mg").set_value(500.0)
+    at.text_input(key=f"{base}_reason").input("dose as charted")
+    submit(at, f"{base}_form", "Save amendment")
+    assert stored(engine, sessions_frame, sid, "version") == 1
+    warning = " ".join(w.value for w in at.warning).replace("\\", "")
+    assert "Not saved yet" in warning and "Dose: 500 mg for 50 kg is 10.00 mg/kg" in warning
+    next(c for c in at.checkbox if c.label.startswith("I have checked these values")).check()
+    submit(at, f"{base}_form", "Save amendment")
+    assert not at.exception and "now version 2" in at.success[0].value
+    assert stored(engine, sessions_frame, sid, "dose_mg") == 500.0
+
+
 def test_voiding_from_the_page_needs_a_reason_and_shows_in_the_history(ui_records):
     engine, _, cid, people = ui_records
     at, base = open_form(people, "checkin", cid, "void")

@@ -630,6 +630,11 @@ def _warnings(at) -> str:
     return " ".join(w.value for w in at.warning).replace("\\", "")
 
 
+def _checked_box(at):
+    """The 'I have checked these values' tick box shown with unusual values."""
+    return next(c for c in at.checkbox if c.label.startswith("I have checked these values"))
+
+
 def _unusual_form(demo_url, monkeypatch):
     pid = _iv_patient(demo_url)
     at = _session_form(demo_url, monkeypatch, patient=pid)
@@ -650,12 +655,12 @@ def test_a_dose_far_above_the_usual_is_saved_only_once_the_clinician_confirms_it
     assert "Not saved yet" in warning and "Dose: 500 mg for 50 kg is 10.00 mg/kg, more than 2 mg/kg in one session" in warning
     _button(at, "Save session").click().run()  # saving again without the tick still saves nothing
     assert _count(demo_url, InfusionSession) == before
-    at.checkbox(key="ls_confirm").check().run()
+    _checked_box(at).check().run()
     at.number_input(key="ls_dose").set_value(400.0).run()  # a changed value must be checked afresh
     _button(at, "Save session").click().run()
     assert _count(demo_url, InfusionSession) == before
     assert "8.00 mg/kg" in _warnings(at)
-    at.checkbox(key="ls_confirm").check().run()
+    _checked_box(at).check().run()
     _button(at, "Save session").click().run()
     _no_exception(at)
     assert _count(demo_url, InfusionSession) == before + 1

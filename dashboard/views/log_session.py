@@ -16,7 +16,7 @@ from dashboard.auth import can_write
 from ketawatch.risk.scoring import dose_per_kg
 from seed_data.catalogue import instruments, side_effects
 from store import records as store_records
-from store.validation import SESSION_RULES, Validator
+from store.validation import SESSION_RULES
 from store.vocabulary import ROUTES, SEVERITIES, WEIGHT_BASED_ROUTES
 
 P = "ls_"  # widget-key prefix of this page
@@ -75,10 +75,7 @@ def _unusual(pid: str | None, raw: dict) -> list[str]:
     """What the store's double check finds unusual in a valid session (a dose far above plan, a date before treatment)."""
     if pid is None or pid not in plans.index:
         return []
-    plan_row = plans.loc[pid]
-    start = None if pd.isna(plan_row["treatment_start"]) else pd.Timestamp(plan_row["treatment_start"]).date()
-    planned = None if pd.isna(plan_row["planned_dose_mg_per_kg"]) else float(plan_row["planned_dose_mg_per_kg"])
-    return [p.message for p in Validator().unusual_session(raw, treatment_start=start, planned_mg_per_kg=planned)]
+    return ui.unusual_session(raw, plans.loc[pid])
 
 
 def _save() -> None:
@@ -90,9 +87,8 @@ def _save() -> None:
     s = st.session_state
     pid = s.get(P + "patient")
     raw = _raw(pid)
-    unusual = _unusual(pid, raw)
-    if unusual and not (s.get(P + "confirm") and s.get(P + "unusual") == unusual):
-        s[P + "unusual"], s[P + "confirm"], s[P + "errors"] = unusual, False, {}
+    if not ui.unusual_confirmed(P, _unusual(pid, raw)):
+        s[P + "errors"] = {}
         s.pop(P + "saved", None)
         st.toast("Not saved yet: please check the values shown above the Save button.", icon=":material/help:")
         return
@@ -216,11 +212,8 @@ with req[1]:
 st.text_area(LABELS["notes"], key=P + "notes", max_chars=SESSION_RULES["notes"].max_length, height=100)
 ui.field_error(errors, "notes")
 
-unusual = st.session_state.get(P + "unusual")
-if unusual:
+if st.session_state.get(P + "unusual"):
     with st.container(border=True):
-        st.warning("Not saved yet. These values are allowed but unusual; please check them:\n\n"
-                   + "\n".join(f"- {ui.md_escape(message)}" for message in unusual), icon=":material/help:")
-        st.checkbox("I have checked these values: save the session as entered", key=P + "confirm")
+        ui.unusual_box(P)
 st.button("Save session", type="primary", icon=":material/save:", on_click=_save)
 st.caption("Fields marked * are required; leave any other field empty if it was not recorded.")
