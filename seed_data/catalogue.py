@@ -185,6 +185,7 @@ class DoseChecks:
     """Doses the session form asks to confirm before saving (seed_data/dosing.toml)."""
 
     weight_based_max_mg_per_kg: float
+    weight_based_max_mg_without_weight: float
     above_plan_factor: float
     fixed_route_max_mg: dict[str, float]
 
@@ -197,7 +198,8 @@ def dose_checks() -> DoseChecks:
     wrong = sorted(set(fixed) - (set(ROUTES) - set(WEIGHT_BASED_ROUTES)))
     if wrong:
         raise ValueError(f"dosing.toml: fixed_route_max_mg names {', '.join(wrong)}; only fixed-dose routes belong there")
-    return DoseChecks(float(data["weight_based_max_mg_per_kg"]), float(data["above_plan_factor"]), fixed)
+    return DoseChecks(float(data["weight_based_max_mg_per_kg"]), float(data["weight_based_max_mg_without_weight"]),
+                      float(data["above_plan_factor"]), fixed)
 
 
 def seeds_dir() -> Path:

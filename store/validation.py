@@ -286,14 +286,15 @@ class Validator:
         if isinstance(value, datetime):
             raise _Invalid(f"{rule.label} must be a date without a time")
         if isinstance(value, date):
-            return value
-        text = str(value).strip()
-        if not _DATE_RE.match(text):
-            raise _Invalid(f"{rule.label}, {_show(value)}, is not a date in the form YYYY-MM-DD")
-        try:
-            day = date.fromisoformat(text)
-        except ValueError:
-            raise _Invalid(f"{rule.label}, {_show(value)}, is not a real calendar date") from None
+            day = value
+        else:
+            text = str(value).strip()
+            if not _DATE_RE.match(text):
+                raise _Invalid(f"{rule.label}, {_show(value)}, is not a date in the form YYYY-MM-DD")
+            try:
+                day = date.fromisoformat(text)
+            except ValueError:
+                raise _Invalid(f"{rule.label}, {_show(value)}, is not a real calendar date") from None
         if rule.not_in_future and rule.kind == "date" and not self._not_after_today(day):  # a date-time is checked whole
             today = self.now.astimezone(self.tz).date()
             raise _Invalid(f"{rule.label}, {day.isoformat()}, is in the future (today is {today.isoformat()})")
@@ -348,8 +349,9 @@ class Validator:
             effect, severity = effect.strip(), severity.strip()
             if not sep:
                 wrong.append(f"{item!r} needs a severity, written effect:severity (for example nausea:mild)")
-            elif effect not in known:
-                wrong.append(f"{effect!r} is not in the side-effect catalogue")
+            elif effect not in known:  # the catalogue is listed once, after the first effect not in it
+                listed = "" if unknown else f" (the catalogue: {', '.join(sorted(known))})"
+                wrong.append(f"{effect!r} is not in the side-effect catalogue{listed}")
                 unknown = True
             elif severity not in SEVERITIES:
                 wrong.append(f"the severity of {effect}, {severity!r}, must be mild, moderate or severe")
@@ -359,8 +361,7 @@ class Validator:
                 seen.add(effect)
             effects.append((effect, severity))
         if wrong:
-            catalogue = f" (the catalogue: {', '.join(sorted(known))})" if unknown else ""
-            raise _Invalid(f"{rule.label}: {'; '.join(wrong)}{catalogue}")
+            raise _Invalid(f"{rule.label}: {'; '.join(wrong)}")
         return effects
 
     def parse(self, rule: Rule, value: Any) -> Any:
@@ -468,6 +469,9 @@ class Validator:
             elif planned_mg_per_kg and per_kg > checks.above_plan_factor * planned_mg_per_kg:
                 unusual.append(Problem("dose_mg", f"{said}, {per_kg / planned_mg_per_kg:.1f} times the planned "
                                                   f"{planned_mg_per_kg:.2f} mg/kg"))
+        elif route in WEIGHT_BASED_ROUTES and dose > checks.weight_based_max_mg_without_weight:
+            unusual.append(Problem("dose_mg", f"Dose: {_fmt(dose)} mg by the {route.upper()} route, with no weight recorded, is "
+                                              f"more than {_fmt(checks.weight_based_max_mg_without_weight)} mg in one session"))
         elif route in checks.fixed_route_max_mg and dose > checks.fixed_route_max_mg[route]:
             unusual.append(Problem("dose_mg", f"Dose: {_fmt(dose)} mg by the {route} route is more than "
                                               f"{_fmt(checks.fixed_route_max_mg[route])} mg in one session"))

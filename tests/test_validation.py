@@ -72,8 +72,10 @@ CASES = [
     ("sessions", "side_effects", "nausea:mild;nausea:severe", "Nausea is listed twice; keep one severity"),
     # every wrong item of one cell, not only the first, and the catalogue once
     ("sessions", "side_effects", "itching:mild;nausea:awful;headache",
-     "Side effects: 'itching' is not in the side-effect catalogue; the severity of nausea, 'awful', must be mild, "
-     "moderate or severe; 'headache' needs a severity, written effect:severity (for example nausea:mild) (the catalogue: "),
+     "Side effects: 'itching' is not in the side-effect catalogue (the catalogue: "),
+    ("sessions", "side_effects", "itching:mild;nausea:awful;headache",
+     "; the severity of nausea, 'awful', must be mild, moderate or severe; 'headache' needs a severity, written "
+     "effect:severity (for example nausea:mild)"),
     ("sessions", "notes", "n" * 5001, "Notes: 5001 characters, but at most 5000 are allowed"),
     ("sessions", "patient_id", "KW-NOBODY", "patient KW-NOBODY is not in patients.csv or the database"),
     ("checkins", "reported_at", "", "Check-in date is required"),
@@ -172,7 +174,9 @@ _SESSION = {"patient_id": "P1", "session_at": "2026-10-01T10:00", "route": "iv",
     ({"dose_mg": 52.5}, dt.date(2026, 1, 1), 0.5, []),  # planned titration to 0.75 mg/kg
     ({"dose_mg": 500, "weight_kg": 50}, None, None, ["Dose: 500 mg for 50 kg is 10.00 mg/kg, more than 2 mg/kg in one session"]),
     ({"dose_mg": 84}, None, 0.5, ["Dose: 84 mg for 70 kg is 1.20 mg/kg, 2.4 times the planned 0.50 mg/kg"]),
-    ({"dose_mg": 500, "weight_kg": None}, None, 0.5, []),  # no weight: mg/kg cannot be judged
+    ({"dose_mg": 140, "weight_kg": None}, None, 0.5, []),  # no weight: mg/kg cannot be judged, only plain mg
+    ({"dose_mg": 500, "weight_kg": None}, None, 0.5,
+     ["Dose: 500 mg by the IV route, with no weight recorded, is more than 150 mg in one session"]),
     ({"route": "intranasal", "dose_mg": 84}, None, None, []),
     ({"route": "intranasal", "dose_mg": 112}, None, None, ["Dose: 112 mg by the intranasal route is more than 84 mg in one session"]),
     ({}, dt.date(2026, 10, 2), 0.5, ["Session date and time: 2026-10-01 is before this patient's treatment start (2026-10-02)"]),
@@ -188,7 +192,7 @@ def test_the_dose_double_check_names_only_fixed_dose_routes(monkeypatch):
 
     catalogue.dose_checks.cache_clear()
     monkeypatch.setattr(catalogue, "_load_toml", lambda name: {"double_check": {
-        "weight_based_max_mg_per_kg": 2, "above_plan_factor": 2, "fixed_route_max_mg": {"iv": 100}}})
+        "weight_based_max_mg_per_kg": 2, "weight_based_max_mg_without_weight": 150, "above_plan_factor": 2, "fixed_route_max_mg": {"iv": 100}}})
     with pytest.raises(ValueError, match="fixed_route_max_mg names iv; only fixed-dose routes"):
         catalogue.dose_checks()
     catalogue.dose_checks.cache_clear()
