@@ -18,6 +18,8 @@ def day_option(value: str | None, option: str) -> date | None:
     """The date an option names (None when not given), or a usage error that says what is wrong with it."""
     if value is None:
         return None
+    if not value.strip():  # "--as-of $DAY" with DAY unset: not "today", which the option's absence means
+        raise typer.BadParameter("is empty; give a date in the form YYYY-MM-DD, or leave the option out", param_hint=option)
     day, problem = Validator().field(Rule(option, option, "date", not_in_future=True), value)
     if problem is not None:
         # The store says "LABEL, VALUE, is ..."; typer names the option itself.

@@ -73,7 +73,9 @@ def _wrong_width(cells: list[str], width: int, start: int, end: int) -> str:
     """Why a row has the wrong number of cells; a quote left open swallows the lines after it into one cell."""
     said = f"has {len(cells)} cell{'s' if len(cells) != 1 else ''} but the header has {width} columns"
     spanning = [i for i, cell in enumerate(cells) if "\n" in cell or "\r" in cell]
-    if end > start and spanning:
+    # An open quote swallows the lines after it into one cell, so the row comes out short; a row with too
+    # many cells and a (closed) quoted line break is an extra cell, not an open quote.
+    if end > start and spanning and len(cells) < width:
         opened = start + sum(cell.count("\n") for cell in cells[:spanning[0]])
         said += (f"; lines {start} to {end} were read as one row, because a quotation mark (\") on line {opened} "
                  "is not closed: close it, or remove it")

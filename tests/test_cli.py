@@ -118,7 +118,8 @@ _NEXT_WEEK = (dt.datetime.now(ZoneInfo("Europe/London")) + dt.timedelta(days=7))
                                      ["export", "patient", "P1", "--format", "pdf", "--out", "p.pdf"]])
 @pytest.mark.parametrize("value, said", [("20261001", "20261001 is not a date in the form YYYY-MM-DD"),
                                          ("2026-02-30", "'2026-02-30' is not a real calendar date"),
-                                         (_NEXT_WEEK, f"{_NEXT_WEEK} is in the future (today is ")])
+                                         (_NEXT_WEEK, f"{_NEXT_WEEK} is in the future (today is "),
+                                         ("", "is empty; give a date in the form YYYY-MM-DD, or leave the option out")])
 def test_a_compact_impossible_or_future_date_option_is_refused_before_anything_is_opened(tmp_path, command, value, said):
     """`date.fromisoformat` alone takes 20261001 and next year; the store's date rule refuses both, naming the option."""
     option = "--to" if command[:2] == ["export", "patient"] else "--as-of"

@@ -111,6 +111,17 @@ def test_a_quote_left_open_is_named_with_its_line_and_nothing_is_written(engine,
     assert counts(engine)["Patient"] == 0
 
 
+def test_an_extra_cell_beside_a_closed_quoted_line_break_is_not_blamed_on_a_quote(engine, tmp_path):
+    folder = write_folder(tmp_path / "a", sessions=None, checkins=None)
+    write_csv(folder / "patients.csv", [dict(PATIENT)])
+    header, row = (folder / "patients.csv").read_text(encoding="utf-8").splitlines()
+    (folder / "patients.csv").write_text(f'{header}\n{row},"two\nlines"\n', encoding="utf-8")
+    with pytest.raises(ImportRejected) as caught:
+        run(engine, folder)
+    problem, = caught.value.problems
+    assert problem.startswith("patients.csv:2: -: has ") and "quotation mark" not in problem
+
+
 @pytest.mark.parametrize("bad_line", [2, 300])
 def test_a_file_that_is_not_utf8_names_the_line_of_the_first_bad_byte_and_writes_nothing(engine, tmp_path, bad_line):
     folder = write_folder(tmp_path / "a", sessions=None, checkins=None)
