@@ -710,6 +710,16 @@ def test_light_signs_around_a_craving_spike_do_not_corroborate_it():
     assert {"craving_drift", "corroborating_sign", "corroborating_sds_control"} <= seen
 
 
+def test_a_use_answer_is_not_counted_twice_as_use_and_as_a_corroborating_sign():
+    # Seeking the effect "clearly" once (use outside treatment, reported) and "a little" twice, beside a
+    # craving drift: the answers already count in the use family, so they corroborate nothing more.
+    craving = [1, 1, 1, 1, 3, 3, 3, 3]
+    seeking = [0, 0, 0, 0, 1, 2, 1, 0]
+    d = levels(records([patient()], iv_course("p1", [0.5] * 8), checkins("p1", craving, recreational_seeking=seeking)))
+    seen = {rid for rs in d["reasons"] for rid in rule_ids(rs)}
+    assert "use_outside_treatment_reported" in seen and "corroborating_sign" not in seen
+
+
 def test_sds_control_items_ignore_reliance_items():
     reliance = records([patient()], checkin_rows=checkins("p1", [1] * 4, sds_1=0, sds_2=3, sds_3=0, sds_4=0, sds_5=3))
     control = records([patient()], checkin_rows=checkins("p1", [1] * 4, sds_1=[0, 0, 0, 1], sds_2=0, sds_3=[0, 0, 0, 1],

@@ -108,6 +108,8 @@ def evaluate(records: Records, *, rules: RuleSettings | None = None, tz: str, un
             # in place of a stronger signal of their own family, which already says more. RULES
             # lists them last, so the points of every other rule are in by now.
             hit = counted = hit & (points["craving"] > 0) & (points[rule.family] == 0)
+            if rule.id == "corroborating_sign":  # its use signs must not count again beside the use family's own
+                hit = counted = hit & (points["use"] == 0)
         daily[f"rule_{rule.id}"] = hit
         if rule.family:
             worth = _WEAK_POINTS if rule.level == "weak" else _STRONG_POINTS

@@ -20,7 +20,7 @@ Rule identifiers (stable; the CLI prints them, the README documents them):
 | sds_control_items | weak | control | the SDS items that do not overlap with therapeutic reliance (out of control, worry about use, wish to stop; 0-9) summed to 3+ on the latest complete answer |
 | dose_request_recent | weak | dose | the patient asked for a higher dose at 1 of the last 6 sessions within 90 days |
 | early_request_recent | weak | frequency | the patient asked for an earlier session at 1 of the last 6 sessions within 90 days |
-| corroborating_sign | weak, only beside a craving signal | checklist | the same one of secrecy, tolerance, use outside treatment or seeking the effect answered "a little" or more on 2 of the last 3 check-ins, while the craving family has a signal and the checklist family none (one reason per sign) |
+| corroborating_sign | weak, only beside a craving signal | checklist | the same one of secrecy, tolerance, use outside treatment or seeking the effect answered "a little" or more on 2 of the last 3 check-ins, while the craving family has a signal and the checklist and use families none (one reason per sign) |
 | corroborating_sds_control | weak, only beside a craving signal | control | the SDS control items summed to 2+ on the latest complete answer, while the craving family has a signal and the control family none |
 
 Combination (evidence points): within each family (use, craving, checklist, dose, frequency,
