@@ -60,7 +60,7 @@ def _check_out(out: Path, *, folder: bool) -> None:
 
 
 def _write(result, out: Path, *, folder: bool) -> list[Path]:
-    """Write the export to `out` (a file, or a folder of files), readable by its owner only when new."""
+    """Write the export to `out` (a file, or a folder of files), readable by its owner only."""
     from ketawatch.cli import fail
     from ketawatch.exports.tables import write_files, write_private
 

@@ -136,3 +136,13 @@ def test_export_files_are_readable_by_their_owner_only(db, tmp_path, ketawatch):
     assert ketawatch("export", "csv", "--out", str(folder), "--db", url).returncode == 0
     for path in (pdf, *folder.iterdir()):
         assert path.stat().st_mode & 0o777 == 0o600, path
+
+
+def test_an_export_replaces_a_file_already_at_its_path_as_a_nightly_job_needs(db, tmp_path, ketawatch):
+    url, _ = db
+    out = tmp_path / "caseload.csv"
+    out.write_text("yesterday's caseload\n")
+    done = ketawatch("export", "caseload", "--format", "csv", "--out", str(out), "--db", url)
+    assert done.returncode == 0, done.stderr
+    assert out.read_text().startswith("patient_id,") and "yesterday" not in out.read_text()
+    assert out.stat().st_mode & 0o777 == 0o600  # and the replacement is private like a new file

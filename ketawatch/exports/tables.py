@@ -17,6 +17,7 @@ import csv
 import io
 import os
 import re
+import tempfile
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -122,10 +123,20 @@ def _clinic_wall_time(made_at: datetime | None) -> datetime:
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Write a file that holds patient data, readable by its owner only when it is new (mode 0600)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
+    """Write a file that holds patient data, readable by its owner only (mode 0600), replacing any file there whole.
+
+    The data goes to a new private file beside `path`, which then takes its place: a file already
+    there keeps neither its contents nor its wider permissions (writing into it kept a 0644 file
+    readable by everyone), and a reader never sees half an export.
+    """
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
 
 
 def write_files(files: dict[str, bytes], folder: Path) -> list[Path]:
