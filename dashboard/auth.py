@@ -52,6 +52,22 @@ def can_write(user: SignedInUser | None) -> bool:
     return user is not None and accounts.can_write(user.role)
 
 
+def may_still_write(user: SignedInUser | None) -> bool:
+    """Whether the account, read afresh, may still write; for button callbacks, which run before the page's sign-in check.
+
+    Without it, a clinician disabled or made a reviewer a moment ago still saved the form they had
+    open. When it says no, a toast says why and nothing is saved; the page run that follows signs
+    a disabled account out, or shows a demoted one the read-only view.
+    """
+    account = accounts.get_user(_engine(), user.username) if user is not None else None
+    if account is not None and not account.disabled and accounts.can_write(account.role):
+        return True
+    why = "the account is no longer active" if account is None or account.disabled else \
+        f"the account's role is now {account.role}, which cannot add or change records"
+    st.toast(f"Nothing was saved: {why}.", icon=":material/block:")
+    return False
+
+
 def is_admin(user: SignedInUser | None) -> bool:
     """Whether this user may manage accounts and read the audit trail."""
     return user is not None and user.role == "admin"

@@ -677,3 +677,26 @@ def test_a_session_dated_before_the_treatment_start_is_confirmed_first(demo_url,
     _button(at, "Save session").click().run()
     assert _count(demo_url, InfusionSession) == before
     assert f"is before this patient's treatment start ({start.isoformat()})" in _warnings(at)
+
+
+# ----- an account changed while its page is open -------------------------------------------------
+
+
+@pytest.mark.parametrize("change", ["demoted", "disabled"])
+def test_a_save_clicked_after_the_account_was_demoted_or_disabled_saves_nothing(demo_url, monkeypatch, change):
+    """Button callbacks run before the page's sign-in check, so each write re-reads the account first."""
+    from ketawatch import accounts
+
+    at = _session_form(demo_url, monkeypatch)
+    at.number_input(key="ls_dose").set_value(40.0).run()
+    engine = open_database(demo_url)
+    if change == "demoted":
+        accounts.set_role(engine, "demo-clinician", "reviewer", actor="demo-admin")
+    else:
+        accounts.set_disabled(engine, "demo-clinician", True, actor="demo-admin")
+    before = _count(demo_url, InfusionSession)
+    _button(at, "Save session").click().run()
+    _no_exception(at)
+    assert _count(demo_url, InfusionSession) == before
+    said = " ".join(t.value for t in at.toast)
+    assert "Nothing was saved" in said and ("now reviewer" in said if change == "demoted" else "no longer active" in said)

@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, ui
-from dashboard.auth import can_write
+from dashboard.auth import can_write, may_still_write
 from ketawatch.caseload import reason_ids, unreviewed_alerts
 from store import records as store_records
 from store.settings import get_settings
@@ -41,6 +41,8 @@ else:
 
 def _acknowledge(pid: str, level: str, ids: list[str]) -> None:
     """Button callback: record the review, or keep the problems for the form."""
+    if not may_still_write(user):
+        return
     action = st.session_state.get(f"al_action_{pid}")
     note = st.session_state.get(f"al_note_{pid}") or ""
     try:

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import streamlit as st
 
 from dashboard import data, ui
-from dashboard.auth import can_write
+from dashboard.auth import can_write, may_still_write
 from ketawatch import accounts
 from ketawatch.risk.scoring import phq9_band
 from ketawatch.safety_answers import safety_line
@@ -76,6 +76,8 @@ def _raw(patient_id: str | None, reported_at) -> dict:
 def _save(patient_id: str | None) -> None:
     """Button callback: check with the store's rules, save, or keep each problem for its question."""
     s = st.session_state
+    if not may_still_write(user):
+        return
     if patient_mode:
         reported_at = datetime.now(timezone.utc)
     else:

@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, ui
-from dashboard.auth import can_write
+from dashboard.auth import can_write, may_still_write
 from ketawatch.risk.scoring import dose_per_kg
 from seed_data.catalogue import instruments, side_effects
 from store import records as store_records
@@ -85,6 +85,8 @@ def _save() -> None:
     clinician has ticked that they checked exactly those values.
     """
     s = st.session_state
+    if not may_still_write(user):
+        return
     pid = s.get(P + "patient")
     raw = _raw(pid)
     if not ui.unusual_confirmed(P, _unusual(pid, raw)):

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, ui
-from dashboard.auth import can_write
+from dashboard.auth import can_write, may_still_write
 from ketawatch import accounts
 from store import records as store_records
 from store.validation import PATIENT_RULES
@@ -91,6 +91,8 @@ def _raw(p: str) -> dict:
 
 def _add() -> None:
     """Button callback: register the patient, or keep each problem for its field."""
+    if not may_still_write(user):
+        return
     try:
         added = store_records.add_patient(engine, _raw("pa_"), actor=user.username)
     except store_records.RecordInvalid as exc:
@@ -131,7 +133,7 @@ def _load(pid: str | None) -> None:
 def _amend() -> None:
     """Button callback: amend with a reason against the version that was opened."""
     loaded = st.session_state.get("pe_loaded")
-    if not loaded:
+    if not loaded or not may_still_write(user):
         return
     changes = {k: v for k, v in _raw("pe_").items() if k != "patient_id"}
     try:
