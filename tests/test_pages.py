@@ -464,6 +464,7 @@ def test_add_patient_saves_one_row(demo_url, monkeypatch):
     _no_exception(at)
     assert _count(demo_url, Patient) == before + 1
     assert "Patient KW-NEW1 added" in _texts(at)
+    assert at.text_input(key="pa_patient_id").value == "" and at.selectbox(key="pa_indication").value is None
     page = _app(demo_url, monkeypatch, "patient", patient="KW-NEW1")
     _no_exception(page)
     assert "sex not recorded, year of birth not recorded" in [t.value for t in page.text], "what is missing is said"
@@ -508,6 +509,12 @@ def test_edit_patient_amends_with_a_reason(demo_url, monkeypatch):
     with Session(open_database(demo_url)) as db:
         row = db.get(Patient, "KW-0004")
     assert (row.planned_interval_days, row.status, row.version) == (28, "paused", 2)
+    # the reason is for that change only: the next change needs its own
+    assert at.text_input(key="pe_reason").value == ""
+    at.number_input(key="pe_planned_interval_days").set_value(21)
+    _button(at, "Save changes").click().run()
+    with Session(open_database(demo_url)) as db:
+        assert db.get(Patient, "KW-0004").version == 2
 
 
 def test_edit_patient_needs_a_reason(demo_url, monkeypatch):

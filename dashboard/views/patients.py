@@ -101,14 +101,18 @@ def _add() -> None:
     st.session_state["pa_errors"] = {}
     st.session_state["pa_done"] = f"Patient {ui.md_escape(added.patient_id)} added."
     st.session_state[ui.PATIENT_KEY] = added.patient_id
+    # Set, not removed: a removed key lets the browser send the old entry back, and "Add" again
+    # then tried to add the same patient twice.
+    blank = {"patient_id": "", "display_name": "", "status": "active", "treatment_start": data.today()}
     for name in FIELDS:
-        st.session_state.pop("pa_" + name, None)
+        st.session_state["pa_" + name] = blank.get(name)
 
 
 def _load(pid: str | None) -> None:
     """Open a patient for editing: remember the version read now, fill the form with it."""
-    for name in (*FIELDS, "reason"):
+    for name in FIELDS:
         st.session_state.pop("pe_" + name, None)
+    st.session_state["pe_reason"] = ""  # emptied, so a reason is never saved again with the next change
     st.session_state.pop("pe_errors", None)
     st.session_state.pop("pe_conflict", None)
     if pid is None:

@@ -142,6 +142,40 @@ def test_a_patient_link_opened_before_sign_in_leads_to_that_patient_after_it(bro
     context.close()
 
 
+def test_an_edit_reason_is_not_saved_again_with_the_next_change(page, demo_db_url):
+    """The reason box kept its text after a save, and the next change was recorded with the old reason."""
+    from store.models import Patient
+
+    def version() -> int:
+        engine = make_engine(demo_db_url)
+        try:
+            with Session(engine) as db:
+                return db.get(Patient, "KW-0006").version
+        finally:
+            engine.dispose()
+
+    _go(page, "Patients and plans")
+    page.get_by_role("tab", name="Edit a patient").click()
+    _pick(page, "Patient to edit", "KW-0006")
+    before = version()
+    interval = page.get_by_label("Planned interval between maintenance sessions (days)", exact=True).last  # the edit tab's
+    interval.fill("30")
+    interval.press("Enter")
+    settle(page)
+    page.get_by_label("Reason for the change *", exact=True).fill("Interval agreed at the team meeting")
+    page.get_by_role("button", name="Save changes").click()
+    settle(page)
+    assert version() == before + 1
+    assert page.get_by_label("Reason for the change *", exact=True).input_value() == ""
+    interval = page.get_by_label("Planned interval between maintenance sessions (days)", exact=True).last  # the edit tab's
+    interval.fill("21")
+    interval.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Save changes").click()
+    settle(page)
+    assert version() == before + 1, "a second change needs its own reason"
+
+
 def test_a_table_offers_no_download_of_its_own_so_every_export_is_audited(page, demo_db_url):
     """The table toolbar's "Download as CSV" gave a reviewer the identified caseload with no audit line."""
     page.get_by_test_id("stDataFrame").first.hover()
