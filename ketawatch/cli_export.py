@@ -125,7 +125,7 @@ def register(app: typer.Typer) -> None:
         actor: Optional[str] = typer.Option(None, "--as", help="KetaWatch username the export is made for (its role applies; audited)."),
         db: Optional[str] = DbOption,
     ) -> None:
-        """Every amber and red patient with level, since when, reasons and last review, for a team meeting."""
+        """Every active amber and red patient with level, since when, reasons and last review, for a team meeting."""
         from ketawatch.cli import open_db
         from ketawatch.exports import CASELOAD_FORMATS, export_caseload
 

@@ -179,3 +179,20 @@ def test_a_patient_with_more_reasons_than_fit_on_a_page_still_prints_in_the_case
     # ... and how urgent: every continued row repeats the level beside the id
     rows_here = continued.count("Observation number")
     assert rows_here and continued.count(str(first["level"]).upper()) >= rows_here
+
+
+def test_the_caseload_export_holds_the_active_patients_as_the_caseload_and_alerts_do(sample):
+    """A discharged patient still red on old records is not for the team meeting; the PDF says one was left out."""
+    from ketawatch.exports.caseload_pdf import caseload_pdf
+    from ketawatch.exports.casefile import Author, load_caseload
+    from store.records import amend_patient
+    from store.validation import Validator
+
+    before = load_caseload(sample, author=Author(CLINICIAN, None, "clinician"), now=NOW)
+    gone = str(before.rows.iloc[0]["patient_id"])
+    amend_patient(sample, gone, {"status": "discharged"}, actor=CLINICIAN, reason="treatment ended", expected_version=1,
+                  validator=Validator(now=NOW))
+    after = load_caseload(sample, author=Author(CLINICIAN, None, "clinician"), now=NOW)
+    assert gone not in after.rows["patient_id"].astype(str).tolist() and after.not_active == 1
+    assert sum(after.counts.values()) == sum(before.counts.values()) - 1
+    assert "(1 paused or discharged not included)" in " ".join(pdf_text(caseload_pdf(after, tz="Europe/London")).split())

@@ -192,6 +192,8 @@ class CaseloadExport:
     generated_by: str
     patient_ids: list[str]
     counts: dict[str, int]
+    #: Paused or discharged patients left out (the caseload page and the alerts show active patients).
+    not_active: int = 0
 
 
 def load_caseload(
@@ -203,7 +205,7 @@ def load_caseload(
     pseudonymiser: Pseudonymiser | None = None,
     now: datetime | None = None,
 ) -> CaseloadExport:
-    """Every amber and red patient with level, since when, reasons and last review (worst first).
+    """Every active amber and red patient with level, since when, reasons and last review (worst first).
 
     Identified: one `assess` and `caseload_table` over everyone. De-identified: the same
     patients, each re-assessed on its own shifted records so the reasons' dates are shifted too.
@@ -220,6 +222,8 @@ def load_caseload(
         reviews = reviews[(local_day(reviews["reviewed_at"], tz) <= as_of).to_numpy(dtype=bool)]
     assessment = assess(records, as_of=as_of, tz=tz)
     table = caseload_table(records, assessment, tz=tz, today=as_of, reviews=reviews)
+    active = (table["status"] == "active").to_numpy(dtype=bool)  # as the Alerts page and the caseload's default
+    not_active, table = int((~active).sum()), table[active].reset_index(drop=True)
     counts = level_counts(table)
     flagged = table[table["level"].isin(["amber", "red"])].reset_index(drop=True)
     real_ids = flagged["patient_id"].astype(str).tolist()
@@ -257,6 +261,7 @@ def load_caseload(
         generated_by=shown_by,
         patient_ids=real_ids,
         counts=counts,
+        not_active=not_active,
     )
 
 

@@ -1,4 +1,4 @@
-"""The team-meeting caseload PDF: every amber and red patient, worst first, with why and the last review."""
+"""The team-meeting caseload PDF: every active amber and red patient, worst first, with why and the last review."""
 
 from __future__ import annotations
 
@@ -36,8 +36,9 @@ def caseload_pdf(export: CaseloadExport, *, tz: str) -> bytes:
     pdf.cell(0, 8, f"Caseload review: amber and red patients {as_of}", new_x="LMARGIN", new_y="NEXT")
     counts = export.counts
     pdf.paragraph(
-        f"{counts.get('red', 0)} red, {counts.get('amber', 0)} amber, {counts.get('green', 0)} green. "
-        f"{generated}.", size=9,
+        f"Active patients: {counts.get('red', 0)} red, {counts.get('amber', 0)} amber, {counts.get('green', 0)} green"
+        + (f" ({export.not_active} paused or discharged not included)" if export.not_active else "")
+        + f". {generated}.", size=9,
     )
     if export.deidentified:
         pdf.paragraph("De-identified: pseudonyms instead of names and ids; each patient's dates are shifted by its own "

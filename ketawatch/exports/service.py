@@ -158,7 +158,7 @@ def export_caseload(
     now: datetime | None = None,
     pseudonymiser: Pseudonymiser | None = None,
 ) -> ExportResult:
-    """Every amber and red patient for a team meeting, as pdf or csv."""
+    """Every active amber and red patient for a team meeting, as pdf or csv."""
     _check_format(fmt, CASELOAD_FORMATS)
     check_export_allowed(role, deidentify=deidentify)
     now = now or datetime.now(timezone.utc)
