@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -114,14 +113,20 @@ def streamlit_command(port: int) -> list[str]:
 
 
 def _streamlit(url: str, port: int) -> int:
-    """Run the dashboard with its settings on the given database until Ctrl+C."""
+    """Become the dashboard server, with its settings, on the given database until stopped.
+
+    The process is replaced rather than given a child, so the process id that an administrator or
+    a service manager (systemd) holds is Streamlit's own: stopping it stops the server. With a
+    child, `kill` of `ketawatch serve` left Streamlit running and serving the port.
+    """
     env = {**os.environ, "KETAWATCH_DATABASE_URL": absolute_sqlite(url)}
     typer.echo(f"KetaWatch is starting at http://localhost:{port} (Ctrl+C to stop)")
-    try:
-        # Started in the caller's folder, where Streamlit looks for .streamlit/secrets.toml (single sign-on).
-        return subprocess.call(streamlit_command(port), env=env)
-    except KeyboardInterrupt:
-        return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    command = streamlit_command(port)
+    # Started in the caller's folder, where Streamlit looks for .streamlit/secrets.toml (single sign-on).
+    os.execve(command[0], command, env)
+    return 1  # not reached: execve returns only by raising
 
 
 def _check_rules_file() -> None:

@@ -276,3 +276,38 @@ def test_a_database_from_a_newer_ketawatch_is_refused_in_one_line_and_left_alone
         "made it (upgrade KetaWatch to open it), or it is not a KetaWatch database"]
     with sqlite3.connect(tmp_path / "k.db") as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0099_from_the_future",)
+
+
+def test_stopping_ketawatch_serve_stops_the_server(tmp_path):
+    """An administrator or systemd stops the process id it started; a child server left behind kept serving."""
+    import signal
+    import time
+    import urllib.request
+
+    from ketawatch.served import free_port
+
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("KETAWATCH_")}
+    server = subprocess.Popen([sys.executable, "-c", "from ketawatch.cli import main; main()", "serve", "--db",
+                               f"sqlite:///{tmp_path / 'kw.db'}", "--port", str(port)], cwd=tmp_path, env=environment,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def answers() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    try:
+        deadline = time.monotonic() + 90
+        while not answers():
+            assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.5)
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+        time.sleep(1)
+        assert not answers(), "the dashboard still answers after its process was stopped"
+    finally:
+        if server.poll() is None:
+            server.kill()
