@@ -66,8 +66,9 @@ metrics[4].metric(":material/event_busy: Overdue by plan", int(view["session_ove
 
 # ----- the table -----------------------------------------------------------------------------
 due = view["next_session_due"].dt.strftime("%Y-%m-%d").fillna("")
-# Who, how urgent, since when and whether anyone has looked come first; at 1366 px they are what
-# fits beside the reasons, and Level and Patient stay pinned while the rest scrolls.
+# Who, how urgent, since when and whether anyone has looked come first: at 1366 px they are what
+# fits beside the reasons. (Pinned columns would keep them in view while scrolling, but Streamlit
+# greys pinned text, and the level must be the clearest text on the page.)
 shown = pd.DataFrame({
     "Level": view["level"].map(ui.level_short),
     "Patient": view["patient_id"],
@@ -94,9 +95,7 @@ picked = ui.show_table(
     selection_mode="single-row",
     height=min(36 * (len(shown) + 1) + 4, 640),
     column_config={
-        "Patient": st.column_config.TextColumn(pinned=True),
         "Level": st.column_config.TextColumn(
-            pinned=True,
             help="‼ Red: review now · ⚠ Amber: watch, review at the next visit · ✓ Green: no concern. "
                  "Supports clinical judgement; does not diagnose."),
         "Since": st.column_config.DateColumn(format="YYYY-MM-DD", help="Date the current level began"),
