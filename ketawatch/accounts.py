@@ -337,8 +337,10 @@ def authenticate(engine: Engine, username: str, password: str, *, now: datetime 
                 verify_password(_DUMMY_HASH, password or "")
                 _refuse(db, actor="(unknown)", username=name, reason="unknown_account", message=_WRONG, now=now)
             if user.disabled:
+                # Only someone who knows the password learns that the account exists and is disabled.
+                right = verify_password(user.password_hash, password or "")
                 _refuse(db, actor=name, username=name, reason="disabled", now=now,
-                        message="This account is disabled. Ask an admin if you need access.")
+                        message="This account is disabled. Ask an admin if you need access." if right else _WRONG)
             if user.locked_until is not None and now < user.locked_until:
                 _refuse(db, actor=name, username=name, reason="locked", now=now,
                         message=_locked_message(user.locked_until, now))

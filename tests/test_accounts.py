@@ -236,6 +236,8 @@ def test_a_disabled_account_is_told_plainly_and_cannot_sign_in(engine):
     make_user(engine, "clinician")
     accounts.set_disabled(engine, "cleo", True, actor="ada")
     assert "disabled" in refusal(engine, "cleo", PASSWORD)
+    # ... but only to someone who knows the password: a guess gets the same answer as an unknown name
+    assert refusal(engine, "cleo", "a-wrong-guess") == refusal(engine, "nobody-here", "a-wrong-guess")
     accounts.set_disabled(engine, "cleo", False, actor="ada")
     assert accounts.authenticate(engine, "cleo", PASSWORD, now=NOW).username == "cleo"
     assert [e.action for e in audit_lines(engine) if e.action.startswith("user_")][-2:] == ["user_disable", "user_enable"]
