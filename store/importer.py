@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
 from store.audit import record_event
@@ -24,7 +24,7 @@ from store.csvrows import read_rows
 from store.db import for_writing
 from store.gcpause import collector_paused
 from store.models import CheckIn, InfusionSession, Patient, SideEffectEvent
-from store.validation import RULES, Validator
+from store.validation import RULES, Validator, look_alike_message, same_looking_id
 from store.vocabulary import CHECKIN_COLUMNS, PATIENT_COLUMNS, SESSION_COLUMNS
 
 FILES = {"patients": "patients.csv", "sessions": "sessions.csv", "checkins": "checkins.csv"}
@@ -157,6 +157,23 @@ class _Importer:
             keep.append(i)
         return keep
 
+    def _without_look_alikes(self, db: Session, patients, rows: list[int]) -> list[int]:
+        """The new patients' rows, less those whose id reads as another's (stored or earlier in the file) but for case."""
+        ids = [patients.columns["patient_id"][i] for i in rows]
+        stored: list[str] = []
+        for chunk in _chunks(sorted({pid.lower() for pid in ids}), 900):
+            query = select(Patient.patient_id).where(func.lower(Patient.patient_id).in_(chunk))
+            stored.extend(db.execute(query).scalars())
+        keep, earlier = [], []
+        for i, pid in zip(rows, ids):
+            twin = same_looking_id(pid, stored) or same_looking_id(pid, earlier)
+            if twin is not None:
+                self.problems.append(f"patients.csv:{patients.lines[i]}: patient_id: {look_alike_message(pid, twin)}")
+            else:
+                keep.append(i)
+                earlier.append(pid)
+        return keep
+
     def compare_with_database(self, db: Session) -> None:
         patients = self.batches["patients"]
         file_patients = {pid: i for i, pid in enumerate(patients.columns["patient_id"])}
@@ -183,6 +200,7 @@ class _Importer:
                 )
             else:
                 self.report.unchanged["patients"] += 1
+        new_patients = self._without_look_alikes(db, patients, new_patients)
         self.batches["patients"] = patients.keep(new_patients)
         self.report.new["patients"] = len(new_patients)
         # A session of a patient whose own row has a problem is not reported a second time as "unknown".

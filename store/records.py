@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from store.audit import record_event, snapshot
 from store.db import for_writing
 from store.models import AlertReview, CheckIn, InfusionSession, Patient, RecordRevision, SideEffectEvent
-from store.validation import Problem, Validator
+from store.validation import Problem, Validator, look_alike_message, same_looking_id
 from store.vocabulary import LEVELS, REVIEW_ACTIONS
 
 
@@ -71,6 +71,15 @@ def _require_patient(db: Session, patient_id: str) -> Patient:
     return patient
 
 
+def _refuse_look_alike(db: Session, patient_id: str) -> None:
+    """Refuse a new patient id that differs from a stored one only in case: 'kw-0001' beside 'KW-0001' splits one
+    person's records between two entries in every picker."""
+    stored = db.execute(select(Patient.patient_id).where(func.lower(Patient.patient_id) == patient_id.lower())).scalars()
+    twin = same_looking_id(patient_id, stored)
+    if twin is not None:
+        raise RecordInvalid([Problem("patient_id", look_alike_message(patient_id, twin))])
+
+
 def _collision(kind: _Kind, clean: dict[str, Any], validator: Validator) -> RecordInvalid:
     if kind is PATIENT:
         return RecordInvalid([Problem("patient_id", f"Patient ID {clean['patient_id']} is already in use")])
@@ -101,6 +110,8 @@ def _add(engine: Engine, kind: _Kind, raw: Mapping[str, Any], actor: str, valida
         with Session(for_writing(engine), expire_on_commit=False) as db, db.begin():
             if kind is not PATIENT:
                 _require_patient(db, clean["patient_id"])
+            else:
+                _refuse_look_alike(db, clean["patient_id"])
             record = kind.table(**clean, recorded_at=now, recorded_by=actor, version=1)
             db.add(record)
             db.flush()

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 from zoneinfo import ZoneInfo
 
 from store.settings import get_settings
@@ -161,6 +162,28 @@ class _Invalid(Exception):
     """A single field's problem, raised inside a parser and turned into a Problem."""
 
 
+#: Columns that name a patient or a member of staff: two that look alike must not name two people.
+IDENTIFIERS = ("patient_id", "clinician")
+
+
+def _looks_like_something_else(char: str) -> bool:
+    """An invisible, control or spacing character other than the space, or a dash other than the hyphen-minus."""
+    kind = unicodedata.category(char)
+    return kind[0] in "CZ" and char != " " or kind == "Pd" and char != "-"
+
+
+def same_looking_id(new_id: str, existing: Iterable[str]) -> str | None:
+    """An existing id that differs from `new_id` only in upper or lower case (so reads as the same patient), or None."""
+    folded = new_id.casefold()
+    return next((old for old in existing if old != new_id and old.casefold() == folded), None)
+
+
+def look_alike_message(new_id: str, twin: str) -> str:
+    """Why a new patient id is refused beside a stored one that reads the same."""
+    return (f"Patient ID {new_id} differs from the existing patient {twin} only in upper or lower case; "
+            f"use {twin} for that patient, or choose an id that reads differently")
+
+
 def _is_blank(value: Any) -> bool:
     if type(value) is str:  # the common case (a CSV cell) first
         return not value or value.isspace()
@@ -280,6 +303,12 @@ class Validator:
                 f"{rule.label}, {text!r}, must not begin with =, +, -, @, a tab or a line break "
                 "(spreadsheet programs would run it as a formula)"
             )
+        if rule.name in IDENTIFIERS:
+            odd = next((c for c in text if _looks_like_something_else(c)), None)
+            if odd is not None:
+                raise _Invalid(f"{rule.label}, {text!r}, holds {unicodedata.name(odd, 'an unnamed character').lower()} "
+                               f"(U+{ord(odd):04X}), which looks like another character or like nothing; type it again "
+                               "with ordinary letters, digits, spaces and hyphens")
         return text
 
     def _date(self, rule: Rule, value: Any) -> date:

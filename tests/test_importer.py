@@ -233,3 +233,31 @@ def test_a_failure_after_the_rows_are_written_leaves_nothing_and_the_folder_impo
     monkeypatch.undo()
     import_folder(engine, folder, actor="t", validator=validator)
     assert counts(engine) == {"Patient": 1, "InfusionSession": 1, "SideEffectEvent": 2, "CheckIn": 1, "AuditEvent": 1}
+
+
+@pytest.mark.parametrize("typed", ["kw-0001", "KW\u200b-0001", "KW\u2011-0001"])
+def test_a_patient_id_that_reads_like_another_is_refused_in_a_file_and_in_the_form(engine, tmp_path, typed):
+    """Case, an invisible space or a look-alike dash made a second 'KW-0001' in every picker."""
+    from store.records import RecordInvalid, add_patient
+
+    first = dict(PATIENT, patient_id="KW-0001")
+    run(engine, write_folder(tmp_path / "a", [first], sessions=None, checkins=None))
+    with pytest.raises(ImportRejected) as caught:
+        run(engine, write_folder(tmp_path / "b", [dict(PATIENT, patient_id=typed)], sessions=None, checkins=None))
+    problem, = caught.value.problems
+    assert problem.startswith("patients.csv:2: patient_id: ")
+    assert ("only in upper or lower case" in problem) if typed == "kw-0001" else ("looks like another character" in problem)
+    with pytest.raises(RecordInvalid) as refused:
+        add_patient(engine, dict(PATIENT, patient_id=typed), actor="t", validator=Validator(now=NOW, tz=TZ))
+    assert refused.value.problems[0].column == "patient_id"
+    assert counts(engine)["Patient"] == 1
+
+
+def test_two_rows_of_one_file_whose_ids_differ_only_in_case_are_refused(engine, tmp_path):
+    rows = [dict(PATIENT, patient_id="KW-0009"), dict(PATIENT, patient_id="kw-0009")]
+    with pytest.raises(ImportRejected) as caught:
+        run(engine, write_folder(tmp_path / "a", rows, sessions=None, checkins=None))
+    assert caught.value.problems == ["patients.csv:3: patient_id: Patient ID kw-0009 differs from the existing patient "
+                                     "KW-0009 only in upper or lower case; use KW-0009 for that patient, or choose an id "
+                                     "that reads differently"]
+    assert counts(engine)["Patient"] == 0
