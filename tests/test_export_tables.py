@@ -131,6 +131,13 @@ def test_excel_workbook_has_one_sheet_per_table_and_levels(sqlite_engine, tmp_pa
     levels = sessions["levels"]
     assert levels["patient_id"].tolist() == [SECRET_PID] and levels["level"].iloc[0] in ("amber", "red")
     assert "early_requests_repeated" in levels["reason_ids"].iloc[0]
+    # read as a clinician would: dates as dates (no 00:00:00), times to the minute, mg/kg to 2 decimals
+    header = {sheet: {c.value: c.column_letter for c in book[sheet][1]} for sheet in ("patients", "sessions", "levels")}
+    assert book["patients"][f"{header['patients']['treatment_start']}2"].number_format == "yyyy-mm-dd"
+    assert book["sessions"][f"{header['sessions']['session_at']}2"].number_format == "yyyy-mm-dd hh:mm"
+    assert book["sessions"][f"{header['sessions']['dose_mg_per_kg']}2"].number_format == "0.00"
+    as_of = book["levels"][f"{header['levels']['as_of']}2"]
+    assert as_of.is_date and as_of.number_format == "yyyy-mm-dd"
 
 
 def test_caseload_csv_lists_amber_and_red_with_last_review(sqlite_engine, tmp_path):

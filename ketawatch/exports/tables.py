@@ -19,7 +19,7 @@ import os
 import re
 import tempfile
 import zipfile
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -240,13 +240,37 @@ def workbook_bytes(sheets: dict[str, pd.DataFrame], made_at: datetime | None = N
     buffer = io.BytesIO()
     with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
         for name, frame in sheets.items():
+            frame = _with_real_dates(frame)
             _safe_text(frame).to_excel(writer, sheet_name=name[:31], index=False)
             sheet = writer.sheets[name[:31]]
             sheet.freeze_panes = "A2"
-            for column_cells in sheet.iter_cols(min_row=1, max_row=1):
+            for column_cells, column in zip(sheet.iter_cols(min_row=1), frame.columns):
                 cell = column_cells[0]
                 sheet.column_dimensions[cell.column_letter].width = max(10, min(60, len(str(cell.value or "")) + 4))
+                shown = _number_format(frame[column])
+                for body in column_cells[1:] if shown else ():
+                    body.number_format = shown
     return _dated(buffer.getvalue(), made_at)
+
+
+def _with_real_dates(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns of Python dates as Excel dates (the levels sheets' "as of" and "since"), not text."""
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column].dropna()
+        if out[column].dtype == object and len(values) and all(type(v) is date for v in values):
+            out[column] = pd.to_datetime(out[column])
+    return out
+
+
+def _number_format(column: pd.Series) -> str | None:
+    """How a column reads in Excel: dates without a time, times to the minute, mg/kg to 2 decimals."""
+    if pd.api.types.is_datetime64_any_dtype(column):
+        values = column.dropna()
+        return "yyyy-mm-dd" if len(values) and (values == values.dt.normalize()).all() else "yyyy-mm-dd hh:mm"
+    if column.name == "dose_mg_per_kg":
+        return "0.00"
+    return None
 
 
 def _dated(xlsx: bytes, made_at: datetime | None) -> bytes:
