@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from openpyxl.utils import get_column_letter
 
 from ketawatch.exports.safety import excel_safe, neutralise
 from ketawatch.risk import reason_ids, scoring
@@ -244,12 +245,12 @@ def workbook_bytes(sheets: dict[str, pd.DataFrame], made_at: datetime | None = N
             _safe_text(frame).to_excel(writer, sheet_name=name[:31], index=False)
             sheet = writer.sheets[name[:31]]
             sheet.freeze_panes = "A2"
-            for column_cells, column in zip(sheet.iter_cols(min_row=1), frame.columns):
-                cell = column_cells[0]
-                sheet.column_dimensions[cell.column_letter].width = max(10, min(60, len(str(cell.value or "")) + 4))
+            for j, column in enumerate(frame.columns, start=1):
+                sheet.column_dimensions[get_column_letter(j)].width = max(10, min(60, len(str(column)) + 4))
                 shown = _number_format(frame[column])
-                for body in column_cells[1:] if shown else ():
-                    body.number_format = shown
+                # only the columns that need a format are walked: a caseload-wide workbook has millions of cells
+                for (cell,) in sheet.iter_rows(min_row=2, min_col=j, max_col=j) if shown else ():
+                    cell.number_format = shown
     return _dated(buffer.getvalue(), made_at)
 
 
