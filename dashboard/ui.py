@@ -283,7 +283,7 @@ def show_table(frame: pd.DataFrame, *, key: str, column_config: dict | None = No
 def new_password_inputs(label: str = "Password", *, repeat_label: str = "Repeat the password",
                         key: str | None = None) -> tuple[str, str]:
     """A new password typed twice (hidden; the browser is told it is new), inside the caller's form."""
-    hint = f" (at least {get_settings().min_password_length} characters)" if label == "Password" else ""
+    hint = f" (at least {get_settings().min_password_length} characters)"  # a new password of any form
     password = st.text_input(label + hint, type="password", autocomplete="new-password", key=key and f"{key}_new")
     repeat = st.text_input(repeat_label, type="password", autocomplete="new-password", key=key and f"{key}_repeat")
     return password, repeat

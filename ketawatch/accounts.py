@@ -271,6 +271,8 @@ def set_role(engine: Engine, username: str, role: str, *, actor: str, now: datet
     _check_role(role)
 
     def apply(db: Session, user: User) -> None:
+        if user.role == role:  # refused, so the audit trail never holds a change from reviewer to reviewer
+            raise AccountRefused(f"{user.username} is already {role}; nothing changed")
         if role != "admin":
             _keep_an_admin(db, user)
         user.role = role

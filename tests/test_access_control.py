@@ -280,6 +280,7 @@ def test_an_admin_manages_accounts_on_the_users_page(clinic):
     at.button(key="FormSubmitter:users_access-Apply").click().run()
     assert "only active admin" in at.error[0].value and not accounts.get_user(engine, "ada").disabled
     at.selectbox(key="users_password_who").set_value("cleo")
+    assert at.text_input(key="users_password_new").label == "New password (at least 12 characters)"  # said before typing
     at.text_input(key="users_password_new").input("a-new-password-for-cleo")
     at.text_input(key="users_password_repeat").input("a-new-password-for-cleo")
     at.button(key="FormSubmitter:users_password-Reset password").click().run()

@@ -442,6 +442,9 @@ def test_disabling_a_disabled_account_changes_nothing_and_says_so(engine):
     with pytest.raises(AccountRefused, match="ada is already enabled; nothing changed"):
         accounts.set_disabled(engine, "ada", False, actor="ada")
     assert len(audit_lines(engine)) == lines  # no audit line for a change that did not happen
+    with pytest.raises(AccountRefused, match="cleo is already clinician; nothing changed"):
+        accounts.set_role(engine, "cleo", "clinician", actor="ada")  # the same for a role
+    assert len(audit_lines(engine)) == lines and accounts.get_user(engine, "cleo").role == "clinician"
 
 
 def test_enabling_an_enabled_but_locked_account_unlocks_it(engine):
