@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -302,7 +303,7 @@ def test_two_streamlit_servers_on_one_postgresql_share_their_writes(tmp_path, br
         settle(page)
         page.get_by_label("Username (an email address works, and links single sign-on)").fill("nurse.b")
         page.get_by_label("Full name").fill("Nurse B")
-        page.get_by_label("Password (at least", exact=False).fill(PASSWORD)
+        page.get_by_label(re.compile(r"^Password \(at least \d+ characters\)$")).fill(PASSWORD)  # not "New password ..."
         page.get_by_label("Repeat the password").fill(PASSWORD)
         page.get_by_role("button", name="Add account").click()
         settle(page)
