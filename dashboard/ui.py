@@ -3,6 +3,7 @@ notice, safe display of user text, clinic-time formatting and form errors beside
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -14,13 +15,13 @@ import streamlit as st
 
 from seed_data.catalogue import side_effect_words  # noqa: F401 - the pages' formatter, shared with the PDF
 from store.settings import get_settings
+from store.validation import Problem
 
 #: Bounds of a record's date or time box: wide on purpose. The browser drops a typed value outside a
 #: widget's bounds without a word (a session typed as 2030 was saved at the time shown before), so the
 #: boxes take any date a person could type and store.validation refuses a future one in words.
 RECORD_TIMES = {"min_value": datetime(1900, 1, 1), "max_value": datetime(2199, 12, 31, 23, 59)}
 RECORD_DATES = {"min_value": date(1900, 1, 1), "max_value": date(2199, 12, 31)}
-from store.validation import Problem
 
 #: The notice shown next to every level (DESIGN: KetaWatch supports clinical judgement).
 DISCLAIMER = "The level supports clinical judgement; it does not diagnose."
@@ -346,8 +347,6 @@ def unusual_box(prefix: str, record: str = "session") -> None:
 
 
 def _confirm_key(prefix: str, unusual: list[str]) -> str:
-    import hashlib
-
     return prefix + "confirm_" + hashlib.sha256("\n".join(unusual).encode()).hexdigest()[:16]
 
 

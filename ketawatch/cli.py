@@ -11,7 +11,7 @@ import os
 import sys
 import tomllib
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn, Optional
 
 import typer
 from sqlalchemy.engine import make_url
@@ -112,7 +112,7 @@ def streamlit_command(port: int) -> list[str]:
     return [sys.executable, "-m", "streamlit", "run", str(DASHBOARD_APP), *_flags(settings), f"--server.port={port}"]
 
 
-def _streamlit(url: str, port: int) -> int:
+def _streamlit(url: str, port: int) -> NoReturn:
     """Become the dashboard server, with its settings, on the given database until stopped.
 
     The process is replaced rather than given a child, so the process id that an administrator or
@@ -126,7 +126,6 @@ def _streamlit(url: str, port: int) -> int:
     command = streamlit_command(port)
     # Started in the caller's folder, where Streamlit looks for .streamlit/secrets.toml (single sign-on).
     os.execve(command[0], command, env)
-    return 1  # not reached: execve returns only by raising
 
 
 def _check_rules_file() -> None:
@@ -142,7 +141,7 @@ def serve(db: Optional[str] = DbOption, port: int = typer.Option(8501, "--port",
     _check_rules_file()
     url = resolve_url(db)
     open_db(url)
-    raise typer.Exit(_streamlit(url, port))
+    _streamlit(url, port)
 
 
 @app.command()
@@ -163,7 +162,7 @@ def demo(
         fail(f"demo refused: {exc}")
     typer.echo(built)
     if not no_serve:
-        raise typer.Exit(_streamlit(url, port))
+        _streamlit(url, port)
 
 
 @app.command("import")

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from store.audit import record_event
@@ -24,6 +24,7 @@ from store.csvrows import read_rows
 from store.db import for_writing
 from store.gcpause import collector_paused
 from store.models import CheckIn, InfusionSession, Patient, SideEffectEvent
+from store.records import stored_ids_ignoring_case
 from store.validation import RULES, Validator, look_alike_message, same_looking_id
 from store.vocabulary import CHECKIN_COLUMNS, PATIENT_COLUMNS, SESSION_COLUMNS
 
@@ -160,10 +161,7 @@ class _Importer:
     def _without_look_alikes(self, db: Session, patients, rows: list[int]) -> list[int]:
         """The new patients' rows, less those whose id reads as another's (stored or earlier in the file) but for case."""
         ids = [patients.columns["patient_id"][i] for i in rows]
-        stored: list[str] = []
-        for chunk in _chunks(sorted({pid.lower() for pid in ids}), 900):
-            query = select(Patient.patient_id).where(func.lower(Patient.patient_id).in_(chunk))
-            stored.extend(db.execute(query).scalars())
+        stored = stored_ids_ignoring_case(db, ids)
         keep, earlier = [], []
         for i, pid in zip(rows, ids):
             twin = same_looking_id(pid, stored) or same_looking_id(pid, earlier)

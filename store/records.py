@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -71,11 +71,20 @@ def _require_patient(db: Session, patient_id: str) -> Patient:
     return patient
 
 
+def stored_ids_ignoring_case(db: Session, patient_ids: Iterable[str]) -> list[str]:
+    """Stored patient ids equal to any of `patient_ids` but for upper or lower case (the form's and the importer's look-alike check)."""
+    lowered = sorted({pid.lower() for pid in patient_ids})
+    found: list[str] = []
+    for start in range(0, len(lowered), 900):  # within SQLite's limit of bound parameters
+        chunk = lowered[start : start + 900]
+        found.extend(db.execute(select(Patient.patient_id).where(func.lower(Patient.patient_id).in_(chunk))).scalars())
+    return found
+
+
 def _refuse_look_alike(db: Session, patient_id: str) -> None:
     """Refuse a new patient id that differs from a stored one only in case: 'kw-0001' beside 'KW-0001' splits one
     person's records between two entries in every picker."""
-    stored = db.execute(select(Patient.patient_id).where(func.lower(Patient.patient_id) == patient_id.lower())).scalars()
-    twin = same_looking_id(patient_id, stored)
+    twin = same_looking_id(patient_id, stored_ids_ignoring_case(db, [patient_id]))
     if twin is not None:
         raise RecordInvalid([Problem("patient_id", look_alike_message(patient_id, twin))])
 
