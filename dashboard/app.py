@@ -53,6 +53,7 @@ else:
             st.Page("views/audit.py", title="Audit trail", icon=":material/history:", url_path="audit"),
             st.Page("views/users.py", title="Users", icon=":material/manage_accounts:", url_path="users"),
         ]
+    sections["Account"] = [st.Page("views/account.py", title="My account", icon=":material/key:", url_path="account")]
     current = st.navigation(sections)
     asked = requested_page()  # a link opened before sign-in leads there once signed in, not to the caseload
     if asked is not None:

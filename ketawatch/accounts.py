@@ -113,15 +113,45 @@ def check_username(username: str) -> str:
     return name
 
 
-def check_password(password: str, *, min_length: int | None = None) -> str:
-    """The password, or AccountRefused when it is shorter than the clinic's minimum length."""
-    min_length = min_length or get_settings().min_password_length
+#: zxcvbn estimates from at most this many characters (its own limit); a longer password is judged by its start.
+_STRENGTH_CHARACTERS = 72
+_WEAK = {
+    0: "is among the first guesses an attacker would try",
+    1: "would be guessed quickly",
+    2: "could be guessed by an attacker who had the stored hashes",
+}
+
+
+def check_password(password: str, *, min_length: int | None = None, min_strength: int | None = None,
+                   known_words: Iterable[str] = ()) -> str:
+    """The password, or AccountRefused when it is too short or too easy to guess.
+
+    Easy to guess is zxcvbn's estimate (common passwords, names, dates, keyboard runs, and the
+    account's own `known_words` such as its username), as NIST SP 800-63B asks a verifier to check
+    new passwords against values known to be commonly used or expected.
+    """
+    settings = get_settings()
+    min_length = min_length or settings.min_password_length
+    min_strength = settings.min_password_strength if min_strength is None else min_strength
     if password is None or len(password) < min_length:
         raise AccountRefused(f"A password needs at least {min_length} characters")
     if len(password) > MAX_PASSWORD_LENGTH:
         raise AccountRefused(f"A password may have at most {MAX_PASSWORD_LENGTH} characters")
     if not password.strip():
         raise AccountRefused("A password cannot be only spaces")
+    if min_strength:
+        from zxcvbn import zxcvbn  # loads its word lists; only when a password is being set
+
+        words = {w.lower() for w in known_words if w}
+        words |= {part for w in words for part in re.split(r"[^a-z0-9]+", w) if len(part) >= 3}  # 'ann.lee' -> 'lee'
+        guess = zxcvbn(password[:_STRENGTH_CHARACTERS], user_inputs=sorted(words), max_length=_STRENGTH_CHARACTERS)
+        if guess["score"] < min_strength:
+            hint = " ".join(filter(None, [guess["feedback"].get("warning"), *guess["feedback"].get("suggestions", [])]))
+            raise AccountRefused(
+                f"This password {_WEAK.get(guess['score'], 'is too easy to guess')}. "
+                + (hint + " " if hint else "")
+                + "A few unrelated words together make a strong password that is easy to remember."
+            )
     return password
 
 
@@ -202,7 +232,8 @@ def create_user(
         raise AccountRefused(f"{name} is a demo account name; demo accounts exist only in a demo database")
     display = _check_display_name(display_name, name)
     _check_role(role)
-    check_password(password)
+    # The demo accounts' shared password is published in the README; it is refused everywhere else.
+    check_password(password, known_words=(name, display), min_strength=0 if allow_demo_names else None)
     now = _utcnow(now)
     try:
         with Session(for_writing(engine), expire_on_commit=False) as db, db.begin():
@@ -219,7 +250,7 @@ def create_first_admin(
     if name in DEMO_USERNAMES:
         raise AccountRefused(f"{name} is a demo account name; choose your own username")
     display = _check_display_name(display_name, name)
-    check_password(password)
+    check_password(password, known_words=(name, display))
     now = _utcnow(now)
     try:
         with Session(for_writing(engine), expire_on_commit=False) as db, db.begin():
@@ -282,14 +313,48 @@ def set_role(engine: Engine, username: str, role: str, *, actor: str, now: datet
 
 def reset_password(engine: Engine, username: str, password: str, *, actor: str, now: datetime | None = None) -> User:
     """Give an account a new password and lift any lockout."""
-    check_password(password)
 
     def apply(_db: Session, user: User) -> None:
+        check_password(password, known_words=(user.username, user.display_name))
         user.password_hash = hash_password(password)
         user.failed_attempts = 0
         user.locked_until = None
 
     return _change(engine, username, actor=actor, action="password_reset", now=now, apply=apply)
+
+
+def change_own_password(engine: Engine, username: str, current: str, new: str, *, now: datetime | None = None) -> User:
+    """A signed-in user replaces their own password, after giving the current one again.
+
+    The current password is asked for so that a screen left signed in cannot be turned into a
+    takeover of the account; a wrong one is audited and counts toward the lockout like a failed sign-in.
+    """
+    now = _utcnow(now)
+    name = normalise_username(username)
+    wrong: AccountRefused | None = None
+    with Session(for_writing(engine), expire_on_commit=False) as db, db.begin():
+        user = db.get(User, name)
+        if user is None or user.disabled:
+            raise AccountRefused("This account is no longer active; nothing changed")
+        if not verify_password(user.password_hash, current or ""):
+            user.failed_attempts = (user.failed_attempts or 0) + 1
+            if user.failed_attempts >= get_settings().lockout_attempts:
+                user.locked_until = now + timedelta(minutes=get_settings().lockout_minutes)
+            db.add(user)
+            record_event(db, actor=name, action="password_change_refused", entity=_ENTITY, entity_key=name, at=now,
+                         reason="wrong_current_password", failed_attempts=user.failed_attempts)
+            wrong = AccountRefused("The current password is not right; nothing changed")
+        else:
+            if new == current:
+                raise AccountRefused("The new password is the same as the current one; nothing changed")
+            check_password(new, known_words=(user.username, user.display_name))
+            user.password_hash = hash_password(new)
+            user.failed_attempts = 0
+            db.add(user)
+            record_event(db, actor=name, action="password_change", entity=_ENTITY, entity_key=name, at=now)
+    if wrong is not None:
+        raise wrong  # raised after the block, so the failure count and its audit line are committed
+    return user
 
 
 def set_disabled(engine: Engine, username: str, disabled: bool, *, actor: str, now: datetime | None = None) -> User:

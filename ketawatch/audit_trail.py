@@ -19,7 +19,8 @@ from store.queries import audit_frame
 ACTIONS = (
     "create", "amend", "void", "import", "export", "review",
     "sign_in", "sign_in_failed", "sign_out",
-    "user_create", "role_change", "password_reset", "user_disable", "user_enable",
+    "user_create", "role_change", "password_reset", "password_change", "password_change_refused",
+    "user_disable", "user_enable",
     "backup", "restore",
 )
 #: Actions whose single line may concern many patients (listed in detail["patients"]).

@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     )
     idle_timeout_minutes: int = Field(30, ge=1, le=24 * 60, description="Sign out after this long idle.")
     min_password_length: int = Field(12, ge=8, le=128)
+    min_password_strength: int = Field(
+        3, ge=0, le=4,
+        description="Least zxcvbn score (0-4) a new password needs: 3 refuses common passwords, names, dates and "
+        "keyboard runs that an attacker with the hashes would try first; 0 checks the length only.",
+    )
     lockout_attempts: int = Field(5, ge=1, le=100, description="Failed sign-ins before an account locks.")
     lockout_minutes: int = Field(15, ge=1, le=24 * 60, description="How long a locked account stays locked.")
 

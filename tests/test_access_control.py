@@ -67,7 +67,8 @@ def test_every_page_runs_for_every_role(clinic, role, page):
 def test_a_reviewer_has_no_way_to_write(clinic, page):
     _, users = clinic
     at = sign_in(app_at(page), users["reviewer"]).run()
-    submits = [b.key for b in at.button if b.key and b.key.startswith("FormSubmitter:")]
+    own_password = "FormSubmitter:account_password-Change my password"  # their own account, not a clinical record
+    submits = [b.key for b in at.button if b.key and b.key.startswith("FormSubmitter:") and b.key != own_password]
     assert submits == [], f"form submit buttons offered to a reviewer on {page}: {submits}"
     writes = [b.label for b in at.button if any(w in b.label for w in ("Save", "Amend", "Void", "Add", "Record", "Log"))]
     assert writes == []
@@ -232,7 +233,8 @@ def test_in_the_browser_each_role_gets_its_own_pages(browser, fresh_server, role
             assert page.locator("[data-testid=stException]").count() == 0, f"{label} failed for {role}"
             if role == "reviewer":
                 forms = page.locator("[data-testid=stFormSubmitButton]").all_inner_texts()
-                assert forms == [], f"form submit buttons on {label} for a reviewer: {forms}"
+                expected = ["Change my password"] if label == "My account" else []  # their own account only
+                assert forms == expected, f"form submit buttons on {label} for a reviewer: {forms}"
         if role != "admin":
             for name in ("audit", "users"):
                 page.goto(f"{base}/{name}")
@@ -289,6 +291,85 @@ def test_an_admin_manages_accounts_on_the_users_page(clinic):
 
     done = audit_lines(engine, actor="ada")
     assert {"user_create", "role_change", "password_reset"} <= set(done["action"])
+
+
+def test_an_admin_is_asked_again_before_demoting_or_disabling_themselves(clinic):
+    engine, users = clinic
+    make_user(engine, "admin", username="abe")  # another admin, so the change is allowed at all
+    at = sign_in(app_at("users.py"), users["admin"]).run()
+    at.selectbox(key="users_role_who").set_value("ada")
+    at.selectbox(key="users_role_new").set_value("reviewer")
+    at.button(key="FormSubmitter:users_role-Change role").click().run()
+    assert accounts.get_user(engine, "ada").role == "admin"  # asked, not done
+    assert "make your own account reviewer" in at.warning[0].value
+    at.button(key="users_own_cancel_role").click().run()
+    assert accounts.get_user(engine, "ada").role == "admin" and not at.warning
+
+    at.selectbox(key="users_access_who").set_value("ada")
+    at.radio(key="users_access_disable").set_value(True)
+    at.button(key="FormSubmitter:users_access-Apply").click().run()
+    assert "disable your own account" in at.warning[0].value and not accounts.get_user(engine, "ada").disabled
+    at.button(key="users_own_yes_disable").click().run()
+    assert accounts.get_user(engine, "ada").disabled
+    assert [t.value for t in at.title] == ["KetaWatch"]  # signed out at once
+
+    # Another admin's account needs no second click.
+    at = sign_in(app_at("users.py"), accounts.get_user(engine, "abe")).run()
+    at.selectbox(key="users_role_who").set_value("cleo")
+    at.selectbox(key="users_role_new").set_value("reviewer")
+    at.button(key="FormSubmitter:users_role-Change role").click().run()
+    assert accounts.get_user(engine, "cleo").role == "reviewer" and not at.warning
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_role_changes_their_own_password_on_my_account(clinic, role):
+    engine, users = clinic
+    at = sign_in(app_at("account.py"), users[role]).run()
+    assert [t.value for t in at.title] == ["My account"]
+
+    def send(current, new, repeat=None):
+        at.text_input[0].input(current)
+        at.text_input[1].input(new)
+        at.text_input[2].input(new if repeat is None else repeat)
+        at.button(key="FormSubmitter:account_password-Change my password").click().run()
+
+    username = users[role].username
+    send("not-my-password", "plum-anchor-violet-9")
+    assert "current password is not right" in at.error[0].value
+    send(PASSWORD, "password1234")
+    assert "guess" in at.error[0].value
+    send(PASSWORD, "plum-anchor-violet-9", "plum-anchor-violet-8")
+    assert "differ" in at.error[0].value
+    assert accounts.authenticate(engine, username, PASSWORD).username == username  # nothing changed so far
+    send(PASSWORD, "plum-anchor-violet-9")
+    assert "Your password was changed" in at.success[0].value
+    assert accounts.authenticate(engine, username, "plum-anchor-violet-9").username == username
+
+
+@pytest.mark.browser
+def test_in_the_browser_the_users_page_stays_on_the_tab_in_use_after_a_change(browser, fresh_server):
+    base, log = fresh_server
+    engine = make_engine(f"sqlite:///{log.parent / 'clinic.db'}")  # the server's own database file
+    make_user(engine, "clinician", username="tab.test")
+    context, page = sign_in_browser(browser, base, "ada")
+    try:
+        page.locator("[data-testid=stSidebarNav] a", has_text="Users").first.click()
+        settle(page)
+        page.get_by_role("tab", name="Change role").click()
+        settle(page)
+        panel = page.get_by_role("tabpanel")
+        panel.get_by_label("Account", exact=True).click()
+        page.get_by_role("option", name="tab.test").click()
+        panel.get_by_label("New role", exact=True).click()
+        page.get_by_role("option", name="Reviewer: read only, de-identified exports only").click()
+        page.get_by_role("button", name="Change role").click()
+        settle(page)
+        page.get_by_text("tab.test is now reviewer.").wait_for()
+        assert accounts.get_user(engine, "tab.test").role == "reviewer"
+        assert page.get_by_role("tab", name="Change role").get_attribute("aria-selected") == "true"
+    finally:
+        context.close()
+        engine.dispose()
 
 
 @pytest.mark.browser

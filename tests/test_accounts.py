@@ -89,11 +89,112 @@ def test_unknown_roles_are_refused(sqlite_engine):
 def test_the_minimum_password_length_is_the_setting(sqlite_engine, monkeypatch):
     monkeypatch.setenv("KETAWATCH_MIN_PASSWORD_LENGTH", "20")
     get_settings.cache_clear()
+    twenty = "plum-anchor-violet-9"
     with pytest.raises(AccountRefused, match="at least 20 characters"):
         accounts.create_user(sqlite_engine, username="u1", display_name="x", role="clinician",
-                             password="a" * 19, actor="t")
+                             password=twenty[:19], actor="t")
     assert accounts.create_user(sqlite_engine, username="u1", display_name="x", role="clinician",
-                                password="a" * 20, actor="t").username == "u1"
+                                password=twenty, actor="t").username == "u1"
+
+
+@pytest.mark.parametrize(("password", "why"), [
+    ("password1234", "very common password"),
+    ("iloveyou12345", "similar to a commonly used password"),
+    ("qwertyuiop12", "commonly used"),
+    ("aaaaaaaaaaaaaaaaaaaa", "Repeats"),
+    ("01/02/1980abcd", "Dates are often easy to guess"),
+    ("demo-password", "commonly used"),  # the README's demo password, outside a demo database
+])
+def test_passwords_easy_to_guess_are_refused_with_the_reason(sqlite_engine, password, why):
+    assert len(password) >= get_settings().min_password_length
+    with pytest.raises(AccountRefused) as refused:
+        accounts.create_user(sqlite_engine, username="nurse.jo", display_name="Jo Nurse", role="clinician",
+                             password=password, actor="t")
+    assert "easy to guess" in refused.value.message or "guessed" in refused.value.message
+    assert why in refused.value.message and "unrelated words" in refused.value.message
+    assert accounts.get_user(sqlite_engine, "nurse.jo") is None and audit_lines(sqlite_engine) == []
+
+
+@pytest.mark.parametrize("password", ["MargueriteOkonkwo", "marguerite.okonkwo"])
+def test_a_password_made_of_the_account_s_own_name_is_refused(sqlite_engine, password):
+    name = "marguerite.okonkwo"
+    with pytest.raises(AccountRefused, match="guess"):
+        accounts.create_user(sqlite_engine, username=name, display_name="Marguerite Okonkwo", role="clinician",
+                             password=password, actor="t")
+    # The same password is not refused for someone else: it is the link to the account that makes it guessable.
+    assert accounts.create_user(sqlite_engine, username="x1", display_name="Ann", role="clinician",
+                                password=password, actor="t").username == "x1"
+
+
+def test_the_strength_rule_is_a_setting_and_zero_checks_length_only(sqlite_engine, monkeypatch):
+    monkeypatch.setenv("KETAWATCH_MIN_PASSWORD_STRENGTH", "0")
+    get_settings.cache_clear()
+    assert accounts.create_user(sqlite_engine, username="u1", display_name="x", role="clinician",
+                                password="password1234", actor="t").username == "u1"
+    monkeypatch.setenv("KETAWATCH_MIN_PASSWORD_STRENGTH", "4")
+    get_settings.cache_clear()
+    with pytest.raises(AccountRefused, match="guess"):  # score 3 is not enough at 4
+        accounts.reset_password(sqlite_engine, "u1", "summer2026summer", actor="t")
+
+
+def test_a_reset_to_an_easy_password_is_refused_and_changes_nothing(engine):
+    make_user(engine, "clinician")
+    before = accounts.get_user(engine, "cleo").password_hash
+    with pytest.raises(AccountRefused, match="guess"):
+        accounts.reset_password(engine, "cleo", "password1234", actor="ada")
+    assert accounts.get_user(engine, "cleo").password_hash == before
+    assert [e.action for e in audit_lines(engine)] == ["user_create"]
+
+
+# ----- a user's own password -----------------------------------------------------------------
+
+
+def test_a_user_changes_their_own_password_after_giving_the_current_one(engine):
+    make_user(engine, "reviewer")
+    accounts.change_own_password(engine, "Rhea", PASSWORD, "plum-anchor-violet-9", now=NOW)
+    assert accounts.authenticate(engine, "rhea", "plum-anchor-violet-9", now=NOW).username == "rhea"
+    assert refusal(engine, "rhea", PASSWORD) == accounts._WRONG
+    change = audit_lines(engine, "password_change")
+    assert [(e.actor, e.entity_key) for e in change] == [("rhea", "rhea")]
+    assert PASSWORD not in json.dumps(change[0].detail) and "plum" not in json.dumps(change[0].detail)
+
+
+def test_a_wrong_current_password_changes_nothing_and_counts_toward_the_lockout(engine, monkeypatch):
+    monkeypatch.setenv("KETAWATCH_LOCKOUT_ATTEMPTS", "3")
+    get_settings.cache_clear()
+    make_user(engine, "clinician")
+    before = accounts.get_user(engine, "cleo").password_hash
+    for attempt in range(1, 4):
+        with pytest.raises(AccountRefused, match="current password is not right"):
+            accounts.change_own_password(engine, "cleo", "a-guess", "plum-anchor-violet-9", now=NOW)
+        assert accounts.get_user(engine, "cleo").failed_attempts == attempt
+    account = accounts.get_user(engine, "cleo")
+    assert account.password_hash == before
+    assert account.locked_until is not None  # the third wrong try locks the account, as a third wrong sign-in would
+    assert "locked" in refusal(engine, "cleo", PASSWORD)
+    assert len(audit_lines(engine, "password_change_refused")) == 3 and audit_lines(engine, "password_change") == []
+
+
+@pytest.mark.parametrize(("new", "message"), [
+    (PASSWORD, "same as the current one"),
+    ("short", "at least 12 characters"),
+    ("password1234", "guess"),
+])
+def test_an_unusable_new_password_changes_nothing(engine, new, message):
+    make_user(engine, "clinician")
+    before = accounts.get_user(engine, "cleo").password_hash
+    with pytest.raises(AccountRefused, match=message):
+        accounts.change_own_password(engine, "cleo", PASSWORD, new, now=NOW)
+    assert accounts.get_user(engine, "cleo").password_hash == before
+    assert [e.action for e in audit_lines(engine)] == ["user_create"]
+
+
+def test_a_disabled_account_cannot_change_its_password(engine):
+    make_user(engine, "admin")
+    make_user(engine, "clinician")
+    accounts.set_disabled(engine, "cleo", True, actor="ada")
+    with pytest.raises(AccountRefused, match="no longer active"):
+        accounts.change_own_password(engine, "cleo", PASSWORD, "plum-anchor-violet-9", now=NOW)
 
 
 @pytest.mark.parametrize("name", accounts.DEMO_USERNAMES)

@@ -176,7 +176,8 @@ if not writer:
     ui.read_only_notice(user)
     st.stop()
 
-add_tab, edit_tab = st.tabs(["Add a patient", "Edit a patient"])
+# Keyed, so the tab in use stays open when a save reloads the page.
+add_tab, edit_tab = st.tabs(["Add a patient", "Edit a patient"], key="pt_tab", on_change="rerun")
 with add_tab:
     done = st.session_state.pop("pa_done", None)
     if done:

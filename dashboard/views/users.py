@@ -56,7 +56,45 @@ st.dataframe(
     hide_index=True, width="stretch",
 )
 names = [u.username for u in people]
-add, role_tab, password_tab, access_tab = st.tabs(["Add an account", "Change role", "Reset password", "Disable or enable"])
+# Only then does an admin's change to their own account need a second click: the last admin is refused anyway.
+another_admin = any(u.role == "admin" and not u.disabled and u.username != user.username for u in people)
+# Keyed, so the tab an admin was working in stays open after each change reloads the page.
+add, role_tab, password_tab, access_tab = st.tabs(
+    ["Add an account", "Change role", "Reset password", "Disable or enable"], key="users_tab", on_change="rerun")
+_OWN_KEY = "users_own_change"
+_OWN_WORDS = {
+    "role": "You are about to make your own account {value}. The Users and Audit trail pages close for you at "
+            "once, and only another admin can give them back.",
+    "disable": "You are about to disable your own account. You will be signed out at once, and only another "
+               "admin can enable it again.",
+}
+
+
+def _own_change(kind: str, value) -> None:
+    """An admin's change that takes away their own access waits for a second, deliberate click."""
+    st.session_state[_OWN_KEY] = (kind, value)
+
+
+def _confirm_own_change(kind: str) -> None:
+    """The question asked before an admin demotes or disables themselves, under the form that asked for it."""
+    pending = st.session_state.get(_OWN_KEY)
+    if not pending or pending[0] != kind:
+        return
+    value = pending[1]
+    st.warning(_OWN_WORDS[kind].format(value=value), icon=":material/warning:")
+    yes, no = st.columns(2)
+    if no.button("Cancel", key=f"users_own_cancel_{kind}"):
+        st.session_state.pop(_OWN_KEY, None)
+        st.rerun()
+    if yes.button("Yes, change my own account", type="primary", key=f"users_own_yes_{kind}"):
+        st.session_state.pop(_OWN_KEY, None)
+        if kind == "role":
+            _attempt(lambda: accounts.set_role(engine, user.username, value, actor=user.username),
+                     lambda changed: f"{changed.username} is now {changed.role}.")
+        else:
+            _attempt(lambda: accounts.set_disabled(engine, user.username, True, actor=user.username),
+                     lambda changed: f"{changed.username} is now disabled.")
+
 
 with add:
     with st.form("users_add", clear_on_submit=False):
@@ -75,9 +113,12 @@ with role_tab:
         who = st.selectbox("Account", names, key="users_role_who")
         new_role = st.selectbox("New role", ROLES, format_func=ROLE_WORDS.get, key="users_role_new")
         submitted = st.form_submit_button("Change role", type="primary")
-    if submitted and who:
+    if submitted and who == user.username and new_role != "admin" and another_admin:
+        _own_change("role", new_role)
+    elif submitted and who:
         _attempt(lambda: accounts.set_role(engine, who, new_role, actor=user.username),
                  lambda changed: f"{changed.username} is now {changed.role}.")
+    _confirm_own_change("role")
 
 with password_tab:
     with st.form("users_password"):
@@ -95,6 +136,9 @@ with access_tab:
         disable = st.radio("Access", [True, False], format_func=lambda d: "Disable (cannot sign in)" if d else "Enable",
                            horizontal=True, key="users_access_disable")
         submitted = st.form_submit_button("Apply", type="primary")
-    if submitted and who:
+    if submitted and who == user.username and disable and another_admin:
+        _own_change("disable", True)
+    elif submitted and who:
         _attempt(lambda: accounts.set_disabled(engine, who, disable, actor=user.username),
                  lambda changed: f"{changed.username} is now {'disabled' if changed.disabled else 'enabled'}.")
+    _confirm_own_change("disable")
