@@ -58,6 +58,43 @@ def audit_lines(
     return frame.sort_values("id", ascending=False).head(limit).reset_index(drop=True)[list(COLUMNS)]
 
 
+def _value(value: object) -> str:
+    """One stored value as an admin reads it: blank for nothing, lists joined, other structures compact."""
+    if value is None or value == "":
+        return "blank"
+    if isinstance(value, list):
+        return ", ".join(_value(v) for v in value) or "none"
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+def _field(name: str) -> str:
+    return name.replace("_", " ")
+
+
+def describe_changes(detail: object) -> str:
+    """What a line changed, in words: 'dose mg: 35 -> 40' for each field that differs, or the values written or voided."""
+    if not isinstance(detail, dict):
+        return ""
+    before, after = detail.get("before"), detail.get("after")
+    if isinstance(before, dict) and isinstance(after, dict):
+        names = sorted(set(before) | set(after))
+        return "; ".join(f"{_field(n)}: {_value(before.get(n))} -> {_value(after.get(n))}"
+                         for n in names if before.get(n) != after.get(n))
+    only = after if isinstance(after, dict) else before if isinstance(before, dict) else None
+    if only is None:
+        return ""
+    return "; ".join(f"{_field(n)}: {_value(v)}" for n, v in sorted(only.items()) if v not in (None, "", []))
+
+
+def describe_detail(detail: object) -> str:
+    """The rest of a line's detail (reason, counts, format...) as 'name: value' pairs, without the before and after."""
+    if not isinstance(detail, dict):
+        return ""
+    return "; ".join(f"{_field(k)}: {_value(v)}" for k, v in sorted(detail.items()) if k not in ("before", "after"))
+
+
 def audit_csv_bytes(frame: pd.DataFrame) -> bytes:
     """The lines as UTF-8 CSV; every text cell that a spreadsheet could read as a formula gets a leading '."""
     out = pd.DataFrame({"id": frame["id"]})

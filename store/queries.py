@@ -236,6 +236,12 @@ def revisions_frame(engine: Engine, record_type: str, record_key: str | int) -> 
     return pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in RecordRevision.__table__.columns])
 
 
+def audit_actors(engine: Engine) -> list[str]:
+    """Everyone who appears in the audit trail (accounts, `cli:` users, setup jobs), for the Audit page's picker."""
+    with engine.connect() as conn:
+        return sorted(conn.execute(select(AuditEvent.actor).distinct()).scalars())
+
+
 def audit_frame(
     engine: Engine,
     *,

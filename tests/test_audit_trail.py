@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from ketawatch import accounts
-from ketawatch.audit_trail import ACTIONS, audit_csv_bytes, audit_lines
+from ketawatch.audit_trail import ACTIONS, audit_csv_bytes, audit_lines, describe_changes, describe_detail
 from store import records
 from store.audit import record_event
 from store.importer import import_folder
@@ -224,6 +224,55 @@ def test_admins_see_and_filter_the_trail_on_the_audit_page():
     table = at.dataframe[0].value
     assert list(table["Action"].str.lower()) == ["sign in failed"] and list(table["Who"]) == ["cleo"]
     assert at.get("download_button"), "the CSV download is offered"
+
+
+def test_the_audit_page_picks_who_from_the_trail_and_says_what_changed_in_words():
+    from store.db import open_database
+
+    engine = open_database()
+    admin = make_user(engine, "admin")
+    make_user(engine, "clinician")
+    make_user(engine, "admin", username="adam")  # 'ada' must not also find 'adam', as a typed filter did
+    accounts.set_role(engine, "cleo", "reviewer", actor="ada")
+    accounts.set_role(engine, "cleo", "clinician", actor="adam")
+    at = audit_page(admin).run()
+    assert at.selectbox(key="audit_actor").options == ["anyone", "ada", "adam", "test-setup"]
+    at.selectbox(key="audit_actor").set_value("ada")
+    at.button[0].click().run()
+    table = at.dataframe[0].value
+    assert set(table["Who"]) == {"ada"}
+    assert list(table["What changed"]) == ["role: clinician -> reviewer"]
+
+
+def test_what_changed_lists_only_the_fields_that_differ():
+    amended = {"before": {"dose_mg": 35, "weight_kg": 70.0, "side_effects": ["nausea"], "notes": None},
+               "after": {"dose_mg": 40, "weight_kg": 70.0, "side_effects": ["nausea", "headache"], "notes": "re-dosed"},
+               "reason": "typed 35 for 40"}
+    assert describe_changes(amended) == ("dose mg: 35 -> 40; notes: blank -> re-dosed; "
+                                         "side effects: nausea -> nausea, headache")
+    assert describe_detail(amended) == "reason: typed 35 for 40"
+    assert describe_changes({"after": {"role": "clinician", "username": "jo", "notes": None}}) == \
+        "role: clinician; username: jo"  # a new record: the values written, blanks left out
+    assert describe_changes({"reason": "wrong_password"}) == "" and describe_changes(None) == ""
+    assert describe_detail({"reason": "wrong_password", "failed_attempts": 3}) == \
+        "failed attempts: 3; reason: wrong_password"
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+                     max_leaves=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(detail=st.dictionaries(st.sampled_from(["before", "after", "reason", "patients", "x"]), _JSON, max_size=4))
+def test_any_stored_detail_is_described_without_error_and_never_as_a_field_it_did_not_change(detail):
+    changes, rest = describe_changes(detail), describe_detail(detail)
+    assert isinstance(changes, str) and isinstance(rest, str)
+    before, after = detail.get("before"), detail.get("after")
+    if isinstance(before, dict) and isinstance(after, dict):
+        same = [k for k in set(before) & set(after) if before[k] == after[k]]
+        named = {part.split(": ", 1)[0] for part in changes.split("; ") if part}
+        assert not {k.replace("_", " ") for k in same} & named - {k.replace("_", " ") for k in set(before) ^ set(after)}
 
 
 @pytest.mark.parametrize("role", [None, "clinician", "reviewer"])

@@ -5,7 +5,6 @@ Filters by person, action, patient and dates; the CSV download is safe to open i
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, time, timedelta
 
 import pandas as pd
@@ -13,8 +12,9 @@ import streamlit as st
 
 from dashboard import data, ui
 from dashboard.auth import is_admin, require_user
-from ketawatch.audit_trail import ACTIONS, LIMIT, audit_csv_bytes, audit_lines
+from ketawatch.audit_trail import ACTIONS, LIMIT, audit_csv_bytes, audit_lines, describe_changes, describe_detail
 from ketawatch.exports.audit import record_export
+from store.queries import audit_actors
 
 user = require_user()  # again here: a page run directly (by URL, before the app's navigation ran) must not skip sign-in
 st.title("Audit trail")
@@ -28,7 +28,8 @@ today = ui.now_local().date()
 
 with st.form("audit_filters"):
     cols = st.columns(4)
-    actor = cols[0].text_input("Who (username)", key="audit_actor").strip().lower()
+    actor = cols[0].selectbox("Who", options=[None, *audit_actors(engine)], key="audit_actor",
+                              format_func=lambda a: "anyone" if a is None else a)
     action = cols[1].selectbox("Action", options=[None, *ACTIONS], format_func=lambda a: "any" if a is None else ui.words(a),
                                key="audit_action")
     patient_id = cols[2].text_input("Patient ID", key="audit_patient").strip()
@@ -40,17 +41,8 @@ since = datetime.combine(start, time.min, tzinfo=tz) if start else None
 until = datetime.combine(end or start, time.max, tzinfo=tz) if (end or start) else None
 lines = audit_lines(engine, actor=actor or None, action=action, patient_id=patient_id or None, since=since, until=until)
 
-st.caption(f"{len(lines)} line(s), newest first" + (f" (the newest {LIMIT} only; narrow the filters)" if len(lines) >= LIMIT else ""))
-
-
-def _part(detail: dict, name: str) -> str:
-    value = detail.get(name) if isinstance(detail, dict) else None
-    return "" if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
-def _rest(detail: dict) -> str:
-    rest = {k: v for k, v in (detail or {}).items() if k not in ("before", "after")}
-    return json.dumps(rest, ensure_ascii=False, sort_keys=True) if rest else ""
+st.caption(f"{len(lines)} line(s), newest first" + (f" (the newest {LIMIT} only; narrow the filters)" if len(lines) >= LIMIT else "")
+           + ". What changed lists only the fields that differ; the CSV download holds every value before and after.")
 
 
 table = pd.DataFrame({
@@ -59,9 +51,8 @@ table = pd.DataFrame({
     "Action": lines["action"].map(ui.words),
     "Record": (lines["entity"].fillna("") + " " + lines["entity_key"].fillna("")).str.strip(),
     "Patient": lines["patient_id"].fillna(""),
-    "Details": lines["detail"].map(_rest),
-    "Before": lines["detail"].map(lambda d: _part(d, "before")),
-    "After": lines["detail"].map(lambda d: _part(d, "after")),
+    "What changed": lines["detail"].map(describe_changes),
+    "Details": lines["detail"].map(describe_detail),
 })
 st.dataframe(table, hide_index=True, width="stretch")
 
