@@ -18,6 +18,9 @@ ROUTES = ("iv", "im", "intranasal", "oral", "sublingual")
 WEIGHT_BASED_ROUTES = ("iv", "im")
 SEVERITIES = ("mild", "moderate", "severe")
 PATIENT_STATUSES = ("active", "paused", "discharged")
+#: Patients the clinic still watches, on the Alerts page, the caseload's default view and its export:
+#: a pause in treatment is not a pause in risk (a patient may look for ketamine elsewhere meanwhile).
+UNDER_CARE_STATUSES = ("active", "paused")
 ROLES = ("admin", "clinician", "reviewer")
 LEVELS = ("green", "amber", "red")
 

@@ -181,8 +181,9 @@ def test_a_patient_with_more_reasons_than_fit_on_a_page_still_prints_in_the_case
     assert rows_here and continued.count(str(first["level"]).upper()) >= rows_here
 
 
-def test_the_caseload_export_holds_the_active_patients_as_the_caseload_and_alerts_do(sample):
-    """A discharged patient still red on old records is not for the team meeting; the PDF says one was left out."""
+def test_the_caseload_export_holds_the_patients_under_care_as_the_caseload_and_alerts_do(sample):
+    """A discharged patient still red on old records is not for the team meeting (the PDF says one was left out);
+    a paused one is."""
     from ketawatch.exports.caseload_pdf import caseload_pdf
     from ketawatch.exports.casefile import Author, load_caseload
     from store.records import amend_patient
@@ -190,9 +191,13 @@ def test_the_caseload_export_holds_the_active_patients_as_the_caseload_and_alert
 
     before = load_caseload(sample, author=Author(CLINICIAN, None, "clinician"), now=NOW)
     gone = str(before.rows.iloc[0]["patient_id"])
-    amend_patient(sample, gone, {"status": "discharged"}, actor=CLINICIAN, reason="treatment ended", expected_version=1,
+    amend_patient(sample, gone, {"status": "paused"}, actor=CLINICIAN, reason="travelling", expected_version=1,
+                  validator=Validator(now=NOW))
+    paused = load_caseload(sample, author=Author(CLINICIAN, None, "clinician"), now=NOW)
+    assert gone in paused.rows["patient_id"].astype(str).tolist() and paused.discharged == 0
+    amend_patient(sample, gone, {"status": "discharged"}, actor=CLINICIAN, reason="treatment ended", expected_version=2,
                   validator=Validator(now=NOW))
     after = load_caseload(sample, author=Author(CLINICIAN, None, "clinician"), now=NOW)
-    assert gone not in after.rows["patient_id"].astype(str).tolist() and after.not_active == 1
+    assert gone not in after.rows["patient_id"].astype(str).tolist() and after.discharged == 1
     assert sum(after.counts.values()) == sum(before.counts.values()) - 1
-    assert "(1 paused or discharged not included)" in " ".join(pdf_text(caseload_pdf(after, tz="Europe/London")).split())
+    assert "(1 discharged not included)" in " ".join(pdf_text(caseload_pdf(after, tz="Europe/London")).split())

@@ -564,6 +564,25 @@ def test_acknowledge_an_alert_records_the_review_and_closes_it(demo_url, monkeyp
     assert list(recent.columns)[-1] == "Reasons reviewed", "the long list of rule ids goes last, after the action and note"
 
 
+def test_a_paused_patient_keeps_their_alert_and_a_discharged_one_leaves(demo_url, monkeypatch):
+    """A pause in treatment is not a pause in risk: the alert stays until someone reviews it."""
+    from store.records import amend_patient
+
+    at = _app(demo_url, monkeypatch, "alerts")
+    paused, discharged = [b.key.removeprefix("al_ack_") for b in at.button if b.key and b.key.startswith("al_ack_")][:2]
+    engine = open_database(demo_url)
+    amend_patient(engine, paused, {"status": "paused"}, actor="demo-clinician", reason="travelling for a month",
+                  expected_version=1)
+    amend_patient(engine, discharged, {"status": "discharged"}, actor="demo-clinician", reason="treatment ended",
+                  expected_version=1)
+    at = _app(demo_url, monkeypatch, "alerts")
+    waiting = [b.key.removeprefix("al_ack_") for b in at.button if b.key and b.key.startswith("al_ack_")]
+    assert paused in waiting and discharged not in waiting
+    caseload = _app(demo_url, monkeypatch, "caseload").dataframe[0].value
+    shown = caseload[caseload.columns[caseload.columns.str.contains("Patient")][0]].astype(str)
+    assert shown.str.contains(paused).any() and not shown.str.contains(discharged).any()
+
+
 def test_acknowledge_needs_an_action_and_a_note_for_other(demo_url, monkeypatch):
     at = _app(demo_url, monkeypatch, "alerts")
     pid = _first_alert(at)

@@ -15,7 +15,7 @@ from dashboard.auth import can_write, may_still_write
 from ketawatch.caseload import reason_ids, unreviewed_alerts
 from store import records as store_records
 from store.settings import get_settings
-from store.vocabulary import REVIEW_ACTIONS
+from store.vocabulary import REVIEW_ACTIONS, UNDER_CARE_STATUSES
 
 user = ui.signed_in_user()
 writer = can_write(user)
@@ -24,8 +24,8 @@ ui.disclaimer()
 ui.safety_banner(data.safety_answers(), label=ui.patient_label(data.patients()))
 
 assessment = data.assessment()
-active = set(data.patients().loc[lambda p: p["status"] == "active", "patient_id"])
-pending = unreviewed_alerts(assessment[assessment["patient_id"].isin(active)], data.reviews(),
+under_care = set(data.patients().loc[lambda p: p["status"].isin(UNDER_CARE_STATUSES), "patient_id"])
+pending = unreviewed_alerts(assessment[assessment["patient_id"].isin(under_care)], data.reviews(),
                             tz=get_settings().clinic_timezone)
 names = data.patients().set_index("patient_id")["display_name"]
 

@@ -12,7 +12,7 @@ import streamlit as st
 from dashboard import data, ui
 from dashboard.export_panel import caseload_exports
 from ketawatch.caseload import LEVEL_RANK, level_counts
-from store.vocabulary import INDICATIONS, LEVELS, PATIENT_STATUSES
+from store.vocabulary import INDICATIONS, LEVELS, PATIENT_STATUSES, UNDER_CARE_STATUSES
 
 user = ui.signed_in_user()
 st.title("Caseload")
@@ -32,7 +32,7 @@ with st.container(border=True):
     chosen_levels = f[1].multiselect("Level", LEVELS, key="cl_level", format_func=ui.level_text, placeholder="All")
     chosen_indications = f[2].multiselect("Indication", INDICATIONS, key="cl_indication", format_func=ui.words,
                                           placeholder="All")
-    st.session_state.setdefault("cl_status", ["active"])
+    st.session_state.setdefault("cl_status", list(UNDER_CARE_STATUSES))
     chosen_status = f[3].multiselect("Status", PATIENT_STATUSES, key="cl_status", format_func=ui.words, placeholder="All")
     sud = f[4].selectbox("SUD history", ["Any", "Yes", "No"], key="cl_sud")
     search = f[5].text_input("Search ID or name", key="cl_search", placeholder="e.g. KW-0013 or Ashdown")

@@ -18,6 +18,7 @@ from ketawatch.exports.deidentify import Pseudonymiser, age_band, deidentify_rec
 from store.frames import Records
 from store.queries import alert_reviews_frame, load_records
 from store.settings import get_settings
+from store.vocabulary import UNDER_CARE_STATUSES
 
 
 class PatientNotFound(LookupError):
@@ -192,8 +193,8 @@ class CaseloadExport:
     generated_by: str
     patient_ids: list[str]
     counts: dict[str, int]
-    #: Paused or discharged patients left out (the caseload page and the alerts show active patients).
-    not_active: int = 0
+    #: Discharged patients left out (the caseload page and the alerts show those still under care).
+    discharged: int = 0
 
 
 def load_caseload(
@@ -205,7 +206,7 @@ def load_caseload(
     pseudonymiser: Pseudonymiser | None = None,
     now: datetime | None = None,
 ) -> CaseloadExport:
-    """Every active amber and red patient with level, since when, reasons and last review (worst first).
+    """Every amber and red patient still under care (active or paused) with level, since when, reasons and last review (worst first).
 
     Identified: one `assess` and `caseload_table` over everyone. De-identified: the same
     patients, each re-assessed on its own shifted records so the reasons' dates are shifted too.
@@ -222,8 +223,8 @@ def load_caseload(
         reviews = reviews[(local_day(reviews["reviewed_at"], tz) <= as_of).to_numpy(dtype=bool)]
     assessment = assess(records, as_of=as_of, tz=tz)
     table = caseload_table(records, assessment, tz=tz, today=as_of, reviews=reviews)
-    active = (table["status"] == "active").to_numpy(dtype=bool)  # as the Alerts page and the caseload's default
-    not_active, table = int((~active).sum()), table[active].reset_index(drop=True)
+    under_care = table["status"].isin(UNDER_CARE_STATUSES).to_numpy(dtype=bool)  # as the Alerts page and the caseload
+    discharged, table = int((~under_care).sum()), table[under_care].reset_index(drop=True)
     counts = level_counts(table)
     flagged = table[table["level"].isin(["amber", "red"])].reset_index(drop=True)
     real_ids = flagged["patient_id"].astype(str).tolist()
@@ -261,7 +262,7 @@ def load_caseload(
         generated_by=shown_by,
         patient_ids=real_ids,
         counts=counts,
-        not_active=not_active,
+        discharged=discharged,
     )
 
 

@@ -37,7 +37,7 @@ def caseload_pdf(export: CaseloadExport, *, tz: str) -> bytes:
     counts = export.counts
     pdf.paragraph(
         f"Active patients: {counts.get('red', 0)} red, {counts.get('amber', 0)} amber, {counts.get('green', 0)} green"
-        + (f" ({export.not_active} paused or discharged not included)" if export.not_active else "")
+        + (f" ({export.discharged} discharged not included)" if export.discharged else "")
         + f". {generated}.", size=9,
     )
     if export.deidentified:
