@@ -95,6 +95,27 @@ def test_figures_render_the_dashboard_chart_descriptions_in_greys_only(sample):
             assert (np.asarray(image).astype(int) == pixels[..., 0]).all(), figure.title
 
 
+def test_the_printed_level_history_steps_from_level_to_level(sample):
+    """Green on one date and red on the next is drawn as a step: a sloped line would pass through amber."""
+    from ketawatch.charts import patient_chart_specs
+    from store.queries import load_records
+
+    spec = next(s for s in patient_chart_specs(load_records(sample, [SECRET_PID]), SECRET_PID, tz="Europe/London")
+                if s.key == "levels")
+    drawn = draw(spec)
+    lines = {line.get_label(): line.get_drawstyle() for line in drawn.axes[0].get_lines()}
+    assert lines["Level on each record date"] == "steps-post"
+
+
+@pytest.mark.parametrize(("before", "after", "shown"), [
+    (72, 80, "72/80"), (57, None, "57/\u2013"), (None, 87, "\u2013/87"), (None, None, ""),
+])
+def test_a_lone_heart_rate_or_spo2_says_whether_it_was_before_or_after(before, after, shown):
+    from ketawatch.exports.pdf import _before_after
+
+    assert _before_after(before, after) == shown
+
+
 def test_caseload_pdf_lists_the_flagged_patient_with_reasons_and_review(sample):
     data = _pdf(export_caseload(sample, "pdf", actor=CLINICIAN, role="clinician", now=NOW))
     text = pdf_text(data)

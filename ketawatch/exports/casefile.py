@@ -14,7 +14,9 @@ from datetime import date, datetime, timedelta, timezone
 import pandas as pd
 from sqlalchemy import Engine
 
-from ketawatch.exports.deidentify import Pseudonymiser, age_band, deidentify_records, deidentify_reviews
+from ketawatch.exports.deidentify import (
+    Pseudonymiser, age_band, deidentify_records, deidentify_reviews, shift_instants,
+)
 from store.frames import Records
 from store.queries import alert_reviews_frame, load_records
 from store.settings import get_settings
@@ -136,8 +138,10 @@ def load_patient_case(
         reviews = deidentify_reviews(reviews, pseudonymiser, tz=tz)
         key = pseudonymiser.patient(patient_id)
         shown_by = author.shown(pseudonymiser)
-        # Shifted like every other date: a real export time beside the shifted "as of" would give the shift away.
-        now = now + shift
+        # Shifted like every other date: a real export time beside the shifted "as of" would give the shift away;
+        # by wall-clock days, as the records are, so a review made a minute before the export still comes before it.
+        now = shift_instants(pd.Series([pd.Timestamp(now).tz_convert("UTC")]), pd.Series([shift.days]), tz,
+                             pd.Series([key])).iloc[0].to_pydatetime()
     records = records_until(records, end, tz)
     assessment = assess(records, as_of=end, tz=tz).iloc[0]
     history = level_history(records, tz=tz)

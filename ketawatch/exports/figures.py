@@ -115,7 +115,9 @@ def _draw_series(ax, series: Series, bar_width: float) -> None:
                 label=series.name, zorder=4)
         return
     line = style if "line" in series.style else "none"
+    # A level holds until the next record changes it (as on screen): a step, never a slope through a level not held.
     ax.plot(x, y, linestyle=line, color=grey, linewidth=width, label=series.name, zorder=3,
+            drawstyle="steps-post" if series.role == "level" else "default",
             marker=marker if "markers" in series.style else None, markersize=3.2,
             markerfacecolor="white" if hollow else grey)
 

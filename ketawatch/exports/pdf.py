@@ -154,6 +154,12 @@ def _checkins_in_window(case: PatientCase) -> pd.DataFrame:
     return case.in_window(c).sort_values("reported_at", kind="stable").reset_index(drop=True)
 
 
+def _before_after(before, after) -> str:
+    """'72/80', or '72/–' and '–/80' when one reading is missing, so a lone value is never read as the other."""
+    pair = (_text(before), _text(after))
+    return "" if not any(pair) else "/".join(x or "\u2013" for x in pair)
+
+
 def session_rows(case: PatientCase) -> list[list[str]]:
     """The session table's rows: time, route, dose, dose per kg, interval, vitals, CADSS, requests, side effects."""
     sessions = _sessions_in_window(case)
@@ -168,8 +174,7 @@ def session_rows(case: PatientCase) -> list[list[str]]:
         requests = " ".join(flag for flag, asked in (("earlier", s.early_request), ("more", s.dose_increase_request)) if _asked(asked))
         bp_pre = f"{_text(s.sbp_pre)}/{_text(s.dbp_pre)}" if pd.notna(s.sbp_pre) else ""
         bp_post = f"{_text(s.sbp_post)}/{_text(s.dbp_post)}" if pd.notna(s.sbp_post) else ""
-        hr = "/".join(x for x in (_text(s.hr_pre), _text(s.hr_post)) if x)
-        spo2 = "/".join(x for x in (_text(s.spo2_pre), _text(s.spo2_post)) if x)
+        hr, spo2 = _before_after(s.hr_pre, s.hr_post), _before_after(s.spo2_pre, s.spo2_post)
         effects = side_effect_words(s.side_effects)
         rows.append([
             local.iloc[i].strftime("%Y-%m-%d %H:%M"), _ROUTE_WORDS.get(str(s.route), str(s.route)), _text(s.dose_mg),
