@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo
-
 import re
 from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -231,3 +230,24 @@ def test_a_deidentified_caseload_for_an_earlier_date_says_so_without_the_date(sa
     text = readable_text(*next(iter(past.files.items())))
     assert "as of a date chosen at export (not shown)" in text and "on the day of export" not in text
     assert earlier.isoformat() not in text
+
+
+def test_many_patient_deidentified_files_list_patients_by_pseudonym_not_in_clinic_order(sqlite_engine, validator, tmp_path):
+    """Row n of a de-identified file must not be the clinic's n-th patient, nor the identified caseload's n-th row."""
+    import io as _io
+
+    from tests.store_support import import_cohort
+
+    import_cohort(sqlite_engine, tmp_path / "in", validator, n_patients=24, months=4, end=date(2026, 10, 31), seed=5)
+    result = export_records(sqlite_engine, "csv", actor=REVIEWER, role="reviewer", deidentify=True, now=NOW)
+    files = {name.rsplit("/", 1)[-1]: data for name, data in result.files.items()}
+    patients = pd.read_csv(_io.BytesIO(files["patients.csv"]), dtype=str)["patient_id"].tolist()
+    assert patients == sorted(patients) and len(patients) == 24
+    for name in ("sessions.csv", "checkins.csv"):
+        owners = pd.read_csv(_io.BytesIO(files[name]), dtype=str)["patient_id"].tolist()
+        assert owners == sorted(owners), name
+    caseload = export_caseload(sqlite_engine, "csv", actor=REVIEWER, role="reviewer", deidentify=True, now=NOW)
+    rows = pd.read_csv(_io.BytesIO(next(iter(caseload.files.values()))), dtype=str)
+    assert len(rows) >= 2
+    rank = rows["level"].str.lower().map({"red": 0, "amber": 1})
+    assert list(zip(rank, rows["patient_id"])) == sorted(zip(rank, rows["patient_id"]))

@@ -254,6 +254,11 @@ def load_caseload(
         flagged["display_name"] = pd.NA
         flagged["clinician"] = pseudonymiser.staff_of(flagged["clinician"]).to_numpy()
         reviews = deidentify_reviews(reviews[reviews["patient_id"].isin(real_ids)], pseudonymiser, tz=tz)
+        # Worst first, then by pseudonym: the identified order (by the real "since" date) would match row for row.
+        rank = flagged["level"].map({"red": 0, "amber": 1}).fillna(2)
+        order = sorted(range(len(flagged)), key=lambda i: (rank.iloc[i], str(flagged["patient_id"].iloc[i])))
+        flagged = flagged.iloc[order].reset_index(drop=True)
+        real_ids = [real_ids[i] for i in order]
     elif deidentify:
         shown_by = author.shown(pseudonymiser or Pseudonymiser.from_settings(engine))
     flagged["reason_ids"] = [";".join(reason_ids(r)) for r in flagged["reasons"]]

@@ -183,7 +183,13 @@ def deidentify_records(records: Records, pseudonymiser: Pseudonymiser, *, on: da
     c["reported_at"] = shift_instants(c["reported_at"], pseudonymiser.offsets_of(c["patient_id"]), tz, c["patient_id"])
     c["notes"] = pd.Series(pd.NA, index=c.index, dtype="string")
     c["patient_id"] = pseudonymiser.patients_of(c["patient_id"])
-    return Records(p, s, c)
+    # In pseudonym order: in the clinic's order, row n of a many-patient file would still be patient KW-000n.
+    return Records(_in_order(p, ["patient_id"]), _in_order(s, ["patient_id", "session_at"]),
+                   _in_order(c, ["patient_id", "reported_at"]))
+
+
+def _in_order(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    return frame.sort_values(by, kind="stable").reset_index(drop=True) if len(frame) else frame
 
 
 def deidentify_reviews(reviews: pd.DataFrame, pseudonymiser: Pseudonymiser, *, tz: str | None = None) -> pd.DataFrame:
