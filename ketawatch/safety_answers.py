@@ -8,6 +8,7 @@ the patient's page for `RECENT_DAYS` days, not only the screen of whoever saved 
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 import pandas as pd
@@ -25,16 +26,46 @@ def safety_line(answers: list[str]) -> str:
             "a clinician to speak with the patient today.")
 
 
-def recent_safety_answers(checkins: pd.DataFrame, *, now: datetime, days: int = RECENT_DAYS) -> pd.DataFrame:
-    """Check-ins of the last `days` days with a safety line: patient_id, reported_at, line (newest first)."""
+def safety_answers(checkins: pd.DataFrame, *, since: datetime | None = None,
+                   until: datetime | None = None) -> pd.DataFrame:
+    """Check-ins (reported between `since` and `until`, when given) with a safety line: patient_id, reported_at, line, newest first."""
     columns = ["patient_id", "reported_at", "line"]
     if checkins.empty:
         return pd.DataFrame(columns=columns)
     notes = checkins["notes"].astype("string")
-    recent = checkins["reported_at"] >= pd.Timestamp(now - timedelta(days=days))
+    keep = notes.str.contains(SAFETY_MARK, regex=False).fillna(False).to_numpy(dtype=bool)
+    at = pd.to_datetime(checkins["reported_at"], utc=True)
+    if since is not None:
+        keep &= (at >= pd.Timestamp(since)).to_numpy(dtype=bool)
+    if until is not None:
+        keep &= (at <= pd.Timestamp(until)).to_numpy(dtype=bool)
     lines = notes.str.split("\n").map(
         lambda parts: next((p.strip() for p in parts if p.strip().startswith(SAFETY_MARK)), None)
         if isinstance(parts, list) else None
     )
-    found = checkins.assign(line=lines)[recent.to_numpy(dtype=bool) & lines.notna().to_numpy(dtype=bool)]
+    found = checkins.assign(line=lines)[keep & lines.notna().to_numpy(dtype=bool)]
     return found[columns].sort_values("reported_at", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def recent_safety_answers(checkins: pd.DataFrame, *, now: datetime, days: int = RECENT_DAYS) -> pd.DataFrame:
+    """Check-ins of the last `days` days with a safety line: patient_id, reported_at, line (newest first)."""
+    return safety_answers(checkins, since=now - timedelta(days=days))
+
+
+#: What a de-identified export says when a safety line is not one the check-in form wrote.
+UNSTANDARD_WORDING = "PHQ-9 question 9 (better off dead or self-harm) answered above 'not at all' (see the identified record)"
+
+
+def without_free_text(line: str) -> str:
+    """The line itself when the form wrote it from the instrument's answer words; otherwise a fixed sentence.
+
+    A de-identified export may show the standard line (it holds no free text), never a line a
+    clinician typed, which could hold a name.
+    """
+    from seed_data.catalogue import instruments
+
+    answer_words = instruments()["phq9"]["answers"][1:]
+    answers = re.findall(r"'([^']*)'", line)
+    if answers and all(a in answer_words for a in answers) and line == safety_line(answers):
+        return line
+    return UNSTANDARD_WORDING

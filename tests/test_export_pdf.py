@@ -222,3 +222,78 @@ def test_the_caseload_export_holds_the_patients_under_care_as_the_caseload_and_a
     assert gone not in after.rows["patient_id"].astype(str).tolist() and after.discharged == 1
     assert sum(after.counts.values()) == sum(before.counts.values()) - 1
     assert "(1 discharged not included)" in " ".join(pdf_text(caseload_pdf(after, tz="Europe/London")).split())
+
+
+def _safety_checkin(engine, patient_id: str, day: str, notes: str) -> None:
+    from store.records import add_checkin
+    from store.validation import Validator
+    from tests.store_support import CHECKIN
+
+    add_checkin(engine, dict(CHECKIN, patient_id=patient_id, reported_at=f"{day}T10:00", phq9="19", notes=notes),
+                actor=CLINICIAN, validator=Validator(now=NOW))
+
+
+def test_a_phq9_question_9_answer_leads_page_one_of_the_case_review(sample):
+    """Not only in the Notes table near the end: the answer that needs a clinician the same day comes first."""
+    from ketawatch.safety_answers import UNSTANDARD_WORDING, safety_line
+    from tests.test_export_support import OTHER_PID
+
+    standard = safety_line(["More than half the days"])
+    _safety_checkin(sample, OTHER_PID, "2026-11-20", f"{standard}\nSlept badly.")
+    identified = export_patient(sample, OTHER_PID, "pdf", actor=CLINICIAN, role="clinician", now=NOW)
+    name, data, _ = identified.download()
+    first_page = " ".join(PdfReader(io.BytesIO(data)).pages[0].extract_text().split())
+    assert "answered above 'not at all' in this period" in first_page
+    assert f"2026-11-20 10:00: {standard}" in first_page
+    assert first_page.index("PHQ-9 question 9") < first_page.index("Patient and plan")
+
+    deidentified = export_patient(sample, OTHER_PID, "pdf", actor=CLINICIAN, role="reviewer", deidentify=True, now=NOW)
+    first_page = " ".join(PdfReader(io.BytesIO(deidentified.download()[1])).pages[0].extract_text().split())
+    assert standard in first_page and "2026-11-20" not in first_page  # the form's own words; the date is shifted
+    # A line a clinician typed could name someone: a de-identified export shows fixed words instead.
+    _safety_checkin(sample, OTHER_PID, "2026-11-21", "[Safety] spoke with her sister Philippa Quist")
+    deidentified = export_patient(sample, OTHER_PID, "pdf", actor=CLINICIAN, role="reviewer", deidentify=True, now=NOW)
+    text = " ".join(pdf_text(deidentified.download()[1]).split())
+    assert UNSTANDARD_WORDING in text and "Philippa" not in text and "Quist" not in text
+
+
+def test_the_caseload_export_lists_any_patient_with_a_recent_question_9_answer_whatever_the_level(sample):
+    import pandas as pd
+
+    from ketawatch.safety_answers import safety_line
+    from tests.test_export_support import OTHER_PID
+
+    before = export_caseload(sample, "csv", actor=CLINICIAN, role="clinician", now=NOW)
+    rows = pd.read_csv(io.BytesIO(next(iter(before.files.values()))), dtype=str)
+    assert OTHER_PID not in rows["patient_id"].tolist()  # green, so not on the list ...
+    _safety_checkin(sample, OTHER_PID, "2026-11-01", safety_line(["Several days"]))  # 21 days ago: not recent
+    _safety_checkin(sample, OTHER_PID, "2026-11-20", safety_line(["Nearly every day"]))
+    after = export_caseload(sample, "csv", actor=CLINICIAN, role="clinician", now=NOW)
+    rows = pd.read_csv(io.BytesIO(next(iter(after.files.values()))), dtype=str).set_index("patient_id")
+    assert rows.loc[OTHER_PID, "level"] == "green"  # ... until question 9 is answered
+    assert rows.loc[OTHER_PID, "phq9_question_9"] == f"2026-11-20: {safety_line(['Nearly every day'])}"
+    assert rows.drop(index=OTHER_PID)["phq9_question_9"].isna().all()
+    pdf = export_caseload(sample, "pdf", actor=CLINICIAN, role="clinician", now=NOW)
+    text = " ".join(pdf_text(pdf.download()[1]).split())
+    assert "PHQ-9 question 9 answered above 'not at all' in the last 14 days" in text
+    assert f"{OTHER_PID}: 2026-11-20" in text and "Several days" not in text
+    deidentified = export_caseload(sample, "csv", actor=CLINICIAN, role="reviewer", deidentify=True, now=NOW)
+    rows = pd.read_csv(io.BytesIO(next(iter(deidentified.files.values()))), dtype=str)
+    said = rows["phq9_question_9"].dropna().tolist()
+    assert len(said) == 1 and "Nearly every day" in said[0] and "2026-11-20" not in said[0]
+
+
+def test_the_caseload_csv_says_its_date_and_splits_reasons_as_their_ids_split(sample):
+    """Reasons are one per line (a reason's own words may hold '; '), each naming its rule among reason_ids."""
+    import datetime as dt
+
+    import pandas as pd
+
+    result = export_caseload(sample, "csv", actor=CLINICIAN, role="clinician", now=NOW, as_of=dt.date(2025, 3, 21))
+    rows = pd.read_csv(io.BytesIO(next(iter(result.files.values()))), dtype=str)
+    assert len(rows) and set(rows["as_of"]) == {"2025-03-21"}
+    for ids, reasons in zip(rows["reason_ids"], rows["reasons"]):
+        named = [line.rsplit(" (", 1)[1].rstrip(")") for line in reasons.split("\n")]
+        assert set(named) == set(ids.split(";")) and len(named) >= len(ids.split(";"))
+    deidentified = export_caseload(sample, "csv", actor=CLINICIAN, role="reviewer", deidentify=True, now=NOW)
+    assert "as_of" not in pd.read_csv(io.BytesIO(next(iter(deidentified.files.values()))), dtype=str).columns

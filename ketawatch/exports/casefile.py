@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from ketawatch.exports.deidentify import (
     Pseudonymiser, age_band, deidentify_records, deidentify_reviews, shift_instants,
 )
+from ketawatch.safety_answers import RECENT_DAYS, safety_answers, without_free_text
 from store.frames import Records
 from store.queries import alert_reviews_frame, load_records
 from store.settings import get_settings
@@ -63,6 +64,8 @@ class PatientCase:
     generated_at: datetime
     generated_by: str
     tz: str
+    #: PHQ-9 question 9 answers above 'not at all' in the period (reported_at, line), newest first.
+    safety: pd.DataFrame | None = None
 
     @property
     def patient_key(self) -> str:
@@ -129,6 +132,7 @@ def load_patient_case(
     band = age_band(records.patients["birth_year"].iloc[0], export_day)
     key = patient_id
     shown_by = author.shown(None)
+    safety = safety_answers(records.checkins)  # read before de-identification drops the notes
     if deidentify:
         pseudonymiser = pseudonymiser or Pseudonymiser.from_settings(engine)
         shift = timedelta(days=pseudonymiser.offset_days(patient_id))
@@ -138,11 +142,14 @@ def load_patient_case(
         reviews = deidentify_reviews(reviews, pseudonymiser, tz=tz)
         key = pseudonymiser.patient(patient_id)
         shown_by = author.shown(pseudonymiser)
+        safety = _deidentified_safety(safety, pseudonymiser, tz)
         # Shifted like every other date: a real export time beside the shifted "as of" would give the shift away;
         # by wall-clock days, as the records are, so a review made a minute before the export still comes before it.
         now = shift_instants(pd.Series([pd.Timestamp(now).tz_convert("UTC")]), pd.Series([shift.days]), tz,
                              pd.Series([key])).iloc[0].to_pydatetime()
     records = records_until(records, end, tz)
+    safety = safety.assign(date=local_day(safety["reported_at"], tz))
+    safety = safety[(safety["date"] <= end) & ((safety["date"] >= start) if start else True)].reset_index(drop=True)
     assessment = assess(records, as_of=end, tz=tz).iloc[0]
     history = level_history(records, tz=tz)
     history = history[history["patient_id"].astype(str) == key].drop(columns="patient_id")
@@ -167,6 +174,20 @@ def load_patient_case(
         generated_at=now,
         generated_by=shown_by,
         tz=tz,
+        safety=safety,
+    )
+
+
+def _deidentified_safety(safety: pd.DataFrame, pseudonymiser: Pseudonymiser, tz: str) -> pd.DataFrame:
+    """Safety answers under the patient's pseudonym and date shift, in the form's fixed words (never typed text)."""
+    if safety.empty:
+        return safety
+    owners = safety["patient_id"].astype(str)
+    at = pd.to_datetime(safety["reported_at"], utc=True)
+    return safety.assign(
+        reported_at=shift_instants(at, pseudonymiser.offsets_of(owners), tz, owners),
+        line=safety["line"].map(without_free_text),
+        patient_id=pseudonymiser.patients_of(owners),
     )
 
 
@@ -210,7 +231,8 @@ def load_caseload(
     pseudonymiser: Pseudonymiser | None = None,
     now: datetime | None = None,
 ) -> CaseloadExport:
-    """Every amber and red patient still under care (active or paused) with level, since when, reasons and last review (worst first).
+    """Every amber and red patient still under care (active or paused), and any with a PHQ-9 question 9 answer in
+    the last two weeks, with level, since when, reasons, that answer and the last review (worst first).
 
     Identified: one `assess` and `caseload_table` over everyone. De-identified: the same
     patients, each re-assessed on its own shifted records so the reasons' dates are shifted too.
@@ -230,7 +252,13 @@ def load_caseload(
     under_care = table["status"].isin(UNDER_CARE_STATUSES).to_numpy(dtype=bool)  # as the Alerts page and the caseload
     discharged, table = int((~under_care).sum()), table[under_care].reset_index(drop=True)
     counts = level_counts(table)
-    flagged = table[table["level"].isin(["amber", "red"])].reset_index(drop=True)
+    # A PHQ-9 question 9 answer of the last two weeks puts the patient on the list whatever the level, as on screen.
+    until = min(now, pd.Timestamp(as_of + timedelta(days=1), tz=tz).to_pydatetime())
+    recent = safety_answers(records.checkins, since=until - timedelta(days=RECENT_DAYS), until=until)
+    recent = recent[recent["patient_id"].astype(str).isin(table["patient_id"].astype(str))].drop_duplicates("patient_id")
+    flagged = table[table["level"].isin(["amber", "red"]).to_numpy(dtype=bool)
+                    | table["patient_id"].astype(str).isin(recent["patient_id"].astype(str)).to_numpy(dtype=bool)]
+    flagged = flagged.reset_index(drop=True)
     real_ids = flagged["patient_id"].astype(str).tolist()
     reasons_by_patient = assessment.set_index(assessment["patient_id"].astype(str))["reasons"]
     flagged["reasons"] = [reasons_by_patient.get(pid, []) for pid in real_ids]
@@ -259,8 +287,12 @@ def load_caseload(
         order = sorted(range(len(flagged)), key=lambda i: (rank.iloc[i], str(flagged["patient_id"].iloc[i])))
         flagged = flagged.iloc[order].reset_index(drop=True)
         real_ids = [real_ids[i] for i in order]
+        recent = _deidentified_safety(recent, pseudonymiser, tz)
     elif deidentify:
         shown_by = author.shown(pseudonymiser or Pseudonymiser.from_settings(engine))
+    said = [f"{day:%Y-%m-%d}: {line}" for day, line in zip(local_day(recent["reported_at"], tz), recent["line"])]
+    flagged["safety_answer"] = flagged["patient_id"].astype(str).map(
+        dict(zip(recent["patient_id"].astype(str), said))).astype("string")
     flagged["reason_ids"] = [";".join(reason_ids(r)) for r in flagged["reasons"]]
     flagged = _with_last_review(flagged, reviews, tz)
     return CaseloadExport(
@@ -296,13 +328,20 @@ def _with_last_review(rows: pd.DataFrame, reviews: pd.DataFrame, tz: str) -> pd.
 
 
 def caseload_csv_frame(export: CaseloadExport) -> pd.DataFrame:
-    """The caseload rows as plain columns for CSV: dates as ISO text, reasons as sentences."""
+    """The caseload rows as plain columns for CSV: dates as ISO text, reasons as sentences, one per line.
+
+    A reason's own wording may hold "; ", so reasons are one per line, each ending with its rule id
+    (one rule can give several reasons, such as two persistent signs). A de-identified file has no
+    `as_of`: the real date beside the shifted ones would give each shift away.
+    """
     rows = export.rows
-    reasons = ["; ".join(r.text for r in rs) for rs in rows["reasons"]]
+    reasons = ["\n".join(f"{r.text} ({r.rule_id})" for r in rs) for rs in rows["reasons"]]
     since = pd.to_datetime(rows["level_since"]).dt.strftime("%Y-%m-%d")
     last = pd.to_datetime(rows["last_review_at"]).dt.strftime("%Y-%m-%d %H:%M")
     return pd.DataFrame(
         {
+            **({} if export.deidentified else {"as_of": pd.Series(export.as_of.isoformat(), index=rows.index,
+                                                                    dtype="string")}),
             "patient_id": rows["patient_id"].astype("string"),
             "display_name": rows["display_name"].astype("string"),
             "clinician": rows["clinician"].astype("string"),
@@ -315,5 +354,6 @@ def caseload_csv_frame(export: CaseloadExport) -> pd.DataFrame:
             "last_review_level": rows["last_review_level"].astype("string"),
             "last_review_action": rows["last_review_action"].astype("string"),
             "needs_review": rows["needs_review"].map({True: "yes", False: "no"}).astype("string"),
+            "phq9_question_9": rows["safety_answer"].astype("string"),
         }
     )

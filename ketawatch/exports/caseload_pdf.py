@@ -1,4 +1,4 @@
-"""The team-meeting caseload PDF: every active amber and red patient, worst first, with why and the last review."""
+"""The team-meeting caseload PDF: amber and red patients under care, and any PHQ-9 question 9 answer, worst first, with why and the last review."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pandas as pd
 from ketawatch.exports.casefile import CaseloadExport
 from ketawatch.exports.pdf_layout import DISCLAIMER, LEVEL_PRINT, ReviewPDF, local_time_text
 from ketawatch.exports.tables import NO_TIME
+from ketawatch.safety_answers import RECENT_DAYS
 
 
 def _cell(value) -> str:
@@ -34,6 +35,11 @@ def caseload_pdf(export: CaseloadExport, *, tz: str) -> bytes:
     pdf.add_page()
     pdf.set_font("DejaVu", "B", 15)
     pdf.cell(0, 8, f"Caseload review: amber and red patients {as_of}", new_x="LMARGIN", new_y="NEXT")
+    answered = [r for r in export.rows.itertuples(index=False) if _cell(r.safety_answer)]
+    if answered:
+        pdf.warning_box(f"PHQ-9 question 9 answered above 'not at all' in the last {RECENT_DAYS} days "
+                        "(listed below whatever their level; speak with each patient):",
+                        [f"{r.patient_id}: {r.safety_answer}" for r in answered])
     counts = export.counts
     pdf.paragraph(
         f"Active patients: {counts.get('red', 0)} red, {counts.get('amber', 0)} amber, {counts.get('green', 0)} green"
@@ -64,7 +70,10 @@ def caseload_pdf(export: CaseloadExport, *, tz: str) -> bytes:
         # One table row per reason: a row cannot break across pages, and a patient with many
         # reasons in one row would not fit on a page at all. Each later row repeats the id and the
         # level, so a row that lands at the top of the next page still says whose it is and how urgent.
-        lines = [f"\u2022 {x.text} ({x.rule_id})" for x in r.reasons] or [""]
+        lines = [f"\u2022 {x.text} ({x.rule_id})" for x in r.reasons]
+        if _cell(r.safety_answer):
+            lines.insert(0, f"\u2022 PHQ-9 question 9, {r.safety_answer}")
+        lines = lines or [""]
         level = f"{dots} {r.level.upper()}"
         table_rows.append([name, level, since, _cell(r.clinician), lines[0], review])
         table_rows += [[r.patient_id, level, "", "", line, ""] for line in lines[1:]]

@@ -231,6 +231,22 @@ def review_rows(case: PatientCase) -> list[list[str]]:
     return rows
 
 
+def safety_lines(case: PatientCase) -> list[str]:
+    """Each PHQ-9 question 9 answer above 'not at all' in the period, with its date, newest first."""
+    if case.safety is None or case.safety.empty:
+        return []
+    local = pd.to_datetime(case.safety["reported_at"], utc=True).dt.tz_convert(case.tz)
+    return [f"{local.iloc[i]:%Y-%m-%d %H:%M}: {line}" for i, line in enumerate(case.safety["line"])]
+
+
+def _safety_box(pdf: ReviewPDF, case: PatientCase) -> None:
+    """On page 1, before anything else: the answer that needs a clinician the same day is not left to the notes."""
+    lines = safety_lines(case)
+    if lines:
+        pdf.warning_box("PHQ-9 question 9 (thoughts of being better off dead or of self-harm) answered above "
+                        "'not at all' in this period:", lines)
+
+
 def patient_pdf(case: PatientCase) -> bytes:
     """The case-review PDF of one patient as bytes."""
     shifted = " (shifted like every date)" if case.deidentified else ""
@@ -247,6 +263,7 @@ def patient_pdf(case: PatientCase) -> bytes:
             "(intervals are kept), the year of birth is an age band, and free-text notes and staff names are removed.",
             size=7.5, style="I", height=3.6,
         )
+    _safety_box(pdf, case)
     pdf.heading("Patient and plan")
     pdf.key_values(patient_facts(case))
     _level_section(pdf, case)

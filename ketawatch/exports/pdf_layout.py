@@ -147,6 +147,17 @@ class ReviewPDF(FPDF):
         self.cell(4, 4.2, "\u2022")
         self.multi_cell(self.usable_width - 4, 4.2, text, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
+    def warning_box(self, title: str, lines: list[str]) -> None:
+        """A heavy-bordered box for what needs a clinician today, readable without colour."""
+        self.set_line_width(0.8)
+        self.set_font(FONT, "B", 10)
+        text = "\n".join([title, *lines])
+        self.multi_cell(self.usable_width, 5, text, border=1, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT,
+                        padding=1.5)
+        self.set_line_width(0.2)
+        self.set_font(FONT, size=9)
+        self.ln(1)
+
     def level_badge(self, level: str, detail: str) -> None:
         """The level in words, with a dot scale and a grey box: readable without colour."""
         words, dots, grey = LEVEL_PRINT.get(level, (level.upper(), "", 255))

@@ -295,8 +295,8 @@ def _dated(xlsx: bytes, made_at: datetime | None) -> bytes:
 # ----- caseload CSV -----------------------------------------------------------------------------
 
 CASELOAD_EXPORT_COLUMNS = (
-    "patient_id", "display_name", "clinician", "level", "level_since", "reason_ids", "reasons",
-    "last_review_at", "last_review_by", "last_review_level", "last_review_action", "needs_review",
+    "patient_id", "display_name", "clinician", "level", "level_since", "phq9_question_9", "reason_ids", "reasons",
+    "last_review_at", "last_review_by", "last_review_level", "last_review_action", "needs_review", "as_of",
 )
 
 
