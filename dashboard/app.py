@@ -14,7 +14,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import data
+from dashboard import data, private_logs
 from dashboard.auth import account_menu, can_write, is_admin, requested_page, require_user
 from dashboard.ui import PATIENT_MODE_KEY
 
@@ -26,6 +26,7 @@ st.set_page_config(page_title="KetaWatch", page_icon=str(Path(__file__).with_nam
 # however the app was started (a bare `streamlit run` does not read that file).
 st.set_option("client.showErrorDetails", "type")
 st.set_option("client.disableDataExport", True)
+private_logs.install()
 data.new_run()
 
 user = require_user()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from pathlib import Path
@@ -46,11 +47,32 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def _private_file(url: str) -> None:
+    """Create a new SQLite file readable by its owner only: it holds every patient record and the password hashes.
+
+    SQLite gives its -wal and -shm files the database file's own permissions, so they follow.
+    """
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.exists() and path.parent.is_dir():
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:  # made meanwhile by another process: its mode stands
+            pass
+
+
 def make_engine(url: str) -> Engine:
-    """A new engine for `url`; SQLite connections get the pragmas KetaWatch relies on."""
+    """A new engine for `url`; SQLite connections get the pragmas KetaWatch relies on.
+
+    SQL parameters are never written into an error's text (`hide_parameters`): an error that
+    reaches the server log would otherwise carry patient ids, names and notes with it.
+    """
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        _private_file(url)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         # Let SQLAlchemy own transactions (pysqlite's implicit BEGIN would break SAVEPOINTs).
         @event.listens_for(engine, "connect")
@@ -65,7 +87,7 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def alembic_config(engine: Engine) -> Config:
@@ -80,10 +102,23 @@ class NewerSchema(Exception):
     """The database was made by a newer KetaWatch: this version does not know its schema and must not touch it."""
 
 
+#: Key of the PostgreSQL advisory lock held while migrating, so app servers starting together migrate one at a time.
+MIGRATION_LOCK = 0x4B57_0001
+
+
 def upgrade(engine: Engine) -> None:
     """Bring the schema to the newest migration; a new database is created, an older one moved forward."""
     try:
-        command.upgrade(alembic_config(engine), "head")
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as lock:
+                lock.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK})")
+                try:
+                    command.upgrade(alembic_config(engine), "head")
+                finally:
+                    lock.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK})")
+                    lock.commit()
+        else:
+            command.upgrade(alembic_config(engine), "head")
     except CommandError as exc:
         found = re.search(r"Can't locate revision identified by '([^']+)'", str(exc))
         if found is None:

@@ -318,3 +318,96 @@ def test_two_streamlit_servers_on_one_postgresql_share_their_writes(tmp_path, br
         stop(first)
         stop(second)
         drop()
+
+
+def test_app_servers_starting_together_on_a_new_postgresql_migrate_one_at_a_time(tmp_path):
+    """Two processes opening one new database at once: both start, and the schema is made once (advisory lock)."""
+    url, drop = fresh_database_url("postgresql", tmp_path)
+    try:
+        opener = "import sys; from store.db import make_engine, upgrade; upgrade(make_engine(sys.argv[1])); print('ok')"
+        for _ in range(3):  # without the lock, one of the two failed in most rounds (duplicate pg_type)
+            procs = [subprocess.Popen([sys.executable, "-c", opener, url], cwd=REPO, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True) for _ in range(2)]
+            results = [p.communicate(timeout=120) for p in procs]
+            assert [p.returncode for p in procs] == [0, 0], [err[-400:] for _, err in results]
+            engine = make_engine(url)
+            with engine.connect() as conn:
+                assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
+                conn.execute(text("DROP SCHEMA public CASCADE"))
+                conn.execute(text("CREATE SCHEMA public"))
+                conn.commit()
+            engine.dispose()
+    finally:
+        drop()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_failed_statement_never_carries_its_values_into_its_error_text(tmp_path, backend):
+    """SQLAlchemy would quote the values of a failed statement in the error, which Streamlit logs."""
+    from sqlalchemy.exc import DBAPIError
+
+    url, drop = fresh_database_url(backend, tmp_path)
+    engine = make_engine(url)
+    try:
+        with pytest.raises(DBAPIError) as caught, engine.connect() as conn:
+            conn.execute(text("SELECT * FROM no_such_table WHERE patient_id = :pid"), {"pid": "QX-7731-SECRET"})
+        assert "QX-7731" not in str(caught.value) and "hidden" in str(caught.value)
+    finally:
+        engine.dispose()
+        drop()
+
+
+def test_an_uncaught_database_error_reaches_the_server_log_without_the_row_it_quotes(tmp_path):
+    """PostgreSQL's own message quotes the refused row ('Key (patient_id)=(...) already exists'): the log keeps
+    the error's type and stack, not its message."""
+    import io
+    import logging
+
+    from sqlalchemy.exc import IntegrityError
+
+    from dashboard import private_logs
+
+    url, drop = fresh_database_url("postgresql", tmp_path)
+    engine = make_engine(url)
+    upgrade(engine)
+    insert = text("INSERT INTO app_setting (key, value) VALUES (:key, 'x')")
+    row = {"key": "-".join(["QX", "7731", "SECRET"])}  # not on the source line a stack frame would show
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert, row)
+        with pytest.raises(IntegrityError) as caught, engine.begin() as conn:
+            conn.execute(insert, row)
+        assert "QX-7731" in str(caught.value)  # the database's own words quote it ...
+        private_logs.install()
+        private_logs.install()  # once per process, however many runs call it
+        logger = logging.getLogger("streamlit.error_util")
+        assert sum(isinstance(f, private_logs.WithholdErrorMessages) for f in logger.filters) == 1
+        out = io.StringIO()
+        handler = logging.StreamHandler(out)
+        handler.setFormatter(logging.Formatter("%(message)s"))  # the default formatter would print exc_info
+        logger.addHandler(handler)
+        try:
+            logger.error("Uncaught app execution", exc_info=caught.value)
+        finally:
+            logger.removeHandler(handler)
+        logged = out.getvalue()
+        assert "QX-7731" not in logged  # ... the log does not
+        assert "IntegrityError <- UniqueViolation" in logged and "test_durability.py" in logged
+    finally:
+        engine.dispose()
+        drop()
+
+
+def test_a_new_sqlite_database_is_readable_by_its_owner_only(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "clinic.db"
+        engine = make_engine(f"sqlite:///{path}")
+        upgrade(engine)
+        with engine.connect() as conn:  # the -wal and -shm files exist while a connection is open
+            conn.execute(text("SELECT 1"))
+            for made in [path, *tmp_path.glob("clinic.db-*")]:
+                assert made.stat().st_mode & 0o777 == 0o600, made.name
+        engine.dispose()
+    finally:
+        os.umask(old)
