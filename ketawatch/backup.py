@@ -29,7 +29,10 @@ from sqlmodel import Session, SQLModel
 import store.models  # noqa: F401 - every KetaWatch table in the metadata
 
 from store.audit import record_event
-from store.db import MIGRATIONS_DIR, UnsupportedDatabase, forget_engines, make_engine, normalise_url, upgrade
+from store.db import (
+    MIGRATION_FUNCTIONS, MIGRATIONS_DIR, UnsupportedDatabase, create_private, forget_engines, make_engine,
+    normalise_url, upgrade,
+)
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 _TABLE_DATA = re.compile(r"TABLE DATA \S+ (\S+)")
@@ -122,8 +125,8 @@ def _tool(name: str) -> str:
     return found
 
 
-def _run(command: list[str], env: dict[str, str], what: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
+def _run(command: list[str], env: dict[str, str], what: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, env=env, capture_output=True, text=True, input=stdin)
     if result.returncode != 0:
         first = next((line for line in result.stderr.splitlines() if line.strip()), "no message")
         raise BackupRefused(f"{what} failed: {first.strip()}")
@@ -340,6 +343,7 @@ def _restore_sqlite(found: BackupFile, target: Path, force: bool) -> str:
         _refuse_if_data(counts, str(target), force)
     elif not target.parent.is_dir():
         raise BackupRefused(f"{target.parent} is not a folder")
+    create_private(target)  # a new database file is owner-only, like the backup it comes from
     src = sqlite3.connect(_read_only(found.path), uri=True)
     dst = sqlite3.connect(target, timeout=30)
     try:
@@ -351,14 +355,47 @@ def _restore_sqlite(found: BackupFile, target: Path, force: bool) -> str:
     return f"restored {target} from {found.path} (schema {found.revision}: {_counts_text(counts)})"
 
 
+def _pg_foreign_tables_with_rows(url: str) -> list[str]:
+    """Tables of the database that are not KetaWatch's and hold rows: it is some other application's database."""
+    ours = {table.name for table in SQLModel.metadata.sorted_tables} | {"alembic_version"}
+    engine = create_engine(normalise_url(url))
+    try:
+        with engine.connect() as conn:
+            names = conn.execute(text(
+                "SELECT quote_ident(table_schema) || '.' || quote_ident(table_name), table_schema, table_name "
+                "FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+                "AND table_schema NOT IN ('pg_catalog', 'information_schema')")).all()
+            return sorted(f"{schema}.{name}" if schema != "public" else name for quoted, schema, name in names
+                          if not (schema == "public" and name in ours)
+                          and conn.execute(text(f"SELECT 1 FROM {quoted} LIMIT 1")).first() is not None)
+    finally:
+        engine.dispose()
+
+
 def _restore_postgres(found: BackupFile, url: str, force: bool) -> str:
-    restore_tool = _tool("pg_restore")
+    """pg_restore's script, after dropping every KetaWatch table, in one psql transaction: all of it or nothing.
+
+    `pg_restore --clean` alone drops only what the backup holds: a table added by a later migration
+    would stay, and upgrading the restored (older) schema would then fail on it, leaving a database
+    no command could open.
+    """
+    restore_tool, psql = _tool("pg_restore"), _tool("psql")
     try:
         counts = _pg_counts(url)
     except BackupRefused as exc:
         raise BackupRefused(f"{exc.message} (create the empty database first, e.g. with createdb)") from None
+    foreign = _pg_foreign_tables_with_rows(url)
+    if foreign:
+        raise BackupRefused(f"the database holds tables that are not KetaWatch's ({', '.join(foreign[:5])}); restore "
+                            "only replaces a KetaWatch database, even with --force. Give a new, empty database instead")
     _refuse_if_data(counts, "the database", force)
     target, env = _libpq(url)
-    _run([restore_tool, "--clean", "--if-exists", "--no-owner", "--single-transaction", "--dbname", target,
-          str(found.path)], env, "pg_restore")
+    env["PGOPTIONS"] = "-c client_min_messages=warning"  # no "does not exist, skipping" notices
+    script = _run([restore_tool, "--clean", "--if-exists", "--no-owner", "--file=-", str(found.path)], env,
+                  "pg_restore").stdout
+    ours = [table.name for table in SQLModel.metadata.sorted_tables] + ["alembic_version"]
+    drops = "".join(f'DROP TABLE IF EXISTS public."{name}" CASCADE;\n' for name in ours)
+    drops += "".join(f'DROP FUNCTION IF EXISTS public."{name}"() CASCADE;\n' for name in MIGRATION_FUNCTIONS)
+    _run([psql, "--no-psqlrc", "--quiet", "--single-transaction", "--set", "ON_ERROR_STOP=1", "--dbname", target],
+         env, "restore", stdin=drops + script)
     return f"restored the database from {found.path} with pg_restore ({_counts_text(_pg_counts(url))})"

@@ -16,6 +16,8 @@ from sqlalchemy.engine import make_url
 from store.settings import get_settings
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+#: The PostgreSQL functions the migrations create (for their triggers); a restore drops them with the tables.
+MIGRATION_FUNCTIONS = ("audit_event_append_only", "data_change_bump")
 _engines: dict[str, Engine] = {}
 WRITE_OPTION = "ketawatch_writer"
 _lock = threading.Lock()
@@ -55,11 +57,15 @@ def _private_file(url: str) -> None:
     database = make_url(url).database
     if not database or database == ":memory:" or database.startswith("file:"):
         return
-    path = Path(database)
+    create_private(Path(database))
+
+
+def create_private(path: Path) -> None:
+    """Create `path` as an empty file only its owner may read or write, unless it exists already (its mode stands)."""
     if not path.exists() and path.parent.is_dir():
         try:
             os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        except FileExistsError:  # made meanwhile by another process: its mode stands
+        except FileExistsError:  # made meanwhile by another process
             pass
 
 

@@ -3,6 +3,7 @@ SQLite (and PostgreSQL with pg_dump/pg_restore), and refusals that protect data.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -334,3 +335,90 @@ def test_postgresql_without_pg_dump_gives_a_clear_message(monkeypatch, tmp_path)
     monkeypatch.setattr(kb.shutil, "which", lambda name: None)
     with pytest.raises(kb.BackupRefused, match="pg_dump is not installed or not on PATH"):
         kb.backup("postgresql://postgres@127.0.0.1:5432/postgres", tmp_path / "x.dump")
+
+
+@needs_pg_tools
+def test_postgresql_restore_of_an_older_backup_over_a_newer_schema_leaves_a_working_database(tmp_path):
+    """pg_restore --clean drops only what the backup holds: a table of a later migration stayed, and the upgrade
+    after the restore failed on it, leaving a database that no command could open."""
+    from alembic import command
+
+    from store.db import alembic_config
+
+    old_url, drop_old = fresh_database_url("postgresql", tmp_path)
+    live_url, drop_live = fresh_database_url("postgresql", tmp_path)
+    try:
+        old = make_engine(old_url)
+        command.upgrade(alembic_config(old), "0001")  # as an older KetaWatch left it
+        old.dispose()
+        assert kb.inspect_backup(_pg_dump(old_url, tmp_path / "old.dump")).revision == "0001"
+        live = make_engine(live_url)
+        upgrade(live)
+        fill(live, tmp_path / "in")
+        live.dispose()
+        kb.restore(live_url, tmp_path / "old.dump", force=True)
+        engine = make_engine(live_url)
+        upgrade(engine)  # what every command does on opening: it must work
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM patient")).scalar_one() == 0  # the backup's (empty) data
+            actions = [row[0] for row in conn.execute(text("SELECT action FROM audit_event ORDER BY id"))]
+        assert actions == ["restore"]
+        engine.dispose()
+    finally:
+        drop_old()
+        drop_live()
+
+
+def test_a_restore_knows_every_function_the_migrations_create():
+    """A restore drops them with the tables; a migration that adds one must add it to the list."""
+    import re
+
+    from store.db import MIGRATION_FUNCTIONS, MIGRATIONS_DIR
+
+    made = {name for path in (MIGRATIONS_DIR / "versions").glob("*.py")
+            for name in re.findall(r"CREATE (?:OR REPLACE )?FUNCTION\s+(\w+)", path.read_text(), re.IGNORECASE)}
+    assert made == set(MIGRATION_FUNCTIONS)
+
+
+def _pg_dump(url: str, path: Path) -> Path:
+    """A plain pg_dump archive, as an older KetaWatch's backup command made (it refuses nothing)."""
+    target, env = kb._libpq(url)
+    subprocess.run(["pg_dump", "--format=custom", "--no-owner", "--file", str(path), "--dbname", target], env=env,
+                   check=True)
+    return path
+
+
+@needs_pg_tools
+def test_postgresql_restore_never_writes_into_another_application_s_database(tmp_path):
+    url, drop = fresh_database_url("postgresql", tmp_path)
+    source_url, drop_source = fresh_database_url("postgresql", tmp_path)
+    try:
+        source = make_engine(source_url)
+        upgrade(source)
+        source.dispose()
+        kb.backup(source_url, tmp_path / "pg.dump")
+        other = make_engine(url)
+        with other.begin() as conn:
+            conn.execute(text("CREATE TABLE lab_results (id int, mrn text)"))
+            conn.execute(text("INSERT INTO lab_results VALUES (1, 'x')"))
+        for force in (False, True):
+            with pytest.raises(kb.BackupRefused, match=r"not KetaWatch's \(lab_results\)"):
+                kb.restore(url, tmp_path / "pg.dump", force=force)
+        with other.connect() as conn:
+            tables = {row[0] for row in conn.execute(text(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"))}
+        assert tables == {"lab_results"}  # nothing of KetaWatch's was added
+        other.dispose()
+    finally:
+        drop()
+        drop_source()
+
+
+def test_a_restore_into_a_new_sqlite_file_makes_it_owner_only(filled_sqlite, tmp_path):
+    old = os.umask(0o022)
+    try:
+        kb.backup(filled_sqlite[0], tmp_path / "b.db")
+        kb.restore(f"sqlite:///{tmp_path / 'new.db'}", tmp_path / "b.db")
+        assert (tmp_path / "new.db").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)
