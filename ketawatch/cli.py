@@ -101,7 +101,7 @@ def _flags(table: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def streamlit_command(port: int) -> list[str]:
+def streamlit_command(port: int, address: str = "127.0.0.1") -> list[str]:
     """`streamlit run` for the dashboard with the packaged settings (dashboard/streamlit.toml) as flags.
 
     Flags rather than a .streamlit folder: Streamlit looks for that only in the working folder and
@@ -109,10 +109,11 @@ def streamlit_command(port: int) -> list[str]:
     among them the one that keeps error details (which may hold patient data) off the screen.
     """
     settings = tomllib.loads((DASHBOARD_APP.parent / "streamlit.toml").read_text(encoding="utf-8"))
-    return [sys.executable, "-m", "streamlit", "run", str(DASHBOARD_APP), *_flags(settings), f"--server.port={port}"]
+    return [sys.executable, "-m", "streamlit", "run", str(DASHBOARD_APP), *_flags(settings), f"--server.port={port}",
+            f"--server.address={address}"]
 
 
-def _streamlit(url: str, port: int) -> NoReturn:
+def _streamlit(url: str, port: int, address: str) -> NoReturn:
     """Become the dashboard server, with its settings, on the given database until stopped.
 
     The process is replaced rather than given a child, so the process id that an administrator or
@@ -120,10 +121,12 @@ def _streamlit(url: str, port: int) -> NoReturn:
     child, `kill` of `ketawatch serve` left Streamlit running and serving the port.
     """
     env = {**os.environ, "KETAWATCH_DATABASE_URL": absolute_sqlite(url)}
-    typer.echo(f"KetaWatch is starting at http://localhost:{port} (Ctrl+C to stop)")
+    shown = "localhost" if address in ("127.0.0.1", "localhost", "::1") else address
+    every = " (every network interface: plain HTTP, put a TLS proxy in front)" if address in ("0.0.0.0", "::") else ""
+    typer.echo(f"KetaWatch is starting at http://{shown}:{port}{every} (Ctrl+C to stop)")
     sys.stdout.flush()
     sys.stderr.flush()
-    command = streamlit_command(port)
+    command = streamlit_command(port, address)
     # Started in the caller's folder, where Streamlit looks for .streamlit/secrets.toml (single sign-on).
     os.execve(command[0], command, env)
 
@@ -135,19 +138,27 @@ def _check_rules_file() -> None:
     load_rules()
 
 
+AddressOption = typer.Option(
+    "127.0.0.1", "--address",
+    help="Where the dashboard listens: 127.0.0.1 (this machine only, e.g. behind a reverse proxy that adds TLS) "
+         "or 0.0.0.0 (every network interface, plain HTTP).")
+
+
 @app.command()
-def serve(db: Optional[str] = DbOption, port: int = typer.Option(8501, "--port", min=1, max=65535)) -> None:
+def serve(db: Optional[str] = DbOption, port: int = typer.Option(8501, "--port", min=1, max=65535),
+          address: str = AddressOption) -> None:
     """Start the dashboard on the configured database."""
     _check_rules_file()
     url = resolve_url(db)
     open_db(url)
-    _streamlit(url, port)
+    _streamlit(url, port, address)
 
 
 @app.command()
 def demo(
     db: Optional[str] = typer.Option(None, "--db", help="Database URL for the demo (default sqlite:///demo.db)."),
     port: int = typer.Option(8501, "--port", min=1, max=65535),
+    address: str = AddressOption,
     no_serve: bool = typer.Option(False, "--no-serve", help="Build the demo database and exit without starting the app."),
 ) -> None:
     """Build a demo database from seed_data/ if none exists at that URL, then start the dashboard on it."""
@@ -162,7 +173,7 @@ def demo(
         fail(f"demo refused: {exc}")
     typer.echo(built)
     if not no_serve:
-        _streamlit(url, port)
+        _streamlit(url, port, address)
 
 
 @app.command("import")

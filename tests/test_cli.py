@@ -231,6 +231,8 @@ def test_serve_passes_every_packaged_streamlit_setting_as_a_flag_streamlit_knows
     flags = dict(arg[2:].split("=", 1) for arg in command if arg.startswith("--"))
     assert flags["client.showErrorDetails"] == "type"  # no message or trace (may hold patient data) on screen
     assert flags["server.port"] == "8765" and flags["runner.magicEnabled"] == "false"
+    assert flags["server.address"] == "127.0.0.1"  # this machine only, unless --address says otherwise
+    assert flags["logger.hideWelcomeMessage"] == "true"  # its banner looked up the address on an outside server
     packaged = tomllib.loads((DASHBOARD_APP.parent / "streamlit.toml").read_text())
     assert flags["theme.light.primaryColor"] == packaged["theme"]["light"]["primaryColor"]
     for name in flags:
@@ -276,6 +278,66 @@ def test_a_database_from_a_newer_ketawatch_is_refused_in_one_line_and_left_alone
         "made it (upgrade KetaWatch to open it), or it is not a KetaWatch database"]
     with sqlite3.connect(tmp_path / "k.db") as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0099_from_the_future",)
+
+
+def test_ketawatch_serve_asks_no_outside_server_even_on_every_interface(tmp_path):
+    """Streamlit's start-up banner fetched http://checkip.amazonaws.com/; a proxy set here would receive that request."""
+    import socket
+    import threading
+    import time
+    import urllib.request
+
+    from ketawatch.served import free_port
+
+    proxy = socket.socket()
+    proxy.bind(("127.0.0.1", 0))
+    proxy.listen()
+    proxy.settimeout(0.5)
+    asked: list[bytes] = []
+
+    def listen() -> None:
+        while not stopped.is_set():
+            try:
+                conn, _ = proxy.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                try:
+                    asked.append(conn.recv(200))
+                except OSError:
+                    asked.append(b"?")
+
+    stopped = threading.Event()
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    port = free_port()
+    proxy_url = f"http://127.0.0.1:{proxy.getsockname()[1]}"
+    environment = {**{k: v for k, v in os.environ.items() if not k.startswith("KETAWATCH_")},
+                   "http_proxy": proxy_url, "HTTP_PROXY": proxy_url, "https_proxy": proxy_url,
+                   "HTTPS_PROXY": proxy_url, "no_proxy": "localhost,127.0.0.1", "NO_PROXY": "localhost,127.0.0.1"}
+    server = subprocess.Popen([sys.executable, "-c", "from ketawatch.cli import main; main()", "serve", "--db",
+                               f"sqlite:///{tmp_path / 'kw.db'}", "--port", str(port), "--address", "0.0.0.0"],
+                              cwd=tmp_path, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.5)
+        time.sleep(4)  # the banner's lookup ran just after the server came up
+        assert asked == [], f"the server asked an outside server: {asked}"
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=30)[0]
+        stopped.set()
+        proxy.close()
+    assert f"KetaWatch is starting at http://0.0.0.0:{port} (every network interface" in output
 
 
 def test_stopping_ketawatch_serve_stops_the_server(tmp_path):
