@@ -48,8 +48,11 @@ def _check_out(out: Path, *, folder: bool) -> None:
         fail(f"--out {out}: is a folder; give a file name")
     if out.exists() and not folder and not os.access(out, os.W_OK):
         fail(f"--out {out}: cannot write (the file is read-only)")
-    place = out if folder else out.parent
-    existing = next((p for p in (place, *place.parents) if p.exists()), Path("."))  # nothing is created yet
+    place = out.parent.resolve()  # a csv export may make its own folder, but never the folders above it
+    if not place.exists():
+        fail(f"--out {out}: the folder {place} does not exist; create it first (a mistyped path would otherwise "
+             "put patient files where nobody looks)")
+    existing = out if folder and out.is_dir() else place
     if not existing.is_dir():
         fail(f"--out {out}: {existing} is a file, so no folder can be made there")
     try:  # really try: permission bits say too little (root, /proc, read-only mounts)
@@ -68,7 +71,6 @@ def _write(result, out: Path, *, folder: bool) -> list[Path]:
         if folder:
             return write_files(result.files, out)
         _name, data, _ = result.download()
-        out.parent.mkdir(parents=True, exist_ok=True)
         write_private(out, data)
         return [out]
     except OSError as exc:

@@ -72,8 +72,13 @@ def db(tmp_path):
 def test_patient_pdf_and_csv_folder(db, tmp_path, ketawatch):
     url, engine = db
     pdf = tmp_path / "out" / "case.pdf"
-    done = ketawatch("export", "patient", SECRET_PID, "--format", "pdf", "--out", str(pdf), "--from", "2025-03-01",
-                     "--to", "2025-03-31", "--db", url, cwd=tmp_path)
+    export = ("export", "patient", SECRET_PID, "--format", "pdf", "--out", str(pdf), "--from", "2025-03-01",
+              "--to", "2025-03-31", "--db", url)
+    missing = ketawatch(*export, cwd=tmp_path)  # a mistyped folder is not made: the file would be lost from view
+    assert missing.returncode == 1 and "does not exist; create it first" in missing.stderr
+    assert not (tmp_path / "out").exists() and audit_frame(engine, action="export").empty
+    (tmp_path / "out").mkdir()
+    done = ketawatch(*export, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "exported (identified, 1 patient)" in done.stdout
     assert len(PdfReader(pdf).pages) >= 3
@@ -114,7 +119,8 @@ def test_bad_requests_are_readable(db, tmp_path, ketawatch):
 
 @pytest.mark.parametrize(("kind", "out", "message"), [
     (("patient", SECRET_PID, "--format", "pdf"), "{tmp}/a-folder", "is a folder; give a file name"),
-    (("caseload", "--format", "csv"), "/proc/no-such/c.csv", "cannot write"),
+    (("caseload", "--format", "csv"), "/proc/no-such/c.csv", "the folder /proc/no-such does not exist"),
+    (("csv",), "{tmp}/no/such/csv", "does not exist; create it first"),
     (("csv",), "{tmp}/a-file.txt", "is a file; give a folder for csv files"),
     (("xlsx",), "/proc/x.xlsx", "cannot write"),
 ])
