@@ -109,9 +109,38 @@ def _problem_lines(exc: ValidationError) -> list[str]:
     return lines
 
 
+#: KETAWATCH_ names that are not settings of this class but are read elsewhere (seed documents, the test suite).
+OTHER_NAMES = ("KETAWATCH_SEEDS_DIR", "KETAWATCH_TEST_DATABASE_URL")
+
+
+def _unknown_names() -> list[str]:
+    """One line per KETAWATCH_ name in the environment or `.env` that is no setting: a misspelt one is not ignored.
+
+    Ignored, `KETAWATCH_DATABSE_URL` would leave the default SQLite file in use: a new, empty
+    database, and the first-run page offering an admin account to whoever comes first.
+    """
+    from difflib import get_close_matches
+
+    from dotenv import dotenv_values
+
+    known = {f"KETAWATCH_{name.upper()}" for name in Settings.model_fields} | set(OTHER_NAMES)
+    given = {name.upper() for name in os.environ if name.upper().startswith("KETAWATCH_")}
+    env_file = Path(".env")
+    if env_file.is_file():
+        given |= {name.upper() for name in dotenv_values(env_file) if name.upper().startswith("KETAWATCH_")}
+    lines = []
+    for name in sorted(given - known):
+        near = get_close_matches(name, sorted(known), n=1)
+        lines.append(f"setting {name}: no such setting" + (f"; did you mean {near[0]}?" if near else ""))
+    return lines
+
+
 @lru_cache
 def get_settings() -> Settings:
     """The process-wide settings; tests clear the cache with `get_settings.cache_clear()`."""
+    unknown = _unknown_names()
+    if unknown:
+        raise SettingsInvalid(unknown)
     try:
         return Settings()
     except ValidationError as exc:

@@ -246,6 +246,8 @@ def test_serve_passes_every_packaged_streamlit_setting_as_a_flag_streamlit_knows
      "no rules file at /no/such/rules.toml; copy seed_data/rules.toml and give the full path of the copy"),
     ("KETAWATCH_PDF_FALLBACK_FONTS", "/no/such/font.ttc",
      "no font file at /no/such/font.ttc; give the full path of a .ttf, .otf or .ttc file"),
+    ("KETAWATCH_DATABSE_URL", "postgresql://elsewhere/ketawatch",  # ignored, it left a new, empty SQLite in use
+     "no such setting; did you mean KETAWATCH_DATABASE_URL?"),
 ])
 @pytest.mark.parametrize("command", [("flags",), ("export", "caseload", "--format", "csv", "--out", "c.csv"), ("serve", "--port", "8597"),
                                      ("users", "list"), ("backup", "b.db")])
@@ -256,6 +258,14 @@ def test_a_wrong_setting_is_named_in_one_line_before_anything_runs(tmp_path, set
     assert result.stderr.strip().splitlines() == [f"ketawatch: setting {setting}: {message}"]
     assert not (tmp_path / "c.csv").exists() and not (tmp_path / "b.db").exists() and "starting" not in result.stdout
     assert not (tmp_path / "k.db").exists()  # no database made or migrated first
+
+
+def test_a_misspelt_setting_in_the_env_file_is_named_too(tmp_path):
+    (tmp_path / ".env").write_text("KETAWATCH_IDLE_TIMOUT_MINUTES=5\n")
+    result = ketawatch("users", "list", "--db", f"sqlite:///{tmp_path / 'k.db'}", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.strip() == (
+        "ketawatch: setting KETAWATCH_IDLE_TIMOUT_MINUTES: no such setting; did you mean KETAWATCH_IDLE_TIMEOUT_MINUTES?")
+    assert not (tmp_path / "k.db").exists()
 
 
 @pytest.mark.parametrize("group", [(), ("users",), ("export",)])
