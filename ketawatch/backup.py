@@ -209,6 +209,7 @@ def backup(url: str, path: Path | str, *, actor: str = "cli") -> str:
     if not path.parent.is_dir():
         raise BackupRefused(f"{path.parent} is not a folder")
     backend = _backend(url)
+    _refuse_newer(url, backend)
     if backend == "sqlite":
         message = _backup_sqlite(_sqlite_path(url), path)
     elif backend == "postgresql":
@@ -217,6 +218,35 @@ def backup(url: str, path: Path | str, *, actor: str = "cli") -> str:
         raise BackupRefused(f"backups of {backend} databases are not supported (SQLite and PostgreSQL are)")
     _audit(url, actor=actor, action="backup", path=path)
     return message
+
+
+def _refuse_newer(url: str, backend: str) -> None:
+    """A database made by a newer KetaWatch is left untouched (the backup would add an audit line to it)."""
+    revision = None
+    if backend == "sqlite":
+        source = _sqlite_path(url)
+        if not source.is_file():
+            return  # said in words by the backup itself
+        conn = sqlite3.connect(_read_only(source), uri=True, timeout=30)
+        try:
+            revision = _sqlite_revision(conn)
+        except sqlite3.DatabaseError:
+            return  # not a database: the backup says so
+        finally:
+            conn.close()
+    elif backend == "postgresql":
+        engine = create_engine(normalise_url(url))
+        try:
+            with engine.connect() as conn:
+                if "alembic_version" in inspect(conn).get_table_names():
+                    revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except OperationalError:
+            return  # the backup names the connection problem
+        finally:
+            engine.dispose()
+    if revision is not None and revision not in known_revisions():
+        raise BackupRefused(f"the database was made by a newer KetaWatch (schema {revision}); back it up with that "
+                            "KetaWatch. Nothing was written")
 
 
 def _backup_sqlite(source: Path, path: Path) -> str:

@@ -422,3 +422,24 @@ def test_a_restore_into_a_new_sqlite_file_makes_it_owner_only(filled_sqlite, tmp
         assert (tmp_path / "new.db").stat().st_mode & 0o777 == 0o600
     finally:
         os.umask(old)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_database_made_by_a_newer_ketawatch_is_not_backed_up_or_touched(tmp_path, backend):
+    url, drop = fresh_database_url(backend, tmp_path)
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '0099_from_the_future'"))
+            lines = conn.execute(text("SELECT count(*) FROM audit_event")).scalar_one()
+        with pytest.raises(kb.BackupRefused) as refused:
+            kb.backup(url, tmp_path / "b.dump")
+        assert refused.value.message == ("the database was made by a newer KetaWatch (schema 0099_from_the_future); "
+                                         "back it up with that KetaWatch. Nothing was written")
+        assert not (tmp_path / "b.dump").exists() and list(tmp_path.glob(".*partial")) == []
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM audit_event")).scalar_one() == lines
+    finally:
+        engine.dispose()
+        drop()
