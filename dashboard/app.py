@@ -10,9 +10,11 @@ them hidden error details) to Streamlit. A bare `streamlit run dashboard/app.py`
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import streamlit as st
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from dashboard import data, private_logs
 from dashboard.auth import account_menu, can_write, is_admin, requested_page, require_user
@@ -29,36 +31,49 @@ st.set_option("client.disableDataExport", True)
 private_logs.install()
 data.new_run()
 
-user = require_user()
-checkin = st.Page("views/log_checkin.py", title="Log check-in", icon=":material/checklist:", url_path="log_checkin")
 
-if st.session_state.get(PATIENT_MODE_KEY):
-    # A tablet handed to the patient: only their check-in, until the clinician signs back in.
-    st.navigation([checkin], position="hidden").run()
-else:
-    account_menu(user)
-    sections = {
-        "Triage": [
-            st.Page("views/caseload.py", title="Caseload", icon=":material/groups:", url_path="caseload", default=True),
-            st.Page("views/alerts.py", title="Alerts", icon=":material/notifications_active:", url_path="alerts"),
-            st.Page("views/patient.py", title="Patient", icon=":material/person:", url_path="patient"),
-        ],
-        "Record": [
-            *([st.Page("views/log_session.py", title="Log session", icon=":material/vaccines:", url_path="log_session"),
-               checkin] if can_write(user) else []),
-            st.Page("views/patients.py", title="Patients and plans", icon=":material/assignment_ind:", url_path="patients"),
-        ],
-    }
-    if is_admin(user):
-        sections["Admin"] = [
-            st.Page("views/audit.py", title="Audit trail", icon=":material/history:", url_path="audit"),
-            st.Page("views/users.py", title="Users", icon=":material/manage_accounts:", url_path="users"),
-        ]
-    sections["Account"] = [st.Page("views/account.py", title="My account", icon=":material/key:", url_path="account")]
-    current = st.navigation(sections)
-    asked = requested_page()  # a link opened before sign-in leads there once signed in, not to the caseload
-    if asked is not None:
-        wanted = next((p for pages in sections.values() for p in pages if p.url_path == asked[0]), None)
-        if wanted is not None and wanted.url_path != current.url_path:
-            st.switch_page(wanted, query_params=asked[1])
-    current.run()
+def _run() -> None:
+    """Sign-in, then the navigation and the chosen page."""
+    user = require_user()
+    checkin = st.Page("views/log_checkin.py", title="Log check-in", icon=":material/checklist:", url_path="log_checkin")
+
+    if st.session_state.get(PATIENT_MODE_KEY):
+        # A tablet handed to the patient: only their check-in, until the clinician signs back in.
+        st.navigation([checkin], position="hidden").run()
+    else:
+        account_menu(user)
+        sections = {
+            "Triage": [
+                st.Page("views/caseload.py", title="Caseload", icon=":material/groups:", url_path="caseload", default=True),
+                st.Page("views/alerts.py", title="Alerts", icon=":material/notifications_active:", url_path="alerts"),
+                st.Page("views/patient.py", title="Patient", icon=":material/person:", url_path="patient"),
+            ],
+            "Record": [
+                *([st.Page("views/log_session.py", title="Log session", icon=":material/vaccines:", url_path="log_session"),
+                   checkin] if can_write(user) else []),
+                st.Page("views/patients.py", title="Patients and plans", icon=":material/assignment_ind:", url_path="patients"),
+            ],
+        }
+        if is_admin(user):
+            sections["Admin"] = [
+                st.Page("views/audit.py", title="Audit trail", icon=":material/history:", url_path="audit"),
+                st.Page("views/users.py", title="Users", icon=":material/manage_accounts:", url_path="users"),
+            ]
+        sections["Account"] = [st.Page("views/account.py", title="My account", icon=":material/key:", url_path="account")]
+        current = st.navigation(sections)
+        asked = requested_page()  # a link opened before sign-in leads there once signed in, not to the caseload
+        if asked is not None:
+            wanted = next((p for pages in sections.values() for p in pages if p.url_path == asked[0]), None)
+            if wanted is not None and wanted.url_path != current.url_path:
+                st.switch_page(wanted, query_params=asked[1])
+        current.run()
+
+
+try:
+    _run()
+except (OperationalError, InterfaceError) as exc:
+    # The database went away (a restart, the network, a full disk): say so in words, not as a stack.
+    logging.getLogger("ketawatch.dashboard").error("database unavailable: %s", type(getattr(exc, "orig", exc)).__name__)
+    st.error("KetaWatch cannot reach its database just now, so nothing can be shown or saved. Anything you were "
+             "entering was saved only if a green message said so. Try again in a minute; if this goes on, tell "
+             "the IT team (the server log says what failed).", icon=":material/cloud_off:")

@@ -74,6 +74,18 @@ def test_a_reviewer_has_no_way_to_write(clinic, page):
     assert writes == []
 
 
+def test_a_database_that_cannot_be_reached_is_said_in_words_not_shown_as_an_error(monkeypatch, caplog):
+    """A database restart or network fault: a plain sentence for the clinician, the error's type for IT's log."""
+    from store.settings import get_settings
+
+    monkeypatch.setenv("KETAWATCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
+    get_settings.cache_clear()
+    at = app_at().run()
+    assert not at.exception
+    assert "cannot reach its database just now" in at.error[0].value
+    assert "database unavailable: OperationalError" in caplog.text
+
+
 def test_a_disabled_account_or_changed_role_applies_on_the_next_click(clinic):
     engine, users = clinic
     at = sign_in(app_at("users.py"), users["admin"]).run()
