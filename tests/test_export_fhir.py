@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+import pandas as pd
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 
@@ -97,3 +98,45 @@ def test_deidentified_bundle_is_valid_and_names_no_one(sample, monkeypatch):
     assert data["meta"]["security"] == [{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
                                          "code": "PSEUDED", "display": "pseudonymized"}]
     assert "meta" not in identified
+
+
+def test_amended_and_voided_records_are_said_in_every_export_never_passed_off_as_first_recorded(sample):
+    """A corrected dose looked original, and a voided check-in vanished without a word (an EHR that loaded it kept it)."""
+    import io as _io
+
+    from openpyxl import load_workbook
+
+    from ketawatch.exports import export_patient
+    from store import records as R
+    from store.queries import checkins_frame, sessions_frame
+    from store.validation import Validator
+    from tests.test_export_support import CLINICIAN, NOW, SECRET_PID, pdf_text
+
+    sessions, checkins = sessions_frame(sample, [SECRET_PID]), checkins_frame(sample, [SECRET_PID])
+    R.amend_session(sample, int(sessions["id"].iloc[1]), {"dose_mg": 40}, actor=CLINICIAN, reason="typed 38 for 40",
+                    expected_version=1, validator=Validator(now=NOW))
+    voided_at = pd.Timestamp(checkins["reported_at"].iloc[2])
+    R.void_checkin(sample, int(checkins["id"].iloc[2]), actor=CLINICIAN, reason="entered for the wrong patient",
+                   expected_version=1)
+
+    pdf = " ".join(pdf_text(export_patient(sample, SECRET_PID, "pdf", actor=CLINICIAN, role="clinician",
+                                           now=NOW).download()[1]).split())
+    assert "* amended after it was first recorded" in pdf
+    assert "session" in pdf and "typed 38 for 40" in pdf and "voided" in pdf and "entered for the wrong patient" in pdf
+
+    book = load_workbook(_io.BytesIO(export_patient(sample, SECRET_PID, "xlsx", actor=CLINICIAN, role="clinician",
+                                                    now=NOW).download()[1]))
+    rows = list(book["corrections"].values)
+    assert [(r[1], r[3]) for r in rows[1:]] == [("session", "amended"), ("check-in", "voided")]
+
+    bundle = json.loads(export_patient(sample, SECRET_PID, "fhir", actor=CLINICIAN, role="clinician",
+                                       now=NOW).download()[1])
+    observations = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"]
+    craving = [o for o in observations if o["code"]["coding"][0]["code"] == "craving"]
+    gone = [o for o in craving if o["status"] == "entered-in-error"]
+    assert len(gone) == 1 and pd.Timestamp(gone[0]["effectiveDateTime"]) == voided_at
+    assert {o["status"] for o in observations} == {"final", "amended", "entered-in-error"}
+
+    deidentified = " ".join(pdf_text(export_patient(sample, SECRET_PID, "pdf", actor=CLINICIAN, role="reviewer",
+                                                    deidentify=True, now=NOW).download()[1]).split())
+    assert "voided" in deidentified and "wrong patient" not in deidentified and CLINICIAN not in deidentified

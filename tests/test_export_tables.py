@@ -123,7 +123,8 @@ def test_excel_workbook_has_one_sheet_per_table_and_levels(sqlite_engine, tmp_pa
     load_sample(sqlite_engine, tmp_path)
     result = export_patient(sqlite_engine, SECRET_PID, "xlsx", actor=CLINICIAN, role="clinician", now=NOW)
     book = load_workbook(io.BytesIO(next(iter(result.files.values()))))
-    assert book.sheetnames == ["patients", "sessions", "side_effects", "checkins", "alert_reviews", "levels", "level_history"]
+    assert book.sheetnames == ["patients", "sessions", "side_effects", "checkins", "alert_reviews", "levels", "level_history",
+                               "corrections"]
     sessions = pd.read_excel(io.BytesIO(next(iter(result.files.values()))), sheet_name=None)
     assert len(sessions["sessions"]) == 6 and len(sessions["checkins"]) == 5
     assert sessions["sessions"]["dose_mg_per_kg"].iloc[0] == pytest.approx(35 / 70.5)
@@ -155,3 +156,18 @@ def test_caseload_csv_lists_amber_and_red_with_last_review(sqlite_engine, tmp_pa
 def test_written_files_land_in_the_folder(tmp_path: Path):
     written = write_files({"a.csv": b"x\r\n"}, tmp_path / "new" / "dir")
     assert [p.name for p in written] == ["a.csv"] and (tmp_path / "new" / "dir" / "a.csv").read_bytes() == b"x\r\n"
+
+
+def test_with_a_date_range_the_first_session_keeps_its_interval_as_in_the_pdf(sqlite_engine, tmp_path):
+    from ketawatch.exports.casefile import Author, load_patient_case
+    from ketawatch.exports.pdf import session_rows
+    from store.queries import sessions_frame
+
+    load_sample(sqlite_engine, tmp_path)
+    second = pd.Timestamp(sessions_frame(sqlite_engine, [SECRET_PID])["session_at"].iloc[1]).tz_convert("Europe/London")
+    start = second.date()
+    result = export_patient(sqlite_engine, SECRET_PID, "xlsx", actor=CLINICIAN, role="clinician", now=NOW, start=start)
+    sheet = pd.read_excel(io.BytesIO(next(iter(result.files.values()))), sheet_name="sessions")
+    case = load_patient_case(sqlite_engine, SECRET_PID, author=Author(CLINICIAN, None, "clinician"), start=start, now=NOW)
+    printed = session_rows(case)[0][4]  # the PDF's "Days since last" of the range's first session
+    assert printed != "" and sheet["days_since_previous"].iloc[0] == float(printed)

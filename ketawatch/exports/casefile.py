@@ -18,8 +18,8 @@ from ketawatch.exports.deidentify import (
     Pseudonymiser, age_band, deidentify_records, deidentify_reviews, shift_instants,
 )
 from ketawatch.safety_answers import RECENT_DAYS, safety_answers, without_free_text
-from store.frames import Records
-from store.queries import alert_reviews_frame, load_records
+from store.frames import CHECKIN_DTYPES, SESSION_DTYPES, Records, conform
+from store.queries import alert_reviews_frame, checkins_frame, load_records, sessions_frame
 from store.settings import get_settings
 from store.vocabulary import UNDER_CARE_STATUSES
 
@@ -66,6 +66,17 @@ class PatientCase:
     tz: str
     #: PHQ-9 question 9 answers above 'not at all' in the period (reported_at, line), newest first.
     safety: pd.DataFrame | None = None
+    #: Records of the period amended or voided since they were first recorded (see `corrections_of`).
+    corrections: pd.DataFrame | None = None
+    #: The voided sessions and check-ins of the period (their last values), for exports that must retract them.
+    voided: Records | None = None
+
+    def amended_ids(self, record: str) -> set[int]:
+        """Ids of the live sessions ('session') or check-ins ('check-in') that were amended."""
+        if self.corrections is None or self.corrections.empty:
+            return set()
+        c = self.corrections
+        return set(c.loc[(c["record"] == record) & (c["change"] == "amended"), "record_id"].astype(int))
 
     @property
     def patient_key(self) -> str:
@@ -133,6 +144,7 @@ def load_patient_case(
     key = patient_id
     shown_by = author.shown(None)
     safety = safety_answers(records.checkins)  # read before de-identification drops the notes
+    corrections, voided = corrections_of(engine, patient_id, records.patients)
     if deidentify:
         pseudonymiser = pseudonymiser or Pseudonymiser.from_settings(engine)
         shift = timedelta(days=pseudonymiser.offset_days(patient_id))
@@ -143,13 +155,17 @@ def load_patient_case(
         key = pseudonymiser.patient(patient_id)
         shown_by = author.shown(pseudonymiser)
         safety = _deidentified_safety(safety, pseudonymiser, tz)
+        corrections = _deidentified_corrections(corrections, pseudonymiser, tz)
+        voided = deidentify_records(voided, pseudonymiser, on=export_day, tz=tz)
         # Shifted like every other date: a real export time beside the shifted "as of" would give the shift away;
         # by wall-clock days, as the records are, so a review made a minute before the export still comes before it.
         now = shift_instants(pd.Series([pd.Timestamp(now).tz_convert("UTC")]), pd.Series([shift.days]), tz,
                              pd.Series([key])).iloc[0].to_pydatetime()
     records = records_until(records, end, tz)
-    safety = safety.assign(date=local_day(safety["reported_at"], tz))
-    safety = safety[(safety["date"] <= end) & ((safety["date"] >= start) if start else True)].reset_index(drop=True)
+    safety = _dated_within(safety, "reported_at", start, end, tz)
+    corrections = _dated_within(corrections, "record_at", start, end, tz)
+    voided = Records(voided.patients, _dated_within(voided.sessions, "session_at", start, end, tz),
+                     _dated_within(voided.checkins, "reported_at", start, end, tz))
     assessment = assess(records, as_of=end, tz=tz).iloc[0]
     history = level_history(records, tz=tz)
     history = history[history["patient_id"].astype(str) == key].drop(columns="patient_id")
@@ -175,6 +191,69 @@ def load_patient_case(
         generated_by=shown_by,
         tz=tz,
         safety=safety,
+        corrections=corrections,
+        voided=voided,
+    )
+
+
+def _dated_within(frame: pd.DataFrame, column: str, start: date | None, end: date, tz: str) -> pd.DataFrame:
+    """Rows whose clinic-local date of `column` falls in [start, end]."""
+    if frame.empty:
+        return frame.reset_index(drop=True)
+    day = local_day(frame[column], tz)
+    keep = (day <= end) & ((day >= start) if start else True)
+    return frame[keep.to_numpy(dtype=bool)].reset_index(drop=True)
+
+
+CORRECTION_COLUMNS = ["patient_id", "record", "record_id", "record_at", "change", "changed_at", "changed_by", "reason"]
+
+
+def corrections_of(engine: Engine, patient_id: str, patients: pd.DataFrame) -> tuple[pd.DataFrame, Records]:
+    """The patient's amended and voided sessions and check-ins (one row each, newest change), and the voided records.
+
+    A record amended several times shows its latest amendment here; every earlier version is
+    kept in the database (record_revision) and the audit trail.
+    """
+    parts, voided = [], {}
+    for record, frame, at, dtypes in (
+        ("session", sessions_frame(engine, [patient_id], include_voided=True, with_tracking=True), "session_at",
+         SESSION_DTYPES),
+        ("check-in", checkins_frame(engine, [patient_id], include_voided=True, with_tracking=True), "reported_at",
+         CHECKIN_DTYPES),
+    ):
+        is_void = frame["voided_at"].notna().to_numpy(dtype=bool) if len(frame) else []
+        changed = frame[is_void | frame["amended_at"].notna().to_numpy(dtype=bool)] if len(frame) else frame
+        voided[record] = conform(frame[is_void], dtypes) if len(frame) else conform(None, dtypes)
+        if changed.empty:
+            continue
+        gone = changed["voided_at"].notna()
+        parts.append(pd.DataFrame({
+            "patient_id": changed["patient_id"].astype("string"),
+            "record": record,
+            "record_id": changed["id"].astype("Int64"),
+            "record_at": pd.to_datetime(changed[at], utc=True),
+            "change": gone.map({True: "voided", False: "amended"}),
+            "changed_at": pd.to_datetime(changed["voided_at"].where(gone, changed["amended_at"]), utc=True),
+            "changed_by": changed["voided_by"].where(gone, changed["amended_by"]).astype("string"),
+            "reason": changed["void_reason"].where(gone, changed["amendment_reason"]).astype("string"),
+        }))
+    corrections = (pd.concat(parts, ignore_index=True).sort_values("record_at", kind="stable").reset_index(drop=True)
+                   if parts else pd.DataFrame(columns=CORRECTION_COLUMNS))
+    return corrections, Records(patients, voided["session"], voided["check-in"])
+
+
+def _deidentified_corrections(corrections: pd.DataFrame, pseudonymiser: Pseudonymiser, tz: str) -> pd.DataFrame:
+    """Corrections under the pseudonym and date shift, staff pseudonymised, without the reason (free text)."""
+    if corrections.empty:
+        return corrections
+    owners = corrections["patient_id"].astype(str)
+    offsets = pseudonymiser.offsets_of(owners)
+    return corrections.assign(
+        record_at=shift_instants(corrections["record_at"], offsets, tz, owners),
+        changed_at=shift_instants(corrections["changed_at"], offsets, tz, owners),
+        changed_by=pseudonymiser.staff_of(corrections["changed_by"]),
+        reason=pd.Series(pd.NA, index=corrections.index, dtype="string"),
+        patient_id=pseudonymiser.patients_of(owners),
     )
 
 

@@ -117,10 +117,11 @@ class _BundleBuilder:
         return url
 
     def observation(self, kind: str, local: str, *, category, code: dict, when: str, value: dict | None = None,
-                    part_of: str | None = None, components: list[dict] | None = None, note: str | None = None) -> None:
+                    part_of: str | None = None, components: list[dict] | None = None, note: str | None = None,
+                    status: str = "final") -> None:
         resource: dict[str, Any] = {
             "resourceType": "Observation",
-            "status": "final",
+            "status": status,
             "category": category,
             "code": code,
             "subject": {"reference": self.patient_ref},
@@ -159,17 +160,39 @@ def _patient(b: _BundleBuilder) -> dict:
     return resource
 
 
+def _with_voided(case: PatientCase, live: pd.DataFrame, voided: pd.DataFrame | None, at: str, record: str) -> pd.DataFrame:
+    """The period's live records and its voided ones, each with the status its resources carry and a stable local key.
+
+    A resource's id comes from the record's time, so a receiving system that loaded an earlier
+    bundle has the voided record under that id: it is sent again as 'entered-in-error'. Only when
+    a live record now stands at the same time does the live one keep the id.
+    """
+    live = live.copy()
+    live["date"] = local_day(live[at], case.tz)
+    live = case.in_window(live)
+    amended = case.amended_ids(record)
+    live["fhir_status"] = ["amended" if i in amended else "final" for i in live["id"]]
+    live["local_key"] = pd.to_datetime(live[at], utc=True).map(lambda t: t.isoformat())
+    if voided is not None and len(voided):
+        gone = voided.copy()
+        gone["fhir_status"] = "entered-in-error"
+        keys = pd.to_datetime(gone[at], utc=True).map(lambda t: t.isoformat())
+        taken = set(live["local_key"])
+        gone["local_key"] = [k if k not in taken else f"{k}|voided-{i}" for k, i in zip(keys, gone["id"])]
+        live = pd.concat([live, gone.drop(columns=[c for c in ("date",) if c in gone])], ignore_index=True)
+    return live.sort_values(at, kind="stable").reset_index(drop=True)
+
+
 def _sessions(b: _BundleBuilder) -> None:
     case = b.case
-    s = case.records.sessions.copy()
-    s["date"] = local_day(s["session_at"], case.tz)
-    s = case.in_window(s).sort_values("session_at", kind="stable")
+    s = _with_voided(case, case.records.sessions, case.voided.sessions if case.voided else None, "session_at", "session")
     per_kg = scoring.dose_per_kg(s["dose_mg"], s["weight_kg"], s["route"])
     effects = {e.id: e.label for e in side_effects()}
     for i, row in enumerate(s.itertuples(index=False)):
         start = pd.Timestamp(row.session_at)
         end = start + timedelta(minutes=float(row.duration_min)) if not _missing(row.duration_min) else None
-        local = start.isoformat()
+        local, status = row.local_key, row.fhir_status
+        void = status == "entered-in-error"
         route_code, route_display = ROUTES[str(row.route)]
         dosage: dict[str, Any] = {
             "route": {"coding": [{"system": SNOMED, "code": route_code, "display": route_display}], "text": str(row.route)},
@@ -179,7 +202,7 @@ def _sessions(b: _BundleBuilder) -> None:
             dosage["text"] = f"{float(row.dose_mg):g} mg = {float(per_kg.iloc[i]):.2f} mg/kg at {float(row.weight_kg):g} kg"
         resource: dict[str, Any] = {
             "resourceType": "MedicationAdministration",
-            "status": "completed",
+            "status": "entered-in-error" if void else "completed",
             "medicationCodeableConcept": ESKETAMINE if row.route == "intranasal" else KETAMINE,
             "subject": {"reference": b.patient_ref},
             "dosage": dosage,
@@ -188,7 +211,7 @@ def _sessions(b: _BundleBuilder) -> None:
             resource["effectivePeriod"] = {"start": _iso(start, case.tz), "end": _iso(end, case.tz)}
         else:
             resource["effectiveDateTime"] = _iso(start, case.tz)
-        if not case.deidentified and not _missing(row.notes) and str(row.notes).strip():
+        if not case.deidentified and not void and not _missing(row.notes) and str(row.notes).strip():
             resource["note"] = [{"text": str(row.notes)}]
         session_url = b.add("session", local, resource)
         before, after = _iso(start, case.tz), _iso(end if end is not None else start, case.tz)
@@ -199,13 +222,14 @@ def _sessions(b: _BundleBuilder) -> None:
                     continue
                 code = {"coding": [{"system": LOINC, "code": c, "display": d} for c, d in codes], "text": f"{display} ({words})"}
                 b.observation(f"{column}_{phase}", local, category=VITAL_SIGNS, code=code, when=when, part_of=session_url,
-                              value={"valueQuantity": {"value": float(value), "unit": unit, "system": UCUM, "code": unit}})
+                              value={"valueQuantity": {"value": float(value), "unit": unit, "system": UCUM, "code": unit}},
+                              status=status)
         if not _missing(row.weight_kg):
-            b.observation("weight", local, category=VITAL_SIGNS, when=before, part_of=session_url,
+            b.observation("weight", local, category=VITAL_SIGNS, when=before, part_of=session_url, status=status,
                           code={"coding": [{"system": LOINC, "code": "29463-7", "display": "Body weight"}], "text": "Body weight"},
                           value={"valueQuantity": {"value": float(row.weight_kg), "unit": "kg", "system": UCUM, "code": "kg"}})
         if not _missing(row.dissociation_cadss):
-            b.observation("cadss", local, category=SURVEY, when=after, part_of=session_url,
+            b.observation("cadss", local, category=SURVEY, when=after, part_of=session_url, status=status,
                           code=_local_code(CS_INSTRUMENT, "cadss-total", "CADSS dissociation total, peak during the session (0-92)"),
                           value={"valueInteger": int(row.dissociation_cadss)})
         for column, code, display in (
@@ -214,9 +238,10 @@ def _sessions(b: _BundleBuilder) -> None:
         ):
             value = getattr(row, column)
             if not _missing(value):
-                b.observation(column, local, category=SURVEY, when=before, part_of=session_url,
+                b.observation(column, local, category=SURVEY, when=before, part_of=session_url, status=status,
                               code=_local_code(CS_SESSION, code, display), value={"valueBoolean": bool(value)})
-        if isinstance(row.side_effects, str) and row.side_effects:
+        # An AdverseEvent has no status to retract it with: a voided session's side effects are left out.
+        if isinstance(row.side_effects, str) and row.side_effects and not void:
             for item in row.side_effects.split(";"):
                 effect, _, severity = item.partition(":")
                 if not effect:
@@ -234,16 +259,16 @@ def _sessions(b: _BundleBuilder) -> None:
 
 def _checkins(b: _BundleBuilder) -> None:
     case = b.case
-    c = case.records.checkins.copy()
-    c["date"] = local_day(c["reported_at"], case.tz)
-    c = case.in_window(c).sort_values("reported_at", kind="stable")
+    c = _with_voided(case, case.records.checkins, case.voided.checkins if case.voided else None, "reported_at",
+                     "check-in")
     c["sds_total"] = scoring.sds_total(c)
     labels = {s: warning_sign(s).label for s in WARNING_SIGNS}
     for row in c.itertuples(index=False):
         when = _iso(pd.Timestamp(row.reported_at), case.tz)
-        local = pd.Timestamp(row.reported_at).isoformat()
-        note = str(row.notes) if not case.deidentified and not _missing(row.notes) and str(row.notes).strip() else None
-        b.observation("craving", local, category=SURVEY, when=when, note=note,
+        local, status = row.local_key, row.fhir_status
+        note = (str(row.notes) if not case.deidentified and status != "entered-in-error" and not _missing(row.notes)
+                and str(row.notes).strip() else None)
+        b.observation("craving", local, category=SURVEY, when=when, note=note, status=status,
                       code=_local_code(CS_INSTRUMENT, "craving", "Craving for ketamine outside treatment, past week (0-10)"),
                       value={"valueInteger": int(row.craving)})
         if not _missing(row.sds_total):
@@ -252,11 +277,11 @@ def _checkins(b: _BundleBuilder) -> None:
                  "valueInteger": int(getattr(row, item))}
                 for n, item in enumerate(SDS_ITEMS, 1)
             ]
-            b.observation("sds", local, category=SURVEY, when=when, components=items,
+            b.observation("sds", local, category=SURVEY, when=when, components=items, status=status,
                           code=_local_code(CS_INSTRUMENT, "sds-total", "Severity of Dependence Scale total (0-15)"),
                           value={"valueInteger": int(row.sds_total)})
         if not _missing(row.phq9):
-            b.observation("phq9", local, category=SURVEY, when=when,
+            b.observation("phq9", local, category=SURVEY, when=when, status=status,
                           code={"coding": [{"system": LOINC, "code": "44261-6",
                                             "display": "Patient Health Questionnaire 9 item (PHQ-9) total score [Reported]"}],
                                 "text": "PHQ-9 total"},
@@ -267,7 +292,7 @@ def _checkins(b: _BundleBuilder) -> None:
             if not _missing(getattr(row, sign))
         ]
         if signs:
-            b.observation("signs", local, category=SURVEY, when=when, components=signs,
+            b.observation("signs", local, category=SURVEY, when=when, components=signs, status=status,
                           code=_local_code(CS_WARNING_SIGN, "checklist", "Warning-sign checklist, past two weeks (0-3 per item)"))
 
 

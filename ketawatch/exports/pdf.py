@@ -2,7 +2,8 @@
 
 Sections in reading order: who the patient is and the plan, the current level with its reasons
 and history, the charts (craving, warning signs, dose, intervals, SDS, PHQ-9), side effects,
-the session and check-in tables, notes (identified only), alert reviews and a sign-off block.
+the session and check-in tables (amended rows marked), the corrections (records amended or
+voided since they were first recorded), notes (identified only), alert reviews and a sign-off block.
 Everything comes from a `PatientCase`, so a de-identified document is built from already
 de-identified data and has nothing to leak.
 """
@@ -154,6 +155,26 @@ def _checkins_in_window(case: PatientCase) -> pd.DataFrame:
     return case.in_window(c).sort_values("reported_at", kind="stable").reset_index(drop=True)
 
 
+#: After the date of a row whose values were corrected after it was first recorded.
+AMENDED_MARK = " *"
+AMENDED_NOTE = "* amended after it was first recorded: what changed, when and why are under Corrections."
+
+
+def correction_rows(case: PatientCase) -> list[list[str]]:
+    """Each record of the period amended or voided since it was first recorded, in record order."""
+    c = case.corrections
+    if c is None or c.empty:
+        return []
+    record_at = pd.to_datetime(c["record_at"], utc=True).dt.tz_convert(case.tz)
+    changed_at = pd.to_datetime(c["changed_at"], utc=True).dt.tz_convert(case.tz)
+    rows = []
+    for i, r in enumerate(c.itertuples(index=False)):
+        reason = "(left out: free text)" if case.deidentified else _text(r.reason)
+        rows.append([r.record, record_at.iloc[i].strftime("%Y-%m-%d %H:%M"), r.change,
+                     changed_at.iloc[i].strftime("%Y-%m-%d %H:%M"), _text(r.changed_by), reason])
+    return rows
+
+
 def _before_after(before, after) -> str:
     """'72/80', or '72/–' and '–/80' when one reading is missing, so a lone value is never read as the other."""
     pair = (_text(before), _text(after))
@@ -165,6 +186,7 @@ def session_rows(case: PatientCase) -> list[list[str]]:
     sessions = _sessions_in_window(case)
     signals = case.signals.get("sessions", pd.DataFrame(columns=["session_at", "dose_per_kg", "interval_days"]))
     computed = signals.set_index(pd.to_datetime(signals["session_at"], utc=True))[["dose_per_kg", "interval_days"]] if len(signals) else None
+    amended = case.amended_ids("session")
     rows = []
     local = pd.to_datetime(sessions["session_at"], utc=True).dt.tz_convert(case.tz)
     for i, s in enumerate(sessions.itertuples(index=False)):
@@ -177,7 +199,8 @@ def session_rows(case: PatientCase) -> list[list[str]]:
         hr, spo2 = _before_after(s.hr_pre, s.hr_post), _before_after(s.spo2_pre, s.spo2_post)
         effects = side_effect_words(s.side_effects)
         rows.append([
-            local.iloc[i].strftime("%Y-%m-%d %H:%M"), _ROUTE_WORDS.get(str(s.route), str(s.route)), _text(s.dose_mg),
+            local.iloc[i].strftime("%Y-%m-%d %H:%M") + (AMENDED_MARK if s.id in amended else ""),
+            _ROUTE_WORDS.get(str(s.route), str(s.route)), _text(s.dose_mg),
             _text(per_kg, digits=2), _text(interval), _text(s.weight_kg), bp_pre, bp_post, hr, spo2,
             _text(s.dissociation_cadss), requests, effects,
         ])
@@ -191,6 +214,7 @@ def checkin_rows(case: PatientCase) -> list[list[str]]:
     computed = signals.set_index(pd.to_datetime(signals["reported_at"], utc=True)) if signals is not None and len(signals) else None
     answers = checkins[list(WARNING_SIGNS)].to_numpy(dtype="float64")
     labels = [warning_sign(s).label for s in WARNING_SIGNS]
+    amended = case.amended_ids("check-in")
     rows = []
     local = pd.to_datetime(checkins["reported_at"], utc=True).dt.tz_convert(case.tz)
     for i, c in enumerate(checkins.itertuples(index=False)):
@@ -198,7 +222,8 @@ def checkin_rows(case: PatientCase) -> list[list[str]]:
         sds = computed["sds_total"].get(at) if computed is not None else None
         burden = computed["sign_burden"].get(at) if computed is not None else None
         clear = ", ".join(f"{labels[j]} ({int(answers[i, j])})" for j in range(len(labels)) if answers[i, j] >= 2)
-        rows.append([local.iloc[i].strftime("%Y-%m-%d"), _text(c.craving), _text(sds), _text(burden), clear, _text(c.phq9)])
+        rows.append([local.iloc[i].strftime("%Y-%m-%d") + (AMENDED_MARK if c.id in amended else ""), _text(c.craving),
+                     _text(sds), _text(burden), clear, _text(c.phq9)])
     return rows
 
 
@@ -283,9 +308,19 @@ def patient_pdf(case: PatientCase) -> bytes:
          "SpO2 b/a", "CADSS", "Asked for", "Side effects"],
         session_rows(case), widths, size=6.5,
     )
+    if case.amended_ids("session"):
+        pdf.paragraph(AMENDED_NOTE, size=7, style="I", height=3.4)
     pdf.heading("Check-ins")
     pdf.data_table(["Date", "Craving", "SDS", "Sign burden", "Warning signs answered 'clearly' or more (score)", "PHQ-9"],
                    checkin_rows(case), [20, 14, 11, 15, 110, 16], size=6.8)
+    if case.amended_ids("check-in"):
+        pdf.paragraph(AMENDED_NOTE, size=7, style="I", height=3.4)
+    pdf.heading("Corrections")
+    pdf.paragraph("Records of this period amended or voided after they were first recorded (the latest change of each; "
+                  "every earlier version is kept in KetaWatch). Voided records are left out of the tables, charts and "
+                  "level above.", size=7.5, style="I", height=3.6)
+    pdf.data_table(["Record", "Dated", "Change", "When", "By", "Reason"], correction_rows(case),
+                   [16, 26, 16, 26, 28, pdf.usable_width - 112], size=7)
     if not case.deidentified:
         pdf.heading("Notes")
         pdf.data_table(["Date and time", "Record", "Note"], note_rows(case), [26, 16, pdf.usable_width - 42], size=7)

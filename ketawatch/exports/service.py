@@ -18,7 +18,9 @@ from ketawatch.exports.access import check_export_allowed
 from ketawatch.exports.audit import record_export
 from ketawatch.exports.casefile import Author, caseload_csv_frame, load_caseload, load_patient_case, records_until
 from ketawatch.exports.deidentify import Pseudonymiser, deidentify_records, deidentify_reviews
-from ketawatch.exports.tables import caseload_csv_bytes, import_format_files, workbook_bytes, workbook_sheets, zip_files
+from ketawatch.exports.tables import (
+    caseload_csv_bytes, corrections_sheet, import_format_files, workbook_bytes, workbook_sheets, zip_files,
+)
 from store.frames import Records
 from store.queries import alert_reviews_frame, load_records, patients_frame
 from store.settings import get_settings
@@ -126,7 +128,9 @@ def export_patient(
             from ketawatch.risk import assess
 
             levels = assess(case.records, as_of=case.end, tz=tz)
-            sheets = workbook_sheets(records, tz=tz, reviews=case.reviews, levels=levels, history=case.history.assign(patient_id=case.patient_key))
+            sheets = workbook_sheets(records, tz=tz, reviews=case.reviews, levels=levels, earlier=case.records,
+                                     history=case.history.assign(patient_id=case.patient_key))
+            sheets["corrections"] = corrections_sheet(case.corrections, tz)
             files = {f"{stem}.xlsx": workbook_bytes(sheets, made_at)}
     record_export(engine, actor=actor, role=role, what="patient_summary" if fmt == "pdf" else f"patient_{fmt}", fmt=fmt,
                   patient_ids=[patient_id], deidentified=deidentify,

@@ -173,11 +173,13 @@ def _safe_text(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def workbook_sheets(records: Records, *, tz: str, reviews: pd.DataFrame, levels: pd.DataFrame, history: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def workbook_sheets(records: Records, *, tz: str, reviews: pd.DataFrame, levels: pd.DataFrame, history: pd.DataFrame,
+                    earlier: Records | None = None) -> dict[str, pd.DataFrame]:
     """The workbook's sheets: one per table (patients, sessions, side_effects, checkins, alert_reviews) plus levels.
 
     Times are clinic-local; derived columns (dose per kg, interval, SDS total) sit beside the
-    recorded ones so the workbook is ready for analysis.
+    recorded ones so the workbook is ready for analysis. `earlier` (the records before a date
+    range) gives the first session of the range its interval, as the PDF shows it.
     """
     patients = records.patients.copy()
     if "age_band" in patients and patients["birth_year"].isna().all():
@@ -188,8 +190,13 @@ def workbook_sheets(records: Records, *, tz: str, reviews: pd.DataFrame, levels:
     sessions = sessions.sort_values(["patient_id", "session_at"], kind="stable")
     sessions.insert(2, "dose_mg_per_kg", scoring.dose_per_kg(sessions["dose_mg"], sessions["weight_kg"], sessions["route"]))
     local = _local_naive(sessions["session_at"], tz)
-    day = local.dt.normalize()
-    sessions.insert(3, "days_since_previous", day.groupby(sessions["patient_id"]).diff().dt.days.astype("float64"))
+    every = sessions if earlier is None else pd.concat([earlier.sessions.drop(columns=["id"]), sessions]).drop_duplicates(
+        ["patient_id", "session_at"]).sort_values(["patient_id", "session_at"], kind="stable")
+    every_day = _local_naive(every["session_at"], tz).dt.normalize()
+    gaps = every_day.groupby(every["patient_id"].to_numpy()).diff().dt.days.astype("float64")
+    gap_of = dict(zip(zip(every["patient_id"], every["session_at"]), gaps))
+    sessions.insert(3, "days_since_previous", [gap_of.get(k) for k in zip(sessions["patient_id"], sessions["session_at"])])
+    sessions["days_since_previous"] = sessions["days_since_previous"].astype("float64")
     sessions["session_at"] = local
     for column in ("early_request", "dose_increase_request"):
         sessions[column] = yes_no(sessions[column])
@@ -231,6 +238,17 @@ def workbook_sheets(records: Records, *, tz: str, reviews: pd.DataFrame, levels:
         "levels": level_sheet,
         "level_history": history_sheet,
     }
+
+
+def corrections_sheet(corrections: pd.DataFrame | None, tz: str) -> pd.DataFrame:
+    """Amended and voided records as a sheet: clinic-local times, the latest change of each with who and why."""
+    columns = ["patient_id", "record", "record_at", "change", "changed_at", "changed_by", "reason"]
+    if corrections is None or corrections.empty:
+        return pd.DataFrame(columns=columns)
+    sheet = corrections[columns].copy()
+    for column in ("record_at", "changed_at"):
+        sheet[column] = _local_naive(pd.to_datetime(sheet[column], utc=True), tz)
+    return sheet
 
 
 def workbook_bytes(sheets: dict[str, pd.DataFrame], made_at: datetime | None = None) -> bytes:
