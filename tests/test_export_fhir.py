@@ -64,16 +64,33 @@ def test_observations_use_loinc_for_vitals_and_phq9_and_local_codes_for_the_rest
     data = _bundle(sample)
     observations = [e["resource"] for e in data["entry"] if e["resource"]["resourceType"] == "Observation"]
     codes = Counter(code for o in observations for code in _codes(o))
-    assert codes["8480-6"] == 12 and codes["8462-4"] == 12  # before and after dosing, six sessions
+    assert codes["85354-9"] == 12  # a blood pressure panel before and after dosing, six sessions
+    panels = [o for o in observations if "85354-9" in _codes(o)]
+    assert all([c["code"]["coding"][0]["code"] for c in o["component"]] == ["8480-6", "8462-4"] for o in panels)
     assert codes["8867-4"] == 12 and codes["59408-5"] == 12 and codes["2708-6"] == 12
     assert codes["29463-7"] == 5 and codes["44261-6"] == 5  # the intranasal session has no weight
     assert codes["craving"] == 5 and codes["sds-total"] == 5 and codes["checklist"] == 5
     checklist = next(o for o in observations if "checklist" in _codes(o))
     assert checklist["component"][0]["code"]["coding"][0]["system"].startswith("https://ketawatch.invalid/fhir/CodeSystem/")
     assert len(checklist["component"]) == 12
-    vital = next(o for o in observations if "8480-6" in _codes(o))
+    vital = panels[0]
     assert vital["category"][0]["coding"][0]["code"] == "vital-signs"
-    assert vital["valueQuantity"]["unit"] == "mm[Hg]"
+    assert vital["component"][0]["valueQuantity"]["unit"] == "mm[Hg]"
+
+
+def test_after_dosing_vitals_are_never_dated_at_the_moment_before_dosing(sample):
+    """Without a recorded duration the after-dose time is unknown: 'after the start', not the start itself."""
+    data = _bundle(sample)
+    observations = [e["resource"] for e in data["entry"] if e["resource"]["resourceType"] == "Observation"]
+    heart = [o for o in observations if "8867-4" in _codes(o)]
+    for session in {o["partOf"][0]["reference"] for o in heart}:
+        pre = next(o for o in heart if o["partOf"][0]["reference"] == session and "before" in o["code"]["text"])
+        post = next(o for o in heart if o["partOf"][0]["reference"] == session and "after" in o["code"]["text"])
+        if "effectivePeriod" in post:  # no duration: a period that starts at the session
+            assert post["effectivePeriod"] == {"start": pre["effectiveDateTime"]}
+        else:
+            assert post["effectiveDateTime"] > pre["effectiveDateTime"]
+    assert any("effectivePeriod" in o for o in heart)  # the intranasal session has no duration
 
 
 def test_every_reference_points_at_an_entry_of_the_bundle(sample):

@@ -70,9 +70,10 @@ ESKETAMINE = {"coding": [{"system": RXNORM, "code": "2201623", "display": "esket
 KETAMINE = {"text": "ketamine (racemic)"}
 
 #: (column, LOINC codes, display, UCUM unit) of the vitals recorded before and after dosing.
+#: Blood pressure as the FHIR vital-signs profile has it: one panel, systolic and diastolic as its components.
+BP_PANEL = ("85354-9", "Blood pressure panel with all children optional")
+BP_PARTS = (("sbp", "8480-6", "Systolic blood pressure"), ("dbp", "8462-4", "Diastolic blood pressure"))
 VITALS = (
-    ("sbp", (("8480-6", "Systolic blood pressure"),), "Systolic blood pressure", "mm[Hg]"),
-    ("dbp", (("8462-4", "Diastolic blood pressure"),), "Diastolic blood pressure", "mm[Hg]"),
     ("hr", (("8867-4", "Heart rate"),), "Heart rate", "/min"),
     ("spo2", (("59408-5", "Oxygen saturation in Arterial blood by Pulse oximetry"), ("2708-6", "Oxygen saturation in Arterial blood")),
      "Oxygen saturation", "%"),
@@ -116,7 +117,7 @@ class _BundleBuilder:
         self.entries.append({"fullUrl": url, "resource": resource})
         return url
 
-    def observation(self, kind: str, local: str, *, category, code: dict, when: str, value: dict | None = None,
+    def observation(self, kind: str, local: str, *, category, code: dict, when: str | dict, value: dict | None = None,
                     part_of: str | None = None, components: list[dict] | None = None, note: str | None = None,
                     status: str = "final") -> None:
         resource: dict[str, Any] = {
@@ -125,7 +126,8 @@ class _BundleBuilder:
             "category": category,
             "code": code,
             "subject": {"reference": self.patient_ref},
-            "effectiveDateTime": when,
+            # a moment, or a period (after dosing, when only the start of the session is known)
+            **({"effectivePeriod": when} if isinstance(when, dict) else {"effectiveDateTime": when}),
         }
         if value:
             resource.update(value)
@@ -214,7 +216,21 @@ def _sessions(b: _BundleBuilder) -> None:
         if not case.deidentified and not void and not _missing(row.notes) and str(row.notes).strip():
             resource["note"] = [{"text": str(row.notes)}]
         session_url = b.add("session", local, resource)
-        before, after = _iso(start, case.tz), _iso(end if end is not None else start, case.tz)
+        before = _iso(start, case.tz)
+        # After dosing is at the session's end when its duration is known; otherwise only "after the start".
+        after = _iso(end, case.tz) if end is not None else {"start": before}
+        for phase, when, words in (("pre", before, "before dosing"), ("post", after, "after dosing")):
+            parts = [
+                {"code": {"coding": [{"system": LOINC, "code": code, "display": display}], "text": display},
+                 "valueQuantity": {"value": float(value), "unit": "mm[Hg]", "system": UCUM, "code": "mm[Hg]"}}
+                for column, code, display in BP_PARTS
+                if not _missing(value := getattr(row, f"{column}_{phase}"))
+            ]
+            if parts:
+                b.observation(f"bp_{phase}", local, category=VITAL_SIGNS, when=when, part_of=session_url, status=status,
+                              components=parts,
+                              code={"coding": [{"system": LOINC, "code": BP_PANEL[0], "display": BP_PANEL[1]}],
+                                    "text": f"Blood pressure ({words})"})
         for column, codes, display, unit in VITALS:
             for phase, when, words in (("pre", before, "before dosing"), ("post", after, "after dosing")):
                 value = getattr(row, f"{column}_{phase}")
