@@ -24,6 +24,7 @@ that every chart shades behind its data. A renderer needs only these rules:
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -196,8 +197,8 @@ def _craving_chart(signals, common) -> ChartSpec:
     rise = _threshold(signals, "craving_rise_points", 3)
     high = _threshold(signals, "craving_high", 7)
     base = signals["checkins"]["craving_baseline"].dropna()
-    bands = [Band(high, 10, f"High: {_num(high)} or more", "alert")]
-    note = f"Craving for ketamine outside treatment (0-10). High craving: {_num(high)}+."
+    bands = [Band(high, 10, f"High: {math.ceil(high)} or more", "alert")]  # whole-number answers: 5.25 means 6
+    note = f"Craving for ketamine outside treatment (0-10). High craving: {math.ceil(high)} or more."
     if len(base):
         b = float(base.iloc[-1])
         if b + rise < high:

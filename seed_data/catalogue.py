@@ -219,6 +219,16 @@ def seeds_dir() -> Path:
     raise FileNotFoundError(f"seed documents not found; set {SEEDS_DIR_ENV} to their folder. Tried: {tried}")
 
 
+@cache
+def seed_citation(source: str) -> str:
+    """How a seed document is named to a reader: its title (its first line) and file, or the file alone if not at hand."""
+    try:
+        title = next((line.strip() for line in seed_text(source).splitlines() if line.strip()), "")
+    except (OSError, ValueError):  # an install without the seed documents still names the file
+        title = ""
+    return f"\u201c{title[:120]}\u201d ({source})" if title else source
+
+
 def seed_text(source: str) -> str:
     """The full text of one seed document, so a quotation can be shown in its context."""
     if Path(source).name != source:

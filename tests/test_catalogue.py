@@ -198,3 +198,22 @@ def test_side_effects_read_in_words_whatever_form_they_come_in():
     assert side_effect_words([("nausea", "mild"), ("elevated_blood_pressure", "severe")]) == expected  # validated
     assert side_effect_words("") == "" and side_effect_words(None) == ""
     assert side_effect_words("nausea") == "Nausea"  # an old entry without a severity: no empty brackets
+
+
+def test_a_seed_document_is_cited_by_its_title_and_file():
+    from seed_data.catalogue import seed_citation, warning_signs
+
+    source = next(s.source for s in warning_signs() if s.source)
+    cited = seed_citation(source)
+    assert cited.endswith(f"({source})") and cited.startswith("\u201c") and len(cited) > len(source) + 6
+
+
+def test_without_the_seed_documents_the_file_name_still_cites_it(monkeypatch, tmp_path):
+    from seed_data import catalogue
+
+    monkeypatch.setenv(catalogue.SEEDS_DIR_ENV, str(tmp_path))  # a folder without the documents
+    catalogue.seed_citation.cache_clear()
+    try:
+        assert catalogue.seed_citation("003_0fcb1e60d6a91944.txt") == "003_0fcb1e60d6a91944.txt"
+    finally:
+        catalogue.seed_citation.cache_clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import pandas as pd
 import pytest
@@ -62,6 +63,9 @@ def test_thresholds_are_the_engines_for_this_patient():
     high_sud = [b for b in sud["craving"].bands if b.role == "alert"][0]
     assert high.y0 == rules.craving_high
     assert high_sud.y0 == pytest.approx(rules.craving_high * rules.sud_sensitivity)
+    # ... said in the whole numbers a patient answers in: 7 x 0.75 = 5.25 is "6 or more", not "5.25+"
+    lowered = math.ceil(rules.craving_high * rules.sud_sensitivity)
+    assert high_sud.label == f"High: {lowered} or more" and f"High craving: {lowered} or more." in sud["craving"].note
     assert [line.y for line in plain["sds"].lines] == [rules.sds_threshold]
     assert plain["dose"].lines[0].y == 0.5 and plain["dose"].lines[0].role == "plan"
 

@@ -19,7 +19,7 @@ from ketawatch.caseload import latest_reviews
 from ketawatch.charts import record_span
 from ketawatch.risk import COMBINATION_NOTE, reason_role
 from ketawatch.risk.scoring import dose_per_kg, sds_total
-from seed_data.catalogue import warning_signs
+from seed_data.catalogue import seed_citation, warning_signs
 from store.settings import get_settings
 from store.vocabulary import REVIEW_ACTIONS, WARNING_SIGNS
 
@@ -96,7 +96,7 @@ with st.container(border=True):
         st.caption(f"Rule `{reason.rule_id}` · {reason_role(reason.level)}"
                    + (f" · evidence dated {evidence}" if evidence else ""))
         if reason.quotation:
-            st.caption(f"Seed passage, {ui.md_escape(reason.source)}: “{ui.md_escape(reason.quotation)}”")
+            st.caption(f"Seed passage, {ui.md_escape(seed_citation(reason.source))}: “{ui.md_escape(reason.quotation)}”")
     if reasons:
         st.caption(COMBINATION_NOTE)
 

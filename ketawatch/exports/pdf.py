@@ -16,7 +16,7 @@ from ketawatch.exports.casefile import PatientCase, local_day
 from ketawatch.exports.figures import FigureImage, case_figures
 from ketawatch.exports.pdf_layout import DISCLAIMER, ReviewPDF, local_time_text
 from ketawatch.risk import COMBINATION_NOTE, reason_ids, reason_role
-from seed_data.catalogue import side_effect_words, side_effects, warning_sign
+from seed_data.catalogue import seed_citation, side_effect_words, side_effects, warning_sign
 from store.vocabulary import WARNING_SIGNS
 
 _ROUTE_WORDS = {"iv": "IV", "im": "IM", "intranasal": "intranasal", "oral": "oral", "sublingual": "sublingual"}
@@ -87,7 +87,7 @@ def _window_text(case: PatientCase) -> str:
 def _reason_line(reason) -> str:
     line = f"[{reason_role(reason.level)}] {reason.text} (rule {reason.rule_id})"
     if reason.quotation and reason.source:
-        line += f"\n    Seed document {reason.source}: \u201c{reason.quotation}\u201d"
+        line += f"\n    Seed document {seed_citation(reason.source)}: \u201c{reason.quotation}\u201d"
     return line
 
 
@@ -302,7 +302,7 @@ def patient_pdf(case: PatientCase) -> bytes:
                    size=7.5, align=["LEFT", "RIGHT", "RIGHT", "RIGHT", "RIGHT"])
 
     pdf.heading("Sessions")
-    widths = [25, 10, 10, 11, 10, 12, 15, 15, 13, 13, 11, 13, 28]
+    widths = [25, 14, 10, 11, 10, 12, 15, 15, 13, 13, 11, 13, 24]  # 'intranasal' and 'sublingual' fit unbroken
     pdf.data_table(
         ["Date and time", "Route", "Dose mg", "mg/kg", "Days since last", "Weight (kg)", "BP before", "BP after", "HR b/a",
          "SpO2 b/a", "CADSS", "Asked for", "Side effects"],

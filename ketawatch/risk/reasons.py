@@ -51,6 +51,7 @@ All numbers above are the defaults of seed_data/rules.toml.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -272,7 +273,8 @@ def _craving(kind: str):
         else:
             text = (
                 f"Craving {values} of 10 on the last {_check_ins(len(run))}, {span}; "
-                f"{_num(table['thr_craving_high'][last])} or more counts as high" + _sud_note(table, last, "craving_high")
+                # Craving is answered in whole numbers: a threshold of 5.25 means 6 or more.
+                f"{math.ceil(table['thr_craving_high'][last])} or more counts as high" + _sud_note(table, last, "craving_high")
             )
         return Reason(f"craving_{kind}", "amber", text, _dates_of(table, run))
 
