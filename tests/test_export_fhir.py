@@ -55,6 +55,8 @@ def test_sessions_carry_drug_route_dose_and_period(sample):
     assert nasal[0]["dosage"]["dose"] == {"value": 56.0, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg"}
     assert "effectiveDateTime" in nasal[0]  # no duration recorded: a moment, not a period
     assert all("ketamine" in g["medicationCodeableConcept"]["text"] for g in iv)
+    assert iv[0]["medicationCodeableConcept"]["coding"] == [
+        {"system": "http://www.whocc.no/atc", "code": "N01AX03", "display": "ketamine"}]  # racemic: the ATC substance
     first = min(iv, key=lambda g: g["effectivePeriod"]["start"])
     assert first["effectivePeriod"] == {"start": "2025-03-03T10:00:00Z", "end": "2025-03-03T10:40:00Z"}
     assert first["dosage"]["dose"]["value"] == 35.0
@@ -73,6 +75,9 @@ def test_observations_use_loinc_for_vitals_and_phq9_and_local_codes_for_the_rest
     checklist = next(o for o in observations if "checklist" in _codes(o))
     assert checklist["component"][0]["code"]["coding"][0]["system"].startswith("https://ketawatch.invalid/fhir/CodeSystem/")
     assert len(checklist["component"]) == 12
+    sds = next(o for o in observations if "sds-total" in _codes(o))
+    assert sds["component"][0]["code"]["text"] == (
+        "Severity of Dependence Scale item 1: Did you feel that your use of ketamine was getting out of your control?")
     vital = panels[0]
     assert vital["category"][0]["coding"][0]["code"] == "vital-signs"
     assert vital["component"][0]["valueQuantity"]["unit"] == "mm[Hg]"

@@ -123,8 +123,8 @@ def test_excel_workbook_has_one_sheet_per_table_and_levels(sqlite_engine, tmp_pa
     load_sample(sqlite_engine, tmp_path)
     result = export_patient(sqlite_engine, SECRET_PID, "xlsx", actor=CLINICIAN, role="clinician", now=NOW)
     book = load_workbook(io.BytesIO(next(iter(result.files.values()))))
-    assert book.sheetnames == ["patients", "sessions", "side_effects", "checkins", "alert_reviews", "levels", "level_history",
-                               "corrections"]
+    assert book.sheetnames == ["about", "patients", "sessions", "side_effects", "checkins", "alert_reviews", "levels",
+                               "level_history", "corrections"]
     sessions = pd.read_excel(io.BytesIO(next(iter(result.files.values()))), sheet_name=None)
     assert len(sessions["sessions"]) == 6 and len(sessions["checkins"]) == 5
     assert sessions["sessions"]["dose_mg_per_kg"].iloc[0] == pytest.approx(35 / 70.5)
@@ -171,3 +171,21 @@ def test_with_a_date_range_the_first_session_keeps_its_interval_as_in_the_pdf(sq
     case = load_patient_case(sqlite_engine, SECRET_PID, author=Author(CLINICIAN, None, "clinician"), start=start, now=NOW)
     printed = session_rows(case)[0][4]  # the PDF's "Days since last" of the range's first session
     assert printed != "" and sheet["days_since_previous"].iloc[0] == float(printed)
+
+
+@pytest.mark.parametrize("deidentify", [False, True])
+def test_the_workbook_opens_on_what_every_column_means_and_that_levels_do_not_diagnose(sqlite_engine, tmp_path, deidentify):
+    load_sample(sqlite_engine, tmp_path)
+    for result in (export_patient(sqlite_engine, SECRET_PID, "xlsx", actor=CLINICIAN, role="clinician",
+                                  deidentify=deidentify, now=NOW),
+                   export_records(sqlite_engine, "xlsx", actor=CLINICIAN, role="clinician", deidentify=deidentify,
+                                  now=NOW)):
+        sheets = pd.read_excel(io.BytesIO(next(iter(result.files.values()))), sheet_name=None, dtype=str,
+                               keep_default_na=False)
+        about = sheets.pop("about")
+        assert "does not diagnose" in about["meaning"].iloc[0]
+        described = {(r.sheet, r.column): r.meaning for r in about.itertuples() if r.column}
+        for name, frame in sheets.items():
+            for column in frame.columns:
+                assert described.get((name, column)), f"{name}.{column} is not described"
+        assert described[("sessions", "sbp_pre")] == "Systolic blood pressure before dosing (40-300), mmHg"

@@ -39,7 +39,7 @@ import pandas as pd
 
 from ketawatch.exports.casefile import PatientCase, local_day
 from ketawatch.risk import scoring
-from seed_data.catalogue import side_effects, warning_sign
+from seed_data.catalogue import instruments, side_effects, warning_sign
 from store.vocabulary import SDS_ITEMS, WARNING_SIGNS
 
 KETAWATCH_FHIR = "https://ketawatch.invalid/fhir"
@@ -67,12 +67,14 @@ ROUTES = {
     "sublingual": ("37839007", "Sublingual route"),
 }
 ESKETAMINE = {"coding": [{"system": RXNORM, "code": "2201623", "display": "esketamine Nasal Spray"}], "text": "esketamine (intranasal)"}
-KETAMINE = {"text": "ketamine (racemic)"}
+#: Racemic ketamine has no RxNorm product code that fits every preparation; the WHO ATC code names the substance.
+KETAMINE = {"coding": [{"system": "http://www.whocc.no/atc", "code": "N01AX03", "display": "ketamine"}],
+            "text": "ketamine (racemic)"}
 
-#: (column, LOINC codes, display, UCUM unit) of the vitals recorded before and after dosing.
 #: Blood pressure as the FHIR vital-signs profile has it: one panel, systolic and diastolic as its components.
 BP_PANEL = ("85354-9", "Blood pressure panel with all children optional")
 BP_PARTS = (("sbp", "8480-6", "Systolic blood pressure"), ("dbp", "8462-4", "Diastolic blood pressure"))
+#: (column, LOINC codes, display, UCUM unit) of the other vitals recorded before and after dosing.
 VITALS = (
     ("hr", (("8867-4", "Heart rate"),), "Heart rate", "/min"),
     ("spo2", (("59408-5", "Oxygen saturation in Arterial blood by Pulse oximetry"), ("2708-6", "Oxygen saturation in Arterial blood")),
@@ -289,7 +291,8 @@ def _checkins(b: _BundleBuilder) -> None:
                       value={"valueInteger": int(row.craving)})
         if not _missing(row.sds_total):
             items = [
-                {"code": _local_code(CS_INSTRUMENT, item.replace("_", "-"), f"Severity of Dependence Scale item {n}"),
+                {"code": _local_code(CS_INSTRUMENT, item.replace("_", "-"),
+                                     f"Severity of Dependence Scale item {n}: {SDS_WORDING.get(item, '')}".rstrip(": ")),
                  "valueInteger": int(getattr(row, item))}
                 for n, item in enumerate(SDS_ITEMS, 1)
             ]
@@ -311,6 +314,9 @@ def _checkins(b: _BundleBuilder) -> None:
             b.observation("signs", local, category=SURVEY, when=when, components=signs, status=status,
                           code=_local_code(CS_WARNING_SIGN, "checklist", "Warning-sign checklist, past two weeks (0-3 per item)"))
 
+
+#: Each SDS item's question, as the check-in asks it (seed_data/instruments.toml).
+SDS_WORDING = {item["id"]: item["wording"] for item in instruments()["sds"]["item"]}
 
 #: HL7 v3 ObservationValue "PSEUDED": the data were pseudonymised (names and ids replaced, dates shifted).
 PSEUDONYMISED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "PSEUDED",

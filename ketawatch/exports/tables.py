@@ -240,6 +240,57 @@ def workbook_sheets(records: Records, *, tz: str, reviews: pd.DataFrame, levels:
     }
 
 
+#: What the workbook's derived and bookkeeping columns hold; recorded columns are described by their validation rule.
+_COLUMN_WORDS = {
+    "dose_mg_per_kg": "Dose per kg of body weight (mg/kg); blank for fixed-dose routes (intranasal esketamine)",
+    "days_since_previous": "Days since the patient's previous session (clinic dates)",
+    "sds_total": "Severity of Dependence Scale total (0-15; the sum of items 1 to 5)",
+    "age_band": "Age band on the day of export (in place of the year of birth)",
+    "effect": "Side effect",
+    "severity": "Severity of the side effect: mild, moderate or severe",
+    "reviewed_at": "When the alert was reviewed (clinic time)",
+    "reviewed_by": "Who reviewed it",
+    "reasons": "Reasons (rule ids on the review sheet; observations in words on the levels sheet)",
+    "action": "What was done",
+    "note": "The reviewer's note",
+    "as_of": "The date the level is computed for, from the records dated on or before it",
+    "level": "Dependence-risk level: green (no concern), amber (emerging signals), red (review now)",
+    "since": "The date the patient has been at this level since",
+    "reason_ids": "Rule ids of the reasons (see the README's rule table)",
+    "date": "Date of a record on which the level changed",
+    "record": "Kind of record: session or check-in",
+    "record_at": "Date and time of that record (clinic time)",
+    "change": "amended (values corrected) or voided (withdrawn; left out of every other sheet)",
+    "changed_at": "When it was changed (the latest change)",
+    "changed_by": "Who changed it",
+    "reason": "Why it was changed",
+}
+
+
+def _rule_words(column: str) -> str | None:
+    from store.validation import CHECKIN_RULES, PATIENT_RULES, SESSION_RULES
+
+    rule = next((r[column] for r in (PATIENT_RULES, SESSION_RULES, CHECKIN_RULES) if column in r), None)
+    if rule is None:
+        return None
+    rng = f" ({rule.low:g}-{rule.high:g})" if rule.kind == "int" and rule.low is not None and rule.high is not None else ""
+    return rule.label + rng + (f", {rule.unit}" if rule.unit else "")
+
+
+def about_sheet(sheets: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The workbook's first sheet: the statement that levels do not diagnose, then every column in words with its unit."""
+    from ketawatch.exports.pdf_layout import DISCLAIMER
+
+    rows = [{"sheet": "", "column": "", "meaning": DISCLAIMER},
+            {"sheet": "", "column": "", "meaning": "Times are clinic-local. Column names are the import format's, so "
+                                                   "the sheets can be analysed or re-imported as they are."}]
+    for name, frame in sheets.items():
+        for column in frame.columns:
+            words = _COLUMN_WORDS.get(column) or _rule_words(column) or ""
+            rows.append({"sheet": name, "column": column, "meaning": words})
+    return pd.DataFrame(rows, columns=["sheet", "column", "meaning"])
+
+
 def corrections_sheet(corrections: pd.DataFrame | None, tz: str) -> pd.DataFrame:
     """Amended and voided records as a sheet: clinic-local times, the latest change of each with who and why."""
     columns = ["patient_id", "record", "record_at", "change", "changed_at", "changed_by", "reason"]
@@ -252,19 +303,20 @@ def corrections_sheet(corrections: pd.DataFrame | None, tz: str) -> pd.DataFrame
 
 
 def workbook_bytes(sheets: dict[str, pd.DataFrame], made_at: datetime | None = None) -> bytes:
-    """The sheets as an .xlsx workbook (openpyxl), every text cell neutralised, header row frozen.
+    """The sheets as an .xlsx workbook (openpyxl) after an `about` sheet, every text cell neutralised, header row frozen.
 
     Every time inside the file (created and modified properties, the dates of the zip entries an
     .xlsx is made of) is `made_at`, or 1980-01-01 when None; openpyxl would write the real time."""
     buffer = io.BytesIO()
     with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        for name, frame in sheets.items():
+        for name, frame in {"about": about_sheet(sheets), **sheets}.items():
             frame = _with_real_dates(frame)
             _safe_text(frame).to_excel(writer, sheet_name=name[:31], index=False)
             sheet = writer.sheets[name[:31]]
             sheet.freeze_panes = "A2"
             for j, column in enumerate(frame.columns, start=1):
-                sheet.column_dimensions[get_column_letter(j)].width = max(10, min(60, len(str(column)) + 4))
+                wide = 110 if name == "about" and column == "meaning" else 60
+                sheet.column_dimensions[get_column_letter(j)].width = max(10, min(wide, len(str(column)) + 4))
                 shown = _number_format(frame[column])
                 # only the columns that need a format are walked: a caseload-wide workbook has millions of cells
                 for (cell,) in sheet.iter_rows(min_row=2, min_col=j, max_col=j) if shown else ():
