@@ -107,6 +107,13 @@ def _caseload_now(db_url: str, data_version: tuple[int, ...], as_of: date) -> "C
         return live.refresh(as_of)
 
 
+@st.cache_data(show_spinner=False, ttl=60, max_entries=4)
+def _staff_names(db_url: str) -> dict[str, str]:
+    from ketawatch.accounts import list_users
+
+    return {u.username: u.display_name for u in list_users(_engine_for(db_url))}
+
+
 @st.cache_data(show_spinner=False, max_entries=4)
 def _reviews(db_url: str, data_version: tuple[int, ...]) -> pd.DataFrame:
     return queries.alert_reviews_frame(_engine_for(db_url))
@@ -182,6 +189,11 @@ def assessment() -> pd.DataFrame:
 def caseload() -> pd.DataFrame:
     """The caseload table of ketawatch.caseload (recomputed for changed patients after a write)."""
     return _caseload_now(url(), version(), today()).table.copy()
+
+
+def staff_names() -> dict[str, str]:
+    """Username -> full name of every account; read again each minute, since an account change is not a clinical write."""
+    return _staff_names(url())
 
 
 def reviews() -> pd.DataFrame:

@@ -214,6 +214,17 @@ def rule_number(rule, key: str, errors: dict[str, list[str]], *, label: str | No
     return value
 
 
+def staff_column(usernames: pd.Series, names: dict[str, str]) -> pd.Series:
+    """Usernames as colleagues know them: 'Ann Lee (ann.lee)'; names of no account ('cli:root', 'demo-setup') as they are."""
+    def shown(username):
+        if not isinstance(username, str):
+            return ""
+        name = names.get(username)
+        return f"{name} ({username})" if name and name != username else username
+
+    return usernames.map(shown)
+
+
 def patient_label(patients: pd.DataFrame):
     """A function that shows a patient id as 'ID · name (status)' in pickers (plain text, never markdown)."""
     names = dict(zip(patients["patient_id"], patients["display_name"]))

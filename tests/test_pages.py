@@ -561,6 +561,7 @@ def test_acknowledge_an_alert_records_the_review_and_closes_it(demo_url, monkeyp
     assert not any(b.key == _button_key for b in at.button), "the reviewed alert leaves the list"
     recent = at.dataframe[-1].value  # the Recent reviews table, newest first
     assert (recent["Patient"].iloc[0], recent["Note"].iloc[0]) == (pid, "Talked through the requests")
+    assert recent["By"].iloc[0] == "Demo Clinician (demo-clinician)"  # as colleagues know them, not a username only
     assert list(recent.columns)[-1] == "Reasons reviewed", "the long list of rule ids goes last, after the action and note"
 
 

@@ -105,7 +105,7 @@ else:
     ui.show_table(pd.DataFrame({
         "Reviewed": ui.local_column(pd.to_datetime(reviews["reviewed_at"], utc=True)),
         "Patient": reviews["patient_id"],
-        "By": reviews["reviewed_by"],
+        "By": ui.staff_column(reviews["reviewed_by"], data.staff_names()),
         "Level": reviews["level"].map(ui.level_text),
         "Action": reviews["action"].map(ui.words),
         "Note": reviews["note"],

@@ -198,7 +198,7 @@ else:
     actions = {a: ui.words(a) for a in REVIEW_ACTIONS}
     ui.show_table(pd.DataFrame({
         "Reviewed": ui.local_column(pd.to_datetime(mine["reviewed_at"], utc=True)),
-        "By": mine["reviewed_by"],
+        "By": ui.staff_column(mine["reviewed_by"], data.staff_names()),
         "Level": mine["level"].map(ui.level_text),
         "Action": mine["action"].map(actions),
         "Note": mine["note"],
