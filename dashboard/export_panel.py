@@ -94,7 +94,7 @@ def patient_exports(engine: Engine, user, patient_id: str) -> None:
 
 
 def caseload_exports(engine: Engine, user) -> None:
-    """The caseload page's export panel: every active amber and red patient as PDF or CSV."""
+    """The caseload page's export panel: amber and red patients under care (and recent PHQ-9 question 9) as PDF or CSV."""
     slot = "export-caseload"
     with st.expander("Export for the team meeting", icon=":material/ios_share:"):
         fmt = st.selectbox("Format", list(CASELOAD_CHOICES), format_func=CASELOAD_CHOICES.get, key=f"{slot}-format")
@@ -108,4 +108,6 @@ def caseload_exports(engine: Engine, user) -> None:
                                     deidentify=deidentify, as_of=as_of),
             "Assessing the caseload and building the file…",
         )
-        st.caption("Lists every active amber and red patient with level, since when, reasons and the last review. Audited.")
+        st.caption("Lists every amber and red patient under care (active or paused), and anyone who answered PHQ-9 "
+                   "question 9 above 'not at all' in the last 14 days, with level, since when, reasons and the last "
+                   "review. Audited.")

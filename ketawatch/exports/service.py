@@ -162,7 +162,7 @@ def export_caseload(
     now: datetime | None = None,
     pseudonymiser: Pseudonymiser | None = None,
 ) -> ExportResult:
-    """Every active amber and red patient for a team meeting, as pdf or csv."""
+    """Amber and red patients under care, and any with a recent PHQ-9 question 9 answer, for a team meeting (pdf or csv)."""
     _check_format(fmt, CASELOAD_FORMATS)
     check_export_allowed(role, deidentify=deidentify)
     now = now or datetime.now(timezone.utc)
