@@ -127,7 +127,7 @@ def register(app: typer.Typer) -> None:
         actor: Optional[str] = typer.Option(None, "--as", help="KetaWatch username the export is made for (its role applies; audited)."),
         db: Optional[str] = DbOption,
     ) -> None:
-        """Every active amber and red patient with level, since when, reasons and last review, for a team meeting."""
+        """Amber and red patients under care (and any recent PHQ-9 question 9 answer), with level, reasons and last review."""
         from ketawatch.cli import open_db
         from ketawatch.exports import CASELOAD_FORMATS, export_caseload
 
