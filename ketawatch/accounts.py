@@ -336,8 +336,13 @@ def change_own_password(engine: Engine, username: str, current: str, new: str, *
         user = db.get(User, name)
         if user is None or user.disabled:
             raise AccountRefused("This account is no longer active; nothing changed")
+        if user.locked_until is not None and now < user.locked_until:  # no guessing past the lock from an open screen
+            raise AccountRefused(_locked_message(user.locked_until, now) + " Nothing changed.")
         if not verify_password(user.password_hash, current or ""):
-            user.failed_attempts = (user.failed_attempts or 0) + 1
+            # Counted as a failed sign-in is: a lock that has run out starts the count again.
+            expired = user.locked_until is not None
+            user.failed_attempts = 1 if expired else (user.failed_attempts or 0) + 1
+            user.locked_until = None
             if user.failed_attempts >= get_settings().lockout_attempts:
                 user.locked_until = now + timedelta(minutes=get_settings().lockout_minutes)
             db.add(user)
@@ -350,6 +355,7 @@ def change_own_password(engine: Engine, username: str, current: str, new: str, *
             check_password(new, known_words=(user.username, user.display_name))
             user.password_hash = hash_password(new)
             user.failed_attempts = 0
+            user.locked_until = None
             db.add(user)
             record_event(db, actor=name, action="password_change", entity=_ENTITY, entity_key=name, at=now)
     if wrong is not None:

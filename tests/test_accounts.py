@@ -173,6 +173,18 @@ def test_a_wrong_current_password_changes_nothing_and_counts_toward_the_lockout(
     assert account.locked_until is not None  # the third wrong try locks the account, as a third wrong sign-in would
     assert "locked" in refusal(engine, "cleo", PASSWORD)
     assert len(audit_lines(engine, "password_change_refused")) == 3 and audit_lines(engine, "password_change") == []
+    # While locked, the page takes no more guesses, not even the right one, and the lock does not move.
+    for guess in ("another-guess", PASSWORD):
+        with pytest.raises(AccountRefused, match="locked"):
+            accounts.change_own_password(engine, "cleo", guess, "plum-anchor-violet-9", now=NOW + timedelta(minutes=1))
+    assert accounts.get_user(engine, "cleo").locked_until == account.locked_until
+    # After the lock has run out one wrong try counts as the first again, and the right password clears everything.
+    later = account.locked_until + timedelta(seconds=1)
+    with pytest.raises(AccountRefused, match="not right"):
+        accounts.change_own_password(engine, "cleo", "a-guess", "plum-anchor-violet-9", now=later)
+    assert (accounts.get_user(engine, "cleo").failed_attempts, accounts.get_user(engine, "cleo").locked_until) == (1, None)
+    accounts.change_own_password(engine, "cleo", PASSWORD, "plum-anchor-violet-9", now=later)
+    assert accounts.authenticate(engine, "cleo", "plum-anchor-violet-9", now=later).username == "cleo"
 
 
 @pytest.mark.parametrize(("new", "message"), [

@@ -246,8 +246,26 @@ def test_many_patient_deidentified_files_list_patients_by_pseudonym_not_in_clini
     for name in ("sessions.csv", "checkins.csv"):
         owners = pd.read_csv(_io.BytesIO(files[name]), dtype=str)["patient_id"].tolist()
         assert owners == sorted(owners), name
+    # Reviews made one after another at a meeting, in clinic order: the sheet must not keep that order either.
+    from store.records import add_alert_review
+
+    for hour, pid in enumerate(sorted(pd.read_csv(io_files(export_records(sqlite_engine, "csv", actor=CLINICIAN,
+                                                                          role="clinician", now=NOW))["patients.csv"],
+                                                  dtype=str)["patient_id"])[:6]):
+        add_alert_review(sqlite_engine, patient_id=pid, level="amber", reasons=["craving_rising"],
+                         action="discussed_with_patient", note="", actor=CLINICIAN, now=NOW - timedelta(hours=10 - hour))
+    book = export_records(sqlite_engine, "xlsx", actor=REVIEWER, role="reviewer", deidentify=True, now=NOW)
+    reviews = pd.read_excel(_io.BytesIO(next(iter(book.files.values()))), sheet_name="alert_reviews", dtype=str)
+    assert len(reviews) == 6 and reviews["patient_id"].tolist() == sorted(reviews["patient_id"])
     caseload = export_caseload(sqlite_engine, "csv", actor=REVIEWER, role="reviewer", deidentify=True, now=NOW)
     rows = pd.read_csv(_io.BytesIO(next(iter(caseload.files.values()))), dtype=str)
     assert len(rows) >= 2
     rank = rows["level"].str.lower().map({"red": 0, "amber": 1})
     assert list(zip(rank, rows["patient_id"])) == sorted(zip(rank, rows["patient_id"]))
+
+
+def io_files(result) -> dict[str, "_io.BytesIO"]:
+    """An export's files by bare name, each as a readable buffer."""
+    import io as _io
+
+    return {name.rsplit("/", 1)[-1]: _io.BytesIO(data) for name, data in result.files.items()}

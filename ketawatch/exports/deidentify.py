@@ -204,4 +204,5 @@ def deidentify_reviews(reviews: pd.DataFrame, pseudonymiser: Pseudonymiser, *, t
     out["reviewed_by"] = pseudonymiser.staff_of(out["reviewed_by"])
     out["note"] = pd.Series(pd.NA, index=out.index, dtype="string")
     out["patient_id"] = pseudonymiser.patients_of(out["patient_id"])
-    return out
+    # By pseudonym, as the records: the real order of reviews across patients would link rows to clinic ids.
+    return _in_order(out, ["patient_id", "reviewed_at"])
