@@ -162,3 +162,44 @@ def test_amended_and_voided_records_are_said_in_every_export_never_passed_off_as
     deidentified = " ".join(pdf_text(export_patient(sample, SECRET_PID, "pdf", actor=CLINICIAN, role="reviewer",
                                                     deidentify=True, now=NOW).download()[1]).split())
     assert "voided" in deidentified and "wrong patient" not in deidentified and CLINICIAN not in deidentified
+
+
+def test_a_record_whose_time_is_amended_keeps_its_fhir_ids(sample):
+    """Ids came from the record's time: a corrected time sent the session again under new ids, and the receiving
+    system kept the first copy as a second administration."""
+    from store import records as R
+    from store.queries import sessions_frame
+    from store.validation import Validator
+
+    def ids(data) -> set[str]:
+        return {e["resource"]["id"] for e in data["entry"]}
+
+    before = _bundle(sample)
+    session = sessions_frame(sample, [SECRET_PID]).iloc[1]
+    moved = (pd.Timestamp(session["session_at"]) - pd.Timedelta(minutes=30)).isoformat()
+    R.amend_session(sample, int(session["id"]), {"session_at": moved}, actor=CLINICIAN, reason="clock was wrong",
+                    expected_version=1, validator=Validator(now=NOW))
+    after = _bundle(sample)
+    assert ids(after) - {after["id"]} == ids(before) - {before["id"]}
+    given = {e["resource"]["id"]: e["resource"] for e in after["entry"]
+             if e["resource"]["resourceType"] == "MedicationAdministration"}
+    assert any(g["effectivePeriod"]["start"] == pd.Timestamp(moved).strftime("%Y-%m-%dT%H:%M:%SZ")
+               for g in given.values() if "effectivePeriod" in g)
+    # De-identified ids are other ids, keyed with the export secret: no row number can be read back from them.
+    deidentified = _bundle(sample, deidentify=True, actor=REVIEWER, role="reviewer")
+    assert not ids(deidentified) & ids(after)
+
+
+def test_a_blood_pressure_with_one_reading_says_the_other_was_not_recorded(sample):
+    from store import records as R
+    from store.queries import sessions_frame
+    from store.validation import Validator
+
+    session = sessions_frame(sample, [SECRET_PID]).iloc[0]
+    R.amend_session(sample, int(session["id"]), {"dbp_pre": None}, actor=CLINICIAN, reason="not measured",
+                    expected_version=1, validator=Validator(now=NOW))
+    data = _bundle(sample)
+    panels = [e["resource"] for e in data["entry"] if "85354-9" in _codes(e["resource"])]
+    lone = [p for p in panels if any("dataAbsentReason" in c for c in p["component"])]
+    assert len(lone) == 1 and [c["code"]["coding"][0]["code"] for c in lone[0]["component"]] == ["8480-6", "8462-4"]
+    assert lone[0]["component"][1]["dataAbsentReason"]["coding"][0]["code"] == "unknown"

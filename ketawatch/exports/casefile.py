@@ -70,6 +70,12 @@ class PatientCase:
     corrections: pd.DataFrame | None = None
     #: The voided sessions and check-ins of the period (their last values), for exports that must retract them.
     voided: Records | None = None
+    #: (record, row id) -> a key for the record that outlives a change of its date (keyed when de-identified).
+    record_keys: dict[tuple[str, int], str] | None = None
+
+    def record_key(self, record: str, row_id: int) -> str:
+        """The record's lasting key: a FHIR resource keeps its id when the record's time is amended."""
+        return (self.record_keys or {}).get((record, int(row_id))) or f"{record}-{int(row_id)}"
 
     def amended_ids(self, record: str) -> set[int]:
         """Ids of the live sessions ('session') or check-ins ('check-in') that were amended."""
@@ -145,6 +151,9 @@ def load_patient_case(
     shown_by = author.shown(None)
     safety = safety_answers(records.checkins)  # read before de-identification drops the notes
     corrections, voided = corrections_of(engine, patient_id, records.patients)
+    row_ids = [("session", int(i)) for frame in (records.sessions, voided.sessions) for i in frame["id"]]
+    row_ids += [("check-in", int(i)) for frame in (records.checkins, voided.checkins) for i in frame["id"]]
+    record_keys = {key: f"{key[0]}-{key[1]}" for key in row_ids}
     if deidentify:
         pseudonymiser = pseudonymiser or Pseudonymiser.from_settings(engine)
         shift = timedelta(days=pseudonymiser.offset_days(patient_id))
@@ -157,6 +166,7 @@ def load_patient_case(
         safety = _deidentified_safety(safety, pseudonymiser, tz)
         corrections = _deidentified_corrections(corrections, pseudonymiser, tz)
         voided = deidentify_records(voided, pseudonymiser, on=export_day, tz=tz)
+        record_keys = {key: pseudonymiser.record(*key) for key in row_ids}
         # Shifted like every other date: a real export time beside the shifted "as of" would give the shift away;
         # by wall-clock days, as the records are, so a review made a minute before the export still comes before it.
         now = shift_instants(pd.Series([pd.Timestamp(now).tz_convert("UTC")]), pd.Series([shift.days]), tz,
@@ -193,6 +203,7 @@ def load_patient_case(
         safety=safety,
         corrections=corrections,
         voided=voided,
+        record_keys=record_keys,
     )
 
 

@@ -93,6 +93,10 @@ class Pseudonymiser:
             return None
         return STAFF_PREFIX + self._digest("staff", str(username)).hex()[:8]
 
+    def record(self, record: str, row_id: int) -> str:
+        """A stable key for one stored record that does not give away its database row number."""
+        return self._digest("record", f"{record}|{int(row_id)}").hex()[:16]
+
     # ----- vectorised helpers over frames
 
     def patients_of(self, patient_ids: pd.Series) -> pd.Series:

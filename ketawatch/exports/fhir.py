@@ -74,6 +74,8 @@ KETAMINE = {"coding": [{"system": "http://www.whocc.no/atc", "code": "N01AX03", 
 #: Blood pressure as the FHIR vital-signs profile has it: one panel, systolic and diastolic as its components.
 BP_PANEL = ("85354-9", "Blood pressure panel with all children optional")
 BP_PARTS = (("sbp", "8480-6", "Systolic blood pressure"), ("dbp", "8462-4", "Diastolic blood pressure"))
+NOT_RECORDED = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "unknown",
+                            "display": "Unknown"}]}
 #: (column, LOINC codes, display, UCUM unit) of the other vitals recorded before and after dosing.
 VITALS = (
     ("hr", (("8867-4", "Heart rate"),), "Heart rate", "/min"),
@@ -165,25 +167,21 @@ def _patient(b: _BundleBuilder) -> dict:
 
 
 def _with_voided(case: PatientCase, live: pd.DataFrame, voided: pd.DataFrame | None, at: str, record: str) -> pd.DataFrame:
-    """The period's live records and its voided ones, each with the status its resources carry and a stable local key.
+    """The period's live records and its voided ones, each with the status its resources carry and its lasting key.
 
-    A resource's id comes from the record's time, so a receiving system that loaded an earlier
-    bundle has the voided record under that id: it is sent again as 'entered-in-error'. Only when
-    a live record now stands at the same time does the live one keep the id.
+    A resource's id comes from the stored record (`PatientCase.record_key`), not its time, so an
+    amended record, even one whose time was corrected, keeps the ids a receiving system already
+    holds, and a voided record is sent again under them as 'entered-in-error'.
     """
     live = live.copy()
     live["date"] = local_day(live[at], case.tz)
     live = case.in_window(live)
     amended = case.amended_ids(record)
     live["fhir_status"] = ["amended" if i in amended else "final" for i in live["id"]]
-    live["local_key"] = pd.to_datetime(live[at], utc=True).map(lambda t: t.isoformat())
     if voided is not None and len(voided):
-        gone = voided.copy()
-        gone["fhir_status"] = "entered-in-error"
-        keys = pd.to_datetime(gone[at], utc=True).map(lambda t: t.isoformat())
-        taken = set(live["local_key"])
-        gone["local_key"] = [k if k not in taken else f"{k}|voided-{i}" for k, i in zip(keys, gone["id"])]
+        gone = voided.assign(fhir_status="entered-in-error")
         live = pd.concat([live, gone.drop(columns=[c for c in ("date",) if c in gone])], ignore_index=True)
+    live["local_key"] = [case.record_key(record, i) for i in live["id"]]
     return live.sort_values(at, kind="stable").reset_index(drop=True)
 
 
@@ -222,13 +220,16 @@ def _sessions(b: _BundleBuilder) -> None:
         # After dosing is at the session's end when its duration is known; otherwise only "after the start".
         after = _iso(end, case.tz) if end is not None else {"start": before}
         for phase, when, words in (("pre", before, "before dosing"), ("post", after, "after dosing")):
+            readings = {column: getattr(row, f"{column}_{phase}") for column, _, _ in BP_PARTS}
+            # The profile wants both components: one not recorded says so (data-absent-reason) rather than vanish.
             parts = [
                 {"code": {"coding": [{"system": LOINC, "code": code, "display": display}], "text": display},
-                 "valueQuantity": {"value": float(value), "unit": "mm[Hg]", "system": UCUM, "code": "mm[Hg]"}}
+                 **({"dataAbsentReason": NOT_RECORDED} if _missing(readings[column]) else
+                    {"valueQuantity": {"value": float(readings[column]), "unit": "mm[Hg]", "system": UCUM,
+                                       "code": "mm[Hg]"}})}
                 for column, code, display in BP_PARTS
-                if not _missing(value := getattr(row, f"{column}_{phase}"))
             ]
-            if parts:
+            if not all(_missing(v) for v in readings.values()):
                 b.observation(f"bp_{phase}", local, category=VITAL_SIGNS, when=when, part_of=session_url, status=status,
                               components=parts,
                               code={"coding": [{"system": LOINC, "code": BP_PANEL[0], "display": BP_PANEL[1]}],
