@@ -254,6 +254,8 @@ def test_what_changed_lists_only_the_fields_that_differ():
     assert describe_changes({"after": {"role": "clinician", "username": "jo", "notes": None}}) == \
         "role: clinician; username: jo"  # a new record: the values written, blanks left out
     assert describe_changes({"reason": "wrong_password"}) == "" and describe_changes(None) == ""
+    assert describe_detail({"effects": [["nausea", "mild"], ["headache", "severe"]]}) == \
+        "effects: (nausea, mild), (headache, severe)"
     assert describe_detail({"reason": "wrong_password", "failed_attempts": 3}) == \
         "failed attempts: 3; reason: wrong_password"
 

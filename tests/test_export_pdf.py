@@ -273,6 +273,12 @@ def test_the_caseload_export_lists_any_patient_with_a_recent_question_9_answer_w
     assert rows.loc[OTHER_PID, "level"] == "green"  # ... until question 9 is answered
     assert rows.loc[OTHER_PID, "phq9_question_9"] == f"2026-11-20: {safety_line(['Nearly every day'])}"
     assert rows.drop(index=OTHER_PID)["phq9_question_9"].isna().all()
+    from store.records import amend_patient
+
+    amend_patient(sample, OTHER_PID, {"status": "discharged"}, actor=CLINICIAN, reason="moved away", expected_version=1)
+    gone = export_caseload(sample, "csv", actor=CLINICIAN, role="clinician", now=NOW)
+    rows = pd.read_csv(io.BytesIO(next(iter(gone.files.values()))), dtype=str).set_index("patient_id")
+    assert OTHER_PID in rows.index  # discharged after answering it: still someone to call, as the banner says
     pdf = export_caseload(sample, "pdf", actor=CLINICIAN, role="clinician", now=NOW)
     text = " ".join(pdf_text(pdf.download()[1]).split())
     assert "PHQ-9 question 9 answered above 'not at all' in the last 14 days" in text

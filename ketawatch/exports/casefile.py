@@ -340,14 +340,15 @@ def load_caseload(
     assessment = assess(records, as_of=as_of, tz=tz)
     table = caseload_table(records, assessment, tz=tz, today=as_of, reviews=reviews)
     under_care = table["status"].isin(UNDER_CARE_STATUSES).to_numpy(dtype=bool)  # as the Alerts page and the caseload
-    discharged, table = int((~under_care).sum()), table[under_care].reset_index(drop=True)
-    counts = level_counts(table)
-    # A PHQ-9 question 9 answer of the last two weeks puts the patient on the list whatever the level, as on screen.
+    # A PHQ-9 question 9 answer of the last two weeks puts the patient on the list whatever the level or status, as
+    # the dashboard's banner does: a patient discharged just after answering it still needs someone to call.
     until = min(now, pd.Timestamp(as_of + timedelta(days=1), tz=tz).to_pydatetime())
     recent = safety_answers(records.checkins, since=until - timedelta(days=RECENT_DAYS), until=until)
-    recent = recent[recent["patient_id"].astype(str).isin(table["patient_id"].astype(str))].drop_duplicates("patient_id")
-    flagged = table[table["level"].isin(["amber", "red"]).to_numpy(dtype=bool)
-                    | table["patient_id"].astype(str).isin(recent["patient_id"].astype(str)).to_numpy(dtype=bool)]
+    recent = recent.drop_duplicates("patient_id")
+    answered = table["patient_id"].astype(str).isin(recent["patient_id"].astype(str)).to_numpy(dtype=bool)
+    discharged = int((~under_care & ~answered).sum())
+    counts = level_counts(table[under_care])
+    flagged = table[(table["level"].isin(["amber", "red"]).to_numpy(dtype=bool) & under_care) | answered]
     flagged = flagged.reset_index(drop=True)
     real_ids = flagged["patient_id"].astype(str).tolist()
     reasons_by_patient = assessment.set_index(assessment["patient_id"].astype(str))["reasons"]

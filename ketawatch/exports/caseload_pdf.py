@@ -42,7 +42,7 @@ def caseload_pdf(export: CaseloadExport, *, tz: str) -> bytes:
                         [f"{r.patient_id}: {r.safety_answer}" for r in answered])
     counts = export.counts
     pdf.paragraph(
-        f"Active patients: {counts.get('red', 0)} red, {counts.get('amber', 0)} amber, {counts.get('green', 0)} green"
+        f"Patients under care (active or paused): {counts.get('red', 0)} red, {counts.get('amber', 0)} amber, {counts.get('green', 0)} green"
         + (f" ({export.discharged} discharged not included)" if export.discharged else "")
         + f". {generated}.", size=9,
     )
