@@ -107,14 +107,24 @@ def local_day(instants: pd.Series, tz: str) -> pd.Series:
     return pd.to_datetime(instants, utc=True).dt.tz_convert(tz).dt.date
 
 
+def dated_within(frame: pd.DataFrame, column: str, start: date | None, end: date, tz: str) -> pd.DataFrame:
+    """Rows whose clinic-local date of `column` falls in [start, end] (from the first row when `start` is None)."""
+    if frame.empty:
+        return frame.reset_index(drop=True)
+    day = local_day(frame[column], tz)
+    keep = (day <= end) & ((day >= start) if start else True)
+    return frame[keep.to_numpy(dtype=bool)].reset_index(drop=True)
+
+
+def records_within(records: Records, start: date | None, end: date, tz: str) -> Records:
+    """The sessions and check-ins dated (clinic-local) in [start, end]; the patients are kept whole."""
+    return Records(records.patients, dated_within(records.sessions, "session_at", start, end, tz),
+                   dated_within(records.checkins, "reported_at", start, end, tz))
+
+
 def records_until(records: Records, end: date, tz: str) -> Records:
     """Only the records dated (clinic-local) on or before `end`, as the level as of `end` would see them."""
-    s, c = records.sessions, records.checkins
-    return Records(
-        records.patients,
-        s[(local_day(s["session_at"], tz) <= end).to_numpy(dtype=bool)].reset_index(drop=True),
-        c[(local_day(c["reported_at"], tz) <= end).to_numpy(dtype=bool)].reset_index(drop=True),
-    )
+    return records_within(records, None, end, tz)
 
 
 def today_local(tz: str) -> date:
@@ -172,10 +182,9 @@ def load_patient_case(
         now = shift_instants(pd.Series([pd.Timestamp(now).tz_convert("UTC")]), pd.Series([shift.days]), tz,
                              pd.Series([key])).iloc[0].to_pydatetime()
     records = records_until(records, end, tz)
-    safety = _dated_within(safety, "reported_at", start, end, tz)
-    corrections = _dated_within(corrections, "record_at", start, end, tz)
-    voided = Records(voided.patients, _dated_within(voided.sessions, "session_at", start, end, tz),
-                     _dated_within(voided.checkins, "reported_at", start, end, tz))
+    safety = dated_within(safety, "reported_at", start, end, tz)
+    corrections = dated_within(corrections, "record_at", start, end, tz)
+    voided = records_within(voided, start, end, tz)
     assessment = assess(records, as_of=end, tz=tz).iloc[0]
     history = level_history(records, tz=tz)
     history = history[history["patient_id"].astype(str) == key].drop(columns="patient_id")
@@ -205,15 +214,6 @@ def load_patient_case(
         voided=voided,
         record_keys=record_keys,
     )
-
-
-def _dated_within(frame: pd.DataFrame, column: str, start: date | None, end: date, tz: str) -> pd.DataFrame:
-    """Rows whose clinic-local date of `column` falls in [start, end]."""
-    if frame.empty:
-        return frame.reset_index(drop=True)
-    day = local_day(frame[column], tz)
-    keep = (day <= end) & ((day >= start) if start else True)
-    return frame[keep.to_numpy(dtype=bool)].reset_index(drop=True)
 
 
 CORRECTION_COLUMNS = ["patient_id", "record", "record_id", "record_at", "change", "changed_at", "changed_by", "reason"]

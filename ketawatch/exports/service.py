@@ -11,17 +11,15 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
-import pandas as pd
 from sqlalchemy import Engine
 
 from ketawatch.exports.access import check_export_allowed
 from ketawatch.exports.audit import record_export
-from ketawatch.exports.casefile import Author, caseload_csv_frame, load_caseload, load_patient_case, records_until
+from ketawatch.exports.casefile import Author, caseload_csv_frame, load_caseload, load_patient_case, records_within
 from ketawatch.exports.deidentify import Pseudonymiser, deidentify_records, deidentify_reviews
 from ketawatch.exports.tables import (
     caseload_csv_bytes, corrections_sheet, import_format_files, workbook_bytes, workbook_sheets, zip_files,
 )
-from store.frames import Records
 from store.queries import alert_reviews_frame, load_records, patients_frame
 from store.settings import get_settings
 
@@ -121,7 +119,7 @@ def export_patient(
 
         files = {f"{stem}.fhir.json": validated_bundle_json(case)}
     else:
-        records = _window(case.records, case.start, case.end, tz)
+        records = records_within(case.records, case.start, case.end, tz)
         if fmt == "csv":
             files = import_format_files(records, tz=tz)
         else:
@@ -136,18 +134,6 @@ def export_patient(
                   patient_ids=[patient_id], deidentified=deidentify,
                   period={"from": start.isoformat() if start else None, "to": end.isoformat() if end else None})
     return ExportResult(files, fmt, [patient_id], deidentify, stem, made_at)
-
-
-def _window(records: Records, start: date | None, end: date, tz: str) -> Records:
-    """Records dated in [start, end] (clinic-local dates); the patients are kept whole."""
-    records = records_until(records, end, tz)
-    if start is None:
-        return records
-    s, c = records.sessions, records.checkins
-    s_day = pd.to_datetime(s["session_at"], utc=True).dt.tz_convert(tz).dt.date
-    c_day = pd.to_datetime(c["reported_at"], utc=True).dt.tz_convert(tz).dt.date
-    return Records(records.patients, s[(s_day >= start).to_numpy(dtype=bool)].reset_index(drop=True),
-                   c[(c_day >= start).to_numpy(dtype=bool)].reset_index(drop=True))
 
 
 def export_caseload(
