@@ -62,6 +62,8 @@ def _value(value: object) -> str:
     """One stored value as an admin reads it: blank for nothing, lists joined, other structures compact."""
     if value is None or value == "":
         return "blank"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, list):  # a list inside a list keeps its brackets: [["nausea", "mild"]] -> (nausea, mild)
         return ", ".join(f"({_value(v)})" if isinstance(v, list) else _value(v) for v in value) or "none"
     if isinstance(value, dict):

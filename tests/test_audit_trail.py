@@ -253,6 +253,7 @@ def test_what_changed_lists_only_the_fields_that_differ():
     assert describe_detail(amended) == "reason: typed 35 for 40"
     assert describe_changes({"after": {"role": "clinician", "username": "jo", "notes": None}}) == \
         "role: clinician; username: jo"  # a new record: the values written, blanks left out
+    assert describe_changes({"before": {"disabled": False}, "after": {"disabled": True}}) == "disabled: no -> yes"
     assert describe_changes({"reason": "wrong_password"}) == "" and describe_changes(None) == ""
     assert describe_detail({"effects": [["nausea", "mild"], ["headache", "severe"]]}) == \
         "effects: (nausea, mild), (headache, severe)"
