@@ -180,7 +180,7 @@ def _with_voided(case: PatientCase, live: pd.DataFrame, voided: pd.DataFrame | N
     live["fhir_status"] = ["amended" if i in amended else "final" for i in live["id"]]
     if voided is not None and len(voided):
         gone = voided.assign(fhir_status="entered-in-error")
-        live = pd.concat([live, gone.drop(columns=[c for c in ("date",) if c in gone])], ignore_index=True)
+        live = pd.concat([live, gone], ignore_index=True)  # already windowed by the case; no "date" column
     live["local_key"] = [case.record_key(record, i) for i in live["id"]]
     return live.sort_values(at, kind="stable").reset_index(drop=True)
 
