@@ -4,7 +4,7 @@ The app calls `require_user()` before it builds any navigation, so nobody sees a
 patient) before signing in. The signed-in user lives in `st.session_state["user"]` as a dict
 {"username", "display_name", "role"} and the time of the last run in
 `st.session_state["last_activity"]` (epoch seconds); the account is re-read on every run, so a
-disabled account or a changed role applies at once.
+disabled account, a changed role or a changed password applies at once.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ _NOTICE_KEY = "auth_notice"
 _RETURN_KEY = "auth_requested_page"
 _SSO_KEY = "auth_via_sso"
 _SSO_REFUSED_KEY = "auth_sso_refused"
+_PASSWORD_KEY = "auth_password_changed_at"
 
 
 @dataclass(frozen=True)
@@ -77,12 +78,25 @@ def _engine():
     return data.engine()
 
 
-def _start_session(account: Any, *, via_sso: bool = False) -> SignedInUser:
+def _password_stamp(account: Any) -> str | None:
+    changed = getattr(account, "password_changed_at", None)
+    return changed.isoformat() if changed is not None else None
+
+
+def _start_session(account: Any, *, via_sso: bool = False, signing_in: bool = False) -> SignedInUser:
+    """Keep the account in this browser session; on signing in, also note which password it signed in under."""
     user = SignedInUser(account.username, account.display_name, account.role)
     st.session_state[USER_KEY] = asdict(user)
     st.session_state[ACTIVITY_KEY] = time.time()
     st.session_state[_SSO_KEY] = via_sso
+    if signing_in:
+        st.session_state[_PASSWORD_KEY] = _password_stamp(account)
     return user
+
+
+def password_changed_here(account: Any) -> None:
+    """Keep this session signed in after its own user set a new password; their other sessions still end."""
+    st.session_state[_PASSWORD_KEY] = _password_stamp(account)
 
 
 def _end_session(reason: str, notice: str | None = None) -> None:
@@ -91,7 +105,7 @@ def _end_session(reason: str, notice: str | None = None) -> None:
     via_sso = bool(st.session_state.get(_SSO_KEY))
     if data:
         accounts.record_sign_out(_engine(), data["username"], reason=reason)
-    for key in (USER_KEY, ACTIVITY_KEY, _SSO_KEY):
+    for key in (USER_KEY, ACTIVITY_KEY, _SSO_KEY, _PASSWORD_KEY):
         st.session_state.pop(key, None)
     if notice:
         st.session_state[_NOTICE_KEY] = notice
@@ -130,7 +144,7 @@ def _sso_user(engine) -> SignedInUser | None:
     identities = [st.user.get("email"), st.user.get("preferred_username")]
     if st.session_state.get(_SSO_REFUSED_KEY) != identities:
         try:
-            return _start_session(accounts.sign_in_sso(engine, identities), via_sso=True)
+            return _start_session(accounts.sign_in_sso(engine, identities), via_sso=True, signing_in=True)
         except accounts.SignInRefused as exc:
             st.session_state[_SSO_REFUSED_KEY] = identities  # audit the refusal once, not on every rerun
             st.session_state[_NOTICE_KEY] = exc.message
@@ -167,6 +181,10 @@ def require_user() -> SignedInUser:
             account = accounts.get_user(engine, data["username"])
             if account is None or account.disabled:
                 _end_session("account_disabled", "Your account is no longer active. Ask an admin if you need access.")
+            elif _password_stamp(account) != st.session_state.get(_PASSWORD_KEY):
+                # Changed in another window or reset by an admin: whoever signed in here with the old password is out.
+                _end_session("password_changed", "Your password was changed after you signed in here. "
+                                                 "Sign in again with the new password.")
             else:
                 user = _start_session(account, via_sso=bool(st.session_state.get(_SSO_KEY)))
                 _idle_watch(settings.idle_timeout_minutes)
@@ -216,7 +234,7 @@ def _sign_in_page(engine) -> None:
             st.error(exc.message)
         else:
             _remember_requested_page()
-            _start_session(account)
+            _start_session(account, signing_in=True)
             st.rerun()
 
 
@@ -253,7 +271,7 @@ def _first_run_page(engine) -> None:
         except (accounts.AccountRefused, accounts.SignInRefused) as exc:
             st.error(exc.message)
         else:
-            _start_session(account)
+            _start_session(account, signing_in=True)
             st.rerun()
 
 

@@ -312,11 +312,12 @@ def set_role(engine: Engine, username: str, role: str, *, actor: str, now: datet
 
 
 def reset_password(engine: Engine, username: str, password: str, *, actor: str, now: datetime | None = None) -> User:
-    """Give an account a new password and lift any lockout."""
+    """Give an account a new password and lift any lockout; the dashboard then ends its signed-in sessions."""
 
     def apply(_db: Session, user: User) -> None:
         check_password(password, known_words=(user.username, user.display_name))
         user.password_hash = hash_password(password)
+        user.password_changed_at = _utcnow(now)
         user.failed_attempts = 0
         user.locked_until = None
 
@@ -354,6 +355,7 @@ def change_own_password(engine: Engine, username: str, current: str, new: str, *
                 raise AccountRefused("The new password is the same as the current one; nothing changed")
             check_password(new, known_words=(user.username, user.display_name))
             user.password_hash = hash_password(new)
+            user.password_changed_at = now
             user.failed_attempts = 0
             user.locked_until = None
             db.add(user)
@@ -474,7 +476,7 @@ def sign_in_sso(engine: Engine, identities: Iterable[str | None], *, now: dateti
 
 
 def record_sign_out(engine: Engine, username: str, *, reason: str, now: datetime | None = None) -> None:
-    """Audit a sign-out: chosen by the user, after the idle time, or because the account was disabled."""
+    """Audit a sign-out: chosen by the user, after the idle time, or because the account was disabled or its password changed."""
     now = _utcnow(now)
     with Session(for_writing(engine)) as db, db.begin():
         record_event(db, actor=normalise_username(username)[:64], action="sign_out", entity=_ENTITY,

@@ -237,6 +237,8 @@ class User(SQLModel, table=True):
     locked_until: Optional[datetime] = _utc()
     created_at: datetime = _utc(nullable=False)
     last_sign_in_at: Optional[datetime] = _utc()
+    #: Set by a password change or reset; a browser session signed in under an earlier value ends.
+    password_changed_at: Optional[datetime] = _utc()
 
     __table_args__ = (CheckConstraint(_in("role", ROLES), name="ck_user_role"),)
 

@@ -346,6 +346,8 @@ def test_every_role_changes_their_own_password_on_my_account(clinic, role):
         at.button(key="FormSubmitter:account_password-Change my password").click().run()
 
     username = users[role].username
+    elsewhere = sign_in(app_at("caseload.py"), users[role]).run()  # the same person signed in on another computer
+    assert "KetaWatch" not in [t.value for t in elsewhere.title]
     send("not-my-password", "plum-anchor-violet-9")
     assert "current password is not right" in at.error[0].value
     send(PASSWORD, "password1234")
@@ -356,6 +358,32 @@ def test_every_role_changes_their_own_password_on_my_account(clinic, role):
     send(PASSWORD, "plum-anchor-violet-9")
     assert "Your password was changed" in at.success[0].value
     assert accounts.authenticate(engine, username, "plum-anchor-violet-9").username == username
+    at.run()
+    assert [t.value for t in at.title] == ["My account"], "the window that changed it stays signed in"
+    elsewhere.run()
+    assert [t.value for t in elsewhere.title] == ["KetaWatch"], "the other session ends at its next click"
+    assert "password was changed after you signed in here" in elsewhere.info[0].value
+
+
+def test_an_admin_reset_signs_the_account_out_everywhere_but_not_the_admin(clinic):
+    engine, users = clinic
+    cleo = sign_in(app_at("caseload.py"), users["clinician"]).run()
+    admin = sign_in(app_at("users.py"), users["admin"]).run()
+    for who, password in (("cleo", "a-new-password-for-cleo"), ("ada", "a-new-password-for-ada")):
+        admin.selectbox(key="users_password_who").set_value(who)
+        admin.text_input(key="users_password_new").input(password)
+        admin.text_input(key="users_password_repeat").input(password)
+        admin.button(key="FormSubmitter:users_password-Reset password").click().run()
+        assert not admin.error, [e.value for e in admin.error]
+        assert "signed out at their next click" in admin.success[0].value
+    admin.run()
+    assert [t.value for t in admin.title] == ["Users"], "an admin who reset their own password stays signed in here"
+    cleo.run()
+    assert [t.value for t in cleo.title] == ["KetaWatch"]
+    from ketawatch.audit_trail import audit_lines
+
+    outs = audit_lines(engine, actor="cleo")
+    assert list(outs.loc[outs["action"] == "sign_out", "detail"].map(lambda d: d.get("reason"))) == ["password_changed"]
 
 
 @pytest.mark.browser

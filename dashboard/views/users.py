@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, ui
-from dashboard.auth import is_admin, require_user
+from dashboard.auth import is_admin, password_changed_here, require_user
 from ketawatch import accounts
 from store.app_settings import is_demo
 from store.vocabulary import ROLES
@@ -127,8 +127,12 @@ with password_tab:
                                                   key="users_password")
         submitted = st.form_submit_button("Reset password", type="primary")
     if submitted and who and ui.passwords_match(password, repeat):
-        _attempt(lambda: accounts.reset_password(engine, who, password, actor=user.username),
-                 lambda changed: f"The password of {changed.username} was reset and any lockout lifted.")
+        def reset(changed) -> str:
+            if changed.username == user.username:
+                password_changed_here(changed)  # an admin resetting their own password stays signed in here
+            return (f"The password of {changed.username} was reset and any lockout lifted. "
+                    "Anyone signed in as them is signed out at their next click.")
+        _attempt(lambda: accounts.reset_password(engine, who, password, actor=user.username), reset)
 
 with access_tab:
     with st.form("users_access"):
