@@ -273,4 +273,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run as `python -m ketawatch.cli`, this file is __main__ and the sub-commands' modules import it again
+    # as ketawatch.cli: call that copy, so the errors they raise are the ones caught above.
+    from ketawatch.cli import main as _installed_main
+
+    _installed_main()

@@ -383,3 +383,14 @@ def test_stopping_ketawatch_serve_stops_the_server(tmp_path):
     finally:
         if server.poll() is None:
             server.kill()
+
+
+def test_run_as_a_module_it_reports_a_refusal_as_the_installed_command_does(tmp_path):
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("KETAWATCH_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "ketawatch.cli", "users", "add", "demo-clinician", "--role", "clinician",
+         "--password-stdin", "--db", f"sqlite:///{tmp_path / 'k.db'}"],
+        input="plum-anchor-violet-9\n", cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("demo-clinician is a demo account name"), result.stderr
