@@ -244,7 +244,10 @@ def _amend_form(engine: Engine, user: SignedInUser, kind: str, record_id: int, b
     if kind == "session" and set(changes) & _DOSE_AND_TIME:
         # The same second look as on Log session: an amendment to 500 mg IV is the same slip of the keyboard.
         patient = data.patients().set_index("patient_id").loc[opened["patient_id"]]
-        if not unusual_confirmed(f"{base}_", unusual_session({"patient_id": opened["patient_id"], **values}, patient)):
+        sessions = data.patient_records(opened["patient_id"]).sessions
+        others = sessions[sessions["id"] != record_id]  # not the session being amended
+        if not unusual_confirmed(f"{base}_", unusual_session({"patient_id": opened["patient_id"], **values}, patient,
+                                                             others)):
             st.rerun()  # the form again, with the values to check and the tick box above its Save button
     try:
         saved = spec["amend"](engine, record_id, changes, actor=user.username, reason=reason,

@@ -361,10 +361,13 @@ def _confirm_key(prefix: str, unusual: list[str]) -> str:
     return prefix + "confirm_" + hashlib.sha256("\n".join(unusual).encode()).hexdigest()[:16]
 
 
-def unusual_session(raw: dict, patient: pd.Series) -> list[str]:
-    """The store's double check of a session against one patient's plan (a row of `data.patients()`)."""
+def unusual_session(raw: dict, patient: pd.Series, other_sessions: pd.DataFrame) -> list[str]:
+    """The store's double check of a session against one patient's plan (a row of `data.patients()`) and other sessions."""
     from store.validation import Validator
 
     start = None if pd.isna(patient["treatment_start"]) else pd.Timestamp(patient["treatment_start"]).date()
     planned = None if pd.isna(patient["planned_dose_mg_per_kg"]) else float(patient["planned_dose_mg_per_kg"])
-    return [p.message for p in Validator().unusual_session(raw, treatment_start=start, planned_mg_per_kg=planned)]
+    others = [(t.to_pydatetime(), None if pd.isna(w) else float(w))
+              for t, w in zip(other_sessions["session_at"], other_sessions["weight_kg"])]
+    return [p.message for p in Validator().unusual_session(raw, treatment_start=start, planned_mg_per_kg=planned,
+                                                           other_sessions=others)]

@@ -188,6 +188,7 @@ class DoseChecks:
     weight_based_max_mg_without_weight: float
     above_plan_factor: float
     fixed_route_max_mg: dict[str, float]
+    weight_change_fraction: float
 
 
 @cache
@@ -199,7 +200,7 @@ def dose_checks() -> DoseChecks:
     if wrong:
         raise ValueError(f"dosing.toml: fixed_route_max_mg names {', '.join(wrong)}; only fixed-dose routes belong there")
     return DoseChecks(float(data["weight_based_max_mg_per_kg"]), float(data["weight_based_max_mg_without_weight"]),
-                      float(data["above_plan_factor"]), fixed)
+                      float(data["above_plan_factor"]), fixed, float(data["weight_change_fraction"]))
 
 
 def seeds_dir() -> Path:

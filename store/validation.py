@@ -14,7 +14,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from store.settings import get_settings
@@ -213,6 +213,29 @@ def _looks_numeric(text: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+#: Kilograms in a pound, for the hint that a weight was typed in pounds.
+KG_PER_POUND = 0.45359237
+
+
+def _weight_change(weight: float, at: datetime, other_sessions: Sequence[tuple[datetime, float | None]],
+                   fraction: float, tz) -> list[Problem]:
+    """A weight more than `fraction` away from the patient's nearest earlier recorded weight (or nearest later, when none)."""
+    weighed = [(t, w) for t, w in other_sessions if w is not None and not math.isnan(w) and w > 0]
+    if not weighed:
+        return []
+    earlier = [tw for tw in weighed if tw[0] <= at]
+    then, last = max(earlier) if earlier else min(weighed)
+    if abs(weight / last - 1) <= fraction:
+        return []
+    change = f"{abs(weight / last - 1) * 100:.0f}% {'more' if weight > last else 'less'} than"
+    message = (f"Weight: {_fmt(weight)} kg is {change} the {_fmt(last)} kg recorded on "
+               f"{then.astimezone(tz).date().isoformat()}")
+    in_kg = weight * KG_PER_POUND
+    if abs(in_kg / last - 1) <= fraction:
+        message += f"; if it was weighed in pounds, {_fmt(weight)} lb is {in_kg:.1f} kg"
+    return [Problem("weight_kg", message)]
 
 
 def _fmt(x: float) -> str:
@@ -473,11 +496,15 @@ class Validator:
         return clean, problems
 
     def unusual_session(self, raw: Mapping[str, Any], *, treatment_start: date | None,
-                        planned_mg_per_kg: float | None) -> list[Problem]:
+                        planned_mg_per_kg: float | None,
+                        other_sessions: Sequence[tuple[datetime, float | None]] = ()) -> list[Problem]:
         """What a valid session holds that is unusual enough to confirm before saving (most often a slip of the keyboard).
 
         Empty when the session is not valid (its problems come first) or nothing is unusual. The
         thresholds are the clinic's, in seed_data/dosing.toml; the importer does not ask.
+        `other_sessions` are the patient's other live sessions as (time, weight in kg or None): a
+        second session on the same day is most often the first one entered twice, and a weight far
+        from the one before is most often typed in pounds, and would make every mg/kg wrong.
         """
         from seed_data.catalogue import dose_checks
 
@@ -501,10 +528,20 @@ class Validator:
         elif route in checks.fixed_route_max_mg and dose > checks.fixed_route_max_mg[route]:
             unusual.append(Problem("dose_mg", f"Dose: {_fmt(dose)} mg by the {route} route is more than "
                                               f"{_fmt(checks.fixed_route_max_mg[route])} mg in one session"))
-        day = clean["session_at"].astimezone(self.tz).date()
+        at = clean["session_at"]
+        day = at.astimezone(self.tz).date()
         if treatment_start is not None and day < treatment_start:
             unusual.append(Problem("session_at", f"Session date and time: {day.isoformat()} is before this patient's "
                                                  f"treatment start ({treatment_start.isoformat()})"))
+        # The very same time is the store's error (a session is identified by patient and time), not a question.
+        same_day = sorted(t.astimezone(self.tz) for t, _ in other_sessions if t.astimezone(self.tz).date() == day and t != at)
+        if same_day:
+            times = " and ".join(t.strftime("%H:%M") for t in same_day)
+            unusual.append(Problem("session_at", f"Session date and time: this patient already has a session on "
+                                                 f"{day.isoformat()} at {times}; check that this is not the same "
+                                                 "session entered twice"))
+        if weight:
+            unusual += _weight_change(weight, at, other_sessions, checks.weight_change_fraction, self.tz)
         return unusual
 
     def checkin(self, raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:

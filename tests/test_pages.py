@@ -706,6 +706,34 @@ def test_a_session_dated_before_the_treatment_start_is_confirmed_first(demo_url,
     assert f"is before this patient's treatment start ({start.isoformat()})" in _warnings(at)
 
 
+def test_a_second_session_on_the_same_day_or_a_weight_in_pounds_is_confirmed_first(demo_url, monkeypatch):
+    """A session entered twice would count as a shrinking interval; a weight in pounds makes every mg/kg wrong."""
+    pid = _iv_patient(demo_url)
+    at = _session_form(demo_url, monkeypatch, patient=pid)
+    last_weight = at.number_input(key="ls_weight").value
+    at.number_input(key="ls_dose").set_value(40.0)
+    at.datetime_input(key="ls_when").set_value(dt.datetime(2026, 11, 20, 14, 0)).run()
+    before = _count(demo_url, InfusionSession)
+    _button(at, "Save session").click().run()
+    assert _count(demo_url, InfusionSession) == before + 1 and not at.warning
+    at.number_input(key="ls_dose").set_value(40.0)
+    at.datetime_input(key="ls_when").set_value(dt.datetime(2026, 11, 20, 14, 5)).run()
+    _button(at, "Save session").click().run()
+    assert _count(demo_url, InfusionSession) == before + 1
+    assert ("this patient already has a session on 2026-11-20 at 14:00; check that this is not the same session "
+            "entered twice") in _warnings(at)
+    at.datetime_input(key="ls_when").set_value(dt.datetime(2026, 11, 21, 14, 0))
+    pounds = round(last_weight / 0.45359237)
+    at.number_input(key="ls_weight").set_value(float(pounds)).run()
+    _button(at, "Save session").click().run()
+    assert _count(demo_url, InfusionSession) == before + 1
+    assert f"if it was weighed in pounds, {pounds} lb is" in _warnings(at)
+    at.number_input(key="ls_weight").set_value(last_weight).run()
+    _button(at, "Save session").click().run()
+    _no_exception(at)
+    assert _count(demo_url, InfusionSession) == before + 2 and not at.warning
+
+
 # ----- an account changed while its page is open -------------------------------------------------
 
 

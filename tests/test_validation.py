@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -187,12 +188,43 @@ def test_unusual_but_valid_sessions_are_named_for_the_form_to_confirm(changes, s
     assert [p.message for p in unusual] == expected
 
 
+def _at(day: int, hour: int = 10) -> dt.datetime:
+    return dt.datetime(2026, 10, day, hour, 0, tzinfo=ZoneInfo(TZ))
+
+
+@pytest.mark.parametrize(("changes", "others", "expected"), [
+    ({}, [(_at(1, 8), 70.0)], ["Session date and time: this patient already has a session on 2026-10-01 at 08:00; "
+                                "check that this is not the same session entered twice"]),
+    ({}, [(_at(1, 23), 70.0), (_at(1, 8), None)],
+     ["Session date and time: this patient already has a session on 2026-10-01 at 08:00 and 23:00; "
+      "check that this is not the same session entered twice"]),
+    ({}, [(_at(2, 0), 70.0), (_at(1, 0), 70.0)], [
+        "Session date and time: this patient already has a session on 2026-10-01 at 00:00; "
+        "check that this is not the same session entered twice"]),  # the day is the clinic's day, not UTC's
+    ({}, [(_at(1, 8) - dt.timedelta(days=1), 70.0)], []),  # the day before: a normal schedule
+    ({"weight_kg": 75}, [(_at(1) - dt.timedelta(days=7), 70.0)], []),  # within a fifth of the last weight
+    ({"weight_kg": 180, "dose_mg": 90}, [(_at(1) - dt.timedelta(days=7), 60.0), (_at(1) - dt.timedelta(days=14), 180.0)],
+     ["Weight: 180 kg is 200% more than the 60 kg recorded on 2026-09-24"]),  # the nearest earlier weight counts
+    ({"weight_kg": 154, "dose_mg": 35}, [(_at(1) - dt.timedelta(days=7), 70.0)],
+     ["Weight: 154 kg is 120% more than the 70 kg recorded on 2026-09-24; "
+      "if it was weighed in pounds, 154 lb is 69.9 kg"]),
+    ({"weight_kg": 50}, [(_at(1) + dt.timedelta(days=7), 70.0), (_at(1) - dt.timedelta(days=7), None)],
+     ["Weight: 50 kg is 29% less than the 70 kg recorded on 2026-10-08"]),  # only a later weight: compared with it
+    ({"weight_kg": None}, [(_at(1) - dt.timedelta(days=7), 70.0)], []),  # no weight today: nothing to compare
+])
+def test_a_second_session_that_day_or_a_far_different_weight_is_named_for_the_form_to_confirm(changes, others, expected):
+    unusual = Validator(now=NOW, tz=TZ).unusual_session(_SESSION | changes, treatment_start=None, planned_mg_per_kg=0.5,
+                                                        other_sessions=others)
+    assert [p.message for p in unusual] == expected
+
+
 def test_the_dose_double_check_names_only_fixed_dose_routes(monkeypatch):
     from seed_data import catalogue
 
     catalogue.dose_checks.cache_clear()
     monkeypatch.setattr(catalogue, "_load_toml", lambda name: {"double_check": {
-        "weight_based_max_mg_per_kg": 2, "weight_based_max_mg_without_weight": 150, "above_plan_factor": 2, "fixed_route_max_mg": {"iv": 100}}})
+        "weight_based_max_mg_per_kg": 2, "weight_based_max_mg_without_weight": 150, "above_plan_factor": 2, "fixed_route_max_mg": {"iv": 100},
+        "weight_change_fraction": 0.2}})
     with pytest.raises(ValueError, match="fixed_route_max_mg names iv; only fixed-dose routes"):
         catalogue.dose_checks()
     catalogue.dose_checks.cache_clear()

@@ -72,10 +72,10 @@ def _raw(patient_id: str | None) -> dict:
 
 
 def _unusual(pid: str | None, raw: dict) -> list[str]:
-    """What the store's double check finds unusual in a valid session (a dose far above plan, a date before treatment)."""
+    """What the store's double check finds unusual in a valid session (a dose far above plan, a second session that day...)."""
     if pid is None or pid not in plans.index:
         return []
-    return ui.unusual_session(raw, plans.loc[pid])
+    return ui.unusual_session(raw, plans.loc[pid], data.patient_records(pid).sessions)
 
 
 def _save() -> None:
