@@ -54,16 +54,19 @@ def can_write(user: SignedInUser | None) -> bool:
 
 
 def may_still_write(user: SignedInUser | None) -> bool:
-    """Whether the account, read afresh, may still write; for button callbacks, which run before the page's sign-in check.
+    """Whether this session may still write, the account read afresh; for button callbacks, which run before the page's sign-in check.
 
-    Without it, a clinician disabled or made a reviewer a moment ago still saved the form they had
-    open. When it says no, a toast says why and nothing is saved; the page run that follows signs
-    a disabled account out, or shows a demoted one the read-only view.
+    Without it, a save clicked by a clinician disabled or made a reviewer a moment ago, whose
+    password was reset, or who had been idle past the time-out (a laptop asleep, a tab in the
+    background) was written before the page run that signs them out. When it says no, a toast says
+    why and nothing is saved; the page run that follows signs the session out, or shows a demoted
+    user the read-only view.
     """
     account = accounts.get_user(_engine(), user.username) if user is not None else None
-    if account is not None and not account.disabled and accounts.can_write(account.role):
+    ended = _why_session_ends(account)
+    if ended is None and accounts.can_write(account.role):
         return True
-    why = "the account is no longer active" if account is None or account.disabled else \
+    why = ended[2] if ended is not None else \
         f"the account's role is now {account.role}, which cannot add or change records"
     st.toast(f"Nothing was saved: {why}.", icon=":material/block:")
     return False
@@ -167,28 +170,42 @@ def _idle_watch(timeout_minutes: int) -> None:
     watch()
 
 
+def _why_session_ends(account: Any) -> tuple[str, str, str] | None:
+    """Why this browser session must end now, as (audit reason, notice for the sign-in page, words for a refused save).
+
+    None while it may go on. The one rule for the page run (`require_user`) and for a save button's
+    callback (`may_still_write`): idle past the time-out; the account gone or disabled; or the
+    password changed in another window, or reset by an admin, since this session signed in.
+    """
+    minutes = get_settings().idle_timeout_minutes
+    if accounts.idle_expired(st.session_state.get(ACTIVITY_KEY), time.time(), minutes):
+        idle = f"{minutes} minute{'s' if minutes != 1 else ''} without activity"
+        return ("idle", f"You were signed out after {idle}. Sign in again to continue.",
+                f"you were signed out after {idle}")
+    if account is None or account.disabled:
+        return ("account_disabled", "Your account is no longer active. Ask an admin if you need access.",
+                "the account is no longer active")
+    if _password_stamp(account) != st.session_state.get(_PASSWORD_KEY):
+        return ("password_changed", "Your password was changed after you signed in here. "
+                                    "Sign in again with the new password.",
+                "the account's password was changed after you signed in here")
+    return None
+
+
 def require_user() -> SignedInUser:
     """The signed-in user; otherwise show the sign-in (or first-run) page and stop the run here."""
     engine = _engine()
     settings = get_settings()
     data = st.session_state.get(USER_KEY)
     if data:
-        if accounts.idle_expired(st.session_state.get(ACTIVITY_KEY), time.time(), settings.idle_timeout_minutes):
-            minutes = settings.idle_timeout_minutes
-            _end_session("idle", f"You were signed out after {minutes} minute{'s' if minutes != 1 else ''} without "
-                                 "activity. Sign in again to continue.")
+        account = accounts.get_user(engine, data["username"])
+        ended = _why_session_ends(account)
+        if ended is not None:
+            _end_session(ended[0], ended[1])
         else:
-            account = accounts.get_user(engine, data["username"])
-            if account is None or account.disabled:
-                _end_session("account_disabled", "Your account is no longer active. Ask an admin if you need access.")
-            elif _password_stamp(account) != st.session_state.get(_PASSWORD_KEY):
-                # Changed in another window or reset by an admin: whoever signed in here with the old password is out.
-                _end_session("password_changed", "Your password was changed after you signed in here. "
-                                                 "Sign in again with the new password.")
-            else:
-                user = _start_session(account, via_sso=bool(st.session_state.get(_SSO_KEY)))
-                _idle_watch(settings.idle_timeout_minutes)
-                return user
+            user = _start_session(account, via_sso=bool(st.session_state.get(_SSO_KEY)))
+            _idle_watch(settings.idle_timeout_minutes)
+            return user
     if not accounts.has_accounts(engine):
         _first_run_page(engine)
         st.stop()

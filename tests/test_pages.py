@@ -737,9 +737,12 @@ def test_a_second_session_on_the_same_day_or_a_weight_in_pounds_is_confirmed_fir
 # ----- an account changed while its page is open -------------------------------------------------
 
 
-@pytest.mark.parametrize("change", ["demoted", "disabled"])
-def test_a_save_clicked_after_the_account_was_demoted_or_disabled_saves_nothing(demo_url, monkeypatch, change):
-    """Button callbacks run before the page's sign-in check, so each write re-reads the account first."""
+@pytest.mark.parametrize(("change", "why"), [
+    ("demoted", "now reviewer"), ("disabled", "no longer active"),
+    ("password reset", "password was changed after you signed in here"), ("idle", "minutes without activity"),
+])
+def test_a_save_clicked_after_the_session_should_have_ended_saves_nothing(demo_url, monkeypatch, change, why):
+    """Button callbacks run before the page's sign-in check, so each write asks the same questions first."""
     from ketawatch import accounts
 
     at = _session_form(demo_url, monkeypatch)
@@ -747,11 +750,15 @@ def test_a_save_clicked_after_the_account_was_demoted_or_disabled_saves_nothing(
     engine = open_database(demo_url)
     if change == "demoted":
         accounts.set_role(engine, "demo-clinician", "reviewer", actor="demo-admin")
-    else:
+    elif change == "disabled":
         accounts.set_disabled(engine, "demo-clinician", True, actor="demo-admin")
+    elif change == "password reset":
+        accounts.reset_password(engine, "demo-clinician", "plum-anchor-violet-9", actor="demo-admin")
+    else:  # a laptop that slept past the idle time-out, its form still open
+        at.session_state["last_activity"] = time.time() - (get_settings().idle_timeout_minutes + 1) * 60
     before = _count(demo_url, InfusionSession)
     _button(at, "Save session").click().run()
     _no_exception(at)
     assert _count(demo_url, InfusionSession) == before
     said = " ".join(t.value for t in at.toast)
-    assert "Nothing was saved" in said and ("now reviewer" in said if change == "demoted" else "no longer active" in said)
+    assert "Nothing was saved" in said and why in said, said
