@@ -631,6 +631,58 @@ def test_a_positive_phq9_question_9_is_kept_with_the_check_in(demo_url, monkeypa
     assert not shown(_app(demo_url, monkeypatch, "caseload"))
 
 
+def _latest_checkin(demo_url) -> CheckIn:
+    with Session(open_database(demo_url)) as db:
+        return db.execute(select(CheckIn).order_by(CheckIn.id.desc())).scalars().first()
+
+
+SAFETY_NOTE = ("[Safety] PHQ-9 question 9 (better off dead or self-harm) answered 'More than half the days': "
+               "a clinician to speak with the patient today.")
+
+
+def test_question_9_warns_before_saving_and_is_kept_alone_or_from_a_paper_form(demo_url, monkeypatch):
+    """A patient who answers question 9 and declines the rest, or a paper PHQ-9, must not lose that answer."""
+    at = _checkin_form(demo_url, monkeypatch)
+    at.pills(key="lc_craving").set_value(2)
+    at.radio(key="lc_phq9_9").set_value(2).run()
+    before = _count(demo_url, CheckIn)
+    assert any("answered 'More than half the days'" in w.value for w in at.warning), "said before Save is clicked"
+    at.radio(key="lc_phq9_1").set_value(1).run()
+    _button(at, "Save check-in").click().run()
+    assert _count(demo_url, CheckIn) == before
+    assert "To keep question 9's answer without a total, leave questions 1 to 8 empty" in _texts(at)
+    at.radio(key="lc_phq9_1").set_value(None).run()
+    _button(at, "Save check-in").click().run()
+    _no_exception(at)
+    assert _count(demo_url, CheckIn) == before + 1
+    saved = _latest_checkin(demo_url)
+    assert (saved.phq9, saved.notes) == (None, SAFETY_NOTE)
+
+    at.toggle(key="lc_paper").set_value(True).run()
+    at.datetime_input(key="lc_when").set_value(dt.datetime.now().replace(second=0, microsecond=0) - dt.timedelta(days=1))
+    at.pills(key="lc_craving").set_value(3)
+    at.number_input(key="lc_phq9_total").set_value(14)
+    at.radio(key="lc_phq9_9").set_value(2).run()
+    assert any("answered 'More than half the days'" in w.value for w in at.warning)
+    _button(at, "Save check-in").click().run()
+    _no_exception(at)
+    assert _count(demo_url, CheckIn) == before + 2
+    saved = _latest_checkin(demo_url)
+    assert (saved.phq9, saved.craving, saved.notes) == (14, 3, SAFETY_NOTE)
+
+
+def test_after_a_save_the_check_in_time_is_now_again(demo_url, monkeypatch):
+    """The next check-in is most often another patient's, taken now, not at the time of the one just saved."""
+    at = _checkin_form(demo_url, monkeypatch)
+    earlier = dt.datetime.now().replace(second=0, microsecond=0) - dt.timedelta(days=2)
+    at.datetime_input(key="lc_when").set_value(earlier)
+    at.pills(key="lc_craving").set_value(2).run()
+    _button(at, "Save check-in").click().run()
+    _no_exception(at)
+    assert _latest_checkin(demo_url).craving == 2
+    assert abs(at.datetime_input(key="lc_when").value - dt.datetime.now()) < dt.timedelta(minutes=5)
+
+
 def test_amending_a_session_time_on_the_patient_page_keeps_the_record_chosen_and_says_it_saved(demo_url, monkeypatch):
     at = _app(demo_url, monkeypatch, "patient", patient="KW-0002")
     _no_exception(at)

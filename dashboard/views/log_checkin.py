@@ -15,7 +15,7 @@ from dashboard import data, ui
 from dashboard.auth import can_write, may_still_write
 from ketawatch import accounts
 from ketawatch.risk.scoring import phq9_band
-from ketawatch.safety_answers import safety_line
+from ketawatch.safety_answers import SAFETY_MARK, safety_line
 from seed_data.catalogue import instruments, warning_sign_answers, warning_signs
 from store import records as store_records
 from store.validation import CHECKIN_RULES, Problem, Validator
@@ -60,6 +60,26 @@ def _safety_note() -> str | None:
     return safety_line([answers[v] for v in positive.values()])
 
 
+def _partial_phq9() -> list[Problem]:
+    """A PHQ-9 answered in part has no total: all nine, none, or question 9 alone (its answer is kept on its own)."""
+    _, answered = _phq9_total()
+    safety_only = all(st.session_state.get(P + i) is None for i in PHQ9_ITEMS if i not in SAFETY_ITEMS)
+    if answered in (0, len(PHQ9_ITEMS)) or safety_only:
+        return []
+    message = f"PHQ-9: answer all nine questions or none ({answered} of 9 answered)"
+    if any(st.session_state.get(P + i) is not None for i in SAFETY_ITEMS):
+        message += ". To keep question 9's answer without a total, leave questions 1 to 8 empty"
+    return [Problem("phq9", message)]
+
+
+def _safety_warning() -> None:
+    """Shown as soon as question 9 is answered above 'not at all', before the form is saved."""
+    note = _safety_note()
+    if note:
+        st.warning(f"{note.removeprefix(SAFETY_MARK).strip()} Saving keeps this answer with the check-in, and it is shown "
+                   "on the caseload, the alerts and the patient's page.", icon=":material/emergency:")
+
+
 def _raw(patient_id: str | None, reported_at) -> dict:
     """The answers in the store's column names (None = not answered)."""
     s = st.session_state
@@ -84,10 +104,9 @@ def _save(patient_id: str | None) -> None:
         when = s.get(P + "when")
         reported_at = when.replace(tzinfo=ui.clinic_tz()) if when is not None else None
     raw = _raw(patient_id, reported_at)
-    _, answered = _phq9_total()
     problems: list[Problem] = []
-    if not (s.get(P + "paper") and not patient_mode) and 0 < answered < len(PHQ9_ITEMS):
-        problems.append(Problem("phq9", f"PHQ-9: answer all nine questions or none ({answered} of 9 answered)"))
+    if not (s.get(P + "paper") and not patient_mode):
+        problems += _partial_phq9()
     if problems:  # report the store's own problems in the same pass; it stays the one rule set
         problems += Validator().checkin(raw)[1]
     else:
@@ -111,6 +130,8 @@ def _save(patient_id: str | None) -> None:
         st.toast(f"Check-in saved for {ui.md_escape(patient_id)} at {s[P + 'saved']['at']}.", icon=":material/check_circle:")
     for key in ("craving", "notes", "phq9_total", *ANSWER_KEYS):
         s[P + key] = None
+    if not patient_mode:  # the next check-in is most often another patient's, now: not this one's time again
+        s[P + "when"] = ui.now_local().replace(tzinfo=None, second=0, microsecond=0)
 
 
 def _leave_patient_mode() -> None:
@@ -168,8 +189,12 @@ def checkin_form(patient_id: str, *, patient_facing: bool) -> None:
         paper = False
         if not patient_facing:
             paper = st.toggle("Paper form: enter the PHQ-9 total only", key=P + "paper")
+        safety = next(item for item in phq["item"] if item.get("safety_item"))
         if paper:
             ui.rule_number(CHECKIN_RULES["phq9"], P + "phq9_total", errors, label="PHQ-9 total")
+            st.radio(f"Question 9 on the paper form: {safety['wording']}", range(4), key=P + safety["id"], index=None,
+                     horizontal=True, format_func=lambda i: phq["answers"][i],
+                     help="Kept with the check-in, so that an answer above 'Not at all' reaches the whole team.")
         else:
             st.caption(phq["stem"])
             for number, item in enumerate(phq["item"], 1):
@@ -180,8 +205,11 @@ def checkin_form(patient_id: str, *, patient_facing: bool) -> None:
                 band = "" if patient_facing else f" ({phq9_band(total)})"
                 st.markdown(f"**PHQ-9 total: {total} of 27{band}**")
             else:
-                st.caption(f"{answered} of 9 answered; the total appears when all nine are answered.")
+                st.caption(f"{answered} of 9 answered; the total appears when all nine are answered. Question 9 "
+                           "may be answered on its own.")
             ui.field_error(errors, "phq9")
+        if not patient_facing:
+            _safety_warning()
 
     st.text_area("Anything else you would like your care team to know?" if patient_facing else LABELS["notes"],
                  key=P + "notes", max_chars=CHECKIN_RULES["notes"].max_length, height=90)
