@@ -170,9 +170,6 @@ def record_actions(engine: Engine, user: SignedInUser | None, kind: Kind, record
     spec = _KINDS[kind]
     record_id = int(record["id"])
     base = f"kw_amend_{kind}_{record_id}"
-    done = st.session_state.pop(f"{base}_done", None)
-    if done:
-        st.success(done)
     if not _blank(record.get("voided_at")):
         st.caption(f"This {spec['label']} was voided; it stays in the history below.")
         return
@@ -201,10 +198,22 @@ def record_actions(engine: Engine, user: SignedInUser | None, kind: Kind, record
         _conflict_panel(engine, kind, opened, base)
 
 
+#: Where a saved amendment or void leaves its message for the next run, when the record may have left the list.
+NOTICE_KEY = "kw_amend_notice"
+
+
 def _finish(base: str, message: str) -> None:
     _forget(base)
-    st.session_state[f"{base}_done"] = message
+    st.session_state[NOTICE_KEY] = message
     st.rerun()
+
+
+def change_notice() -> None:
+    """Say what the last amendment or void did; shown above the record list, since a voided record leaves it."""
+    message = st.session_state.pop(NOTICE_KEY, None)
+    if message:
+        st.success(message, icon=":material/check_circle:")
+        st.toast(message, icon=":material/check_circle:")
 
 
 def _conflict_panel(engine: Engine, kind: str, opened: dict, base: str) -> None:
@@ -283,7 +292,8 @@ def _void_form(engine: Engine, user: SignedInUser, kind: str, record_id: int, ba
     except (RecordConflict, RecordNotFound) as exc:
         st.session_state[f"{base}_conflict"] = str(exc)
     else:
-        _finish(base, f"The {spec['label']} is voided; it stays in the history with your reason.")
+        _finish(base, f"The {spec['label']} of {fmt_datetime(opened.get(spec['time']))} is voided: it no longer counts "
+                      "in levels or exports, and stays under 'Amended and voided records' with your reason.")
 
 
 # ----- history -------------------------------------------------------------------------------
@@ -319,8 +329,11 @@ def history_table(engine: Engine, record_type: str, key: Any, current: dict, rul
     rows.append({"Version": int(current["version"]), "What happened next": state,
                  **{_label(r): _shown(r, current.get(n)) for n, r in fields.items()}})
     table = pd.DataFrame(rows)
-    changed = [_label(r) for r in fields.values() if table[_label(r)].nunique() > 1]
-    return table[["Version", "What happened next", *changed]]
+    if state == "current version":  # amended: the fields that changed between versions
+        shown = [_label(r) for r in fields.values() if table[_label(r)].nunique() > 1]
+    else:  # voided: what the record held, so a reader can tell which one it was
+        shown = [_label(r) for r in fields.values() if (table[_label(r)] != "").any()]
+    return table[["Version", "What happened next", *shown]]
 
 
 def changed_records(engine: Engine, patient_id: str) -> list[tuple[str, pd.DataFrame]]:

@@ -58,11 +58,12 @@ RECORD_PAGE = '''
 import streamlit as st
 from dashboard import data
 from dashboard.auth import require_user
-from dashboard.amend import changed_records, record_actions, record_history
+from dashboard.amend import change_notice, changed_records, record_actions, record_history
 from store import queries
 
 user = require_user()
 engine = data.engine()
+change_notice()
 patient_id = st.session_state.get("patient_id", "KW-T1")
 for kind, frame in (("session", queries.sessions_frame(engine, [patient_id], include_voided=True)),
                     ("checkin", queries.checkins_frame(engine, [patient_id], include_voided=True))):

@@ -213,6 +213,7 @@ def test_voiding_from_the_page_needs_a_reason_and_shows_in_the_history(ui_record
     assert history and history[0].endswith(": voided**")
     table = at.dataframe[-1].value
     assert "voided by alice" in table["What happened next"].iloc[0]
+    assert any(c.startswith("Craving") for c in table.columns), "a voided record's values stay readable in its history"
     assert "entered for the wrong patient" in table["What happened next"].iloc[0]
 
 

@@ -701,6 +701,23 @@ def test_amending_a_session_time_on_the_patient_page_keeps_the_record_chosen_and
     assert any("now version 2" in s.value for s in at.success)
 
 
+def test_voiding_on_the_patient_page_says_so_although_the_record_leaves_the_list(demo_url, monkeypatch):
+    at = _app(demo_url, monkeypatch, "patient", patient="KW-0002")
+    from store.queries import sessions_frame
+
+    rid = int(sessions_frame(open_database(demo_url), ["KW-0002"])["id"].iloc[-1])
+    listed = len(at.selectbox(key="pp_record_KW-0002").options)
+    at.selectbox(key="pp_record_KW-0002").set_value(("session", rid)).run()
+    base = f"kw_amend_session_{rid}"
+    at.button(key=f"{base}_open_void").click().run()
+    at.text_input(key=f"{base}_void_reason").input("entered twice")
+    at.button(key=f"FormSubmitter:{base}_void_form-Void session").click().run()
+    _no_exception(at)
+    assert len(at.selectbox(key="pp_record_KW-0002").options) == listed - 1  # gone from the list, with its notice
+    assert any("is voided: it no longer counts in levels or exports" in s.value for s in at.success)
+    assert any("is voided" in t.value for t in at.toast)
+
+
 # ----- log session: values that are allowed but unusual are confirmed first --------------------
 
 

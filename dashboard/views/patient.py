@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, ui
-from dashboard.amend import record_actions, record_history
+from dashboard.amend import change_notice, record_actions, record_history
 from dashboard.auth import can_write
 from dashboard.export_panel import patient_exports
 from ketawatch.caseload import latest_reviews
@@ -176,6 +176,7 @@ else:
 
 if can_write(user) and not (s.empty and c.empty):
     with st.expander("Correct or void a record", icon=":material/edit_note:"):
+        change_notice()
         # Options are (kind, id) only, so the choice survives an amendment that changes the record's time.
         names = {("session", int(i)): f"Session {ui.fmt_datetime(t)}" for i, t in zip(s["id"], s["session_at"])}
         names |= {("checkin", int(i)): f"Check-in {ui.fmt_datetime(t)}" for i, t in zip(c["id"], c["reported_at"])}
