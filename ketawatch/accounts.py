@@ -395,6 +395,32 @@ def _locked_message(locked_until: datetime, now: datetime) -> str:
             f"{'s' if minutes != 1 else ''}, or ask an admin to reset the password.")
 
 
+def _unknown_name_failures(db: Session, name: str, now: datetime) -> tuple[int, datetime | None]:
+    """Failures in a row and the end of any lock of a username with no account, as an account would have them.
+
+    Replays the day's `unknown_account` refusals of the name in the audit trail under the same
+    rule as an account's lockout: the set number of failures in a row locks it for the set time,
+    refusals during a lock do not count, and the first failure after a lock starts the count again.
+    """
+    from store.models import AuditEvent
+
+    settings = get_settings()
+    lock = timedelta(minutes=settings.lockout_minutes)
+    rows = db.execute(
+        select(AuditEvent.at, AuditEvent.detail)
+        .where(AuditEvent.action == "sign_in_failed", AuditEvent.entity_key == name,
+               AuditEvent.at > now - max(lock, timedelta(days=1)))
+        .order_by(AuditEvent.at)
+    ).all()
+    count, until = 0, None
+    for at in (at for at, detail in rows if (detail or {}).get("reason") == "unknown_account"):
+        if until is not None and at < until:
+            continue
+        count = 1 if until is not None else count + 1
+        until = at + lock if count >= settings.lockout_attempts else None
+    return count, until
+
+
 def authenticate(engine: Engine, username: str, password: str, *, now: datetime | None = None) -> User:
     """Check a username and password, counting failures toward a lockout kept in the database.
 
@@ -410,13 +436,24 @@ def authenticate(engine: Engine, username: str, password: str, *, now: datetime 
         try:
             if user is None:
                 verify_password(_DUMMY_HASH, password or "")
-                _refuse(db, actor="(unknown)", username=name, reason="unknown_account", message=_WRONG, now=now)
+                # Refused as a real account would be, lock included, so neither the words nor their
+                # timing tell a visitor which usernames exist.
+                count, until = _unknown_name_failures(db, name, now)
+                if until is not None and now < until:
+                    _refuse(db, actor="(unknown)", username=name, reason="locked", now=now,
+                            message=_locked_message(until, now))
+                count = 1 if until is not None else count + 1
+                locks = count >= settings.lockout_attempts
+                _refuse(db, actor="(unknown)", username=name, reason="unknown_account", now=now,
+                        message=_locked_message(now + timedelta(minutes=settings.lockout_minutes), now) if locks
+                        else _WRONG)
             if user.disabled:
                 # Only someone who knows the password learns that the account exists and is disabled.
                 right = verify_password(user.password_hash, password or "")
                 _refuse(db, actor=name, username=name, reason="disabled", now=now,
                         message="This account is disabled. Ask an admin if you need access." if right else _WRONG)
             if user.locked_until is not None and now < user.locked_until:
+                verify_password(_DUMMY_HASH, password or "")  # as long as any other answer takes
                 _refuse(db, actor=name, username=name, reason="locked", now=now,
                         message=_locked_message(user.locked_until, now))
             if not verify_password(user.password_hash, password or ""):

@@ -308,6 +308,24 @@ def test_lockout_after_the_set_number_of_failures_for_the_set_time(engine):
     assert user.failed_attempts == 0 and user.locked_until is None
 
 
+def test_a_username_with_no_account_is_refused_and_locked_as_an_account_would_be(engine):
+    """Otherwise the lock message tells a visitor which usernames exist: only real ones ever locked."""
+    minutes = get_settings().lockout_minutes
+    make_user(engine, "clinician")
+    seen = {}
+    for name in ("cleo", "nobody"):
+        said = [refusal(engine, name, "wrong", now=NOW + timedelta(seconds=i)) for i in range(6)]
+        said.append(refusal(engine, name, "wrong", now=NOW + timedelta(minutes=minutes, seconds=4, milliseconds=1)))
+        said.append(refusal(engine, name, "wrong", now=NOW + timedelta(minutes=minutes, seconds=6)))
+        seen[name] = said
+    assert seen["cleo"] == seen["nobody"]
+    assert ["locked" in m for m in seen["nobody"]] == [False] * 4 + [True, True, False, False]
+    assert "15 minutes" in seen["nobody"][4]
+    reasons = [line.detail["reason"] for line in audit_lines(engine, "sign_in_failed")
+               if line.entity_key == "nobody"]
+    assert reasons == ["unknown_account"] * 5 + ["locked"] + ["unknown_account"] * 2
+
+
 def test_a_lockout_survives_a_restart(db_url):
     engine = make_engine(db_url)
     upgrade(engine)
