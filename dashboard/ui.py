@@ -90,11 +90,19 @@ def disclaimer() -> None:
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~:$<&])")
 
 
+#: Where Streamlit's markdown (GFM) would turn plain text into a link, even escaped: a web address
+#: (http://, https://, www.) or an e-mail address. A word joiner (U+2060, invisible, no line break)
+#: goes in at that point only, so other text, such as an identifier, copies unchanged.
+_AUTOLINK = re.compile(r"(?i)\b(?:https?|ftp|mailto|xmpp)(?=:)|\bwww(?=\.)|(?<=[\w.+-])(?=@[\w-]+\.\w)")
+_WORD_JOINER = "\u2060"
+
+
 def md_escape(text: object) -> str:
-    """User text made inert inside markdown: no formatting, links, HTML, icons or LaTeX."""
+    """User text made inert inside markdown: no formatting, links (typed or bare addresses), HTML, icons or LaTeX."""
     if text is None or (not isinstance(text, str) and pd.isna(text)):
         return ""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text)).replace("\n", "  \n")
+    unlinked = _AUTOLINK.sub(lambda m: m.group(0) + _WORD_JOINER, str(text))
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", unlinked).replace("\n", "  \n")
 
 
 # ----- time ----------------------------------------------------------------------------------

@@ -26,7 +26,9 @@ HOSTILE = "<script>alert(1)</script>**bold** [x](javascript:alert(1))"
 #: What must never reach a markdown or HTML renderer unescaped (a backslash before it makes it literal text).
 ACTIVE = re.compile(r"(?<!\\)<(script|img)|\*\*bold|(?<!\\)\[x(?<!\\)\]\(javascript")
 EVIL_ID = "KW-EVIL-1"
-EVIL_NAME = HOSTILE + " <img src=x onerror=alert(2)>"
+#: Bare addresses: Streamlit's markdown makes links of them even when every character is escaped.
+BARE_ADDRESSES = "https://evil.example/x www.evil.example kim@evil.example"
+EVIL_NAME = HOSTILE + " <img src=x onerror=alert(2)> " + BARE_ADDRESSES
 #: Element types whose text Streamlit renders as markdown; widgets and blocks render their labels as markdown too.
 MARKDOWN_ELEMENTS = {"markdown", "caption", "title", "header", "subheader", "error", "info", "warning", "success",
                      "toast", "exception"}
@@ -179,6 +181,8 @@ def test_in_the_browser_hostile_text_appears_literally_and_runs_nothing(browser,
         assert page.locator("a[href^='javascript']").count() == 0
         assert page.locator("[data-testid=stMain] strong", has_text="bold").count() == 0
         assert page.locator("[data-testid=stMain] img[src='x']").count() == 0
+        assert page.locator("a[href*='evil.example']").count() == 0, "a bare address in patient data became a link"
+        assert BARE_ADDRESSES in text.replace("\u2060", "")  # shown as typed, only an invisible joiner added
         page.wait_for_timeout(500)
         assert dialogs == [], "a script from patient data ran"
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
