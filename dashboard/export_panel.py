@@ -8,6 +8,7 @@ their role whatever the page sends.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 import pandas as pd
@@ -44,8 +45,24 @@ def _deidentify_choice(user, key: str) -> bool:
     return True if locked else bool(ticked)
 
 
-def _offer(slot: str, params: tuple, build, spinner: str) -> None:
-    """'Prepare' builds the file under a progress box; the download button appears for the prepared file."""
+@dataclass(frozen=True)
+class PreparedFile:
+    """A file built for download by a page other than the exports (the audit trail's CSV), as an export result offers it."""
+
+    name: str
+    data: bytes
+    mime: str
+
+    def download(self) -> tuple[str, bytes, str]:
+        return self.name, self.data, self.mime
+
+
+def offer_file(slot: str, params: tuple, build, spinner: str) -> None:
+    """'Prepare' builds the file (and writes its audit line) under a progress box; the download button then offers it.
+
+    Nothing is built, and so nothing is at a download address, until someone asks for it: a file
+    built on every page view would be downloadable without its audit line.
+    """
     results = st.session_state.setdefault(_RESULT_KEY, {})
     if st.button("Prepare export", key=f"{slot}-prepare", icon=":material/description:"):
         with st.status(spinner, expanded=False) as status:
@@ -83,7 +100,7 @@ def patient_exports(engine: Engine, user, patient_id: str) -> None:
             return
         params = (fmt, start, end, deidentify, user.username, user.role)
         words = {"pdf": "Drawing the charts and building the PDF…", "fhir": "Building and validating the FHIR bundle…"}
-        _offer(
+        offer_file(
             slot,
             params,
             lambda: export_patient(engine, patient_id, fmt, actor=user.username, role=user.role, actor_name=user.display_name,
@@ -101,7 +118,7 @@ def caseload_exports(engine: Engine, user) -> None:
         as_of = st.date_input("Levels as of", value=_today(), key=f"{slot}-as-of", format="YYYY-MM-DD")
         deidentify = _deidentify_choice(user, f"{slot}-deidentify")
         params = (fmt, as_of, deidentify, user.username, user.role)
-        _offer(
+        offer_file(
             slot,
             params,
             lambda: export_caseload(engine, fmt, actor=user.username, role=user.role, actor_name=user.display_name,

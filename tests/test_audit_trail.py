@@ -24,7 +24,7 @@ from store import records
 from store.audit import record_event
 from store.importer import import_folder
 from store.models import AuditEvent
-from store.queries import sessions_frame
+from store.queries import audit_frame, sessions_frame
 from tests.access_support import PASSWORD, app_from, cheap_hashes, make_user, sign_in  # noqa: F401 - autouse fixture
 from tests.conftest import NOW, REPO
 from tests.store_support import PATIENT, SESSION, write_folder
@@ -223,7 +223,12 @@ def test_admins_see_and_filter_the_trail_on_the_audit_page():
     at.button[0].click().run()
     table = at.dataframe[0].value
     assert list(table["Action"].str.lower()) == ["sign in failed"] and list(table["Who"]) == ["cleo"]
-    assert at.get("download_button"), "the CSV download is offered"
+    assert not at.get("download_button"), "no file is built before it is asked for"
+    exports = lambda: len(audit_frame(engine, action="export"))  # noqa: E731
+    before = exports()
+    next(b for b in at.button if b.label == "Prepare export").click().run()
+    assert at.get("download_button"), "the CSV download is offered once prepared"
+    assert exports() == before + 1, "preparing the file is audited"
 
 
 def test_the_audit_page_picks_who_from_the_trail_and_says_what_changed_in_words():

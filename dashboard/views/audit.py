@@ -12,6 +12,7 @@ import streamlit as st
 
 from dashboard import data, ui
 from dashboard.auth import is_admin, require_user
+from dashboard.export_panel import PreparedFile, offer_file
 from ketawatch.audit_trail import ACTIONS, LIMIT, audit_csv_bytes, audit_lines, describe_changes, describe_detail
 from ketawatch.exports.audit import record_export
 from store.queries import audit_actors
@@ -57,15 +58,15 @@ table = pd.DataFrame({
 st.dataframe(table, hide_index=True, width="stretch")
 
 
-def _audit_download() -> None:
+def _prepare() -> PreparedFile:
     """The trail holds names and notes in its before/after values: its download is an export like any other."""
     ids = sorted({str(p) for p in lines["patient_id"].dropna()})
     record_export(engine, actor=user.username, role=user.role, what="audit_trail", fmt="csv", patient_ids=ids,
                   deidentified=False, lines=int(len(lines)))
+    return PreparedFile(f"ketawatch-audit-{today.isoformat()}.csv", audit_csv_bytes(lines), "text/csv")
 
 
-st.download_button(
-    "Download these lines as CSV", data=audit_csv_bytes(lines), file_name=f"ketawatch-audit-{today.isoformat()}.csv",
-    mime="text/csv", icon=":material/download:", on_click=_audit_download,
-    help="Cells that a spreadsheet could read as a formula start with a ' so they open as text. The download is audited.",
-)
+st.caption("Download these lines as CSV. Cells that a spreadsheet could read as a formula start with a ' so they open "
+           "as text. Preparing the file is audited.")
+offer_file("audit-csv", (actor, action, patient_id, since, until, tuple(lines["id"].head(1)), len(lines)), _prepare,
+           "Preparing the CSV of these lines")
