@@ -173,11 +173,12 @@ def caseload_table(
 
 
 def _worst_first(table: pd.DataFrame, *, since: str = "level_since") -> pd.DataFrame:
-    """Caseload order: highest level first, then the longest-standing, then by patient id."""
+    """Caseload order: highest level first; within it, those not yet reviewed, then the longest-standing, then by patient id."""
     rank = table["level"].map(LEVEL_RANK).astype("float64").fillna(-1)
-    out = table.assign(_rank=rank).sort_values(["_rank", since, "patient_id"], ascending=[False, True, True],
-                                               kind="stable")
-    return out.drop(columns="_rank").reset_index(drop=True)
+    waiting = table["needs_review"].fillna(False).astype(bool) if "needs_review" in table else False
+    out = table.assign(_rank=rank, _waiting=waiting).sort_values(
+        ["_rank", "_waiting", since, "patient_id"], ascending=[False, False, True, True], kind="stable")
+    return out.drop(columns=["_rank", "_waiting"]).reset_index(drop=True)
 
 
 def replace_patients(table: pd.DataFrame, fresh: pd.DataFrame, patient_ids) -> pd.DataFrame:

@@ -309,6 +309,10 @@ def add_alert_review(
         problems.append(Problem("action", f"Choose an action from the list ({action!r} is not one of them)"))
     if action == "other" and not (note or "").strip():
         problems.append(Problem("note", "Say in the note what was done when the action is 'other'"))
+    elif level == "red" and not (note or "").strip():
+        # A red alert closed with no words leaves the next clinician nothing to go on at the meeting.
+        problems.append(Problem("note", "Say in the note what was decided for this red alert (who spoke with the "
+                                        "patient, and the plan)"))
     if problems:
         raise RecordInvalid(problems)
     now = now or datetime.now(timezone.utc)

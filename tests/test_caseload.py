@@ -95,6 +95,16 @@ def test_worst_level_first_then_longest_standing(three_patients):
     assert level_counts(table) == {"green": 1, "amber": 1, "red": 1}
 
 
+def test_within_a_level_those_not_yet_reviewed_come_first(three_patients):
+    """A red patient reviewed this morning need not sit above one nobody has looked at yet."""
+    red = [_reason("use_outside_treatment_repeated", "red")]
+    assessment = _assessment([("G", "red", dt.date(2026, 10, 1), red), ("A", "red", dt.date(2026, 11, 1), red),
+                              ("R", "red", dt.date(2026, 11, 10), red)])
+    reviews = _reviews([("G", "2026-11-21T09:00:00Z", "red", "use_outside_treatment_repeated")])
+    table = caseload_table(three_patients, assessment, tz=TZ, today=TODAY, reviews=reviews)
+    assert table[["patient_id", "needs_review"]].values.tolist() == [["A", True], ["R", True], ["G", False]]
+
+
 def test_next_session_due_from_the_plan_in_clinic_dates(three_patients):
     assessment = _assessment([("G", "green", None, []), ("A", "green", None, []), ("R", "green", None, [])])
     table = caseload_table(three_patients, assessment, tz=TZ, today=TODAY).set_index("patient_id")

@@ -79,7 +79,7 @@ def test_after_each_kind_of_write_only_that_patient_is_recomputed_and_the_result
 
     level = live.refresh(AS_OF).table.set_index("patient_id").loc["KW-0004", "level"]
     records.add_alert_review(cohort, patient_id="KW-0004", level=level, reasons=["craving_rise"],
-                             action="discussed_with_patient", note=None, actor="t")
+                             action="discussed_with_patient", note="discussed at the visit", actor="t")
     _same(live.refresh(AS_OF), cohort)
     assert live.last_recomputed == ["KW-0004"]
 

@@ -594,6 +594,15 @@ def test_acknowledge_needs_an_action_and_a_note_for_other(demo_url, monkeypatch)
     next(b for b in at.button if b.key == f"al_ack_{pid}").click().run()
     assert "Say in the note what was done" in _texts(at)
     assert _count(demo_url, AlertReview) == before
+    # A red alert (the list is red first) is never closed without a word of what was decided.
+    assert next(t.label for t in at.text_input if t.key == f"al_note_{pid}") == "Note *"
+    at.selectbox(key=f"al_action_{pid}").set_value("no_action_needed").run()
+    next(b for b in at.button if b.key == f"al_ack_{pid}").click().run()
+    assert "Say in the note what was decided for this red alert" in _texts(at)
+    assert _count(demo_url, AlertReview) == before
+    at.text_input(key=f"al_note_{pid}").set_value("Seen by Dr A today; craving discussed, plan unchanged").run()
+    next(b for b in at.button if b.key == f"al_ack_{pid}").click().run()
+    assert _count(demo_url, AlertReview) == before + 1
 
 
 def test_a_positive_phq9_question_9_is_kept_with_the_check_in(demo_url, monkeypatch):

@@ -86,8 +86,9 @@ for alert in pending.itertuples(index=False):
                              placeholder="Choose an action")
                 ui.field_error(errors, "action")
             with cols[1]:
-                st.text_input("Note", key=f"al_note_{pid}", max_chars=2000,
-                              placeholder="What was discussed or decided (required for 'Other')")
+                red = alert.level == "red"
+                st.text_input("Note *" if red else "Note", key=f"al_note_{pid}", max_chars=2000,
+                              placeholder="What was discussed or decided" + ("" if red else " (required for 'Other')"))
                 ui.field_error(errors, "note", "level", "patient_id")
             with cols[2]:
                 st.write("")

@@ -302,7 +302,7 @@ def test_alerts_acknowledge_and_patients_page(page, demo_db_url):
     page.get_by_label("Action taken *", exact=True).first.click()
     page.get_by_role("option", name="Discussed with patient").click()
     settle(page)
-    note = page.get_by_label("Note", exact=True).first
+    note = page.get_by_label(re.compile(r"^Note( \*)?$")).first  # required (*) for a red alert
     note.fill("Discussed the early requests; keep the plan.")
     note.press("Tab")
     settle(page)
