@@ -91,6 +91,15 @@ def _at_noon(day: dt.date, hours: int) -> dt.datetime:
     return dt.datetime.combine(day, dt.time()) + dt.timedelta(hours=hours)
 
 
+def _x_limits(lo: dt.date, hi: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """The shared date axis: the charted days with room either side (a day, or 2% of a long span, as in the PDF).
+
+    Half a day was about a pixel on a year's chart, so the newest point was cut in half at the edge.
+    """
+    pad = dt.timedelta(days=max(1.0, (hi - lo).days * 0.02))
+    return _at_noon(lo, 0) - pad, _at_noon(hi, 0) + pad
+
+
 def _decorations(spec: ChartSpec) -> tuple[list[dict], list[dict]]:
     """Level shading, threshold bands and reference lines as plain layout shapes and labels (fast to build)."""
     shapes: list[dict] = []
@@ -142,7 +151,7 @@ def figure(spec: ChartSpec) -> go.Figure:
         "title": {"text": spec.title, "x": 0, "xanchor": "left", "font": {"size": 16}},
         "height": spec.height,
         "margin": {"l": LEFT_MARGIN, "r": 30, "t": 60, "b": BOTTOM_MARGIN},
-        "xaxis": {"range": [_at_noon(lo, -12), _at_noon(hi, 12)], "type": "date", "automargin": False, "showgrid": True},
+        "xaxis": {"range": list(_x_limits(lo, hi)), "type": "date", "automargin": False, "showgrid": True},
         "yaxis": yaxis,
         "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1, "font": {"size": 11}},
         "hovermode": "closest",

@@ -150,3 +150,22 @@ def test_level_periods_tile_the_range_without_overlap(levels, gaps):
     for d, level in zip(days, levels):
         assert [p.level for p in periods if p.start <= d <= p.end] == [level]
     assert all(isinstance(p, LevelPeriod) for p in periods)
+
+
+@pytest.mark.parametrize("weeks", [4, 52])
+def test_the_newest_and_oldest_points_sit_inside_the_plotly_axis_with_room_for_their_marker(weeks):
+    """Half a day of room was about a pixel on a year's chart: the newest dose was cut in half at the edge."""
+    from dashboard.plotly_charts import figure
+
+    n = weeks
+    patients = pd.DataFrame([{"patient_id": "P", "indication": "depression", "sud_history": False,
+                              "treatment_start": "2025-11-01", "planned_dose_mg_per_kg": 0.5, "planned_interval_days": 7}])
+    sessions = pd.DataFrame({"patient_id": ["P"] * n, "route": ["iv"] * n, "dose_mg": [35.0] * n, "weight_kg": [70.0] * n,
+                             "session_at": pd.date_range("2025-11-03 15:30", periods=n, freq="7D", tz="UTC")})
+    records = Records.of(patients, sessions, pd.DataFrame({"patient_id": [], "reported_at": [], "craving": []}))
+    spec = {s.key: s for s in patient_chart_specs(records, "P", tz=TZ)}["dose"]
+    fig = figure(spec)
+    lo, hi = (pd.Timestamp(v) for v in fig.layout.xaxis.range)
+    xs = pd.to_datetime(pd.Series([x for trace in fig.data for x in trace.x]))
+    room = (hi - lo) * 0.015  # a marker's radius on a 900-pixel-wide chart, with some to spare
+    assert lo + room <= xs.min() and xs.max() <= hi - room, (lo, xs.min(), xs.max(), hi)
