@@ -106,9 +106,9 @@ def _decorations(spec: ChartSpec) -> tuple[list[dict], list[dict]]:
     notes: list[dict] = []
     lo, hi = spec.x_range
     span_days = max((hi - lo).days, 1)
-    for period in spec.levels:
-        if spec.heatmap is not None and period.level == "green":
-            continue
+    # Not behind the warning-sign grid: an unanswered (empty) cell there showed the shading as if it were an
+    # answer, and 'not at all' grey turned mauve. The level chart above it shows the same periods.
+    for period in ([] if spec.heatmap is not None else spec.levels):
         start, end = _at_noon(period.start, -12), _at_noon(period.end, 12)
         shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": start, "x1": end, "y0": 0, "y1": 1,
                        "fillcolor": LEVEL_FILLS.get(period.level, "rgba(0,0,0,0)"), "line": {"width": 0},

@@ -169,3 +169,14 @@ def test_the_newest_and_oldest_points_sit_inside_the_plotly_axis_with_room_for_t
     xs = pd.to_datetime(pd.Series([x for trace in fig.data for x in trace.x]))
     room = (hi - lo) * 0.015  # a marker's radius on a 900-pixel-wide chart, with some to spare
     assert lo + room <= xs.min() and xs.max() <= hi - room, (lo, xs.min(), xs.max(), hi)
+
+
+def test_no_level_shading_behind_the_warning_sign_grid_where_an_empty_cell_would_show_it_as_an_answer():
+    from dashboard.plotly_charts import figure
+
+    records = _records()
+    specs = {s.key: s for s in patient_chart_specs(records, "P", tz=TZ)}
+    assert any(p.level != "green" for p in specs["warning_signs"].levels), "the fixture has an amber or red period"
+    level_rects = lambda fig: [s for s in fig.layout.shapes if s.type == "rect" and s.yref == "paper"]  # noqa: E731
+    assert level_rects(figure(specs["craving"])), "other charts keep their shading"
+    assert not level_rects(figure(specs["warning_signs"]))
