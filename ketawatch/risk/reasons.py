@@ -221,6 +221,11 @@ def _num(x: float) -> str:
     return f"{float(x):.2f}".rstrip("0").rstrip(".")
 
 
+def _baseline(x: float) -> str:
+    """A baseline to one decimal, without a trailing '.0' on the whole numbers most answers are: 1, 0.5, 2.3."""
+    return f"{float(x):.1f}".removesuffix(".0")
+
+
 def _values(values) -> str:
     values = [float(v) for v in values]
     if len(values) > 4:
@@ -265,7 +270,7 @@ def _craving(kind: str):
         values, span = _values(table["craving"][run]), _span(table["day"][run])
         if kind == "rising":
             text = (
-                f"Craving rose from a baseline of {table['craving_baseline'][last]:.1f} to {values} of 10 "
+                f"Craving rose from a baseline of {_baseline(table['craving_baseline'][last])} to {values} of 10 "
                 f"on the last {_check_ins(len(run))}, {span}; smoothed trend now {table['craving_ewma'][last]:.1f}; "
                 f"a rise of {_num(table['thr_craving_rise'][last])} points above baseline counts"
                 + _sud_note(table, last, "craving_rise_points")
@@ -285,8 +290,8 @@ def _drift_baseline(table: FeatureTable, row: int) -> str:
     """'1.0', or '0.0 (the drift counts from at least 0.5)' when the rules' floor applied."""
     baseline, counted = table["craving_baseline"][row], table["craving_drift_baseline"][row]
     if counted > baseline:
-        return f"{baseline:.1f} (the drift counts from at least {counted:.1f})"
-    return f"{baseline:.1f}"
+        return f"{_baseline(baseline)} (the drift counts from at least {_baseline(counted)})"
+    return _baseline(baseline)
 
 
 def _sds(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
@@ -295,7 +300,7 @@ def _sds(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -
     text = (
         f"SDS total {_values(table['sds_total'][run])} of 15 on the last {len(run)} complete answers, {_span(table['day'][run])}: "
         f"at or above the clinic threshold of {_num(table['thr_sds'][last])} and at least "
-        f"{_num(table['thr_sds_rise'][last])} points above the patient's baseline of {table['sds_baseline'][last]:.1f}"
+        f"{_num(table['thr_sds_rise'][last])} points above the patient's baseline of {_baseline(table['sds_baseline'][last])}"
         + _sud_note(table, last, "sds_threshold")
     )
     return Reason("sds_high_rising", "amber", text, _dates_of(table, run))
@@ -310,7 +315,7 @@ def _nonspecific(table: FeatureTable, row: int, rules: RuleSettings, sign: str |
     )
     mainly = _join([f"{warning_sign(s).label.lower()} ({_num(v)})" for v, s in scores[:3]])
     text = (
-        f"Non-specific warning signs rose from a baseline burden of {table['nonspecific_baseline'][last]:.1f} "
+        f"Non-specific warning signs rose from a baseline burden of {_baseline(table['nonspecific_baseline'][last])} "
         f"to {_values(table['nonspecific_burden'][run])} on the last {_check_ins(len(run))}, {_span(table['day'][run])}"
     )
     if mainly:
@@ -409,10 +414,10 @@ def _interval(table: FeatureTable, row: int, rules: RuleSettings, sign: str | No
 
 
 def _drift_text(table: FeatureTable, last: int, total: str, alarm: str, allowance: float, unit: str) -> str:
-    """'small rises kept adding up: the amounts above baseline + 1 point, summed since they began, come to 4 (the threshold is 3)'."""
+    """'small rises kept adding up: the amounts above baseline + 1 point, summed since they began, come to 4 (3 or more counts)'."""
     return (
         f"small rises kept adding up: the amounts above baseline + {_num(allowance)} {unit}, summed since they "
-        f"began, come to {_num(round(float(table[total][last]), 2))} (the threshold is {_num(table[alarm][last])})"
+        f"began, come to {_num(round(float(table[total][last]), 2))} ({_num(table[alarm][last])} or more counts)"
     )
 
 
@@ -442,7 +447,7 @@ def _specific_drift(table: FeatureTable, row: int, rules: RuleSettings, sign: st
     text = (
         f"Specific warning-sign burden (each answer 0-3 times its weight: {scale}) "
         f"{_values(table['specific_burden'][run])} on the last {_check_ins(len(run))}, "
-        f"{_span(table['day'][run])}, against a baseline of {table['specific_baseline'][last]:.1f}"
+        f"{_span(table['day'][run])}, against a baseline of {_baseline(table['specific_baseline'][last])}"
         + (f"; answers: {_join(present[:3])}" if present else "")
         + "; "
         + _drift_text(table, last, "specific_drift", "thr_signs_drift", rules.signs_drift_allowance, "weighted points")
