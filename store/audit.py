@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import json
+from contextvars import ContextVar
 from datetime import date, datetime, timezone
 from typing import Any, Iterable
 
 from sqlmodel import Session
 
 from store.models import AuditEvent
+
+#: How this process's writes arrive, when not through the dashboard: "cli:<OS user>" for the command line.
+_CHANNEL: ContextVar[str | None] = ContextVar("audit_channel", default=None)
+
+
+def write_through(channel: str | None) -> None:
+    """Mark every audit line this process writes from now on with `via`: who ran the command, whatever `--as` names.
+
+    `--as` is taken on trust (whoever runs the command already has the database), so the line
+    says how it was written and by which login, beside the account it names.
+    """
+    _CHANNEL.set(channel)
 
 
 def _jsonable(value: Any) -> Any:
@@ -46,6 +59,9 @@ def record_event(
 ) -> AuditEvent:
     """Add one audit line to the caller's transaction, so it commits (or rolls back) with the change itself."""
     payload = dict(detail)
+    channel = _CHANNEL.get()
+    if channel is not None:
+        payload.setdefault("via", channel)
     if before is not None:
         payload["before"] = before
     if after is not None:

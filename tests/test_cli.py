@@ -50,8 +50,13 @@ def test_import_then_reimport(db_url, tmp_path):
     assert second.returncode == 0
     assert "sessions.csv: 0 new, 1 already present" in second.stdout
     # Like every command-line action, the import names its actor the one way: --as, else cli:<OS user>.
-    actors = audit_frame(open_database(db_url), action="import")["actor"].tolist()
+    imports = audit_frame(open_database(db_url), action="import")
+    actors = imports["actor"].tolist()
     assert actors == ["dr-ahmed", cli_actor()] and cli_actor().startswith("cli:")
+    # --as is taken on trust, so each line also says it came from the command line, and whose login ran it.
+    assert [d.get("via") for d in imports["detail"]] == [cli_actor(), cli_actor()]
+    setup = audit_frame(open_database(db_url), action="user_create")
+    assert [d.get("via") for d in setup["detail"]] == [None, None], "not written through the command line"
 
 
 def test_bad_import_lists_problems_exits_1_and_changes_nothing(db_url, tmp_path):
