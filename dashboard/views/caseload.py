@@ -26,7 +26,7 @@ if table.empty:
 
 # ----- filters -------------------------------------------------------------------------------
 with st.container(border=True):
-    f = st.columns([2, 2, 2, 2, 1.4, 2.4])
+    f = st.columns([2, 1.6, 2, 2.8, 1.2, 2.4])  # Status holds two choices by default: room for both
     clinicians = sorted(c for c in table["clinician"].dropna().unique())
     chosen_clinicians = f[0].multiselect("Responsible clinician", clinicians, key="cl_clinician", placeholder="All")
     chosen_levels = f[1].multiselect("Level", LEVELS, key="cl_level", format_func=ui.level_text, placeholder="All")
@@ -59,10 +59,10 @@ metrics = st.columns(5)
 for col, level in zip(metrics, sorted(LEVEL_RANK, key=LEVEL_RANK.get, reverse=True)):
     look = ui.level_look(level)
     col.metric(f"{look.icon} {look.name}", counts[level], border=True, help=f"{look.name}: {look.meaning}")
-metrics[3].metric(":material/notifications_active: Not yet reviewed", int(view["needs_review"].sum()), border=True,
+metrics[3].metric(":material/notifications_active: To review", int(view["needs_review"].sum()), border=True,
                   help="Amber or red patients whose current reasons no clinician has acknowledged on the Alerts page.")
-metrics[4].metric(":material/event_busy: Overdue by plan", int(view["session_overdue"].sum()), border=True,
-                  help="The planned interval since the last session has passed.")
+metrics[4].metric(":material/event_busy: Overdue", int(view["session_overdue"].sum()), border=True,
+                  help="Overdue by plan: the planned interval since the last session has passed.")
 
 # ----- the table -----------------------------------------------------------------------------
 due = view["next_session_due"].dt.strftime("%Y-%m-%d").fillna("")
@@ -87,7 +87,8 @@ shown = pd.DataFrame({
     "Status": view["status"].map(ui.words),
 }).reset_index(drop=True)
 
-st.caption(f"{len(shown)} of {len(table)} patients. Worst level first. Select a row to open the patient.")
+st.caption(f"{len(shown)} of {len(table)} patients. Worst level first; within a level, those not yet reviewed "
+           "first. Select a row to open the patient.")
 picked = ui.show_table(
     shown,
     key="cl_table",
@@ -100,7 +101,7 @@ picked = ui.show_table(
                  "Supports clinical judgement; does not diagnose."),
         "Since": st.column_config.DateColumn(format="YYYY-MM-DD", help="Date the current level began"),
         "Last session": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-        "Top reasons": st.column_config.TextColumn(width="large", help="Hover a cell or open the patient for every reason"),
+        "Top reasons": st.column_config.TextColumn(width="large", help="The first reasons, cut to fit; open the patient for every reason in full"),
         "Craving (last 12)": st.column_config.LineChartColumn(y_min=0, y_max=10, help="Craving 0-10, oldest to newest"),
         "SDS": st.column_config.NumberColumn(format="%d", help="Latest Severity of Dependence Scale total (0-15)"),
         "PHQ-9": st.column_config.NumberColumn(format="%d", help="Latest PHQ-9 total (0-27, lower is better)"),
