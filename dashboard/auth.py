@@ -86,6 +86,15 @@ def _password_stamp(account: Any) -> str | None:
     return changed.isoformat() if changed is not None else None
 
 
+def client_address() -> str | None:
+    """The browser's network address for the audit trail, as Streamlit sees it (None on localhost; a proxy's own
+    address unless the proxy forwards the client's)."""
+    try:
+        return st.context.ip_address
+    except Exception:  # noqa: BLE001 - outside a browser session (a test, a script)
+        return None
+
+
 def _start_session(account: Any, *, via_sso: bool = False, signing_in: bool = False) -> SignedInUser:
     """Keep the account in this browser session; on signing in, also note which password it signed in under."""
     user = SignedInUser(account.username, account.display_name, account.role)
@@ -246,7 +255,7 @@ def _sign_in_page(engine) -> None:
         submitted = st.form_submit_button("Sign in", type="primary")
     if submitted:
         try:
-            account = accounts.authenticate(engine, username, password)
+            account = accounts.authenticate(engine, username, password, address=client_address())
         except accounts.SignInRefused as exc:
             st.error(exc.message)
         else:
@@ -284,7 +293,7 @@ def _first_run_page(engine) -> None:
             return
         try:
             accounts.create_first_admin(engine, username=username, display_name=display_name, password=password)
-            account = accounts.authenticate(engine, username, password)
+            account = accounts.authenticate(engine, username, password, address=client_address())
         except (accounts.AccountRefused, accounts.SignInRefused) as exc:
             st.error(exc.message)
         else:

@@ -384,6 +384,7 @@ def set_disabled(engine: Engine, username: str, disabled: bool, *, actor: str, n
 
 
 def _refuse(db: Session, *, actor: str, username: str, reason: str, message: str, now: datetime, **detail) -> None:
+    detail = {k: v for k, v in detail.items() if v is not None}  # no 'address: None' where it is not known
     record_event(db, actor=actor, action="sign_in_failed", entity=_ENTITY, entity_key=username[:64] or None,
                  at=now, reason=reason, **detail)
     raise SignInRefused(message)
@@ -421,11 +422,13 @@ def _unknown_name_failures(db: Session, name: str, now: datetime) -> tuple[int, 
     return count, until
 
 
-def authenticate(engine: Engine, username: str, password: str, *, now: datetime | None = None) -> User:
+def authenticate(engine: Engine, username: str, password: str, *, now: datetime | None = None,
+                 address: str | None = None) -> User:
     """Check a username and password, counting failures toward a lockout kept in the database.
 
     Raises SignInRefused; its message is the same for an unknown account and a wrong password,
-    and says plainly when the account is locked or disabled. Every attempt is audited.
+    and says plainly when the account is locked or disabled. Every attempt is audited, with the
+    network `address` it came from when the dashboard knows it.
     """
     settings = get_settings()
     now = _utcnow(now)
@@ -440,21 +443,21 @@ def authenticate(engine: Engine, username: str, password: str, *, now: datetime 
                 # timing tell a visitor which usernames exist.
                 count, until = _unknown_name_failures(db, name, now)
                 if until is not None and now < until:
-                    _refuse(db, actor="(unknown)", username=name, reason="locked", now=now,
+                    _refuse(db, address=address, actor="(unknown)", username=name, reason="locked", now=now,
                             message=_locked_message(until, now))
                 count = 1 if until is not None else count + 1
                 locks = count >= settings.lockout_attempts
-                _refuse(db, actor="(unknown)", username=name, reason="unknown_account", now=now,
+                _refuse(db, address=address, actor="(unknown)", username=name, reason="unknown_account", now=now,
                         message=_locked_message(now + timedelta(minutes=settings.lockout_minutes), now) if locks
                         else _WRONG)
             if user.disabled:
                 # Only someone who knows the password learns that the account exists and is disabled.
                 right = verify_password(user.password_hash, password or "")
-                _refuse(db, actor=name, username=name, reason="disabled", now=now,
+                _refuse(db, address=address, actor=name, username=name, reason="disabled", now=now,
                         message="This account is disabled. Ask an admin if you need access." if right else _WRONG)
             if user.locked_until is not None and now < user.locked_until:
                 verify_password(_DUMMY_HASH, password or "")  # as long as any other answer takes
-                _refuse(db, actor=name, username=name, reason="locked", now=now,
+                _refuse(db, address=address, actor=name, username=name, reason="locked", now=now,
                         message=_locked_message(user.locked_until, now))
             if not verify_password(user.password_hash, password or ""):
                 # Atomic increment, so two app servers cannot lose a failure between them.
@@ -465,10 +468,10 @@ def authenticate(engine: Engine, username: str, password: str, *, now: datetime 
                 if count >= settings.lockout_attempts:
                     until = now + timedelta(minutes=settings.lockout_minutes)
                     db.execute(update(User).where(User.username == name).values(locked_until=until))
-                    _refuse(db, actor=name, username=name, reason="wrong_password", failed_attempts=count,
-                            locked_until=until, now=now, message=_locked_message(until, now))
-                _refuse(db, actor=name, username=name, reason="wrong_password", failed_attempts=count,
-                        message=_WRONG, now=now)
+                    _refuse(db, address=address, actor=name, username=name, reason="wrong_password",
+                            failed_attempts=count, locked_until=until, now=now, message=_locked_message(until, now))
+                _refuse(db, address=address, actor=name, username=name, reason="wrong_password",
+                        failed_attempts=count, message=_WRONG, now=now)
         except SignInRefused as exc:
             refused = exc  # leave the block normally so the failure count and audit line commit
         else:
@@ -478,7 +481,8 @@ def authenticate(engine: Engine, username: str, password: str, *, now: datetime 
             user.locked_until = None
             user.last_sign_in_at = now
             db.add(user)
-            record_event(db, actor=name, action="sign_in", entity=_ENTITY, entity_key=name, at=now, method="password")
+            record_event(db, actor=name, action="sign_in", entity=_ENTITY, entity_key=name, at=now, method="password",
+                         **({"address": address} if address else {}))
     if refused is not None:
         raise refused
     return user

@@ -294,6 +294,16 @@ def test_a_successful_sign_in_is_audited_and_stamps_the_account(engine):
     assert (line.actor, line.at, line.detail["method"]) == ("cleo", NOW, "password")
 
 
+def test_sign_in_lines_name_the_network_address_when_the_dashboard_knows_it(engine):
+    make_user(engine, "clinician")
+    accounts.authenticate(engine, "cleo", PASSWORD, now=NOW, address="10.1.2.3")
+    refusal(engine, "cleo", "wrong")  # no address known (a script, or localhost): the line has none
+    with pytest.raises(SignInRefused):
+        accounts.authenticate(engine, "nobody", "wrong", now=NOW, address="10.9.9.9")
+    lines = audit_lines(engine, "sign_in") + audit_lines(engine, "sign_in_failed")
+    assert [line.detail.get("address", "-") for line in lines] == ["10.1.2.3", "-", "10.9.9.9"]
+
+
 def test_lockout_after_the_set_number_of_failures_for_the_set_time(engine):
     attempts, minutes = get_settings().lockout_attempts, get_settings().lockout_minutes
     assert (attempts, minutes) == (5, 15)  # the documented defaults

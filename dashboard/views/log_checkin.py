@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import streamlit as st
 
 from dashboard import data, ui
-from dashboard.auth import can_write, may_still_write
+from dashboard.auth import can_write, client_address, may_still_write
 from ketawatch import accounts
 from ketawatch.risk.scoring import phq9_band
 from ketawatch.safety_answers import SAFETY_MARK, safety_line
@@ -137,7 +137,8 @@ def _save(patient_id: str | None) -> None:
 def _leave_patient_mode() -> None:
     """Button callback: only the signed-in clinician's password ends patient mode."""
     try:
-        accounts.authenticate(engine, user.username, st.session_state.get(P + "password") or "")
+        accounts.authenticate(engine, user.username, st.session_state.get(P + "password") or "",
+                              address=client_address())
     except accounts.SignInRefused as exc:
         st.session_state[P + "exit_error"] = exc.message
     else:
