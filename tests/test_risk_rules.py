@@ -807,3 +807,14 @@ def test_behavioural_dependence_via_persistent_requests_reaches_red_even_when_th
     assert d.loc[days[9], "level"] == "amber"
     assert first_date(rec, "red") == days[10]
     assert rule_ids(d.loc[days[10], "reasons"]) == ["dose_increase_requests", "early_requests_repeated"]
+
+
+def test_a_reason_that_held_longer_than_the_answers_it_quotes_says_since_when():
+    """The quoted answers stop at the last six; the reason must not read as if the pattern began with them."""
+    rec = records([patient()], checkin_rows=checkins("p1", [1, 1, 1] + [7] * 9))
+    row = risk.assess(rec, as_of=week(11), tz="UTC").iloc[0]
+    texts = {r.rule_id: r.text for r in row["reasons"]}
+    assert "on the last 6 check-ins" in texts["craving_high"]
+    assert texts["craving_high"].endswith(f"; it has held at every check-in since {week(3).day} {week(3):%b %Y} (9 in all)")
+    short = risk.assess(rec, as_of=week(5), tz="UTC").iloc[0]  # three answers of 7: all of them quoted already
+    assert "held at every" not in {r.rule_id: r.text for r in short["reasons"]}["craving_high"]

@@ -250,6 +250,18 @@ def _dates_of(table: FeatureTable, positions: np.ndarray) -> tuple[dt.date, ...]
     return tuple(to_date(d) for d in sorted(set(int(x) for x in table["day"][positions])))
 
 
+def _held_since(table: FeatureTable, row: int, value: str, met: str, shown: np.ndarray, noun: str = "check-in") -> str:
+    """'; it has held at every check-in since 14 Sep 2026 (10 in all)', when it goes back further than the answers shown.
+
+    The answers quoted stop at the last few, so without this a reason read as if the pattern began
+    with them, weeks after the level did.
+    """
+    full = table.answered_run(row, value, met, cap=len(table.patient_rows(row)))
+    if len(full) <= len(shown):
+        return ""
+    return f"; it has held at every {noun} since {_date(table['day'][full[0]])} ({len(full)} in all)"
+
+
 def _check_ins(n: int) -> str:
     return "check-in" if n == 1 else f"{n} check-ins"
 
@@ -274,12 +286,14 @@ def _craving(kind: str):
                 f"on the last {_check_ins(len(run))}, {span}; smoothed trend now {table['craving_ewma'][last]:.1f}; "
                 f"a rise of {_num(table['thr_craving_rise'][last])} points above baseline counts"
                 + _sud_note(table, last, "craving_rise_points")
+                + _held_since(table, row, "craving", met, run)
             )
         else:
             text = (
                 f"Craving {values} of 10 on the last {_check_ins(len(run))}, {span}; "
                 # Craving is answered in whole numbers: a threshold of 5.25 means 6 or more.
                 f"{math.ceil(table['thr_craving_high'][last])} or more counts as high" + _sud_note(table, last, "craving_high")
+                + _held_since(table, row, "craving", met, run)
             )
         return Reason(f"craving_{kind}", "amber", text, _dates_of(table, run))
 
@@ -302,6 +316,7 @@ def _sds(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -
         f"at or above the clinic threshold of {_num(table['thr_sds'][last])} and at least "
         f"{_num(table['thr_sds_rise'][last])} points above the patient's baseline of {_baseline(table['sds_baseline'][last])}"
         + _sud_note(table, last, "sds_threshold")
+        + _held_since(table, row, "sds_total", "sds_met", run, noun="complete answer")
     )
     return Reason("sds_high_rising", "amber", text, _dates_of(table, run))
 
