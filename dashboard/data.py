@@ -121,11 +121,14 @@ def _reviews(db_url: str, data_version: tuple[int, ...]) -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def _safety_answers(db_url: str, data_version: tuple[int, ...], day: date) -> pd.DataFrame:
-    from ketawatch.safety_answers import RECENT_DAYS, SAFETY_MARK, recent_safety_answers
+    from ketawatch.safety_answers import RECENT_DAYS, SAFETY_MARK, recent_safety_answers, with_follow_ups
 
     now = datetime.now(timezone.utc)
     marked = queries.checkins_with_notes_containing(_engine_for(db_url), SAFETY_MARK, since=now - timedelta(days=RECENT_DAYS))
-    return recent_safety_answers(marked, now=now)
+    answers = recent_safety_answers(marked, now=now)
+    if answers.empty:
+        return with_follow_ups(answers, None)
+    return with_follow_ups(answers, queries.alert_reviews_frame(_engine_for(db_url), sorted(set(answers["patient_id"]))))
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -202,7 +205,7 @@ def reviews() -> pd.DataFrame:
 
 
 def safety_answers() -> pd.DataFrame:
-    """Check-ins of the last two weeks whose PHQ-9 question 9 was answered above 'not at all' (ketawatch.safety_answers)."""
+    """Check-ins of the last two weeks whose PHQ-9 question 9 was answered above 'not at all', with any follow-up (ketawatch.safety_answers)."""
     return _safety_answers(url(), version(), today())
 
 

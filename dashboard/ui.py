@@ -318,25 +318,41 @@ def passwords_match(password: str, repeat: str) -> bool:
 
 
 def safety_banner(answers: pd.DataFrame, *, label=None) -> None:
-    """PHQ-9 question 9 answers of the last two weeks, in red above everything else on the page.
+    """PHQ-9 question 9 answers of the last two weeks: in red above everything else until followed up, then in blue.
 
     `answers` is `data.safety_answers()`, or one patient's rows of it; `label` names each patient
-    (a caseload-wide banner); without it the banner shows each check-in's own safety line.
+    (a caseload-wide banner, by their newest answer); without it the banner shows each check-in's
+    own safety line. A recorded follow-up (`record_safety_follow_up`) moves an answer out of the red.
     """
     from ketawatch.safety_answers import RECENT_DAYS
 
     if answers.empty:
         return
+    done = answers["followed_up_at"].notna() if "followed_up_at" in answers else pd.Series(False, index=answers.index)
+    question = "PHQ-9 question 9 (thoughts of being better off dead or of self-harm)"
+
+    def followed(r) -> str:
+        note = f": {md_escape(r.follow_up_note)}" if isinstance(r.follow_up_note, str) and r.follow_up_note else ""
+        return f"followed up by {md_escape(r.followed_up_by)} on {fmt_datetime(r.followed_up_at)}{note}"
+
     if label is None:
-        lines = [f"- Check-in of {fmt_datetime(r.reported_at)}: {md_escape(r.line)}" for r in answers.itertuples()]
-        head = "**PHQ-9 question 9 (thoughts of being better off dead or of self-harm) answered above 'not at all'**"
+        waiting = [f"- Check-in of {fmt_datetime(r.reported_at)}: {md_escape(r.line)}"
+                   for r, d in zip(answers.itertuples(), done) if not d]
+        seen = [f"- Check-in of {fmt_datetime(r.reported_at)}: {followed(r)}" for r, d in zip(answers.itertuples(), done) if d]
+        head = f"**{question} answered above 'not at all'**"
     else:
-        newest = answers.drop_duplicates("patient_id")
-        lines = [f"- {md_escape(label(r.patient_id))}: check-in of {fmt_datetime(r.reported_at)}" for r in newest.itertuples()]
-        head = (f"**{len(newest)} patient(s) answered PHQ-9 question 9 (thoughts of being better off dead or of "
-                f"self-harm) above 'not at all' in the last {RECENT_DAYS} days**")
-    st.error(head + f": a clinician to speak with each patient. Shown for {RECENT_DAYS} days after the check-in.\n\n"
-             + "\n".join(lines), icon=":material/emergency:")
+        newest = answers.assign(followed=done.to_numpy()).drop_duplicates("patient_id")
+        waiting = [f"- {md_escape(label(r.patient_id))}: check-in of {fmt_datetime(r.reported_at)}"
+                   for r in newest.itertuples() if not r.followed]
+        seen = [f"- {md_escape(label(r.patient_id))}: check-in of {fmt_datetime(r.reported_at)}, {followed(r)}"
+                for r in newest.itertuples() if r.followed]
+        head = f"**{len(waiting)} patient(s) answered {question} above 'not at all' in the last {RECENT_DAYS} days**"
+    if waiting:
+        st.error(head + ": a clinician to speak with each patient, then record the follow-up on the patient's page. "
+                 f"Shown for {RECENT_DAYS} days after the check-in.\n\n" + "\n".join(waiting), icon=":material/emergency:")
+    if seen:
+        st.info(f"**PHQ-9 question 9: followed up** (shown for {RECENT_DAYS} days after the check-in)\n\n" + "\n".join(seen),
+                icon=":material/task_alt:")
 
 
 def unusual_confirmed(prefix: str, unusual: list[str]) -> bool:

@@ -47,6 +47,28 @@ def safety_answers(checkins: pd.DataFrame, *, since: datetime | None = None,
     return found[columns].sort_values("reported_at", ascending=False, kind="stable").reset_index(drop=True)
 
 
+def with_follow_ups(answers: pd.DataFrame, reviews: pd.DataFrame | None) -> pd.DataFrame:
+    """`answers` with the follow-up recorded after each: followed_up_at, followed_up_by, follow_up_note (empty when none).
+
+    A follow-up is an alert review listing `store.vocabulary.SAFETY_FOLLOW_UP`, made for the same
+    patient at or after the check-in; the earliest such review counts. An answer given after the
+    last follow-up waits for one of its own.
+    """
+    from store.vocabulary import SAFETY_FOLLOW_UP
+
+    at, by, note = [pd.NaT] * len(answers), [None] * len(answers), [None] * len(answers)
+    if len(answers) and reviews is not None and len(reviews):
+        ups = reviews[reviews["reasons"].fillna("").astype(str).str.split(";").map(lambda ids: SAFETY_FOLLOW_UP in ids)]
+        ups = ups.assign(reviewed_at=pd.to_datetime(ups["reviewed_at"], utc=True)).sort_values("reviewed_at", kind="stable")
+        for i, answer in enumerate(answers.itertuples(index=False)):
+            after = ups[(ups["patient_id"] == answer.patient_id) & (ups["reviewed_at"] >= pd.Timestamp(answer.reported_at))]
+            if len(after):
+                at[i], by[i], note[i] = after["reviewed_at"].iloc[0], after["reviewed_by"].iloc[0], after["note"].iloc[0]
+    return answers.assign(followed_up_at=pd.to_datetime(pd.Series(at, index=answers.index, dtype=object), utc=True),
+                          followed_up_by=pd.Series(by, index=answers.index, dtype=object),
+                          follow_up_note=pd.Series(note, index=answers.index, dtype=object))
+
+
 def recent_safety_answers(checkins: pd.DataFrame, *, now: datetime, days: int = RECENT_DAYS) -> pd.DataFrame:
     """Check-ins of the last `days` days with a safety line: patient_id, reported_at, line (newest first)."""
     return safety_answers(checkins, since=now - timedelta(days=days))

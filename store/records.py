@@ -19,7 +19,7 @@ from store.audit import record_event, snapshot
 from store.db import for_writing
 from store.models import AlertReview, CheckIn, InfusionSession, Patient, RecordRevision, SideEffectEvent
 from store.validation import Problem, Validator, look_alike_message, same_looking_id
-from store.vocabulary import LEVELS, REVIEW_ACTIONS
+from store.vocabulary import LEVELS, REVIEW_ACTIONS, SAFETY_FOLLOW_UP
 
 
 class RecordInvalid(Exception):
@@ -309,6 +309,9 @@ def add_alert_review(
         problems.append(Problem("action", f"Choose an action from the list ({action!r} is not one of them)"))
     if action == "other" and not (note or "").strip():
         problems.append(Problem("note", "Say in the note what was done when the action is 'other'"))
+    elif SAFETY_FOLLOW_UP in reasons and not (note or "").strip():
+        problems.append(Problem("note", "Say in the note what was done about the answer to PHQ-9 question 9 (who "
+                                        "spoke with the patient, and the plan)"))
     elif level == "red" and not (note or "").strip():
         # A red alert closed with no words leaves the next clinician nothing to go on at the meeting.
         problems.append(Problem("note", "Say in the note what was decided for this red alert (who spoke with the "

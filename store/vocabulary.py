@@ -42,6 +42,10 @@ WARNING_SIGNS = (
 SDS_ITEMS = ("sds_1", "sds_2", "sds_3", "sds_4", "sds_5")
 
 #: What a clinician did after reviewing an alert.
+#: The reason an alert review lists when it records the follow-up of a PHQ-9 question 9 answer: no risk
+#: rule has this id, so such a review acknowledges no risk level (ketawatch.caseload.latest_reviews).
+SAFETY_FOLLOW_UP = "phq9_q9_follow_up"
+
 REVIEW_ACTIONS = (
     "discussed_with_patient",
     "dose_held",

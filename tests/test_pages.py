@@ -692,6 +692,34 @@ def test_after_a_save_the_check_in_time_is_now_again(demo_url, monkeypatch):
     assert abs(at.datetime_input(key="lc_when").value - dt.datetime.now()) < dt.timedelta(minutes=5)
 
 
+def test_a_question_9_follow_up_is_recorded_on_the_patient_page_and_moves_the_answer_out_of_the_red(
+        demo_url, monkeypatch):
+    """The banner stays for 14 days; once someone has spoken with the patient, it says who, when and what."""
+    at = _checkin_form(demo_url, monkeypatch)
+    at.pills(key="lc_craving").set_value(1)
+    at.radio(key="lc_phq9_9").set_value(2).run()
+    _button(at, "Save check-in").click().run()
+    alerts_before = [b.key for b in _app(demo_url, monkeypatch, "alerts").button if b.key and b.key.startswith("al_ack_")]
+    page = _app(demo_url, monkeypatch, "patient", patient="KW-0002")
+    red = lambda view: [e.value.replace("\\", "") for e in view.error if "question 9" in e.value]  # noqa: E731
+    blue = lambda view: [i.value.replace("\\", "") for i in view.info if "question 9" in i.value]  # noqa: E731
+    assert red(page) and not blue(page)
+    before = _count(demo_url, AlertReview)
+    page.selectbox(key="sf_KW-0002_action").set_value("discussed_with_patient")
+    page.button(key="FormSubmitter:sf_KW-0002-Record the follow-up").click().run()
+    assert _count(demo_url, AlertReview) == before and "Say in the note what was done about the answer" in _texts(page)
+    page.text_area(key="sf_KW-0002_note").set_value("Seen by Dr A; no plan or intent; safety plan given")
+    page.button(key="FormSubmitter:sf_KW-0002-Record the follow-up").click().run()
+    _no_exception(page)
+    assert _count(demo_url, AlertReview) == before + 1
+    assert not red(page) and "followed up by demo-clinician" in blue(page)[0] and "safety plan given" in blue(page)[0]
+    caseload = _app(demo_url, monkeypatch, "caseload")
+    assert not red(caseload) and "KW-0002" in blue(caseload)[0]
+    # ... and it is not a review of the risk level: the alerts waiting before are waiting still.
+    alerts_after = [b.key for b in _app(demo_url, monkeypatch, "alerts").button if b.key and b.key.startswith("al_ack_")]
+    assert alerts_after == alerts_before
+
+
 def test_amending_a_session_time_on_the_patient_page_keeps_the_record_chosen_and_says_it_saved(demo_url, monkeypatch):
     at = _app(demo_url, monkeypatch, "patient", patient="KW-0002")
     _no_exception(at)

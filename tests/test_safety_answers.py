@@ -46,3 +46,26 @@ def test_the_store_pre_filter_finds_the_mark_literally_on_both_databases(engine,
     marked = checkins_with_notes_containing(engine, SAFETY_MARK, since=NOW - timedelta(days=RECENT_DAYS))
     assert len(marked) == 1 and marked["notes"].iloc[0].startswith(SAFETY_MARK)
     assert len(recent_safety_answers(marked, now=NOW)) == 1
+
+
+def test_an_answer_is_followed_up_by_the_first_follow_up_review_of_that_patient_made_after_it():
+    from ketawatch.safety_answers import with_follow_ups
+    from store.vocabulary import SAFETY_FOLLOW_UP
+
+    at = lambda text: pd.Timestamp(text, tz="UTC")  # noqa: E731
+    answers = pd.DataFrame({"patient_id": ["A", "A", "B"],
+                            "reported_at": [at("2026-11-20 10:00"), at("2026-11-10 10:00"), at("2026-11-15 10:00")],
+                            "line": ["[Safety] x", "[Safety] y", "[Safety] z"]})
+    reviews = pd.DataFrame({
+        "patient_id": ["A", "A", "A", "B"],
+        "reviewed_at": [at("2026-11-12 09:00"), at("2026-11-11 09:00"), at("2026-11-21 09:00"), at("2026-11-16 09:00")],
+        "reviewed_by": ["late", "first", "newest", "other"],
+        "reasons": [SAFETY_FOLLOW_UP, SAFETY_FOLLOW_UP, "craving_rising", f"craving_high;{SAFETY_FOLLOW_UP}"],
+        "note": ["n1", "n0", "not a follow-up", "n2"],
+    })
+    out = with_follow_ups(answers, reviews)
+    # 20 Nov: the only later review is a level review, so it waits; 10 Nov: the first follow-up after it; B: its own.
+    assert out["followed_up_by"].tolist() == [None, "first", "other"]
+    assert out["follow_up_note"].tolist() == [None, "n0", "n2"]
+    assert out["followed_up_at"].isna().tolist() == [True, False, False]
+    assert with_follow_ups(answers, None)["followed_up_at"].isna().all()

@@ -13,6 +13,7 @@ import streamlit as st
 
 from dashboard import data, ui
 from dashboard.amend import change_notice, record_actions, record_history
+from dashboard.safety_follow_up import follow_up_form
 from dashboard.auth import can_write
 from dashboard.export_panel import patient_exports
 from ketawatch.caseload import latest_reviews
@@ -68,7 +69,10 @@ for col, (label, value) in zip(facts, (
         st.text(value)
 st.caption(f"Treatment started {ui.fmt_date(row['treatment_start'])}.")
 safety = data.safety_answers()
-ui.safety_banner(safety[safety["patient_id"] == pid])
+mine = safety[safety["patient_id"] == pid]
+ui.safety_banner(mine)
+if can_write(user) and len(mine) and mine["followed_up_at"].isna().any():
+    follow_up_form(engine, user, pid, level)
 
 # ----- level and reasons ---------------------------------------------------------------------
 with st.container(border=True):
