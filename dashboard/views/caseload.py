@@ -26,7 +26,7 @@ if table.empty:
 
 # ----- filters -------------------------------------------------------------------------------
 with st.container(border=True):
-    f = st.columns([2, 1.6, 2, 2.8, 1.2, 2.4])  # Status holds two choices by default: room for both
+    f = st.columns([1.8, 1.4, 1.8, 3.4, 1.1, 2.2])  # Status holds two choices by default: room for both
     clinicians = sorted(c for c in table["clinician"].dropna().unique())
     chosen_clinicians = f[0].multiselect("Responsible clinician", clinicians, key="cl_clinician", placeholder="All")
     chosen_levels = f[1].multiselect("Level", LEVELS, key="cl_level", format_func=ui.level_text, placeholder="All")
@@ -35,7 +35,7 @@ with st.container(border=True):
     st.session_state.setdefault("cl_status", list(UNDER_CARE_STATUSES))
     chosen_status = f[3].multiselect("Status", PATIENT_STATUSES, key="cl_status", format_func=ui.words, placeholder="All")
     sud = f[4].selectbox("SUD history", ["Any", "Yes", "No"], key="cl_sud")
-    search = f[5].text_input("Search ID or name", key="cl_search", placeholder="e.g. KW-0013 or Ashdown")
+    search = f[5].text_input("Search ID or name", key="cl_search", placeholder="e.g. KW-0013")
 
 view = table
 if chosen_clinicians:
@@ -74,7 +74,7 @@ shown = pd.DataFrame({
     "Patient": view["patient_id"],
     "Name": view["display_name"],
     "Since": view["level_since"],
-    "Review": view["needs_review"].map({True: "to review", False: ""}),
+    "Review": view["needs_review"].map({True: "to review", False: "reviewed"}).where(view["level"] != "green", ""),
     "Top reasons": view["top_reasons"].where(view["top_reasons"] != "", "—"),
     "Craving (last 12)": view["craving_history"],
     "SDS": view["sds_latest"],

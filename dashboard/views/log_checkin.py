@@ -189,10 +189,12 @@ def checkin_form(patient_id: str, *, patient_facing: bool) -> None:
         st.subheader("4. Mood (PHQ-9)", anchor=False)
         paper = False
         if not patient_facing:
-            paper = st.toggle("Paper form: enter the PHQ-9 total only", key=P + "paper")
+            paper = st.toggle("Paper form: enter the PHQ-9 total, and question 9", key=P + "paper")
         safety = next(item for item in phq["item"] if item.get("safety_item"))
         if paper:
-            ui.rule_number(CHECKIN_RULES["phq9"], P + "phq9_total", errors, label="PHQ-9 total")
+            total_box, _ = st.columns([1, 3])
+            with total_box:
+                ui.rule_number(CHECKIN_RULES["phq9"], P + "phq9_total", errors, label="PHQ-9 total")
             st.radio(f"Question 9 on the paper form: {safety['wording']}", range(4), key=P + safety["id"], index=None,
                      horizontal=True, format_func=lambda i: phq["answers"][i],
                      help="Kept with the check-in, so that an answer above 'Not at all' reaches the whole team.")
