@@ -348,8 +348,10 @@ def safety_banner(answers: pd.DataFrame, *, label=None) -> None:
                 for r in newest.itertuples() if r.followed]
         head = f"**{len(waiting)} patient(s) answered {question} above 'not at all' in the last {RECENT_DAYS} days**"
     if waiting:
-        st.error(head + ": a clinician to speak with each patient, then record the follow-up on the patient's page. "
-                 f"Shown for {RECENT_DAYS} days after the check-in.\n\n" + "\n".join(waiting), icon=":material/emergency:")
+        todo = ("a clinician to speak with the patient, then record the follow-up below" if label is None else
+                "a clinician to speak with each patient, then record the follow-up on the patient's page")
+        st.error(f"{head}: {todo}. Shown for {RECENT_DAYS} days after the check-in.\n\n" + "\n".join(waiting),
+                 icon=":material/emergency:")
     if seen:
         st.info(f"**PHQ-9 question 9: followed up** (shown for {RECENT_DAYS} days after the check-in)\n\n" + "\n".join(seen),
                 icon=":material/task_alt:")
