@@ -16,7 +16,7 @@ import pandas as pd
 from ketawatch.risk.reasons import reason_ids
 from ketawatch.risk.scoring import sds_total
 from store.frames import Records
-from store.vocabulary import SAFETY_FOLLOW_UP
+from store.vocabulary import is_safety_follow_up
 
 #: Order in which levels are triaged (worst first) and compared (higher = worse).
 LEVEL_RANK = {"green": 0, "amber": 1, "red": 2}
@@ -65,7 +65,7 @@ def latest_reviews(reviews: pd.DataFrame | None) -> pd.DataFrame:
     columns = ["reviewed_at", "reviewed_level", "reviewed_reasons"]
     if reviews is not None and not reviews.empty:
         # The follow-up of a question 9 answer is not a review of the risk level.
-        reviews = reviews[reviews["reasons"].fillna("").astype(str) != SAFETY_FOLLOW_UP]
+        reviews = reviews[~reviews["reasons"].map(is_safety_follow_up).astype(bool)]
     if reviews is None or reviews.empty:
         return pd.DataFrame(columns=columns, index=pd.Index([], name="patient_id", dtype="string"))
     latest = reviews.sort_values("reviewed_at", kind="stable").groupby("patient_id", sort=False).tail(1)

@@ -29,7 +29,7 @@ def safety_line(answers: list[str]) -> str:
 def safety_answers(checkins: pd.DataFrame, *, since: datetime | None = None,
                    until: datetime | None = None) -> pd.DataFrame:
     """Check-ins (reported between `since` and `until`, when given) with a safety line: patient_id, reported_at, line, newest first."""
-    columns = ["patient_id", "reported_at", "line"]
+    columns = ["patient_id", "reported_at", "line"] + (["entered_at"] if "entered_at" in checkins else [])
     if checkins.empty:
         return pd.DataFrame(columns=columns)
     notes = checkins["notes"].astype("string")
@@ -51,17 +51,19 @@ def with_follow_ups(answers: pd.DataFrame, reviews: pd.DataFrame | None) -> pd.D
     """`answers` with the follow-up recorded after each: followed_up_at, followed_up_by, follow_up_note (empty when none).
 
     A follow-up is an alert review listing `store.vocabulary.SAFETY_FOLLOW_UP`, made for the same
-    patient at or after the check-in; the earliest such review counts. An answer given after the
-    last follow-up waits for one of its own.
+    patient after the answer reached the record (`entered_at`: when it was saved, or amended to
+    hold the line; the check-in's own time when the frame has neither); the earliest such review
+    counts. An answer typed in later, even one dated before a follow-up, waits for one of its own.
     """
-    from store.vocabulary import SAFETY_FOLLOW_UP
+    from store.vocabulary import is_safety_follow_up
 
     at, by, note = [pd.NaT] * len(answers), [None] * len(answers), [None] * len(answers)
     if len(answers) and reviews is not None and len(reviews):
-        ups = reviews[reviews["reasons"].fillna("").astype(str).str.split(";").map(lambda ids: SAFETY_FOLLOW_UP in ids)]
+        ups = reviews[reviews["reasons"].map(is_safety_follow_up).astype(bool)]
         ups = ups.assign(reviewed_at=pd.to_datetime(ups["reviewed_at"], utc=True)).sort_values("reviewed_at", kind="stable")
-        for i, answer in enumerate(answers.itertuples(index=False)):
-            after = ups[(ups["patient_id"] == answer.patient_id) & (ups["reviewed_at"] >= pd.Timestamp(answer.reported_at))]
+        entered = answers["entered_at"] if "entered_at" in answers else answers["reported_at"]
+        for i, (answer, known) in enumerate(zip(answers.itertuples(index=False), pd.to_datetime(entered, utc=True))):
+            after = ups[(ups["patient_id"] == answer.patient_id) & (ups["reviewed_at"] >= known)]
             if len(after):
                 at[i], by[i], note[i] = after["reviewed_at"].iloc[0], after["reviewed_by"].iloc[0], after["note"].iloc[0]
     return answers.assign(followed_up_at=pd.to_datetime(pd.Series(at, index=answers.index, dtype=object), utc=True),

@@ -205,14 +205,20 @@ def changed_patients(before: pd.DataFrame, after: pd.DataFrame) -> list[str]:
 
 
 def checkins_with_notes_containing(engine: Engine, prefix: str, *, since: datetime) -> pd.DataFrame:
-    """Live check-ins since a moment whose notes contain `prefix` (patient_id, reported_at, notes): a cheap pre-filter."""
-    q = (select(CheckIn.patient_id, CheckIn.reported_at, CheckIn.notes)
+    """Live check-ins since a moment whose notes contain `prefix`: a cheap pre-filter.
+
+    Columns patient_id, reported_at, notes, and entered_at: when the row reached its present form
+    (saved, or last amended), which can be long after `reported_at` for a form typed in later.
+    """
+    q = (select(CheckIn.patient_id, CheckIn.reported_at, CheckIn.notes, CheckIn.recorded_at, CheckIn.amended_at)
          .where(CheckIn.reported_at >= since, CheckIn.voided_at.is_(None), CheckIn.notes.contains(prefix, autoescape=True)))
     with engine.connect() as conn:
         rows = conn.execute(q).all()
-    frame = pd.DataFrame(rows, columns=["patient_id", "reported_at", "notes"])
-    frame["reported_at"] = pd.to_datetime(frame["reported_at"], utc=True)
-    return frame
+    frame = pd.DataFrame(rows, columns=["patient_id", "reported_at", "notes", "recorded_at", "amended_at"])
+    for column in ("reported_at", "recorded_at", "amended_at"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    frame["entered_at"] = frame[["recorded_at", "amended_at"]].max(axis=1)
+    return frame.drop(columns=["recorded_at", "amended_at"])
 
 
 def alert_reviews_frame(engine: Engine, patient_ids: Iterable[str] | None = None) -> pd.DataFrame:

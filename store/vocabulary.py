@@ -46,6 +46,11 @@ SDS_ITEMS = ("sds_1", "sds_2", "sds_3", "sds_4", "sds_5")
 #: rule has this id, so such a review acknowledges no risk level (ketawatch.caseload.latest_reviews).
 SAFETY_FOLLOW_UP = "phq9_q9_follow_up"
 
+
+def is_safety_follow_up(reasons: object) -> bool:
+    """Whether an alert review's ';'-separated reasons mark it as the follow-up of a question 9 answer."""
+    return SAFETY_FOLLOW_UP in str(reasons or "").split(";")
+
 REVIEW_ACTIONS = (
     "discussed_with_patient",
     "dose_held",

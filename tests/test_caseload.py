@@ -105,6 +105,23 @@ def test_within_a_level_those_not_yet_reviewed_come_first(three_patients):
     assert table[["patient_id", "needs_review"]].values.tolist() == [["A", True], ["R", True], ["G", False]]
 
 
+def test_a_question_9_follow_up_is_not_a_review_of_the_level():
+    """Recorded after a real review, it must neither close a new alert nor stand as the last review in exports."""
+    from ketawatch.exports.casefile import _with_last_review
+    from store.vocabulary import SAFETY_FOLLOW_UP
+
+    red = [_reason("use_outside_treatment_repeated", "red"), _reason("craving_high")]
+    assessment = _assessment([("R", "red", dt.date(2026, 11, 1), red)])
+    reviews = _reviews([("R", "2026-11-02T09:00:00Z", "red", "use_outside_treatment_repeated"),
+                        ("R", "2026-11-21T09:00:00Z", "red", f"craving_high;{SAFETY_FOLLOW_UP}")])
+    reviews["reviewed_by"] = ["dr-level", "dr-safety"]
+    pending = unreviewed_alerts(assessment, reviews, tz=TZ)
+    assert pending["new_reasons"].tolist() == [["craving_high"]], "craving_high was listed only by the follow-up"
+    assert str(pending["last_reviewed_at"].iloc[0]).startswith("2026-11-02")
+    last = _with_last_review(assessment[["patient_id"]], reviews, TZ)
+    assert last["last_review_by"].tolist() == ["dr-level"]
+
+
 def test_next_session_due_from_the_plan_in_clinic_dates(three_patients):
     assessment = _assessment([("G", "green", None, []), ("A", "green", None, []), ("R", "green", None, [])])
     table = caseload_table(three_patients, assessment, tz=TZ, today=TODAY).set_index("patient_id")

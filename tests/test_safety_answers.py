@@ -69,3 +69,17 @@ def test_an_answer_is_followed_up_by_the_first_follow_up_review_of_that_patient_
     assert out["follow_up_note"].tolist() == [None, "n0", "n2"]
     assert out["followed_up_at"].isna().tolist() == [True, False, False]
     assert with_follow_ups(answers, None)["followed_up_at"].isna().all()
+
+
+def test_an_answer_typed_in_after_a_follow_up_waits_although_it_is_dated_before_it():
+    """A paper form entered on Wednesday with Monday's time was never seen by whoever followed up on Tuesday."""
+    from ketawatch.safety_answers import with_follow_ups
+    from store.vocabulary import SAFETY_FOLLOW_UP
+
+    at = lambda text: pd.Timestamp(text, tz="UTC")  # noqa: E731
+    answers = pd.DataFrame({"patient_id": ["A", "A"], "reported_at": [at("2026-11-16 16:00"), at("2026-11-16 08:00")],
+                            "line": ["[Safety] paper", "[Safety] tablet"],
+                            "entered_at": [at("2026-11-18 11:00"), at("2026-11-16 08:01")]})
+    reviews = pd.DataFrame({"patient_id": ["A"], "reviewed_at": [at("2026-11-17 09:00")], "reviewed_by": ["dr-a"],
+                            "reasons": [SAFETY_FOLLOW_UP], "note": ["spoke with them"]})
+    assert with_follow_ups(answers, reviews)["followed_up_by"].tolist() == [None, "dr-a"]

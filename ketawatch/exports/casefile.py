@@ -21,7 +21,7 @@ from ketawatch.safety_answers import RECENT_DAYS, safety_answers, without_free_t
 from store.frames import CHECKIN_DTYPES, SESSION_DTYPES, Records, conform
 from store.queries import alert_reviews_frame, checkins_frame, load_records, sessions_frame
 from store.settings import get_settings
-from store.vocabulary import UNDER_CARE_STATUSES
+from store.vocabulary import UNDER_CARE_STATUSES, is_safety_follow_up
 
 
 class PatientNotFound(LookupError):
@@ -399,9 +399,11 @@ def load_caseload(
 
 
 def _with_last_review(rows: pd.DataFrame, reviews: pd.DataFrame, tz: str) -> pd.DataFrame:
-    """Add each patient's latest alert review (when, by whom, at which level, what was done)."""
+    """Add each patient's latest alert review of their level (when, by whom, at which level, what was done)."""
     out = rows.copy()
     columns = ("last_review_at", "last_review_by", "last_review_level", "last_review_action")
+    if not reviews.empty:
+        reviews = reviews[~reviews["reasons"].map(is_safety_follow_up).astype(bool)]  # a question 9 follow-up reviews no level
     if reviews.empty or out.empty:
         for column in columns:
             out[column] = pd.Series(pd.NA, index=out.index, dtype="string" if column != "last_review_at" else object)
