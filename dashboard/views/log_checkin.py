@@ -72,6 +72,16 @@ def _partial_phq9() -> list[Problem]:
     return [Problem("phq9", message)]
 
 
+def _paper_total_below_question_9() -> list[Problem]:
+    """A paper form's total cannot be less than its own question 9 answer: one of the two was copied wrongly."""
+    total, answers = st.session_state.get(P + "phq9_total"), [st.session_state.get(P + i) for i in SAFETY_ITEMS]
+    q9 = max((a for a in answers if a is not None), default=None)
+    if total is None or q9 is None or total >= q9:
+        return []
+    return [Problem("phq9", f"PHQ-9 total, {total:g}, is less than the question 9 answer alone ({q9}); "
+                            "check both on the paper form")]
+
+
 def _safety_warning() -> None:
     """Shown as soon as question 9 is answered above 'not at all', before the form is saved."""
     note = _safety_note()
@@ -107,6 +117,8 @@ def _save(patient_id: str | None) -> None:
     problems: list[Problem] = []
     if not (s.get(P + "paper") and not patient_mode):
         problems += _partial_phq9()
+    else:
+        problems += _paper_total_below_question_9()
     if problems:  # report the store's own problems in the same pass; it stays the one rule set
         problems += Validator().checkin(raw)[1]
     else:
