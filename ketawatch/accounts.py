@@ -399,9 +399,10 @@ def _locked_message(locked_until: datetime, now: datetime) -> str:
 def _unknown_name_failures(db: Session, name: str, now: datetime) -> tuple[int, datetime | None]:
     """Failures in a row and the end of any lock of a username with no account, as an account would have them.
 
-    Replays the day's `unknown_account` refusals of the name in the audit trail under the same
-    rule as an account's lockout: the set number of failures in a row locks it for the set time,
-    refusals during a lock do not count, and the first failure after a lock starts the count again.
+    Replays every `unknown_account` refusal of the name in the audit trail under the same rule as
+    an account's lockout: the set number of failures in a row locks it for the set time, refusals
+    during a lock do not count, and the first failure after a lock starts the count again. (An
+    account's count lasts until a successful sign-in, which a name with no account never has.)
     """
     from store.models import AuditEvent
 
@@ -409,8 +410,7 @@ def _unknown_name_failures(db: Session, name: str, now: datetime) -> tuple[int, 
     lock = timedelta(minutes=settings.lockout_minutes)
     rows = db.execute(
         select(AuditEvent.at, AuditEvent.detail)
-        .where(AuditEvent.action == "sign_in_failed", AuditEvent.entity_key == name,
-               AuditEvent.at > now - max(lock, timedelta(days=1)))
+        .where(AuditEvent.action == "sign_in_failed", AuditEvent.entity_key == name, AuditEvent.at <= now)
         .order_by(AuditEvent.at)
     ).all()
     count, until = 0, None
@@ -450,17 +450,13 @@ def authenticate(engine: Engine, username: str, password: str, *, now: datetime 
                 _refuse(db, address=address, actor="(unknown)", username=name, reason="unknown_account", now=now,
                         message=_locked_message(now + timedelta(minutes=settings.lockout_minutes), now) if locks
                         else _WRONG)
-            if user.disabled:
-                # Only someone who knows the password learns that the account exists and is disabled.
-                right = verify_password(user.password_hash, password or "")
-                _refuse(db, address=address, actor=name, username=name, reason="disabled", now=now,
-                        message="This account is disabled. Ask an admin if you need access." if right else _WRONG)
             if user.locked_until is not None and now < user.locked_until:
                 verify_password(_DUMMY_HASH, password or "")  # as long as any other answer takes
                 _refuse(db, address=address, actor=name, username=name, reason="locked", now=now,
                         message=_locked_message(user.locked_until, now))
             if not verify_password(user.password_hash, password or ""):
-                # Atomic increment, so two app servers cannot lose a failure between them.
+                # Counted and locked for a disabled account too, so that an account that never locks is not
+                # known to be a disabled one. Atomic increment: two app servers cannot lose a failure between them.
                 expired = user.locked_until is not None
                 count_expr = 1 if expired else User.failed_attempts + 1
                 db.execute(update(User).where(User.username == name).values(failed_attempts=count_expr, locked_until=None))
@@ -472,6 +468,10 @@ def authenticate(engine: Engine, username: str, password: str, *, now: datetime 
                             failed_attempts=count, locked_until=until, now=now, message=_locked_message(until, now))
                 _refuse(db, address=address, actor=name, username=name, reason="wrong_password",
                         failed_attempts=count, message=_WRONG, now=now)
+            if user.disabled:
+                # Only someone who knows the password learns that the account exists and is disabled.
+                _refuse(db, address=address, actor=name, username=name, reason="disabled", now=now,
+                        message="This account is disabled. Ask an admin if you need access.")
         except SignInRefused as exc:
             refused = exc  # leave the block normally so the failure count and audit line commit
         else:

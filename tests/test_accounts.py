@@ -322,18 +322,30 @@ def test_a_username_with_no_account_is_refused_and_locked_as_an_account_would_be
     """Otherwise the lock message tells a visitor which usernames exist: only real ones ever locked."""
     minutes = get_settings().lockout_minutes
     make_user(engine, "clinician")
+    make_user(engine, "clinician", username="oldstaff")
+    accounts.set_disabled(engine, "oldstaff", True, actor="ada")  # a disabled account must not be told apart either
     seen = {}
-    for name in ("cleo", "nobody"):
+    for name in ("cleo", "nobody", "oldstaff"):
         said = [refusal(engine, name, "wrong", now=NOW + timedelta(seconds=i)) for i in range(6)]
         said.append(refusal(engine, name, "wrong", now=NOW + timedelta(minutes=minutes, seconds=4, milliseconds=1)))
         said.append(refusal(engine, name, "wrong", now=NOW + timedelta(minutes=minutes, seconds=6)))
         seen[name] = said
-    assert seen["cleo"] == seen["nobody"]
+    assert seen["cleo"] == seen["nobody"] == seen["oldstaff"]
     assert ["locked" in m for m in seen["nobody"]] == [False] * 4 + [True, True, False, False]
     assert "15 minutes" in seen["nobody"][4]
     reasons = [line.detail["reason"] for line in audit_lines(engine, "sign_in_failed")
                if line.entity_key == "nobody"]
     assert reasons == ["unknown_account"] * 5 + ["locked"] + ["unknown_account"] * 2
+
+
+def test_failures_a_day_apart_count_toward_a_lock_for_any_name_alike(engine):
+    """An account keeps its count until a successful sign-in: so must a name with no account."""
+    make_user(engine, "clinician")
+    said = {}
+    for name in ("cleo", "nobody"):
+        said[name] = [refusal(engine, name, "wrong", now=NOW + timedelta(seconds=i)) for i in range(4)]
+        said[name].append(refusal(engine, name, "wrong", now=NOW + timedelta(hours=25)))
+    assert said["cleo"] == said["nobody"] and "locked" in said["nobody"][-1]
 
 
 def test_a_lockout_survives_a_restart(db_url):
