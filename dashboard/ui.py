@@ -91,9 +91,10 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~:$<&])")
 
 
 #: Where Streamlit's markdown (GFM) would turn plain text into a link, even escaped: a web address
-#: (http://, https://, www.) or an e-mail address. A word joiner (U+2060, invisible, no line break)
+#: (http://, https://, www.; after any character but a letter or digit, '_' included) or an e-mail
+#: address. A word joiner (U+2060, invisible, no line break)
 #: goes in at that point only, so other text, such as an identifier, copies unchanged.
-_AUTOLINK = re.compile(r"(?i)\b(?:https?|ftp|mailto|xmpp)(?=:)|\bwww(?=\.)|(?<=[\w.+-])(?=@[\w-]+\.\w)")
+_AUTOLINK = re.compile(r"(?i)(?<![a-z0-9])(?:https?|ftp|mailto|xmpp)(?=:)|(?<![a-z0-9])www(?=\.)|(?<=[\w.+-])(?=@[\w-]+\.\w)")
 _WORD_JOINER = "\u2060"
 
 

@@ -27,7 +27,7 @@ HOSTILE = "<script>alert(1)</script>**bold** [x](javascript:alert(1))"
 ACTIVE = re.compile(r"(?<!\\)<(script|img)|\*\*bold|(?<!\\)\[x(?<!\\)\]\(javascript")
 EVIL_ID = "KW-EVIL-1"
 #: Bare addresses: Streamlit's markdown makes links of them even when every character is escaped.
-BARE_ADDRESSES = "https://evil.example/x www.evil.example kim@evil.example"
+BARE_ADDRESSES = "https://evil.example/x www.evil.example kim@evil.example _http://evil.example/y _www.evil.example"
 EVIL_NAME = HOSTILE + " <img src=x onerror=alert(2)> " + BARE_ADDRESSES
 #: Element types whose text Streamlit renders as markdown; widgets and blocks render their labels as markdown too.
 MARKDOWN_ELEMENTS = {"markdown", "caption", "title", "header", "subheader", "error", "info", "warning", "success",
