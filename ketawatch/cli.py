@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 
 from ketawatch.cli_actor import acting_account, cli_actor
 from ketawatch.cli_dates import day_option
-from store.audit import write_through
+from store.audit import written_through
 from store.settings import SettingsInvalid, get_settings
 
 app = typer.Typer(
@@ -240,8 +240,8 @@ def main() -> None:
     """
     try:
         get_settings()  # every command reads the settings first, so a wrong one is named before anything happens
-        write_through(cli_actor())  # each audit line it writes says it came from the command line, and whose login
-        app(standalone_mode=False, prog_name="ketawatch")
+        with written_through(cli_actor()):  # every audit line it writes names the command line and the login
+            app(standalone_mode=False, prog_name="ketawatch")
     except Rejected as exc:
         for line in exc.lines:
             typer.echo(line, err=True)

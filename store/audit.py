@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date, datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from sqlmodel import Session
 
@@ -15,13 +16,18 @@ from store.models import AuditEvent
 _CHANNEL: ContextVar[str | None] = ContextVar("audit_channel", default=None)
 
 
-def write_through(channel: str | None) -> None:
-    """Mark every audit line this process writes from now on with `via`: who ran the command, whatever `--as` names.
+@contextmanager
+def written_through(channel: str) -> Iterator[None]:
+    """Within the block, every audit line written says `via`: who ran the command, whatever `--as` names.
 
     `--as` is taken on trust (whoever runs the command already has the database), so the line
     says how it was written and by which login, beside the account it names.
     """
-    _CHANNEL.set(channel)
+    token = _CHANNEL.set(channel)
+    try:
+        yield
+    finally:
+        _CHANNEL.reset(token)
 
 
 def _jsonable(value: Any) -> Any:
