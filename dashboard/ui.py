@@ -318,6 +318,14 @@ def passwords_match(password: str, repeat: str) -> bool:
     return True
 
 
+def reviewed_reasons(reasons: pd.Series) -> pd.Series:
+    """A review table's 'Reasons reviewed': rule ids, or what a question 9 follow-up is, since it reviews no level."""
+    from store.vocabulary import is_safety_follow_up
+
+    return reasons.map(lambda r: "PHQ-9 question 9 follow-up (not a review of the level)" if is_safety_follow_up(r)
+                       else str(r or "").replace(";", ", "))
+
+
 def safety_banner(answers: pd.DataFrame, *, label=None) -> None:
     """PHQ-9 question 9 answers of the last two weeks: in red above everything else until followed up, then in blue.
 

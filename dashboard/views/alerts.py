@@ -110,6 +110,6 @@ else:
         "Level": reviews["level"].map(ui.level_text),
         "Action": reviews["action"].map(ui.words),
         "Note": reviews["note"],
-        "Reasons reviewed": reviews["reasons"].str.replace(";", ", "),  # last: the longest, and rule ids
+        "Reasons reviewed": ui.reviewed_reasons(reviews["reasons"]),  # last: the longest, and rule ids
     }), key="al_reviews",
         column_config={"Reviewed": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})

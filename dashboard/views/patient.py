@@ -207,6 +207,6 @@ else:
         "Level": mine["level"].map(ui.level_text),
         "Action": mine["action"].map(actions),
         "Note": mine["note"],
-        "Reasons reviewed": mine["reasons"].str.replace(";", ", "),  # the long list of rule ids last, as on Alerts
+        "Reasons reviewed": ui.reviewed_reasons(mine["reasons"]),  # the long list of rule ids last, as on Alerts
     }), key="pp_reviews",
         column_config={"Reviewed": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
