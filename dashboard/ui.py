@@ -326,12 +326,13 @@ def reviewed_reasons(reasons: pd.Series) -> pd.Series:
                        else str(r or "").replace(";", ", "))
 
 
-def safety_banner(answers: pd.DataFrame, *, label=None) -> None:
+def safety_banner(answers: pd.DataFrame, *, label=None, can_follow_up: bool = True) -> None:
     """PHQ-9 question 9 answers of the last two weeks: in red above everything else until followed up, then in blue.
 
     `answers` is `data.safety_answers()`, or one patient's rows of it; `label` names each patient
     (a caseload-wide banner, by their newest answer); without it the banner shows each check-in's
-    own safety line. A recorded follow-up (`record_safety_follow_up`) moves an answer out of the red.
+    own safety line, and `can_follow_up` says whether the form to record a follow-up is below it (writers only).
+    A recorded follow-up (dashboard.safety_follow_up) moves an answer out of the red.
     """
     from ketawatch.safety_answers import RECENT_DAYS
 
@@ -357,7 +358,8 @@ def safety_banner(answers: pd.DataFrame, *, label=None) -> None:
                 for r in newest.itertuples() if r.followed]
         head = f"**{len(waiting)} patient(s) answered {question} above 'not at all' in the last {RECENT_DAYS} days**"
     if waiting:
-        todo = ("a clinician to speak with the patient, then record the follow-up below" if label is None else
+        here = "record the follow-up below" if can_follow_up else "a clinician or admin records the follow-up here"
+        todo = (f"a clinician to speak with the patient, then {here}" if label is None else
                 "a clinician to speak with each patient, then record the follow-up on the patient's page")
         st.error(f"{head}: {todo}. Shown for {RECENT_DAYS} days after the check-in.\n\n" + "\n".join(waiting),
                  icon=":material/emergency:")

@@ -706,7 +706,10 @@ def test_a_question_9_follow_up_is_recorded_on_the_patient_page_and_moves_the_an
     page = _app(demo_url, monkeypatch, "patient", patient="KW-0002")
     red = lambda view: [e.value.replace("\\", "") for e in view.error if "question 9" in e.value]  # noqa: E731
     blue = lambda view: [i.value.replace("\\", "") for i in view.info if "question 9" in i.value]  # noqa: E731
-    assert red(page) and not blue(page)
+    assert red(page) and not blue(page) and "record the follow-up below" in red(page)[0]
+    reviewer = _app(demo_url, monkeypatch, "patient", role="reviewer", patient="KW-0002")
+    assert "a clinician or admin records the follow-up here" in red(reviewer)[0]  # a reviewer has no form below
+    assert not [e for e in reviewer.selectbox if e.key == "sf_KW-0002_action"]
     before = _count(demo_url, AlertReview)
     page.selectbox(key="sf_KW-0002_action").set_value("discussed_with_patient")
     page.button(key="FormSubmitter:sf_KW-0002-Record the follow-up").click().run()

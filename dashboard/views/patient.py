@@ -70,7 +70,7 @@ for col, (label, value) in zip(facts, (
 st.caption(f"Treatment started {ui.fmt_date(row['treatment_start'])}.")
 safety = data.safety_answers()
 mine = safety[safety["patient_id"] == pid]
-ui.safety_banner(mine)
+ui.safety_banner(mine, can_follow_up=can_write(user))
 if can_write(user) and len(mine) and mine["followed_up_at"].isna().any():
     follow_up_form(engine, user, pid, level)
 
