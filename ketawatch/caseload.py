@@ -61,8 +61,12 @@ def _latest(frame: pd.DataFrame, value: str, at: str) -> pd.DataFrame:
 
 
 def latest_reviews(reviews: pd.DataFrame | None) -> pd.DataFrame:
-    """Each patient's most recent alert review (reviewed_at, level, reasons as a set), indexed by patient."""
-    columns = ["reviewed_at", "reviewed_level", "reviewed_reasons"]
+    """Each patient's most recent review of their level (reviewed_at, level, reasons as a set, by whom, action), by patient.
+
+    The one place that decides which review is a patient's last: the alerts, the caseload and the
+    exports all read it here.
+    """
+    columns = ["reviewed_at", "reviewed_level", "reviewed_reasons", "reviewed_by", "reviewed_action"]
     if reviews is not None and not reviews.empty:
         # The follow-up of a question 9 answer is not a review of the risk level.
         reviews = reviews[~reviews["reasons"].map(is_safety_follow_up).astype(bool)]
@@ -74,6 +78,8 @@ def latest_reviews(reviews: pd.DataFrame | None) -> pd.DataFrame:
             "reviewed_at": pd.to_datetime(latest["reviewed_at"], utc=True).to_numpy(),
             "reviewed_level": latest["level"].astype("string").to_numpy(),
             "reviewed_reasons": [frozenset(filter(None, str(r or "").split(";"))) for r in latest["reasons"]],
+            "reviewed_by": latest.get("reviewed_by", pd.Series(pd.NA, index=latest.index)).astype("string").to_numpy(),
+            "reviewed_action": latest.get("action", pd.Series(pd.NA, index=latest.index)).astype("string").to_numpy(),
         },
         index=pd.Index(latest["patient_id"].astype("string"), name="patient_id"),
     )

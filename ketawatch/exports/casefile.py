@@ -17,11 +17,12 @@ from sqlalchemy import Engine
 from ketawatch.exports.deidentify import (
     Pseudonymiser, age_band, deidentify_records, deidentify_reviews, shift_instants,
 )
+from ketawatch.caseload import latest_reviews
 from ketawatch.safety_answers import RECENT_DAYS, safety_answers, without_free_text
 from store.frames import CHECKIN_DTYPES, SESSION_DTYPES, Records, conform
 from store.queries import alert_reviews_frame, checkins_frame, load_records, sessions_frame
 from store.settings import get_settings
-from store.vocabulary import UNDER_CARE_STATUSES, is_safety_follow_up
+from store.vocabulary import UNDER_CARE_STATUSES
 
 
 class PatientNotFound(LookupError):
@@ -399,24 +400,15 @@ def load_caseload(
 
 
 def _with_last_review(rows: pd.DataFrame, reviews: pd.DataFrame, tz: str) -> pd.DataFrame:
-    """Add each patient's latest alert review of their level (when, by whom, at which level, what was done)."""
+    """Add each patient's latest review of their level (when, by whom, at which level, what was done): `latest_reviews`."""
     out = rows.copy()
-    columns = ("last_review_at", "last_review_by", "last_review_level", "last_review_action")
-    if not reviews.empty:
-        reviews = reviews[~reviews["reasons"].map(is_safety_follow_up).astype(bool)]  # a question 9 follow-up reviews no level
-    if reviews.empty or out.empty:
-        for column in columns:
-            out[column] = pd.Series(pd.NA, index=out.index, dtype="string" if column != "last_review_at" else object)
-        out["last_review_at"] = pd.NaT
-        return out
-    latest = reviews.sort_values("reviewed_at", kind="stable").groupby("patient_id", sort=False).tail(1)
-    latest = latest.set_index(latest["patient_id"].astype(str))
+    latest = latest_reviews(reviews)
     ids = out["patient_id"].astype(str)
     at = pd.to_datetime(ids.map(latest["reviewed_at"]), utc=True)
     out["last_review_at"] = at.dt.tz_convert(tz).dt.tz_localize(None)
     out["last_review_by"] = ids.map(latest["reviewed_by"]).astype("string")
-    out["last_review_level"] = ids.map(latest["level"]).astype("string")
-    out["last_review_action"] = ids.map(latest["action"]).astype("string")
+    out["last_review_level"] = ids.map(latest["reviewed_level"]).astype("string")
+    out["last_review_action"] = ids.map(latest["reviewed_action"]).astype("string")
     return out
 
 
