@@ -320,10 +320,9 @@ def passwords_match(password: str, repeat: str) -> bool:
 
 def reviewed_reasons(reasons: pd.Series) -> pd.Series:
     """A review table's 'Reasons reviewed': rule ids, or what a question 9 follow-up is, since it reviews no level."""
-    from store.vocabulary import is_safety_follow_up
+    from store.vocabulary import reviewed_reasons_text
 
-    return reasons.map(lambda r: "PHQ-9 question 9 follow-up (not a review of the level)" if is_safety_follow_up(r)
-                       else str(r or "").replace(";", ", "))
+    return reasons.map(reviewed_reasons_text)
 
 
 def safety_banner(answers: pd.DataFrame, *, label=None, can_follow_up: bool = True) -> None:

@@ -48,7 +48,8 @@ def safety_answers(checkins: pd.DataFrame, *, since: datetime | None = None,
 
 
 def with_follow_ups(answers: pd.DataFrame, reviews: pd.DataFrame | None) -> pd.DataFrame:
-    """`answers` with the follow-up recorded after each: followed_up_at, followed_up_by, follow_up_note (empty when none).
+    """`answers` with the follow-up recorded after each: followed_up_at, followed_up_by, follow_up_action and
+    follow_up_note (empty when none).
 
     A follow-up is an alert review listing `store.vocabulary.SAFETY_FOLLOW_UP`, made for the same
     patient after the answer reached the record (`entered_at`: when it was saved, or amended to
@@ -57,7 +58,7 @@ def with_follow_ups(answers: pd.DataFrame, reviews: pd.DataFrame | None) -> pd.D
     """
     from store.vocabulary import is_safety_follow_up
 
-    at, by, note = [pd.NaT] * len(answers), [None] * len(answers), [None] * len(answers)
+    at, by, action, note = [pd.NaT] * len(answers), [None] * len(answers), [None] * len(answers), [None] * len(answers)
     if len(answers) and reviews is not None and len(reviews):
         ups = reviews[reviews["reasons"].map(is_safety_follow_up).astype(bool)]
         ups = ups.assign(reviewed_at=pd.to_datetime(ups["reviewed_at"], utc=True)).sort_values("reviewed_at", kind="stable")
@@ -65,10 +66,27 @@ def with_follow_ups(answers: pd.DataFrame, reviews: pd.DataFrame | None) -> pd.D
         for i, (answer, known) in enumerate(zip(answers.itertuples(index=False), pd.to_datetime(entered, utc=True))):
             after = ups[(ups["patient_id"] == answer.patient_id) & (ups["reviewed_at"] >= known)]
             if len(after):
-                at[i], by[i], note[i] = after["reviewed_at"].iloc[0], after["reviewed_by"].iloc[0], after["note"].iloc[0]
+                first = after.iloc[0]
+                at[i], by[i], action[i], note[i] = first["reviewed_at"], first["reviewed_by"], first.get("action"), first["note"]
     return answers.assign(followed_up_at=pd.to_datetime(pd.Series(at, index=answers.index, dtype=object), utc=True),
                           followed_up_by=pd.Series(by, index=answers.index, dtype=object),
+                          follow_up_action=pd.Series(action, index=answers.index, dtype=object),
                           follow_up_note=pd.Series(note, index=answers.index, dtype=object))
+
+
+def follow_up_text(answer, tz: str) -> str:
+    """How an export says what became of one answer (a row of `with_follow_ups`): when, by whom, what was done, the note.
+
+    A de-identified export has already dropped the note (free text) and put a pseudonym in place of the name.
+    """
+    if pd.isna(answer.followed_up_at):
+        return "none recorded"
+    when = pd.Timestamp(answer.followed_up_at).tz_convert(tz)
+    action = answer.follow_up_action
+    done = f", {str(action).replace('_', ' ')}" if isinstance(action, str) and action else ""
+    note = answer.follow_up_note
+    said = f": {' '.join(note.split())}" if isinstance(note, str) and note.strip() else ""
+    return f"{when:%Y-%m-%d %H:%M} by {answer.followed_up_by}{done}{said}"
 
 
 def recent_safety_answers(checkins: pd.DataFrame, *, now: datetime, days: int = RECENT_DAYS) -> pd.DataFrame:

@@ -204,14 +204,18 @@ def changed_patients(before: pd.DataFrame, after: pd.DataFrame) -> list[str]:
     return sorted(ids[(old != new).any(axis=1).to_numpy()])
 
 
-def checkins_with_notes_containing(engine: Engine, prefix: str, *, since: datetime) -> pd.DataFrame:
-    """Live check-ins since a moment whose notes contain `prefix`: a cheap pre-filter.
+def checkins_with_notes_containing(engine: Engine, prefix: str, *, since: datetime | None,
+                                   patient_ids: Iterable[str] | None = None) -> pd.DataFrame:
+    """Live check-ins (since a moment, of some patients, when given) whose notes contain `prefix`: a cheap pre-filter.
 
     Columns patient_id, reported_at, notes, and entered_at: when the row reached its present form
     (saved, or last amended), which can be long after `reported_at` for a form typed in later.
     """
     q = (select(CheckIn.patient_id, CheckIn.reported_at, CheckIn.notes, CheckIn.recorded_at, CheckIn.amended_at)
-         .where(CheckIn.reported_at >= since, CheckIn.voided_at.is_(None), CheckIn.notes.contains(prefix, autoescape=True)))
+         .where(CheckIn.voided_at.is_(None), CheckIn.notes.contains(prefix, autoescape=True)))
+    if since is not None:
+        q = q.where(CheckIn.reported_at >= since)
+    q = _where_patients(q, CheckIn, patient_ids)
     with engine.connect() as conn:
         rows = conn.execute(q).all()
     frame = pd.DataFrame(rows, columns=["patient_id", "reported_at", "notes", "recorded_at", "amended_at"])

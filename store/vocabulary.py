@@ -41,7 +41,6 @@ WARNING_SIGNS = (
 )
 SDS_ITEMS = ("sds_1", "sds_2", "sds_3", "sds_4", "sds_5")
 
-#: What a clinician did after reviewing an alert.
 #: The reason an alert review lists when it records the follow-up of a PHQ-9 question 9 answer: no risk
 #: rule has this id, so such a review acknowledges no risk level (ketawatch.caseload.latest_reviews).
 SAFETY_FOLLOW_UP = "phq9_q9_follow_up"
@@ -51,6 +50,15 @@ def is_safety_follow_up(reasons: object) -> bool:
     """Whether an alert review's ';'-separated reasons mark it as the follow-up of a question 9 answer."""
     return SAFETY_FOLLOW_UP in str(reasons or "").split(";")
 
+
+def reviewed_reasons_text(reasons: object, separator: str = ", ") -> str:
+    """A review's reasons for a table: its rule ids, or what a question 9 follow-up is, since it reviews no level."""
+    if is_safety_follow_up(reasons):
+        return "PHQ-9 question 9 follow-up (not a review of the level)"
+    return str(reasons or "").replace(";", separator)
+
+
+#: What a clinician did after reviewing an alert.
 REVIEW_ACTIONS = (
     "discussed_with_patient",
     "dose_held",

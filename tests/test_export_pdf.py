@@ -224,13 +224,13 @@ def test_the_caseload_export_holds_the_patients_under_care_as_the_caseload_and_a
     assert "(1 discharged not included)" in " ".join(pdf_text(caseload_pdf(after, tz="Europe/London")).split())
 
 
-def _safety_checkin(engine, patient_id: str, day: str, notes: str) -> None:
+def _safety_checkin(engine, patient_id: str, day: str, notes: str, *, entered=NOW) -> None:
     from store.records import add_checkin
     from store.validation import Validator
     from tests.store_support import CHECKIN
 
     add_checkin(engine, dict(CHECKIN, patient_id=patient_id, reported_at=f"{day}T10:00", phq9="19", notes=notes),
-                actor=CLINICIAN, validator=Validator(now=NOW))
+                actor=CLINICIAN, validator=Validator(now=entered))
 
 
 def test_a_phq9_question_9_answer_leads_page_one_of_the_case_review(sample):
@@ -287,6 +287,58 @@ def test_the_caseload_export_lists_any_patient_with_a_recent_question_9_answer_w
     rows = pd.read_csv(io.BytesIO(next(iter(deidentified.files.values()))), dtype=str)
     said = rows["phq9_question_9"].dropna().tolist()
     assert len(said) == 1 and "Nearly every day" in said[0] and "2026-11-20" not in said[0]
+
+
+def test_an_exported_question_9_answer_says_whether_it_was_followed_up_by_whom_and_what_was_done(sample):
+    """As the dashboard's banner does: a team meeting reading the export must not call a patient twice, or never."""
+    from datetime import timedelta
+
+    import pandas as pd
+
+    from ketawatch.safety_answers import safety_line
+    from store.records import add_alert_review
+    from store.vocabulary import SAFETY_FOLLOW_UP
+    from tests.test_export_support import OTHER_PID
+
+    def caseload_row(**options) -> pd.Series:
+        result = export_caseload(sample, "csv", actor=CLINICIAN, now=NOW, **options)
+        rows = pd.read_csv(io.BytesIO(next(iter(result.files.values()))), dtype=str)
+        return rows[rows["phq9_question_9"].notna()].squeeze(axis=0)
+
+    def first_page(**options) -> str:
+        data = export_patient(sample, OTHER_PID, "pdf", actor=CLINICIAN, now=NOW, **options).download()[1]
+        return " ".join(PdfReader(io.BytesIO(data)).pages[0].extract_text().split())
+
+    _safety_checkin(sample, OTHER_PID, "2026-11-20", safety_line(["Several days"]))
+    assert "Follow-up: none recorded" in first_page(role="clinician")
+    assert caseload_row(role="clinician")["phq9_question_9_follow_up"] == "none recorded"
+
+    add_alert_review(sample, patient_id=OTHER_PID, level="green", reasons=[SAFETY_FOLLOW_UP], action="discussed_with_patient",
+                     note="Phoned her; safety plan agreed with Philippa", actor=CLINICIAN, now=NOW + timedelta(minutes=5))
+    done = f"2026-11-22 12:05 by {CLINICIAN}, discussed with patient: Phoned her; safety plan agreed with Philippa"
+    assert f"Follow-up: {done}" in first_page(role="clinician")
+    text = " ".join(pdf_text(export_patient(sample, OTHER_PID, "pdf", actor=CLINICIAN, role="clinician", now=NOW).download()[1]).split())
+    assert "PHQ-9 question 9 follow-up (not a review of the level)" in text  # the alert reviews table, not its marker id
+    assert SAFETY_FOLLOW_UP not in text
+    assert caseload_row(role="clinician")["phq9_question_9_follow_up"] == done
+    caseload_text = " ".join(pdf_text(export_caseload(sample, "pdf", actor=CLINICIAN, role="clinician", now=NOW).download()[1]).split())
+    assert f"Follow-up: {done}" in caseload_text
+
+    # De-identified: the time shifted like the patient's, the clinician by pseudonym, and no note (free text).
+    page = first_page(role="reviewer", deidentify=True)
+    said = page.split("Follow-up: ", 1)[1]
+    assert ", discussed with patient" in said and " by S-" in said
+    assert "Philippa" not in page and CLINICIAN not in page and "2026-11-22" not in page
+    row = caseload_row(role="reviewer", deidentify=True)
+    assert " by S-" in row["phq9_question_9_follow_up"] and "Philippa" not in row.to_string()
+    assert not row["phq9_question_9_follow_up"].startswith("2026-11-22")
+
+    # A paper form dated before the follow-up but typed in after it waits for its own, and the caseload shows that one.
+    _safety_checkin(sample, OTHER_PID, "2026-11-19", safety_line(["Nearly every day"]), entered=NOW + timedelta(hours=1))
+    row = caseload_row(role="clinician")
+    assert row["phq9_question_9"].startswith("2026-11-19: ") and row["phq9_question_9_follow_up"] == "none recorded"
+    lines = first_page(role="clinician")
+    assert lines.count("Follow-up: none recorded") == 1 and lines.count(f"Follow-up: {done}") == 1
 
 
 def test_the_caseload_csv_says_its_date_and_splits_reasons_as_their_ids_split(sample):

@@ -46,6 +46,8 @@ def test_the_store_pre_filter_finds_the_mark_literally_on_both_databases(engine,
     marked = checkins_with_notes_containing(engine, SAFETY_MARK, since=NOW - timedelta(days=RECENT_DAYS))
     assert len(marked) == 1 and marked["notes"].iloc[0].startswith(SAFETY_MARK)
     assert len(recent_safety_answers(marked, now=NOW)) == 1
+    assert len(checkins_with_notes_containing(engine, SAFETY_MARK, since=None, patient_ids=[PATIENT["patient_id"]])) == 1
+    assert checkins_with_notes_containing(engine, SAFETY_MARK, since=None, patient_ids=["someone else"]).empty
 
 
 def test_an_answer_is_followed_up_by_the_first_follow_up_review_of_that_patient_made_after_it():

@@ -18,9 +18,9 @@ from ketawatch.exports.deidentify import (
     Pseudonymiser, age_band, deidentify_records, deidentify_reviews, shift_instants,
 )
 from ketawatch.caseload import latest_reviews
-from ketawatch.safety_answers import RECENT_DAYS, safety_answers, without_free_text
+from ketawatch.safety_answers import RECENT_DAYS, SAFETY_MARK, follow_up_text, safety_answers, with_follow_ups, without_free_text
 from store.frames import CHECKIN_DTYPES, SESSION_DTYPES, Records, conform
-from store.queries import alert_reviews_frame, checkins_frame, load_records, sessions_frame
+from store.queries import alert_reviews_frame, checkins_frame, checkins_with_notes_containing, load_records, sessions_frame
 from store.settings import get_settings
 from store.vocabulary import UNDER_CARE_STATUSES
 
@@ -160,7 +160,9 @@ def load_patient_case(
     band = age_band(records.patients["birth_year"].iloc[0], export_day)
     key = patient_id
     shown_by = author.shown(None)
-    safety = safety_answers(records.checkins)  # read before de-identification drops the notes
+    # Read before de-identification drops the notes, with when each answer reached the record for its follow-up.
+    marked = checkins_with_notes_containing(engine, SAFETY_MARK, since=None, patient_ids=[patient_id])
+    safety = with_follow_ups(safety_answers(marked), reviews)
     corrections, voided = corrections_of(engine, patient_id, records.patients)
     row_ids = [("session", int(i)) for frame in (records.sessions, voided.sessions) for i in frame["id"]]
     row_ids += [("check-in", int(i)) for frame in (records.checkins, voided.checkins) for i in frame["id"]]
@@ -270,16 +272,29 @@ def _deidentified_corrections(corrections: pd.DataFrame, pseudonymiser: Pseudony
 
 
 def _deidentified_safety(safety: pd.DataFrame, pseudonymiser: Pseudonymiser, tz: str) -> pd.DataFrame:
-    """Safety answers under the patient's pseudonym and date shift, in the form's fixed words (never typed text)."""
+    """Safety answers under the patient's pseudonym and date shift, in the form's fixed words (never typed text);
+    a follow-up keeps its shifted time and what was done, under the clinician's pseudonym and without its note."""
+    safety = safety.drop(columns=[c for c in ("entered_at",) if c in safety])  # a real time: it would give the shift away
     if safety.empty:
         return safety
     owners = safety["patient_id"].astype(str)
     at = pd.to_datetime(safety["reported_at"], utc=True)
-    return safety.assign(
+    out = safety.assign(
         reported_at=shift_instants(at, pseudonymiser.offsets_of(owners), tz, owners),
         line=safety["line"].map(without_free_text),
         patient_id=pseudonymiser.patients_of(owners),
     )
+    if "followed_up_at" in safety:
+        done = safety["followed_up_at"].notna().to_numpy(dtype=bool)
+        shifted = pd.Series(pd.NaT, index=safety.index, dtype="datetime64[ns, UTC]")
+        if done.any():
+            shifted[done] = shift_instants(pd.to_datetime(safety["followed_up_at"][done], utc=True),
+                                           pseudonymiser.offsets_of(owners[done]), tz, owners[done]).to_numpy()
+        by = pd.Series(None, index=safety.index, dtype=object)
+        by[done] = pseudonymiser.staff_of(safety["followed_up_by"][done]).to_numpy()
+        out = out.assign(followed_up_at=shifted, followed_up_by=by,
+                         follow_up_note=pd.Series(None, index=safety.index, dtype=object))
+    return out
 
 
 def _history_from(history: pd.DataFrame, start: date | None) -> pd.DataFrame:
@@ -344,8 +359,12 @@ def load_caseload(
     # A PHQ-9 question 9 answer of the last two weeks puts the patient on the list whatever the level or status, as
     # the dashboard's banner does: a patient discharged just after answering it still needs someone to call.
     until = min(now, pd.Timestamp(as_of + timedelta(days=1), tz=tz).to_pydatetime())
-    recent = safety_answers(records.checkins, since=until - timedelta(days=RECENT_DAYS), until=until)
-    recent = recent.drop_duplicates("patient_id")
+    since = until - timedelta(days=RECENT_DAYS)
+    marked = checkins_with_notes_containing(engine, SAFETY_MARK, since=since)
+    recent = with_follow_ups(safety_answers(marked, since=since, until=until), reviews)
+    # One answer per patient: the newest still waiting for a follow-up, or else the newest.
+    waiting_first = recent["followed_up_at"].notna().to_numpy(dtype=bool).argsort(kind="stable")
+    recent = recent.iloc[waiting_first].drop_duplicates("patient_id")
     answered = table["patient_id"].astype(str).isin(recent["patient_id"].astype(str)).to_numpy(dtype=bool)
     discharged = int((~under_care & ~answered).sum())
     counts = level_counts(table[under_care])
@@ -383,8 +402,10 @@ def load_caseload(
     elif deidentify:
         shown_by = author.shown(pseudonymiser or Pseudonymiser.from_settings(engine))
     said = [f"{day:%Y-%m-%d}: {line}" for day, line in zip(local_day(recent["reported_at"], tz), recent["line"])]
-    flagged["safety_answer"] = flagged["patient_id"].astype(str).map(
-        dict(zip(recent["patient_id"].astype(str), said))).astype("string")
+    answered_by = recent["patient_id"].astype(str)
+    flagged["safety_answer"] = flagged["patient_id"].astype(str).map(dict(zip(answered_by, said))).astype("string")
+    flagged["safety_follow_up"] = flagged["patient_id"].astype(str).map(
+        dict(zip(answered_by, [follow_up_text(r, tz) for r in recent.itertuples(index=False)]))).astype("string")
     flagged["reason_ids"] = [";".join(reason_ids(r)) for r in flagged["reasons"]]
     flagged = _with_last_review(flagged, reviews, tz)
     return CaseloadExport(
@@ -440,5 +461,6 @@ def caseload_csv_frame(export: CaseloadExport) -> pd.DataFrame:
             "last_review_action": rows["last_review_action"].astype("string"),
             "needs_review": rows["needs_review"].map({True: "yes", False: "no"}).astype("string"),
             "phq9_question_9": rows["safety_answer"].astype("string"),
+            "phq9_question_9_follow_up": rows["safety_follow_up"].astype("string"),
         }
     )

@@ -38,8 +38,8 @@ def caseload_pdf(export: CaseloadExport, *, tz: str) -> bytes:
     answered = [r for r in export.rows.itertuples(index=False) if _cell(r.safety_answer)]
     if answered:
         pdf.warning_box(f"PHQ-9 question 9 answered above 'not at all' in the last {RECENT_DAYS} days "
-                        "(listed below whatever their level; speak with each patient):",
-                        [f"{r.patient_id}: {r.safety_answer}" for r in answered])
+                        "(listed below whatever their level; speak with each patient not yet followed up):",
+                        [f"{r.patient_id}: {r.safety_answer}\n    Follow-up: {r.safety_follow_up}" for r in answered])
     counts = export.counts
     pdf.paragraph(
         f"Patients under care (active or paused): {counts.get('red', 0)} red, {counts.get('amber', 0)} amber, {counts.get('green', 0)} green"
@@ -72,7 +72,7 @@ def caseload_pdf(export: CaseloadExport, *, tz: str) -> bytes:
         # level, so a row that lands at the top of the next page still says whose it is and how urgent.
         lines = [f"\u2022 {x.text} ({x.rule_id})" for x in r.reasons]
         if _cell(r.safety_answer):
-            lines.insert(0, f"\u2022 PHQ-9 question 9, {r.safety_answer}")
+            lines.insert(0, f"\u2022 PHQ-9 question 9, {r.safety_answer} Follow-up: {r.safety_follow_up}")
         lines = lines or [""]
         level = f"{dots} {r.level.upper()}"
         table_rows.append([name, level, since, _cell(r.clinician), lines[0], review])

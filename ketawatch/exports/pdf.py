@@ -16,8 +16,9 @@ from ketawatch.exports.casefile import PatientCase, local_day
 from ketawatch.exports.figures import FigureImage, case_figures
 from ketawatch.exports.pdf_layout import DISCLAIMER, ReviewPDF, local_time_text
 from ketawatch.risk import COMBINATION_NOTE, reason_ids, reason_role
+from ketawatch.safety_answers import follow_up_text
 from seed_data.catalogue import seed_citation, side_effect_words, side_effects, warning_sign
-from store.vocabulary import WARNING_SIGNS
+from store.vocabulary import WARNING_SIGNS, reviewed_reasons_text
 
 _ROUTE_WORDS = {"iv": "IV", "im": "IM", "intranasal": "intranasal", "oral": "oral", "sublingual": "sublingual"}
 
@@ -252,16 +253,17 @@ def review_rows(case: PatientCase) -> list[list[str]]:
     for i, r in enumerate(reviews.itertuples(index=False)):
         note = "" if case.deidentified else _text(r.note)
         rows.append([local.iloc[i].strftime("%Y-%m-%d %H:%M"), _text(r.reviewed_by), r.level,
-                     str(r.reasons or "").replace(";", "; "), _words(r.action), note])
+                     reviewed_reasons_text(r.reasons, "; "), _words(r.action), note])
     return rows
 
 
 def safety_lines(case: PatientCase) -> list[str]:
-    """Each PHQ-9 question 9 answer above 'not at all' in the period, with its date, newest first."""
+    """Each PHQ-9 question 9 answer above 'not at all' in the period, with its date and its follow-up, newest first."""
     if case.safety is None or case.safety.empty:
         return []
     local = pd.to_datetime(case.safety["reported_at"], utc=True).dt.tz_convert(case.tz)
-    return [f"{local.iloc[i]:%Y-%m-%d %H:%M}: {line}" for i, line in enumerate(case.safety["line"])]
+    return [f"{local.iloc[i]:%Y-%m-%d %H:%M}: {r.line}\n    Follow-up: {follow_up_text(r, case.tz)}"
+            for i, r in enumerate(case.safety.itertuples(index=False))]
 
 
 def _safety_box(pdf: ReviewPDF, case: PatientCase) -> None:

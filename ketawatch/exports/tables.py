@@ -250,7 +250,8 @@ _COLUMN_WORDS = {
     "severity": "Severity of the side effect: mild, moderate or severe",
     "reviewed_at": "When the alert was reviewed (clinic time)",
     "reviewed_by": "Who reviewed it",
-    "reasons": "Reasons (rule ids on the review sheet; observations in words on the levels sheet)",
+    "reasons": "Reasons (rule ids on the review sheet, where phq9_q9_follow_up marks the follow-up of a PHQ-9 "
+               "question 9 answer rather than a review of the level; observations in words on the levels sheet)",
     "action": "What was done",
     "note": "The reviewer's note",
     "as_of": "The date the level is computed for, from the records dated on or before it",
@@ -365,7 +366,7 @@ def _dated(xlsx: bytes, made_at: datetime | None) -> bytes:
 # ----- caseload CSV -----------------------------------------------------------------------------
 
 CASELOAD_EXPORT_COLUMNS = (
-    "patient_id", "display_name", "clinician", "level", "level_since", "phq9_question_9", "reason_ids", "reasons",
+    "patient_id", "display_name", "clinician", "level", "level_since", "phq9_question_9", "phq9_question_9_follow_up", "reason_ids", "reasons",
     "last_review_at", "last_review_by", "last_review_level", "last_review_action", "needs_review", "as_of",
 )
 
