@@ -318,6 +318,17 @@ def passwords_match(password: str, repeat: str) -> bool:
     return True
 
 
+def dose_against_plan(per_kg: float, planned: float | None) -> str | None:
+    """The dose's difference from the planned mg/kg in whole percent ("+12% against the plan"); none when it rounds to 0.
+
+    A rounding to 0 would read "-0%" or "+0%" with an arrow, as if the dose were off the plan.
+    """
+    if planned is None or not planned:
+        return None
+    percent = round((per_kg / planned - 1) * 100)
+    return None if percent == 0 else f"{percent:+d}% against the plan"
+
+
 def reviewed_reasons(reasons: pd.Series) -> pd.Series:
     """A review table's 'Reasons reviewed': rule ids, or what a question 9 follow-up is, since it reviews no level."""
     from store.vocabulary import reviewed_reasons_text

@@ -307,6 +307,17 @@ def test_log_session_rejects_a_second_session_at_the_same_time(demo_url, monkeyp
     assert "is already recorded" in _texts(at)
 
 
+@pytest.mark.parametrize("per_kg, planned, shown", [
+    (0.55, 0.5, "+10% against the plan"), (0.45, 0.5, "-10% against the plan"),
+    (0.4990, 0.5, None), (0.5012, 0.5, None),  # would read "-0%" / "+0%" with an arrow
+    (0.5, None, None), (0.5, 0.0, None),
+])
+def test_the_dose_panel_gives_the_difference_from_the_plan_only_when_there_is_one(per_kg, planned, shown):
+    from dashboard.ui import dose_against_plan
+
+    assert dose_against_plan(per_kg, planned) == shown
+
+
 def test_log_session_without_a_patient_says_so(demo_url, monkeypatch):
     at = _app(demo_url, monkeypatch, "log_session")
     at.number_input(key="ls_dose").set_value(40.0).run()

@@ -167,8 +167,7 @@ with dose_cols[3]:
         if per_kg is None or pd.isna(per_kg):
             st.metric("Dose per kg", "—", help="Enter dose and weight to see mg/kg.")
         else:
-            delta = None if planned is None else f"{(per_kg / planned - 1) * 100:+.0f}% against the plan"
-            st.metric("Dose per kg", f"{per_kg:.2f} mg/kg", delta=delta, delta_color="off")
+            st.metric("Dose per kg", f"{per_kg:.2f} mg/kg", delta=ui.dose_against_plan(per_kg, planned), delta_color="off")
         if plan is None:
             st.caption("Choose a patient to compare the dose with the plan.")
         else:
