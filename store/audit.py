@@ -83,3 +83,14 @@ def record_event(
     )
     db.add(event)
     return event
+
+
+def record_patient_view(engine, *, actor: str, patient_id: str, page: str, address: str | None = None,
+                        at: datetime | None = None) -> None:
+    """One line saying who opened a patient's record and where, so the clinic can answer "who has looked at this patient"."""
+    from store.db import for_writing
+
+    detail = {"page": page, **({"address": address} if address else {})}
+    with Session(for_writing(engine)) as db, db.begin():
+        record_event(db, actor=actor, action="view", entity="patient", entity_key=patient_id, patient_id=patient_id,
+                     at=at, **detail)

@@ -178,6 +178,28 @@ def test_every_reason_that_rests_on_a_seed_passage_shows_it(demo_url, monkeypatc
         assert reason.source in shown and reason.quotation[:40] in shown
 
 
+def test_opening_a_patient_record_is_written_to_the_audit_trail_once_per_patient_per_half_hour(demo_url, monkeypatch):
+    """Who has looked at this patient's record: answerable from the trail, without a line for every click."""
+    from dashboard import record_views
+    from store.queries import audit_frame
+
+    def views():
+        return audit_frame(open_database(demo_url), action="view").sort_values("id")
+
+    at = _app(demo_url, monkeypatch, "patient", role="reviewer", patient="KW-0002")
+    _no_exception(at)
+    line = views().iloc[-1]
+    assert (line["actor"], line["patient_id"], line["entity_key"], line["detail"]["page"]) == (
+        DEMO_USERS["reviewer"], "KW-0002", "KW-0002", "patient")
+    at.run()
+    at.selectbox(key="pp_patient").set_value("KW-0003").run()
+    at.selectbox(key="pp_patient").set_value("KW-0002").run()  # back within the half hour: no new line
+    assert views()["patient_id"].tolist() == ["KW-0002", "KW-0003"]
+    monkeypatch.setattr(record_views, "REPEAT_AFTER", 0)
+    at.run()
+    assert views()["patient_id"].tolist() == ["KW-0002", "KW-0003", "KW-0002"]
+
+
 def test_reviewer_gets_no_forms(demo_url, monkeypatch):
     for page in ("log_session", "log_checkin", "patients", "alerts"):
         at = _app(demo_url, monkeypatch, page, role="reviewer")

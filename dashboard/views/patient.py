@@ -16,6 +16,7 @@ from dashboard.amend import change_notice, record_actions, record_history
 from dashboard.safety_follow_up import follow_up_form
 from dashboard.auth import can_write
 from dashboard.export_panel import patient_exports
+from dashboard.record_views import patient_opened
 from ketawatch.caseload import latest_reviews
 from ketawatch.charts import record_span
 from ketawatch.risk import COMBINATION_NOTE, reason_role
@@ -41,6 +42,7 @@ if st.query_params.get("patient") != pid:
     st.query_params["patient"] = pid
 
 engine = data.engine()
+patient_opened(engine, user, pid, "patient")
 row = patients.set_index("patient_id").loc[pid]
 assessed = data.patient_level(pid)
 level, since, reasons = assessed["level"], assessed["since"], assessed["reasons"] or []
