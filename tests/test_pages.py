@@ -476,6 +476,11 @@ def test_patient_mode_shows_only_the_form_until_the_clinician_password(demo_url,
     _no_exception(at)
     assert [t.value for t in at.title] == ["Log check-in"]
     assert any("PHQ-9 question 9" in w.value for w in at.warning), "the clinician hears about the safety item"
+    from store.queries import audit_frame
+
+    trail = audit_frame(open_database(demo_url), actor=DEMO_USERS["clinician"]).sort_values("id").tail(2)
+    assert trail["action"].tolist() == ["sign_in_failed", "sign_in"]  # the trail tells this from a sign-in at the door
+    assert [d.get("purpose") for d in trail["detail"]] == ["leave_patient_mode", "leave_patient_mode"]
 
 
 # ----- patients and plans -----------------------------------------------------------------------

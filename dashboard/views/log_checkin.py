@@ -150,7 +150,7 @@ def _leave_patient_mode() -> None:
     """Button callback: only the signed-in clinician's password ends patient mode."""
     try:
         accounts.authenticate(engine, user.username, st.session_state.get(P + "password") or "",
-                              address=client_address())
+                              address=client_address(), purpose="leave_patient_mode")
     except accounts.SignInRefused as exc:
         st.session_state[P + "exit_error"] = exc.message
     else:
