@@ -7,6 +7,8 @@ clinical records, every export), `reviewer` (read-only, de-identified exports on
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 import re
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from store.app_settings import is_demo
+from store.app_settings import database_secret, is_demo
 from store.audit import record_event
 from store.db import for_writing
 from store.models import User
@@ -396,13 +398,28 @@ def _locked_message(locked_until: datetime, now: datetime) -> str:
             f"{'s' if minutes != 1 else ''}, or ask an admin to reset the password.")
 
 
-def _unknown_name_failures(db: Session, name: str, now: datetime) -> tuple[int, datetime | None]:
+#: The key, kept in the database, of what the audit trail keeps of a username with no account.
+_UNKNOWN_NAME_KEY = "unknown_username_key"
+
+
+def unknown_name_mark(engine: Engine, name: str) -> str:
+    """What the audit trail keeps of a username with no account: a keyed fingerprint ("unknown:..."), not the text.
+
+    Such a name is often a password typed into the wrong box. The same name always gives the same
+    mark in one database, so its failures still count toward its lock and an admin can see repeats.
+    """
+    key = database_secret(engine, _UNKNOWN_NAME_KEY).encode("utf-8")
+    return "unknown:" + hmac.new(key, name.encode("utf-8"), hashlib.sha256).hexdigest()[:24]
+
+
+def _unknown_name_failures(db: Session, name: str, now: datetime, mark: str | None = None) -> tuple[int, datetime | None]:
     """Failures in a row and the end of any lock of a username with no account, as an account would have them.
 
     Replays every `unknown_account` refusal of the name in the audit trail under the same rule as
     an account's lockout: the set number of failures in a row locks it for the set time, refusals
     during a lock do not count, and the first failure after a lock starts the count again. (An
     account's count lasts until a successful sign-in, which a name with no account never has.)
+    Lines are found by the name's `mark` and, for lines written before marks, by the name itself.
     """
     from store.models import AuditEvent
 
@@ -410,7 +427,8 @@ def _unknown_name_failures(db: Session, name: str, now: datetime) -> tuple[int, 
     lock = timedelta(minutes=settings.lockout_minutes)
     rows = db.execute(
         select(AuditEvent.at, AuditEvent.detail)
-        .where(AuditEvent.action == "sign_in_failed", AuditEvent.entity_key == name, AuditEvent.at <= now)
+        .where(AuditEvent.action == "sign_in_failed", AuditEvent.entity_key.in_([name, mark or name]),
+               AuditEvent.at <= now)
         .order_by(AuditEvent.at)
     ).all()
     count, until = 0, None
@@ -434,6 +452,7 @@ def authenticate(engine: Engine, username: str, password: str, *, now: datetime 
     settings = get_settings()
     now = _utcnow(now)
     name = normalise_username(username)[:64]
+    mark = unknown_name_mark(engine, name)  # worked out for every name, so that it takes no longer for some
     refused: SignInRefused | None = None
     with Session(for_writing(engine), expire_on_commit=False) as db, db.begin():
         user = db.get(User, name) if name else None
@@ -442,13 +461,13 @@ def authenticate(engine: Engine, username: str, password: str, *, now: datetime 
                 verify_password(_DUMMY_HASH, password or "")
                 # Refused as a real account would be, lock included, so neither the words nor their
                 # timing tell a visitor which usernames exist.
-                count, until = _unknown_name_failures(db, name, now)
+                count, until = _unknown_name_failures(db, name, now, mark)
                 if until is not None and now < until:
-                    _refuse(db, address=address, purpose=purpose, actor="(unknown)", username=name, reason="locked", now=now,
+                    _refuse(db, address=address, purpose=purpose, actor="(unknown)", username=mark, reason="locked", now=now,
                             message=_locked_message(until, now))
                 count = 1 if until is not None else count + 1
                 locks = count >= settings.lockout_attempts
-                _refuse(db, address=address, purpose=purpose, actor="(unknown)", username=name, reason="unknown_account", now=now,
+                _refuse(db, address=address, purpose=purpose, actor="(unknown)", username=mark, reason="unknown_account", now=now,
                         message=_locked_message(now + timedelta(minutes=settings.lockout_minutes), now) if locks
                         else _WRONG)
             if user.locked_until is not None and now < user.locked_until:

@@ -334,8 +334,35 @@ def test_a_username_with_no_account_is_refused_and_locked_as_an_account_would_be
     assert ["locked" in m for m in seen["nobody"]] == [False] * 4 + [True, True, False, False]
     assert "15 minutes" in seen["nobody"][4]
     reasons = [line.detail["reason"] for line in audit_lines(engine, "sign_in_failed")
-               if line.entity_key == "nobody"]
+               if line.entity_key == accounts.unknown_name_mark(engine, "nobody")]
     assert reasons == ["unknown_account"] * 5 + ["locked"] + ["unknown_account"] * 2
+
+
+def test_a_username_with_no_account_is_kept_in_the_trail_only_as_a_fingerprint(engine):
+    """A password typed into the username box must not land in the audit trail as text."""
+    import json
+
+    typed = "Tr0ub4dor&3-horse"
+    for i in range(2):
+        refusal(engine, typed, "anything", now=NOW + timedelta(seconds=i))
+    lines = audit_lines(engine, "sign_in_failed")
+    assert len(lines) == 2 and lines[0].entity_key == lines[1].entity_key  # the same name: the same mark, to count
+    assert lines[0].entity_key.startswith("unknown:") and lines[0].entity_key != accounts.unknown_name_mark(engine, "other")
+    for line in lines:
+        assert typed.lower() not in json.dumps([line.actor, line.entity_key, line.patient_id, line.detail]).lower()
+
+
+def test_failures_of_a_name_written_before_fingerprints_still_count_toward_its_lock(engine):
+    """A trail from an older version holds the name itself: those failures must not be forgotten on upgrade."""
+    from sqlmodel import Session
+
+    from store.audit import record_event
+
+    with Session(engine) as db, db.begin():
+        for i in range(4):
+            record_event(db, actor="(unknown)", action="sign_in_failed", entity="user", entity_key="nobody",
+                         at=NOW + timedelta(seconds=i), reason="unknown_account")
+    assert "locked" in refusal(engine, "nobody", "wrong", now=NOW + timedelta(seconds=10))
 
 
 def test_failures_a_day_apart_count_toward_a_lock_for_any_name_alike(engine):
