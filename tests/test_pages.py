@@ -757,6 +757,7 @@ def test_a_question_9_follow_up_is_recorded_on_the_patient_page_and_moves_the_an
     _no_exception(page)
     assert _count(demo_url, AlertReview) == before + 1
     assert not red(page) and "followed up by demo-clinician" in blue(page)[0] and "safety plan given" in blue(page)[0]
+    assert "(Discussed with patient)" in blue(page)[0]  # what was done, as the exports say it
     caseload = _app(demo_url, monkeypatch, "caseload")
     assert not red(caseload) and "KW-0002" in blue(caseload)[0]
     recent = _app(demo_url, monkeypatch, "alerts").dataframe[-1].value
