@@ -15,6 +15,7 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -227,7 +228,7 @@ def _refuse_newer(url: str, backend: str) -> None:
         source = _sqlite_path(url)
         if not source.is_file():
             return  # said in words by the backup itself
-        conn = sqlite3.connect(_read_only(source), uri=True, timeout=30)
+        conn = sqlite3.connect(_read_only(source), uri=True, timeout=BUSY_SECONDS)
         try:
             revision = _sqlite_revision(conn)
         except sqlite3.DatabaseError:
@@ -256,7 +257,7 @@ def _backup_sqlite(source: Path, path: Path) -> str:
     os.close(handle)
     temp = Path(temp_name)
     try:
-        src = sqlite3.connect(_read_only(source), uri=True, timeout=30)
+        src = sqlite3.connect(_read_only(source), uri=True, timeout=BUSY_SECONDS)
         dst = sqlite3.connect(temp)
         try:
             src.backup(dst)  # one consistent snapshot, even while the app writes
@@ -317,6 +318,25 @@ def _has_data(counts: dict[str, int]) -> bool:
     return any(counts.values())
 
 
+#: How long a backup or restore waits for another program's write to an SQLite file to finish.
+BUSY_SECONDS = 30
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+
+
+class _StillBusy(Exception):
+    """The file stayed locked by another writer for longer than a restore waits."""
+
+
+def _give_up_when_busy_for(seconds: float):
+    """A progress callback for `sqlite3.Connection.backup`, which on its own retries a locked file for ever."""
+    deadline = time.monotonic() + seconds
+
+    def progress(status: int, remaining: int, total: int) -> None:
+        if status in (_SQLITE_BUSY, _SQLITE_LOCKED) and time.monotonic() > deadline:
+            raise _StillBusy()
+    return progress
+
+
 def restore(url: str, path: Path | str, *, force: bool = False, actor: str = "cli") -> str:
     """Replace the database at `url` with the backup at `path`; refused if the database holds data, unless `force`."""
     found = inspect_backup(path)
@@ -356,7 +376,7 @@ def _foreign_tables_with_rows(conn: sqlite3.Connection) -> list[str]:
 
 def _restore_sqlite(found: BackupFile, target: Path, force: bool) -> str:
     if target.exists() and target.stat().st_size:
-        conn = sqlite3.connect(f"{target.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        conn = sqlite3.connect(f"{target.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_SECONDS)
         try:
             foreign = _foreign_tables_with_rows(conn)
             counts = _sqlite_counts(conn)
@@ -375,9 +395,14 @@ def _restore_sqlite(found: BackupFile, target: Path, force: bool) -> str:
         raise BackupRefused(f"{target.parent} is not a folder")
     create_private(target)  # a new database file is owner-only, like the backup it comes from
     src = sqlite3.connect(_read_only(found.path), uri=True)
-    dst = sqlite3.connect(target, timeout=30)
+    dst = sqlite3.connect(target, timeout=BUSY_SECONDS)
     try:
-        src.backup(dst)  # page by page into the live file, under SQLite's own locking
+        try:
+            src.backup(dst, progress=_give_up_when_busy_for(BUSY_SECONDS))  # page by page, under SQLite's locking
+        except (_StillBusy, sqlite3.OperationalError):  # the copy is rolled back: the file is as it was
+            raise BackupRefused(f"{target} is busy: another program (the dashboard?) kept writing to it for "
+                                f"{BUSY_SECONDS:g} s. Stop the dashboard and run restore again; nothing was "
+                                "changed") from None
         counts = _sqlite_counts(dst)
     finally:
         src.close()

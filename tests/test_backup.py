@@ -102,6 +102,27 @@ def test_restore_into_a_new_database_needs_no_force(filled_sqlite, tmp_path):
     new.dispose()
 
 
+def test_a_restore_over_a_database_that_is_being_written_waits_then_changes_nothing(filled_sqlite, tmp_path, monkeypatch):
+    """The dashboard left running mid-write: one readable line, and the live file exactly as it was."""
+    url, engine = filled_sqlite
+    kb.backup(url, tmp_path / "b.db")
+    pid = str(sessions_frame(engine)["patient_id"].iloc[0])
+    records.add_checkin(engine, {"patient_id": pid, "reported_at": "2026-11-21T09:00", "craving": "4"},
+                        actor="t", validator=Validator(now=NOW, tz=TZ))  # in the live file, not in the backup
+    before = table_rows(engine)
+    engine.dispose()
+    monkeypatch.setattr(kb, "BUSY_SECONDS", 0.2)
+    writer = sqlite3.connect(url.removeprefix("sqlite:///"))
+    writer.execute("BEGIN IMMEDIATE")  # another program holds the write lock
+    try:
+        with pytest.raises(kb.BackupRefused, match="is busy: another program .* nothing was changed"):
+            kb.restore(url, tmp_path / "b.db", force=True)
+    finally:
+        writer.rollback()
+        writer.close()
+    assert table_rows(make_engine(url)) == before
+
+
 def test_a_backup_never_overwrites_a_file(filled_sqlite, tmp_path):
     url, _ = filled_sqlite
     target = tmp_path / "exists.db"
