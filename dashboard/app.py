@@ -24,10 +24,11 @@ from dashboard.ui import PATIENT_MODE_KEY
 # fonts.gstatic.com, which a clinic network without internet access refuses (and which would see
 # every page load).
 st.set_page_config(page_title="KetaWatch", page_icon=str(Path(__file__).with_name("favicon.png")), layout="wide")
-# The two protections of dashboard/streamlit.toml that Streamlit lets a script set hold here too,
+# The three protections of dashboard/streamlit.toml that Streamlit lets a script set hold here too,
 # however the app was started (a bare `streamlit run` does not read that file).
 st.set_option("client.showErrorDetails", "type")
 st.set_option("client.disableDataExport", True)
+st.set_option("logger.enableRich", False)  # errors through logging, where private_logs withholds the message
 private_logs.install()
 data.new_run()
 

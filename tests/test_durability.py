@@ -27,7 +27,7 @@ from store.queries import load_records
 from tests.access_support import (  # noqa: F401 - fixtures
     PASSWORD, browser, cheap_hashes, make_user, serve, settle, sign_in_browser, stop,
 )
-from tests.conftest import NOW, PG_URL, REPO, TZ, fresh_database_url
+from tests.conftest import BACKENDS, NOW, PG_URL, REPO, TZ, fresh_database_url
 from tests.store_support import write_folder
 
 IMPORT_CLI = "from ketawatch.cli import main; main()"
@@ -320,6 +320,7 @@ def test_two_streamlit_servers_on_one_postgresql_share_their_writes(tmp_path, br
         drop()
 
 
+@needs_pg
 def test_app_servers_starting_together_on_a_new_postgresql_migrate_one_at_a_time(tmp_path):
     """Two processes opening one new database at once: both start, and the schema is made once (advisory lock)."""
     url, drop = fresh_database_url("postgresql", tmp_path)
@@ -341,7 +342,7 @@ def test_app_servers_starting_together_on_a_new_postgresql_migrate_one_at_a_time
         drop()
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_a_failed_statement_never_carries_its_values_into_its_error_text(tmp_path, backend):
     """SQLAlchemy would quote the values of a failed statement in the error, which Streamlit logs."""
     from sqlalchemy.exc import DBAPIError
@@ -357,6 +358,26 @@ def test_a_failed_statement_never_carries_its_values_into_its_error_text(tmp_pat
         drop()
 
 
+def test_an_uncaught_page_error_reaches_the_server_log_by_type_and_place_only(capfd):
+    """Through the path Streamlit itself takes: with rich installed it printed the whole error, message and all."""
+    from streamlit import config, error_util
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=30).run()  # the app's own settings
+    assert not at.exception
+    assert config.get_option("logger.enableRich") is False
+    capfd.readouterr()
+    quoted = "Failing row contains (" + ", ".join(["KW-0014", "Called Zelda Secretname at home"]) + ")"
+    try:
+        raise RuntimeError(quoted)  # a stack frame shows this line, not the words it holds
+    except RuntimeError as exc:
+        error_util._log_uncaught_app_exception(exc)
+    out, err = capfd.readouterr()
+    assert "RuntimeError" in out + err and "test_durability.py" in out + err  # logged, by type and place ...
+    assert "Zelda" not in out + err and "KW-0014" not in out + err  # ... without the message
+
+
+@needs_pg
 def test_an_uncaught_database_error_reaches_the_server_log_without_the_row_it_quotes(tmp_path):
     """PostgreSQL's own message quotes the refused row ('Key (patient_id)=(...) already exists'): the log keeps
     the error's type and stack, not its message."""
