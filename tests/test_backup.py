@@ -25,7 +25,7 @@ from store.importer import import_folder
 from store.queries import sessions_frame
 from store.validation import Validator
 from tests.access_support import cheap_hashes, make_user  # noqa: F401 - autouse fixture
-from tests.conftest import NOW, PG_URL, REPO, TZ, fresh_database_url
+from tests.conftest import BACKENDS, NOW, PG_URL, REPO, TZ, fresh_database_url
 from tests.store_support import write_folder
 
 #: Runs the real `ketawatch` entry point, as the installed console script does.
@@ -445,7 +445,7 @@ def test_a_restore_into_a_new_sqlite_file_makes_it_owner_only(filled_sqlite, tmp
         os.umask(old)
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_a_database_made_by_a_newer_ketawatch_is_not_backed_up_or_touched(tmp_path, backend):
     url, drop = fresh_database_url(backend, tmp_path)
     engine = make_engine(url)
