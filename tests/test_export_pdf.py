@@ -341,6 +341,20 @@ def test_an_exported_question_9_answer_says_whether_it_was_followed_up_by_whom_a
     assert lines.count("Follow-up: none recorded") == 1 and lines.count(f"Follow-up: {done}") == 1
 
 
+def test_a_review_note_taller_than_a_page_goes_on_in_further_rows_and_none_of_it_is_lost(sample):
+    """The Alerts form takes 2,000 characters; in a narrow column that is taller than a page, which stopped the export."""
+    from store.records import add_alert_review
+    from tests.test_export_support import OTHER_PID
+
+    note = " ".join(f"w{i:03d}" for i in range(400))  # 2,000 characters, every word findable
+    add_alert_review(sample, patient_id=OTHER_PID, level="red", reasons=["craving_high"], action="other", note=note,
+                     actor=CLINICIAN, now=NOW)
+    data = export_patient(sample, OTHER_PID, "pdf", actor=CLINICIAN, role="clinician", now=NOW).download()[1]
+    words = pdf_text(data).split()
+    assert all(f"w{i:03d}" in words for i in range(400))
+    assert "(continued)" in words
+
+
 def test_the_caseload_csv_says_its_date_and_splits_reasons_as_their_ids_split(sample):
     """Reasons are one per line (a reason's own words may hold '; '), each naming its rule among reason_ids."""
     import datetime as dt

@@ -200,6 +200,7 @@ class ReviewPDF(FPDF):
         self.set_font(FONT, size=size)
         self.set_draw_color(120)
         self.set_fill_color(246)
+        rows, shaded = self._rows_that_fit(rows, widths, size * 0.5 + 0.6, shaded)
         with self.table(
             v_align="TOP",
             col_widths=tuple(widths),
@@ -219,6 +220,34 @@ class ReviewPDF(FPDF):
                 table.row([str(v) for v in values], style=style)
         self.set_font(FONT, size=9)
         self.ln(1)
+
+    def _rows_that_fit(self, rows: list[list[str]], widths: list[float], line_height: float,
+                       shaded: list[bool] | None) -> tuple[list[list[str]], list[bool] | None]:
+        """Rows too tall for one page (a long note) split into continuation rows, which fpdf2 cannot do itself.
+
+        A table row never breaks across pages, so one cell taller than a page stopped the whole
+        export. Each cell is wrapped at its column's width in the current font; a row with more
+        lines than a page holds goes on in further rows marked "(continued)", none of it cut.
+        """
+        room = self.h - self.t_margin - self.b_margin - 40  # the page header, the repeated heading row, some slack
+        most = max(4, int(room / line_height))
+        scale = self.usable_width / sum(widths)
+        out, bands = [], []
+        for i, values in enumerate(rows):
+            cells = [self.multi_cell(w * scale - 2 * self.c_margin - 0.5, line_height, str(v), dry_run=True,
+                                     output="LINES") for v, w in zip(values, widths)]
+            tallest = max((len(c) for c in cells), default=0)
+            pieces = range(0, max(tallest, 1), most)
+            for k, start in enumerate(pieces):
+                if k == 0 and len(pieces) == 1:
+                    out.append([str(v) for v in values])
+                else:
+                    part = ["\n".join(c[start:start + most]) for c in cells]
+                    if k:
+                        part[0] = "(continued)" + (f"\n{part[0]}" if part[0] else "")
+                    out.append(part)
+                bands.append(shaded[i] if shaded is not None else False)
+        return out, (bands if shaded is not None else None)
 
     def figure(self, title: str, png: bytes, caption: str = "") -> None:
         """A chart image across the page, with its title kept on the same page."""
