@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
+from store.queries import marked_line
+
 #: How a check-in note's safety line begins (the form writes it; a clinician may type it too).
 SAFETY_MARK = "[Safety]"
 #: How long after the check-in the answer stays on the caseload, alerts and patient page.
@@ -39,10 +41,7 @@ def safety_answers(checkins: pd.DataFrame, *, since: datetime | None = None,
         keep &= (at >= pd.Timestamp(since)).to_numpy(dtype=bool)
     if until is not None:
         keep &= (at <= pd.Timestamp(until)).to_numpy(dtype=bool)
-    lines = notes.str.split("\n").map(
-        lambda parts: next((p.strip() for p in parts if p.strip().startswith(SAFETY_MARK)), None)
-        if isinstance(parts, list) else None
-    )
+    lines = notes.map(lambda text: marked_line(text, SAFETY_MARK)).astype(object)
     found = checkins.assign(line=lines)[keep & lines.notna().to_numpy(dtype=bool)]
     return found[columns].sort_values("reported_at", ascending=False, kind="stable").reset_index(drop=True)
 

@@ -204,25 +204,57 @@ def changed_patients(before: pd.DataFrame, after: pd.DataFrame) -> list[str]:
     return sorted(ids[(old != new).any(axis=1).to_numpy()])
 
 
+def marked_line(notes: object, mark: str) -> str | None:
+    """The first line of a note that begins with `mark` (surrounding spaces aside), or None."""
+    if not isinstance(notes, str):
+        return None
+    return next((part.strip() for part in notes.split("\n") if part.strip().startswith(mark)), None)
+
+
 def checkins_with_notes_containing(engine: Engine, prefix: str, *, since: datetime | None,
                                    patient_ids: Iterable[str] | None = None) -> pd.DataFrame:
     """Live check-ins (since a moment, of some patients, when given) whose notes contain `prefix`: a cheap pre-filter.
 
-    Columns patient_id, reported_at, notes, and entered_at: when the row reached its present form
-    (saved, or last amended), which can be long after `reported_at` for a form typed in later.
+    Columns patient_id, reported_at, notes, and entered_at: when the line beginning with `prefix`
+    first read as it does now (the check-in saved, or the amendment that wrote that line), which
+    can be long after `reported_at` for a form typed in later. An amendment that left the line
+    alone (a craving corrected) does not move it: the answer is no newer for that.
     """
-    q = (select(CheckIn.patient_id, CheckIn.reported_at, CheckIn.notes, CheckIn.recorded_at, CheckIn.amended_at)
+    q = (select(CheckIn.id, CheckIn.patient_id, CheckIn.reported_at, CheckIn.notes, CheckIn.recorded_at,
+                CheckIn.amended_at)
          .where(CheckIn.voided_at.is_(None), CheckIn.notes.contains(prefix, autoescape=True)))
     if since is not None:
         q = q.where(CheckIn.reported_at >= since)
     q = _where_patients(q, CheckIn, patient_ids)
     with engine.connect() as conn:
         rows = conn.execute(q).all()
-    frame = pd.DataFrame(rows, columns=["patient_id", "reported_at", "notes", "recorded_at", "amended_at"])
+    frame = pd.DataFrame(rows, columns=["id", "patient_id", "reported_at", "notes", "recorded_at", "amended_at"])
     for column in ("reported_at", "recorded_at", "amended_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
     frame["entered_at"] = frame[["recorded_at", "amended_at"]].max(axis=1)
-    return frame.drop(columns=["recorded_at", "amended_at"])
+    amended = frame[frame["amended_at"].notna()]
+    if len(amended):
+        earlier = _earlier_versions(engine, "checkin", amended["id"].tolist())
+        for i, row in amended.iterrows():
+            line = marked_line(row["notes"], prefix)
+            for version in earlier.get(str(row["id"]), []):  # newest earlier version first
+                if marked_line(version.get("notes"), prefix) != line:
+                    break
+                # That version became current when it was recorded (version 1) or amended (later ones).
+                frame.at[i, "entered_at"] = pd.to_datetime(version.get("amended_at") or version["recorded_at"], utc=True)
+    return frame.drop(columns=["id", "recorded_at", "amended_at"])
+
+
+def _earlier_versions(engine: Engine, record_type: str, ids: list[int]) -> dict[str, list[dict]]:
+    """The stored earlier versions of some records, newest first, by record key."""
+    q = (select(RecordRevision.record_key, RecordRevision.data)
+         .where(RecordRevision.record_type == record_type, RecordRevision.record_key.in_([str(i) for i in ids]))
+         .order_by(RecordRevision.record_key, RecordRevision.version.desc()))
+    out: dict[str, list[dict]] = {}
+    with engine.connect() as conn:
+        for key, data in conn.execute(q):
+            out.setdefault(key, []).append(data)
+    return out
 
 
 def alert_reviews_frame(engine: Engine, patient_ids: Iterable[str] | None = None) -> pd.DataFrame:

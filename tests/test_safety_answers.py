@@ -85,3 +85,32 @@ def test_an_answer_typed_in_after_a_follow_up_waits_although_it_is_dated_before_
     reviews = pd.DataFrame({"patient_id": ["A"], "reviewed_at": [at("2026-11-17 09:00")], "reviewed_by": ["dr-a"],
                             "reasons": [SAFETY_FOLLOW_UP], "note": ["spoke with them"]})
     assert with_follow_ups(answers, reviews)["followed_up_by"].tolist() == [None, "dr-a"]
+
+
+def test_a_correction_that_leaves_the_question_9_line_alone_keeps_its_follow_up(engine, validator):
+    """Correcting the craving of a followed-up check-in must not make the answer look new and unattended."""
+    from ketawatch.safety_answers import safety_answers, with_follow_ups
+    from store.queries import alert_reviews_frame
+    from store.records import add_alert_review, amend_checkin
+    from store.validation import Validator
+    from store.vocabulary import SAFETY_FOLLOW_UP
+
+    def answers():
+        marked = checkins_with_notes_containing(engine, SAFETY_MARK, since=None)
+        return with_follow_ups(safety_answers(marked), alert_reviews_frame(engine))
+
+    add_patient(engine, dict(PATIENT), actor="t", validator=validator)
+    saved = add_checkin(engine, {"patient_id": PATIENT["patient_id"], "craving": 6, "notes": f"Tired.\n{safety_line(['Several days'])}",
+                                 "reported_at": (NOW - timedelta(days=2)).isoformat()},
+                        actor="t", validator=Validator(now=NOW - timedelta(days=2)))
+    add_alert_review(engine, patient_id=PATIENT["patient_id"], level="green", reasons=[SAFETY_FOLLOW_UP],
+                     action="discussed_with_patient", note="called", actor="dr", now=NOW - timedelta(days=1))
+    amend_checkin(engine, saved.id, {"craving": 5, "notes": f"Tired, slept badly.\n{safety_line(['Several days'])}"},
+                  actor="t", reason="typo", expected_version=1, validator=Validator(now=NOW))
+    [found] = answers().itertuples()
+    assert found.followed_up_by == "dr" and found.entered_at == pd.Timestamp(NOW - timedelta(days=2))
+    # A correction that changes the answer itself makes it a new one, waiting for its own follow-up.
+    amend_checkin(engine, saved.id, {"notes": safety_line(["Nearly every day"])}, actor="t", reason="misread the form",
+                  expected_version=2, validator=Validator(now=NOW + timedelta(hours=1)))
+    [found] = answers().itertuples()
+    assert pd.isna(found.followed_up_at) and found.entered_at == pd.Timestamp(NOW + timedelta(hours=1))
