@@ -375,7 +375,9 @@ class Validator:
                 raise _Invalid(f"{rule.label}, {_show(value)}, is not a date and time in the form {form}")
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=self.tz)
-        moment = moment.astimezone(timezone.utc)
+        # To the second, as the import format writes a time: a fraction kept here (patient mode saved
+        # one) made the clinic's own CSV export import again as a second, different check-in.
+        moment = moment.astimezone(timezone.utc).replace(microsecond=0)
         if rule.not_in_future and moment > self.now:
             local = moment.astimezone(self.tz).strftime("%Y-%m-%d %H:%M")
             raise _Invalid(f"{rule.label}, {local}, is in the future")

@@ -126,6 +126,17 @@ def test_local_time_without_offset_is_clinic_time(validator):
     assert validator.session(explicit)[0]["session_at"] == datetime(2026, 7, 1, 8, 0, tzinfo=timezone.utc)
 
 
+@given(st.integers(min_value=0, max_value=999_999))
+def test_a_time_is_kept_to_the_second_as_the_import_format_writes_it(micro):
+    """Patient mode saved the clock's fraction; the CSV export wrote whole seconds, and re-import made a second record."""
+    validator = Validator(now=NOW, tz=TZ)
+    at = datetime(2026, 3, 1, 9, 30, 15, micro, tzinfo=timezone.utc)
+    clean, problems = validator.checkin(dict(CHECKIN, reported_at=at))
+    assert problems == [] and clean["reported_at"] == at.replace(microsecond=0)
+    written = clean["reported_at"].isoformat()
+    assert validator.checkin(dict(CHECKIN, reported_at=written))[0]["reported_at"] == clean["reported_at"]
+
+
 def test_form_values_are_accepted_typed(validator):
     """The dashboard forms pass Python values, not text; the same rules apply."""
     clean, problems = validator.session(
