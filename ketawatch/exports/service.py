@@ -129,7 +129,7 @@ def export_patient(
             sheets = workbook_sheets(records, tz=tz, reviews=case.reviews, levels=levels, earlier=case.records,
                                      history=case.history.assign(patient_id=case.patient_key))
             sheets["corrections"] = corrections_sheet(case.corrections, tz)
-            files = {f"{stem}.xlsx": workbook_bytes(sheets, made_at)}
+            files = {f"{stem}.xlsx": workbook_bytes(sheets, made_at, deidentified=deidentify)}
     record_export(engine, actor=actor, role=role, what="patient_summary" if fmt == "pdf" else f"patient_{fmt}", fmt=fmt,
                   patient_ids=[patient_id], deidentified=deidentify,
                   period={"from": start.isoformat() if start else None, "to": end.isoformat() if end else None})
@@ -214,7 +214,7 @@ def export_records(
             levels = levels.drop(columns=["as_of"])
         history = level_history(records, tz=tz)
         files = {f"{stem}.xlsx": workbook_bytes(workbook_sheets(records, tz=tz, reviews=reviews, levels=levels, history=history),
-                                                    made_at)}
+                                                    made_at, deidentified=deidentify)}
     record_export(engine, actor=actor, role=role, what="records", fmt=fmt, patient_ids=real_ids, deidentified=deidentify,
                   selection="all" if patient_ids is None else "selected")
     return ExportResult(files, fmt, real_ids, deidentify, stem, made_at)

@@ -278,13 +278,27 @@ def _rule_words(column: str) -> str | None:
     return rule.label + rng + (f", {rule.unit}" if rule.unit else "")
 
 
-def about_sheet(sheets: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """The workbook's first sheet: the statement that levels do not diagnose, then every column in words with its unit."""
+#: Workbook columns worked out for reading, which the import format does not take.
+DERIVED_COLUMNS = ("status", "dose_mg_per_kg", "days_since_previous", "sds_total", "age_band")
+
+
+def about_sheet(sheets: dict[str, pd.DataFrame], *, deidentified: bool = False) -> pd.DataFrame:
+    """The workbook's first sheet: the statement that levels do not diagnose, what was changed when it is
+    de-identified, then every column in words with its unit."""
     from ketawatch.exports.pdf_layout import DISCLAIMER
 
+    derived = ", ".join(DERIVED_COLUMNS)
     rows = [{"sheet": "", "column": "", "meaning": DISCLAIMER},
-            {"sheet": "", "column": "", "meaning": "Times are clinic-local. Column names are the import format's, so "
-                                                   "the sheets can be analysed or re-imported as they are."}]
+            {"sheet": "", "column": "", "meaning": "Times are clinic-local. Column names are the import format's, so the "
+                                                   f"sheets can be analysed as they are; {derived} are worked out here "
+                                                   "and are not import columns (for a copy to re-import, use the CSV "
+                                                   "export)."}]
+    if deidentified:
+        rows.append({"sheet": "", "column": "", "meaning": (
+            "De-identified: patient_id is a pseudonym (P-...); every date and time of a patient is shifted back by "
+            "that patient's own number of days (intervals kept, so dates of different patients cannot be compared); "
+            "clinician, reviewed_by and changed_by are staff pseudonyms (S-...); the year of birth is an age band; "
+            "free text (notes, review notes, reasons for a change) is left out, so those columns are empty.")})
     for name, frame in sheets.items():
         for column in frame.columns:
             words = _COLUMN_WORDS.get(column) or _rule_words(column) or ""
@@ -303,14 +317,15 @@ def corrections_sheet(corrections: pd.DataFrame | None, tz: str) -> pd.DataFrame
     return sheet
 
 
-def workbook_bytes(sheets: dict[str, pd.DataFrame], made_at: datetime | None = None) -> bytes:
+def workbook_bytes(sheets: dict[str, pd.DataFrame], made_at: datetime | None = None, *,
+                   deidentified: bool = False) -> bytes:
     """The sheets as an .xlsx workbook (openpyxl) after an `about` sheet, every text cell neutralised, header row frozen.
 
     Every time inside the file (created and modified properties, the dates of the zip entries an
     .xlsx is made of) is `made_at`, or 1980-01-01 when None; openpyxl would write the real time."""
     buffer = io.BytesIO()
     with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        for name, frame in {"about": about_sheet(sheets), **sheets}.items():
+        for name, frame in {"about": about_sheet(sheets, deidentified=deidentified), **sheets}.items():
             frame = _with_real_dates(frame)
             _safe_text(frame).to_excel(writer, sheet_name=name[:31], index=False)
             sheet = writer.sheets[name[:31]]
