@@ -64,15 +64,21 @@ def safe_url(url: str) -> str:
         return url
 
 
-def open_db(db: str | None, default: str | None = None):
-    """Open (creating or upgrading) the database, turning any failure into one readable line."""
+def open_db(db: str | None, default: str | None = None, *, say_if_new: bool = True):
+    """Open (creating or upgrading) the database, turning any failure into one readable line; say so on stderr
+    when it had to be made (`say_if_new`), unless making it is the command's purpose (`demo`)."""
     from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
     from store.db import NewerSchema, UnsupportedDatabase, open_database
 
     url = resolve_url(db, default)
     try:
-        return open_database(url)
+        new = say_if_new and _holds_no_ketawatch_database(url)
+        engine = open_database(url)
+        if new:  # most often a command run outside the service's folder, which has the settings
+            typer.echo(f"note: {safe_url(absolute_sqlite(url))} held no KetaWatch database, so a new, empty one was "
+                       "made there", err=True)
+        return engine
     except ArgumentError:
         fail(f"cannot open database {safe_url(url)}: not a valid database URL (for example sqlite:///ketawatch.db)")
     except OperationalError as exc:
@@ -80,6 +86,25 @@ def open_db(db: str | None, default: str | None = None):
         fail(f"cannot open database {safe_url(url)}: {reason}")
     except (SQLAlchemyError, ModuleNotFoundError, NewerSchema, UnsupportedDatabase) as exc:
         fail(f"cannot open database {safe_url(url)}: {str(exc).splitlines()[0]}")
+
+
+def _holds_no_ketawatch_database(url: str) -> bool:
+    """True when opening `url` will create KetaWatch's tables: a missing or empty SQLite file, or a database without them."""
+    from sqlalchemy import create_engine, inspect
+
+    from store.db import normalise_url
+
+    parsed = make_url(normalise_url(url))
+    if parsed.get_backend_name() == "sqlite":
+        path = Path(parsed.database or "")
+        return not parsed.database or parsed.database == ":memory:" or not path.exists() or path.stat().st_size == 0
+    probe = create_engine(parsed)
+    try:
+        return not inspect(probe).has_table("alembic_version")
+    except Exception:  # noqa: BLE001 - cannot tell: opening it gives the reason
+        return False
+    finally:
+        probe.dispose()
 
 
 def absolute_sqlite(url: str) -> str:
@@ -167,7 +192,7 @@ def demo(
 
     _check_rules_file()
     url = db or "sqlite:///demo.db"
-    engine = open_db(url)
+    engine = open_db(url, say_if_new=False)
     try:
         built = build_demo(engine)
     except DemoRefused as exc:

@@ -59,6 +59,15 @@ def test_import_then_reimport(db_url, tmp_path):
     assert [d.get("via") for d in setup["detail"]] == [None, None], "not written through the command line"
 
 
+def test_a_command_that_makes_a_new_database_says_where(db_url, tmp_path):
+    """Run outside the service's folder, a command would otherwise work on an empty database of its own in silence."""
+    first = ketawatch("users", "list", "--db", db_url, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "held no KetaWatch database, so a new, empty one was made there" in first.stderr
+    second = ketawatch("users", "list", "--db", db_url, cwd=tmp_path)
+    assert second.returncode == 0 and "new, empty" not in second.stderr
+
+
 def test_bad_import_lists_problems_exits_1_and_changes_nothing(db_url, tmp_path):
     folder = write_folder(tmp_path / "in", sessions=[dict(SESSION, sbp_pre="400", route="nasal")], checkins=[dict(CHECKIN, craving="12")])
     result = ketawatch("import", str(folder), "--db", db_url, cwd=tmp_path)
@@ -398,4 +407,5 @@ def test_run_as_a_module_it_reports_a_refusal_as_the_installed_command_does(tmp_
         input="plum-anchor-violet-9\n", cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 1
-    assert result.stderr.startswith("demo-clinician is a demo account name"), result.stderr
+    said = [line for line in result.stderr.splitlines() if not line.startswith("note: ")]  # a new database: the note
+    assert said[0].startswith("demo-clinician is a demo account name"), result.stderr
