@@ -326,6 +326,12 @@ class Validator:
                 f"{rule.label}, {text!r}, must not begin with =, +, -, @, a tab or a line break "
                 "(spreadsheet programs would run it as a formula)"
             )
+        control = next((c for c in text if unicodedata.category(c) == "Cc" and c not in "\t\n\r"), None)
+        if control is not None:
+            # A NUL cannot be stored on PostgreSQL at all; other control characters print as nothing and
+            # come from a damaged file or a paste, never from someone typing.
+            raise _Invalid(f"{rule.label} holds a control character (U+{ord(control):04X}) that cannot be shown or "
+                           "stored; remove it (it often comes from a damaged file or a paste) and try again")
         if rule.name in IDENTIFIERS:
             odd = next((c for c in text if _looks_like_something_else(c)), None)
             if odd is not None:

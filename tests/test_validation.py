@@ -92,6 +92,9 @@ CASES = [
     ("checkins", "secrecy", "often", "is not a number"),
     ("checkins", "phq9", "28", "PHQ-9 total, 28, is outside 0-27"),
     ("checkins", "notes", "n" * 5001, "Notes: 5001 characters, but at most 5000 are allowed"),
+    # PostgreSQL cannot store a NUL (the import failed there with a driver error and no line number)
+    ("patients", "display_name", "Ann\x00e", "holds a control character (U+0000)"),
+    ("checkins", "notes", "ok\x1bthen", "holds a control character (U+001B)"),
 ]
 
 
