@@ -221,7 +221,15 @@ def test_the_caseload_export_holds_the_patients_under_care_as_the_caseload_and_a
     after = load_caseload(sample, author=Author(CLINICIAN, None, "clinician"), now=NOW)
     assert gone not in after.rows["patient_id"].astype(str).tolist() and after.discharged == 1
     assert sum(after.counts.values()) == sum(before.counts.values()) - 1
-    assert "(1 discharged not included)" in " ".join(pdf_text(caseload_pdf(after, tz="Europe/London")).split())
+    assert "(1 discharged amber or red patient not included)" in " ".join(
+        pdf_text(caseload_pdf(after, tz="Europe/London")).split())
+    # A discharged green patient would not have been listed anyway: not counted as left out.
+    from store.queries import patients_frame
+
+    green = next(p for p in patients_frame(sample)["patient_id"] if p not in set(before.rows["patient_id"].astype(str)))
+    amend_patient(sample, green, {"status": "discharged"}, actor=CLINICIAN, reason="treatment ended", expected_version=1,
+                  validator=Validator(now=NOW))
+    assert load_caseload(sample, author=Author(CLINICIAN, None, "clinician"), now=NOW).discharged == 1
 
 
 def _safety_checkin(engine, patient_id: str, day: str, notes: str, *, entered=NOW) -> None:
@@ -339,6 +347,19 @@ def test_an_exported_question_9_answer_says_whether_it_was_followed_up_by_whom_a
     assert row["phq9_question_9"].startswith("2026-11-19: ") and row["phq9_question_9_follow_up"] == "none recorded"
     lines = first_page(role="clinician")
     assert lines.count("Follow-up: none recorded") == 1 and lines.count(f"Follow-up: {done}") == 1
+
+
+def test_a_long_name_is_shortened_in_the_page_header_and_the_patient_id_stays(sample):
+    from store.records import amend_patient
+    from store.validation import Validator
+    from tests.test_export_support import OTHER_PID
+
+    amend_patient(sample, OTHER_PID, {"display_name": ("Maximiliana " * 16).strip()}, actor=CLINICIAN, reason="full name",
+                  expected_version=1, validator=Validator(now=NOW))
+    data = export_patient(sample, OTHER_PID, "pdf", actor=CLINICIAN, role="clinician", now=NOW).download()[1]
+    for page in PdfReader(io.BytesIO(data)).pages:
+        header = page.extract_text().splitlines()[0]
+        assert header.startswith("KetaWatch") and header.endswith(f"\u2026 ({OTHER_PID})"), header
 
 
 def test_a_review_note_taller_than_a_page_goes_on_in_further_rows_and_none_of_it_is_lost(sample):

@@ -366,7 +366,8 @@ def load_caseload(
     waiting_first = recent["followed_up_at"].notna().to_numpy(dtype=bool).argsort(kind="stable")
     recent = recent.iloc[waiting_first].drop_duplicates("patient_id")
     answered = table["patient_id"].astype(str).isin(recent["patient_id"].astype(str)).to_numpy(dtype=bool)
-    discharged = int((~under_care & ~answered).sum())
+    # Those the list would have shown had they been under care: amber or red, and not listed for question 9.
+    discharged = int((~under_care & ~answered & table["level"].isin(["amber", "red"]).to_numpy(dtype=bool)).sum())
     counts = level_counts(table[under_care])
     flagged = table[(table["level"].isin(["amber", "red"]).to_numpy(dtype=bool) & under_care) | answered]
     flagged = flagged.reset_index(drop=True)

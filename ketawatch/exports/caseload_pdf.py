@@ -43,7 +43,8 @@ def caseload_pdf(export: CaseloadExport, *, tz: str) -> bytes:
     counts = export.counts
     pdf.paragraph(
         f"Patients under care (active or paused): {counts.get('red', 0)} red, {counts.get('amber', 0)} amber, {counts.get('green', 0)} green"
-        + (f" ({export.discharged} discharged not included)" if export.discharged else "")
+        + (f" ({export.discharged} discharged amber or red patient{'s' if export.discharged != 1 else ''} not included)"
+           if export.discharged else "")
         + f". {generated}.", size=9,
     )
     if export.deidentified:

@@ -107,8 +107,7 @@ def _level_section(pdf: ReviewPDF, case: PatientCase) -> None:
     else:
         pdf.paragraph("No rule holds as of this date: no concern is raised by the records.", size=8.5)
     pdf.ln(1)
-    pdf.set_font("DejaVu", "B", 9)
-    pdf.cell(0, 5, "Level history (first assessment and every change)", new_x="LMARGIN", new_y="NEXT")
+    pdf.heading("Level history (first assessment and every change)", size=9, keep=20)
     rows = [
         [_day(r.date), r.level, "; ".join(reason_ids(r.reasons)) or "-"]
         for r in case.history.itertuples(index=False)

@@ -102,12 +102,24 @@ class ReviewPDF(FPDF):
     def header(self) -> None:
         self.set_font(FONT, "B", 8)
         self.set_text_color(60)
-        self.cell(0, 4, f"KetaWatch \u00b7 {self.doc_title} \u00b7 {self.subject_line}", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.cell(0, 4, self._fitted(f"KetaWatch \u00b7 {self.doc_title} \u00b7 ", self.subject_line),
+                  new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.set_draw_color(150)
         self.line(self.l_margin, self.get_y() + 0.5, self.w - self.r_margin, self.get_y() + 0.5)
         self.ln(3)
         self.set_text_color(0)
         self.set_font(FONT, size=9)
+
+    def _fitted(self, lead: str, subject: str) -> str:
+        """`lead` + `subject` on one line: a long name is shortened with an ellipsis, its "(ID)" at the end always kept."""
+        if self.get_string_width(lead + subject) <= self.usable_width:
+            return lead + subject
+        name, tail = subject, ""
+        if subject.endswith(")") and " (" in subject:
+            name, tail = subject[:subject.rindex(" (")], subject[subject.rindex(" ("):]
+        while name and self.get_string_width(f"{lead}{name}\u2026{tail}") > self.usable_width:
+            name = name[:-1]
+        return f"{lead}{name.rstrip()}\u2026{tail}"
 
     def footer(self) -> None:
         self.set_y(-13)
