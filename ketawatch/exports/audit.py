@@ -24,8 +24,7 @@ def record_export(
     """Write the export to the audit trail in its own transaction (real patient ids: the trail is internal).
 
     `what` names the export (patient_summary for the PDF, patient_csv, patient_xlsx, patient_fhir, caseload,
-    records); with exactly one
-    patient the line carries its id in `patient_id`, so the patient's audit view lists it.
+    records); with exactly one patient the line carries its id in `patient_id`, so the patient's audit view lists it.
     """
     ids = sorted({str(p) for p in patient_ids})
     with Session(engine) as db, db.begin():
