@@ -136,6 +136,31 @@ def test_no_identifier_name_birth_year_note_or_date_in_any_deidentified_file(sam
         assert SECRET_PID not in download_name
 
 
+def test_a_deidentified_data_file_keeps_each_question_9_answer_in_the_form_s_words_and_no_other_note(sample):
+    """A research file without them would silently miss every answer about thoughts of death or self-harm."""
+    import io
+    import json
+
+    from ketawatch.safety_answers import UNSTANDARD_WORDING, safety_line
+    from store.records import add_checkin
+    from store.validation import Validator
+    from tests.store_support import CHECKIN
+
+    standard = safety_line(["More than half the days"])
+    for day, notes in (("2026-11-19", f"Told her sister SECRETNOTE.\n{standard}"),
+                       ("2026-11-20", "[Safety] spoke with SECRETNOTE at home")):
+        add_checkin(sample, dict(CHECKIN, patient_id=SECRET_PID, reported_at=f"{day}T10:00", notes=notes),
+                    actor=CLINICIAN, validator=Validator(now=NOW))
+    files = export_patient(sample, SECRET_PID, "csv", actor=REVIEWER, role="reviewer", deidentify=True, now=NOW).files
+    checkins = pd.read_csv(io.BytesIO(files["checkins.csv"]), dtype=str)
+    assert sorted(checkins["notes"].dropna()) == sorted([standard, UNSTANDARD_WORDING])
+    fhir = export_patient(sample, SECRET_PID, "fhir", actor=REVIEWER, role="reviewer", deidentify=True, now=NOW)
+    bundle = json.loads(next(iter(fhir.files.values())))
+    notes = [n["text"] for e in bundle["entry"] for n in e["resource"].get("note", [])]
+    assert standard in notes and UNSTANDARD_WORDING in notes
+    assert "SECRETNOTE" not in json.dumps(bundle)
+
+
 def test_the_leak_detector_finds_the_identifiers_in_identified_files(sample):
     """The control: the same search over identified exports finds names, ids, dates and notes."""
     pdf = export_patient(sample, SECRET_PID, "pdf", actor=CLINICIAN, role="clinician", now=NOW)

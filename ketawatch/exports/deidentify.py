@@ -162,6 +162,21 @@ def shift_dates(dates: pd.Series, offsets: pd.Series) -> pd.Series:
     return (dates + pd.to_timedelta(offsets.to_numpy(dtype="int64"), unit="D")).astype(dates.dtype)
 
 
+def question_9_lines_only(notes: pd.Series) -> pd.Series:
+    """Check-in notes reduced to their PHQ-9 question 9 line in the form's fixed words, and nothing else.
+
+    A research file without it would silently miss every answer about thoughts of death or
+    self-harm (the import format has no column for it); the rest of a note is free text.
+    """
+    from ketawatch.safety_answers import SAFETY_MARK, without_free_text
+    from store.queries import marked_line
+
+    def kept(text):
+        line = marked_line(text, SAFETY_MARK)
+        return without_free_text(line) if line else pd.NA
+    return notes.map(kept).astype("string")
+
+
 def deidentify_records(records: Records, pseudonymiser: Pseudonymiser, *, on: date, tz: str | None = None) -> Records:
     """The same records with pseudonyms, shifted dates, age bands and no notes or staff names.
 
@@ -185,7 +200,7 @@ def deidentify_records(records: Records, pseudonymiser: Pseudonymiser, *, on: da
 
     c = records.checkins.copy()
     c["reported_at"] = shift_instants(c["reported_at"], pseudonymiser.offsets_of(c["patient_id"]), tz, c["patient_id"])
-    c["notes"] = pd.Series(pd.NA, index=c.index, dtype="string")
+    c["notes"] = question_9_lines_only(c["notes"])
     c["patient_id"] = pseudonymiser.patients_of(c["patient_id"])
     # In pseudonym order: in the clinic's order, row n of a many-patient file would still be patient KW-000n.
     return Records(_in_order(p, ["patient_id"]), _in_order(s, ["patient_id", "session_at"]),

@@ -285,7 +285,8 @@ def _checkins(b: _BundleBuilder) -> None:
     for row in c.itertuples(index=False):
         when = _iso(pd.Timestamp(row.reported_at), case.tz)
         local, status = row.local_key, row.fhir_status
-        note = (str(row.notes) if not case.deidentified and status != "entered-in-error" and not _missing(row.notes)
+        # De-identified records keep of a note only the form's own question 9 line (deidentify.question_9_lines_only).
+        note = (str(row.notes) if status != "entered-in-error" and not _missing(row.notes)
                 and str(row.notes).strip() else None)
         b.observation("craving", local, category=SURVEY, when=when, note=note, status=status,
                       code=_local_code(CS_INSTRUMENT, "craving", "Craving for ketamine outside treatment, past week (0-10)"),

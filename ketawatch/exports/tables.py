@@ -298,7 +298,8 @@ def about_sheet(sheets: dict[str, pd.DataFrame], *, deidentified: bool = False) 
             "De-identified: patient_id is a pseudonym (P-...); every date and time of a patient is shifted back by "
             "that patient's own number of days (intervals kept, so dates of different patients cannot be compared); "
             "clinician, reviewed_by and changed_by are staff pseudonyms (S-...); the year of birth is an age band; "
-            "free text (notes, review notes, reasons for a change) is left out, so those columns are empty.")})
+            "free text (notes, review notes, reasons for a change) is left out, so those columns are empty, except "
+            "that a check-in's notes keep its PHQ-9 question 9 line in the check-in form's fixed words.")})
     for name, frame in sheets.items():
         for column in frame.columns:
             words = _COLUMN_WORDS.get(column) or _rule_words(column) or ""
