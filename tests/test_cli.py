@@ -125,6 +125,19 @@ def test_a_database_kind_ketawatch_does_not_run_on_is_named_not_a_missing_driver
                                      "use sqlite:///FILE or postgresql+psycopg://USER@HOST/DATABASE"), result.stderr
 
 
+@pytest.mark.parametrize("value, said", [
+    ("mysql://root@127.0.0.1/test", "KetaWatch runs on SQLite or PostgreSQL, not mysql"),
+    ("postgres ql://kw:hunter2-secret@db/kw", "not a database URL"),
+])
+def test_a_wrong_database_url_setting_is_named_like_any_other_setting(tmp_path, value, said):
+    """As the README promises of every setting: one line naming it, exit status 2, and no password shown."""
+    result = ketawatch("users", "list", cwd=tmp_path, env={"KETAWATCH_DATABASE_URL": value})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"ketawatch: setting KETAWATCH_DATABASE_URL: {said}"), result.stderr
+    assert "hunter2" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "ketawatch.db").exists()
+
+
 _NEXT_WEEK = (dt.datetime.now(ZoneInfo("Europe/London")) + dt.timedelta(days=7)).date().isoformat()
 
 
