@@ -215,7 +215,10 @@ class _Importer:
                 query = select(table.__table__).where(table.__table__.c.patient_id.in_(chunk))
                 for rec in db.execute(query).mappings():
                     target = stored if rec["voided_at"] is None else voided
-                    target[(rec["patient_id"], rec[time_col])] = dict(rec)
+                    # To the second, as the file has it: a record saved with the clock's fraction before times
+                    # were kept to the second is the same record as its exported row.
+                    seen = {**rec, time_col: rec[time_col].replace(microsecond=0)}
+                    target[(rec["patient_id"], seen[time_col])] = seen
             if kind == "sessions" and (stored or voided):
                 by_id = {v["id"]: v for v in (*stored.values(), *voided.values())}
                 for chunk in _chunks(sorted(by_id), 900):

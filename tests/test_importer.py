@@ -53,6 +53,25 @@ def test_same_instant_written_with_an_offset_is_the_same_session(engine, tmp_pat
     assert report.new["sessions"] == 0 and report.unchanged["sessions"] == 1
 
 
+def test_a_record_saved_with_a_fraction_of_a_second_is_the_same_as_its_exported_row(engine, tmp_path):
+    """Patient mode once saved the clock's fraction; the export writes whole seconds; re-import must not double it."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from store.models import CheckIn
+
+    folder = write_folder(tmp_path / "a")
+    run(engine, folder)
+    with engine.begin() as conn:  # as an older KetaWatch stored it
+        stored = conn.execute(select(CheckIn.id, CheckIn.reported_at)).one()
+        conn.execute(update(CheckIn).where(CheckIn.id == stored.id)
+                     .values(reported_at=stored.reported_at + timedelta(microseconds=664_324)))
+        assert conn.execute(select(CheckIn.reported_at)).scalar_one().microsecond == 664_324
+    report = run(engine, folder)
+    assert report.new["checkins"] == 0 and report.unchanged["checkins"] == 1
+
+
 def test_colliding_but_different_row_is_an_error_and_nothing_is_written(engine, tmp_path):
     run(engine, write_folder(tmp_path / "a"))
     before = counts(engine)
