@@ -7,6 +7,7 @@ append-only at the database (triggers of migration 0001); nothing here writes to
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 
 import pandas as pd
@@ -71,6 +72,10 @@ def _value(value: object) -> str:
     return str(value)
 
 
+#: Detail fields whose values are codes written by KetaWatch itself ('leave_patient_mode'), shown in words.
+_CODES = ("purpose", "reason", "method", "what", "format")
+
+
 def _field(name: str) -> str:
     return name.replace("_", " ")
 
@@ -94,7 +99,14 @@ def describe_detail(detail: object) -> str:
     """The rest of a line's detail (reason, counts, format...) as 'name: value' pairs, without the before and after."""
     if not isinstance(detail, dict):
         return ""
-    return "; ".join(f"{_field(k)}: {_value(v)}" for k, v in sorted(detail.items()) if k not in ("before", "after"))
+    return "; ".join(f"{_field(k)}: {_code_words(v) if k in _CODES else _value(v)}"
+                     for k, v in sorted(detail.items()) if k not in ("before", "after"))
+
+
+def _code_words(value: object) -> str:
+    """A code KetaWatch wrote ('leave_patient_mode') in words; anything else (a reason someone typed) as it is."""
+    text = _value(value)
+    return text.replace("_", " ") if re.fullmatch(r"[a-z]+(_[a-z]+)+", text) else text
 
 
 def audit_csv_bytes(frame: pd.DataFrame) -> bytes:

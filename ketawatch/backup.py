@@ -23,7 +23,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import OperationalError
 
 from sqlmodel import Session, SQLModel
 
@@ -31,8 +31,8 @@ import store.models  # noqa: F401 - every KetaWatch table in the metadata
 
 from store.audit import record_event
 from store.db import (
-    MIGRATION_FUNCTIONS, MIGRATIONS_DIR, UnsupportedDatabase, create_private, forget_engines, make_engine,
-    normalise_url, upgrade,
+    MIGRATION_FUNCTIONS, MIGRATIONS_DIR, create_private, forget_engines, make_engine,
+    normalise_url, upgrade, url_problem,
 )
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -69,12 +69,10 @@ def known_revisions() -> set[str]:
 
 
 def _backend(url: str) -> str:
-    try:
-        return make_url(normalise_url(url)).get_backend_name()
-    except ArgumentError:
-        raise BackupRefused(f"{url!r} is not a valid database URL (for example sqlite:///ketawatch.db)") from None
-    except UnsupportedDatabase as exc:
-        raise BackupRefused(str(exc)) from None
+    problem = url_problem(url)
+    if problem:
+        raise BackupRefused(f"the database URL given is {problem}" if problem.startswith("not a") else problem)
+    return make_url(normalise_url(url)).get_backend_name()
 
 
 def _sqlite_path(url: str) -> Path:
@@ -399,10 +397,12 @@ def _restore_sqlite(found: BackupFile, target: Path, force: bool) -> str:
     try:
         try:
             src.backup(dst, progress=_give_up_when_busy_for(BUSY_SECONDS))  # page by page, under SQLite's locking
-        except (_StillBusy, sqlite3.OperationalError):  # the copy is rolled back: the file is as it was
+        except _StillBusy:  # the copy is rolled back: the file is as it was
             raise BackupRefused(f"{target} is busy: another program (the dashboard?) kept writing to it for "
                                 f"{BUSY_SECONDS:g} s. Stop the dashboard and run restore again; nothing was "
                                 "changed") from None
+        except sqlite3.OperationalError as exc:  # read-only, disk full, I/O: the cause, as SQLite gives it
+            raise BackupRefused(f"cannot restore into {target}: {exc}; nothing was changed") from None
         counts = _sqlite_counts(dst)
     finally:
         src.close()

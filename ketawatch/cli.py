@@ -60,8 +60,8 @@ def safe_url(url: str) -> str:
     """The URL with any password hidden, for messages."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - a malformed URL is shown as typed
-        return url
+    except Exception:  # noqa: BLE001 - a malformed URL is not shown: it may hold the password where the parser failed
+        return "(the URL given)"
 
 
 def open_db(db: str | None, default: str | None = None, *, say_if_new: bool = True):
@@ -69,9 +69,14 @@ def open_db(db: str | None, default: str | None = None, *, say_if_new: bool = Tr
     when it had to be made (`say_if_new`), unless making it is the command's purpose (`demo`)."""
     from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
-    from store.db import NewerSchema, UnsupportedDatabase, open_database
+    from store.db import NewerSchema, UnsupportedDatabase, open_database, url_problem
 
     url = resolve_url(db, default)
+    problem = url_problem(url)
+    if problem and db is None and default is None:  # from KETAWATCH_DATABASE_URL (the environment or .env)
+        raise SettingsInvalid([f"setting KETAWATCH_DATABASE_URL: {problem}"])
+    if problem:
+        fail(f"cannot open database {safe_url(url)}: {problem}")
     try:
         new = say_if_new and _holds_no_ketawatch_database(url)
         engine = open_database(url)
@@ -97,8 +102,9 @@ def _holds_no_ketawatch_database(url: str) -> bool:
     parsed = make_url(normalise_url(url))
     if parsed.get_backend_name() == "sqlite":
         path = Path(parsed.database or "")
-        return not parsed.database or parsed.database == ":memory:" or not path.exists() or path.stat().st_size == 0
-    probe = create_engine(parsed)
+        if not parsed.database or parsed.database == ":memory:" or not path.exists() or path.stat().st_size == 0:
+            return True
+    probe = create_engine(parsed)  # an existing file or server database: does it hold KetaWatch's tables?
     try:
         return not inspect(probe).has_table("alembic_version")
     except Exception:  # noqa: BLE001 - cannot tell: opening it gives the reason

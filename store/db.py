@@ -12,6 +12,7 @@ from alembic.config import Config
 from alembic.util.exc import CommandError
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from store.settings import get_settings
 
@@ -47,6 +48,18 @@ def normalise_url(url: str) -> str:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot name a KetaWatch database, or None; in words that never repeat it, since a mistyped URL
+    can hold the database password."""
+    try:
+        normalise_url(url)
+    except UnsupportedDatabase as exc:  # (a ValueError too: first)
+        return str(exc)
+    except (ArgumentError, ValueError):  # SQLAlchemy raises ValueError for a bad port, quoting the text
+        return "not a database URL (for example sqlite:///ketawatch.db or postgresql+psycopg://USER@HOST/DATABASE)"
+    return None
 
 
 def _private_file(url: str) -> None:

@@ -232,29 +232,14 @@ def checkins_with_notes_containing(engine: Engine, prefix: str, *, since: dateti
     for column in ("reported_at", "recorded_at", "amended_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
     frame["entered_at"] = frame[["recorded_at", "amended_at"]].max(axis=1)
-    amended = frame[frame["amended_at"].notna()]
-    if len(amended):
-        earlier = _earlier_versions(engine, "checkin", amended["id"].tolist())
-        for i, row in amended.iterrows():
-            line = marked_line(row["notes"], prefix)
-            for version in earlier.get(str(row["id"]), []):  # newest earlier version first
-                if marked_line(version.get("notes"), prefix) != line:
-                    break
-                # That version became current when it was recorded (version 1) or amended (later ones).
-                frame.at[i, "entered_at"] = pd.to_datetime(version.get("amended_at") or version["recorded_at"], utc=True)
+    for i, row in frame[frame["amended_at"].notna()].iterrows():  # few: amended check-ins with the mark
+        line = marked_line(row["notes"], prefix)
+        for version in reversed(revisions_frame(engine, "checkin", row["id"])["data"].tolist()):  # newest first
+            if marked_line(version.get("notes"), prefix) != line:
+                break
+            # That version became current when it was recorded (version 1) or amended (later ones).
+            frame.at[i, "entered_at"] = pd.to_datetime(version.get("amended_at") or version["recorded_at"], utc=True)
     return frame.drop(columns=["id", "recorded_at", "amended_at"])
-
-
-def _earlier_versions(engine: Engine, record_type: str, ids: list[int]) -> dict[str, list[dict]]:
-    """The stored earlier versions of some records, newest first, by record key."""
-    q = (select(RecordRevision.record_key, RecordRevision.data)
-         .where(RecordRevision.record_type == record_type, RecordRevision.record_key.in_([str(i) for i in ids]))
-         .order_by(RecordRevision.record_key, RecordRevision.version.desc()))
-    out: dict[str, list[dict]] = {}
-    with engine.connect() as conn:
-        for key, data in conn.execute(q):
-            out.setdefault(key, []).append(data)
-    return out
 
 
 def alert_reviews_frame(engine: Engine, patient_ids: Iterable[str] | None = None) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from sqlmodel import Session
 from store.audit import record_event, snapshot
 from store.db import for_writing
 from store.models import AlertReview, CheckIn, InfusionSession, Patient, RecordRevision, SideEffectEvent
-from store.validation import Problem, Validator, look_alike_message, same_looking_id
+from store.validation import Problem, Validator, control_character_problem, look_alike_message, same_looking_id
 from store.vocabulary import LEVELS, REVIEW_ACTIONS, SAFETY_FOLLOW_UP
 
 
@@ -174,6 +174,9 @@ def _require_reason(reason: str | None, what: str) -> str:
     reason = (reason or "").strip()
     if not reason:
         raise RecordInvalid([Problem("reason", f"Give a reason for the {what}; it is kept with the record's history")])
+    control = control_character_problem(f"The reason for the {what}", reason)
+    if control:
+        raise RecordInvalid([Problem("reason", control)])
     return reason
 
 
@@ -191,7 +194,7 @@ def _amend(
             merged = {**{k: v for k, v in before.items()}, **raw}
             if kind is SESSION and "side_effects" not in raw:
                 merged["side_effects"] = [tuple(x) for x in before["side_effects"]]
-            clean = _validated(kind, merged, validator)
+            clean = _validated(kind, merged, validator.for_amending(before))
             if clean["patient_id"] != getattr(record, "patient_id"):
                 raise RecordInvalid([Problem("patient_id", "A record cannot be moved to another patient; void it and record it again")])
             effects = clean.pop("side_effects", None)
@@ -316,6 +319,9 @@ def add_alert_review(
         # A red alert closed with no words leaves the next clinician nothing to go on at the meeting.
         problems.append(Problem("note", "Say in the note what was decided for this red alert (who spoke with the "
                                         "patient, and the plan)"))
+    control = control_character_problem("The note", note or "")
+    if control:
+        problems.append(Problem("note", control))
     if problems:
         raise RecordInvalid(problems)
     now = now or datetime.now(timezone.utc)

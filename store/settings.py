@@ -48,22 +48,6 @@ class Settings(BaseSettings):
     lockout_attempts: int = Field(5, ge=1, le=100, description="Failed sign-ins before an account locks.")
     lockout_minutes: int = Field(15, ge=1, le=24 * 60, description="How long a locked account stays locked.")
 
-    @field_validator("database_url")
-    @classmethod
-    def _database_kind(cls, value: str) -> str:
-        from sqlalchemy.exc import ArgumentError
-
-        from store.db import UnsupportedDatabase, normalise_url
-
-        try:
-            normalise_url(value)
-        except ArgumentError:
-            # Not echoed: a mistyped URL can hold the database password.
-            raise ValueError("not a database URL; use sqlite:///FILE or postgresql+psycopg://USER@HOST/DATABASE") from None
-        except UnsupportedDatabase as exc:
-            raise ValueError(str(exc)) from None
-        return value
-
     @field_validator("clinic_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:

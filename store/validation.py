@@ -9,6 +9,7 @@ nothing is written by this module.
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 import unicodedata
@@ -253,6 +254,19 @@ def _range_text(rule: Rule, high: float | None) -> str:
     return f"at most {_fmt(high)}{unit}"
 
 
+def control_character_problem(label: str, text: str) -> str | None:
+    """What is wrong with free text holding a control character (tab and line breaks aside), or None.
+
+    A NUL cannot be stored on PostgreSQL at all; the others print as nothing and come from a
+    damaged file or a paste, never from someone typing.
+    """
+    control = next((c for c in text if unicodedata.category(c) == "Cc" and c not in "\t\n\r"), None)
+    if control is None:
+        return None
+    return (f"{label} holds a control character (U+{ord(control):04X}) that cannot be shown or stored; remove it "
+            "(it often comes from a damaged file or a paste) and try again")
+
+
 class Validator:
     """Parses and checks one record at a time against a rule table, with a fixed clock and time zone."""
 
@@ -261,6 +275,18 @@ class Validator:
         self.now = now or datetime.now(timezone.utc)
         if self.now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
+        self.stored: Mapping[str, Any] = {}
+
+    def for_amending(self, stored: Mapping[str, Any]) -> "Validator":
+        """The same checks for an amendment of a record holding `stored`: a value left as it was is not re-judged
+        by rules added since it was saved (a control character, a time's fraction of a second), so an older
+        record can still be corrected, and is not silently rewritten where nobody changed it."""
+        other = copy.copy(self)
+        other.stored = stored
+        return other
+
+    def _unchanged(self, rule: Rule, value: Any) -> bool:
+        return rule.name in self.stored and self.stored[rule.name] == value
 
     # ----- parsers: value -> typed value, or raise _Invalid(message)
 
@@ -326,12 +352,9 @@ class Validator:
                 f"{rule.label}, {text!r}, must not begin with =, +, -, @, a tab or a line break "
                 "(spreadsheet programs would run it as a formula)"
             )
-        control = next((c for c in text if unicodedata.category(c) == "Cc" and c not in "\t\n\r"), None)
+        control = None if self._unchanged(rule, value) else control_character_problem(rule.label, text)
         if control is not None:
-            # A NUL cannot be stored on PostgreSQL at all; other control characters print as nothing and
-            # come from a damaged file or a paste, never from someone typing.
-            raise _Invalid(f"{rule.label} holds a control character (U+{ord(control):04X}) that cannot be shown or "
-                           "stored; remove it (it often comes from a damaged file or a paste) and try again")
+            raise _Invalid(control)
         if rule.name in IDENTIFIERS:
             odd = next((c for c in text if _looks_like_something_else(c)), None)
             if odd is not None:
@@ -383,7 +406,9 @@ class Validator:
             moment = moment.replace(tzinfo=self.tz)
         # To the second, as the import format writes a time: a fraction kept here (patient mode saved
         # one) made the clinic's own CSV export import again as a second, different check-in.
-        moment = moment.astimezone(timezone.utc).replace(microsecond=0)
+        moment = moment.astimezone(timezone.utc)
+        if not self._unchanged(rule, value):
+            moment = moment.replace(microsecond=0)
         if rule.not_in_future and moment > self.now:
             local = moment.astimezone(self.tz).strftime("%Y-%m-%d %H:%M")
             raise _Invalid(f"{rule.label}, {local}, is in the future")

@@ -41,6 +41,40 @@ def stored(engine, frame_of, record_id, field):
 # ----- store level ---------------------------------------------------------------------------
 
 
+def test_an_older_record_that_a_newer_rule_would_refuse_can_still_be_corrected_and_is_not_rewritten(one_of_each, validator):
+    """A note saved before control characters were refused, and a time saved with a fraction of a second: correcting
+    the craving keeps both exactly as they were, and a new control character is still refused."""
+    from sqlalchemy import select, update
+
+    from store.models import CheckIn
+
+    engine, _, checkin_id = one_of_each
+    with engine.begin() as conn:  # as an older KetaWatch stored them
+        at = conn.execute(select(CheckIn.reported_at).where(CheckIn.id == checkin_id)).scalar_one()
+        conn.execute(update(CheckIn).where(CheckIn.id == checkin_id)
+                     .values(notes="Felt ok\x1b[0m", reported_at=at + dt.timedelta(microseconds=500_000)))
+    records.amend_checkin(engine, checkin_id, {"craving": 3}, actor="cleo", reason="typo", expected_version=1,
+                          validator=validator)
+    after = checkins_frame(engine).set_index("id").loc[checkin_id]
+    assert after["notes"] == "Felt ok\x1b[0m" and int(after["craving"]) == 3
+    assert pd.Timestamp(after["reported_at"]).microsecond == 500_000
+    with pytest.raises(records.RecordInvalid, match="control character"):
+        records.amend_checkin(engine, checkin_id, {"notes": "again\x07"}, actor="cleo", reason="typo",
+                              expected_version=2, validator=validator)
+
+
+def test_a_control_character_in_a_review_note_or_a_reason_is_refused_in_words_on_both_databases(one_of_each, validator):
+    """PostgreSQL cannot store a NUL: without the check these ended in a driver error."""
+    engine, session_id, _ = one_of_each
+    pid = str(sessions_frame(engine)["patient_id"].iloc[0])
+    with pytest.raises(records.RecordInvalid, match="The note holds a control character"):
+        records.add_alert_review(engine, patient_id=pid, level="amber", reasons=["craving_high"],
+                                 action="discussed_with_patient", note="called\x00 her", actor="cleo")
+    with pytest.raises(records.RecordInvalid, match="The reason for the void holds a control character"):
+        records.void_session(engine, session_id, actor="cleo", reason="dup\x00", expected_version=1, validator=validator)
+    assert stored(engine, sessions_frame, session_id, "version") == 1
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_the_second_of_two_edits_from_the_same_version_is_refused_and_the_first_is_kept(one_of_each, validator, kind):
     engine, session_id, checkin_id = one_of_each

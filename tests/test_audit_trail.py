@@ -263,7 +263,10 @@ def test_what_changed_lists_only_the_fields_that_differ():
     assert describe_detail({"effects": [["nausea", "mild"], ["headache", "severe"]]}) == \
         "effects: (nausea, mild), (headache, severe)"
     assert describe_detail({"reason": "wrong_password", "failed_attempts": 3}) == \
-        "failed attempts: 3; reason: wrong_password"
+        "failed attempts: 3; reason: wrong password"  # a code KetaWatch wrote, in words
+    assert describe_detail({"purpose": "leave_patient_mode", "method": "password"}) == \
+        "method: password; purpose: leave patient mode"
+    assert describe_detail({"reason": "see dose_mg note"}) == "reason: see dose_mg note"  # typed text as typed
 
 
 _JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),

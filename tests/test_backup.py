@@ -295,7 +295,7 @@ def test_the_commands_exit_with_one_readable_line(filled_sqlite, tmp_path):
     for command in ("backup", "restore"):
         typo = ketawatch(command, "nightly.db" if command == "restore" else "other.db", "--db", "notaurl", cwd=tmp_path)
         assert typo.returncode == 1
-        assert typo.stderr.strip() == "'notaurl' is not a valid database URL (for example sqlite:///ketawatch.db)", typo.stderr
+        assert typo.stderr.strip().startswith("the database URL given is not a database URL (for example sqlite:///"), typo.stderr
         other = ketawatch(command, "nightly.db" if command == "restore" else "other.db", "--db", "mysql://root@127.0.0.1/kw",
                           cwd=tmp_path)
         assert other.returncode == 1 and other.stderr.strip() == UNSUPPORTED, other.stderr

@@ -66,6 +66,12 @@ def test_a_command_that_makes_a_new_database_says_where(db_url, tmp_path):
     assert "held no KetaWatch database, so a new, empty one was made there" in first.stderr
     second = ketawatch("users", "list", "--db", db_url, cwd=tmp_path)
     assert second.returncode == 0 and "new, empty" not in second.stderr
+    import sqlite3
+
+    other = tmp_path / "someone-elses.db"  # a file that exists but holds no KetaWatch tables
+    sqlite3.connect(other).execute("CREATE TABLE notes (x)").connection.commit()
+    third = ketawatch("users", "list", "--db", f"sqlite:///{other}", cwd=tmp_path)
+    assert "held no KetaWatch database" in third.stderr, third.stderr
 
 
 def test_bad_import_lists_problems_exits_1_and_changes_nothing(db_url, tmp_path):
@@ -128,14 +134,21 @@ def test_a_database_kind_ketawatch_does_not_run_on_is_named_not_a_missing_driver
 @pytest.mark.parametrize("value, said", [
     ("mysql://root@127.0.0.1/test", "KetaWatch runs on SQLite or PostgreSQL, not mysql"),
     ("postgres ql://kw:hunter2-secret@db/kw", "not a database URL"),
+    ("postgresql+psycopg://kw:hunter2db.example.org/kw", "not a database URL"),  # the parser's own error quotes it
 ])
 def test_a_wrong_database_url_setting_is_named_like_any_other_setting(tmp_path, value, said):
-    """As the README promises of every setting: one line naming it, exit status 2, and no password shown."""
+    """As the README promises of every setting: one line naming it, exit status 2, and no password shown;
+    --db, which comes first (CONTRACT section 1), is not stopped by it."""
     result = ketawatch("users", "list", cwd=tmp_path, env={"KETAWATCH_DATABASE_URL": value})
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith(f"ketawatch: setting KETAWATCH_DATABASE_URL: {said}"), result.stderr
     assert "hunter2" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "ketawatch.db").exists()
+    given = ketawatch("users", "list", "--db", f"sqlite:///{tmp_path / 'k.db'}", cwd=tmp_path,
+                      env={"KETAWATCH_DATABASE_URL": value})
+    assert given.returncode == 0, given.stderr
+    typed = ketawatch("users", "list", "--db", value, cwd=tmp_path)
+    assert typed.returncode == 1 and said in typed.stderr and "hunter2" not in typed.stderr, typed.stderr
 
 
 _NEXT_WEEK = (dt.datetime.now(ZoneInfo("Europe/London")) + dt.timedelta(days=7)).date().isoformat()

@@ -471,6 +471,7 @@ def test_patient_mode_shows_only_the_form_until_the_clinician_password(demo_url,
     at.text_input(key="lc_password").set_value("not-the-password")
     _button(at, "Return to the clinician view").click().run()
     assert [t.value for t in at.title] == ["Your check-in"]
+    assert "The password is not right. Try again." in _texts(at)  # no username was asked for here
     at.text_input(key="lc_password").set_value(DEMO_PASSWORD)
     _button(at, "Return to the clinician view").click().run()
     _no_exception(at)

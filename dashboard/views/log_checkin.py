@@ -152,7 +152,9 @@ def _leave_patient_mode() -> None:
         accounts.authenticate(engine, user.username, st.session_state.get(P + "password") or "",
                               address=client_address(), purpose="leave_patient_mode")
     except accounts.SignInRefused as exc:
-        st.session_state[P + "exit_error"] = exc.message
+        # Only a password is asked for here (the username is the signed-in clinician's own).
+        wrong = exc.message == accounts.WRONG_CREDENTIALS
+        st.session_state[P + "exit_error"] = "The password is not right. Try again." if wrong else exc.message
     else:
         st.session_state.pop(ui.PATIENT_MODE_KEY, None)
         st.session_state.pop(P + "exit_error", None)
