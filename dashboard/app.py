@@ -23,7 +23,9 @@ from dashboard.ui import PATIENT_MODE_KEY
 # The tab icon is a file of the package: a Material icon here makes the browser fetch it from
 # fonts.gstatic.com, which a clinic network without internet access refuses (and which would see
 # every page load).
-st.set_page_config(page_title="KetaWatch", page_icon=str(Path(__file__).with_name("favicon.png")), layout="wide")
+st.set_page_config(page_title="KetaWatch", page_icon=str(Path(__file__).with_name("favicon.png")), layout="wide",
+                   # a tablet handed to a patient shows the questionnaire only: no empty staff sidebar beside it
+                   initial_sidebar_state="collapsed" if st.session_state.get(PATIENT_MODE_KEY) else "auto")
 # The three protections of dashboard/streamlit.toml that Streamlit lets a script set hold here too,
 # however the app was started (a bare `streamlit run` does not read that file).
 st.set_option("client.showErrorDetails", "type")

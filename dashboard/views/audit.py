@@ -28,13 +28,14 @@ tz = ui.clinic_tz()
 today = ui.now_local().date()
 
 with st.form("audit_filters"):
-    cols = st.columns(4)
+    cols = st.columns([1, 1, 1, 1.3])  # the date range needs the room to show both ends at 1366 px
     actor = cols[0].selectbox("Who", options=[None, *audit_actors(engine)], key="audit_actor",
                               format_func=lambda a: "anyone" if a is None else a)
     action = cols[1].selectbox("Action", options=[None, *ACTIONS], format_func=lambda a: "any" if a is None else ui.words(a),
                                key="audit_action")
     patient_id = cols[2].text_input("Patient ID", key="audit_patient").strip()
-    dates = cols[3].date_input("Dates (clinic time)", value=(today - timedelta(days=30), today), key="audit_dates")
+    dates = cols[3].date_input("Dates (clinic time)", value=(today - timedelta(days=30), today), key="audit_dates",
+                               format="YYYY-MM-DD")
     st.form_submit_button("Show")
 
 start, end = (tuple(dates) + (None, None))[:2] if isinstance(dates, (tuple, list)) else (dates, dates)

@@ -273,6 +273,8 @@ def test_checkin_in_patient_mode(page, demo_db_url):
     settle(page)
     page.get_by_role("heading", name="Your check-in").wait_for()
     assert page.get_by_test_id("stSidebarNav").count() == 0, "patient mode hides the navigation"
+    sidebar = page.get_by_test_id("stSidebar")  # and its empty staff sidebar (it stayed open until the answers were sent)
+    assert sidebar.count() == 0 or sidebar.get_attribute("data-collapsed") == "true"
     page.get_by_test_id("stButtonGroup").first.get_by_role("radio", name="3", exact=True).click()
     settle(page)
     page.get_by_text("Not at all").first.click()
