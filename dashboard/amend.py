@@ -8,7 +8,7 @@ colleague's in the database, this clinician's still in the form).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Literal
 
 import pandas as pd

@@ -15,8 +15,6 @@ from dashboard.auth import SignedInUser, may_still_write
 from store import records as store_records
 from store.vocabulary import REVIEW_ACTIONS, SAFETY_FOLLOW_UP
 
-_DONE_KEY = "safety_follow_up_done"
-
 
 def follow_up_form(engine: Engine, user: SignedInUser, patient_id: str, level: str) -> None:
     """A small form under the red banner: what was done, and a note (required); saved as one audited review."""

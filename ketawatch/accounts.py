@@ -1,7 +1,7 @@
 """Local accounts: argon2 password hashes, roles, lockout after failed sign-ins, each change in the audit trail.
 
-Pure logic with no Streamlit, so the dashboard, the `ketawatch users` commands and the tests share
-one set of rules. Roles: `admin` (accounts, audit, everything), `clinician` (read and write
+No Streamlit (it reads and writes the accounts and their audit lines in the database), so the
+dashboard, the `ketawatch users` commands and the tests share one set of rules. Roles: `admin` (accounts, audit, everything), `clinician` (read and write
 clinical records, every export), `reviewer` (read-only, de-identified exports only).
 """
 
@@ -39,8 +39,6 @@ DEMO_PASSWORD = "demo-password"
 
 #: Roles that may add, amend and void clinical records.
 WRITER_ROLES = ("admin", "clinician")
-#: Roles that may export identified data; the others get de-identified exports only.
-IDENTIFIED_EXPORT_ROLES = ("admin", "clinician")
 
 MAX_PASSWORD_LENGTH = 1024
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@+-]{0,63}$")

@@ -6,7 +6,6 @@ Errors are printed as one readable line per problem on stderr, never a traceback
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tomllib

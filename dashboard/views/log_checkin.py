@@ -2,7 +2,9 @@
 
 Two views: the clinician's (pick a patient, set the date, or hand over a tablet) and patient mode,
 which shows only this form for one patient until the clinician re-enters their password.
-Validation is the store's (store.validation via store.records.add_checkin).
+Validation is the store's (store.validation via store.records.add_checkin), apart from this form's
+own rules for partly answered PHQ-9 items (all nine, none, or question 9 alone; a paper total not
+below its question 9), which the import format, holding the total only, has no use for.
 """
 
 from __future__ import annotations

@@ -128,11 +128,6 @@ def records_until(records: Records, end: date, tz: str) -> Records:
     return records_within(records, None, end, tz)
 
 
-def today_local(tz: str) -> date:
-    """Today's date in the clinic."""
-    return pd.Timestamp.now(tz=tz).date()
-
-
 def load_patient_case(
     engine: Engine,
     patient_id: str,

@@ -6,8 +6,9 @@ same shift in every export made with the same secret, and nobody without the sec
 either. The rules:
 
 - names and clinic ids are replaced by the pseudonym; the birth year becomes a 10-year age band
-  at the export date; free-text notes (session, check-in, alert review) are dropped; clinician
-  and reviewer usernames become staff pseudonyms ("S-" + 8 hex characters);
+  at the export date; free-text notes (session, check-in, alert review) are dropped, except that
+  a check-in keeps its PHQ-9 question 9 line in the form's fixed words; clinician and reviewer
+  usernames become staff pseudonyms ("S-" + 8 hex characters);
 - every date and time of a patient moves by the same whole number of days, between 30 and 364
   days into the past. The shift is applied to the clinic-local wall-clock time, so a session keeps
   its local date-and-time pattern and every interval between a patient's records is kept exactly.
@@ -110,12 +111,6 @@ class Pseudonymiser:
     def staff_of(self, usernames: pd.Series) -> pd.Series:
         """Staff pseudonyms for a column of usernames; missing stays missing."""
         return _mapped(usernames, self.staff).astype("string")
-
-    def shift_date(self, patient_id: str, day: date | None) -> date | None:
-        """One calendar date moved by the patient's offset."""
-        if day is None:
-            return None
-        return day + pd.Timedelta(days=self.offset_days(patient_id)).to_pytimedelta()
 
 
 def _mapped(values: pd.Series, function) -> pd.Series:

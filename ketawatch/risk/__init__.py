@@ -1,8 +1,9 @@
 """Dependence-risk engine: record frames in, a green/amber/red level with checkable reasons out.
 
-Pure (no streamlit, no database), so the CLI, the dashboard, the PDF export and the tests call
-the same functions. The rule identifiers and what each means are tabled in `reasons.py`; every
-threshold lives in seed_data/rules.toml.
+No streamlit and no database (its only outside read is the rules file, once, when no rules are
+passed in), so the CLI, the dashboard, the PDF export and the tests call the same functions. The
+rule identifiers and what each means are tabled in `reasons.py`; every clinical threshold lives
+in seed_data/rules.toml (the two evidence points of the combination are in engine.py).
 """
 
 from ketawatch.risk.engine import assess, daily_levels, level_history, patient_signals

@@ -1,4 +1,4 @@
-"""The rule settings (thresholds, windows, counts) read from seed_data/rules.toml, so none live in code.
+"""The rule settings (thresholds, windows, counts) read from seed_data/rules.toml, so no clinical threshold lives in code.
 
 Each setting is named `<section>_<key>` after its place in the file, e.g. `sds_threshold` for
 `[sds] threshold`. `load_rules(sds_threshold=5)` or `settings.with_changes(sds_threshold=5)`
