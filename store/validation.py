@@ -114,20 +114,14 @@ SESSION_RULES: dict[str, Rule] = {
     )
 }
 
-_SIGN_LABELS = {
-    "secrecy": "Secrecy",
-    "social_withdrawal": "Social withdrawal",
-    "neglected_responsibilities": "Neglected responsibilities",
-    "irritable_when_not_using": "Irritable or anxious when not using",
-    "appetite_change": "Change in appetite",
-    "sleep_disturbance": "Sleep disturbance",
-    "coordination_problems": "Coordination problems",
-    "dissociation_outside_sessions": "Dissociation outside sessions",
-    "tolerance": "Tolerance",
-    "recreational_seeking": "Seeking ketamine recreationally",
-    "other_substance_use": "Use of other substances",
-    "non_prescribed_use": "Non-prescribed ketamine use",
-}
+def _sign_labels() -> dict[str, str]:
+    """Each warning sign's clinician-facing label, from the catalogue the dashboard and the PDF show too."""
+    from seed_data.catalogue import warning_sign
+
+    return {sign: warning_sign(sign).label for sign in WARNING_SIGNS}
+
+
+_SIGN_LABELS = _sign_labels()
 
 CHECKIN_RULES: dict[str, Rule] = {
     r.name: r

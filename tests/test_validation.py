@@ -87,7 +87,7 @@ CASES = [
     ("checkins", "craving", "2.5", "Craving, 2.5, must be a whole number"),
     ("checkins", "sds_3", "4", "Severity of Dependence Scale item 3, 4, is outside 0-3"),
     ("checkins", "sds_5", "", "give all five items or none (item 5 missing)"),
-    ("checkins", "tolerance", "4", "Warning sign 'Tolerance', 4, is outside 0-3"),
+    ("checkins", "tolerance", "4", "Warning sign 'Tolerance: needing more for the same effect', 4, is outside 0-3"),
     ("checkins", "non_prescribed_use", "-1", "is outside 0-3"),
     ("checkins", "secrecy", "often", "is not a number"),
     ("checkins", "phq9", "28", "PHQ-9 total, 28, is outside 0-27"),
@@ -242,3 +242,13 @@ def test_the_dose_double_check_names_only_fixed_dose_routes(monkeypatch):
     with pytest.raises(ValueError, match="fixed_route_max_mg names iv; only fixed-dose routes"):
         catalogue.dose_checks()
     catalogue.dose_checks.cache_clear()
+
+
+def test_a_warning_sign_is_named_in_messages_as_the_catalogue_and_the_pages_name_it():
+    """One name per sign: the importer's messages used a second list of names, most of them different."""
+    from seed_data.catalogue import warning_sign
+    from store.validation import CHECKIN_RULES
+    from store.vocabulary import WARNING_SIGNS
+
+    for sign in WARNING_SIGNS:
+        assert CHECKIN_RULES[sign].label == f"Warning sign '{warning_sign(sign).label}'"
