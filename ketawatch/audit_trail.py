@@ -13,7 +13,7 @@ from datetime import datetime
 import pandas as pd
 from sqlalchemy import Engine
 
-from ketawatch.exports.safety import neutralise
+from ketawatch.exports.formula_injection import neutralise
 from store.queries import audit_frame
 
 #: Actions written by the store (records, importer, reviews), the exports and the accounts.

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 from ketawatch.exports import export_caseload, export_patient, export_records
-from ketawatch.exports.safety import FORMULA_STARTS, excel_safe, neutralise
+from ketawatch.exports.formula_injection import FORMULA_STARTS, excel_safe, neutralise
 from ketawatch.exports.tables import caseload_csv_bytes, write_files
 from store.db import make_engine, upgrade
 from store.importer import import_folder

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from openpyxl.utils import get_column_letter
 
-from ketawatch.exports.safety import excel_safe, neutralise
+from ketawatch.exports.formula_injection import excel_safe, neutralise
 from ketawatch.risk import reason_ids, scoring
 from store.frames import Records
 from store.importer import FILES
