@@ -41,7 +41,7 @@ from store.records import (
     void_session,
 )
 from store.settings import get_settings
-from store.validation import CHECKIN_RULES, PATIENT_RULES, SESSION_RULES, Rule, Validator
+from store.validation import CHECKIN_RULES, PATIENT_RULES, REASON_MAX_LENGTH, SESSION_RULES, Rule, Validator
 from store.vocabulary import SEVERITIES
 
 Kind = Literal["session", "checkin"]
@@ -237,7 +237,8 @@ def _amend_form(engine: Engine, user: SignedInUser, kind: str, record_id: int, b
     with st.form(f"{base}_form"):
         st.markdown(f"**Amend this {spec['label']}** (you opened version {int(opened['version'])})")
         values = _form_fields(fields, before, base)
-        reason = st.text_input("Reason for the amendment (required, kept with the history)", key=f"{base}_reason")
+        reason = st.text_input("Reason for the amendment (required, kept with the history)", key=f"{base}_reason",
+                               max_chars=REASON_MAX_LENGTH)
         unusual_box(f"{base}_", "amendment")
         save = st.form_submit_button("Save amendment", type="primary")
         cancel = st.form_submit_button("Cancel")
@@ -276,7 +277,7 @@ def _void_form(engine: Engine, user: SignedInUser, kind: str, record_id: int, ba
     with st.form(f"{base}_void_form"):
         st.markdown(f"**Void this {spec['label']}** of {fmt_datetime(opened.get(spec['time']))} "
                     f"(version {int(opened['version'])}). It stays in the history, marked void, with your reason.")
-        reason = st.text_input("Reason for voiding (required)", key=f"{base}_void_reason")
+        reason = st.text_input("Reason for voiding (required)", key=f"{base}_void_reason", max_chars=REASON_MAX_LENGTH)
         save = st.form_submit_button(f"Void {spec['label']}", type="primary")
         cancel = st.form_submit_button("Cancel")
     if cancel:

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from dashboard import ui
 from dashboard.auth import SignedInUser, may_still_write
 from store import records as store_records
+from store.validation import REVIEW_NOTE_MAX_LENGTH
 from store.vocabulary import REVIEW_ACTIONS, SAFETY_FOLLOW_UP
 
 
@@ -27,7 +28,7 @@ def follow_up_form(engine: Engine, user: SignedInUser, patient_id: str, level: s
                                   placeholder="Choose an action", key=f"{key}_action")
             ui.field_error(errors, "action")
             note = st.text_area("Note * (who spoke with the patient, what was found, the plan)", key=f"{key}_note",
-                                max_chars=2000, height=90)
+                                max_chars=REVIEW_NOTE_MAX_LENGTH, height=90)
             ui.field_error(errors, "note", "level", "patient_id")
             saved = st.form_submit_button("Record the follow-up", type="primary")
         if not saved or not may_still_write(user):

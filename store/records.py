@@ -18,7 +18,9 @@ from sqlmodel import Session
 from store.audit import record_event, snapshot
 from store.db import for_writing
 from store.models import AlertReview, CheckIn, InfusionSession, Patient, RecordRevision, SideEffectEvent
-from store.validation import Problem, Validator, control_character_problem, look_alike_message, same_looking_id
+from store.validation import (
+    REASON_MAX_LENGTH, REVIEW_NOTE_MAX_LENGTH, Problem, Validator, free_text_problem, look_alike_message, same_looking_id,
+)
 from store.vocabulary import LEVELS, REVIEW_ACTIONS, SAFETY_FOLLOW_UP
 
 
@@ -174,9 +176,9 @@ def _require_reason(reason: str | None, what: str) -> str:
     reason = (reason or "").strip()
     if not reason:
         raise RecordInvalid([Problem("reason", f"Give a reason for the {what}; it is kept with the record's history")])
-    control = control_character_problem(f"The reason for the {what}", reason)
-    if control:
-        raise RecordInvalid([Problem("reason", control)])
+    problem = free_text_problem(f"The reason for the {what}", reason, REASON_MAX_LENGTH)
+    if problem:
+        raise RecordInvalid([Problem("reason", problem)])
     return reason
 
 
@@ -319,9 +321,9 @@ def add_alert_review(
         # A red alert closed with no words leaves the next clinician nothing to go on at the meeting.
         problems.append(Problem("note", "Say in the note what was decided for this red alert (who spoke with the "
                                         "patient, and the plan)"))
-    control = control_character_problem("The note", note or "")
-    if control:
-        problems.append(Problem("note", control))
+    problem = free_text_problem("The note", note or "", REVIEW_NOTE_MAX_LENGTH)
+    if problem:
+        problems.append(Problem("note", problem))
     if problems:
         raise RecordInvalid(problems)
     now = now or datetime.now(timezone.utc)

@@ -248,6 +248,18 @@ def _range_text(rule: Rule, high: float | None) -> str:
     return f"at most {_fmt(high)}{unit}"
 
 
+#: The longest alert-review note, and the longest reason for an amendment or a void, the store takes.
+REVIEW_NOTE_MAX_LENGTH = 2000
+REASON_MAX_LENGTH = 500
+
+
+def free_text_problem(label: str, text: str, max_length: int) -> str | None:
+    """What is wrong with a free-text note or reason the forms send the store (too long, a control character), or None."""
+    if len(text) > max_length:
+        return f"{label}: {len(text)} characters, but at most {max_length} are allowed"
+    return control_character_problem(label, text)
+
+
 def control_character_problem(label: str, text: str) -> str | None:
     """What is wrong with free text holding a control character (tab and line breaks aside), or None.
 

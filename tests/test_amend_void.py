@@ -72,6 +72,12 @@ def test_a_control_character_in_a_review_note_or_a_reason_is_refused_in_words_on
                                  action="discussed_with_patient", note="called\x00 her", actor="cleo")
     with pytest.raises(records.RecordInvalid, match="The reason for the void holds a control character"):
         records.void_session(engine, session_id, actor="cleo", reason="dup\x00", expected_version=1, validator=validator)
+    # The forms' limits hold in the store too, whatever calls it.
+    with pytest.raises(records.RecordInvalid, match="The note: 2001 characters, but at most 2000 are allowed"):
+        records.add_alert_review(engine, patient_id=pid, level="amber", reasons=["craving_high"],
+                                 action="discussed_with_patient", note="n" * 2001, actor="cleo")
+    with pytest.raises(records.RecordInvalid, match="The reason for the void: 501 characters, but at most 500"):
+        records.void_session(engine, session_id, actor="cleo", reason="r" * 501, expected_version=1, validator=validator)
     assert stored(engine, sessions_frame, session_id, "version") == 1
 
 

@@ -15,6 +15,7 @@ from dashboard.auth import can_write, may_still_write
 from ketawatch.caseload import reason_ids, unreviewed_alerts
 from store import records as store_records
 from store.settings import get_settings
+from store.validation import REVIEW_NOTE_MAX_LENGTH
 from store.vocabulary import REVIEW_ACTIONS, UNDER_CARE_STATUSES
 
 user = ui.signed_in_user()
@@ -87,7 +88,7 @@ for alert in pending.itertuples(index=False):
                 ui.field_error(errors, "action")
             with cols[1]:
                 red = alert.level == "red"
-                st.text_input("Note *" if red else "Note", key=f"al_note_{pid}", max_chars=2000,
+                st.text_input("Note *" if red else "Note", key=f"al_note_{pid}", max_chars=REVIEW_NOTE_MAX_LENGTH,
                               placeholder="What was discussed or decided" + ("" if red else " (required for 'Other')"))
                 ui.field_error(errors, "note", "level", "patient_id")
             with cols[2]:

@@ -13,7 +13,7 @@ from dashboard import data, ui
 from dashboard.auth import can_write, may_still_write
 from ketawatch import accounts
 from store import records as store_records
-from store.validation import PATIENT_RULES
+from store.validation import PATIENT_RULES, REASON_MAX_LENGTH
 from store.vocabulary import INDICATIONS, PATIENT_STATUSES, SEXES
 
 LABELS = {name: rule.label for name, rule in PATIENT_RULES.items()} | {"reason": "Reason for the change"}
@@ -215,7 +215,7 @@ with edit_tab:
             ui.error_summary(errors, LABELS)
             st.caption(f"Editing version {loaded['version']} of {ui.md_escape(loaded['patient_id'])}.")
             _fields("pe_", errors, editing=True)
-            st.text_input("Reason for the change *", key="pe_reason", max_chars=500,
+            st.text_input("Reason for the change *", key="pe_reason", max_chars=REASON_MAX_LENGTH,
                           placeholder="e.g. plan changed after review on 12 Nov")
             ui.field_error(errors, "reason")
             st.button("Save changes", type="primary", icon=":material/save:", on_click=_amend, key="pe_save")
