@@ -309,6 +309,10 @@ def _shown(rule: Rule, value: Any) -> str:
         return side_effect_words(typed)
     if rule.kind in ("datetime", "date_or_datetime"):
         return fmt_datetime(typed)
+    if rule.kind == "date":  # a frame holds a Timestamp, a snapshot the date's text: the same day reads the same
+        return pd.Timestamp(typed).strftime("%Y-%m-%d")
+    if rule.kind == "choice":
+        return route_words(typed) if rule.name == "route" else words(typed)
     if rule.kind == "bool":
         return _BOOL_WORDS[typed]
     if rule.kind == "number":

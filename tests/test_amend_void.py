@@ -63,6 +63,21 @@ def test_an_older_record_that_a_newer_rule_would_refuse_can_still_be_corrected_a
                               expected_version=2, validator=validator)
 
 
+def test_the_history_of_a_patient_shows_only_what_was_changed_in_words(one_of_each, validator):
+    """An indication corrected: the history listed the untouched treatment start as changed ('2026-01-02' against
+    the frame's '2026-01-02 00:00:00'), and showed the indication as its code."""
+    from dashboard.amend import changed_records
+    from store.queries import patients_frame
+
+    engine, _, _ = one_of_each
+    pid = str(patients_frame(engine)["patient_id"].iloc[0])
+    records.amend_patient(engine, pid, {"indication": "bipolar_depression"}, actor="cleo", reason="corrected",
+                          expected_version=1, validator=validator)
+    [(label, table)] = [c for c in changed_records(engine, pid) if c[0].startswith("Patient details")]
+    changed = [c for c in table.columns if c not in ("Version", "What happened next")]
+    assert len(changed) == 1 and table[changed[0]].tolist()[-1] == "Bipolar depression", table.to_dict("list")
+
+
 def test_a_control_character_in_a_review_note_or_a_reason_is_refused_in_words_on_both_databases(one_of_each, validator):
     """PostgreSQL cannot store a NUL: without the check these ended in a driver error."""
     engine, session_id, _ = one_of_each
