@@ -661,7 +661,9 @@ def test_a_positive_phq9_question_9_is_kept_with_the_check_in(demo_url, monkeypa
         "a clinician to speak with the patient today.",
         "Slept badly this week.",
     ]
-    assert any("question 9" in w.value for w in at.warning)
+    assert any("question 9" in w.value and "record the follow-up on the patient's page" in w.value for w in at.warning)
+    hide = _button(at, "Hide this message")  # says what it does: it records no follow-up
+    assert "records nothing" in hide.help
     # ... and reaches every screen, not only the one of whoever saved it
     shown = lambda view: [e.value.replace("\\", "") for e in view.error if "question 9" in e.value]  # noqa: E731
     assert not shown(_app(demo_url, monkeypatch, "patient", patient="KW-0001"))  # nobody else's page

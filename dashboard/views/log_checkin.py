@@ -270,10 +270,12 @@ def clinician_view() -> None:
     if notice:
         st.warning(
             f"Check-in of {ui.md_escape(notice['patient_id'])} at {notice['at']}: the patient answered PHQ-9 question 9 "
-            "(thoughts of being better off dead or of self-harm) above 'Not at all'. Speak with them today.",
+            "(thoughts of being better off dead or of self-harm) above 'Not at all'. Speak with them today, then "
+            "record the follow-up on the patient's page (its red banner stays there until you do).",
             icon=":material/emergency:",
         )
-        if st.button("Noted", key=P + "safety_ack"):
+        if st.button("Hide this message", key=P + "safety_ack",
+                     help="Hides this reminder only: it records nothing. The follow-up is recorded on the patient's page."):
             st.session_state.pop(SAFETY_NOTICE_KEY, None)
             st.rerun()
     saved = st.session_state.get(P + "saved")
