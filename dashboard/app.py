@@ -16,7 +16,7 @@ from pathlib import Path
 import streamlit as st
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from dashboard import data, private_logs
+from dashboard import data, private_logs, ui
 from dashboard.auth import account_menu, can_write, is_admin, requested_page, require_user
 from dashboard.ui import PATIENT_MODE_KEY
 
@@ -69,6 +69,7 @@ def _run() -> None:
             wanted = next((p for pages in sections.values() for p in pages if p.url_path == asked[0]), None)
             if wanted is not None and wanted.url_path != current.url_path:
                 st.switch_page(wanted, query_params=asked[1])
+        ui.keep_unsaved_entries("ls_", reset=("ls_when",))  # Log session, half filled in, survives a look elsewhere
         current.run()
 
 

@@ -251,6 +251,11 @@ def patient_label(patients: pd.DataFrame):
     return label
 
 
+def patient_in_view() -> str | None:
+    """The patient the pages keep in view: the `?patient=` link's, else the one last opened on any page."""
+    return st.query_params.get("patient") or st.session_state.get(PATIENT_KEY)
+
+
 def patient_picker(patients: pd.DataFrame, *, key: str, label: str = "Patient", only_active: bool = False) -> str | None:
     """Choose a patient (type to search id or name).
 
@@ -259,7 +264,7 @@ def patient_picker(patients: pd.DataFrame, *, key: str, label: str = "Patient", 
     """
     frame = patients[patients["status"] == "active"] if only_active else patients
     ids = frame["patient_id"].astype(str).tolist()
-    wanted = st.query_params.get("patient") or st.session_state.get(PATIENT_KEY)
+    wanted = patient_in_view()
     if wanted in ids and st.session_state.get(key) != wanted:
         st.session_state[key] = wanted
     elif st.session_state.get(key) not in ids:
@@ -316,6 +321,17 @@ def passwords_match(password: str, repeat: str) -> bool:
         st.error("The two passwords differ. Type the same password twice.")
         return False
     return True
+
+
+def keep_unsaved_entries(prefix: str, *, reset: tuple[str, ...] = ()) -> None:
+    """Keep a form's typed values while the clinician looks at another page (Streamlit drops a widget's value once
+    its page is left, so a half-entered session vanished without a word); keys in `reset` start afresh.
+
+    Re-saving each value before the page runs is the clean-up interruption Streamlit documents for multipage
+    apps. Only for forms without keyed buttons: a button's value cannot be set this way.
+    """
+    for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(prefix) and k not in reset]:
+        st.session_state[key] = st.session_state[key]
 
 
 def dose_against_plan(per_kg: float, planned: float | None) -> str | None:

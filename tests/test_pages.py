@@ -340,6 +340,34 @@ def test_the_dose_panel_gives_the_difference_from_the_plan_only_when_there_is_on
     assert dose_against_plan(per_kg, planned) == shown
 
 
+def test_a_half_filled_session_survives_a_look_at_another_page_but_never_moves_to_another_patient(demo_url, monkeypatch):
+    """Streamlit dropped the typed values when the page was left; and the picker follows the patient last opened."""
+    at = _app(demo_url, monkeypatch, "log_session")
+    at.selectbox(key="ls_patient").set_value("KW-0002").run()
+    at.number_input(key="ls_dose").set_value(35.0)
+    at.number_input(key="ls_sbp_pre").set_value(130).run()
+    at.switch_page("views/patient.py").run()
+    _no_exception(at)
+    at.switch_page("views/log_session.py").run()
+    assert at.selectbox(key="ls_patient").value == "KW-0002"
+    assert (at.number_input(key="ls_dose").value, at.number_input(key="ls_sbp_pre").value) == (35.0, 130)
+    at.switch_page("views/patient.py").run()
+    at.selectbox(key="pp_patient").set_value("KW-0003").run()  # another patient opened meanwhile
+    at.switch_page("views/log_session.py").run()
+    _no_exception(at)
+    assert at.selectbox(key="ls_patient").value == "KW-0003"
+    assert at.number_input(key="ls_dose").value is None and at.number_input(key="ls_sbp_pre").value is None
+    assert any("what was typed for KW-0002 was cleared" in i.value.replace("\\", "") for i in at.info)
+    # A saved session's confirmation is not shown above another patient's form.
+    at.number_input(key="ls_dose").set_value(30.0).run()
+    _button(at, "Save session").click().run()
+    assert any("Session saved for KW" in s.value.replace("\\", "") for s in at.success)
+    at.switch_page("views/patient.py").run()
+    at.selectbox(key="pp_patient").set_value("KW-0004").run()
+    at.switch_page("views/log_session.py").run()
+    assert not [s for s in at.success if "Session saved" in s.value]
+
+
 def test_log_session_without_a_patient_says_so(demo_url, monkeypatch):
     at = _app(demo_url, monkeypatch, "log_session")
     at.number_input(key="ls_dose").set_value(40.0).run()

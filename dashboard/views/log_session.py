@@ -47,6 +47,15 @@ def _prefill() -> None:
         st.session_state[P + "route"] = str(mine["route"].iloc[-1])
 
 
+def _clear_entries() -> bool:
+    """Empty the session's own fields (dose, vitals, requests, side effects, notes); True if any held a value."""
+    s = st.session_state
+    typed = any(s.get(P + name) not in (None, False, [], "") for name in CLEARED_AFTER_SAVE)
+    for name in CLEARED_AFTER_SAVE:
+        s[P + name] = False if name in ("early", "more") else ([] if name == "effects" else None)
+    return typed
+
+
 def _raw(patient_id: str | None) -> dict:
     """The form's values in the store's column names (None = not recorded)."""
     s = st.session_state
@@ -105,15 +114,18 @@ def _save() -> None:
         return
     s[P + "errors"] = {}
     s.pop(P + "unusual", None)
+    s.pop(P + "cleared", None)
     s[P + "saved"] = {"patient_id": pid, "at": ui.fmt_datetime(saved.session_at), "id": saved.id}
     st.toast(f"Session saved for {ui.md_escape(pid)} at {s[P + 'saved']['at']}.", icon=":material/check_circle:")
-    for name in CLEARED_AFTER_SAVE:
-        s[P + name] = False if name in ("early", "more") else ([] if name == "effects" else None)
+    _clear_entries()
     s[P + "when"] = ui.now_local().replace(tzinfo=None, second=0, microsecond=0)
 
 
 errors: dict[str, list[str]] = st.session_state.get(P + "errors", {})
 saved = st.session_state.get(P + "saved")
+if saved and (ui.patient_in_view() or st.session_state.get(P + "patient")) not in (None, saved["patient_id"]):
+    st.session_state.pop(P + "saved")  # another patient's form now: that confirmation would read as this one's
+    saved = None
 if saved:
     with st.container(border=True):
         st.success(f"Session saved for {ui.md_escape(saved['patient_id'])} at {saved['at']}.", icon=":material/check_circle:")
@@ -138,9 +150,17 @@ for flag in ("early", "more"):
 top = st.columns([2, 2, 1])
 with top[0]:
     pid = ui.patient_picker(patients, key=P + "patient", label="Patient *")
-    if pid != st.session_state.get(P + "prefilled_for"):
+    was_for = st.session_state.get(P + "prefilled_for")
+    if pid != was_for:
+        if was_for is not None and pid is not None and _clear_entries():
+            # The picker follows the patient last opened anywhere: values typed for one patient never carry over.
+            st.session_state[P + "cleared"] = (was_for, pid)
         _prefill()
         st.session_state[P + "prefilled_for"] = pid
+    cleared = st.session_state.get(P + "cleared")
+    if cleared and cleared[1] == pid:
+        st.info(f"This form is now for {ui.md_escape(pid)}: what was typed for {ui.md_escape(cleared[0])} was cleared, "
+                "so it cannot be saved to the wrong patient.", icon=":material/info:")
     ui.field_error(errors, "patient_id")
 with top[1]:
     st.datetime_input(f"{LABELS['session_at']} * (clinic time, {ui.clinic_tz().key})", key=P + "when",
