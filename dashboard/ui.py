@@ -345,6 +345,15 @@ def dose_against_plan(per_kg: float, planned: float | None) -> str | None:
     return None if percent == 0 else f"{percent:+d}% against the plan"
 
 
+def reviewed_level(reviews: pd.DataFrame) -> pd.Series:
+    """A review table's 'Level': the level reviewed, or "Question 9 follow-up" for one, which reviews no level
+    (its stored level read as if someone had checked the patient's level and found no concern)."""
+    from store.vocabulary import is_safety_follow_up
+
+    follow_up = reviews["reasons"].map(is_safety_follow_up).astype(bool)
+    return reviews["level"].map(level_text).where(~follow_up, "PHQ-9 question 9 follow-up")
+
+
 def reviewed_reasons(reasons: pd.Series) -> pd.Series:
     """A review table's 'Reasons reviewed': rule ids, or what a question 9 follow-up is, since it reviews no level."""
     from store.vocabulary import reviewed_reasons_text

@@ -108,7 +108,7 @@ else:
         "Reviewed": ui.local_column(pd.to_datetime(reviews["reviewed_at"], utc=True)),
         "Patient": reviews["patient_id"],
         "By": ui.staff_column(reviews["reviewed_by"], data.staff_names()),
-        "Level": reviews["level"].map(ui.level_text),
+        "Level": ui.reviewed_level(reviews),
         "Action": reviews["action"].map(ui.words),
         "Note": reviews["note"],
         "Reasons reviewed": ui.reviewed_reasons(reviews["reasons"]),  # last: the longest, and rule ids

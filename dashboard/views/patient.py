@@ -206,7 +206,7 @@ else:
     ui.show_table(pd.DataFrame({
         "Reviewed": ui.local_column(pd.to_datetime(mine["reviewed_at"], utc=True)),
         "By": ui.staff_column(mine["reviewed_by"], data.staff_names()),
-        "Level": mine["level"].map(ui.level_text),
+        "Level": ui.reviewed_level(mine),
         "Action": mine["action"].map(actions),
         "Note": mine["note"],
         "Reasons reviewed": ui.reviewed_reasons(mine["reasons"]),  # the long list of rule ids last, as on Alerts
