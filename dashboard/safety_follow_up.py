@@ -14,7 +14,7 @@ from dashboard import ui
 from dashboard.auth import SignedInUser, may_still_write
 from store import records as store_records
 from store.validation import REVIEW_NOTE_MAX_LENGTH
-from store.vocabulary import REVIEW_ACTIONS, SAFETY_FOLLOW_UP
+from store.vocabulary import SAFETY_FOLLOW_UP, SAFETY_FOLLOW_UP_ACTIONS
 
 
 def follow_up_form(engine: Engine, user: SignedInUser, patient_id: str, level: str) -> None:
@@ -24,7 +24,7 @@ def follow_up_form(engine: Engine, user: SignedInUser, patient_id: str, level: s
                      expanded=bool(st.session_state.get(f"{key}_errors"))):
         errors = st.session_state.get(f"{key}_errors", {})
         with st.form(key, clear_on_submit=False):
-            action = st.selectbox("What was done *", REVIEW_ACTIONS, index=None, format_func=ui.words,
+            action = st.selectbox("What was done *", SAFETY_FOLLOW_UP_ACTIONS, index=None, format_func=ui.words,
                                   placeholder="Choose an action", key=f"{key}_action")
             ui.field_error(errors, "action")
             note = st.text_area("Note * (who spoke with the patient, what was found, the plan)", key=f"{key}_note",

@@ -152,7 +152,7 @@ def local_column(series: pd.Series) -> pd.Series:
 # ----- words for codes -----------------------------------------------------------------------
 
 
-_ACRONYMS = {"ptsd": "PTSD", "ocd": "OCD", "iv": "IV", "im": "IM", "sud": "SUD"}
+_ACRONYMS = {"ptsd": "PTSD", "ocd": "OCD", "iv": "IV", "im": "IM", "sud": "SUD", "gp_informed": "GP informed"}
 
 
 def words(code: object) -> str:

@@ -14,9 +14,9 @@ from sqlmodel import Field, SQLModel
 
 from store.types import UTCDateTime
 from store.vocabulary import (
+    ALL_REVIEW_ACTIONS,
     INDICATIONS,
     PATIENT_STATUSES,
-    REVIEW_ACTIONS,
     ROLES,
     ROUTES,
     SDS_ITEMS,
@@ -274,7 +274,7 @@ class AlertReview(SQLModel, table=True):
 
     __table_args__ = (
         CheckConstraint("level IN ('green', 'amber', 'red')", name="ck_review_level"),
-        CheckConstraint(_in("action", REVIEW_ACTIONS), name="ck_review_action"),
+        CheckConstraint(_in("action", ALL_REVIEW_ACTIONS), name="ck_review_action"),
         Index("ix_review_patient_time", "patient_id", "reviewed_at"),
     )
 

@@ -21,7 +21,7 @@ from store.models import AlertReview, CheckIn, InfusionSession, Patient, RecordR
 from store.validation import (
     REASON_MAX_LENGTH, REVIEW_NOTE_MAX_LENGTH, Problem, Validator, free_text_problem, look_alike_message, same_looking_id,
 )
-from store.vocabulary import LEVELS, REVIEW_ACTIONS, SAFETY_FOLLOW_UP
+from store.vocabulary import LEVELS, REVIEW_ACTIONS, SAFETY_FOLLOW_UP, SAFETY_FOLLOW_UP_ACTIONS
 
 
 class RecordInvalid(Exception):
@@ -308,9 +308,10 @@ def add_alert_review(
     problems = []
     if level not in LEVELS:
         problems.append(Problem("level", f"Level {level!r} is not one of {', '.join(LEVELS)}"))
+    allowed = SAFETY_FOLLOW_UP_ACTIONS if SAFETY_FOLLOW_UP in reasons else REVIEW_ACTIONS
     if not action:
         problems.append(Problem("action", "Choose what was done from the list of actions"))
-    elif action not in REVIEW_ACTIONS:
+    elif action not in allowed:
         problems.append(Problem("action", f"Choose an action from the list ({action!r} is not one of them)"))
     if action == "other" and not (note or "").strip():
         problems.append(Problem("note", "Say in the note what was done when the action is 'other'"))

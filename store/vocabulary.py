@@ -69,6 +69,19 @@ REVIEW_ACTIONS = (
     "no_action_needed",
     "other",
 )
+#: What a clinician did to follow up a PHQ-9 question 9 answer (thoughts of death or self-harm): the steps of a
+#: same-day safety response, beside speaking with the patient and "other" (migration 0004 lets the store hold them).
+SAFETY_FOLLOW_UP_ACTIONS = (
+    "discussed_with_patient",
+    "suicide_risk_assessed",
+    "safety_plan_made",
+    "referred_to_crisis_team",
+    "emergency_services_called",
+    "gp_informed",
+    "other",
+)
+#: Every action a stored alert review may name.
+ALL_REVIEW_ACTIONS = REVIEW_ACTIONS + tuple(a for a in SAFETY_FOLLOW_UP_ACTIONS if a not in REVIEW_ACTIONS)
 
 PATIENT_COLUMNS = (
     "patient_id",

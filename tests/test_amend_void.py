@@ -63,6 +63,22 @@ def test_an_older_record_that_a_newer_rule_would_refuse_can_still_be_corrected_a
                               expected_version=2, validator=validator)
 
 
+def test_a_question_9_follow_up_names_a_safety_step_and_a_level_review_a_treatment_step(one_of_each):
+    """The follow-up form offered only dependence-review actions (dose held...); each kind now has its own list."""
+    from store.vocabulary import SAFETY_FOLLOW_UP
+
+    engine, _, _ = one_of_each
+    pid = str(sessions_frame(engine)["patient_id"].iloc[0])
+    follow_up = dict(patient_id=pid, level="green", reasons=[SAFETY_FOLLOW_UP], note="seen today", actor="cleo")
+    saved = records.add_alert_review(engine, action="safety_plan_made", **follow_up)
+    assert saved.action == "safety_plan_made"
+    with pytest.raises(records.RecordInvalid, match="Choose an action from the list"):
+        records.add_alert_review(engine, action="dose_held", **follow_up)
+    with pytest.raises(records.RecordInvalid, match="Choose an action from the list"):
+        records.add_alert_review(engine, patient_id=pid, level="amber", reasons=["craving_high"],
+                                 action="safety_plan_made", note=None, actor="cleo")
+
+
 def test_the_history_of_a_patient_shows_only_what_was_changed_in_words(one_of_each, validator):
     """An indication corrected: the history listed the untouched treatment start as changed ('2026-01-02' against
     the frame's '2026-01-02 00:00:00'), and showed the indication as its code."""

@@ -23,7 +23,7 @@ from ketawatch.risk import COMBINATION_NOTE, reason_role
 from ketawatch.risk.scoring import dose_per_kg, sds_total
 from seed_data.catalogue import seed_citation, warning_signs
 from store.settings import get_settings
-from store.vocabulary import REVIEW_ACTIONS, WARNING_SIGNS
+from store.vocabulary import ALL_REVIEW_ACTIONS, WARNING_SIGNS
 
 PERIODS = {"Last 3 months": 91, "Last 6 months": 183, "Last 12 months": 365, "All": None}
 
@@ -202,7 +202,7 @@ mine = data.patient_reviews(pid)
 if mine.empty:
     st.caption("No alert reviews for this patient.")
 else:
-    actions = {a: ui.words(a) for a in REVIEW_ACTIONS}
+    actions = {a: ui.words(a) for a in ALL_REVIEW_ACTIONS}
     ui.show_table(pd.DataFrame({
         "Reviewed": ui.local_column(pd.to_datetime(mine["reviewed_at"], utc=True)),
         "By": ui.staff_column(mine["reviewed_by"], data.staff_names()),
