@@ -152,17 +152,13 @@ def local_column(series: pd.Series) -> pd.Series:
 # ----- words for codes -----------------------------------------------------------------------
 
 
-_ACRONYMS = {"ptsd": "PTSD", "ocd": "OCD", "iv": "IV", "im": "IM", "sud": "SUD", "gp_informed": "GP informed"}
-
-
 def words(code: object) -> str:
-    """A vocabulary code in words: 'chronic_pain' -> 'Chronic pain', 'ptsd' -> 'PTSD'."""
+    """A vocabulary code in words: 'chronic_pain' -> 'Chronic pain', 'ptsd' -> 'PTSD' (store.vocabulary.code_words)."""
+    from store.vocabulary import code_words
+
     if code is None or (not isinstance(code, str) and pd.isna(code)):
         return ""
-    if str(code) in _ACRONYMS:
-        return _ACRONYMS[str(code)]
-    text = str(code).replace("_", " ")
-    return text[:1].upper() + text[1:]
+    return code_words(str(code))
 
 
 ROUTE_WORDS = {"iv": "IV infusion", "im": "IM injection", "intranasal": "Intranasal", "oral": "Oral",

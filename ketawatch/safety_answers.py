@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 
 from store.queries import marked_line
+from store.vocabulary import code_words
 
 #: How a check-in note's safety line begins (the form writes it; a clinician may type it too).
 SAFETY_MARK = "[Safety]"
@@ -82,7 +83,7 @@ def follow_up_text(answer, tz: str) -> str:
         return "none recorded"
     when = pd.Timestamp(answer.followed_up_at).tz_convert(tz)
     action = answer.follow_up_action
-    done = f", {str(action).replace('_', ' ')}" if isinstance(action, str) and action else ""
+    done = f", {code_words(action, capital=False)}" if isinstance(action, str) and action else ""
     note = answer.follow_up_note
     said = f": {' '.join(note.split())}" if isinstance(note, str) and note.strip() else ""
     return f"{when:%Y-%m-%d %H:%M} by {answer.followed_up_by}{done}{said}"

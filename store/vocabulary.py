@@ -80,6 +80,17 @@ SAFETY_FOLLOW_UP_ACTIONS = (
     "gp_informed",
     "other",
 )
+#: Words of a code written in capitals when shown ("gp_informed" -> "GP informed").
+_CAPITALS = {"gp", "ptsd", "ocd", "iv", "im", "sud"}
+
+
+def code_words(code: str, *, capital: bool = True) -> str:
+    """A vocabulary code in words for screens and files: 'chronic_pain' -> 'Chronic pain', 'gp_informed' -> 'GP
+    informed'; `capital=False` for the middle of a sentence ('..., discussed with patient')."""
+    text = " ".join(w.upper() if w in _CAPITALS else w for w in str(code).split("_"))
+    return text[:1].upper() + text[1:] if capital else text
+
+
 #: Every action a stored alert review may name.
 ALL_REVIEW_ACTIONS = REVIEW_ACTIONS + tuple(a for a in SAFETY_FOLLOW_UP_ACTIONS if a not in REVIEW_ACTIONS)
 

@@ -114,3 +114,11 @@ def test_a_correction_that_leaves_the_question_9_line_alone_keeps_its_follow_up(
                   expected_version=2, validator=Validator(now=NOW + timedelta(hours=1)))
     [found] = answers().itertuples()
     assert pd.isna(found.followed_up_at) and found.entered_at == pd.Timestamp(NOW + timedelta(hours=1))
+
+
+def test_an_action_in_an_export_s_follow_up_reads_as_words_with_its_capitals():
+    from ketawatch.safety_answers import follow_up_text
+
+    row = pd.DataFrame({"followed_up_at": [pd.Timestamp("2026-11-20 10:00", tz="UTC")], "followed_up_by": ["dr"],
+                        "follow_up_action": ["gp_informed"], "follow_up_note": ["  letter   sent "]}).iloc[0]
+    assert follow_up_text(row, "Europe/London") == "2026-11-20 10:00 by dr, GP informed: letter sent"

@@ -18,7 +18,7 @@ from ketawatch.exports.pdf_layout import DISCLAIMER, ReviewPDF, local_time_text
 from ketawatch.risk import COMBINATION_NOTE, reason_ids, reason_role
 from ketawatch.safety_answers import follow_up_text
 from seed_data.catalogue import seed_citation, side_effect_words, side_effects, warning_sign
-from store.vocabulary import WARNING_SIGNS, reviewed_reasons_text
+from store.vocabulary import WARNING_SIGNS, code_words, reviewed_reasons_text
 
 _ROUTE_WORDS = {"iv": "IV", "im": "IM", "intranasal": "intranasal", "oral": "oral", "sublingual": "sublingual"}
 
@@ -41,7 +41,7 @@ def _day(value) -> str:
 
 
 def _words(code) -> str:
-    return "" if code is None or pd.isna(code) else str(code).replace("_", " ")
+    return "" if code is None or pd.isna(code) else code_words(str(code), capital=False)
 
 
 def _asked(value) -> bool:
