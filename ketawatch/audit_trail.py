@@ -7,7 +7,6 @@ append-only at the database (triggers of migration 0001); nothing here writes to
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime
 
 import pandas as pd
@@ -72,8 +71,10 @@ def _value(value: object) -> str:
     return str(value)
 
 
-#: Detail fields whose values are codes written by KetaWatch itself ('leave_patient_mode'), shown in words.
-_CODES = ("purpose", "reason", "method", "what", "format")
+#: Values KetaWatch itself writes as codes in a line's detail (a sign-in's reason and purpose), shown in words;
+#: a reason someone typed is shown exactly as typed, underscores and all.
+_CODES = frozenset({"wrong_password", "wrong_current_password", "unknown_account", "sso_unknown_identity",
+                    "leave_patient_mode"})
 
 
 def _field(name: str) -> str:
@@ -99,14 +100,8 @@ def describe_detail(detail: object) -> str:
     """The rest of a line's detail (reason, counts, format...) as 'name: value' pairs, without the before and after."""
     if not isinstance(detail, dict):
         return ""
-    return "; ".join(f"{_field(k)}: {_code_words(v) if k in _CODES else _value(v)}"
+    return "; ".join(f"{_field(k)}: {v.replace('_', ' ') if isinstance(v, str) and v in _CODES else _value(v)}"
                      for k, v in sorted(detail.items()) if k not in ("before", "after"))
-
-
-def _code_words(value: object) -> str:
-    """A code KetaWatch wrote ('leave_patient_mode') in words; anything else (a reason someone typed) as it is."""
-    text = _value(value)
-    return text.replace("_", " ") if re.fullmatch(r"[a-z]+(_[a-z]+)+", text) else text
 
 
 def audit_csv_bytes(frame: pd.DataFrame) -> bytes:

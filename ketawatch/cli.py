@@ -46,13 +46,20 @@ def fail(*lines: str) -> None:
 
 
 def resolve_url(db: str | None, default: str | None = None) -> str:
-    """The database URL from --db, the environment, or the default, as CONTRACT section 1 orders them."""
+    """The database URL from --db, the environment, or the default, as CONTRACT section 1 orders them.
+
+    A KETAWATCH_DATABASE_URL (environment or .env) that is no database URL stops the command as any
+    wrong setting does (SettingsInvalid: one line naming it, exit 2), whichever command reads it.
+    """
+    from store.db import url_problem
+
     if db:
         return db
-    env = os.environ.get("KETAWATCH_DATABASE_URL")
-    if env:
-        return env
-    return default or get_settings().database_url
+    url = os.environ.get("KETAWATCH_DATABASE_URL") or default or get_settings().database_url
+    problem = None if default and not os.environ.get("KETAWATCH_DATABASE_URL") else url_problem(url)
+    if problem:
+        raise SettingsInvalid([f"setting KETAWATCH_DATABASE_URL: {problem}"])
+    return url
 
 
 def safe_url(url: str) -> str:
@@ -70,10 +77,8 @@ def open_db(db: str | None, default: str | None = None, *, say_if_new: bool = Tr
 
     from store.db import NewerSchema, UnsupportedDatabase, open_database, url_problem
 
-    url = resolve_url(db, default)
+    url = resolve_url(db, default)  # a wrong KETAWATCH_DATABASE_URL stops here, as a setting
     problem = url_problem(url)
-    if problem and db is None and default is None:  # from KETAWATCH_DATABASE_URL (the environment or .env)
-        raise SettingsInvalid([f"setting KETAWATCH_DATABASE_URL: {problem}"])
     if problem:
         fail(f"cannot open database {safe_url(url)}: {problem}")
     try:
@@ -180,9 +185,8 @@ def serve(db: Optional[str] = DbOption, port: int = typer.Option(8501, "--port",
           address: str = AddressOption) -> None:
     """Start the dashboard on the configured database."""
     _check_rules_file()
-    url = resolve_url(db)
-    open_db(url)
-    _streamlit(url, port, address)
+    open_db(db)
+    _streamlit(resolve_url(db), port, address)
 
 
 @app.command()

@@ -267,6 +267,7 @@ def test_what_changed_lists_only_the_fields_that_differ():
     assert describe_detail({"purpose": "leave_patient_mode", "method": "password"}) == \
         "method: password; purpose: leave patient mode"
     assert describe_detail({"reason": "see dose_mg note"}) == "reason: see dose_mg note"  # typed text as typed
+    assert describe_detail({"reason": "wrong_patient"}) == "reason: wrong_patient"  # even when it looks like a code
 
 
 _JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),

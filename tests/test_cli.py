@@ -144,6 +144,9 @@ def test_a_wrong_database_url_setting_is_named_like_any_other_setting(tmp_path, 
     assert result.stderr.startswith(f"ketawatch: setting KETAWATCH_DATABASE_URL: {said}"), result.stderr
     assert "hunter2" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "ketawatch.db").exists()
+    for command in (["serve", "--port", "8779"], ["backup", "b.db"], ["restore", "b.db"], ["flags"]):
+        also = ketawatch(*command, cwd=tmp_path, env={"KETAWATCH_DATABASE_URL": value})  # every command that reads it
+        assert also.returncode == 2 and "setting KETAWATCH_DATABASE_URL" in also.stderr, (command, also.stderr)
     given = ketawatch("users", "list", "--db", f"sqlite:///{tmp_path / 'k.db'}", cwd=tmp_path,
                       env={"KETAWATCH_DATABASE_URL": value})
     assert given.returncode == 0, given.stderr

@@ -327,6 +327,7 @@ def test_an_exported_question_9_answer_says_whether_it_was_followed_up_by_whom_a
     assert f"Follow-up: {done}" in first_page(role="clinician")
     text = " ".join(pdf_text(export_patient(sample, OTHER_PID, "pdf", actor=CLINICIAN, role="clinician", now=NOW).download()[1]).split())
     assert "PHQ-9 question 9 follow-up (not a review of the level)" in text  # the alert reviews table, not its marker id
+    assert f"{CLINICIAN} - PHQ-9 question 9 follow-up" in text  # and no level in the Level column: it reviewed none
     assert SAFETY_FOLLOW_UP not in text
     assert caseload_row(role="clinician")["phq9_question_9_follow_up"] == done
     caseload_text = " ".join(pdf_text(export_caseload(sample, "pdf", actor=CLINICIAN, role="clinician", now=NOW).download()[1]).split())

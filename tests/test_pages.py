@@ -345,12 +345,19 @@ def test_a_half_filled_session_survives_a_look_at_another_page_but_never_moves_t
     at = _app(demo_url, monkeypatch, "log_session")
     at.selectbox(key="ls_patient").set_value("KW-0002").run()
     at.number_input(key="ls_dose").set_value(35.0)
-    at.number_input(key="ls_sbp_pre").set_value(130).run()
+    at.number_input(key="ls_sbp_pre").set_value(130)
+    at.multiselect(key="ls_effects").set_value(["nausea"]).run()
+    at.segmented_control(key="ls_sev_nausea").set_value("severe")
+    nine = at.session_state["ls_when"].replace(hour=9, minute=0)
+    at.session_state["ls_when"] = nine
+    at.run()
     at.switch_page("views/patient.py").run()
     _no_exception(at)
     at.switch_page("views/log_session.py").run()
     assert at.selectbox(key="ls_patient").value == "KW-0002"
     assert (at.number_input(key="ls_dose").value, at.number_input(key="ls_sbp_pre").value) == (35.0, 130)
+    assert at.session_state["ls_when"] == nine  # a time the clinician set is kept too, not silently made now
+    assert at.segmented_control(key="ls_sev_nausea").value == "severe"
     at.switch_page("views/patient.py").run()
     at.selectbox(key="pp_patient").set_value("KW-0003").run()  # another patient opened meanwhile
     at.switch_page("views/log_session.py").run()
@@ -358,6 +365,8 @@ def test_a_half_filled_session_survives_a_look_at_another_page_but_never_moves_t
     assert at.selectbox(key="ls_patient").value == "KW-0003"
     assert at.number_input(key="ls_dose").value is None and at.number_input(key="ls_sbp_pre").value is None
     assert any("what was typed for KW-0002 was cleared" in i.value.replace("\\", "") for i in at.info)
+    at.multiselect(key="ls_effects").set_value(["nausea"]).run()
+    assert at.segmented_control(key="ls_sev_nausea").value == "mild"  # not KW-0002's "severe"
     # A saved session's confirmation is not shown above another patient's form.
     at.number_input(key="ls_dose").set_value(30.0).run()
     _button(at, "Save session").click().run()

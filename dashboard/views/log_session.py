@@ -48,12 +48,23 @@ def _prefill() -> None:
 
 
 def _clear_entries() -> bool:
-    """Empty the session's own fields (dose, vitals, requests, side effects, notes); True if any held a value."""
+    """Empty the session's own fields (dose, vitals, requests, side effects and their severities, notes, the
+    "I have checked these values" ticks); True if any held a value."""
     s = st.session_state
     typed = any(s.get(P + name) not in (None, False, [], "") for name in CLEARED_AFTER_SAVE)
     for name in CLEARED_AFTER_SAVE:
         s[P + name] = False if name in ("early", "more") else ([] if name == "effects" else None)
+    for key in [k for k in s if isinstance(k, str) and k.startswith((P + "sev_", P + "confirm_"))]:
+        del s[key]  # per-effect severities and per-warning ticks: their widgets start afresh
+    s.pop(P + "unusual", None)
     return typed
+
+
+def _time_now() -> None:
+    """The session time set to now, remembered as the form's own default: while the clinician leaves it as it is,
+    it follows the clock (a form opened an hour ago does not save an hour-old time); once changed, it is kept."""
+    now = ui.now_local().replace(tzinfo=None, second=0, microsecond=0)
+    st.session_state[P + "when"] = st.session_state[P + "when_default"] = now
 
 
 def _raw(patient_id: str | None) -> dict:
@@ -118,7 +129,7 @@ def _save() -> None:
     s[P + "saved"] = {"patient_id": pid, "at": ui.fmt_datetime(saved.session_at), "id": saved.id}
     st.toast(f"Session saved for {ui.md_escape(pid)} at {s[P + 'saved']['at']}.", icon=":material/check_circle:")
     _clear_entries()
-    s[P + "when"] = ui.now_local().replace(tzinfo=None, second=0, microsecond=0)
+    _time_now()
 
 
 errors: dict[str, list[str]] = st.session_state.get(P + "errors", {})
@@ -142,7 +153,8 @@ if patients.empty:
     st.stop()
 
 # Defaults for a fresh form (set before the widgets are drawn; the widgets then own them).
-st.session_state.setdefault(P + "when", ui.now_local().replace(tzinfo=None, second=0, microsecond=0))
+if st.session_state.get(P + "when") in (None, st.session_state.get(P + "when_default")):
+    _time_now()  # untouched: now; a time the clinician set survives a look at another page
 st.session_state.setdefault(P + "route", "iv")
 for flag in ("early", "more"):
     st.session_state.setdefault(P + flag, False)

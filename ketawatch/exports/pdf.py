@@ -18,7 +18,7 @@ from ketawatch.exports.pdf_layout import DISCLAIMER, ReviewPDF, local_time_text
 from ketawatch.risk import COMBINATION_NOTE, reason_ids, reason_role
 from ketawatch.safety_answers import follow_up_text
 from seed_data.catalogue import seed_citation, side_effect_words, side_effects, warning_sign
-from store.vocabulary import WARNING_SIGNS, code_words, reviewed_reasons_text
+from store.vocabulary import WARNING_SIGNS, code_words, is_safety_follow_up, reviewed_reasons_text
 
 _ROUTE_WORDS = {"iv": "IV", "im": "IM", "intranasal": "intranasal", "oral": "oral", "sublingual": "sublingual"}
 
@@ -251,7 +251,8 @@ def review_rows(case: PatientCase) -> list[list[str]]:
     rows = []
     for i, r in enumerate(reviews.itertuples(index=False)):
         note = "" if case.deidentified else _text(r.note)
-        rows.append([local.iloc[i].strftime("%Y-%m-%d %H:%M"), _text(r.reviewed_by), r.level,
+        level = "-" if is_safety_follow_up(r.reasons) else r.level  # a follow-up reviews no level
+        rows.append([local.iloc[i].strftime("%Y-%m-%d %H:%M"), _text(r.reviewed_by), level,
                      reviewed_reasons_text(r.reasons, "; "), _words(r.action), note])
     return rows
 
