@@ -1,8 +1,9 @@
 """Local accounts: argon2 password hashes, roles, lockout after failed sign-ins, each change in the audit trail.
 
 No Streamlit (it reads and writes the accounts and their audit lines in the database), so the
-dashboard, the `ketawatch users` commands and the tests share one set of rules. Roles: `admin` (accounts, audit, everything), `clinician` (read and write
-clinical records, every export), `reviewer` (read-only, de-identified exports only).
+dashboard, the `ketawatch users` commands and the tests share one set of rules. Roles: `admin`
+(accounts, audit, everything), `clinician` (read and write clinical records, every export),
+`reviewer` (read-only, de-identified exports only).
 """
 
 from __future__ import annotations
