@@ -121,14 +121,10 @@ def _reviews(db_url: str, data_version: tuple[int, ...]) -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def _safety_answers(db_url: str, data_version: tuple[int, ...], day: date) -> pd.DataFrame:
-    from ketawatch.safety_answers import RECENT_DAYS, SAFETY_MARK, recent_safety_answers, with_follow_ups
+    from ketawatch.safety_answers import RECENT_DAYS, answers_with_follow_ups
 
-    now = datetime.now(timezone.utc)
-    marked = queries.checkins_with_notes_containing(_engine_for(db_url), SAFETY_MARK, since=now - timedelta(days=RECENT_DAYS))
-    answers = recent_safety_answers(marked, now=now)
-    if answers.empty:
-        return with_follow_ups(answers, None)
-    return with_follow_ups(answers, queries.alert_reviews_frame(_engine_for(db_url), sorted(set(answers["patient_id"]))))
+    since = datetime.now(timezone.utc) - timedelta(days=RECENT_DAYS)
+    return answers_with_follow_ups(_engine_for(db_url), since=since)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)

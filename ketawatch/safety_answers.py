@@ -89,6 +89,23 @@ def follow_up_text(answer, tz: str) -> str:
     return f"{when:%Y-%m-%d %H:%M} by {answer.followed_up_by}{done}{said}"
 
 
+def answers_with_follow_ups(engine, reviews: pd.DataFrame | None = None, *, since: datetime | None = None,
+                            until: datetime | None = None, patient_ids=None) -> pd.DataFrame:
+    """The question 9 answers in the store (reported between `since` and `until`, of `patient_ids`, when given),
+    each with its follow-up (`with_follow_ups`): the one read the pages and the exports share.
+
+    `reviews` are the alert reviews to look in (an export passes those up to its own end date);
+    without them, the answering patients' reviews are read.
+    """
+    from store.queries import alert_reviews_frame, checkins_with_notes_containing
+
+    marked = checkins_with_notes_containing(engine, SAFETY_MARK, since=since, patient_ids=patient_ids)
+    answers = safety_answers(marked, since=since, until=until)
+    if reviews is None and len(answers):
+        reviews = alert_reviews_frame(engine, sorted(set(answers["patient_id"])))
+    return with_follow_ups(answers, reviews)
+
+
 def recent_safety_answers(checkins: pd.DataFrame, *, now: datetime, days: int = RECENT_DAYS) -> pd.DataFrame:
     """Check-ins of the last `days` days with a safety line: patient_id, reported_at, line (newest first)."""
     return safety_answers(checkins, since=now - timedelta(days=days))

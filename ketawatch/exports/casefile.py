@@ -18,9 +18,9 @@ from ketawatch.exports.deidentify import (
     Pseudonymiser, age_band, deidentify_records, deidentify_reviews, shift_instants,
 )
 from ketawatch.caseload import latest_reviews
-from ketawatch.safety_answers import RECENT_DAYS, SAFETY_MARK, follow_up_text, safety_answers, with_follow_ups, without_free_text
+from ketawatch.safety_answers import RECENT_DAYS, answers_with_follow_ups, follow_up_text, without_free_text
 from store.frames import CHECKIN_DTYPES, SESSION_DTYPES, Records, conform
-from store.queries import alert_reviews_frame, checkins_frame, checkins_with_notes_containing, load_records, sessions_frame
+from store.queries import alert_reviews_frame, checkins_frame, load_records, sessions_frame
 from store.settings import get_settings
 from store.vocabulary import UNDER_CARE_STATUSES
 
@@ -155,9 +155,7 @@ def load_patient_case(
     band = age_band(records.patients["birth_year"].iloc[0], export_day)
     key = patient_id
     shown_by = author.shown(None)
-    # Read before de-identification drops the notes, with when each answer reached the record for its follow-up.
-    marked = checkins_with_notes_containing(engine, SAFETY_MARK, since=None, patient_ids=[patient_id])
-    safety = with_follow_ups(safety_answers(marked), reviews)
+    safety = answers_with_follow_ups(engine, reviews, patient_ids=[patient_id])  # before de-identification drops notes
     corrections, voided = corrections_of(engine, patient_id, records.patients)
     row_ids = [("session", int(i)) for frame in (records.sessions, voided.sessions) for i in frame["id"]]
     row_ids += [("check-in", int(i)) for frame in (records.checkins, voided.checkins) for i in frame["id"]]
@@ -354,9 +352,7 @@ def load_caseload(
     # A PHQ-9 question 9 answer of the last two weeks puts the patient on the list whatever the level or status, as
     # the dashboard's banner does: a patient discharged just after answering it still needs someone to call.
     until = min(now, pd.Timestamp(as_of + timedelta(days=1), tz=tz).to_pydatetime())
-    since = until - timedelta(days=RECENT_DAYS)
-    marked = checkins_with_notes_containing(engine, SAFETY_MARK, since=since)
-    recent = with_follow_ups(safety_answers(marked, since=since, until=until), reviews)
+    recent = answers_with_follow_ups(engine, reviews, since=until - timedelta(days=RECENT_DAYS), until=until)
     # One answer per patient: the newest still waiting for a follow-up, or else the newest.
     waiting_first = recent["followed_up_at"].notna().to_numpy(dtype=bool).argsort(kind="stable")
     recent = recent.iloc[waiting_first].drop_duplicates("patient_id")
