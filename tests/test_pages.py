@@ -348,7 +348,7 @@ def test_a_half_filled_session_survives_a_look_at_another_page_but_never_moves_t
     at.number_input(key="ls_sbp_pre").set_value(130)
     at.multiselect(key="ls_effects").set_value(["nausea"]).run()
     at.segmented_control(key="ls_sev_nausea").set_value("severe")
-    nine = at.session_state["ls_when"].replace(hour=9, minute=0)
+    nine = (at.session_state["ls_when"] - dt.timedelta(days=1)).replace(hour=9, minute=0)  # yesterday: never future
     at.session_state["ls_when"] = nine
     at.run()
     at.switch_page("views/patient.py").run()
@@ -365,6 +365,7 @@ def test_a_half_filled_session_survives_a_look_at_another_page_but_never_moves_t
     assert at.selectbox(key="ls_patient").value == "KW-0003"
     assert at.number_input(key="ls_dose").value is None and at.number_input(key="ls_sbp_pre").value is None
     assert any("what was typed for KW-0002 was cleared" in i.value.replace("\\", "") for i in at.info)
+    assert at.session_state["ls_when"] != nine  # the time set for KW-0002's session is not kept for KW-0003's
     at.multiselect(key="ls_effects").set_value(["nausea"]).run()
     assert at.segmented_control(key="ls_sev_nausea").value == "mild"  # not KW-0002's "severe"
     # A saved session's confirmation is not shown above another patient's form.

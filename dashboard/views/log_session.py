@@ -164,9 +164,13 @@ with top[0]:
     pid = ui.patient_picker(patients, key=P + "patient", label="Patient *")
     was_for = st.session_state.get(P + "prefilled_for")
     if pid != was_for:
-        if was_for is not None and pid is not None and _clear_entries():
-            # The picker follows the patient last opened anywhere: values typed for one patient never carry over.
-            st.session_state[P + "cleared"] = (was_for, pid)
+        if was_for is not None and pid is not None:
+            # The picker follows the patient last opened anywhere: values typed for one patient never carry over,
+            # nor a time set for that patient's session.
+            time_set = st.session_state.get(P + "when") != st.session_state.get(P + "when_default")
+            if _clear_entries() or time_set:
+                st.session_state[P + "cleared"] = (was_for, pid)
+            _time_now()
         _prefill()
         st.session_state[P + "prefilled_for"] = pid
     cleared = st.session_state.get(P + "cleared")
