@@ -319,14 +319,14 @@ def passwords_match(password: str, repeat: str) -> bool:
     return True
 
 
-def keep_unsaved_entries(prefix: str, *, reset: tuple[str, ...] = ()) -> None:
+def keep_unsaved_entries(prefix: str) -> None:
     """Keep a form's typed values while the clinician looks at another page (Streamlit drops a widget's value once
-    its page is left, so a half-entered session vanished without a word); keys in `reset` start afresh.
+    its page is left, so a half-entered session vanished without a word).
 
     Re-saving each value before the page runs is the clean-up interruption Streamlit documents for multipage
     apps. Only for forms without keyed buttons: a button's value cannot be set this way.
     """
-    for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(prefix) and k not in reset]:
+    for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(prefix)]:
         st.session_state[key] = st.session_state[key]
 
 

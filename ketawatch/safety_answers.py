@@ -9,7 +9,7 @@ the patient's page for `RECENT_DAYS` days, not only the screen of whoever saved 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pandas as pd
 
@@ -104,11 +104,6 @@ def answers_with_follow_ups(engine, reviews: pd.DataFrame | None = None, *, sinc
     if reviews is None and len(answers):
         reviews = alert_reviews_frame(engine, sorted(set(answers["patient_id"])))
     return with_follow_ups(answers, reviews)
-
-
-def recent_safety_answers(checkins: pd.DataFrame, *, now: datetime, days: int = RECENT_DAYS) -> pd.DataFrame:
-    """Check-ins of the last `days` days with a safety line: patient_id, reported_at, line (newest first)."""
-    return safety_answers(checkins, since=now - timedelta(days=days))
 
 
 #: What a de-identified export says when a safety line is not one the check-in form wrote.

@@ -6,12 +6,13 @@ from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 
-from ketawatch.safety_answers import RECENT_DAYS, SAFETY_MARK, recent_safety_answers, safety_line
+from ketawatch.safety_answers import RECENT_DAYS, SAFETY_MARK, safety_answers, safety_line
 from store.queries import checkins_with_notes_containing
 from store.records import add_checkin, add_patient
 from tests.store_support import PATIENT
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+RECENT = NOW - timedelta(days=RECENT_DAYS)  # as the banner looks back
 
 
 def _checkins(*rows: tuple[str, int, str | None]) -> pd.DataFrame:
@@ -22,19 +23,19 @@ def _checkins(*rows: tuple[str, int, str | None]) -> pd.DataFrame:
 
 def test_only_recent_check_ins_with_a_safety_line_are_found_newest_first_with_their_line():
     line = safety_line(["Several days"])
-    found = recent_safety_answers(_checkins(
+    found = safety_answers(_checkins(
         ("A", 1, f"Slept badly.\n{line}"),  # the line need not come first
         ("B", 3, line),
         ("C", RECENT_DAYS + 1, line),  # too long ago
         ("D", 0, "Mentioned [Safety] plans at work"),  # the mark inside a sentence is not the line
         ("E", 0, None),
-    ), now=NOW)
+    ), since=RECENT)
     assert list(found["patient_id"]) == ["A", "B"]
     assert list(found["line"]) == [line, line] and line.startswith(SAFETY_MARK)
 
 
 def test_no_check_ins_give_an_empty_frame_with_the_columns():
-    assert list(recent_safety_answers(_checkins(), now=NOW).columns) == ["patient_id", "reported_at", "line"]
+    assert list(safety_answers(_checkins(), since=RECENT).columns) == ["patient_id", "reported_at", "line"]
 
 
 def test_the_store_pre_filter_finds_the_mark_literally_on_both_databases(engine, validator):
@@ -45,7 +46,7 @@ def test_the_store_pre_filter_finds_the_mark_literally_on_both_databases(engine,
                     actor="t", validator=validator)
     marked = checkins_with_notes_containing(engine, SAFETY_MARK, since=NOW - timedelta(days=RECENT_DAYS))
     assert len(marked) == 1 and marked["notes"].iloc[0].startswith(SAFETY_MARK)
-    assert len(recent_safety_answers(marked, now=NOW)) == 1
+    assert len(safety_answers(marked, since=RECENT)) == 1
     assert len(checkins_with_notes_containing(engine, SAFETY_MARK, since=None, patient_ids=[PATIENT["patient_id"]])) == 1
     assert checkins_with_notes_containing(engine, SAFETY_MARK, since=None, patient_ids=["someone else"]).empty
 

@@ -358,9 +358,10 @@ def load_caseload(
     recent = recent.iloc[waiting_first].drop_duplicates("patient_id")
     answered = table["patient_id"].astype(str).isin(recent["patient_id"].astype(str)).to_numpy(dtype=bool)
     # Those the list would have shown had they been under care: amber or red, and not listed for question 9.
-    discharged = int((~under_care & ~answered & table["level"].isin(["amber", "red"]).to_numpy(dtype=bool)).sum())
+    alerting = table["level"].isin(["amber", "red"]).to_numpy(dtype=bool)
+    discharged = int((~under_care & ~answered & alerting).sum())
     counts = level_counts(table[under_care])
-    flagged = table[(table["level"].isin(["amber", "red"]).to_numpy(dtype=bool) & under_care) | answered]
+    flagged = table[(alerting & under_care) | answered]
     flagged = flagged.reset_index(drop=True)
     real_ids = flagged["patient_id"].astype(str).tolist()
     reasons_by_patient = assessment.set_index(assessment["patient_id"].astype(str))["reasons"]
