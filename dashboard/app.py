@@ -69,7 +69,9 @@ def _run() -> None:
             wanted = next((p for pages in sections.values() for p in pages if p.url_path == asked[0]), None)
             if wanted is not None and wanted.url_path != current.url_path:
                 st.switch_page(wanted, query_params=asked[1])
-        ui.keep_unsaved_entries("ls_")  # Log session, half filled in, survives a look elsewhere
+        # Log session and Log check-in, half filled in, survive a look elsewhere.
+        ui.keep_unsaved_entries("ls_")
+        ui.keep_unsaved_entries("lc_", skip=("lc_save", "lc_leave", "lc_safety_ack", "lc_password"))
         current.run()
 
 

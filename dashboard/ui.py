@@ -319,15 +319,62 @@ def passwords_match(password: str, repeat: str) -> bool:
     return True
 
 
-def keep_unsaved_entries(prefix: str) -> None:
+def keep_unsaved_entries(prefix: str, *, skip: tuple[str, ...] = ()) -> None:
     """Keep a form's typed values while the clinician looks at another page (Streamlit drops a widget's value once
     its page is left, so a half-entered session vanished without a word).
 
     Re-saving each value before the page runs is the clean-up interruption Streamlit documents for multipage
-    apps. Only for forms without keyed buttons: a button's value cannot be set this way.
+    apps. `skip` names what must be left alone: the form's keyed buttons (a button's value cannot be set) and
+    anything not worth keeping, such as a password.
     """
-    for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(prefix)]:
+    for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(prefix) and k not in skip]:
         st.session_state[key] = st.session_state[key]
+
+
+def record_time_now(prefix: str) -> None:
+    """A form's record time set to now and remembered as its default: while the clinician leaves it as it is, it
+    follows the clock (a form opened an hour ago does not save an hour-old time); once changed, it is kept."""
+    now = now_local().replace(tzinfo=None, second=0, microsecond=0)
+    st.session_state[prefix + "when"] = st.session_state[prefix + "when_default"] = now
+
+
+def record_time_set(prefix: str) -> bool:
+    """Whether the clinician changed the form's record time from the one it was given."""
+    return st.session_state.get(prefix + "when") not in (None, st.session_state.get(prefix + "when_default"))
+
+
+def follow_form_patient(prefix: str, pid: str | None, clear_entries) -> bool:
+    """Keep a data-entry form with its patient: True when the form's patient changed (including the first time).
+
+    The picker follows the patient last opened on any page, so a form left half filled in can come back with
+    another patient chosen. What was typed for the first patient, and a time set for their record, is then
+    cleared (`clear_entries()` empties the form's fields and says whether any held a value) and the clinician is
+    told, so that nothing typed for one patient can be saved to another.
+    """
+    was_for = st.session_state.get(prefix + "form_for")
+    changed = pid != was_for
+    if changed:
+        if was_for is not None and pid is not None:
+            time_set = record_time_set(prefix)
+            if clear_entries() or time_set:
+                st.session_state[prefix + "cleared"] = (was_for, pid)
+            record_time_now(prefix)
+        st.session_state[prefix + "form_for"] = pid
+    cleared = st.session_state.get(prefix + "cleared")
+    if cleared and cleared[1] == pid:
+        st.info(f"This form is now for {md_escape(pid)}: what was typed for {md_escape(cleared[0])} was cleared, "
+                "so it cannot be saved to the wrong patient.", icon=":material/info:")
+    return changed
+
+
+def saved_notice_for(prefix: str) -> dict | None:
+    """The form's last "saved" confirmation, unless another patient is now in view: above that patient's form it
+    would read as theirs."""
+    saved = st.session_state.get(prefix + "saved")
+    if saved and (patient_in_view() or st.session_state.get(prefix + "patient")) not in (None, saved["patient_id"]):
+        st.session_state.pop(prefix + "saved")
+        return None
+    return saved
 
 
 def dose_against_plan(per_kg: float, planned: float | None) -> str | None:

@@ -416,6 +416,48 @@ def test_log_checkin_saves_with_the_phq9_total_computed(demo_url, monkeypatch):
     assert any(t.value.startswith("Check-in saved for") for t in at.toast)
 
 
+def test_a_half_filled_check_in_survives_a_look_at_another_page_but_never_moves_to_another_patient(demo_url,
+                                                                                                     monkeypatch):
+    """As for Log session: the answers typed so far come back; another patient opened meanwhile empties them."""
+    at = _checkin_form(demo_url, monkeypatch)
+    at.pills(key="lc_craving").set_value(6)
+    at.radio(key="lc_secrecy").set_value(2)
+    at.radio(key="lc_phq9_9").set_value(1)
+    at.text_area(key="lc_notes").input("Sleeping badly since the move")
+    yesterday = (at.session_state["lc_when"] - dt.timedelta(days=1)).replace(hour=9, minute=0)  # never future
+    at.session_state["lc_when"] = yesterday
+    at.run()
+    at.switch_page("views/patient.py").run()
+    _no_exception(at)
+    at.switch_page("views/log_checkin.py").run()
+    _no_exception(at)
+    assert at.selectbox(key="lc_patient").value == "KW-0002"
+    assert (at.pills(key="lc_craving").value, at.radio(key="lc_secrecy").value, at.radio(key="lc_phq9_9").value) \
+        == (6, 2, 1)
+    assert at.text_area(key="lc_notes").value == "Sleeping badly since the move"
+    assert at.session_state["lc_when"] == yesterday
+    at.switch_page("views/patient.py").run()
+    at.selectbox(key="pp_patient").set_value("KW-0003").run()  # another patient opened meanwhile
+    at.switch_page("views/log_checkin.py").run()
+    _no_exception(at)
+    assert at.selectbox(key="lc_patient").value == "KW-0003"
+    assert at.pills(key="lc_craving").value is None and at.radio(key="lc_phq9_9").value is None
+    assert not at.text_area(key="lc_notes").value
+    assert any("what was typed for KW-0002 was cleared" in i.value.replace("\\", "") for i in at.info)
+    assert at.session_state["lc_when"] != yesterday
+    # The confirmation of a saved check-in is not shown above another patient's form.
+    at.pills(key="lc_craving").set_value(2).run()
+    before = _count(demo_url, CheckIn)
+    _button(at, "Save check-in").click().run()
+    assert _count(demo_url, CheckIn) == before + 1
+    assert any("Check-in saved for KW-0003" in s.value.replace("\\", "") for s in at.success)
+    at.switch_page("views/patient.py").run()
+    at.selectbox(key="pp_patient").set_value("KW-0004").run()
+    at.switch_page("views/log_checkin.py").run()
+    _no_exception(at)
+    assert not [s for s in at.success if "Check-in saved" in s.value]
+
+
 def test_the_data_version_is_read_once_per_run_and_again_after_this_server_writes(demo_url, monkeypatch):
     """Counting rows grows with the caseload, so a run reads the version once; a save must still show at once."""
     from store import queries

@@ -29,6 +29,7 @@ PHQ9_ITEMS = [item["id"] for item in INSTRUMENTS["phq9"]["item"]]
 SAFETY_ITEMS = [item["id"] for item in INSTRUMENTS["phq9"]["item"] if item.get("safety_item")]
 ANSWER_KEYS = (*SDS_ITEMS, *WARNING_SIGNS, *PHQ9_ITEMS)
 LABELS = {name: rule.label for name, rule in CHECKIN_RULES.items()}
+ENTRY_KEYS = ("craving", "notes", "phq9_total", *ANSWER_KEYS)
 SAFETY_NOTICE_KEY = "checkin_safety_notice"
 
 user = ui.signed_in_user()
@@ -105,6 +106,16 @@ def _raw(patient_id: str | None, reported_at) -> dict:
     return raw
 
 
+def _clear_answers() -> bool:
+    """Empty every answer and the notes (the paper toggle, a way of entering, stays); True if any held a value."""
+    s = st.session_state
+    typed = any(s.get(P + key) not in (None, "") for key in ENTRY_KEYS)
+    for key in ENTRY_KEYS:
+        s[P + key] = None
+    s[P + "errors"] = {}
+    return typed
+
+
 def _save(patient_id: str | None) -> None:
     """Button callback: check with the store's rules, save, or keep each problem for its question."""
     s = st.session_state
@@ -138,14 +149,12 @@ def _save(patient_id: str | None) -> None:
     safety = any((s.get(P + i) or 0) > 0 for i in SAFETY_ITEMS)
     if safety:
         s[SAFETY_NOTICE_KEY] = {"patient_id": patient_id, "at": ui.fmt_datetime(reported_at)}
-    s[P + "errors"] = {}
+    _clear_answers()
+    s.pop(P + "cleared", None)
     s[P + "saved"] = {"patient_id": patient_id, "at": ui.fmt_datetime(reported_at), "safety": safety}
     if not patient_mode:
         st.toast(f"Check-in saved for {ui.md_escape(patient_id)} at {s[P + 'saved']['at']}.", icon=":material/check_circle:")
-    for key in ("craving", "notes", "phq9_total", *ANSWER_KEYS):
-        s[P + key] = None
-    if not patient_mode:  # the next check-in is most often another patient's, now: not this one's time again
-        s[P + "when"] = ui.now_local().replace(tzinfo=None, second=0, microsecond=0)
+        ui.record_time_now(P)  # the next check-in is most often another patient's, now: not this one's time again
 
 
 def _leave_patient_mode() -> None:
@@ -278,7 +287,7 @@ def clinician_view() -> None:
                      help="Hides this reminder only: it records nothing. The follow-up is recorded on the patient's page."):
             st.session_state.pop(SAFETY_NOTICE_KEY, None)
             st.rerun()
-    saved = st.session_state.get(P + "saved")
+    saved = ui.saved_notice_for(P)
     if saved:
         st.success(f"Check-in saved for {ui.md_escape(saved['patient_id'])} at {saved['at']}.", icon=":material/check_circle:")
         level = data.patient_level(saved["patient_id"])["level"]
@@ -291,10 +300,12 @@ def clinician_view() -> None:
     errors: dict[str, list[str]] = st.session_state.get(P + "errors", {})
     cols = st.columns([2, 2, 2], vertical_alignment="bottom")
     with cols[0]:
+        if not ui.record_time_set(P):
+            ui.record_time_now(P)  # untouched: now; a time the clinician set survives a look at another page
         pid = ui.patient_picker(patients, key=P + "patient", label="Patient *")
+        ui.follow_form_patient(P, pid, _clear_answers)
         ui.field_error(errors, "patient_id")
     with cols[1]:
-        st.session_state.setdefault(P + "when", ui.now_local().replace(tzinfo=None, second=0, microsecond=0))
         st.datetime_input(f"{LABELS['reported_at']} * (clinic time)", key=P + "when", step=timedelta(minutes=1),
                           format="YYYY-MM-DD", **ui.RECORD_TIMES)
         ui.field_error(errors, "reported_at")
@@ -302,10 +313,8 @@ def clinician_view() -> None:
         if st.button("Hand the tablet to the patient", icon=":material/tablet:", disabled=pid is None,
                      help="Patient mode shows only this questionnaire; your password brings you back."):
             st.session_state[ui.PATIENT_MODE_KEY] = {"patient_id": pid}
-            for key in ("craving", "notes", "phq9_total", *ANSWER_KEYS):
-                st.session_state[P + key] = None
+            _clear_answers()
             st.session_state.pop(P + "saved", None)
-            st.session_state[P + "errors"] = {}
             st.rerun()
     if pid is None:
         st.info("Choose a patient to fill in their check-in.")

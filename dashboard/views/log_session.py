@@ -60,13 +60,6 @@ def _clear_entries() -> bool:
     return typed
 
 
-def _time_now() -> None:
-    """The session time set to now, remembered as the form's own default: while the clinician leaves it as it is,
-    it follows the clock (a form opened an hour ago does not save an hour-old time); once changed, it is kept."""
-    now = ui.now_local().replace(tzinfo=None, second=0, microsecond=0)
-    st.session_state[P + "when"] = st.session_state[P + "when_default"] = now
-
-
 def _raw(patient_id: str | None) -> dict:
     """The form's values in the store's column names (None = not recorded)."""
     s = st.session_state
@@ -129,14 +122,11 @@ def _save() -> None:
     s[P + "saved"] = {"patient_id": pid, "at": ui.fmt_datetime(saved.session_at), "id": saved.id}
     st.toast(f"Session saved for {ui.md_escape(pid)} at {s[P + 'saved']['at']}.", icon=":material/check_circle:")
     _clear_entries()
-    _time_now()
+    ui.record_time_now(P)
 
 
 errors: dict[str, list[str]] = st.session_state.get(P + "errors", {})
-saved = st.session_state.get(P + "saved")
-if saved and (ui.patient_in_view() or st.session_state.get(P + "patient")) not in (None, saved["patient_id"]):
-    st.session_state.pop(P + "saved")  # another patient's form now: that confirmation would read as this one's
-    saved = None
+saved = ui.saved_notice_for(P)
 if saved:
     with st.container(border=True):
         st.success(f"Session saved for {ui.md_escape(saved['patient_id'])} at {saved['at']}.", icon=":material/check_circle:")
@@ -153,8 +143,8 @@ if patients.empty:
     st.stop()
 
 # Defaults for a fresh form (set before the widgets are drawn; the widgets then own them).
-if st.session_state.get(P + "when") in (None, st.session_state.get(P + "when_default")):
-    _time_now()  # untouched: now; a time the clinician set survives a look at another page
+if not ui.record_time_set(P):
+    ui.record_time_now(P)  # untouched: now; a time the clinician set survives a look at another page
 st.session_state.setdefault(P + "route", "iv")
 for flag in ("early", "more"):
     st.session_state.setdefault(P + flag, False)
@@ -162,21 +152,8 @@ for flag in ("early", "more"):
 top = st.columns([2, 2, 1])
 with top[0]:
     pid = ui.patient_picker(patients, key=P + "patient", label="Patient *")
-    was_for = st.session_state.get(P + "prefilled_for")
-    if pid != was_for:
-        if was_for is not None and pid is not None:
-            # The picker follows the patient last opened anywhere: values typed for one patient never carry over,
-            # nor a time set for that patient's session.
-            time_set = st.session_state.get(P + "when") != st.session_state.get(P + "when_default")
-            if _clear_entries() or time_set:
-                st.session_state[P + "cleared"] = (was_for, pid)
-            _time_now()
+    if ui.follow_form_patient(P, pid, _clear_entries):
         _prefill()
-        st.session_state[P + "prefilled_for"] = pid
-    cleared = st.session_state.get(P + "cleared")
-    if cleared and cleared[1] == pid:
-        st.info(f"This form is now for {ui.md_escape(pid)}: what was typed for {ui.md_escape(cleared[0])} was cleared, "
-                "so it cannot be saved to the wrong patient.", icon=":material/info:")
     ui.field_error(errors, "patient_id")
 with top[1]:
     st.datetime_input(f"{LABELS['session_at']} * (clinic time, {ui.clinic_tz().key})", key=P + "when",
