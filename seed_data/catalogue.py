@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from store.vocabulary import ROUTES, WARNING_SIGNS, WEIGHT_BASED_ROUTES
+from store.vocabulary import ROUTES, VITAL_SIGNS, WARNING_SIGNS, WEIGHT_BASED_ROUTES
 
 SEEDS_DIR_ENV = "KETAWATCH_SEEDS_DIR"
 SPECIFICITIES = ("specific", "nonspecific")
@@ -182,13 +182,14 @@ def _repo_root() -> Path | None:
 
 @dataclass(frozen=True, slots=True)
 class DoseChecks:
-    """Doses the session form asks to confirm before saving (seed_data/dosing.toml)."""
+    """Doses and vital signs the session form asks to confirm before saving (seed_data/dosing.toml)."""
 
     weight_based_max_mg_per_kg: float
     weight_based_max_mg_without_weight: float
     above_plan_factor: float
     fixed_route_max_mg: dict[str, float]
     weight_change_fraction: float
+    vitals: dict[str, tuple[float, float]]  # column: the range not asked about
 
 
 @cache
@@ -199,8 +200,12 @@ def dose_checks() -> DoseChecks:
     wrong = sorted(set(fixed) - (set(ROUTES) - set(WEIGHT_BASED_ROUTES)))
     if wrong:
         raise ValueError(f"dosing.toml: fixed_route_max_mg names {', '.join(wrong)}; only fixed-dose routes belong there")
+    vitals = {column: (float(low), float(high)) for column, (low, high) in data["vitals"].items()}
+    wrong = sorted(c for c, (low, high) in vitals.items() if c not in VITAL_SIGNS or low > high)
+    if wrong:
+        raise ValueError(f"dosing.toml: vitals has {', '.join(wrong)}; give a vital sign's column with [lowest, highest]")
     return DoseChecks(float(data["weight_based_max_mg_per_kg"]), float(data["weight_based_max_mg_without_weight"]),
-                      float(data["above_plan_factor"]), fixed, float(data["weight_change_fraction"]))
+                      float(data["above_plan_factor"]), fixed, float(data["weight_change_fraction"]), vitals)
 
 
 def seeds_dir() -> Path:

@@ -237,8 +237,13 @@ def _fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
+def _unit(rule: Rule) -> str:
+    """The rule's unit as written after a number: " mmHg", " /min", but "%" close up."""
+    return f" {rule.unit}" if rule.unit and rule.unit != "%" else rule.unit
+
+
 def _range_text(rule: Rule, high: float | None) -> str:
-    unit = f" {rule.unit}" if rule.unit and rule.unit != "%" else rule.unit
+    unit = _unit(rule)
     if rule.low_exclusive:
         return f"more than {_fmt(rule.low)}{unit} and at most {_fmt(high)}{unit}"
     if rule.low is not None and high is not None:
@@ -581,6 +586,12 @@ class Validator:
                                                  "session entered twice"))
         if weight:
             unusual += _weight_change(weight, at, other_sessions, checks.weight_change_fraction, self.tz)
+        for column, (low, high) in checks.vitals.items():
+            value, rule = clean.get(column), SESSION_RULES[column]
+            if value is not None and not low <= value <= high:
+                side = f"below {_fmt(low)}" if value < low else f"above {_fmt(high)}"
+                unusual.append(Problem(column, f"{rule.label}: {_fmt(value)}{_unit(rule)} is {side}{_unit(rule)}; "
+                                               "check that it was typed as measured"))
         return unusual
 
     def checkin(self, raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:

@@ -106,6 +106,7 @@ PATIENT_COLUMNS = (
     "planned_interval_days",
     "clinician",
 )
+VITAL_SIGNS = ("sbp_pre", "dbp_pre", "sbp_post", "dbp_post", "hr_pre", "hr_post", "spo2_pre", "spo2_post")
 SESSION_COLUMNS = (
     "patient_id",
     "session_at",
@@ -115,14 +116,7 @@ SESSION_COLUMNS = (
     "duration_min",
     "early_request",
     "dose_increase_request",
-    "sbp_pre",
-    "dbp_pre",
-    "sbp_post",
-    "dbp_post",
-    "hr_pre",
-    "hr_post",
-    "spo2_pre",
-    "spo2_post",
+    *VITAL_SIGNS,
     "dissociation_cadss",
     "side_effects",
     "notes",

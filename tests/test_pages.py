@@ -929,6 +929,23 @@ def test_a_dose_far_above_the_usual_is_saved_only_once_the_clinician_confirms_it
     assert f"Session saved for {pid}" in _texts(at) and not at.warning
 
 
+def test_a_heart_rate_of_27_is_saved_only_once_the_clinician_confirms_it(demo_url, monkeypatch):
+    """Allowed by the import format (20-250/min), but most often 72 typed backwards: the form asks first."""
+    pid = _iv_patient(demo_url)
+    at = _session_form(demo_url, monkeypatch, patient=pid)
+    weight = at.number_input(key="ls_weight").value
+    at.number_input(key="ls_dose").set_value(round(0.5 * weight, 1))
+    at.number_input(key="ls_hr_pre").set_value(27).run()
+    before = _count(demo_url, InfusionSession)
+    _button(at, "Save session").click().run()
+    _no_exception(at)
+    assert _count(demo_url, InfusionSession) == before
+    assert "Heart rate before dosing: 27 /min is below 40 /min; check that it was typed as measured" in _warnings(at)
+    _checked_box(at).check().run()
+    _button(at, "Save session").click().run()
+    assert _count(demo_url, InfusionSession) == before + 1 and f"Session saved for {pid}" in _texts(at)
+
+
 def test_a_session_dated_before_the_treatment_start_is_confirmed_first(demo_url, monkeypatch):
     pid = _iv_patient(demo_url)
     start = patients_frame(open_database(demo_url)).set_index("patient_id").loc[pid, "treatment_start"].date()

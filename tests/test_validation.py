@@ -196,6 +196,15 @@ _SESSION = {"patient_id": "P1", "session_at": "2026-10-01T10:00", "route": "iv",
     ({"route": "intranasal", "dose_mg": 112}, None, None, ["Dose: 112 mg by the intranasal route is more than 84 mg in one session"]),
     ({}, dt.date(2026, 10, 2), 0.5, ["Session date and time: 2026-10-01 is before this patient's treatment start (2026-10-02)"]),
     ({"dose_mg": 0}, dt.date(2026, 10, 2), 0.5, []),  # not valid: its problems come first, nothing to confirm
+    ({"hr_pre": 27}, None, 0.5, ["Heart rate before dosing: 27 /min is below 40 /min; check that it was typed as measured"]),
+    ({"hr_pre": 40, "hr_post": 150, "sbp_post": 200, "dbp_post": 120, "spo2_pre": 90}, None, 0.5, []),  # the edges
+    ({"sbp_post": 230, "dbp_post": 95, "spo2_post": 86}, None, 0.5, [
+        "Systolic blood pressure after dosing: 230 mmHg is above 200 mmHg; check that it was typed as measured",
+        "Oxygen saturation after dosing: 86% is below 90%; check that it was typed as measured"]),
+    ({"sbp_pre": 75, "dbp_pre": 45}, None, 0.5,
+     ["Systolic blood pressure before dosing: 75 mmHg is below 80 mmHg; check that it was typed as measured"]),
+    ({"sbp_pre": 190, "dbp_pre": 130}, None, 0.5,
+     ["Diastolic blood pressure before dosing: 130 mmHg is above 120 mmHg; check that it was typed as measured"]),
 ])
 def test_unusual_but_valid_sessions_are_named_for_the_form_to_confirm(changes, start, planned, expected):
     unusual = Validator(now=NOW, tz=TZ).unusual_session(_SESSION | changes, treatment_start=start, planned_mg_per_kg=planned)
@@ -238,8 +247,21 @@ def test_the_dose_double_check_names_only_fixed_dose_routes(monkeypatch):
     catalogue.dose_checks.cache_clear()
     monkeypatch.setattr(catalogue, "_load_toml", lambda name: {"double_check": {
         "weight_based_max_mg_per_kg": 2, "weight_based_max_mg_without_weight": 150, "above_plan_factor": 2, "fixed_route_max_mg": {"iv": 100},
-        "weight_change_fraction": 0.2}})
+        "weight_change_fraction": 0.2, "vitals": {}}})
     with pytest.raises(ValueError, match="fixed_route_max_mg names iv; only fixed-dose routes"):
+        catalogue.dose_checks()
+    catalogue.dose_checks.cache_clear()
+
+
+@pytest.mark.parametrize("vitals", [{"hr": [40, 150]}, {"hr_pre": [150, 40]}])
+def test_the_vital_signs_double_check_names_only_vital_sign_columns_each_low_to_high(monkeypatch, vitals):
+    from seed_data import catalogue
+
+    catalogue.dose_checks.cache_clear()
+    monkeypatch.setattr(catalogue, "_load_toml", lambda name: {"double_check": {
+        "weight_based_max_mg_per_kg": 2, "weight_based_max_mg_without_weight": 150, "above_plan_factor": 2,
+        "fixed_route_max_mg": {}, "weight_change_fraction": 0.2, "vitals": vitals}})
+    with pytest.raises(ValueError, match="vitals has hr"):
         catalogue.dose_checks()
     catalogue.dose_checks.cache_clear()
 
