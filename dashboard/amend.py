@@ -30,6 +30,7 @@ from dashboard.ui import (
     unusual_session,
     words,
 )
+from ketawatch.risk.scoring import dose_per_kg
 from store import queries
 from store.records import (
     RecordConflict,
@@ -42,7 +43,7 @@ from store.records import (
 )
 from store.settings import get_settings
 from store.validation import CHECKIN_RULES, PATIENT_RULES, REASON_MAX_LENGTH, SESSION_RULES, Rule, Validator
-from store.vocabulary import SEVERITIES
+from store.vocabulary import SDS_ITEMS, SEVERITIES
 
 Kind = Literal["session", "checkin"]
 
@@ -272,11 +273,30 @@ def _amend_form(engine: Engine, user: SignedInUser, kind: str, record_id: int, b
                       "the earlier version is kept in the history.")
 
 
+def record_summary(kind: Kind, record: dict) -> str:
+    """What tells one record from its neighbours at a glance, beside its time: a session's route and dose, a
+    check-in's scores ("IV 35 mg (0.50 mg/kg)", "craving 4, SDS 3, PHQ-9 12")."""
+    def given(name: str) -> bool:
+        return not _blank(record.get(name))
+
+    if kind == "session":
+        text = f"{route_words(record['route'])} {float(record['dose_mg']):g} mg"
+        per_kg = dose_per_kg(record["dose_mg"], record.get("weight_kg"), record["route"])
+        return text + (f" ({per_kg:.2f} mg/kg)" if pd.notna(per_kg) else "")
+    parts = [f"craving {int(record['craving'])}"]
+    if all(given(item) for item in SDS_ITEMS):
+        parts.append(f"SDS {sum(int(record[item]) for item in SDS_ITEMS)}")
+    if given("phq9"):
+        parts.append(f"PHQ-9 {int(record['phq9'])}")
+    return ", ".join(parts)
+
+
 def _void_form(engine: Engine, user: SignedInUser, kind: str, record_id: int, base: str, opened: dict) -> None:
     spec = _KINDS[kind]
     with st.form(f"{base}_void_form"):
-        st.markdown(f"**Void this {spec['label']}** of {fmt_datetime(opened.get(spec['time']))} "
-                    f"(version {int(opened['version'])}). It stays in the history, marked void, with your reason.")
+        st.markdown(f"**Void this {spec['label']}** of {fmt_datetime(opened.get(spec['time']))}: "
+                    f"{record_summary(kind, opened)} (version {int(opened['version'])}). It stays in the history, "
+                    "marked void, with your reason.")
         reason = st.text_input("Reason for voiding (required)", key=f"{base}_void_reason", max_chars=REASON_MAX_LENGTH)
         save = st.form_submit_button(f"Void {spec['label']}", type="primary")
         cancel = st.form_submit_button("Cancel")

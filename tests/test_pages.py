@@ -340,6 +340,19 @@ def test_the_dose_panel_gives_the_difference_from_the_plan_only_when_there_is_on
     assert dose_against_plan(per_kg, planned) == shown
 
 
+@pytest.mark.parametrize(("kind", "record", "shown"), [
+    ("session", {"route": "iv", "dose_mg": 35.0, "weight_kg": 70.0}, "IV infusion 35 mg (0.50 mg/kg)"),
+    ("session", {"route": "im", "dose_mg": 40.0, "weight_kg": float("nan")}, "IM injection 40 mg"),
+    ("session", {"route": "intranasal", "dose_mg": 56.0, "weight_kg": 80.0}, "Intranasal 56 mg"),
+    ("checkin", {"craving": 4, **{f"sds_{i}": 1 for i in range(1, 6)}, "phq9": 12.0}, "craving 4, SDS 5, PHQ-9 12"),
+    ("checkin", {"craving": 7.0, "sds_1": 3, "phq9": None}, "craving 7"),  # a part-answered SDS has no total
+])
+def test_a_record_is_named_by_what_it_holds_for_the_correct_or_void_choice(kind, record, shown):
+    from dashboard.amend import record_summary
+
+    assert record_summary(kind, record) == shown
+
+
 def test_a_half_filled_session_survives_a_look_at_another_page_but_never_moves_to_another_patient(demo_url, monkeypatch):
     """Streamlit dropped the typed values when the page was left; and the picker follows the patient last opened."""
     at = _app(demo_url, monkeypatch, "log_session")
@@ -871,11 +884,18 @@ def test_voiding_on_the_patient_page_says_so_although_the_record_leaves_the_list
     at = _app(demo_url, monkeypatch, "patient", patient="KW-0002")
     from store.queries import sessions_frame
 
-    rid = int(sessions_frame(open_database(demo_url), ["KW-0002"])["id"].iloc[-1])
+    last = sessions_frame(open_database(demo_url), ["KW-0002"]).iloc[-1]
+    rid = int(last["id"])
     listed = len(at.selectbox(key="pp_record_KW-0002").options)
     at.selectbox(key="pp_record_KW-0002").set_value(("session", rid)).run()
+    # The record is named by what it holds as well as its time, in the list and in the void form.
+    from dashboard.ui import route_words
+
+    dose = f"{route_words(last['route'])} {last['dose_mg']:g} mg"  # KW-0002: intranasal, a fixed dose (no mg/kg)
+    assert any(o.startswith("Session ") and o.endswith(dose) for o in at.selectbox(key="pp_record_KW-0002").options)
     base = f"kw_amend_session_{rid}"
     at.button(key=f"{base}_open_void").click().run()
+    assert any(f"**Void this session** of" in m.value and dose in m.value for m in at.markdown)
     at.text_input(key=f"{base}_void_reason").input("entered twice")
     at.button(key=f"FormSubmitter:{base}_void_form-Void session").click().run()
     _no_exception(at)

@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, ui
-from dashboard.amend import change_notice, record_actions, record_history
+from dashboard.amend import change_notice, record_actions, record_history, record_summary
 from dashboard.safety_follow_up import follow_up_form
 from dashboard.auth import can_write
 from dashboard.export_panel import patient_exports
@@ -184,8 +184,10 @@ if can_write(user) and not (s.empty and c.empty):
     with st.expander("Correct or void a record", icon=":material/edit_note:"):
         change_notice()
         # Options are (kind, id) only, so the choice survives an amendment that changes the record's time.
-        names = {("session", int(i)): f"Session {ui.fmt_datetime(t)}" for i, t in zip(s["id"], s["session_at"])}
-        names |= {("checkin", int(i)): f"Check-in {ui.fmt_datetime(t)}" for i, t in zip(c["id"], c["reported_at"])}
+        names = {("session", int(r["id"])): f"Session {ui.fmt_datetime(r['session_at'])}: "
+                                            f"{record_summary('session', r)}" for r in s.to_dict("records")}
+        names |= {("checkin", int(r["id"])): f"Check-in {ui.fmt_datetime(r['reported_at'])}: "
+                                             f"{record_summary('checkin', r)}" for r in c.to_dict("records")}
         picked = st.selectbox("Record", list(names), format_func=names.get, index=None, key=f"pp_record_{pid}",
                               placeholder="Choose a session or check-in")
         if picked is not None:
