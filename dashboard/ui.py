@@ -377,6 +377,27 @@ def saved_notice_for(prefix: str) -> dict | None:
     return saved
 
 
+def reason_list(reasons, *, new_since_review: Iterable[str] = ()) -> None:
+    """A level's reasons, each an observation with what it counts for, the dates it rests on and, for a warning
+    sign, the seed passage behind it; the same on the patient page and on Alerts, where a reason the last review
+    did not list is marked new.
+
+    The rule id stays in view, in plain text, for matching a reason to the README, the PDF and `ketawatch flags`.
+    """
+    from ketawatch.risk import reason_role
+    from seed_data.catalogue import seed_citation
+
+    new = set(new_since_review)
+    for number, reason in enumerate(reasons, 1):
+        mark = " **(new since the last review)**" if reason.rule_id in new else ""
+        st.markdown(f"{number}\\. {md_escape(reason.text)}{mark}")
+        evidence = ", ".join(fmt_date(d) for d in reason.evidence_dates)
+        st.caption(f"{reason_role(reason.level).capitalize()}" + (f" · evidence dated {evidence}" if evidence else "")
+                   + f" · rule {md_escape(reason.rule_id)}")
+        if reason.quotation:
+            st.caption(f"Seed passage, {md_escape(seed_citation(reason.source))}: “{md_escape(reason.quotation)}”")
+
+
 def dose_against_plan(per_kg: float, planned: float | None) -> str | None:
     """The dose's difference from the planned mg/kg in whole percent ("+12% against the plan"); none when it rounds to 0.
 

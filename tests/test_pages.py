@@ -137,15 +137,16 @@ def test_patient_page_shows_reasons_and_charts_for_a_red_patient(demo_url, monke
     assert all(reason.text.split(" (")[0][:40].replace("-", "") in shown.replace("-", "") for reason in red["reasons"])
     # Each reason says what it supports on its own (a supporting signal never reads as amber), and the
     # page says how the reasons add up to the level.
+    from dashboard.ui import md_escape
     from ketawatch.risk import COMBINATION_NOTE, reason_role
-
     from ketawatch.risk.reasons import RULES
 
     captions = [c.value for c in at.caption]
     weak = {rule.id for rule in RULES if rule.level == "weak"}
     for reason in red["reasons"]:
         role = "supporting: adds weight, never raises a level on its own" if reason.rule_id in weak else reason_role(reason.level)
-        assert any(f"Rule `{reason.rule_id}` · {role}" in c for c in captions), reason.rule_id
+        assert any(c.startswith(role.capitalize()) and c.endswith(f"rule {md_escape(reason.rule_id)}")
+                   for c in captions), reason.rule_id
     assert COMBINATION_NOTE in captions
     columns = {tuple(d.value.columns) for d in at.dataframe}
     assert any("SpO₂ before/after (%)" in c and "HR before/after" in c for c in columns), "every vital sign is in the table"
@@ -695,6 +696,33 @@ def test_acknowledge_an_alert_records_the_review_and_closes_it(demo_url, monkeyp
     assert (recent["Patient"].iloc[0], recent["Note"].iloc[0]) == (pid, "Talked through the requests")
     assert recent["By"].iloc[0] == "Demo Clinician (demo-clinician)"  # as colleagues know them, not a username only
     assert list(recent.columns)[-1] == "Reasons reviewed", "the long list of rule ids goes last, after the action and note"
+
+
+def test_alerts_give_each_reason_as_the_patient_page_does_and_mark_those_new_since_the_last_review(demo_url, monkeypatch):
+    """The reviewer acknowledges what they can read: each observation with its dates and role; the rule id in plain
+    text, not as code; and after a review, which reasons it did not see."""
+    from dashboard.ui import md_escape
+    from ketawatch.risk import assess
+    from store.queries import load_records
+
+    at = _app(demo_url, monkeypatch, "alerts")
+    pid = _first_alert(at)
+    engine = open_database(demo_url)
+    mine = assess(load_records(engine), tz=get_settings().clinic_timezone).set_index("patient_id").loc[pid]
+    reasons = list(mine["reasons"])
+    assert len(reasons) >= 2
+    lines = [m.value for m in at.markdown if m.value[:1].isdigit() and "\\. " in m.value]
+    captions = [c.value for c in at.caption]
+    for reason in reasons:
+        assert any(md_escape(reason.text) in line and "`" not in line for line in lines), reason.rule_id
+        dated = ", ".join(d.strftime("%Y-%m-%d") for d in reason.evidence_dates)
+        assert any(f"evidence dated {dated} · rule {md_escape(reason.rule_id)}" in c for c in captions), reason.rule_id
+    assert not any("new since the last review" in line for line in lines)  # never reviewed: nothing is "new"
+    records.add_alert_review(engine, patient_id=pid, level=mine["level"], reasons=[reasons[0].rule_id],
+                             action="discussed_with_patient", note="Went through the first reason", actor="demo-clinician")
+    at = _app(demo_url, monkeypatch, "alerts")
+    new = [m.value for m in at.markdown if "new since the last review" in m.value]
+    assert len(new) == len(reasons) - 1 and not any(md_escape(reasons[0].text) in line for line in new)
 
 
 def test_a_paused_patient_keeps_their_alert_and_a_discharged_one_leaves(demo_url, monkeypatch):

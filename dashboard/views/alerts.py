@@ -75,10 +75,8 @@ for alert in pending.itertuples(index=False):
             if st.button("Open patient", key=f"al_open_{pid}", icon=":material/person:"):
                 st.session_state[ui.PATIENT_KEY] = pid
                 st.switch_page("views/patient.py", query_params={"patient": pid})
-        for reason in alert.reasons:
-            new = " **(new since the last review)**" if reason.rule_id in alert.new_reasons and alert.last_reviewed_at is not None \
-                and not pd.isna(alert.last_reviewed_at) else ""
-            st.markdown(f"- {ui.md_escape(reason.text)} (`{reason.rule_id}`){new}")
+        reviewed_before = alert.last_reviewed_at is not None and not pd.isna(alert.last_reviewed_at)
+        ui.reason_list(alert.reasons, new_since_review=alert.new_reasons if reviewed_before else ())
         if writer:
             errors = st.session_state.get(f"al_errors_{pid}", {})
             cols = st.columns([2, 4, 1], vertical_alignment="top")

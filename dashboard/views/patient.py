@@ -19,9 +19,9 @@ from dashboard.export_panel import patient_exports
 from dashboard.record_views import patient_opened
 from ketawatch.caseload import latest_reviews
 from ketawatch.charts import record_span
-from ketawatch.risk import COMBINATION_NOTE, reason_role
+from ketawatch.risk import COMBINATION_NOTE
 from ketawatch.risk.scoring import dose_per_kg, sds_total
-from seed_data.catalogue import seed_citation, warning_signs
+from seed_data.catalogue import warning_signs
 from store.settings import get_settings
 from store.vocabulary import ALL_REVIEW_ACTIONS, WARNING_SIGNS
 
@@ -96,13 +96,7 @@ with st.container(border=True):
         st.write("No rule is raising this patient's level." if level == "green" else "No records to assess yet.")
     if reasons:
         st.markdown("**Why** (each observation with the dates it rests on):")
-    for number, reason in enumerate(reasons, 1):
-        st.markdown(f"{number}\\. {ui.md_escape(reason.text)}")
-        evidence = ", ".join(ui.fmt_date(d) for d in reason.evidence_dates)
-        st.caption(f"Rule `{reason.rule_id}` · {reason_role(reason.level)}"
-                   + (f" · evidence dated {evidence}" if evidence else ""))
-        if reason.quotation:
-            st.caption(f"Seed passage, {ui.md_escape(seed_citation(reason.source))}: “{ui.md_escape(reason.quotation)}”")
+    ui.reason_list(reasons)
     if reasons:
         st.caption(COMBINATION_NOTE)
 
