@@ -26,7 +26,7 @@ if table.empty:
 
 # ----- filters -------------------------------------------------------------------------------
 with st.container(border=True):
-    f = st.columns([1.8, 1.4, 1.8, 3.4, 1.1, 2.2])  # Status holds two choices by default: room for both
+    f = st.columns([1.8, 1.4, 1.8, 3.2, 1.3, 2.2])  # Status holds two choices by default: room for both
     clinicians = sorted(c for c in table["clinician"].dropna().unique())
     chosen_clinicians = f[0].multiselect("Responsible clinician", clinicians, key="cl_clinician", placeholder="All")
     chosen_levels = f[1].multiselect("Level", LEVELS, key="cl_level", format_func=ui.level_text, placeholder="All")
@@ -66,8 +66,8 @@ metrics[4].metric(":material/event_busy: Overdue", int(view["session_overdue"].s
 
 # ----- the table -----------------------------------------------------------------------------
 due = view["next_session_due"].dt.strftime("%Y-%m-%d").fillna("")
-# Who, how urgent, since when and whether anyone has looked come first: at 1366 px they are what
-# fits beside the reasons. (Pinned columns would keep them in view while scrolling, but Streamlit
+# Who, how urgent, since when, whether anyone has looked and when the next session is due come first:
+# at 1366 px they are what fits beside the reasons. (Pinned columns would keep them in view while scrolling, but Streamlit
 # greys pinned text, and the level must be the clearest text on the page.)
 shown = pd.DataFrame({
     "Level": view["level"].map(ui.level_short),
@@ -75,12 +75,12 @@ shown = pd.DataFrame({
     "Name": view["display_name"],
     "Since": view["level_since"],
     "Review": view["needs_review"].map({True: "to review", False: "reviewed"}).where(view["level"] != "green", ""),
+    "Next due": due.where(~view["session_overdue"], due + " (overdue)"),
     "Top reasons": view["top_reasons"].where(view["top_reasons"] != "", "—"),
     "Craving (last 12)": view["craving_history"],
     "SDS": view["sds_latest"],
     "PHQ-9": view["phq9_latest"],
     "Last session": ui.local_column(view["last_session_at"]),
-    "Next due": due.where(~view["session_overdue"], due + " (overdue)"),
     "Clinician": view["clinician"],
     "Indication": view["indication"].map(ui.words),
     "SUD history": view["sud_history"].map({True: "yes", False: "no"}),
