@@ -233,6 +233,32 @@ def _weight_change(weight: float, at: datetime, other_sessions: Sequence[tuple[d
     return [Problem("weight_kg", message)]
 
 
+def phq9_items_problems(answers: Sequence[int | None], safety: Sequence[bool], *, paper: bool = False,
+                        paper_total: float | None = None) -> list[Problem]:
+    """The check-in form's rules for the PHQ-9 answered item by item, which the import format (the total only) has
+    no use for: all nine, none, or the safety question (9) alone, whose answer is kept on its own.
+
+    `answers` are the nine items in order (None = not answered) and `safety` marks the safety item. For a `paper`
+    form (its total typed, question 9 ticked) only one rule holds: the total may not be below question 9's answer,
+    since then one of the two was copied wrongly.
+    """
+    safety_given = [a for a, is_safety in zip(answers, safety) if is_safety and a is not None]
+    if paper:
+        q9 = max(safety_given, default=None)
+        if paper_total is None or q9 is None or paper_total >= q9:
+            return []
+        return [Problem("phq9", f"PHQ-9 total, {paper_total:g}, is less than the question 9 answer alone ({q9}); "
+                                "check both on the paper form")]
+    given = [a for a in answers if a is not None]
+    others_blank = all(a is None for a, is_safety in zip(answers, safety) if not is_safety)
+    if len(given) in (0, len(answers)) or others_blank:
+        return []
+    message = f"PHQ-9: answer all nine questions or none ({len(given)} of {len(answers)} answered)"
+    if safety_given:
+        message += ". To keep question 9's answer without a total, leave questions 1 to 8 empty"
+    return [Problem("phq9", message)]
+
+
 def _fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 

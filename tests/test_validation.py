@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from store.importer import ImportRejected, import_folder
-from store.validation import PATIENT_RULES, SESSION_RULES, Validator
+from store.validation import PATIENT_RULES, SESSION_RULES, Validator, phq9_items_problems
 from tests.conftest import NOW, TZ
 from tests.store_support import CHECKIN, PATIENT, SESSION, counts, write_folder
 
@@ -274,3 +274,31 @@ def test_a_warning_sign_is_named_in_messages_as_the_catalogue_and_the_pages_name
 
     for sign in WARNING_SIGNS:
         assert CHECKIN_RULES[sign].label == f"Warning sign '{warning_sign(sign).label}'"
+
+
+# ----- the check-in form's PHQ-9, item by item -------------------------------------------------
+
+_Q9 = [False] * 8 + [True]
+
+
+@given(st.lists(st.one_of(st.none(), st.integers(0, 3)), min_size=9, max_size=9))
+def test_a_phq9_by_item_is_refused_only_when_answered_in_part_beyond_question_9_alone(answers):
+    problems = phq9_items_problems(answers, _Q9)
+    answered = sum(a is not None for a in answers)
+    whole_or_none = answered in (0, 9)
+    question_9_alone = all(a is None for a in answers[:8])
+    assert bool(problems) == (not whole_or_none and not question_9_alone)
+    if problems:
+        assert problems[0].message.startswith(f"PHQ-9: answer all nine questions or none ({answered} of 9 answered)")
+        assert ("leave questions 1 to 8 empty" in problems[0].message) == (answers[8] is not None)
+
+
+@pytest.mark.parametrize(("q9", "total", "refused"), [
+    (None, None, False), (2, None, False), (None, 1, False), (2, 2, False), (3, 2, True), (0, 0, False),
+])
+def test_a_paper_phq9_total_may_not_be_below_its_own_question_9(q9, total, refused):
+    problems = phq9_items_problems([None] * 8 + [q9], _Q9, paper=True, paper_total=total)
+    assert bool(problems) == refused
+    if refused:
+        assert problems[0].message == (f"PHQ-9 total, {total}, is less than the question 9 answer alone ({q9}); "
+                                       "check both on the paper form")

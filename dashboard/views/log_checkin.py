@@ -2,9 +2,9 @@
 
 Two views: the clinician's (pick a patient, set the date, or hand over a tablet) and patient mode,
 which shows only this form for one patient until the clinician re-enters their password.
-Validation is the store's (store.validation via store.records.add_checkin), apart from this form's
-own rules for partly answered PHQ-9 items (all nine, none, or question 9 alone; a paper total not
-below its question 9), which the import format, holding the total only, has no use for.
+Validation is the store's: store.records.add_checkin for the check-in, and store.validation's
+phq9_items_problems for the PHQ-9 answered item by item (all nine, none, or question 9 alone; a
+paper total not below its question 9), which the import format, holding the total only, has no use for.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ketawatch.risk.scoring import phq9_band
 from ketawatch.safety_answers import SAFETY_MARK, safety_line
 from seed_data.catalogue import instruments, warning_sign_answers, warning_signs
 from store import records as store_records
-from store.validation import CHECKIN_RULES, Problem, Validator
+from store.validation import CHECKIN_RULES, Problem, Validator, phq9_items_problems
 from store.vocabulary import SDS_ITEMS, WARNING_SIGNS
 
 P = "lc_"  # widget-key prefix of this page
@@ -63,26 +63,11 @@ def _safety_note() -> str | None:
     return safety_line([answers[v] for v in positive.values()])
 
 
-def _partial_phq9() -> list[Problem]:
-    """A PHQ-9 answered in part has no total: all nine, none, or question 9 alone (its answer is kept on its own)."""
-    _, answered = _phq9_total()
-    safety_only = all(st.session_state.get(P + i) is None for i in PHQ9_ITEMS if i not in SAFETY_ITEMS)
-    if answered in (0, len(PHQ9_ITEMS)) or safety_only:
-        return []
-    message = f"PHQ-9: answer all nine questions or none ({answered} of 9 answered)"
-    if any(st.session_state.get(P + i) is not None for i in SAFETY_ITEMS):
-        message += ". To keep question 9's answer without a total, leave questions 1 to 8 empty"
-    return [Problem("phq9", message)]
-
-
-def _paper_total_below_question_9() -> list[Problem]:
-    """A paper form's total cannot be less than its own question 9 answer: one of the two was copied wrongly."""
-    total, answers = st.session_state.get(P + "phq9_total"), [st.session_state.get(P + i) for i in SAFETY_ITEMS]
-    q9 = max((a for a in answers if a is not None), default=None)
-    if total is None or q9 is None or total >= q9:
-        return []
-    return [Problem("phq9", f"PHQ-9 total, {total:g}, is less than the question 9 answer alone ({q9}); "
-                            "check both on the paper form")]
+def _phq9_problems(paper: bool) -> list[Problem]:
+    """The store's rules for a PHQ-9 answered item by item (store.validation.phq9_items_problems)."""
+    s = st.session_state
+    return phq9_items_problems([s.get(P + i) for i in PHQ9_ITEMS], [i in SAFETY_ITEMS for i in PHQ9_ITEMS],
+                               paper=paper, paper_total=s.get(P + "phq9_total"))
 
 
 def _safety_warning() -> None:
@@ -127,11 +112,7 @@ def _save(patient_id: str | None) -> None:
         when = s.get(P + "when")
         reported_at = when.replace(tzinfo=ui.clinic_tz()) if when is not None else None
     raw = _raw(patient_id, reported_at)
-    problems: list[Problem] = []
-    if not (s.get(P + "paper") and not patient_mode):
-        problems += _partial_phq9()
-    else:
-        problems += _paper_total_below_question_9()
+    problems = _phq9_problems(paper=bool(s.get(P + "paper")) and not patient_mode)
     if problems:  # report the store's own problems in the same pass; it stays the one rule set
         problems += Validator().checkin(raw)[1]
     else:
