@@ -301,7 +301,10 @@ def test_alerts_acknowledge_and_patients_page(page, demo_db_url):
     before = _count(demo_db_url, AlertReview)
     _go(page, "Alerts")
     shot(page, "09_alerts")
-    page.get_by_label("Action taken *", exact=True).first.click()
+    action = page.get_by_label("Action taken *", exact=True).first
+    action.scroll_into_view_if_needed()  # as a person scrolls to it first: the list closes if the page scrolls
+    settle(page)
+    action.click()
     page.get_by_role("option", name="Discussed with patient").click()
     settle(page)
     note = page.get_by_label(re.compile(r"^Note( \*)?$")).first  # required (*) for a red alert
