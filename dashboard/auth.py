@@ -112,13 +112,22 @@ def password_changed_here(account: Any) -> None:
 
 
 def _end_session(reason: str, notice: str | None = None) -> None:
-    """Forget the signed-in user (and audit why); with single sign-on, also drop the identity cookie."""
+    """Forget the signed-in user (and audit why); with single sign-on, also drop the identity cookie.
+
+    Everything this browser session held goes with them: the patient in view (and its `?patient=` link), forms
+    half filled in, which patients' views are already in the audit trail. On a shared clinic computer the next
+    person to sign in must not find a colleague's unsaved note, ready to be saved under their own name, nor open
+    a record without the trail saying so.
+    """
     data = st.session_state.get(USER_KEY)
     via_sso = bool(st.session_state.get(_SSO_KEY))
     if data:
         accounts.record_sign_out(_engine(), data["username"], reason=reason)
-    for key in (USER_KEY, ACTIVITY_KEY, _SSO_KEY, _PASSWORD_KEY):
-        st.session_state.pop(key, None)
+    refused_sso = st.session_state.get(_SSO_REFUSED_KEY)
+    st.session_state.clear()
+    st.query_params.clear()
+    if refused_sso is not None:  # a refused single sign-on identity is audited once, not again after the sign-out
+        st.session_state[_SSO_REFUSED_KEY] = refused_sso
     if notice:
         st.session_state[_NOTICE_KEY] = notice
     if via_sso and _sso_logged_in():

@@ -21,9 +21,9 @@ _KEY = "patient_views_recorded"
 
 def patient_opened(engine: Engine, user: SignedInUser, patient_id: str, page: str) -> None:
     """Record that `user` opened `patient_id` on `page`, unless this browser session did so in the last half hour."""
-    seen: dict[str, float] = st.session_state.setdefault(_KEY, {})
-    now = time.time()
-    if now - seen.get(patient_id, float("-inf")) < REPEAT_AFTER:
+    seen: dict[tuple[str, str], float] = st.session_state.setdefault(_KEY, {})
+    now, key = time.time(), (user.username, patient_id)  # by user too: the sign-out clears it, and this holds anyway
+    if now - seen.get(key, float("-inf")) < REPEAT_AFTER:
         return
     record_patient_view(engine, actor=user.username, patient_id=patient_id, page=page, address=client_address())
-    seen[patient_id] = now
+    seen[key] = now

@@ -392,6 +392,39 @@ def test_a_half_filled_session_survives_a_look_at_another_page_but_never_moves_t
     assert not [s for s in at.success if "Session saved" in s.value]
 
 
+@pytest.mark.parametrize("how", ["sign out", "idle"])
+def test_the_next_person_to_sign_in_finds_nothing_of_the_last_one(demo_url, monkeypatch, how):
+    """On a shared clinic computer: not the patient they had open, not their unsaved note (which would save under
+    the next person's name), and the next person's opening of a record is in the audit trail as theirs."""
+    from ketawatch.audit_trail import audit_lines
+
+    at = _checkin_form(demo_url, monkeypatch, patient="KW-0003")
+    at.text_area(key="lc_notes").input("Unsaved: typed by the first clinician").run()
+    at.switch_page("views/patient.py").run()
+    _no_exception(at)
+    engine = open_database(demo_url)
+    viewed = audit_lines(engine, action="view")
+    assert list(viewed["actor"]) == ["demo-clinician"] and viewed["patient_id"].iloc[0] == "KW-0003"
+    if how == "sign out":
+        at.button(key="auth_sign_out").click().run()
+    else:
+        at.session_state["last_activity"] = time.time() - 24 * 3600
+        at.run()
+    assert [t.value for t in at.title] == ["KetaWatch"]
+    assert not any(key in at.session_state for key in ("lc_notes", "lc_patient", "pp_patient", "selected_patient"))
+    assert "patient" not in at.query_params
+    at.text_input[0].input("demo-admin")
+    at.text_input[1].input(DEMO_PASSWORD)
+    at.button[0].click().run()
+    _no_exception(at)
+    at.switch_page("views/log_checkin.py").run()
+    assert at.selectbox(key="lc_patient").value is None and not at.text_area  # no patient, so no form, no note
+    at.switch_page("views/patient.py").run()
+    at.selectbox(key="pp_patient").set_value("KW-0003").run()
+    viewed = audit_lines(engine, action="view")
+    assert list(viewed["actor"]) == ["demo-admin", "demo-clinician"]  # newest first: the admin's look is recorded
+
+
 def test_log_session_without_a_patient_says_so(demo_url, monkeypatch):
     at = _app(demo_url, monkeypatch, "log_session")
     at.number_input(key="ls_dose").set_value(40.0).run()
