@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -105,18 +106,35 @@ def test_caseload_csv_quotes_every_formula_like_cell():
     assert read["reasons"].tolist() == ["'\tx", "plain"]
 
 
-@given(st.lists(st.one_of(st.none(), st.text(max_size=20)), max_size=20))
+_RISKY_TEXT = st.text(alphabet=st.sampled_from("=+-@\t\r;' ab,\""), max_size=20) | st.text(max_size=20)
+
+
+@given(st.lists(st.one_of(st.none(), _RISKY_TEXT), max_size=20))
 def test_neutralise_quotes_exactly_the_risky_values(values):
     out = neutralise(pd.Series(values, dtype="string"))
     for before, after in zip(values, out):
         if before is None:
             assert after is pd.NA
-        elif before.startswith(FORMULA_STARTS):
-            assert after == "'" + before
-        else:
-            assert after == before
+            continue
+        # Split as Excel splits a CSV line where the list separator is ';': no piece may start a formula.
+        assert not [piece for piece in after.split(";") if piece.startswith(FORMULA_STARTS)], after
+        assert after.replace("'", "") == before.replace("'", "")  # only quotes are added, nothing else changes
+        assert (after != before) == any(piece.startswith(FORMULA_STARTS) for piece in before.split(";"))
     safe = excel_safe(pd.Series(values, dtype="string"))
-    assert not any(isinstance(v, str) and v.startswith(FORMULA_STARTS) for v in safe)
+    for before, after in zip(values, safe):  # an Excel cell is never split: only its start matters
+        if before is not None:
+            kept = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f]", "", before)  # what XML cannot hold is dropped
+            assert after == ("'" + kept if kept.startswith(FORMULA_STARTS) else kept)
+
+
+def test_a_csv_split_at_semicolons_starts_no_formula(sqlite_engine, tmp_path):
+    """Excel where the list separator is ';' splits each line there, whatever the commas and quotes say."""
+    rows = pd.DataFrame({"patient_id": ["KW-1"], "display_name": ["Ann Lee;=WEBSERVICE(CHAR(104)&A2)"],
+                         "level": ["red"], "reasons": ["feels ok;+HYPERLINK(B2)"]})
+    data = caseload_csv_bytes(rows).decode("utf-8")
+    cells = [cell for line in data.splitlines() for cell in line.split(";")]
+    assert len(cells) == 4 and not [c for c in cells if c.lstrip(" ").startswith(FORMULA_STARTS)], cells
+    assert "Ann Lee;'=WEBSERVICE(CHAR(104)&A2)" in data
 
 
 def test_excel_workbook_has_one_sheet_per_table_and_levels(sqlite_engine, tmp_path):

@@ -3,7 +3,9 @@
 OWASP's CSV-injection advice: a cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage
 return can be read by Excel, LibreOffice or Google Sheets as a formula (for example
 `=HYPERLINK(...)` in a patient's note). Such text gets a leading single quote, which every
-spreadsheet shows as text; the rest of the value is kept as written.
+spreadsheet shows as text; the rest of the value is kept as written. In a CSV file the same goes
+for text after a semicolon: where the list separator is `;` (much of Europe), Excel splits a CSV
+line there, whatever the commas and quotes say, so `Ann;=WEBSERVICE(...)` would start a cell.
 """
 
 from __future__ import annotations
@@ -14,18 +16,27 @@ import pandas as pd
 
 from store.validation import FORMULA_STARTS  # the one list: validation refuses such ids, exports quote such text
 
-_FORMULA_START = re.compile("^[" + re.escape("".join(FORMULA_STARTS)) + "]")
+_STARTS = "[" + re.escape("".join(FORMULA_STARTS)) + "]"
+_FORMULA_START = re.compile("^" + _STARTS)
+#: A semicolon before a formula character: the start of a cell where Excel splits on ';'.
+_AFTER_SEMICOLON = re.compile("(;)(" + _STARTS + ")")
 #: Control characters that openpyxl refuses to write into a cell (XML 1.0 forbids them).
 _ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
-def neutralise(column: pd.Series) -> pd.Series:
-    """A text column with every formula-like value quoted (vectorised; missing stays missing)."""
-    text = column.astype("string")
+def _quote_start(text: pd.Series) -> pd.Series:
+    """Formula-like values with a leading single quote (missing stays missing)."""
     risky = text.str.match(_FORMULA_START).fillna(False).astype(bool)
     return text.mask(risky, "'" + text)
 
 
+def neutralise(column: pd.Series) -> pd.Series:
+    """A text column for a CSV cell: a quote before a formula-like start, and before one after any semicolon."""
+    text = column.astype("string").str.replace(_AFTER_SEMICOLON, r"\1'\2", regex=True)
+    return _quote_start(text)
+
+
 def excel_safe(column: pd.Series) -> pd.Series:
-    """A text column ready for an Excel cell: formula-like values quoted, forbidden control characters removed."""
-    return neutralise(column.astype("string").str.replace(_ILLEGAL_XML, "", regex=True))
+    """A text column ready for an Excel cell (never split): formula-like values quoted, forbidden control
+    characters removed."""
+    return _quote_start(column.astype("string").str.replace(_ILLEGAL_XML, "", regex=True))
