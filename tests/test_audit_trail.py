@@ -53,7 +53,10 @@ def test_no_audit_line_can_be_updated_or_deleted_through_sql(engine):
     for statement in ("UPDATE audit_event SET actor = 'mallory'",
                       "UPDATE audit_event SET detail = '{}'",
                       "DELETE FROM audit_event",
-                      "DELETE FROM audit_event WHERE actor = 'ada'"):
+                      "DELETE FROM audit_event WHERE actor = 'ada'",
+                      # PostgreSQL's TRUNCATE skips row triggers; SQLite has none (it reads as a syntax error there)
+                      *(["TRUNCATE audit_event", "TRUNCATE TABLE audit_event CASCADE"]
+                        if engine.dialect.name == "postgresql" else [])):
         with pytest.raises(DBAPIError, match="append-only"):
             with engine.begin() as conn:
                 conn.execute(text(statement))
