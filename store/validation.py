@@ -292,16 +292,27 @@ def free_text_problem(label: str, text: str, max_length: int) -> str | None:
 
 
 def control_character_problem(label: str, text: str) -> str | None:
-    """What is wrong with free text holding a control character (tab and line breaks aside), or None.
+    """What is wrong with text holding a control character (tab and line breaks aside) or a hidden direction
+    override, or None.
 
     A NUL cannot be stored on PostgreSQL at all; the others print as nothing and come from a
     damaged file or a paste, never from someone typing.
     """
     control = next((c for c in text if unicodedata.category(c) == "Cc" and c not in "\t\n\r"), None)
-    if control is None:
-        return None
-    return (f"{label} holds a control character (U+{ord(control):04X}) that cannot be shown or stored; remove it "
-            "(it often comes from a damaged file or a paste) and try again")
+    if control is not None:
+        return (f"{label} holds a control character (U+{ord(control):04X}) that cannot be shown or stored; remove it "
+                "(it often comes from a damaged file or a paste) and try again")
+    turn = next((c for c in text if c in _DIRECTION_OVERRIDES), None)
+    if turn is not None:
+        return (f"{label} holds a hidden text-direction character (U+{ord(turn):04X}), which makes it show in another "
+                "order than it was written; remove it (it comes from a paste, not from typing) and try again")
+    return None
+
+
+#: Unicode's bidirectional embeddings, overrides and isolates: invisible, and they reorder what follows on screen
+#: and in PDFs, so "KW-0012" can show as another id ("Trojan Source"). The left-to-right and right-to-left marks
+#: (U+200E, U+200F), which writers of Arabic or Hebrew type, are not among them.
+_DIRECTION_OVERRIDES = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 class Validator:

@@ -95,7 +95,17 @@ CASES = [
     # PostgreSQL cannot store a NUL (the import failed there with a driver error and no line number)
     ("patients", "display_name", "Ann\x00e", "holds a control character (U+0000)"),
     ("checkins", "notes", "ok\x1bthen", "holds a control character (U+001B)"),
+    # invisible direction overrides reorder an id or a name on screen and in PDFs ("Trojan Source")
+    ("patients", "patient_id", "KW-\u202e2100", "holds a hidden text-direction character (U+202E)"),
+    ("patients", "display_name", "Ann \u2067Lee", "holds a hidden text-direction character (U+2067)"),
+    ("sessions", "notes", "dose \u202d35", "holds a hidden text-direction character (U+202D)"),
 ]
+
+
+def test_the_marks_that_writers_of_arabic_or_hebrew_type_are_kept(validator):
+    note = "\u05d4\u05e2\u05e8\u05d4 \u200f35 mg\u200e ok"  # right-to-left and left-to-right marks
+    clean, problems = validator.checkin(dict(CHECKIN, notes=note))
+    assert problems == [] and clean["notes"] == note
 
 
 @pytest.mark.parametrize(("kind", "column", "bad", "words"), CASES, ids=[f"{c[0]}.{c[1]}={c[2]!r}" for c in CASES])
