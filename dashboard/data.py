@@ -11,7 +11,7 @@ a write recomputes only the patients whose records changed.
 from __future__ import annotations
 
 import threading
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -121,10 +121,9 @@ def _reviews(db_url: str, data_version: tuple[int, ...]) -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def _safety_answers(db_url: str, data_version: tuple[int, ...], day: date) -> pd.DataFrame:
-    from ketawatch.safety_answers import RECENT_DAYS, answers_with_follow_ups
+    from ketawatch.safety_answers import in_view
 
-    since = datetime.now(timezone.utc) - timedelta(days=RECENT_DAYS)
-    return answers_with_follow_ups(_engine_for(db_url), since=since)
+    return in_view(_engine_for(db_url), now=datetime.now(timezone.utc))
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -201,7 +200,8 @@ def reviews() -> pd.DataFrame:
 
 
 def safety_answers() -> pd.DataFrame:
-    """Check-ins of the last two weeks whose PHQ-9 question 9 was answered above 'not at all', with any follow-up (ketawatch.safety_answers)."""
+    """PHQ-9 question 9 answers above 'not at all' still waiting for a follow-up, however old, and those followed up
+    in the last two weeks (ketawatch.safety_answers.in_view)."""
     return _safety_answers(url(), version(), today())
 
 

@@ -426,7 +426,7 @@ def reviewed_reasons(reasons: pd.Series) -> pd.Series:
 
 
 def safety_banner(answers: pd.DataFrame, *, label=None, can_follow_up: bool = True) -> None:
-    """PHQ-9 question 9 answers of the last two weeks: in red above everything else until followed up, then in blue.
+    """PHQ-9 question 9 answers: in red above everything else until followed up, then in blue for two weeks.
 
     `answers` is `data.safety_answers()`, or one patient's rows of it; `label` names each patient
     (a caseload-wide banner, by their newest answer); without it the banner shows each check-in's
@@ -456,16 +456,16 @@ def safety_banner(answers: pd.DataFrame, *, label=None, can_follow_up: bool = Tr
                    for r in newest.itertuples() if not r.followed]
         seen = [f"- {md_escape(label(r.patient_id))}: check-in of {fmt_datetime(r.reported_at)}, {followed(r)}"
                 for r in newest.itertuples() if r.followed]
-        head = f"**{len(waiting)} patient(s) answered {question} above 'not at all' in the last {RECENT_DAYS} days**"
+        head = f"**{len(waiting)} patient(s) answered {question} above 'not at all', with no follow-up recorded yet**"
     if waiting:
         here = "record the follow-up below" if can_follow_up else "a clinician or admin records the follow-up here"
         todo = (f"a clinician to speak with the patient, then {here}" if label is None else
                 "a clinician to speak with each patient, then record the follow-up on the patient's page")
-        st.error(f"{head}: {todo}. Shown for {RECENT_DAYS} days after the check-in.\n\n" + "\n".join(waiting),
+        st.error(f"{head}: {todo}. Shown until a follow-up is recorded.\n\n" + "\n".join(waiting),
                  icon=":material/emergency:")
     if seen:
-        st.info(f"**PHQ-9 question 9: followed up** (shown for {RECENT_DAYS} days after the check-in)\n\n" + "\n".join(seen),
-                icon=":material/task_alt:")
+        st.info(f"**PHQ-9 question 9: followed up** (shown for {RECENT_DAYS} days after the follow-up)\n\n"
+                + "\n".join(seen), icon=":material/task_alt:")
 
 
 def unusual_confirmed(prefix: str, unusual: list[str]) -> bool:

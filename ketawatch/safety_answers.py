@@ -3,7 +3,8 @@
 The import format (CONTRACT section 2) holds the PHQ-9 total only. The check-in form therefore
 writes a line beginning with `SAFETY_MARK` into the notes when question 9 is answered above 'not
 at all'; this module finds those lines again, so the answer reaches the caseload, the alerts and
-the patient's page for `RECENT_DAYS` days, not only the screen of whoever saved the form.
+the patient's page until a follow-up is recorded (and for `RECENT_DAYS` days after it), not only the
+screen of whoever saved the form.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from store.vocabulary import code_words
 
 #: How a check-in note's safety line begins (the form writes it; a clinician may type it too).
 SAFETY_MARK = "[Safety]"
-#: How long after the check-in the answer stays on the caseload, alerts and patient page.
+#: How long a followed-up answer stays in view (in blue) after its follow-up; the exports' look-back window too.
 RECENT_DAYS = 14
 
 
@@ -104,6 +105,19 @@ def answers_with_follow_ups(engine, reviews: pd.DataFrame | None = None, *, sinc
     if reviews is None and len(answers):
         reviews = alert_reviews_frame(engine, sorted(set(answers["patient_id"])))
     return with_follow_ups(answers, reviews)
+
+
+def in_view(engine, *, now: datetime, reviews: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The answers the pages and the caseload export show as of `now`: every one still waiting for a follow-up,
+    however long ago it was given or however far back it was dated (a form typed in late), and those followed up
+    in the `RECENT_DAYS` days before `now`.
+
+    An answer must never leave the screens because time passed: only a recorded follow-up ends its red banner.
+    `reviews` as for `answers_with_follow_ups` (an export as of a past date passes those made by then).
+    """
+    answers = answers_with_follow_ups(engine, reviews, until=now)
+    recent = answers["followed_up_at"] >= pd.Timestamp(now) - pd.Timedelta(days=RECENT_DAYS)
+    return answers[answers["followed_up_at"].isna() | recent.fillna(False)].reset_index(drop=True)
 
 
 #: What a de-identified export says when a safety line is not one the check-in form wrote.

@@ -289,7 +289,7 @@ def test_the_caseload_export_lists_any_patient_with_a_recent_question_9_answer_w
     assert OTHER_PID in rows.index  # discharged after answering it: still someone to call, as the banner says
     pdf = export_caseload(sample, "pdf", actor=CLINICIAN, role="clinician", now=NOW)
     text = " ".join(pdf_text(pdf.download()[1]).split())
-    assert "PHQ-9 question 9 answered above 'not at all' in the last 14 days" in text
+    assert "PHQ-9 question 9 answered above 'not at all', not yet followed up or followed up in the last 14 days" in text
     assert f"{OTHER_PID}: 2026-11-20" in text and "Several days" not in text
     deidentified = export_caseload(sample, "csv", actor=CLINICIAN, role="reviewer", deidentify=True, now=NOW)
     rows = pd.read_csv(io.BytesIO(next(iter(deidentified.files.values()))), dtype=str)

@@ -117,6 +117,33 @@ def test_a_correction_that_leaves_the_question_9_line_alone_keeps_its_follow_up(
     assert pd.isna(found.followed_up_at) and found.entered_at == pd.Timestamp(NOW + timedelta(hours=1))
 
 
+def test_an_answer_stays_in_view_until_followed_up_however_old_or_back_dated_and_two_weeks_after(engine, validator):
+    """Only a recorded follow-up ends the red banner: a two-week window on the check-in's date let an unattended
+    answer leave every screen, and a form typed in 16 days late never showed at all."""
+    from ketawatch.safety_answers import in_view
+    from store.records import add_alert_review
+    from store.validation import Validator
+    from store.vocabulary import SAFETY_FOLLOW_UP
+
+    def answer(pid: str, dated: int, entered: int, followed: int | None = None) -> None:
+        add_patient(engine, dict(PATIENT, patient_id=pid), actor="t", validator=validator)
+        add_checkin(engine, {"patient_id": pid, "craving": 2, "notes": safety_line(["Several days"]),
+                             "reported_at": (NOW - timedelta(days=dated)).isoformat()},
+                    actor="t", validator=Validator(now=NOW - timedelta(days=entered)))
+        if followed is not None:
+            add_alert_review(engine, patient_id=pid, level="green", reasons=[SAFETY_FOLLOW_UP],
+                             action="safety_plan_made", note="seen", actor="dr", now=NOW - timedelta(days=followed))
+
+    answer("OLD-WAITING", dated=40, entered=40)
+    answer("TYPED-LATE", dated=16, entered=0)
+    answer("FOLLOWED-LONG-AGO", dated=40, entered=40, followed=30)
+    answer("FOLLOWED-LATELY", dated=20, entered=20, followed=RECENT_DAYS - 1)
+    shown = in_view(engine, now=NOW)
+    assert sorted(shown["patient_id"]) == ["FOLLOWED-LATELY", "OLD-WAITING", "TYPED-LATE"]
+    waiting = shown[shown["followed_up_at"].isna()]
+    assert sorted(waiting["patient_id"]) == ["OLD-WAITING", "TYPED-LATE"]
+
+
 def test_an_action_in_an_export_s_follow_up_reads_as_words_with_its_capitals():
     from ketawatch.safety_answers import follow_up_text
 

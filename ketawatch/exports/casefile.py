@@ -18,7 +18,8 @@ from ketawatch.exports.deidentify import (
     Pseudonymiser, age_band, deidentify_records, deidentify_reviews, shift_instants,
 )
 from ketawatch.caseload import latest_reviews
-from ketawatch.safety_answers import RECENT_DAYS, answers_with_follow_ups, follow_up_text, without_free_text
+from ketawatch.safety_answers import answers_with_follow_ups, follow_up_text, without_free_text
+from ketawatch.safety_answers import in_view as safety_in_view
 from store.frames import CHECKIN_DTYPES, SESSION_DTYPES, Records, conform
 from store.queries import alert_reviews_frame, checkins_frame, load_records, sessions_frame
 from store.settings import get_settings
@@ -349,10 +350,11 @@ def load_caseload(
     assessment = assess(records, as_of=as_of, tz=tz)
     table = caseload_table(records, assessment, tz=tz, today=as_of, reviews=reviews)
     under_care = table["status"].isin(UNDER_CARE_STATUSES).to_numpy(dtype=bool)  # as the Alerts page and the caseload
-    # A PHQ-9 question 9 answer of the last two weeks puts the patient on the list whatever the level or status, as
-    # the dashboard's banner does: a patient discharged just after answering it still needs someone to call.
+    # A PHQ-9 question 9 answer not yet followed up (or followed up in the last two weeks) puts the patient on the
+    # list whatever the level or status, as the dashboard's banner does: a patient discharged just after answering
+    # it still needs someone to call.
     until = min(now, pd.Timestamp(as_of + timedelta(days=1), tz=tz).to_pydatetime())
-    recent = answers_with_follow_ups(engine, reviews, since=until - timedelta(days=RECENT_DAYS), until=until)
+    recent = safety_in_view(engine, now=until, reviews=reviews)
     # One answer per patient: the newest still waiting for a follow-up, or else the newest.
     waiting_first = recent["followed_up_at"].notna().to_numpy(dtype=bool).argsort(kind="stable")
     recent = recent.iloc[waiting_first].drop_duplicates("patient_id")

@@ -37,8 +37,9 @@ def caseload_pdf(export: CaseloadExport, *, tz: str) -> bytes:
     pdf.cell(0, 8, f"Caseload review: amber and red patients {as_of}", new_x="LMARGIN", new_y="NEXT")
     answered = [r for r in export.rows.itertuples(index=False) if _cell(r.safety_answer)]
     if answered:
-        pdf.warning_box(f"PHQ-9 question 9 answered above 'not at all' in the last {RECENT_DAYS} days "
-                        "(listed below whatever their level; speak with each patient not yet followed up):",
+        pdf.warning_box(f"PHQ-9 question 9 answered above 'not at all', not yet followed up or followed up in the "
+                        f"last {RECENT_DAYS} days (listed below whatever their level; speak with each patient not yet "
+                        "followed up):",
                         [f"{r.patient_id}: {r.safety_answer}\n    Follow-up: {r.safety_follow_up}" for r in answered])
     counts = export.counts
     pdf.paragraph(
