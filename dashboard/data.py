@@ -201,8 +201,11 @@ def reviews() -> pd.DataFrame:
 
 def safety_answers() -> pd.DataFrame:
     """PHQ-9 question 9 answers above 'not at all' still waiting for a follow-up, however old, and those followed up
-    in the last two weeks (ketawatch.safety_answers.in_view)."""
-    return _safety_answers(url(), version(), today())
+    in the last two weeks (ketawatch.safety_answers.in_view); who followed up as colleagues know them."""
+    from dashboard.ui import staff_column
+
+    answers = _safety_answers(url(), version(), today())
+    return answers.assign(followed_up_by=staff_column(answers["followed_up_by"], staff_names()))
 
 
 def patient_records(patient_id: str) -> Records:

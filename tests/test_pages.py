@@ -727,6 +727,8 @@ def test_acknowledge_an_alert_records_the_review_and_closes_it(demo_url, monkeyp
     assert not any(b.key == _button_key for b in at.button), "the reviewed alert leaves the list"
     recent = at.dataframe[-1].value  # the Recent reviews table, newest first
     assert (recent["Patient"].iloc[0], recent["Note"].iloc[0]) == (pid, "Talked through the requests")
+    name = patients_frame(open_database(demo_url)).set_index("patient_id").loc[pid, "display_name"]
+    assert recent["Name"].iloc[0] == name  # beside the id: a review of the wrong patient is easier to see
     assert recent["By"].iloc[0] == "Demo Clinician (demo-clinician)"  # as colleagues know them, not a username only
     assert list(recent.columns)[-1] == "Reasons reviewed", "the long list of rule ids goes last, after the action and note"
 
@@ -756,6 +758,26 @@ def test_alerts_give_each_reason_as_the_patient_page_does_and_mark_those_new_sin
     at = _app(demo_url, monkeypatch, "alerts")
     new = [m.value for m in at.markdown if "new since the last review" in m.value]
     assert len(new) == len(reasons) - 1 and not any(md_escape(reasons[0].text) in line for line in new)
+
+
+def test_the_patient_page_sends_a_writer_to_alerts_only_while_the_alert_waits(demo_url, monkeypatch):
+    from ketawatch.risk import assess
+    from store.queries import load_records
+
+    at = _app(demo_url, monkeypatch, "alerts")
+    pid = _first_alert(at)
+    engine = open_database(demo_url)
+    mine = assess(load_records(engine), tz=get_settings().clinic_timezone).set_index("patient_id").loc[pid]
+
+    def links(view) -> list[str]:
+        return [e.proto.label for e in view.get("page_link") if "Alerts page" in e.proto.label]
+
+    assert links(_app(demo_url, monkeypatch, "patient", patient=pid)) == ["Review on the Alerts page"]
+    assert links(_app(demo_url, monkeypatch, "patient", role="reviewer", patient=pid)) == []  # cannot review
+    records.add_alert_review(engine, patient_id=pid, level=mine["level"], reasons=[r.rule_id for r in mine["reasons"]],
+                             action="discussed_with_patient", note="All reasons gone through", actor="demo-clinician")
+    page = _app(demo_url, monkeypatch, "patient", patient=pid)
+    assert links(page) == [] and any("it covers the current reasons" in c.value for c in page.caption)
 
 
 def test_a_paused_patient_keeps_their_alert_and_a_discharged_one_leaves(demo_url, monkeypatch):
@@ -918,7 +940,7 @@ def test_a_question_9_follow_up_is_recorded_on_the_patient_page_and_moves_the_an
     page.button(key="FormSubmitter:sf_KW-0002-Record the follow-up").click().run()
     _no_exception(page)
     assert _count(demo_url, AlertReview) == before + 1
-    assert not red(page) and "followed up by demo-clinician" in blue(page)[0] and "safety plan given" in blue(page)[0]
+    assert not red(page) and "followed up by Demo Clinician (demo-clinician)" in blue(page)[0] and "safety plan given" in blue(page)[0]
     assert "(Discussed with patient)" in blue(page)[0]  # what was done, as the exports say it
     caseload = _app(demo_url, monkeypatch, "caseload")
     assert not red(caseload) and "KW-0002" in blue(caseload)[0]

@@ -105,6 +105,7 @@ else:
     ui.show_table(pd.DataFrame({
         "Reviewed": ui.local_column(pd.to_datetime(reviews["reviewed_at"], utc=True)),
         "Patient": reviews["patient_id"],
+        "Name": reviews["patient_id"].map(names),  # a review made for the wrong patient is easier to see
         "By": ui.staff_column(reviews["reviewed_by"], data.staff_names()),
         "Level": ui.reviewed_level(reviews),
         "Action": reviews["action"].map(ui.words),
