@@ -313,7 +313,7 @@ def _sds(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -
     last = run[-1]
     text = (
         f"SDS total {_values(table['sds_total'][run])} of 15 on the last {len(run)} complete answers, {_span(table['day'][run])}: "
-        f"at or above the clinic threshold of {_num(table['thr_sds'][last])} and at least "
+        f"at or above the threshold of {_num(table['thr_sds'][last])} and at least "
         f"{_num(table['thr_sds_rise'][last])} points above the patient's baseline of {_baseline(table['sds_baseline'][last])}"
         + _sud_note(table, last, "sds_threshold")
         + _held_since(table, row, "sds_total", "sds_met", run, noun="complete answer")
