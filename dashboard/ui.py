@@ -343,28 +343,53 @@ def record_time_set(prefix: str) -> bool:
     return st.session_state.get(prefix + "when") not in (None, st.session_state.get(prefix + "when_default"))
 
 
-def follow_form_patient(prefix: str, pid: str | None, clear_entries) -> bool:
-    """Keep a data-entry form with its patient: True when the form's patient changed (including the first time).
+def follow_form_patient(prefix: str, pid: str | None, entry_keys, clear_entries, prefill=None) -> None:
+    """Keep a data-entry form with its patient, and each patient's unsaved entries with that patient.
 
     The picker follows the patient last opened on any page, so a form left half filled in can come back with
-    another patient chosen. What was typed for the first patient, and a time set for their record, is then
-    cleared (`clear_entries()` empties the form's fields and says whether any held a value) and the clinician is
-    told, so that nothing typed for one patient can be saved to another.
+    another patient chosen. What was typed for the first patient (the values under `entry_keys()`, and a record
+    time set by hand) is then put aside as that patient's draft, the form is emptied (`clear_entries()`, which says
+    whether anything was typed) and given the new patient's own draft if there is one; `prefill()`, when given, fills
+    in the new patient's usual values first. The clinician is told either way. Nothing typed for one patient can be
+    saved to another, and a look at another chart no longer costs the typing. Drafts end with the sign-out.
     """
-    was_for = st.session_state.get(prefix + "form_for")
-    changed = pid != was_for
-    if changed:
-        if was_for is not None and pid is not None:
-            time_set = record_time_set(prefix)
-            if clear_entries() or time_set:
-                st.session_state[prefix + "cleared"] = (was_for, pid)
+    state = st.session_state
+    was_for = state.get(prefix + "form_for")
+    if pid is not None and pid != was_for:
+        drafts = state.setdefault(prefix + "drafts", {})
+        put_aside = None
+        if was_for is not None:
+            draft = {key: state[key] for key in entry_keys() if key in state}
+            if record_time_set(prefix):
+                draft[prefix + "when"] = state[prefix + "when"]
+            if clear_entries() or prefix + "when" in draft:
+                drafts[was_for], put_aside = draft, was_for
             record_time_now(prefix)
-        st.session_state[prefix + "form_for"] = pid
-    cleared = st.session_state.get(prefix + "cleared")
-    if cleared and cleared[1] == pid:
-        st.info(f"This form is now for {md_escape(pid)}: what was typed for {md_escape(cleared[0])} was cleared, "
-                "so it cannot be saved to the wrong patient.", icon=":material/info:")
-    return changed
+        if prefill is not None:
+            prefill()
+        restored = drafts.pop(pid, None)
+        if restored:
+            state.update(restored)
+        state[prefix + "form_for"] = pid
+        state[prefix + "moved"] = {"from": put_aside, "to": pid, "restored": bool(restored)}
+    moved = state.get(prefix + "moved")
+    if moved and moved["to"] == pid and (moved["from"] or moved["restored"]):
+        said = [f"This form is now for {md_escape(pid)}" + (", with what was typed for them earlier" if moved["restored"]
+                                                           else "") + "."] if moved["from"] else \
+               [f"What was typed for {md_escape(pid)} earlier is back in the form."]
+        if moved["from"]:
+            said.append(f"What was typed for {md_escape(moved['from'])} is kept: choose {md_escape(moved['from'])} "
+                        "again to go on with it.")
+        st.info(" ".join(said), icon=":material/info:")
+    waiting = sorted(k for k in state.get(prefix + "drafts", {}) if k != pid)
+    if waiting:
+        st.caption("Unsaved entries kept for " + ", ".join(md_escape(k) for k in waiting) + ": choose the patient to "
+                   "go on with them. Signing out discards them.")
+
+
+def drop_draft_notice(prefix: str) -> None:
+    """After a save: the form's notice about whose entries moved where no longer applies."""
+    st.session_state.pop(prefix + "moved", None)
 
 
 def saved_notice_for(prefix: str) -> dict | None:

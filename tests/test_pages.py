@@ -378,18 +378,26 @@ def test_a_half_filled_session_survives_a_look_at_another_page_but_never_moves_t
     _no_exception(at)
     assert at.selectbox(key="ls_patient").value == "KW-0003"
     assert at.number_input(key="ls_dose").value is None and at.number_input(key="ls_sbp_pre").value is None
-    assert any("what was typed for KW-0002 was cleared" in i.value.replace("\\", "") for i in at.info)
+    assert any("What was typed for KW-0002 is kept: choose KW-0002 again" in i.value.replace("\\", "") for i in at.info)
     assert at.session_state["ls_when"] != nine  # the time set for KW-0002's session is not kept for KW-0003's
     at.multiselect(key="ls_effects").set_value(["nausea"]).run()
     assert at.segmented_control(key="ls_sev_nausea").value == "mild"  # not KW-0002's "severe"
     # A saved session's confirmation is not shown above another patient's form.
     at.number_input(key="ls_dose").set_value(30.0).run()
     _button(at, "Save session").click().run()
-    assert any("Session saved for KW" in s.value.replace("\\", "") for s in at.success)
+    assert any("Session saved for KW-0003" in s.value.replace("\\", "") for s in at.success)
+    assert any("Unsaved entries kept for KW-0002" in c.value.replace("\\", "") for c in at.caption)
     at.switch_page("views/patient.py").run()
     at.selectbox(key="pp_patient").set_value("KW-0004").run()
     at.switch_page("views/log_session.py").run()
     assert not [s for s in at.success if "Session saved" in s.value]
+    # KW-0002's session, as typed, comes back with KW-0002: a look at other charts cost nothing.
+    at.selectbox(key="ls_patient").set_value("KW-0002").run()
+    _no_exception(at)
+    assert (at.number_input(key="ls_dose").value, at.number_input(key="ls_sbp_pre").value) == (35.0, 130)
+    assert at.session_state["ls_when"] == nine and at.segmented_control(key="ls_sev_nausea").value == "severe"
+    assert any("What was typed for KW-0002 earlier is back in the form" in i.value.replace("\\", "") for i in at.info)
+    assert not any("Unsaved entries kept" in c.value for c in at.caption)  # KW-0004 had nothing typed
 
 
 @pytest.mark.parametrize("how", ["sign out", "idle"])
@@ -490,7 +498,7 @@ def test_a_half_filled_check_in_survives_a_look_at_another_page_but_never_moves_
     assert at.selectbox(key="lc_patient").value == "KW-0003"
     assert at.pills(key="lc_craving").value is None and at.radio(key="lc_phq9_9").value is None
     assert not at.text_area(key="lc_notes").value
-    assert any("what was typed for KW-0002 was cleared" in i.value.replace("\\", "") for i in at.info)
+    assert any("What was typed for KW-0002 is kept" in i.value.replace("\\", "") for i in at.info)
     assert at.session_state["lc_when"] != yesterday
     # The confirmation of a saved check-in is not shown above another patient's form.
     at.pills(key="lc_craving").set_value(2).run()
@@ -503,6 +511,10 @@ def test_a_half_filled_check_in_survives_a_look_at_another_page_but_never_moves_
     at.switch_page("views/log_checkin.py").run()
     _no_exception(at)
     assert not [s for s in at.success if "Check-in saved" in s.value]
+    at.selectbox(key="lc_patient").set_value("KW-0002").run()  # KW-0002's answers come back with KW-0002
+    assert (at.pills(key="lc_craving").value, at.radio(key="lc_phq9_9").value) == (6, 1)
+    assert at.text_area(key="lc_notes").value == "Sleeping badly since the move"
+    assert at.session_state["lc_when"] == yesterday
 
 
 def test_the_data_version_is_read_once_per_run_and_again_after_this_server_writes(demo_url, monkeypatch):

@@ -131,7 +131,7 @@ def _save(patient_id: str | None) -> None:
     if safety:
         s[SAFETY_NOTICE_KEY] = {"patient_id": patient_id, "at": ui.fmt_datetime(reported_at)}
     _clear_answers()
-    s.pop(P + "cleared", None)
+    ui.drop_draft_notice(P)
     s[P + "saved"] = {"patient_id": patient_id, "at": ui.fmt_datetime(reported_at), "safety": safety}
     if not patient_mode:
         st.toast(f"Check-in saved for {ui.md_escape(patient_id)} at {s[P + 'saved']['at']}.", icon=":material/check_circle:")
@@ -284,7 +284,7 @@ def clinician_view() -> None:
         if not ui.record_time_set(P):
             ui.record_time_now(P)  # untouched: now; a time the clinician set survives a look at another page
         pid = ui.patient_picker(patients, key=P + "patient", label="Patient *")
-        ui.follow_form_patient(P, pid, _clear_answers)
+        ui.follow_form_patient(P, pid, lambda: [P + key for key in (*ENTRY_KEYS, "paper")], _clear_answers)
         ui.field_error(errors, "patient_id")
     with cols[1]:
         st.datetime_input(f"{LABELS['reported_at']} * (clinic time)", key=P + "when", step=timedelta(minutes=1),

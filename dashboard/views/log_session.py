@@ -47,6 +47,12 @@ def _prefill() -> None:
         st.session_state[P + "route"] = str(mine["route"].iloc[-1])
 
 
+def _entry_keys() -> list[str]:
+    """Where this form holds one patient's session as typed: kept as their draft when another patient is opened."""
+    severities = [k for k in st.session_state if isinstance(k, str) and k.startswith(P + "sev_")]
+    return [P + name for name in (*CLEARED_AFTER_SAVE, "route", "weight")] + severities
+
+
 def _clear_entries() -> bool:
     """Empty the session's own fields (dose, vitals, requests, side effects and their severities, notes, the
     "I have checked these values" ticks); True if any held a value."""
@@ -118,7 +124,7 @@ def _save() -> None:
         return
     s[P + "errors"] = {}
     s.pop(P + "unusual", None)
-    s.pop(P + "cleared", None)
+    ui.drop_draft_notice(P)
     s[P + "saved"] = {"patient_id": pid, "at": ui.fmt_datetime(saved.session_at), "id": saved.id}
     st.toast(f"Session saved for {ui.md_escape(pid)} at {s[P + 'saved']['at']}.", icon=":material/check_circle:")
     _clear_entries()
@@ -152,8 +158,7 @@ for flag in ("early", "more"):
 top = st.columns([2, 2, 1])
 with top[0]:
     pid = ui.patient_picker(patients, key=P + "patient", label="Patient *")
-    if ui.follow_form_patient(P, pid, _clear_entries):
-        _prefill()
+    ui.follow_form_patient(P, pid, _entry_keys, _clear_entries, prefill=_prefill)
     ui.field_error(errors, "patient_id")
 with top[1]:
     st.datetime_input(f"{LABELS['session_at']} * (clinic time, {ui.clinic_tz().key})", key=P + "when",
