@@ -46,16 +46,17 @@ def fail(*lines: str) -> None:
 
 
 def resolve_url(db: str | None, default: str | None = None) -> str:
-    """The database URL from --db, the environment, or the default, as CONTRACT section 1 orders them.
+    """The database URL from --db, the environment, or the default, as CONTRACT section 1 orders them; a plain path
+    to an SQLite file (`demo.db`, `/srv/kw/ketawatch.db`) is taken as one.
 
     A KETAWATCH_DATABASE_URL (environment or .env) that is no database URL stops the command as any
     wrong setting does (SettingsInvalid: one line naming it, exit 2), whichever command reads it.
     """
-    from store.db import url_problem
+    from store.db import as_url, url_problem
 
     if db:
-        return db
-    url = os.environ.get("KETAWATCH_DATABASE_URL") or default or get_settings().database_url
+        return as_url(db)
+    url = as_url(os.environ.get("KETAWATCH_DATABASE_URL") or default or get_settings().database_url)
     problem = None if default and not os.environ.get("KETAWATCH_DATABASE_URL") else url_problem(url)
     if problem:
         raise SettingsInvalid([f"setting KETAWATCH_DATABASE_URL: {problem}"])

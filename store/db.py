@@ -50,6 +50,18 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+#: File endings that make a bare path (no `scheme://`) an SQLite file: `--db demo.db`. A typo without one, such as
+#: `--db postgres@host/kw`, stays a wrong URL rather than quietly becoming a new, empty file of that name.
+SQLITE_FILE_ENDINGS = (".db", ".sqlite", ".sqlite3")
+
+
+def as_url(text: str) -> str:
+    """A database URL as given, or the SQLite URL of a plain file path ending in .db, .sqlite or .sqlite3."""
+    if "://" not in text and text.lower().endswith(SQLITE_FILE_ENDINGS):
+        return f"sqlite:///{Path(text).expanduser()}"
+    return text
+
+
 def url_problem(url: str) -> str | None:
     """Why `url` cannot name a KetaWatch database, or None; in words that never repeat it, since a mistyped URL
     can hold the database password."""

@@ -74,6 +74,20 @@ def test_a_command_that_makes_a_new_database_says_where(db_url, tmp_path):
     assert "held no KetaWatch database" in third.stderr, third.stderr
 
 
+def test_a_plain_path_to_an_sqlite_file_is_taken_for_its_url_and_a_bare_word_is_not(tmp_path):
+    """`--db demo.db` is what people type; a word with no file ending stays a wrong URL, not a new file of that name."""
+    from store.db import as_url
+
+    path = tmp_path / "clinic.db"
+    made = ketawatch("users", "list", "--db", str(path), cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert path.is_file() and "held no KetaWatch database" in made.stderr
+    assert ketawatch("users", "list", "--db", "clinic.db", cwd=tmp_path).stderr == ""  # relative: the same file
+    typo = ketawatch("users", "list", "--db", "postgres@dbhost/ketawatch", cwd=tmp_path)
+    assert typo.returncode != 0 and not (tmp_path / "postgres@dbhost").exists()
+    assert as_url("sqlite:///x.db") == "sqlite:///x.db" and as_url("~/k.sqlite3").startswith("sqlite:////")
+
+
 def test_bad_import_lists_problems_exits_1_and_changes_nothing(db_url, tmp_path):
     folder = write_folder(tmp_path / "in", sessions=[dict(SESSION, sbp_pre="400", route="nasal")], checkins=[dict(CHECKIN, craving="12")])
     result = ketawatch("import", str(folder), "--db", db_url, cwd=tmp_path)
