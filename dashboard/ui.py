@@ -488,6 +488,11 @@ def safety_banner(answers: pd.DataFrame, *, label=None, can_follow_up: bool = Tr
                 "a clinician to speak with each patient, then record the follow-up on the patient's page")
         st.error(f"{head}: {todo}. Shown until a follow-up is recorded.\n\n" + "\n".join(waiting),
                  icon=":material/emergency:")
+        if label is not None:  # one click to where the follow-up is recorded
+            who = [r.patient_id for r in newest.itertuples() if not r.followed]
+            for box, pid in zip(st.columns(min(len(who), 4)) * (len(who) // 4 + 1), who):
+                box.page_link("views/patient.py", label=f"Open {pid}", icon=":material/person:",
+                              query_params={"patient": pid})
     if seen:
         st.info(f"**PHQ-9 question 9: followed up** (shown for {RECENT_DAYS} days after the follow-up)\n\n"
                 + "\n".join(seen), icon=":material/task_alt:")

@@ -311,7 +311,7 @@ def test_alerts_acknowledge_and_patients_page(page, demo_db_url):
     note.fill("Discussed the early requests; keep the plan.")
     note.press("Tab")
     settle(page)
-    page.get_by_role("button", name="Acknowledge").first.click()
+    page.get_by_role("button", name=re.compile(r"^Acknowledge KW-")).first.click()
     settle(page)
     assert _count(demo_db_url, AlertReview) == before + 1
     page.get_by_text("recorded").first.wait_for()
