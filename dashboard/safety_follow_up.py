@@ -17,11 +17,16 @@ from store.validation import REVIEW_NOTE_MAX_LENGTH
 from store.vocabulary import SAFETY_FOLLOW_UP, SAFETY_FOLLOW_UP_ACTIONS
 
 
-def follow_up_form(engine: Engine, user: SignedInUser, patient_id: str, level: str) -> None:
-    """A small form under the red banner: what was done, and a note (required); saved as one audited review."""
+def follow_up_form(engine: Engine, user: SignedInUser, patient_id: str, level: str, *, further: bool = False) -> None:
+    """A small form under the banner: what was done, and a note (required); saved as one audited review.
+
+    `further`: the answers shown are followed up already, and this records another step of the same response
+    (a safety plan made, then the GP informed), each its own review with its own note.
+    """
     key = f"sf_{patient_id}"
-    with st.expander("Record the follow-up of question 9", icon=":material/support_agent:",
-                     expanded=bool(st.session_state.get(f"{key}_errors"))):
+    title = ("Record a further step of the question 9 follow-up (each step is kept, with its note)" if further
+             else "Record the follow-up of question 9")
+    with st.expander(title, icon=":material/support_agent:", expanded=bool(st.session_state.get(f"{key}_errors"))):
         errors = st.session_state.get(f"{key}_errors", {})
         with st.form(key, clear_on_submit=False):
             action = st.selectbox("What was done *", SAFETY_FOLLOW_UP_ACTIONS, index=None, format_func=ui.words,
@@ -30,7 +35,7 @@ def follow_up_form(engine: Engine, user: SignedInUser, patient_id: str, level: s
             note = st.text_area("Note * (who spoke with the patient, what was found, the plan)", key=f"{key}_note",
                                 max_chars=REVIEW_NOTE_MAX_LENGTH, height=90)
             ui.field_error(errors, "note", "level", "patient_id")
-            saved = st.form_submit_button("Record the follow-up", type="primary")
+            saved = st.form_submit_button("Record the step" if further else "Record the follow-up", type="primary")
         if not saved or not may_still_write(user):
             return
         try:

@@ -956,9 +956,17 @@ def test_a_question_9_follow_up_is_recorded_on_the_patient_page_and_moves_the_an
     assert _count(demo_url, AlertReview) == before + 1
     assert not red(page) and "followed up by Demo Clinician (demo-clinician)" in blue(page)[0] and "safety plan given" in blue(page)[0]
     assert "(Discussed with patient)" in blue(page)[0]  # what was done, as the exports say it
+    # A later step of the same response (the GP told) is recorded too, as its own review with its own note.
+    page.selectbox(key="sf_KW-0002_action").set_value("gp_informed")
+    page.text_area(key="sf_KW-0002_note").set_value("Letter to the GP about the answer and the safety plan")
+    page.button(key="FormSubmitter:sf_KW-0002-Record the step").click().run()
+    _no_exception(page)
+    assert _count(demo_url, AlertReview) == before + 2
+    assert "(Discussed with patient)" in blue(page)[0]  # the banner still names the follow-up itself
     caseload = _app(demo_url, monkeypatch, "caseload")
     assert not red(caseload) and "KW-0002" in blue(caseload)[0]
     recent = _app(demo_url, monkeypatch, "alerts").dataframe[-1].value
+    assert recent["Action"].iloc[0] == "GP informed" and recent["Action"].iloc[1] == "Discussed with patient"
     assert recent["Reasons reviewed"].iloc[0] == "PHQ-9 question 9 follow-up (not a review of the level)"
     assert recent["Level"].iloc[0] == "PHQ-9 question 9 follow-up"  # not "Green: no concern", as if the level was reviewed
     # (That it is no review of the risk level: tests/test_caseload.py, with a red patient.)

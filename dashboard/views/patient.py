@@ -64,7 +64,8 @@ for col, (label, value) in zip(facts, (
     ("SUD history", "Yes" if bool(row["sud_history"]) else "No"),
     ("Plan", " ".join(x for x in (plan_dose, plan_interval) if x) or "no plan recorded"),
     ("Status", ui.words(row["status"])),
-    ("Responsible clinician", row["clinician"] if isinstance(row["clinician"], str) else "not set"),
+    ("Responsible clinician", ui.staff_column(pd.Series([row["clinician"]]), data.staff_names()).iloc[0]
+     if isinstance(row["clinician"], str) else "not set"),
 )):
     with col:
         st.caption(label)
@@ -73,8 +74,8 @@ st.caption(f"Treatment started {ui.fmt_date(row['treatment_start'])}.")
 safety = data.safety_answers()
 mine = safety[safety["patient_id"] == pid]
 ui.safety_banner(mine, can_follow_up=can_write(user))
-if can_write(user) and len(mine) and mine["followed_up_at"].isna().any():
-    follow_up_form(engine, user, pid, level)
+if can_write(user) and len(mine):
+    follow_up_form(engine, user, pid, level, further=not mine["followed_up_at"].isna().any())
 
 # ----- level and reasons ---------------------------------------------------------------------
 with st.container(border=True):
