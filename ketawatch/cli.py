@@ -201,7 +201,9 @@ def demo(
     from ketawatch.demo import DemoRefused, build_demo
 
     _check_rules_file()
-    url = db or "sqlite:///demo.db"
+    from store.db import as_url
+
+    url = as_url(db) if db else "sqlite:///demo.db"  # a path as given to --db elsewhere: the app gets the URL
     engine = open_db(url, say_if_new=False)
     try:
         built = build_demo(engine)

@@ -86,6 +86,9 @@ def test_a_plain_path_to_an_sqlite_file_is_taken_for_its_url_and_a_bare_word_is_
     typo = ketawatch("users", "list", "--db", "postgres@dbhost/ketawatch", cwd=tmp_path)
     assert typo.returncode != 0 and not (tmp_path / "postgres@dbhost").exists()
     assert as_url("sqlite:///x.db") == "sqlite:///x.db" and as_url("~/k.sqlite3").startswith("sqlite:////")
+    demo = ketawatch("demo", "--db", "demo-here.db", "--no-serve", cwd=tmp_path)  # the demo takes a path too
+    assert demo.returncode == 0, demo.stderr
+    assert (tmp_path / "demo-here.db").stat().st_size > 0
 
 
 def test_bad_import_lists_problems_exits_1_and_changes_nothing(db_url, tmp_path):
