@@ -290,9 +290,11 @@ def _first_run_page(engine) -> None:
     st.title("Set up KetaWatch")
     st.write(
         "This database has no accounts yet. Create the first administrator; they can then add "
-        "clinicians and reviewers on the Users page."
+        "clinicians and reviewers on the Users page. The set-up code is printed on the server's console by "
+        "`ketawatch serve` when it starts (or create the administrator there: `ketawatch users add NAME --role admin`)."
     )
     with st.form("first_admin"):
+        setup_code = st.text_input("Set-up code", type="password", autocomplete="off")
         username = st.text_input("Username", autocomplete="username")
         display_name = st.text_input("Full name")
         password, repeat = new_password_inputs()
@@ -301,7 +303,8 @@ def _first_run_page(engine) -> None:
         if not passwords_match(password, repeat):
             return
         try:
-            accounts.create_first_admin(engine, username=username, display_name=display_name, password=password)
+            accounts.create_first_admin(engine, username=username, display_name=display_name, password=password,
+                                        setup_code=setup_code)
             account = accounts.authenticate(engine, username, password, address=client_address())
         except (accounts.AccountRefused, accounts.SignInRefused) as exc:
             st.error(exc.message)

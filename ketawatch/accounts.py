@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import math
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Iterable
@@ -22,7 +23,7 @@ from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from store.app_settings import database_secret, is_demo
+from store.app_settings import database_secret, get_value, is_demo, set_value
 from store.audit import record_event
 from store.db import for_writing
 from store.models import User
@@ -244,10 +245,36 @@ def create_user(
         raise AccountRefused(f"There is already an account called {name}") from None
 
 
+#: app_setting key of the hashed one-time code that lets the browser create the first admin.
+SETUP_CODE_KEY = "first_admin_setup_code"
+NO_SETUP_CODE = ("The set-up code is not right. `ketawatch serve` prints it when it starts on a database with no "
+                 "accounts; or create the first administrator on the server: ketawatch users add NAME --role admin")
+
+
+def new_setup_code(engine: Engine) -> str | None:
+    """A fresh one-time code for creating the first admin in the browser (only its hash is kept), or None once the
+    database has accounts.
+
+    Without it, whoever reached an empty installation first, a mistyped database path or an address open to the
+    network, would make themselves its administrator. `ketawatch serve` prints the code on the server's console,
+    where only the person installing it sees it; a new code replaces the one before.
+    """
+    if has_accounts(engine):
+        return None
+    code = "-".join(secrets.token_hex(3).upper() for _ in range(3))  # 72 bits, typed from a console: ABC123-...
+    set_value(engine, SETUP_CODE_KEY, hash_password(code))
+    return code
+
+
 def create_first_admin(
-    engine: Engine, *, username: str, display_name: str, password: str, now: datetime | None = None
+    engine: Engine, *, username: str, display_name: str, password: str, setup_code: str,
+    now: datetime | None = None,
 ) -> User:
-    """Create the very first account, an admin; refused once any account exists (first-run set-up only)."""
+    """Create the very first account, an admin, given the set-up code `ketawatch serve` printed; refused once any
+    account exists (first-run set-up only)."""
+    stored = get_value(engine, SETUP_CODE_KEY)
+    if not stored or not verify_password(stored, (setup_code or "").strip().upper()):
+        raise AccountRefused(NO_SETUP_CODE)
     name = check_username(username)
     if name in DEMO_USERNAMES:
         raise AccountRefused(f"{name} is a demo account name; choose your own username")
@@ -260,10 +287,12 @@ def create_first_admin(
                 db.execute(text("LOCK TABLE app_user IN SHARE ROW EXCLUSIVE MODE"))
             if db.execute(select(func.count()).select_from(User)).scalar_one() > 0:
                 raise AccountRefused("KetaWatch already has accounts; ask an admin to add yours")
-            return _insert(db, username=name, display_name=display, role="admin", password=password,
-                           actor=name, now=now)
+            admin = _insert(db, username=name, display_name=display, role="admin", password=password,
+                            actor=name, now=now)
     except IntegrityError:
         raise AccountRefused("KetaWatch already has accounts; ask an admin to add yours") from None
+    set_value(engine, SETUP_CODE_KEY, "")  # used: no second first admin from the same code
+    return admin
 
 
 def create_demo_accounts(engine: Engine, *, now: datetime | None = None) -> list[User]:

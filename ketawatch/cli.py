@@ -185,8 +185,14 @@ AddressOption = typer.Option(
 def serve(db: Optional[str] = DbOption, port: int = typer.Option(8501, "--port", min=1, max=65535),
           address: str = AddressOption) -> None:
     """Start the dashboard on the configured database."""
+    from ketawatch.accounts import new_setup_code
+
     _check_rules_file()
-    open_db(db)
+    engine = open_db(db)
+    code = new_setup_code(engine)
+    if code is not None:  # on the console only (stderr), never in the app's logs: it makes an administrator
+        typer.echo(f"This database has no accounts yet. Create the first administrator in the browser with the "
+                   f"one-time set-up code {code} , or here: ketawatch users add NAME --role admin", err=True)
     _streamlit(resolve_url(db), port, address)
 
 

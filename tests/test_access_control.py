@@ -144,8 +144,14 @@ def test_the_first_run_page_appears_only_while_there_are_no_accounts():
     at = app_at().run()
     assert [t.value for t in at.title] == ["Set up KetaWatch"]
     labels = [w.label for w in at.text_input]
-    for i, value in enumerate(("boss", "The Boss", PASSWORD, PASSWORD + "x")):
+    assert labels[0] == "Set-up code"
+    code = accounts.new_setup_code(engine)  # as `ketawatch serve` makes and prints it
+    for i, value in enumerate(("wrong-code", "boss", "The Boss", PASSWORD, PASSWORD)):
         at.text_input[i].input(value)
+    at.button[0].click().run()
+    assert "set-up code is not right" in at.error[0].value and not accounts.has_accounts(engine)
+    at.text_input[0].input(code)
+    at.text_input[labels.index("Repeat the password")].input(PASSWORD + "x")
     at.button[0].click().run()
     assert "differ" in at.error[0].value and not accounts.has_accounts(engine)
     at.text_input[labels.index("Repeat the password")].input(PASSWORD)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import json
 from datetime import datetime, timedelta, timezone
 
@@ -235,12 +237,33 @@ def test_demo_accounts_exist_in_a_demo_database_and_sign_in_with_the_demo_passwo
 
 def test_the_first_admin_is_created_only_while_there_are_no_accounts(engine):
     assert not accounts.has_accounts(engine)
-    first = accounts.create_first_admin(engine, username="Boss", display_name="The Boss", password=PASSWORD)
+    code = accounts.new_setup_code(engine)
+    first = accounts.create_first_admin(engine, username="Boss", display_name="The Boss", password=PASSWORD,
+                                        setup_code=code.lower())  # typed from a console: case does not matter
     assert (first.username, first.role) == ("boss", "admin")
-    assert accounts.has_accounts(engine)
-    with pytest.raises(AccountRefused, match="already has accounts"):
-        accounts.create_first_admin(engine, username="second", display_name="x", password=PASSWORD)
+    assert accounts.has_accounts(engine) and accounts.new_setup_code(engine) is None
+    with pytest.raises(AccountRefused):
+        accounts.create_first_admin(engine, username="second", display_name="x", password=PASSWORD, setup_code=code)
     assert [u.username for u in accounts.list_users(engine)] == ["boss"]
+
+
+def test_the_first_admin_needs_the_set_up_code_the_server_printed(engine):
+    """Whoever reaches an empty installation first must not make themselves its administrator."""
+    for code in ("", "ABC123-DEF456-789ABC"):  # no code made yet: none is right
+        with pytest.raises(AccountRefused, match="set-up code is not right"):
+            accounts.create_first_admin(engine, username="mallory", display_name="M", password=PASSWORD, setup_code=code)
+    first, second = accounts.new_setup_code(engine), accounts.new_setup_code(engine)  # a restart prints a new one
+    assert first != second and re.fullmatch(r"[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}", second)
+    for wrong in ("", first, second[:-1] + ("0" if second[-1] != "0" else "1")):
+        with pytest.raises(AccountRefused, match="set-up code is not right"):
+            accounts.create_first_admin(engine, username="mallory", display_name="M", password=PASSWORD,
+                                        setup_code=wrong)
+    assert not accounts.has_accounts(engine)
+    from store.app_settings import get_value
+
+    assert second not in (get_value(engine, accounts.SETUP_CODE_KEY) or "")  # only its hash is kept
+    accounts.create_first_admin(engine, username="boss", display_name="B", password=PASSWORD, setup_code=second)
+    assert accounts.has_accounts(engine)
 
 
 def test_role_changes_are_audited_with_before_and_after(engine):

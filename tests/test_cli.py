@@ -279,6 +279,38 @@ def test_demo_builds_once_and_then_reuses(tmp_path):
     assert second.returncode == 0 and "Using the existing demo database (40 patients)" in second.stdout
 
 
+def test_serve_on_a_database_with_no_accounts_prints_a_set_up_code_that_makes_the_first_admin(tmp_path):
+    """The code is the only way the browser can create the first admin: it appears on the server's console alone."""
+    import re
+    import select as io_select
+    import socket
+    import time
+
+    from ketawatch import accounts
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("KETAWATCH_")}
+    server = subprocess.Popen([sys.executable, "-c", "from ketawatch.cli import main; main()", "serve", "--db", url,
+                               "--port", str(port)], cwd=tmp_path, env=environment, stderr=subprocess.PIPE, text=True)
+    try:
+        said, deadline = "", time.monotonic() + 60
+        while "set-up code" not in said and time.monotonic() < deadline:
+            if io_select.select([server.stderr], [], [], 1)[0]:
+                said += server.stderr.readline()
+    finally:
+        server.kill()
+        server.wait(timeout=30)
+    found = re.search(r"set-up code ([0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6})", said)
+    assert found, said
+    engine = open_database(url)
+    admin = accounts.create_first_admin(engine, username="boss", display_name="B", password="correct-horse-battery",
+                                        setup_code=found.group(1))
+    assert admin.role == "admin"
+
+
 def test_serve_passes_every_packaged_streamlit_setting_as_a_flag_streamlit_knows():
     """An installed KetaWatch has no .streamlit folder beside it: its settings travel as flags."""
     import tomllib
