@@ -458,7 +458,7 @@ def safety_banner(answers: pd.DataFrame, *, label=None, can_follow_up: bool = Tr
     own safety line, and `can_follow_up` says whether the form to record a follow-up is below it (writers only).
     A recorded follow-up (dashboard.safety_follow_up) moves an answer out of the red.
     """
-    from ketawatch.safety_answers import RECENT_DAYS
+    from ketawatch.safety_answers import RECENT_DAYS, one_per_patient
 
     if answers.empty:
         return
@@ -476,7 +476,7 @@ def safety_banner(answers: pd.DataFrame, *, label=None, can_follow_up: bool = Tr
         seen = [f"- Check-in of {fmt_datetime(r.reported_at)}: {followed(r)}" for r, d in zip(answers.itertuples(), done) if d]
         head = f"**{question} answered above 'not at all'**"
     else:
-        newest = answers.assign(followed=done.to_numpy()).drop_duplicates("patient_id")
+        newest = one_per_patient(answers).assign(followed=lambda a: a["followed_up_at"].notna())
         waiting = [f"- {md_escape(label(r.patient_id))}: check-in of {fmt_datetime(r.reported_at)}"
                    for r in newest.itertuples() if not r.followed]
         seen = [f"- {md_escape(label(r.patient_id))}: check-in of {fmt_datetime(r.reported_at)}, {followed(r)}"

@@ -120,6 +120,16 @@ def in_view(engine, *, now: datetime, reviews: pd.DataFrame | None = None) -> pd
     return answers[answers["followed_up_at"].isna() | recent.fillna(False)].reset_index(drop=True)
 
 
+def one_per_patient(answers: pd.DataFrame) -> pd.DataFrame:
+    """One answer per patient for a caseload-wide list: the newest still waiting for a follow-up, else the newest.
+
+    Taking the newest by date alone hid a waiting answer behind a newer, followed-up one (a paper form typed in
+    after the follow-up but dated before it), so the patient read as followed up.
+    """
+    waiting_first = answers["followed_up_at"].notna().to_numpy(dtype=bool).argsort(kind="stable")
+    return answers.iloc[waiting_first].drop_duplicates("patient_id")
+
+
 #: What a de-identified export says when a safety line is not one the check-in form wrote.
 UNSTANDARD_WORDING = "PHQ-9 question 9 (better off dead or self-harm) answered above 'not at all' (see the identified record)"
 

@@ -972,6 +972,31 @@ def test_a_question_9_follow_up_is_recorded_on_the_patient_page_and_moves_the_an
     # (That it is no review of the risk level: tests/test_caseload.py, with a red patient.)
 
 
+def test_a_waiting_question_9_answer_is_not_hidden_by_a_newer_followed_up_one(demo_url, monkeypatch):
+    """A paper form typed in after a follow-up, but dated before it, waits for its own: the caseload and Alerts must
+    show the patient in red, as the patient page does, not as followed up."""
+    from ketawatch.safety_answers import safety_line
+    from store.validation import Validator
+    from store.vocabulary import SAFETY_FOLLOW_UP
+
+    engine = open_database(demo_url)
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    line = safety_line(["Several days"])
+    records.add_checkin(engine, {"patient_id": "KW-0002", "craving": 2, "notes": line,
+                                 "reported_at": (now - dt.timedelta(days=1)).isoformat()},
+                        actor="demo-clinician", validator=Validator(now=now - dt.timedelta(hours=2)))
+    records.add_alert_review(engine, patient_id="KW-0002", level="green", reasons=[SAFETY_FOLLOW_UP],
+                             action="discussed_with_patient", note="Seen", actor="demo-clinician",
+                             now=now - dt.timedelta(hours=1))
+    records.add_checkin(engine, {"patient_id": "KW-0002", "craving": 3, "notes": line,
+                                 "reported_at": (now - dt.timedelta(days=3)).isoformat()},
+                        actor="demo-clinician", validator=Validator(now=now))
+    for page in ("caseload", "alerts"):
+        view = _app(demo_url, monkeypatch, page)
+        red = [e.value.replace("\\", "") for e in view.error if "question 9" in e.value]
+        assert red and "KW-0002" in red[0], page
+
+
 def test_amending_a_session_time_on_the_patient_page_keeps_the_record_chosen_and_says_it_saved(demo_url, monkeypatch):
     at = _app(demo_url, monkeypatch, "patient", patient="KW-0002")
     _no_exception(at)

@@ -19,7 +19,7 @@ from ketawatch.exports.deidentify import (
 )
 from ketawatch.caseload import latest_reviews
 from ketawatch.safety_answers import answers_with_follow_ups, follow_up_text, without_free_text
-from ketawatch.safety_answers import in_view as safety_in_view
+from ketawatch.safety_answers import in_view as safety_in_view, one_per_patient
 from store.frames import CHECKIN_DTYPES, SESSION_DTYPES, Records, conform
 from store.queries import alert_reviews_frame, checkins_frame, load_records, sessions_frame
 from store.settings import get_settings
@@ -354,10 +354,7 @@ def load_caseload(
     # list whatever the level or status, as the dashboard's banner does: a patient discharged just after answering
     # it still needs someone to call.
     until = min(now, pd.Timestamp(as_of + timedelta(days=1), tz=tz).to_pydatetime())
-    recent = safety_in_view(engine, now=until, reviews=reviews)
-    # One answer per patient: the newest still waiting for a follow-up, or else the newest.
-    waiting_first = recent["followed_up_at"].notna().to_numpy(dtype=bool).argsort(kind="stable")
-    recent = recent.iloc[waiting_first].drop_duplicates("patient_id")
+    recent = one_per_patient(safety_in_view(engine, now=until, reviews=reviews))
     answered = table["patient_id"].astype(str).isin(recent["patient_id"].astype(str)).to_numpy(dtype=bool)
     # Those the list would have shown had they been under care: amber or red, and not listed for question 9.
     alerting = table["level"].isin(["amber", "red"]).to_numpy(dtype=bool)
