@@ -54,8 +54,6 @@ _KINDS: dict[str, dict[str, Any]] = {
                 "void": void_checkin, "frame": queries.checkins_frame},
 }
 _BOOL_WORDS = {None: "not recorded", True: "yes", False: "no"}
-#: Session fields whose change is checked again for unusual values (a dose, weight, route or date).
-_DOSE_AND_TIME = {"dose_mg", "weight_kg", "route", "session_at"}
 
 
 def _blank(value: Any) -> bool:
@@ -252,13 +250,14 @@ def _amend_form(engine: Engine, user: SignedInUser, kind: str, record_id: int, b
     if not changes:
         st.warning("Nothing was changed, so nothing was saved.")
         return
-    if kind == "session" and set(changes) & _DOSE_AND_TIME:
-        # The same second look as on Log session: an amendment to 500 mg IV is the same slip of the keyboard.
+    if kind == "session":
+        # The same second look as on Log session: an amendment to 500 mg IV, or to a heart rate of 27, is the same
+        # slip of the keyboard. Only what the amendment changed is asked about.
         patient = data.patients().set_index("patient_id").loc[opened["patient_id"]]
         sessions = data.patient_records(opened["patient_id"]).sessions
         others = sessions[sessions["id"] != record_id]  # not the session being amended
-        if not unusual_confirmed(f"{base}_", unusual_session({"patient_id": opened["patient_id"], **values}, patient,
-                                                             others)):
+        unusual = unusual_session({"patient_id": opened["patient_id"], **values}, patient, others, changed=set(changes))
+        if not unusual_confirmed(f"{base}_", unusual):
             st.rerun()  # the form again, with the values to check and the tick box above its Save button
     try:
         saved = spec["amend"](engine, record_id, changes, actor=user.username, reason=reason,

@@ -528,13 +528,23 @@ def _confirm_key(prefix: str, unusual: list[str]) -> str:
     return prefix + "confirm_" + hashlib.sha256("\n".join(unusual).encode()).hexdigest()[:16]
 
 
-def unusual_session(raw: dict, patient: pd.Series, other_sessions: pd.DataFrame) -> list[str]:
-    """The store's double check of a session against one patient's plan (a row of `data.patients()`) and other sessions."""
+#: What each double-check message rests on: a dose's mg/kg on the dose, the weight and the route as well.
+_UNUSUAL_RESTS_ON = {"dose_mg": {"dose_mg", "weight_kg", "route"}, "weight_kg": {"weight_kg", "session_at"}}
+
+
+def unusual_session(raw: dict, patient: pd.Series, other_sessions: pd.DataFrame, *,
+                    changed: set[str] | None = None) -> list[str]:
+    """The store's double check of a session against one patient's plan (a row of `data.patients()`) and other sessions.
+
+    `changed`, for an amendment: only what rests on the fields changed is asked about (a heart rate amended to 27 is;
+    an old, unchanged one is not asked about again when only the notes change).
+    """
     from store.validation import Validator
 
     start = None if pd.isna(patient["treatment_start"]) else pd.Timestamp(patient["treatment_start"]).date()
     planned = None if pd.isna(patient["planned_dose_mg_per_kg"]) else float(patient["planned_dose_mg_per_kg"])
     others = [(t.to_pydatetime(), None if pd.isna(w) else float(w))
               for t, w in zip(other_sessions["session_at"], other_sessions["weight_kg"])]
-    return [p.message for p in Validator().unusual_session(raw, treatment_start=start, planned_mg_per_kg=planned,
-                                                           other_sessions=others)]
+    found = Validator().unusual_session(raw, treatment_start=start, planned_mg_per_kg=planned, other_sessions=others)
+    return [p.message for p in found
+            if changed is None or _UNUSUAL_RESTS_ON.get(p.column, {p.column}) & changed]

@@ -271,6 +271,27 @@ def test_an_amendment_to_an_unusual_dose_is_saved_only_once_the_clinician_confir
     assert stored(engine, sessions_frame, sid, "dose_mg") == 500.0
 
 
+def test_an_amended_vital_sign_is_asked_about_and_an_unchanged_one_is_not_asked_again(ui_records):
+    """A heart rate amended to 27 is the same slip as one typed on Log session; once it is confirmed and stored, a
+    later amendment of the notes alone does not ask about it again."""
+    engine, sid, _, people = ui_records
+    at, base = open_form(people, "session", sid, "amend")
+    at.number_input(key=f"{base}_f_hr_pre").set_value(27)
+    at.text_input(key=f"{base}_reason").input("as on the monitor strip")
+    submit(at, f"{base}_form", "Save amendment")
+    assert stored(engine, sessions_frame, sid, "version") == 1
+    warning = " ".join(w.value for w in at.warning).replace("\\", "")
+    assert "Heart rate before dosing: 27 /min is below 40 /min" in warning
+    next(c for c in at.checkbox if c.label.startswith("I have checked these values")).check()
+    submit(at, f"{base}_form", "Save amendment")
+    assert not at.exception and stored(engine, sessions_frame, sid, "hr_pre") == 27
+    at, base = open_form(people, "session", sid, "amend")
+    at.text_area(key=f"{base}_f_notes").input("Bradycardic at baseline, known to cardiology")
+    at.text_input(key=f"{base}_reason").input("note added")
+    submit(at, f"{base}_form", "Save amendment")
+    assert not at.exception and "now version 3" in at.success[0].value  # saved at once: nothing new to check
+
+
 def test_voiding_from_the_page_needs_a_reason_and_shows_in_the_history(ui_records):
     engine, _, cid, people = ui_records
     at, base = open_form(people, "checkin", cid, "void")
