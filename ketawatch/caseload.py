@@ -16,7 +16,7 @@ import pandas as pd
 from ketawatch.risk.reasons import reason_ids
 from ketawatch.risk.scoring import sds_total
 from store.frames import Records
-from store.vocabulary import is_safety_follow_up
+from store.vocabulary import UNDER_CARE_STATUSES, is_safety_follow_up
 
 #: Order in which levels are triaged (worst first) and compared (higher = worse).
 LEVEL_RANK = {"green": 0, "amber": 1, "red": 2}
@@ -84,6 +84,14 @@ def latest_reviews(reviews: pd.DataFrame | None) -> pd.DataFrame:
         index=pd.Index(latest["patient_id"].astype("string"), name="patient_id"),
     )
     return out
+
+
+def alerts_waiting(assessment: pd.DataFrame, patients: pd.DataFrame, reviews: pd.DataFrame | None, *,
+                   tz: str | ZoneInfo) -> pd.DataFrame:
+    """The Alerts page's list: `unreviewed_alerts` of the patients under care (active or paused; a pause in treatment
+    is not a pause in risk), so that every page that points to the list agrees with it."""
+    under_care = patients.loc[patients["status"].isin(UNDER_CARE_STATUSES), "patient_id"]
+    return unreviewed_alerts(assessment[assessment["patient_id"].isin(set(under_care))], reviews, tz=tz)
 
 
 def unreviewed_alerts(assessment: pd.DataFrame, reviews: pd.DataFrame | None, *, tz: str | ZoneInfo) -> pd.DataFrame:

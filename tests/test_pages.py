@@ -791,6 +791,12 @@ def test_the_patient_page_sends_a_writer_to_alerts_only_while_the_alert_waits(de
                              action="discussed_with_patient", note="All reasons gone through", actor="demo-clinician")
     page = _app(demo_url, monkeypatch, "patient", patient=pid)
     assert links(page) == [] and any("it covers the current reasons" in c.value for c in page.caption)
+    # A discharged patient is not on the Alerts page: no link there, and the page says why.
+    other = _first_alert(_app(demo_url, monkeypatch, "alerts"))
+    records.amend_patient(engine, other, {"status": "discharged"}, actor="demo-clinician", reason="treatment ended",
+                          expected_version=1)
+    page = _app(demo_url, monkeypatch, "patient", patient=other)
+    assert links(page) == [] and any("Not on the Alerts page: the patient is discharged" in c.value for c in page.caption)
 
 
 def test_a_paused_patient_keeps_their_alert_and_a_discharged_one_leaves(demo_url, monkeypatch):

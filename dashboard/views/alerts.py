@@ -12,11 +12,11 @@ import streamlit as st
 
 from dashboard import data, ui
 from dashboard.auth import can_write, may_still_write
-from ketawatch.caseload import reason_ids, unreviewed_alerts
+from ketawatch.caseload import alerts_waiting, reason_ids
 from store import records as store_records
 from store.settings import get_settings
 from store.validation import REVIEW_NOTE_MAX_LENGTH
-from store.vocabulary import REVIEW_ACTIONS, UNDER_CARE_STATUSES
+from store.vocabulary import REVIEW_ACTIONS
 
 user = ui.signed_in_user()
 writer = can_write(user)
@@ -24,10 +24,7 @@ st.title("Alerts")
 ui.disclaimer()
 ui.safety_banner(data.safety_answers(), label=ui.patient_label(data.patients()))
 
-assessment = data.assessment()
-under_care = set(data.patients().loc[lambda p: p["status"].isin(UNDER_CARE_STATUSES), "patient_id"])
-pending = unreviewed_alerts(assessment[assessment["patient_id"].isin(under_care)], data.reviews(),
-                            tz=get_settings().clinic_timezone)
+pending = alerts_waiting(data.assessment(), data.patients(), data.reviews(), tz=get_settings().clinic_timezone)
 names = data.patients().set_index("patient_id")["display_name"]
 
 done = st.session_state.pop("al_done", None)

@@ -17,7 +17,7 @@ from dashboard.safety_follow_up import follow_up_form
 from dashboard.auth import can_write
 from dashboard.export_panel import patient_exports
 from dashboard.record_views import patient_opened
-from ketawatch.caseload import latest_reviews, unreviewed_alerts
+from ketawatch.caseload import alerts_waiting, latest_reviews, unreviewed_alerts
 from ketawatch.charts import record_span
 from ketawatch.risk import COMBINATION_NOTE
 from ketawatch.risk.scoring import dose_per_kg, sds_total
@@ -87,16 +87,19 @@ with st.container(border=True):
     with top[1]:
         latest = latest_reviews(data.patient_reviews(pid))
         if level in ("amber", "red"):
-            waiting = not unreviewed_alerts(pd.DataFrame([assessed]), data.patient_reviews(pid),
-                                            tz=get_settings().clinic_timezone).empty
+            tz, mine = get_settings().clinic_timezone, pd.DataFrame([assessed])
+            unreviewed = not unreviewed_alerts(mine, data.patient_reviews(pid), tz=tz).empty
+            listed = not alerts_waiting(mine, patients, data.patient_reviews(pid), tz=tz).empty  # as Alerts lists it
             if pid in latest.index:
                 r = latest.loc[pid]
                 st.caption(f"Last alert review {ui.fmt_datetime(r['reviewed_at'])}, at level {ui.words(r['reviewed_level'])}"
-                           + ("; a reason, a higher level or a new episode since then waits for review." if waiting
+                           + ("; a reason, a higher level or a new episode since then waits for review." if unreviewed
                               else "; it covers the current reasons."))
             else:
                 st.caption("This alert has not been reviewed yet.")
-            if waiting and can_write(user):  # reviewed, or a reader who cannot review: no errand to send them on
+            if unreviewed and not listed:
+                st.caption(f"Not on the Alerts page: the patient is {ui.words(row['status']).lower()}.")
+            if listed and can_write(user):  # reviewed, or a reader who cannot review: no errand to send them on
                 st.page_link("views/alerts.py", label="Review on the Alerts page", icon=":material/notifications_active:")
     if not reasons:
         st.write("No rule is raising this patient's level." if level == "green" else "No records to assess yet.")
