@@ -192,12 +192,15 @@ def test_the_csv_never_starts_a_cell_with_a_formula_and_keeps_the_text(values):
                            "entity_key": key, "patient_id": patient, "detail": {"note": "@SUM(1)"}}])
     header, row = read_csv(audit_csv_bytes(frame))
     assert header == ["id", "at", "actor", "action", "entity", "entity_key", "patient_id", "detail"]
-    for cell in row:  # nor after a semicolon, where Excel splits a line when ';' is the list separator
-        assert not [piece for piece in cell.split(";") if piece.startswith(FORMULA_STARTS)], cell
+    for cell in row:  # nor after a semicolon or line break, where Excel splits when ';' is the list separator
+        assert not [piece for piece in re.split(r"[;\n\r]", cell) if piece.startswith(FORMULA_STARTS)], cell
     shown = dict(zip(header, row))
     for column, original in (("actor", actor), ("entity_key", key), ("patient_id", patient), ("action", "=cmd|' /C calc'!A0")):
-        assert shown[column].replace("'", "") == original.replace("'", "")  # only quotes added: the text is kept
-        assert (shown[column] != original) == any(p.startswith(FORMULA_STARTS) for p in original.split(";"))
+        expected, at_cell_start = "", True  # a quote before each formula character that would start a cell
+        for char in original:
+            expected += ("'" if at_cell_start and char in FORMULA_STARTS else "") + char
+            at_cell_start = char in ";\n\r"
+        assert shown[column] == expected
     assert shown["at"] == NOW.isoformat()
 
 

@@ -106,7 +106,18 @@ def test_caseload_csv_quotes_every_formula_like_cell():
     assert read["reasons"].tolist() == ["'\tx", "plain"]
 
 
-_RISKY_TEXT = st.text(alphabet=st.sampled_from("=+-@\t\r;' ab,\""), max_size=20) | st.text(max_size=20)
+_RISKY_TEXT = st.text(alphabet=st.sampled_from("=+-@\t\r\n;' ab,\""), max_size=20) | st.text(max_size=20)
+
+
+def _quoted_at_every_cell_start(text: str) -> str:
+    """The oracle, character by character: a quote before a formula character at the start or after ; or a line break."""
+    out, at_cell_start = [], True
+    for char in text:
+        if at_cell_start and char in FORMULA_STARTS:
+            out.append("'")
+        out.append(char)
+        at_cell_start = char in ";\n\r"
+    return "".join(out)
 
 
 @given(st.lists(st.one_of(st.none(), _RISKY_TEXT), max_size=20))
@@ -116,10 +127,9 @@ def test_neutralise_quotes_exactly_the_risky_values(values):
         if before is None:
             assert after is pd.NA
             continue
-        # Split as Excel splits a CSV line where the list separator is ';': no piece may start a formula.
-        assert not [piece for piece in after.split(";") if piece.startswith(FORMULA_STARTS)], after
-        assert after.replace("'", "") == before.replace("'", "")  # only quotes are added, nothing else changes
-        assert (after != before) == any(piece.startswith(FORMULA_STARTS) for piece in before.split(";"))
+        assert after == _quoted_at_every_cell_start(before)
+        # Split as Excel splits a CSV where the list separator is ';': no piece may start a formula.
+        assert not [piece for piece in re.split(r"[;\n\r]", after) if piece.startswith(FORMULA_STARTS)], after
     safe = excel_safe(pd.Series(values, dtype="string"))
     for before, after in zip(values, safe):  # an Excel cell is never split: only its start matters
         if before is not None:
@@ -130,10 +140,10 @@ def test_neutralise_quotes_exactly_the_risky_values(values):
 def test_a_csv_split_at_semicolons_starts_no_formula(sqlite_engine, tmp_path):
     """Excel where the list separator is ';' splits each line there, whatever the commas and quotes say."""
     rows = pd.DataFrame({"patient_id": ["KW-1"], "display_name": ["Ann Lee;=WEBSERVICE(CHAR(104)&A2)"],
-                         "level": ["red"], "reasons": ["feels ok;+HYPERLINK(B2)"]})
+                         "level": ["red"], "reasons": ["feels ok\n+HYPERLINK(B2)"]})
     data = caseload_csv_bytes(rows).decode("utf-8")
     cells = [cell for line in data.splitlines() for cell in line.split(";")]
-    assert len(cells) == 4 and not [c for c in cells if c.lstrip(" ").startswith(FORMULA_STARTS)], cells
+    assert len(cells) == 4 and not [c for c in cells if c.startswith(FORMULA_STARTS)], cells
     assert "Ann Lee;'=WEBSERVICE(CHAR(104)&A2)" in data
 
 

@@ -4,8 +4,9 @@ OWASP's CSV-injection advice: a cell that begins with `=`, `+`, `-`, `@`, a tab 
 return can be read by Excel, LibreOffice or Google Sheets as a formula (for example
 `=HYPERLINK(...)` in a patient's note). Such text gets a leading single quote, which every
 spreadsheet shows as text; the rest of the value is kept as written. In a CSV file the same goes
-for text after a semicolon: where the list separator is `;` (much of Europe), Excel splits a CSV
-line there, whatever the commas and quotes say, so `Ann;=WEBSERVICE(...)` would start a cell.
+for text after a semicolon or a line break: where the list separator is `;` (much of Europe), Excel
+splits a CSV line at each `;`, whatever the commas and quotes say, and so starts a new row at a
+line break in a note too: `Ann;=WEBSERVICE(...)` would start a cell.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from store.validation import FORMULA_STARTS  # the one list: validation refuses 
 
 _STARTS = "[" + re.escape("".join(FORMULA_STARTS)) + "]"
 _FORMULA_START = re.compile("^" + _STARTS)
-#: A semicolon before a formula character: the start of a cell where Excel splits on ';'.
-_AFTER_SEMICOLON = re.compile("(;)(" + _STARTS + ")")
+#: A semicolon or line break before a formula character: the start of a cell where Excel splits on ';'.
+_CELL_BREAK = re.compile("([;\n\r])(?=" + _STARTS + ")")
 #: Control characters that openpyxl refuses to write into a cell (XML 1.0 forbids them).
 _ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
@@ -31,8 +32,9 @@ def _quote_start(text: pd.Series) -> pd.Series:
 
 
 def neutralise(column: pd.Series) -> pd.Series:
-    """A text column for a CSV cell: a quote before a formula-like start, and before one after any semicolon."""
-    text = column.astype("string").str.replace(_AFTER_SEMICOLON, r"\1'\2", regex=True)
+    """A text column for a CSV cell: a quote before a formula-like start, and before one after any semicolon or
+    line break."""
+    text = column.astype("string").str.replace(_CELL_BREAK, r"\1'", regex=True)
     return _quote_start(text)
 
 

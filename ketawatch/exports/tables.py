@@ -4,7 +4,8 @@ The import-format files re-import into an empty KetaWatch database and reproduce
 records. To keep that true and still protect whoever opens them in a spreadsheet, only the
 free-text columns people type into (display_name, clinician, notes) are neutralised against
 formula injection: a value that starts with =, +, -, @, a tab or a carriage return gets a leading
-single quote, so after a re-import such a note starts with that quote. The key columns
+single quote, and so does such a character after a semicolon or a line break inside it
+(formula_injection.neutralise), so after a re-import such a note holds those quotes. The key columns
 (patient_id, the times) are written as stored, because changing them would break the link
 between the files and the database; every other column holds numbers, dates or fixed words that
 cannot start a formula. The Excel workbook and the caseload CSV are for reading, not for
