@@ -39,8 +39,9 @@ class UnsupportedDatabase(ValueError):
 
 
 def normalise_url(url: str) -> str:
-    """Accept `postgresql://` and `postgres://` URLs and use the psycopg 3 driver for them; refuse other databases."""
-    parsed = make_url(url)
+    """Accept `postgresql://` and `postgres://` URLs and use the psycopg 3 driver for them, and a plain path to an
+    SQLite file (`as_url`); refuse other databases."""
+    parsed = make_url(as_url(url))
     if parsed.get_backend_name() not in ("sqlite", "postgresql", "postgres"):
         raise UnsupportedDatabase(
             f"KetaWatch runs on SQLite or PostgreSQL, not {parsed.get_backend_name()}; "

@@ -201,6 +201,13 @@ def test_opening_a_patient_record_is_written_to_the_audit_trail_once_per_patient
     assert views()["patient_id"].tolist() == ["KW-0002", "KW-0003", "KW-0002"]
 
 
+def test_the_dashboard_opens_a_database_set_as_a_plain_file_path(demo_url, monkeypatch):
+    """KETAWATCH_DATABASE_URL=/srv/ketawatch/ketawatch.db, as the command line takes it too."""
+    at = _app(demo_url.removeprefix("sqlite:///"), monkeypatch, "caseload")
+    _no_exception(at)
+    assert len(at.dataframe[0].value) == len(patients_frame(open_database(demo_url)))
+
+
 def test_reviewer_gets_no_forms(demo_url, monkeypatch):
     for page in ("log_session", "log_checkin", "patients", "alerts"):
         at = _app(demo_url, monkeypatch, page, role="reviewer")
