@@ -459,6 +459,22 @@ def _checkin_form(demo_url, monkeypatch, patient="KW-0002") -> AppTest:
     return at
 
 
+def test_the_tablet_is_handed_over_only_with_nothing_typed_and_another_patient_starts_off_paper(demo_url, monkeypatch):
+    """Patient mode starts on an empty form: answers typed by the clinician (a paper question 9) would vanish."""
+    at = _checkin_form(demo_url, monkeypatch)
+    at.toggle(key="lc_paper").set_value(True).run()
+    at.radio(key="lc_phq9_9").set_value(2).run()
+    hand = _button(at, "Hand the tablet to the patient")
+    assert hand.disabled and "save the answers typed here, or clear them" in " ".join(c.value for c in at.caption)
+    at.selectbox(key="lc_patient").set_value("KW-0003").run()  # another patient: a fresh form, not a paper one
+    assert at.toggle(key="lc_paper").value is False and _button(at, "Hand the tablet to the patient").disabled is False
+    at.selectbox(key="lc_patient").set_value("KW-0002").run()  # KW-0002's draft back, paper toggle and all
+    assert at.toggle(key="lc_paper").value is True and at.radio(key="lc_phq9_9").value == 2
+    _button(at, "Clear the form").click().run()
+    _no_exception(at)
+    assert at.radio(key="lc_phq9_9").value is None and not _button(at, "Hand the tablet to the patient").disabled
+
+
 def test_log_checkin_saves_with_the_phq9_total_computed(demo_url, monkeypatch):
     at = _checkin_form(demo_url, monkeypatch)
     at.pills(key="lc_craving").set_value(4)

@@ -91,12 +91,20 @@ def _raw(patient_id: str | None, reported_at) -> dict:
     return raw
 
 
-def _clear_answers() -> bool:
-    """Empty every answer and the notes (the paper toggle, a way of entering, stays); True if any held a value."""
+def _typed() -> bool:
+    """Whether any answer or the notes hold a value."""
+    return any(st.session_state.get(P + key) not in (None, "") for key in ENTRY_KEYS)
+
+
+def _clear_answers(*, paper_too: bool = True) -> bool:
+    """Empty every answer and the notes, and set the paper toggle back (another patient's form starts as a fresh
+    one; after a save the next form keeps the way of entering); True if any held a value."""
     s = st.session_state
-    typed = any(s.get(P + key) not in (None, "") for key in ENTRY_KEYS)
+    typed = _typed()
     for key in ENTRY_KEYS:
         s[P + key] = None
+    if paper_too:
+        s[P + "paper"] = False
     s[P + "errors"] = {}
     return typed
 
@@ -130,7 +138,7 @@ def _save(patient_id: str | None) -> None:
     safety = any((s.get(P + i) or 0) > 0 for i in SAFETY_ITEMS)
     if safety:
         s[SAFETY_NOTICE_KEY] = {"patient_id": patient_id, "at": ui.fmt_datetime(reported_at)}
-    _clear_answers()
+    _clear_answers(paper_too=False)
     ui.drop_draft_notice(P)
     s[P + "saved"] = {"patient_id": patient_id, "at": ui.fmt_datetime(reported_at), "safety": safety}
     if not patient_mode:
@@ -291,12 +299,17 @@ def clinician_view() -> None:
                           format="YYYY-MM-DD", **ui.RECORD_TIMES)
         ui.field_error(errors, "reported_at")
     with cols[2]:
-        if st.button("Hand the tablet to the patient", icon=":material/tablet:", disabled=pid is None,
-                     help="Patient mode shows only this questionnaire; your password brings you back."):
+        typed = _typed()  # the patient answers on a fresh form: what was typed here would be lost without a word
+        if st.button("Hand the tablet to the patient", icon=":material/tablet:", disabled=pid is None or typed,
+                     help="Save or remove the answers typed here first: the patient starts on an empty form."
+                     if typed else "Patient mode shows only this questionnaire; your password brings you back."):
             st.session_state[ui.PATIENT_MODE_KEY] = {"patient_id": pid}
             _clear_answers()
             st.session_state.pop(P + "saved", None)
             st.rerun()
+        if typed and pid is not None:
+            st.caption("To hand the tablet over, save the answers typed here, or clear them:")
+            st.button("Clear the form", key=P + "clear", on_click=_clear_answers, icon=":material/ink_eraser:")
     if pid is None:
         st.info("Choose a patient to fill in their check-in.")
         return
