@@ -165,9 +165,15 @@ def _check_role(role: str) -> str:
 
 
 def _check_display_name(display_name: str, username: str) -> str:
+    """The full name as colleagues see it beside every review and change: no control or hidden direction characters."""
+    from store.validation import control_character_problem
+
     name = (display_name or "").strip() or username
     if len(name) > 200:
         raise AccountRefused("A display name may have at most 200 characters")
+    problem = control_character_problem("The display name", name)
+    if problem:
+        raise AccountRefused(problem)
     return name
 
 

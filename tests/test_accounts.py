@@ -672,3 +672,11 @@ def test_a_fallback_font_that_is_not_a_font_is_refused_when_settings_are_read(tm
     get_settings.cache_clear()
     with pytest.raises(SettingsInvalid, match=message):
         get_settings()
+
+
+@pytest.mark.parametrize("name", ["Ann \u202eeeL", "Ann\x07 Lee"])
+def test_a_display_name_with_a_hidden_direction_or_control_character_is_refused(engine, name):
+    """Colleagues' names are shown beside every review and question 9 follow-up: they must read as stored."""
+    with pytest.raises(AccountRefused, match="The display name holds"):
+        accounts.create_user(engine, username="ann", display_name=name, role="clinician", password=PASSWORD, actor="t")
+    assert not accounts.has_accounts(engine)

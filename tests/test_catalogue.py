@@ -217,4 +217,3 @@ def test_without_the_seed_documents_the_file_name_still_cites_it(monkeypatch, tm
         assert catalogue.seed_citation("003_0fcb1e60d6a91944.txt") == "003_0fcb1e60d6a91944.txt"
     finally:
         catalogue.seed_citation.cache_clear()
-

@@ -20,4 +20,10 @@ def test_constraints_pin_every_dependency_and_test_extra_to_one_version():
             assert version and re.fullmatch(r"[0-9][0-9A-Za-z.+-]*", version), f"not one exact version: {line!r}"
             pins[name.lower().replace("_", "-")] = version
     assert names - set(pins) == set(), "dependencies without a pin in constraints.txt"
+    from packaging.requirements import Requirement
+
+    for spec in wanted:  # and each pin meets pyproject's own lower bound
+        requirement = Requirement(spec.split("#")[0].strip())
+        pinned = pins[requirement.name.lower().replace("_", "-")]
+        assert requirement.specifier.contains(pinned, prereleases=True), f"{requirement} but pinned {pinned}"
     assert "authlib" in pins, "streamlit's auth extra is pinned too"
