@@ -30,7 +30,7 @@ from dashboard.ui import (
     unusual_session,
     words,
 )
-from ketawatch.risk.scoring import dose_per_kg
+from ketawatch.risk.scoring import dose_per_kg, sds_total
 from store import queries
 from store.records import (
     RecordConflict,
@@ -283,8 +283,9 @@ def record_summary(kind: Kind, record: dict) -> str:
         per_kg = dose_per_kg(record["dose_mg"], record.get("weight_kg"), record["route"])
         return text + (f" ({per_kg:.2f} mg/kg)" if pd.notna(per_kg) else "")
     parts = [f"craving {int(record['craving'])}"]
-    if all(given(item) for item in SDS_ITEMS):
-        parts.append(f"SDS {sum(int(record[item]) for item in SDS_ITEMS)}")
+    sds = sds_total(pd.DataFrame([{item: record.get(item) for item in SDS_ITEMS}], dtype="float64")).iloc[0]
+    if pd.notna(sds):  # all five answered
+        parts.append(f"SDS {int(sds)}")
     if given("phq9"):
         parts.append(f"PHQ-9 {int(record['phq9'])}")
     return ", ".join(parts)
