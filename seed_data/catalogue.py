@@ -227,11 +227,17 @@ def seeds_dir() -> Path:
 
 @cache
 def seed_citation(source: str) -> str:
-    """How a seed document is named to a reader: its title (its first line) and file, or the file alone if not at hand."""
-    try:
-        title = next((line.strip() for line in seed_text(source).splitlines() if line.strip()), "")
-    except (OSError, ValueError):  # an install without the seed documents still names the file
-        title = ""
+    """How a seed document is named to a reader: its title from the catalogue (`[seed_titles]`) and file.
+
+    A document the catalogue has no title for is named by its first line, and by its file alone when it is not at
+    hand; the catalogue's titles stand without the documents.
+    """
+    title = _load_toml("warning_signs.toml").get("seed_titles", {}).get(source, "")
+    if not title:
+        try:
+            title = next((line.strip() for line in seed_text(source).splitlines() if line.strip()), "")
+        except (OSError, ValueError):  # an install without the seed documents still names the file
+            title = ""
     return f"\u201c{title[:120]}\u201d ({source})" if title else source
 
 

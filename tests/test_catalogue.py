@@ -200,20 +200,25 @@ def test_side_effects_read_in_words_whatever_form_they_come_in():
     assert side_effect_words("nausea") == "Nausea"  # an old entry without a severity: no empty brackets
 
 
-def test_a_seed_document_is_cited_by_its_title_and_file():
-    from seed_data.catalogue import seed_citation, warning_signs
+def test_every_seed_document_cited_has_a_title_of_its_own_not_page_furniture():
+    """The saved pages begin with 'Image3', 'top of page' or 'TL;DR:': a clinician must see what the page is."""
+    from seed_data.catalogue import seed_citation, seeds_dir, warning_signs
 
-    source = next(s.source for s in warning_signs() if s.source)
-    cited = seed_citation(source)
-    assert cited.endswith(f"({source})") and cited.startswith("\u201c") and len(cited) > len(source) + 6
+    sources = {s.source for s in warning_signs() if s.source} | {p.name for p in seeds_dir().glob("*.txt")}
+    for source in sorted(sources):
+        cited = seed_citation(source)
+        assert cited.endswith(f"({source})") and cited.startswith("\u201c"), cited
+        assert not any(junk in cited for junk in ("Image3", "top of page", "TL;DR")), cited
+    assert seed_citation("003_0fcb1e60d6a91944.txt") == "\u201cIs Ketamine Addictive?\u201d (003_0fcb1e60d6a91944.txt)"
 
 
-def test_without_the_seed_documents_the_file_name_still_cites_it(monkeypatch, tmp_path):
+def test_without_the_seed_documents_a_citation_still_names_the_title_or_the_file(monkeypatch, tmp_path):
     from seed_data import catalogue
 
     monkeypatch.setenv(catalogue.SEEDS_DIR_ENV, str(tmp_path))  # a folder without the documents
     catalogue.seed_citation.cache_clear()
     try:
-        assert catalogue.seed_citation("003_0fcb1e60d6a91944.txt") == "003_0fcb1e60d6a91944.txt"
+        assert catalogue.seed_citation("003_0fcb1e60d6a91944.txt").startswith("\u201cIs Ketamine Addictive?")
+        assert catalogue.seed_citation("009_unknown.txt") == "009_unknown.txt"
     finally:
         catalogue.seed_citation.cache_clear()
