@@ -107,6 +107,30 @@ def test_the_printed_level_history_steps_from_level_to_level(sample):
     assert lines["Level on each record date"] == "steps-post"
 
 
+def test_short_level_periods_go_unnamed_rather_than_run_together_and_the_legend_names_the_hatching():
+    """An amber week just before a red one printed 'AMBERRED' above the chart."""
+    import datetime as dt
+
+    from ketawatch.charts import ChartSpec, LevelPeriod, Series
+
+    day = dt.date(2026, 1, 1)
+    at = lambda n: day + dt.timedelta(days=n)  # noqa: E731
+    spec = ChartSpec(key="craving", title="Craving", y_label="0-10", x_range=(at(0), at(365)),
+                     series=(Series("Craving", (at(0), at(365)), (1.0, 2.0)),),
+                     levels=(LevelPeriod(at(100), at(104), "amber"), LevelPeriod(at(105), at(200), "red"),
+                             LevelPeriod(at(201), at(300), "amber")))
+    drawn = draw(spec)
+    names = [t for t in drawn.axes[0].texts if t.get_text() in ("AMBER", "RED")]
+    assert [t.get_text() for t in names] == ["RED", "AMBER"]  # the 5-day amber spell is too narrow to name
+    import numpy as np
+
+    gaps = np.diff([t.get_position()[0] for t in names])
+    assert (gaps >= 0.07 * 365).all()
+    legend = [t.get_text() for t in drawn.legends[0].get_texts()] if drawn.legends else \
+        [t.get_text() for t in drawn.axes[0].get_legend().get_texts()]
+    assert "Amber level" in legend and "Red level" in legend
+
+
 @pytest.mark.parametrize(("before", "after", "shown"), [
     (72, 80, "72/80"), (57, None, "57/\u2013"), (None, 87, "\u2013/87"), (None, None, ""),
 ])

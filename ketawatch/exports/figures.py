@@ -86,16 +86,27 @@ def _x(dates) -> np.ndarray:
     return date2num(pd.to_datetime(pd.Series(list(dates), dtype=object)).to_numpy()) if len(dates) else np.array([])
 
 
-def _draw_levels(ax, spec: ChartSpec) -> None:
-    """Shade amber and red periods behind the data, hatched, with the level written above them."""
+#: The least room, as a share of the chart's width, for a level's name above its period: narrower periods, or names
+#: that would run into the one before ("AMBERRED"), go unnamed, and the legend says which hatching is which level.
+_LEVEL_NAME_ROOM = 0.07
+
+
+def _draw_levels(ax, spec: ChartSpec, lo: float, hi: float) -> None:
+    """Shade amber and red periods behind the data, hatched, with the level written above those wide enough."""
+    room, last_named, shown = _LEVEL_NAME_ROOM * max(hi - lo, 1.0), float("-inf"), set()
     for period in spec.levels:
         shade = _LEVEL_SHADE.get(period.level)
         if shade is None:
             continue
         start, end = _x([period.start])[0] - 0.5, _x([period.end])[0] + 0.5
-        ax.axvspan(start, end, facecolor=shade[0], hatch=shade[1], edgecolor="0.72", linewidth=0, hatch_linewidth=0.5, zorder=0)
-        ax.text((start + end) / 2, 1.0, period.level.upper(), transform=ax.get_xaxis_transform(), ha="center", va="bottom",
-                fontsize=6, color=_GREY)
+        ax.axvspan(start, end, facecolor=shade[0], hatch=shade[1], edgecolor="0.72", linewidth=0, hatch_linewidth=0.5,
+                   zorder=0, label=None if period.level in shown else f"{period.level.capitalize()} level")
+        shown.add(period.level)
+        middle = (start + end) / 2
+        if end - start >= room and middle - last_named >= room:
+            ax.text(middle, 1.0, period.level.upper(), transform=ax.get_xaxis_transform(), ha="center", va="bottom",
+                    fontsize=6, color=_GREY)
+            last_named = middle
 
 
 def _draw_series(ax, series: Series, bar_width: float) -> None:
@@ -170,10 +181,11 @@ def draw(spec: ChartSpec) -> Figure:
         ax.set_axis_off()
         figure.text(0.5, 0.5, spec.empty_text, ha="center", va="center", fontsize=8, color=_GREY)
         return figure
-    entries = sum(1 for series in spec.series if len(series.x)) + len(spec.lines) + len(spec.bands)
+    entries = (sum(1 for series in spec.series if len(series.x)) + len(spec.lines) + len(spec.bands)
+               + len({p.level for p in spec.levels if p.level in _LEVEL_SHADE}))
     figure, ax = _new(max(0.9, spec.height * INCH_PER_PX - 0.75), legend_rows=(entries + 2) // 3)
     lo, hi = _x(spec.x_range)
-    _draw_levels(ax, spec)
+    _draw_levels(ax, spec, lo, hi)
     for band in spec.bands:
         fill, hatch = _BANDS.get(band.role, ("0.92", ""))
         ax.axhspan(band.y0, band.y1, facecolor=fill, hatch=hatch, edgecolor="0.75", linewidth=0, hatch_linewidth=0.5, zorder=1,
