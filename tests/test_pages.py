@@ -1113,6 +1113,19 @@ def test_a_dose_far_above_the_usual_is_saved_only_once_the_clinician_confirms_it
     assert f"Session saved for {pid}" in _texts(at) and not at.warning
 
 
+def test_a_weight_carried_forward_says_when_it_was_recorded_until_it_is_changed(demo_url, monkeypatch):
+    from store.queries import sessions_frame
+    from dashboard.ui import fmt_datetime
+
+    pid = _iv_patient(demo_url)
+    at = _session_form(demo_url, monkeypatch, patient=pid)
+    mine = sessions_frame(open_database(demo_url), [pid]).dropna(subset=["weight_kg"]).sort_values("session_at")
+    said = f"As recorded at the session of {fmt_datetime(mine['session_at'].iloc[-1])}"
+    assert at.number_input(key="ls_weight").value == mine["weight_kg"].iloc[-1] and said in [c.value for c in at.caption]
+    at.number_input(key="ls_weight").set_value(71.5).run()  # weighed today
+    assert said not in [c.value for c in at.caption]
+
+
 def test_a_heart_rate_of_27_is_saved_only_once_the_clinician_confirms_it(demo_url, monkeypatch):
     """Allowed by the import format (20-250/min), but most often 72 typed backwards: the form asks first."""
     pid = _iv_patient(demo_url)

@@ -41,8 +41,10 @@ def _prefill() -> None:
     """Weight (the last one recorded) and route from the patient's previous sessions, to save keystrokes."""
     pid = st.session_state.get(P + "patient")
     mine = data.patient_records(pid).sessions.sort_values("session_at")  # none for no patient
-    weights = mine["weight_kg"].dropna()
-    st.session_state[P + "weight"] = float(weights.iloc[-1]) if len(weights) else None
+    weighed = mine.dropna(subset=["weight_kg"])
+    st.session_state[P + "weight"] = float(weighed["weight_kg"].iloc[-1]) if len(weighed) else None
+    st.session_state[P + "weight_from"] = (  # a weight carried forward says from when, to be checked against today's
+        (st.session_state[P + "weight"], ui.fmt_datetime(weighed["session_at"].iloc[-1])) if len(weighed) else None)
     if len(mine):
         st.session_state[P + "route"] = str(mine["route"].iloc[-1])
 
@@ -174,7 +176,11 @@ dose_cols = st.columns([1, 1, 1, 2])
 with dose_cols[0]:
     dose = ui.rule_number(SESSION_RULES["dose_mg"], P + "dose", errors, step=0.5)
 with dose_cols[1]:
-    weight = ui.rule_number(SESSION_RULES["weight_kg"], P + "weight", errors, help="Pre-filled from the last session.")
+    weight = ui.rule_number(SESSION_RULES["weight_kg"], P + "weight", errors,
+                            help="Pre-filled from the patient's last recorded weight: weigh them if that is long ago.")
+    carried = st.session_state.get(P + "weight_from")
+    if carried is not None and weight == carried[0]:
+        st.caption(f"As recorded at the session of {carried[1]}")
 with dose_cols[2]:
     ui.rule_number(SESSION_RULES["duration_min"], P + "duration", errors)
 with dose_cols[3]:
