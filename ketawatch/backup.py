@@ -23,7 +23,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DatabaseError, OperationalError
 
 from sqlmodel import Session, SQLModel
 
@@ -190,14 +190,35 @@ def _pg_archive_revision(tool: str, path: Path) -> str | None:
 # ----- backup --------------------------------------------------------------------------------
 
 
-def _audit(url: str, *, actor: str, action: str, path: Path) -> None:
+def _audit(url: str, *, actor: str, action: str, path: Path, **detail) -> None:
     """Leave a line in the database's own audit trail: a backup copies every record, a restore replaces them."""
     engine = make_engine(url)
     try:
         with Session(engine) as db, db.begin():
-            record_event(db, actor=actor, action=action, entity="database", file=str(path.resolve()))
+            record_event(db, actor=actor, action=action, entity="database", file=str(path.resolve()), **detail)
     finally:
         engine.dispose()
+
+
+def _trail_summary(url: str) -> dict[str, object]:
+    """How many audit lines the database at `url` holds and when the newest was written (none: no trail yet).
+
+    A restore replaces the trail with the backup's: its own line says what the replaced one held, so the lines
+    written since the backup are known to be gone, and from when.
+    """
+    if _backend(url) == "sqlite" and not _sqlite_path(url).exists():
+        return {}
+    engine = create_engine(normalise_url(url))
+    try:
+        with engine.connect() as conn:
+            if "audit_event" not in inspect(conn).get_table_names():
+                return {}
+            count, newest = conn.execute(text("SELECT count(*), max(at) FROM audit_event")).one()
+    except DatabaseError:  # unreachable or not a database: the restore's own checks say so in words
+        return {}
+    finally:
+        engine.dispose()
+    return {"replaced_trail_lines": int(count), "replaced_trail_newest": str(newest) if newest is not None else None}
 
 
 def backup(url: str, path: Path | str, *, actor: str = "cli") -> str:
@@ -344,6 +365,7 @@ def restore(url: str, path: Path | str, *, force: bool = False, actor: str = "cl
     if found.format == "pg_custom" and backend != "postgresql":
         raise BackupRefused(f"{found.path} is a PostgreSQL (pg_dump) backup; restore it to a PostgreSQL database URL")
     forget_engines()  # no pooled connection keeps reading the database being replaced
+    replaced = _trail_summary(url)
     if backend == "sqlite":
         message = _restore_sqlite(found, _sqlite_path(url), force)
     else:
@@ -353,7 +375,7 @@ def restore(url: str, path: Path | str, *, force: bool = False, actor: str = "cl
         upgrade(engine)  # a backup made by an older KetaWatch is brought to the current schema
     finally:
         engine.dispose()
-    _audit(url, actor=actor, action="restore", path=found.path)
+    _audit(url, actor=actor, action="restore", path=found.path, **replaced)
     return message
 
 

@@ -273,6 +273,40 @@ def test_backup_and_restore_are_audited(filled_sqlite, tmp_path):
     assert (actor, action) == ("night-ops", "backup") and "a.db" in str(detail)
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_restore_line_says_how_many_audit_lines_the_replaced_trail_held_and_its_newest(backend, tmp_path):
+    """A restore replaces the trail with the backup's: the lines written since the backup must be known to be gone."""
+    import json
+
+    if backend == "postgresql" and not (os.environ.get("KETAWATCH_TEST_DATABASE_URL") and shutil.which("pg_dump")):
+        pytest.skip("needs KETAWATCH_TEST_DATABASE_URL and pg_dump/pg_restore on PATH")
+    url, drop = fresh_database_url(backend, tmp_path)
+    try:
+        engine = make_engine(url)
+        upgrade(engine)
+        fill(engine, tmp_path / "in")
+        kb.backup(url, tmp_path / "copy.bak", actor="night-ops")
+        from store.audit import record_patient_view
+
+        record_patient_view(engine, actor="dr-late", patient_id="P1", page="patient")  # after the backup
+        with engine.connect() as conn:
+            held, newest = conn.execute(text("SELECT count(*), max(at) FROM audit_event")).one()
+        engine.dispose()
+        kb.restore(url, tmp_path / "copy.bak", force=True, actor="night-ops")
+        engine = make_engine(url)
+        with engine.connect() as conn:
+            actor, action, detail = conn.execute(text(
+                "SELECT actor, action, detail FROM audit_event ORDER BY id DESC LIMIT 1")).one()
+            views = conn.execute(text("SELECT count(*) FROM audit_event WHERE actor = 'dr-late'")).scalar_one()
+        engine.dispose()
+        detail = detail if isinstance(detail, dict) else json.loads(detail)
+        assert (actor, action, views) == ("night-ops", "restore", 0)  # the late line is gone with the old trail...
+        assert detail["replaced_trail_lines"] == held  # ...and the restore says how many lines were replaced
+        assert detail["replaced_trail_newest"] == str(newest)
+    finally:
+        drop()
+
+
 # ----- through the command line --------------------------------------------------------------
 
 
