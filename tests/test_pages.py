@@ -362,6 +362,15 @@ def test_a_record_is_named_by_what_it_holds_for_the_correct_or_void_choice(kind,
     assert record_summary(kind, record) == shown
 
 
+def _open_patient_elsewhere(at: AppTest, pid: str, back_to: str) -> AppTest:
+    """Open another patient's page meanwhile (the forms' pickers follow it), then go back to `back_to`'s page."""
+    at.switch_page("views/patient.py").run()
+    at.selectbox(key="pp_patient").set_value(pid).run()
+    at.switch_page(f"views/{back_to}.py").run()
+    _no_exception(at)
+    return at
+
+
 def test_a_half_filled_session_survives_a_look_at_another_page_but_never_moves_to_another_patient(demo_url, monkeypatch):
     """Streamlit dropped the typed values when the page was left; and the picker follows the patient last opened."""
     at = _app(demo_url, monkeypatch, "log_session")
@@ -380,10 +389,7 @@ def test_a_half_filled_session_survives_a_look_at_another_page_but_never_moves_t
     assert (at.number_input(key="ls_dose").value, at.number_input(key="ls_sbp_pre").value) == (35.0, 130)
     assert at.session_state["ls_when"] == nine  # a time the clinician set is kept too, not silently made now
     assert at.segmented_control(key="ls_sev_nausea").value == "severe"
-    at.switch_page("views/patient.py").run()
-    at.selectbox(key="pp_patient").set_value("KW-0003").run()  # another patient opened meanwhile
-    at.switch_page("views/log_session.py").run()
-    _no_exception(at)
+    _open_patient_elsewhere(at, "KW-0003", "log_session")  # another patient opened meanwhile
     assert at.selectbox(key="ls_patient").value == "KW-0003"
     assert at.number_input(key="ls_dose").value is None and at.number_input(key="ls_sbp_pre").value is None
     assert any("What was typed for KW-0002 is kept: choose KW-0002 again" in i.value.replace("\\", "") for i in at.info)
@@ -395,9 +401,7 @@ def test_a_half_filled_session_survives_a_look_at_another_page_but_never_moves_t
     _button(at, "Save session").click().run()
     assert any("Session saved for KW-0003" in s.value.replace("\\", "") for s in at.success)
     assert any("Unsaved entries kept for KW-0002" in c.value.replace("\\", "") for c in at.caption)
-    at.switch_page("views/patient.py").run()
-    at.selectbox(key="pp_patient").set_value("KW-0004").run()
-    at.switch_page("views/log_session.py").run()
+    _open_patient_elsewhere(at, "KW-0004", "log_session")
     assert not [s for s in at.success if "Session saved" in s.value]
     # KW-0002's session, as typed, comes back with KW-0002: a look at other charts cost nothing.
     at.selectbox(key="ls_patient").set_value("KW-0002").run()
@@ -515,10 +519,7 @@ def test_a_half_filled_check_in_survives_a_look_at_another_page_but_never_moves_
         == (6, 2, 1)
     assert at.text_area(key="lc_notes").value == "Sleeping badly since the move"
     assert at.session_state["lc_when"] == yesterday
-    at.switch_page("views/patient.py").run()
-    at.selectbox(key="pp_patient").set_value("KW-0003").run()  # another patient opened meanwhile
-    at.switch_page("views/log_checkin.py").run()
-    _no_exception(at)
+    _open_patient_elsewhere(at, "KW-0003", "log_checkin")  # another patient opened meanwhile
     assert at.selectbox(key="lc_patient").value == "KW-0003"
     assert at.pills(key="lc_craving").value is None and at.radio(key="lc_phq9_9").value is None
     assert not at.text_area(key="lc_notes").value
@@ -530,10 +531,7 @@ def test_a_half_filled_check_in_survives_a_look_at_another_page_but_never_moves_
     _button(at, "Save check-in").click().run()
     assert _count(demo_url, CheckIn) == before + 1
     assert any("Check-in saved for KW-0003" in s.value.replace("\\", "") for s in at.success)
-    at.switch_page("views/patient.py").run()
-    at.selectbox(key="pp_patient").set_value("KW-0004").run()
-    at.switch_page("views/log_checkin.py").run()
-    _no_exception(at)
+    _open_patient_elsewhere(at, "KW-0004", "log_checkin")
     assert not [s for s in at.success if "Check-in saved" in s.value]
     at.selectbox(key="lc_patient").set_value("KW-0002").run()  # KW-0002's answers come back with KW-0002
     assert (at.pills(key="lc_craving").value, at.radio(key="lc_phq9_9").value) == (6, 1)
