@@ -454,7 +454,8 @@ def safety_banner(answers: pd.DataFrame, *, label=None, can_follow_up: bool = Tr
     """PHQ-9 question 9 answers: in red above everything else until followed up, then in blue for two weeks.
 
     `answers` is `data.safety_answers()`, or one patient's rows of it; `label` names each patient
-    (a caseload-wide banner, by their newest answer); without it the banner shows each check-in's
+    (a caseload-wide banner, by their newest answer still waiting, else their newest: `one_per_patient`); without it
+    the banner shows each check-in's
     own safety line, and `can_follow_up` says whether the form to record a follow-up is below it (writers only).
     A recorded follow-up (dashboard.safety_follow_up) moves an answer out of the red.
     """
@@ -528,10 +529,6 @@ def _confirm_key(prefix: str, unusual: list[str]) -> str:
     return prefix + "confirm_" + hashlib.sha256("\n".join(unusual).encode()).hexdigest()[:16]
 
 
-#: What each double-check message rests on: a dose's mg/kg on the dose, the weight and the route as well.
-_UNUSUAL_RESTS_ON = {"dose_mg": {"dose_mg", "weight_kg", "route"}, "weight_kg": {"weight_kg", "session_at"}}
-
-
 def unusual_session(raw: dict, patient: pd.Series, other_sessions: pd.DataFrame, *,
                     changed: set[str] | None = None) -> list[str]:
     """The store's double check of a session against one patient's plan (a row of `data.patients()`) and other sessions.
@@ -545,6 +542,5 @@ def unusual_session(raw: dict, patient: pd.Series, other_sessions: pd.DataFrame,
     planned = None if pd.isna(patient["planned_dose_mg_per_kg"]) else float(patient["planned_dose_mg_per_kg"])
     others = [(t.to_pydatetime(), None if pd.isna(w) else float(w))
               for t, w in zip(other_sessions["session_at"], other_sessions["weight_kg"])]
-    found = Validator().unusual_session(raw, treatment_start=start, planned_mg_per_kg=planned, other_sessions=others)
-    return [p.message for p in found
-            if changed is None or _UNUSUAL_RESTS_ON.get(p.column, {p.column}) & changed]
+    return [p.message for p in Validator().unusual_session(raw, treatment_start=start, planned_mg_per_kg=planned,
+                                                           other_sessions=others, changed=changed)]

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
@@ -76,7 +77,7 @@ def _backend(url: str) -> str:
 
 
 def _sqlite_path(url: str) -> Path:
-    database = make_url(url).database
+    database = make_url(normalise_url(url)).database  # a plain file path too, as the command line takes it
     if not database or database == ":memory:":
         raise BackupRefused("an in-memory SQLite database cannot be backed up or restored; use a file URL")
     return Path(database)
@@ -218,7 +219,15 @@ def _trail_summary(url: str) -> dict[str, object]:
         return {}
     finally:
         engine.dispose()
-    return {"replaced_trail_lines": int(count), "replaced_trail_newest": str(newest) if newest is not None else None}
+    return {"replaced_trail_lines": int(count), "replaced_trail_newest": _utc_iso(newest)}
+
+
+def _utc_iso(value) -> str | None:
+    """A stored instant as ISO 8601 UTC, whichever database gave it (SQLite: naive UTC text; PostgreSQL: aware)."""
+    if value is None:
+        return None
+    stamp = pd.Timestamp(value)
+    return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).isoformat()
 
 
 def backup(url: str, path: Path | str, *, actor: str = "cli") -> str:

@@ -126,8 +126,9 @@ def one_per_patient(answers: pd.DataFrame) -> pd.DataFrame:
     Taking the newest by date alone hid a waiting answer behind a newer, followed-up one (a paper form typed in
     after the follow-up but dated before it), so the patient read as followed up.
     """
-    waiting_first = answers["followed_up_at"].notna().to_numpy(dtype=bool).argsort(kind="stable")
-    return answers.iloc[waiting_first].drop_duplicates("patient_id")
+    newest_first = answers.sort_values("reported_at", ascending=False, kind="stable")
+    waiting_first = newest_first["followed_up_at"].notna().to_numpy(dtype=bool).argsort(kind="stable")
+    return newest_first.iloc[waiting_first].drop_duplicates("patient_id")
 
 
 #: What a de-identified export says when a safety line is not one the check-in form wrote.

@@ -11,7 +11,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.util.exc import CommandError
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from store.settings import get_settings
@@ -59,7 +59,8 @@ SQLITE_FILE_ENDINGS = (".db", ".sqlite", ".sqlite3")
 def as_url(text: str) -> str:
     """A database URL as given, or the SQLite URL of a plain file path ending in .db, .sqlite or .sqlite3."""
     if "://" not in text and text.lower().endswith(SQLITE_FILE_ENDINGS):
-        return f"sqlite:///{Path(text).expanduser()}"
+        # Built, not pasted into a string: a '?', '#' or '%' in the file name stays part of the name.
+        return URL.create("sqlite", database=str(Path(text).expanduser())).render_as_string()
     return text
 
 

@@ -315,6 +315,12 @@ def control_character_problem(label: str, text: str) -> str | None:
 _DIRECTION_OVERRIDES = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
+#: What a double-check problem of `Validator.unusual_session`, filed under its column, rests on: a dose's mg/kg on
+#: the dose, the weight and the route; a weight's change on the weight and when (which weight came before). A new
+#: check that rests on more than its own column must be added here, or an amendment would not ask about it.
+UNUSUAL_RESTS_ON = {"dose_mg": {"dose_mg", "weight_kg", "route"}, "weight_kg": {"weight_kg", "session_at"}}
+
+
 class Validator:
     """Parses and checks one record at a time against a rule table, with a fixed clock and time zone."""
 
@@ -578,7 +584,8 @@ class Validator:
 
     def unusual_session(self, raw: Mapping[str, Any], *, treatment_start: date | None,
                         planned_mg_per_kg: float | None,
-                        other_sessions: Sequence[tuple[datetime, float | None]] = ()) -> list[Problem]:
+                        other_sessions: Sequence[tuple[datetime, float | None]] = (),
+                        changed: set[str] | None = None) -> list[Problem]:
         """What a valid session holds that is unusual enough to confirm before saving (most often a slip of the keyboard).
 
         Empty when the session is not valid (its problems come first) or nothing is unusual. The
@@ -586,7 +593,12 @@ class Validator:
         `other_sessions` are the patient's other live sessions as (time, weight in kg or None): a
         second session on the same day is most often the first one entered twice, and a weight far
         from the one before is most often typed in pounds, and would make every mg/kg wrong.
+        `changed`, for an amendment: only what rests on those fields (`UNUSUAL_RESTS_ON`) is asked about.
         """
+        found = self._unusual_session(raw, treatment_start, planned_mg_per_kg, other_sessions)
+        return [p for p in found if changed is None or UNUSUAL_RESTS_ON.get(p.column, {p.column}) & changed]
+
+    def _unusual_session(self, raw, treatment_start, planned_mg_per_kg, other_sessions) -> list[Problem]:
         from seed_data.catalogue import dose_checks
 
         clean, problems = self.session(raw)

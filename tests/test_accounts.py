@@ -242,9 +242,21 @@ def test_the_first_admin_is_created_only_while_there_are_no_accounts(engine):
                                         setup_code=code.lower())  # typed from a console: case does not matter
     assert (first.username, first.role) == ("boss", "admin")
     assert accounts.has_accounts(engine) and accounts.new_setup_code(engine) is None
-    with pytest.raises(AccountRefused):
+    from store.app_settings import get_value
+
+    assert get_value(engine, accounts.SETUP_CODE_KEY) == ""  # used up
+    with pytest.raises(AccountRefused, match="set-up code is not right"):
         accounts.create_first_admin(engine, username="second", display_name="x", password=PASSWORD, setup_code=code)
     assert [u.username for u in accounts.list_users(engine)] == ["boss"]
+
+
+def test_a_set_up_code_made_before_an_account_was_added_elsewhere_makes_no_second_first_admin(engine):
+    """The code printed at start-up, then an admin added with `ketawatch users add`: the page's form is refused."""
+    code = accounts.new_setup_code(engine)
+    make_user(engine, "admin")
+    with pytest.raises(AccountRefused, match="already has accounts"):
+        accounts.create_first_admin(engine, username="late", display_name="L", password=PASSWORD, setup_code=code)
+    assert [u.username for u in accounts.list_users(engine)] == ["ada"]
 
 
 def test_the_first_admin_needs_the_set_up_code_the_server_printed(engine):

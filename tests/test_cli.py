@@ -86,6 +86,10 @@ def test_a_plain_path_to_an_sqlite_file_is_taken_for_its_url_and_a_bare_word_is_
     typo = ketawatch("users", "list", "--db", "postgres@dbhost/ketawatch", cwd=tmp_path)
     assert typo.returncode != 0 and not (tmp_path / "postgres@dbhost").exists()
     assert as_url("sqlite:///x.db") == "sqlite:///x.db" and as_url("~/k.sqlite3").startswith("sqlite:////")
+    from sqlalchemy.engine import make_url
+
+    for odd in ("we?ird.db", "a%41.db", "x#1.db"):  # the name is the file's, never read as URL syntax
+        assert make_url(as_url(odd)).database == odd
     demo = ketawatch("demo", "--db", "demo-here.db", "--no-serve", cwd=tmp_path)  # the demo takes a path too
     assert demo.returncode == 0, demo.stderr
     assert (tmp_path / "demo-here.db").stat().st_size > 0

@@ -1122,6 +1122,11 @@ def test_a_weight_carried_forward_says_when_it_was_recorded_until_it_is_changed(
     assert at.number_input(key="ls_weight").value == mine["weight_kg"].iloc[-1] and said in [c.value for c in at.caption]
     at.number_input(key="ls_weight").set_value(71.5).run()  # weighed today
     assert said not in [c.value for c in at.caption]
+    at.number_input(key="ls_dose").set_value(35.0).run()
+    _button(at, "Save session").click().run()
+    saved_at = next(m for m in (s.value for s in at.success) if "Session saved" in m).rsplit(" at ", 1)[1].rstrip(".")
+    assert at.number_input(key="ls_weight").value == 71.5  # kept for the next session, and now said to be from this one
+    assert f"As recorded at the session of {saved_at}" in [c.value for c in at.caption]
 
 
 def test_a_heart_rate_of_27_is_saved_only_once_the_clinician_confirms_it(demo_url, monkeypatch):

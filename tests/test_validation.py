@@ -312,3 +312,16 @@ def test_a_paper_phq9_total_may_not_be_below_its_own_question_9(q9, total, refus
     if refused:
         assert problems[0].message == (f"PHQ-9 total, {total}, is less than the question 9 answer alone ({q9}); "
                                        "check both on the paper form")
+
+
+@pytest.mark.parametrize(("changed", "asked"), [
+    (None, ["dose_mg", "hr_pre"]),  # a new session: everything unusual is asked about
+    ({"notes"}, []),  # an amendment of the notes asks about nothing already stored
+    ({"weight_kg"}, ["dose_mg"]),  # a new weight changes the mg/kg
+    ({"route"}, ["dose_mg"]),
+    ({"hr_pre"}, ["hr_pre"]),
+])
+def test_an_amendment_is_asked_about_only_what_rests_on_the_fields_it_changed(changed, asked):
+    unusual = Validator(now=NOW, tz=TZ).unusual_session(_SESSION | {"dose_mg": 500, "weight_kg": 50, "hr_pre": 27},
+                                                        treatment_start=None, planned_mg_per_kg=None, changed=changed)
+    assert [p.column for p in unusual] == asked

@@ -128,6 +128,8 @@ def _save() -> None:
     s.pop(P + "unusual", None)
     ui.drop_draft_notice(P)
     s[P + "saved"] = {"patient_id": pid, "at": ui.fmt_datetime(saved.session_at), "id": saved.id}
+    if s.get(P + "weight") is not None:  # the weight stays in the form for the next session: from this one now
+        s[P + "weight_from"] = (s[P + "weight"], s[P + "saved"]["at"])
     st.toast(f"Session saved for {ui.md_escape(pid)} at {s[P + 'saved']['at']}.", icon=":material/check_circle:")
     _clear_entries()
     ui.record_time_now(P)

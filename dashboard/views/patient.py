@@ -87,9 +87,9 @@ with st.container(border=True):
     with top[1]:
         latest = latest_reviews(data.patient_reviews(pid))
         if level in ("amber", "red"):
-            tz, mine = get_settings().clinic_timezone, pd.DataFrame([assessed])
-            unreviewed = not unreviewed_alerts(mine, data.patient_reviews(pid), tz=tz).empty
-            listed = not alerts_waiting(mine, patients, data.patient_reviews(pid), tz=tz).empty  # as Alerts lists it
+            tz, this_level = get_settings().clinic_timezone, pd.DataFrame([assessed])
+            unreviewed = not unreviewed_alerts(this_level, data.patient_reviews(pid), tz=tz).empty
+            listed = not alerts_waiting(this_level, patients, data.patient_reviews(pid), tz=tz).empty  # as Alerts lists
             if pid in latest.index:
                 r = latest.loc[pid]
                 st.caption(f"Last alert review {ui.fmt_datetime(r['reviewed_at'])}, at level {ui.words(r['reviewed_level'])}"
