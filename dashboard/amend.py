@@ -288,7 +288,18 @@ def record_summary(kind: Kind, record: dict) -> str:
         parts.append(f"SDS {int(sds)}")
     if given("phq9"):
         parts.append(f"PHQ-9 {int(record['phq9'])}")
+    if _holds_question_9(record):
+        parts.append("PHQ-9 question 9 answered above 'not at all'")
     return ", ".join(parts)
+
+
+def _holds_question_9(record: dict) -> bool:
+    """Whether a check-in carries the question 9 line the pages' red banner comes from."""
+    from ketawatch.safety_answers import SAFETY_MARK
+    from store.queries import marked_line
+
+    notes = record.get("notes")
+    return isinstance(notes, str) and marked_line(notes, SAFETY_MARK) is not None
 
 
 def _void_form(engine: Engine, user: SignedInUser, kind: str, record_id: int, base: str, opened: dict) -> None:
@@ -297,6 +308,11 @@ def _void_form(engine: Engine, user: SignedInUser, kind: str, record_id: int, ba
         st.markdown(f"**Void this {spec['label']}** of {fmt_datetime(opened.get(spec['time']))}: "
                     f"{record_summary(kind, opened)} (version {int(opened['version'])}). It stays in the history, "
                     "marked void, with your reason.")
+        if kind == "checkin" and _holds_question_9(opened):
+            st.warning("This check-in holds a PHQ-9 question 9 answer above 'not at all'. Voiding it takes the answer, "
+                       "and its red banner, off every screen, followed up or not. Void it only if it was never this "
+                       "patient's (entered in error); if the patient gave that answer, record the follow-up instead.",
+                       icon=":material/emergency:")
         reason = st.text_input("Reason for voiding (required)", key=f"{base}_void_reason", max_chars=REASON_MAX_LENGTH)
         save = st.form_submit_button(f"Void {spec['label']}", type="primary")
         cancel = st.form_submit_button("Cancel")

@@ -45,5 +45,7 @@ def follow_up_form(engine: Engine, user: SignedInUser, patient_id: str, level: s
             st.session_state[f"{key}_errors"] = ui.problems_by_field(exc.problems)
             st.rerun()
         st.session_state.pop(f"{key}_errors", None)
+        for typed in (f"{key}_action", f"{key}_note"):  # an empty form next time: a second click saved the step again
+            st.session_state.pop(typed, None)
         st.toast("Follow-up of question 9 recorded.", icon=":material/task_alt:")
         st.rerun()

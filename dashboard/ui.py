@@ -469,7 +469,9 @@ def safety_banner(answers: pd.DataFrame, *, label=None, can_follow_up: bool = Tr
     def followed(r) -> str:
         note = f": {md_escape(r.follow_up_note)}" if isinstance(r.follow_up_note, str) and r.follow_up_note else ""
         done = f" ({words(r.follow_up_action)})" if isinstance(r.follow_up_action, str) and r.follow_up_action else ""
-        return f"followed up by {md_escape(r.followed_up_by)} on {fmt_datetime(r.followed_up_at)}{done}{note}"
+        steps = getattr(r, "further_steps", ()) or ()
+        then = "; then " + ", ".join(f"{words(a)} on {fmt_datetime(t)}" for t, a in steps) if len(steps) else ""
+        return f"followed up by {md_escape(r.followed_up_by)} on {fmt_datetime(r.followed_up_at)}{done}{note}{then}"
 
     if label is None:
         waiting = [f"- Check-in of {fmt_datetime(r.reported_at)}: {md_escape(r.line)}"

@@ -50,7 +50,7 @@ def safety_answers(checkins: pd.DataFrame, *, since: datetime | None = None,
 
 def with_follow_ups(answers: pd.DataFrame, reviews: pd.DataFrame | None) -> pd.DataFrame:
     """`answers` with the follow-up recorded after each: followed_up_at, followed_up_by, follow_up_action and
-    follow_up_note (empty when none).
+    follow_up_note (empty when none), and further_steps: (when, action) of the patient's later follow-ups.
 
     A follow-up is an alert review listing `store.vocabulary.SAFETY_FOLLOW_UP`, made for the same
     patient after the answer reached the record (`entered_at`: when it was saved, or amended to
@@ -60,6 +60,7 @@ def with_follow_ups(answers: pd.DataFrame, reviews: pd.DataFrame | None) -> pd.D
     from store.vocabulary import is_safety_follow_up
 
     at, by, action, note = [pd.NaT] * len(answers), [None] * len(answers), [None] * len(answers), [None] * len(answers)
+    further: list[tuple] = [()] * len(answers)
     if len(answers) and reviews is not None and len(reviews):
         ups = reviews[reviews["reasons"].map(is_safety_follow_up).astype(bool)]
         ups = ups.assign(reviewed_at=pd.to_datetime(ups["reviewed_at"], utc=True)).sort_values("reviewed_at", kind="stable")
@@ -69,10 +70,13 @@ def with_follow_ups(answers: pd.DataFrame, reviews: pd.DataFrame | None) -> pd.D
             if len(after):
                 first = after.iloc[0]
                 at[i], by[i], action[i], note[i] = first["reviewed_at"], first["reviewed_by"], first.get("action"), first["note"]
+                actions = after["action"] if "action" in after else pd.Series(None, index=after.index, dtype=object)
+                further[i] = tuple(zip(after["reviewed_at"].iloc[1:], actions.iloc[1:]))
     return answers.assign(followed_up_at=pd.to_datetime(pd.Series(at, index=answers.index, dtype=object), utc=True),
                           followed_up_by=pd.Series(by, index=answers.index, dtype=object),
                           follow_up_action=pd.Series(action, index=answers.index, dtype=object),
-                          follow_up_note=pd.Series(note, index=answers.index, dtype=object))
+                          follow_up_note=pd.Series(note, index=answers.index, dtype=object),
+                          further_steps=pd.Series(further, index=answers.index, dtype=object))
 
 
 def follow_up_text(answer, tz: str) -> str:

@@ -989,7 +989,10 @@ def test_a_question_9_follow_up_is_recorded_on_the_patient_page_and_moves_the_an
     page.button(key="FormSubmitter:sf_KW-0002-Record the step").click().run()
     _no_exception(page)
     assert _count(demo_url, AlertReview) == before + 2
-    assert "(Discussed with patient)" in blue(page)[0]  # the banner still names the follow-up itself
+    assert "(Discussed with patient)" in blue(page)[0]  # the banner still names the follow-up itself...
+    assert "; then GP informed on" in blue(page)[0]  # ...and the steps after it
+    # The form is empty again: a second click must not record the same step twice.
+    assert page.selectbox(key="sf_KW-0002_action").value is None and not page.text_area(key="sf_KW-0002_note").value
     caseload = _app(demo_url, monkeypatch, "caseload")
     assert not red(caseload) and "KW-0002" in blue(caseload)[0]
     recent = _app(demo_url, monkeypatch, "alerts").dataframe[-1].value
@@ -1040,6 +1043,24 @@ def test_amending_a_session_time_on_the_patient_page_keeps_the_record_chosen_and
     _no_exception(at)
     assert at.selectbox(key="pp_record_KW-0002").value == (kind, rid)  # still the same record, under its new time
     assert any("now version 2" in s.value for s in at.success)
+
+
+def test_voiding_a_check_in_with_a_question_9_answer_warns_that_its_banner_goes_too(demo_url, monkeypatch):
+    """Voiding is for a record that was never the patient's; a real answer needs its follow-up instead."""
+    from ketawatch.safety_answers import safety_line
+    from store.queries import checkins_frame
+
+    engine = open_database(demo_url)
+    saved = records.add_checkin(engine, {"patient_id": "KW-0002", "craving": 1, "notes": safety_line(["Nearly every day"]),
+                                         "reported_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()},
+                                actor="demo-clinician")
+    at = _app(demo_url, monkeypatch, "patient", patient="KW-0002")
+    picker = at.selectbox(key="pp_record_KW-0002")
+    assert any(o.endswith("PHQ-9 question 9 answered above 'not at all'") for o in picker.options)
+    picker.set_value(("checkin", saved.id)).run()
+    at.button(key=f"kw_amend_checkin_{saved.id}_open_void").click().run()
+    assert any("Voiding it takes the answer, and its red banner, off every screen" in w.value for w in at.warning)
+    assert len(checkins_frame(engine, ["KW-0002"])) >= 1
 
 
 def test_voiding_on_the_patient_page_says_so_although_the_record_leaves_the_list(demo_url, monkeypatch):
