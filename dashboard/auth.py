@@ -291,7 +291,8 @@ def _first_run_page(engine) -> None:
     st.write(
         "This database has no accounts yet. Create the first administrator; they can then add "
         "clinicians and reviewers on the Users page. The set-up code is printed on the server's console by "
-        "`ketawatch serve` when it starts (or create the administrator there: `ketawatch users add NAME --role admin`)."
+        "`ketawatch serve` when it starts (or create the administrator there: `ketawatch users add NAME --role admin`, "
+        "with the same `--db` or in the folder whose `.env` names this database)."
     )
     with st.form("first_admin"):
         setup_code = st.text_input("Set-up code", type="password", autocomplete="off")

@@ -254,7 +254,8 @@ def create_user(
 #: app_setting key of the hashed one-time code that lets the browser create the first admin.
 SETUP_CODE_KEY = "first_admin_setup_code"
 NO_SETUP_CODE = ("The set-up code is not right. `ketawatch serve` prints it when it starts on a database with no "
-                 "accounts; or create the first administrator on the server: ketawatch users add NAME --role admin")
+                 "accounts (each start prints a new one); or create the first administrator on the server with "
+                 "ketawatch users add NAME --role admin, run with the same database (--db, or the same .env)")
 
 
 def new_setup_code(engine: Engine) -> str | None:
@@ -279,7 +280,8 @@ def create_first_admin(
     """Create the very first account, an admin, given the set-up code `ketawatch serve` printed; refused once any
     account exists (first-run set-up only)."""
     stored = get_value(engine, SETUP_CODE_KEY)
-    if not stored or not verify_password(stored, (setup_code or "").strip().upper()):
+    typed = re.sub(r"[^0-9A-F-]", "", (setup_code or "").upper())  # a space or comma copied with it is no part of it
+    if not stored or not verify_password(stored, typed):
         raise AccountRefused(NO_SETUP_CODE)
     name = check_username(username)
     if name in DEMO_USERNAMES:

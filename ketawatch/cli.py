@@ -191,8 +191,10 @@ def serve(db: Optional[str] = DbOption, port: int = typer.Option(8501, "--port",
     engine = open_db(db)
     code = new_setup_code(engine)
     if code is not None:  # on the console only (stderr), never in the app's logs: it makes an administrator
-        typer.echo(f"This database has no accounts yet. Create the first administrator in the browser with the "
-                   f"one-time set-up code {code} , or here: ketawatch users add NAME --role admin", err=True)
+        here = f" --db {safe_url(resolve_url(db))}" if db else ""  # the same database, its password hidden
+        typer.echo("This database has no accounts yet. Create the first administrator in the browser with this "
+                   f"one-time set-up code:\n    {code}\nor on this machine: ketawatch users add NAME --role admin{here}",
+                   err=True)
     _streamlit(resolve_url(db), port, address)
 
 

@@ -301,17 +301,18 @@ def test_serve_on_a_database_with_no_accounts_prints_a_set_up_code_that_makes_th
                                "--port", str(port)], cwd=tmp_path, env=environment, stderr=subprocess.PIPE, text=True)
     try:
         said, deadline = "", time.monotonic() + 60
-        while "set-up code" not in said and time.monotonic() < deadline:
+        while "users add" not in said and time.monotonic() < deadline:
             if io_select.select([server.stderr], [], [], 1)[0]:
                 said += server.stderr.readline()
     finally:
         server.kill()
         server.wait(timeout=30)
-    found = re.search(r"set-up code ([0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6})", said)
+    found = re.search(r"set-up code:\n +([0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6})\n", said)
     assert found, said
+    assert f"ketawatch users add NAME --role admin --db {url}" in said  # the same database, not ./ketawatch.db
     engine = open_database(url)
     admin = accounts.create_first_admin(engine, username="boss", display_name="B", password="correct-horse-battery",
-                                        setup_code=found.group(1))
+                                        setup_code=f" {found.group(1).lower()} ,")  # copied with a space and comma
     assert admin.role == "admin"
 
 
