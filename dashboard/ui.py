@@ -381,7 +381,8 @@ def follow_form_patient(prefix: str, pid: str | None, entry_keys, clear_entries,
             said.append(f"What was typed for {md_escape(moved['from'])} is kept: choose {md_escape(moved['from'])} "
                         "again to go on with it.")
         st.info(" ".join(said), icon=":material/info:")
-    waiting = sorted(k for k in state.get(prefix + "drafts", {}) if k != pid)
+    said = moved["from"] if moved and moved["to"] == pid else None  # already named in the notice above
+    waiting = sorted(k for k in state.get(prefix + "drafts", {}) if k not in (pid, said))
     if waiting:
         st.caption("Unsaved entries kept for " + ", ".join(md_escape(k) for k in waiting) + ": choose the patient to "
                    "go on with them. Signing out discards them.")

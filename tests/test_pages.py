@@ -638,6 +638,8 @@ def test_patient_mode_shows_only_the_form_until_the_clinician_password(demo_url,
     _no_exception(at)
     assert [t.value for t in at.title] == ["Log check-in"]
     assert any("PHQ-9 question 9" in w.value for w in at.warning), "the clinician hears about the safety item"
+    assert any("Check-in saved for KW-0003" in s.value.replace("\\", "") for s in at.success)  # and that it was saved
+    assert any(c.value.startswith("Dependence-risk level now") for c in at.caption)  # not read as "question 9: green"
     from store.queries import audit_frame
 
     trail = audit_frame(open_database(demo_url), actor=DEMO_USERS["clinician"]).sort_values("id").tail(2)

@@ -157,8 +157,7 @@ def _leave_patient_mode() -> None:
         st.session_state[P + "exit_error"] = "The password is not right. Try again." if wrong else exc.message
     else:
         st.session_state.pop(ui.PATIENT_MODE_KEY, None)
-        st.session_state.pop(P + "exit_error", None)
-        st.session_state.pop(P + "saved", None)
+        st.session_state.pop(P + "exit_error", None)  # the patient's "saved" stays: staff see it on coming back
     st.session_state[P + "password"] = ""
 
 
@@ -280,6 +279,8 @@ def clinician_view() -> None:
     if saved:
         st.success(f"Check-in saved for {ui.md_escape(saved['patient_id'])} at {saved['at']}.", icon=":material/check_circle:")
         level = data.patient_level(saved["patient_id"])["level"]
+        if saved.get("safety"):
+            st.caption("Dependence-risk level now (the question 9 answer is followed up on its own, as above):")
         ui.level_badge(level)
         ui.disclaimer()
     patients = data.patients()
@@ -307,9 +308,10 @@ def clinician_view() -> None:
             _clear_answers()
             st.session_state.pop(P + "saved", None)
             st.rerun()
-        if typed and pid is not None:
-            st.caption("To hand the tablet over, save the answers typed here, or clear them:")
-            st.button("Clear the form", key=P + "clear", on_click=_clear_answers, icon=":material/ink_eraser:")
+    if typed and pid is not None:  # below the row: in its bottom-aligned column it pushed the fields down
+        hint, clear = st.columns([5, 1], vertical_alignment="center")
+        hint.caption("To hand the tablet to the patient, save the answers typed here, or clear them.")
+        clear.button("Clear the form", key=P + "clear", on_click=_clear_answers, icon=":material/ink_eraser:")
     if pid is None:
         st.info("Choose a patient to fill in their check-in.")
         return
