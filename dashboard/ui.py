@@ -173,11 +173,20 @@ def route_words(route: object) -> str:
 # ----- form errors ---------------------------------------------------------------------------
 
 
-def problems_by_field(problems: Iterable[Problem]) -> dict[str, list[str]]:
-    """Group validation problems by the column they concern, so each shows beside its widget."""
+#: A missing patient on a form whose patient is chosen from a list, not typed: said as what to do there.
+NO_PATIENT_CHOSEN = "Choose the patient first (type an ID or a name in the Patient box)"
+
+
+def problems_by_field(problems: Iterable[Problem], *, patient_picked: bool = False) -> dict[str, list[str]]:
+    """Group validation problems by the column they concern, so each shows beside its widget.
+
+    `patient_picked`: the form's patient comes from a picker labelled "Patient", where the store's "Patient ID is
+    required" would name a box that is not there.
+    """
     grouped: dict[str, list[str]] = {}
     for problem in problems:
-        grouped.setdefault(problem.column, []).append(problem.message)
+        missing_patient = patient_picked and problem.column == "patient_id" and problem.message.endswith("is required")
+        grouped.setdefault(problem.column, []).append(NO_PATIENT_CHOSEN if missing_patient else problem.message)
     return grouped
 
 

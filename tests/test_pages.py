@@ -451,7 +451,10 @@ def test_log_session_without_a_patient_says_so(demo_url, monkeypatch):
     before = _count(demo_url, InfusionSession)
     _button(at, "Save session").click().run()
     assert _count(demo_url, InfusionSession) == before
-    assert "Patient ID is required" in _texts(at)
+    assert "Choose the patient first (type an ID or a name in the Patient box)" in _texts(at)
+    assert "Patient ID is required" not in _texts(at)  # there is no "Patient ID" box on this form
+    checkin = _app(demo_url, monkeypatch, "log_checkin")
+    assert checkin.selectbox(key="lc_patient").value is None and not checkin.text_area  # no patient: no form to save
 
 
 # ----- log check-in and patient mode -----------------------------------------------------------

@@ -129,7 +129,7 @@ def _save(patient_id: str | None) -> None:
         except store_records.RecordInvalid as exc:
             problems = exc.problems
     if problems:
-        s[P + "errors"] = ui.problems_by_field(problems)
+        s[P + "errors"] = ui.problems_by_field(problems, patient_picked=True)
         s.pop(P + "saved", None)
         # The form stays scrolled at its button; the list of problems is at the top.
         st.toast(f"Nothing was saved: {len(problems)} problem(s), listed at the top and beside each question.",

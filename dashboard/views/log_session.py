@@ -118,7 +118,7 @@ def _save() -> None:
     try:
         saved = store_records.add_session(engine, raw, actor=user.username)
     except store_records.RecordInvalid as exc:
-        s[P + "errors"] = ui.problems_by_field(exc.problems)
+        s[P + "errors"] = ui.problems_by_field(exc.problems, patient_picked=True)
         s.pop(P + "saved", None)
         s.pop(P + "unusual", None)
         st.toast(f"Nothing was saved: {len(exc.problems)} problem(s), listed at the top and beside each field.",
