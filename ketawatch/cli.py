@@ -256,10 +256,16 @@ def flags(
 
     if fmt not in ("csv", "json"):
         raise typer.BadParameter("must be csv or json", param_hint="--format")
+    from ketawatch.exports.audit import record_export
+
     when = day_option(as_of, "--as-of")
     engine = open_db(db)
     rows = flag_rows(engine, as_of=when, history=history)
     write_rows(rows, fmt, sys.stdout)
+    # Every patient's risk level leaves the database here, as in an export: the trail says who took it.
+    record_export(engine, actor=cli_actor(), role="command line", what="flags", fmt=fmt,
+                  patient_ids=[row["patient_id"] for row in rows], deidentified=False,
+                  as_of=when.isoformat() if when else None, history=history)
 
 
 def _register_sub_commands() -> None:

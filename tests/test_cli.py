@@ -229,6 +229,11 @@ def test_flags_csv_json_and_history(tmp_path):
     assert {r["patient_id"]: r["level"] for r in rows} == dict(zip(expected.patient_id, expected.level))
     assert any(r["level"] != "green" for r in rows)
 
+    # Every patient's level left the database: the trail says who took it, as for an export.
+    [line] = audit_frame(open_database(url), action="export").to_dict("records")
+    assert (line["entity_key"], line["actor"].startswith("cli:"), line["detail"]["patient_count"]) == ("flags", True, 30)
+    assert (line["detail"]["format"], line["detail"]["as_of"], line["detail"]["history"]) == ("csv", "2026-10-31", False)
+
     as_json = ketawatch("flags", "--db", url, "--as-of", "2026-10-31", "--format", "json", cwd=tmp_path)
     parsed = json.loads(as_json.stdout)
     assert [(r["patient_id"], r["level"], ";".join(r["reasons"])) for r in parsed] == [
