@@ -177,16 +177,16 @@ def route_words(route: object) -> str:
 NO_PATIENT_CHOSEN = "Choose the patient first (type an ID or a name in the Patient box)"
 
 
-def problems_by_field(problems: Iterable[Problem], *, patient_picked: bool = False) -> dict[str, list[str]]:
+def problems_by_field(problems: Iterable[Problem], *, no_patient_chosen: bool = False) -> dict[str, list[str]]:
     """Group validation problems by the column they concern, so each shows beside its widget.
 
-    `patient_picked`: the form's patient comes from a picker labelled "Patient", where the store's "Patient ID is
-    required" would name a box that is not there.
+    `no_patient_chosen`: the form's patient picker is empty; the store's "Patient ID is required" would name a box
+    that is not on the form.
     """
     grouped: dict[str, list[str]] = {}
     for problem in problems:
-        missing_patient = patient_picked and problem.column == "patient_id" and problem.message.endswith("is required")
-        grouped.setdefault(problem.column, []).append(NO_PATIENT_CHOSEN if missing_patient else problem.message)
+        message = NO_PATIENT_CHOSEN if no_patient_chosen and problem.column == "patient_id" else problem.message
+        grouped.setdefault(problem.column, []).append(message)
     return grouped
 
 
@@ -352,6 +352,12 @@ def record_time_set(prefix: str) -> bool:
     return st.session_state.get(prefix + "when") not in (None, st.session_state.get(prefix + "when_default"))
 
 
+def record_time_follows_clock(prefix: str) -> None:
+    """Before the form is drawn: a record time left as it was given moves to now; one the clinician set is kept."""
+    if not record_time_set(prefix):
+        record_time_now(prefix)
+
+
 def follow_form_patient(prefix: str, pid: str | None, entry_keys, clear_entries, prefill=None) -> None:
     """Keep a data-entry form with its patient, and each patient's unsaved entries with that patient.
 
@@ -366,13 +372,13 @@ def follow_form_patient(prefix: str, pid: str | None, entry_keys, clear_entries,
     was_for = state.get(prefix + "form_for")
     if pid is not None and pid != was_for:
         drafts = state.setdefault(prefix + "drafts", {})
-        put_aside = None
+        kept_for = None
         if was_for is not None:
             draft = {key: state[key] for key in entry_keys() if key in state}
             if record_time_set(prefix):
                 draft[prefix + "when"] = state[prefix + "when"]
             if clear_entries() or prefix + "when" in draft:
-                drafts[was_for], put_aside = draft, was_for
+                drafts[was_for], kept_for = draft, was_for
             record_time_now(prefix)
         if prefill is not None:
             prefill()
@@ -380,18 +386,17 @@ def follow_form_patient(prefix: str, pid: str | None, entry_keys, clear_entries,
         if restored:
             state.update(restored)
         state[prefix + "form_for"] = pid
-        state[prefix + "moved"] = {"from": put_aside, "to": pid, "restored": bool(restored)}
+        state[prefix + "moved"] = {"from": kept_for, "to": pid, "restored": bool(restored)}
     moved = state.get(prefix + "moved")
-    if moved and moved["to"] == pid and (moved["from"] or moved["restored"]):
-        said = [f"This form is now for {md_escape(pid)}" + (", with what was typed for them earlier" if moved["restored"]
-                                                           else "") + "."] if moved["from"] else \
-               [f"What was typed for {md_escape(pid)} earlier is back in the form."]
-        if moved["from"]:
-            said.append(f"What was typed for {md_escape(moved['from'])} is kept: choose {md_escape(moved['from'])} "
-                        "again to go on with it.")
-        st.info(" ".join(said), icon=":material/info:")
-    said = moved["from"] if moved and moved["to"] == pid else None  # already named in the notice above
-    waiting = sorted(k for k in state.get(prefix + "drafts", {}) if k not in (pid, said))
+    put_aside = moved["from"] if moved and moved["to"] == pid else None
+    back = bool(moved and moved["to"] == pid and moved["restored"])
+    if put_aside:
+        earlier = ", with what was typed for them earlier" if back else ""
+        st.info(f"This form is now for {md_escape(pid)}{earlier}. What was typed for {md_escape(put_aside)} is kept: "
+                f"choose {md_escape(put_aside)} again to go on with it.", icon=":material/info:")
+    elif back:
+        st.info(f"What was typed for {md_escape(pid)} earlier is back in the form.", icon=":material/info:")
+    waiting = sorted(k for k in state.get(prefix + "drafts", {}) if k not in (pid, put_aside))  # not named twice
     if waiting:
         st.caption("Unsaved entries kept for " + ", ".join(md_escape(k) for k in waiting) + ": choose the patient to "
                    "go on with them. Signing out discards them.")
@@ -489,11 +494,12 @@ def safety_banner(answers: pd.DataFrame, *, label=None, can_follow_up: bool = Tr
         seen = [f"- Check-in of {fmt_datetime(r.reported_at)}: {followed(r)}" for r, d in zip(answers.itertuples(), done) if d]
         head = f"**{question} answered above 'not at all'**"
     else:
-        newest = one_per_patient(answers).assign(followed=lambda a: a["followed_up_at"].notna())
+        newest = one_per_patient(answers)
+        unattended = newest[newest["followed_up_at"].isna()]
         waiting = [f"- {md_escape(label(r.patient_id))}: check-in of {fmt_datetime(r.reported_at)}"
-                   for r in newest.itertuples() if not r.followed]
+                   for r in unattended.itertuples()]
         seen = [f"- {md_escape(label(r.patient_id))}: check-in of {fmt_datetime(r.reported_at)}, {followed(r)}"
-                for r in newest.itertuples() if r.followed]
+                for r in newest[newest["followed_up_at"].notna()].itertuples()]
         head = f"**{len(waiting)} patient(s) answered {question} above 'not at all', with no follow-up recorded yet**"
     if waiting:
         here = "record the follow-up below" if can_follow_up else "a clinician or admin records the follow-up here"
@@ -502,7 +508,7 @@ def safety_banner(answers: pd.DataFrame, *, label=None, can_follow_up: bool = Tr
         st.error(f"{head}: {todo}. Shown until a follow-up is recorded.\n\n" + "\n".join(waiting),
                  icon=":material/emergency:")
         if label is not None:  # one click to where the follow-up is recorded
-            who = [r.patient_id for r in newest.itertuples() if not r.followed]
+            who = list(unattended["patient_id"])
             for box, pid in zip(st.columns(min(len(who), 4)) * (len(who) // 4 + 1), who):
                 box.page_link("views/patient.py", label=f"Open {pid}", icon=":material/person:",
                               query_params={"patient": pid})

@@ -129,7 +129,7 @@ def _save(patient_id: str | None) -> None:
         except store_records.RecordInvalid as exc:
             problems = exc.problems
     if problems:
-        s[P + "errors"] = ui.problems_by_field(problems, patient_picked=True)
+        s[P + "errors"] = ui.problems_by_field(problems, no_patient_chosen=patient_id is None)
         s.pop(P + "saved", None)
         # The form stays scrolled at its button; the list of problems is at the top.
         st.toast(f"Nothing was saved: {len(problems)} problem(s), listed at the top and beside each question.",
@@ -290,8 +290,7 @@ def clinician_view() -> None:
     errors: dict[str, list[str]] = st.session_state.get(P + "errors", {})
     cols = st.columns([2, 2, 2], vertical_alignment="bottom")
     with cols[0]:
-        if not ui.record_time_set(P):
-            ui.record_time_now(P)  # untouched: now; a time the clinician set survives a look at another page
+        ui.record_time_follows_clock(P)  # a time the clinician set survives a look at another page
         pid = ui.patient_picker(patients, key=P + "patient", label="Patient *")
         ui.follow_form_patient(P, pid, lambda: [P + key for key in (*ENTRY_KEYS, "paper")], _clear_answers)
         ui.field_error(errors, "patient_id")

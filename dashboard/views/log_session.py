@@ -118,7 +118,7 @@ def _save() -> None:
     try:
         saved = store_records.add_session(engine, raw, actor=user.username)
     except store_records.RecordInvalid as exc:
-        s[P + "errors"] = ui.problems_by_field(exc.problems, patient_picked=True)
+        s[P + "errors"] = ui.problems_by_field(exc.problems, no_patient_chosen=pid is None)
         s.pop(P + "saved", None)
         s.pop(P + "unusual", None)
         st.toast(f"Nothing was saved: {len(exc.problems)} problem(s), listed at the top and beside each field.",
@@ -153,8 +153,7 @@ if patients.empty:
     st.stop()
 
 # Defaults for a fresh form (set before the widgets are drawn; the widgets then own them).
-if not ui.record_time_set(P):
-    ui.record_time_now(P)  # untouched: now; a time the clinician set survives a look at another page
+ui.record_time_follows_clock(P)  # a time the clinician set survives a look at another page
 st.session_state.setdefault(P + "route", "iv")
 for flag in ("early", "more"):
     st.session_state.setdefault(P + flag, False)

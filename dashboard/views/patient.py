@@ -85,11 +85,12 @@ with st.container(border=True):
         ui.level_badge(level, since=since)
         ui.disclaimer()
     with top[1]:
-        latest = latest_reviews(data.patient_reviews(pid))
+        reviews = data.patient_reviews(pid)
+        latest = latest_reviews(reviews)
         if level in ("amber", "red"):
             tz, this_level = get_settings().clinic_timezone, pd.DataFrame([assessed])
-            unreviewed = not unreviewed_alerts(this_level, data.patient_reviews(pid), tz=tz).empty
-            listed = not alerts_waiting(this_level, patients, data.patient_reviews(pid), tz=tz).empty  # as Alerts lists
+            unreviewed = not unreviewed_alerts(this_level, reviews, tz=tz).empty
+            listed = not alerts_waiting(this_level, patients, reviews, tz=tz).empty  # as the Alerts page lists it
             if pid in latest.index:
                 r = latest.loc[pid]
                 st.caption(f"Last alert review {ui.fmt_datetime(r['reviewed_at'])}, at level {ui.words(r['reviewed_level'])}"
