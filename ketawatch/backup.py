@@ -224,10 +224,7 @@ def _trail_summary(url: str) -> dict[str, object]:
 
 def _utc_iso(value) -> str | None:
     """A stored instant as ISO 8601 UTC, whichever database gave it (SQLite: naive UTC text; PostgreSQL: aware)."""
-    if value is None:
-        return None
-    stamp = pd.Timestamp(value)
-    return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).isoformat()
+    return None if value is None else pd.to_datetime(value, utc=True).isoformat()  # naive is read as UTC
 
 
 def backup(url: str, path: Path | str, *, actor: str = "cli") -> str:
