@@ -73,6 +73,20 @@ def url_problem(url: str) -> str | None:
         return str(exc)
     except (ArgumentError, ValueError):  # SQLAlchemy raises ValueError for a bad port, quoting the text
         return "not a database URL (for example sqlite:///ketawatch.db or postgresql+psycopg://USER@HOST/DATABASE)"
+    return _sqlite_file_problem(make_url(normalise_url(url)))
+
+
+def _sqlite_file_problem(parsed) -> str | None:
+    """Why an SQLite URL's file cannot be opened or made, in place of SQLite's own "unable to open database file"."""
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:" \
+            or parsed.database.startswith("file:"):
+        return None
+    path = Path(parsed.database).expanduser()
+    if path.is_dir():
+        return f"{path} is a folder; name a database file in it, for example {path / 'ketawatch.db'}"
+    if not path.parent.is_dir():
+        return (f"the folder {path.parent} does not exist; KetaWatch makes the database file but not its folder "
+                "(make the folder first, or check the path)")
     return None
 
 

@@ -152,6 +152,25 @@ def test_a_database_kind_ketawatch_does_not_run_on_is_named_not_a_missing_driver
                                      "use sqlite:///FILE or postgresql+psycopg://USER@HOST/DATABASE"), result.stderr
 
 
+def test_an_sqlite_file_in_a_missing_folder_or_a_folder_named_as_the_file_is_said_plainly(tmp_path):
+    """SQLite's own words are "unable to open database file"; the command says what is wrong with the path, and
+    makes nothing: neither the folder nor a file."""
+    missing = tmp_path / "no-such-folder" / "kw.db"
+    result = ketawatch("flags", "--db", str(missing), cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip() == (f"cannot open database sqlite:///{missing}: the folder {missing.parent} does not "
+                                     "exist; KetaWatch makes the database file but not its folder (make the folder "
+                                     "first, or check the path)"), result.stderr
+    assert not missing.parent.exists()
+    folder = ketawatch("users", "list", "--db", f"sqlite:///{tmp_path}", cwd=tmp_path)
+    assert folder.returncode == 1 and folder.stderr.strip().endswith(
+        f"{tmp_path} is a folder; name a database file in it, for example {tmp_path / 'ketawatch.db'}"), folder.stderr
+    setting = ketawatch("flags", cwd=tmp_path, env={"KETAWATCH_DATABASE_URL": str(missing)})
+    assert setting.returncode == 2 and setting.stderr.startswith(
+        f"ketawatch: setting KETAWATCH_DATABASE_URL: the folder {missing.parent} does not exist"), setting.stderr
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("value, said", [
     ("mysql://root@127.0.0.1/test", "KetaWatch runs on SQLite or PostgreSQL, not mysql"),
     ("postgres ql://kw:hunter2-secret@db/kw", "not a database URL"),
