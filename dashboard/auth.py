@@ -90,9 +90,10 @@ def client_address() -> str | None:
     """The browser's network address for the audit trail, as Streamlit sees it (None on localhost; a proxy's own
     address unless the proxy forwards the client's)."""
     try:
-        return st.context.ip_address
-    except Exception:  # noqa: BLE001 - outside a browser session (a test, a script)
+        address = st.context.ip_address
+    except Exception:  # noqa: BLE001 - outside a browser session (a script)
         return None
+    return address if isinstance(address, str) else None  # under AppTest it is a stand-in object, not an address
 
 
 def _start_session(account: Any, *, via_sso: bool = False, signing_in: bool = False) -> SignedInUser:
@@ -137,6 +138,13 @@ def _end_session(reason: str, notice: str | None = None) -> None:
 def sign_out() -> None:
     """Sign the current user out (audited); the next run shows the sign-in page."""
     _end_session("signed_out", "You are signed out.")
+
+
+def sign_out_tablet(tries: int) -> None:
+    """End a tablet's session after `tries` wrong passwords at its staff exit (audited), so that further guessing
+    of the clinician's password happens at the sign-in page, where it counts toward the account's lock."""
+    _end_session("tablet_wrong_passwords", f"KetaWatch signed out after {tries} wrong passwords at the tablet's "
+                                           "staff exit. Answers the patient sent are saved. Sign in to continue.")
 
 
 def _sso_providers() -> list[str | None] | None:

@@ -478,13 +478,13 @@ def _unknown_name_failures(db: Session, name: str, now: datetime, mark: str | No
 
 
 def authenticate(engine: Engine, username: str, password: str, *, now: datetime | None = None,
-                 address: str | None = None, purpose: str | None = None) -> User:
+                 address: str | None = None) -> User:
     """Check a username and password, counting failures toward a lockout kept in the database.
 
     Raises SignInRefused; its message is the same for an unknown account and a wrong password,
     and says plainly when the account is locked or disabled. Every attempt is audited, with the
-    network `address` it came from when the dashboard knows it, and its `purpose` when it is not a
-    sign-in at the door (such as `leave_patient_mode`: the clinician taking the tablet back).
+    network `address` it came from when the dashboard knows it. (The tablet's staff exit uses
+    `confirm_at_tablet`, which does not lock.)
     """
     settings = get_settings()
     now = _utcnow(now)
@@ -500,16 +500,16 @@ def authenticate(engine: Engine, username: str, password: str, *, now: datetime 
                 # timing tell a visitor which usernames exist.
                 count, until = _unknown_name_failures(db, name, now, mark)
                 if until is not None and now < until:
-                    _refuse(db, address=address, purpose=purpose, actor="(unknown)", username=mark, reason="locked", now=now,
+                    _refuse(db, address=address, actor="(unknown)", username=mark, reason="locked", now=now,
                             message=_locked_message(until, now))
                 count = 1 if until is not None else count + 1
                 locks = count >= settings.lockout_attempts
-                _refuse(db, address=address, purpose=purpose, actor="(unknown)", username=mark, reason="unknown_account", now=now,
+                _refuse(db, address=address, actor="(unknown)", username=mark, reason="unknown_account", now=now,
                         message=_locked_message(now + timedelta(minutes=settings.lockout_minutes), now) if locks
                         else _WRONG)
             if user.locked_until is not None and now < user.locked_until:
                 verify_password(_DUMMY_HASH, password or "")  # as long as any other answer takes
-                _refuse(db, address=address, purpose=purpose, actor=name, username=name, reason="locked", now=now,
+                _refuse(db, address=address, actor=name, username=name, reason="locked", now=now,
                         message=_locked_message(user.locked_until, now))
             if not verify_password(user.password_hash, password or ""):
                 # Counted and locked for a disabled account too, so that an account that never locks is not
@@ -521,13 +521,13 @@ def authenticate(engine: Engine, username: str, password: str, *, now: datetime 
                 if count >= settings.lockout_attempts:
                     until = now + timedelta(minutes=settings.lockout_minutes)
                     db.execute(update(User).where(User.username == name).values(locked_until=until))
-                    _refuse(db, address=address, purpose=purpose, actor=name, username=name, reason="wrong_password",
+                    _refuse(db, address=address, actor=name, username=name, reason="wrong_password",
                             failed_attempts=count, locked_until=until, now=now, message=_locked_message(until, now))
-                _refuse(db, address=address, purpose=purpose, actor=name, username=name, reason="wrong_password",
+                _refuse(db, address=address, actor=name, username=name, reason="wrong_password",
                         failed_attempts=count, message=_WRONG, now=now)
             if user.disabled:
                 # Only someone who knows the password learns that the account exists and is disabled.
-                _refuse(db, address=address, purpose=purpose, actor=name, username=name, reason="disabled", now=now,
+                _refuse(db, address=address, actor=name, username=name, reason="disabled", now=now,
                         message="This account is disabled. Ask an admin if you need access.")
         except SignInRefused as exc:
             refused = exc  # leave the block normally so the failure count and audit line commit
@@ -538,12 +538,36 @@ def authenticate(engine: Engine, username: str, password: str, *, now: datetime 
             user.locked_until = None
             user.last_sign_in_at = now
             db.add(user)
-            where = {k: v for k, v in (("address", address), ("purpose", purpose)) if v}
             record_event(db, actor=name, action="sign_in", entity=_ENTITY, entity_key=name, at=now, method="password",
-                         **where)
+                         **({"address": address} if address else {}))
     if refused is not None:
         raise refused
     return user
+
+
+def confirm_at_tablet(engine: Engine, username: str, password: str, *, address: str | None = None,
+                      now: datetime | None = None) -> bool:
+    """Whether `password` is the signed-in clinician's own, to take a tablet back from patient mode; audited, but a
+    wrong one does not count toward the account's lock.
+
+    Wrong passwords at the tablet are most often the patient's: counted, a patient could lock their clinician
+    out of every screen for the lock's time. The dashboard limits tries instead (it signs the tablet out after
+    the set number), so further guessing happens at the sign-in page, where it counts. A clinician whose
+    account was locked by guessing elsewhere can still take back the tablet their session holds.
+    """
+    now = _utcnow(now)
+    name = normalise_username(username)[:64]
+    with Session(for_writing(engine), expire_on_commit=False) as db, db.begin():
+        user = db.get(User, name)
+        right = user is not None and not user.disabled and verify_password(user.password_hash, password or "")
+        if right:
+            record_event(db, actor=name, action="sign_in", entity=_ENTITY, entity_key=name, at=now, method="password",
+                         purpose="leave_patient_mode", **({"address": address} if address else {}))
+        else:
+            record_event(db, actor=name, action="sign_in_failed", entity=_ENTITY, entity_key=name, at=now,
+                         reason="wrong_password", purpose="leave_patient_mode", counted_toward_lock=False,
+                         **({"address": address} if address else {}))
+    return right
 
 
 def sign_in_sso(engine: Engine, identities: Iterable[str | None], *, now: datetime | None = None) -> User:

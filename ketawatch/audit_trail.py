@@ -74,7 +74,7 @@ def _value(value: object) -> str:
 #: Values KetaWatch itself writes as codes in a line's detail (a sign-in's reason and purpose), shown in words;
 #: a reason someone typed is shown exactly as typed, underscores and all.
 _CODES = frozenset({"wrong_password", "wrong_current_password", "unknown_account", "sso_unknown_identity",
-                    "leave_patient_mode"})
+                    "leave_patient_mode", "tablet_wrong_passwords"})
 
 
 def _field(name: str) -> str:

@@ -650,6 +650,39 @@ def test_patient_mode_shows_only_the_form_until_the_clinician_password(demo_url,
     assert [d.get("purpose") for d in trail["detail"]] == ["leave_patient_mode", "leave_patient_mode"]
 
 
+def test_wrong_passwords_at_the_tablet_sign_it_out_without_locking_the_clinician(demo_url, monkeypatch):
+    """A patient pressing on the staff exit must not lock their clinician out of every screen: the tries are
+    audited but not counted toward the account's lock; at the lock's number the tablet is signed out, so any
+    further guessing happens at the sign-in page, where it does count."""
+    from ketawatch import accounts
+    from store.models import User
+    from store.queries import audit_frame
+
+    engine = open_database(demo_url)
+    at = _checkin_form(demo_url, monkeypatch, patient="KW-0003")
+    _button(at, "Hand the tablet to the patient").click().run()
+    for attempt in range(1, 5):
+        at.text_input(key="lc_password").set_value(f"guess-{attempt}")
+        _button(at, "Return to the clinician view").click().run()
+        _no_exception(at)
+        assert [t.value for t in at.title] == ["Your check-in"], attempt
+        assert "The password is not right. Try again." in _texts(at)
+    at.text_input(key="lc_password").set_value("guess-5")
+    _button(at, "Return to the clinician view").click().run()
+    _no_exception(at)
+    assert [t.value for t in at.title] == ["KetaWatch"], "the sign-in page, nothing of the patient's form"
+    assert any("signed out after 5 wrong passwords at the tablet's staff exit" in i.value for i in at.info)
+    with Session(engine) as db:
+        account = db.get(User, DEMO_USERS["clinician"])
+        assert (account.failed_attempts, account.locked_until) == (0, None)
+    accounts.authenticate(engine, DEMO_USERS["clinician"], DEMO_PASSWORD)  # not locked: the clinician signs in
+    trail = audit_frame(engine, actor=DEMO_USERS["clinician"]).sort_values("id").tail(7)
+    assert trail["action"].tolist() == ["sign_in_failed"] * 5 + ["sign_out", "sign_in"]
+    assert trail["detail"].head(5).tolist() == [{"reason": "wrong_password", "purpose": "leave_patient_mode",
+                                                 "counted_toward_lock": False}] * 5
+    assert trail["detail"].iloc[5] == {"reason": "tablet_wrong_passwords"}
+
+
 # ----- patients and plans -----------------------------------------------------------------------
 
 

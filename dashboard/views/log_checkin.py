@@ -14,12 +14,13 @@ from datetime import datetime, timedelta, timezone
 import streamlit as st
 
 from dashboard import data, ui
-from dashboard.auth import can_write, client_address, may_still_write
+from dashboard.auth import can_write, client_address, may_still_write, sign_out_tablet
 from ketawatch import accounts
 from ketawatch.risk.scoring import phq9_band
 from ketawatch.safety_answers import SAFETY_MARK, safety_line
 from seed_data.catalogue import instruments, warning_sign_answers, warning_signs
 from store import records as store_records
+from store.settings import get_settings
 from store.validation import CHECKIN_RULES, Problem, Validator, phq9_items_problems
 from store.vocabulary import SDS_ITEMS, WARNING_SIGNS
 
@@ -147,18 +148,20 @@ def _save(patient_id: str | None) -> None:
 
 
 def _leave_patient_mode() -> None:
-    """Button callback: only the signed-in clinician's password ends patient mode."""
-    try:
-        accounts.authenticate(engine, user.username, st.session_state.get(P + "password") or "",
-                              address=client_address(), purpose="leave_patient_mode")
-    except accounts.SignInRefused as exc:
-        # Only a password is asked for here (the username is the signed-in clinician's own).
-        wrong = exc.message == accounts.WRONG_CREDENTIALS
-        st.session_state[P + "exit_error"] = "The password is not right. Try again." if wrong else exc.message
+    """Button callback: only the signed-in clinician's password ends patient mode.
+
+    A wrong password here does not lock the clinician's account (the patient may be the one typing); after the
+    sign-in limit's number of wrong ones in a row, the page run signs the tablet out instead (`patient_view`).
+    """
+    s = st.session_state
+    if accounts.confirm_at_tablet(engine, user.username, s.get(P + "password") or "", address=client_address()):
+        s.pop(ui.PATIENT_MODE_KEY, None)
+        s.pop(P + "exit_error", None)  # the patient's "saved" stays: staff see it on coming back
+        s.pop(P + "exit_failures", None)
     else:
-        st.session_state.pop(ui.PATIENT_MODE_KEY, None)
-        st.session_state.pop(P + "exit_error", None)  # the patient's "saved" stays: staff see it on coming back
-    st.session_state[P + "password"] = ""
+        s[P + "exit_failures"] = s.get(P + "exit_failures", 0) + 1
+        s[P + "exit_error"] = "The password is not right. Try again."
+    s[P + "password"] = ""
 
 
 def _answer_radio(key: str, question: str, answers, errors, *, help: str | None = None) -> None:
@@ -238,6 +241,10 @@ def checkin_form(patient_id: str, *, patient_facing: bool) -> None:
 
 def patient_view(patient_id: str) -> None:
     """Patient mode: the check-in only, then thanks; the staff exit asks for the clinician's password."""
+    tries = st.session_state.get(P + "exit_failures", 0)
+    if tries >= get_settings().lockout_attempts:  # the whole tab is signed out: guessing goes on only at the door
+        sign_out_tablet(tries)
+        st.rerun()
     names = data.patients().set_index("patient_id")["display_name"]
     name = names.get(patient_id)
     st.title("Your check-in")
