@@ -85,12 +85,20 @@ def record_event(
     return event
 
 
-def record_patient_view(engine, *, actor: str, patient_id: str, page: str, address: str | None = None,
-                        at: datetime | None = None) -> None:
-    """One line saying who opened a patient's record and where, so the clinic can answer "who has looked at this patient"."""
+def record_view(engine, *, actor: str, entity: str, entity_key: str | None = None, patient_id: str | None = None,
+                address: str | None = None, at: datetime | None = None, **detail: Any) -> None:
+    """One line saying who opened which record, or which part of the trail, so the clinic can answer "who has
+    looked at this patient" (`patient_id`) and "who has read the audit trail"."""
     from store.db import for_writing
 
-    detail = {"page": page, **({"address": address} if address else {})}
+    detail = {k: v for k, v in {**detail, "address": address}.items() if v is not None}
     with Session(for_writing(engine)) as db, db.begin():
-        record_event(db, actor=actor, action="view", entity="patient", entity_key=patient_id, patient_id=patient_id,
+        record_event(db, actor=actor, action="view", entity=entity, entity_key=entity_key, patient_id=patient_id,
                      at=at, **detail)
+
+
+def record_patient_view(engine, *, actor: str, patient_id: str, page: str, address: str | None = None,
+                        at: datetime | None = None) -> None:
+    """One line saying who opened a patient's record and on which page."""
+    record_view(engine, actor=actor, entity="patient", entity_key=patient_id, patient_id=patient_id, address=address,
+                at=at, page=page)

@@ -201,6 +201,37 @@ def test_opening_a_patient_record_is_written_to_the_audit_trail_once_per_patient
     assert views()["patient_id"].tolist() == ["KW-0002", "KW-0003", "KW-0002"]
 
 
+def test_loading_a_patient_to_edit_and_reading_the_audit_trail_are_written_to_the_trail(demo_url, monkeypatch):
+    """Who has looked at this patient: the edit form shows their details too; and the trail's own readers are
+    in it, with the patient a search was about, so an admin's look at a patient's history is answerable."""
+    import pandas as pd
+
+    from store.queries import audit_frame
+
+    def views():
+        return audit_frame(open_database(demo_url), action="view").sort_values("id")
+
+    at = _app(demo_url, monkeypatch, "patients")
+    assert views().empty, "the list of every patient is not recorded patient by patient"
+    at.selectbox(key="pe_pick").set_value("KW-0004").run()
+    _no_exception(at)
+    line = views().iloc[-1]
+    assert (line["actor"], line["patient_id"], line["detail"]["page"]) == (DEMO_USERS["clinician"], "KW-0004",
+                                                                           "patients")
+    admin = _app(demo_url, monkeypatch, "audit", role="admin")
+    _no_exception(admin)
+    line = views().iloc[-1]
+    assert (line["actor"], line["entity"], line["detail"]) == (DEMO_USERS["admin"], "audit_trail", {"page": "audit"})
+    assert pd.isna(line["patient_id"])
+    admin.text_input(key="audit_patient").set_value("KW-0004")
+    admin.button[0].click().run()  # the filter form's "Show"
+    admin.run()  # reruns of the same search within the half hour write nothing more
+    _no_exception(admin)
+    lines = views()
+    assert lines["entity"].tolist() == ["patient", "audit_trail", "audit_trail"]
+    assert lines.iloc[-1]["patient_id"] == "KW-0004"
+
+
 def test_the_dashboard_opens_a_database_set_as_a_plain_file_path(demo_url, monkeypatch):
     """KETAWATCH_DATABASE_URL=/srv/ketawatch/ketawatch.db, as the command line takes it too."""
     at = _app(demo_url.removeprefix("sqlite:///"), monkeypatch, "caseload")

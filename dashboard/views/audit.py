@@ -13,6 +13,7 @@ import streamlit as st
 from dashboard import data, ui
 from dashboard.auth import is_admin, require_user
 from dashboard.export_panel import PreparedFile, offer_file
+from dashboard.record_views import audit_trail_read
 from ketawatch.audit_trail import ACTIONS, LIMIT, audit_csv_bytes, audit_lines, describe_changes, describe_detail
 from ketawatch.exports.audit import record_export
 from store.queries import audit_actors
@@ -42,6 +43,7 @@ start, end = (tuple(dates) + (None, None))[:2] if isinstance(dates, (tuple, list
 since = datetime.combine(start, time.min, tzinfo=tz) if start else None
 until = datetime.combine(end or start, time.max, tzinfo=tz) if (end or start) else None
 lines = audit_lines(engine, actor=actor or None, action=action, patient_id=patient_id or None, since=since, until=until)
+audit_trail_read(engine, user, patient_id=patient_id or None, who=actor or None, action=action)
 
 st.caption(f"{len(lines)} line(s), newest first" + (f" (the newest {LIMIT} only; narrow the filters)" if len(lines) >= LIMIT else "")
            + ". What changed lists only the fields that differ; the CSV download holds every value before and after.")

@@ -11,6 +11,7 @@ import streamlit as st
 
 from dashboard import data, ui
 from dashboard.auth import can_write, may_still_write
+from dashboard.record_views import patient_opened
 from ketawatch import accounts
 from store import records as store_records
 from store.validation import PATIENT_RULES, REASON_MAX_LENGTH
@@ -213,6 +214,7 @@ with edit_tab:
                     st.rerun()
             errors = st.session_state.get("pe_errors", {})
             ui.error_summary(errors, LABELS)
+            patient_opened(engine, user, loaded["patient_id"], "patients")
             st.caption(f"Editing version {loaded['version']} of {ui.md_escape(loaded['patient_id'])}.")
             _fields("pe_", errors, editing=True)
             st.text_input("Reason for the change *", key="pe_reason", max_chars=REASON_MAX_LENGTH,
