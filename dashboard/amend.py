@@ -32,6 +32,7 @@ from dashboard.ui import (
 )
 from ketawatch.risk.scoring import dose_per_kg, sds_total
 from store import queries
+from store.queries import marked_line
 from store.records import (
     RecordConflict,
     RecordInvalid,
@@ -43,7 +44,7 @@ from store.records import (
 )
 from store.settings import get_settings
 from store.validation import CHECKIN_RULES, PATIENT_RULES, REASON_MAX_LENGTH, SESSION_RULES, Rule, Validator
-from store.vocabulary import SDS_ITEMS, SEVERITIES
+from store.vocabulary import SAFETY_MARK, SDS_ITEMS, SEVERITIES
 
 Kind = Literal["session", "checkin"]
 
@@ -236,6 +237,9 @@ def _amend_form(engine: Engine, user: SignedInUser, kind: str, record_id: int, b
     with st.form(f"{base}_form"):
         st.markdown(f"**Amend this {spec['label']}** (you opened version {int(opened['version'])})")
         values = _form_fields(fields, before, base)
+        if kind == "checkin" and _holds_question_9(opened):
+            st.caption(f"The notes' line beginning `{SAFETY_MARK}` is this check-in's PHQ-9 question 9 answer: keep it "
+                       "(it may be corrected, not removed).")
         reason = st.text_input("Reason for the amendment (required, kept with the history)", key=f"{base}_reason",
                                max_chars=REASON_MAX_LENGTH)
         unusual_box(f"{base}_", "amendment")
@@ -295,9 +299,6 @@ def record_summary(kind: Kind, record: dict) -> str:
 
 def _holds_question_9(record: dict) -> bool:
     """Whether a check-in carries the question 9 line the pages' red banner comes from."""
-    from ketawatch.safety_answers import SAFETY_MARK
-    from store.queries import marked_line
-
     notes = record.get("notes")
     return isinstance(notes, str) and marked_line(notes, SAFETY_MARK) is not None
 

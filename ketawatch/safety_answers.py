@@ -15,10 +15,7 @@ from datetime import datetime
 import pandas as pd
 
 from store.queries import marked_line
-from store.vocabulary import code_words
-
-#: How a check-in note's safety line begins (the form writes it; a clinician may type it too).
-SAFETY_MARK = "[Safety]"
+from store.vocabulary import SAFETY_MARK, code_words
 #: How long a followed-up answer stays in view (in blue) after its follow-up; the exports' look-back window too.
 RECENT_DAYS = 14
 

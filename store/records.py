@@ -32,6 +32,10 @@ class RecordInvalid(Exception):
         self.problems = problems
 
 
+class NothingChanged(RecordInvalid):
+    """An amendment whose values are the stored ones: a new version saying nothing would only mislead the history."""
+
+
 class RecordConflict(Exception):
     """Someone else changed or voided the record since it was opened; nothing was written."""
 
@@ -199,6 +203,7 @@ def _amend(
             clean = _validated(kind, merged, validator.for_amending(before))
             if clean["patient_id"] != getattr(record, "patient_id"):
                 raise RecordInvalid([Problem("patient_id", "A record cannot be moved to another patient; void it and record it again")])
+            compared = [*clean, "side_effects"] if kind is SESSION else list(clean)
             effects = clean.pop("side_effects", None)
             db.add(
                 RecordRevision(
@@ -217,6 +222,9 @@ def _amend(
             db.flush()
             db.refresh(record)
             after = _snapshot(db, kind, record)
+            if all(_stored_alike(before.get(name), after.get(name)) for name in compared):  # rolls the writes back
+                raise NothingChanged([Problem("reason", f"Nothing differs from the stored {kind.label}, so nothing "
+                                                        "was saved")])
             record_event(
                 db, actor=actor, action="amend", entity=kind.name, entity_key=key, patient_id=record.patient_id,
                 before=before, after=after, reason=reason, at=now,
@@ -224,6 +232,13 @@ def _amend(
     except IntegrityError as exc:
         raise _collision(kind, clean, validator) from exc
     return record
+
+
+def _stored_alike(before: Any, after: Any) -> bool:
+    """Whether two snapshot values are the same record content (side effects in any order)."""
+    if isinstance(before, list) and isinstance(after, list):
+        return sorted(map(tuple, before)) == sorted(map(tuple, after))
+    return before == after
 
 
 def _void(engine: Engine, kind: _Kind, key: Any, *, actor: str, reason: str, expected_version: int,

@@ -18,6 +18,7 @@ from datetime import date, datetime, time, timezone
 from typing import Any, Callable, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
+from store.queries import marked_line
 from store.settings import get_settings
 from store.vocabulary import (
     CHECKIN_COLUMNS,
@@ -25,6 +26,7 @@ from store.vocabulary import (
     PATIENT_COLUMNS,
     PATIENT_STATUSES,
     ROUTES,
+    SAFETY_MARK,
     SDS_ITEMS,
     SESSION_COLUMNS,
     SEVERITIES,
@@ -654,6 +656,12 @@ class Validator:
             problems.append(
                 Problem(missing[0], f"Severity of Dependence Scale: give all five items or none ({noun} {numbers} missing)")
             )
+        if marked_line(self.stored.get("notes"), SAFETY_MARK) and not marked_line(clean.get("notes"), SAFETY_MARK):
+            # Amending: the line is the only record of the answer, and every screen's red or blue banner comes from it.
+            problems.append(Problem("notes", f"The notes hold a PHQ-9 question 9 answer (the line beginning "
+                                             f"{SAFETY_MARK}); an amendment may not remove it, since the answer and "
+                                             "its banner would leave every screen. Keep that line and change the "
+                                             "rest; if the answer was never this patient's, void the check-in instead"))
         return clean, problems
 
 

@@ -41,6 +41,10 @@ WARNING_SIGNS = (
 )
 SDS_ITEMS = ("sds_1", "sds_2", "sds_3", "sds_4", "sds_5")
 
+#: How a check-in note's line carrying a PHQ-9 question 9 answer above 'not at all' begins (the check-in form writes
+#: it, since the import format holds the PHQ-9 total only; a clinician may type it too): ketawatch.safety_answers.
+SAFETY_MARK = "[Safety]"
+
 #: The reason an alert review lists when it records the follow-up of a PHQ-9 question 9 answer: no risk
 #: rule has this id, so such a review acknowledges no risk level (ketawatch.caseload.latest_reviews).
 SAFETY_FOLLOW_UP = "phq9_q9_follow_up"

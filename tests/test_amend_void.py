@@ -63,6 +63,55 @@ def test_an_older_record_that_a_newer_rule_would_refuse_can_still_be_corrected_a
                               expected_version=2, validator=validator)
 
 
+def _trail_and_history(engine, kind, record_id) -> tuple[int, int]:
+    from store.queries import audit_frame
+
+    return len(audit_frame(engine, action="amend")), len(revisions_frame(engine, kind, record_id))
+
+
+@pytest.mark.parametrize("kind, changes", [
+    ("patient", {"indication": "depression", "sud_history": "no"}),
+    ("session", {"dose_mg": float(SESSION["dose_mg"])}),
+    ("session", {"side_effects": ";".join(reversed(SESSION["side_effects"].split(";")))}),  # the same, other order
+    ("checkin", {"craving": int(CHECKIN["craving"]), "notes": CHECKIN["notes"]}),
+])
+def test_an_amendment_that_changes_nothing_is_refused_and_writes_nothing(one_of_each, validator, kind, changes):
+    """Before, the store made a new version with no field different: the history said "1 change", the trail held a
+    false amendment, and a colleague editing the same record met a conflict. The pages checked this; any caller now."""
+    engine, session_id, checkin_id = one_of_each
+    amend = {"patient": records.amend_patient, "session": records.amend_session, "checkin": records.amend_checkin}[kind]
+    key = {"patient": "KW-T1", "session": session_id, "checkin": checkin_id}[kind]
+    before = _trail_and_history(engine, kind, key)
+    with pytest.raises(records.NothingChanged, match=f"Nothing differs from the stored {kind.replace('checkin', 'check-in')}"):
+        amend(engine, key, changes, actor="cleo", reason="checked", expected_version=1, validator=validator)
+    assert _trail_and_history(engine, kind, key) == before
+    saved = amend(engine, key, {"notes" if kind != "patient" else "display_name": "changed"}, actor="cleo",
+                  reason="checked", expected_version=1, validator=validator)
+    assert saved.version == 2  # the same version number was still free: nothing was written before
+
+
+def test_an_amendment_may_correct_a_question_9_answer_but_not_remove_it(one_of_each, validator):
+    """The notes line is the answer's only record; removed by an amendment of the note around it, the answer and its
+    red banner left every screen with no follow-up recorded (a new engineer's review)."""
+    from ketawatch.safety_answers import in_view, safety_line
+
+    engine, _, checkin_id = one_of_each
+    answered = safety_line(["Several days"]) + "\nslept bdly"
+    records.amend_checkin(engine, checkin_id, {"notes": answered}, actor="cleo", reason="paper form's question 9",
+                          expected_version=1, validator=validator)
+    waiting = in_view(engine, now=validator.now)
+    assert len(waiting) == 1
+    with pytest.raises(records.RecordInvalid, match=r"The notes hold a PHQ-9 question 9 answer \(the line beginning "
+                                                    r"\[Safety\]\); an amendment may not remove it"):
+        records.amend_checkin(engine, checkin_id, {"notes": "slept badly"}, actor="cleo", reason="typo",
+                              expected_version=2, validator=validator)
+    assert stored(engine, checkins_frame, checkin_id, "version") == 2
+    corrected = safety_line(["More than half the days"]) + "\nslept badly"
+    records.amend_checkin(engine, checkin_id, {"notes": corrected}, actor="cleo", reason="typo and the answer",
+                          expected_version=2, validator=validator)
+    assert in_view(engine, now=validator.now)["line"].tolist() == [safety_line(["More than half the days"])]
+
+
 def test_a_question_9_follow_up_names_a_safety_step_and_a_level_review_a_treatment_step(one_of_each):
     """The follow-up form offered only dependence-review actions (dose held...); each kind now has its own list."""
     from store.vocabulary import SAFETY_FOLLOW_UP
@@ -159,7 +208,7 @@ def test_simultaneous_saves_from_the_same_version_let_exactly_one_through(one_of
     def save(i: int) -> None:
         barrier.wait()
         try:
-            records.amend_session(engine, session_id, {"dose_mg": 30 + i}, actor=f"clinician{i}", reason="race",
+            records.amend_session(engine, session_id, {"dose_mg": 40 + i}, actor=f"clinician{i}", reason="race",  # each differs from 35
                                   expected_version=1, validator=validator)
             outcomes.append("saved")
         except records.RecordConflict:

@@ -795,6 +795,17 @@ def test_edit_patient_needs_a_reason(demo_url, monkeypatch):
     assert "Give a reason" in _texts(at)
 
 
+def test_edit_patient_with_nothing_changed_says_so_and_saves_no_version(demo_url, monkeypatch):
+    at = _open_for_edit(demo_url, monkeypatch)
+    at.text_input(key="pe_reason").set_value("Checked at the meeting")
+    _button(at, "Save changes").click().run()
+    _no_exception(at)
+    with Session(open_database(demo_url)) as db:
+        assert db.get(Patient, "KW-0004").version == 1
+    assert any(w.value == "Nothing was changed, so nothing was saved." for w in at.warning)
+    assert not at.error
+
+
 def test_edit_patient_refuses_to_overwrite_a_colleagues_change(demo_url, monkeypatch):
     from store.records import amend_patient
 

@@ -144,6 +144,10 @@ def _amend() -> None:
     try:
         store_records.amend_patient(engine, loaded["patient_id"], changes, actor=user.username,
                                     reason=st.session_state.get("pe_reason") or "", expected_version=loaded["version"])
+    except store_records.NothingChanged:
+        st.session_state.pop("pe_errors", None)
+        st.session_state["pe_unchanged"] = True
+        return
     except store_records.RecordInvalid as exc:
         st.session_state["pe_errors"] = ui.problems_by_field(exc.problems)
         return
@@ -214,6 +218,8 @@ with edit_tab:
                     st.rerun()
             errors = st.session_state.get("pe_errors", {})
             ui.error_summary(errors, LABELS)
+            if st.session_state.pop("pe_unchanged", False):
+                st.warning("Nothing was changed, so nothing was saved.", icon=":material/info:")
             patient_opened(engine, user, loaded["patient_id"], "patients")
             st.caption(f"Editing version {loaded['version']} of {ui.md_escape(loaded['patient_id'])}.")
             _fields("pe_", errors, editing=True)
