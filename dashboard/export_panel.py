@@ -15,6 +15,7 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 
+from dashboard.ui import md_escape
 from ketawatch.exports import ExportRefused, PatientNotFound, export_caseload, export_patient, must_deidentify
 from store.settings import get_settings
 
@@ -76,11 +77,11 @@ def offer_file(slot: str, params: tuple, build, spinner: str) -> None:
                 return
             name, data, mime = result.download()
             results[slot] = (params, name, data, mime)
-            status.update(label=f"Ready: {name}", state="complete")
+            status.update(label=f"Ready: {md_escape(name)}", state="complete")
     prepared = results.get(slot)
     if prepared and prepared[0] == params:
         _, name, data, mime = prepared
-        st.download_button(f"Download {name}", data=data, file_name=name, mime=mime, key=f"{slot}-download",
+        st.download_button(f"Download {md_escape(name)}", data=data, file_name=name, mime=mime, key=f"{slot}-download",
                            icon=":material/download:", on_click="ignore")
     elif prepared:
         st.caption("The options changed since the file was prepared; prepare it again.")

@@ -510,7 +510,7 @@ def safety_banner(answers: pd.DataFrame, *, label=None, can_follow_up: bool = Tr
         if label is not None:  # one click to where the follow-up is recorded
             who = list(unattended["patient_id"])
             for box, pid in zip(st.columns(min(len(who), 4)) * (len(who) // 4 + 1), who):
-                box.page_link("views/patient.py", label=f"Open {pid}", icon=":material/person:",
+                box.page_link("views/patient.py", label=f"Open {md_escape(pid)}", icon=":material/person:",
                               query_params={"patient": pid})
     if seen:
         st.info(f"**PHQ-9 question 9: followed up** (shown for {RECENT_DAYS} days after the follow-up)\n\n"

@@ -847,6 +847,39 @@ def test_acknowledge_an_alert_records_the_review_and_closes_it(demo_url, monkeyp
     assert list(recent.columns)[-1] == "Reasons reviewed", "the long list of rule ids goes last, after the action and note"
 
 
+def test_a_patient_id_written_in_markdown_is_shown_as_typed_in_button_and_link_labels(demo_url, monkeypatch, tmp_path):
+    """Streamlit reads a button's or a page link's label as Markdown: an id such as "[KW-9](https://...)" (the
+    import format allows any 64 characters) became a link out of the clinic's pages on Alerts and the caseload."""
+    from dashboard.ui import md_escape
+    from ketawatch.exports.tables import import_format_frames
+    from ketawatch.risk import assess
+    from ketawatch.safety_answers import safety_line
+    from store import records as store_records
+    from store.importer import import_folder
+    from store.queries import load_records
+
+    engine = open_database(demo_url)
+    tz = get_settings().clinic_timezone
+    levels = assess(load_records(engine), tz=tz)
+    red = levels.loc[levels["level"] == "red", "patient_id"].iloc[0]
+    odd = "[KW-9](https://evil.example)"
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    for kind, frame in import_format_frames(load_records(engine, [red]), tz=tz).items():
+        frame.assign(patient_id=odd).to_csv(folder / f"{kind}.csv", index=False)
+    import_folder(engine, folder, actor="test")
+    store_records.add_checkin(engine, {"patient_id": odd, "reported_at": dt.date.today().isoformat(), "craving": 2,
+                                 "notes": safety_line(["Several days"])}, actor="test")
+    alerts = _app(demo_url, monkeypatch, "alerts")
+    _no_exception(alerts)
+    assert _button(alerts, f"Acknowledge {md_escape(odd)}")  # red, so listed; its label escaped
+    caseload = _app(demo_url, monkeypatch, "caseload")
+    links = [e.proto.label for e in caseload.get("page_link") if e.proto.label.startswith("Open ")]
+    assert f"Open {md_escape(odd)}" in links
+    labels = [b.label for b in alerts.button] + links
+    assert not [label for label in labels if "](" in label], labels
+
+
 def test_alerts_give_each_reason_as_the_patient_page_does_and_mark_those_new_since_the_last_review(demo_url, monkeypatch):
     """The reviewer acknowledges what they can read: each observation with its dates and role; the rule id in plain
     text, not as code; and after a review, which reasons it did not see."""
@@ -1045,7 +1078,8 @@ def test_a_question_9_follow_up_is_recorded_on_the_patient_page_and_moves_the_an
     caseload = _app(demo_url, monkeypatch, "caseload")
     assert any("KW-0002" in e.value.replace("\\", "") and "Shown until a follow-up is recorded" in e.value
                for e in caseload.error)
-    assert [e.proto.label for e in caseload.get("page_link") if e.proto.label.startswith("Open ")] == ["Open KW-0002"]
+    assert [e.proto.label.replace("\\", "") for e in caseload.get("page_link") if e.proto.label.startswith("Open ")] == [
+        "Open KW-0002"]  # (its label escaped as Markdown)
     page = _app(demo_url, monkeypatch, "patient", patient="KW-0002")
     red = lambda view: [e.value.replace("\\", "") for e in view.error if "question 9" in e.value]  # noqa: E731
     blue = lambda view: [i.value.replace("\\", "") for i in view.info if "question 9" in i.value]  # noqa: E731

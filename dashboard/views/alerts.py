@@ -88,7 +88,7 @@ for alert in pending.itertuples(index=False):
                 ui.field_error(errors, "note", "level", "patient_id")
             with cols[2]:
                 st.write("")
-                st.button(f"Acknowledge {pid}", key=f"al_ack_{pid}", type="primary", on_click=_acknowledge,
+                st.button(f"Acknowledge {ui.md_escape(pid)}", key=f"al_ack_{pid}", type="primary", on_click=_acknowledge,
                           args=(pid, alert.level, ids), help="Records the review; a review is not undone")
 
 if not writer:
