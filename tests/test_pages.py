@@ -138,7 +138,7 @@ def test_patient_page_shows_reasons_and_charts_for_a_red_patient(demo_url, monke
     # Each reason says what it supports on its own (a supporting signal never reads as amber), and the
     # page says how the reasons add up to the level.
     from dashboard.ui import md_escape
-    from ketawatch.risk import COMBINATION_NOTE, reason_role
+    from ketawatch.risk import combination_note, load_rules, reason_role
     from ketawatch.risk.reasons import RULES
 
     captions = [c.value for c in at.caption]
@@ -147,7 +147,7 @@ def test_patient_page_shows_reasons_and_charts_for_a_red_patient(demo_url, monke
         role = "supporting: adds weight, never raises a level on its own" if reason.rule_id in weak else reason_role(reason.level)
         assert any(c.startswith(role.capitalize()) and c.endswith(f"rule {md_escape(reason.rule_id)}")
                    for c in captions), reason.rule_id
-    assert COMBINATION_NOTE in captions
+    assert combination_note(load_rules()) in captions
     columns = {tuple(d.value.columns) for d in at.dataframe}
     assert any("SpO₂ before/after (%)" in c and "HR before/after" in c for c in columns), "every vital sign is in the table"
 

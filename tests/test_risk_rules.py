@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -367,8 +368,12 @@ def test_craving_reason_states_numbers_and_dates():
 
 
 def test_every_rule_has_a_documented_id_and_a_checkable_text():
-    documented = set(re.findall(r"^\| (\w+) \|", reasons_module.__doc__, flags=re.M)) - {"rule"}
-    assert documented == set(risk.RULE_IDS)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("### Rule ids", 1)[1].split("\n\n", 2)[1]  # the table, written once (not in a docstring too)
+    documented = re.findall(r"^\| (\w+) \| (.+?) \|", table, flags=re.M)
+    assert [rule_id for rule_id, _ in documented if rule_id != "rule"] == list(risk.RULE_IDS)
+    assert {rule_id: level.split(",")[0] for rule_id, level in documented if rule_id != "rule"} == {
+        rule.id: rule.level for rule in reasons_module.RULES}
     rising = [0, 0, 0, 0, 2, 2, 3, 3, 3]
     rec = records(
         [patient("escalating"), patient("relapsing"), patient("sooner", plan_interval=28), patient("titrated"), patient("corroborated")],
@@ -515,6 +520,24 @@ def _replay_records() -> tuple[Records, str]:
         + checkins("p2", [2, 1, 2, 9, 1, 2, 2, 5, 6], non_prescribed_use=[0, 0, 0, 2, 0, 0, 0, 0, 3]),
     )
     return rec, "Europe/London"
+
+
+def test_the_note_on_how_reasons_add_up_gives_the_numbers_of_the_settings_in_use():
+    """A clinic that edits its rules file must not read a printed rule that disagrees with how its levels were made."""
+    shipped = risk.combination_note(risk.load_rules())
+    for said in ("use outside treatment reported on two of the last six check-ins is red on its own", "at least two kinds",
+                 "adding up to 3 points", "an amber-level one 2 points and a supporting one 1",
+                 "the same sign 'a little' twice in three check-ins", "the SDS control items at 2)",
+                 "PHQ-9 is 6 or more points above", "supporting ones adding up to 2 points"):
+        assert said in shipped, said
+    own = risk.combination_note(risk.load_rules(combination_red_min_points=4, combination_red_min_families=3,
+                                                interval_relapse_phq9_rise=5.0, corroboration_sds_control=3.0,
+                                                corroboration_persist_checkins=3, corroboration_window_checkins=4,
+                                                use_red_checkins=3, combination_amber_min_points=3))
+    for said in ("reported on three of the last six check-ins", "at least three kinds", "adding up to 4 points",
+                 "'a little' 3 times in four check-ins", "the SDS control items at 3)", "PHQ-9 is 5 or more points",
+                 "supporting ones adding up to 3 points"):
+        assert said in own, said
 
 
 def test_reasons_come_worst_first_in_the_rule_table_order():

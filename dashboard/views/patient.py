@@ -19,7 +19,7 @@ from dashboard.export_panel import patient_exports
 from dashboard.record_views import patient_opened
 from ketawatch.caseload import alerts_waiting, latest_reviews, unreviewed_alerts
 from ketawatch.charts import record_span
-from ketawatch.risk import COMBINATION_NOTE
+from ketawatch.risk import combination_note, load_rules
 from ketawatch.risk.scoring import dose_per_kg, sds_total
 from seed_data.catalogue import warning_signs
 from store.settings import get_settings
@@ -108,7 +108,7 @@ with st.container(border=True):
         st.markdown("**Why** (each observation with the dates it rests on):")
     ui.reason_list(reasons)
     if reasons:
-        st.caption(COMBINATION_NOTE)
+        st.caption(combination_note(load_rules()))  # the settings the levels were computed with
 
 patient_exports(engine, user, pid)  # its own expander: "Export case review"
 

@@ -15,7 +15,7 @@ import pandas as pd
 from ketawatch.exports.casefile import PatientCase, local_day
 from ketawatch.exports.figures import FigureImage, case_figures
 from ketawatch.exports.pdf_layout import DISCLAIMER, ReviewPDF, local_time_text
-from ketawatch.risk import COMBINATION_NOTE, reason_ids, reason_role
+from ketawatch.risk import combination_note, load_rules, reason_ids, reason_role
 from ketawatch.safety_answers import follow_up_text
 from seed_data.catalogue import seed_citation, side_effect_words, side_effects, warning_sign
 from store.vocabulary import WARNING_SIGNS, code_words, is_safety_follow_up, reviewed_reasons_text
@@ -103,7 +103,7 @@ def _level_section(pdf: ReviewPDF, case: PatientCase) -> None:
         pdf.cell(0, 5, "Why (observations, most important first):", new_x="LMARGIN", new_y="NEXT")
         for reason in case.reasons:
             pdf.bullet(_reason_line(reason))
-        pdf.paragraph(COMBINATION_NOTE, size=7.5, style="I", height=3.4)
+        pdf.paragraph(combination_note(load_rules()), size=7.5, style="I", height=3.4)
     else:
         pdf.paragraph("No rule holds as of this date: no concern is raised by the records.", size=8.5)
     pdf.ln(1)

@@ -2,20 +2,20 @@
 
 No streamlit and no database (its only outside read is the rules file, once, when no rules are
 passed in), so the CLI, the dashboard, the PDF export and the tests call the same functions. The
-rule identifiers and what each means are tabled in `reasons.py`; every clinical threshold lives
-in seed_data/rules.toml (the two evidence points of the combination are in engine.py).
+rule identifiers are in `reasons.py` (what each means: the README's "Rule ids"); every clinical
+threshold lives in seed_data/rules.toml (the evidence points of the combination's unit: reasons.POINTS).
 """
 
 from ketawatch.risk.engine import assess, daily_levels, level_history, patient_signals
-from ketawatch.risk.reasons import COMBINATION_NOTE, RULE_IDS, Reason, reason_ids, reason_role
+from ketawatch.risk.reasons import RULE_IDS, Reason, combination_note, reason_ids, reason_role
 from ketawatch.risk.rules import RuleSettings, load_rules
 
 __all__ = [
-    "COMBINATION_NOTE",
     "RULE_IDS",
     "Reason",
     "RuleSettings",
     "assess",
+    "combination_note",
     "daily_levels",
     "level_history",
     "load_rules",

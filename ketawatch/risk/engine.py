@@ -23,7 +23,7 @@ from ketawatch.risk.features import (
     session_features,
     weighty_specific_signs,
 )
-from ketawatch.risk.reasons import CORROBORATING, FAMILIES, REQUEST_FAMILIES, RULES, Reason, build_reasons
+from ketawatch.risk.reasons import CORROBORATING, FAMILIES, POINTS, REQUEST_FAMILIES, RULES, Reason, build_reasons
 from ketawatch.risk.rules import SUD_SCALED, RuleSettings, load_rules
 from ketawatch.risk.windows import take
 from store.frames import Records
@@ -31,8 +31,6 @@ from store.frames import Records
 LEVELS = np.array(["green", "amber", "red"], dtype=object)
 _KEY = np.int64(1) << 32  # packs (patient code, day) into one sortable integer
 _DAY_OFFSET = np.int64(1) << 31
-#: Evidence points of a family's strongest signal: an amber-level rule, or a weak supporting one.
-_STRONG_POINTS, _WEAK_POINTS = 2, 1
 
 
 @dataclass(frozen=True)
@@ -112,7 +110,7 @@ def evaluate(records: Records, *, rules: RuleSettings | None = None, tz: str, un
                 hit = counted = hit & (points["use"] == 0)
         daily[f"rule_{rule.id}"] = hit
         if rule.family:
-            worth = _WEAK_POINTS if rule.level == "weak" else _STRONG_POINTS
+            worth = POINTS["weak" if rule.level == "weak" else "amber"]
             points[rule.family] = np.maximum(points[rule.family], np.where(counted, worth, 0))
     # Asking to come earlier while PHQ-9 has reliably worsened is what a depressive relapse looks
     # like ("it wears off sooner"): the frequency family then counts one point less.

@@ -1,51 +1,9 @@
 """The rule identifiers and the one-line, checkable observation behind each flag.
 
-Rule identifiers (stable; the CLI prints them, the README documents them):
-
-| rule id | level on its own | counts towards red as | meaning |
-|---|---|---|---|
-| use_outside_treatment_repeated | red | use | ketamine use outside the clinic or seeking the effect for pleasure/escape answered "clearly" or more on 2+ of the last 6 check-ins |
-| use_outside_treatment_reported | amber | use | such use answered "clearly" or more on 1 of the last 6 check-ins |
-| craving_rising | amber | craving | craving (0-10) 3+ points above the patient's own baseline (median of the first 3 check-ins) on 2 consecutive check-ins, or its EWMA trend (lambda 0.25, from the baseline on; a lone high answer, with none in the 3 check-ins before it, counted as a 3-point rise) 2+ points above on 3 consecutive check-ins |
-| craving_high | amber | craving | craving 7 or more on 2 consecutive check-ins, whatever the baseline |
-| specific_sign_persistent | amber | checklist (signs of catalogue weight >= 2: secrecy, tolerance) | a specific warning sign answered "clearly" or more on 2 of the last 3 check-ins (one reason per sign) |
-| dose_increase_requests | amber | dose | the patient asked for a higher dose at 2+ of the last 6 sessions within 90 days |
-| dose_above_plan_after_request | amber | dose | dose 20%+ above the planned mg/kg (fixed-dose routes: the median of the first 3 sessions) on 2 consecutive sessions, and raised 10%+ since the patient first asked for more within the last 6 sessions and 90 days; clinician titration without (or long before) requests never counts |
-| early_requests_repeated | amber | frequency | the patient asked for an earlier session at 2+ of the last 6 sessions within 90 days |
-| interval_shrinking | amber | - | 2 of the last 3 maintenance intervals shorter than 75% of the planned interval (after induction) |
-| sds_high_rising | amber | - | SDS total at or above the clinic threshold (4) and 3+ points above the patient's baseline, on 2 consecutive complete answers |
-| nonspecific_signs_rising | amber | - | weighted non-specific sign burden (sleep, appetite, withdrawal, neglect, coordination, dissociation outside sessions) 3+ above baseline on 2 consecutive check-ins |
-| craving_drift | weak | craving | craving drift: a one-sided CUSUM of craving above the patient's baseline (at least 0.5) + 1 point (each check-in adds at most 2) reached 3, e.g. 2 points above baseline on 3 check-ins |
-| specific_burden_drift | weak | checklist | the same CUSUM on the weighted burden of secrecy and tolerance (catalogue weight 2 each; allowance 1.5, step at most 4) reached 3: both answered "a little" on 2 check-ins, or one "clearly" and then again |
-| sds_control_items | weak | control | the SDS items that do not overlap with therapeutic reliance (out of control, worry about use, wish to stop; 0-9) summed to 3+ on the latest complete answer |
-| dose_request_recent | weak | dose | the patient asked for a higher dose at 1 of the last 6 sessions within 90 days |
-| early_request_recent | weak | frequency | the patient asked for an earlier session at 1 of the last 6 sessions within 90 days |
-| corroborating_sign | weak, only beside a craving signal | checklist | the same one of secrecy, tolerance, use outside treatment or seeking the effect answered "a little" or more on 2 of the last 3 check-ins, while the craving family has a signal and the checklist and use families none (one reason per sign) |
-| corroborating_sds_control | weak, only beside a craving signal | control | the SDS control items summed to 2+ on the latest complete answer, while the craving family has a signal and the control family none |
-
-Combination (evidence points): within each family (use, craving, checklist, dose, frequency,
-control) the strongest signal counts, an amber rule 2 points and a weak signal 1 point. Red when
-`use_outside_treatment_repeated` holds, or when the points reach 3 from at least 2 families
-(two amber-level signals; one amber signal with a weak one of another family; three weak ones),
-except that the patient's requests alone (dose and frequency families, nothing from use,
-craving, checklist or control) are one line of evidence, not two: they are red only when there
-are 4+ requests of either kind in their windows (`requests.persistent`) or the treatment has
-already changed (`interval_shrinking` or `dose_above_plan_after_request`), else amber.
-Amber when any amber rule holds, or weak signals of different families reach 2 points. Weak
-signals never raise a level on their own; they are listed as reasons when the level is amber or
-red. The two corroborating rules are answers too light to count alone (answer noise in most
-patients who show them) that count as a weak signal of their family only while craving has moved
-from the patient's baseline: a second dependence-specific family agreeing with it. Rules marked
-"-" support amber only: they also rise with a depressive relapse, PTSD or therapeutic reliance. Patient requests count only within the last 6 sessions that are also at
-most 90 days old (`requests.window_days`): maintenance sessions 2-6 weeks apart would otherwise
-join an ordinary request months ago to today's. While PHQ-9 is 6+ points (the reliable change)
-above the patient's lowest, early requests count one point less (a relapse booster). So the
-look-alikes stay below red: a relapse booster is at most one recent early request plus perhaps
-one request for more (two weak signals: amber), and a booster with two other asks (3 requests
-before PHQ-9 has risen 6 points) is requests alone, short of persistent (amber); a craving spike is one capped CUSUM step (no craving signal, so nothing corroborates it); PTSD
-depersonalisation and relapse signs are non-specific. For patients with a history of substance use disorder the graded
-thresholds are multiplied by `sud.sensitivity` (0.75); the history is never a reason by itself.
-All numbers above are the defaults of seed_data/rules.toml.
+The identifiers are stable (the CLI prints them). What each rule means, and how the rules add up
+to a level, is written once, for users, in the README's "Rule ids" section, whose table a test
+keeps in step with `RULES`; its numbers are the defaults of seed_data/rules.toml.
+`combination_note` says how reasons add up from the settings in use, for the page and the PDF.
 """
 
 from __future__ import annotations
@@ -117,20 +75,43 @@ _ROLE = {
     "amber": "amber on its own",
     "weak": "supporting: adds weight, never raises a level on its own",
 }
-#: How reasons add up to a level, in words, for the patient page and the PDF.
-COMBINATION_NOTE = (
-    "How the reasons add up: repeated use outside treatment is red on its own. Otherwise red needs "
-    "evidence of at least two kinds (craving; secrecy or tolerance; dose requests; requests to come "
-    "earlier; the SDS control items; use outside treatment) adding up to 3 points: within a kind the "
-    "strongest observation counts, an amber-level one 2 points and a supporting one 1. While craving is "
-    "above the patient's baseline, a lighter answer of another kind (the same sign 'a little' twice, "
-    "the SDS control items at 2) corroborates it as a supporting observation. While PHQ-9 is "
-    "6 or more points above the patient's best, requests to come earlier count one point less (a "
-    "relapse looks like that). The patient's requests alone count as one kind unless they persist or "
-    "the treatment has already changed (shorter intervals, a dose above plan after asking). Shorter "
-    "intervals, a high SDS, irritability, other substances and non-specific signs support amber only. "
-    "Amber needs one amber-level observation, or supporting ones of two kinds."
-)
+#: Evidence points of a family's strongest signal: an amber-level rule, or a weak supporting one. The unit in which
+#: rules.toml's [combination] counts; not a threshold, so not a setting (a clinic's file keeps working).
+POINTS = {"amber": 2, "weak": 1}
+_NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six")
+
+
+def _times(n: int) -> str:
+    return {1: "once", 2: "twice"}.get(n, f"{n} times")
+
+
+def _number(n: float) -> str:
+    n = int(n) if float(n).is_integer() else n
+    return _NUMBER_WORDS[n] if isinstance(n, int) and 0 <= n < len(_NUMBER_WORDS) else f"{n:g}"
+
+
+def combination_note(rules: RuleSettings) -> str:
+    """How reasons add up to a level, in words, from the rule settings in use (a clinic's own file included), for the
+    patient page and the PDF: the note must never describe other numbers than the levels were computed with."""
+    lighter = warning_sign_answers()[min(3, max(0, int(rules.corroboration_sign_min_score)))].lower()
+    kinds = _number(rules.combination_red_min_families)
+    red_alone = (f"use outside treatment reported on {_number(rules.use_red_checkins)} of the last "
+                 f"{_number(rules.use_window_checkins)} check-ins is red on its own")
+    return (
+        f"How the reasons add up: {red_alone}. Otherwise red needs evidence of at least {kinds} kinds (craving; "
+        "secrecy or tolerance; dose requests; requests to come earlier; the SDS control items; use outside "
+        f"treatment) adding up to {rules.combination_red_min_points} points: within a kind the strongest "
+        f"observation counts, an amber-level one {POINTS['amber']} points and a supporting one {POINTS['weak']}. "
+        "While craving is above the patient's baseline, a lighter answer of another kind (the same sign "
+        f"'{lighter}' {_times(rules.corroboration_persist_checkins)} in {_number(rules.corroboration_window_checkins)} "
+        f"check-ins, the SDS control items at {rules.corroboration_sds_control:g}) corroborates it as a supporting "
+        f"observation. While PHQ-9 is {rules.interval_relapse_phq9_rise:g} or more points above the patient's best, "
+        "requests to come earlier count one point less (a relapse looks like that). The patient's requests alone "
+        "count as one kind unless they persist or the treatment has already changed (shorter intervals, a dose "
+        "above plan after asking). Shorter intervals, a high SDS, irritability, other substances and non-specific "
+        "signs support amber only. Amber needs one amber-level observation, or supporting ones adding up to "
+        f"{rules.combination_amber_min_points} points from different kinds."
+    )
 
 
 def reason_role(level: str) -> str:
