@@ -18,10 +18,7 @@ from sqlmodel import Session
 from store.audit import record_event, snapshot
 from store.db import for_writing
 from store.models import AlertReview, CheckIn, InfusionSession, Patient, RecordRevision, SideEffectEvent
-from store.validation import (
-    REASON_MAX_LENGTH, REVIEW_NOTE_MAX_LENGTH, Problem, Validator, free_text_problem, look_alike_message, same_looking_id,
-)
-from store.vocabulary import LEVELS, REVIEW_ACTIONS, SAFETY_FOLLOW_UP, SAFETY_FOLLOW_UP_ACTIONS
+from store.validation import Problem, Validator, look_alike_message, reason_problems, review_problems, same_looking_id
 
 
 class RecordInvalid(Exception):
@@ -177,13 +174,10 @@ def _bump(db: Session, kind: _Kind, record: Any, expected_version: int, values: 
 
 
 def _require_reason(reason: str | None, what: str) -> str:
-    reason = (reason or "").strip()
-    if not reason:
-        raise RecordInvalid([Problem("reason", f"Give a reason for the {what}; it is kept with the record's history")])
-    problem = free_text_problem(f"The reason for the {what}", reason, REASON_MAX_LENGTH)
-    if problem:
-        raise RecordInvalid([Problem("reason", problem)])
-    return reason
+    problems = reason_problems(reason, what)
+    if problems:
+        raise RecordInvalid(problems)
+    return (reason or "").strip()
 
 
 def _amend(
@@ -320,26 +314,7 @@ def add_alert_review(
     now: datetime | None = None,
 ) -> AlertReview:
     """Record that a clinician reviewed a patient's level and reasons, and what they did about it."""
-    problems = []
-    if level not in LEVELS:
-        problems.append(Problem("level", f"Level {level!r} is not one of {', '.join(LEVELS)}"))
-    allowed = SAFETY_FOLLOW_UP_ACTIONS if SAFETY_FOLLOW_UP in reasons else REVIEW_ACTIONS
-    if not action:
-        problems.append(Problem("action", "Choose what was done from the list of actions"))
-    elif action not in allowed:
-        problems.append(Problem("action", f"Choose an action from the list ({action!r} is not one of them)"))
-    if action == "other" and not (note or "").strip():
-        problems.append(Problem("note", "Say in the note what was done when the action is 'other'"))
-    elif SAFETY_FOLLOW_UP in reasons and not (note or "").strip():
-        problems.append(Problem("note", "Say in the note what was done about the answer to PHQ-9 question 9 (who "
-                                        "spoke with the patient, and the plan)"))
-    elif level == "red" and not (note or "").strip():
-        # A red alert closed with no words leaves the next clinician nothing to go on at the meeting.
-        problems.append(Problem("note", "Say in the note what was decided for this red alert (who spoke with the "
-                                        "patient, and the plan)"))
-    problem = free_text_problem("The note", note or "", REVIEW_NOTE_MAX_LENGTH)
-    if problem:
-        problems.append(Problem("note", problem))
+    problems = review_problems(level=level, reasons=reasons, action=action, note=note)
     if problems:
         raise RecordInvalid(problems)
     now = now or datetime.now(timezone.utc)

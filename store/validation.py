@@ -1,7 +1,8 @@
 """The one set of rules for what a patient, session or check-in may contain (CONTRACT section 2).
 
 The CSV importer, the dashboard forms and the store's own write functions all call these
-validators, so a range or a message is defined once. Input values may be text (a CSV cell; an
+validators, so a range or a message is defined once; so are the rules of an amendment's or a
+void's reason and of an alert review (`reason_problems`, `review_problems`). Input values may be text (a CSV cell; an
 empty cell means "not recorded") or already-typed Python values from a form (None = not recorded).
 Every problem comes back as a `Problem(column, message)` in words a clinician understands;
 nothing is written by this module.
@@ -23,9 +24,13 @@ from store.settings import get_settings
 from store.vocabulary import (
     CHECKIN_COLUMNS,
     INDICATIONS,
+    LEVELS,
     PATIENT_COLUMNS,
     PATIENT_STATUSES,
+    REVIEW_ACTIONS,
     ROUTES,
+    SAFETY_FOLLOW_UP,
+    SAFETY_FOLLOW_UP_ACTIONS,
     SAFETY_MARK,
     SDS_ITEMS,
     SESSION_COLUMNS,
@@ -663,6 +668,41 @@ class Validator:
                                              "its banner would leave every screen. Keep that line and change the "
                                              "rest; if the answer was never this patient's, void the check-in instead"))
         return clean, problems
+
+
+def reason_problems(reason: str | None, what: str) -> list[Problem]:
+    """The reason an amendment or a void (`what`) needs: given, and plain text of a sensible length."""
+    reason = (reason or "").strip()
+    if not reason:
+        return [Problem("reason", f"Give a reason for the {what}; it is kept with the record's history")]
+    problem = free_text_problem(f"The reason for the {what}", reason, REASON_MAX_LENGTH)
+    return [Problem("reason", problem)] if problem else []
+
+
+def review_problems(*, level: str, reasons: Sequence[str], action: str | None, note: str | None) -> list[Problem]:
+    """What an alert review must hold: a level, an action from its list, and a note where the next clinician needs
+    one (a red alert, the action 'other', the follow-up of a PHQ-9 question 9 answer)."""
+    problems = []
+    if level not in LEVELS:
+        problems.append(Problem("level", f"Level {level!r} is not one of {', '.join(LEVELS)}"))
+    allowed = SAFETY_FOLLOW_UP_ACTIONS if SAFETY_FOLLOW_UP in reasons else REVIEW_ACTIONS
+    if not action:
+        problems.append(Problem("action", "Choose what was done from the list of actions"))
+    elif action not in allowed:
+        problems.append(Problem("action", f"Choose an action from the list ({action!r} is not one of them)"))
+    if action == "other" and not (note or "").strip():
+        problems.append(Problem("note", "Say in the note what was done when the action is 'other'"))
+    elif SAFETY_FOLLOW_UP in reasons and not (note or "").strip():
+        problems.append(Problem("note", "Say in the note what was done about the answer to PHQ-9 question 9 (who "
+                                        "spoke with the patient, and the plan)"))
+    elif level == "red" and not (note or "").strip():
+        # A red alert closed with no words leaves the next clinician nothing to go on at the meeting.
+        problems.append(Problem("note", "Say in the note what was decided for this red alert (who spoke with the "
+                                        "patient, and the plan)"))
+    problem = free_text_problem("The note", note or "", REVIEW_NOTE_MAX_LENGTH)
+    if problem:
+        problems.append(Problem("note", problem))
+    return problems
 
 
 RULES: dict[str, dict[str, Rule]] = {"patients": PATIENT_RULES, "sessions": SESSION_RULES, "checkins": CHECKIN_RULES}
