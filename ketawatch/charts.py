@@ -142,6 +142,16 @@ def _threshold(signals: dict, name: str, default: float) -> float:
     return float(hit.iloc[0]) if len(hit) else default
 
 
+def _threshold_label(signals: dict, name: str, value: float) -> str:
+    """"Clinic threshold 4", or, where a history of substance use disorder lowered it, both numbers: the line must not
+    claim the clinic's setting is 3 when it is 4."""
+    t = signals["thresholds"]
+    clinic = t.loc[t["setting"] == name, "clinic_value"] if "clinic_value" in t else pd.Series(dtype="float64")
+    if len(clinic) and float(clinic.iloc[0]) != value:
+        return f"Threshold {_num(value)} (clinic {_num(float(clinic.iloc[0]))}, lowered for SUD history)"
+    return f"Clinic threshold {_num(value)}"
+
+
 def _num(x: float) -> str:
     return f"{x:g}" if abs(x) >= 1 or x == 0 else f"{x:.2f}"
 
@@ -321,7 +331,7 @@ def _sds_chart(signals, common) -> ChartSpec:
             _series(c, "sds_total", "SDS total", role="value"),
             _series(c, "sds_baseline", "Personal baseline", style="line", role="baseline"),
         ),
-        lines=(RefLine(thr, f"Clinic threshold {_num(thr)}", "threshold"),),
+        lines=(RefLine(thr, _threshold_label(signals, "sds_threshold", thr), "threshold"),),
         y_range=(0, 15.5),
         note=f"Counts only when at or above {_num(thr)} and {_num(rise)}+ points above the personal baseline: "
              "a high but stable SDS is mostly reliance on a treatment that works. No validated ketamine cut-off exists.",

@@ -67,6 +67,12 @@ def test_thresholds_are_the_engines_for_this_patient():
     lowered = math.ceil(rules.craving_high * rules.sud_sensitivity)
     assert high_sud.label == f"High: {lowered} or more" and f"High craving: {lowered} or more." in sud["craving"].note
     assert [line.y for line in plain["sds"].lines] == [rules.sds_threshold]
+    assert [line.label for line in plain["sds"].lines] == [f"Clinic threshold {rules.sds_threshold:g}"]
+    # Lowered for a history of substance use disorder, the line names both (it said "Clinic threshold 3" at a clinic's 4)
+    lowered_sds = rules.sds_threshold * rules.sud_sensitivity
+    assert [line.y for line in sud["sds"].lines] == [pytest.approx(lowered_sds)]
+    assert [line.label for line in sud["sds"].lines] == [
+        f"Threshold {lowered_sds:g} (clinic {rules.sds_threshold:g}, lowered for SUD history)"]
     assert plain["dose"].lines[0].y == 0.5 and plain["dose"].lines[0].role == "plan"
 
 

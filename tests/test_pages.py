@@ -1112,7 +1112,7 @@ def test_a_question_9_follow_up_is_recorded_on_the_patient_page_and_moves_the_an
     recent = _app(demo_url, monkeypatch, "alerts").dataframe[-1].value
     assert recent["Action"].iloc[0] == "GP informed" and recent["Action"].iloc[1] == "Discussed with patient"
     assert recent["Reasons reviewed"].iloc[0] == "PHQ-9 question 9 follow-up (not a review of the level)"
-    assert recent["Level"].iloc[0] == "PHQ-9 question 9 follow-up"  # not "Green: no concern", as if the level was reviewed
+    assert recent["Level"].iloc[0] == "PHQ-9 question 9 follow-up"  # not "Green: no dependence signals", as if the level was reviewed
     # (That it is no review of the risk level: tests/test_caseload.py, with a red patient.)
 
 

@@ -97,7 +97,7 @@ picked = ui.show_table(
     height=min(36 * (len(shown) + 1) + 4, 640),
     column_config={
         "Level": st.column_config.TextColumn(
-            help="‼ Red: review now · ⚠ Amber: watch, review at the next visit · ✓ Green: no concern. "
+            help="‼ Red: review now · ⚠ Amber: watch, review at the next visit · ✓ Green: no dependence signals. "
                  "Supports clinical judgement; does not diagnose."),
         "Since": st.column_config.DateColumn(format="YYYY-MM-DD", help="Date the current level began"),
         "Last session": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),

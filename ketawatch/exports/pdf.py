@@ -105,7 +105,7 @@ def _level_section(pdf: ReviewPDF, case: PatientCase) -> None:
             pdf.bullet(_reason_line(reason))
         pdf.paragraph(combination_note(load_rules()), size=7.5, style="I", height=3.4)
     else:
-        pdf.paragraph("No rule holds as of this date: no concern is raised by the records.", size=8.5)
+        pdf.paragraph("No rule holds as of this date: the records raise no dependence signal.", size=8.5)
     pdf.ln(1)
     pdf.heading("Level history (first assessment and every change)", size=9, keep=20)
     rows = [

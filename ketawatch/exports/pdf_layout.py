@@ -39,11 +39,12 @@ class _NoRecordTextInLogs(logging.Filter):
 
 logging.getLogger("fpdf.output").addFilter(_NoRecordTextInLogs())
 
-#: How each level is printed: words and a filled-dot scale carry the meaning; grey shades only help.
+#: How each level is printed: words and a filled-dot scale carry the meaning; grey shades only help. The words are the
+#: screen's (a level is a prompt to look, not a finding: "pattern consistent with dependence" read as one on paper).
 LEVEL_PRINT = {
-    "green": ("GREEN: no concern", "\u25cf\u25cb\u25cb", 255),
-    "amber": ("AMBER: emerging signals, review at the next visit", "\u25cf\u25cf\u25cb", 225),
-    "red": ("RED: pattern consistent with emerging dependence, review now", "\u25cf\u25cf\u25cf", 190),
+    "green": ("GREEN: no dependence signals", "\u25cf\u25cb\u25cb", 255),
+    "amber": ("AMBER: watch, review at the next visit", "\u25cf\u25cf\u25cb", 225),
+    "red": ("RED: review now", "\u25cf\u25cf\u25cf", 190),
 }
 DISCLAIMER = (
     "KetaWatch supports clinical judgement and does not diagnose. The level summarises observations in "

@@ -222,7 +222,8 @@ def patient_signals(
       maintenance (after induction), early_interval, early_request, dose_increase_request,
       dissociation_cadss, sbp_pre, dbp_pre, sbp_post, dbp_post.
     - "levels": date, level, reasons (every assessment date).
-    - "thresholds": setting, value (after the SUD sensitivity factor for this patient), unit.
+    - "thresholds": setting, value (after the SUD sensitivity factor for this patient), unit, clinic_value (the
+      setting itself).
     """
     rules = rules or load_rules()
     ev = evaluate(records.for_patients([patient_id]), rules=rules, tz=tz)
@@ -250,7 +251,8 @@ def patient_signals(
     sud = ev.patients["sud_history"].to_numpy(dtype=bool)[:1]
     thresholds = pd.DataFrame(
         [
-            {"setting": name, "value": float(rules.scaled(name, sud if len(sud) else np.zeros(1, dtype=bool))[0]), "unit": unit}
+            {"setting": name, "value": float(rules.scaled(name, sud if len(sud) else np.zeros(1, dtype=bool))[0]), "unit": unit,
+             "clinic_value": float(getattr(rules, name))}
             for name, unit in _THRESHOLD_UNITS.items()
         ]
     )
