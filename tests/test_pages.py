@@ -260,6 +260,10 @@ def test_caseload_filters_and_counts(demo_url, monkeypatch):
     assert 0 < len(reds) < total
     assert reds["Level"].str.contains("Red").all()
     assert int(at.metric[0].value) == len(reds)
+    # What the filter holds is said in words (the box showed a sliver of a long label), and the counts are of these
+    caption = next(c.value for c in at.caption if "patients" in c.value and " of " in c.value)
+    assert caption.startswith(f"{len(reds)} of ") and "(filtered by level, status; the counts above are of these)" in caption
+    assert at.multiselect(key="cl_level").format_func("red") == "‼ Red"
     at.multiselect(key="cl_level").set_value([]).run()
     at.text_input(key="cl_search").set_value("kw-0001").run()
     assert at.dataframe[0].value["Patient"].tolist() == ["KW-0001"]

@@ -29,7 +29,8 @@ with st.container(border=True):
     f = st.columns([1.8, 1.4, 1.8, 3.2, 1.3, 2.2])  # Status holds two choices by default: room for both
     clinicians = sorted(c for c in table["clinician"].dropna().unique())
     chosen_clinicians = f[0].multiselect("Responsible clinician", clinicians, key="cl_clinician", placeholder="All")
-    chosen_levels = f[1].multiselect("Level", LEVELS, key="cl_level", format_func=ui.level_text, placeholder="All")
+    chosen_levels = f[1].multiselect("Level", LEVELS, key="cl_level", placeholder="All",  # short: the chosen fit the box
+                                     format_func=lambda level: f"{ui.level_look(level).symbol} {ui.level_look(level).name}")
     chosen_indications = f[2].multiselect("Indication", INDICATIONS, key="cl_indication", format_func=ui.words,
                                           placeholder="All")
     st.session_state.setdefault("cl_status", list(UNDER_CARE_STATUSES))
@@ -87,8 +88,14 @@ shown = pd.DataFrame({
     "Status": view["status"].map(ui.words),
 }).reset_index(drop=True)
 
-st.caption(f"{len(shown)} of {len(table)} patients. Worst level first; within a level, those not yet reviewed "
-           "first. Select a row to open the patient.")
+filtered_by = [name for name, on in (("responsible clinician", chosen_clinicians), ("level", chosen_levels),
+                                     ("indication", chosen_indications), ("SUD history", sud != "Any"),
+                                     ("search", search.strip())) if on]
+if chosen_status and set(chosen_status) != set(PATIENT_STATUSES):  # by default: under care only
+    filtered_by.insert(2, "status")
+st.caption(f"{len(shown)} of {len(table)} patients" + (f" (filtered by {', '.join(filtered_by)}; the counts above are "
+           "of these)" if filtered_by else "") + ". Listed worst level first and, within a level, not yet reviewed "
+           "first, until a column heading is clicked. Select a row to open the patient.")
 picked = ui.show_table(
     shown,
     key="cl_table",
