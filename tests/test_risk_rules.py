@@ -360,7 +360,9 @@ def test_craving_reason_states_numbers_and_dates():
     assert reason.rule_id == "craving_rising" and reason.level == "amber"
     drift = out["reasons"][1]
     assert drift.text.startswith("Craving 5 and 6 of 10 on the last 2 check-ins")
-    assert "baseline of 1: small rises kept adding up: the amounts above baseline + 1 point, summed since they began, come to 4 (3 or more counts)" in drift.text
+    # every number needed to check it: 5 and 6 above a baseline of 1 add 2 each (more than 1 point above, at most 2)
+    assert ("baseline of 1: small rises kept adding up: each check-in adds what is more than 1 point above the baseline "
+            "(at most 2), and since the rises began that comes to 4 (3 or more counts)") in drift.text
     assert "baseline of 1 " in reason.text and "5 and 6" in reason.text
     assert reason.evidence_dates == (week(4), week(5))
     assert f"{week(5).day} {week(5):%b %Y}" in reason.text
@@ -474,7 +476,8 @@ def test_sud_history_lowers_thresholds_but_is_never_a_reason():
     assert out.loc["plain", "level"] == "green"
     assert out.loc["sud", "level"] == "amber"
     text = out.loc["sud", "reasons"][0].text
-    assert "a rise of 2.25 points above baseline counts (threshold lowered for a history of substance use disorder)" in text
+    # said in the whole numbers a patient answers in: 1 + 2.25 is "4 or more"
+    assert "4 or more counts as a rise (2.25 points above the baseline, lowered for a history of substance use disorder)" in text
     assert worst(rec, rules=risk.load_rules(sud_sensitivity=1.0)) == "green"
 
 

@@ -76,7 +76,7 @@ for alert in pending.itertuples(index=False):
         ui.reason_list(alert.reasons, new_since_review=alert.new_reasons if reviewed_before else ())
         if writer:
             errors = st.session_state.get(f"al_errors_{pid}", {})
-            cols = st.columns([2, 4, 1], vertical_alignment="top")
+            cols = st.columns([2, 3.4, 1.6], vertical_alignment="top")  # room for "Acknowledge KW-0035" at 1366 px
             with cols[0]:
                 st.selectbox("Action taken *", REVIEW_ACTIONS, index=None, key=f"al_action_{pid}", format_func=ui.words,
                              placeholder="Choose an action")

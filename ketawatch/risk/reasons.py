@@ -262,11 +262,15 @@ def _craving(kind: str):
         last = run[-1]
         values, span = _values(table["craving"][run]), _span(table["day"][run])
         if kind == "rising":
+            baseline, rise = table["craving_baseline"][last], table["thr_craving_rise"][last]
             text = (
-                f"Craving rose from a baseline of {_baseline(table['craving_baseline'][last])} to {values} of 10 "
-                f"on the last {_check_ins(len(run))}, {span}; smoothed trend now {table['craving_ewma'][last]:.1f}; "
-                f"a rise of {_num(table['thr_craving_rise'][last])} points above baseline counts"
-                + _sud_note(table, last, "craving_rise_points")
+                f"Craving rose from a baseline of {_baseline(baseline)} to {values} of 10 "
+                f"on the last {_check_ins(len(run))}, {span}; "
+                # Answered in whole numbers: a rise of 2.25 above a baseline of 1 means 4 or more.
+                f"{math.ceil(baseline + rise - 1e-9)} or more counts as a rise ({_num(rise)} points above the baseline"
+                + (", lowered for a history of substance use disorder" if _sud_note(table, last, "craving_rise_points")
+                   else "")
+                + f"); the recent average, weighted towards the latest answers, is {table['craving_ewma'][last]:.1f}"
                 + _held_since(table, row, "craving", met, run)
             )
         else:
@@ -409,11 +413,13 @@ def _interval(table: FeatureTable, row: int, rules: RuleSettings, sign: str | No
     return Reason("interval_shrinking", "amber", text, _dates_of(table, hit))
 
 
-def _drift_text(table: FeatureTable, last: int, total: str, alarm: str, allowance: float, unit: str) -> str:
-    """'small rises kept adding up: the amounts above baseline + 1 point, summed since they began, come to 4 (3 or more counts)'."""
+def _drift_text(table: FeatureTable, last: int, total: str, alarm: str, allowance: float, cap: float, unit: str) -> str:
+    """'small rises kept adding up: each check-in adds what is more than 1 point above the baseline (at most 2),
+    and since the rises began that comes to 4 (3 or more counts)': every number needed to check it."""
     return (
-        f"small rises kept adding up: the amounts above baseline + {_num(allowance)} {unit}, summed since they "
-        f"began, come to {_num(round(float(table[total][last]), 2))} ({_num(table[alarm][last])} or more counts)"
+        f"small rises kept adding up: each check-in adds what is more than {_num(allowance)} {unit} above the "
+        f"baseline (at most {_num(cap)}), and since the rises began that comes to "
+        f"{_num(round(float(table[total][last]), 2))} ({_num(table[alarm][last])} or more counts)"
     )
 
 
@@ -423,7 +429,8 @@ def _craving_drift(table: FeatureTable, row: int, rules: RuleSettings, sign: str
     text = (
         f"Craving {_values(table['craving'][run])} of 10 on the last {_check_ins(len(run))}, {_span(table['day'][run])}, "
         f"against a baseline of {_drift_baseline(table, last)}: "
-        + _drift_text(table, last, "craving_drift", "thr_craving_drift", rules.craving_drift_allowance, "point")
+        + _drift_text(table, last, "craving_drift", "thr_craving_drift", rules.craving_drift_allowance,
+                      rules.craving_drift_cap, "point")
         + _sud_note(table, last, "craving_drift_alarm")
     )
     return Reason("craving_drift", "weak", text, _dates_of(table, run))
@@ -446,7 +453,8 @@ def _specific_drift(table: FeatureTable, row: int, rules: RuleSettings, sign: st
         f"{_span(table['day'][run])}, against a baseline of {_baseline(table['specific_baseline'][last])}"
         + (f"; answers: {_join(present[:3])}" if present else "")
         + "; "
-        + _drift_text(table, last, "specific_drift", "thr_signs_drift", rules.signs_drift_allowance, "weighted points")
+        + _drift_text(table, last, "specific_drift", "thr_signs_drift", rules.signs_drift_allowance,
+                      rules.signs_drift_cap, "weighted points")
         + _sud_note(table, last, "signs_drift_alarm")
     )
     return Reason("specific_burden_drift", "weak", text, _dates_of(table, run))
