@@ -148,6 +148,10 @@ def test_patient_page_shows_reasons_and_charts_for_a_red_patient(demo_url, monke
         assert any(c.startswith(role.capitalize()) and c.endswith(f"rule {md_escape(reason.rule_id)}")
                    for c in captions), reason.rule_id
     assert combination_note(load_rules()) in captions
+    from ketawatch.risk.scoring import phq9_note
+
+    mood = phq9_note(load_records(open_database(demo_url), [red["patient_id"]]).checkins, tz=get_settings().clinic_timezone)
+    assert mood and mood in captions, "beside the level: the level does not cover mood"
     columns = {tuple(d.value.columns) for d in at.dataframe}
     assert any("SpO₂ before/after (%)" in c and "HR before/after" in c for c in columns), "every vital sign is in the table"
 

@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ketawatch.risk import scoring
 from seed_data.catalogue import warning_sign
@@ -99,3 +101,20 @@ def test_session_intervals_restart_per_patient():
 def test_patient_requested_treats_unrecorded_as_not_asked():
     flags = pd.Series([True, False, pd.NA], dtype="boolean")
     assert scoring.patient_requested(flags).tolist() == [True, False, False]
+
+
+@given(st.lists(st.one_of(st.none(), st.integers(0, 27)), min_size=0, max_size=12))
+def test_the_mood_note_beside_a_level_gives_the_latest_phq9_and_a_reliable_worsening_from_the_lowest(totals):
+    """A green beside a depressive relapse must not read as reassurance: the note says where mood stands."""
+    frame = pd.DataFrame({"reported_at": pd.date_range("2026-10-01 10:00", periods=len(totals), freq="7D", tz="UTC"),
+                          "phq9": pd.array(totals, dtype="Float64").astype("float64")})
+    note = scoring.phq9_note(frame, tz="Europe/London")
+    given_totals = [t for t in totals if t is not None]
+    if not given_totals:
+        assert note is None
+        return
+    last, lowest = given_totals[-1], min(given_totals)
+    assert note.startswith(f"Mood is not part of this level: PHQ-9 {last} ({scoring.phq9_band(last)}) on ")
+    assert ("(a reliable worsening)" in note) == (last - lowest >= 6)
+    if last - lowest >= 6:
+        assert f", {last - lowest} points above the lowest, {lowest} (a reliable worsening)." in note

@@ -20,7 +20,7 @@ from dashboard.record_views import patient_opened
 from ketawatch.caseload import alerts_waiting, latest_reviews, unreviewed_alerts
 from ketawatch.charts import record_span
 from ketawatch.risk import combination_note, load_rules
-from ketawatch.risk.scoring import dose_per_kg, sds_total
+from ketawatch.risk.scoring import dose_per_kg, phq9_note, sds_total
 from seed_data.catalogue import warning_signs
 from store.settings import get_settings
 from store.vocabulary import ALL_REVIEW_ACTIONS, WARNING_SIGNS
@@ -83,6 +83,9 @@ with st.container(border=True):
     with top[0]:
         st.subheader("Current level", anchor=False)
         ui.level_badge(level, since=since)
+        mood = phq9_note(recs.checkins, tz=get_settings().clinic_timezone)
+        if mood:
+            st.caption(mood)
         ui.disclaimer()
     with top[1]:
         reviews = data.patient_reviews(pid)

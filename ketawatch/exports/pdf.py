@@ -16,6 +16,7 @@ from ketawatch.exports.casefile import PatientCase, local_day
 from ketawatch.exports.figures import FigureImage, case_figures
 from ketawatch.exports.pdf_layout import DISCLAIMER, ReviewPDF, local_time_text
 from ketawatch.risk import combination_note, load_rules, reason_ids, reason_role
+from ketawatch.risk.scoring import phq9_note
 from ketawatch.safety_answers import follow_up_text
 from seed_data.catalogue import seed_citation, side_effect_words, side_effects, warning_sign
 from store.vocabulary import WARNING_SIGNS, code_words, is_safety_follow_up, reviewed_reasons_text
@@ -96,6 +97,9 @@ def _level_section(pdf: ReviewPDF, case: PatientCase) -> None:
     pdf.heading("Dependence-risk level")
     since = f"; at this level since {case.since.isoformat()}" if case.since else ""
     pdf.level_badge(case.level, f"As of {case.end.isoformat()}{since}.")
+    mood = phq9_note(case.records.checkins, tz=case.tz)  # a green beside a relapse must not read as reassurance
+    if mood:
+        pdf.paragraph(mood, size=8.5)
     pdf.paragraph(DISCLAIMER, size=8, style="I", height=3.8)
     pdf.ln(1)
     if case.reasons:

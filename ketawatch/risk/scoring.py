@@ -107,6 +107,26 @@ def phq9_reliable_change(baseline, current):
     return _like(current, np.where(np.isnan(diff), None, out), "phq9_change")
 
 
+def phq9_note(checkins: pd.DataFrame, *, tz: str) -> str | None:
+    """The patient's mood beside their dependence-risk level, which does not cover it: a green beside a depressive
+    relapse must not read as reassurance. None without a PHQ-9 total.
+
+    'Mood is not part of this level: PHQ-9 14 (moderate) on 28 Nov 2026, 11 points above the lowest, 3 (a reliable
+    worsening).'
+    """
+    given = checkins.dropna(subset=["phq9"]).sort_values("reported_at") if len(checkins) else checkins
+    if not len(given):
+        return None
+    latest, lowest = given.iloc[-1], float(given["phq9"].min())
+    total = float(latest["phq9"])
+    day = pd.Timestamp(latest["reported_at"])
+    day = day.tz_convert(tz) if day.tzinfo else day  # stored in UTC, said on the clinic's date
+    text = f"Mood is not part of this level: PHQ-9 {total:g} ({phq9_band(total)}) on {day.day} {day:%b %Y}"
+    if phq9_reliable_change(lowest, total) == PHQ9_WORSENED:
+        text += f", {total - lowest:g} points above the lowest, {lowest:g} (a reliable worsening)"
+    return text + "."
+
+
 def dose_per_kg(dose_mg, weight_kg, route):
     """mg/kg for weight-based routes (iv, im); NaN for fixed-dose routes or an unknown weight."""
     per_kg = np.where(_is_weight_based(route), _as_float(dose_mg) / _as_float(weight_kg), np.nan)
