@@ -829,6 +829,33 @@ def test_edit_patient_refuses_to_overwrite_a_colleagues_change(demo_url, monkeyp
     assert any("Nothing was saved" in e.value for e in at.error)
 
 
+def test_a_deidentified_caseload_lists_those_not_yet_reviewed_first_within_a_level(demo_url):
+    """As the meeting works through them (the clinical lead found a reviewed red above unreviewed ones, listed by
+    pseudonym); the real "since" dates, which the identified order uses, would still match it row for row."""
+    from ketawatch.exports.casefile import Author, load_caseload
+    from ketawatch.exports.deidentify import Pseudonymiser
+    from ketawatch.risk import assess
+    from store.queries import load_records
+    from store.records import add_alert_review
+
+    engine = open_database(demo_url)
+    levels = assess(load_records(engine), tz=get_settings().clinic_timezone)
+    reds = levels[levels["level"] == "red"]
+    pseudonymiser = Pseudonymiser.from_settings(engine)
+    by_pseudonym = sorted(reds["patient_id"], key=pseudonymiser.patient)
+    for pid in by_pseudonym[:-1]:  # every red reviewed but the one whose pseudonym sorts last
+        row = reds.set_index("patient_id").loc[pid]
+        add_alert_review(engine, patient_id=pid, level="red", reasons=[r.rule_id for r in row["reasons"]],
+                         action="discussed_with_patient", note="Seen", actor="demo-clinician")
+    export = load_caseload(engine, author=Author("demo-reviewer", None, "reviewer"), deidentify=True,
+                           pseudonymiser=pseudonymiser)
+    red_rows = export.rows[export.rows["level"] == "red"]
+    assert len(red_rows) == len(by_pseudonym) > 1
+    assert red_rows["patient_id"].iloc[0] == pseudonymiser.patient(by_pseudonym[-1])
+    assert bool(red_rows["needs_review"].iloc[0]) and not red_rows["needs_review"].iloc[1:].astype(bool).any()
+    assert list(red_rows["patient_id"].iloc[1:]) == [pseudonymiser.patient(pid) for pid in by_pseudonym[:-1]]
+
+
 # ----- alerts ------------------------------------------------------------------------------------
 
 

@@ -385,9 +385,12 @@ def load_caseload(
         flagged["display_name"] = pd.NA
         flagged["clinician"] = pseudonymiser.staff_of(flagged["clinician"]).to_numpy()
         reviews = deidentify_reviews(reviews[reviews["patient_id"].isin(real_ids)], pseudonymiser, tz=tz)
-        # Worst first, then by pseudonym: the identified order (by the real "since" date) would match row for row.
+        # Worst first, not yet reviewed first, then by pseudonym, as a meeting works through them; not by the real
+        # "since" date, as the identified order does: row for row, that order would match the identified one.
         rank = flagged["level"].map({"red": 0, "amber": 1}).fillna(2)
-        order = sorted(range(len(flagged)), key=lambda i: (rank.iloc[i], str(flagged["patient_id"].iloc[i])))
+        reviewed = ~flagged["needs_review"].fillna(False).astype(bool)
+        order = sorted(range(len(flagged)),
+                       key=lambda i: (rank.iloc[i], reviewed.iloc[i], str(flagged["patient_id"].iloc[i])))
         flagged = flagged.iloc[order].reset_index(drop=True)
         real_ids = [real_ids[i] for i in order]
         recent = _deidentified_safety(recent, pseudonymiser, tz)
