@@ -30,6 +30,7 @@ from sqlmodel import Session, SQLModel
 
 import store.models  # noqa: F401 - every KetaWatch table in the metadata
 
+from store.app_settings import mark_restored
 from store.audit import record_event
 from store.db import (
     MIGRATION_FUNCTIONS, MIGRATIONS_DIR, create_private, forget_engines, make_engine,
@@ -379,6 +380,7 @@ def restore(url: str, path: Path | str, *, force: bool = False, actor: str = "cl
     engine = make_engine(url)
     try:
         upgrade(engine)  # a backup made by an older KetaWatch is brought to the current schema
+        mark_restored(engine)  # a dashboard still running on it reads everything again, not its caches
     finally:
         engine.dispose()
     _audit(url, actor=actor, action="restore", path=found.path, **replaced)

@@ -40,13 +40,15 @@ class LiveCaseload:
         self._lock = threading.Lock()
         self._now: CaseloadNow | None = None
         self._prints: pd.DataFrame | None = None
+        self._mark: str | None = None
         self.last_recomputed: list[str] | None = None  # patients recomputed by the last refresh; None = everyone
 
     def refresh(self, as_of: date) -> CaseloadNow:
         """The caseload as of `as_of` on the records as they are now (frames shared: do not modify them)."""
         with self._lock:
             prints = queries.record_fingerprints(self._engine)
-            if self._now is None or self._now.as_of != as_of:
+            mark = queries.restore_mark(self._engine)  # restored: fingerprints can repeat with other records behind
+            if self._now is None or self._now.as_of != as_of or mark != self._mark:
                 changed = None
             else:
                 changed = queries.changed_patients(self._prints, prints)
@@ -63,7 +65,7 @@ class LiveCaseload:
                     assessment.sort_values("patient_id", kind="stable").reset_index(drop=True),
                     replace_patients(self._now.table, fresh.table, changed),
                 )
-            self._prints = prints
+            self._prints, self._mark = prints, mark
             self.last_recomputed = changed
             return self._now
 

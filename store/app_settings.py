@@ -13,6 +13,9 @@ from store.models import AppSetting
 
 DEMO_KEY = "demo_database"
 PSEUDONYM_KEY = "pseudonym_secret"
+#: A new random mark written by every restore: readers that keep results between runs (the dashboard's caches, the
+#: live caseload) start again when it changes, since a restored database can repeat the counts of another state.
+RESTORE_KEY = "restore_mark"
 
 
 def get_value(engine: Engine, key: str) -> str | None:
@@ -46,3 +49,8 @@ def database_secret(engine: Engine, key: str = PSEUDONYM_KEY) -> str:
     except IntegrityError:
         pass  # another process made it first: use theirs
     return get_value(engine, key)
+
+
+def mark_restored(engine: Engine) -> None:
+    """Give the database a new restore mark (`RESTORE_KEY`), so that a running dashboard reads it all again."""
+    set_value(engine, RESTORE_KEY, secrets.token_hex(8))

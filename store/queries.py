@@ -10,8 +10,10 @@ from sqlalchemy import BigInteger, Date, Engine, cast, extract, func, literal_co
 
 from store.frames import CHECKIN_DTYPES, PATIENT_DTYPES, SESSION_DTYPES, Records, conform
 from store.types import UTCDateTime
+from store.app_settings import RESTORE_KEY
 from store.models import (
     AlertReview,
+    AppSetting,
     AuditEvent,
     CheckIn,
     DataChange,
@@ -162,15 +164,30 @@ def data_version(engine: Engine) -> tuple[int, ...]:
 
     PostgreSQL: the `data_change` counter its statement triggers bump (counting rows is a scan
     there). SQLite: row counts (a B-tree count, quick): new rows raise a count and every
-    amendment or void adds a `RecordRevision` row.
+    amendment or void adds a `RecordRevision` row. Both add the restore mark: a restored database
+    can repeat the counter or the counts of another state, which a cache would then serve.
     """
+    mark = select(AppSetting.value).where(AppSetting.key == RESTORE_KEY)
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
-            return (int(conn.execute(select(DataChange.changes).where(DataChange.id == 1)).scalar_one()),)
+            changes = int(conn.execute(select(DataChange.changes).where(DataChange.id == 1)).scalar_one())
+            return changes, _mark_number(conn.execute(mark).scalar_one_or_none())
     tables = (Patient, InfusionSession, CheckIn, AlertReview, RecordRevision)
-    counts = select(*(select(func.count()).select_from(t).scalar_subquery() for t in tables))
+    counts = select(*(select(func.count()).select_from(t).scalar_subquery() for t in tables), mark.scalar_subquery())
     with engine.connect() as conn:
-        return tuple(int(n) for n in conn.execute(counts).one())
+        *numbers, restored = conn.execute(counts).one()
+        return (*(int(n) for n in numbers), _mark_number(restored))
+
+
+def restore_mark(engine: Engine) -> str | None:
+    """The database's restore mark (`store.app_settings.RESTORE_KEY`): new after every restore, None before any."""
+    with engine.connect() as conn:
+        return conn.execute(select(AppSetting.value).where(AppSetting.key == RESTORE_KEY)).scalar_one_or_none()
+
+
+def _mark_number(mark: str | None) -> int:
+    """The restore mark as a number for a version tuple (0 before any restore)."""
+    return int(mark, 16) if mark else 0
 
 
 def record_fingerprints(engine: Engine) -> pd.DataFrame:

@@ -49,6 +49,15 @@ def table_rows(engine) -> dict[str, list[tuple]]:
     return out
 
 
+def without_restore_mark(rows: dict[str, list[tuple]]) -> dict[str, list[tuple]]:
+    """A restored database's rows less the one restore adds to app_setting (its restore mark), which must be there."""
+    from store.app_settings import RESTORE_KEY
+
+    marks = [row for row in rows["app_setting"] if row[0] == RESTORE_KEY]
+    assert len(marks) == 1 and len(marks[0][1]) == 16, marks
+    return {**rows, "app_setting": [row for row in rows["app_setting"] if row[0] != RESTORE_KEY]}
+
+
 def fill(engine, folder: Path) -> None:
     """Records of every kind: import, an amendment (a revision), an account, sign-in lines."""
     validator = Validator(now=NOW, tz=TZ)
@@ -83,7 +92,7 @@ def test_sqlite_round_trip_restores_every_row(filled_sqlite, tmp_path):
     with pytest.raises(kb.BackupRefused, match="already holds data"):
         kb.restore(url, tmp_path / "copy.db")
     kb.restore(url, tmp_path / "copy.db", force=True, actor="ops")
-    restored = table_rows(engine)
+    restored = without_restore_mark(table_rows(engine))
     added_lines = restored.pop("audit_event")[len(original["audit_event"]):]
     assert restored == {k: v for k, v in original.items() if k != "audit_event"}
     assert [line[3] for line in added_lines] == ["restore"]  # (id, at, actor, action, ...)
@@ -308,6 +317,35 @@ def test_a_restore_line_says_how_many_audit_lines_the_replaced_trail_held_and_it
         drop()
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_dashboard_left_running_through_a_restore_reads_the_restored_database_not_its_caches(backend, tmp_path):
+    """The README says to stop the app first; when it was not, it showed a patient the restore had removed and missed
+    one added after it: the restored counter (PostgreSQL) or row counts (SQLite) repeated those of its cached state."""
+    from ketawatch.live_caseload import LiveCaseload
+    from store.queries import data_version
+
+    if backend == "postgresql" and not (os.environ.get("KETAWATCH_TEST_DATABASE_URL") and shutil.which("pg_dump")):
+        pytest.skip("needs KETAWATCH_TEST_DATABASE_URL and pg_dump/pg_restore on PATH")
+    url, drop = fresh_database_url(backend, tmp_path)
+    app = make_engine(url)  # the running dashboard's engine, kept open throughout
+    try:
+        upgrade(app)
+        fill(app, tmp_path / "in")
+        kb.backup(url, tmp_path / "copy.bak", actor="ops")
+        new_patient = {"indication": "depression", "sud_history": "no", "treatment_start": "2026-01-05"}
+        records.add_patient(app, {"patient_id": "KW-7777", **new_patient}, actor="cleo")
+        seen, caseload = data_version(app), LiveCaseload(app, TZ)
+        assert "KW-7777" in set(caseload.refresh(NOW.date()).table["patient_id"])
+        kb.restore(url, tmp_path / "copy.bak", force=True, actor="ops")
+        records.add_patient(app, {"patient_id": "KW-8888", **new_patient}, actor="cleo")  # the same counts again
+        assert data_version(app) != seen
+        shown = set(caseload.refresh(NOW.date()).table["patient_id"])
+        assert "KW-8888" in shown and "KW-7777" not in shown
+    finally:
+        app.dispose()
+        drop()
+
+
 # ----- through the command line --------------------------------------------------------------
 
 
@@ -358,7 +396,7 @@ def test_postgresql_round_trip_with_pg_dump_and_pg_restore(tmp_path):
         assert (tmp_path / "pg.dump").stat().st_mode & 0o777 == 0o600  # every record and password hash: owner only
         kb.restore(target_url, tmp_path / "pg.dump")
         target = make_engine(target_url)
-        restored = table_rows(target)
+        restored = without_restore_mark(table_rows(target))
         added = restored.pop("audit_event")[len(original["audit_event"]):]
         assert restored == {k: v for k, v in original.items() if k != "audit_event"}
         assert [line[3] for line in added] == ["restore"]
