@@ -41,11 +41,14 @@ def _run(build) -> "object":
 def _check_out(out: Path, *, folder: bool) -> None:
     """Refuse an --out that cannot be written before anything is exported, so a failed export is never audited."""
     from ketawatch.cli import fail
+    from ketawatch.exports.tables import not_a_plain_file
 
     if folder and out.exists() and not out.is_dir():
         fail(f"--out {out}: is a file; give a folder for csv files")
     if not folder and out.is_dir():
         fail(f"--out {out}: is a folder; give a file name")
+    if not folder and not_a_plain_file(out):  # (a folder may be a link: each file in it is checked as written)
+        fail(f"--out {out}: is a link or a device, not a plain file; give the path of a plain file")
     if out.exists() and not folder and not os.access(out, os.W_OK):
         fail(f"--out {out}: cannot write (the file is read-only)")
     place = out.parent.resolve()  # a csv export may make its own folder, but never the folders above it

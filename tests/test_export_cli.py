@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -123,16 +124,34 @@ def test_bad_requests_are_readable(db, tmp_path, ketawatch):
     (("csv",), "{tmp}/no/such/csv", "does not exist; create it first"),
     (("csv",), "{tmp}/a-file.txt", "is a file; give a folder for csv files"),
     (("xlsx",), "/proc/x.xlsx", "cannot write"),
+    # a link's target would silently stay as it was, and a device (/dev/full, as root) became a file of patient data
+    (("caseload", "--format", "csv"), "{tmp}/link.csv", "is a link or a device, not a plain file"),
+    (("caseload", "--format", "csv"), "{tmp}/a-pipe", "is a link or a device, not a plain file"),
 ])
 def test_an_export_that_cannot_be_written_is_refused_before_it_is_made_and_not_audited(db, tmp_path, ketawatch, kind, out, message):
     url, engine = db
     (tmp_path / "a-folder").mkdir()
     (tmp_path / "a-file.txt").write_text("keep me")
+    (tmp_path / "link.csv").symlink_to(tmp_path / "a-file.txt")
+    os.mkfifo(tmp_path / "a-pipe")
     target = out.format(tmp=tmp_path)
     refused = ketawatch("export", *kind, "--out", target, "--db", url, cwd=tmp_path)
     assert refused.returncode == 1 and message in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
     assert audit_frame(engine, action="export").empty  # nothing was exported, so nothing is recorded as exported
     assert (tmp_path / "a-file.txt").read_text() == "keep me" and not any((tmp_path / "a-folder").iterdir())
+    assert (tmp_path / "link.csv").is_symlink() and stat.S_ISFIFO((tmp_path / "a-pipe").lstat().st_mode)
+
+
+def test_a_link_or_a_device_among_a_folder_export_s_files_is_not_written_over(tmp_path):
+    from ketawatch.exports.tables import write_files
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "elsewhere.csv").write_text("keep me")
+    (tmp_path / "out" / "patients.csv").symlink_to(tmp_path / "elsewhere.csv")
+    with pytest.raises(OSError, match="is a link or a device, not a plain file; nothing was written over it"):
+        write_files({"patients.csv": b"patient_id\nKW-1\n"}, tmp_path / "out")
+    assert (tmp_path / "elsewhere.csv").read_text() == "keep me" and (tmp_path / "out" / "patients.csv").is_symlink()
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["patients.csv"]  # no half-written file left beside it
 
 
 def test_export_files_are_readable_by_their_owner_only(db, tmp_path, ketawatch):

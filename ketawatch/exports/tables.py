@@ -124,13 +124,21 @@ def _clinic_wall_time(made_at: datetime | None) -> datetime:
     return NO_TIME if made_at is None else made_at.astimezone(get_settings().tz).replace(tzinfo=None)
 
 
+def not_a_plain_file(path: Path) -> bool:
+    """True for a link, a device, a pipe or a socket at `path`: an export never takes its place (a file of patient
+    data in place of /dev/full, or of a link whose target then silently stays as it was)."""
+    return path.is_symlink() or (path.exists() and not path.is_file() and not path.is_dir())
+
+
 def write_private(path: Path, data: bytes) -> None:
     """Write a file that holds patient data, readable by its owner only (mode 0600), replacing any file there whole.
 
     The data goes to a new private file beside `path`, which then takes its place: a file already
     there keeps neither its contents nor its wider permissions (writing into it kept a 0644 file
-    readable by everyone), and a reader never sees half an export.
+    readable by everyone), and a reader never sees half an export. A link or a device there is refused.
     """
+    if not_a_plain_file(path):
+        raise OSError(f"{path} is a link or a device, not a plain file; nothing was written over it")
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as out:
