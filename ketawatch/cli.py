@@ -6,6 +6,7 @@ Errors are printed as one readable line per problem on stderr, never a traceback
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import tomllib
@@ -168,6 +169,26 @@ def _streamlit(url: str, port: int, address: str) -> NoReturn:
     os.execve(command[0], command, env)
 
 
+def _check_listen(address: str, port: int) -> None:
+    """Refuse, in one line and before anything else, an address that is no name of this machine or a port already
+    in use: once Streamlit has the process (`os.execve`), either ends it with a page of traceback."""
+    import socket
+
+    try:
+        family, kind, proto, _, where = socket.getaddrinfo(address, port, type=socket.SOCK_STREAM,
+                                                           flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, UnicodeError):
+        raise typer.BadParameter(f"{address} is not an address of this machine (for example 127.0.0.1 or 0.0.0.0)",
+                                 param_hint="'--address'") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: a closed port is free
+        try:
+            probe.bind(where)
+        except OSError as exc:
+            fail(f"cannot listen on {address} port {port}: {exc.strerror or exc}"
+                 + (" (is KetaWatch already running? choose another --port)" if exc.errno == errno.EADDRINUSE else ""))
+
+
 def _check_rules_file() -> None:
     """Read the rules file now (`main` has read the settings), so a wrong one is named in one line, not by the first page."""
     from ketawatch.risk.rules import load_rules
@@ -187,6 +208,7 @@ def serve(db: Optional[str] = DbOption, port: int = typer.Option(8501, "--port",
     """Start the dashboard on the configured database."""
     from ketawatch.accounts import new_setup_code
 
+    _check_listen(address, port)  # first: a start that fails must not replace the last start's set-up code
     _check_rules_file()
     engine = open_db(db)
     code = new_setup_code(engine)
@@ -208,6 +230,8 @@ def demo(
     """Build a demo database from seed_data/ if none exists at that URL, then start the dashboard on it."""
     from ketawatch.demo import DemoRefused, build_demo
 
+    if not no_serve:
+        _check_listen(address, port)
     _check_rules_file()
     from store.db import as_url
 

@@ -152,6 +152,39 @@ def test_a_database_kind_ketawatch_does_not_run_on_is_named_not_a_missing_driver
                                      "use sqlite:///FILE or postgresql+psycopg://USER@HOST/DATABASE"), result.stderr
 
 
+def test_serve_refuses_an_unknown_address_or_a_busy_port_in_one_line_and_keeps_the_last_set_up_code(tmp_path):
+    """Both ended Streamlit with a page of traceback; a failed start also replaced the set-up code the last one printed."""
+    import socket
+
+    from ketawatch.accounts import SETUP_CODE_KEY, new_setup_code
+    from store.app_settings import get_value
+    from store.db import make_engine, upgrade
+
+    nonsense = ketawatch("serve", "--address", "nonsense.invalid", "--port", "8718", cwd=tmp_path)
+    assert nonsense.returncode == 2, nonsense.stderr
+    assert nonsense.stderr.strip() == ("ketawatch serve: Invalid value for '--address': nonsense.invalid is not an "
+                                       "address of this machine (for example 127.0.0.1 or 0.0.0.0) "
+                                       "(see 'ketawatch serve --help')")
+    assert not list(tmp_path.iterdir()), "refused before any database was made"
+    url = f"sqlite:///{tmp_path / 'kw.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    new_setup_code(engine)  # as the running server's start printed it
+    printed = get_value(engine, SETUP_CODE_KEY)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        for command in (["serve"], ["demo", "--db", str(tmp_path / "demo.db")]):
+            result = ketawatch(*command, "--port", str(port), *(["--db", url] if command == ["serve"] else []),
+                               cwd=tmp_path)
+            assert result.returncode == 1, result.stderr
+            assert result.stderr.strip() == (f"cannot listen on 127.0.0.1 port {port}: Address already in use (is "
+                                             "KetaWatch already running? choose another --port)")
+    assert get_value(engine, SETUP_CODE_KEY) == printed and not (tmp_path / "demo.db").exists()
+    engine.dispose()
+
+
 def test_an_sqlite_file_in_a_missing_folder_or_a_folder_named_as_the_file_is_said_plainly(tmp_path):
     """SQLite's own words are "unable to open database file"; the command says what is wrong with the path, and
     makes nothing: neither the folder nor a file."""
