@@ -79,7 +79,11 @@ try:
     _run()
 except (OperationalError, InterfaceError) as exc:
     # The database went away (a restart, the network, a full disk): say so in words, not as a stack.
-    logging.getLogger("ketawatch.dashboard").error("database unavailable: %s", type(getattr(exc, "orig", exc)).__name__)
+    # For IT, the driver's own first line (which host and port, refused or timed out, disk full): the database's
+    # words about reaching it, never a statement's parameters (`hide_parameters`), so no patient data.
+    cause = getattr(exc, "orig", None) or exc
+    said = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+    logging.getLogger("ketawatch.dashboard").error("database unavailable: %s: %s", type(cause).__name__, said)
     st.error("KetaWatch cannot reach its database just now, so nothing can be shown or saved. Anything you were "
              "entering was saved only if a green message said so. Try again in a minute; if this goes on, tell "
              "the IT team (the server log says what failed).", icon=":material/cloud_off:")
