@@ -395,18 +395,20 @@ def _refuse_if_data(counts: dict[str, int], where: str, force: bool) -> None:
         )
 
 
-def _foreign_tables_with_rows(conn: sqlite3.Connection) -> list[str]:
-    """Tables that are not KetaWatch's and hold rows: the file is some other application's database."""
+def _foreign_tables(conn: sqlite3.Connection) -> list[str]:
+    """Tables and views that are not KetaWatch's, empty or not: the file is (also) some other application's database,
+    and a restore, which copies the backup over the whole file, would take them with it."""
     ours = {table.name for table in SQLModel.metadata.sorted_tables} | {"alembic_version"}
-    names = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
-    return sorted(n for n in names if n not in ours and conn.execute(f'SELECT 1 FROM "{n}" LIMIT 1').fetchone())
+    names = [row[0] for row in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%'")]
+    return sorted(n for n in names if n not in ours)
 
 
 def _restore_sqlite(found: BackupFile, target: Path, force: bool) -> str:
     if target.exists() and target.stat().st_size:
         conn = sqlite3.connect(f"{target.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_SECONDS)
         try:
-            foreign = _foreign_tables_with_rows(conn)
+            foreign = _foreign_tables(conn)
             counts = _sqlite_counts(conn)
         except sqlite3.OperationalError as exc:  # locked, busy, unreadable: a database, but not one to replace now
             raise BackupRefused(f"{target} cannot be checked before restoring ({exc}); nothing was changed") from None
@@ -440,19 +442,17 @@ def _restore_sqlite(found: BackupFile, target: Path, force: bool) -> str:
     return f"restored {target} from {found.path} (schema {found.revision}: {_counts_text(counts)})"
 
 
-def _pg_foreign_tables_with_rows(url: str) -> list[str]:
-    """Tables of the database that are not KetaWatch's and hold rows: it is some other application's database."""
+def _pg_foreign_tables(url: str) -> list[str]:
+    """Tables of the database that are not KetaWatch's, empty or not: it is (also) some other application's database."""
     ours = {table.name for table in SQLModel.metadata.sorted_tables} | {"alembic_version"}
     engine = create_engine(normalise_url(url))
     try:
         with engine.connect() as conn:
             names = conn.execute(text(
-                "SELECT quote_ident(table_schema) || '.' || quote_ident(table_name), table_schema, table_name "
-                "FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+                "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
                 "AND table_schema NOT IN ('pg_catalog', 'information_schema')")).all()
-            return sorted(f"{schema}.{name}" if schema != "public" else name for quoted, schema, name in names
-                          if not (schema == "public" and name in ours)
-                          and conn.execute(text(f"SELECT 1 FROM {quoted} LIMIT 1")).first() is not None)
+            return sorted(f"{schema}.{name}" if schema != "public" else name for schema, name in names
+                          if not (schema == "public" and name in ours))
     finally:
         engine.dispose()
 
@@ -469,7 +469,7 @@ def _restore_postgres(found: BackupFile, url: str, force: bool) -> str:
         counts = _pg_counts(url)
     except BackupRefused as exc:
         raise BackupRefused(f"{exc.message} (create the empty database first, e.g. with createdb)") from None
-    foreign = _pg_foreign_tables_with_rows(url)
+    foreign = _pg_foreign_tables(url)
     if foreign:
         raise BackupRefused(f"the database holds tables that are not KetaWatch's ({', '.join(foreign[:5])}); restore "
                             "only replaces a KetaWatch database, even with --force. Give a new, empty database instead")

@@ -194,6 +194,15 @@ def other_application(tmp_path: Path) -> Path:
     return path
 
 
+def empty_other_application(tmp_path: Path) -> Path:
+    """Another application's tables before it has stored anything: a restore copied over the file took them with it."""
+    path = tmp_path / "invoices.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE invoices (id, total)")
+        conn.execute("CREATE VIEW unpaid AS SELECT * FROM invoices")
+    return path
+
+
 def text_file(tmp_path: Path) -> Path:
     path = tmp_path / "notes.txt"
     path.write_text("a clinic's notes, not a database\n" * 200)
@@ -202,6 +211,7 @@ def text_file(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("make,message", [
     (other_application, r"holds tables that are not KetaWatch's \(salaries\); restore only replaces a KetaWatch database"),
+    (empty_other_application, r"holds tables that are not KetaWatch's \(invoices, unpaid\); restore only replaces"),
     (text_file, "is not an SQLite database; restore does not overwrite other files"),
 ])
 @pytest.mark.parametrize("force", [False, True])
@@ -495,13 +505,18 @@ def test_postgresql_restore_never_writes_into_another_application_s_database(tmp
         with other.begin() as conn:
             conn.execute(text("CREATE TABLE lab_results (id int, mrn text)"))
             conn.execute(text("INSERT INTO lab_results VALUES (1, 'x')"))
+            conn.execute(text("CREATE TABLE lab_orders (id int)"))  # empty: still another application's
         for force in (False, True):
-            with pytest.raises(kb.BackupRefused, match=r"not KetaWatch's \(lab_results\)"):
+            with pytest.raises(kb.BackupRefused, match=r"not KetaWatch's \(lab_orders, lab_results\)"):
                 kb.restore(url, tmp_path / "pg.dump", force=force)
+        with other.begin() as conn:
+            conn.execute(text("DELETE FROM lab_results"))
+        with pytest.raises(kb.BackupRefused, match=r"not KetaWatch's \(lab_orders, lab_results\)"):
+            kb.restore(url, tmp_path / "pg.dump", force=True)  # empty tables too
         with other.connect() as conn:
             tables = {row[0] for row in conn.execute(text(
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"))}
-        assert tables == {"lab_results"}  # nothing of KetaWatch's was added
+        assert tables == {"lab_results", "lab_orders"}  # nothing of KetaWatch's was added
         other.dispose()
     finally:
         drop()
