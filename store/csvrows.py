@@ -95,11 +95,12 @@ def _not_utf8(path: Path) -> str:
 
 
 def _header_ok(name: str, header: list[str], known: tuple[str, ...], required: Iterable[str], problems: list[str]) -> bool:
+    """False when the rows cannot be read against the header (a repeated or missing required column). An unknown
+    column is a problem too, but the rows are still checked without it, so every problem of the file is reported."""
     ok = True
     for column in header:
         if column not in known:
             problems.append(f"{name}:1: {column or '(blank)'}: unknown column; allowed: {', '.join(known)}")
-            ok = False
     for column in {c for c in header if header.count(c) > 1}:
         problems.append(f"{name}:1: {column}: the column appears more than once")
         ok = False

@@ -159,13 +159,17 @@ def test_a_file_that_is_not_utf8_names_the_line_of_the_first_bad_byte_and_writes
 def test_unknown_and_missing_columns(engine, tmp_path):
     folder = tmp_path / "a"
     folder.mkdir()
-    write_csv(folder / "patients.csv", [dict(PATIENT, favourite_colour="blue")])
+    write_csv(folder / "patients.csv", [dict(PATIENT, favourite_colour="blue"),
+                                        dict(PATIENT, patient_id="KW-T2", treatment_start="01/10/2026")])
     write_csv(folder / "sessions.csv", [{k: v for k, v in SESSION.items() if k != "dose_mg"}])
     with pytest.raises(ImportRejected) as caught:
         run(engine, folder)
     problems = caught.value.problems
     assert problems[0].startswith("patients.csv:1: favourite_colour: unknown column")
+    # the rows are still checked (CONTRACT: every problem in every file), the unknown column aside
+    assert any(p.startswith("patients.csv:3: treatment_start: ") for p in problems), problems
     assert "sessions.csv:1: dose_mg: required column is missing" in problems
+    assert counts(engine)["Patient"] == 0
 
 
 def test_duplicate_rows_in_one_file_are_reported(engine, tmp_path):
