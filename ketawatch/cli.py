@@ -226,10 +226,16 @@ def demo(
     port: int = typer.Option(8501, "--port", min=1, max=65535),
     address: str = AddressOption,
     no_serve: bool = typer.Option(False, "--no-serve", help="Build the demo database and exit without starting the app."),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Only write the demo cohort in the import format (patients.csv, "
+                                       "sessions.csv, checkins.csv) into this new or empty folder, to try `ketawatch "
+                                       "import` with; no database is made."),
 ) -> None:
     """Build a demo database from seed_data/ if none exists at that URL, then start the dashboard on it."""
     from ketawatch.demo import DemoRefused, build_demo
 
+    if csv is not None:
+        _write_demo_csv(csv)
+        return
     if not no_serve:
         _check_listen(address, port)
     _check_rules_file()
@@ -244,6 +250,19 @@ def demo(
     typer.echo(built)
     if not no_serve:
         _streamlit(url, port, address)
+
+
+def _write_demo_csv(folder: Path) -> None:
+    """The demo cohort's import files in `folder`, refused where they would mix with, or replace, other files."""
+    from seed_data.cohort import demo_cohort, write_import_folder
+
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        fail(f"--csv {folder}: {'is not a folder' if not folder.is_dir() else 'is not empty'}; give a new or empty folder")
+    if not folder.parent.resolve().is_dir():
+        fail(f"--csv {folder}: the folder {folder.parent.resolve()} does not exist; create it first")
+    rows = write_import_folder(demo_cohort(), folder)
+    typer.echo(f"wrote the demo cohort (invented patients) to {folder}: "
+               + ", ".join(f"{name} ({n} rows)" for name, n in rows.items()))
 
 
 @app.command("import")

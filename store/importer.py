@@ -9,6 +9,8 @@ bulk path (store.bulk) inside one transaction.
 
 from __future__ import annotations
 
+import difflib
+
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,6 +34,24 @@ FILES = {"patients": "patients.csv", "sessions": "sessions.csv", "checkins": "ch
 COLUMNS = {"patients": PATIENT_COLUMNS, "sessions": SESSION_COLUMNS, "checkins": CHECKIN_COLUMNS}
 KEY_FIELD = {"sessions": "session_at", "checkins": "reported_at"}
 
+
+
+_HOLDS = {"patients.csv": "patients", "sessions.csv": "sessions", "checkins.csv": "check-ins"}
+
+
+def _near_misses(folder: Path) -> list[str]:
+    """A problem for each CSV file whose name is nearly one KetaWatch reads (Sessions.csv, checkin.csv): such a file
+    would be skipped, and the import would look complete without its rows."""
+    names = tuple(FILES.values())
+    problems = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() != ".csv" or path.name in names:
+            continue
+        near = difflib.get_close_matches(path.name.lower(), names, n=1, cutoff=0.8)
+        if near:
+            problems.append(f"{path.name}:0: -: not read, since KetaWatch reads only {', '.join(names)} (lower "
+                            f"case); if it holds {_HOLDS[near[0]]}, name it {near[0]}")
+    return problems
 
 class ImportRejected(Exception):
     """The folder cannot be imported; `problems` lists every reason, one line each."""
@@ -120,8 +140,10 @@ class _Importer:
         if not self.folder.is_dir():
             self.problems.append(f"{self.folder}:0: -: is not a folder")
             return
+        for near_miss in _near_misses(self.folder):  # "Sessions.csv" beside patients.csv was skipped without a word
+            self.problems.append(near_miss)
         present = [k for k, f in FILES.items() if (self.folder / f).is_file()]
-        if not present:
+        if not present and not self.problems:
             self.problems.append(f"{self.folder}:0: -: contains none of patients.csv, sessions.csv, checkins.csv")
             return
         for kind in present:

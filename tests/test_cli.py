@@ -185,6 +185,19 @@ def test_serve_refuses_an_unknown_address_or_a_busy_port_in_one_line_and_keeps_t
     engine.dispose()
 
 
+def test_demo_csv_writes_the_cohort_in_the_import_format_for_trying_the_importer(tmp_path):
+    """IT could not find the demo's CSV files from the README; they import as they are, and nothing is overwritten."""
+    done = ketawatch("demo", "--csv", "demo-csv", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "demo-csv").iterdir()) == ["checkins.csv", "patients.csv", "sessions.csv"]
+    assert done.stdout.startswith("wrote the demo cohort (invented patients) to demo-csv: patients.csv (40 rows)")
+    assert not list(tmp_path.glob("*.db")), "no database made"
+    imported = ketawatch("import", "demo-csv", "--dry-run", "--db", "kw.db", cwd=tmp_path)
+    assert imported.returncode == 0 and "patients.csv: 40 new" in imported.stdout, imported.stderr
+    again = ketawatch("demo", "--csv", "demo-csv", cwd=tmp_path)
+    assert again.returncode == 1 and again.stderr.strip() == "--csv demo-csv: is not empty; give a new or empty folder"
+
+
 def test_an_sqlite_file_in_a_missing_folder_or_a_folder_named_as_the_file_is_said_plainly(tmp_path):
     """SQLite's own words are "unable to open database file"; the command says what is wrong with the path, and
     makes nothing: neither the folder nor a file."""

@@ -172,6 +172,23 @@ def test_unknown_and_missing_columns(engine, tmp_path):
     assert counts(engine)["Patient"] == 0
 
 
+def test_a_file_named_nearly_as_an_import_file_is_a_problem_not_skipped_without_a_word(engine, tmp_path):
+    """Sessions.csv and checkin.csv beside patients.csv imported the patients and said "0 new" of the rest."""
+    folder = write_folder(tmp_path / "a")
+    (folder / "sessions.csv").rename(folder / "Sessions.csv")
+    (folder / "checkins.csv").rename(folder / "checkin.csv")
+    (folder / "clinic_rota.csv").write_text("name,day\n")  # another file altogether: left alone
+    with pytest.raises(ImportRejected) as caught:
+        run(engine, folder)
+    assert caught.value.problems == [
+        "Sessions.csv:0: -: not read, since KetaWatch reads only patients.csv, sessions.csv, checkins.csv (lower "
+        "case); if it holds sessions, name it sessions.csv",
+        "checkin.csv:0: -: not read, since KetaWatch reads only patients.csv, sessions.csv, checkins.csv (lower "
+        "case); if it holds check-ins, name it checkins.csv",
+    ]
+    assert counts(engine)["Patient"] == 0
+
+
 def test_duplicate_rows_in_one_file_are_reported(engine, tmp_path):
     with pytest.raises(ImportRejected) as caught:
         run(engine, write_folder(tmp_path / "a", sessions=[SESSION, SESSION]))
