@@ -77,7 +77,7 @@ def open_db(db: str | None, default: str | None = None, *, say_if_new: bool = Tr
     when it had to be made (`say_if_new`), unless making it is the command's purpose (`demo`)."""
     from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
-    from store.db import NewerSchema, UnsupportedDatabase, open_database, url_problem
+    from store.db import NewerSchema, UnsupportedDatabase, open_database, schema_revision, url_problem
 
     url = resolve_url(db, default)  # a wrong KETAWATCH_DATABASE_URL stops here, as a setting
     problem = url_problem(url)
@@ -85,10 +85,15 @@ def open_db(db: str | None, default: str | None = None, *, say_if_new: bool = Tr
         fail(f"cannot open database {safe_url(url)}: {problem}")
     try:
         new = say_if_new and _holds_no_ketawatch_database(url)
+        before = None if new else _schema_before(url)
         engine = open_database(url)
         if new:  # most often a command run outside the service's folder, which has the settings
             typer.echo(f"note: {safe_url(absolute_sqlite(url))} held no KetaWatch database, so a new, empty one was "
                        "made there", err=True)
+        after = schema_revision(engine)
+        if before is not None and after != before:  # said, not done in silence: the older KetaWatch cannot open it now
+            typer.echo(f"note: upgraded the database's schema from {before} to {after} (no data is dropped); an "
+                       "older KetaWatch can no longer open it, so keep the backup made before upgrading", err=True)
         return engine
     except ArgumentError:
         fail(f"cannot open database {safe_url(url)}: not a valid database URL (for example sqlite:///ketawatch.db)")
@@ -97,6 +102,21 @@ def open_db(db: str | None, default: str | None = None, *, say_if_new: bool = Tr
         fail(f"cannot open database {safe_url(url)}: {reason}")
     except (SQLAlchemyError, ModuleNotFoundError, NewerSchema, UnsupportedDatabase) as exc:
         fail(f"cannot open database {safe_url(url)}: {str(exc).splitlines()[0]}")
+
+
+def _schema_before(url: str) -> str | None:
+    """The migration an existing database is at before this command opens (and so upgrades) it; None if unknown."""
+    from sqlalchemy import create_engine
+
+    from store.db import normalise_url, schema_revision
+
+    probe = create_engine(normalise_url(url))
+    try:
+        return schema_revision(probe)
+    except Exception:  # noqa: BLE001 - cannot tell: opening it gives the reason
+        return None
+    finally:
+        probe.dispose()
 
 
 def _holds_no_ketawatch_database(url: str) -> bool:

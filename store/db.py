@@ -174,6 +174,16 @@ def upgrade(engine: Engine) -> None:
                           "KetaWatch to open it), or it is not a KetaWatch database") from None
 
 
+def schema_revision(engine: Engine) -> str | None:
+    """The migration the database is at ("0005"), or None when it holds no KetaWatch schema yet."""
+    from sqlalchemy import inspect, text
+
+    if not inspect(engine).has_table("alembic_version"):
+        return None
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
+
+
 def open_database(url: str | None = None) -> Engine:
     """The shared, migrated engine for `url` (default: the configured database)."""
     url = normalise_url(url or get_settings().database_url)

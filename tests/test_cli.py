@@ -198,6 +198,27 @@ def test_demo_csv_writes_the_cohort_in_the_import_format_for_trying_the_importer
     assert again.returncode == 1 and again.stderr.strip() == "--csv demo-csv: is not empty; give a new or empty folder"
 
 
+def test_a_command_that_upgrades_an_older_database_says_so_once(tmp_path):
+    """Any command, even a read-only `flags`, migrates an older database forward, after which the older KetaWatch
+    refuses it: an administrator must hear of it, not find out on a roll-back."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    from store.db import alembic_config, make_engine
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    command.upgrade(alembic_config(engine), "0002")  # as an earlier KetaWatch left it
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    engine.dispose()
+    first = ketawatch("flags", "--db", url, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stderr.strip() == (f"note: upgraded the database's schema from 0002 to {head} (no data is dropped); an "
+                                    "older KetaWatch can no longer open it, so keep the backup made before upgrading")
+    second = ketawatch("flags", "--db", url, cwd=tmp_path)
+    assert second.returncode == 0 and second.stderr == "", second.stderr
+
+
 def test_an_sqlite_file_in_a_missing_folder_or_a_folder_named_as_the_file_is_said_plainly(tmp_path):
     """SQLite's own words are "unable to open database file"; the command says what is wrong with the path, and
     makes nothing: neither the folder nor a file."""
