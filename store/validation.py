@@ -443,16 +443,17 @@ class Validator:
         return day
 
     def _datetime(self, rule: Rule, value: Any, *, date_allowed: bool) -> datetime:
+        timed = True  # a time was given (a date alone means the day's start, whatever the clocks did)
         if isinstance(value, datetime):
             moment = value
         elif isinstance(value, date):
             if not date_allowed:
                 raise _Invalid(f"{rule.label}, {value.isoformat()}, needs a time as well as a date")
-            moment = datetime.combine(value, time(0, 0))
+            moment, timed = datetime.combine(value, time(0, 0)), False
         else:
             text = str(value).strip()
             if date_allowed and _DATE_RE.match(text):
-                moment = datetime.combine(self._date(rule, text), time(0, 0))
+                moment, timed = datetime.combine(self._date(rule, text), time(0, 0)), False
             elif _DATETIME_RE.match(text):
                 try:
                     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -464,7 +465,13 @@ class Validator:
                     raise _Invalid(f"{rule.label}, {_show(value)}, needs a time as well as a date ({form})")
                 raise _Invalid(f"{rule.label}, {_show(value)}, is not a date and time in the form {form}")
         if moment.tzinfo is None:
+            wall = moment
             moment = moment.replace(tzinfo=self.tz)
+            if timed and moment.astimezone(timezone.utc).astimezone(self.tz).replace(tzinfo=None) != wall:
+                # In the hour the clocks skip: no such time here. zoneinfo would quietly make 01:30 into 02:30.
+                raise _Invalid(f"{rule.label}, {wall:%Y-%m-%d %H:%M}, does not exist in {self.tz.key}: the clocks "
+                               "went forward that night. Give the time as the clock showed it, or with its UTC "
+                               "offset (for example +01:00)")
         # To the second, as the import format writes a time: a fraction kept here (patient mode saved
         # one) made the clinic's own CSV export import again as a second, different check-in.
         moment = moment.astimezone(timezone.utc)

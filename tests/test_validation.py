@@ -325,3 +325,22 @@ def test_an_amendment_is_asked_about_only_what_rests_on_the_fields_it_changed(ch
     unusual = Validator(now=NOW, tz=TZ).unusual_session(_SESSION | {"dose_mg": 500, "weight_kg": 50, "hr_pre": 27},
                                                         treatment_start=None, planned_mg_per_kg=None, changed=changed)
     assert [p.column for p in unusual] == asked
+
+
+@pytest.mark.parametrize("zone, skipped, kept", [
+    ("Europe/London", "2026-03-29T01:30", "2026-03-29T02:30"),
+    ("America/New_York", "2026-03-08T02:15", "2026-03-08T03:15"),
+])
+def test_a_clock_time_the_clocks_skipped_is_refused_in_words_not_moved_an_hour(zone, skipped, kept):
+    """zoneinfo reads 01:30 on the night London's clocks go forward as 02:30 BST without a word: a session would be
+    stored an hour from when it was typed. A time in the repeated hour (autumn) is taken as its first occurrence."""
+    from store.validation import SESSION_RULES
+
+    v = Validator(now=datetime(2026, 11, 1, tzinfo=timezone.utc), tz=zone)
+    value, problem = v.field(SESSION_RULES["session_at"], skipped)
+    assert value is None and problem == (
+        f"Session date and time, {skipped.replace('T', ' ')}, does not exist in {zone}: the clocks went forward that "
+        "night. Give the time as the clock showed it, or with its UTC offset (for example +01:00)")
+    assert v.field(SESSION_RULES["session_at"], kept)[1] is None
+    assert v.field(SESSION_RULES["session_at"], skipped + "+00:00")[1] is None  # with its offset, it is a moment
+    assert v.field(SESSION_RULES["session_at"], datetime.fromisoformat(skipped))[1] == problem  # the form's value too
