@@ -7,8 +7,10 @@ readable line on stderr with exit status 1 (ketawatch.cli.Rejected).
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
@@ -37,7 +39,12 @@ def _password(from_stdin: bool) -> str:
         if not line:
             _fail("--password-stdin: standard input was empty")
         return line.rstrip("\r\n")
-    return typer.prompt("Password", hide_input=True, confirmation_prompt="Repeat the password")
+    with warnings.catch_warnings():  # without a terminal getpass warns, naming its own source file
+        warnings.simplefilter("ignore", getpass.GetPassWarning)
+        try:
+            return typer.prompt("Password", hide_input=True, confirmation_prompt="Repeat the password")
+        except typer.Abort:  # end of input: a script or a service, with nobody to type it
+            _fail("no password was typed (no terminal?): give it on standard input with --password-stdin")
 
 
 def _fail(*lines: str):

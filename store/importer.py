@@ -138,7 +138,8 @@ class _Importer:
 
     def parse(self) -> None:
         if not self.folder.is_dir():
-            self.problems.append(f"{self.folder}:0: -: is not a folder")
+            self.problems.append(f"{self.folder}:0: -: " + ("is a file, not a folder" if self.folder.exists()
+                                                            else "no such folder"))
             return
         for near_miss in _near_misses(self.folder):  # "Sessions.csv" beside patients.csv was skipped without a word
             self.problems.append(near_miss)

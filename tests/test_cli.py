@@ -21,13 +21,13 @@ from store.queries import audit_frame
 from tests.store_support import CHECKIN, PATIENT, SESSION, counts, write_folder
 
 
-def ketawatch(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+def ketawatch(*args: str, cwd: Path, env: dict | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("KETAWATCH_")}
     environment["KETAWATCH_CLINIC_TIMEZONE"] = "Europe/London"
     environment.update(env or {})
     return subprocess.run(
         [sys.executable, "-c", "from ketawatch.cli import main; main()", *args],
-        cwd=cwd, env=environment, capture_output=True, text=True, timeout=120,
+        cwd=cwd, env=environment, capture_output=True, text=True, timeout=120, input=stdin,
     )
 
 
@@ -217,6 +217,18 @@ def test_a_command_that_upgrades_an_older_database_says_so_once(tmp_path):
                                     "older KetaWatch can no longer open it, so keep the backup made before upgrading")
     second = ketawatch("flags", "--db", url, cwd=tmp_path)
     assert second.returncode == 0 and second.stderr == "", second.stderr
+
+
+def test_a_password_asked_for_with_nobody_to_type_it_and_a_missing_import_folder_are_said_plainly(tmp_path):
+    """From a script or a service: Python's GetPassWarning with a file path, then "ketawatch: stopped"; and an import
+    of a folder that is not there said only that it "is not a folder"."""
+    added = ketawatch("users", "add", "jo", "--role", "clinician", "--db", "k.db", cwd=tmp_path, stdin="")
+    assert added.returncode == 1, added.stderr
+    said = [line for line in added.stderr.splitlines() if not line.startswith("note: ")]
+    assert said[-1].endswith("no password was typed (no terminal?): give it on standard input with --password-stdin")
+    assert "GetPassWarning" not in added.stderr and "stopped" not in added.stderr and ".py" not in added.stderr
+    missing = ketawatch("import", str(tmp_path / "no-such"), "--db", "k.db", cwd=tmp_path)
+    assert missing.returncode == 1 and missing.stderr.startswith(f"{tmp_path / 'no-such'}:0: -: no such folder\n")
 
 
 def test_an_sqlite_file_in_a_missing_folder_or_a_folder_named_as_the_file_is_said_plainly(tmp_path):
