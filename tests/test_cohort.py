@@ -317,6 +317,13 @@ def test_generation_never_leaves_the_contract(
     cohort = generate_cohort(params)
     assert contract_problems(cohort, end) == []
     assert len(cohort.patients) == n_patients and len(cohort.sessions) >= n_patients
+    # A request the note speaks of has its box ticked, whatever goes unrecorded: a blank box beside "Dose raised
+    # ... after patient request" contradicted the note, and the dose rule missed a stepwise rise the chart showed.
+    notes = cohort.sessions["notes"].fillna("")
+    asked_more = cohort.sessions["dose_increase_request"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    assert asked_more[notes.str.contains("after patient request", regex=False).to_numpy()].all()
+    asked_early = cohort.sessions["early_request"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    assert asked_early[notes.str.contains("Booster brought forward", regex=False).to_numpy()].all()
     onsets = cohort.truth.dependence_onset.dropna()
     assert (onsets <= pd.Timestamp(end)).all()
     # The midpoint is half of a 5-12 week build-up (scaled by the onset speed) after the onset.

@@ -112,7 +112,7 @@ def session_records(
         severe, np.where(draws[:, bp] < 0.6, 3, 2), np.where(raised_bp & (draws[:, bp] < 0.35), 1, 0)
     )
 
-    notes = _session_notes(plan, schedule, severe, sbp_post, dbp_post, effects, rng)
+    notes, early_noted, more_noted = _session_notes(plan, schedule, severe, sbp_post, dbp_post, effects, rng)
 
     # Anything optional may go unrecorded; a severe blood pressure is always written down.
     gone = rng.random((11, n)) < missing_rate
@@ -129,8 +129,10 @@ def session_records(
     sbp_pre[gone[2]] = dbp_pre[gone[2]] = np.nan
     drop_post = gone[3] & ~severe
     sbp_post[drop_post] = dbp_post[drop_post] = np.nan
-    early = np.where(gone[9], np.nan, schedule.early_request.astype(float))
-    dose_request = np.where(gone[10], np.nan, schedule.dose_increase_request.astype(float))
+    # A request the session's note speaks of ("Dose raised ... after patient request") has its box ticked too: a
+    # nurse who writes it down records it, and a blank box beside such a note contradicts it.
+    early = np.where(gone[9] & ~early_noted, np.nan, schedule.early_request.astype(float))
+    dose_request = np.where(gone[10] & ~more_noted, np.nan, schedule.dose_increase_request.astype(float))
 
     usual = rng.random(n) < 0.6
     slot = np.where(usual, plan.usual_slot, rng.integers(SLOT_COUNT[plan.protocol], size=n))
@@ -165,8 +167,9 @@ def _session_notes(
     dbp_post: np.ndarray,
     effects: np.ndarray,
     rng: np.random.Generator,
-) -> np.ndarray:
-    """Short clinical notes, only where something happened worth writing down."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Short clinical notes, only where something happened worth writing down; with the sessions whose note speaks
+    of a request for an earlier session, and of one for a higher dose."""
     n = len(schedule.days)
     unit = "mg" if plan.protocol == ESKETAMINE else "mg/kg"
     titration_reason = " per plan: partial response so far." if plan.titration_for_nonresponse else " per plan."
@@ -200,4 +203,6 @@ def _session_notes(
     uneventful = ~effects.any(axis=1) & ~severe
     routine = phrases(rng, uneventful & (rng.random(n) < 0.03), ROUTINE_NOTES)
     parts = [first, dose_change, booster, early_note, more_note, bp_note, other_note, antiemetic, routine]
-    return join_nonempty(parts, " ", n)
+    early_noted = schedule.booster | (early_note != "")
+    more_noted = schedule.raised_on_request | (more_note != "")
+    return join_nonempty(parts, " ", n), early_noted, more_noted
