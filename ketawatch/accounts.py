@@ -45,7 +45,7 @@ WRITER_ROLES = ("admin", "clinician")
 MAX_PASSWORD_LENGTH = 1024
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@+-]{0,63}$")
 #: The one answer to a wrong password and to a username with no account alike.
-WRONG_CREDENTIALS = _WRONG = "The username or password is not right. Check them and try again."
+_WRONG = "The username or password is not right. Check them and try again."
 _ENTITY = "user"
 
 _hasher = PasswordHasher()
