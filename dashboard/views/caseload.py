@@ -12,7 +12,7 @@ import streamlit as st
 from dashboard import data, ui
 from dashboard.export_panel import caseload_exports
 from ketawatch.caseload import LEVEL_RANK, level_counts
-from store.vocabulary import INDICATIONS, LEVELS, PATIENT_STATUSES, UNDER_CARE_STATUSES
+from store.vocabulary import INDICATIONS, PATIENT_STATUSES, UNDER_CARE_STATUSES
 
 user = ui.signed_in_user()
 st.title("Caseload")
@@ -24,13 +24,18 @@ if table.empty:
     st.info("No patients yet. Add one on the Patients and plans page, or import CSV files with `ketawatch import`.")
     st.stop()
 
+#: The level filter's choices: all, each level, and amber with red (the patients a meeting goes through).
+LEVEL_CHOICES = {"all": "All", "red": "‼ Red", "amber+red": "Amber or red", "amber": "⚠ Amber",
+                 "green": "✓ Green"}
+
 # ----- filters -------------------------------------------------------------------------------
 with st.container(border=True):
-    f = st.columns([1.8, 1.4, 1.8, 3.2, 1.3, 2.2])  # Status holds two choices by default: room for both
+    f = st.columns([1.7, 1.9, 1.6, 3.2, 1.2, 2.0])  # Status holds two choices by default: room for both
     clinicians = sorted(c for c in table["clinician"].dropna().unique())
     chosen_clinicians = f[0].multiselect("Responsible clinician", clinicians, key="cl_clinician", placeholder="All")
-    chosen_levels = f[1].multiselect("Level", LEVELS, key="cl_level", placeholder="All",  # short: the chosen fit the box
-                                     format_func=lambda level: f"{ui.level_look(level).symbol} {ui.level_look(level).name}")
+    # One choice, in words that fit: a list box squeezed the chosen levels to an empty block at 1366 px.
+    level_choice = f[1].selectbox("Level", list(LEVEL_CHOICES), key="cl_level", format_func=LEVEL_CHOICES.get)
+    chosen_levels = [] if level_choice == "all" else level_choice.split("+")
     chosen_indications = f[2].multiselect("Indication", INDICATIONS, key="cl_indication", format_func=ui.words,
                                           placeholder="All")
     st.session_state.setdefault("cl_status", list(UNDER_CARE_STATUSES))

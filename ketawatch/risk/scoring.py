@@ -111,8 +111,8 @@ def phq9_note(checkins: pd.DataFrame, *, tz: str) -> str | None:
     """The patient's mood beside their dependence-risk level, which does not cover it: a green beside a depressive
     relapse must not read as reassurance. None without a PHQ-9 total.
 
-    'Mood is not part of this level: PHQ-9 14 (moderate) on 28 Nov 2026, 11 points above the lowest, 3 (a reliable
-    worsening).'
+    'Mood is not part of this level: PHQ-9 14 (moderate) on 28 Nov 2026, 11 points above the lowest (3): a reliable
+    worsening.'
     """
     given = checkins.dropna(subset=["phq9"]).sort_values("reported_at") if len(checkins) else checkins
     if not len(given):
@@ -123,7 +123,7 @@ def phq9_note(checkins: pd.DataFrame, *, tz: str) -> str | None:
     day = day.tz_convert(tz) if day.tzinfo else day  # stored in UTC, said on the clinic's date
     text = f"Mood is not part of this level: PHQ-9 {total:g} ({phq9_band(total)}) on {day.day} {day:%b %Y}"
     if phq9_reliable_change(lowest, total) == PHQ9_WORSENED:
-        text += f", {total - lowest:g} points above the lowest, {lowest:g} (a reliable worsening)"
+        text += f", {total - lowest:g} points above the lowest ({lowest:g}): a reliable worsening"
     return text + "."
 
 
