@@ -107,6 +107,7 @@ def _level_section(pdf: ReviewPDF, case: PatientCase) -> None:
         pdf.cell(0, 5, "Why (observations, most important first):", new_x="LMARGIN", new_y="NEXT")
         for reason in case.reasons:
             pdf.bullet(_reason_line(reason))
+        pdf.ln(1)
         pdf.paragraph(combination_note(load_rules()), size=7.5, style="I", height=3.4)
     else:
         pdf.paragraph("No rule holds as of this date: the records raise no dependence signal.", size=8.5)
@@ -319,6 +320,8 @@ def patient_pdf(case: PatientCase) -> bytes:
     pdf.heading("Check-ins")
     pdf.data_table(["Date", "Craving", "SDS", "Sign burden", "Warning signs answered 'clearly' or more (score)", "PHQ-9"],
                    checkin_rows(case), [20, 14, 11, 15, 110, 16], size=6.8)
+    pdf.paragraph("Craving 0-10; SDS 0-15 (all five items answered); sign burden: the twelve warning-sign answers "
+                  "(0-3 each) times their catalogue weights, added up.", size=7, style="I", height=3.4)
     if case.amended_ids("check-in"):
         pdf.paragraph(AMENDED_NOTE, size=7, style="I", height=3.4)
     pdf.heading("Corrections")
