@@ -84,8 +84,9 @@ def open_db(db: str | None, default: str | None = None, *, say_if_new: bool = Tr
     if problem:
         fail(f"cannot open database {safe_url(url)}: {problem}")
     try:
-        new = say_if_new and _holds_no_ketawatch_database(url)
-        before = None if new else _schema_before(url)
+        empty = _holds_no_ketawatch_database(url)  # without connecting to a missing SQLite file, which would make it
+        new = say_if_new and empty
+        before = None if empty else _schema_before(url)  # (readable by all: the engine makes it owner-only)
         engine = open_database(url)
         if new:  # most often a command run outside the service's folder, which has the settings
             typer.echo(f"note: {safe_url(absolute_sqlite(url))} held no KetaWatch database, so a new, empty one was "

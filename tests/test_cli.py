@@ -231,6 +231,19 @@ def test_a_password_asked_for_with_nobody_to_type_it_and_a_missing_import_folder
     assert missing.returncode == 1 and missing.stderr.startswith(f"{tmp_path / 'no-such'}:0: -: no such folder\n")
 
 
+@pytest.mark.parametrize("command", [["demo", "--no-serve"], ["flags"], ["users", "list"]])
+def test_a_database_file_a_command_makes_is_readable_by_its_owner_only(tmp_path, command):
+    """Every patient record and password hash is in it. A look at the schema before opening once made the file
+    through a plain connection (mode 0644), before the engine could make it owner-only: seen on `demo`."""
+    old = os.umask(0o022)  # the usual one, which the command inherits: a plain new file would be readable by all
+    try:
+        made = ketawatch(*command, "--db", "clinic.db", cwd=tmp_path)
+    finally:
+        os.umask(old)
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "clinic.db").stat().st_mode & 0o777 == 0o600
+
+
 def test_an_sqlite_file_in_a_missing_folder_or_a_folder_named_as_the_file_is_said_plainly(tmp_path):
     """SQLite's own words are "unable to open database file"; the command says what is wrong with the path, and
     makes nothing: neither the folder nor a file."""
