@@ -151,7 +151,10 @@ def test_patient_page_shows_reasons_and_charts_for_a_red_patient(demo_url, monke
     from ketawatch.risk.scoring import phq9_note
 
     mood = phq9_note(load_records(open_database(demo_url), [red["patient_id"]]).checkins, tz=get_settings().clinic_timezone)
-    assert mood and mood in captions, "beside the level: the level does not cover mood"
+    assert mood, "beside the level: it does not cover mood"
+    assert mood.text in ([w.value for w in at.warning] if mood.worsened else captions)  # a worsening as a warning
+    relapsing = _app(demo_url, monkeypatch, "patient", patient="KW-0011")  # the demo's depressive relapse
+    assert any(w.value.endswith("points above the lowest (3): a reliable worsening.") for w in relapsing.warning)
     columns = {tuple(d.value.columns) for d in at.dataframe}
     assert any("SpO₂ before/after (%)" in c and "HR before/after" in c for c in columns), "every vital sign is in the table"
 

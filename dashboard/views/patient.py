@@ -84,8 +84,10 @@ with st.container(border=True):
         st.subheader("Current level", anchor=False)
         ui.level_badge(level, since=since)
         mood = phq9_note(recs.checkins, tz=get_settings().clinic_timezone)
-        if mood:
-            st.caption(mood)
+        if mood and mood.worsened:  # a reliable worsening is not a footnote (a 13-point rise read as grey small print)
+            st.warning(mood.text, icon=":material/trending_up:")
+        elif mood:
+            st.caption(mood.text)
         ui.disclaimer()
     with top[1]:
         reviews = data.patient_reviews(pid)

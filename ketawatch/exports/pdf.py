@@ -99,7 +99,7 @@ def _level_section(pdf: ReviewPDF, case: PatientCase) -> None:
     pdf.level_badge(case.level, f"As of {case.end.isoformat()}{since}.")
     mood = phq9_note(case.records.checkins, tz=case.tz)  # a green beside a relapse must not read as reassurance
     if mood:
-        pdf.paragraph(mood, size=8.5)
+        pdf.paragraph(mood.text, size=8.5, style="B" if mood.worsened else "")
     pdf.paragraph(DISCLAIMER, size=8, style="I", height=3.8)
     pdf.ln(1)
     if case.reasons:

@@ -10,6 +10,7 @@ warning-sign catalogue (seed_data/warning_signs.toml).
 from __future__ import annotations
 
 from functools import cache
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -107,7 +108,14 @@ def phq9_reliable_change(baseline, current):
     return _like(current, np.where(np.isnan(diff), None, out), "phq9_change")
 
 
-def phq9_note(checkins: pd.DataFrame, *, tz: str) -> str | None:
+class MoodNote(NamedTuple):
+    """The note on mood beside a level, and whether it tells of a reliable worsening (shown more strongly)."""
+
+    text: str
+    worsened: bool
+
+
+def phq9_note(checkins: pd.DataFrame, *, tz: str) -> MoodNote | None:
     """The patient's mood beside their dependence-risk level, which does not cover it: a green beside a depressive
     relapse must not read as reassurance. None without a PHQ-9 total.
 
@@ -122,9 +130,10 @@ def phq9_note(checkins: pd.DataFrame, *, tz: str) -> str | None:
     day = pd.Timestamp(latest["reported_at"])
     day = day.tz_convert(tz) if day.tzinfo else day  # stored in UTC, said on the clinic's date
     text = f"Mood is not part of this level: PHQ-9 {total:g} ({phq9_band(total)}) on {day.day} {day:%b %Y}"
-    if phq9_reliable_change(lowest, total) == PHQ9_WORSENED:
+    worsened = phq9_reliable_change(lowest, total) == PHQ9_WORSENED
+    if worsened:
         text += f", {total - lowest:g} points above the lowest ({lowest:g}): a reliable worsening"
-    return text + "."
+    return MoodNote(text + ".", worsened)
 
 
 def dose_per_kg(dose_mg, weight_kg, route):
