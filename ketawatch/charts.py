@@ -146,7 +146,7 @@ def _threshold_label(signals: dict, name: str, value: float) -> str:
     """"Clinic threshold 4", or, where a history of substance use disorder lowered it, both numbers: the line must not
     claim the clinic's setting is 3 when it is 4."""
     t = signals["thresholds"]
-    clinic = t.loc[t["setting"] == name, "clinic_value"] if "clinic_value" in t else pd.Series(dtype="float64")
+    clinic = t.loc[t["setting"] == name, "clinic_value"]
     if len(clinic) and float(clinic.iloc[0]) != value:
         return f"Threshold {_num(value)} (clinic {_num(float(clinic.iloc[0]))}, lowered for SUD history)"
     return f"Clinic threshold {_num(value)}"

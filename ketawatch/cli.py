@@ -84,16 +84,14 @@ def open_db(db: str | None, default: str | None = None, *, say_if_new: bool = Tr
     if problem:
         fail(f"cannot open database {safe_url(url)}: {problem}")
     try:
-        empty = _holds_no_ketawatch_database(url)  # without connecting to a missing SQLite file, which would make it
-        new = say_if_new and empty
-        before = None if empty else _schema_before(url)  # (readable by all: the engine makes it owner-only)
+        found = _stored_schema(url)
         engine = open_database(url)
-        if new:  # most often a command run outside the service's folder, which has the settings
+        if say_if_new and found == "":  # most often a command run outside the service's folder, which has the settings
             typer.echo(f"note: {safe_url(absolute_sqlite(url))} held no KetaWatch database, so a new, empty one was "
                        "made there", err=True)
-        after = schema_revision(engine)
-        if before is not None and after != before:  # said, not done in silence: the older KetaWatch cannot open it now
-            typer.echo(f"note: upgraded the database's schema from {before} to {after} (no data is dropped); an "
+        after = schema_revision(engine) if found else None
+        if found and after != found:  # said, not done in silence: the older KetaWatch cannot open it now
+            typer.echo(f"note: upgraded the database's schema from {found} to {after} (no data is dropped); an "
                        "older KetaWatch can no longer open it, so keep the backup made before upgrading", err=True)
         return engine
     except ArgumentError:
@@ -105,37 +103,27 @@ def open_db(db: str | None, default: str | None = None, *, say_if_new: bool = Tr
         fail(f"cannot open database {safe_url(url)}: {str(exc).splitlines()[0]}")
 
 
-def _schema_before(url: str) -> str | None:
-    """The migration an existing database is at before this command opens (and so upgrades) it; None if unknown."""
+def _stored_schema(url: str) -> str | None:
+    """The migration the database at `url` is at before this command opens (and so creates or upgrades) it: "" when
+    it holds no KetaWatch database yet, None when that cannot be told (opening it gives the reason).
+
+    A missing or empty SQLite file is not connected to: connecting would make it, readable by all, before the
+    engine can make it owner-only.
+    """
     from sqlalchemy import create_engine
 
     from store.db import normalise_url, schema_revision
-
-    probe = create_engine(normalise_url(url))
-    try:
-        return schema_revision(probe)
-    except Exception:  # noqa: BLE001 - cannot tell: opening it gives the reason
-        return None
-    finally:
-        probe.dispose()
-
-
-def _holds_no_ketawatch_database(url: str) -> bool:
-    """True when opening `url` will create KetaWatch's tables: a missing or empty SQLite file, or a database without them."""
-    from sqlalchemy import create_engine, inspect
-
-    from store.db import normalise_url
 
     parsed = make_url(normalise_url(url))
     if parsed.get_backend_name() == "sqlite":
         path = Path(parsed.database or "")
         if not parsed.database or parsed.database == ":memory:" or not path.exists() or path.stat().st_size == 0:
-            return True
-    probe = create_engine(parsed)  # an existing file or server database: does it hold KetaWatch's tables?
+            return ""
+    probe = create_engine(parsed)  # an existing file or server database: which migration, if any, is it at?
     try:
-        return not inspect(probe).has_table("alembic_version")
+        return schema_revision(probe) or ""
     except Exception:  # noqa: BLE001 - cannot tell: opening it gives the reason
-        return False
+        return None
     finally:
         probe.dispose()
 

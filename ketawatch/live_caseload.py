@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from ketawatch.caseload import caseload_table, replace_patients
 from ketawatch.risk import assess
 from store import queries
+from store.app_settings import restore_mark
 
 #: When more than this share of patients changed (an import, say), recomputing everyone is as quick.
 FULL_REBUILD_SHARE = 0.2
@@ -47,7 +48,7 @@ class LiveCaseload:
         """The caseload as of `as_of` on the records as they are now (frames shared: do not modify them)."""
         with self._lock:
             prints = queries.record_fingerprints(self._engine)
-            mark = queries.restore_mark(self._engine)  # restored: fingerprints can repeat with other records behind
+            mark = restore_mark(self._engine)  # restored: fingerprints can repeat with other records behind them
             if self._now is None or self._now.as_of != as_of or mark != self._mark:
                 changed = None
             else:

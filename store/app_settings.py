@@ -51,6 +51,11 @@ def database_secret(engine: Engine, key: str = PSEUDONYM_KEY) -> str:
     return get_value(engine, key)
 
 
+def restore_mark(engine: Engine) -> str | None:
+    """The database's restore mark (`RESTORE_KEY`): new after every restore, None before any."""
+    return get_value(engine, RESTORE_KEY)
+
+
 def mark_restored(engine: Engine) -> None:
     """Give the database a new restore mark (`RESTORE_KEY`), so that a running dashboard reads it all again."""
     set_value(engine, RESTORE_KEY, secrets.token_hex(8))

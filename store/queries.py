@@ -179,12 +179,6 @@ def data_version(engine: Engine) -> tuple[int, ...]:
         return (*(int(n) for n in numbers), _mark_number(restored))
 
 
-def restore_mark(engine: Engine) -> str | None:
-    """The database's restore mark (`store.app_settings.RESTORE_KEY`): new after every restore, None before any."""
-    with engine.connect() as conn:
-        return conn.execute(select(AppSetting.value).where(AppSetting.key == RESTORE_KEY)).scalar_one_or_none()
-
-
 def _mark_number(mark: str | None) -> int:
     """The restore mark as a number for a version tuple (0 before any restore)."""
     return int(mark, 16) if mark else 0
