@@ -424,15 +424,15 @@ def reason_list(reasons, *, new_since_review: Iterable[str] = ()) -> None:
 
     The rule id stays in view, in plain text, for matching a reason to the README, the PDF and `ketawatch flags`.
     """
-    from ketawatch.risk import reason_role
+    from ketawatch.risk import evidence_note, reason_role
     from seed_data.catalogue import seed_citation
 
     new = set(new_since_review)
     for number, reason in enumerate(reasons, 1):
         mark = " **(new since the last review)**" if reason.rule_id in new else ""
         st.markdown(f"{number}\\. {md_escape(reason.text)}{mark}")
-        evidence = ", ".join(fmt_date(d) for d in reason.evidence_dates)
-        st.caption(f"{reason_role(reason.level).capitalize()}" + (f" · evidence dated {evidence}" if evidence else "")
+        evidence = evidence_note(reason)
+        st.caption(f"{reason_role(reason.level).capitalize()}" + (f" · evidence: {evidence}" if evidence else "")
                    + f" · rule {md_escape(reason.rule_id)}")
         if reason.quotation:
             st.caption(f"Seed passage, {md_escape(seed_citation(reason.source))}: “{md_escape(reason.quotation)}”")

@@ -844,3 +844,36 @@ def test_a_reason_that_held_longer_than_the_answers_it_quotes_says_since_when():
     assert texts["craving_high"].endswith(f"; it has held at every check-in since {week(3).day} {week(3):%b %Y} (9 in all)")
     short = risk.assess(rec, as_of=week(5), tz="UTC").iloc[0]  # three answers of 7: all of them quoted already
     assert "held at every" not in {r.rule_id: r.text for r in short["reasons"]}["craving_high"]
+
+
+@pytest.mark.parametrize(("rule_id", "dates", "expected"), [
+    ("craving_rising", (dt.date(2026, 10, 12), dt.date(2026, 10, 26), dt.date(2026, 11, 9)),
+     "check-ins on 3 days over 4 weeks (12 Oct, 26 Oct and 9 Nov 2026)"),
+    ("early_requests_repeated", (dt.date(2026, 11, 2), dt.date(2026, 11, 10)),
+     "sessions on 2 days over 8 days (2 Nov and 10 Nov 2026)"),
+    ("dose_request_recent", (dt.date(2026, 11, 9),), "session of 9 Nov 2026"),
+    ("sds_high_rising", (dt.date(2025, 12, 30), dt.date(2025, 12, 31), dt.date(2026, 1, 6)),
+     "check-ins on 3 days over 1 week (30 Dec 2025, 31 Dec 2025 and 6 Jan 2026)"),
+    ("craving_high", (dt.date(2026, 3, 1), dt.date(2026, 3, 2)), "check-ins on 2 days over 1 day (1 Mar and 2 Mar 2026)"),
+])
+def test_the_evidence_note_counts_the_records_a_reason_rests_on_and_their_span(rule_id, dates, expected):
+    reason = risk.Reason(rule_id=rule_id, level="amber", text="observation", evidence_dates=dates)
+    assert risk.evidence_note(reason) == expected
+
+
+def test_every_reason_of_the_demo_cohort_says_what_its_evidence_is():
+    """The note names the rule's own kind of record, and its count is the number of evidence days."""
+    from seed_data.cohort import demo_cohort
+
+    cohort = demo_cohort(dt.date(2026, 11, 22))
+    levels = risk.assess(Records.of(cohort.patients, cohort.sessions, cohort.checkins), tz="Europe/London")
+    seen = 0
+    for reasons in levels["reasons"]:
+        for reason in reasons:
+            note = risk.evidence_note(reason)
+            kind = next(r.records for r in reasons_module.RULES if r.id == reason.rule_id)
+            assert note.startswith("session" if kind == "sessions" else "check-in"), (reason.rule_id, note)
+            n = len(reason.evidence_dates)
+            assert (f"s on {n} days over " in note) if n > 1 else (" of " in note), note
+            seen += 1
+    assert seen > 10

@@ -15,7 +15,7 @@ import pandas as pd
 from ketawatch.exports.casefile import PatientCase, local_day
 from ketawatch.exports.figures import FigureImage, case_figures
 from ketawatch.exports.pdf_layout import DISCLAIMER, ReviewPDF, local_time_text
-from ketawatch.risk import combination_note, load_rules, reason_ids, reason_role
+from ketawatch.risk import combination_note, evidence_note, load_rules, reason_ids, reason_role
 from ketawatch.risk.scoring import phq9_note
 from ketawatch.safety_answers import follow_up_text
 from seed_data.catalogue import seed_citation, side_effect_words, side_effects, warning_sign
@@ -88,6 +88,8 @@ def _window_text(case: PatientCase) -> str:
 
 def _reason_line(reason) -> str:
     line = f"[{reason_role(reason.level)}] {reason.text} (rule {reason.rule_id})"
+    if reason.evidence_dates:  # the meeting checks a reason against the tables below by its dates
+        line += f"\n    Evidence: {evidence_note(reason)}"
     if reason.quotation and reason.source:
         line += f"\n    Seed document {seed_citation(reason.source)}: \u201c{reason.quotation}\u201d"
     return line

@@ -7,7 +7,7 @@ threshold lives in seed_data/rules.toml (the evidence points of the combination'
 """
 
 from ketawatch.risk.engine import assess, daily_levels, level_history, patient_signals
-from ketawatch.risk.reasons import RULE_IDS, Reason, combination_note, reason_ids, reason_role
+from ketawatch.risk.reasons import RULE_IDS, Reason, combination_note, evidence_note, reason_ids, reason_role
 from ketawatch.risk.rules import RuleSettings, load_rules
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "RuleSettings",
     "assess",
     "combination_note",
+    "evidence_note",
     "daily_levels",
     "level_history",
     "load_rules",

@@ -69,6 +69,7 @@ RULES: tuple[RuleInfo, ...] = (
 )
 RULE_IDS = tuple(rule.id for rule in RULES)
 _LEVEL_OF = {rule.id: rule.level for rule in RULES}
+_RECORDS_OF = {rule.id: rule.records for rule in RULES}
 #: How a reason's level reads beside it on the patient page and in the PDF.
 _ROLE = {
     "red": "red on its own",
@@ -172,11 +173,31 @@ def _span(days: np.ndarray) -> str:
     first, last = int(days[0]), int(days[-1])
     if first == last:
         return f"on {_date(first)}"
-    gap = last - first
-    length = f"{round(gap / 7)} weeks" if gap >= 14 else ("1 week" if gap == 7 else f"{gap} days")
     a, b = to_date(first), to_date(last)
     start = f"{a.day} {a:%b}" + ("" if a.year == b.year else f" {a.year}")
-    return f"{start} to {_date(last)} ({length})"
+    return f"{start} to {_date(last)} ({_length(last - first)})"
+
+
+def _length(gap: int) -> str:
+    """A number of days as a reader counts it: '5 days', '1 week', '3 weeks'."""
+    if gap == 1:
+        return "1 day"
+    return f"{round(gap / 7)} weeks" if gap >= 14 else ("1 week" if gap == 7 else f"{gap} days")
+
+
+def evidence_note(reason: Reason) -> str:
+    """How much record a reason rests on and when: 'check-ins on 3 days over 4 weeks (12 Oct, 26 Oct and 9 Nov 2026)'.
+
+    A red resting on two check-ins a week apart reads differently from one held for two months; the dates alone
+    made the reader count them (clinical lead). Evidence dates are days, so two records on one day count once.
+    """
+    noun = "session" if _RECORDS_OF.get(reason.rule_id) == "sessions" else "check-in"
+    days = [(d - _EPOCH).days for d in reason.evidence_dates]
+    if not days:
+        return ""
+    if len(days) == 1:
+        return f"{noun} of {_date(days[0])}"
+    return f"{noun}s on {len(days)} days over {_length(max(days) - min(days))} ({_list_dates(days)})"
 
 
 def _list_dates(days) -> str:
