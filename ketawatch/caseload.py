@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from ketawatch.risk.reasons import reason_ids
+from ketawatch.risk.reasons import reason_ids, reason_title
 from ketawatch.risk.scoring import sds_total
 from store.frames import Records
 from store.vocabulary import UNDER_CARE_STATUSES, is_safety_follow_up
@@ -22,25 +22,23 @@ from store.vocabulary import UNDER_CARE_STATUSES, is_safety_follow_up
 LEVEL_RANK = {"green": 0, "amber": 1, "red": 2}
 #: How many of the most recent craving ratings feed the caseload sparkline.
 CRAVING_POINTS = 12
-#: How many reasons the caseload shows per patient (the patient page shows them all).
-TOP_REASONS = 3
 
 CASELOAD_COLUMNS = (
     "patient_id", "display_name", "clinician", "indication", "sud_history", "status",
     "planned_dose_mg_per_kg", "planned_interval_days",
-    "level", "level_since", "reason_ids", "top_reasons",
+    "level", "level_since", "reason_ids", "reason_titles",
     "last_session_at", "last_session_route", "next_session_due", "session_overdue",
     "craving_history", "craving_latest", "sds_latest", "sds_latest_at", "phq9_latest", "phq9_latest_at",
     "needs_review",
 )
 
 
-def reason_summary(reasons, limit: int = TOP_REASONS) -> str:
-    """The first `limit` reasons' sentences in the engine's order (worst first), joined for one table cell."""
-    reasons = list(reasons or [])
-    texts = [r.text for r in reasons[:limit]]
-    more = len(reasons) - limit
-    return "; ".join(texts) + (f" (+{more} more)" if more > 0 else "")
+def reason_summary(reasons) -> str:
+    """Every reason in a few words, most important first, for one table cell ("Craving rising · Secrecy, persistent").
+
+    The full observations cut to fit showed half of the first one; the patient page has each in full.
+    """
+    return " · ".join(reason_title(r) for r in reasons or [])
 
 
 def _local_date(instants: pd.Series, tz: ZoneInfo) -> pd.Series:
@@ -155,7 +153,7 @@ def caseload_table(
     out["level_since"] = pd.to_datetime(_lookup(levels["since"].astype(object), pid)).dt.normalize()
     reasons = _lookup(levels["reasons"].astype(object), pid)
     out["reason_ids"] = [reason_ids(r if isinstance(r, list) else []) for r in reasons]
-    out["top_reasons"] = [reason_summary(r if isinstance(r, list) else []) for r in reasons]
+    out["reason_titles"] = [reason_summary(r if isinstance(r, list) else []) for r in reasons]
 
     # Sessions: the last one and when the next is due by the plan.
     sessions = records.sessions.sort_values("session_at", kind="stable")

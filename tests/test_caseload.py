@@ -91,7 +91,7 @@ def test_worst_level_first_then_longest_standing(three_patients):
     assert list(table.columns) == list(CASELOAD_COLUMNS)
     assert table["patient_id"].tolist() == ["R", "A", "G"]
     assert table.loc[0, "reason_ids"] == ["use_outside_treatment_repeated", "craving_high"]
-    assert table.loc[0, "top_reasons"] == "observation use_outside_treatment_repeated; observation craving_high"
+    assert table.loc[0, "reason_titles"] == "Use outside treatment, repeated · Craving high"
     assert level_counts(table) == {"green": 1, "amber": 1, "red": 1}
 
 
@@ -144,9 +144,15 @@ def test_latest_scores_skip_unanswered_and_incomplete(three_patients):
     assert np.isnan(table.loc["R", "sds_latest"])
 
 
-def test_reason_summary_names_how_many_more():
-    reasons = [_reason(f"r{i}") for i in range(5)]
-    assert reason_summary(reasons, limit=2) == "observation r0; observation r1 (+3 more)"
+def test_the_caseload_names_every_reason_in_a_few_words_and_says_which_only_support():
+    """The full observations, cut to fit the column, showed half of the first one (clinical lead)."""
+    reasons = [_reason("use_outside_treatment_repeated", "red"), _reason("craving_rising"),
+               Reason("specific_sign_persistent", "amber", "Secrecy ...", (TODAY,), sign="secrecy"),
+               _reason("early_requests_repeated"), _reason("early_request_recent", "weak"),
+               Reason("corroborating_sign", "weak", "Irritable ...", (TODAY,), sign="irritable_when_not_using")]
+    assert reason_summary(reasons) == (
+        "Use outside treatment, repeated · Craving rising · Secrecy, persistent · Asked to come earlier, repeatedly"
+        " · Recent early request (supporting) · Irritable when not using beside craving (supporting)")
     assert reason_summary([]) == ""
     assert reason_ids([_reason("y", "red"), _reason("x"), _reason("x")]) == ["y", "x"]  # engine order, once each
 
@@ -233,4 +239,9 @@ def test_caseload_of_the_demo_cohort_agrees_with_the_engine():
     assert all(set(ids) == {r.rule_id for r in rs} for ids, rs in zip(merged["reason_ids"], merged["reasons"]))
     ranks = table["level"].map({"green": 0, "amber": 1, "red": 2}).to_numpy()
     assert (np.diff(ranks) <= 0).all(), "worst level first"
-    assert (table.loc[table["level"] == "green", "top_reasons"] == "").all()
+    assert (table.loc[table["level"] == "green", "reason_titles"] == "").all()
+    flagged = table[table["level"] != "green"]
+    assert (flagged["reason_titles"] != "").all()
+    # one title per reason, none of them the bare rule id (every rule has words)
+    assert all(len(t.split(" · ")) >= len(ids) and not set(t.split(" · ")) & set(ids)
+               for t, ids in zip(flagged["reason_titles"], flagged["reason_ids"]))

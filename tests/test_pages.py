@@ -278,6 +278,27 @@ def test_caseload_filters_and_counts(demo_url, monkeypatch):
     assert at.dataframe[0].value["Patient"].tolist() == ["KW-0001"]
 
 
+def test_the_caseload_narrows_to_those_to_review_or_overdue_and_names_every_reason_in_words(demo_url, monkeypatch):
+    """A meeting goes through those nobody has looked at; a nurse rings those whose session is overdue."""
+    at = _app(demo_url, monkeypatch, "caseload")
+    everyone = at.dataframe[0].value
+    at.toggle(key="cl_to_review").set_value(True).run()
+    to_review = at.dataframe[0].value
+    assert 0 < len(to_review) < len(everyone) and (to_review["Review"] == "to review").all()
+    assert len(to_review) == (everyone["Review"] == "to review").sum()
+    assert int(at.metric[3].value) == len(to_review)
+    caption = next(c.value for c in at.caption if "patients" in c.value and " of " in c.value)
+    assert "filtered by status, to review;" in caption
+    at.toggle(key="cl_to_review").set_value(False).run()
+    at.toggle(key="cl_overdue").set_value(True).run()
+    overdue = at.dataframe[0].value
+    assert 0 < len(overdue) < len(everyone) and overdue["Next due"].str.endswith("(overdue)").all()
+    assert len(overdue) == everyone["Next due"].str.endswith("(overdue)").sum()
+    # Reasons in a few words each, all of them: no rule id, no observation cut in half
+    flagged = everyone[everyone["Level"].str.contains("Red|Amber")]
+    assert flagged["Reasons"].str.len().gt(0).all() and not flagged["Reasons"].str.contains("_").any()
+
+
 def test_a_write_shows_on_the_next_run(demo_url, monkeypatch):
     """No stale cache: the caseload reads again after a write made elsewhere (here, straight into the store)."""
     from store.records import add_session

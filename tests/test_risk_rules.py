@@ -877,3 +877,11 @@ def test_every_reason_of_the_demo_cohort_says_what_its_evidence_is():
             assert (f"s on {n} days over " in note) if n > 1 else (" of " in note), note
             seen += 1
     assert seen > 10
+
+
+def test_every_rule_has_a_title_in_words():
+    """A rule added without one would show its bare id in the caseload."""
+    for rule in reasons_module.RULES:
+        title = reasons_module.reason_title(risk.Reason(rule.id, rule.level, "text", (), sign="tolerance"))
+        assert rule.id not in title and "{" not in title and title[:1].isupper(), (rule.id, title)
+        assert title.endswith("(supporting)") == (rule.level == "weak"), (rule.id, title)

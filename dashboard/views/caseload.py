@@ -42,6 +42,11 @@ with st.container(border=True):
     chosen_status = f[3].multiselect("Status", PATIENT_STATUSES, key="cl_status", format_func=ui.words, placeholder="All")
     sud = f[4].selectbox("SUD history", ["Any", "Yes", "No"], key="cl_sud")
     search = f[5].text_input("Search ID or name", key="cl_search", placeholder="e.g. KW-0013")
+    only = st.columns([2.4, 2.4, 4.2])
+    only_to_review = only[0].toggle("Only those to review", key="cl_to_review",
+                                    help="Amber or red patients whose current reasons nobody has acknowledged on Alerts")
+    only_overdue = only[1].toggle("Only sessions overdue", key="cl_overdue",
+                                  help="The planned interval since the last session has passed")
 
 view = table
 if chosen_clinicians:
@@ -54,6 +59,10 @@ if chosen_status:
     view = view[view["status"].isin(chosen_status)]
 if sud != "Any":
     view = view[view["sud_history"] == (sud == "Yes")]
+if only_to_review:
+    view = view[view["needs_review"]]
+if only_overdue:
+    view = view[view["session_overdue"]]
 if search.strip():
     needle = search.strip().lower()
     view = view[view["patient_id"].str.lower().str.contains(needle, regex=False)
@@ -82,7 +91,7 @@ shown = pd.DataFrame({
     "Since": view["level_since"],
     "Review": view["needs_review"].map({True: "to review", False: "reviewed"}).where(view["level"] != "green", ""),
     "Next due": due.where(~view["session_overdue"], due + " (overdue)"),
-    "Top reasons": view["top_reasons"].where(view["top_reasons"] != "", "—"),
+    "Reasons": view["reason_titles"].where(view["reason_titles"] != "", "—"),
     "Craving (last 12)": view["craving_history"],
     "SDS": view["sds_latest"],
     "PHQ-9": view["phq9_latest"],
@@ -94,10 +103,11 @@ shown = pd.DataFrame({
 }).reset_index(drop=True)
 
 filtered_by = [name for name, on in (("responsible clinician", chosen_clinicians), ("level", chosen_levels),
-                                     ("indication", chosen_indications), ("SUD history", sud != "Any"),
-                                     ("search", search.strip())) if on]
-if chosen_status and set(chosen_status) != set(PATIENT_STATUSES):  # by default: under care only
-    filtered_by.insert(2, "status")
+                                     ("indication", chosen_indications),
+                                     # by default: under care only
+                                     ("status", chosen_status and set(chosen_status) != set(PATIENT_STATUSES)),
+                                     ("SUD history", sud != "Any"), ("to review", only_to_review),
+                                     ("overdue", only_overdue), ("search", search.strip())) if on]
 st.caption(f"{len(shown)} of {len(table)} patients" + (f" (filtered by {', '.join(filtered_by)}; the counts above are "
            "of these)" if filtered_by else "") + ". Listed worst level first and, within a level, not yet reviewed "
            "first, until a column heading is clicked. Select a row to open the patient.")
@@ -112,8 +122,11 @@ picked = ui.show_table(
             help="‼ Red: review now · ⚠ Amber: watch, review at the next visit · ✓ Green: no dependence signals. "
                  "Supports clinical judgement; does not diagnose."),
         "Since": st.column_config.DateColumn(format="YYYY-MM-DD", help="Date the current level began"),
+        "Next due": st.column_config.TextColumn(width=150, help="By the plan: the last session's date plus the planned "
+                                                "interval"),  # room for "(overdue)"
         "Last session": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-        "Top reasons": st.column_config.TextColumn(width="large", help="The first reasons, cut to fit; open the patient for every reason in full"),
+        "Reasons": st.column_config.TextColumn(width="large", help="Every reason in a few words, most important first; "
+                                               "open the patient for each observation with its numbers and dates"),
         "Craving (last 12)": st.column_config.LineChartColumn(y_min=0, y_max=10, help="Craving 0-10, oldest to newest"),
         "SDS": st.column_config.NumberColumn(format="%d", help="Latest Severity of Dependence Scale total (0-15)"),
         "PHQ-9": st.column_config.NumberColumn(format="%d", help="Latest PHQ-9 total (0-27, lower is better)"),

@@ -18,6 +18,7 @@ from ketawatch.risk.features import FeatureTable, corroborating_signs, weighty_s
 from ketawatch.risk.rules import SUD_SCALED, RuleSettings
 from ketawatch.risk.scoring import nonspecific_signs, sds_control_items, sign_weights
 from seed_data.catalogue import instruments, warning_sign, warning_sign_answers
+from store.vocabulary import code_words
 
 _EPOCH = dt.date(1970, 1, 1)
 
@@ -113,6 +114,39 @@ def combination_note(rules: RuleSettings) -> str:
         "signs support amber only. Amber needs one amber-level observation, or supporting ones adding up to "
         f"{rules.combination_amber_min_points} points from different kinds."
     )
+
+
+#: Each rule in a few words, for a table cell where the full observation cannot fit (the caseload); `{sign}` is the
+#: warning sign's name. Supporting ones say so: they never raise a level alone.
+_TITLES = {
+    "use_outside_treatment_repeated": "Use outside treatment, repeated",
+    "use_outside_treatment_reported": "Use outside treatment reported",
+    "craving_rising": "Craving rising",
+    "craving_high": "Craving high",
+    "specific_sign_persistent": "{sign}, persistent",
+    "dose_increase_requests": "Asked for higher doses",
+    "dose_above_plan_after_request": "Dose above plan after asking",
+    "early_requests_repeated": "Asked to come earlier, repeatedly",
+    "interval_shrinking": "Intervals shrinking",
+    "sds_high_rising": "SDS high and rising",
+    "nonspecific_signs_rising": "Non-specific signs rising",
+    "craving_drift": "Craving drifting up",
+    "specific_burden_drift": "Checklist drifting up",
+    "sds_control_items": "SDS control items",
+    "dose_request_recent": "Recent dose request",
+    "early_request_recent": "Recent early request",
+    "corroborating_sign": "{sign} beside craving",
+    "corroborating_sds_control": "SDS control items beside craving",
+}
+
+
+def reason_title(reason: Reason) -> str:
+    """A reason in a few words ("Craving rising", "Secrecy, persistent", "Recent early request (supporting)") for the
+    caseload, whose column cut the full observations to the first half of the first one (clinical lead)."""
+    sign = code_words(reason.sign, capital=False) if reason.sign else "a warning sign"
+    title = _TITLES.get(reason.rule_id, reason.rule_id).format(sign=sign)
+    title = title[:1].upper() + title[1:]
+    return f"{title} (supporting)" if reason.level == "weak" else title
 
 
 def reason_role(level: str) -> str:
