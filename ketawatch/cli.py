@@ -294,6 +294,8 @@ def import_(
         fail(*exc.problems, f"nothing was imported: {len(exc.problems)} problem(s)")
     prefix = "dry run, nothing written: " if dry_run else "imported: "
     typer.echo(prefix + report.summary())
+    for note in report.notes:
+        typer.echo(f"note: {note}", err=True)
 
 
 @app.command()

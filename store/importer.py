@@ -10,7 +10,6 @@ bulk path (store.bulk) inside one transaction.
 from __future__ import annotations
 
 import difflib
-
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,7 +24,7 @@ from store.columnar import CheckedRows, check_rows
 from store.csvrows import read_rows
 from store.db import for_writing
 from store.gcpause import collector_paused
-from store.models import CheckIn, InfusionSession, Patient, SideEffectEvent
+from store.models import CheckIn, InfusionSession, Patient, SideEffectEvent, User
 from store.records import stored_ids_ignoring_case
 from store.validation import RULES, Validator, look_alike_message, same_looking_id
 from store.vocabulary import CHECKIN_COLUMNS, PATIENT_COLUMNS, SESSION_COLUMNS
@@ -33,8 +32,6 @@ from store.vocabulary import CHECKIN_COLUMNS, PATIENT_COLUMNS, SESSION_COLUMNS
 FILES = {"patients": "patients.csv", "sessions": "sessions.csv", "checkins": "checkins.csv"}
 COLUMNS = {"patients": PATIENT_COLUMNS, "sessions": SESSION_COLUMNS, "checkins": CHECKIN_COLUMNS}
 KEY_FIELD = {"sessions": "session_at", "checkins": "reported_at"}
-
-
 
 _HOLDS = {"patients.csv": "patients", "sessions.csv": "sessions", "checkins.csv": "check-ins"}
 
@@ -68,6 +65,8 @@ class ImportReport:
     new: dict[str, int] = field(default_factory=lambda: {k: 0 for k in FILES})
     unchanged: dict[str, int] = field(default_factory=lambda: {k: 0 for k in FILES})
     written: bool = False
+    #: What was imported as written but deserves a look (`FILE:LINE: COLUMN: ...`), e.g. a clinician with no account.
+    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         parts = [f"{FILES[k]}: {self.new[k]} new, {self.unchanged[k]} already present" for k in FILES]
@@ -223,6 +222,7 @@ class _Importer:
                 self.report.unchanged["patients"] += 1
         new_patients = self._without_look_alikes(db, patients, new_patients)
         self.batches["patients"] = patients.keep(new_patients)
+        self._clinicians_without_accounts(db)
         self.report.new["patients"] = len(new_patients)
         # A session of a patient whose own row has a problem is not reported a second time as "unknown".
         known = set(file_patients) | set(existing_patients) | self.declared_patients
@@ -254,6 +254,25 @@ class _Importer:
                 batch = batch.keep(self._not_stored(kind, batch, time_col, stored, voided))
             self.batches[kind] = batch
             self.report.new[kind] = len(batch)
+
+    def _clinicians_without_accounts(self, db: Session) -> None:
+        """Note each new patient's clinician that no account has: imported as written (CONTRACT allows any username,
+        and accounts may come later), but a typo would leave the patient out of that clinician's list unnoticed."""
+        batch = self.batches["patients"]
+        named = {c for c in batch.columns.get("clinician", []) if c}
+        if not named:
+            return
+        accounts = set(db.execute(select(User.__table__.c.username)).scalars())
+        for i, clinician in enumerate(batch.columns["clinician"]):
+            if not clinician or clinician in accounts:
+                continue
+            near = difflib.get_close_matches(clinician, sorted(accounts), n=1, cutoff=0.8)
+            hint = f" (did you mean '{near[0]}'?)" if near else ""
+            self.report.notes.append(
+                f"patients.csv:{batch.lines[i]}: clinician: no KetaWatch account is named '{clinician}'{hint}; the "
+                "patient is imported with it as written and is in no clinician's list until an account has that "
+                "name (ketawatch users add), or the clinician is changed on the Patients and plans page"
+            )
 
     def _known_patients_only(self, kind: str, known: set[str]) -> _Batch:
         """The rows of `kind` whose patient is known; each other row is a problem."""

@@ -36,6 +36,8 @@ def test_import_then_reimport(db_url, tmp_path):
     first = ketawatch("import", str(folder), "--db", db_url, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "patients.csv: 1 new" in first.stdout
+    # The sample's clinician has no account here: imported, and said on stderr with the line
+    assert "\nnote: patients.csv:2: clinician: no KetaWatch account is named 'demo-clinician'" in first.stderr, first.stderr
     # --as names a KetaWatch account that may add records: no other name reaches the audit trail
     engine = open_database(db_url)
     create_user(engine, username="dr-ahmed", display_name="Dr Ahmed", role="clinician", password="a-long-password-1",

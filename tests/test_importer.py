@@ -10,6 +10,7 @@ from store.importer import ImportRejected, import_folder
 from store.models import AuditEvent, InfusionSession, SideEffectEvent
 from store.queries import load_records
 from store.validation import Validator
+from tests.access_support import cheap_hashes, make_user  # noqa: F401 (cheap_hashes is a fixture)
 from tests.conftest import NOW, TZ
 from tests.store_support import CHECKIN, PATIENT, SESSION, counts, write_csv, write_folder
 
@@ -301,3 +302,22 @@ def test_two_rows_of_one_file_whose_ids_differ_only_in_case_are_refused(engine, 
                                      "KW-0009 only in upper or lower case; use KW-0009 for that patient, or choose an id "
                                      "that reads differently"]
     assert counts(engine)["Patient"] == 0
+
+
+def test_a_clinician_with_no_account_is_imported_as_written_with_a_note_naming_the_line(engine, tmp_path, cheap_hashes):
+    """A typo in the clinician column would leave the patient out of that clinician's list with nobody told."""
+    make_user(engine, "clinician", "dr-smith")
+    patients = [dict(PATIENT, patient_id="KW-T1", clinician="dr-smith"),
+                dict(PATIENT, patient_id="KW-T2", clinician="dr-smtih"),
+                dict(PATIENT, patient_id="KW-T3", clinician=""),
+                dict(PATIENT, patient_id="KW-T4", clinician="locum-jones")]
+    report = run(engine, write_folder(tmp_path / "a", patients=patients, sessions=None, checkins=None))
+    assert report.written and report.new["patients"] == 4
+    assert len(report.notes) == 2, report.notes
+    assert report.notes[0].startswith("patients.csv:3: clinician: no KetaWatch account is named 'dr-smtih' "
+                                      "(did you mean 'dr-smith'?)")
+    assert report.notes[1].startswith("patients.csv:5: clinician: no KetaWatch account is named 'locum-jones';")
+    stored = load_records(engine).patients.set_index("patient_id")["clinician"]
+    assert stored["KW-T2"] == "dr-smtih"  # as written: CONTRACT allows any username
+    # Already imported: nothing new, nothing noted again
+    assert run(engine, write_folder(tmp_path / "a", patients=patients, sessions=None, checkins=None)).notes == []
