@@ -96,6 +96,9 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~:$<&])")
 #: goes in at that point only, so other text, such as an identifier, copies unchanged.
 _AUTOLINK = re.compile(r"(?i)(?<![a-z0-9])(?:https?|ftp|mailto|xmpp)(?=:)|(?<![a-z0-9])www(?=\.)|(?<=[\w.+-])(?=@[\w-]+\.\w)")
 _WORD_JOINER = "\u2060"
+#: Where Streamlit would draw an icon (":material/verified:") from plain text, even with its colons escaped: its
+#: markdown finds the code after escapes are undone, so an invisible joiner after the colon breaks it.
+_ICON_CODE = re.compile(r"(?i):(?=[a-z_]+/|streamlit:)")
 
 
 def md_escape(text: object) -> str:
@@ -103,6 +106,7 @@ def md_escape(text: object) -> str:
     if text is None or (not isinstance(text, str) and pd.isna(text)):
         return ""
     unlinked = _AUTOLINK.sub(lambda m: m.group(0) + _WORD_JOINER, str(text))
+    unlinked = _ICON_CODE.sub(":" + _WORD_JOINER, unlinked)
     return _MARKDOWN_SPECIAL.sub(r"\\\1", unlinked).replace("\n", "  \n")
 
 

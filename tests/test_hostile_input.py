@@ -22,9 +22,10 @@ from tests.conftest import REPO
 from tests.store_support import CHECKIN, PATIENT, SESSION, write_folder
 
 ARTIFACTS = REPO / "tests" / "artifacts"
-HOSTILE = "<script>alert(1)</script>**bold** [x](javascript:alert(1))"
-#: What must never reach a markdown or HTML renderer unescaped (a backslash before it makes it literal text).
-ACTIVE = re.compile(r"(?<!\\)<(script|img)|\*\*bold|(?<!\\)\[x(?<!\\)\]\(javascript")
+HOSTILE = "<script>alert(1)</script>**bold** [x](javascript:alert(1)) :material/add:"
+#: What must never reach a markdown or HTML renderer unescaped (a backslash before it makes it literal text; an icon
+#: code is drawn even with its colons escaped, so only a joiner after the first colon keeps it text).
+ACTIVE = re.compile(r"(?<!\\)<(script|img)|\*\*bold|(?<!\\)\[x(?<!\\)\]\(javascript|:(\\)?material/add")
 EVIL_ID = "KW-EVIL-1"
 #: Bare addresses: Streamlit's markdown makes links of them even when every character is escaped.
 BARE_ADDRESSES = "https://evil.example/x www.evil.example kim@evil.example _http://evil.example/y _www.evil.example"
@@ -175,7 +176,10 @@ def test_in_the_browser_hostile_text_appears_literally_and_runs_nothing(browser,
         settle(page)
         main = page.locator("[data-testid=stMain]")
         text = main.inner_text()
-        assert "<script>alert(1)</script>**bold** [x](javascript:alert(1))" in text  # shown exactly as typed
+        assert "<script>alert(1)</script>**bold** [x](javascript:alert(1)) :material/add:" in \
+            text.replace("\u2060", "")  # shown as typed, an invisible joiner apart
+        assert page.locator("[data-testid=stMain] span[role=img][aria-label='add icon']").count() == 0, \
+            "an icon code in patient data was drawn as an icon"
         html = main.inner_html()
         assert "<script>alert" not in html
         assert page.locator("a[href^='javascript']").count() == 0
