@@ -27,6 +27,7 @@ PATIENT_CHOICES = {
 }
 CASELOAD_CHOICES = {"pdf": "PDF for the team meeting", "csv": "CSV"}
 _RESULT_KEY = "export_panel_result"
+_DONE_KEY = "export_panel_downloaded"
 
 
 def _today() -> date:
@@ -66,6 +67,7 @@ def offer_file(slot: str, params: tuple, build, spinner: str) -> None:
     """
     results = st.session_state.setdefault(_RESULT_KEY, {})
     if st.button("Prepare export", key=f"{slot}-prepare", icon=":material/description:"):
+        st.session_state.get(_DONE_KEY, {}).pop(slot, None)
         with st.status(spinner, expanded=False) as status:
             try:
                 result = build()
@@ -81,10 +83,22 @@ def offer_file(slot: str, params: tuple, build, spinner: str) -> None:
     prepared = results.get(slot)
     if prepared and prepared[0] == params:
         _, name, data, mime = prepared
-        st.download_button(f"Download {md_escape(name)}", data=data, file_name=name, mime=mime, key=f"{slot}-download",
-                           icon=":material/download:", on_click="ignore")
+        # Handed over only when clicked (a callable), and forgotten then: a file given to the button as bytes sat at
+        # its /media address, which asks for no sign-in, for as long as the button was on the page (security review).
+        # Now it is there from the click until the next action on the page.
+        st.download_button(f"Download {md_escape(name)}", data=lambda: data, file_name=name, mime=mime,
+                           key=f"{slot}-download", icon=":material/download:", on_click=_downloaded, args=(slot, name))
     elif prepared:
         st.caption("The options changed since the file was prepared; prepare it again.")
+    done = st.session_state.get(_DONE_KEY, {}).get(slot)
+    if done and not prepared:
+        st.caption(f"Downloaded {md_escape(done)}. For another copy, prepare it again (each one is audited).")
+
+
+def _downloaded(slot: str, name: str) -> None:
+    """Download callback: the page keeps no copy of a file once it has been handed over."""
+    st.session_state.setdefault(_RESULT_KEY, {}).pop(slot, None)
+    st.session_state.setdefault(_DONE_KEY, {})[slot] = name
 
 
 def patient_exports(engine: Engine, user, patient_id: str) -> None:
