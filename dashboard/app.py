@@ -71,7 +71,8 @@ def _run() -> None:
                 st.switch_page(wanted, query_params=asked[1])
         # Log session and Log check-in, half filled in, survive a look elsewhere.
         ui.keep_unsaved_entries("ls_")
-        ui.keep_unsaved_entries("lc_", skip=("lc_save", "lc_leave", "lc_safety_ack", "lc_clear", "lc_password"))
+        ui.keep_unsaved_entries("lc_", skip=("lc_save", "lc_leave", "lc_safety_ack", "lc_clear", "lc_clear_sds",
+                                             "lc_clear_phq9", "lc_keep", "lc_clear_anyway", "lc_password"))
         current.run()
 
 

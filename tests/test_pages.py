@@ -543,6 +543,7 @@ def test_the_tablet_is_handed_over_only_with_nothing_typed_and_another_patient_s
     at.selectbox(key="lc_patient").set_value("KW-0002").run()  # KW-0002's draft back, paper toggle and all
     assert at.toggle(key="lc_paper").value is True and at.radio(key="lc_phq9_9").value == 2
     _button(at, "Clear the form").click().run()
+    _button(at, "Clear anyway").click().run()  # it holds a question 9 answer: asked first
     _no_exception(at)
     assert at.radio(key="lc_phq9_9").value is None and not _button(at, "Hand the tablet to the patient").disabled
 
@@ -705,7 +706,8 @@ def test_patient_mode_shows_only_the_form_until_the_clinician_password(demo_url,
     _button(at, "Return to the clinician view").click().run()
     _no_exception(at)
     assert [t.value for t in at.title] == ["Log check-in"]
-    assert any("PHQ-9 question 9" in w.value for w in at.warning), "the clinician hears about the safety item"
+    assert any("PHQ-9 question 9" in e.value.replace("\\", "") for e in at.error), "the clinician hears of it, in red"
+    assert any(link.label == "Open KW\\-0003" for link in at.get("page_link")), "with the way to the follow-up"
     assert any("Check-in saved for KW-0003" in s.value.replace("\\", "") for s in at.success)  # and that it was saved
     assert any(c.value.startswith("Dependence-risk level now") for c in at.caption)  # not read as "question 9: green"
     from store.queries import audit_frame
@@ -1054,7 +1056,8 @@ def test_a_positive_phq9_question_9_is_kept_with_the_check_in(demo_url, monkeypa
         "a clinician to speak with the patient today.",
         "Slept badly this week.",
     ]
-    assert any("question 9" in w.value and "record the follow-up on the patient's page" in w.value for w in at.warning)
+    assert any("answered 'Several days'" in e.value.replace("\\", "")
+               and "record the follow-up on the patient's page" in e.value for e in at.error)
     hide = _button(at, "Hide this message")  # says what it does: it records no follow-up
     assert "records nothing" in hide.help
     # ... and reaches every screen, not only the one of whoever saved it
@@ -1072,6 +1075,72 @@ def test_a_positive_phq9_question_9_is_kept_with_the_check_in(demo_url, monkeypa
         row = db.execute(select(CheckIn).order_by(CheckIn.id.desc())).scalars().first()
     records.void_checkin(open_database(demo_url), row.id, actor="demo-clinician", reason="wrong patient", expected_version=1)
     assert not shown(_app(demo_url, monkeypatch, "caseload"))
+
+
+def test_a_patient_at_the_tablet_is_told_which_questions_are_empty_in_their_own_words(demo_url, monkeypatch):
+    """A patient cannot un-choose an answer: "answer all nine or none, or leave 1 to 8 empty" asked the impossible,
+    in staff words (nurse's review)."""
+    at = _checkin_form(demo_url, monkeypatch, patient="KW-0003")
+    _button(at, "Hand the tablet to the patient").click().run()
+    for i in (1, 2, 3):
+        at.radio(key=f"lc_sds_{i}").set_value(1)
+    for i in (1, 2, 3, 4, 9):
+        at.radio(key=f"lc_phq9_{i}").set_value(3 if i == 9 else 1)
+    at.run()
+    before = _count(demo_url, CheckIn)
+    _button(at, "Send my answers").click().run()
+    _no_exception(at)
+    assert _count(demo_url, CheckIn) == before
+    said = " ".join(w.value.replace("\\", "") for w in at.warning)
+    assert "Your answers are not sent yet." in said and "hand the tablet to a member of staff" in said
+    for message in ("Please choose a number for part 1.", "Please also answer questions 4 and 5 in part 2.",
+                    "Please also answer questions 5, 6, 7 and 8 in part 4."):
+        assert message in said, said
+    shown = _texts(at)
+    assert "Severity of Dependence Scale" not in shown and "leave questions 1 to 8 empty" not in shown
+    assert not any(b.label in ("Clear part 2", "Clear questions 1 to 8") for b in at.button), "staff's, not the patient's"
+    at.pills(key="lc_craving").set_value(2)
+    for i in (4, 5):
+        at.radio(key=f"lc_sds_{i}").set_value(0)
+    for i in (5, 6, 7, 8):
+        at.radio(key=f"lc_phq9_{i}").set_value(0)
+    at.run()
+    _button(at, "Send my answers").click().run()
+    assert _count(demo_url, CheckIn) == before + 1 and _latest_checkin(demo_url).phq9 == 7
+
+
+def test_clearing_a_form_that_holds_an_unsaved_question_9_answer_asks_first(demo_url, monkeypatch):
+    """One click on "Clear the form" lost a 'Nearly every day' answer nobody else had seen (nurse's review)."""
+    at = _checkin_form(demo_url, monkeypatch)
+    at.pills(key="lc_craving").set_value(2)
+    at.radio(key="lc_phq9_9").set_value(3).run()
+    _button(at, "Clear the form").click().run()
+    _no_exception(at)
+    assert at.radio(key="lc_phq9_9").value == 3, "not cleared on the first click"
+    assert any("unsaved answer to PHQ-9 question 9" in e.value for e in at.error)
+    _button(at, "Keep the answers").click().run()
+    assert at.radio(key="lc_phq9_9").value == 3 and not any("unsaved answer" in e.value for e in at.error)
+    _button(at, "Clear the form").click().run()
+    _button(at, "Clear anyway").click().run()
+    _no_exception(at)
+    assert at.radio(key="lc_phq9_9").value is None and at.pills(key="lc_craving").value is None
+    # Without a question 9 answer, one click clears, as before
+    at.pills(key="lc_craving").set_value(4).run()
+    _button(at, "Clear the form").click().run()
+    assert at.pills(key="lc_craving").value is None
+
+
+def test_staff_can_empty_a_half_answered_sds(demo_url, monkeypatch):
+    at = _checkin_form(demo_url, monkeypatch)
+    at.pills(key="lc_craving").set_value(2)
+    at.radio(key="lc_sds_1").set_value(2)
+    at.radio(key="lc_secrecy").set_value(1).run()
+    _button(at, "Clear part 2").click().run()
+    assert at.radio(key="lc_sds_1").value is None and at.radio(key="lc_secrecy").value == 1
+    assert not any(b.label == "Clear part 2" for b in at.button), "offered only while the part is half answered"
+    before = _count(demo_url, CheckIn)
+    _button(at, "Save check-in").click().run()
+    assert _count(demo_url, CheckIn) == before + 1
 
 
 def _latest_checkin(demo_url) -> CheckIn:
@@ -1094,7 +1163,10 @@ def test_question_9_warns_before_saving_and_is_kept_alone_or_from_a_paper_form(d
     _button(at, "Save check-in").click().run()
     assert _count(demo_url, CheckIn) == before
     assert "To keep question 9's answer without a total, leave questions 1 to 8 empty" in _texts(at)
-    at.radio(key="lc_phq9_1").set_value(None).run()
+    assert any(e.value.startswith("Not saved yet: the patient answered PHQ-9 question 9") for e in at.error), \
+        "the unsaved answer is said at the top, where staff look after a failed save"
+    _button(at, "Clear questions 1 to 8").click().run()  # a chosen answer cannot be un-chosen: this empties 1 to 8
+    assert at.radio(key="lc_phq9_1").value is None and at.radio(key="lc_phq9_9").value == 2
     _button(at, "Save check-in").click().run()
     _no_exception(at)
     assert _count(demo_url, CheckIn) == before + 1

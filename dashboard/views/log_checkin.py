@@ -79,6 +79,34 @@ def _safety_warning() -> None:
                    "on the caseload, the alerts and the patient's page.", icon=":material/emergency:")
 
 
+def _unanswered(items) -> str:
+    """'question 5', 'questions 5, 6 and 8': the numbers of the items still unanswered, as the form numbers them."""
+    empty = [str(n) for n, item in enumerate(items, 1) if st.session_state.get(P + item) is None]
+    listed = ", ".join(empty[:-1]) + " and " + empty[-1] if len(empty) > 1 else "".join(empty)
+    return f"question{'s' if len(empty) > 1 else ''} {listed}"
+
+
+def _for_the_patient(problems: list[Problem]) -> list[Problem]:
+    """The store's problems in the patient's words, each saying what they can do.
+
+    A chosen answer cannot be un-chosen, so "answer all nine or none, or leave 1 to 8 empty" asked the patient for
+    the impossible (nurse's review); they are told which questions are still empty, or to hand the tablet back.
+    """
+    worded = []
+    for problem in problems:
+        if problem.column == "craving":
+            message = "Please choose a number for part 1."
+        elif problem.column in SDS_ITEMS:
+            message = f"Please also answer {_unanswered(SDS_ITEMS)} in part 2."
+        elif problem.column == "phq9":
+            message = f"Please also answer {_unanswered(PHQ9_ITEMS)} in part 4."
+        else:  # nothing else a patient can get wrong with these buttons; staff read the store's words
+            message = "Some answers could not be sent. Please hand the tablet to a member of staff."
+        worded.append(Problem(problem.column, message))
+    part = {"craving": 1, **{c: 2 for c in SDS_ITEMS}, "phq9": 4}
+    return sorted(worded, key=lambda p: part.get(p.column, 5))  # in the order the patient meets the parts
+
+
 def _raw(patient_id: str | None, reported_at) -> dict:
     """The answers in the store's column names (None = not answered)."""
     s = st.session_state
@@ -130,15 +158,19 @@ def _save(patient_id: str | None) -> None:
         except store_records.RecordInvalid as exc:
             problems = exc.problems
     if problems:
+        if patient_mode:
+            problems = _for_the_patient(problems)
         s[P + "errors"] = ui.problems_by_field(problems, no_patient_chosen=patient_id is None)
         s.pop(P + "saved", None)
         # The form stays scrolled at its button; the list of problems is at the top.
-        st.toast(f"Nothing was saved: {len(problems)} problem(s), listed at the top and beside each question.",
+        st.toast("Your answers are not sent yet: see the note above the Send button." if patient_mode else
+                 f"Nothing was saved: {len(problems)} problem(s), listed at the top and beside each question.",
                  icon=":material/block:")
         return
     safety = any((s.get(P + i) or 0) > 0 for i in SAFETY_ITEMS)
     if safety:
-        s[SAFETY_NOTICE_KEY] = {"patient_id": patient_id, "at": ui.fmt_datetime(reported_at)}
+        s[SAFETY_NOTICE_KEY] = {"patient_id": patient_id, "at": ui.fmt_datetime(reported_at),
+                                "answered": _safety_note().removeprefix(SAFETY_MARK).strip()}
     _clear_answers(paper_too=False)
     ui.drop_draft_notice(P)
     s[P + "saved"] = {"patient_id": patient_id, "at": ui.fmt_datetime(reported_at), "safety": safety}
@@ -171,10 +203,42 @@ def _answer_radio(key: str, question: str, answers, errors, *, help: str | None 
     ui.field_error(errors, key)
 
 
+def _not_sent_yet(errors: dict[str, list[str]]) -> None:
+    """The patient's own list of what is missing, and the way out: the tablet goes back to staff."""
+    if errors:
+        lines = "\n".join(f"- {ui.md_escape(m)}" for msgs in errors.values() for m in msgs)
+        st.warning(f"Your answers are not sent yet.\n\n{lines}\n\nIf you would rather not answer a question, please "
+                   "hand the tablet to a member of staff.", icon=":material/info:")
+
+
+def _clear_part(items, column: str) -> None:
+    for item in items:
+        st.session_state[P + item] = None
+    errors = st.session_state.get(P + "errors", {})
+    for key in [column, *items]:
+        errors.pop(key, None)
+
+
+def _clear_part_button(items, label: str, column: str, *, complete: bool) -> None:
+    """For staff, when a part is half answered: an answer chosen cannot be un-chosen, and the part must be whole or
+    empty (PHQ-9: or question 9 alone, which this keeps)."""
+    if any(st.session_state.get(P + i) is not None for i in items) and not complete:
+        st.button(label, key=P + f"clear_{column}", on_click=_clear_part, args=(items, column), type="tertiary",
+                  icon=":material/backspace:", help="Empties these answers only; question 9 is kept" if column == "phq9"
+                  else "Empties these five answers only")
+
+
 def checkin_form(patient_id: str, *, patient_facing: bool) -> None:
     """The questionnaire itself, in patient-friendly words, with the PHQ-9 total computed as it is filled."""
     errors: dict[str, list[str]] = st.session_state.get(P + "errors", {})
-    ui.error_summary(errors, LABELS)
+    if patient_facing:
+        _not_sent_yet(errors)
+    else:
+        ui.error_summary(errors, LABELS)
+        if errors and _safety_note():  # the answer that matters most is not saved: say so where staff look first
+            st.error("Not saved yet: the patient answered PHQ-9 question 9 above 'Not at all'. Correct the problems "
+                     "and save, so the whole team sees it. To keep question 9 without a total, use 'Clear questions "
+                     "1 to 8' in part 4.", icon=":material/emergency:")
     you = "you" if patient_facing else "the patient"
 
     craving = INSTRUMENTS["craving"]
@@ -192,6 +256,9 @@ def checkin_form(patient_id: str, *, patient_facing: bool) -> None:
         st.caption(sds["stem"] + " Answer all five, or leave all five empty.")
         for number, item in enumerate(sds["item"], 1):
             _answer_radio(item["id"], f"{number}. {item['wording']}", item["answers"], errors)
+        if not patient_facing:
+            _clear_part_button(SDS_ITEMS, "Clear part 2", "sds",
+                               complete=all(st.session_state.get(P + i) is not None for i in SDS_ITEMS))
 
     answers = warning_sign_answers()
     with st.container(border=True):
@@ -227,12 +294,17 @@ def checkin_form(patient_id: str, *, patient_facing: bool) -> None:
                 st.caption(f"{answered} of 9 answered; the total appears when all nine are answered. Question 9 "
                            "may be answered on its own.")
             ui.field_error(errors, "phq9")
+            if not patient_facing:
+                _clear_part_button([i for i in PHQ9_ITEMS if i not in SAFETY_ITEMS], "Clear questions 1 to 8", "phq9",
+                                   complete=total is not None)
         if not patient_facing:
             _safety_warning()
 
     st.text_area("Anything else you would like your care team to know?" if patient_facing else LABELS["notes"],
                  key=P + "notes", max_chars=CHECKIN_RULES["notes"].max_length, height=90)
     ui.field_error(errors, "notes")
+    if patient_facing:  # also here, where the patient is when they press Send (the top is a long scroll away)
+        _not_sent_yet(errors)
     st.button("Send my answers" if patient_facing else "Save check-in", type="primary", icon=":material/send:",
               on_click=_save, args=(patient_id,), key=P + "save")
     if not patient_facing:
@@ -272,14 +344,18 @@ def clinician_view() -> None:
     st.title("Log check-in")
     notice = st.session_state.get(SAFETY_NOTICE_KEY)
     if notice:
-        st.warning(
-            f"Check-in of {ui.md_escape(notice['patient_id'])} at {notice['at']}: the patient answered PHQ-9 question 9 "
-            "(thoughts of being better off dead or of self-harm) above 'Not at all'. Speak with them today, then "
-            "record the follow-up on the patient's page (its red banner stays there until you do).",
+        # As red as the banner on the patient's page, with the answer and the way there (nurse's review: it was amber)
+        st.error(
+            f"Check-in of {ui.md_escape(notice['patient_id'])} at {notice['at']}: "
+            f"{ui.md_escape(notice.get('answered', 'PHQ-9 question 9 answered above Not at all.'))} Speak with them "
+            "today, then record the follow-up on the patient's page (its red banner stays there until you do).",
             icon=":material/emergency:",
         )
-        if st.button("Hide this message", key=P + "safety_ack",
-                     help="Hides this reminder only: it records nothing. The follow-up is recorded on the patient's page."):
+        go, hide, _ = st.columns([2, 2, 4])
+        go.page_link("views/patient.py", label=f"Open {ui.md_escape(notice['patient_id'])}", icon=":material/person:",
+                     query_params={"patient": notice["patient_id"]})
+        if hide.button("Hide this message", key=P + "safety_ack",
+                       help="Hides this reminder only: it records nothing. The follow-up is recorded on the patient's page."):
             st.session_state.pop(SAFETY_NOTICE_KEY, None)
             st.rerun()
     saved = ui.saved_notice_for(P)
@@ -317,7 +393,24 @@ def clinician_view() -> None:
     if typed and pid is not None:  # below the row: in its bottom-aligned column it pushed the fields down
         hint, clear = st.columns([5, 1], vertical_alignment="center")
         hint.caption("To hand the tablet to the patient, save the answers typed here, or clear them.")
-        clear.button("Clear the form", key=P + "clear", on_click=_clear_answers, icon=":material/ink_eraser:")
+        if clear.button("Clear the form", key=P + "clear", icon=":material/ink_eraser:"):
+            if _safety_note():  # one click must not lose the answer that needs a clinician today (nurse's review)
+                st.session_state[P + "confirm_clear"] = True
+            else:
+                _clear_answers()
+                st.rerun()
+        if st.session_state.get(P + "confirm_clear") and _safety_note():
+            st.error("This form holds an unsaved answer to PHQ-9 question 9 above 'Not at all'. Cleared, it is "
+                     "lost: nobody else will see it. Save the check-in instead (question 9 may be saved on its own).",
+                     icon=":material/emergency:")
+            keep, drop, _ = st.columns([2, 2, 4])
+            if keep.button("Keep the answers", key=P + "keep", type="primary"):
+                st.session_state.pop(P + "confirm_clear", None)
+                st.rerun()
+            if drop.button("Clear anyway", key=P + "clear_anyway"):
+                st.session_state.pop(P + "confirm_clear", None)
+                _clear_answers()
+                st.rerun()
     if pid is None:
         st.info("Choose a patient to fill in their check-in.")
         return
