@@ -1277,13 +1277,20 @@ def test_a_waiting_question_9_answer_is_not_hidden_by_a_newer_followed_up_one(de
         assert red and "KW-0002" in red[0], page
 
 
+def _record_picker(at):
+    """The patient page's "Record" picker (its key changes with the words of its options; see patient.py)."""
+    found = [b for b in at.selectbox if str(b.key).startswith("pp_record_KW-0002_") and b.label == "Record"]
+    assert len(found) == 1, [b.key for b in at.selectbox]
+    return found[0]
+
+
 def test_amending_a_session_time_on_the_patient_page_keeps_the_record_chosen_and_says_it_saved(demo_url, monkeypatch):
     at = _app(demo_url, monkeypatch, "patient", patient="KW-0002")
     _no_exception(at)
     from store.queries import sessions_frame
 
     kind, rid = "session", int(sessions_frame(open_database(demo_url), ["KW-0002"])["id"].iloc[-1])
-    at.selectbox(key="pp_record_KW-0002").set_value((kind, rid)).run()
+    _record_picker(at).set_value((kind, rid)).run()
     base = f"kw_amend_{kind}_{rid}"
     at.button(key=f"{base}_open_amend").click().run()
     when = at.datetime_input(key=f"{base}_f_session_at")
@@ -1291,7 +1298,7 @@ def test_amending_a_session_time_on_the_patient_page_keeps_the_record_chosen_and
     at.text_input(key=f"{base}_reason").input("time copied from the wrong line")
     at.button(key=f"FormSubmitter:{base}_form-Save amendment").click().run()
     _no_exception(at)
-    assert at.selectbox(key="pp_record_KW-0002").value == (kind, rid)  # still the same record, under its new time
+    assert _record_picker(at).value == (kind, rid)  # still the same record, under its new time
     assert any("now version 2" in s.value for s in at.success)
 
 
@@ -1305,7 +1312,7 @@ def test_voiding_a_check_in_with_a_question_9_answer_warns_that_its_banner_goes_
                                          "reported_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()},
                                 actor="demo-clinician")
     at = _app(demo_url, monkeypatch, "patient", patient="KW-0002")
-    picker = at.selectbox(key="pp_record_KW-0002")
+    picker = _record_picker(at)
     assert any(o.endswith("PHQ-9 question 9 answered above 'not at all'") for o in picker.options)
     picker.set_value(("checkin", saved.id)).run()
     at.button(key=f"kw_amend_checkin_{saved.id}_open_void").click().run()
@@ -1319,20 +1326,20 @@ def test_voiding_on_the_patient_page_says_so_although_the_record_leaves_the_list
 
     last = sessions_frame(open_database(demo_url), ["KW-0002"]).iloc[-1]
     rid = int(last["id"])
-    listed = len(at.selectbox(key="pp_record_KW-0002").options)
-    at.selectbox(key="pp_record_KW-0002").set_value(("session", rid)).run()
+    listed = len(_record_picker(at).options)
+    _record_picker(at).set_value(("session", rid)).run()
     # The record is named by what it holds as well as its time, in the list and in the void form.
     from dashboard.ui import route_words
 
     dose = f"{route_words(last['route'])} {last['dose_mg']:g} mg"  # KW-0002: intranasal, a fixed dose (no mg/kg)
-    assert any(o.startswith("Session ") and o.endswith(dose) for o in at.selectbox(key="pp_record_KW-0002").options)
+    assert any(o.startswith("Session ") and o.endswith(dose) for o in _record_picker(at).options)
     base = f"kw_amend_session_{rid}"
     at.button(key=f"{base}_open_void").click().run()
     assert any(f"**Void this session** of" in m.value and dose in m.value for m in at.markdown)
     at.text_input(key=f"{base}_void_reason").input("entered twice")
     at.button(key=f"FormSubmitter:{base}_void_form-Void session").click().run()
     _no_exception(at)
-    assert len(at.selectbox(key="pp_record_KW-0002").options) == listed - 1  # gone from the list, with its notice
+    assert len(_record_picker(at).options) == listed - 1  # gone from the list, with its notice
     assert any("is voided: it no longer counts in levels or exports" in s.value for s in at.success)
     assert any("is voided" in t.value for t in at.toast)
 

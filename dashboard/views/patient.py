@@ -7,6 +7,7 @@ every reason is shown with its evidence, and warning-sign reasons with the seed 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 import pandas as pd
 import streamlit as st
@@ -197,8 +198,15 @@ if can_write(user) and not (s.empty and c.empty):
                                             f"{record_summary('session', r)}" for r in s.to_dict("records")}
         names |= {("checkin", int(r["id"])): f"Check-in {ui.fmt_datetime(r['reported_at'])}: "
                                              f"{record_summary('checkin', r)}" for r in c.to_dict("records")}
-        picked = st.selectbox("Record", list(names), format_func=names.get, index=None, key=f"pp_record_{pid}",
+        # The browser keeps a chosen option's old words when only the words change (an amended dose showed its old
+        # value, nurse's review): a new key whenever any record's words change, carrying the choice over.
+        words = hashlib.sha256("\n".join(names.values()).encode()).hexdigest()[:12]
+        key, last = f"pp_record_{pid}_{words}", f"pp_record_{pid}_chosen"
+        if key not in st.session_state and st.session_state.get(last) in names:
+            st.session_state[key] = st.session_state[last]
+        picked = st.selectbox("Record", list(names), format_func=names.get, index=None, key=key,
                               placeholder="Choose a session or check-in")
+        st.session_state[last] = picked
         if picked is not None:
             kind, rid = picked
             frame = s if kind == "session" else c

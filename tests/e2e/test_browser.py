@@ -182,6 +182,40 @@ def test_an_edit_reason_is_not_saved_again_with_the_next_change(page, demo_db_ur
     assert version() == before + 1, "a second change needs its own reason"
 
 
+def test_after_amending_a_dose_the_chosen_record_shows_the_new_dose(page, demo_db_url):
+    """The record picker kept the old words of the chosen session after its dose was amended (nurse's review), so the
+    correction looked as if it had not taken."""
+    from store.queries import sessions_frame
+
+    engine = make_engine(demo_db_url)
+    try:
+        last = sessions_frame(engine, ["KW-0021"]).sort_values("session_at").iloc[-1]
+    finally:
+        engine.dispose()
+    old, new = float(last["dose_mg"]), float(last["dose_mg"]) - 3
+    _go(page, "Patient")
+    _pick(page, "Choose a patient", "KW-0021")
+    page.get_by_text("Correct or void a record").click()
+    settle(page)
+    picker = page.get_by_test_id("stSelectbox").filter(has_text="Record")
+    picker.get_by_role("combobox").click()
+    page.get_by_role("option").filter(has_text=f"{old:g} mg").first.click()
+    settle(page)
+    assert f"{old:g} mg" in picker.get_by_role("combobox").input_value()
+    page.get_by_role("button", name="Amend this session").click()
+    settle(page)
+    dose = page.get_by_label("Dose (mg)", exact=False).first
+    dose.fill(f"{new:g}")
+    dose.press("Tab")
+    page.get_by_label("Reason for the amendment", exact=False).fill("Wrong dose typed")
+    page.get_by_role("button", name="Save amendment").click()
+    settle(page)
+    assert page.get_by_test_id("stAlert").filter(has_text="Amendment saved").count() == 1
+    shown = picker.get_by_role("combobox").input_value()
+    assert f"{new:g} mg" in shown and f"{old:g} mg" not in shown, shown
+    assert page.get_by_role("button", name="Amend this session").count() == 1, "the same record stays chosen"
+
+
 def test_a_table_offers_no_download_of_its_own_so_every_export_is_audited(page, demo_db_url):
     """The table toolbar's "Download as CSV" gave a reviewer the identified caseload with no audit line."""
     page.get_by_test_id("stDataFrame").first.hover()
