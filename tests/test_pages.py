@@ -1366,6 +1366,18 @@ def _unusual_form(demo_url, monkeypatch):
     return pid, at
 
 
+def test_a_dose_far_above_the_usual_or_the_allowed_is_said_in_red_as_it_is_typed(demo_url, monkeypatch):
+    """5000 mg showed only "+5456% against the plan" in grey until Save was pressed (nurse's review)."""
+    pid, at = _unusual_form(demo_url, monkeypatch)  # 500 mg for 50 kg, typed, not saved
+    live = [m.value.replace("\\", "") for m in at.markdown if m.value.startswith(":red[:material/warning:")]
+    assert any("Dose: 500 mg for 50 kg is 10.00 mg/kg, more than 2 mg/kg in one session" in m for m in live), live
+    at.number_input(key="ls_dose").set_value(5000.0).run()
+    live = [m.value.replace("\\", "") for m in at.markdown if m.value.startswith(":red[:material/warning:")]
+    assert len(live) == 1 and "5000" in live[0] and "1000" in live[0], live  # the allowed range, from the store
+    at.number_input(key="ls_dose").set_value(25.0).run()
+    assert not [m for m in at.markdown if m.value.startswith(":red[:material/warning:")]
+
+
 def test_a_dose_far_above_the_usual_is_saved_only_once_the_clinician_confirms_it(demo_url, monkeypatch):
     """500 mg for 50 kg by IV (10 mg/kg) is allowed by the import format but is most often a slip of the keyboard."""
     pid, at = _unusual_form(demo_url, monkeypatch)

@@ -16,7 +16,7 @@ from dashboard.auth import can_write, may_still_write
 from ketawatch.risk.scoring import dose_per_kg
 from seed_data.catalogue import instruments, side_effects
 from store import records as store_records
-from store.validation import SESSION_RULES
+from store.validation import SESSION_RULES, Validator
 from store.vocabulary import ROUTES, SEVERITIES, WEIGHT_BASED_ROUTES
 
 P = "ls_"  # widget-key prefix of this page
@@ -97,6 +97,20 @@ def _unusual(pid: str | None, raw: dict) -> list[str]:
     if pid is None or pid not in plans.index:
         return []
     return ui.unusual_session(raw, plans.loc[pid], data.patient_records(pid).sessions)
+
+
+def _dose_check_now(pid: str | None, dose) -> None:
+    """As the dose is typed, what Save would say of the dose and weight, in red beside the mg/kg: 5000 mg showed only
+    "+5456% against the plan" in grey until Save (nurse's review). The store's own checks, not a copy."""
+    if pid is None or dose is None:
+        return
+    raw = _raw(pid)
+    said = [p.message for p in Validator().session(raw)[1] if p.column in ("dose_mg", "weight_kg")]
+    if not said and pid in plans.index:
+        said = ui.unusual_session(raw, plans.loc[pid], data.patient_records(pid).sessions,
+                                  changed={"dose_mg", "weight_kg"})
+    for message in said:
+        st.markdown(f":red[:material/warning: {ui.md_escape(message)}]")
 
 
 def _save() -> None:
@@ -200,6 +214,7 @@ with dose_cols[3]:
     else:
         st.metric("Dose", f"{dose:g} mg" if dose is not None else "—")
         st.caption(f"{ui.route_words(route)} is a fixed-dose route: the dose is judged in mg, not mg/kg.")
+    _dose_check_now(pid, dose)
 
 st.subheader("Vital signs", divider="gray", anchor=False)
 for when_, title in (("pre", "Before dosing"), ("post", "After dosing")):
