@@ -24,6 +24,7 @@ from dashboard.ui import (
     problems_by_field,
     route_words,
     side_effect_words,
+    staff_column,
     to_local,
     unusual_box,
     unusual_confirmed,
@@ -357,17 +358,23 @@ def _shown(rule: Rule, value: Any) -> str:
     return str(typed)
 
 
-def history_table(engine: Engine, record_type: str, key: Any, current: dict, rules: dict[str, Rule]) -> pd.DataFrame:
-    """Every version of one record, one row each, with what happened next and only the fields that changed."""
+def history_table(engine: Engine, record_type: str, key: Any, current: dict, rules: dict[str, Rule],
+                  staff: dict[str, str] | None = None) -> pd.DataFrame:
+    """Every version of one record, one row each, with what happened next and only the fields that changed.
+
+    `staff` (username -> name) names who changed it as colleagues know them, as the other tables do.
+    """
     revisions = queries.revisions_frame(engine, record_type, key)
     fields = {n: r for n, r in rules.items() if n != "patient_id"}
+    who = staff_column(revisions["changed_by"], staff or {}) if len(revisions) else revisions["changed_by"]
     rows = []
-    for rev in revisions.itertuples(index=False):
+    for rev, by in zip(revisions.itertuples(index=False), who):
         done = "amended" if rev.change == "amend" else "voided"
         rows.append({"Version": int(rev.version),
-                     "What happened next": f"{done} by {rev.changed_by} on {fmt_datetime(rev.changed_at)}: {rev.reason}",
+                     "What happened next": f"{done} by {by} on {fmt_datetime(rev.changed_at)}: {rev.reason}",
                      **{_label(r): _shown(r, rev.data.get(n)) for n, r in fields.items()}})
-    state = "voided (not used in levels or exports)" if not _blank(current.get("voided_at")) else "current version"
+    # The last row is the record as it stands: after a void, it says so once ("since then"), not as a second void.
+    state = "since then: void, not used in levels or exports" if not _blank(current.get("voided_at")) else "current version"
     rows.append({"Version": int(current["version"]), "What happened next": state,
                  **{_label(r): _shown(r, current.get(n)) for n, r in fields.items()}})
     table = pd.DataFrame(rows)
@@ -380,19 +387,22 @@ def history_table(engine: Engine, record_type: str, key: Any, current: dict, rul
 
 def changed_records(engine: Engine, patient_id: str) -> list[tuple[str, pd.DataFrame]]:
     """Each amended or voided record of one patient (patient details first) as a heading and its version table."""
+    from ketawatch.accounts import list_users
+
     found = []
+    staff = {u.username: u.display_name for u in list_users(engine)}
     patient = queries.patients_frame(engine, [patient_id], with_tracking=True)
     if not patient.empty and int(patient.iloc[0]["version"]) > 1:
         row = patient.iloc[0].to_dict()
         found.append((f"Patient details: {int(row['version']) - 1} change(s)",
-                      history_table(engine, "patient", patient_id, row, PATIENT_RULES)))
+                      history_table(engine, "patient", patient_id, row, PATIENT_RULES, staff)))
     for kind, spec in _KINDS.items():
         frame = spec["frame"](engine, [patient_id], include_voided=True)
         changed = frame[(frame["version"] > 1) | frame["voided_at"].notna()]
         for row in changed.to_dict("records"):
             status = "voided" if not _blank(row.get("voided_at")) else "amended"
             label = f"{spec['label'].capitalize()} of {fmt_datetime(row[spec['time']])}: {status}"
-            found.append((label, history_table(engine, kind, row["id"], row, spec["rules"])))
+            found.append((label, history_table(engine, kind, row["id"], row, spec["rules"], staff)))
     return found
 
 
@@ -403,6 +413,7 @@ def record_history(changes: list[tuple[str, pd.DataFrame]]) -> None:
     """
     for label, table in changes:
         st.markdown(f"**{label}**")
-        st.dataframe(table, hide_index=True)
+        st.dataframe(table, hide_index=True,  # room for who, when and why (the reason was cut short)
+                     column_config={"What happened next": st.column_config.TextColumn(width="large")})
     if not changes:
         st.caption("No record of this patient has been amended or voided.")

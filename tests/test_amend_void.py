@@ -353,9 +353,10 @@ def test_voiding_from_the_page_needs_a_reason_and_shows_in_the_history(ui_record
     history = [m.value for m in at.markdown if m.value.startswith("**Check-in of")]
     assert history and history[0].endswith(": voided**")
     table = at.dataframe[-1].value
-    assert "voided by alice" in table["What happened next"].iloc[0]
+    assert "voided by Alice (alice) on " in table["What happened next"].iloc[0]  # named as colleagues know her
     assert any(c.startswith("Craving") for c in table.columns), "a voided record's values stay readable in its history"
     assert "entered for the wrong patient" in table["What happened next"].iloc[0]
+    assert table["What happened next"].iloc[-1] == "since then: void, not used in levels or exports"  # not a 2nd void
 
 
 @pytest.mark.parametrize("opened", ["amend", "void"])
@@ -378,7 +379,7 @@ def test_an_amended_check_in_shows_both_versions_in_the_history(ui_records):
     table = at.dataframe[-1].value
     assert list(table["Version"]) == [1, 2]
     assert list(table["Craving"]) == [CHECKIN["craving"], "6"]
-    assert "amended by alice" in table["What happened next"].iloc[0]
+    assert "amended by Alice (alice) on " in table["What happened next"].iloc[0]
     assert "PHQ-9 total" not in table.columns  # only the fields that changed
 
 

@@ -4,6 +4,7 @@ and every form: valid input saves one row; each kind of invalid input shows its 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 import time
 from pathlib import Path
@@ -1327,6 +1328,11 @@ def test_voiding_on_the_patient_page_says_so_although_the_record_leaves_the_list
     last = sessions_frame(open_database(demo_url), ["KW-0002"]).iloc[-1]
     rid = int(last["id"])
     listed = len(_record_picker(at).options)
+    # Newest first, sessions and check-ins together (today's check-in was under every session)
+    times = [re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", o).group(0) for o in _record_picker(at).options]
+    assert times == sorted(times, reverse=True)
+    kinds = [o.split(" ")[0] for o in _record_picker(at).options]
+    assert kinds.index("Check-in") < len(kinds) - kinds[::-1].index("Session") - 1, "interleaved, not in two blocks"
     _record_picker(at).set_value(("session", rid)).run()
     # The record is named by what it holds as well as its time, in the list and in the void form.
     from dashboard.ui import route_words

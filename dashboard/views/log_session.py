@@ -179,7 +179,8 @@ with top[0]:
     ui.field_error(errors, "patient_id")
 with top[1]:
     st.datetime_input(f"{LABELS['session_at']} * (clinic time, {ui.clinic_tz().key})", key=P + "when",
-                      step=timedelta(minutes=1), format="YYYY-MM-DD", **ui.RECORD_TIMES)
+                      step=timedelta(minutes=1), format="YYYY-MM-DD", **ui.RECORD_TIMES,
+                      help="When the dose was started. Not later than now: record a session once it has begun.")
     ui.field_error(errors, "session_at")
 with top[2]:
     st.selectbox(f"{LABELS['route']} *", ROUTES, key=P + "route", format_func=ui.route_words)

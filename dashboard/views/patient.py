@@ -194,10 +194,13 @@ if can_write(user) and not (s.empty and c.empty):
     with st.expander("Correct or void a record", icon=":material/edit_note:"):
         change_notice()
         # Options are (kind, id) only, so the choice survives an amendment that changes the record's time.
-        names = {("session", int(r["id"])): f"Session {ui.fmt_datetime(r['session_at'])}: "
-                                            f"{record_summary('session', r)}" for r in s.to_dict("records")}
-        names |= {("checkin", int(r["id"])): f"Check-in {ui.fmt_datetime(r['reported_at'])}: "
-                                             f"{record_summary('checkin', r)}" for r in c.to_dict("records")}
+        # Newest first, sessions and check-ins together: today's check-in was at the bottom, under every session.
+        listed = sorted([(r["session_at"], ("session", int(r["id"])), f"Session {ui.fmt_datetime(r['session_at'])}: "
+                          f"{record_summary('session', r)}") for r in s.to_dict("records")]
+                        + [(r["reported_at"], ("checkin", int(r["id"])), f"Check-in {ui.fmt_datetime(r['reported_at'])}: "
+                            f"{record_summary('checkin', r)}") for r in c.to_dict("records")],
+                        key=lambda item: item[0], reverse=True)
+        names = {choice: words for _, choice, words in listed}
         # The browser keeps a chosen option's old words when only the words change (an amended dose showed its old
         # value, nurse's review): a new key whenever any record's words change, carrying the choice over.
         words = hashlib.sha256("\n".join(names.values()).encode()).hexdigest()[:12]
