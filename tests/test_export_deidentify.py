@@ -294,3 +294,24 @@ def io_files(result) -> dict[str, "_io.BytesIO"]:
     import io as _io
 
     return {name.rsplit("/", 1)[-1]: _io.BytesIO(data) for name, data in result.files.items()}
+
+
+def test_times_the_system_stamped_are_kept_to_the_minute_in_a_deidentified_file(sample):
+    """To the thousandth of a second, a shifted review or correction time could be matched to its audit line, which
+    carries the real date (security review)."""
+    import io
+
+    import pandas as pd
+
+    from store import records
+    from store.queries import sessions_frame
+
+    session = sessions_frame(sample, [SECRET_PID], with_tracking=True).iloc[0]
+    records.amend_session(sample, int(session["id"]), {"duration_min": 45}, actor=CLINICIAN, reason="timer misread",
+                          expected_version=int(session["version"]))
+    result = export_patient(sample, SECRET_PID, "xlsx", actor=REVIEWER, role="reviewer", deidentify=True, now=NOW)
+    sheets = pd.read_excel(io.BytesIO(result.download()[1]), sheet_name=None)
+    stamped = pd.concat([pd.to_datetime(sheets["alert_reviews"]["reviewed_at"]),
+                         pd.to_datetime(sheets["corrections"]["changed_at"])])
+    assert len(stamped) >= 2 and stamped.notna().all()
+    assert ((stamped.dt.second == 0) & (stamped.dt.microsecond == 0)).all(), stamped.tolist()

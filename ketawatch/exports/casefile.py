@@ -15,7 +15,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from ketawatch.exports.deidentify import (
-    Pseudonymiser, age_band, deidentify_records, deidentify_reviews, shift_instants,
+    Pseudonymiser, age_band, deidentify_records, deidentify_reviews, shift_instants, to_the_minute,
 )
 from ketawatch.caseload import latest_reviews
 from ketawatch.safety_answers import answers_with_follow_ups, follow_up_text, without_free_text
@@ -258,7 +258,7 @@ def _deidentified_corrections(corrections: pd.DataFrame, pseudonymiser: Pseudony
     offsets = pseudonymiser.offsets_of(owners)
     return corrections.assign(
         record_at=shift_instants(corrections["record_at"], offsets, tz, owners),
-        changed_at=shift_instants(corrections["changed_at"], offsets, tz, owners),
+        changed_at=to_the_minute(shift_instants(corrections["changed_at"], offsets, tz, owners)),
         changed_by=pseudonymiser.staff_of(corrections["changed_by"]),
         reason=pd.Series(pd.NA, index=corrections.index, dtype="string"),
         patient_id=pseudonymiser.patients_of(owners),

@@ -140,6 +140,12 @@ def shift_instants(instants: pd.Series, offsets: pd.Series, tz: str, owners: pd.
     return wall.where(~broken, exact)
 
 
+def to_the_minute(instants: pd.Series) -> pd.Series:
+    """A time the system stamped (a review, a correction) without its seconds: to the thousandth of a second, a
+    shifted stamp could be matched to its audit line or log entry, which carry the real date (security review)."""
+    return instants.dt.floor("min")
+
+
 def _order_broken(before: pd.Series, after: pd.Series, owners: pd.Series) -> np.ndarray:
     """Per record: does its patient have two records whose order or distinctness the shift changed?"""
     frame = pd.DataFrame({"owner": owners.to_numpy(), "before": before.to_numpy(), "after": after.to_numpy()})
@@ -214,7 +220,8 @@ def deidentify_reviews(reviews: pd.DataFrame, pseudonymiser: Pseudonymiser, *, t
         out["note"] = pd.Series(dtype="string")
         return out
     at = pd.to_datetime(out["reviewed_at"], utc=True)
-    out["reviewed_at"] = shift_instants(at, pseudonymiser.offsets_of(out["patient_id"]), tz, out["patient_id"])
+    out["reviewed_at"] = to_the_minute(shift_instants(at, pseudonymiser.offsets_of(out["patient_id"]), tz,
+                                                      out["patient_id"]))
     out["reviewed_by"] = pseudonymiser.staff_of(out["reviewed_by"])
     out["note"] = pd.Series(pd.NA, index=out.index, dtype="string")
     out["patient_id"] = pseudonymiser.patients_of(out["patient_id"])
