@@ -161,6 +161,7 @@ def test_export_files_are_readable_by_their_owner_only(db, tmp_path, ketawatch):
     assert ketawatch("export", "csv", "--out", str(folder), "--db", url).returncode == 0
     for path in (pdf, *folder.iterdir()):
         assert path.stat().st_mode & 0o777 == 0o600, path
+    assert folder.stat().st_mode & 0o777 == 0o700  # the folder it made lists its file names to its owner only
 
 
 def test_an_export_replaces_a_file_already_at_its_path_as_a_nightly_job_needs(db, tmp_path, ketawatch):

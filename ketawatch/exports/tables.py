@@ -150,8 +150,9 @@ def write_private(path: Path, data: bytes) -> None:
 
 
 def write_files(files: dict[str, bytes], folder: Path) -> list[Path]:
-    """Write export files into `folder` (created if needed); returns the paths written."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write export files into `folder` (created if needed, readable by its owner only, as the files are); returns
+    the paths written. A folder made with the usual mode listed every file name to everyone (security review)."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     written = []
     for name, data in files.items():
         path = folder / name
