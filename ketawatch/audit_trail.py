@@ -17,7 +17,7 @@ from store.queries import audit_frame
 
 #: Actions written by the store (records, importer, reviews), the exports and the accounts.
 ACTIONS = (
-    "create", "amend", "void", "import", "export", "review", "view",
+    "create", "amend", "void", "import", "import_refused", "export", "review", "view",
     "sign_in", "sign_in_failed", "sign_out",
     "user_create", "role_change", "password_reset", "password_change", "password_change_refused",
     "user_disable", "user_enable",

@@ -377,16 +377,29 @@ def import_folder(
     """
     validator = validator or Validator()
     job = _Importer(engine, Path(folder), validator)
-    with collector_paused():
-        job.parse()
-        if not job.folder.is_dir():
-            raise ImportRejected(job.problems)
-        with Session(for_writing(engine)) as db, db.begin():
-            job.compare_with_database(db)  # also when rows had problems: every problem is reported at once
-            if job.problems:
-                raise ImportRejected(_in_file_order(job.problems))
-            if dry_run:
-                return job.report
-            job.write(db, actor, validator.now)
+    try:
+        with collector_paused():
+            job.parse()
+            if not job.folder.is_dir():
+                raise ImportRejected(job.problems)
+            with Session(for_writing(engine)) as db, db.begin():
+                job.compare_with_database(db)  # also when rows had problems: every problem is reported at once
+                if job.problems:
+                    raise ImportRejected(_in_file_order(job.problems))
+                if dry_run:
+                    return job.report
+                job.write(db, actor, validator.now)
+    except ImportRejected as exc:
+        if not dry_run:
+            _audit_refusal(engine, job, actor, validator.now, len(exc.problems))
+        raise
     job.report.written = True
     return job.report
+
+
+def _audit_refusal(engine: Engine, job: _Importer, actor: str, now: datetime, problems: int) -> None:
+    """An import refused is audited too, in its own transaction (the import's rolled back): who tried to load what
+    and how many problems stopped it, without the problems' words, which quote the rows."""
+    with Session(for_writing(engine)) as db, db.begin():
+        record_event(db, actor=actor, action="import_refused", at=now, folder=str(job.folder.resolve()),
+                     problems=problems)

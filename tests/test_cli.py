@@ -107,6 +107,11 @@ def test_bad_import_lists_problems_exits_1_and_changes_nothing(db_url, tmp_path)
     assert "checkins.csv:2: craving: Craving, 12, is outside 0-10" in lines
     assert "Traceback" not in result.stderr
     assert counts(open_database(db_url))["Patient"] == 0
+    # The attempt is in the audit trail: who, which folder, how many problems; not their words, which quote the rows
+    refused = audit_frame(open_database(db_url), action="import_refused")
+    assert len(refused) == 1 and refused.iloc[0]["actor"] == cli_actor()
+    assert refused.iloc[0]["detail"]["problems"] == 3 and refused.iloc[0]["detail"]["folder"] == str(folder.resolve())
+    assert "nasal" not in str(refused.iloc[0]["detail"])
 
 
 def test_dry_run_writes_nothing(tmp_path):
