@@ -33,6 +33,8 @@ st.set_option("client.disableDataExport", True)
 st.set_option("logger.enableRich", False)  # errors through logging, where private_logs withholds the message
 private_logs.install()
 data.new_run()
+#: The page of the last run, so a form's page knows when it is being come back to.
+_LAST_PAGE = "kw_last_page"
 
 
 def _run() -> None:
@@ -69,11 +71,24 @@ def _run() -> None:
             wanted = next((p for pages in sections.values() for p in pages if p.url_path == asked[0]), None)
             if wanted is not None and wanted.url_path != current.url_path:
                 st.switch_page(wanted, query_params=asked[1])
-        # Log session and Log check-in, half filled in, survive a look elsewhere.
-        ui.keep_unsaved_entries("ls_")
-        ui.keep_unsaved_entries("lc_", skip=("lc_save", "lc_leave", "lc_safety_ack", "lc_clear", "lc_clear_sds",
-                                             "lc_clear_phq9", "lc_keep", "lc_clear_anyway", "lc_password"))
-        current.run()
+        # Log session and Log check-in, half filled in, survive a look elsewhere: re-saved on every other page,
+        # copied after a run of their own page and put back from the copy if the browser dropped them.
+        forms = {"log_session": ("ls_", ()),
+                 "log_checkin": ("lc_", ("lc_save", "lc_leave", "lc_safety_ack", "lc_clear", "lc_clear_sds",
+                                         "lc_clear_phq9", "lc_keep", "lc_clear_anyway", "lc_password"))}
+        arrived = st.session_state.get(_LAST_PAGE) != current.url_path
+        for page, (prefix, buttons) in forms.items():
+            if page != current.url_path:
+                ui.keep_unsaved_entries(prefix, skip=buttons)
+            elif arrived:  # only on coming back: within the page, what the form itself removed stays removed
+                ui.restore_entries(prefix)
+        try:
+            current.run()
+        finally:
+            st.session_state[_LAST_PAGE] = current.url_path
+            if current.url_path in forms:
+                prefix, buttons = forms[current.url_path]
+                ui.copy_entries(prefix, skip=buttons)
 
 
 try:

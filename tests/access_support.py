@@ -135,6 +135,9 @@ def sign_in_browser(browser, base: str, username: str):
     page.get_by_label("Username", exact=True).fill(username)
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
+    # Signed in once the page list is there: on a loaded machine the run could start after settle's first look,
+    # which then saw the sign-in page still idle (a reviewer's test once found no pages at all).
+    page.locator("[data-testid=stSidebarNav] a").first.wait_for()
     settle(page)
     return context, page
 

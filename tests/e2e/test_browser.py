@@ -216,6 +216,19 @@ def test_after_amending_a_dose_the_chosen_record_shows_the_new_dose(page, demo_d
     assert page.get_by_role("button", name="Amend this session").count() == 1, "the same record stays chosen"
 
 
+def test_values_typed_into_a_session_survive_a_look_at_another_page(page, demo_db_url):
+    """Streamlit drops a page's widget values when it is left; the form keeps them without re-saving them on its own
+    page (which sent each stored value back to the browser on every run and could undo a box being typed into)."""
+    _session_form(page, "KW-0021", dose=40)
+    _number(page, "Systolic BP before (mmHg)", 131)
+    _number(page, "Peak CADSS total", 7)
+    _go(page, "Caseload")
+    _go(page, "Log session")
+    values = [page.get_by_label(label, exact=True).input_value()
+              for label in ("Dose (mg) *", "Systolic BP before (mmHg)", "Peak CADSS total")]
+    assert values == ["40.0", "131", "7"], values
+
+
 def test_a_table_offers_no_download_of_its_own_so_every_export_is_audited(page, demo_db_url):
     """The table toolbar's "Download as CSV" gave a reviewer the identified caseload with no audit line."""
     page.get_by_test_id("stDataFrame").first.hover()
