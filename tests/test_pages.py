@@ -1100,13 +1100,20 @@ def test_a_patient_at_the_tablet_is_told_which_questions_are_empty_in_their_own_
     shown = _texts(at)
     assert "Severity of Dependence Scale" not in shown and "leave questions 1 to 8 empty" not in shown
     assert not any(b.label in ("Clear part 2", "Clear questions 1 to 8") for b in at.button), "staff's, not the patient's"
+    assert not at.error, "no staff summary pushed in above the questions"
+    # Staff coming back read the store's own words, which name every problem exactly
+    at.text_input(key="lc_password").set_value(DEMO_PASSWORD)
+    _button(at, "Return to the clinician view").click().run()
+    staff = " ".join(e.value.replace("\\", "") for e in at.error)
+    assert "Severity of Dependence Scale: give all five items or none" in staff and "Craving is required" in staff, staff
+    assert "Not saved yet: the patient answered PHQ-9 question 9" in staff and "Clear questions 1 to 8" in staff
     at.pills(key="lc_craving").set_value(2)
     for i in (4, 5):
         at.radio(key=f"lc_sds_{i}").set_value(0)
     for i in (5, 6, 7, 8):
         at.radio(key=f"lc_phq9_{i}").set_value(0)
     at.run()
-    _button(at, "Send my answers").click().run()
+    _button(at, "Save check-in").click().run()
     assert _count(demo_url, CheckIn) == before + 1 and _latest_checkin(demo_url).phq9 == 7
 
 
@@ -1121,6 +1128,10 @@ def test_clearing_a_form_that_holds_an_unsaved_question_9_answer_asks_first(demo
     assert any("unsaved answer to PHQ-9 question 9" in e.value for e in at.error)
     _button(at, "Keep the answers").click().run()
     assert at.radio(key="lc_phq9_9").value == 3 and not any("unsaved answer" in e.value for e in at.error)
+    _button(at, "Clear the form").click().run()
+    at.radio(key="lc_phq9_9").set_value(0).run()  # the answer it asked about is gone ...
+    at.radio(key="lc_phq9_9").set_value(3).run()  # ... and a new one does not bring the question back unasked
+    assert not any("unsaved answer" in e.value for e in at.error)
     _button(at, "Clear the form").click().run()
     _button(at, "Clear anyway").click().run()
     _no_exception(at)
@@ -1380,8 +1391,14 @@ def test_a_dose_far_above_the_usual_or_the_allowed_is_said_in_red_as_it_is_typed
     at.number_input(key="ls_dose").set_value(5000.0).run()
     live = [m.value.replace("\\", "") for m in at.markdown if m.value.startswith(":red[:material/warning:")]
     assert len(live) == 1 and "5000" in live[0] and "1000" in live[0], live  # the allowed range, from the store
-    at.number_input(key="ls_dose").set_value(25.0).run()
-    assert not [m for m in at.markdown if m.value.startswith(":red[:material/warning:")]
+    # Something wrong elsewhere (diastolic above systolic) does not hide what is said of the dose
+    at.number_input(key="ls_dose").set_value(500.0)
+    at.number_input(key="ls_sbp_pre").set_value(100)
+    at.number_input(key="ls_dbp_pre").set_value(120).run()
+    live = [m.value.replace("\\", "") for m in at.markdown if m.value.startswith(":red[:material/warning:")]
+    assert any("more than 2 mg/kg in one session" in m for m in live), live
+    at.number_input(key="ls_dose").set_value(25.0).run()  # 0.5 mg/kg: nothing said of the dose
+    assert not [m for m in at.markdown if m.value.startswith(":red[:material/warning:") and "Dose" in m.value]
 
 
 def test_a_dose_far_above_the_usual_is_saved_only_once_the_clinician_confirms_it(demo_url, monkeypatch):

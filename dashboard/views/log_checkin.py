@@ -135,6 +135,8 @@ def _clear_answers(*, paper_too: bool = True) -> bool:
     if paper_too:
         s[P + "paper"] = False
     s[P + "errors"] = {}
+    s.pop(P + "staff_errors", None)
+    s.pop(P + "confirm_clear", None)  # a question asked of this form, not of the next patient's
     return typed
 
 
@@ -158,12 +160,12 @@ def _save(patient_id: str | None) -> None:
         except store_records.RecordInvalid as exc:
             problems = exc.problems
     if problems:
-        if patient_mode:
-            problems = _for_the_patient(problems)
-        s[P + "errors"] = ui.problems_by_field(problems, no_patient_chosen=patient_id is None)
+        # The patient reads their own words; staff coming back read the store's, which name every problem exactly.
+        s[P + "staff_errors"] = ui.problems_by_field(problems, no_patient_chosen=patient_id is None)
+        s[P + "errors"] = (ui.problems_by_field(_for_the_patient(problems)) if patient_mode else s[P + "staff_errors"])
         s.pop(P + "saved", None)
         # The form stays scrolled at its button; the list of problems is at the top.
-        st.toast("Your answers are not sent yet: see the note above the Send button." if patient_mode else
+        st.toast("Your answers are not sent yet: see the note under the Send button." if patient_mode else
                  f"Nothing was saved: {len(problems)} problem(s), listed at the top and beside each question.",
                  icon=":material/block:")
         return
@@ -214,9 +216,9 @@ def _not_sent_yet(errors: dict[str, list[str]]) -> None:
 def _clear_part(items, column: str) -> None:
     for item in items:
         st.session_state[P + item] = None
-    errors = st.session_state.get(P + "errors", {})
-    for key in [column, *items]:
-        errors.pop(key, None)
+    for kept in ("errors", "staff_errors"):
+        for key in [column, *items]:
+            st.session_state.get(P + kept, {}).pop(key, None)
 
 
 def _clear_part_button(items, label: str, column: str, *, complete: bool) -> None:
@@ -230,15 +232,17 @@ def _clear_part_button(items, label: str, column: str, *, complete: bool) -> Non
 
 def checkin_form(patient_id: str, *, patient_facing: bool) -> None:
     """The questionnaire itself, in patient-friendly words, with the PHQ-9 total computed as it is filled."""
-    errors: dict[str, list[str]] = st.session_state.get(P + "errors", {})
-    if patient_facing:
-        _not_sent_yet(errors)
-    else:
+    s = st.session_state
+    errors: dict[str, list[str]] = (s.get(P + "errors", {}) if patient_facing
+                                    else s.get(P + "staff_errors", s.get(P + "errors", {})))
+    if not patient_facing:  # the patient's list is beside Send: a block added up here pushed the form out of view
         ui.error_summary(errors, LABELS)
         if errors and _safety_note():  # the answer that matters most is not saved: say so where staff look first
+            answered = [s.get(P + i) is not None for i in PHQ9_ITEMS if i not in SAFETY_ITEMS]
+            half = any(answered) and not all(answered) and not s.get(P + "paper")
             st.error("Not saved yet: the patient answered PHQ-9 question 9 above 'Not at all'. Correct the problems "
-                     "and save, so the whole team sees it. To keep question 9 without a total, use 'Clear questions "
-                     "1 to 8' in part 4.", icon=":material/emergency:")
+                     "above and save, so the whole team sees it." + (" To keep question 9 without a total, 'Clear "
+                     "questions 1 to 8' in part 4 empties the others." if half else ""), icon=":material/emergency:")
     you = "you" if patient_facing else "the patient"
 
     craving = INSTRUMENTS["craving"]
@@ -303,10 +307,10 @@ def checkin_form(patient_id: str, *, patient_facing: bool) -> None:
     st.text_area("Anything else you would like your care team to know?" if patient_facing else LABELS["notes"],
                  key=P + "notes", max_chars=CHECKIN_RULES["notes"].max_length, height=90)
     ui.field_error(errors, "notes")
-    if patient_facing:  # also here, where the patient is when they press Send (the top is a long scroll away)
-        _not_sent_yet(errors)
     st.button("Send my answers" if patient_facing else "Save check-in", type="primary", icon=":material/send:",
               on_click=_save, args=(patient_id,), key=P + "save")
+    if patient_facing:  # under Send, where the patient is when they press it (the top is a long scroll away)
+        _not_sent_yet(errors)
     if not patient_facing:
         st.caption(f"Craving is required; every other question may be left empty if {you} did not answer it.")
 
@@ -347,11 +351,11 @@ def clinician_view() -> None:
         # As red as the banner on the patient's page, with the answer and the way there (nurse's review: it was amber)
         st.error(
             f"Check-in of {ui.md_escape(notice['patient_id'])} at {notice['at']}: "
-            f"{ui.md_escape(notice.get('answered', 'PHQ-9 question 9 answered above Not at all.'))} Speak with them "
-            "today, then record the follow-up on the patient's page (its red banner stays there until you do).",
+            f"{ui.md_escape(notice.get('answered', 'PHQ-9 question 9 answered above Not at all.'))} Then record the "
+            "follow-up on the patient's page (its red banner stays there until you do).",
             icon=":material/emergency:",
         )
-        go, hide, _ = st.columns([2, 2, 4])
+        go, hide, _ = st.columns([2, 2, 4], vertical_alignment="center")
         go.page_link("views/patient.py", label=f"Open {ui.md_escape(notice['patient_id'])}", icon=":material/person:",
                      query_params={"patient": notice["patient_id"]})
         if hide.button("Hide this message", key=P + "safety_ack",
@@ -399,7 +403,9 @@ def clinician_view() -> None:
             else:
                 _clear_answers()
                 st.rerun()
-        if st.session_state.get(P + "confirm_clear") and _safety_note():
+        if st.session_state.get(P + "confirm_clear") and not _safety_note():
+            st.session_state.pop(P + "confirm_clear")  # the answer it asked about is gone: the question goes too
+        if st.session_state.get(P + "confirm_clear"):
             st.error("This form holds an unsaved answer to PHQ-9 question 9 above 'Not at all'. Cleared, it is "
                      "lost: nobody else will see it. Save the check-in instead (question 9 may be saved on its own).",
                      icon=":material/emergency:")

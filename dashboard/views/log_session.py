@@ -104,7 +104,9 @@ def _dose_check_now(pid: str | None, dose) -> None:
     "+5456% against the plan" in grey until Save (nurse's review). The store's own checks, not a copy."""
     if pid is None or dose is None:
         return
-    raw = _raw(pid)
+    # Only what the dose is judged by: a half-typed blood pressure made the store find a problem elsewhere, and then
+    # it judged no dose at all, so the red line went away as if the dose were fine (code review).
+    raw = {k: v for k, v in _raw(pid).items() if k in ("patient_id", "session_at", "route", "dose_mg", "weight_kg")}
     said = [p.message for p in Validator().session(raw)[1] if p.column in ("dose_mg", "weight_kg")]
     if not said and pid in plans.index:
         said = ui.unusual_session(raw, plans.loc[pid], data.patient_records(pid).sessions,
