@@ -96,9 +96,10 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~:$<&])")
 #: goes in at that point only, so other text, such as an identifier, copies unchanged.
 _AUTOLINK = re.compile(r"(?i)(?<![a-z0-9])(?:https?|ftp|mailto|xmpp)(?=:)|(?<![a-z0-9])www(?=\.)|(?<=[\w.+-])(?=@[\w-]+\.\w)")
 _WORD_JOINER = "\u2060"
-#: Where Streamlit would draw an icon (":material/verified:") from plain text, even with its colons escaped: its
-#: markdown finds the code after escapes are undone, so an invisible joiner after the colon breaks it.
-_ICON_CODE = re.compile(r"(?i):(?=[a-z_]+/|streamlit:)")
+#: Where Streamlit could draw an icon or emoji (":material/verified:", ":material_verified:", ":skull:") from plain
+#: text, even with its colons escaped: its markdown finds the code after escapes are undone, so an invisible joiner
+#: after any colon that a letter or underscore follows breaks every such code (times like 10:30 are left alone).
+_ICON_CODE = re.compile(r":(?=[A-Za-z_])")
 
 
 def md_escape(text: object) -> str:

@@ -207,3 +207,13 @@ def test_patient_mode_shows_the_hostile_name_inertly(hostile_clinic):
     assert not at.exception
     assert any("alert" in t for t in rendered_as_markdown(at)), "the patient's name is shown"
     assert_inert(at, "patient mode")
+
+
+@pytest.mark.parametrize("code", [":material/home:", ":material_home:", ":skull:", ":streamlit:", ":Material/Home:"])
+def test_no_icon_or_emoji_code_survives_escaping_whatever_its_spelling(code):
+    """Streamlit reads icon codes after escapes are undone: only a joiner inside the code keeps it text."""
+    from dashboard.ui import md_escape
+
+    escaped = md_escape(f"Seen {code} at 10:30").replace("\\", "")
+    assert code not in escaped and code.replace(":", ":\u2060", 1) in escaped
+    assert "10:30" in escaped  # a time is left as it is
