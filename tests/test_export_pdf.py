@@ -48,7 +48,7 @@ def test_patient_pdf_has_every_section_page_numbers_and_the_unicode_name(sample,
     assert "early_requests_repeated" in text  # a reason, with its rule id
     assert "[amber on its own] The patient asked for an earlier session" in " ".join(text.split())
     # how much record the reason rests on: the three sessions asked for early (the sample's last three)
-    assert "Evidence: sessions on 3 days over 5 days (14 Mar, 17 Mar and 19 Mar 2025)" in " ".join(text.split())
+    assert "Evidence quoted: sessions on 3 days, 14 Mar to 19 Mar 2025 (5 days)" in " ".join(text.split())
     assert "How the reasons add up" in text
     assert "Nausea" in text and "2025-03-19 14:00" in text  # side-effect summary and the session table
     assert "Nausea (severe)" in text  # side effects in words in the session table

@@ -963,9 +963,9 @@ def test_alerts_give_each_reason_as_the_patient_page_does_and_mark_those_new_sin
         assert any(md_escape(reason.text) in line and "`" not in line for line in lines), reason.rule_id
         dates = reason.evidence_dates
         last = f"{dates[-1].day} {dates[-1]:%b %Y}"
-        count = f"s on {len(dates)} days over " if len(dates) > 1 else " of "
-        assert any(f"evidence: " in c and count in c and f"{last}" in c and f"· rule {md_escape(reason.rule_id)}" in c
-                   for c in captions), reason.rule_id
+        count = f"s on {len(dates)} days, " if len(dates) > 1 else " of "
+        assert any("evidence quoted: " in c and count in c.replace("\\", "") and last in c
+                   and f"· rule {md_escape(reason.rule_id)}" in c for c in captions), reason.rule_id
     assert not any("new since the last review" in line for line in lines)  # never reviewed: nothing is "new"
     records.add_alert_review(engine, patient_id=pid, level=mine["level"], reasons=[reasons[0].rule_id],
                              action="discussed_with_patient", note="Went through the first reason", actor="demo-clinician")

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import ketawatch.risk as risk
 from ketawatch.risk import reasons as reasons_module
@@ -848,17 +850,27 @@ def test_a_reason_that_held_longer_than_the_answers_it_quotes_says_since_when():
 
 @pytest.mark.parametrize(("rule_id", "dates", "expected"), [
     ("craving_rising", (dt.date(2026, 10, 12), dt.date(2026, 10, 26), dt.date(2026, 11, 9)),
-     "check-ins on 3 days over 4 weeks (12 Oct, 26 Oct and 9 Nov 2026)"),
+     "check-ins on 3 days, 12 Oct to 9 Nov 2026 (4 weeks)"),
     ("early_requests_repeated", (dt.date(2026, 11, 2), dt.date(2026, 11, 10)),
-     "sessions on 2 days over 8 days (2 Nov and 10 Nov 2026)"),
+     "sessions on 2 days, 2 Nov to 10 Nov 2026 (8 days)"),
     ("dose_request_recent", (dt.date(2026, 11, 9),), "session of 9 Nov 2026"),
     ("sds_high_rising", (dt.date(2025, 12, 30), dt.date(2025, 12, 31), dt.date(2026, 1, 6)),
-     "check-ins on 3 days over 1 week (30 Dec 2025, 31 Dec 2025 and 6 Jan 2026)"),
-    ("craving_high", (dt.date(2026, 3, 1), dt.date(2026, 3, 2)), "check-ins on 2 days over 1 day (1 Mar and 2 Mar 2026)"),
+     "check-ins on 3 days, 30 Dec 2025 to 6 Jan 2026 (1 week)"),
+    ("craving_high", (dt.date(2026, 3, 1), dt.date(2026, 3, 2)), "check-ins on 2 days, 1 Mar to 2 Mar 2026 (1 day)"),
 ])
 def test_the_evidence_note_counts_the_records_a_reason_rests_on_and_their_span(rule_id, dates, expected):
     reason = risk.Reason(rule_id=rule_id, level="amber", text="observation", evidence_dates=dates)
     assert risk.evidence_note(reason) == expected
+
+
+@given(days=st.lists(st.integers(min_value=18_000, max_value=21_000), min_size=1, max_size=30, unique=True),
+       rule=st.sampled_from([r.id for r in reasons_module.RULES]))
+def test_the_evidence_note_gives_the_count_and_the_first_and_last_date_of_any_evidence(days, rule):
+    dates = tuple(reasons_module.to_date(d) for d in sorted(days))
+    note = risk.evidence_note(risk.Reason(rule_id=rule, level="amber", text="observation", evidence_dates=dates))
+    first, last = dates[0], dates[-1]
+    assert f"{last.day} {last:%b %Y}" in note and f"{first.day} {first:%b}" in note
+    assert (f"s on {len(dates)} days, " in note) if len(dates) > 1 else note.endswith(f"of {last.day} {last:%b %Y}")
 
 
 def test_every_reason_of_the_demo_cohort_says_what_its_evidence_is():
@@ -874,7 +886,7 @@ def test_every_reason_of_the_demo_cohort_says_what_its_evidence_is():
             kind = next(r.records for r in reasons_module.RULES if r.id == reason.rule_id)
             assert note.startswith("session" if kind == "sessions" else "check-in"), (reason.rule_id, note)
             n = len(reason.evidence_dates)
-            assert (f"s on {n} days over " in note) if n > 1 else (" of " in note), note
+            assert (f"s on {n} days, " in note) if n > 1 else (" of " in note), note
             seen += 1
     assert seen > 10
 

@@ -89,7 +89,7 @@ def _window_text(case: PatientCase) -> str:
 def _reason_line(reason) -> str:
     line = f"[{reason_role(reason.level)}] {reason.text} (rule {reason.rule_id})"
     if reason.evidence_dates:  # the meeting checks a reason against the tables below by its dates
-        line += f"\n    Evidence: {evidence_note(reason)}"
+        line += f"\n    Evidence quoted: {evidence_note(reason)}"
     if reason.quotation and reason.source:
         line += f"\n    Seed document {seed_citation(reason.source)}: \u201c{reason.quotation}\u201d"
     return line

@@ -220,18 +220,20 @@ def _length(gap: int) -> str:
 
 
 def evidence_note(reason: Reason) -> str:
-    """How much record a reason rests on and when: 'check-ins on 3 days over 4 weeks (12 Oct, 26 Oct and 9 Nov 2026)'.
+    """How much of the record the reason quotes, and over how long: 'check-ins on 3 days, 12 Oct to 9 Nov 2026
+    (4 weeks)'.
 
     A red resting on two check-ins a week apart reads differently from one held for two months; the dates alone
-    made the reader count them (clinical lead). Evidence dates are days, so two records on one day count once.
+    made the reader count them (clinical lead). The span, not every date: the observation above lists them, and a
+    second list repeated it (browser check). Evidence dates are days, so two records on one day count once.
     """
     noun = "session" if _RECORDS_OF.get(reason.rule_id) == "sessions" else "check-in"
-    days = [(d - _EPOCH).days for d in reason.evidence_dates]
+    days = sorted((d - _EPOCH).days for d in reason.evidence_dates)
     if not days:
         return ""
     if len(days) == 1:
         return f"{noun} of {_date(days[0])}"
-    return f"{noun}s on {len(days)} days over {_length(max(days) - min(days))} ({_list_dates(days)})"
+    return f"{noun}s on {len(days)} days, {_span(np.array(days))}"
 
 
 def _list_dates(days) -> str:
