@@ -10,12 +10,14 @@ bulk path (store.bulk) inside one transaction.
 from __future__ import annotations
 
 import difflib
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from store.audit import record_event
@@ -29,6 +31,7 @@ from store.records import stored_ids_ignoring_case
 from store.validation import RULES, Validator, look_alike_message, same_looking_id
 from store.vocabulary import CHECKIN_COLUMNS, PATIENT_COLUMNS, SESSION_COLUMNS
 
+_LOG = logging.getLogger(__name__)
 FILES = {"patients": "patients.csv", "sessions": "sessions.csv", "checkins": "checkins.csv"}
 COLUMNS = {"patients": PATIENT_COLUMNS, "sessions": SESSION_COLUMNS, "checkins": CHECKIN_COLUMNS}
 KEY_FIELD = {"sessions": "session_at", "checkins": "reported_at"}
@@ -391,7 +394,10 @@ def import_folder(
                 job.write(db, actor, validator.now)
     except ImportRejected as exc:
         if not dry_run:
-            _audit_refusal(engine, job, actor, validator.now, len(exc.problems))
+            try:
+                _audit_refusal(engine, job, actor, validator.now, len(exc.problems))
+            except SQLAlchemyError as audit_error:  # the problems are what the user needs; the log says why no line
+                _LOG.error("a refused import could not be audited: %s", type(audit_error).__name__)
         raise
     job.report.written = True
     return job.report

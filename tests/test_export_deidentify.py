@@ -309,9 +309,12 @@ def test_times_the_system_stamped_are_kept_to_the_minute_in_a_deidentified_file(
     session = sessions_frame(sample, [SECRET_PID], with_tracking=True).iloc[0]
     records.amend_session(sample, int(session["id"]), {"duration_min": 45}, actor=CLINICIAN, reason="timer misread",
                           expected_version=int(session["version"]))
+    records.add_alert_review(sample, patient_id=SECRET_PID, level="amber", reasons=["early_requests_repeated"],
+                             action="discussed_with_patient", note="seen", actor=CLINICIAN,
+                             now=datetime(2026, 11, 21, 9, 41, 27, 318000, tzinfo=timezone.utc))
     result = export_patient(sample, SECRET_PID, "xlsx", actor=REVIEWER, role="reviewer", deidentify=True, now=NOW)
     sheets = pd.read_excel(io.BytesIO(result.download()[1]), sheet_name=None)
     stamped = pd.concat([pd.to_datetime(sheets["alert_reviews"]["reviewed_at"]),
                          pd.to_datetime(sheets["corrections"]["changed_at"])])
-    assert len(stamped) >= 2 and stamped.notna().all()
+    assert len(stamped) >= 3 and stamped.notna().all()
     assert ((stamped.dt.second == 0) & (stamped.dt.microsecond == 0)).all(), stamped.tolist()

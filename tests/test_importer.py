@@ -323,3 +323,19 @@ def test_a_clinician_with_no_account_is_imported_as_written_with_a_note_naming_t
     assert stored["KW-T2"] == "dr-smtih"  # as written: CONTRACT allows any username
     # Already imported: nothing new, nothing noted again
     assert run(engine, write_folder(tmp_path / "a", patients=patients, sessions=None, checkins=None)).notes == []
+
+
+def test_a_refusal_that_cannot_be_audited_still_reports_every_problem(engine, tmp_path, monkeypatch, caplog):
+    """The list of problems is what the user needs; a database too busy for the audit line must not replace it."""
+    from sqlalchemy.exc import OperationalError
+
+    import store.importer as importer
+
+    def locked(*args, **kwargs):
+        raise OperationalError("INSERT INTO audit_event", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(importer, "record_event", locked)
+    with pytest.raises(ImportRejected) as caught:
+        run(engine, write_folder(tmp_path / "a", checkins=[dict(CHECKIN, craving="12")]))
+    assert any(p.startswith("checkins.csv:2: craving: ") for p in caught.value.problems)
+    assert "a refused import could not be audited: OperationalError" in caplog.text
