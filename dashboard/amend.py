@@ -414,6 +414,7 @@ def record_history(changes: list[tuple[str, pd.DataFrame]]) -> None:
     for label, table in changes:
         st.markdown(f"**{label}**")
         st.dataframe(table, hide_index=True,  # room for who, when and why (the reason was cut short)
-                     column_config={"What happened next": st.column_config.TextColumn(width="large")})
+                     column_config={"Version": st.column_config.NumberColumn(width=70),
+                                    "What happened next": st.column_config.TextColumn(width=620)})
     if not changes:
         st.caption("No record of this patient has been amended or voided.")

@@ -273,8 +273,9 @@ class _Importer:
             hint = f" (did you mean '{near[0]}'?)" if near else ""
             self.report.notes.append(
                 f"patients.csv:{batch.lines[i]}: clinician: no KetaWatch account is named '{clinician}'{hint}; the "
-                "patient is imported with it as written and is in no clinician's list until an account has that "
-                "name (ketawatch users add), or the clinician is changed on the Patients and plans page"
+                "patient is imported with it as written, and the caseload's clinician filter lists it as a clinician "
+                "of its own. Correct it on the Patients and plans page, or add the account if the name is right "
+                "(ketawatch users add)"
             )
 
     def _known_patients_only(self, kind: str, known: set[str]) -> _Batch:

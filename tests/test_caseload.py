@@ -151,8 +151,9 @@ def test_the_caseload_names_every_reason_in_a_few_words_and_says_which_only_supp
                _reason("early_requests_repeated"), _reason("early_request_recent", "weak"),
                Reason("corroborating_sign", "weak", "Irritable ...", (TODAY,), sign="irritable_when_not_using")]
     assert reason_summary(reasons) == (
-        "Use outside treatment, repeated · Craving rising · Secrecy, persistent · Asked to come earlier, repeatedly"
-        " · Recent early request (supporting) · Irritable when not using beside craving (supporting)")
+        "Use outside treatment, repeated · Craving rising · Secrecy about ketamine use, persistent · Asked to come "
+        "earlier, repeatedly · Recent early request (supporting) · Irritable or anxious when not using beside craving "
+        "(supporting)")
     assert reason_summary([]) == ""
     assert reason_ids([_reason("y", "red"), _reason("x"), _reason("x")]) == ["y", "x"]  # engine order, once each
 

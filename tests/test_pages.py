@@ -295,6 +295,8 @@ def test_the_caseload_narrows_to_those_to_review_or_overdue_and_names_every_reas
     overdue = at.dataframe[0].value
     assert 0 < len(overdue) < len(everyone) and overdue["Next due"].str.endswith("(overdue)").all()
     assert len(overdue) == everyone["Next due"].str.endswith("(overdue)").sum()
+    at.text_input(key="cl_search").set_value("no such patient").run()  # nobody left: said, not an empty grid
+    assert not at.dataframe and any(i.value == "No patient matches these filters." for i in at.info)
     # Reasons in a few words each, all of them: no rule id, no observation cut in half
     flagged = everyone[everyone["Level"].str.contains("Red|Amber")]
     assert flagged["Reasons"].str.len().gt(0).all() and not flagged["Reasons"].str.contains("_").any()

@@ -111,7 +111,9 @@ filtered_by = [name for name, on in (("responsible clinician", chosen_clinicians
 st.caption(f"{len(shown)} of {len(table)} patients" + (f" (filtered by {', '.join(filtered_by)}; the counts above are "
            "of these)" if filtered_by else "") + ". Listed worst level first and, within a level, not yet reviewed "
            "first, until a column heading is clicked. Select a row to open the patient.")
-picked = ui.show_table(
+if shown.empty:  # an empty table's own message overlapped the next label
+    st.info("No patient matches these filters.")
+picked = None if shown.empty else ui.show_table(
     shown,
     key="cl_table",
     on_select="rerun",
@@ -125,7 +127,7 @@ picked = ui.show_table(
         "Next due": st.column_config.TextColumn(width=150, help="By the plan: the last session's date plus the planned "
                                                 "interval"),  # room for "(overdue)"
         "Last session": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-        "Reasons": st.column_config.TextColumn(width="large", help="Every reason in a few words, most important first; "
+        "Reasons": st.column_config.TextColumn(width=560, help="Every reason in a few words, most important first; "
                                                "open the patient for each observation with its numbers and dates"),
         "Craving (last 12)": st.column_config.LineChartColumn(y_min=0, y_max=10, help="Craving 0-10, oldest to newest"),
         "SDS": st.column_config.NumberColumn(format="%d", help="Latest Severity of Dependence Scale total (0-15)"),

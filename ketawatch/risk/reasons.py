@@ -18,7 +18,6 @@ from ketawatch.risk.features import FeatureTable, corroborating_signs, weighty_s
 from ketawatch.risk.rules import SUD_SCALED, RuleSettings
 from ketawatch.risk.scoring import nonspecific_signs, sds_control_items, sign_weights
 from seed_data.catalogue import instruments, warning_sign, warning_sign_answers
-from store.vocabulary import code_words
 
 _EPOCH = dt.date(1970, 1, 1)
 
@@ -143,7 +142,8 @@ _TITLES = {
 def reason_title(reason: Reason) -> str:
     """A reason in a few words ("Craving rising", "Secrecy, persistent", "Recent early request (supporting)") for the
     caseload, whose column cut the full observations to the first half of the first one (clinical lead)."""
-    sign = code_words(reason.sign, capital=False) if reason.sign else "a warning sign"
+    # The checklist's own label, as the patient page and the PDF name the sign ("Tolerance", not "tolerance")
+    sign = warning_sign(reason.sign).label.split(":")[0] if reason.sign else "a warning sign"
     title = _TITLES.get(reason.rule_id, reason.rule_id).format(sign=sign)
     title = title[:1].upper() + title[1:]
     return f"{title} (supporting)" if reason.level == "weak" else title
