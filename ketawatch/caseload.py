@@ -34,7 +34,7 @@ CASELOAD_COLUMNS = (
 
 
 def reason_summary(reasons) -> str:
-    """Every reason in a few words, most important first, for one table cell ("Craving rising · Secrecy, persistent").
+    """Every reason in a few words, most important first, for one table cell ("Craving rising · Tolerance, persistent").
 
     The full observations cut to fit showed half of the first one; the patient page has each in full.
     """

@@ -214,6 +214,7 @@ def _not_sent_yet(errors: dict[str, list[str]]) -> None:
 
 
 def _clear_part(items, column: str) -> None:
+    """Button callback: these answers emptied, and the problems said of them gone with them."""
     for item in items:
         st.session_state[P + item] = None
     for kept in ("errors", "staff_errors"):

@@ -140,7 +140,7 @@ _TITLES = {
 
 
 def reason_title(reason: Reason) -> str:
-    """A reason in a few words ("Craving rising", "Secrecy, persistent", "Recent early request (supporting)") for the
+    """A reason in a few words ("Craving rising", "Tolerance, persistent", "Recent early request (supporting)") for the
     caseload, whose column cut the full observations to the first half of the first one (clinical lead)."""
     # The checklist's own label, as the patient page and the PDF name the sign ("Tolerance", not "tolerance")
     sign = warning_sign(reason.sign).label.split(":")[0] if reason.sign else "a warning sign"
