@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from store.importer import ImportRejected, import_folder
+from store.queries import audit_frame
 from store.validation import PATIENT_RULES, SESSION_RULES, Validator, phq9_items_problems
 from tests.conftest import NOW, TZ
 from tests.store_support import CHECKIN, PATIENT, SESSION, counts, write_folder
@@ -118,7 +119,12 @@ def test_rule_rejects_with_message_and_writes_nothing(engine, tmp_path, monkeypa
         import_folder(engine, folder, actor="test", validator=Validator(now=NOW, tz=TZ))
     problems = caught.value.problems
     assert any(p.startswith(f"{kind}.csv:2: {column}: ") and words in p for p in problems), problems
-    assert counts(engine) == before
+    after = counts(engine)
+    assert {k: v for k, v in after.items() if k != "AuditEvent"} == {k: v for k, v in before.items() if k != "AuditEvent"}
+    # The one line written is the refusal's own audit line, with no word of the rows
+    assert after["AuditEvent"] == before["AuditEvent"] + 1
+    refused = audit_frame(engine, action="import_refused")
+    assert len(refused) == 1 and refused.iloc[0]["detail"]["problems"] == len(problems)
 
 
 def test_valid_rows_pass(validator):
