@@ -71,17 +71,14 @@ def _run() -> None:
             wanted = next((p for pages in sections.values() for p in pages if p.url_path == asked[0]), None)
             if wanted is not None and wanted.url_path != current.url_path:
                 st.switch_page(wanted, query_params=asked[1])
-        # Log session and Log check-in, half filled in, survive a look elsewhere: re-saved on every other page,
-        # copied after a run of their own page and put back from the copy if the browser dropped them.
+        # Log session and Log check-in, half filled in, survive a look elsewhere: copied after a run of their own
+        # page and put back from the copy on coming back.
         forms = {"log_session": ("ls_", ()),
                  "log_checkin": ("lc_", ("lc_save", "lc_leave", "lc_safety_ack", "lc_clear", "lc_clear_sds",
                                          "lc_clear_phq9", "lc_keep", "lc_clear_anyway", "lc_password"))}
         arrived = st.session_state.get(_LAST_PAGE) != current.url_path
-        for page, (prefix, buttons) in forms.items():
-            if page != current.url_path:
-                ui.keep_unsaved_entries(prefix, skip=buttons)
-            elif arrived:  # only on coming back: within the page, what the form itself removed stays removed
-                ui.restore_entries(prefix)
+        if current.url_path in forms and arrived:  # only on coming back: what the form itself removed stays removed
+            ui.restore_entries(forms[current.url_path][0])
         try:
             current.run()
         finally:

@@ -333,28 +333,19 @@ def passwords_match(password: str, repeat: str) -> bool:
     return True
 
 
-def keep_unsaved_entries(prefix: str, *, skip: tuple[str, ...] = ()) -> None:
-    """Keep a form's typed values while the clinician looks at another page (Streamlit drops a widget's value once
-    its page is left, so a half-entered session vanished without a word): called on every other page.
-
-    Re-saving each value before the page runs is the clean-up interruption Streamlit documents for multipage
-    apps. `skip` names what must be left alone: the form's keyed buttons (a button's value cannot be set) and
-    anything not worth keeping, such as a password. On the form's own page see `copy_entries` instead.
-    """
-    for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(prefix) and k not in skip]:
-        st.session_state[key] = st.session_state[key]
-
-
 _ENTRY_COPY = "entries copy: "
 
 
 def copy_entries(prefix: str, *, skip: tuple[str, ...] = ()) -> None:
-    """On the form's own page, after it ran: a copy of its values, which `restore_entries` brings back when the
-    browser lost them on leaving the page.
+    """After a run of a form's page: a copy of its values, which `restore_entries` puts back when the clinician comes
+    back from another page (Streamlit drops a widget's value once its page is left, so a half-entered session
+    vanished without a word).
 
-    Re-saving the values on the form's own page as well (as `keep_unsaved_entries` does elsewhere) sent each box's
-    stored value back to the browser on every run, and a run that ended while the next box was being typed into put
-    that box back to "not recorded": a nurse tabbing fast through the vital signs lost one in 3 of 4 tries.
+    `skip` names what must be left alone: the form's keyed buttons (a button's value cannot be set) and anything not
+    worth keeping, such as a password. Re-saving every value before each run (Streamlit's documented clean-up
+    interruption) did the same, but sent each box's stored value back to the browser on every run, and a run that
+    ended while the next box was being typed into put that box back to "not recorded": a nurse tabbing fast through
+    the vital signs lost one in 3 of 4 tries.
     """
     st.session_state[_ENTRY_COPY + prefix] = {
         k: v for k, v in st.session_state.items() if isinstance(k, str) and k.startswith(prefix) and k not in skip}
