@@ -138,12 +138,14 @@ def _patient_records(db_url: str, data_version: tuple[int, ...], patient_id: str
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _patient_level(db_url: str, data_version: tuple[int, ...], patient_id: str, as_of: date) -> dict:
-    from ketawatch.risk import assess
+    from ketawatch.risk import assess, seen_not_counted
 
     # The engine assesses each patient from their own records alone, so this equals their caseload row.
-    levels = assess(_patient_records(db_url, data_version, patient_id), as_of=as_of, tz=get_settings().clinic_timezone)
+    records, tz = _patient_records(db_url, data_version, patient_id), get_settings().clinic_timezone
+    levels = assess(records, as_of=as_of, tz=tz)
     mine = levels[levels["patient_id"] == patient_id]
-    return mine.iloc[0].to_dict() if len(mine) else {"patient_id": patient_id, "level": None, "since": None, "reasons": []}
+    found = mine.iloc[0].to_dict() if len(mine) else {"patient_id": patient_id, "level": None, "since": None, "reasons": []}
+    return {**found, "not_counted": seen_not_counted(records, patient_id, as_of=as_of, tz=tz)}
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -214,7 +216,8 @@ def patient_records(patient_id: str) -> Records:
 
 
 def patient_level(patient_id: str) -> dict:
-    """One patient's level as of today: `level`, `since` and `reasons`, as in their caseload row."""
+    """One patient's level as of today: `level`, `since` and `reasons`, as in their caseload row, and what was seen
+    but `not_counted`."""
     return _patient_level(url(), version(), patient_id, today())
 
 

@@ -456,6 +456,12 @@ def reason_list(reasons, *, new_since_review: Iterable[str] = ()) -> None:
             st.caption(f"Seed passage, {md_escape(seed_citation(reason.source))}: “{md_escape(reason.quotation)}”")
 
 
+def not_counted_list(seen) -> None:
+    """What the rules saw but did not count (ketawatch.risk.seen_not_counted), each with its dates in its own words."""
+    for item in seen:
+        st.markdown(f"- {md_escape(item.text)}")
+
+
 def dose_against_plan(per_kg: float, planned: float | None) -> str | None:
     """The dose's difference from the planned mg/kg in whole percent ("+12% against the plan"); none when it rounds to 0.
 

@@ -419,3 +419,23 @@ def test_the_caseload_csv_says_its_date_and_splits_reasons_as_their_ids_split(sa
         assert set(named) == set(ids.split(";")) and len(named) >= len(ids.split(";"))
     deidentified = export_caseload(sample, "csv", actor=CLINICIAN, role="reviewer", deidentify=True, now=NOW)
     assert "as_of" not in pd.read_csv(io.BytesIO(next(iter(deidentified.files.values()))), dtype=str).columns
+
+
+def test_a_green_case_review_says_what_was_seen_but_not_counted(sample):
+    """A craving of 9 beside a green level must say why it is green, in the identified and the de-identified PDF."""
+    from store.records import add_checkin
+    from store.validation import Validator
+    from tests.store_support import CHECKIN
+    from tests.test_export_support import OTHER_PID
+
+    add_checkin(sample, dict(CHECKIN, patient_id=OTHER_PID, reported_at="2026-11-20T10:00", craving="9"),
+                actor=CLINICIAN, validator=Validator(now=NOW))
+    identified = " ".join(pdf_text(_pdf(export_patient(sample, OTHER_PID, "pdf", actor=CLINICIAN, role="clinician",
+                                                       now=NOW))).split())
+    assert "No rule raises the level as of this date; what was seen but not counted is below." in identified
+    assert "Seen, not counted (recent observations the rules do not count, and what would count):" in identified
+    assert "Craving 9 of 10 on 20 Nov 2026 (7 or more counts as high" in identified
+    assert "not counted until it holds at 2 check-ins in a row" in identified
+    deidentified = " ".join(pdf_text(_pdf(export_patient(sample, OTHER_PID, "pdf", actor=CLINICIAN, role="reviewer",
+                                                         deidentify=True, now=NOW))).split())
+    assert "Craving 9 of 10 on " in deidentified and "20 Nov 2026" not in deidentified  # its date shifted as the records'

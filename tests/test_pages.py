@@ -160,6 +160,25 @@ def test_patient_page_shows_reasons_and_charts_for_a_red_patient(demo_url, monke
     assert any("SpO₂ before/after (%)" in c and "HR before/after" in c for c in columns), "every vital sign is in the table"
 
 
+def test_a_green_look_alike_says_what_was_seen_but_not_counted(demo_url, monkeypatch):
+    from ketawatch.risk import assess, seen_not_counted
+    from store.queries import load_records
+
+    records, tz = load_records(open_database(demo_url)), get_settings().clinic_timezone
+    levels = assess(records, tz=tz)
+    seen = {pid: seen_not_counted(records, pid, tz=tz) for pid in levels.loc[levels["level"] == "green", "patient_id"]}
+    # the demo's single craving spike, its titrations and its lone requests: at least one besides an SUD history
+    pid = next(pid for pid, found in seen.items() if any(n.rule_id for n in found))
+    at = _app(demo_url, monkeypatch, "patient", patient=pid)
+    _no_exception(at)
+    shown = _texts(at)
+    assert "No rule is raising this patient's level." in shown
+    assert "**Seen, not counted** (recent observations the rules do not count, and what would count):" in shown
+    assert all(f"- {n.text}" in shown for n in seen[pid]), seen[pid]
+    nothing = next(p for p, found in seen.items() if not found)
+    assert "Seen, not counted" not in _texts(_app(demo_url, monkeypatch, "patient", patient=nothing))
+
+
 def test_every_reason_that_rests_on_a_seed_passage_shows_it(demo_url, monkeypatch):
     # A patient reports, twice in a week, use outside treatment and needing more for the same
     # effect: two reasons quote their seed passages, and each shows its own under it.

@@ -115,6 +115,9 @@ with st.container(border=True):
     ui.reason_list(reasons)
     if reasons:
         st.caption(combination_note(load_rules()))  # the settings the levels were computed with
+    if assessed.get("not_counted"):  # a green beside a craving of 8 read as a miss: say what was seen and why not
+        st.markdown("**Seen, not counted** (recent observations the rules do not count, and what would count):")
+        ui.not_counted_list(assessed["not_counted"])
 
 patient_exports(engine, user, pid)  # its own expander: "Export case review"
 

@@ -74,6 +74,8 @@ class PatientCase:
     voided: Records | None = None
     #: (record, row id) -> a key for the record that outlives a change of its date (keyed when de-identified).
     record_keys: dict[tuple[str, int], str] | None = None
+    #: Recent observations no rule counted as of `end` (ketawatch.risk.seen_not_counted), in the same records' dates.
+    not_counted: list | None = None
 
     def record_key(self, record: str, row_id: int) -> str:
         """The record's lasting key: a FHIR resource keeps its id when the record's time is amended."""
@@ -141,7 +143,7 @@ def load_patient_case(
     now: datetime | None = None,
 ) -> PatientCase:
     """Everything one patient's case-review export shows, for records up to `end` (default today)."""
-    from ketawatch.risk import assess, level_history, patient_signals
+    from ketawatch.risk import assess, level_history, patient_signals, seen_not_counted
 
     tz = get_settings().clinic_timezone
     now = now or datetime.now(timezone.utc)
@@ -198,6 +200,7 @@ def load_patient_case(
         level=str(assessment["level"]),
         since=assessment["since"],
         reasons=list(assessment["reasons"]),
+        not_counted=seen_not_counted(records, key, as_of=end, tz=tz),
         history=history.reset_index(drop=True),
         reviews=reviews.reset_index(drop=True),
         signals=signals,

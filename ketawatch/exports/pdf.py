@@ -112,7 +112,15 @@ def _level_section(pdf: ReviewPDF, case: PatientCase) -> None:
         pdf.ln(1)
         pdf.paragraph(combination_note(load_rules()), size=7.5, style="I", height=3.4)
     else:
-        pdf.paragraph("No rule holds as of this date: the records raise no dependence signal.", size=8.5)
+        pdf.paragraph("No rule raises the level as of this date" + ("; what was seen but not counted is below."
+                      if case.not_counted else ": the records raise no dependence signal."), size=8.5)
+    if case.not_counted:  # as on the patient page: a green beside a craving of 8 must say why it is green
+        pdf.ln(1)
+        pdf.set_font("DejaVu", "B", 9)
+        pdf.cell(0, 5, "Seen, not counted (recent observations the rules do not count, and what would count):",
+                 new_x="LMARGIN", new_y="NEXT")
+        for item in case.not_counted:
+            pdf.bullet(item.text)
     pdf.ln(1)
     pdf.heading("Level history (first assessment and every change)", size=9, keep=20)
     rows = [

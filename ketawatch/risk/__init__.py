@@ -7,10 +7,12 @@ threshold lives in seed_data/rules.toml (the evidence points of the combination'
 """
 
 from ketawatch.risk.engine import assess, daily_levels, level_history, patient_signals
+from ketawatch.risk.not_counted import NotCounted, seen_not_counted
 from ketawatch.risk.reasons import RULE_IDS, Reason, combination_note, evidence_note, reason_ids, reason_role
 from ketawatch.risk.rules import RuleSettings, load_rules
 
 __all__ = [
+    "NotCounted",
     "RULE_IDS",
     "Reason",
     "RuleSettings",
@@ -23,4 +25,5 @@ __all__ = [
     "patient_signals",
     "reason_ids",
     "reason_role",
+    "seen_not_counted",
 ]

@@ -43,14 +43,15 @@ class Evaluation:
     daily: dict[str, np.ndarray]  # code, day, c_row, s_row, level_code, changed, rule_<id> and sign_<id>
     rules: RuleSettings
 
-    def reasons(self, positions: np.ndarray) -> list[list[Reason]]:
-        """Reasons for the given rows of `daily` (empty lists for green rows), most important first."""
+    def reasons(self, positions: np.ndarray, *, on_green: bool = False) -> list[list[Reason]]:
+        """Reasons for the given rows of `daily`, most important first; for green rows empty lists, or with `on_green`
+        the supporting observations that hold there without raising the level."""
         signs = persistent_signs(self.rules)
         daily = self.daily
         built: dict[tuple, list[Reason]] = {}
         out: list[list[Reason]] = []
         for position in positions:
-            if daily["level_code"][position] == 0:
+            if daily["level_code"][position] == 0 and not on_green:
                 out.append([])
                 continue
             found: list[Reason] = []
