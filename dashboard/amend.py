@@ -385,12 +385,16 @@ def history_table(engine: Engine, record_type: str, key: Any, current: dict, rul
     return table[["Version", "What happened next", *shown]]
 
 
-def changed_records(engine: Engine, patient_id: str) -> list[tuple[str, pd.DataFrame]]:
-    """Each amended or voided record of one patient (patient details first) as a heading and its version table."""
+def changed_records(engine: Engine, patient_id: str, staff: dict[str, str] | None = None) -> list[tuple[str, pd.DataFrame]]:
+    """Each amended or voided record of one patient (patient details first) as a heading and its version table.
+
+    `staff` (username -> full name) is the page's own list, so a renamed colleague is named anew with every other
+    page; without it the accounts are read here.
+    """
     from ketawatch.accounts import list_users
 
     found = []
-    staff = {u.username: u.display_name for u in list_users(engine)}
+    staff = {u.username: u.display_name for u in list_users(engine)} if staff is None else staff
     patient = queries.patients_frame(engine, [patient_id], with_tracking=True)
     if not patient.empty and int(patient.iloc[0]["version"]) > 1:
         row = patient.iloc[0].to_dict()

@@ -37,34 +37,45 @@ data.new_run()
 _LAST_PAGE = "kw_last_page"
 
 
+def _sections(user) -> dict[str, list[st.Page]]:
+    """The pages `user` may open, by section; with no user (signed out) every page, so any link's page is known."""
+    sections = {
+        "Triage": [
+            st.Page("views/caseload.py", title="Caseload", icon=":material/groups:", url_path="caseload", default=True),
+            st.Page("views/alerts.py", title="Alerts", icon=":material/notifications_active:", url_path="alerts"),
+            st.Page("views/patient.py", title="Patient", icon=":material/person:", url_path="patient"),
+        ],
+        "Record": [
+            *([st.Page("views/log_session.py", title="Log session", icon=":material/vaccines:", url_path="log_session"),
+               _checkin_page()] if user is None or can_write(user) else []),
+            st.Page("views/patients.py", title="Patients and plans", icon=":material/assignment_ind:", url_path="patients"),
+        ],
+    }
+    if user is None or is_admin(user):
+        sections["Admin"] = [
+            st.Page("views/audit.py", title="Audit trail", icon=":material/history:", url_path="audit"),
+            st.Page("views/users.py", title="Users", icon=":material/manage_accounts:", url_path="users"),
+        ]
+    sections["Account"] = [st.Page("views/account.py", title="My account", icon=":material/key:", url_path="account")]
+    return sections
+
+
+def _checkin_page() -> st.Page:
+    return st.Page("views/log_checkin.py", title="Log check-in", icon=":material/checklist:", url_path="log_checkin")
+
+
 def _run() -> None:
     """Sign-in, then the navigation and the chosen page."""
-    user = require_user()
-    checkin = st.Page("views/log_checkin.py", title="Log check-in", icon=":material/checklist:", url_path="log_checkin")
+    # Signed out, the pages are declared hidden: a sign-in run that declared none kept the last user's page list in
+    # the sidebar (the page a link asked for stays in the address, for after sign-in).
+    user = require_user(hide_pages=lambda: st.navigation(_sections(None), position="hidden"))
 
     if st.session_state.get(PATIENT_MODE_KEY):
         # A tablet handed to the patient: only their check-in, until the clinician signs back in.
-        st.navigation([checkin], position="hidden").run()
+        st.navigation([_checkin_page()], position="hidden").run()
     else:
         account_menu(user)
-        sections = {
-            "Triage": [
-                st.Page("views/caseload.py", title="Caseload", icon=":material/groups:", url_path="caseload", default=True),
-                st.Page("views/alerts.py", title="Alerts", icon=":material/notifications_active:", url_path="alerts"),
-                st.Page("views/patient.py", title="Patient", icon=":material/person:", url_path="patient"),
-            ],
-            "Record": [
-                *([st.Page("views/log_session.py", title="Log session", icon=":material/vaccines:", url_path="log_session"),
-                   checkin] if can_write(user) else []),
-                st.Page("views/patients.py", title="Patients and plans", icon=":material/assignment_ind:", url_path="patients"),
-            ],
-        }
-        if is_admin(user):
-            sections["Admin"] = [
-                st.Page("views/audit.py", title="Audit trail", icon=":material/history:", url_path="audit"),
-                st.Page("views/users.py", title="Users", icon=":material/manage_accounts:", url_path="users"),
-            ]
-        sections["Account"] = [st.Page("views/account.py", title="My account", icon=":material/key:", url_path="account")]
+        sections = _sections(user)
         current = st.navigation(sections)
         asked = requested_page()  # a link opened before sign-in leads there once signed in, not to the caseload
         if asked is not None:

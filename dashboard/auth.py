@@ -10,6 +10,7 @@ disabled account, a changed role or a changed password applies at once.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -166,8 +167,8 @@ def _sso_logged_in() -> bool:
         return False
 
 
-def _sso_user(engine) -> SignedInUser | None:
-    """Map an OIDC identity to a local account; an unknown identity gets no access at all."""
+def _sso_user(engine, hide_pages: Callable[[], object]) -> SignedInUser | None:
+    """Map an OIDC identity to a local account; an unknown identity gets no access at all (nor the page list)."""
     if _sso_providers() is None or not _sso_logged_in():
         return None
     identities = [st.user.get("email"), st.user.get("preferred_username")]
@@ -177,6 +178,7 @@ def _sso_user(engine) -> SignedInUser | None:
         except accounts.SignInRefused as exc:
             st.session_state[_SSO_REFUSED_KEY] = identities  # audit the refusal once, not on every rerun
             st.session_state[_NOTICE_KEY] = exc.message
+    hide_pages()
     st.title("KetaWatch")
     st.error(st.session_state.get(_NOTICE_KEY) or "No access.")
     if st.button("Sign out of single sign-on"):
@@ -218,8 +220,12 @@ def _why_session_ends(account: Any) -> tuple[str, str, str] | None:
     return None
 
 
-def require_user() -> SignedInUser:
-    """The signed-in user; otherwise show the sign-in (or first-run) page and stop the run here."""
+def require_user(hide_pages: Callable[[], object] | None = None) -> SignedInUser:
+    """The signed-in user; otherwise show the sign-in (or first-run) page and stop the run here.
+
+    `hide_pages` (the app's) declares the page list hidden before a sign-in page is shown: a run that declares none
+    left the last user's page list in the sidebar after signing out.
+    """
     engine = _engine()
     settings = get_settings()
     data = st.session_state.get(USER_KEY)
@@ -232,13 +238,16 @@ def require_user() -> SignedInUser:
             user = _start_session(account, via_sso=bool(st.session_state.get(_SSO_KEY)))
             _idle_watch(settings.idle_timeout_minutes)
             return user
+    hide = hide_pages or (lambda: None)
     if not accounts.has_accounts(engine):
+        hide()
         _first_run_page(engine)
         st.stop()
-    user = _sso_user(engine)
+    user = _sso_user(engine, hide)
     if user is not None:
         _idle_watch(settings.idle_timeout_minutes)
         return user
+    hide()
     _sign_in_page(engine)
     st.stop()
 

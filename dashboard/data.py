@@ -154,10 +154,10 @@ def _patient_reviews(db_url: str, data_version: tuple[int, ...], patient_id: str
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _changed_records(db_url: str, data_version: tuple[int, ...], patient_id: str) -> list:
+def _changed_records(db_url: str, data_version: tuple[int, ...], patient_id: str, staff: tuple[tuple[str, str], ...]) -> list:
     from dashboard.amend import changed_records
 
-    return changed_records(_engine_for(db_url), patient_id)
+    return changed_records(_engine_for(db_url), patient_id, dict(staff))
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
@@ -228,7 +228,8 @@ def patient_reviews(patient_id: str) -> pd.DataFrame:
 
 def changed_records(patient_id: str) -> list:
     """One patient's amended and voided records with their version tables (cached until the next write)."""
-    return _changed_records(url(), version(), patient_id)
+    # keyed by the staff names too: a renamed colleague showed their old name until the next clinical write
+    return _changed_records(url(), version(), patient_id, tuple(sorted(staff_names().items())))
 
 
 def chart_figures(patient_id: str, date_from: date | None = None, date_to: date | None = None) -> list:

@@ -148,6 +148,30 @@ def test_a_patient_link_opened_before_sign_in_leads_to_that_patient_after_it(bro
     context.close()
 
 
+def test_signing_out_takes_the_page_list_away_and_signing_in_brings_it_back(browser, app_url):
+    """The last user's pages stayed in the sidebar of the sign-in page after signing out (failed on the old code)."""
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    page.goto(app_url)
+    settle(page, pause_ms=1000)
+    assert page.get_by_test_id("stSidebarNav").count() == 0  # nothing before sign-in
+    sign_in(page, app_url)
+    assert page.get_by_test_id("stSidebarNav").get_by_text("Log session", exact=True).count() == 1
+    page.get_by_role("button", name="Sign out").click()
+    settle(page, pause_ms=1000)
+    page.get_by_text("You are signed out.").wait_for()
+    assert page.get_by_test_id("stSidebarNav").count() == 0
+    assert page.get_by_text("Log session", exact=True).count() == 0 and page.get_by_text("Alerts", exact=True).count() == 0
+    page.get_by_label("Username", exact=True).fill("demo-reviewer")
+    page.get_by_label("Password", exact=True).fill("demo-password")
+    page.get_by_role("button", name="Sign in").click()
+    settle(page, pause_ms=1000)
+    nav = page.get_by_test_id("stSidebarNav")
+    nav.get_by_text("Caseload", exact=True).wait_for()
+    assert nav.get_by_text("Log session", exact=True).count() == 0  # the reviewer's own list, not the last user's
+    context.close()
+
+
 def test_an_edit_reason_is_not_saved_again_with_the_next_change(page, demo_db_url):
     """The reason box kept its text after a save, and the next change was recorded with the old reason."""
     from store.models import Patient
