@@ -177,6 +177,10 @@ def test_a_green_look_alike_says_what_was_seen_but_not_counted(demo_url, monkeyp
     assert all(f"- {n.text}" in shown for n in seen[pid]), seen[pid]
     nothing = next(p for p, found in seen.items() if not found)
     assert "Seen, not counted" not in _texts(_app(demo_url, monkeypatch, "patient", patient=nothing))
+    # what an SUD history does to the rules stands beside it, not among the observations (clinical lead)
+    sud = records.patients.loc[records.patients["sud_history"].astype(bool), "patient_id"].iloc[0]
+    texts = [t.value for t in _app(demo_url, monkeypatch, "patient", patient=sud).text]
+    assert "Yes: graded thresholds lowered to 75% of the clinic's, so signals count sooner; never a reason on its own" in texts
 
 
 def test_every_reason_that_rests_on_a_seed_passage_shows_it(demo_url, monkeypatch):

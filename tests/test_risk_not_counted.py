@@ -35,19 +35,25 @@ def test_single_craving_spike_is_named_with_the_weeks_after_it():
     (note,) = seen(rec)
     assert note.rule_id == "craving_high"
     assert note.evidence_dates == (week(4),)
-    assert note.text.startswith(f"Craving 8 of 10 on {week(4).day} Feb 2025 (7 or more counts as high; the patient's "
-                                "baseline is 1, 4 or more counts as a rise); 1 and 2 at the 2 check-ins since: not "
-                                "counted, as it did not hold at 2 check-ins in a row")
+    assert note.text == (f"Craving 8 of 10 on {week(4).day} Feb 2025 (7 or more counts as high; the patient's baseline "
+                         "is 1, 4 or more counts as a rise); 1 and 2 at the 2 check-ins since: not counted, as it did "
+                         "not hold at 2 check-ins in a row")
 
 
-def test_a_high_craving_at_the_latest_check_in_is_counted_at_the_next_high_one():
-    base = [1, 1, 1, 1, 1, 8]
+def test_a_high_craving_at_the_latest_check_in_says_the_next_one_decides_and_it_then_counts():
+    """Not "one high week is not a trend" before the next week is in: KW-0014 was red 8 days later (clinical lead)."""
+    base = [1, 1, 1, 1, 1, 5]
     rec = records([patient()], iv_course("p1", [0.5] * 10), checkins("p1", base))
     (note,) = seen(rec)
-    assert "not counted until it holds at 2 check-ins in a row" in note.text
-    held = records([patient()], iv_course("p1", [0.5] * 10), checkins("p1", [*base, 8]))
-    assert "craving_high" in risk.reason_ids(assessed(held)["reasons"])
-    assert not [n for n in seen(held) if n.rule_id and n.rule_id.startswith("craving")]
+    assert note.rule_id == "craving_rising"
+    assert note.text.endswith("(7 or more counts as high; the patient's baseline is 1, 4 or more counts as a rise): "
+                              "the next check-in decides; 4 or more again would count (2 check-ins in a row)")
+    assert "trend" not in note.text
+    held = records([patient()], iv_course("p1", [0.5] * 10), checkins("p1", [*base, 4]))
+    assert "craving_rising" in risk.reason_ids(assessed(held)["reasons"])
+    assert not [n for n in seen(held) if n.rule_id.startswith("craving")]
+    sud = records([patient(sud=True)], iv_course("p1", [0.5] * 10), checkins("p1", base))
+    assert "both lowered for a history of substance use disorder" in seen(sud)[0].text
 
 
 def test_a_sign_seen_once_is_named_until_it_persists():
@@ -60,51 +66,115 @@ def test_a_sign_seen_once_is_named_until_it_persists():
     assert not [n for n in seen(twice) if n.sign == "secrecy"]
 
 
-def test_a_high_stable_sds_reads_as_reliance_and_a_new_rise_waits_for_the_next_answer():
+def test_a_high_stable_sds_is_not_counted_and_a_new_rise_waits_for_the_next_answer():
     stable = records([patient()], iv_course("p1", [0.5] * 10), checkins("p1", [1] * 6, **sds(6, 6, 6, 7, 6, 7)))
     note = about("sds_high_rising", seen(stable))
-    assert "less than 3 points above the patient's own baseline of 6" in note.text and "reliance" in note.text
+    assert "but less than 3 points above the patient's own baseline of 6" in note.text
+    assert "the last 5 complete answers were 6, 6, 7, 6 and 7" in note.text
+    assert ": a high SDS that has not risen is not counted" in note.text
     rising = records([patient()], iv_course("p1", [0.5] * 10), checkins("p1", [1] * 6, **sds(1, 1, 1, 1, 1, 6)))
     note = about("sds_high_rising", seen(rising))
-    assert "5 points above the patient's baseline of 1: not counted until it holds at 2" in note.text
+    assert "and 5 points above the patient's baseline of 1" in note.text
+    assert ": the next complete answer decides (2 in a row count)" in note.text
     too_soon = records([patient()], iv_course("p1", [0.5] * 10), checkins("p1", [1] * 2, **sds(6, 6)))
     note = about("sds_high_rising", seen(too_soon))
-    assert "until the patient's own baseline is set (their first 3 complete answers)" in note.text
+    assert "the patient's own baseline is not set yet (their first 3 complete answers)" in note.text
 
 
-def test_a_dose_above_plan_without_asking_reads_as_titration():
+def _sds_items(control: int, reliance: int) -> dict:
+    """SDS answers whose control items (1, 3 and 4) sum to `control` and reliance items (2 and 5) to `reliance`."""
+    c = [control // 3 + (1 if k < control % 3 else 0) for k in range(3)]
+    return {"sds_1": c[0], "sds_3": c[1], "sds_4": c[2], "sds_2": reliance // 2, "sds_5": reliance - reliance // 2}
+
+
+def test_reliance_is_named_only_where_the_reliance_items_carry_the_sds():
+    """A stable SDS of 6 read "reliance on treatment" while the loss-of-control items gave 5 of 9 (clinical lead)."""
+    def note_for(control, reliance):
+        rows = checkins("p1", [1] * 6, **_sds_items(control, reliance))
+        return about("sds_high_rising", seen(records([patient()], iv_course("p1", [0.5] * 10), rows))).text
+
+    assert note_for(1, 5).endswith("give 1 of 9, so the score comes mostly from the two that also rise with reliance "
+                                   "on treatment")
+    assert note_for(5, 1).endswith("give 5 of 9")
+
+
+def test_an_sds_not_answered_since_is_said():
+    rows = checkins("p1", [1] * 7, **sds(1, 1, 1, 1, 1, 6, 0))
+    for item in ("sds_1", "sds_2", "sds_3", "sds_4", "sds_5"):
+        rows[-1][item] = None
+    note = about("sds_high_rising", seen(records([patient()], iv_course("p1", [0.5] * 10), rows)))
+    assert "; not answered in full at the check-in since: not counted until it holds at 2" in note.text
+
+
+def test_a_light_answer_on_use_outside_treatment_is_shown():
+    """KW-0001 answered 'a little' to seeking the effect, and the page showed it nowhere (clinical lead)."""
+    light = checkins("p1", [1] * 6, recreational_seeking=[0] * 5 + [1])
+    note = about("use_outside_treatment_reported", seen(records([patient()], iv_course("p1", [0.5] * 10), light)))
+    assert note.sign == "recreational_seeking" and note.evidence_dates == (week(5),)
+    assert "answered 'a little' on" in note.text and "'clearly' or more once would be amber" in note.text
+    clearly = records([patient()], iv_course("p1", [0.5] * 10),
+                      checkins("p1", [1] * 6, recreational_seeking=[0] * 5 + [2]))
+    assert "use_outside_treatment_reported" in risk.reason_ids(assessed(clearly)["reasons"])
+    assert not [n for n in seen(clearly) if n.sign == "recreational_seeking"]
+
+
+def test_a_dose_just_raised_without_asking_reads_as_titration_and_an_old_one_is_not_repeated():
     rec = records([patient(plan_dose=None)], esketamine_course("p1", [56] * 10 + [84]), checkins("p1", [1] * 7))
     assert assessed(rec)["level"] == "green"
-    (note,) = seen(rec)
-    assert note.rule_id == "dose_above_plan_after_request"
-    assert note.text.startswith("Dose 84 mg on ") and "50% above 56 mg, the median of the first 3 intranasal" in note.text
+    note = about("dose_above_plan_after_request", seen(rec))
+    assert note.text.startswith("Dose raised from 56 mg to 84 mg on ")
+    assert "above 56 mg, the median of the first 3 intranasal sessions" in note.text and "%" not in note.text
     assert "did not ask for a higher dose" in note.text and "titration" in note.text
+    # months at 84 mg: a titration long done is not news at every visit (clinical lead)
+    old = records([patient(plan_dose=None)], esketamine_course("p1", [56] * 3 + [84] * 10), checkins("p1", [1] * 7))
+    assert not [n for n in seen(old) if n.rule_id == "dose_above_plan_after_request"]
+    iv = about("dose_above_plan_after_request",
+               seen(records([patient()], iv_course("p1", [0.5] * 9 + [0.75]), checkins("p1", [1] * 7))))
+    assert iv.text.startswith("Dose raised from 0.50 mg/kg to 0.75 mg/kg on ")
+    assert "50% above the planned 0.50 mg/kg" in iv.text
 
 
-def test_a_supporting_observation_on_a_green_level_is_shown_as_supporting():
+def test_a_dose_raised_after_asking_says_the_next_session_decides():
+    """KW-0001: the rise since the request was already there; only the next session was missing (clinical lead)."""
+    rec = records([patient()], iv_course("p1", [0.5] * 9 + [0.7], asked_more=(9,)), checkins("p1", [1] * 7))
+    note = about("dose_above_plan_after_request", seen(rec))
+    assert note.text.endswith("): the next session decides; above plan again would count (2 sessions in a row)")
+    held = records([patient()], iv_course("p1", [0.5] * 9 + [0.7, 0.7], asked_more=(9,)), checkins("p1", [1] * 7))
+    assert "dose_above_plan_after_request" in risk.reason_ids(assessed(held)["reasons"])
+    already = records([patient()], iv_course("p1", [0.5] * 8 + [0.7, 0.7], asked_more=(9,)), checkins("p1", [1] * 7))
+    assert ("but the dose is not 10% above the 0.70 mg/kg before the request: not counted"
+            in about("dose_above_plan_after_request", seen(already)).text)
+
+
+def test_a_supporting_observation_on_a_green_level_says_what_would_make_it_amber():
     rec = records([patient()], iv_course("p1", [0.5] * 9, asked_more=(8,)), checkins("p1", [1] * 7))
     assert assessed(rec)["level"] == "green" and assessed(rec)["reasons"] == []
     (note,) = seen(rec)
     assert note.rule_id == "dose_request_recent"
-    assert "asked for a higher dose at 1 of the last 6 sessions" in note.text
-    assert "on its own it does not raise the level" in note.text
+    assert "asked for a higher dose at 1 of the last 6 sessions within 90 days" in note.text
+    assert note.text.endswith(": on its own it does not raise the level; one more supporting observation of another "
+                              "kind would make it amber, and so would one more such request within 90 days")
 
 
 def test_one_early_session_is_named_but_two_are_counted():
     gaps = [21, 21, 12, 21]
     rec = records([patient()], iv_course("p1", [0.5] * 10, gaps=gaps), checkins("p1", [1] * 7))
     (note,) = seen(rec)
-    assert note.rule_id == "interval_shrinking" and "12 days" in note.text and "not counted until 2 of the last 3" in note.text
+    assert note.rule_id == "interval_shrinking" and "12 days (the session on " in note.text
+    assert note.text.endswith("; not counted until 2 of the last 3 are")
     shrinking = records([patient()], iv_course("p1", [0.5] * 10, gaps=[21, 21, 12, 12]), checkins("p1", [1] * 7))
     assert "interval_shrinking" in risk.reason_ids(assessed(shrinking)["reasons"])
     assert not [n for n in seen(shrinking) if n.rule_id == "interval_shrinking"]
+    asked = records([patient()], iv_course("p1", [0.5] * 10, gaps=gaps, early=(8,)), checkins("p1", [1] * 7))
+    note = about("interval_shrinking", seen(asked))  # the same event as the request beside it, said so
+    assert "; the patient asked to have it early, as the request above says;" in note.text
 
 
-def test_an_sud_history_is_said_never_to_be_a_reason():
+def test_an_sud_history_is_no_observation_but_stands_beside_the_history():
     rec = records([patient(sud=True)], iv_course("p1", [0.5] * 10), checkins("p1", [1] * 7))
-    (note,) = seen(rec)
-    assert note.rule_id is None and "never a reason on its own" in note.text and "75%" in note.text
-    assert seen(records([patient()], iv_course("p1", [0.5] * 10), checkins("p1", [1] * 7))) == []
+    assert seen(rec) == []
+    assert risk.sud_history_note() == ("graded thresholds lowered to 75% of the clinic's, so signals count sooner; never "
+                                       "a reason on its own")
 
 
 def test_it_is_causal():
@@ -128,7 +198,7 @@ def test_never_lists_what_a_reason_counts(rec, tz, as_of_days):
         counted = {(r.rule_id, r.sign) for r in reasons}
         assert not [n for n in found if (n.rule_id, n.sign) in counted]
         if level != "green":  # a supporting observation is a reason there, listed once
-            assert not [n for n in found if n.text.endswith("on its own it does not raise the level")]
+            assert not [n for n in found if "on its own it does not raise the level" in n.text]
         assert all(n.text and "nan" not in n.text for n in found)
 
 

@@ -20,7 +20,7 @@ from dashboard.export_panel import patient_exports
 from dashboard.record_views import patient_opened
 from ketawatch.caseload import alerts_waiting, latest_reviews, unreviewed_alerts
 from ketawatch.charts import record_span
-from ketawatch.risk import combination_note, load_rules
+from ketawatch.risk import combination_note, load_rules, sud_history_note
 from ketawatch.risk.scoring import dose_per_kg, phq9_note, sds_total
 from seed_data.catalogue import warning_signs
 from store.settings import get_settings
@@ -62,7 +62,8 @@ identity = ", ".join((
 for col, (label, value) in zip(facts, (
     ("Identity", identity),
     ("Indication", ui.words(row["indication"])),
-    ("SUD history", "Yes" if bool(row["sud_history"]) else "No"),
+    # what the history does to the rules, beside it: it is no observation, so not among those seen (clinical lead)
+    ("SUD history", f"Yes: {sud_history_note()}" if bool(row["sud_history"]) else "No"),
     ("Plan", " ".join(x for x in (plan_dose, plan_interval) if x) or "no plan recorded"),
     ("Status", ui.words(row["status"])),
     ("Responsible clinician", ui.staff_column(pd.Series([row["clinician"]]), data.staff_names()).iloc[0]

@@ -15,7 +15,7 @@ import pandas as pd
 from ketawatch.exports.casefile import PatientCase, local_day
 from ketawatch.exports.figures import FigureImage, case_figures
 from ketawatch.exports.pdf_layout import DISCLAIMER, ReviewPDF, local_time_text
-from ketawatch.risk import combination_note, evidence_note, load_rules, reason_ids, reason_role
+from ketawatch.risk import combination_note, evidence_note, load_rules, reason_ids, reason_role, sud_history_note
 from ketawatch.risk.scoring import phq9_note
 from ketawatch.safety_answers import follow_up_text
 from seed_data.catalogue import seed_citation, side_effect_words, side_effects, warning_sign
@@ -72,7 +72,8 @@ def patient_facts(case: PatientCase) -> list[tuple[str, str]]:
     facts += [
         ("Sex", _words(p.get("sex")) or "not recorded"),
         ("Indication", _words(p.get("indication"))),
-        ("History of substance use disorder", _yes_no(p.get("sud_history"))),
+        ("History of substance use disorder", _yes_no(p.get("sud_history"))
+         + (f" ({sud_history_note()})" if _yes_no(p.get("sud_history")) == "yes" else "")),
         ("Treatment start", _day(p.get("treatment_start"))),
         ("Plan", f"planned dose {plan_dose}; planned interval between maintenance sessions {plan_interval}"),
         ("Responsible clinician", _text(p.get("clinician")) or "not recorded"),

@@ -7,7 +7,7 @@ threshold lives in seed_data/rules.toml (the evidence points of the combination'
 """
 
 from ketawatch.risk.engine import assess, daily_levels, level_history, patient_signals
-from ketawatch.risk.not_counted import NotCounted, seen_not_counted
+from ketawatch.risk.not_counted import NotCounted, seen_not_counted, sud_history_note
 from ketawatch.risk.reasons import RULE_IDS, Reason, combination_note, evidence_note, reason_ids, reason_role
 from ketawatch.risk.rules import RuleSettings, load_rules
 
@@ -26,4 +26,5 @@ __all__ = [
     "reason_ids",
     "reason_role",
     "seen_not_counted",
+    "sud_history_note",
 ]
