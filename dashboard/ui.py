@@ -202,12 +202,37 @@ def field_error(errors: dict[str, list[str]], *columns: str) -> None:
             st.markdown(f":red[:material/error: {md_escape(message)}]")
 
 
-def error_summary(errors: dict[str, list[str]], labels: dict[str, str] | None = None) -> None:
-    """The list of problems at the top of a form (each message names its field); nothing was saved."""
+def error_summary(errors: dict[str, list[str]], labels: dict[str, str] | None = None, *, corrected: int = 0) -> None:
+    """The list of problems at the top of a form (each message names its field); nothing was saved. `corrected`:
+    how many refused fields have been changed since (their problems are checked again at the next Save)."""
+    again = (f"{corrected} field{'s' if corrected > 1 else ''} changed since the last Save will be checked again "
+             "when you save.")
     if not errors:
+        if corrected:
+            st.info(f"Nothing was saved yet. {again}", icon=":material/info:")
         return
     lines = [f"- {md_escape(msg)}" for msgs in errors.values() for msg in msgs]
-    st.error("Nothing was saved. Please correct:\n\n" + "\n".join(lines), icon=":material/block:")
+    st.error("Nothing was saved. Please correct:\n\n" + "\n".join(lines) + (f"\n\n{again}" if corrected else ""),
+             icon=":material/block:")
+
+
+def refused_as_typed(prefix: str, raw: dict | None) -> None:
+    """Keep the values a Save refused (None: forget them), for `standing_errors` to tell which were changed since."""
+    if raw is None:
+        st.session_state.pop(prefix + "refused", None)
+    else:
+        st.session_state[prefix + "refused"] = dict(raw)
+
+
+def standing_errors(prefix: str, errors: dict[str, list[str]], raw: dict) -> tuple[dict[str, list[str]], int]:
+    """The last Save's problems whose fields still hold the refused value, and how many fields were changed since.
+
+    A problem stayed in red under a field after it was corrected, until the next Save (nurse's review). Only a
+    field's own change clears its problem; a problem of no single field (or one the form cannot compare) stays.
+    """
+    refused = st.session_state.get(prefix + "refused") or {}
+    changed = {c for c in errors if c in refused and c in raw and raw[c] != refused[c]}
+    return {c: m for c, m in errors.items() if c not in changed}, len(changed)
 
 
 def rule_number(rule, key: str, errors: dict[str, list[str]], *, label: str | None = None, help: str | None = None,

@@ -415,6 +415,32 @@ def test_log_session_rejects_invalid_input(case, demo_url, monkeypatch):
     assert not at.success
 
 
+def test_a_corrected_field_loses_its_error_until_the_next_save(demo_url, monkeypatch):
+    """A problem stayed in red under a field after the nurse had corrected it, until the next Save (nurse's review)."""
+    def inline(at):
+        return [m.value.replace("\\", "") for m in at.markdown if m.value.startswith(":red[:material/error:")]
+
+    at = _session_form(demo_url, monkeypatch)
+    at.number_input(key="ls_dose").set_value(40.0)
+    at.number_input(key="ls_spo2_pre").set_value(9)
+    at.number_input(key="ls_duration").set_value(0).run()
+    _button(at, "Save session").click().run()
+    assert len(inline(at)) == 2 and any("Oxygen saturation" in m for m in inline(at))
+    at.number_input(key="ls_spo2_pre").set_value(96).run()  # corrected; the duration is not
+    assert len(inline(at)) == 1 and not any("Oxygen saturation" in m for m in inline(at)), inline(at)
+    (summary,) = [e.value for e in at.error]
+    assert "Oxygen saturation" not in summary and "1 field changed since the last Save will be checked again when you save." in summary
+    at.number_input(key="ls_duration").set_value(45).run()
+    assert not inline(at) and not at.error
+    assert any(i.value.startswith("Nothing was saved yet. 2 fields changed since") for i in at.info)
+    at.number_input(key="ls_spo2_pre").set_value(9).run()  # back to what was refused: the problem stands again
+    assert any("Oxygen saturation" in m for m in inline(at))
+    before = _count(demo_url, InfusionSession)
+    at.number_input(key="ls_spo2_pre").set_value(96).run()
+    _button(at, "Save session").click().run()
+    assert _count(demo_url, InfusionSession) == before + 1 and not at.info and not at.error
+
+
 def test_log_session_rejects_a_second_session_at_the_same_time(demo_url, monkeypatch):
     at = _session_form(demo_url, monkeypatch)
     when = dt.datetime.now().replace(second=0, microsecond=0) - dt.timedelta(hours=1)

@@ -135,12 +135,14 @@ def _save() -> None:
         saved = store_records.add_session(engine, raw, actor=user.username)
     except store_records.RecordInvalid as exc:
         s[P + "errors"] = ui.problems_by_field(exc.problems, no_patient_chosen=pid is None)
+        ui.refused_as_typed(P, raw)
         s.pop(P + "saved", None)
         s.pop(P + "unusual", None)
         st.toast(f"Nothing was saved: {len(exc.problems)} problem(s), listed at the top and beside each field.",
                  icon=":material/block:")
         return
     s[P + "errors"] = {}
+    ui.refused_as_typed(P, None)
     s.pop(P + "unusual", None)
     ui.drop_draft_notice(P)
     s[P + "saved"] = {"patient_id": pid, "at": ui.fmt_datetime(saved.session_at), "id": saved.id}
@@ -151,7 +153,8 @@ def _save() -> None:
     ui.record_time_now(P)
 
 
-errors: dict[str, list[str]] = st.session_state.get(P + "errors", {})
+# A problem whose field has been changed since the refused Save is no longer shown as if it stood (nurse's review).
+errors, corrected = ui.standing_errors(P, st.session_state.get(P + "errors", {}), _raw(st.session_state.get(P + "patient")))
 saved = ui.saved_notice_for(P)
 if saved:
     with st.container(border=True):
@@ -162,7 +165,7 @@ if saved:
         if st.button("Open the patient's page", icon=":material/person:"):
             st.session_state[ui.PATIENT_KEY] = saved["patient_id"]
             st.switch_page("views/patient.py", query_params={"patient": saved["patient_id"]})
-ui.error_summary(errors, LABELS)
+ui.error_summary(errors, LABELS, corrected=corrected)
 
 if patients.empty:
     st.info("No patients yet. Add one on the Patients and plans page first.")
