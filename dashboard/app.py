@@ -17,7 +17,7 @@ import streamlit as st
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from dashboard import data, private_logs, ui
-from dashboard.auth import account_menu, can_write, is_admin, requested_page, require_user
+from dashboard.auth import SignedInUser, account_menu, can_write, is_admin, requested_page, require_user
 from dashboard.ui import PATIENT_MODE_KEY
 
 # The tab icon is a file of the package: a Material icon here makes the browser fetch it from
@@ -37,38 +37,50 @@ data.new_run()
 _LAST_PAGE = "kw_last_page"
 
 
-def _sections(user) -> dict[str, list[st.Page]]:
-    """The pages `user` may open, by section; with no user (signed out) every page, so any link's page is known."""
-    sections = {
-        "Triage": [
-            st.Page("views/caseload.py", title="Caseload", icon=":material/groups:", url_path="caseload", default=True),
-            st.Page("views/alerts.py", title="Alerts", icon=":material/notifications_active:", url_path="alerts"),
-            st.Page("views/patient.py", title="Patient", icon=":material/person:", url_path="patient"),
-        ],
-        "Record": [
-            *([st.Page("views/log_session.py", title="Log session", icon=":material/vaccines:", url_path="log_session"),
-               _checkin_page()] if user is None or can_write(user) else []),
-            st.Page("views/patients.py", title="Patients and plans", icon=":material/assignment_ind:", url_path="patients"),
-        ],
-    }
-    if user is None or is_admin(user):
-        sections["Admin"] = [
-            st.Page("views/audit.py", title="Audit trail", icon=":material/history:", url_path="audit"),
-            st.Page("views/users.py", title="Users", icon=":material/manage_accounts:", url_path="users"),
-        ]
-    sections["Account"] = [st.Page("views/account.py", title="My account", icon=":material/key:", url_path="account")]
+#: Every page: section, file, title, icon, address, and who may open it ("all", "writer" or "admin").
+PAGES = (
+    ("Triage", "views/caseload.py", "Caseload", ":material/groups:", "caseload", "all"),
+    ("Triage", "views/alerts.py", "Alerts", ":material/notifications_active:", "alerts", "all"),
+    ("Triage", "views/patient.py", "Patient", ":material/person:", "patient", "all"),
+    ("Record", "views/log_session.py", "Log session", ":material/vaccines:", "log_session", "writer"),
+    ("Record", "views/log_checkin.py", "Log check-in", ":material/checklist:", "log_checkin", "writer"),
+    ("Record", "views/patients.py", "Patients and plans", ":material/assignment_ind:", "patients", "all"),
+    ("Admin", "views/audit.py", "Audit trail", ":material/history:", "audit", "admin"),
+    ("Admin", "views/users.py", "Users", ":material/manage_accounts:", "users", "admin"),
+    ("Account", "views/account.py", "My account", ":material/key:", "account", "all"),
+)
+_DEFAULT_PAGE = "caseload"
+
+
+def _sections(user: SignedInUser) -> dict[str, list[st.Page]]:
+    """The pages `user` may open, by section."""
+    allowed = {"all": True, "writer": can_write(user), "admin": is_admin(user)}
+    sections: dict[str, list[st.Page]] = {}
+    for section, file, title, icon, path, who in PAGES:
+        if allowed[who]:
+            sections.setdefault(section, []).append(
+                st.Page(file, title=title, icon=icon, url_path=path, default=path == _DEFAULT_PAGE))
     return sections
 
 
+def _signed_out_pages() -> list[st.Page]:
+    """Every page, for the sign-in run to declare hidden, so that a link's page is known after sign-in and the last
+    user's page list leaves the sidebar (an empty sidebar may stay open beside the form: Streamlit's, not a list)."""
+    return [st.Page(file, title=title, icon=icon, url_path=path, default=path == _DEFAULT_PAGE)
+            for _, file, title, icon, path, _ in PAGES]
+
+
 def _checkin_page() -> st.Page:
-    return st.Page("views/log_checkin.py", title="Log check-in", icon=":material/checklist:", url_path="log_checkin")
+    """The tablet's one page, for a patient answering their check-in."""
+    _, file, title, icon, path, _ = next(page for page in PAGES if page[4] == "log_checkin")
+    return st.Page(file, title=title, icon=icon, url_path=path)
 
 
 def _run() -> None:
     """Sign-in, then the navigation and the chosen page."""
     # Signed out, the pages are declared hidden: a sign-in run that declared none kept the last user's page list in
     # the sidebar (the page a link asked for stays in the address, for after sign-in).
-    user = require_user(hide_pages=lambda: st.navigation(_sections(None), position="hidden"))
+    user = require_user(hide_pages=lambda: st.navigation(_signed_out_pages(), position="hidden"))
 
     if st.session_state.get(PATIENT_MODE_KEY):
         # A tablet handed to the patient: only their check-in, until the clinician signs back in.

@@ -75,7 +75,7 @@ def test_a_high_stable_sds_is_not_counted_and_a_new_rise_waits_for_the_next_answ
     rising = records([patient()], iv_course("p1", [0.5] * 10), checkins("p1", [1] * 6, **sds(1, 1, 1, 1, 1, 6)))
     note = about("sds_high_rising", seen(rising))
     assert "and 5 points above the patient's baseline of 1" in note.text
-    assert ": the next complete answer decides (2 in a row count)" in note.text
+    assert ": the next complete answer decides; high and risen again would count (2 complete answers in a row)" in note.text
     too_soon = records([patient()], iv_course("p1", [0.5] * 10), checkins("p1", [1] * 2, **sds(6, 6)))
     note = about("sds_high_rising", seen(too_soon))
     assert "the patient's own baseline is not set yet (their first 3 complete answers)" in note.text
@@ -93,9 +93,9 @@ def test_reliance_is_named_only_where_the_reliance_items_carry_the_sds():
         rows = checkins("p1", [1] * 6, **_sds_items(control, reliance))
         return about("sds_high_rising", seen(records([patient()], iv_course("p1", [0.5] * 10), rows))).text
 
-    assert note_for(1, 5).endswith("give 1 of 9, so the score comes mostly from the two that also rise with reliance "
-                                   "on treatment")
+    assert note_for(1, 5).endswith("give 1 of 9, the two that also rise with reliance on treatment 5 of 6")
     assert note_for(5, 1).endswith("give 5 of 9")
+    assert note_for(3, 3).endswith("give 3 of 9")  # half and half: reliance does not carry it
 
 
 def test_an_sds_not_answered_since_is_said():
@@ -111,7 +111,8 @@ def test_a_light_answer_on_use_outside_treatment_is_shown():
     light = checkins("p1", [1] * 6, recreational_seeking=[0] * 5 + [1])
     note = about("use_outside_treatment_reported", seen(records([patient()], iv_course("p1", [0.5] * 10), light)))
     assert note.sign == "recreational_seeking" and note.evidence_dates == (week(5),)
-    assert "answered 'a little' on" in note.text and "'clearly' or more once would be amber" in note.text
+    assert note.text.endswith(": not counted; 'clearly' or more once would count as use outside treatment reported "
+                              "(amber on its own)") and "answered 'a little' on" in note.text
     clearly = records([patient()], iv_course("p1", [0.5] * 10),
                       checkins("p1", [1] * 6, recreational_seeking=[0] * 5 + [2]))
     assert "use_outside_treatment_reported" in risk.reason_ids(assessed(clearly)["reasons"])
@@ -122,7 +123,7 @@ def test_a_dose_just_raised_without_asking_reads_as_titration_and_an_old_one_is_
     rec = records([patient(plan_dose=None)], esketamine_course("p1", [56] * 10 + [84]), checkins("p1", [1] * 7))
     assert assessed(rec)["level"] == "green"
     note = about("dose_above_plan_after_request", seen(rec))
-    assert note.text.startswith("Dose raised from 56 mg to 84 mg on ")
+    assert note.text.startswith("Dose raised from 56 to 84 mg on ")
     assert "above 56 mg, the median of the first 3 intranasal sessions" in note.text and "%" not in note.text
     assert "did not ask for a higher dose" in note.text and "titration" in note.text
     # months at 84 mg: a titration long done is not news at every visit (clinical lead)
@@ -130,7 +131,7 @@ def test_a_dose_just_raised_without_asking_reads_as_titration_and_an_old_one_is_
     assert not [n for n in seen(old) if n.rule_id == "dose_above_plan_after_request"]
     iv = about("dose_above_plan_after_request",
                seen(records([patient()], iv_course("p1", [0.5] * 9 + [0.75]), checkins("p1", [1] * 7))))
-    assert iv.text.startswith("Dose raised from 0.50 mg/kg to 0.75 mg/kg on ")
+    assert iv.text.startswith("Dose raised from 0.50 to 0.75 mg/kg on ")
     assert "50% above the planned 0.50 mg/kg" in iv.text
 
 
@@ -173,8 +174,47 @@ def test_one_early_session_is_named_but_two_are_counted():
 def test_an_sud_history_is_no_observation_but_stands_beside_the_history():
     rec = records([patient(sud=True)], iv_course("p1", [0.5] * 10), checkins("p1", [1] * 7))
     assert seen(rec) == []
-    assert risk.sud_history_note() == ("graded thresholds lowered to 75% of the clinic's, so signals count sooner; never "
+    assert risk.sud_history_note(risk.load_rules()) == ("graded thresholds lowered to 75% of the clinic's, so signals count sooner; never "
                                        "a reason on its own")
+
+
+def test_what_counted_and_then_stopped_is_not_called_not_counted():
+    """Craving 7 and 7 had made the level amber; the line said it "did not hold at 2 check-ins in a row" (code review).
+    What counted is the level history's to tell; a new high answer after it is named."""
+    stopped = records([patient()], iv_course("p1", [0.5] * 10), checkins("p1", [3, 3, 3, 3, 7, 7, 0]))
+    assert "amber" in set(risk.daily_levels(stopped, tz="UTC")["level"])
+    assert not [n for n in seen(stopped) if n.rule_id.startswith("craving")]
+    again = records([patient()], iv_course("p1", [0.5] * 10), checkins("p1", [3, 3, 3, 3, 7, 7, 0, 8]))
+    (note,) = [n for n in seen(again) if n.rule_id.startswith("craving")]
+    assert note.evidence_dates == (week(7),) and "the next check-in decides" in note.text
+
+
+def test_a_longer_persistence_setting_is_counted_out_in_the_wording():
+    """With 3 check-ins in a row asked for, one high answer does not make "the next check-in decides" (code review)."""
+    rules = risk.load_rules(craving_persist_checkins=3)
+    rec = records([patient()], iv_course("p1", [0.5] * 10), checkins("p1", [1, 1, 1, 1, 1, 8]))
+    (note,) = seen(rec, rules=rules)
+    assert note.text.endswith(": 4 or more at the next 2 check-ins would count (3 in a row)")
+
+
+def test_two_supporting_requests_under_a_relapse_say_what_they_count_for():
+    """The early request counts nothing while PHQ-9 has reliably worsened: "one more would make it amber" was false."""
+    rec = records([patient()], iv_course("p1", [0.5] * 10, early=(9,), asked_more=(8,)),
+                  checkins("p1", [1] * 7, phq9=[5, 5, 5, 5, 5, 5, 14]))
+    assert assessed(rec)["level"] == "green"
+    early = about("early_request_recent", seen(rec))
+    assert "it counts for nothing while PHQ-9 is 6 or more points above the patient's best" in early.text
+    assert "; one more supporting observation of another kind would make it amber" in early.text  # the dose request's
+    assert "; one more supporting observation" in about("dose_request_recent", seen(rec)).text
+
+
+def test_a_dose_on_a_new_route_is_not_read_against_the_old_route():
+    """After intranasal sessions the first IV one read 'raised from 56.00 mg/kg to 0.75 mg/kg' (code review)."""
+    nasal = esketamine_course("p1", [56] * 4)
+    iv = [dict(row, route="iv", dose_mg=52.5, weight_kg=70.0) for row in iv_course("p1", [0.75] * 12)[10:]]
+    rec = records([patient()], nasal + iv, checkins("p1", [1] * 7))
+    note = about("dose_above_plan_after_request", seen(rec))
+    assert note.text.startswith("Dose 0.75 mg/kg at the first iv session, ") and "56" not in note.text
 
 
 def test_it_is_causal():
@@ -200,6 +240,16 @@ def test_never_lists_what_a_reason_counts(rec, tz, as_of_days):
         if level != "green":  # a supporting observation is a reason there, listed once
             assert not [n for n in found if "on its own it does not raise the level" in n.text]
         assert all(n.text and "nan" not in n.text for n in found)
+        assert all(d <= as_of for n in found for d in n.evidence_dates)
+        # nothing named as not counted on a date its own rule (for craving: any craving rule) held
+        days = risk.daily_levels(rec, tz=tz)
+        days = days[(days["patient_id"] == pid) & (days["date"] <= as_of)]
+        held = {d: set(risk.reason_ids(r)) for d, r in zip(days["date"], days["reasons"])}
+        for n in found:
+            family = {"craving_high", "craving_rising"} if n.rule_id.startswith("craving") else {n.rule_id}
+            if n.rule_id in {"craving_high", "craving_rising", "nonspecific_signs_rising", "interval_shrinking",
+                             "sds_high_rising"}:
+                assert not [d for d in n.evidence_dates if held.get(d, set()) & family], (n, held)
 
 
 def test_a_sign_a_counted_drift_quotes_is_not_called_not_counted():

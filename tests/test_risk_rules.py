@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import ketawatch.risk as risk
 from ketawatch.risk import reasons as reasons_module
+from ketawatch.risk.wording import to_date
 from store.frames import Records
 
 START = dt.date(2025, 1, 6)  # a Monday
@@ -866,7 +867,7 @@ def test_the_evidence_note_counts_the_records_a_reason_rests_on_and_their_span(r
 @given(days=st.lists(st.integers(min_value=18_000, max_value=21_000), min_size=1, max_size=30, unique=True),
        rule=st.sampled_from([r.id for r in reasons_module.RULES]))
 def test_the_evidence_note_gives_the_count_and_the_first_and_last_date_of_any_evidence(days, rule):
-    dates = tuple(reasons_module.to_date(d) for d in sorted(days))
+    dates = tuple(to_date(d) for d in sorted(days))
     note = risk.evidence_note(risk.Reason(rule_id=rule, level="amber", text="observation", evidence_dates=dates))
     first, last = dates[0], dates[-1]
     assert f"{last.day} {last:%b %Y}" in note and f"{first.day} {first:%b}" in note

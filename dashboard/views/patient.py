@@ -63,7 +63,7 @@ for col, (label, value) in zip(facts, (
     ("Identity", identity),
     ("Indication", ui.words(row["indication"])),
     # what the history does to the rules, beside it: it is no observation, so not among those seen (clinical lead)
-    ("SUD history", f"Yes: {sud_history_note()}" if bool(row["sud_history"]) else "No"),
+    ("SUD history", f"Yes: {sud_history_note(load_rules())}" if bool(row["sud_history"]) else "No"),
     ("Plan", " ".join(x for x in (plan_dose, plan_interval) if x) or "no plan recorded"),
     ("Status", ui.words(row["status"])),
     ("Responsible clinician", ui.staff_column(pd.Series([row["clinician"]]), data.staff_names()).iloc[0]

@@ -73,7 +73,7 @@ def patient_facts(case: PatientCase) -> list[tuple[str, str]]:
         ("Sex", _words(p.get("sex")) or "not recorded"),
         ("Indication", _words(p.get("indication"))),
         ("History of substance use disorder", _yes_no(p.get("sud_history"))
-         + (f" ({sud_history_note()})" if _yes_no(p.get("sud_history")) == "yes" else "")),
+         + (f" ({sud_history_note(load_rules())})" if _yes_no(p.get("sud_history")) == "yes" else "")),
         ("Treatment start", _day(p.get("treatment_start"))),
         ("Plan", f"planned dose {plan_dose}; planned interval between maintenance sessions {plan_interval}"),
         ("Responsible clinician", _text(p.get("clinician")) or "not recorded"),

@@ -7,8 +7,16 @@ threshold lives in seed_data/rules.toml (the evidence points of the combination'
 """
 
 from ketawatch.risk.engine import assess, daily_levels, level_history, patient_signals
-from ketawatch.risk.not_counted import NotCounted, seen_not_counted, sud_history_note
-from ketawatch.risk.reasons import RULE_IDS, Reason, combination_note, evidence_note, reason_ids, reason_role
+from ketawatch.risk.not_counted import NotCounted, seen_not_counted
+from ketawatch.risk.reasons import (
+    RULE_IDS,
+    Reason,
+    combination_note,
+    evidence_note,
+    reason_ids,
+    reason_role,
+    sud_history_note,
+)
 from ketawatch.risk.rules import RuleSettings, load_rules
 
 __all__ = [

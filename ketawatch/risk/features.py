@@ -324,6 +324,15 @@ def corroborating_signs(rules: RuleSettings) -> tuple[str, ...]:
     return tuple(sorted(signs, key=lambda sign: (-weights[sign], WARNING_SIGNS.index(sign))))
 
 
+def corroborated_signs(table: FeatureTable, row: int, rules: RuleSettings) -> list[str]:
+    """The corroborating signs answered lightly often enough in their window at this check-in, heaviest first: those
+    a counted `corroborating_sign` reason names."""
+    window = table.last_rows(row, rules.corroboration_window_checkins)
+    return [sign for sign in corroborating_signs(rules)
+            if (table[sign][window].astype("float64") >= rules.corroboration_sign_min_score).sum()
+            >= rules.corroboration_persist_checkins]
+
+
 def persistent_signs(rules: RuleSettings) -> tuple[str, ...]:
     """The specific signs with a `sign_<id>` column, heaviest first (the order reasons are listed in)."""
     weights = scoring.sign_weights()

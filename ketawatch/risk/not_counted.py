@@ -3,10 +3,11 @@
 A green level beside a craving of 8 read as if the engine had missed it: each observation here says
 what was seen and why it is not counted (a single high week, a sign seen once, a light answer on use
 outside treatment, a high but stable SDS, a dose just raised without the patient asking, one early
-session, a supporting observation alone), in the numbers of the rules in use. Where the next record
-decides, it says so rather than reassure (clinical lead). It reads the same evaluation as the level,
-as of the same date, so it is causal too; it never changes a level and never repeats a counted
-reason. The look-back is each rule's own recent window (rules.toml).
+session, a supporting observation alone), in the numbers of the rules in use. Where the next records
+decide, it says so rather than reassure (clinical lead). It is computed from the same records and
+rules as the level, as of the same date, so it is causal too; it never changes a level, never
+repeats a counted reason, and leaves out what counted until a later record (the level history has
+that). The look-back is each rule's own recent window (rules.toml).
 """
 
 from __future__ import annotations
@@ -19,33 +20,34 @@ import numpy as np
 import pandas as pd
 
 from ketawatch.risk.engine import evaluate
-from ketawatch.risk.features import FeatureTable, corroborating_signs, persistent_signs, weighty_specific_signs
-from ketawatch.risk.reasons import (
-    POINTS,
-    RULES,
-    _answer,
-    _baseline,
-    _check_ins,
-    _dates_of,
-    _date,
-    _join,
-    _list_dates,
-    _num,
-    _sign_window,
-    _span,
-    _sud_note,
-    _values,
-)
+from ketawatch.risk.features import FeatureTable, corroborated_signs, persistent_signs, weighty_specific_signs
+from ketawatch.risk.reasons import RULES, mainly_signs, relapse_context, sign_window
 from ketawatch.risk.rules import RuleSettings, load_rules
-from ketawatch.risk.scoring import nonspecific_signs
-from seed_data.catalogue import instruments, warning_sign
+from ketawatch.risk.wording import (
+    answer_words,
+    baseline_words,
+    count_words,
+    date_words,
+    dates_of,
+    join_words,
+    list_dates,
+    num,
+    number_words,
+    span_words,
+    sud_note,
+    values_words,
+)
+from seed_data.catalogue import warning_sign
 from store.frames import Records
 
 _CRAVING_RULES = {"craving_rising", "craving_high", "craving_drift"}
 _USE_RULES = {"use_outside_treatment_reported", "use_outside_treatment_repeated"}
-#: A supporting rule's request column and the amber rule another such request would complete.
+#: A supporting rule's request column and window, and the setting for how many requests make its amber rule.
 _REQUESTS = {"dose_request_recent": ("dose_increase_request", "dose_request_from", "dose_requests_repeated"),
              "early_request_recent": ("early_request", "early_request_from", "interval_requests_repeated")}
+#: How many of the latest complete SDS answers the SDS line lists: enough to show a dip or a climb (a display
+#: length, not a threshold, so not a setting).
+_SDS_COURSE = 5
 
 
 @dataclass(frozen=True)
@@ -56,13 +58,6 @@ class NotCounted:
     text: str
     evidence_dates: tuple[dt.date, ...]
     sign: str | None = None
-
-
-def sud_history_note(rules: RuleSettings | None = None) -> str:
-    """What a history of substance use disorder does to the rules, for beside the patient's 'SUD history: Yes'."""
-    rules = rules or load_rules()
-    return (f"graded thresholds lowered to {round(rules.sud_sensitivity * 100)}% of the clinic's, so signals count "
-            "sooner; never a reason on its own")
 
 
 def seen_not_counted(
@@ -83,8 +78,10 @@ def seen_not_counted(
     c_row, s_row = int(daily["c_row"][position]), int(daily["s_row"][position])
     found: list[NotCounted] = []
     if daily["level_code"][position] == 0:  # supporting observations that hold, but alone raise no level
+        short = rules.combination_amber_min_points - int(daily["points"][position])
+        relapse = bool(daily["relapse_context"][position])
         for reason in ev.reasons(np.array([position]), on_green=True)[0]:
-            text = f"{reason.text}: {_alone(reason.rule_id, ev.sessions, s_row, rules)}"
+            text = f"{reason.text}: {_alone(reason.rule_id, ev.sessions, s_row, rules, short, relapse)}"
             found.append(NotCounted(reason.rule_id, text, reason.evidence_dates, reason.sign))
     if c_row >= 0:
         c = ev.checkins
@@ -101,22 +98,22 @@ def seen_not_counted(
     return found
 
 
-def _alone(rule_id: str, sessions: FeatureTable, row: int, rules: RuleSettings) -> str:
-    """Why a supporting observation leaves a level green, and what would make it amber, from the settings in use."""
-    more = rules.combination_amber_min_points - POINTS["weak"]
-    text = (f"on its own it does not raise the level; {_count_words(more)} more supporting observation"
-            f"{'' if more == 1 else 's'} of another kind would make it amber")
+def _alone(rule_id: str, sessions: FeatureTable, row: int, rules: RuleSettings, short: int, relapse: bool) -> str:
+    """Why a supporting observation leaves the level green, and what would make it amber, from the level's own points
+    (a relapse discount included) and the settings in use."""
+    text = "on its own it does not raise the level"
+    if rule_id == "early_request_recent" and relapse:
+        text += (f"; it counts for nothing while PHQ-9 is {num(rules.interval_relapse_phq9_rise)} or more points above "
+                 "the patient's best (asking to come earlier is also how a relapse presents)")
+    text += (f"; {number_words(short)} more supporting observation{'' if short == 1 else 's'} of another kind would "
+             "make it amber")
     if rule_id in _REQUESTS and row >= 0:
         column, window_from, repeated = _REQUESTS[rule_id]
         asked = int(sessions[column][sessions.rows_from(row, window_from)].astype(bool).sum())
         needed = getattr(rules, repeated) - asked
-        text += (f", and so would {_count_words(needed)} more such request{'' if needed == 1 else 's'} within "
+        text += (f", and so would {number_words(needed)} more such request{'' if needed == 1 else 's'} within "
                  f"{rules.requests_window_days} days")
     return text
-
-
-def _count_words(n: int) -> str:
-    return {1: "one", 2: "two", 3: "three"}.get(int(n), str(int(n)))
 
 
 def _window(table: FeatureTable, row: int, value: str, window: int) -> np.ndarray:
@@ -125,15 +122,40 @@ def _window(table: FeatureTable, row: int, value: str, window: int) -> np.ndarra
     return rows[~np.isnan(table[value][rows].astype("float64"))]
 
 
+def _since_held(table: FeatureTable, rows: np.ndarray, *rules: str) -> np.ndarray:
+    """The rows after the last one where any of these rules held: what counted then is the level history's to tell,
+    and "did not hold" of it would be false (code review)."""
+    held = np.logical_or.reduce([np.asarray(table[f"rule_{r}"][rows], dtype=bool) for r in rules])
+    return rows[np.arange(len(rows)) > (np.flatnonzero(held)[-1] if held.any() else -1)]
+
+
+def _trailing(flags: np.ndarray) -> int:
+    """How many of the last values are True in a row."""
+    n = 0
+    while n < len(flags) and flags[len(flags) - 1 - n]:
+        n += 1
+    return n
+
+
+def _still_needed(held: int, persist: int, noun: str, would: str) -> str:
+    """'the next check-in decides; 4 or more again would count', or how many more it takes when more than one."""
+    remaining = max(persist - held, 1)
+    if remaining == 1:
+        return f"the next {noun} decides; {would} again would count ({persist} {noun}s in a row)"
+    return f"{would} at the next {remaining} {noun}s would count ({persist} in a row)"
+
+
 def _craving(table: FeatureTable, row: int, rules: RuleSettings, counted: set[str]) -> list[NotCounted]:
     """A high or risen craving answer among the recent check-ins that has not held (yet)."""
     if counted & _CRAVING_RULES:
         return []
-    win = _window(table, row, "craving", rules.signs_window_checkins)
-    craving, baseline = table["craving"][win], table["craving_baseline"][win]
-    high = craving >= table["thr_craving_high"][win]
-    risen = ~np.isnan(baseline) & (craving - baseline >= table["thr_craving_rise"][win])
-    hit = win[high | risen]
+    rows = table.patient_rows(row)
+    rows = rows[~np.isnan(table["craving"][rows])]
+    craving, baseline = table["craving"][rows], table["craving_baseline"][rows]
+    met = (craving >= table["thr_craving_high"][rows]) | (
+        ~np.isnan(baseline) & (craving - baseline >= table["thr_craving_rise"][rows]))
+    win = _since_held(table, rows[-rules.signs_window_checkins:], "craving_rising", "craving_high")
+    hit = win[met[np.isin(rows, win)]]
     if not len(hit):
         return []
     last = hit[-1]
@@ -142,19 +164,19 @@ def _craving(table: FeatureTable, row: int, rules: RuleSettings, counted: set[st
     why = [f"{counts[0]} or more counts as high"]
     if not np.isnan(table["craving_baseline"][last]):
         counts.append(math.ceil(table["craving_baseline"][last] + table["thr_craving_rise"][last] - 1e-9))
-        why.append(f"the patient's baseline is {_baseline(table['craving_baseline'][last])}, {counts[1]} or more "
+        why.append(f"the patient's baseline is {baseline_words(table['craving_baseline'][last])}, {counts[1]} or more "
                    "counts as a rise")
-    if _sud_note(table, last, "craving_high"):
-        why.append("both lowered for a history of substance use disorder")
-    seen = f"Craving {_values(table['craving'][hit])} of 10 on {_list_dates(table['day'][hit])} ({'; '.join(why)})"
+    if sud_note(table, last, "craving_high"):
+        why.append(f"{'both ' if len(why) > 1 else ''}lowered for a history of substance use disorder")
+    seen = f"Craving {values_words(table['craving'][hit])} of 10 on {list_dates(table['day'][hit])} ({'; '.join(why)})"
     after = win[win > last]
     if len(after):
-        text = (f"{seen}; {_values(table['craving'][after])} at the {_check_ins(len(after)).removeprefix('1 ')} since: "
+        text = (f"{seen}; {values_words(table['craving'][after])} at the {count_words(len(after), 'check-in')} since: "
                 f"not counted, as it did not hold at {rules.craving_persist_checkins} check-ins in a row")
-    else:  # the latest answer: the next check-in decides, which is no reassurance
-        text = (f"{seen}: the next check-in decides; {min(counts)} or more again would count "
-                f"({rules.craving_persist_checkins} check-ins in a row)")
-    return [NotCounted("craving_high" if is_high else "craving_rising", text, _dates_of(table, hit))]
+    else:  # the latest answer: the next check-ins decide, which is no reassurance
+        text = f"{seen}: " + _still_needed(_trailing(met), rules.craving_persist_checkins, "check-in",
+                                           f"{min(counts)} or more")
+    return [NotCounted("craving_high" if is_high else "craving_rising", text, dates_of(table, hit))]
 
 
 def _signs(table: FeatureTable, row: int, rules: RuleSettings, held: set[str], counted: set[str]) -> list[NotCounted]:
@@ -166,46 +188,38 @@ def _signs(table: FeatureTable, row: int, rules: RuleSettings, held: set[str], c
     if "specific_burden_drift" in counted:
         held = held | set(weighty_specific_signs(rules))
     if "corroborating_sign" in counted:
-        held = held | _corroborating(table, row, rules)
+        held = held | set(corroborated_signs(table, row, rules))
     found = []
     for sign in persistent_signs(rules):
         if sign in held:
             continue
-        _, hit, text = _sign_window(table, row, rules, sign, rules.signs_window_checkins)
+        _, hit, text = sign_window(table, row, rules, sign, rules.signs_window_checkins)
         if len(hit):
             found.append(NotCounted(
                 "specific_sign_persistent",
                 f"{text}: not counted until it is seen on {rules.signs_persist_checkins} of the last "
-                f"{rules.signs_window_checkins} check-ins", _dates_of(table, hit), sign))
+                f"{rules.signs_window_checkins} check-ins", dates_of(table, hit), sign))
     return found
-
-
-def _corroborating(table: FeatureTable, row: int, rules: RuleSettings) -> set[str]:
-    """The signs the counted corroboration reason quotes (answered lightly often enough in its window)."""
-    window = table.last_rows(row, rules.corroboration_window_checkins)
-    return {sign for sign in corroborating_signs(rules)
-            if (table[sign][window].astype("float64") >= rules.corroboration_sign_min_score).sum()
-            >= rules.corroboration_persist_checkins}
 
 
 def _light_use(table: FeatureTable, row: int, rules: RuleSettings, counted: set[str]) -> list[NotCounted]:
     """A lighter answer ('a little') on use or seeking outside treatment, which no rule counts on its own."""
     if counted & _USE_RULES:
         return []
-    quoted = _corroborating(table, row, rules) if "corroborating_sign" in counted else set()
+    quoted = set(corroborated_signs(table, row, rules)) if "corroborating_sign" in counted else set()
+    win = table.last_rows(row, rules.corroboration_window_checkins)
     found = []
     for sign in rules.use_signs:
         if sign in quoted:
             continue
-        win = table.last_rows(row, rules.corroboration_window_checkins)
         scores = table[sign][win].astype("float64")
         hit = win[(scores >= rules.corroboration_sign_min_score) & (scores < rules.signs_min_score)]
         if len(hit):
             found.append(NotCounted(
                 "use_outside_treatment_reported",
-                f"{warning_sign(sign).label}: answered '{_answer(rules.corroboration_sign_min_score)}' on "
-                f"{_list_dates(table['day'][hit])}: not counted; '{_answer(rules.signs_min_score)}' or more once "
-                "would be amber (use outside treatment reported)", _dates_of(table, hit), sign))
+                f"{warning_sign(sign).label}: answered '{answer_words(rules.corroboration_sign_min_score)}' on "
+                f"{list_dates(table['day'][hit])}: not counted; '{answer_words(rules.signs_min_score)}' or more once "
+                "would count as use outside treatment reported (amber on its own)", dates_of(table, hit), sign))
     return found
 
 
@@ -217,119 +231,120 @@ def _sds(table: FeatureTable, row: int, rules: RuleSettings, counted: set[str]) 
     if not len(answered) or table["sds_total"][answered[-1]] < table["thr_sds"][answered[-1]]:
         return []
     last = answered[-1]
+    if table["rule_sds_high_rising"][last]:  # it counted at that answer: the level history says so
+        return []
     total, baseline = table["sds_total"][last], table["sds_baseline"][last]
     rise = table["thr_sds_rise"][last]
-    text = (f"SDS total {_num(total)} of 15 on {_date(table['day'][last])}, at or above the threshold of "
-            f"{_num(table['thr_sds'][last])}{_sud_note(table, last, 'sds_threshold')}")
+    text = (f"SDS total {num(total)} of 15 on {date_words(table['day'][last])}, at or above the threshold of "
+            f"{num(table['thr_sds'][last])}{sud_note(table, last, 'sds_threshold')}")
     rows = table.patient_rows(row)
     unanswered = int((rows > last).sum())  # check-ins since the latest complete answer
     if np.isnan(baseline):
         text += f"; the patient's own baseline is not set yet (their first {rules.baseline_checkins} complete answers)"
         verdict = "not counted until it is"
     elif total - baseline < rise:
-        text += f" but less than {_num(rise)} points above the patient's own baseline of {_baseline(baseline)}"
+        text += f" but less than {num(rise)} points above the patient's own baseline of {baseline_words(baseline)}"
         verdict = "a high SDS that has not risen is not counted"
     else:
-        text += f" and {_num(total - baseline)} points above the patient's baseline of {_baseline(baseline)}"
-        verdict = (f"not counted until it holds at {rules.sds_persist_checkins} complete answers in a row" if unanswered
-                   else f"the next complete answer decides ({rules.sds_persist_checkins} in a row count)")
+        text += f" and {num(total - baseline)} points above the patient's baseline of {baseline_words(baseline)}"
+        held = len(table.answered_run(last, "sds_total", "sds_met"))
+        verdict = _still_needed(held, rules.sds_persist_checkins, "complete answer", "high and risen")
+        if unanswered:
+            verdict = f"not counted until it holds at {rules.sds_persist_checkins} complete answers in a row"
     complete = rows[~np.isnan(table["sds_total"][rows])]
-    course = complete[complete <= last][-5:]
+    course = complete[complete <= last][-_SDS_COURSE:]
     if len(course) > 1:  # a dip or a climb reads differently from the same number alone (clinical lead)
         text += (f"; the last {len(course)} complete answers were "
-                 f"{_join([_num(v) for v in table['sds_total'][course]])}, {_span(table['day'][course])}")
+                 f"{join_words([num(v) for v in table['sds_total'][course]])}, {span_words(table['day'][course])}")
     if unanswered:
-        text += f"; not answered in full at the {_check_ins(unanswered).removeprefix('1 ')} since"
-    text += f": {verdict}"
+        text += f"; not answered in full at the {count_words(unanswered, 'check-in')} since"
     control = float(table["sds_control"][last])
-    text += f"; the items on loss of control, worry and wishing to stop give {_num(control)} of 9"
-    if control < float(table["thr_sds_control"][last]):  # reliance only where the reliance items carry the score
-        text += ", so the score comes mostly from the two that also rise with reliance on treatment"
-    return [NotCounted("sds_high_rising", text, _dates_of(table, np.array([last])))]
+    text += f": {verdict}; the items on loss of control, worry and wishing to stop give {num(control)} of 9"
+    if total - control > control:  # reliance named only where its two items carry the score (clinical lead)
+        text += f", the two that also rise with reliance on treatment {num(total - control)} of 6"
+    return [NotCounted("sds_high_rising", text, dates_of(table, np.array([last])))]
 
 
 def _nonspecific(table: FeatureTable, row: int, rules: RuleSettings, counted: set[str]) -> list[NotCounted]:
     """Non-specific signs (sleep, appetite, withdrawal, dissociation) risen at a recent check-in without holding."""
     if "nonspecific_signs_rising" in counted:
         return []
-    win = _window(table, row, "nonspecific_burden", rules.signs_window_checkins)
+    win = _since_held(table, _window(table, row, "nonspecific_burden", rules.signs_window_checkins),
+                      "nonspecific_signs_rising")
     hit = win[table["nonspecific_met"][win].astype(bool)]
     if not len(hit):
         return []
     last = hit[-1]
-    scores = sorted(((float(table[s][last]), s) for s in nonspecific_signs() if float(table[s][last]) > 0),
-                    key=lambda item: -item[0])
-    mainly = _join([f"{warning_sign(s).label.lower()} ({_num(v)})" for v, s in scores[:3]])
     text = (
-        f"Non-specific warning signs rose from a baseline burden of {_baseline(table['nonspecific_baseline'][last])} "
-        f"to {_values(table['nonspecific_burden'][hit])} on {_list_dates(table['day'][hit])}"
-        + (f", mainly {mainly}" if mainly else "") + _sud_note(table, last, "nonspecific_rise")
+        f"Non-specific warning signs rose from a baseline burden of {baseline_words(table['nonspecific_baseline'][last])} "
+        f"to {values_words(table['nonspecific_burden'][hit])} on {list_dates(table['day'][hit])}"
+        + mainly_signs(table, last) + sud_note(table, last, "nonspecific_rise") + relapse_context(table, last)
         + f": not counted until the rise holds at {rules.nonspecific_persist_checkins} check-ins in a row (and then "
         "amber at most: a depressive relapse and PTSD raise them too)"
     )
-    step = instruments()["phq9"]["reliable_change"]
-    low, now = float(table["phq9_low"][last]), float(table["phq9_last"][last])
-    if not np.isnan(low) and now - low >= step:
-        rows = table.patient_rows(last)
-        on = rows[~np.isnan(table["phq9"][rows].astype("float64"))][-1]
-        text += f"; PHQ-9 rose from {_num(low)} to {_num(now)} (on {_date(table['day'][on])})"
-    return [NotCounted("nonspecific_signs_rising", text, _dates_of(table, hit))]
+    return [NotCounted("nonspecific_signs_rising", text, dates_of(table, hit))]
 
 
 def _dose(table: FeatureTable, row: int, rules: RuleSettings, counted: set[str]) -> list[NotCounted]:
-    """A dose raised above the plan within the recent sessions, and what is still missing for the dose rule to count.
+    """A dose above the plan within the recent sessions, and what is still missing for the dose rule to count.
 
-    Only while the rise is recent (within the interval rule's window of sessions): a titration months old read as
-    new at every visit (clinical lead).
+    Only while the rise is recent (within the interval rule's window of recent sessions, 3 by default): a
+    titration months old read as new at every visit (clinical lead).
     """
     if "dose_above_plan_after_request" in counted or not table["dose_above_met"][row]:
         return []
     run = table.answered_run(row, "dose_measure", "dose_above_met", cap=len(table.patient_rows(row)))
-    if len(run) > rules.interval_window_sessions:
+    if len(run) > rules.interval_window_sessions or table["rule_dose_above_plan_after_request"][run].any():
         return []
     unit = table["dose_unit"][row]
     decimals = 2 if unit == "mg/kg" else 0
     dose, reference = float(table["dose_measure"][row]), float(table["dose_reference"][row])
     first = run[0]
-    earlier = first - 1 if first > table.patient_rows(row)[0] else -1
-    previous = float(table["dose_measure"][earlier]) if earlier >= 0 else math.nan
-    from_dose = "" if math.isnan(previous) else f" from {previous:.{decimals}f} {unit}"
+    same_route = [r for r in table.patient_rows(first)[:-1] if table["route"][r] == table["route"][row]]
+    previous = float(table["dose_measure"][same_route[-1]]) if same_route else math.nan
     if table["dose_reference_is_plan"][row]:
         percent = round((round(dose, decimals) / round(reference, decimals) - 1) * 100)
         against = f"{percent}% above the planned {reference:.{decimals}f} {unit}"
     else:  # fixed-dose routes step between licensed doses (esketamine 28, 56, 84 mg): no percentage
         against = (f"above {reference:.{decimals}f} {unit}, the median of the first {rules.baseline_sessions} "
                    f"{table['route'][row]} sessions")
-    seen = f"Dose raised{from_dose} to {dose:.{decimals}f} {unit} on {_date(table['day'][first])}, {against}"
+    if not same_route:
+        seen = f"Dose {dose:.{decimals}f} {unit} at the first {table['route'][row]} session, {date_words(table['day'][first])}"
+    elif math.isnan(previous):
+        seen = f"Dose {dose:.{decimals}f} {unit} from {date_words(table['day'][first])} (the one before not recorded)"
+    else:
+        seen = f"Dose raised from {previous:.{decimals}f} to {dose:.{decimals}f} {unit} on {date_words(table['day'][first])}"
+    seen += f", {against}"
     if len(run) > 1:
-        seen += f" ({_check_ins(len(run)).removeprefix('1 ').replace('check-in', 'session')} at that level or above)"
+        seen += f" ({count_words(len(run), 'session')} at that level or above)"
     win = table.rows_from(row, "dose_request_from")
     asked = win[table["dose_increase_request"][win].astype(bool)]
     if not len(asked):
-        why = (f"the patient did not ask for a higher dose at the last {len(win)} sessions within "
+        why = (f"the patient did not ask for a higher dose at the last {count_words(len(win), 'session')} within "
                f"{rules.requests_window_days} days: read as the clinician's titration, not counted")
     else:
         before = float(table["dose_before_request"][row])
         if math.isnan(before):
-            why = (f"the patient asked for more ({_list_dates(table['day'][asked])}), but the dose before the request "
-                   "is not known (no weight recorded then): not counted")
+            why = (f"the patient asked for more ({list_dates(table['day'][asked])}), but the dose before the request "
+                   "is not recorded: not counted")
         elif dose < before * (1 + rules.dose_step_fraction):
-            why = (f"the patient asked for more ({_list_dates(table['day'][asked])}), but the dose is not "
+            why = (f"the patient asked for more ({list_dates(table['day'][asked])}), but the dose is not "
                    f"{round(rules.dose_step_fraction * 100)}% above the {before:.{decimals}f} {unit} before the "
                    "request: not counted")
         else:
             was = "" if previous == before else f", from {before:.{decimals}f} {unit} before the request"
-            why = (f"after the patient asked for more ({_list_dates(table['day'][asked])}){was}: the next session "
-                   f"decides; above plan again would count ({rules.dose_persist_sessions} sessions in a row)")
+            why = (f"after the patient asked for more ({list_dates(table['day'][asked])}){was}: "
+                   + _still_needed(len(run), rules.dose_persist_sessions, "session", "above plan"))
     return [NotCounted("dose_above_plan_after_request", f"{seen}; {why}",
-                       _dates_of(table, np.concatenate([asked, run]).astype("int64")))]
+                       dates_of(table, np.concatenate([asked, run]).astype("int64")))]
 
 
 def _intervals(table: FeatureTable, row: int, rules: RuleSettings, counted: set[str]) -> list[NotCounted]:
     """An early session among the recent ones, too few to count as the intervals shrinking."""
     if "interval_shrinking" in counted:
         return []
-    win = table.last_rows(row, rules.interval_window_sessions)
+    recent = table.last_rows(row, rules.interval_window_sessions)
+    win = _since_held(table, recent, "interval_shrinking")
     hit = win[table["early_interval"][win].astype(bool)]
     if not len(hit):
         return []
@@ -341,14 +356,14 @@ def _intervals(table: FeatureTable, row: int, rules: RuleSettings, counted: set[
     if len(asked) == len(hit):  # the same event as the request listed above, not a second one (clinical lead)
         asked_early = f"; the patient asked to have {'it' if one else 'them'} early{above}"
     elif len(asked):
-        asked_early = f"; the patient asked to have the one on {_list_dates(table['day'][asked])} early{above}"
+        asked_early = f"; the patient asked to have the one on {list_dates(table['day'][asked])} early{above}"
     else:
         asked_early = ""
     text = (
-        f"{len(hit)} of the last {len(win)} intervals between sessions {'was' if one else 'were'} shorter than "
-        f"{round(rules.interval_early_fraction * 100)}% of the {plan} {_num(reference)} days: "
-        f"{_values(table['interval_days'][hit])} days (the session{'' if one else 's'} on "
-        f"{_list_dates(table['day'][hit])}){asked_early}; not counted until "
+        f"{len(hit)} of the last {len(recent)} intervals between sessions "
+        f"{'was' if one else 'were'} shorter than {round(rules.interval_early_fraction * 100)}% of the {plan} "
+        f"{num(reference)} days: {values_words(table['interval_days'][hit])} days (the session{'' if one else 's'} on "
+        f"{list_dates(table['day'][hit])}){asked_early}; not counted until "
         f"{rules.interval_early_sessions} of the last {rules.interval_window_sessions} are"
     )
-    return [NotCounted("interval_shrinking", text, _dates_of(table, hit))]
+    return [NotCounted("interval_shrinking", text, dates_of(table, hit))]

@@ -14,12 +14,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ketawatch.risk.features import FeatureTable, corroborating_signs, weighty_specific_signs
-from ketawatch.risk.rules import SUD_SCALED, RuleSettings
+from ketawatch.risk.features import FeatureTable, corroborated_signs, weighty_specific_signs
+from ketawatch.risk.rules import RuleSettings
 from ketawatch.risk.scoring import nonspecific_signs, sds_control_items, sign_weights
+from ketawatch.risk.wording import (
+    EPOCH,
+    answer_words,
+    baseline_words,
+    count_words,
+    date_words,
+    dates_of,
+    join_words,
+    list_dates,
+    num,
+    number_words,
+    scores_on,
+    span_words,
+    sud_note,
+    times_words,
+    values_words,
+)
 from seed_data.catalogue import instruments, warning_sign, warning_sign_answers
-
-_EPOCH = dt.date(1970, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -79,32 +94,24 @@ _ROLE = {
 #: Evidence points of a family's strongest signal: an amber-level rule, or a weak supporting one. The unit in which
 #: rules.toml's [combination] counts; not a threshold, so not a setting (a clinic's file keeps working).
 POINTS = {"amber": 2, "weak": 1}
-_NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six")
 
 
-def _times(n: int) -> str:
-    return {1: "once", 2: "twice"}.get(n, f"{n} times")
-
-
-def _number(n: float) -> str:
-    n = int(n) if float(n).is_integer() else n
-    return _NUMBER_WORDS[n] if isinstance(n, int) and 0 <= n < len(_NUMBER_WORDS) else f"{n:g}"
 
 
 def combination_note(rules: RuleSettings) -> str:
     """How reasons add up to a level, in words, from the rule settings in use (a clinic's own file included), for the
     patient page and the PDF: the note must never describe other numbers than the levels were computed with."""
     lighter = warning_sign_answers()[min(3, max(0, int(rules.corroboration_sign_min_score)))].lower()
-    kinds = _number(rules.combination_red_min_families)
-    red_alone = (f"use outside treatment reported on {_number(rules.use_red_checkins)} of the last "
-                 f"{_number(rules.use_window_checkins)} check-ins is red on its own")
+    kinds = number_words(rules.combination_red_min_families)
+    red_alone = (f"use outside treatment reported on {number_words(rules.use_red_checkins)} of the last "
+                 f"{number_words(rules.use_window_checkins)} check-ins is red on its own")
     return (
         f"How the reasons add up: {red_alone}. Otherwise red needs evidence of at least {kinds} kinds (craving; "
         "secrecy or tolerance; dose requests; requests to come earlier; the SDS control items; use outside "
         f"treatment) adding up to {rules.combination_red_min_points} points: within a kind the strongest "
         f"observation counts, an amber-level one {POINTS['amber']} points and a supporting one {POINTS['weak']}. "
         "While craving is above the patient's baseline, a lighter answer of another kind (the same sign "
-        f"'{lighter}' {_times(rules.corroboration_persist_checkins)} in {_number(rules.corroboration_window_checkins)} "
+        f"'{lighter}' {times_words(rules.corroboration_persist_checkins)} in {number_words(rules.corroboration_window_checkins)} "
         f"check-ins, the SDS control items at {rules.corroboration_sds_control:g}) corroborates it as a supporting "
         f"observation. While PHQ-9 is {rules.interval_relapse_phq9_rise:g} or more points above the patient's best, "
         "requests to come earlier count one point less (a relapse looks like that). The patient's requests alone "
@@ -113,6 +120,13 @@ def combination_note(rules: RuleSettings) -> str:
         "signs support amber only. Amber needs one amber-level observation, or supporting ones adding up to "
         f"{rules.combination_amber_min_points} points from different kinds."
     )
+
+
+def sud_history_note(rules: RuleSettings) -> str:
+    """What a history of substance use disorder does to the rules, from the settings in use, for beside the patient's
+    'SUD history: Yes' on the page and in the PDF: it is no observation, so not among the reasons or those seen."""
+    return (f"graded thresholds lowered to {round(rules.sud_sensitivity * 100)}% of the clinic's, so signals count "
+            "sooner; never a reason on its own")
 
 
 #: Each rule in a few words, for a table cell where the full observation cannot fit (the caseload); `{sign}` is the
@@ -171,14 +185,7 @@ def build_reasons(rule_id: str, table: FeatureTable, row: int, rules: RuleSettin
     if rule_id == "specific_sign_persistent":
         return [build(table, row, rules, sign) for sign in signs]
     if rule_id == "corroborating_sign":
-        window = table.last_rows(row, rules.corroboration_window_checkins)
-        present = [
-            sign
-            for sign in corroborating_signs(rules)
-            if (table[sign][window].astype("float64") >= rules.corroboration_sign_min_score).sum()
-            >= rules.corroboration_persist_checkins
-        ]
-        return [build(table, row, rules, sign) for sign in present]
+        return [build(table, row, rules, sign) for sign in corroborated_signs(table, row, rules)]
     if rule_id.startswith("use_outside_treatment"):
         window = table.last_rows(row, rules.use_window_checkins)
         present = [sign for sign in rules.use_signs if (table[sign][window].astype("float64") >= rules.signs_min_score).any()]
@@ -186,37 +193,11 @@ def build_reasons(rule_id: str, table: FeatureTable, row: int, rules: RuleSettin
     return [build(table, row, rules, None)]
 
 
-# --- text helpers -------------------------------------------------------------------------------
+# --- text helpers of the builders ---------------------------------------------------------------
 
 
-def to_date(day) -> dt.date:
-    """A day number (days since 1970-01-01) as a date."""
-    return _EPOCH + dt.timedelta(days=int(day))
 
 
-def _date(day) -> str:
-    d = to_date(day)
-    return f"{d.day} {d:%b %Y}"
-
-
-def _span(days: np.ndarray) -> str:
-    """'on 3 Mar 2025' or '3 Mar to 17 Mar 2025 (2 weeks)'."""
-    days = np.sort(np.asarray(days, dtype="int64"))
-    if len(days) == 0:
-        return ""
-    first, last = int(days[0]), int(days[-1])
-    if first == last:
-        return f"on {_date(first)}"
-    a, b = to_date(first), to_date(last)
-    start = f"{a.day} {a:%b}" + ("" if a.year == b.year else f" {a.year}")
-    return f"{start} to {_date(last)} ({_length(last - first)})"
-
-
-def _length(gap: int) -> str:
-    """A number of days as a reader counts it: '5 days', '1 week', '3 weeks'."""
-    if gap == 1:
-        return "1 day"
-    return f"{round(gap / 7)} weeks" if gap >= 14 else ("1 week" if gap == 7 else f"{gap} days")
 
 
 def evidence_note(reason: Reason) -> str:
@@ -228,64 +209,20 @@ def evidence_note(reason: Reason) -> str:
     second list repeated it (browser check). Evidence dates are days, so two records on one day count once.
     """
     noun = "session" if _RECORDS_OF.get(reason.rule_id) == "sessions" else "check-in"
-    days = sorted((d - _EPOCH).days for d in reason.evidence_dates)
+    days = sorted((d - EPOCH).days for d in reason.evidence_dates)
     if not days:
         return ""
     if len(days) == 1:
-        return f"{noun} of {_date(days[0])}"
-    return f"{noun}s on {len(days)} days, {_span(np.array(days))}"
+        return f"{noun} of {date_words(days[0])}"
+    return f"{noun}s on {len(days)} days, {span_words(np.array(days))}"
 
 
-def _list_dates(days) -> str:
-    """'3 Mar, 10 Mar and 17 Mar 2025' (the year once when all share it)."""
-    dates = [to_date(d) for d in sorted(int(x) for x in days)]
-    if not dates:
-        return ""
-    same_year = len({d.year for d in dates}) == 1
-    parts = [f"{d.day} {d:%b}" if same_year else f"{d.day} {d:%b %Y}" for d in dates]
-    if same_year:
-        parts[-1] += f" {dates[-1].year}"
-    return _join(parts)
 
 
-def _join(items: list[str]) -> str:
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _num(x: float) -> str:
-    """A number as a clinician would write it: 3, 2.5, 5.25."""
-    return f"{float(x):.2f}".rstrip("0").rstrip(".")
 
 
-def _baseline(x: float) -> str:
-    """A baseline to one decimal, without a trailing '.0' on the whole numbers most answers are: 1, 0.5, 2.3."""
-    return f"{float(x):.1f}".removesuffix(".0")
-
-
-def _values(values) -> str:
-    values = [float(v) for v in values]
-    if len(values) > 4:
-        return f"between {_num(min(values))} and {_num(max(values))}"
-    return _join([_num(v) for v in values])
-
-
-def _scores_on(table: FeatureTable, column: str, positions: np.ndarray) -> str:
-    """'score 2 on 26 Oct 2026' or 'scores 2 and 3 on 5 Oct and 19 Oct 2026'."""
-    scores = _values(table[column][positions])
-    return f"{'score' if len(positions) == 1 else 'scores'} {scores} on {_list_dates(table['day'][positions])}"
-
-
-def _sud_note(table: FeatureTable, row: int, *settings: str) -> str:
-    """Say so when the thresholds quoted were lowered for a history of substance use disorder."""
-    if table["sud_history"][row] and any(setting in SUD_SCALED for setting in settings):
-        return " (threshold lowered for a history of substance use disorder)"
-    return ""
-
-
-def _dates_of(table: FeatureTable, positions: np.ndarray) -> tuple[dt.date, ...]:
-    return tuple(to_date(d) for d in sorted(set(int(x) for x in table["day"][positions])))
 
 
 def _held_since(table: FeatureTable, row: int, value: str, met: str, shown: np.ndarray, noun: str = "check-in") -> str:
@@ -297,16 +234,9 @@ def _held_since(table: FeatureTable, row: int, value: str, met: str, shown: np.n
     full = table.answered_run(row, value, met, cap=len(table.patient_rows(row)))
     if len(full) <= len(shown):
         return ""
-    return f"; it has held at every {noun} since {_date(table['day'][full[0]])} ({len(full)} in all)"
+    return f"; it has held at every {noun} since {date_words(table['day'][full[0]])} ({len(full)} in all)"
 
 
-def _check_ins(n: int) -> str:
-    return "check-in" if n == 1 else f"{n} check-ins"
-
-
-def _answer(min_score: float) -> str:
-    labels = warning_sign_answers()
-    return labels[min(int(min_score), len(labels) - 1)].lower()
 
 
 # --- builders -----------------------------------------------------------------------------------
@@ -317,27 +247,27 @@ def _craving(kind: str):
         met = "craving_rise_met" if kind == "rising" else "craving_high_met"
         run = table.answered_run(row, "craving", met)
         last = run[-1]
-        values, span = _values(table["craving"][run]), _span(table["day"][run])
+        values, span = values_words(table["craving"][run]), span_words(table["day"][run])
         if kind == "rising":
             baseline, rise = table["craving_baseline"][last], table["thr_craving_rise"][last]
             text = (
-                f"Craving rose from a baseline of {_baseline(baseline)} to {values} of 10 "
-                f"on the last {_check_ins(len(run))}, {span}; "
+                f"Craving rose from a baseline of {baseline_words(baseline)} to {values} of 10 "
+                f"on the last {count_words(len(run), 'check-in')}, {span}; "
                 # Answered in whole numbers: a rise of 2.25 above a baseline of 1 means 4 or more.
-                f"{math.ceil(baseline + rise - 1e-9)} or more counts as a rise ({_num(rise)} points above the baseline"
-                + (", lowered for a history of substance use disorder" if _sud_note(table, last, "craving_rise_points")
+                f"{math.ceil(baseline + rise - 1e-9)} or more counts as a rise ({num(rise)} points above the baseline"
+                + (", lowered for a history of substance use disorder" if sud_note(table, last, "craving_rise_points")
                    else "")
                 + f"); the recent average, weighted towards the latest answers, is {table['craving_ewma'][last]:.1f}"
                 + _held_since(table, row, "craving", met, run)
             )
         else:
             text = (
-                f"Craving {values} of 10 on the last {_check_ins(len(run))}, {span}; "
+                f"Craving {values} of 10 on the last {count_words(len(run), 'check-in')}, {span}; "
                 # Craving is answered in whole numbers: a threshold of 5.25 means 6 or more.
-                f"{math.ceil(table['thr_craving_high'][last])} or more counts as high" + _sud_note(table, last, "craving_high")
+                f"{math.ceil(table['thr_craving_high'][last])} or more counts as high" + sud_note(table, last, "craving_high")
                 + _held_since(table, row, "craving", met, run)
             )
-        return Reason(f"craving_{kind}", "amber", text, _dates_of(table, run))
+        return Reason(f"craving_{kind}", "amber", text, dates_of(table, run))
 
     return build
 
@@ -346,45 +276,52 @@ def _drift_baseline(table: FeatureTable, row: int) -> str:
     """'1.0', or '0.0 (the drift counts from at least 0.5)' when the rules' floor applied."""
     baseline, counted = table["craving_baseline"][row], table["craving_drift_baseline"][row]
     if counted > baseline:
-        return f"{_baseline(baseline)} (the drift counts from at least {_baseline(counted)})"
-    return _baseline(baseline)
+        return f"{baseline_words(baseline)} (the drift counts from at least {baseline_words(counted)})"
+    return baseline_words(baseline)
 
 
 def _sds(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
     run = table.answered_run(row, "sds_total", "sds_met")
     last = run[-1]
     text = (
-        f"SDS total {_values(table['sds_total'][run])} of 15 on the last {len(run)} complete answers, {_span(table['day'][run])}: "
-        f"at or above the threshold of {_num(table['thr_sds'][last])} and at least "
-        f"{_num(table['thr_sds_rise'][last])} points above the patient's baseline of {_baseline(table['sds_baseline'][last])}"
-        + _sud_note(table, last, "sds_threshold")
+        f"SDS total {values_words(table['sds_total'][run])} of 15 on the last {len(run)} complete answers, {span_words(table['day'][run])}: "
+        f"at or above the threshold of {num(table['thr_sds'][last])} and at least "
+        f"{num(table['thr_sds_rise'][last])} points above the patient's baseline of {baseline_words(table['sds_baseline'][last])}"
+        + sud_note(table, last, "sds_threshold")
         + _held_since(table, row, "sds_total", "sds_met", run, noun="complete answer")
     )
-    return Reason("sds_high_rising", "amber", text, _dates_of(table, run))
+    return Reason("sds_high_rising", "amber", text, dates_of(table, run))
 
 
 def _nonspecific(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
     run = table.answered_run(row, "nonspecific_burden", "nonspecific_met")
     last = run[-1]
-    scores = sorted(
-        ((float(table[s][last]), s) for s in nonspecific_signs() if float(table[s][last]) > 0),
-        key=lambda item: -item[0],
-    )
-    mainly = _join([f"{warning_sign(s).label.lower()} ({_num(v)})" for v, s in scores[:3]])
     text = (
-        f"Non-specific warning signs rose from a baseline burden of {_baseline(table['nonspecific_baseline'][last])} "
-        f"to {_values(table['nonspecific_burden'][run])} on the last {_check_ins(len(run))}, {_span(table['day'][run])}"
+        f"Non-specific warning signs rose from a baseline burden of {baseline_words(table['nonspecific_baseline'][last])} "
+        f"to {values_words(table['nonspecific_burden'][run])} on the last {count_words(len(run), 'check-in')}, "
+        f"{span_words(table['day'][run])}" + mainly_signs(table, last) + relapse_context(table, last)
     )
-    if mainly:
-        text += f", mainly {mainly}"
+    return Reason("nonspecific_signs_rising", "amber", text, dates_of(table, run))
+
+
+def mainly_signs(table: FeatureTable, row: int) -> str:
+    """', mainly sleep disturbance (3) and appetite change (2)': the non-specific signs behind a rise, highest first."""
+    scores = sorted(((float(table[s][row]), s) for s in nonspecific_signs() if float(table[s][row]) > 0),
+                    key=lambda item: -item[0])
+    mainly = join_words([f"{warning_sign(s).label.lower()} ({num(v)})" for v, s in scores[:3]])
+    return f", mainly {mainly}" if mainly else ""
+
+
+def relapse_context(table: FeatureTable, row: int) -> str:
+    """'; PHQ-9 also rose from 3 to 10, which a depressive relapse would also explain', when it reliably did."""
     step = instruments()["phq9"]["reliable_change"]
-    low, now = float(table["phq9_low"][last]), float(table["phq9_last"][last])
-    if not np.isnan(low) and now - low >= step:
-        text += f"; PHQ-9 also rose from {_num(low)} to {_num(now)}, which a depressive relapse would also explain"
-    return Reason("nonspecific_signs_rising", "amber", text, _dates_of(table, run))
+    low, now = float(table["phq9_low"][row]), float(table["phq9_last"][row])
+    if np.isnan(low) or now - low < step:
+        return ""
+    return f"; PHQ-9 also rose from {num(low)} to {num(now)}, which a depressive relapse would also explain"
 
 
-def _sign_window(
+def sign_window(
     table: FeatureTable, row: int, rules: RuleSettings, sign: str, window: int, min_score: float | None = None
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Rows of the window where `sign` was present (at `min_score`, default "clearly"), and the wording of that observation."""
@@ -392,8 +329,8 @@ def _sign_window(
     win = table.last_rows(row, window)
     hit = win[table[sign][win].astype("float64") >= min_score]
     text = (
-        f"{warning_sign(sign).label}: answered '{_answer(min_score)}' or more on {len(hit)} of the last "
-        f"{_check_ins(len(win))} ({_scores_on(table, sign, hit)})"
+        f"{warning_sign(sign).label}: answered '{answer_words(min_score)}' or more on {len(hit)} of the last "
+        f"{count_words(len(win), 'check-in')} ({scores_on(table, sign, hit)})"
     )
     return win, hit, text
 
@@ -404,19 +341,19 @@ def _with_source(rule_id: str, level: str, text: str, dates, sign: str) -> Reaso
 
 
 def _specific_sign(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
-    _, hit, text = _sign_window(table, row, rules, sign, rules.signs_window_checkins)
-    return _with_source("specific_sign_persistent", "amber", text, _dates_of(table, hit), sign)
+    _, hit, text = sign_window(table, row, rules, sign, rules.signs_window_checkins)
+    return _with_source("specific_sign_persistent", "amber", text, dates_of(table, hit), sign)
 
 
 def _use(repeated: bool):
     rule_id = "use_outside_treatment_repeated" if repeated else "use_outside_treatment_reported"
 
     def build(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
-        win, hit, text = _sign_window(table, row, rules, sign, rules.use_window_checkins)
+        win, hit, text = sign_window(table, row, rules, sign, rules.use_window_checkins)
         total = int(table["use_present"][win].sum())
         if repeated and total != len(hit):
             text += f"; use or seeking outside treatment reported on {total} of these check-ins in all"
-        return _with_source(rule_id, "red" if repeated else "amber", text, _dates_of(table, hit), sign)
+        return _with_source(rule_id, "red" if repeated else "amber", text, dates_of(table, hit), sign)
 
     return build
 
@@ -427,9 +364,9 @@ def _requests(rule_id: str, column: str, window_from: str, what: str):
         hit = win[table[column][win].astype(bool)]
         text = (
             f"The patient asked for {what} at {len(hit)} of the last {len(win)} sessions "
-            f"within {rules.requests_window_days} days ({_list_dates(table['day'][hit])})"
+            f"within {rules.requests_window_days} days ({list_dates(table['day'][hit])})"
         )
-        return Reason(rule_id, _LEVEL_OF[rule_id], text, _dates_of(table, hit))
+        return Reason(rule_id, _LEVEL_OF[rule_id], text, dates_of(table, hit))
 
     return build
 
@@ -450,11 +387,11 @@ def _dose_above(table: FeatureTable, row: int, rules: RuleSettings, sign: str | 
     win = table.rows_from(row, "dose_request_from")
     asked = win[table["dose_increase_request"][win].astype(bool)]
     text = (
-        f"Dose {_join([f'{v:.{decimals}f}' for v in shown])} {unit} at the last {len(run)} sessions, {_span(table['day'][run])}; "
+        f"Dose {join_words([f'{v:.{decimals}f}' for v in shown])} {unit} at the last {len(run)} sessions, {span_words(table['day'][run])}; "
         f"the latest is {percent}% above {against}, raised from {float(table['dose_before_request'][last]):.{decimals}f} {unit} "
-        f"after the patient asked for a higher dose ({_list_dates(table['day'][asked])})"
+        f"after the patient asked for a higher dose ({list_dates(table['day'][asked])})"
     )
-    return Reason("dose_above_plan_after_request", "amber", text, _dates_of(table, np.concatenate([asked, run])))
+    return Reason("dose_above_plan_after_request", "amber", text, dates_of(table, np.concatenate([asked, run])))
 
 
 def _interval(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
@@ -464,19 +401,19 @@ def _interval(table: FeatureTable, row: int, rules: RuleSettings, sign: str | No
     plan = "planned" if not np.isnan(float(table["planned_interval_days"][row])) else "patient's usual"
     text = (
         f"{len(hit)} of the last {len(win)} intervals between sessions were shorter than "
-        f"{round(rules.interval_early_fraction * 100)}% of the {plan} {_num(reference)} days: "
-        f"{_values(table['interval_days'][hit])} days (sessions on {_list_dates(table['day'][hit])})"
+        f"{round(rules.interval_early_fraction * 100)}% of the {plan} {num(reference)} days: "
+        f"{values_words(table['interval_days'][hit])} days (sessions on {list_dates(table['day'][hit])})"
     )
-    return Reason("interval_shrinking", "amber", text, _dates_of(table, hit))
+    return Reason("interval_shrinking", "amber", text, dates_of(table, hit))
 
 
 def _drift_text(table: FeatureTable, last: int, total: str, alarm: str, allowance: float, cap: float, unit: str) -> str:
     """'small rises kept adding up: each check-in adds what is more than 1 point above the baseline (at most 2),
     and since the rises began that comes to 4 (3 or more counts)': every number needed to check it."""
     return (
-        f"small rises kept adding up: each check-in adds what is more than {_num(allowance)} {unit} above the "
-        f"baseline (at most {_num(cap)}), and since the rises began that comes to "
-        f"{_num(round(float(table[total][last]), 2))} ({_num(table[alarm][last])} or more counts)"
+        f"small rises kept adding up: each check-in adds what is more than {num(allowance)} {unit} above the "
+        f"baseline (at most {num(cap)}), and since the rises began that comes to "
+        f"{num(round(float(table[total][last]), 2))} ({num(table[alarm][last])} or more counts)"
     )
 
 
@@ -484,13 +421,13 @@ def _craving_drift(table: FeatureTable, row: int, rules: RuleSettings, sign: str
     run = table.answered_run(row, "craving", "craving_drift_met", cap=8)
     last = run[-1]
     text = (
-        f"Craving {_values(table['craving'][run])} of 10 on the last {_check_ins(len(run))}, {_span(table['day'][run])}, "
+        f"Craving {values_words(table['craving'][run])} of 10 on the last {count_words(len(run), 'check-in')}, {span_words(table['day'][run])}, "
         f"against a baseline of {_drift_baseline(table, last)}: "
         + _drift_text(table, last, "craving_drift", "thr_craving_drift", rules.craving_drift_allowance,
                       rules.craving_drift_cap, "point")
-        + _sud_note(table, last, "craving_drift_alarm")
+        + sud_note(table, last, "craving_drift_alarm")
     )
-    return Reason("craving_drift", "weak", text, _dates_of(table, run))
+    return Reason("craving_drift", "weak", text, dates_of(table, run))
 
 
 def _specific_drift(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
@@ -501,56 +438,56 @@ def _specific_drift(table: FeatureTable, row: int, rules: RuleSettings, sign: st
     for s in sorted(weighty_specific_signs(rules), key=lambda s: -weights[s]):
         scores = table[s][run].astype("float64")
         if np.nanmax(np.append(scores, 0)) >= 1:
-            present.append(f"{warning_sign(s).label.lower()} ({_values([0 if np.isnan(v) else v for v in scores])})")
+            present.append(f"{warning_sign(s).label.lower()} ({values_words([0 if np.isnan(v) else v for v in scores])})")
     signs = sorted(weighty_specific_signs(rules), key=lambda s: -weights[s])
-    scale = _join([f"{warning_sign(s).label.lower()} x {_num(weights[s])}" for s in signs])
+    scale = join_words([f"{warning_sign(s).label.lower()} x {num(weights[s])}" for s in signs])
     text = (
         f"Specific warning-sign burden (each answer 0-3 times its weight: {scale}) "
-        f"{_values(table['specific_burden'][run])} on the last {_check_ins(len(run))}, "
-        f"{_span(table['day'][run])}, against a baseline of {_baseline(table['specific_baseline'][last])}"
-        + (f"; answers: {_join(present[:3])}" if present else "")
+        f"{values_words(table['specific_burden'][run])} on the last {count_words(len(run), 'check-in')}, "
+        f"{span_words(table['day'][run])}, against a baseline of {baseline_words(table['specific_baseline'][last])}"
+        + (f"; answers: {join_words(present[:3])}" if present else "")
         + "; "
         + _drift_text(table, last, "specific_drift", "thr_signs_drift", rules.signs_drift_allowance,
                       rules.signs_drift_cap, "weighted points")
-        + _sud_note(table, last, "signs_drift_alarm")
+        + sud_note(table, last, "signs_drift_alarm")
     )
-    return Reason("specific_burden_drift", "weak", text, _dates_of(table, run))
+    return Reason("specific_burden_drift", "weak", text, dates_of(table, run))
 
 
 def _sds_control(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
     run = table.answered_run(row, "sds_control", "sds_control_met", cap=1)
     last = run[-1]
     items = sds_control_items()
-    scores = _join([_num(table[item][last]) for item in items])
+    scores = join_words([num(table[item][last]) for item in items])
     text = (
         f"SDS items on use getting out of control, worry about use and wishing to stop scored {scores} "
-        f"({_num(table['sds_control'][last])} of 9) {_span(table['day'][run])}; "
-        f"{_num(table['thr_sds_control'][last])} or more counts (items that do not rise with therapeutic reliance)"
-        + _sud_note(table, last, "sds_control_threshold")
+        f"({num(table['sds_control'][last])} of 9) {span_words(table['day'][run])}; "
+        f"{num(table['thr_sds_control'][last])} or more counts (items that do not rise with therapeutic reliance)"
+        + sud_note(table, last, "sds_control_threshold")
     )
-    return Reason("sds_control_items", "weak", text, _dates_of(table, run))
+    return Reason("sds_control_items", "weak", text, dates_of(table, run))
 
 
 _WHILE_CRAVING = "counts as supporting evidence only while craving is above the patient's own baseline"
 
 
 def _corroborating_sign(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
-    _, hit, text = _sign_window(
+    _, hit, text = sign_window(
         table, row, rules, sign, rules.corroboration_window_checkins, rules.corroboration_sign_min_score
     )
-    return _with_source("corroborating_sign", "weak", f"{text}; {_WHILE_CRAVING}", _dates_of(table, hit), sign)
+    return _with_source("corroborating_sign", "weak", f"{text}; {_WHILE_CRAVING}", dates_of(table, hit), sign)
 
 
 def _corroborating_sds_control(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
     run = table.answered_run(row, "sds_control", "corroborating_sds_control_met", cap=1)
     last = run[-1]
-    scores = _join([_num(table[item][last]) for item in sds_control_items()])
+    scores = join_words([num(table[item][last]) for item in sds_control_items()])
     text = (
         f"SDS items on use getting out of control, worry about use and wishing to stop scored {scores} "
-        f"({_num(table['sds_control'][last])} of 9) {_span(table['day'][run])}; "
-        f"{_num(rules.corroboration_sds_control)} or more {_WHILE_CRAVING}"
+        f"({num(table['sds_control'][last])} of 9) {span_words(table['day'][run])}; "
+        f"{num(rules.corroboration_sds_control)} or more {_WHILE_CRAVING}"
     )
-    return Reason("corroborating_sds_control", "weak", text, _dates_of(table, run))
+    return Reason("corroborating_sds_control", "weak", text, dates_of(table, run))
 
 
 _BUILDERS = {
