@@ -78,10 +78,16 @@ class ImportReport:
 
 @dataclass
 class _Batch:
-    """The valid rows of one file, column by column, with the line each came from."""
+    """The rows of one file, column by column, with the line each came from.
+
+    `flawed` names, by row, the columns that had a problem (already reported). Such a row is never written, but it
+    is still checked against the database and the file's other rows, so that its unknown patient or a collision is
+    reported in the same run as its own problem (CONTRACT: every problem in every file).
+    """
 
     lines: list[int]
     columns: dict[str, list[Any]]
+    flawed: dict[int, frozenset[str]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -90,10 +96,16 @@ class _Batch:
         """Only the rows at `indexes` (ascending, without repeats)."""
         if len(indexes) == len(self.lines):
             return self
-        return _Batch([self.lines[i] for i in indexes], {c: [v[i] for i in indexes] for c, v in self.columns.items()})
+        flawed = {new: self.flawed[old] for new, old in enumerate(indexes) if old in self.flawed}
+        return _Batch([self.lines[i] for i in indexes], {c: [v[i] for i in indexes] for c, v in self.columns.items()},
+                      flawed)
 
     def row(self, i: int) -> dict[str, Any]:
         return {c: v[i] for c, v in self.columns.items()}
+
+    def row_against(self, i: int, stored: dict[str, Any]) -> dict[str, Any]:
+        """Row `i` with its flawed columns taken from `stored`, so that only what could be read is said to differ."""
+        return {**self.row(i), **{c: stored.get(c) for c in self.flawed.get(i, ())}}
 
 
 _COMPARED = {kind: tuple(c for c in COLUMNS[kind] if c != "patient_id") for kind in FILES}
@@ -127,7 +139,7 @@ def _differences(kind: str, new: dict[str, Any], old: dict[str, Any]) -> list[st
 
 
 class _Importer:
-    """Holds one import's valid rows, the database's existing keys, and the problems found."""
+    """Holds one import's rows (those with problems too, never written), the stored keys, and the problems found."""
 
     def __init__(self, engine: Engine, folder: Path, validator: Validator):
         self.engine = engine
@@ -161,10 +173,15 @@ class _Importer:
             checked = check_rows(self.validator, kind, table.header, table.rows)
             for i, problems in checked.problems.items():
                 self.problems.extend(f"{name}:{table.lines[i]}: {p.column}: {p.message}" for p in problems)
-            self.batches[kind] = _Batch(table.lines, checked.columns).keep(self._first_of_each(kind, table.lines, checked))
+            flawed = {i: frozenset(p.column for p in problems) for i, problems in checked.problems.items()}
+            batch = _Batch(table.lines, checked.columns, flawed)
+            self.batches[kind] = batch.keep(self._first_of_each(kind, table.lines, checked))
 
     def _first_of_each(self, kind: str, lines: list[int], checked: CheckedRows) -> list[int]:
-        """The rows without problems whose record key has not appeared before; a repeat is a problem."""
+        """The rows whose patient can be read and whose record key has not appeared before; a repeat is a problem.
+
+        A row with a problem of its own is kept (it is never written), so its other problems are still found.
+        """
         pids = checked.columns["patient_id"]
         keys = pids if kind == "patients" else list(zip(pids, checked.columns[KEY_FIELD[kind]]))
         if not checked.problems and len(set(keys)) == len(keys):
@@ -174,7 +191,10 @@ class _Importer:
         seen: dict[Any, int] = {}
         keep = []
         for i, key in enumerate(keys):
-            if i in checked.problems:
+            if pids[i] is None:
+                continue  # no patient to look up: the row's own problem says why
+            if kind != "patients" and key[1] is None:
+                keep.append(i)  # no time to compare: its patient is still looked up
                 continue
             first = seen.setdefault(key, lines[i])
             if first != lines[i]:
@@ -215,7 +235,7 @@ class _Importer:
             if old is None:
                 new_patients.append(i)
                 continue
-            diff = _differences("patients", patients.row(i), old)
+            diff = _differences("patients", patients.row_against(i, old), old)
             if diff:
                 self.problems.append(
                     f"patients.csv:{patients.lines[i]}: {diff[0]}: patient {pid} is already in the database with different "
@@ -303,7 +323,7 @@ class _Importer:
             old = stored.get(key)
             if old is None and key in voided:
                 gone = voided[key]
-                if _differences(kind, batch.row(i), gone):
+                if _differences(kind, batch.row_against(i, gone), gone):
                     when = gone["voided_at"].strftime("%Y-%m-%d")
                     self.problems.append(
                         f"{name}:{batch.lines[i]}: {time_col}: a {record} for patient "
@@ -316,7 +336,7 @@ class _Importer:
             if old is None:
                 fresh.append(i)
                 continue
-            diff = _differences(kind, batch.row(i), old)
+            diff = _differences(kind, batch.row_against(i, old), old)
             if diff:
                 self.problems.append(
                     f"{name}:{batch.lines[i]}: {diff[0]}: a {record} for patient "
@@ -328,6 +348,8 @@ class _Importer:
         return fresh
 
     def write(self, db: Session, actor: str, now: datetime) -> None:
+        if any(batch.flawed for batch in self.batches.values()):  # import_folder stops first; this is the last guard
+            raise AssertionError("a row with a problem was about to be written")
         meta = {"recorded_at": now, "recorded_by": actor, "version": 1}
         insert_columns(db, Patient.__table__, self.batches["patients"].columns, meta)
         sessions = self.batches["sessions"]

@@ -339,3 +339,38 @@ def test_a_refusal_that_cannot_be_audited_still_reports_every_problem(engine, tm
         run(engine, write_folder(tmp_path / "a", checkins=[dict(CHECKIN, craving="12")]))
     assert any(p.startswith("checkins.csv:2: craving: ") for p in caught.value.problems)
     assert "a refused import could not be audited: OperationalError" in caplog.text
+
+
+def test_a_row_with_a_problem_still_says_its_patient_is_unknown(engine, tmp_path):
+    """A row's own problem hid its unknown patient, which then showed only on the next run (CONTRACT: every problem)."""
+    sessions = [dict(SESSION, patient_id="KW-NOBODY", early_request="maybe")]
+    checkins = [dict(CHECKIN, patient_id="KW-NOBODY", craving="12")]
+    with pytest.raises(ImportRejected) as caught:
+        run(engine, write_folder(tmp_path / "a", sessions=sessions, checkins=checkins))
+    assert caught.value.problems == [
+        "sessions.csv:2: early_request: Patient asked for this session earlier than planned, 'maybe', must be yes or no",
+        "sessions.csv:2: patient_id: patient KW-NOBODY is not in patients.csv or the database",
+        "checkins.csv:2: craving: Craving, 12, is outside 0-10",
+        "checkins.csv:2: patient_id: patient KW-NOBODY is not in patients.csv or the database",
+    ]
+    assert counts(engine)["Patient"] == 0
+
+
+def test_a_row_with_a_problem_still_reports_its_collisions(engine, tmp_path):
+    """A stored record changed, a patient changed, a line repeated: each said in the same run as the row's own problem."""
+    run(engine, write_folder(tmp_path / "a"))
+    patients = [dict(PATIENT, indication="ptsd", sud_history="unsure")]
+    sessions = [dict(SESSION, dose_mg="52.5", early_request="maybe"),
+                dict(SESSION, session_at="2026-01-09T10:00", hr_pre="5"),
+                dict(SESSION, session_at="2026-01-09T10:00", hr_pre="5")]
+    with pytest.raises(ImportRejected) as caught:
+        run(engine, write_folder(tmp_path / "b", patients=patients, sessions=sessions, checkins=None))
+    problems = caught.value.problems
+    assert [p.split(": ")[0] for p in problems] == [
+        "patients.csv:2", "patients.csv:2", "sessions.csv:2", "sessions.csv:2", "sessions.csv:3", "sessions.csv:4",
+        "sessions.csv:4"], problems
+    assert problems[1] == ("patients.csv:2: indication: patient KW-T1 is already in the database with different "
+                           "indication; change it in KetaWatch (as an amendment) rather than by import")
+    assert problems[3] == ("sessions.csv:2: dose_mg: a session for patient KW-T1 at this time is already recorded with "
+                           "different dose_mg; amend it in KetaWatch rather than by import")
+    assert problems[6] == "sessions.csv:4: session_at: the same patient and time already appears at line 3"
