@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import sys
 import tomllib
 from pathlib import Path
@@ -64,12 +65,55 @@ def resolve_url(db: str | None, default: str | None = None) -> str:
     return url
 
 
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
+#: Said when a URL holds more than one @ before its host: a password's @ ended the password there.
+ENCODE_HINT = ("the URL has more than one @ before the host; write @, # and / in a password as %40, %23 and %2F "
+               "(percent-encoded)")
+
+
 def safe_url(url: str) -> str:
-    """The URL with any password hidden, for messages."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - a malformed URL is not shown: it may hold the password where the parser failed
-        return "(the URL given)"
+    """The URL for messages, with no character of any password shown, however the URL is written.
+
+    Everything between `//` and the last `@` is hidden but the user name (up to the first `:`): a URL parser splits a
+    password holding an unencoded `@` at that `@` and would show the rest of it as the host and database.
+    """
+    if _is_sqlite(url):
+        return url  # a file path, which may hold an @ or a :, and never a password
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    userinfo, at, address = rest.rpartition("@")
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        rest = f"{user}{':***' if colon else ''}@{address}"
+    else:
+        try:  # no @, so no password in the address, unless a lost @ left "user:password" where "host:port" goes
+            make_url(url)
+        except Exception:  # noqa: BLE001 - not shown: it may hold the password where the parser failed
+            return "(the URL given)"
+    return _QUERY_PASSWORD.sub(r"\1***", scheme + sep + rest)
+
+
+def _is_sqlite(url: str) -> bool:
+    """True for an sqlite:// URL (with or without a driver), whose path is shown as it is."""
+    return url.partition("://")[0].partition("+")[0].strip().lower() == "sqlite"
+
+
+def _several_ats(url: str) -> bool:
+    """True when the URL has more than one @ before its host, most often an @ in a password not written as %40."""
+    return not _is_sqlite(url) and url.partition("://")[2].count("@") > 1
+
+
+def _cannot_open(url: str, reason: str, *, from_driver: bool = False) -> NoReturn:
+    """Refuse with "cannot open database URL: reason", and how to write a password whose @ made the URL misread.
+
+    The driver's own reason is left out for such a URL: it names the host it was given, a piece of the password.
+    """
+    if _several_ats(url):
+        if from_driver:
+            reason = "the connection failed (the driver's message is left out: it may quote part of the password)"
+        reason += f"; {ENCODE_HINT}"
+    fail(f"cannot open database {safe_url(url)}: {reason}")
 
 
 def open_db(db: str | None, default: str | None = None, *, say_if_new: bool = True):
@@ -82,7 +126,7 @@ def open_db(db: str | None, default: str | None = None, *, say_if_new: bool = Tr
     url = resolve_url(db, default)  # a wrong KETAWATCH_DATABASE_URL stops here, as a setting
     problem = url_problem(url)
     if problem:
-        fail(f"cannot open database {safe_url(url)}: {problem}")
+        _cannot_open(url, problem)
     try:
         found = _stored_schema(url)
         engine = open_database(url)
@@ -95,12 +139,12 @@ def open_db(db: str | None, default: str | None = None, *, say_if_new: bool = Tr
                        "older KetaWatch can no longer open it, so keep the backup made before upgrading", err=True)
         return engine
     except ArgumentError:
-        fail(f"cannot open database {safe_url(url)}: not a valid database URL (for example sqlite:///ketawatch.db)")
+        _cannot_open(url, "not a valid database URL (for example sqlite:///ketawatch.db)")
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection failed"
-        fail(f"cannot open database {safe_url(url)}: {reason}")
+        _cannot_open(url, reason, from_driver=True)
     except (SQLAlchemyError, ModuleNotFoundError, NewerSchema, UnsupportedDatabase) as exc:
-        fail(f"cannot open database {safe_url(url)}: {str(exc).splitlines()[0]}")
+        _cannot_open(url, str(exc).splitlines()[0], from_driver=True)
 
 
 def _stored_schema(url: str) -> str | None:

@@ -142,6 +142,32 @@ def test_unreachable_database_is_one_readable_line(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql+psycopg://app:Tr0ub@dor#9/x@127.0.0.1:5432/db", "postgresql+psycopg://app:***@127.0.0.1:5432/db"),
+    ("postgresql+psycopg://kw:s3cret@db.example:5432/kw", "postgresql+psycopg://kw:***@db.example:5432/kw"),
+    ("postgresql://kw@db/kw?sslmode=require&password=s3cret", "postgresql://kw@db/kw?sslmode=require&password=***"),
+    ("sqlite:////srv/kw@clinic/ketawatch.db", "sqlite:////srv/kw@clinic/ketawatch.db"),
+])
+def test_safe_url_shows_no_part_of_any_password(url, shown):
+    """An unencoded @ in a password made the parser show the rest of it as the host (app:***@dor#9/x%40127...)."""
+    from ketawatch.cli import safe_url
+
+    assert safe_url(url) == shown
+
+
+def test_a_password_with_an_unencoded_at_is_not_shown_and_the_message_says_how_to_write_it(tmp_path):
+    url = "postgresql+psycopg://app:Tr0ub@dor#9/x@127.0.0.1:5432/db"
+    result = ketawatch("users", "list", "--db", url, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cannot open database postgresql+psycopg://app:***@127.0.0.1:5432/db: ")
+    assert "write @, # and / in a password as %40, %23 and %2F" in lines[0], lines[0]
+    assert not any(piece in result.stderr for piece in ("Tr0ub", "dor", "#9", "/x", "%40127")), result.stderr
+    normal = ketawatch("users", "list", "--db", "postgresql+psycopg://kw:s3cret@127.0.0.1:1/kw", cwd=tmp_path)
+    assert normal.returncode == 1 and normal.stderr.startswith("cannot open database postgresql+psycopg://kw:***@127.0.0.1:1/kw: ")
+    assert "s3cret" not in normal.stderr and "%40" not in normal.stderr, normal.stderr
+
+
 @pytest.mark.parametrize("args", [["flags", "--format", "xml"], ["flags", "--as-of", "last tuesday"], ["no-such-command"]])
 def test_usage_errors_exit_2_with_one_readable_line(tmp_path, args):
     result = ketawatch(*args, cwd=tmp_path)
