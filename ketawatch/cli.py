@@ -30,6 +30,36 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+def _installed_version() -> str:
+    """The version pip installed, as `pip show ketawatch` gives it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ketawatch")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
+
+
+def _print_version(value: bool) -> None:
+    """`--version`: the installed version and the schema it migrates to, so IT can check an upgrade took before
+    starting the service; no database is opened."""
+    if not value:
+        return
+    from store.db import schema_head
+
+    typer.echo(f"KetaWatch {_installed_version()} (database schema {schema_head()})")
+    raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    version: bool = typer.Option(False, "--version", "-V", callback=_print_version, is_eager=True,
+                                 help="Print the installed KetaWatch version and the database schema it migrates to, "
+                                      "and exit (no database is opened)."),
+) -> None:
+    """Options before any command: typer's documented eager callback handles --version."""
+
+
 DbOption = typer.Option(None, "--db", help="SQLAlchemy database URL (default: $KETAWATCH_DATABASE_URL, else sqlite:///ketawatch.db).")
 DASHBOARD_APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 

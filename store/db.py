@@ -137,7 +137,7 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
-def alembic_config(engine: Engine) -> Config:
+def alembic_config(engine: Engine | None) -> Config:
     """An Alembic configuration bound to `engine`, without needing an alembic.ini on disk."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -172,6 +172,13 @@ def upgrade(engine: Engine) -> None:
             raise
         raise NewerSchema(f"its schema {found.group(1)} is unknown to this KetaWatch: a newer KetaWatch made it (upgrade "
                           "KetaWatch to open it), or it is not a KetaWatch database") from None
+
+
+def schema_head() -> str:
+    """The migration this code brings every database to ("0005"), read from the migration scripts without a database."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config(None)).get_current_head()
 
 
 def schema_revision(engine: Engine) -> str | None:

@@ -168,6 +168,19 @@ def test_a_password_with_an_unencoded_at_is_not_shown_and_the_message_says_how_t
     assert "s3cret" not in normal.stderr and "%40" not in normal.stderr, normal.stderr
 
 
+@pytest.mark.parametrize("option", ["--version", "-V"])
+def test_version_names_the_installed_release_and_its_schema_without_opening_a_database(tmp_path, option):
+    """IT checks an upgrade took before starting the service: the release pip installed and the schema it migrates to."""
+    from importlib.metadata import version
+
+    newest = max(p.name[:4] for p in (Path(__file__).parents[1] / "store" / "migrations" / "versions").glob("[0-9]*.py"))
+    unreachable = {"KETAWATCH_DATABASE_URL": "postgresql+psycopg://kw:s3cret@127.0.0.1:1/none"}
+    result = ketawatch(option, cwd=tmp_path, env=unreachable)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"KetaWatch {version('ketawatch')} (database schema {newest})\n"
+    assert result.stderr == "" and not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("args", [["flags", "--format", "xml"], ["flags", "--as-of", "last tuesday"], ["no-such-command"]])
 def test_usage_errors_exit_2_with_one_readable_line(tmp_path, args):
     result = ketawatch(*args, cwd=tmp_path)
