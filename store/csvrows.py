@@ -43,6 +43,9 @@ def read_rows(path: Path, known: tuple[str, ...], required: Iterable[str], probl
             problems.append(f"{name}:1: -: the file is empty; it needs at least a header row")
             return None
         header = [h.strip() for h in header]
+        if _semicolon_separated(header, known):  # its every column "unknown", every required one "missing": say why
+            problems.append(f"{name}:1: -: this file looks semicolon-separated; save it as comma-separated CSV (UTF-8)")
+            return None
         if not _header_ok(name, header, known, required, problems):
             return None
         out = CsvRows(header)
@@ -92,6 +95,15 @@ def _not_utf8(path: Path) -> str:
         line, detail = raw.count(b"\n", 0, exc.start) + 1, f" (byte 0x{raw[exc.start]:02x})"
     return (f"{path.name}:{line}: -: not UTF-8 text{detail}; save the file as UTF-8 (in Excel: CSV UTF-8) "
             "and import it again")
+
+
+def _semicolon_separated(header: list[str], known: tuple[str, ...]) -> bool:
+    """True for a header written with `;` between columns, as Excel saves CSV where the decimal separator is a comma:
+    one column holding a `;`, or columns that split on `;` into known ones."""
+    if not any(";" in column for column in header):
+        return False
+    parts = [part.strip() for column in header for part in column.split(";")]
+    return len(header) == 1 or all(part in known for part in parts)
 
 
 def _header_ok(name: str, header: list[str], known: tuple[str, ...], required: Iterable[str], problems: list[str]) -> bool:

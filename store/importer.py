@@ -148,6 +148,7 @@ class _Importer:
         self.problems: list[str] = []
         self.batches: dict[str, _Batch] = {k: _Batch([], {c: [] for c in RULES[k]}) for k in FILES}
         self.declared_patients: set[str] = set()  # every patient_id in patients.csv, valid row or not
+        self.patients_unread = False  # patients.csv is there but could not be read: no patient is called unknown
         self.report = ImportReport()
 
     def parse(self) -> None:
@@ -166,6 +167,7 @@ class _Importer:
             required = [c for c, rule in RULES[kind].items() if rule.required]
             table = read_rows(self.folder / name, COLUMNS[kind], required, self.problems)
             if table is None:
+                self.patients_unread |= kind == "patients"
                 continue
             if kind == "patients":
                 at = table.header.index("patient_id")
@@ -299,10 +301,11 @@ class _Importer:
             )
 
     def _known_patients_only(self, kind: str, known: set[str]) -> _Batch:
-        """The rows of `kind` whose patient is known; each other row is a problem."""
+        """The rows of `kind` whose patient is known; each other row is a problem, unless patients.csv could not be
+        read (its own problem is reported), since its patients cannot be told."""
         batch = self.batches[kind]
         pids = batch.columns["patient_id"]
-        if set(pids) <= known:
+        if set(pids) <= known or self.patients_unread:
             return batch
         keep = []
         for i, pid in enumerate(pids):

@@ -374,3 +374,38 @@ def test_a_row_with_a_problem_still_reports_its_collisions(engine, tmp_path):
     assert problems[3] == ("sessions.csv:2: dose_mg: a session for patient KW-T1 at this time is already recorded with "
                            "different dose_mg; amend it in KetaWatch rather than by import")
     assert problems[6] == "sessions.csv:4: session_at: the same patient and time already appears at line 3"
+
+
+def _write_with_semicolons(path, rows, header=None):
+    """A file as Excel saves "CSV" where the list separator is `;` (many European locales)."""
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, delimiter=";")
+        writer.writerow(header or list(rows[0]))
+        writer.writerows([list(row.values()) for row in rows])
+
+
+SEMICOLONS = "this file looks semicolon-separated; save it as comma-separated CSV (UTF-8)"
+
+
+def test_a_semicolon_separated_file_is_one_line_that_says_so(engine, tmp_path):
+    """Five lines of "unknown column" (the whole header) and "required column is missing" became one that says why."""
+    folder = write_folder(tmp_path / "a", patients=None, sessions=None)
+    _write_with_semicolons(folder / "patients.csv", [PATIENT])
+    _write_with_semicolons(folder / "sessions.csv", [SESSION, dict(SESSION, session_at="2026-01-06T10:00")])
+    with pytest.raises(ImportRejected) as caught:
+        run(engine, folder)
+    # checkins.csv is comma-separated and fine; its patient, in the unreadable patients.csv, is not called unknown
+    assert caught.value.problems == [f"patients.csv:1: -: {SEMICOLONS}", f"sessions.csv:1: -: {SEMICOLONS}"]
+    assert counts(engine)["Patient"] == 0
+
+
+def test_a_header_that_splits_into_known_columns_on_semicolons_is_said_to_be_semicolon_separated(engine, tmp_path):
+    folder = tmp_path / "a"
+    folder.mkdir()
+    header = ",".join(["patient_id;indication;sud_history", "treatment_start"])
+    (folder / "patients.csv").write_text(f"{header}\nKW-T1;depression;no,2026-01-05\n", encoding="utf-8")
+    with pytest.raises(ImportRejected) as caught:
+        run(engine, folder)
+    assert caught.value.problems == [f"patients.csv:1: -: {SEMICOLONS}"]
