@@ -228,13 +228,20 @@ def _utc_iso(value) -> str | None:
     return None if value is None else pd.to_datetime(value, utc=True).isoformat()  # naive is read as UTC
 
 
+def _no_folder(folder: Path) -> str:
+    """Why a file cannot be made in `folder`: most often a mistyped path, so the folder is not made for it."""
+    if not folder.exists():
+        return f"the folder {folder} does not exist; create it first, or check the path"
+    return f"{folder} is not a folder"
+
+
 def backup(url: str, path: Path | str, *, actor: str = "cli") -> str:
     """Write a consistent copy of the database at `url` to `path` (a new file); returns a summary sentence."""
     path = Path(path)
     if path.exists():
         raise BackupRefused(f"{path} already exists; choose a new file name (a backup never overwrites a file)")
     if not path.parent.is_dir():
-        raise BackupRefused(f"{path.parent} is not a folder")
+        raise BackupRefused(_no_folder(path.parent))
     backend = _backend(url)
     _refuse_newer(url, backend)
     if backend == "sqlite":
@@ -422,7 +429,7 @@ def _restore_sqlite(found: BackupFile, target: Path, force: bool) -> str:
                                 "only replaces a KetaWatch database, even with --force. Give a new file instead")
         _refuse_if_data(counts, str(target), force)
     elif not target.parent.is_dir():
-        raise BackupRefused(f"{target.parent} is not a folder")
+        raise BackupRefused(_no_folder(target.parent))
     create_private(target)  # a new database file is owner-only, like the backup it comes from
     src = sqlite3.connect(_read_only(found.path), uri=True)
     dst = sqlite3.connect(target, timeout=BUSY_SECONDS)

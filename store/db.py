@@ -73,7 +73,22 @@ def url_problem(url: str) -> str | None:
         return str(exc)
     except (ArgumentError, ValueError):  # SQLAlchemy raises ValueError for a bad port, quoting the text
         return "not a database URL (for example sqlite:///ketawatch.db or postgresql+psycopg://USER@HOST/DATABASE)"
-    return _sqlite_file_problem(make_url(normalise_url(url)))
+    parsed = make_url(normalise_url(url))
+    return _driver_problem(parsed) or _sqlite_file_problem(parsed)
+
+
+def _driver_problem(parsed) -> str | None:
+    """Why the URL's driver cannot be loaded, in place of Python's "No module named 'psycopg2'": a URL copied from
+    another application's settings often names psycopg2, which KetaWatch does not install."""
+    from sqlalchemy.exc import NoSuchModuleError
+
+    try:
+        parsed.get_dialect().import_dbapi()
+    except (ImportError, NoSuchModuleError):
+        use = ("postgresql+psycopg:// (psycopg 3 is what KetaWatch installs)" if parsed.get_backend_name() == "postgresql"
+               else "sqlite:///FILE")
+        return f"the URL names the driver {parsed.get_driver_name()}, which is not installed; use {use}"
+    return None
 
 
 def _sqlite_file_problem(parsed) -> str | None:

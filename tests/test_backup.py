@@ -552,3 +552,28 @@ def test_a_database_made_by_a_newer_ketawatch_is_not_backed_up_or_touched(tmp_pa
     finally:
         engine.dispose()
         drop()
+
+
+def test_a_backup_into_a_folder_that_does_not_exist_says_so(filled_sqlite, tmp_path):
+    """`ketawatch backup /no/such/dir/x.bak` said the folder "is not a folder"; a folder that is a file still is not."""
+    url, _ = filled_sqlite
+    result = ketawatch("backup", str(tmp_path / "no-such" / "x.bak"), "--db", url, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == f"the folder {tmp_path / 'no-such'} does not exist; create it first, or check the path\n"
+    assert not (tmp_path / "no-such").exists()
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(kb.BackupRefused, match="is not a folder$"):
+        kb.backup(url, tmp_path / "a-file" / "x.bak")
+
+
+@pytest.mark.parametrize("command", [["backup", "new.db"], ["restore", "b.db"], ["users", "list"]])
+def test_a_psycopg2_url_says_to_use_psycopg_3(filled_sqlite, tmp_path, command):
+    """A URL copied from another application's settings said only "No module named 'psycopg2'" (backup: as an
+    unexpected error)."""
+    kb.backup(filled_sqlite[0], tmp_path / "b.db")  # a good backup, so restore gets as far as the URL
+    result = ketawatch(*command, "--db", "postgresql+psycopg2://kw@127.0.0.1:1/kw", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].endswith(
+        "the URL names the driver psycopg2, which is not installed; use postgresql+psycopg:// (psycopg 3 is what "
+        "KetaWatch installs)"), result.stderr
