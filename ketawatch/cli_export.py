@@ -161,7 +161,7 @@ def register(app: typer.Typer) -> None:
         actor: Optional[str] = typer.Option(None, "--as", help="KetaWatch username the export is made for (its role applies; audited)."),
         db: Optional[str] = DbOption,
     ) -> None:
-        """Records in the import format (CONTRACT section 2); `ketawatch import` of the folder reproduces them."""
+        """Records in the import format (see the README's Import format section); `ketawatch import` of the folder reproduces them."""
         _records("csv", out, patients, deidentify, actor, db)
 
     @export_app.command("xlsx")

@@ -181,6 +181,27 @@ def test_version_names_the_installed_release_and_its_schema_without_opening_a_da
     assert result.stderr == "" and not list(tmp_path.iterdir())
 
 
+def _help_texts(command, path: str = "ketawatch"):
+    """(command path, text) for the help of `command`, every option and argument, and every sub-command's."""
+    yield path, command.help or ""
+    for param in command.params:
+        yield path, getattr(param, "help", None) or ""
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _help_texts(sub, f"{path} {name}")
+
+
+def test_no_help_text_or_readme_points_to_a_document_the_repository_does_not_have():
+    """`ketawatch export csv --help` sent the reader to "CONTRACT section 2", which is not in the repository."""
+    import typer
+
+    from ketawatch.cli import app
+
+    texts = list(_help_texts(typer.main.get_command(app)))
+    assert any(path == "ketawatch export csv" for path, _ in texts)
+    assert [(path, text) for path, text in texts if "CONTRACT" in text] == []
+    assert "CONTRACT" not in (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+
+
 @pytest.mark.parametrize("args", [["flags", "--format", "xml"], ["flags", "--as-of", "last tuesday"], ["no-such-command"]])
 def test_usage_errors_exit_2_with_one_readable_line(tmp_path, args):
     result = ketawatch(*args, cwd=tmp_path)
