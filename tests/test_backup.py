@@ -577,3 +577,40 @@ def test_a_psycopg2_url_says_to_use_psycopg_3(filled_sqlite, tmp_path, command):
     assert len(lines) == 1 and lines[0].endswith(
         "the URL names the driver psycopg2, which is not installed; use postgresql+psycopg:// (psycopg 3 is what "
         "KetaWatch installs)"), result.stderr
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_going_back_restores_the_backup_over_a_database_a_newer_version_upgraded(backend, tmp_path):
+    """README, Upgrading KetaWatch: the older version's `restore --force` replaces the upgraded database; one holding
+    a table the older version does not know is refused even with --force, and a new database takes the restore."""
+    if backend == "postgresql" and not (os.environ.get("KETAWATCH_TEST_DATABASE_URL") and shutil.which("pg_dump")):
+        pytest.skip("needs KETAWATCH_TEST_DATABASE_URL and pg_dump/pg_restore on PATH")
+    url, drop = fresh_database_url(backend, tmp_path)
+    (tmp_path / "new").mkdir()
+    new_url, drop_new = fresh_database_url(backend, tmp_path / "new")
+    try:
+        engine = make_engine(url)
+        upgrade(engine)
+        fill(engine, tmp_path / "in")
+        before = table_rows(engine)
+        kb.backup(url, tmp_path / "before-upgrade")
+        with engine.begin() as conn:  # what a newer version's migration might do: a column, and its schema number
+            conn.execute(text("ALTER TABLE patient ADD COLUMN from_a_newer_version TEXT"))
+            conn.execute(text("UPDATE alembic_version SET version_num = '0099_newer'"))
+        engine.dispose()
+        kb.restore(url, tmp_path / "before-upgrade", force=True)
+        engine = make_engine(url)
+        assert without_restore_mark(table_rows(engine))["patient"] == before["patient"]
+        with engine.begin() as conn:  # a newer version that added a table
+            conn.execute(text("CREATE TABLE from_a_newer_version (x INTEGER)"))
+            conn.execute(text("UPDATE alembic_version SET version_num = '0099_newer'"))
+        engine.dispose()
+        with pytest.raises(kb.BackupRefused, match="holds tables that are not KetaWatch's \\(from_a_newer_version\\)"):
+            kb.restore(url, tmp_path / "before-upgrade", force=True)
+        kb.restore(new_url, tmp_path / "before-upgrade")  # a new database needs no --force
+        engine = make_engine(new_url)
+        assert without_restore_mark(table_rows(engine))["patient"] == before["patient"]
+        engine.dispose()
+    finally:
+        drop_new()
+        drop()
