@@ -159,14 +159,17 @@ def open_db(db: str | None, default: str | None = None, *, say_if_new: bool = Tr
         _cannot_open(url, problem)
     try:
         found = _stored_schema(url)
+        kept = _copy_before_upgrade(url, found)
         engine = open_database(url)
         if say_if_new and found == "":  # most often a command run outside the service's folder, which has the settings
             typer.echo(f"note: {safe_url(absolute_sqlite(url))} held no KetaWatch database, so a new, empty one was "
                        "made there", err=True)
         after = schema_revision(engine) if found else None
         if found and after != found:  # said, not done in silence: the older KetaWatch cannot open it now
-            typer.echo(f"note: upgraded the database's schema from {found} to {after} (no data is dropped); an "
-                       "older KetaWatch can no longer open it, so keep the backup made before upgrading", err=True)
+            typer.echo(f"note: upgraded the database's schema from {found} to {after} (no data is dropped); "
+                       + (f"the database as it was is kept in {kept}; an older KetaWatch can open only that copy"
+                          if kept else "an older KetaWatch can no longer open it, so keep the backup made before "
+                          "upgrading"), err=True)
         return engine
     except ArgumentError:
         _cannot_open(url, "not a valid database URL (for example sqlite:///ketawatch.db)")
@@ -175,6 +178,29 @@ def open_db(db: str | None, default: str | None = None, *, say_if_new: bool = Tr
         _cannot_open(url, reason, from_driver=True)
     except (SQLAlchemyError, ModuleNotFoundError, NewerSchema, UnsupportedDatabase) as exc:
         _cannot_open(url, str(exc).splitlines()[0], from_driver=True)
+
+
+def _copy_before_upgrade(url: str, found: str | None) -> Path | None:
+    """A SQLite database about to be upgraded is first copied beside itself (`NAME.before-schema-HEAD-TIME.bak`,
+    owner-only), so an upgrade that any command or a service restart starts is never without a way back (IT review);
+    if the copy cannot be made, nothing is upgraded. PostgreSQL is the DBA's to back up (README: Upgrading)."""
+    from datetime import datetime, timezone
+
+    from ketawatch.backup import BackupRefused, backup, known_revisions
+    from store.db import normalise_url, schema_head
+
+    head = schema_head()
+    if not found or found == head or found not in known_revisions() or not _is_sqlite(url):
+        return None
+    source = Path(make_url(normalise_url(url)).database or "")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    kept = source.with_name(f"{source.name}.before-schema-{head}-{stamp}.bak").resolve()
+    try:
+        backup(url, kept, actor="cli-before-upgrade")
+    except (BackupRefused, OSError) as exc:
+        _cannot_open(url, f"it is at schema {found} and needs upgrading to {head}, but the copy kept before upgrading "
+                          f"could not be made ({exc}); nothing was changed")
+    return kept
 
 
 def _stored_schema(url: str) -> str | None:

@@ -280,10 +280,46 @@ def test_a_command_that_upgrades_an_older_database_says_so_once(tmp_path):
     engine.dispose()
     first = ketawatch("flags", "--db", url, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert first.stderr.strip() == (f"note: upgraded the database's schema from 0002 to {head} (no data is dropped); an "
-                                    "older KetaWatch can no longer open it, so keep the backup made before upgrading")
+    (kept,) = tmp_path.glob(f"old.db.before-schema-{head}-*.bak")  # the way back, made before anything changed
+    assert first.stderr.strip() == (f"note: upgraded the database's schema from 0002 to {head} (no data is dropped); "
+                                    f"the database as it was is kept in {kept}; an older KetaWatch can open only that "
+                                    "copy")
+    assert kept.stat().st_mode & 0o777 == 0o600
+    from ketawatch.backup import inspect_backup
+
+    assert inspect_backup(kept).revision == "0002"
     second = ketawatch("flags", "--db", url, cwd=tmp_path)
     assert second.returncode == 0 and second.stderr == "", second.stderr
+    assert len(list(tmp_path.glob("*.bak"))) == 1
+
+
+def test_an_upgrade_whose_copy_cannot_be_made_changes_nothing(tmp_path, monkeypatch):
+    """No way back, no upgrade: when the copy cannot be written (here: a full disk, as the backup would say it), the
+    older database is left as it was."""
+    from alembic import command
+
+    import ketawatch.backup
+    from ketawatch.cli import Rejected, open_db
+    from store.db import alembic_config, forget_engines, make_engine, schema_revision
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    command.upgrade(alembic_config(engine), "0002")
+    engine.dispose()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ketawatch.backup, "backup", disk_full)
+    with pytest.raises(Rejected) as refused:
+        open_db(url)
+    forget_engines()
+    said = " ".join(refused.value.args)
+    assert "is at schema 0002 and needs upgrading to" in said and "No space left on device" in said
+    assert said.endswith("; nothing was changed")
+    engine = make_engine(url)
+    assert schema_revision(engine) == "0002"
+    engine.dispose()
 
 
 def test_a_password_asked_for_with_nobody_to_type_it_and_a_missing_import_folder_are_said_plainly(tmp_path):
