@@ -85,9 +85,11 @@ def offer_file(slot: str, params: tuple, build, spinner: str) -> None:
         _, name, data, mime = prepared
         # Handed over only when clicked (a callable), and forgotten then: a file given to the button as bytes sat at
         # its /media address, which asks for no sign-in, for as long as the button was on the page (security review).
-        # Now it is there from the click until the next action on the page.
-        st.download_button(f"Download {md_escape(name)}", data=lambda: data, file_name=name, mime=mime,
-                           key=f"{slot}-download", icon=":material/download:", on_click=_downloaded, args=(slot, name))
+        # The click starts no run ("ignore"): a run started by it could end, and drop the callable, before the
+        # browser asked for the file, and under load the download then never came (a browser test, twice in a full
+        # run). The page forgets the file when it is handed over; the next action takes the button away.
+        st.download_button(f"Download {md_escape(name)}", data=_hand_over(slot, name, data), file_name=name,
+                           mime=mime, key=f"{slot}-download", icon=":material/download:", on_click="ignore")
     elif prepared:
         st.caption("The options changed since the file was prepared; prepare it again.")
     done = st.session_state.get(_DONE_KEY, {}).get(slot)
@@ -95,10 +97,21 @@ def offer_file(slot: str, params: tuple, build, spinner: str) -> None:
         st.caption(f"Downloaded {md_escape(done)}. For another copy, prepare it again (each one is audited).")
 
 
-def _downloaded(slot: str, name: str) -> None:
-    """Download callback: the page keeps no copy of a file once it has been handed over."""
-    st.session_state.setdefault(_RESULT_KEY, {}).pop(slot, None)
-    st.session_state.setdefault(_DONE_KEY, {})[slot] = name
+def _hand_over(slot: str, name: str, data: bytes):
+    """The download's data, given when the browser asks for it: from then on the page keeps no copy of the file.
+
+    It runs outside any script run (Streamlit calls it on the click), so it changes the session's own dicts, not
+    `st.session_state`, which it may not use there.
+    """
+    results = st.session_state.setdefault(_RESULT_KEY, {})
+    done = st.session_state.setdefault(_DONE_KEY, {})
+
+    def give() -> bytes:
+        results.pop(slot, None)
+        done[slot] = name
+        return data
+
+    return give
 
 
 def patient_exports(engine: Engine, user, patient_id: str) -> None:

@@ -438,12 +438,14 @@ def test_in_the_browser_downloading_the_audit_trail_is_itself_audited(browser, f
         assert caught.value.suggested_filename.startswith("ketawatch-audit-")
         address = caught.value.url
         settle(page)
-        # The page keeps no copy once it is handed over: the button is gone, and after the next action the address,
-        # which asks for no sign-in, serves nothing (it served the file for as long as the button was shown).
-        assert page.locator("[data-testid=stDownloadButton]").count() == 0
-        assert main.get_by_text("Downloaded ketawatch-audit-").count() == 1
+        # The page keeps no copy once it is handed over: after the next action the button is gone, and soon after the
+        # address, which asks for no sign-in, serves nothing (it served the file for as long as the button was shown).
         page.locator("[data-testid=stSidebarNav] a", has_text="Caseload").first.click()
         settle(page)
+        page.locator("[data-testid=stSidebarNav] a", has_text="Audit trail").first.click()
+        settle(page)
+        assert page.locator("[data-testid=stDownloadButton]").count() == 0
+        assert main.get_by_text("Downloaded ketawatch-audit-").count() == 1
         stranger = browser.new_context()
         try:
             assert "/media/" in address and stranger.request.get(address).status == 404
