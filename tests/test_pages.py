@@ -600,6 +600,23 @@ def test_the_tablet_is_handed_over_only_with_nothing_typed_and_another_patient_s
     assert at.radio(key="lc_phq9_9").value is None and not _button(at, "Hand the tablet to the patient").disabled
 
 
+def test_a_corrected_answer_loses_its_error_on_the_check_in_too(demo_url, monkeypatch):
+    """As on Log session: a problem stayed in red under an answer already corrected, until the next Save."""
+    def inline(at):
+        return [m.value.replace("\\", "") for m in at.markdown if m.value.startswith(":red[:material/error:")]
+
+    at = _checkin_form(demo_url, monkeypatch)
+    at.radio(key="lc_secrecy").set_value(1).run()  # no craving chosen: refused
+    before = _count(demo_url, CheckIn)
+    _button(at, "Save check-in").click().run()
+    assert _count(demo_url, CheckIn) == before and inline(at)
+    at.pills(key="lc_craving").set_value(3).run()
+    assert not inline(at) and not at.error
+    assert any(i.value.startswith("Nothing was saved yet. 1 field changed since") for i in at.info)
+    _button(at, "Save check-in").click().run()
+    assert _count(demo_url, CheckIn) == before + 1 and not at.error
+
+
 def test_log_checkin_saves_with_the_phq9_total_computed(demo_url, monkeypatch):
     at = _checkin_form(demo_url, monkeypatch)
     at.pills(key="lc_craving").set_value(4)

@@ -136,6 +136,7 @@ def _clear_answers(*, paper_too: bool = True) -> bool:
         s[P + "paper"] = False
     s[P + "errors"] = {}
     s.pop(P + "staff_errors", None)
+    ui.refused_as_typed(P, None)
     s.pop(P + "confirm_clear", None)  # a question asked of this form, not of the next patient's
     return typed
 
@@ -163,6 +164,7 @@ def _save(patient_id: str | None) -> None:
         # The patient reads their own words; staff coming back read the store's, which name every problem exactly.
         s[P + "staff_errors"] = ui.problems_by_field(problems, no_patient_chosen=patient_id is None)
         s[P + "errors"] = (ui.problems_by_field(_for_the_patient(problems)) if patient_mode else s[P + "staff_errors"])
+        ui.refused_as_typed(P, raw)
         s.pop(P + "saved", None)
         # The form stays scrolled at its button; the list of problems is at the top.
         st.toast("Your answers are not sent yet: see the note under the Send button." if patient_mode else
@@ -236,8 +238,14 @@ def checkin_form(patient_id: str, *, patient_facing: bool) -> None:
     s = st.session_state
     errors: dict[str, list[str]] = (s.get(P + "errors", {}) if patient_facing
                                     else s.get(P + "staff_errors", s.get(P + "errors", {})))
+    # A problem whose answer has been changed since the refused Save is not shown as if it stood (nurse's review);
+    # on the tablet the time is the moment of sending, so it is compared as it was.
+    refused = s.get(P + "refused") or {}
+    when = s.get(P + "when")
+    at = refused.get("reported_at") if patient_facing or when is None else when.replace(tzinfo=ui.clinic_tz())
+    errors, corrected = ui.standing_errors(P, errors, _raw(patient_id, at))
     if not patient_facing:  # the patient's list is beside Send: a block added up here pushed the form out of view
-        ui.error_summary(errors, LABELS)
+        ui.error_summary(errors, LABELS, corrected=corrected)
         if errors and _safety_note():  # the answer that matters most is not saved: say so where staff look first
             answered = [s.get(P + i) is not None for i in PHQ9_ITEMS if i not in SAFETY_ITEMS]
             half = any(answered) and not all(answered) and not s.get(P + "paper")
