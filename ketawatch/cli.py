@@ -28,6 +28,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: the boxed one showed '--history <bool>', as if a flag took a value
 )
 
 def _installed_version() -> str:
@@ -60,7 +61,7 @@ def _global_options(
     """Options before any command: typer's documented eager callback handles --version."""
 
 
-DbOption = typer.Option(None, "--db", help="SQLAlchemy database URL (default: $KETAWATCH_DATABASE_URL, else sqlite:///ketawatch.db).")
+DbOption = typer.Option(None, "--db", metavar="URL", help="SQLAlchemy database URL (default: $KETAWATCH_DATABASE_URL, else sqlite:///ketawatch.db).")
 DASHBOARD_APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 
 
@@ -306,13 +307,13 @@ def _check_rules_file() -> None:
 
 
 AddressOption = typer.Option(
-    "127.0.0.1", "--address",
+    "127.0.0.1", "--address", metavar="ADDRESS",
     help="Where the dashboard listens: 127.0.0.1 (this machine only, e.g. behind a reverse proxy that adds TLS) "
          "or 0.0.0.0 (every network interface, plain HTTP).")
 
 
 @app.command()
-def serve(db: Optional[str] = DbOption, port: int = typer.Option(8501, "--port", min=1, max=65535),
+def serve(db: Optional[str] = DbOption, port: int = typer.Option(8501, "--port", metavar="PORT", min=1, max=65535),
           address: str = AddressOption) -> None:
     """Start the dashboard on the configured database."""
     from ketawatch.accounts import new_setup_code
@@ -331,11 +332,11 @@ def serve(db: Optional[str] = DbOption, port: int = typer.Option(8501, "--port",
 
 @app.command()
 def demo(
-    db: Optional[str] = typer.Option(None, "--db", help="Database URL for the demo (default sqlite:///demo.db)."),
-    port: int = typer.Option(8501, "--port", min=1, max=65535),
+    db: Optional[str] = typer.Option(None, "--db", metavar="URL", help="Database URL for the demo (default sqlite:///demo.db)."),
+    port: int = typer.Option(8501, "--port", metavar="PORT", min=1, max=65535),
     address: str = AddressOption,
     no_serve: bool = typer.Option(False, "--no-serve", help="Build the demo database and exit without starting the app."),
-    csv: Optional[Path] = typer.Option(None, "--csv", help="Only write the demo cohort in the import format (patients.csv, "
+    csv: Optional[Path] = typer.Option(None, "--csv", metavar="FOLDER", help="Only write the demo cohort in the import format (patients.csv, "
                                        "sessions.csv, checkins.csv) into this new or empty folder, to try `ketawatch "
                                        "import` with; no database is made."),
 ) -> None:
@@ -379,7 +380,7 @@ def import_(
     folder: Path = typer.Argument(..., help="Folder with patients.csv, sessions.csv and/or checkins.csv."),
     db: Optional[str] = DbOption,
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report counts; write nothing."),
-    actor: Optional[str] = typer.Option(None, "--as", help="KetaWatch account recorded as the importer (an admin or clinician; default: cli:<your OS user>)."),
+    actor: Optional[str] = typer.Option(None, "--as", metavar="USER", help="KetaWatch account recorded as the importer (an admin or clinician; default: cli:<your OS user>)."),
 ) -> None:
     """Import patients.csv, sessions.csv and checkins.csv from a folder, all or nothing."""
     from store.importer import ImportRejected, import_folder
@@ -401,9 +402,9 @@ def import_(
 @app.command()
 def flags(
     db: Optional[str] = DbOption,
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="Date YYYY-MM-DD (default: today in the clinic's time zone)."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", metavar="DATE", help="Date YYYY-MM-DD (default: today in the clinic's time zone)."),
     history: bool = typer.Option(False, "--history", help="Every patient's first assessment and every change of level."),
-    fmt: str = typer.Option("csv", "--format", help="csv or json."),
+    fmt: str = typer.Option("csv", "--format", metavar="FORMAT", help="csv or json."),
 ) -> None:
     """Dependence-risk level (green, amber, red) per patient, with the ids of the rules behind it."""
     from ketawatch.flags import flag_rows, write_rows

@@ -24,12 +24,13 @@ users_app = typer.Typer(
     name="users",
     help="Manage local accounts: add, set-role, reset-password, disable, enable, list. Roles: " + ", ".join(ROLES) + ".",
     no_args_is_help=True,
+    rich_markup_mode=None,  # plain help: the boxed one showed '--history <bool>', as if a flag took a value
 )
 
-_DB = typer.Option(None, "--db", help="SQLAlchemy database URL (default: $KETAWATCH_DATABASE_URL, else sqlite:///ketawatch.db).")
+_DB = typer.Option(None, "--db", metavar="URL", help="SQLAlchemy database URL (default: $KETAWATCH_DATABASE_URL, else sqlite:///ketawatch.db).")
 _STDIN = typer.Option(False, "--password-stdin", help="Read the password from the first line of standard input.")
-_AS = typer.Option(None, "--as", help="Admin account recorded as the actor in the audit trail (default: cli:<your OS user>).")
-_AS_NAME = typer.Option(None, "--as", help="Name recorded as the actor in the audit trail (default: cli:<your OS user>).")
+_AS = typer.Option(None, "--as", metavar="USER", help="Admin account recorded as the actor in the audit trail (default: cli:<your OS user>).")
+_AS_NAME = typer.Option(None, "--as", metavar="USER", help="Name recorded as the actor in the audit trail (default: cli:<your OS user>).")
 
 
 def _password(from_stdin: bool) -> str:
@@ -83,8 +84,8 @@ def _role(role: str, hint: str) -> str:
 @users_app.command("add")
 def add(
     username: str = typer.Argument(..., help="Login name (an email address works, and links single sign-on)."),
-    role: str = typer.Option(..., "--role", help="admin, clinician or reviewer."),
-    name: Optional[str] = typer.Option(None, "--name", help="Full name shown in the app (default: the username)."),
+    role: str = typer.Option(..., "--role", metavar="ROLE", help="admin, clinician or reviewer."),
+    name: Optional[str] = typer.Option(None, "--name", metavar="NAME", help="Full name shown in the app (default: the username)."),
     password_stdin: bool = _STDIN,
     actor: Optional[str] = _AS,
     db: Optional[str] = _DB,
@@ -160,7 +161,7 @@ def enable(username: str = typer.Argument(...), actor: Optional[str] = _AS, db: 
 
 @users_app.command("list")
 def list_(
-    fmt: str = typer.Option("table", "--format", help="table or json."),
+    fmt: str = typer.Option("table", "--format", metavar="FORMAT", help="table or json."),
     db: Optional[str] = _DB,
 ) -> None:
     """Every account with its role and state (never a password hash)."""

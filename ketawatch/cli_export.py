@@ -94,17 +94,18 @@ def register(app: typer.Typer) -> None:
         name="export",
         help="Case-review exports: patient PDF/CSV/Excel/FHIR, caseload PDF/CSV, import-format CSV. Every export is audited.",
         no_args_is_help=True,
+        rich_markup_mode=None,  # plain help: the boxed one showed '--history <bool>', as if a flag took a value
     )
 
     @export_app.command("patient")
     def patient(
         patient_id: str = typer.Argument(..., help="The patient's clinic id."),
-        fmt: str = typer.Option(..., "--format", help="pdf (case review), csv (import format, a folder), xlsx, or fhir (R4B bundle JSON)."),
-        out: Path = typer.Option(..., "--out", help="Output file (a folder for csv)."),
-        start: Optional[str] = typer.Option(None, "--from", help="First date of the period, YYYY-MM-DD (default: the first record)."),
-        end: Optional[str] = typer.Option(None, "--to", help="Last date of the period and the date the level is assessed, YYYY-MM-DD (default: today)."),
+        fmt: str = typer.Option(..., "--format", metavar="FORMAT", help="pdf (case review), csv (import format, a folder), xlsx, or fhir (R4B bundle JSON)."),
+        out: Path = typer.Option(..., "--out", metavar="PATH", help="Output file (a folder for csv)."),
+        start: Optional[str] = typer.Option(None, "--from", metavar="DATE", help="First date of the period, YYYY-MM-DD (default: the first record)."),
+        end: Optional[str] = typer.Option(None, "--to", metavar="DATE", help="Last date of the period and the date the level is assessed, YYYY-MM-DD (default: today)."),
         deidentify: bool = typer.Option(False, "--deidentify", help="Pseudonym instead of name and id, dates shifted, notes and staff names removed."),
-        actor: Optional[str] = typer.Option(None, "--as", help="KetaWatch username the export is made for (its role applies; audited)."),
+        actor: Optional[str] = typer.Option(None, "--as", metavar="USER", help="KetaWatch username the export is made for (its role applies; audited)."),
         db: Optional[str] = DbOption,
     ) -> None:
         """One patient's case review."""
@@ -123,11 +124,11 @@ def register(app: typer.Typer) -> None:
 
     @export_app.command("caseload")
     def caseload(
-        fmt: str = typer.Option(..., "--format", help="pdf or csv."),
-        out: Path = typer.Option(..., "--out", help="Output file."),
-        as_of: Optional[str] = typer.Option(None, "--as-of", help="Date YYYY-MM-DD (default: today in the clinic's time zone)."),
+        fmt: str = typer.Option(..., "--format", metavar="FORMAT", help="pdf or csv."),
+        out: Path = typer.Option(..., "--out", metavar="PATH", help="Output file."),
+        as_of: Optional[str] = typer.Option(None, "--as-of", metavar="DATE", help="Date YYYY-MM-DD (default: today in the clinic's time zone)."),
         deidentify: bool = typer.Option(False, "--deidentify", help="Pseudonyms, shifted dates, no names."),
-        actor: Optional[str] = typer.Option(None, "--as", help="KetaWatch username the export is made for (its role applies; audited)."),
+        actor: Optional[str] = typer.Option(None, "--as", metavar="USER", help="KetaWatch username the export is made for (its role applies; audited)."),
         db: Optional[str] = DbOption,
     ) -> None:
         """Amber and red patients under care (and any recent PHQ-9 question 9 answer), with level, reasons and last review."""
@@ -155,10 +156,10 @@ def register(app: typer.Typer) -> None:
 
     @export_app.command("csv")
     def csv_(
-        out: Path = typer.Option(..., "--out", help="Folder for patients.csv, sessions.csv and checkins.csv."),
-        patients: Optional[List[str]] = typer.Option(None, "--patient", help="A patient id; repeat for several (default: everyone)."),
+        out: Path = typer.Option(..., "--out", metavar="PATH", help="Folder for patients.csv, sessions.csv and checkins.csv."),
+        patients: Optional[List[str]] = typer.Option(None, "--patient", metavar="ID", help="A patient id; repeat for several (default: everyone)."),
         deidentify: bool = typer.Option(False, "--deidentify", help="Pseudonyms, shifted dates, no names, notes or birth years."),
-        actor: Optional[str] = typer.Option(None, "--as", help="KetaWatch username the export is made for (its role applies; audited)."),
+        actor: Optional[str] = typer.Option(None, "--as", metavar="USER", help="KetaWatch username the export is made for (its role applies; audited)."),
         db: Optional[str] = DbOption,
     ) -> None:
         """Records in the import format (see the README's Import format section); `ketawatch import` of the folder reproduces them."""
@@ -166,10 +167,10 @@ def register(app: typer.Typer) -> None:
 
     @export_app.command("xlsx")
     def xlsx(
-        out: Path = typer.Option(..., "--out", help="Output .xlsx file."),
-        patients: Optional[List[str]] = typer.Option(None, "--patient", help="A patient id; repeat for several (default: everyone)."),
+        out: Path = typer.Option(..., "--out", metavar="PATH", help="Output .xlsx file."),
+        patients: Optional[List[str]] = typer.Option(None, "--patient", metavar="ID", help="A patient id; repeat for several (default: everyone)."),
         deidentify: bool = typer.Option(False, "--deidentify", help="Pseudonyms, shifted dates, age bands, no names or notes."),
-        actor: Optional[str] = typer.Option(None, "--as", help="KetaWatch username the export is made for (its role applies; audited)."),
+        actor: Optional[str] = typer.Option(None, "--as", metavar="USER", help="KetaWatch username the export is made for (its role applies; audited)."),
         db: Optional[str] = DbOption,
     ) -> None:
         """An Excel workbook: one sheet per table plus current levels and level history."""

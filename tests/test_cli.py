@@ -711,3 +711,14 @@ def test_run_as_a_module_it_reports_a_refusal_as_the_installed_command_does(tmp_
     assert result.returncode == 1
     said = [line for line in result.stderr.splitlines() if not line.startswith("note: ")]  # a new database: the note
     assert said[0].startswith("demo-clinician is a demo account name"), result.stderr
+
+
+def test_help_shows_flags_as_flags_and_names_what_an_option_takes(tmp_path):
+    """The boxed help showed '--history <bool>' (and '--help <bool>'), as if a flag took a value (IT review)."""
+    shown = ketawatch("flags", "--help", cwd=tmp_path)
+    assert shown.returncode == 0 and "<bool>" not in shown.stdout
+    lines = {line.split()[0]: line for line in shown.stdout.splitlines() if line.strip().startswith("--")}
+    assert lines["--history"].split()[1] == "Every" and lines["--db"].split()[1] == "URL"
+    assert lines["--as-of"].split()[1] == "DATE"
+    export = ketawatch("export", "patient", "--help", cwd=tmp_path)
+    assert "<bool>" not in export.stdout and "--out PATH" in export.stdout and "--deidentify " in export.stdout
