@@ -77,7 +77,8 @@ def _backend(url: str) -> str:
     return make_url(normalise_url(url)).get_backend_name()
 
 
-def _sqlite_path(url: str) -> Path:
+def sqlite_path(url: str) -> Path:
+    """The database file of an SQLite URL (a plain path too); an in-memory database is refused."""
     database = make_url(normalise_url(url)).database  # a plain file path too, as the command line takes it
     if not database or database == ":memory:":
         raise BackupRefused("an in-memory SQLite database cannot be backed up or restored; use a file URL")
@@ -208,7 +209,7 @@ def _trail_summary(url: str) -> dict[str, object]:
     A restore replaces the trail with the backup's: its own line says what the replaced one held, so the lines
     written since the backup are known to be gone, and from when.
     """
-    if _backend(url) == "sqlite" and not _sqlite_path(url).exists():
+    if _backend(url) == "sqlite" and not sqlite_path(url).exists():
         return {}
     engine = create_engine(normalise_url(url))
     try:
@@ -245,7 +246,7 @@ def backup(url: str, path: Path | str, *, actor: str = "cli") -> str:
     backend = _backend(url)
     _refuse_newer(url, backend)
     if backend == "sqlite":
-        message = _backup_sqlite(_sqlite_path(url), path)
+        message = _backup_sqlite(sqlite_path(url), path)
     elif backend == "postgresql":
         message = _backup_postgres(url, path)
     else:
@@ -258,7 +259,7 @@ def _refuse_newer(url: str, backend: str) -> None:
     """A database made by a newer KetaWatch is left untouched (the backup would add an audit line to it)."""
     revision = None
     if backend == "sqlite":
-        source = _sqlite_path(url)
+        source = sqlite_path(url)
         if not source.is_file():
             return  # said in words by the backup itself
         conn = sqlite3.connect(_read_only(source), uri=True, timeout=BUSY_SECONDS)
@@ -298,6 +299,8 @@ def _backup_sqlite(source: Path, path: Path) -> str:
             check = dst.execute("PRAGMA quick_check").fetchone()[0]
             counts = _sqlite_counts(dst)
             revision = _sqlite_revision(dst)
+        except sqlite3.Error as exc:  # a full disk comes as "disk I/O error": one readable line, not a crash
+            raise BackupRefused(f"the copy could not be written to {path.parent} ({exc})") from exc
         finally:
             src.close()
             dst.close()
@@ -308,6 +311,7 @@ def _backup_sqlite(source: Path, path: Path) -> str:
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)
+        temp.with_name(temp.name + "-journal").unlink(missing_ok=True)  # left by a copy that failed half-way
     return f"backup written to {path} (schema {revision}: {_counts_text(counts)})"
 
 
@@ -381,7 +385,7 @@ def restore(url: str, path: Path | str, *, force: bool = False, actor: str = "cl
     forget_engines()  # no pooled connection keeps reading the database being replaced
     replaced = _trail_summary(url)
     if backend == "sqlite":
-        message = _restore_sqlite(found, _sqlite_path(url), force)
+        message = _restore_sqlite(found, sqlite_path(url), force)
     else:
         message = _restore_postgres(found, url, force)
     engine = make_engine(url)

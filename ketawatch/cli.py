@@ -96,7 +96,7 @@ def resolve_url(db: str | None, default: str | None = None) -> str:
     return url
 
 
-_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
+_QUERY_PASSWORD = re.compile(r"([?&][^=&]*password=)[^&]*", re.IGNORECASE)  # password=, sslpassword=
 #: Said when a URL holds more than one @ before its host: a password's @ ended the password there.
 ENCODE_HINT = ("the URL has more than one @ before the host; write @, # and / in a password as %40, %23 and %2F "
                "(percent-encoded)")
@@ -161,7 +161,11 @@ def open_db(db: str | None, default: str | None = None, *, say_if_new: bool = Tr
     try:
         found = _stored_schema(url)
         kept = _copy_before_upgrade(url, found)
-        engine = open_database(url)
+        try:
+            engine = open_database(url)
+        except BaseException:
+            _drop_unused_copy(url, found, kept)
+            raise
         if say_if_new and found == "":  # most often a command run outside the service's folder, which has the settings
             typer.echo(f"note: {safe_url(absolute_sqlite(url))} held no KetaWatch database, so a new, empty one was "
                        "made there", err=True)
@@ -187,14 +191,14 @@ def _copy_before_upgrade(url: str, found: str | None) -> Path | None:
     if the copy cannot be made, nothing is upgraded. PostgreSQL is the DBA's to back up (README: Upgrading)."""
     from datetime import datetime, timezone
 
-    from ketawatch.backup import BackupRefused, backup, known_revisions
-    from store.db import normalise_url, schema_head
+    from ketawatch.backup import BackupRefused, backup, known_revisions, sqlite_path
+    from store.db import schema_head
 
     head = schema_head()
     if not found or found == head or found not in known_revisions() or not _is_sqlite(url):
         return None
-    source = Path(make_url(normalise_url(url)).database or "")
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    source = sqlite_path(url)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")  # to the microsecond: two servers starting
     kept = source.with_name(f"{source.name}.before-schema-{head}-{stamp}.bak").resolve()
     try:
         backup(url, kept, actor="cli-before-upgrade")
@@ -202,6 +206,24 @@ def _copy_before_upgrade(url: str, found: str | None) -> Path | None:
         _cannot_open(url, f"it is at schema {found} and needs upgrading to {head}, but the copy kept before upgrading "
                           f"could not be made ({exc}); nothing was changed")
     return kept
+
+
+def _drop_unused_copy(url: str, found: str | None, kept: Path | None) -> None:
+    """After a failed upgrade that left the database at its old schema, its copy is not needed: a service restarted
+    every few seconds would otherwise fill the disk with copies (code review)."""
+    from store.db import make_engine, schema_revision
+
+    if kept is None:
+        return
+    probe = make_engine(url)
+    try:
+        unchanged = schema_revision(probe) == found
+    except Exception:  # noqa: BLE001 - cannot tell: keep the copy
+        unchanged = False
+    finally:
+        probe.dispose()
+    if unchanged:
+        kept.unlink(missing_ok=True)
 
 
 def _stored_schema(url: str) -> str | None:
@@ -445,7 +467,8 @@ def main() -> None:
     Exit status 0 success, 1 rejected (nothing changed), 2 usage error.
     """
     try:
-        get_settings()  # every command reads the settings first, so a wrong one is named before anything happens
+        if sys.argv[1:2] not in (["--version"], ["-V"]):  # the version is told even with a broken setting
+            get_settings()  # every command reads the settings first, so a wrong one is named before anything happens
         with written_through(cli_actor()):  # every audit line it writes names the command line and the login
             app(standalone_mode=False, prog_name="ketawatch")
     except Rejected as exc:

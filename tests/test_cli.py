@@ -179,6 +179,8 @@ def test_version_names_the_installed_release_and_its_schema_without_opening_a_da
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"KetaWatch {version('ketawatch')} (database schema {newest})\n"
     assert result.stderr == "" and not list(tmp_path.iterdir())
+    broken = ketawatch(option, cwd=tmp_path, env={"KETAWATCH_CLINIC_TIMEZONE": "Mars/Olympus"})  # told even so
+    assert broken.returncode == 0 and broken.stdout == result.stdout, broken.stderr
 
 
 def _help_texts(command, path: str = "ketawatch"):
@@ -293,13 +295,45 @@ def test_a_command_that_upgrades_an_older_database_says_so_once(tmp_path):
     assert len(list(tmp_path.glob("*.bak"))) == 1
 
 
-def test_an_upgrade_whose_copy_cannot_be_made_changes_nothing(tmp_path, monkeypatch):
-    """No way back, no upgrade: when the copy cannot be written (here: a full disk, as the backup would say it), the
-    older database is left as it was."""
+def test_an_upgrade_whose_copy_cannot_be_written_changes_nothing(tmp_path):
+    """No way back, no upgrade: with a full disk (here a file-size limit, which fails the copy's writes as a full disk
+    does) the older database is left as it was, the command says why in one line, and no half-written copy stays."""
+    import resource
+
     from alembic import command
 
-    import ketawatch.backup
-    from ketawatch.cli import Rejected, open_db
+    from store.db import alembic_config, make_engine, schema_revision
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    command.upgrade(alembic_config(engine), "0002")
+    engine.dispose()
+    limit = (tmp_path / "old.db").stat().st_size // 2
+
+    def small_disk():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("KETAWATCH_")}
+    refused = subprocess.run([sys.executable, "-c", "from ketawatch.cli import main; main()", "flags", "--db", url],
+                             cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120,
+                             preexec_fn=small_disk)
+    assert refused.returncode == 1, refused.stderr
+    (line,) = refused.stderr.strip().splitlines()
+    assert "is at schema 0002 and needs upgrading to" in line and line.endswith("; nothing was changed"), line
+    assert "the copy could not be written to" in line
+    left = [p.name for p in tmp_path.iterdir() if p.name not in ("old.db", "old.db-wal", "old.db-shm")]
+    assert left == []  # no copy, no temporary file, no journal
+    engine = make_engine(url)
+    assert schema_revision(engine) == "0002"
+    engine.dispose()
+
+
+def test_a_failed_upgrade_does_not_leave_its_copy_behind(tmp_path, monkeypatch):
+    """A service restarted every few seconds after a failing migration made a full copy each time (code review)."""
+    from alembic import command
+
+    import store.db
+    from ketawatch.cli import open_db
     from store.db import alembic_config, forget_engines, make_engine, schema_revision
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
@@ -307,16 +341,15 @@ def test_an_upgrade_whose_copy_cannot_be_made_changes_nothing(tmp_path, monkeypa
     command.upgrade(alembic_config(engine), "0002")
     engine.dispose()
 
-    def disk_full(*args, **kwargs):
-        raise OSError(28, "No space left on device")
+    def migration_fails(engine):
+        raise RuntimeError("a migration failed")
 
-    monkeypatch.setattr(ketawatch.backup, "backup", disk_full)
-    with pytest.raises(Rejected) as refused:
-        open_db(url)
-    forget_engines()
-    said = " ".join(refused.value.args)
-    assert "is at schema 0002 and needs upgrading to" in said and "No space left on device" in said
-    assert said.endswith("; nothing was changed")
+    monkeypatch.setattr(store.db, "upgrade", migration_fails)
+    for _ in range(2):
+        with pytest.raises(RuntimeError):
+            open_db(url)
+        forget_engines()
+    assert not list(tmp_path.glob("*.bak")) and not list(tmp_path.glob(".ketawatch-backup-*"))
     engine = make_engine(url)
     assert schema_revision(engine) == "0002"
     engine.dispose()
