@@ -146,6 +146,7 @@ def test_unreachable_database_is_one_readable_line(tmp_path):
     ("postgresql+psycopg://app:Tr0ub@dor#9/x@127.0.0.1:5432/db", "postgresql+psycopg://app:***@127.0.0.1:5432/db"),
     ("postgresql+psycopg://kw:s3cret@db.example:5432/kw", "postgresql+psycopg://kw:***@db.example:5432/kw"),
     ("postgresql://kw@db/kw?sslmode=require&password=s3cret", "postgresql://kw@db/kw?sslmode=require&password=***"),
+    ("postgresql://kw@db/kw?sslpassword=k3y&sslmode=require", "postgresql://kw@db/kw?sslpassword=***&sslmode=require"),
     ("sqlite:////srv/kw@clinic/ketawatch.db", "sqlite:////srv/kw@clinic/ketawatch.db"),
 ])
 def test_safe_url_shows_no_part_of_any_password(url, shown):
