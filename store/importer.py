@@ -175,9 +175,17 @@ class _Importer:
             checked = check_rows(self.validator, kind, table.header, table.rows)
             for i, problems in checked.problems.items():
                 self.problems.extend(f"{name}:{table.lines[i]}: {p.column}: {p.message}" for p in problems)
-            flawed = {i: frozenset(p.column for p in problems) for i, problems in checked.problems.items()}
+            flawed = {i: self._with_partners(kind, {p.column for p in problems}) for i, problems in checked.problems.items()}
             batch = _Batch(table.lines, checked.columns, flawed)
             self.batches[kind] = batch.keep(self._first_of_each(kind, table.lines, checked))
+
+    def _with_partners(self, kind: str, columns: set[str]) -> frozenset[str]:
+        """The columns with a problem and those read by the same check across fields (all five SDS items; both
+        blood pressures): a blank SDS item beside the one the problem names is not a difference from a stored record."""
+        for fields, _ in self.validator.row_checks(kind):
+            if columns & set(fields):
+                columns |= set(fields)
+        return frozenset(columns)
 
     def _first_of_each(self, kind: str, lines: list[int], checked: CheckedRows) -> list[int]:
         """The rows whose patient can be read and whose record key has not appeared before; a repeat is a problem.

@@ -376,6 +376,17 @@ def test_a_row_with_a_problem_still_reports_its_collisions(engine, tmp_path):
     assert problems[6] == "sessions.csv:4: session_at: the same patient and time already appears at line 3"
 
 
+def test_a_partly_answered_sds_is_one_problem_not_also_a_difference_from_the_stored_check_in(engine, tmp_path):
+    """The SDS problem names the first item missing; the other blank item was then said to differ from the stored
+    check-in ('already recorded with different sds_5'), a problem that is not there (code review)."""
+    run(engine, write_folder(tmp_path / "a"))
+    checkins = [dict(CHECKIN, sds_4="", sds_5="")]
+    with pytest.raises(ImportRejected) as caught:
+        run(engine, write_folder(tmp_path / "b", patients=None, sessions=None, checkins=checkins))
+    assert caught.value.problems == [
+        "checkins.csv:2: sds_4: Severity of Dependence Scale: give all five items or none (items 4, 5 missing)"]
+
+
 def _write_with_semicolons(path, rows, header=None):
     """A file as Excel saves "CSV" where the list separator is `;` (many European locales)."""
     import csv
