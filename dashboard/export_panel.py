@@ -88,7 +88,7 @@ def offer_file(slot: str, params: tuple, build, spinner: str) -> None:
         # The click starts no run ("ignore"): a run started by it could end, and drop the callable, before the
         # browser asked for the file, and under load the download then never came (a browser test, twice in a full
         # run). The page forgets the file when it is handed over; the next action takes the button away.
-        st.download_button(f"Download {md_escape(name)}", data=_hand_over(slot, name, data), file_name=name,
+        st.download_button(f"Download {md_escape(name)}", data=_hand_over(slot, prepared), file_name=name,
                            mime=mime, key=f"{slot}-download", icon=":material/download:", on_click="ignore")
     elif prepared:
         st.caption("The options changed since the file was prepared; prepare it again.")
@@ -97,19 +97,24 @@ def offer_file(slot: str, params: tuple, build, spinner: str) -> None:
         st.caption(f"Downloaded {md_escape(done)}. For another copy, prepare it again (each one is audited).")
 
 
-def _hand_over(slot: str, name: str, data: bytes):
-    """The download's data, given when the browser asks for it: from then on the page keeps no copy of the file.
+def _hand_over(slot: str, prepared: tuple):
+    """The download's data, given once, when the browser asks for it: from then on the page keeps no copy.
 
     It runs outside any script run (Streamlit calls it on the click), so it changes the session's own dicts, not
-    `st.session_state`, which it may not use there.
+    `st.session_state`, which it may not use there. A second click gets no second copy of one audited export
+    (code review): Streamlit keeps the callable until the next run, so it says to prepare the file again.
     """
     results = st.session_state.setdefault(_RESULT_KEY, {})
     done = st.session_state.setdefault(_DONE_KEY, {})
+    name, kept = prepared[1], [prepared[2]]
 
     def give() -> bytes:
-        results.pop(slot, None)
+        if results.get(slot) is prepared:  # not a file prepared again meanwhile
+            results.pop(slot, None)
         done[slot] = name
-        return data
+        if not kept:
+            raise RuntimeError("already downloaded; prepare the file again for another copy (each is audited)")
+        return kept.pop()
 
     return give
 

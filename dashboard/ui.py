@@ -43,7 +43,7 @@ class LevelLook:
 
 
 LEVELS: dict[str, LevelLook] = {
-    "green": LevelLook("Green", "no dependence signals", ":material/check_circle:", "✓", "green"),
+    "green": LevelLook("Green", "no warning pattern", ":material/check_circle:", "✓", "green"),
     "amber": LevelLook("Amber", "watch, review at the next visit", ":material/warning:", "⚠", "orange"),
     "red": LevelLook("Red", "review now", ":material/priority_high:", "‼", "red"),
 }

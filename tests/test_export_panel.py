@@ -72,3 +72,28 @@ def test_clinician_can_export_identified_caseload(db_url):
 
     line = audit_frame(open_database(db_url), action="export").iloc[0]
     assert (line["actor"], line["entity_key"], line["detail"]["deidentified"]) == ("dr-panel", "caseload", False)
+
+
+def _hand_over_twice() -> None:
+    import streamlit as st
+
+    from dashboard import export_panel
+
+    prepared = (("params",), "case.pdf", b"%PDF-1.7", "application/pdf")
+    st.session_state[export_panel._RESULT_KEY] = {"slot": prepared}
+    give = export_panel._hand_over("slot", prepared)
+    st.write(f"first: {give()!r}")
+    st.write(f"kept: {'slot' in st.session_state[export_panel._RESULT_KEY]}")
+    st.write(f"done: {st.session_state[export_panel._DONE_KEY]['slot']}")
+    try:
+        give()
+    except RuntimeError as exc:
+        st.write(f"second: {exc}")
+
+
+def test_a_prepared_file_is_handed_over_once_and_then_forgotten():
+    """A quick second click gave a second copy of one audited export (browser check, code review)."""
+    at = AppTest.from_function(_hand_over_twice).run()
+    said = [m.value for m in at.markdown]
+    assert said == ["first: b'%PDF-1.7'", "kept: False", "done: case.pdf",
+                    "second: already downloaded; prepare the file again for another copy (each is audited)"], said

@@ -179,8 +179,9 @@ def test_a_green_look_alike_says_what_was_seen_but_not_counted(demo_url, monkeyp
     assert "Seen, not counted" not in _texts(_app(demo_url, monkeypatch, "patient", patient=nothing))
     # what an SUD history does to the rules stands beside it, not among the observations (clinical lead)
     sud = records.patients.loc[records.patients["sud_history"].astype(bool), "patient_id"].iloc[0]
-    texts = [t.value for t in _app(demo_url, monkeypatch, "patient", patient=sud).text]
-    assert "Yes: graded thresholds lowered to 75% of the clinic's, so signals count sooner; never a reason on its own" in texts
+    captions = [c.value for c in _app(demo_url, monkeypatch, "patient", patient=sud).caption]
+    assert any(c.endswith(" History of substance use disorder: graded thresholds lowered to 75% of the clinic's, so "
+                          "signals count sooner; never a reason on its own.") for c in captions), captions
 
 
 def test_every_reason_that_rests_on_a_seed_passage_shows_it(demo_url, monkeypatch):
@@ -1328,7 +1329,7 @@ def test_a_question_9_follow_up_is_recorded_on_the_patient_page_and_moves_the_an
     recent = _app(demo_url, monkeypatch, "alerts").dataframe[-1].value
     assert recent["Action"].iloc[0] == "GP informed" and recent["Action"].iloc[1] == "Discussed with patient"
     assert recent["Reasons reviewed"].iloc[0] == "PHQ-9 question 9 follow-up (not a review of the level)"
-    assert recent["Level"].iloc[0] == "PHQ-9 question 9 follow-up"  # not "Green: no dependence signals", as if the level was reviewed
+    assert recent["Level"].iloc[0] == "PHQ-9 question 9 follow-up"  # not "Green: no warning pattern", as if the level was reviewed
     # (That it is no review of the risk level: tests/test_caseload.py, with a red patient.)
 
 

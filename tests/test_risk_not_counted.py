@@ -203,7 +203,7 @@ def test_two_supporting_requests_under_a_relapse_say_what_they_count_for():
                   checkins("p1", [1] * 7, phq9=[5, 5, 5, 5, 5, 5, 14]))
     assert assessed(rec)["level"] == "green"
     early = about("early_request_recent", seen(rec))
-    assert "it counts for nothing while PHQ-9 is 6 or more points above the patient's best" in early.text
+    assert "; it counts one point less while PHQ-9 is 6 or more points above the patient's best" in early.text
     assert "; one more supporting observation of another kind would make it amber" in early.text  # the dose request's
     assert "; one more supporting observation" in about("dose_request_recent", seen(rec)).text
 

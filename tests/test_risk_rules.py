@@ -615,6 +615,10 @@ def test_relapse_with_booster_and_another_early_request_is_not_red():
     assert "red" not in set(d["level"])
     seen = {rid for rs in d["reasons"] for rid in rule_ids(rs)}
     assert "early_requests_repeated" in seen and "sds_control_items" not in seen
+    # the reason says it counts one point less: "supporting: adds weight" alone read as if it added its point
+    early = [r for rs in d["reasons"] for r in rs if r.rule_id == "early_requests_repeated"]
+    assert all(r.text.endswith("; it counts one point less while PHQ-9 is 6 or more points above the patient's best "
+                               "(asking to come earlier is also how a depressive relapse presents)") for r in early)
     # the same requests without the PHQ-9 rise would be red: the relapse context is what holds it
     flat = records(
         [patient()],

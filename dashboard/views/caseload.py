@@ -121,7 +121,7 @@ picked = None if shown.empty else ui.show_table(
     height=min(36 * (len(shown) + 1) + 4, 640),
     column_config={
         "Level": st.column_config.TextColumn(
-            help="‼ Red: review now · ⚠ Amber: watch, review at the next visit · ✓ Green: no dependence signals. "
+            help="‼ Red: review now · ⚠ Amber: watch, review at the next visit · ✓ Green: no warning pattern. "
                  "Supports clinical judgement; does not diagnose."),
         "Since": st.column_config.DateColumn(format="YYYY-MM-DD", help="Date the current level began"),
         "Next due": st.column_config.TextColumn(width=150, help="By the plan: the last session's date plus the planned "

@@ -62,8 +62,7 @@ identity = ", ".join((
 for col, (label, value) in zip(facts, (
     ("Identity", identity),
     ("Indication", ui.words(row["indication"])),
-    # what the history does to the rules, beside it: it is no observation, so not among those seen (clinical lead)
-    ("SUD history", f"Yes: {sud_history_note(load_rules())}" if bool(row["sud_history"]) else "No"),
+    ("SUD history", "Yes" if bool(row["sud_history"]) else "No"),
     ("Plan", " ".join(x for x in (plan_dose, plan_interval) if x) or "no plan recorded"),
     ("Status", ui.words(row["status"])),
     ("Responsible clinician", ui.staff_column(pd.Series([row["clinician"]]), data.staff_names()).iloc[0]
@@ -72,7 +71,10 @@ for col, (label, value) in zip(facts, (
     with col:
         st.caption(label)
         st.text(value)
-st.caption(f"Treatment started {ui.fmt_date(row['treatment_start'])}.")
+# What the history does to the rules, under the facts: no observation, so not among those seen (clinical lead); in
+# the SUD column it wrapped to 6 lines at 1366 px (browser check).
+sud_note = f" History of substance use disorder: {sud_history_note(load_rules())}." if bool(row["sud_history"]) else ""
+st.caption(f"Treatment started {ui.fmt_date(row['treatment_start'])}.{sud_note}")
 safety = data.safety_answers()
 mine = safety[safety["patient_id"] == pid]
 ui.safety_banner(mine, can_follow_up=can_write(user))

@@ -42,7 +42,7 @@ logging.getLogger("fpdf.output").addFilter(_NoRecordTextInLogs())
 #: How each level is printed: words and a filled-dot scale carry the meaning; grey shades only help. The words are the
 #: screen's (a level is a prompt to look, not a finding: "pattern consistent with dependence" read as one on paper).
 LEVEL_PRINT = {
-    "green": ("GREEN: no dependence signals", "\u25cf\u25cb\u25cb", 255),
+    "green": ("GREEN: no warning pattern", "\u25cf\u25cb\u25cb", 255),
     "amber": ("AMBER: watch, review at the next visit", "\u25cf\u25cf\u25cb", 225),
     "red": ("RED: review now", "\u25cf\u25cf\u25cf", 190),
 }

@@ -265,7 +265,7 @@ _COLUMN_WORDS = {
     "action": "What was done",
     "note": "The reviewer's note",
     "as_of": "The date the level is computed for, from the records dated on or before it",
-    "level": "Dependence-risk level: green (no dependence signals), amber (watch, review at the next visit), red (review now)",
+    "level": "Dependence-risk level: green (no warning pattern), amber (watch, review at the next visit), red (review now)",
     "since": "The date the patient has been at this level since",
     "reason_ids": "Rule ids of the reasons (see the README's rule table)",
     "date": "Date of a record on which the level changed",

@@ -23,7 +23,16 @@ from ketawatch.risk.features import (
     session_features,
     weighty_specific_signs,
 )
-from ketawatch.risk.reasons import CORROBORATING, FAMILIES, POINTS, REQUEST_FAMILIES, RULES, Reason, build_reasons
+from ketawatch.risk.reasons import (
+    CORROBORATING,
+    FAMILIES,
+    POINTS,
+    REQUEST_FAMILIES,
+    RULES,
+    Reason,
+    build_reasons,
+    with_relapse_discount,
+)
 from ketawatch.risk.rules import SUD_SCALED, RuleSettings, load_rules
 from ketawatch.risk.windows import take
 from store.frames import Records
@@ -66,7 +75,10 @@ class Evaluation:
                 key = (rule.id, int(row), active)  # dates without a new record of that kind share its reasons
                 if key not in built:
                     built[key] = build_reasons(rule.id, table, int(row), self.rules, active)
-                found.extend(built[key])
+                if rule.family == "frequency" and daily["relapse_context"][position]:
+                    found.extend(with_relapse_discount(reason, self.rules) for reason in built[key])
+                else:
+                    found.extend(built[key])
             out.append(found)
         return out
 

@@ -79,9 +79,8 @@ def seen_not_counted(
     found: list[NotCounted] = []
     if daily["level_code"][position] == 0:  # supporting observations that hold, but alone raise no level
         short = rules.combination_amber_min_points - int(daily["points"][position])
-        relapse = bool(daily["relapse_context"][position])
-        for reason in ev.reasons(np.array([position]), on_green=True)[0]:
-            text = f"{reason.text}: {_alone(reason.rule_id, ev.sessions, s_row, rules, short, relapse)}"
+        for reason in ev.reasons(np.array([position]), on_green=True)[0]:  # a relapse discount said in the reason
+            text = f"{reason.text}: {_alone(reason.rule_id, ev.sessions, s_row, rules, short)}"
             found.append(NotCounted(reason.rule_id, text, reason.evidence_dates, reason.sign))
     if c_row >= 0:
         c = ev.checkins
@@ -98,15 +97,11 @@ def seen_not_counted(
     return found
 
 
-def _alone(rule_id: str, sessions: FeatureTable, row: int, rules: RuleSettings, short: int, relapse: bool) -> str:
+def _alone(rule_id: str, sessions: FeatureTable, row: int, rules: RuleSettings, short: int) -> str:
     """Why a supporting observation leaves the level green, and what would make it amber, from the level's own points
     (a relapse discount included) and the settings in use."""
-    text = "on its own it does not raise the level"
-    if rule_id == "early_request_recent" and relapse:
-        text += (f"; it counts for nothing while PHQ-9 is {num(rules.interval_relapse_phq9_rise)} or more points above "
-                 "the patient's best (asking to come earlier is also how a relapse presents)")
-    text += (f"; {number_words(short)} more supporting observation{'' if short == 1 else 's'} of another kind would "
-             "make it amber")
+    text = (f"on its own it does not raise the level; {number_words(short)} more supporting observation"
+            f"{'' if short == 1 else 's'} of another kind would make it amber")
     if rule_id in _REQUESTS and row >= 0:
         column, window_from, repeated = _REQUESTS[rule_id]
         asked = int(sessions[column][sessions.rows_from(row, window_from)].astype(bool).sum())
@@ -334,7 +329,8 @@ def _dose(table: FeatureTable, row: int, rules: RuleSettings, counted: set[str])
         else:
             was = "" if previous == before else f", from {before:.{decimals}f} {unit} before the request"
             why = (f"after the patient asked for more ({list_dates(table['day'][asked])}){was}: "
-                   + _still_needed(len(run), rules.dose_persist_sessions, "session", "above plan"))
+                   + _still_needed(len(run), rules.dose_persist_sessions, "session",
+                                   "above plan" if table["dose_reference_is_plan"][row] else "above that median"))
     return [NotCounted("dose_above_plan_after_request", f"{seen}; {why}",
                        dates_of(table, np.concatenate([asked, run]).astype("int64")))]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -302,6 +302,14 @@ def _nonspecific(table: FeatureTable, row: int, rules: RuleSettings, sign: str |
         f"{span_words(table['day'][run])}" + mainly_signs(table, last) + relapse_context(table, last)
     )
     return Reason("nonspecific_signs_rising", "amber", text, dates_of(table, run))
+
+
+def with_relapse_discount(reason: Reason, rules: RuleSettings) -> Reason:
+    """A request to come earlier, said to count one point less while PHQ-9 has reliably worsened: 'supporting: adds
+    weight' beside it read as if it added weight when it added none (browser check)."""
+    return replace(reason, text=f"{reason.text}; it counts one point less while PHQ-9 is "
+                                f"{num(rules.interval_relapse_phq9_rise)} or more points above the patient's best "
+                                "(asking to come earlier is also how a depressive relapse presents)")
 
 
 def mainly_signs(table: FeatureTable, row: int) -> str:
