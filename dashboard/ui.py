@@ -224,17 +224,31 @@ def refused_as_typed(prefix: str, raw: dict | None) -> None:
         st.session_state[prefix + "refused"] = dict(raw)
 
 
-def standing_errors(prefix: str, errors: dict[str, list[str]], raw: dict) -> tuple[dict[str, list[str]], int]:
-    """The last Save's problems whose fields still hold the refused value, and how many fields were changed since.
+def standing_errors(prefix: str, errors: dict[str, list[str]], raw: dict, live=(), groups=()) -> tuple[dict[str, list[str]], int]:
+    """The last Save's problems as they stand now, and how many of the refused fields (or field groups) were changed.
 
-    A problem stayed in red under a field after it was corrected, until the next Save (nurse's review). Only a
-    field's own change clears its problem; a problem of no single field (or one the form cannot compare) stays.
+    A problem stayed in red under a field after it was corrected, until the next Save (nurse's review). A field still
+    as refused keeps its problem; a changed one shows what the store's checks (`live`, the problems of the values now)
+    still find in it, or nothing. `groups` are fields checked together (the five SDS items, a blood pressure pair):
+    the SDS problem names one missing item, and answering that one hid it while another was still empty (code review).
     """
     refused = st.session_state.get(prefix + "refused") or {}
-    changed = {c for c in errors if c in refused and c in raw and raw[c] != refused[c]}
-    return {c: m for c, m in errors.items() if c not in changed}, len(changed)
+    now = problems_by_field(list(live))
 
+    def unit(column: str) -> tuple[str, ...]:
+        return next((tuple(g) for g in groups if column in g), (column,))
 
+    def changed(fields: tuple[str, ...]) -> bool:
+        return all(f in refused and f in raw for f in fields) and any(raw[f] != refused[f] for f in fields)
+
+    kept: dict[str, list[str]] = {}
+    units = {unit(column) for column in errors}
+    for fields in units:
+        if changed(fields):
+            kept.update({f: now[f] for f in fields if f in now})
+        else:
+            kept.update({f: errors[f] for f in fields if f in errors})
+    return kept, sum(changed(fields) for fields in units)
 def rule_number(rule, key: str, errors: dict[str, list[str]], *, label: str | None = None, help: str | None = None,
                 step: float | None = None, fmt: str | None = None) -> float | int | None:
     """A number box whose label, unit and limits come from the store's validation rule, with its errors under it.

@@ -618,6 +618,41 @@ def test_a_corrected_answer_loses_its_error_on_the_check_in_too(demo_url, monkey
     assert _count(demo_url, CheckIn) == before + 1 and not at.error
 
 
+def test_a_group_of_answers_keeps_its_problem_until_the_whole_group_is_right(demo_url, monkeypatch):
+    """The SDS problem names the first item missing: answering that one hid it while another was still empty (code
+    review). What the store still finds in the answers now is shown instead."""
+    def inline(at):
+        return [m.value.replace("\\", "") for m in at.markdown if m.value.startswith(":red[:material/error:")]
+
+    at = _checkin_form(demo_url, monkeypatch)
+    at.pills(key="lc_craving").set_value(2)
+    for i in (1, 2, 3):
+        at.radio(key=f"lc_sds_{i}").set_value(1)
+    at.run()
+    _button(at, "Save check-in").click().run()
+    assert any("items 4, 5 missing" in m for m in inline(at)), inline(at)
+    at.radio(key="lc_sds_4").set_value(1).run()
+    assert any("item 5 missing" in m for m in inline(at)), inline(at)
+    at.radio(key="lc_sds_5").set_value(0).run()
+    assert not inline(at)
+
+
+def test_a_blood_pressure_pair_is_checked_as_a_pair_after_a_refused_save(demo_url, monkeypatch):
+    def inline(at):
+        return [m.value.replace("\\", "") for m in at.markdown if m.value.startswith(":red[:material/error:")]
+
+    at = _session_form(demo_url, monkeypatch)
+    at.number_input(key="ls_dose").set_value(40.0)
+    at.number_input(key="ls_sbp_post").set_value(100)
+    at.number_input(key="ls_dbp_post").set_value(110).run()
+    _button(at, "Save session").click().run()
+    assert any("must be below the systolic, 100" in m for m in inline(at))
+    at.number_input(key="ls_dbp_post").set_value(105).run()  # changed, and still above the systolic
+    assert any("105, must be below the systolic, 100" in m for m in inline(at)), inline(at)
+    at.number_input(key="ls_sbp_post").set_value(130).run()  # the other of the pair put it right
+    assert not inline(at)
+
+
 def test_log_checkin_saves_with_the_phq9_total_computed(demo_url, monkeypatch):
     at = _checkin_form(demo_url, monkeypatch)
     at.pills(key="lc_craving").set_value(4)
@@ -636,6 +671,7 @@ def test_log_checkin_saves_with_the_phq9_total_computed(demo_url, monkeypatch):
         row = db.execute(select(CheckIn).order_by(CheckIn.id.desc())).scalars().first()
     assert (row.craving, row.phq9, row.sds_1, row.secrecy, row.tolerance) == (4, 16, 1, 2, None)
     assert any(t.value.startswith("Check-in saved for") for t in at.toast)
+    assert any(link.label == "Open KW\\-0002" for link in at.get("page_link")), "the way to the patient's page"
 
 
 def test_a_half_filled_check_in_survives_a_look_at_another_page_but_never_moves_to_another_patient(demo_url,
@@ -751,6 +787,21 @@ def test_log_checkin_rejects_invalid_input(case, demo_url, monkeypatch):
     assert any("Nothing was saved" in e.value for e in at.error)
     assert any(t.value.startswith("Nothing was saved") for t in at.toast), "seen wherever the form is scrolled to"
     assert message in _texts(at)
+
+
+def test_on_the_tablet_answering_what_was_missing_still_says_the_answers_wait_for_send(demo_url, monkeypatch):
+    """The list of what was missing went away once answered, which read as "done" (browser check)."""
+    at = _checkin_form(demo_url, monkeypatch, patient="KW-0003")
+    _button(at, "Hand the tablet to the patient").click().run()
+    at.radio(key="lc_secrecy").set_value(0).run()
+    _button(at, "Send my answers").click().run()
+    assert any(w.value.startswith("Your answers are not sent yet.") and "part 1" in w.value for w in at.warning)
+    at.pills(key="lc_craving").set_value(2).run()
+    assert not any(w.value.startswith("Your answers are not sent yet.") for w in at.warning)
+    assert [i.value for i in at.info] == ["Your answers are not sent yet: press Send when you are ready."]
+    before = _count(demo_url, CheckIn)
+    _button(at, "Send my answers").click().run()
+    assert _count(demo_url, CheckIn) == before + 1 and not at.info
 
 
 def test_patient_mode_shows_only_the_form_until_the_clinician_password(demo_url, monkeypatch):

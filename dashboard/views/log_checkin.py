@@ -207,12 +207,15 @@ def _answer_radio(key: str, question: str, answers, errors, *, help: str | None 
     ui.field_error(errors, key)
 
 
-def _not_sent_yet(errors: dict[str, list[str]]) -> None:
-    """The patient's own list of what is missing, and the way out: the tablet goes back to staff."""
+def _not_sent_yet(errors: dict[str, list[str]], corrected: int) -> None:
+    """The patient's own list of what is missing, and the way out: the tablet goes back to staff. Once all is
+    answered it still says the answers wait for Send: the list going away read as "done" (browser check)."""
     if errors:
         lines = "\n".join(f"- {ui.md_escape(m)}" for msgs in errors.values() for m in msgs)
         st.warning(f"Your answers are not sent yet.\n\n{lines}\n\nIf you would rather not answer a question, please "
                    "hand the tablet to a member of staff.", icon=":material/info:")
+    elif corrected:
+        st.info("Your answers are not sent yet: press Send when you are ready.", icon=":material/send:")
 
 
 def _clear_part(items, column: str) -> None:
@@ -243,7 +246,10 @@ def checkin_form(patient_id: str, *, patient_facing: bool) -> None:
     refused = s.get(P + "refused") or {}
     when = s.get(P + "when")
     at = refused.get("reported_at") if patient_facing or when is None else when.replace(tzinfo=ui.clinic_tz())
-    errors, corrected = ui.standing_errors(P, errors, _raw(patient_id, at))
+    now = _raw(patient_id, at)
+    live = _phq9_problems(paper=bool(s.get(P + "paper")) and not patient_facing) + Validator().checkin(now)[1]
+    errors, corrected = ui.standing_errors(P, errors, now, live=_for_the_patient(live) if patient_facing else live,
+                                           groups=[fields for fields, _ in Validator().row_checks("checkins")])
     if not patient_facing:  # the patient's list is beside Send: a block added up here pushed the form out of view
         ui.error_summary(errors, LABELS, corrected=corrected)
         if errors and _safety_note():  # the answer that matters most is not saved: say so where staff look first
@@ -319,7 +325,7 @@ def checkin_form(patient_id: str, *, patient_facing: bool) -> None:
     st.button("Send my answers" if patient_facing else "Save check-in", type="primary", icon=":material/send:",
               on_click=_save, args=(patient_id,), key=P + "save")
     if patient_facing:  # under Send, where the patient is when they press it (the top is a long scroll away)
-        _not_sent_yet(errors)
+        _not_sent_yet(errors, corrected)
     if not patient_facing:
         st.caption(f"Craving is required; every other question may be left empty if {you} did not answer it.")
 
@@ -379,6 +385,9 @@ def clinician_view() -> None:
             st.caption("Dependence-risk level now (the question 9 answer is followed up on its own, as above):")
         ui.level_badge(level)
         ui.disclaimer()
+        # as after Log session: the way to what was counted and what was seen but not (browser check)
+        st.page_link("views/patient.py", label=f"Open {ui.md_escape(saved['patient_id'])}", icon=":material/person:",
+                     query_params={"patient": saved["patient_id"]})
     patients = data.patients()
     if patients.empty:
         st.info("No patients yet. Add one on the Patients and plans page first.")
