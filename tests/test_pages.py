@@ -103,6 +103,11 @@ def _texts(at: AppTest) -> str:
     return "\n".join(parts).replace("\\", "")
 
 
+def _inline_errors(at: AppTest) -> list[str]:
+    """The red problems shown under the fields, markdown escapes removed."""
+    return [m.value.replace("\\", "") for m in at.markdown if m.value.startswith(":red[:material/error:")]
+
+
 def _no_exception(at: AppTest) -> None:
     assert not at.exception, [(e.message, e.stack_trace[-6:]) for e in at.exception]
 
@@ -418,24 +423,21 @@ def test_log_session_rejects_invalid_input(case, demo_url, monkeypatch):
 
 def test_a_corrected_field_loses_its_error_until_the_next_save(demo_url, monkeypatch):
     """A problem stayed in red under a field after the nurse had corrected it, until the next Save (nurse's review)."""
-    def inline(at):
-        return [m.value.replace("\\", "") for m in at.markdown if m.value.startswith(":red[:material/error:")]
-
     at = _session_form(demo_url, monkeypatch)
     at.number_input(key="ls_dose").set_value(40.0)
     at.number_input(key="ls_spo2_pre").set_value(9)
     at.number_input(key="ls_duration").set_value(0).run()
     _button(at, "Save session").click().run()
-    assert len(inline(at)) == 2 and any("Oxygen saturation" in m for m in inline(at))
+    assert len(_inline_errors(at)) == 2 and any("Oxygen saturation" in m for m in _inline_errors(at))
     at.number_input(key="ls_spo2_pre").set_value(96).run()  # corrected; the duration is not
-    assert len(inline(at)) == 1 and not any("Oxygen saturation" in m for m in inline(at)), inline(at)
+    assert len(_inline_errors(at)) == 1 and not any("Oxygen saturation" in m for m in _inline_errors(at)), _inline_errors(at)
     (summary,) = [e.value for e in at.error]
     assert "Oxygen saturation" not in summary and "1 field changed since the last Save will be checked again when you save." in summary
     at.number_input(key="ls_duration").set_value(45).run()
-    assert not inline(at) and not at.error
+    assert not _inline_errors(at) and not at.error
     assert any(i.value.startswith("Nothing was saved yet. 2 fields changed since") for i in at.info)
     at.number_input(key="ls_spo2_pre").set_value(9).run()  # back to what was refused: the problem stands again
-    assert any("Oxygen saturation" in m for m in inline(at))
+    assert any("Oxygen saturation" in m for m in _inline_errors(at))
     before = _count(demo_url, InfusionSession)
     at.number_input(key="ls_spo2_pre").set_value(96).run()
     _button(at, "Save session").click().run()
@@ -603,16 +605,13 @@ def test_the_tablet_is_handed_over_only_with_nothing_typed_and_another_patient_s
 
 def test_a_corrected_answer_loses_its_error_on_the_check_in_too(demo_url, monkeypatch):
     """As on Log session: a problem stayed in red under an answer already corrected, until the next Save."""
-    def inline(at):
-        return [m.value.replace("\\", "") for m in at.markdown if m.value.startswith(":red[:material/error:")]
-
     at = _checkin_form(demo_url, monkeypatch)
     at.radio(key="lc_secrecy").set_value(1).run()  # no craving chosen: refused
     before = _count(demo_url, CheckIn)
     _button(at, "Save check-in").click().run()
-    assert _count(demo_url, CheckIn) == before and inline(at)
+    assert _count(demo_url, CheckIn) == before and _inline_errors(at)
     at.pills(key="lc_craving").set_value(3).run()
-    assert not inline(at) and not at.error
+    assert not _inline_errors(at) and not at.error
     assert any(i.value.startswith("Nothing was saved yet. 1 field changed since") for i in at.info)
     _button(at, "Save check-in").click().run()
     assert _count(demo_url, CheckIn) == before + 1 and not at.error
@@ -621,36 +620,30 @@ def test_a_corrected_answer_loses_its_error_on_the_check_in_too(demo_url, monkey
 def test_a_group_of_answers_keeps_its_problem_until_the_whole_group_is_right(demo_url, monkeypatch):
     """The SDS problem names the first item missing: answering that one hid it while another was still empty (code
     review). What the store still finds in the answers now is shown instead."""
-    def inline(at):
-        return [m.value.replace("\\", "") for m in at.markdown if m.value.startswith(":red[:material/error:")]
-
     at = _checkin_form(demo_url, monkeypatch)
     at.pills(key="lc_craving").set_value(2)
     for i in (1, 2, 3):
         at.radio(key=f"lc_sds_{i}").set_value(1)
     at.run()
     _button(at, "Save check-in").click().run()
-    assert any("items 4, 5 missing" in m for m in inline(at)), inline(at)
+    assert any("items 4, 5 missing" in m for m in _inline_errors(at)), _inline_errors(at)
     at.radio(key="lc_sds_4").set_value(1).run()
-    assert any("item 5 missing" in m for m in inline(at)), inline(at)
+    assert any("item 5 missing" in m for m in _inline_errors(at)), _inline_errors(at)
     at.radio(key="lc_sds_5").set_value(0).run()
-    assert not inline(at)
+    assert not _inline_errors(at)
 
 
 def test_a_blood_pressure_pair_is_checked_as_a_pair_after_a_refused_save(demo_url, monkeypatch):
-    def inline(at):
-        return [m.value.replace("\\", "") for m in at.markdown if m.value.startswith(":red[:material/error:")]
-
     at = _session_form(demo_url, monkeypatch)
     at.number_input(key="ls_dose").set_value(40.0)
     at.number_input(key="ls_sbp_post").set_value(100)
     at.number_input(key="ls_dbp_post").set_value(110).run()
     _button(at, "Save session").click().run()
-    assert any("must be below the systolic, 100" in m for m in inline(at))
+    assert any("must be below the systolic, 100" in m for m in _inline_errors(at))
     at.number_input(key="ls_dbp_post").set_value(105).run()  # changed, and still above the systolic
-    assert any("105, must be below the systolic, 100" in m for m in inline(at)), inline(at)
+    assert any("105, must be below the systolic, 100" in m for m in _inline_errors(at)), _inline_errors(at)
     at.number_input(key="ls_sbp_post").set_value(130).run()  # the other of the pair put it right
-    assert not inline(at)
+    assert not _inline_errors(at)
 
 
 def test_log_checkin_saves_with_the_phq9_total_computed(demo_url, monkeypatch):

@@ -247,7 +247,8 @@ def checkin_form(patient_id: str, *, patient_facing: bool) -> None:
     when = s.get(P + "when")
     at = refused.get("reported_at") if patient_facing or when is None else when.replace(tzinfo=ui.clinic_tz())
     now = _raw(patient_id, at)
-    live = _phq9_problems(paper=bool(s.get(P + "paper")) and not patient_facing) + Validator().checkin(now)[1]
+    live = (_phq9_problems(paper=bool(s.get(P + "paper")) and not patient_facing) + Validator().checkin(now)[1]
+            if errors else [])  # checked again only while a refused Save's problems are shown
     errors, corrected = ui.standing_errors(P, errors, now, live=_for_the_patient(live) if patient_facing else live,
                                            groups=[fields for fields, _ in Validator().row_checks("checkins")])
     if not patient_facing:  # the patient's list is beside Send: a block added up here pushed the form out of view

@@ -155,9 +155,8 @@ def _save() -> None:
 
 # A problem whose field has been changed since the refused Save is no longer shown as if it stood (nurse's review);
 # what the store's own checks still find in the values now is shown instead.
-_now = _raw(st.session_state.get(P + "patient"))
-errors, corrected = ui.standing_errors(P, st.session_state.get(P + "errors", {}), _now,
-                                       live=Validator().session(_now)[1],
+_refused, _now = st.session_state.get(P + "errors", {}), _raw(st.session_state.get(P + "patient"))
+errors, corrected = ui.standing_errors(P, _refused, _now, live=Validator().session(_now)[1] if _refused else (),
                                        groups=[fields for fields, _ in Validator().row_checks("sessions")])
 saved = ui.saved_notice_for(P)
 if saved:
