@@ -242,13 +242,13 @@ def standing_errors(prefix: str, errors: dict[str, list[str]], raw: dict, live=(
         return all(f in refused and f in raw for f in fields) and any(raw[f] != refused[f] for f in fields)
 
     kept: dict[str, list[str]] = {}
-    units = {unit(column) for column in errors}
-    for fields in units:
-        if changed(fields):
-            kept.update({f: now[f] for f in fields if f in now})
-        else:
-            kept.update({f: errors[f] for f in fields if f in errors})
-    return kept, sum(changed(fields) for fields in units)
+    units = {unit(column): changed(unit(column)) for column in errors}
+    for fields, was_changed in units.items():
+        source = now if was_changed else errors
+        kept.update({f: source[f] for f in fields if f in source})
+    return kept, sum(units.values())
+
+
 def rule_number(rule, key: str, errors: dict[str, list[str]], *, label: str | None = None, help: str | None = None,
                 step: float | None = None, fmt: str | None = None) -> float | int | None:
     """A number box whose label, unit and limits come from the store's validation rule, with its errors under it.

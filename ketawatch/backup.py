@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import URL, make_url
@@ -33,7 +32,7 @@ import store.models  # noqa: F401 - every KetaWatch table in the metadata
 from store.app_settings import mark_restored
 from store.audit import record_event
 from store.db import (
-    MIGRATION_FUNCTIONS, MIGRATIONS_DIR, create_private, forget_engines, make_engine,
+    MIGRATION_FUNCTIONS, alembic_config, create_private, forget_engines, make_engine,
     normalise_url, upgrade, url_problem,
 )
 
@@ -65,9 +64,7 @@ class BackupFile:
 
 def known_revisions() -> set[str]:
     """Every schema revision this version of KetaWatch can open (and upgrade)."""
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return {script.revision for script in ScriptDirectory.from_config(cfg).walk_revisions()}
+    return {script.revision for script in ScriptDirectory.from_config(alembic_config(None)).walk_revisions()}
 
 
 def _backend(url: str) -> str:

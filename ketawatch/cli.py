@@ -211,18 +211,7 @@ def _copy_before_upgrade(url: str, found: str | None) -> Path | None:
 def _drop_unused_copy(url: str, found: str | None, kept: Path | None) -> None:
     """After a failed upgrade that left the database at its old schema, its copy is not needed: a service restarted
     every few seconds would otherwise fill the disk with copies (code review)."""
-    from store.db import make_engine, schema_revision
-
-    if kept is None:
-        return
-    probe = make_engine(url)
-    try:
-        unchanged = schema_revision(probe) == found
-    except Exception:  # noqa: BLE001 - cannot tell: keep the copy
-        unchanged = False
-    finally:
-        probe.dispose()
-    if unchanged:
+    if kept is not None and _stored_schema(url) == found:  # cannot tell (None): the copy is kept
         kept.unlink(missing_ok=True)
 
 

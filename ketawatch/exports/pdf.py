@@ -61,6 +61,7 @@ def patient_facts(case: PatientCase) -> list[tuple[str, str]]:
     plan_dose = _text(p.get("planned_dose_mg_per_kg"), " mg/kg", 2) or "not set"
     plan_interval = _text(p.get("planned_interval_days"), " days") or "not set"
     facts: list[tuple[str, str]] = []
+    sud = _yes_no(p.get("sud_history"))
     if case.deidentified:
         facts += [("Pseudonym", case.patient_key), ("Age band (at export)", case.age_band or "not recorded")]
     else:
@@ -72,8 +73,7 @@ def patient_facts(case: PatientCase) -> list[tuple[str, str]]:
     facts += [
         ("Sex", _words(p.get("sex")) or "not recorded"),
         ("Indication", _words(p.get("indication"))),
-        ("History of substance use disorder", _yes_no(p.get("sud_history"))
-         + (f" ({sud_history_note(load_rules())})" if _yes_no(p.get("sud_history")) == "yes" else "")),
+        ("History of substance use disorder", sud + (f" ({sud_history_note(load_rules())})" if sud == "yes" else "")),
         ("Treatment start", _day(p.get("treatment_start"))),
         ("Plan", f"planned dose {plan_dose}; planned interval between maintenance sessions {plan_interval}"),
         ("Responsible clinician", _text(p.get("clinician")) or "not recorded"),
