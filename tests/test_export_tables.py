@@ -186,6 +186,17 @@ def test_written_files_land_in_the_folder(tmp_path: Path):
     assert [p.name for p in written] == ["a.csv"] and (tmp_path / "new" / "dir" / "a.csv").read_bytes() == b"x\r\n"
 
 
+def test_two_exports_of_one_patient_in_the_same_minute_get_different_file_names(sqlite_engine, tmp_path):
+    """Two periods exported for a meeting one after the other must not both be called ...-1205.pdf."""
+    from datetime import timedelta
+
+    load_sample(sqlite_engine, tmp_path)
+    names = [export_patient(sqlite_engine, OTHER_PID, "pdf", actor=CLINICIAN, role="clinician", now=NOW + timedelta(seconds=s))
+             .download()[0] for s in (0, 1)]
+    assert names[0] != names[1]
+    assert re.fullmatch(r"ketawatch-[\w.-]+-\d{8}-\d{6}\.pdf", names[0]), names[0]
+
+
 def test_with_a_date_range_the_first_session_keeps_its_interval_as_in_the_pdf(sqlite_engine, tmp_path):
     from ketawatch.exports.casefile import Author, load_patient_case
     from ketawatch.exports.pdf import session_rows

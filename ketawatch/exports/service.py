@@ -71,7 +71,8 @@ def _safe_name(text: str) -> str:
 
 
 def _stamp(now: datetime) -> str:
-    return now.astimezone(get_settings().tz).strftime("%Y%m%d-%H%M")
+    """Clinic-local time to the second: two exports made in the same minute (two periods) keep apart."""
+    return now.astimezone(get_settings().tz).strftime("%Y%m%d-%H%M%S")
 
 
 def _several_patients(kind: str, deidentify: bool, now: datetime) -> tuple[str, datetime | None]:
