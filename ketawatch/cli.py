@@ -388,7 +388,7 @@ def _write_demo_csv(folder: Path) -> None:
 
 @app.command("import")
 def import_(
-    folder: Path = typer.Argument(..., help="Folder with patients.csv, sessions.csv and/or checkins.csv."),
+    folder: Path = typer.Argument(..., metavar="FOLDER", help="Folder with patients.csv, sessions.csv and/or checkins.csv."),
     db: Optional[str] = DbOption,
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report counts; write nothing."),
     actor: Optional[str] = typer.Option(None, "--as", metavar="USER", help="KetaWatch account recorded as the importer (an admin or clinician; default: cli:<your OS user>)."),

@@ -83,7 +83,7 @@ def _role(role: str, hint: str) -> str:
 
 @users_app.command("add")
 def add(
-    username: str = typer.Argument(..., help="Login name (an email address works, and links single sign-on)."),
+    username: str = typer.Argument(..., metavar="USERNAME", help="Login name (an email address works, and links single sign-on)."),
     role: str = typer.Option(..., "--role", metavar="ROLE", help="admin, clinician or reviewer."),
     name: Optional[str] = typer.Option(None, "--name", metavar="NAME", help="Full name shown in the app (default: the username)."),
     password_stdin: bool = _STDIN,
@@ -104,8 +104,8 @@ def add(
 
 @users_app.command("set-role")
 def set_role(
-    username: str = typer.Argument(...),
-    role: str = typer.Argument(..., help="admin, clinician or reviewer."),
+    username: str = typer.Argument(..., metavar="USERNAME"),
+    role: str = typer.Argument(..., metavar="ROLE", help="admin, clinician or reviewer."),
     actor: Optional[str] = _AS,
     db: Optional[str] = _DB,
 ) -> None:
@@ -121,7 +121,7 @@ def set_role(
 
 @users_app.command("reset-password")
 def reset_password(
-    username: str = typer.Argument(...),
+    username: str = typer.Argument(..., metavar="USERNAME"),
     password_stdin: bool = _STDIN,
     actor: Optional[str] = _AS,
     db: Optional[str] = _DB,
@@ -148,13 +148,13 @@ def _access(username: str, disabled: bool, actor: str | None, db: str | None) ->
 
 
 @users_app.command("disable")
-def disable(username: str = typer.Argument(...), actor: Optional[str] = _AS, db: Optional[str] = _DB) -> None:
+def disable(username: str = typer.Argument(..., metavar="USERNAME"), actor: Optional[str] = _AS, db: Optional[str] = _DB) -> None:
     """Stop an account from signing in (its open sessions end on their next click)."""
     _access(username, True, actor, db)
 
 
 @users_app.command("enable")
-def enable(username: str = typer.Argument(...), actor: Optional[str] = _AS, db: Optional[str] = _DB) -> None:
+def enable(username: str = typer.Argument(..., metavar="USERNAME"), actor: Optional[str] = _AS, db: Optional[str] = _DB) -> None:
     """Let a disabled account sign in again (and lift any lockout)."""
     _access(username, False, actor, db)
 
@@ -203,7 +203,7 @@ def list_(
 
 
 def backup_command(
-    path: Path = typer.Argument(..., help="New file to write the backup to (never overwritten)."),
+    path: Path = typer.Argument(..., metavar="PATH", help="New file to write the backup to (never overwritten)."),
     db: Optional[str] = _DB,
     actor: Optional[str] = _AS_NAME,
 ) -> None:
@@ -218,7 +218,7 @@ def backup_command(
 
 
 def restore_command(
-    path: Path = typer.Argument(..., help="A backup made by `ketawatch backup`."),
+    path: Path = typer.Argument(..., metavar="PATH", help="A backup made by `ketawatch backup`."),
     db: Optional[str] = _DB,
     force: bool = typer.Option(False, "--force", help="Replace a database that already holds data."),
     actor: Optional[str] = _AS_NAME,

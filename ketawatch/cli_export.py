@@ -99,7 +99,7 @@ def register(app: typer.Typer) -> None:
 
     @export_app.command("patient")
     def patient(
-        patient_id: str = typer.Argument(..., help="The patient's clinic id."),
+        patient_id: str = typer.Argument(..., metavar="PATIENT_ID", help="The patient's clinic id."),
         fmt: str = typer.Option(..., "--format", metavar="FORMAT", help="pdf (case review), csv (import format, a folder), xlsx, or fhir (R4B bundle JSON)."),
         out: Path = typer.Option(..., "--out", metavar="PATH", help="Output file (a folder for csv)."),
         start: Optional[str] = typer.Option(None, "--from", metavar="DATE", help="First date of the period, YYYY-MM-DD (default: the first record)."),
