@@ -205,6 +205,24 @@ def test_no_help_text_or_readme_points_to_a_document_the_repository_does_not_hav
     assert "CONTRACT" not in (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
 
 
+def test_every_argument_is_named_in_capitals_like_the_options():
+    """Help read 'Usage: ketawatch import [OPTIONS] {folder}' beside '--out PATH' (IT review)."""
+    import typer
+
+    from ketawatch.cli import app
+
+    def arguments(command, path="ketawatch"):
+        for param in command.params:
+            if param.param_type_name == "argument":
+                yield path, param.metavar
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from arguments(sub, f"{path} {name}")
+
+    found = list(arguments(typer.main.get_command(app)))
+    assert ("ketawatch import", "FOLDER") in found and ("ketawatch users set-role", "ROLE") in found
+    assert [(path, name) for path, name in found if not (name or "").isupper()] == []
+
+
 @pytest.mark.parametrize("args", [["flags", "--format", "xml"], ["flags", "--as-of", "last tuesday"], ["no-such-command"]])
 def test_usage_errors_exit_2_with_one_readable_line(tmp_path, args):
     result = ketawatch(*args, cwd=tmp_path)
