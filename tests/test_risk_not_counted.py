@@ -152,7 +152,7 @@ def test_a_supporting_observation_on_a_green_level_says_what_would_make_it_amber
     assert assessed(rec)["level"] == "green" and assessed(rec)["reasons"] == []
     (note,) = seen(rec)
     assert note.rule_id == "dose_request_recent"
-    assert "asked for a higher dose at 1 of the last 6 sessions within 90 days" in note.text
+    assert "asked for a higher dose at 1 of the last 6 sessions, all in the 90 days up to " in note.text
     assert note.text.endswith(": on its own it does not raise the level; one more supporting observation of another "
                               "kind would make it amber, and so would one more such request within 90 days")
 

@@ -365,7 +365,7 @@ def test_craving_reason_states_numbers_and_dates():
     assert drift.text.startswith("Craving 5 and 6 of 10 on the last 2 check-ins")
     # every number needed to check it: 5 and 6 above a baseline of 1 add 2 each (more than 1 point above, at most 2)
     assert ("baseline of 1: small rises kept adding up: each check-in adds what is more than 1 point above the baseline "
-            "(at most 2), and since the rises began that comes to 4 (3 or more counts)") in drift.text
+            f"(at most 2), and since the rises began on {week(4).day} {week(4):%b %Y} that comes to 4 (3 or more counts)") in drift.text
     assert "baseline of 1 " in reason.text and "5 and 6" in reason.text
     assert reason.evidence_dates == (week(4), week(5))
     assert f"{week(5).day} {week(5):%b %Y}" in reason.text
@@ -646,7 +646,7 @@ def test_relapse_with_an_old_early_request_and_a_dose_request_at_the_booster_is_
     assert rule_ids(at_booster["reasons"]) == ["dose_request_recent", "early_request_recent"]
     early = at_booster["reasons"][1]
     assert early.evidence_dates == (booster,)
-    assert f"within {risk.load_rules().requests_window_days} days" in early.text
+    assert f"1 of the last 4 sessions, all in the {risk.load_rules().requests_window_days} days up to {booster.day} {booster:%b %Y}" in early.text
     # the sessions-only window (any number of days) joins the old request to today's: "repeated"
     unlimited = levels(records([patient(plan_interval=28.0)], sessions, rows), rules=risk.load_rules(requests_window_days=400))
     assert "early_requests_repeated" in rule_ids(unlimited[unlimited["date"] == booster].iloc[0]["reasons"])
@@ -685,7 +685,7 @@ def test_a_craving_rise_corroborated_by_a_little_tolerance_is_red_a_visit_sooner
     light = at_red["reasons"][-1]
     assert light.level == "weak" and light.sign == "tolerance"
     assert light.text.startswith("Tolerance") and "answered 'a little' or more on 3 of the last 3 check-ins" in light.text
-    assert "only while craving is above the patient's own baseline" in light.text
+    assert "only while a craving signal holds (a craving rise, high craving or a craving drift)" in light.text
     assert light.evidence_dates == (week(6), week(7), week(8))
     # once the family has a stronger signal (the specific-sign drift), the light one is not listed
     final = risk.assess(rec, as_of=week(9), tz="UTC").iloc[0]
@@ -902,3 +902,42 @@ def test_every_rule_has_a_title_in_words():
         title = reasons_module.reason_title(risk.Reason(rule.id, rule.level, "text", (), sign="tolerance"))
         assert rule.id not in title and "{" not in title and title[:1].isupper(), (rule.id, title)
         assert title.endswith("(supporting)") == (rule.level == "weak"), (rule.id, title)
+
+
+def test_a_rise_held_by_the_smoothed_average_says_so_and_that_the_latest_answer_fell_back():
+    """A fact-check read 'Craving rose from a baseline of 0 to between 0 and 5' after six 5s and two 0s."""
+    rec = records([patient()], checkin_rows=checkins("p1", [0, 0, 0] + [5] * 6 + [0, 0]))
+    row = risk.assess(rec, as_of=week(9), tz="UTC").iloc[0]
+    (text,) = [r.text for r in row["reasons"] if r.rule_id == "craving_rising"]
+    assert text.startswith("Craving's recent average, weighted towards the latest answers, rose from a baseline of 0 "
+                           "to 3.0 of 10; 2 or more counts as a rise when it holds at 3 check-ins in a row")
+    assert "the latest answer, 0, is below that, so the average falls if answers stay low" in text
+    assert f"a lone high answer enters the average as one rise: 5 on {week(3).day} {week(3):%b %Y} counted as 3" in text
+    while_high = risk.assess(rec, as_of=week(8), tz="UTC").iloc[0]  # the answers themselves: 5 six times
+    (text,) = [r.text for r in while_high["reasons"] if r.rule_id == "craving_rising"]
+    assert text.startswith("Craving rose from a baseline of 0 to 5, 5, 5, 5, 5 and 5 of 10 on the last 6 check-ins")
+
+
+def test_a_drift_says_when_its_sum_began_when_that_is_before_the_answers_quoted():
+    rec = records([patient()], checkin_rows=checkins("p1", [1, 1, 1] + [3] * 12))
+    assert risk.assess(rec, as_of=week(14), tz="UTC").iloc[0]["level"] == "green"  # a weak signal alone
+    (text,) = [n.text for n in risk.seen_not_counted(rec, "p1", as_of=week(14), tz="UTC") if n.rule_id == "craving_drift"]
+    assert "on the last 8 check-ins" in text
+    assert f"since the rises began on {week(3).day} {week(3):%b %Y} that comes to 12 " in text
+
+
+def test_counts_read_right_with_one_record_and_a_request_window_names_its_last_day():
+    """'on 1 of the last check-in' and 'at 1 of the last 1 sessions within 90 days (1 May)' read on 30 Nov (fact-check)."""
+    one = records([patient()], checkin_rows=checkins("p1", [1], non_prescribed_use=2))
+    (reason,) = risk.assess(one, as_of=week(0), tz="UTC").iloc[0]["reasons"]
+    assert "answered 'clearly' or more on the only check-in so far (score 2 on" in reason.text
+    two = records([patient()], checkin_rows=checkins("p1", [1, 1], non_prescribed_use=[2, 0]))
+    (reason,) = risk.assess(two, as_of=week(1), tz="UTC").iloc[0]["reasons"]
+    assert "on 1 of the 2 check-ins so far" in reason.text
+    asked = records([patient()], iv_course("p1", [0.5] * 8, asked_more=(7,)), checkins("p1", [1] * 2))
+    last_session = sorted(s["session_at"].date() for s in iv_course("p1", [0.5] * 8))[-1]
+    months_later = risk.assess(asked, as_of=last_session + dt.timedelta(days=200), tz="UTC").iloc[0]
+    texts = [r.text for r in months_later["reasons"]]
+    texts += [n.text for n in risk.seen_not_counted(asked, "p1", as_of=last_session + dt.timedelta(days=200), tz="UTC")]
+    (text,) = [t for t in texts if "asked for a higher dose" in t]
+    assert f"at 1 of the last 6 sessions, all in the 90 days up to {last_session.day} {last_session:%b %Y}" in text

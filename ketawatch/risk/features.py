@@ -133,18 +133,19 @@ def checkin_features(
     f["thr_craving_rise"] = rules.scaled("craving_rise_points", sud)
     f["thr_craving_ewma_rise"] = rules.scaled("craving_ewma_rise_points", sud)
     f["thr_craving_high"] = rules.scaled("craving_high", sud)
-    raw_rise = craving - baseline >= f["thr_craving_rise"]
-    f["craving_ewma"] = ewma = _ewma(
-        _trend_input(craving, baseline, raw_rise, f["thr_craving_rise"], starts, rules.craving_ewma_persist_checkins),
-        starts,
-        rules.craving_ewma_lambda,
+    f["craving_raw_rise_met"] = raw_rise = craving - baseline >= f["thr_craving_rise"]
+    f["craving_trend_input"] = trend_input = _trend_input(
+        craving, baseline, raw_rise, f["thr_craving_rise"], starts, rules.craving_ewma_persist_checkins
     )
-    trend_rise = ewma - baseline >= f["thr_craving_ewma_rise"]
+    f["craving_ewma"] = ewma = _ewma(trend_input, starts, rules.craving_ewma_lambda)
+    f["craving_trend_rise_met"] = trend_rise = ewma - baseline >= f["thr_craving_ewma_rise"]
     f["craving_rise_met"] = raw_rise | trend_rise
     f["craving_high_met"] = craving >= f["thr_craving_high"]
-    f["rule_craving_rising"] = _held_on_answered(
-        raw_rise, answered, starts, rules.craving_persist_checkins
-    ) | _held_on_answered(trend_rise, answered, starts, rules.craving_ewma_persist_checkins)
+    # The two ways a rise counts, kept apart so the reason can say which one holds (a trend can hold on low answers).
+    f["craving_raw_rise_held"] = _held_on_answered(raw_rise, answered, starts, rules.craving_persist_checkins)
+    f["rule_craving_rising"] = f["craving_raw_rise_held"] | _held_on_answered(
+        trend_rise, answered, starts, rules.craving_ewma_persist_checkins
+    )
     f["rule_craving_high"] = _held_on_answered(f["craving_high_met"], answered, starts, rules.craving_persist_checkins)
     # Craving drift: a one-sided CUSUM of craving above baseline + allowance, each check-in's excess
     # capped so one bad week cannot carry it alone; catches a small rise sustained over weeks. It

@@ -33,6 +33,7 @@ from ketawatch.risk.wording import (
     list_dates,
     num,
     number_words,
+    out_of,
     span_words,
     sud_note,
     values_words,
@@ -356,7 +357,7 @@ def _intervals(table: FeatureTable, row: int, rules: RuleSettings, counted: set[
     else:
         asked_early = ""
     text = (
-        f"{len(hit)} of the last {len(recent)} intervals between sessions "
+        f"{out_of(len(hit), len(recent), rules.interval_window_sessions, 'interval between sessions', 'intervals between sessions').capitalize()} "
         f"{'was' if one else 'were'} shorter than {round(rules.interval_early_fraction * 100)}% of the {plan} "
         f"{num(reference)} days: {values_words(table['interval_days'][hit])} days (the session{'' if one else 's'} on "
         f"{list_dates(table['day'][hit])}){asked_early}; not counted until "

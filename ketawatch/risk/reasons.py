@@ -28,6 +28,7 @@ from ketawatch.risk.wording import (
     list_dates,
     num,
     number_words,
+    out_of,
     scores_on,
     span_words,
     sud_note,
@@ -244,7 +245,9 @@ def _held_since(table: FeatureTable, row: int, value: str, met: str, shown: np.n
 
 def _craving(kind: str):
     def build(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
-        met = "craving_rise_met" if kind == "rising" else "craving_high_met"
+        if kind == "rising" and not table["craving_raw_rise_held"][row]:
+            return _craving_trend(table, row, rules)
+        met = "craving_raw_rise_met" if kind == "rising" else "craving_high_met"
         run = table.answered_run(row, "craving", met)
         last = run[-1]
         values, span = values_words(table["craving"][run]), span_words(table["day"][run])
@@ -270,6 +273,43 @@ def _craving(kind: str):
         return Reason(f"craving_{kind}", "amber", text, dates_of(table, run))
 
     return build
+
+
+def _craving_trend(table: FeatureTable, row: int, rules: RuleSettings) -> Reason:
+    """A rise that counts on the smoothed average, said as such: the answers behind it can be low, even the latest
+    (a fact-check read 'rose to between 0 and 5' after craving had fallen back to 0)."""
+    met = "craving_trend_rise_met"
+    run = table.answered_run(row, "craving", met)
+    last = run[-1]
+    baseline, rise = float(table["craving_baseline"][last]), float(table["thr_craving_ewma_rise"][last])
+    average, latest = float(table["craving_ewma"][last]), float(table["craving"][last])
+    text = (
+        f"Craving's recent average, weighted towards the latest answers, rose from a baseline of "
+        f"{baseline_words(baseline)} to {average:.1f} of 10; {baseline_words(baseline + rise)} or more counts as a rise "
+        f"when it holds at {rules.craving_ewma_persist_checkins} check-ins in a row ({num(rise)} points above the "
+        "baseline" + (", lowered for a history of substance use disorder"
+                      if sud_note(table, last, "craving_ewma_rise_points") else "")
+        + f"); answers on the last {count_words(len(run), 'check-in')}, {span_words(table['day'][run])}: "
+        + values_words(table["craving"][run]) + _lone_answers(table, last)
+        + (f"; the latest answer, {num(latest)}, is below that, so the average falls if answers stay low"
+           if latest < baseline + rise else "")
+        + _held_since(table, row, "craving", met, run)
+    )
+    return Reason("craving_rising", "amber", text, dates_of(table, run))
+
+
+def _lone_answers(table: FeatureTable, last: int) -> str:
+    """'; a lone high answer enters the average as one rise: 8 on 22 Jul 2026 counted as 4', so the average can be
+    checked against the answers quoted."""
+    rows = table.patient_rows(last)
+    answers, counted = table["craving"][rows].astype("float64"), table["craving_trend_input"][rows].astype("float64")
+    one_rise = table["craving_baseline"][rows].astype("float64") + table["thr_craving_rise"][rows].astype("float64")
+    lone = rows[(answers > counted) & np.isclose(counted, one_rise)]
+    if not len(lone):
+        return ""
+    shown = join_words([f"{num(table['craving'][r])} on {date_words(table['day'][r])} counted as "
+                        f"{num(table['craving_trend_input'][r])}" for r in lone[-2:]])
+    return f"; a lone high answer enters the average as one rise: {shown}"
 
 
 def _drift_baseline(table: FeatureTable, row: int) -> str:
@@ -337,8 +377,8 @@ def sign_window(
     win = table.last_rows(row, window)
     hit = win[table[sign][win].astype("float64") >= min_score]
     text = (
-        f"{warning_sign(sign).label}: answered '{answer_words(min_score)}' or more on {len(hit)} of the last "
-        f"{count_words(len(win), 'check-in')} ({scores_on(table, sign, hit)})"
+        f"{warning_sign(sign).label}: answered '{answer_words(min_score)}' or more on "
+        f"{out_of(len(hit), len(win), window, 'check-in')} ({scores_on(table, sign, hit)})"
     )
     return win, hit, text
 
@@ -370,13 +410,18 @@ def _requests(rule_id: str, column: str, window_from: str, what: str):
     def build(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
         win = table.rows_from(row, window_from)
         hit = win[table[column][win].astype(bool)]
-        text = (
-            f"The patient asked for {what} at {len(hit)} of the last {len(win)} sessions "
-            f"within {rules.requests_window_days} days ({list_dates(table['day'][hit])})"
-        )
+        text = f"The patient asked for {what} at {request_window(len(hit), len(win), table['day'][row], rules)}"
+        text += f" ({list_dates(table['day'][hit])})"
         return Reason(rule_id, _LEVEL_OF[rule_id], text, dates_of(table, hit))
 
     return build
+
+
+def request_window(hits: int, shown: int, latest_day, rules: RuleSettings) -> str:
+    """'2 of the last 3 sessions, all in the 90 days up to 1 May 2026': the window counts back from the latest session,
+    which a reader on a later day took for 90 days back from today (fact-check)."""
+    days = f"in the {rules.requests_window_days} days up to {date_words(latest_day)}"
+    return f"the only session {days}" if shown == 1 else f"{hits} of the last {shown} sessions, all {days}"
 
 
 def _dose_above(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
@@ -408,21 +453,33 @@ def _interval(table: FeatureTable, row: int, rules: RuleSettings, sign: str | No
     reference = float(table["reference_interval_days"][row])
     plan = "planned" if not np.isnan(float(table["planned_interval_days"][row])) else "patient's usual"
     text = (
-        f"{len(hit)} of the last {len(win)} intervals between sessions were shorter than "
+        f"{out_of(len(hit), len(win), rules.interval_window_sessions, 'interval between sessions', 'intervals between sessions').capitalize()} "
+        f"{'was' if len(hit) == 1 else 'were'} shorter than "
         f"{round(rules.interval_early_fraction * 100)}% of the {plan} {num(reference)} days: "
         f"{values_words(table['interval_days'][hit])} days (sessions on {list_dates(table['day'][hit])})"
     )
     return Reason("interval_shrinking", "amber", text, dates_of(table, hit))
 
 
-def _drift_text(table: FeatureTable, last: int, total: str, alarm: str, allowance: float, cap: float, unit: str) -> str:
+def _drift_text(table: FeatureTable, last: int, total: str, alarm: str, allowance: float, cap: float, unit: str,
+                value: str) -> str:
     """'small rises kept adding up: each check-in adds what is more than 1 point above the baseline (at most 2),
-    and since the rises began that comes to 4 (3 or more counts)': every number needed to check it."""
+    and since the rises began on 6 Sep 2026 that comes to 4 (3 or more counts)': every number needed to check it,
+    the start included, since the answers quoted can be fewer than those the sum holds (fact-check)."""
     return (
         f"small rises kept adding up: each check-in adds what is more than {num(allowance)} {unit} above the "
-        f"baseline (at most {num(cap)}), and since the rises began that comes to "
-        f"{num(round(float(table[total][last]), 2))} ({num(table[alarm][last])} or more counts)"
+        f"baseline (at most {num(cap)}), and since the rises began on {date_words(table['day'][_drift_start(table, last, total, value)])} "
+        f"that comes to {num(round(float(table[total][last]), 2))} ({num(table[alarm][last])} or more counts)"
     )
+
+
+def _drift_start(table: FeatureTable, last: int, total: str, value: str) -> int:
+    """The first answered row after the sum last stood at 0: where the rises it holds began."""
+    rows = table.patient_rows(last)
+    zero = np.flatnonzero(table[total][rows].astype("float64") <= 0)
+    after = rows[zero[-1] + 1:] if len(zero) else rows
+    answered = after[~np.isnan(table[value][after].astype("float64"))]
+    return int(answered[0]) if len(answered) else last
 
 
 def _craving_drift(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
@@ -432,7 +489,7 @@ def _craving_drift(table: FeatureTable, row: int, rules: RuleSettings, sign: str
         f"Craving {values_words(table['craving'][run])} of 10 on the last {count_words(len(run), 'check-in')}, {span_words(table['day'][run])}, "
         f"against a baseline of {_drift_baseline(table, last)}: "
         + _drift_text(table, last, "craving_drift", "thr_craving_drift", rules.craving_drift_allowance,
-                      rules.craving_drift_cap, "point")
+                      rules.craving_drift_cap, "point", "craving")
         + sud_note(table, last, "craving_drift_alarm")
     )
     return Reason("craving_drift", "weak", text, dates_of(table, run))
@@ -456,7 +513,7 @@ def _specific_drift(table: FeatureTable, row: int, rules: RuleSettings, sign: st
         + (f"; answers: {join_words(present[:3])}" if present else "")
         + "; "
         + _drift_text(table, last, "specific_drift", "thr_signs_drift", rules.signs_drift_allowance,
-                      rules.signs_drift_cap, "weighted points")
+                      rules.signs_drift_cap, "weighted points", "specific_burden")
         + sud_note(table, last, "signs_drift_alarm")
     )
     return Reason("specific_burden_drift", "weak", text, dates_of(table, run))
@@ -476,7 +533,9 @@ def _sds_control(table: FeatureTable, row: int, rules: RuleSettings, sign: str |
     return Reason("sds_control_items", "weak", text, dates_of(table, run))
 
 
-_WHILE_CRAVING = "counts as supporting evidence only while craving is above the patient's own baseline"
+#: The condition as the rules have it (a craving signal of any kind), not "craving above baseline": a drift holds on
+#: after the latest answer is back at the baseline (fact-check).
+_WHILE_CRAVING = "counts as supporting evidence only while a craving signal holds (a craving rise, high craving or a craving drift)"
 
 
 def _corroborating_sign(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:

@@ -76,9 +76,10 @@ def baseline_words(x: float) -> str:
 
 
 def values_words(values) -> str:
-    """A few answers listed ('4, 5 and 5'), more as their range ('between 4 and 7')."""
+    """A few answers listed ('4, 5 and 5'), more as their range ('between 4 and 7'); the same answer each time is
+    listed, since 'between 5 and 5' reads as a slip."""
     values = [float(v) for v in values]
-    if len(values) > 4:
+    if len(values) > 4 and min(values) != max(values):
         return f"between {num(min(values))} and {num(max(values))}"
     return join_words([num(v) for v in values])
 
@@ -97,6 +98,15 @@ def number_words(n: float) -> str:
 def count_words(n: int, noun: str) -> str:
     """'check-in' for one (as in 'the check-in since'), '3 check-ins' for more."""
     return noun if n == 1 else f"{n} {noun}s"
+
+
+def out_of(hits: int, shown: int, window: int, noun: str, plural: str | None = None) -> str:
+    """'2 of the last 4 check-ins', '1 of the 2 check-ins so far' (fewer than the window yet), 'the only check-in so
+    far': a fact-check read '1 of the last check-in' and '1 of the last 1 sessions'."""
+    plural = plural or f"{noun}s"
+    if shown == 1:
+        return f"the only {noun} so far"
+    return f"{hits} of the {shown} {plural} so far" if shown < window else f"{hits} of the last {shown} {plural}"
 
 
 def answer_words(min_score: float) -> str:
