@@ -487,7 +487,8 @@ class Validator:
 
         known = side_effect_ids()
         if isinstance(value, (list, tuple)):  # from a form: ("nausea", "mild") pairs or "nausea:mild" strings
-            items = [":".join(item) if isinstance(item, (list, tuple)) else str(item) for item in value]
+            items = [":".join(str(part or "") for part in item) if isinstance(item, (list, tuple)) else str(item)
+                     for item in value]
         else:
             items = str(value).split(";")
         effects: list[tuple[str, str]] = []
@@ -506,6 +507,8 @@ class Validator:
                 listed = "" if unknown else f" (the catalogue: {', '.join(sorted(known))})"
                 wrong.append(f"{effect!r} is not in the side-effect catalogue{listed}")
                 unknown = True
+            elif not severity:  # a form's effect whose severity nobody chose: never taken as mild (clinician review)
+                wrong.append(f"choose how severe the {_effect_label(effect).lower()} was: mild, moderate or severe")
             elif severity not in SEVERITIES:
                 wrong.append(f"the severity of {effect}, {severity!r}, must be mild, moderate or severe")
             elif effect in seen:

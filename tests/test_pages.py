@@ -18,7 +18,7 @@ from access_support import cheap_hashes  # noqa: F401 - autouse: cheap argon2 fo
 from ketawatch.accounts import create_user
 from store.db import make_engine, open_database, upgrade
 from store import records
-from store.queries import patients_frame
+from store.queries import patients_frame, sessions_frame
 from store.models import AlertReview, CheckIn, InfusionSession, Patient
 from store.settings import get_settings
 
@@ -374,9 +374,18 @@ def test_log_session_saves_one_row_and_prefills_weight(demo_url, monkeypatch):
     at.multiselect(key="ls_effects").set_value(["nausea"]).run()
     at.checkbox(key="ls_more").check().run()
     before = _count(demo_url, InfusionSession)
+    # A side effect whose severity nobody chose was saved as "mild" (clinician review): now it is asked for.
+    assert at.segmented_control(key="ls_sev_nausea").value is None
+    _button(at, "Save session").click().run()
+    _no_exception(at)
+    assert _count(demo_url, InfusionSession) == before
+    assert "choose how severe the nausea was: mild, moderate or severe" in _texts(at)
+    at.segmented_control(key="ls_sev_nausea").set_value("moderate").run()
     _button(at, "Save session").click().run()
     _no_exception(at)
     assert _count(demo_url, InfusionSession) == before + 1
+    saved = sessions_frame(open_database(demo_url)).sort_values("id").iloc[-1]
+    assert saved["patient_id"] == pid and "nausea:moderate" in saved["side_effects"]
     assert f"Session saved for {pid}" in _texts(at)
     assert any(t.value.startswith("Session saved for") for t in at.toast)
     assert not at.error
@@ -515,8 +524,9 @@ def test_a_half_filled_session_survives_a_look_at_another_page_but_never_moves_t
     assert any("What was typed for KW-0002 is kept: choose KW-0002 again" in i.value.replace("\\", "") for i in at.info)
     assert at.session_state["ls_when"] != nine  # the time set for KW-0002's session is not kept for KW-0003's
     at.multiselect(key="ls_effects").set_value(["nausea"]).run()
-    assert at.segmented_control(key="ls_sev_nausea").value == "mild"  # not KW-0002's "severe"
+    assert at.segmented_control(key="ls_sev_nausea").value is None  # not KW-0002's "severe"
     # A saved session's confirmation is not shown above another patient's form.
+    at.segmented_control(key="ls_sev_nausea").set_value("mild")
     at.number_input(key="ls_dose").set_value(30.0).run()
     _button(at, "Save session").click().run()
     assert any("Session saved for KW-0003" in s.value.replace("\\", "") for s in at.success)

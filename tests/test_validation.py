@@ -71,6 +71,7 @@ CASES = [
     ("sessions", "side_effects", "itching:mild", "'itching' is not in the side-effect catalogue"),
     ("sessions", "side_effects", "nausea:awful", "the severity of nausea, 'awful', must be mild, moderate or severe"),
     ("sessions", "side_effects", "nausea", "needs a severity"),
+    ("sessions", "side_effects", "nausea:", "choose how severe the nausea was: mild, moderate or severe"),
     ("sessions", "side_effects", "nausea:mild;nausea:severe", "Nausea is listed twice; keep one severity"),
     # every wrong item of one cell, not only the first, and the catalogue once
     ("sessions", "side_effects", "itching:mild;nausea:awful;headache",

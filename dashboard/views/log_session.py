@@ -72,7 +72,7 @@ def _raw(patient_id: str | None) -> dict:
     """The form's values in the store's column names (None = not recorded)."""
     s = st.session_state
     when = s.get(P + "when")
-    effects = [(e, s.get(f"{P}sev_{e}") or "mild") for e in s.get(P + "effects") or []]
+    effects = [(e, s.get(f"{P}sev_{e}")) for e in s.get(P + "effects") or []]  # no severity is refused, never "mild"
     raw = {
         "patient_id": patient_id,
         "session_at": when.replace(tzinfo=ui.clinic_tz()) if when is not None else None,
@@ -244,7 +244,6 @@ with se_cols[1]:
     chosen = st.multiselect(LABELS["side_effects"], list(effect_labels), key=P + "effects",
                             format_func=effect_labels.get, placeholder="None recorded", select_all=False)
     for effect in chosen:
-        st.session_state.setdefault(f"{P}sev_{effect}", "mild")
         st.segmented_control(f"Severity of {effect_labels[effect].lower()}", SEVERITIES, key=f"{P}sev_{effect}",
                              format_func=ui.words)
     ui.field_error(errors, "side_effects")
