@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 INDICATIONS = (
     "depression",
     "bipolar_depression",
@@ -126,3 +128,17 @@ SESSION_COLUMNS = (
     "notes",
 )
 CHECKIN_COLUMNS = ("patient_id", "reported_at", "craving", *SDS_ITEMS, *WARNING_SIGNS, "phq9", "notes")
+
+
+def reading_pair(before: object, after: object) -> str:
+    """Two readings of one vital sign as '72/80', or '72/–' and '–/80' when one is missing, so a lone reading is never
+    hidden (the patient page showed nothing) nor read as the other; '' when neither was taken."""
+    def shown(value: object) -> str:
+        if value is None or pd.isna(value):
+            return ""
+        number = float(value)  # readings are whole numbers; a stored 72.0 is shown as 72
+        return str(int(round(number))) if abs(number - round(number)) < 1e-9 else f"{number:.1f}"
+
+    pair = (shown(before), shown(after))
+    return "" if not any(pair) else "/".join(x or "\u2013" for x in pair)
+

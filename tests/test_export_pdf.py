@@ -134,12 +134,13 @@ def test_short_level_periods_go_unnamed_rather_than_run_together_and_the_legend_
 
 
 @pytest.mark.parametrize(("before", "after", "shown"), [
-    (72, 80, "72/80"), (57, None, "57/\u2013"), (None, 87, "\u2013/87"), (None, None, ""),
+    (72, 80, "72/80"), (57, None, "57/\u2013"), (None, 87, "\u2013/87"), (None, None, ""), (72.0, float("nan"), "72/\u2013"),
 ])
 def test_a_lone_heart_rate_or_spo2_says_whether_it_was_before_or_after(before, after, shown):
-    from ketawatch.exports.pdf import _before_after
+    """One writing for the PDF and the patient page's table."""
+    from store.vocabulary import reading_pair
 
-    assert _before_after(before, after) == shown
+    assert reading_pair(before, after) == shown
 
 
 def test_caseload_pdf_lists_the_flagged_patient_with_reasons_and_review(sample):

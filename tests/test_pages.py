@@ -165,6 +165,16 @@ def test_patient_page_shows_reasons_and_charts_for_a_red_patient(demo_url, monke
     assert any("SpO₂ before/after (%)" in c and "HR before/after" in c for c in columns), "every vital sign is in the table"
 
 
+def test_a_lone_heart_rate_shows_on_the_patient_page_as_in_the_pdf(demo_url, monkeypatch):
+    """A heart rate taken before the dose but not after showed as an empty cell (clinician review)."""
+    frame = sessions_frame(open_database(demo_url))
+    lone = frame[frame["hr_pre"].notna() & frame["hr_post"].isna()].iloc[0]
+    at = _app(demo_url, monkeypatch, "patient", patient=lone["patient_id"])
+    _no_exception(at)
+    (table,) = [d.value for d in at.dataframe if "HR before/after" in d.value.columns]
+    assert f"{int(lone['hr_pre'])}/\u2013" in set(table["HR before/after"])
+
+
 def test_a_green_look_alike_says_what_was_seen_but_not_counted(demo_url, monkeypatch):
     from ketawatch.risk import assess, seen_not_counted
     from store.queries import load_records

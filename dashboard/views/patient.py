@@ -24,7 +24,7 @@ from ketawatch.risk import combination_note, load_rules, sud_history_note
 from ketawatch.risk.scoring import dose_per_kg, phq9_note, sds_total
 from seed_data.catalogue import warning_signs
 from store.settings import get_settings
-from store.vocabulary import ALL_REVIEW_ACTIONS, WARNING_SIGNS
+from store.vocabulary import ALL_REVIEW_ACTIONS, WARNING_SIGNS, reading_pair
 
 PERIODS = {"Last 3 months": 91, "Last 6 months": 183, "Last 12 months": 365, "All": None}
 
@@ -170,8 +170,8 @@ else:
         "Asked for more": s["dose_increase_request"].map({True: "yes", False: "no"}),
         "BP before": s["sbp_pre"].astype("Int64").astype("string") + "/" + s["dbp_pre"].astype("Int64").astype("string"),
         "BP after": s["sbp_post"].astype("Int64").astype("string") + "/" + s["dbp_post"].astype("Int64").astype("string"),
-        "HR before/after": s["hr_pre"].astype("Int64").astype("string") + "/" + s["hr_post"].astype("Int64").astype("string"),
-        "SpO₂ before/after (%)": s["spo2_pre"].astype("Int64").astype("string") + "/" + s["spo2_post"].astype("Int64").astype("string"),
+        "HR before/after": [reading_pair(a, b) for a, b in zip(s["hr_pre"], s["hr_post"])],  # a lone reading shows
+        "SpO₂ before/after (%)": [reading_pair(a, b) for a, b in zip(s["spo2_pre"], s["spo2_post"])],
         "CADSS": s["dissociation_cadss"],
         "Side effects": s["side_effects"].map(ui.side_effect_words),
         "Notes": s["notes"],

@@ -19,7 +19,7 @@ from ketawatch.risk import combination_note, evidence_note, load_rules, reason_i
 from ketawatch.risk.scoring import phq9_note
 from ketawatch.safety_answers import follow_up_text
 from seed_data.catalogue import seed_citation, side_effect_words, side_effects, warning_sign
-from store.vocabulary import WARNING_SIGNS, code_words, is_safety_follow_up, reviewed_reasons_text
+from store.vocabulary import WARNING_SIGNS, code_words, is_safety_follow_up, reading_pair, reviewed_reasons_text
 
 _ROUTE_WORDS = {"iv": "IV", "im": "IM", "intranasal": "intranasal", "oral": "oral", "sublingual": "sublingual"}
 
@@ -191,12 +191,6 @@ def correction_rows(case: PatientCase) -> list[list[str]]:
     return rows
 
 
-def _before_after(before, after) -> str:
-    """'72/80', or '72/–' and '–/80' when one reading is missing, so a lone value is never read as the other."""
-    pair = (_text(before), _text(after))
-    return "" if not any(pair) else "/".join(x or "\u2013" for x in pair)
-
-
 def session_rows(case: PatientCase) -> list[list[str]]:
     """The session table's rows: time, route, dose, dose per kg, interval, vitals, CADSS, requests, side effects."""
     sessions = _sessions_in_window(case)
@@ -212,7 +206,7 @@ def session_rows(case: PatientCase) -> list[list[str]]:
         requests = " ".join(flag for flag, asked in (("earlier", s.early_request), ("more", s.dose_increase_request)) if _asked(asked))
         bp_pre = f"{_text(s.sbp_pre)}/{_text(s.dbp_pre)}" if pd.notna(s.sbp_pre) else ""
         bp_post = f"{_text(s.sbp_post)}/{_text(s.dbp_post)}" if pd.notna(s.sbp_post) else ""
-        hr, spo2 = _before_after(s.hr_pre, s.hr_post), _before_after(s.spo2_pre, s.spo2_post)
+        hr, spo2 = reading_pair(s.hr_pre, s.hr_post), reading_pair(s.spo2_pre, s.spo2_post)
         effects = side_effect_words(s.side_effects)
         rows.append([
             local.iloc[i].strftime("%Y-%m-%d %H:%M") + (AMENDED_MARK if s.id in amended else ""),
