@@ -1547,6 +1547,9 @@ def test_a_dose_far_above_the_usual_is_saved_only_once_the_clinician_confirms_it
     assert _count(demo_url, InfusionSession) == before
     _checked_box(at).check().run()
     at.number_input(key="ls_dose").set_value(400.0).run()  # a changed value must be checked afresh
+    # and the box that quoted 500 mg goes: it stayed beside the corrected values (clinician review)
+    assert "Not saved yet" not in _warnings(at) and "10.00 mg/kg" not in _warnings(at)
+    assert not [c for c in at.checkbox if c.label.startswith("I have checked these values")]
     _button(at, "Save session").click().run()
     assert _count(demo_url, InfusionSession) == before
     assert "8.00 mg/kg" in _warnings(at)

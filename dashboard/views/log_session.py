@@ -261,6 +261,10 @@ with req[1]:
 st.text_area(LABELS["notes"], key=P + "notes", max_chars=SESSION_RULES["notes"].max_length, height=100)
 ui.field_error(errors, "notes")
 
+waiting = st.session_state.get(P + "unusual")
+if waiting and _unusual(pid, _raw(pid)) != waiting:
+    # Corrected since Save: the box quoted values no longer in the form (clinician review); Save checks them again.
+    st.session_state.pop(P + "unusual")
 if st.session_state.get(P + "unusual"):
     with st.container(border=True):
         ui.unusual_box(P)
