@@ -259,3 +259,18 @@ def test_a_sign_a_counted_drift_quotes_is_not_called_not_counted():
     shown = risk.reason_ids(assessed(rec)["reasons"]) + [n.rule_id for n in seen(rec)]  # a reason, or supporting on green
     assert "specific_burden_drift" in shown
     assert not [n for n in seen(rec) if n.sign == "tolerance"]
+
+
+def test_light_seeking_answers_say_why_they_do_not_support_here_when_they_do_elsewhere():
+    """'a little' twice in three check-ins counted as supporting for one patient and 'not counted' for another, with
+    nothing to say why (clinician review): no craving signal, or the checklist already counting."""
+    def line(craving, tolerance):
+        rec = records([patient()], checkin_rows=checkins("p1", craving, recreational_seeking=[0, 0, 0, 0, 0, 1, 1],
+                                                          tolerance=tolerance))
+        return [n.text for n in risk.seen_not_counted(rec, "p1", as_of=week(6), tz="UTC") if n.sign == "recreational_seeking"]
+
+    (quiet,) = line([1] * 7, 0)
+    assert "not counted (answered this often it supports a craving signal, and there is none now)" in quiet
+    (beside,) = line([1, 1, 1, 5, 5, 6, 6], [0, 0, 0, 2, 2, 2, 2])
+    assert "not counted on its own: the warning-sign checklist already counts through a persistent warning sign" in beside
+    assert line([1, 1, 1, 5, 5, 6, 6], 0) == []  # counted as a corroborating sign, so not listed as not counted

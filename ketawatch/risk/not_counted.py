@@ -202,7 +202,8 @@ def _light_use(table: FeatureTable, row: int, rules: RuleSettings, counted: set[
     """A lighter answer ('a little') on use or seeking outside treatment, which no rule counts on its own."""
     if counted & _USE_RULES:
         return []
-    quoted = set(corroborated_signs(table, row, rules)) if "corroborating_sign" in counted else set()
+    often = set(corroborated_signs(table, row, rules))  # light often enough to support a craving signal
+    quoted = often if "corroborating_sign" in counted else set()
     win = table.last_rows(row, rules.corroboration_window_checkins)
     found = []
     for sign in rules.use_signs:
@@ -214,9 +215,27 @@ def _light_use(table: FeatureTable, row: int, rules: RuleSettings, counted: set[
             found.append(NotCounted(
                 "use_outside_treatment_reported",
                 f"{warning_sign(sign).label}: answered '{answer_words(rules.corroboration_sign_min_score)}' on "
-                f"{list_dates(table['day'][hit])}: not counted; '{answer_words(rules.signs_min_score)}' or more once "
-                "would count as use outside treatment reported (amber on its own)", dates_of(table, hit), sign))
+                f"{list_dates(table['day'][hit])}: not counted" + (_why_not_supporting(counted) if sign in often else "")
+                + f"; '{answer_words(rules.signs_min_score)}' or more once would count as use outside treatment "
+                "reported (amber on its own)", dates_of(table, hit), sign))
     return found
+
+
+def _why_not_supporting(counted: set[str]) -> str:
+    """Why light answers that support a craving signal elsewhere do not here: the same evidence read as counted for one
+    patient and not for another, with nothing to say why (clinician review)."""
+    if not counted & _CRAVING_RULES:
+        return " (answered this often it supports a craving signal, and there is none now)"
+    stronger = [rule.id for rule in RULES if rule.family == "checklist" and rule.id in counted]
+    if stronger:
+        return (f" on its own: the warning-sign checklist already counts through "
+                f"{_TITLES_IN_TEXT.get(stronger[0], stronger[0])} above, which says more")
+    return ""
+
+
+#: How a counted checklist rule is named inside a line ("the checklist drift above").
+_TITLES_IN_TEXT = {"specific_sign_persistent": "a persistent warning sign",
+                   "specific_burden_drift": "the checklist drift"}
 
 
 def _sds(table: FeatureTable, row: int, rules: RuleSettings, counted: set[str]) -> list[NotCounted]:
