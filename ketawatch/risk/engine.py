@@ -76,7 +76,9 @@ class Evaluation:
                 if key not in built:
                     built[key] = build_reasons(rule.id, table, int(row), self.rules, active)
                 if rule.family == "frequency" and daily["relapse_context"][position]:
-                    found.extend(with_relapse_discount(reason, self.rules) for reason in built[key])
+                    c_row = int(daily["c_row"][position])
+                    mood = (float(self.checkins["phq9_low"][c_row]), float(self.checkins["phq9_last"][c_row]))
+                    found.extend(with_relapse_discount(reason, self.rules, *mood) for reason in built[key])
                 else:
                     found.extend(built[key])
             out.append(found)

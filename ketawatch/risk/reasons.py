@@ -344,12 +344,14 @@ def _nonspecific(table: FeatureTable, row: int, rules: RuleSettings, sign: str |
     return Reason("nonspecific_signs_rising", "amber", text, dates_of(table, run))
 
 
-def with_relapse_discount(reason: Reason, rules: RuleSettings) -> Reason:
+def with_relapse_discount(reason: Reason, rules: RuleSettings, best: float, latest: float) -> Reason:
     """A request to come earlier, said to count one point less while PHQ-9 has reliably worsened: 'supporting: adds
-    weight' beside it read as if it added weight when it added none (browser check)."""
+    weight' beside it read as if it added weight when it added none (browser check); with this patient's PHQ-9, since
+    the rule alone read as general advice (clinician review)."""
     return replace(reason, text=f"{reason.text}; it counts one point less while PHQ-9 is "
-                                f"{num(rules.interval_relapse_phq9_rise)} or more points above the patient's best "
-                                "(asking to come earlier is also how a depressive relapse presents)")
+                                f"{num(rules.interval_relapse_phq9_rise)} or more points above the patient's best, "
+                                f"as it is now ({num(latest)}, {num(latest - best)} above the best of {num(best)}): "
+                                "asking to come earlier is also how a depressive relapse presents")
 
 
 def mainly_signs(table: FeatureTable, row: int) -> str:
