@@ -185,7 +185,8 @@ def _amend(
     validator: Validator | None,
 ) -> Any:
     validator = validator or Validator()
-    reason = _require_reason(reason, "amendment")
+    unexplained = reason_problems(reason, "amendment")  # said together with the values' problems, not one per Save
+    reason = (reason or "").strip()
     now = _now(validator)
     try:
         with Session(for_writing(engine), expire_on_commit=False) as db, db.begin():
@@ -194,7 +195,12 @@ def _amend(
             merged = {**{k: v for k, v in before.items()}, **raw}
             if kind is SESSION and "side_effects" not in raw:
                 merged["side_effects"] = [tuple(x) for x in before["side_effects"]]
-            clean = _validated(kind, merged, validator.for_amending(before))
+            try:
+                clean = _validated(kind, merged, validator.for_amending(before))
+            except RecordInvalid as exc:
+                raise RecordInvalid([*unexplained, *exc.problems]) from None
+            if unexplained:
+                raise RecordInvalid(unexplained)
             if clean["patient_id"] != getattr(record, "patient_id"):
                 raise RecordInvalid([Problem("patient_id", "A record cannot be moved to another patient; void it and record it again")])
             compared = [*clean, "side_effects"] if kind is SESSION else list(clean)

@@ -199,6 +199,18 @@ def test_a_void_needs_a_reason_and_a_voided_record_cannot_be_changed(one_of_each
     assert record_id not in set(frame_of(engine)["id"])  # gone from live records, kept in history
 
 
+def test_an_amendment_without_a_reason_and_with_a_wrong_value_is_told_both_at_once(one_of_each, validator):
+    """The amend form said the missing reason on one Save and the diastolic above systolic only on the next (clinician
+    review)."""
+    engine, session_id, _ = one_of_each
+    with pytest.raises(records.RecordInvalid) as refused:
+        records.amend_session(engine, session_id, {"sbp_pre": 128, "dbp_pre": 182}, actor="alice", reason="",
+                              expected_version=1, validator=validator)
+    columns = [p.column for p in refused.value.problems]
+    assert columns[0] == "reason" and "dbp_pre" in columns, refused.value.problems
+    assert stored(engine, sessions_frame, session_id, "version") == 1
+
+
 def test_simultaneous_saves_from_the_same_version_let_exactly_one_through(one_of_each, validator, request):
     engine, session_id, _ = one_of_each
     writers = 6
