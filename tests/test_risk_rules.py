@@ -944,3 +944,25 @@ def test_counts_read_right_with_one_record_and_a_request_window_names_its_last_d
     texts += [n.text for n in risk.seen_not_counted(asked, "p1", as_of=last_session + dt.timedelta(days=200), tz="UTC")]
     (text,) = [t for t in texts if "asked for a higher dose" in t]
     assert f"at 1 of the last 6 sessions, all in the 90 days up to {last_session.day} {last_session:%b %Y}" in text
+
+
+def test_two_check_ins_on_one_day_count_once_with_the_later_answers():
+    """Two answers of 8 on one day read as 'held at 2 check-ins in a row' and made a red level from one day (fact-check).
+    A check-in reports the past weeks, so a second one that day reports the same weeks: its answers are read, and an
+    item it left empty keeps the first one's."""
+    week4 = [{"patient_id": "p1", "reported_at": _at(28, 8), "craving": 8, "tolerance": 2},
+             {"patient_id": "p1", "reported_at": _at(28, 12), "craving": 8}]
+    rec = records([patient()], checkin_rows=checkins("p1", [1, 1, 1, 1]) + week4)
+    assert risk.assess(rec, as_of=week(4), tz="UTC").iloc[0]["level"] == "green"
+    (seen,) = [n.text for n in risk.seen_not_counted(rec, "p1", as_of=week(4), tz="UTC") if n.rule_id == "craving_high"]
+    assert "Craving 8 of 10 on" in seen and "the next check-in decides" in seen
+    signals = risk.patient_signals(rec, "p1", tz="UTC")["checkins"]
+    assert len(signals) == 5 and signals.iloc[-1]["tolerance"] == 2  # the earlier answer the later left empty
+    corrected = [dict(week4[0]), {**week4[1], "craving": 2}]  # the later answer is the day's
+    rec = records([patient()], checkin_rows=checkins("p1", [1, 1, 1, 1]) + corrected)
+    assert risk.patient_signals(rec, "p1", tz="UTC")["checkins"].iloc[-1]["craving"] == 2
+    # the next week's 8 makes it two check-in days in a row: amber, quoting the two days
+    rec = records([patient()], checkin_rows=checkins("p1", [1, 1, 1, 1]) + week4 + checkins("p1", [8], first=35))
+    row = risk.assess(rec, as_of=week(5), tz="UTC").iloc[0]
+    assert row["level"] != "green" and "craving_high" in rule_ids(row["reasons"])
+    assert [r for r in row["reasons"] if r.rule_id == "craving_high"][0].evidence_dates == (week(4), week(5))

@@ -73,6 +73,27 @@ def _attach(
     return base, cols
 
 
+def _one_per_day(base: pd.DataFrame, cols: dict) -> tuple[pd.DataFrame, dict]:
+    """A patient's check-ins of one clinic day as one: each answer the day's latest given.
+
+    A check-in reports the past week or two, so two on one day report the same weeks: counted apart, two
+    answers of 8 made "held at 2 check-ins in a row" and a red level from one day (fact-check). The later
+    check-in's answers are read, and an item it left empty keeps the earlier one's. Rows arrive sorted by
+    patient and time, so one day's rows are adjacent; most days have one and cost nothing here.
+    """
+    key = cols["code"] * 1_000_000 + cols["day"]  # day numbers stay below a million until the year 4707
+    new_day = np.ones(len(key), dtype=bool)
+    new_day[1:] = key[1:] != key[:-1]
+    if new_day.all():
+        return base, cols
+    day_of_row = np.cumsum(new_day) - 1
+    merged = base.groupby(day_of_row, sort=True).last().reset_index(drop=True)  # last non-missing per column
+    last_of_day = np.flatnonzero(np.append(new_day[1:], True))
+    cols = {name: values[last_of_day] for name, values in cols.items()}
+    cols["pos"] = np.arange(len(last_of_day)) - group_starts(cols["code"])
+    return merged, cols
+
+
 class FeatureTable:
     """The sorted input rows and the computed columns, handed out as numpy arrays (computed ones win on a name)."""
 
@@ -121,8 +142,8 @@ class FeatureTable:
 def checkin_features(
     checkins: pd.DataFrame, patients: pd.DataFrame, rules: RuleSettings, tz: str, until_day: int | None = None
 ) -> FeatureTable:
-    """Craving, SDS, sign burden and PHQ-9 features per check-in, with the check-in rule conditions."""
-    base, f = _attach(checkins, patients, "reported_at", tz, until_day)
+    """Craving, SDS, sign burden and PHQ-9 features per check-in day, with the check-in rule conditions."""
+    base, f = _one_per_day(*_attach(checkins, patients, "reported_at", tz, until_day))
     codes, sud = f["code"], f["sud_history"]
     starts = np.arange(len(codes)) - f["pos"]
 
