@@ -129,8 +129,10 @@ def _decorations(spec: ChartSpec) -> tuple[list[dict], list[dict]]:
         colour, dash = LINE_STYLES.get(line.role, ("#7a869a", "dash"))
         shapes.append({"type": "line", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": line.y, "y1": line.y,
                        "line": {"color": colour, "dash": dash, "width": 1.5}})
-        # On a pale ground: the patient's own line often runs along the threshold, through the label's words.
-        notes.append({"xref": "paper", "yref": "y", "x": 1, "y": line.y, "xanchor": "right", "yanchor": "top",
+        # On a pale ground: the patient's own line often runs along the threshold, through the label's words. At the
+        # left, above the line: on the right it covered the newest points, those a reader looks at first (clinician
+        # review); the first weeks are the baseline, most often below a threshold.
+        notes.append({"xref": "paper", "yref": "y", "x": 0, "y": line.y, "xanchor": "left", "yanchor": "bottom",
                       "text": line.label, "showarrow": False, "font": {"size": 10, "color": colour},
                       "bgcolor": "rgba(255,255,255,0.75)"})
     return shapes, notes

@@ -177,6 +177,18 @@ def test_the_newest_and_oldest_points_sit_inside_the_plotly_axis_with_room_for_t
     assert lo + room <= xs.min() and xs.max() <= hi - room, (lo, xs.min(), xs.max(), hi)
 
 
+def test_threshold_labels_sit_at_the_left_above_their_line_away_from_the_newest_points():
+    """'Clinic threshold 4' covered the two newest SDS answers at the right edge (clinician review)."""
+    from dashboard.plotly_charts import figure
+
+    specs = [spec for spec in patient_chart_specs(_records(), "P", tz=TZ) if spec.lines]
+    assert specs
+    for spec in specs:
+        labels = {line.label for line in spec.lines}
+        notes = [a for a in figure(spec).layout.annotations if a.text in labels]
+        assert len(notes) == len(labels) and all((a.x, a.xanchor, a.yanchor) == (0, "left", "bottom") for a in notes)
+
+
 def test_no_level_shading_behind_the_warning_sign_grid_where_an_empty_cell_would_show_it_as_an_answer():
     from dashboard.plotly_charts import figure
 
