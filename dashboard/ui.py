@@ -610,6 +610,19 @@ def _confirm_key(prefix: str, unusual: list[str]) -> str:
     return prefix + "confirm_" + hashlib.sha256("\n".join(unusual).encode()).hexdigest()[:16]
 
 
+def _weighed(other_sessions: pd.DataFrame) -> list[tuple[datetime, float | None]]:
+    """Other sessions as (time, weight in kg or None), as the store's checks take them."""
+    return [(t.to_pydatetime(), None if pd.isna(w) else float(w))
+            for t, w in zip(other_sessions["session_at"], other_sessions["weight_kg"])]
+
+
+def weight_question(raw: dict, other_sessions: pd.DataFrame) -> list[str]:
+    """The store's question about a weight far from the one before (pounds?), whatever else the form holds."""
+    from store.validation import Validator
+
+    return [p.message for p in Validator().weight_question(raw, other_sessions=_weighed(other_sessions))]
+
+
 def unusual_session(raw: dict, patient: pd.Series, other_sessions: pd.DataFrame, *,
                     changed: set[str] | None = None) -> list[str]:
     """The store's double check of a session against one patient's plan (a row of `data.patients()`) and other sessions.
@@ -621,7 +634,5 @@ def unusual_session(raw: dict, patient: pd.Series, other_sessions: pd.DataFrame,
 
     start = None if pd.isna(patient["treatment_start"]) else pd.Timestamp(patient["treatment_start"]).date()
     planned = None if pd.isna(patient["planned_dose_mg_per_kg"]) else float(patient["planned_dose_mg_per_kg"])
-    others = [(t.to_pydatetime(), None if pd.isna(w) else float(w))
-              for t, w in zip(other_sessions["session_at"], other_sessions["weight_kg"])]
     return [p.message for p in Validator().unusual_session(raw, treatment_start=start, planned_mg_per_kg=planned,
-                                                           other_sessions=others, changed=changed)]
+                                                           other_sessions=_weighed(other_sessions), changed=changed)]

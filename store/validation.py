@@ -615,6 +615,22 @@ class Validator:
         found = self._unusual_session(raw, treatment_start, planned_mg_per_kg, other_sessions)
         return [p for p in found if changed is None or UNUSUAL_RESTS_ON.get(p.column, {p.column}) & changed]
 
+    def weight_question(self, raw: Mapping[str, Any], *,
+                        other_sessions: Sequence[tuple[datetime, float | None]] = ()) -> list[Problem]:
+        """The weight far from the one before (most often typed in pounds), judged on the weight and time alone, so it
+        can be said while another field is refused: 183 beside a refused 5000 mg was asked about only once the dose
+        was put right (clinician review)."""
+        from seed_data.catalogue import dose_checks
+
+        try:
+            weight = self.parse(SESSION_RULES["weight_kg"], raw.get("weight_kg"))
+            at = self.parse(SESSION_RULES["session_at"], raw.get("session_at"))
+        except _Invalid:
+            return []
+        if not weight or at is None:
+            return []
+        return _weight_change(weight, at, other_sessions, dose_checks().weight_change_fraction, self.tz)
+
     def _unusual_session(self, raw, treatment_start, planned_mg_per_kg, other_sessions) -> list[Problem]:
         from seed_data.catalogue import dose_checks
 

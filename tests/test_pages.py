@@ -1523,7 +1523,9 @@ def test_a_dose_far_above_the_usual_or_the_allowed_is_said_in_red_as_it_is_typed
     assert any("Dose: 500 mg for 50 kg is 10.00 mg/kg, more than 2 mg/kg in one session" in m for m in live), live
     at.number_input(key="ls_dose").set_value(5000.0).run()
     live = [m.value.replace("\\", "") for m in at.markdown if m.value.startswith(":red[:material/warning:")]
-    assert len(live) == 1 and "5000" in live[0] and "1000" in live[0], live  # the allowed range, from the store
+    dose_lines = [m for m in live if "Dose" in m]
+    assert len(dose_lines) == 1 and "5000" in dose_lines[0] and "1000" in dose_lines[0], live  # the store's range
+    assert any("Weight: 50 kg is 36% less than" in m for m in live), live  # still asked while the dose is refused
     # Something wrong elsewhere (diastolic above systolic) does not hide what is said of the dose
     at.number_input(key="ls_dose").set_value(500.0)
     at.number_input(key="ls_sbp_pre").set_value(100)
@@ -1532,6 +1534,21 @@ def test_a_dose_far_above_the_usual_or_the_allowed_is_said_in_red_as_it_is_typed
     assert any("more than 2 mg/kg in one session" in m for m in live), live
     at.number_input(key="ls_dose").set_value(25.0).run()  # 0.5 mg/kg: nothing said of the dose
     assert not [m for m in at.markdown if m.value.startswith(":red[:material/warning:") and "Dose" in m.value]
+
+
+def test_a_weight_typed_in_pounds_is_asked_about_while_the_dose_is_refused(demo_url, monkeypatch):
+    """With 5000 mg refused, 183 (pounds) was asked about only once the dose was put right (clinician review)."""
+    from store.validation import KG_PER_POUND
+
+    pid = _iv_patient(demo_url)
+    at = _session_form(demo_url, monkeypatch, patient=pid)
+    last_kg = at.number_input(key="ls_weight").value
+    pounds = float(round(last_kg / KG_PER_POUND))
+    at.number_input(key="ls_weight").set_value(pounds)
+    at.number_input(key="ls_dose").set_value(5000.0).run()
+    live = [m.value.replace("\\", "") for m in at.markdown if m.value.startswith(":red[:material/warning:")]
+    assert any("1000" in m for m in live), live  # the dose's own problem first
+    assert any(f"if it was weighed in pounds, {pounds:g} lb is" in m for m in live), live
 
 
 def test_a_dose_far_above_the_usual_is_saved_only_once_the_clinician_confirms_it(demo_url, monkeypatch):

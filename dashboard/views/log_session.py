@@ -107,10 +107,13 @@ def _dose_check_now(pid: str | None, dose) -> None:
     # Only what the dose is judged by: a half-typed blood pressure made the store find a problem elsewhere, and then
     # it judged no dose at all, so the red line went away as if the dose were fine (code review).
     raw = {k: v for k, v in _raw(pid).items() if k in ("patient_id", "session_at", "route", "dose_mg", "weight_kg")}
-    said = [p.message for p in Validator().session(raw)[1] if p.column in ("dose_mg", "weight_kg")]
+    problems = [p for p in Validator().session(raw)[1] if p.column in ("dose_mg", "weight_kg")]
+    said = [p.message for p in problems]
     if not said and pid in plans.index:
         said = ui.unusual_session(raw, plans.loc[pid], data.patient_records(pid).sessions,
                                   changed={"dose_mg", "weight_kg"})
+    elif not any(p.column == "weight_kg" for p in problems):  # the dose refused: the weight is still asked about
+        said += ui.weight_question(raw, data.patient_records(pid).sessions)
     for message in said:
         st.markdown(f":red[:material/warning: {ui.md_escape(message)}]")
 
