@@ -32,7 +32,7 @@ import store.models  # noqa: F401 - every KetaWatch table in the metadata
 from store.app_settings import mark_restored
 from store.audit import record_event
 from store.db import (
-    MIGRATION_FUNCTIONS, alembic_config, create_private, forget_engines, make_engine,
+    MIGRATION_FUNCTIONS, alembic_config, create_private, forget_engines, ketawatch_tables, make_engine,
     normalise_url, upgrade, url_problem,
 )
 
@@ -406,7 +406,7 @@ def _refuse_if_data(counts: dict[str, int], where: str, force: bool) -> None:
 def _foreign_tables(conn: sqlite3.Connection) -> list[str]:
     """Tables and views that are not KetaWatch's, empty or not: the file is (also) some other application's database,
     and a restore, which copies the backup over the whole file, would take them with it."""
-    ours = {table.name for table in SQLModel.metadata.sorted_tables} | {"alembic_version"}
+    ours = ketawatch_tables()
     names = [row[0] for row in conn.execute(
         "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%'")]
     return sorted(n for n in names if n not in ours)
@@ -452,7 +452,7 @@ def _restore_sqlite(found: BackupFile, target: Path, force: bool) -> str:
 
 def _pg_foreign_tables(url: str) -> list[str]:
     """Tables of the database that are not KetaWatch's, empty or not: it is (also) some other application's database."""
-    ours = {table.name for table in SQLModel.metadata.sorted_tables} | {"alembic_version"}
+    ours = ketawatch_tables()
     engine = create_engine(normalise_url(url))
     try:
         with engine.connect() as conn:

@@ -168,8 +168,49 @@ class NewerSchema(Exception):
 MIGRATION_LOCK = 0x4B57_0001
 
 
+class ForeignDatabase(UnsupportedDatabase):
+    """The database holds another application's tables and no KetaWatch schema: KetaWatch does not move in beside them."""
+
+
+def ketawatch_tables() -> set[str]:
+    """The names of KetaWatch's own tables, the migrations' bookkeeping included."""
+    from sqlmodel import SQLModel
+
+    import store.models  # noqa: F401 - registers the tables on SQLModel.metadata
+
+    return {table.name for table in SQLModel.metadata.sorted_tables} | {"alembic_version"}
+
+
+def foreign_tables(engine: Engine) -> list[str]:
+    """Tables and views that are not KetaWatch's, in any schema a user made ('schema.name' outside the default one)."""
+    from sqlalchemy import inspect
+
+    ours = ketawatch_tables()
+    found = inspect(engine)
+    default = found.default_schema_name
+    names = []
+    for schema in found.get_schema_names():
+        if schema in ("information_schema", "pg_catalog", "pg_toast") or schema.startswith("pg_temp"):
+            continue
+        for name in found.get_table_names(schema=schema) + found.get_view_names(schema=schema):
+            if schema == default and (name in ours or name.startswith("sqlite_")):
+                continue
+            names.append(name if schema == default else f"{schema}.{name}")
+    return sorted(names)
+
+
 def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest migration; a new database is created, an older one moved forward."""
+    """Bring the schema to the newest migration; a new database is created, an older one moved forward.
+
+    A database with no KetaWatch schema but another application's tables is refused: a mistyped URL must not add
+    KetaWatch's tables and triggers to some other system's database (IT review)."""
+    if schema_revision(engine) is None:
+        foreign = foreign_tables(engine)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise ForeignDatabase(f"it holds tables that are not KetaWatch's ({shown}) and no KetaWatch data: KetaWatch "
+                                  "makes its tables only in an empty database or its own. Check the URL, or give a new "
+                                  "database")
     try:
         if engine.dialect.name == "postgresql":
             with engine.connect() as lock:

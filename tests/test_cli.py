@@ -70,10 +70,14 @@ def test_a_command_that_makes_a_new_database_says_where(db_url, tmp_path):
     assert second.returncode == 0 and "new, empty" not in second.stderr
     import sqlite3
 
-    other = tmp_path / "someone-elses.db"  # a file that exists but holds no KetaWatch tables
+    other = tmp_path / "someone-elses.db"  # a file that exists but holds another application's tables: refused
     sqlite3.connect(other).execute("CREATE TABLE notes (x)").connection.commit()
     third = ketawatch("users", "list", "--db", f"sqlite:///{other}", cwd=tmp_path)
-    assert "held no KetaWatch database" in third.stderr, third.stderr
+    assert third.returncode == 1 and "holds tables that are not KetaWatch's (notes)" in third.stderr, third.stderr
+    empty = tmp_path / "empty.db"  # an SQLite file with no tables at all is made a KetaWatch database, and said so
+    sqlite3.connect(empty).execute("PRAGMA user_version = 0").connection.commit()
+    fourth = ketawatch("users", "list", "--db", f"sqlite:///{empty}", cwd=tmp_path)
+    assert fourth.returncode == 0 and "held no KetaWatch database" in fourth.stderr, fourth.stderr
 
 
 def test_a_plain_path_to_an_sqlite_file_is_taken_for_its_url_and_a_bare_word_is_not(tmp_path):
@@ -774,3 +778,23 @@ def test_help_shows_flags_as_flags_and_names_what_an_option_takes(tmp_path):
     assert lines["--as-of"].split()[1] == "DATE"
     export = ketawatch("export", "patient", "--help", cwd=tmp_path)
     assert "<bool>" not in export.stdout and "--out PATH" in export.stdout and "--deidentify " in export.stdout
+
+
+def test_a_database_holding_another_applications_tables_is_refused_and_left_as_it_was(db_url, tmp_path):
+    """A mistyped KETAWATCH_DATABASE_URL added KetaWatch's tables and triggers to another system's database (IT review)."""
+    from sqlalchemy import create_engine, inspect, text
+
+    from store.db import normalise_url
+
+    other = create_engine(normalise_url(db_url))
+    with other.begin() as conn:
+        conn.execute(text("CREATE TABLE other_app (a INTEGER)"))
+    try:
+        for args in (["users", "list"], ["flags"]):
+            result = ketawatch(*args, "--db", db_url, cwd=tmp_path)
+            assert result.returncode == 1 and result.stdout == "", result.stderr
+            (line,) = result.stderr.strip().splitlines()
+            assert "holds tables that are not KetaWatch's (other_app) and no KetaWatch data" in line, line
+        assert inspect(other).get_table_names() == ["other_app"]
+    finally:
+        other.dispose()
