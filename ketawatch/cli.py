@@ -422,16 +422,24 @@ def flags(
 
     if fmt not in ("csv", "json"):
         raise typer.BadParameter("must be csv or json", param_hint="--format")
+    from sqlalchemy.exc import OperationalError
+
     from ketawatch.exports.audit import record_export
 
     when = day_option(as_of, "--as-of")
     engine = open_db(db)
     rows = flag_rows(engine, as_of=when, history=history)
+    # Every patient's risk level leaves the database here, as in an export: the trail says who took it, and it is
+    # written first, so a database that cannot take the line gives nothing rather than every level and then an error
+    # (IT review: a read-only file printed the whole CSV, then failed unaudited).
+    try:
+        record_export(engine, actor=cli_actor(), role="command line", what="flags", fmt=fmt,
+                      patient_ids=[row["patient_id"] for row in rows], deidentified=False,
+                      as_of=when.isoformat() if when else None, history=history)
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "the database refused the write"
+        fail(f"no levels given: the audit trail, which records every read of the levels, cannot be written ({reason})")
     write_rows(rows, fmt, sys.stdout)
-    # Every patient's risk level leaves the database here, as in an export: the trail says who took it.
-    record_export(engine, actor=cli_actor(), role="command line", what="flags", fmt=fmt,
-                  patient_ids=[row["patient_id"] for row in rows], deidentified=False,
-                  as_of=when.isoformat() if when else None, history=history)
 
 
 def _register_sub_commands() -> None:

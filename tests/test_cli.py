@@ -798,3 +798,16 @@ def test_a_database_holding_another_applications_tables_is_refused_and_left_as_i
         assert inspect(other).get_table_names() == ["other_app"]
     finally:
         other.dispose()
+
+
+def test_flags_on_a_database_that_cannot_take_the_audit_line_gives_no_levels(tmp_path):
+    """A read-only database printed every patient's level and then failed, unaudited (IT review)."""
+    path = tmp_path / "clinic.db"
+    assert ketawatch("import", str(write_folder(tmp_path / "in")), "--db", str(path), cwd=tmp_path).returncode == 0
+    read_only = f"sqlite:///file:{path}?mode=ro&uri=true"  # SQLite's own read-only opening: a real refusal to write
+    result = ketawatch("flags", "--db", read_only, cwd=tmp_path)
+    assert result.returncode == 1 and result.stdout == "", result.stdout
+    assert "no levels given: the audit trail, which records every read of the levels, cannot be written" in result.stderr
+    assert "Traceback" not in result.stderr
+    allowed = ketawatch("flags", "--db", str(path), cwd=tmp_path)
+    assert allowed.returncode == 0 and PATIENT["patient_id"] in allowed.stdout
