@@ -240,6 +240,11 @@ def backup(url: str, path: Path | str, *, actor: str = "cli") -> str:
         raise BackupRefused(f"{path} already exists; choose a new file name (a backup never overwrites a file)")
     if not path.parent.is_dir():
         raise BackupRefused(_no_folder(path.parent))
+    try:  # really try, before any work: the refusal named a temporary file, not the folder given (IT review)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".ketawatch-"):
+            pass
+    except OSError as exc:
+        raise BackupRefused(f"cannot write in {path.parent} ({exc.strerror or exc}); nothing was written") from None
     backend = _backend(url)
     _refuse_newer(url, backend)
     if backend == "sqlite":

@@ -183,6 +183,10 @@ def open_db(db: str | None, default: str | None = None, *, say_if_new: bool = Tr
         _cannot_open(url, reason, from_driver=True)
     except (SQLAlchemyError, ModuleNotFoundError, NewerSchema, UnsupportedDatabase) as exc:
         _cannot_open(url, str(exc).splitlines()[0], from_driver=True)
+    except OSError as exc:  # a new SQLite file in a read-only folder, or a path under /proc: said, not "unexpected"
+        where = f" ({exc.filename})" if exc.filename else ""
+        _cannot_open(url, f"the file cannot be made or opened{where}: {exc.strerror or exc}; the folder must exist and "
+                          "be writable by this user")
 
 
 def _copy_before_upgrade(url: str, found: str | None) -> Path | None:

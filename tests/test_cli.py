@@ -811,3 +811,16 @@ def test_flags_on_a_database_that_cannot_take_the_audit_line_gives_no_levels(tmp
     assert "Traceback" not in result.stderr
     allowed = ketawatch("flags", "--db", str(path), cwd=tmp_path)
     assert allowed.returncode == 0 and PATIENT["patient_id"] in allowed.stdout
+
+
+def test_a_database_or_backup_where_no_file_can_be_made_is_one_readable_line(tmp_path):
+    """'unexpected error: PermissionError: ... .ketawatch-backup-n0uihd0n.db' named a temporary file (IT review). /proc
+    refuses new files even to root, who runs CI, where permission bits would not."""
+    made = ketawatch("users", "list", "--db", "/proc/clinic.db", cwd=tmp_path)
+    assert made.returncode == 1 and "unexpected" not in made.stderr, made.stderr
+    assert made.stderr.startswith("cannot open database sqlite:////proc/clinic.db: the file cannot be made or opened")
+    path = tmp_path / "clinic.db"
+    assert ketawatch("users", "list", "--db", str(path), cwd=tmp_path).returncode == 0
+    copy = ketawatch("backup", "/proc/clinic.bak", "--db", str(path), cwd=tmp_path)
+    assert copy.returncode == 1 and copy.stderr.strip().splitlines() == [
+        "cannot write in /proc (No such file or directory); nothing was written"], copy.stderr
