@@ -390,6 +390,46 @@ def _write_demo_csv(folder: Path) -> None:
                + ", ".join(f"{name} ({n} rows)" for name, n in rows.items()))
 
 
+def _engine_for_a_dry_run(db: str | None):
+    """The database a dry run checks against: the real one when it holds KetaWatch data, else an empty one of its own
+    in a temporary folder, so that a dry run never makes the database it was pointed at (IT review)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from sqlalchemy import create_engine
+
+    from store.db import foreign_tables, make_engine, normalise_url, upgrade, url_problem
+
+    url = resolve_url(db)
+    if url_problem(url) is None and _stored_schema(url) == "" and not _sqlite_file_with_content(url):
+        if not _is_sqlite(url):
+            probe = create_engine(normalise_url(url))
+            try:
+                if foreign_tables(probe):
+                    return open_db(db)  # refused there, in the same words as any command
+            finally:
+                probe.dispose()
+        folder = tempfile.mkdtemp(prefix="ketawatch-dry-run-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        typer.echo(f"note: {safe_url(absolute_sqlite(url))} holds no KetaWatch database yet: checked against an empty "
+                   "one, and none was made", err=True)
+        engine = make_engine(f"sqlite:///{Path(folder) / 'dry-run.db'}")
+        upgrade(engine)
+        return engine
+    return open_db(db)
+
+
+def _sqlite_file_with_content(url: str) -> bool:
+    """An SQLite URL whose file exists and is not empty (it may hold another application's tables: opening says so)."""
+    if not _is_sqlite(url):
+        return False
+    from store.db import normalise_url
+
+    path = Path(make_url(normalise_url(url)).database or "")
+    return path.is_file() and path.stat().st_size > 0
+
+
 @app.command("import")
 def import_(
     folder: Path = typer.Argument(..., metavar="FOLDER", help="Folder with patients.csv, sessions.csv and/or checkins.csv."),
@@ -402,7 +442,7 @@ def import_(
 
     from ketawatch.accounts import WRITER_ROLES
 
-    engine = open_db(db)
+    engine = _engine_for_a_dry_run(db) if dry_run else open_db(db)
     who, _, _ = acting_account(engine, actor, roles=WRITER_ROLES, doing="add records")
     try:
         report = import_folder(engine, folder, actor=who, dry_run=dry_run)

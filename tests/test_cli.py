@@ -824,3 +824,26 @@ def test_a_database_or_backup_where_no_file_can_be_made_is_one_readable_line(tmp
     copy = ketawatch("backup", "/proc/clinic.bak", "--db", str(path), cwd=tmp_path)
     assert copy.returncode == 1 and copy.stderr.strip().splitlines() == [
         "cannot write in /proc (No such file or directory); nothing was written"], copy.stderr
+
+
+def test_a_dry_run_against_a_database_that_does_not_exist_yet_makes_none(db_url, tmp_path):
+    """`import --dry-run` made the database it was pointed at, with a 'new, empty one was made' note (IT review)."""
+    from sqlalchemy import create_engine, inspect
+
+    from store.db import normalise_url
+
+    folder = write_folder(tmp_path / "in")
+    result = ketawatch("import", str(folder), "--db", db_url, "--dry-run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("dry run, nothing written: ") and "patients.csv: 1 new" in result.stdout
+    assert "holds no KetaWatch database yet: checked against an empty one, and none was made" in result.stderr
+    assert "was made there" not in result.stderr
+    if db_url.startswith("sqlite"):
+        assert not (tmp_path / "ketawatch-test.db").exists()
+    else:
+        probe = create_engine(normalise_url(db_url))
+        assert inspect(probe).get_table_names() == []
+        probe.dispose()
+    bad = write_folder(tmp_path / "bad", checkins=[dict(CHECKIN, craving="12")])  # problems are still found
+    refused = ketawatch("import", str(bad), "--db", db_url, "--dry-run", cwd=tmp_path)
+    assert refused.returncode == 1 and "checkins.csv:2: craving" in refused.stderr, refused.stderr
