@@ -8,7 +8,6 @@ finds the seed documents so the dashboard can show that passage in context.
 from __future__ import annotations
 
 import copy
-import os
 import re
 import tomllib
 from dataclasses import dataclass
@@ -209,13 +208,13 @@ def dose_checks() -> DoseChecks:
 
 
 def seeds_dir() -> Path:
-    """The folder of seed documents the quotations come from (env KETAWATCH_SEEDS_DIR first)."""
-    configured = os.environ.get(SEEDS_DIR_ENV)
+    """The folder of seed documents the quotations come from (the setting KETAWATCH_SEEDS_DIR first, from the
+    environment or `.env`, checked when the settings are read)."""
+    from store.settings import get_settings
+
+    configured = get_settings().seeds_dir
     if configured:
-        path = Path(configured).expanduser()
-        if path.is_dir():
-            return path
-        raise FileNotFoundError(f"{SEEDS_DIR_ENV} is set to {configured!r}, which is not a folder")
+        return Path(configured).expanduser()
     repo = _repo_root()
     candidates = [repo.parent / "shared" / "seeds", repo / "shared" / "seeds"] if repo else []
     for path in candidates:

@@ -15,6 +15,8 @@ DEFAULT_DATABASE_URL = "sqlite:///ketawatch.db"
 FONT_SUFFIXES = (".ttf", ".otf", ".ttc", ".otc")
 #: Left at this value, de-identified exports use a random key made once per database instead.
 DEFAULT_PSEUDONYM_SECRET = "change-me-in-production"
+#: The shortest pseudonym key accepted.
+MIN_PSEUDONYM_SECRET = 16
 
 
 class Settings(BaseSettings):
@@ -37,6 +39,11 @@ class Settings(BaseSettings):
         "",
         description="Font files (TrueType/OpenType, paths separated by ':') used in PDFs for characters DejaVu Sans "
         "lacks, e.g. Chinese, Japanese or Korean names.",
+    )
+    seeds_dir: str | None = Field(
+        None,
+        description="Folder of the seed documents the warning-sign quotations come from (default: shared/seeds beside "
+        "the checkout); with it, a citation also gives the document's title.",
     )
     idle_timeout_minutes: int = Field(30, ge=1, le=24 * 60, description="Sign out after this long idle.")
     min_password_length: int = Field(12, ge=8, le=128)
@@ -62,6 +69,23 @@ class Settings(BaseSettings):
     def _rules_file_exists(cls, value: str | None) -> str | None:
         if value and not Path(value).is_file():
             raise ValueError(f"no rules file at {value}; copy seed_data/rules.toml and give the full path of the copy")
+        return value or None
+
+    @field_validator("pseudonym_secret")
+    @classmethod
+    def _long_secret(cls, value: str) -> str:
+        # A short key can be found by trying keys against one pseudonym whose patient is known (IT review).
+        if value != DEFAULT_PSEUDONYM_SECRET and len(value) < MIN_PSEUDONYM_SECRET:
+            raise ValueError(f"{len(value)} character{'' if len(value) == 1 else 's'} is too short to keep pseudonyms from being reversed; give at "
+                             f"least {MIN_PSEUDONYM_SECRET} random characters (for example from `openssl rand -hex 32`), "
+                             "or leave it unset for a random key kept in the database")
+        return value
+
+    @field_validator("seeds_dir")
+    @classmethod
+    def _seeds_folder(cls, value: str | None) -> str | None:
+        if value and not Path(value).expanduser().is_dir():  # said at the start, not at the first citation (IT review)
+            raise ValueError(f"no folder at {value}; give the folder that holds the seed documents")
         return value or None
 
     @field_validator("pdf_fallback_fonts")
@@ -109,8 +133,8 @@ def _problem_lines(exc: ValidationError) -> list[str]:
     return lines
 
 
-#: KETAWATCH_ names that are not settings of this class but are read elsewhere (seed documents, the test suite).
-OTHER_NAMES = ("KETAWATCH_SEEDS_DIR", "KETAWATCH_TEST_DATABASE_URL")
+#: KETAWATCH_ names that are not settings of this class but are read elsewhere (the test suite).
+OTHER_NAMES = ("KETAWATCH_TEST_DATABASE_URL",)
 
 
 def _unknown_names() -> list[str]:

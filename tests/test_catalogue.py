@@ -178,9 +178,26 @@ def test_seeds_dir_follows_the_environment(tmp_path, monkeypatch):
 
 
 def test_seeds_dir_set_to_a_missing_folder_is_a_clear_error(tmp_path, monkeypatch):
+    """A setting like any other: checked when the settings are read, so every command stops at the start (IT review)."""
+    from store.settings import SettingsInvalid, get_settings
+
     monkeypatch.setenv(catalogue.SEEDS_DIR_ENV, str(tmp_path / "nowhere"))
-    with pytest.raises(FileNotFoundError, match=catalogue.SEEDS_DIR_ENV):
+    get_settings.cache_clear()
+    with pytest.raises(SettingsInvalid) as refused:
         catalogue.seeds_dir()
+    assert refused.value.lines == [f"setting KETAWATCH_SEEDS_DIR: no folder at {tmp_path / 'nowhere'}; give the folder "
+                                   "that holds the seed documents"]
+
+
+def test_seeds_dir_in_the_env_file_is_used(tmp_path, monkeypatch):
+    """The .env file is where the README puts settings; os.environ alone missed it there."""
+    from store.settings import get_settings
+
+    monkeypatch.delenv(catalogue.SEEDS_DIR_ENV, raising=False)
+    (tmp_path / ".env").write_text(f"KETAWATCH_SEEDS_DIR={tmp_path}\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    assert catalogue.seeds_dir() == tmp_path
 
 
 def test_seed_text_refuses_paths_outside_the_seeds_folder():

@@ -620,6 +620,10 @@ def test_serve_passes_every_packaged_streamlit_setting_as_a_flag_streamlit_knows
      "no font file at /no/such/font.ttc; give the full path of a .ttf, .otf or .ttc file"),
     ("KETAWATCH_DATABSE_URL", "postgresql://elsewhere/ketawatch",  # ignored, it left a new, empty SQLite in use
      "no such setting; did you mean KETAWATCH_DATABASE_URL?"),
+    ("KETAWATCH_SEEDS_DIR", "/nonexistent", "no folder at /nonexistent; give the folder that holds the seed documents"),
+    ("KETAWATCH_PSEUDONYM_SECRET", "x", "1 character is too short to keep pseudonyms from being reversed; give at least "
+     "16 random characters (for example from `openssl rand -hex 32`), or leave it unset for a random key kept in the "
+     "database"),
 ])
 @pytest.mark.parametrize("command", [("flags",), ("export", "caseload", "--format", "csv", "--out", "c.csv"), ("serve", "--port", "8597"),
                                      ("users", "list"), ("backup", "b.db")])
