@@ -33,7 +33,7 @@ from store.app_settings import mark_restored
 from store.audit import record_event
 from store.db import (
     MIGRATION_FUNCTIONS, alembic_config, create_private, forget_engines, ketawatch_tables, make_engine,
-    normalise_url, upgrade, url_problem,
+    normalise_url, schema_revision, upgrade, url_problem,
 )
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -393,10 +393,14 @@ def restore(url: str, path: Path | str, *, force: bool = False, actor: str = "cl
     engine = make_engine(url)
     try:
         upgrade(engine)  # a backup made by an older KetaWatch is brought to the current schema
+        now = schema_revision(engine)
         mark_restored(engine)  # a dashboard still running on it reads everything again, not its caches
     finally:
         engine.dispose()
     _audit(url, actor=actor, action="restore", path=found.path, **replaced)
+    if found.revision and now and now != found.revision:  # said, as every command says an upgrade (IT review)
+        message += (f"; its schema was then upgraded from {found.revision} to {now} (no data is dropped; an older "
+                    "KetaWatch can no longer open the restored database)")
     return message
 
 

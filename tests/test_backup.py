@@ -614,3 +614,24 @@ def test_going_back_restores_the_backup_over_a_database_a_newer_version_upgraded
     finally:
         drop_new()
         drop()
+
+
+def test_restoring_an_older_backup_says_that_its_schema_was_upgraded(tmp_path):
+    """`restore old1.bak` said 'schema 0001' and left the database at the newest schema without a word (IT review)."""
+    from alembic import command
+
+    from store.db import alembic_config, schema_head
+
+    old_path = tmp_path / "old.db"
+    old = make_engine(f"sqlite:///{old_path}")
+    command.upgrade(alembic_config(old), "0001")  # as an older KetaWatch left it
+    old.dispose()
+    kb.backup(f"sqlite:///{old_path}", tmp_path / "old.bak")
+    assert kb.inspect_backup(tmp_path / "old.bak").revision == "0001"
+    said = kb.restore(f"sqlite:///{tmp_path / 'new.db'}", tmp_path / "old.bak")
+    assert said.endswith(f"; its schema was then upgraded from 0001 to {schema_head()} (no data is dropped; an older "
+                         "KetaWatch can no longer open the restored database)"), said
+    current = kb.restore(f"sqlite:///{tmp_path / 'newer.db'}", tmp_path / "old.bak")
+    again = kb.backup(f"sqlite:///{tmp_path / 'newer.db'}", tmp_path / "current.bak")
+    assert again and "upgraded" not in kb.restore(f"sqlite:///{tmp_path / 'third.db'}", tmp_path / "current.bak")
+    assert "upgraded" in current
