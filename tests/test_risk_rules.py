@@ -622,6 +622,10 @@ def test_relapse_with_booster_and_another_early_request_is_not_red():
                          r"now \((\d+), (\d+) above the best of 5\): asking to come earlier is also how a depressive "
                          r"relapse presents$", r.text)
         assert said and int(said[1]) in phq9[9:] and int(said[1]) - 5 == int(said[2]), r.text
+        # and its role says so: "amber on its own" alone hid the lost point, "adds weight" on a supporting one was false
+        assert r.discounted and risk.reason_role(r.level, r.discounted) == (
+            "amber on its own; one point less towards red while PHQ-9 is reliably worse")
+    assert risk.reason_role("weak", True) == "supporting, but adds nothing while PHQ-9 is reliably worse"
     # the same requests without the PHQ-9 rise would be red: the relapse context is what holds it
     flat = records(
         [patient()],
@@ -914,7 +918,7 @@ def test_a_rise_held_by_the_smoothed_average_says_so_and_that_the_latest_answer_
     (text,) = [r.text for r in row["reasons"] if r.rule_id == "craving_rising"]
     assert text.startswith("Craving's recent average, weighted towards the latest answers, rose from a baseline of 0 "
                            "to 3.0 of 10; 2 or more counts as a rise when it holds at 3 check-ins in a row")
-    assert "the latest answer, 0, is below that, so the average falls if answers stay low" in text
+    assert "the latest answer, 0, is under 2, so the average falls if answers stay that low" in text
     assert f"a lone high answer enters the average as one rise: 5 on {week(3).day} {week(3):%b %Y} counted as 3" in text
     while_high = risk.assess(rec, as_of=week(8), tz="UTC").iloc[0]  # the answers themselves: 5 six times
     (text,) = [r.text for r in while_high["reasons"] if r.rule_id == "craving_rising"]
@@ -966,3 +970,13 @@ def test_two_check_ins_on_one_day_count_once_with_the_later_answers():
     row = risk.assess(rec, as_of=week(5), tz="UTC").iloc[0]
     assert row["level"] != "green" and "craving_high" in rule_ids(row["reasons"])
     assert [r for r in row["reasons"] if r.rule_id == "craving_high"][0].evidence_dates == (week(4), week(5))
+
+
+def test_a_drift_that_rests_on_one_check_in_does_not_say_small_rises_kept_adding_up():
+    """'small rises kept adding up ... since the rises began on 28 Nov' rested on a single check-in (browser check)."""
+    rec = records([patient()], checkin_rows=checkins("p1", [1, 1, 1, 5, 6], tolerance=[0, 0, 0, 0, 3]))
+    row = risk.assess(rec, as_of=week(4), tz="UTC").iloc[0]
+    (text,) = [r.text for r in row["reasons"] if r.rule_id == "specific_burden_drift"]
+    assert "kept adding up" not in text and "since the rises began" not in text
+    assert f"a rise large enough on its own: each check-in adds what is more than 1.5 weighted points above the " \
+           f"baseline (at most 4), and the check-in of {week(4).day} {week(4):%b %Y} alone adds 4 (3 or more counts)" in text

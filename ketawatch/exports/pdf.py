@@ -88,7 +88,7 @@ def _window_text(case: PatientCase) -> str:
 
 
 def _reason_line(reason) -> str:
-    line = f"[{reason_role(reason.level)}] {reason.text} (rule {reason.rule_id})"
+    line = f"[{reason_role(reason.level, reason.discounted)}] {reason.text} (rule {reason.rule_id})"
     if reason.evidence_dates:  # the meeting checks a reason against the tables below by its dates
         line += f"\n    Evidence quoted: {evidence_note(reason)}"
     if reason.quotation and reason.source:

@@ -49,6 +49,7 @@ class Reason:
     sign: str | None = None
     quotation: str | None = None
     source: str | None = None
+    discounted: bool = False  # counted one point less (a request to come earlier while PHQ-9 is reliably worse)
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def combination_note(rules: RuleSettings) -> str:
         "secrecy or tolerance; dose requests; requests to come earlier; the SDS control items; use outside "
         f"treatment) adding up to {rules.combination_red_min_points} points: within a kind the strongest "
         f"observation counts, an amber-level one {POINTS['amber']} points and a supporting one {POINTS['weak']}. "
-        "While craving is above the patient's baseline, a lighter answer of another kind (the same sign "
+        "While a craving signal holds (a rise, high craving or a drift), a lighter answer of another kind (the same sign "
         f"'{lighter}' {times_words(rules.corroboration_persist_checkins)} in {number_words(rules.corroboration_window_checkins)} "
         f"check-ins, the SDS control items at {rules.corroboration_sds_control:g}) corroborates it as a supporting "
         f"observation. While PHQ-9 is {rules.interval_relapse_phq9_rise:g} or more points above the patient's best, "
@@ -164,9 +165,18 @@ def reason_title(reason: Reason) -> str:
     return f"{title} (supporting)" if reason.level == "weak" else title
 
 
-def reason_role(level: str) -> str:
-    """What a reason's level means for the patient's level, in words ("amber on its own", "supporting: ...")."""
+def reason_role(level: str, discounted: bool = False) -> str:
+    """What a reason's level means for the patient's level, in words ("amber on its own", "supporting: ..."); a
+    discounted supporting one adds nothing, which "adds weight" beside it contradicted (browser check)."""
+    if discounted:
+        return _DISCOUNTED_ROLE.get(level, _ROLE.get(level, level))
     return _ROLE.get(level, level)
+
+
+_DISCOUNTED_ROLE = {
+    "amber": "amber on its own; one point less towards red while PHQ-9 is reliably worse",
+    "weak": "supporting, but adds nothing while PHQ-9 is reliably worse",
+}
 FAMILIES = ("use", "craving", "checklist", "dose", "frequency", "control")
 #: Families that are the patient asking for more: on their own one line of evidence (engine.py).
 REQUEST_FAMILIES = ("dose", "frequency")
@@ -291,8 +301,8 @@ def _craving_trend(table: FeatureTable, row: int, rules: RuleSettings) -> Reason
                       if sud_note(table, last, "craving_ewma_rise_points") else "")
         + f"); answers on the last {count_words(len(run), 'check-in')}, {span_words(table['day'][run])}: "
         + values_words(table["craving"][run]) + _lone_answers(table, last)
-        + (f"; the latest answer, {num(latest)}, is below that, so the average falls if answers stay low"
-           if latest < baseline + rise else "")
+        + (f"; the latest answer, {num(latest)}, is under {baseline_words(baseline + rise)}, so the average falls if "
+           "answers stay that low" if latest < baseline + rise else "")
         + _held_since(table, row, "craving", met, run)
     )
     return Reason("craving_rising", "amber", text, dates_of(table, run))
@@ -348,7 +358,7 @@ def with_relapse_discount(reason: Reason, rules: RuleSettings, best: float, late
     """A request to come earlier, said to count one point less while PHQ-9 has reliably worsened: 'supporting: adds
     weight' beside it read as if it added weight when it added none (browser check); with this patient's PHQ-9, since
     the rule alone read as general advice (clinician review)."""
-    return replace(reason, text=f"{reason.text}; it counts one point less while PHQ-9 is "
+    return replace(reason, discounted=True, text=f"{reason.text}; it counts one point less while PHQ-9 is "
                                 f"{num(rules.interval_relapse_phq9_rise)} or more points above the patient's best, "
                                 f"as it is now ({num(latest)}, {num(latest - best)} above the best of {num(best)}): "
                                 "asking to come earlier is also how a depressive relapse presents")
@@ -468,10 +478,13 @@ def _drift_text(table: FeatureTable, last: int, total: str, alarm: str, allowanc
     """'small rises kept adding up: each check-in adds what is more than 1 point above the baseline (at most 2),
     and since the rises began on 6 Sep 2026 that comes to 4 (3 or more counts)': every number needed to check it,
     the start included, since the answers quoted can be fewer than those the sum holds (fact-check)."""
+    start = _drift_start(table, last, total, value)
+    added = (f"since the rises began on {date_words(table['day'][start])} that comes to" if start != last else
+             f"the check-in of {date_words(table['day'][last])} alone adds")  # one step: not "kept adding up"
     return (
-        f"small rises kept adding up: each check-in adds what is more than {num(allowance)} {unit} above the "
-        f"baseline (at most {num(cap)}), and since the rises began on {date_words(table['day'][_drift_start(table, last, total, value)])} "
-        f"that comes to {num(round(float(table[total][last]), 2))} ({num(table[alarm][last])} or more counts)"
+        f"{'small rises kept adding up' if start != last else 'a rise large enough on its own'}: each check-in adds "
+        f"what is more than {num(allowance)} {unit} above the baseline (at most {num(cap)}), and {added} "
+        f"{num(round(float(table[total][last]), 2))} ({num(table[alarm][last])} or more counts)"
     )
 
 
