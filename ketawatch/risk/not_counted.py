@@ -229,7 +229,7 @@ def _why_not_supporting(counted: set[str]) -> str:
     stronger = [rule.id for rule in RULES if rule.family == "checklist" and rule.id in counted]
     if stronger:
         return (f" on its own: the warning-sign checklist already counts through "
-                f"{_TITLES_IN_TEXT.get(stronger[0], stronger[0])} above, which says more")
+                f"{_TITLES_IN_TEXT.get(stronger[0], stronger[0])} above, and each kind of evidence counts once")
     return ""
 
 
