@@ -129,19 +129,23 @@ def _decorations(spec: ChartSpec) -> tuple[list[dict], list[dict]]:
         colour, dash = LINE_STYLES.get(line.role, ("#7a869a", "dash"))
         shapes.append({"type": "line", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": line.y, "y1": line.y,
                        "line": {"color": colour, "dash": dash, "width": 1.5}})
-        # On a pale ground: the patient's own line often runs along the threshold, through the label's words. At the
-        # left, above the line: on the right it covered the newest points, those a reader looks at first (clinician
-        # review); the first weeks are the baseline, most often below a threshold.
-        notes.append({"xref": "paper", "yref": "y", "x": 0, "y": line.y, "xanchor": "left", "yanchor": "bottom",
-                      "text": line.label, "showarrow": False, "font": {"size": 10, "color": colour},
-                      "bgcolor": "rgba(255,255,255,0.75)"})
+        # Named in the legend (_line_key), as the PDF does, not on the chart: at the right edge the label covered the
+        # newest points (clinician review), at the left the induction points and the level names (browser check).
     return shapes, notes
+
+
+def _line_key(line) -> go.Scatter:
+    """A legend entry, drawn like the line, for one reference line (a plan or a threshold): no point of its own."""
+    colour, dash = LINE_STYLES.get(line.role, ("#7a869a", "dash"))
+    return go.Scatter(x=[None], y=[None], mode="lines", name=line.label, hoverinfo="skip",
+                      line={"color": colour, "dash": dash, "width": 1.5})
 
 
 def figure(spec: ChartSpec) -> go.Figure:
     """One Plotly figure for one chart description, with the level history shaded and named behind it."""
     traces = [_heatmap(spec)] if spec.heatmap is not None else []
     traces += [_trace(series) for series in spec.series if len(series.x)]
+    traces += [_line_key(line) for line in spec.lines]
     lo, hi = spec.x_range
     shapes, notes = _decorations(spec)
     yaxis: dict = {"title": {"text": spec.y_label}, "automargin": False, "zeroline": False}

@@ -177,16 +177,21 @@ def test_the_newest_and_oldest_points_sit_inside_the_plotly_axis_with_room_for_t
     assert lo + room <= xs.min() and xs.max() <= hi - room, (lo, xs.min(), xs.max(), hi)
 
 
-def test_threshold_labels_sit_at_the_left_above_their_line_away_from_the_newest_points():
-    """'Clinic threshold 4' covered the two newest SDS answers at the right edge (clinician review)."""
-    from dashboard.plotly_charts import figure
+def test_reference_lines_are_named_in_the_legend_not_over_the_points():
+    """'Clinic threshold 4' covered the two newest SDS answers at the right edge (clinician review); moved to the left,
+    'Plan 0.50 mg/kg' covered the induction doses and a level's name (browser check). The PDF names them in its legend."""
+    from dashboard.plotly_charts import LINE_STYLES, figure
 
-    specs = [spec for spec in patient_chart_specs(_records(), "P", tz=TZ) if spec.lines]
-    assert specs
+    specs = [spec for spec in patient_chart_specs(_records(sud=True), "P", tz=TZ) if spec.lines]
+    assert {spec.key for spec in specs} >= {"dose", "interval", "sds", "phq9"}
     for spec in specs:
-        labels = {line.label for line in spec.lines}
-        notes = [a for a in figure(spec).layout.annotations if a.text in labels]
-        assert len(notes) == len(labels) and all((a.x, a.xanchor, a.yanchor) == (0, "left", "bottom") for a in notes)
+        fig = figure(spec)
+        labels = [line.label for line in spec.lines]
+        keys = {trace.name: trace for trace in fig.data if trace.name in labels}
+        assert sorted(keys) == sorted(labels) and fig.layout.showlegend
+        for line in spec.lines:
+            assert (keys[line.label].line.color, keys[line.label].line.dash) == LINE_STYLES[line.role]
+        assert not [a for a in fig.layout.annotations if a.text in labels]
 
 
 def test_no_level_shading_behind_the_warning_sign_grid_where_an_empty_cell_would_show_it_as_an_answer():
