@@ -368,6 +368,8 @@ def _intervals(table: FeatureTable, row: int, rules: RuleSettings, counted: set[
     plan = "planned" if not np.isnan(float(table["planned_interval_days"][row])) else "patient's usual"
     asked = hit[table["early_request"][hit].astype(bool)]
     one = len(hit) == 1
+    shown = out_of(len(hit), len(recent), rules.interval_window_sessions, "interval between sessions",
+                   "intervals between sessions")
     above = ", as the request above says" if counted & {"early_request_recent", "early_requests_repeated"} else ""
     if len(asked) == len(hit):  # the same event as the request listed above, not a second one (clinical lead)
         asked_early = f"; the patient asked to have {'it' if one else 'them'} early{above}"
@@ -376,8 +378,7 @@ def _intervals(table: FeatureTable, row: int, rules: RuleSettings, counted: set[
     else:
         asked_early = ""
     text = (
-        f"{out_of(len(hit), len(recent), rules.interval_window_sessions, 'interval between sessions', 'intervals between sessions').capitalize()} "
-        f"{'was' if one else 'were'} shorter than {round(rules.interval_early_fraction * 100)}% of the {plan} "
+        f"{shown[:1].upper()}{shown[1:]} {'was' if one else 'were'} shorter than {round(rules.interval_early_fraction * 100)}% of the {plan} "
         f"{num(reference)} days: {values_words(table['interval_days'][hit])} days (the session{'' if one else 's'} on "
         f"{list_dates(table['day'][hit])}){asked_early}; not counted until "
         f"{rules.interval_early_sessions} of the last {rules.interval_window_sessions} are"

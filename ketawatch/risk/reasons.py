@@ -93,6 +93,11 @@ _ROLE = {
     "amber": "amber on its own",
     "weak": "supporting: adds weight, never raises a level on its own",
 }
+#: The same for a request to come earlier counted one point less (engine.py: a depressive relapse looks like that).
+_DISCOUNTED_ROLE = {
+    "amber": "amber on its own; one point less towards red while PHQ-9 is reliably worse",
+    "weak": "supporting, but adds nothing while PHQ-9 is reliably worse",
+}
 #: Evidence points of a family's strongest signal: an amber-level rule, or a weak supporting one. The unit in which
 #: rules.toml's [combination] counts; not a threshold, so not a setting (a clinic's file keeps working).
 POINTS = {"amber": 2, "weak": 1}
@@ -173,10 +178,6 @@ def reason_role(level: str, discounted: bool = False) -> str:
     return _ROLE.get(level, level)
 
 
-_DISCOUNTED_ROLE = {
-    "amber": "amber on its own; one point less towards red while PHQ-9 is reliably worse",
-    "weak": "supporting, but adds nothing while PHQ-9 is reliably worse",
-}
 FAMILIES = ("use", "craving", "checklist", "dose", "frequency", "control")
 #: Families that are the patient asking for more: on their own one line of evidence (engine.py).
 REQUEST_FAMILIES = ("dose", "frequency")
@@ -464,9 +465,10 @@ def _interval(table: FeatureTable, row: int, rules: RuleSettings, sign: str | No
     hit = win[table["early_interval"][win].astype(bool)]
     reference = float(table["reference_interval_days"][row])
     plan = "planned" if not np.isnan(float(table["planned_interval_days"][row])) else "patient's usual"
+    shown = out_of(len(hit), len(win), rules.interval_window_sessions, "interval between sessions",
+                   "intervals between sessions")
     text = (
-        f"{out_of(len(hit), len(win), rules.interval_window_sessions, 'interval between sessions', 'intervals between sessions').capitalize()} "
-        f"{'was' if len(hit) == 1 else 'were'} shorter than "
+        f"{shown[:1].upper()}{shown[1:]} {'was' if len(hit) == 1 else 'were'} shorter than "
         f"{round(rules.interval_early_fraction * 100)}% of the {plan} {num(reference)} days: "
         f"{values_words(table['interval_days'][hit])} days (sessions on {list_dates(table['day'][hit])})"
     )
