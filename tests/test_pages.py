@@ -9,6 +9,7 @@ import shutil
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
@@ -173,6 +174,26 @@ def test_a_lone_heart_rate_shows_on_the_patient_page_as_in_the_pdf(demo_url, mon
     _no_exception(at)
     (table,) = [d.value for d in at.dataframe if "HR before/after" in d.value.columns]
     assert f"{int(lone['hr_pre'])}/\u2013" in set(table["HR before/after"])
+
+
+def test_the_patient_page_says_how_recent_the_records_are_and_when_nothing_is_recent(demo_url, monkeypatch):
+    """'The next check-in decides' read as current for a patient with no record since July (fact-check)."""
+    from types import SimpleNamespace
+
+    from dashboard import ui
+
+    frame = sessions_frame(open_database(demo_url), ["KW-0014"])
+    at = _app(demo_url, monkeypatch, "patient", patient="KW-0014")
+    _no_exception(at)
+    latest = ui.to_local(frame["session_at"].max()).strftime("%Y-%m-%d")
+    assert any(f"Latest session {latest}, latest check-in " in c.value for c in at.caption)
+    old = pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=60)
+    quiet = SimpleNamespace(sessions=pd.DataFrame({"session_at": [old]}),
+                            checkins=pd.DataFrame({"reported_at": [old + pd.Timedelta(days=3)]}))
+    said = ui.latest_records_note(quiet)
+    assert said.endswith(": nothing recorded for 8 weeks, so the level and the lines below are as of then."), said
+    assert ui.latest_records_note(SimpleNamespace(sessions=pd.DataFrame({"session_at": []}),
+                                                  checkins=pd.DataFrame({"reported_at": []}))) == ""
 
 
 def test_a_green_look_alike_says_what_was_seen_but_not_counted(demo_url, monkeypatch):

@@ -74,7 +74,7 @@ for col, (label, value) in zip(facts, (
 # What the history does to the rules, under the facts: no observation, so not among those seen (clinical lead); in
 # the SUD column it wrapped to 6 lines at 1366 px (browser check).
 sud_note = f" History of substance use disorder: {sud_history_note(load_rules())}." if bool(row["sud_history"]) else ""
-st.caption(f"Treatment started {ui.fmt_date(row['treatment_start'])}.{sud_note}")
+st.caption(f"Treatment started {ui.fmt_date(row['treatment_start'])}.{ui.latest_records_note(recs)}{sud_note}")
 safety = data.safety_answers()
 mine = safety[safety["patient_id"] == pid]
 ui.safety_banner(mine, can_follow_up=can_write(user))
