@@ -950,21 +950,25 @@ def test_counts_read_right_with_one_record_and_a_request_window_names_its_last_d
     assert f"at 1 of the last 6 sessions, all in the 90 days up to {last_session.day} {last_session:%b %Y}" in text
 
 
-def test_two_check_ins_on_one_day_count_once_with_the_later_answers():
+def test_two_check_ins_on_one_day_count_once_keeping_the_highest_craving_and_signs():
     """Two answers of 8 on one day read as 'held at 2 check-ins in a row' and made a red level from one day (fact-check).
-    A check-in reports the past weeks, so a second one that day reports the same weeks: its answers are read, and an
-    item it left empty keeps the first one's."""
-    week4 = [{"patient_id": "p1", "reported_at": _at(28, 8), "craving": 8, "tolerance": 2},
+    A check-in reports the past weeks, so a second one that day reports the same weeks: one check-in day. A report
+    of use or a high craving must not vanish because the later check-in said less (code review): craving and the
+    checklist keep the day's highest answer; the rest is the later check-in's, or the earlier's where it is empty."""
+    week4 = [{"patient_id": "p1", "reported_at": _at(28, 8), "craving": 8, "tolerance": 2, "phq9": 12},
              {"patient_id": "p1", "reported_at": _at(28, 12), "craving": 8}]
     rec = records([patient()], checkin_rows=checkins("p1", [1, 1, 1, 1]) + week4)
     assert risk.assess(rec, as_of=week(4), tz="UTC").iloc[0]["level"] == "green"
     (seen,) = [n.text for n in risk.seen_not_counted(rec, "p1", as_of=week(4), tz="UTC") if n.rule_id == "craving_high"]
     assert "Craving 8 of 10 on" in seen and "the next check-in decides" in seen
     signals = risk.patient_signals(rec, "p1", tz="UTC")["checkins"]
-    assert len(signals) == 5 and signals.iloc[-1]["tolerance"] == 2  # the earlier answer the later left empty
-    corrected = [dict(week4[0]), {**week4[1], "craving": 2}]  # the later answer is the day's
-    rec = records([patient()], checkin_rows=checkins("p1", [1, 1, 1, 1]) + corrected)
-    assert risk.patient_signals(rec, "p1", tz="UTC")["checkins"].iloc[-1]["craving"] == 2
+    assert len(signals) == 5 and signals.iloc[-1]["tolerance"] == 2 and signals.iloc[-1]["phq9"] == 12
+    lower_later = [{**week4[0], "non_prescribed_use": 3}, {**week4[1], "craving": 2, "non_prescribed_use": 0, "phq9": 9}]
+    rec = records([patient()], checkin_rows=checkins("p1", [1, 1, 1, 1]) + lower_later)
+    day = risk.patient_signals(rec, "p1", tz="UTC")["checkins"].iloc[-1]
+    assert (day["craving"], day["non_prescribed_use"], day["phq9"]) == (8, 3, 9)
+    row = risk.assess(rec, as_of=week(4), tz="UTC").iloc[0]
+    assert "use_outside_treatment_reported" in rule_ids(row["reasons"])  # the 08:00 report of use is not lost
     # the next week's 8 makes it two check-in days in a row: amber, quoting the two days
     rec = records([patient()], checkin_rows=checkins("p1", [1, 1, 1, 1]) + week4 + checkins("p1", [8], first=35))
     row = risk.assess(rec, as_of=week(5), tz="UTC").iloc[0]

@@ -73,21 +73,30 @@ def _attach(
     return base, cols
 
 
+#: Answers of which a day with two check-ins keeps the higher: a report of use, a sign or a craving must not vanish
+#: because a later check-in that day said less (code review). The rest (SDS, PHQ-9, notes) is the later check-in's.
+DAY_HIGHEST = ("craving", *WARNING_SIGNS)
+
+
 def _one_per_day(base: pd.DataFrame, cols: dict) -> tuple[pd.DataFrame, dict]:
-    """A patient's check-ins of one clinic day as one: each answer the day's latest given.
+    """A patient's check-ins of one clinic day as one check-in day.
 
     A check-in reports the past week or two, so two on one day report the same weeks: counted apart, two
-    answers of 8 made "held at 2 check-ins in a row" and a red level from one day (fact-check). The later
-    check-in's answers are read, and an item it left empty keeps the earlier one's. Rows arrive sorted by
-    patient and time, so one day's rows are adjacent; most days have one and cost nothing here.
+    answers of 8 made "held at 2 check-ins in a row" and a red level from one day (fact-check). Craving and the
+    checklist keep the day's highest answer (DAY_HIGHEST); every other item is the later check-in's, or the
+    earlier one's where the later left it empty (an SDS is all five items or none, so it stays one answer's).
+    Rows arrive sorted by patient and time, so one day's rows are adjacent; most days have one and cost nothing.
     """
-    key = cols["code"] * 1_000_000 + cols["day"]  # day numbers stay below a million until the year 4707
-    new_day = np.ones(len(key), dtype=bool)
-    new_day[1:] = key[1:] != key[:-1]
+    code, day = cols["code"], cols["day"]
+    new_day = np.ones(len(code), dtype=bool)
+    new_day[1:] = (code[1:] != code[:-1]) | (day[1:] != day[:-1])
     if new_day.all():
         return base, cols
     day_of_row = np.cumsum(new_day) - 1
-    merged = base.groupby(day_of_row, sort=True).last().reset_index(drop=True)  # last non-missing per column
+    days = base.groupby(day_of_row, sort=True)
+    merged = days.last().reset_index(drop=True)  # the last non-missing answer per column
+    highest = [name for name in DAY_HIGHEST if name in base.columns]
+    merged[highest] = days[highest].max().reset_index(drop=True).astype(merged[highest].dtypes.to_dict())
     last_of_day = np.flatnonzero(np.append(new_day[1:], True))
     cols = {name: values[last_of_day] for name, values in cols.items()}
     cols["pos"] = np.arange(len(last_of_day)) - group_starts(cols["code"])
