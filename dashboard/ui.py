@@ -489,7 +489,8 @@ def reason_list(reasons, *, new_since_review: Iterable[str] = ()) -> None:
         mark = " **(new since the last review)**" if reason.rule_id in new else ""
         st.markdown(f"{number}\\. {md_escape(reason.text)}{mark}")
         evidence = evidence_note(reason)
-        st.caption(f"{reason_role(reason.level, reason.discounted).capitalize()}" + (f" · evidence quoted: {evidence}" if evidence else "")
+        role = reason_role(reason.level, reason.discounted)  # its first letter raised only: "PHQ-9" stays so
+        st.caption(f"{role[:1].upper()}{role[1:]}" + (f" · evidence quoted: {evidence}" if evidence else "")
                    + f" · rule {md_escape(reason.rule_id)}")
         if reason.quotation:
             st.caption(f"Seed passage, {md_escape(seed_citation(reason.source))}: “{md_escape(reason.quotation)}”")

@@ -151,8 +151,9 @@ def test_patient_page_shows_reasons_and_charts_for_a_red_patient(demo_url, monke
     captions = [c.value for c in at.caption]
     weak = {rule.id for rule in RULES if rule.level == "weak"}
     for reason in red["reasons"]:
-        role = "supporting: adds weight, never raises a level on its own" if reason.rule_id in weak else reason_role(reason.level)
-        assert any(c.startswith(role.capitalize()) and c.endswith(f"rule {md_escape(reason.rule_id)}")
+        role = reason_role(reason.level, reason.discounted)
+        assert reason.rule_id not in weak or role.startswith("supporting")
+        assert any(c.startswith(role[:1].upper() + role[1:]) and c.endswith(f"rule {md_escape(reason.rule_id)}")
                    for c in captions), reason.rule_id
     assert combination_note(load_rules()) in captions
     from ketawatch.risk.scoring import phq9_note
@@ -162,6 +163,9 @@ def test_patient_page_shows_reasons_and_charts_for_a_red_patient(demo_url, monke
     assert mood.text in ([w.value for w in at.warning] if mood.worsened else captions)  # a worsening as a warning
     relapsing = _app(demo_url, monkeypatch, "patient", patient="KW-0011")  # the demo's depressive relapse
     assert any(w.value.endswith("points above the lowest (3): a reliable worsening.") for w in relapsing.warning)
+    # an early request counted one point less says so, with "PHQ-9" as written ("phq-9" after str.capitalize)
+    assert any(c.value.startswith("Supporting, but adds nothing while PHQ-9 is reliably worse")
+               for c in relapsing.caption), [c.value for c in relapsing.caption]
     columns = {tuple(d.value.columns) for d in at.dataframe}
     assert any("SpO₂ before/after (%)" in c and "HR before/after" in c for c in columns), "every vital sign is in the table"
 

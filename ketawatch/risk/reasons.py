@@ -361,7 +361,8 @@ def with_relapse_discount(reason: Reason, rules: RuleSettings, best: float, late
     the rule alone read as general advice (clinician review)."""
     return replace(reason, discounted=True, text=f"{reason.text}; it counts one point less while PHQ-9 is "
                                 f"{num(rules.interval_relapse_phq9_rise)} or more points above the patient's best, "
-                                f"as it is now ({num(latest)}, {num(latest - best)} above the best of {num(best)}): "
+                                f"as the latest PHQ-9 is ({num(latest)}, {num(latest - best)} above the best of "
+                                f"{num(best)}): "
                                 "asking to come earlier is also how a depressive relapse presents")
 
 
@@ -423,14 +424,14 @@ def _requests(rule_id: str, column: str, window_from: str, what: str):
     def build(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
         win = table.rows_from(row, window_from)
         hit = win[table[column][win].astype(bool)]
-        text = f"The patient asked for {what} at {request_window(len(hit), len(win), table['day'][row], rules)}"
+        text = f"The patient asked for {what} at {_request_window(len(hit), len(win), table['day'][row], rules)}"
         text += f" ({list_dates(table['day'][hit])})"
         return Reason(rule_id, _LEVEL_OF[rule_id], text, dates_of(table, hit))
 
     return build
 
 
-def request_window(hits: int, shown: int, latest_day, rules: RuleSettings) -> str:
+def _request_window(hits: int, shown: int, latest_day, rules: RuleSettings) -> str:
     """'2 of the last 3 sessions, all in the 90 days up to 1 May 2026': the window counts back from the latest session,
     which a reader on a later day took for 90 days back from today (fact-check)."""
     days = f"in the {rules.requests_window_days} days up to {date_words(latest_day)}"
