@@ -496,26 +496,6 @@ def reason_list(reasons, *, new_since_review: Iterable[str] = ()) -> None:
             st.caption(f"Seed passage, {md_escape(seed_citation(reason.source))}: “{md_escape(reason.quotation)}”")
 
 
-#: Days without any record after which the page says the level and its lines are as of the latest record.
-QUIET_DAYS = 28
-
-
-def latest_records_note(recs) -> str:
-    """' Latest session 2026-11-26, latest check-in 2026-11-28.', and when both are old, that the level is as of
-    then: a 'the next check-in decides' line read as current for a patient last seen in July (fact-check)."""
-    latest = {name: frame[column].max() for name, frame, column in (("session", recs.sessions, "session_at"),
-                                                                   ("check-in", recs.checkins, "reported_at"))
-              if len(frame)}
-    if not latest:
-        return ""
-    said = ", ".join(f"latest {name} {fmt_date(to_local(when))}" for name, when in latest.items())
-    quiet = (now_local().date() - to_local(max(latest.values())).date()).days
-    if quiet < QUIET_DAYS:
-        return f" {said[:1].upper()}{said[1:]}."
-    return (f" {said[:1].upper()}{said[1:]}: nothing recorded for {quiet // 7} weeks, so the level and the lines "
-            "below are as of then.")
-
-
 def not_counted_list(seen) -> None:
     """What the rules saw but did not count (ketawatch.risk.seen_not_counted), each with its dates in its own words."""
     for item in seen:

@@ -6,6 +6,7 @@ import io
 import shutil
 import subprocess
 
+import pandas as pd
 import pytest
 from pypdf import PdfReader
 
@@ -443,3 +444,21 @@ def test_a_green_case_review_says_what_was_seen_but_not_counted(sample):
     secret = " ".join(pdf_text(_pdf(export_patient(sample, SECRET_PID, "pdf", actor=CLINICIAN, role="clinician",
                                                    now=NOW))).split())
     assert "History of substance use disorder yes (graded thresholds lowered to 75% of the clinic's" in secret
+
+
+def test_the_case_review_says_how_recent_the_records_are_and_warns_when_nothing_is(sample):
+    """The PDF said 'As of 2026-11-30' and 'as the latest PHQ-9 is' for records 8 weeks old (browser check)."""
+    import datetime as dt
+
+    from store.queries import checkins_frame, sessions_frame
+    from tests.test_export_support import OTHER_PID
+
+    newest = max(pd.to_datetime(sessions_frame(sample, [OTHER_PID])["session_at"]).max(),
+                 pd.to_datetime(checkins_frame(sample, [OTHER_PID])["reported_at"]).max()).tz_convert("Europe/London")
+    recent = " ".join(pdf_text(export_patient(sample, OTHER_PID, "pdf", actor=CLINICIAN, role="clinician", now=NOW,
+                                              end=newest.date()).download()[1]).split())
+    assert "Latest session " in recent and "Nothing recorded for" not in recent
+    later = newest.date() + dt.timedelta(days=60)
+    quiet = " ".join(pdf_text(export_patient(sample, OTHER_PID, "pdf", actor=CLINICIAN, role="clinician", now=NOW,
+                                             end=later).download()[1]).split())
+    assert f"Nothing recorded for 8 weeks: the level and the reasons are as of {newest.date().isoformat()}." in quiet

@@ -182,22 +182,23 @@ def test_a_lone_heart_rate_shows_on_the_patient_page_as_in_the_pdf(demo_url, mon
 
 def test_the_patient_page_says_how_recent_the_records_are_and_when_nothing_is_recent(demo_url, monkeypatch):
     """'The next check-in decides' read as current for a patient with no record since July (fact-check)."""
-    from types import SimpleNamespace
-
     from dashboard import ui
+    from ketawatch.record_dates import latest_records
 
     frame = sessions_frame(open_database(demo_url), ["KW-0014"])
     at = _app(demo_url, monkeypatch, "patient", patient="KW-0014")
     _no_exception(at)
     latest = ui.to_local(frame["session_at"].max()).strftime("%Y-%m-%d")
     assert any(f"Latest session {latest}, latest check-in " in c.value for c in at.caption)
-    old = pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=60)
-    quiet = SimpleNamespace(sessions=pd.DataFrame({"session_at": [old]}),
-                            checkins=pd.DataFrame({"reported_at": [old + pd.Timedelta(days=3)]}))
-    said = ui.latest_records_note(quiet)
-    assert said.endswith(": nothing recorded for 8 weeks, so the level and the lines below are as of then."), said
-    assert ui.latest_records_note(SimpleNamespace(sessions=pd.DataFrame({"session_at": []}),
-                                                  checkins=pd.DataFrame({"reported_at": []}))) == ""
+    assert not [w for w in at.warning if w.value.startswith("Nothing recorded for")]
+    today = dt.date(2026, 11, 30)
+    old = pd.Timestamp("2026-10-01 09:00", tz="UTC")
+    sessions, checkins = pd.DataFrame({"session_at": [old]}), pd.DataFrame({"reported_at": [old + pd.Timedelta(days=3)]})
+    assert latest_records(sessions, checkins, today=today, tz="UTC") == (
+        "Latest session 2026-10-01, latest check-in 2026-10-04.",
+        "Nothing recorded for 8 weeks: the level and the reasons are as of 2026-10-04.")
+    assert latest_records(sessions, checkins, today=dt.date(2026, 10, 31), tz="UTC")[1] is None  # 27 days: recent
+    assert latest_records(sessions.iloc[:0], checkins.iloc[:0], today=today, tz="UTC") == ("", None)
 
 
 def test_a_green_look_alike_says_what_was_seen_but_not_counted(demo_url, monkeypatch):

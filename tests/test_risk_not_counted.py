@@ -162,7 +162,7 @@ def test_one_early_session_is_named_but_two_are_counted():
     rec = records([patient()], iv_course("p1", [0.5] * 10, gaps=gaps), checkins("p1", [1] * 7))
     (note,) = seen(rec)
     assert note.rule_id == "interval_shrinking" and "12 days (the session on " in note.text
-    assert note.text.endswith("; not counted until 2 of the last 3 are")
+    assert note.text.endswith("; not counted until 2 of the last 3 are this short")
     shrinking = records([patient()], iv_course("p1", [0.5] * 10, gaps=[21, 21, 12, 12]), checkins("p1", [1] * 7))
     assert "interval_shrinking" in risk.reason_ids(assessed(shrinking)["reasons"])
     assert not [n for n in seen(shrinking) if n.rule_id == "interval_shrinking"]

@@ -20,6 +20,7 @@ from dashboard.export_panel import patient_exports
 from dashboard.record_views import patient_opened
 from ketawatch.caseload import alerts_waiting, latest_reviews, unreviewed_alerts
 from ketawatch.charts import record_span
+from ketawatch.record_dates import latest_records
 from ketawatch.risk import combination_note, load_rules, sud_history_note
 from ketawatch.risk.scoring import dose_per_kg, phq9_note, sds_total
 from seed_data.catalogue import warning_signs
@@ -74,7 +75,11 @@ for col, (label, value) in zip(facts, (
 # What the history does to the rules, under the facts: no observation, so not among those seen (clinical lead); in
 # the SUD column it wrapped to 6 lines at 1366 px (browser check).
 sud_note = f" History of substance use disorder: {sud_history_note(load_rules())}." if bool(row["sud_history"]) else ""
-st.caption(f"Treatment started {ui.fmt_date(row['treatment_start'])}.{ui.latest_records_note(recs)}{sud_note}")
+recent, quiet = latest_records(recs.sessions, recs.checkins, today=ui.now_local().date(),
+                               tz=get_settings().clinic_timezone)
+st.caption(" ".join(x for x in (f"Treatment started {ui.fmt_date(row['treatment_start'])}.", recent) if x) + sud_note)
+if quiet:  # grey beside a red level, it went unseen (browser check)
+    st.warning(quiet, icon=":material/history:")
 safety = data.safety_answers()
 mine = safety[safety["patient_id"] == pid]
 ui.safety_banner(mine, can_follow_up=can_write(user))

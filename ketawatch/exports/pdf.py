@@ -15,6 +15,7 @@ import pandas as pd
 from ketawatch.exports.casefile import PatientCase, local_day
 from ketawatch.exports.figures import FigureImage, case_figures
 from ketawatch.exports.pdf_layout import DISCLAIMER, ReviewPDF, local_time_text
+from ketawatch.record_dates import latest_records
 from ketawatch.risk import combination_note, evidence_note, load_rules, reason_ids, reason_role, sud_history_note
 from ketawatch.risk.scoring import phq9_note
 from ketawatch.safety_answers import follow_up_text
@@ -99,7 +100,10 @@ def _reason_line(reason) -> str:
 def _level_section(pdf: ReviewPDF, case: PatientCase) -> None:
     pdf.heading("Dependence-risk level")
     since = f"; at this level since {case.since.isoformat()}" if case.since else ""
+    recent, quiet = latest_records(case.records.sessions, case.records.checkins, today=case.end, tz=case.tz)
     pdf.level_badge(case.level, f"As of {case.end.isoformat()}{since}.")
+    if recent:  # as on the patient page: the level of a patient not seen for weeks is not today's news
+        pdf.paragraph(recent + (f" {quiet}" if quiet else ""), size=8.5, style="B" if quiet else "")
     mood = phq9_note(case.records.checkins, tz=case.tz)  # a green beside a relapse must not read as reassurance
     if mood:
         pdf.paragraph(mood.text, size=8.5, style="B" if mood.worsened else "")

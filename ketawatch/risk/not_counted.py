@@ -381,6 +381,6 @@ def _intervals(table: FeatureTable, row: int, rules: RuleSettings, counted: set[
         f"{shown[:1].upper()}{shown[1:]} {'was' if one else 'were'} shorter than {round(rules.interval_early_fraction * 100)}% of the {plan} "
         f"{num(reference)} days: {values_words(table['interval_days'][hit])} days (the session{'' if one else 's'} on "
         f"{list_dates(table['day'][hit])}){asked_early}; not counted until "
-        f"{rules.interval_early_sessions} of the last {rules.interval_window_sessions} are"
+        f"{rules.interval_early_sessions} of the last {rules.interval_window_sessions} are this short"
     )
     return [NotCounted("interval_shrinking", text, dates_of(table, hit))]
