@@ -32,7 +32,7 @@ import store.models  # noqa: F401 - every KetaWatch table in the metadata
 from store.app_settings import mark_restored
 from store.audit import record_event
 from store.db import (
-    MIGRATION_FUNCTIONS, alembic_config, create_private, forget_engines, ketawatch_tables, make_engine,
+    MIGRATION_FUNCTIONS, alembic_config, create_private, foreign_tables, forget_engines, ketawatch_tables, make_engine,
     normalise_url, schema_revision, upgrade, url_problem,
 )
 
@@ -460,16 +460,10 @@ def _restore_sqlite(found: BackupFile, target: Path, force: bool) -> str:
 
 
 def _pg_foreign_tables(url: str) -> list[str]:
-    """Tables of the database that are not KetaWatch's, empty or not: it is (also) some other application's database."""
-    ours = ketawatch_tables()
+    """Tables and views of the database that are not KetaWatch's: the same check as opening a database makes."""
     engine = create_engine(normalise_url(url))
     try:
-        with engine.connect() as conn:
-            names = conn.execute(text(
-                "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
-                "AND table_schema NOT IN ('pg_catalog', 'information_schema')")).all()
-            return sorted(f"{schema}.{name}" if schema != "public" else name for schema, name in names
-                          if not (schema == "public" and name in ours))
+        return foreign_tables(engine)
     finally:
         engine.dispose()
 

@@ -182,21 +182,29 @@ def ketawatch_tables() -> set[str]:
 
 
 def foreign_tables(engine: Engine) -> list[str]:
-    """Tables and views that are not KetaWatch's, in any schema a user made ('schema.name' outside the default one)."""
-    from sqlalchemy import inspect
+    """Tables and views that are not KetaWatch's, in any schema a user made ('schema.name' outside the default one).
+
+    On PostgreSQL, what an extension owns (pg_stat_statements' views, which managed services often install in every
+    database) is not another application's (code review)."""
+    from sqlalchemy import inspect, text
 
     ours = ketawatch_tables()
-    found = inspect(engine)
-    default = found.default_schema_name
-    names = []
-    for schema in found.get_schema_names():
-        if schema in ("information_schema", "pg_catalog", "pg_toast") or schema.startswith("pg_temp"):
-            continue
-        for name in found.get_table_names(schema=schema) + found.get_view_names(schema=schema):
-            if schema == default and (name in ours or name.startswith("sqlite_")):
-                continue
-            names.append(name if schema == default else f"{schema}.{name}")
-    return sorted(names)
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            default = conn.execute(text("SELECT current_schema()")).scalar()
+            found = conn.execute(text(
+                "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') "
+                "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' "
+                "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
+                "AND d.objid = c.oid AND d.deptype = 'e')")).all()
+    else:
+        inspector = inspect(engine)
+        default = inspector.default_schema_name
+        found = [(schema, name) for schema in inspector.get_schema_names()
+                 for name in inspector.get_table_names(schema=schema) + inspector.get_view_names(schema=schema)]
+    return sorted(name if schema == default else f"{schema}.{name}" for schema, name in found
+                  if not (schema == default and (name in ours or name.startswith("sqlite_"))))
 
 
 def upgrade(engine: Engine) -> None:

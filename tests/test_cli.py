@@ -851,3 +851,24 @@ def test_a_dry_run_against_a_database_that_does_not_exist_yet_makes_none(db_url,
     bad = write_folder(tmp_path / "bad", checkins=[dict(CHECKIN, craving="12")])  # problems are still found
     refused = ketawatch("import", str(bad), "--db", db_url, "--dry-run", cwd=tmp_path)
     assert refused.returncode == 1 and "checkins.csv:2: craving" in refused.stderr, refused.stderr
+
+
+@pytest.mark.skipif(not os.environ.get("KETAWATCH_TEST_DATABASE_URL"), reason="needs KETAWATCH_TEST_DATABASE_URL (PostgreSQL)")
+def test_a_new_postgresql_database_with_an_extensions_views_is_not_taken_for_another_application(tmp_path):
+    """pg_stat_statements' views, which managed services install in every database, were refused as 'tables that
+    are not KetaWatch's' (code review). The PostgreSQL server of this suite (and CI) ships the extension."""
+    from sqlalchemy import create_engine, text
+
+    from store.db import normalise_url
+    from tests.conftest import fresh_database_url
+
+    url, drop = fresh_database_url("postgresql", tmp_path)
+    try:
+        server = create_engine(normalise_url(url))
+        with server.begin() as conn:
+            conn.execute(text("CREATE EXTENSION pg_stat_statements"))
+        server.dispose()
+        result = ketawatch("users", "list", "--db", url, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    finally:
+        drop()
