@@ -402,8 +402,8 @@ def _engine_for_a_dry_run(db: str | None):
     from store.db import foreign_tables, make_engine, normalise_url, upgrade, url_problem
 
     url = resolve_url(db)
-    if url_problem(url) is None and _stored_schema(url) == "" and not _sqlite_file_with_content(url):
-        if not _is_sqlite(url):
+    if url_problem(url) is None and _stored_schema(url) == "":
+        if not _is_sqlite(url) or _sqlite_file_with_content(url):  # a database is there: whose tables are in it?
             probe = create_engine(normalise_url(url))
             try:
                 if foreign_tables(probe):

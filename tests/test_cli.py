@@ -848,6 +848,13 @@ def test_a_dry_run_against_a_database_that_does_not_exist_yet_makes_none(db_url,
         probe = create_engine(normalise_url(db_url))
         assert inspect(probe).get_table_names() == []
         probe.dispose()
+    if db_url.startswith("sqlite"):  # an SQLite file with no tables yet is no KetaWatch database either (code review)
+        import sqlite3
+
+        sqlite3.connect(tmp_path / "ketawatch-test.db").execute("PRAGMA user_version = 1").connection.commit()
+        again = ketawatch("import", str(folder), "--db", db_url, "--dry-run", cwd=tmp_path)
+        assert again.returncode == 0 and "none was made" in again.stderr, again.stderr
+        assert sqlite3.connect(tmp_path / "ketawatch-test.db").execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
     bad = write_folder(tmp_path / "bad", checkins=[dict(CHECKIN, craving="12")])  # problems are still found
     refused = ketawatch("import", str(bad), "--db", db_url, "--dry-run", cwd=tmp_path)
     assert refused.returncode == 1 and "checkins.csv:2: craving" in refused.stderr, refused.stderr
