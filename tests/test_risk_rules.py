@@ -984,3 +984,12 @@ def test_a_drift_that_rests_on_one_check_in_does_not_say_small_rises_kept_adding
     assert "kept adding up" not in text and "since the rises began" not in text
     assert f"a rise large enough on its own: each check-in adds what is more than 1.5 weighted points above the " \
            f"baseline (at most 4), and the check-in of {week(4).day} {week(4):%b %Y} alone adds 4 (3 or more counts)" in text
+
+
+def test_a_smoothed_rise_quotes_only_the_lone_answers_the_average_still_carries():
+    """'a lone high answer enters the average as one rise: 6 on 27 Jan 2025 counted as 3 and 5 on 1 Sep 2025' quoted an
+    answer whose weight in an October average was nil, and said 'a lone answer' of two (code review)."""
+    rec = records([patient()], checkin_rows=checkins("p1", [1, 1, 1, 8] + [1] * 10 + [5, 3, 5, 3, 5, 3, 5]))
+    row = risk.assess(rec, as_of=week(20), tz="UTC").iloc[0]
+    (text,) = [r.text for r in row["reasons"] if r.rule_id == "craving_rising"]
+    assert text.startswith("Craving's recent average") and "8 on" not in text and "lone" not in text

@@ -301,7 +301,10 @@ def _craving_trend(table: FeatureTable, row: int, rules: RuleSettings) -> Reason
         "baseline" + (", lowered for a history of substance use disorder"
                       if sud_note(table, last, "craving_ewma_rise_points") else "")
         + f"); answers on the last {count_words(len(run), 'check-in')}, {span_words(table['day'][run])}: "
-        + values_words(table["craving"][run]) + _lone_answers(table, last)
+        + values_words(table["craving"][run])
+        # what the average still carries: the answers quoted and the few before them (an older answer weighs a quarter
+        # less each check-in)
+        + _lone_answers(table, max(int(run[0]) - rules.craving_ewma_persist_checkins, last - int(table["pos"][last])), last)
         + (f"; the latest answer, {num(latest)}, is under {baseline_words(baseline + rise)}, so the average falls if "
            "answers stay that low" if latest < baseline + rise else "")
         + _held_since(table, row, "craving", met, run)
@@ -309,10 +312,10 @@ def _craving_trend(table: FeatureTable, row: int, rules: RuleSettings) -> Reason
     return Reason("craving_rising", "amber", text, dates_of(table, run))
 
 
-def _lone_answers(table: FeatureTable, last: int) -> str:
+def _lone_answers(table: FeatureTable, first: int, last: int) -> str:
     """'; a lone high answer enters the average as one rise: 8 on 22 Jul 2026 counted as 4', so the average can be
-    checked against the answers quoted."""
-    rows = table.patient_rows(last)
+    checked against the answers quoted: those from `first` (the rows the average still carries) to `last`."""
+    rows = np.arange(first, last + 1)
     answers, counted = table["craving"][rows].astype("float64"), table["craving_trend_input"][rows].astype("float64")
     one_rise = table["craving_baseline"][rows].astype("float64") + table["thr_craving_rise"][rows].astype("float64")
     lone = rows[(answers > counted) & np.isclose(counted, one_rise)]
@@ -320,7 +323,9 @@ def _lone_answers(table: FeatureTable, last: int) -> str:
         return ""
     shown = join_words([f"{num(table['craving'][r])} on {date_words(table['day'][r])} counted as "
                         f"{num(table['craving_trend_input'][r])}" for r in lone[-2:]])
-    return f"; a lone high answer enters the average as one rise: {shown}"
+    if len(lone) == 1:
+        return f"; a lone high answer enters the average as one rise: {shown}"
+    return f"; lone high answers enter the average as one rise each: {shown}"
 
 
 def _drift_baseline(table: FeatureTable, row: int) -> str:
