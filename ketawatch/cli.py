@@ -466,7 +466,7 @@ def flags(
 
     if fmt not in ("csv", "json"):
         raise typer.BadParameter("must be csv or json", param_hint="--format")
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import DBAPIError
 
     from ketawatch.exports.audit import record_export
 
@@ -480,7 +480,7 @@ def flags(
         record_export(engine, actor=cli_actor(), role="command line", what="flags", fmt=fmt,
                       patient_ids=[row["patient_id"] for row in rows], deidentified=False,
                       as_of=when.isoformat() if when else None, history=history)
-    except OperationalError as exc:
+    except DBAPIError as exc:  # SQLite read-only: OperationalError; a PostgreSQL read-only role or standby: others
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "the database refused the write"
         fail(f"no levels given: the audit trail, which records every read of the levels, cannot be written ({reason})")
     write_rows(rows, fmt, sys.stdout)

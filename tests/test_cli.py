@@ -879,3 +879,29 @@ def test_a_new_postgresql_database_with_an_extensions_views_is_not_taken_for_ano
         assert result.returncode == 0, result.stderr
     finally:
         drop()
+
+
+@pytest.mark.skipif(not os.environ.get("KETAWATCH_TEST_DATABASE_URL"), reason="needs KETAWATCH_TEST_DATABASE_URL (PostgreSQL)")
+def test_flags_on_a_read_only_postgresql_database_gives_no_levels_in_one_line(tmp_path):
+    """A read-only standby or role raises other errors than SQLite's OperationalError: 'unexpected error' (code review)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from store.db import normalise_url
+    from tests.conftest import fresh_database_url
+
+    url, drop = fresh_database_url("postgresql", tmp_path)
+    try:
+        assert ketawatch("import", str(write_folder(tmp_path / "in")), "--db", url, cwd=tmp_path).returncode == 0
+        server = create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
+        with server.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{make_url(normalise_url(url)).database}" '
+                              "SET default_transaction_read_only = on"))
+        server.dispose()
+        result = ketawatch("flags", "--db", url, cwd=tmp_path)
+        assert result.returncode == 1 and result.stdout == "", result.stdout
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith("no levels given: the audit trail, which records every read of the levels, cannot be "
+                               "written (cannot execute INSERT in a read-only transaction"), line
+    finally:
+        drop()

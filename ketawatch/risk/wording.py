@@ -104,6 +104,8 @@ def out_of(hits: int, shown: int, window: int, noun: str, plural: str | None = N
     """'2 of the last 4 check-ins', '1 of the 2 check-ins so far' (fewer than the window yet), 'the only check-in so
     far': a fact-check read '1 of the last check-in' and '1 of the last 1 sessions'."""
     plural = plural or f"{noun}s"
+    if window == 1:
+        return f"the last {noun}"
     if shown == 1:
         return f"the only {noun} so far"
     return f"{hits} of the {shown} {plural} so far" if shown < window else f"{hits} of the last {shown} {plural}"
