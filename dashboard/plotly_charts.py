@@ -31,7 +31,9 @@ ROLE_COLOURS = {
     "moderate": "#f59f00",
     "severe": "#e03131",
 }
-LINE_STYLES = {"plan": ("#7a869a", "solid"), "threshold": ("#d9480f", "dash"), "target": ("#2f9e44", "dot")}
+#: Response and remission are both PHQ-9 targets; drawn alike, they were told apart only by height (browser check).
+LINE_STYLES = {"plan": ("#7a869a", "solid"), "threshold": ("#d9480f", "dash"), "target": ("#2f9e44", "dot"),
+               "remission": ("#2f9e44", "dashdot")}
 # Threshold bands are neutral grey so that colour on a chart's background means one thing only: the level.
 BAND_FILLS = {"caution": "rgba(100, 116, 139, 0.07)", "alert": "rgba(100, 116, 139, 0.15)"}
 LEVEL_FILLS = {"green": "rgba(47, 158, 68, 0.05)", "amber": "rgba(245, 159, 0, 0.13)", "red": "rgba(224, 49, 49, 0.12)"}

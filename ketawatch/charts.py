@@ -59,7 +59,7 @@ class RefLine:
 
     y: float
     label: str
-    role: str = "threshold"  # threshold, plan, target
+    role: str = "threshold"  # threshold, plan, target, remission (a second target, drawn apart from the first)
 
 
 @dataclass(frozen=True)
@@ -341,7 +341,7 @@ def _sds_chart(signals, common) -> ChartSpec:
 def _phq9_chart(signals, common) -> ChartSpec:
     c = _in_range(signals["checkins"], *common["x_range"])
     phq = instruments()["phq9"]
-    lines = [RefLine(phq["remission_below"], f"Remission: below {phq['remission_below']}", "target")]
+    lines = [RefLine(phq["remission_below"], f"Remission: below {phq['remission_below']}", "remission")]
     base = signals["checkins"]["phq9_baseline"].dropna()
     note = "Benefit side: PHQ-9 depression score (0-27, lower is better)."
     if len(base) and float(base.iloc[0]) > 0:

@@ -192,6 +192,9 @@ def test_reference_lines_are_named_in_the_legend_not_over_the_points():
         for line in spec.lines:
             assert (keys[line.label].line.color, keys[line.label].line.dash) == LINE_STYLES[line.role]
         assert not [a for a in fig.layout.annotations if a.text in labels]
+        # two lines of one chart are told apart by how they are drawn, not by height alone (PHQ-9's response and
+        # remission were both green and dotted; browser check)
+        assert len({LINE_STYLES[line.role] for line in spec.lines}) == len(spec.lines), spec.key
 
 
 def test_no_level_shading_behind_the_warning_sign_grid_where_an_empty_cell_would_show_it_as_an_answer():

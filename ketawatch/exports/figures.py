@@ -40,7 +40,8 @@ _ROLE_LINES = {
     "value": ("-", _INK, 1.3), "benefit": ("-", _INK, 1.3), "level": ("-", _GREY, 1.0), "trend": (":", _INK, 1.3),
     "baseline": ("--", _GREY, 1.0), "pre": ("-", _INK, 1.0), "post": ("--", _INK, 1.0),
 }
-_REF_LINES = {"plan": ("-", _GREY, 1.0), "threshold": ("--", _INK, 1.0), "target": (":", _INK, 1.2)}
+_REF_LINES = {"plan": ("-", _GREY, 1.0), "threshold": ("--", _INK, 1.0), "target": (":", _INK, 1.2),
+              "remission": ("-.", _INK, 1.0)}
 _BANDS = {"caution": ("0.93", "...."), "alert": ("0.86", "////")}
 _LEVEL_SHADE = {"amber": ("0.94", "\\\\\\"), "red": ("0.84", "xxx")}
 
