@@ -207,13 +207,19 @@ def _craving_chart(signals, common) -> ChartSpec:
     rise = _threshold(signals, "craving_rise_points", 3)
     high = _threshold(signals, "craving_high", 7)
     base = signals["checkins"]["craving_baseline"].dropna()
+    trend = _threshold(signals, "craving_ewma_rise_points", 2)
     bands = [Band(high, 10, f"High: {math.ceil(high)} or more", "alert")]  # whole-number answers: 5.25 means 6
+    lines: list[RefLine] = []
     note = f"Craving for ketamine outside treatment (0-10). High craving: {math.ceil(high)} or more."
     if len(base):
         b = float(base.iloc[-1])
         if b + rise < high:
             bands.insert(0, Band(b + rise, high, f"{_num(rise)}+ points above the personal baseline ({_num(b)})", "caution"))
-        note += f" Personal baseline {_num(b)} (median of the first check-ins); a rise of {_num(rise)}+ points counts."
+        # The smoothed trend counts at its own, lower line: a rise held by the average looked on the chart as if it
+        # had not risen (browser check).
+        lines.append(RefLine(b + trend, f"Smoothed trend counts at {_num(b + trend)}+ ({_num(trend)} above baseline)"))
+        note += (f" Personal baseline {_num(b)} (median of the first check-ins); a rise of {_num(rise)}+ points counts, "
+                 f"and so does the smoothed trend at {_num(trend)}+ points when it holds at several check-ins in a row.")
     else:
         note += " The personal baseline appears after the first check-ins."
     return ChartSpec(
@@ -223,7 +229,7 @@ def _craving_chart(signals, common) -> ChartSpec:
             _series(c, "craving_ewma", "Smoothed trend (EWMA)", style="line", role="trend"),
             _series(c, "craving_baseline", "Personal baseline", style="line", role="baseline"),
         ),
-        bands=tuple(bands), y_range=(0, 10.5), note=note,
+        bands=tuple(bands), lines=tuple(lines), y_range=(0, 10.5), note=note,
     )
 
 

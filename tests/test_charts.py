@@ -183,7 +183,7 @@ def test_reference_lines_are_named_in_the_legend_not_over_the_points():
     from dashboard.plotly_charts import LINE_STYLES, figure
 
     specs = [spec for spec in patient_chart_specs(_records(sud=True), "P", tz=TZ) if spec.lines]
-    assert {spec.key for spec in specs} >= {"dose", "interval", "sds", "phq9"}
+    assert {spec.key for spec in specs} >= {"craving", "dose", "interval", "sds", "phq9"}
     for spec in specs:
         fig = figure(spec)
         labels = [line.label for line in spec.lines]
