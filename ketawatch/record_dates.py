@@ -14,12 +14,12 @@ QUIET_DAYS = 28
 def latest_records(sessions: pd.DataFrame, checkins: pd.DataFrame, *, today: dt.date, tz: str) -> tuple[str, str | None]:
     """('Latest session 2026-11-26, latest check-in 2026-11-28.', None), or with a second sentence when nothing is
     recorded for QUIET_DAYS or more: 'Nothing recorded for 8 weeks: the level and the reasons are as of 2026-10-04.'
-    ('', None) when there is no record at all."""
+    With no record at all, that is said: a green level alone read as 'assessed, no concern' (browser check)."""
     latest = {name: pd.Timestamp(frame[column].max()).tz_convert(tz).date()
               for name, frame, column in (("session", sessions, "session_at"), ("check-in", checkins, "reported_at"))
               if len(frame) and frame[column].notna().any()}
     if not latest:
-        return "", None
+        return "No session or check-in recorded yet: the level rests on no record.", None
     said = ", ".join(f"latest {name} {day.isoformat()}" for name, day in latest.items())
     newest = max(latest.values())
     quiet = (today - newest).days

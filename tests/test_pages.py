@@ -198,7 +198,8 @@ def test_the_patient_page_says_how_recent_the_records_are_and_when_nothing_is_re
         "Latest session 2026-10-01, latest check-in 2026-10-04.",
         "Nothing recorded for 8 weeks: the level and the reasons are as of 2026-10-04.")
     assert latest_records(sessions, checkins, today=dt.date(2026, 10, 31), tz="UTC")[1] is None  # 27 days: recent
-    assert latest_records(sessions.iloc[:0], checkins.iloc[:0], today=today, tz="UTC") == ("", None)
+    assert latest_records(sessions.iloc[:0], checkins.iloc[:0], today=today, tz="UTC") == (
+        "No session or check-in recorded yet: the level rests on no record.", None)
 
 
 def test_a_green_look_alike_says_what_was_seen_but_not_counted(demo_url, monkeypatch):
