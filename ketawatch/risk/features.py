@@ -169,7 +169,6 @@ def checkin_features(
     )
     f["craving_ewma"] = ewma = _ewma(trend_input, starts, rules.craving_ewma_lambda)
     f["craving_trend_rise_met"] = trend_rise = ewma - baseline >= f["thr_craving_ewma_rise"]
-    f["craving_rise_met"] = raw_rise | trend_rise
     f["craving_high_met"] = craving >= f["thr_craving_high"]
     # The two ways a rise counts, kept apart so the reason can say which one holds (a trend can hold on low answers).
     f["craving_raw_rise_held"] = _held_on_answered(raw_rise, answered, starts, rules.craving_persist_checkins)
