@@ -16,6 +16,7 @@ import streamlit as st
 from seed_data.catalogue import side_effect_words  # noqa: F401 - the pages' formatter, shared with the PDF
 from store.settings import get_settings
 from store.validation import Problem
+from store.vocabulary import sentence_case
 
 #: Bounds of a record's date or time box: wide on purpose. The browser drops a typed value outside a
 #: widget's bounds without a word (a session typed as 2030 was saved at the time shown before), so the
@@ -489,8 +490,7 @@ def reason_list(reasons, *, new_since_review: Iterable[str] = ()) -> None:
         mark = " **(new since the last review)**" if reason.rule_id in new else ""
         st.markdown(f"{number}\\. {md_escape(reason.text)}{mark}")
         evidence = evidence_note(reason)
-        role = reason_role(reason.level, reason.discounted)  # its first letter raised only: "PHQ-9" stays so
-        st.caption(f"{role[:1].upper()}{role[1:]}" + (f" · evidence quoted: {evidence}" if evidence else "")
+        st.caption(sentence_case(reason_role(reason.level, reason.discounted)) + (f" · evidence quoted: {evidence}" if evidence else "")
                    + f" · rule {md_escape(reason.rule_id)}")
         if reason.quotation:
             st.caption(f"Seed passage, {md_escape(seed_citation(reason.source))}: “{md_escape(reason.quotation)}”")

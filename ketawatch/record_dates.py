@@ -7,6 +7,8 @@ import datetime as dt
 
 import pandas as pd
 
+from store.vocabulary import sentence_case
+
 #: Days without any record after which the page and the PDF say the level is as of the latest record.
 QUIET_DAYS = 28
 
@@ -25,4 +27,4 @@ def latest_records(sessions: pd.DataFrame, checkins: pd.DataFrame, *, today: dt.
     quiet = (today - newest).days
     warning = (f"Nothing recorded for {quiet // 7} weeks: the level and the reasons are as of {newest.isoformat()}."
                if quiet >= QUIET_DAYS else None)
-    return f"{said[:1].upper()}{said[1:]}.", warning
+    return f"{sentence_case(said)}.", warning

@@ -90,11 +90,16 @@ SAFETY_FOLLOW_UP_ACTIONS = (
 _CAPITALS = {"gp", "ptsd", "ocd", "iv", "im", "sud"}
 
 
+def sentence_case(text: str) -> str:
+    """Its first letter raised, the rest as written: str.capitalize turned "PHQ-9" into "phq-9" (browser check)."""
+    return text[:1].upper() + text[1:]
+
+
 def code_words(code: str, *, capital: bool = True) -> str:
     """A vocabulary code in words for screens and files: 'chronic_pain' -> 'Chronic pain', 'gp_informed' -> 'GP
     informed'; `capital=False` for the middle of a sentence ('..., discussed with patient')."""
     text = " ".join(w.upper() if w in _CAPITALS else w for w in str(code).split("_"))
-    return text[:1].upper() + text[1:] if capital else text
+    return sentence_case(text) if capital else text
 
 
 #: Every action a stored alert review may name.

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ketawatch.risk.engine import evaluate
 from ketawatch.risk.features import FeatureTable, corroborated_signs, persistent_signs, weighty_specific_signs
-from ketawatch.risk.reasons import RULES, mainly_signs, relapse_context, sign_window
+from ketawatch.risk.reasons import RULES, intervals_out_of, mainly_signs, relapse_context, sign_window
 from ketawatch.risk.rules import RuleSettings, load_rules
 from ketawatch.risk.wording import (
     answer_words,
@@ -33,7 +33,6 @@ from ketawatch.risk.wording import (
     list_dates,
     num,
     number_words,
-    out_of,
     span_words,
     sud_note,
     values_words,
@@ -368,8 +367,6 @@ def _intervals(table: FeatureTable, row: int, rules: RuleSettings, counted: set[
     plan = "planned" if not np.isnan(float(table["planned_interval_days"][row])) else "patient's usual"
     asked = hit[table["early_request"][hit].astype(bool)]
     one = len(hit) == 1
-    shown = out_of(len(hit), len(recent), rules.interval_window_sessions, "interval between sessions",
-                   "intervals between sessions")
     above = ", as the request above says" if counted & {"early_request_recent", "early_requests_repeated"} else ""
     if len(asked) == len(hit):  # the same event as the request listed above, not a second one (clinical lead)
         asked_early = f"; the patient asked to have {'it' if one else 'them'} early{above}"
@@ -378,7 +375,7 @@ def _intervals(table: FeatureTable, row: int, rules: RuleSettings, counted: set[
     else:
         asked_early = ""
     text = (
-        f"{shown[:1].upper()}{shown[1:]} {'was' if one else 'were'} shorter than {round(rules.interval_early_fraction * 100)}% of the {plan} "
+        f"{intervals_out_of(len(hit), len(recent), rules)} {'was' if one else 'were'} shorter than {round(rules.interval_early_fraction * 100)}% of the {plan} "
         f"{num(reference)} days: {values_words(table['interval_days'][hit])} days (the session{'' if one else 's'} on "
         f"{list_dates(table['day'][hit])}){asked_early}; not counted until "
         f"{rules.interval_early_sessions} of the last {rules.interval_window_sessions} are this short"

@@ -36,6 +36,7 @@ from ketawatch.risk.wording import (
     values_words,
 )
 from seed_data.catalogue import instruments, warning_sign, warning_sign_answers
+from store.vocabulary import sentence_case
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ def reason_title(reason: Reason) -> str:
     # The checklist's own label, as the patient page and the PDF name the sign ("Tolerance", not "tolerance")
     sign = warning_sign(reason.sign).label.split(":")[0] if reason.sign else "a warning sign"
     title = _TITLES.get(reason.rule_id, reason.rule_id).format(sign=sign)
-    title = title[:1].upper() + title[1:]
+    title = sentence_case(title)
     return f"{title} (supporting)" if reason.level == "weak" else title
 
 
@@ -471,14 +472,18 @@ def _interval(table: FeatureTable, row: int, rules: RuleSettings, sign: str | No
     hit = win[table["early_interval"][win].astype(bool)]
     reference = float(table["reference_interval_days"][row])
     plan = "planned" if not np.isnan(float(table["planned_interval_days"][row])) else "patient's usual"
-    shown = out_of(len(hit), len(win), rules.interval_window_sessions, "interval between sessions",
-                   "intervals between sessions")
     text = (
-        f"{shown[:1].upper()}{shown[1:]} {'was' if len(hit) == 1 else 'were'} shorter than "
+        f"{intervals_out_of(len(hit), len(win), rules)} {'was' if len(hit) == 1 else 'were'} shorter than "
         f"{round(rules.interval_early_fraction * 100)}% of the {plan} {num(reference)} days: "
         f"{values_words(table['interval_days'][hit])} days (sessions on {list_dates(table['day'][hit])})"
     )
     return Reason("interval_shrinking", "amber", text, dates_of(table, hit))
+
+
+def intervals_out_of(hits: int, shown: int, rules: RuleSettings) -> str:
+    """'2 of the last 3 intervals between sessions', to begin a sentence: the counted reason and the one not counted."""
+    return sentence_case(out_of(hits, shown, rules.interval_window_sessions, "interval between sessions",
+                                "intervals between sessions"))
 
 
 def _drift_text(table: FeatureTable, last: int, total: str, alarm: str, allowance: float, cap: float, unit: str,
