@@ -25,7 +25,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DatabaseError, OperationalError
 
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
 import store.models  # noqa: F401 - every KetaWatch table in the metadata
 
@@ -489,8 +489,7 @@ def _restore_postgres(found: BackupFile, url: str, force: bool) -> str:
     env["PGOPTIONS"] = "-c client_min_messages=warning"  # no "does not exist, skipping" notices
     script = _run([restore_tool, "--clean", "--if-exists", "--no-owner", "--file=-", str(found.path)], env,
                   "pg_restore").stdout
-    ours = [table.name for table in SQLModel.metadata.sorted_tables] + ["alembic_version"]
-    drops = "".join(f'DROP TABLE IF EXISTS public."{name}" CASCADE;\n' for name in ours)
+    drops = "".join(f'DROP TABLE IF EXISTS public."{name}" CASCADE;\n' for name in sorted(ketawatch_tables()))
     drops += "".join(f'DROP FUNCTION IF EXISTS public."{name}"() CASCADE;\n' for name in MIGRATION_FUNCTIONS)
     _run([psql, "--no-psqlrc", "--quiet", "--single-transaction", "--set", "ON_ERROR_STOP=1", "--dbname", target],
          env, "restore", stdin=drops + script)
