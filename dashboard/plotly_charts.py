@@ -128,7 +128,7 @@ def _decorations(spec: ChartSpec) -> tuple[list[dict], list[dict]]:
         notes.append({"xref": "paper", "yref": "y", "x": 1, "y": band.y1, "xanchor": "right", "yanchor": "top",
                       "text": band.label, "showarrow": False, "font": {"size": 10}})
     for line in spec.lines:
-        colour, dash = LINE_STYLES.get(line.role, ("#7a869a", "dash"))
+        colour, dash = _line_style(line)
         shapes.append({"type": "line", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": line.y, "y1": line.y,
                        "line": {"color": colour, "dash": dash, "width": 1.5}})
         # Named in the legend (_line_key), as the PDF does, not on the chart: at the right edge the label covered the
@@ -136,9 +136,14 @@ def _decorations(spec: ChartSpec) -> tuple[list[dict], list[dict]]:
     return shapes, notes
 
 
+def _line_style(line) -> tuple[str, str]:
+    """The colour and dash of a reference line, the same on the chart and in its legend entry."""
+    return LINE_STYLES.get(line.role, ("#7a869a", "dash"))
+
+
 def _line_key(line) -> go.Scatter:
     """A legend entry, drawn like the line, for one reference line (a plan or a threshold): no point of its own."""
-    colour, dash = LINE_STYLES.get(line.role, ("#7a869a", "dash"))
+    colour, dash = _line_style(line)
     return go.Scatter(x=[None], y=[None], mode="lines", name=line.label, hoverinfo="skip",
                       line={"color": colour, "dash": dash, "width": 1.5})
 
