@@ -248,7 +248,7 @@ def backup(url: str, path: Path | str, *, actor: str = "cli") -> str:
     backend = _backend(url)
     _refuse_newer(url, backend)
     if backend == "sqlite":
-        message = _backup_sqlite(sqlite_path(url), path)
+        message = copy_sqlite(sqlite_path(url), path)
     elif backend == "postgresql":
         message = _backup_postgres(url, path)
     else:
@@ -286,7 +286,9 @@ def _refuse_newer(url: str, backend: str) -> None:
                             "KetaWatch. Nothing was written")
 
 
-def _backup_sqlite(source: Path, path: Path) -> str:
+def copy_sqlite(source: Path, path: Path) -> str:
+    """A consistent, checked copy of the SQLite database `source` in the new file `path`, adding nothing to the source
+    (the backup's audit line is written by `backup`; a dry run copies without one)."""
     if not source.is_file():
         raise BackupRefused(f"there is no database at {source}")
     handle, temp_name = tempfile.mkstemp(prefix=".ketawatch-backup-", suffix=".db", dir=path.parent)

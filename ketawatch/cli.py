@@ -399,10 +399,14 @@ def _engine_for_a_dry_run(db: str | None):
 
     from sqlalchemy import create_engine
 
-    from store.db import foreign_tables, make_engine, normalise_url, upgrade, url_problem
+    from ketawatch.backup import known_revisions
+    from store.db import foreign_tables, make_engine, normalise_url, schema_head, upgrade, url_problem
 
     url = resolve_url(db)
-    if url_problem(url) is None and _stored_schema(url) == "":
+    found = _stored_schema(url) if url_problem(url) is None else None
+    if found and found != schema_head() and found in known_revisions():
+        return _upgraded_copy_for_a_dry_run(url, found)
+    if found == "":
         if not _is_sqlite(url) or _sqlite_file_with_content(url):  # a database is there: whose tables are in it?
             probe = create_engine(normalise_url(url))
             try:
@@ -418,6 +422,37 @@ def _engine_for_a_dry_run(db: str | None):
         upgrade(engine)
         return engine
     return open_db(db)
+
+
+def _upgraded_copy_for_a_dry_run(url: str, found: str):
+    """A dry run against a database at an older schema checks an upgraded copy of it, since a dry run changes nothing
+    and opening would upgrade it (IT review); a PostgreSQL database cannot be copied here, so it is refused instead."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from ketawatch.backup import BackupRefused, copy_sqlite, sqlite_path
+    from store.db import make_engine, schema_head, upgrade
+
+    head = schema_head()
+    if not _is_sqlite(url):
+        fail(f"dry run refused: {safe_url(url)} is at schema {found} and this KetaWatch needs {head}; a dry run changes "
+             "nothing, so it does not upgrade the database. Upgrade it first (README: Upgrading KetaWatch), then run "
+             "the dry run again; nothing was changed")
+    folder = tempfile.mkdtemp(prefix="ketawatch-dry-run-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    copy = Path(folder) / "dry-run.db"
+    try:
+        copy_sqlite(sqlite_path(url), copy)
+    except (BackupRefused, OSError) as exc:
+        fail(f"dry run refused: {safe_url(absolute_sqlite(url))} is at schema {found} and could not be copied to check "
+             f"against ({exc}); nothing was changed")
+    engine = make_engine(f"sqlite:///{copy}")
+    upgrade(engine)
+    typer.echo(f"note: {safe_url(absolute_sqlite(url))} is at schema {found}, older than this KetaWatch's {head}: "
+               "checked against an upgraded copy of it; the database itself was not changed (the import will upgrade it)",
+               err=True)
+    return engine
 
 
 def _sqlite_file_with_content(url: str) -> bool:

@@ -860,6 +860,43 @@ def test_a_dry_run_against_a_database_that_does_not_exist_yet_makes_none(db_url,
     assert refused.returncode == 1 and "checkins.csv:2: craving" in refused.stderr, refused.stderr
 
 
+def test_a_dry_run_against_an_older_schema_leaves_the_database_as_it_was(db_url, tmp_path):
+    """`import --dry-run` on a database at an older schema upgraded it, which an older KetaWatch could then no longer
+    open (IT review): SQLite is checked through an upgraded copy, PostgreSQL is refused, and neither is changed."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from ketawatch.cli import safe_url
+    from store.db import alembic_config, make_engine, schema_head, schema_revision
+
+    engine = make_engine(db_url)
+    command.upgrade(alembic_config(engine), "0003")
+    with engine.begin() as conn:  # a patient only the database holds, whose session the folder brings
+        conn.execute(text("INSERT INTO patient (patient_id, indication, sud_history, treatment_start, status, version, "
+                          "recorded_at, recorded_by) VALUES ('P1', 'depression', false, '2025-01-06', 'active', 1, "
+                          "'2026-11-20 10:00:00+00:00', 'dr')"))
+    engine.dispose()
+    folder = write_folder(tmp_path / "in", patients=None, sessions=[dict(SESSION, patient_id="P1")], checkins=None)
+    result = ketawatch("import", str(folder), "--db", db_url, "--dry-run", cwd=tmp_path)
+    if db_url.startswith("sqlite"):  # P1 is found: the copy holds the database's records, it is not an empty stand-in
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("dry run, nothing written: ") and "sessions.csv: 1 new" in result.stdout, result.stdout
+        assert (f"is at schema 0003, older than this KetaWatch's {schema_head()}: checked against an upgraded copy of "
+                "it; the database itself was not changed") in result.stderr, result.stderr
+        assert [p.name for p in tmp_path.iterdir() if ".bak" in p.name] == []  # not even the copy kept before upgrading
+    else:
+        assert result.returncode == 1 and result.stdout == "", result.stdout
+        assert result.stderr.strip().splitlines() == [
+            f"dry run refused: {safe_url(db_url)} is at schema 0003 and "
+            f"this KetaWatch needs {schema_head()}; a dry run changes nothing, so it does not upgrade the database. "
+            "Upgrade it first (README: Upgrading KetaWatch), then run the dry run again; nothing was changed"], result.stderr
+    engine = make_engine(db_url)
+    assert schema_revision(engine) == "0003"
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM patient")).scalar_one() == 1
+    engine.dispose()
+
+
 @pytest.mark.skipif(not os.environ.get("KETAWATCH_TEST_DATABASE_URL"), reason="needs KETAWATCH_TEST_DATABASE_URL (PostgreSQL)")
 def test_a_new_postgresql_database_with_an_extensions_views_is_not_taken_for_another_application(tmp_path):
     """pg_stat_statements' views, which managed services install in every database, were refused as 'tables that
