@@ -396,7 +396,7 @@ class Validator:
         raise _Invalid(f"{rule.label}, {_show(value)}, must be yes or no")
 
     def _choice(self, rule: Rule, value: Any) -> str:
-        text = str(value).strip()
+        text = str(value).strip().lower()  # "IV" or "Depression" from a spreadsheet is the word itself, as "YES" is yes
         if text not in rule.choices:
             raise _Invalid(f"{rule.label}, {_show(value)}, is not one of: {', '.join(rule.choices)}")
         return text
@@ -500,7 +500,7 @@ class Validator:
             if not item:
                 continue
             effect, sep, severity = item.partition(":")
-            effect, severity = effect.strip(), severity.strip()
+            effect, severity = effect.strip().lower(), severity.strip().lower()  # as a choice: "Nausea:Mild" is nausea:mild
             if not sep:
                 wrong.append(f"{item!r} needs a severity, written effect:severity (for example nausea:mild)")
             elif effect not in known:  # the catalogue is listed once, after the first effect not in it

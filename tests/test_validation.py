@@ -137,6 +137,21 @@ def test_valid_rows_pass(validator):
     assert clean["session_at"] == datetime(2026, 1, 5, 10, 0, tzinfo=timezone.utc)  # London is UTC in January
 
 
+@pytest.mark.parametrize("kind, column, typed, kept", [
+    ("patients", "indication", "Depression", "depression"),
+    ("patients", "sex", " FEMALE ", "female"),
+    ("patients", "sud_history", "YES", True),
+    ("sessions", "route", "IV", "iv"),
+    ("sessions", "side_effects", "Nausea:Mild; dizziness:MODERATE", [("nausea", "mild"), ("dizziness", "moderate")]),
+])
+def test_a_word_from_a_list_is_taken_whatever_its_capitals(validator, kind, column, typed, kept):
+    """The importer took "YES" for yes but refused "Depression" and "IV", as a spreadsheet capitalises them (IT
+    review left-out): every listed word is now read the same way, and stored as the list writes it."""
+    method, row = {"patients": (validator.patient, PATIENT), "sessions": (validator.session, SESSION)}[kind]
+    clean, problems = method(dict(row, **{column: typed}))
+    assert problems == [] and clean[column] == kept
+
+
 def test_local_time_without_offset_is_clinic_time(validator):
     summer = dict(SESSION, session_at="2026-07-01T10:00")
     clean, problems = validator.session(summer)
