@@ -274,6 +274,24 @@ def revisions_frame(engine: Engine, record_type: str, record_key: str | int) -> 
     return pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in RecordRevision.__table__.columns])
 
 
+def latest_amendments(engine: Engine, entity: str, keys: Iterable[int | str]) -> dict[str, tuple[dict, dict]]:
+    """Each record's latest amendment as (values before, values after) from its audit line, the record's own fields
+    only, so an export can say what was corrected and not only that something was."""
+    keys = [str(k) for k in keys]
+    if not keys:
+        return {}
+    q = (select(AuditEvent.entity_key, AuditEvent.detail)
+         .where(AuditEvent.action == "amend", AuditEvent.entity == entity, AuditEvent.entity_key.in_(keys))
+         .order_by(AuditEvent.at, AuditEvent.id))
+    with engine.connect() as conn:
+        latest = {key: detail for key, detail in conn.execute(q)}
+
+    def fields(values: dict | None) -> dict:
+        return {k: v for k, v in (values or {}).items() if k != "id" and k not in _TRACKING}
+
+    return {key: (fields(detail.get("before")), fields(detail.get("after"))) for key, detail in latest.items()}
+
+
 def audit_actors(engine: Engine) -> list[str]:
     """Everyone who appears in the audit trail (accounts, `cli:` users, setup jobs), for the Audit page's picker."""
     with engine.connect() as conn:

@@ -128,7 +128,7 @@ def test_amended_and_voided_records_are_said_in_every_export_never_passed_off_as
 
     from openpyxl import load_workbook
 
-    from ketawatch.exports import export_patient
+    from ketawatch.exports import export_patient, export_records
     from store import records as R
     from store.queries import checkins_frame, sessions_frame
     from store.validation import Validator
@@ -143,13 +143,28 @@ def test_amended_and_voided_records_are_said_in_every_export_never_passed_off_as
 
     pdf = " ".join(pdf_text(export_patient(sample, SECRET_PID, "pdf", actor=CLINICIAN, role="clinician",
                                            now=NOW).download()[1]).split())
-    assert "* amended after it was first recorded" in pdf
+    assert "* amended after it was first recorded: what changed, when and why are under Corrections" in pdf
     assert "session" in pdf and "typed 38 for 40" in pdf and "voided" in pdf and "entered for the wrong patient" in pdf
+    before = sessions["dose_mg"].iloc[1]  # the footnote promised what changed; the table gave only "amended" (IG review)
+    assert f"amended: dose mg: {float(before)} -> 40.0" in pdf, pdf
 
     book = load_workbook(_io.BytesIO(export_patient(sample, SECRET_PID, "xlsx", actor=CLINICIAN, role="clinician",
                                                     now=NOW).download()[1]))
     rows = list(book["corrections"].values)
-    assert [(r[1], r[3]) for r in rows[1:]] == [("session", "amended"), ("check-in", "voided")]
+    assert rows[0][:5] == ("patient_id", "record", "record_at", "change", "what_changed")
+    assert [r[1:5:2] for r in rows[1:]] == [("session", "amended"), ("check-in", "voided")]
+    assert [r[4] for r in rows[1:]] == [f"dose mg: {float(before)} -> 40.0", None]
+    # the whole-caseload workbook has the same sheet: it showed the corrected dose as first recorded (IG review)
+    records_book = load_workbook(_io.BytesIO(export_records(sample, "xlsx", actor=CLINICIAN, role="clinician",
+                                                            now=NOW).download()[1]))
+    assert [r[1:] for r in records_book["corrections"].values] == [r[1:] for r in rows]
+    assert {r[0] for r in list(records_book["corrections"].values)[1:]} == {SECRET_PID}
+    hidden = load_workbook(_io.BytesIO(export_records(sample, "xlsx", actor=CLINICIAN, role="reviewer", deidentify=True,
+                                                      now=NOW).download()[1]))
+    hidden_rows = list(hidden["corrections"].values)[1:]
+    assert [(r[1], r[3], r[4], r[7]) for r in hidden_rows] == [("session", "amended", None, None),
+                                                                ("check-in", "voided", None, None)]
+    assert not [r for r in hidden_rows if SECRET_PID in str(r) or CLINICIAN in str(r)]
 
     bundle = json.loads(export_patient(sample, SECRET_PID, "fhir", actor=CLINICIAN, role="clinician",
                                        now=NOW).download()[1])
@@ -162,6 +177,8 @@ def test_amended_and_voided_records_are_said_in_every_export_never_passed_off_as
     deidentified = " ".join(pdf_text(export_patient(sample, SECRET_PID, "pdf", actor=CLINICIAN, role="reviewer",
                                                     deidentify=True, now=NOW).download()[1]).split())
     assert "voided" in deidentified and "wrong patient" not in deidentified and CLINICIAN not in deidentified
+    assert "when is under Corrections (what changed and why are left out of a de-identified copy)" in deidentified
+    assert "dose mg:" not in deidentified
 
 
 def test_a_record_whose_time_is_amended_keeps_its_fhir_ids(sample):

@@ -17,11 +17,12 @@ from sqlalchemy import Engine
 from ketawatch.exports.deidentify import (
     Pseudonymiser, age_band, deidentify_records, deidentify_reviews, shift_instants, to_the_minute,
 )
+from ketawatch.audit_trail import describe_changes
 from ketawatch.caseload import latest_reviews
 from ketawatch.safety_answers import answers_with_follow_ups, follow_up_text, without_free_text
 from ketawatch.safety_answers import in_view as safety_in_view, one_per_patient
 from store.frames import CHECKIN_DTYPES, SESSION_DTYPES, Records, conform
-from store.queries import alert_reviews_frame, checkins_frame, load_records, sessions_frame
+from store.queries import alert_reviews_frame, checkins_frame, latest_amendments, load_records, sessions_frame
 from store.settings import get_settings
 from store.vocabulary import UNDER_CARE_STATUSES
 
@@ -159,7 +160,7 @@ def load_patient_case(
     key = patient_id
     shown_by = author.shown(None)
     safety = answers_with_follow_ups(engine, reviews, patient_ids=[patient_id])  # before de-identification drops notes
-    corrections, voided = corrections_of(engine, patient_id, records.patients)
+    corrections, voided = corrections_of(engine, [patient_id], records.patients)
     row_ids = [("session", int(i)) for frame in (records.sessions, voided.sessions) for i in frame["id"]]
     row_ids += [("check-in", int(i)) for frame in (records.checkins, voided.checkins) for i in frame["id"]]
     record_keys = {key: f"{key[0]}-{key[1]}" for key in row_ids}
@@ -173,7 +174,7 @@ def load_patient_case(
         key = pseudonymiser.patient(patient_id)
         shown_by = author.shown(pseudonymiser)
         safety = _deidentified_safety(safety, pseudonymiser, tz)
-        corrections = _deidentified_corrections(corrections, pseudonymiser, tz)
+        corrections = deidentified_corrections(corrections, pseudonymiser, tz)
         voided = deidentify_records(voided, pseudonymiser, on=export_day, tz=tz)
         record_keys = {key: pseudonymiser.record(*key) for key in row_ids}
         # Shifted like every other date: a real export time beside the shifted "as of" would give the shift away;
@@ -216,21 +217,24 @@ def load_patient_case(
     )
 
 
-CORRECTION_COLUMNS = ["patient_id", "record", "record_id", "record_at", "change", "changed_at", "changed_by", "reason"]
+CORRECTION_COLUMNS = ["patient_id", "record", "record_id", "record_at", "change", "what_changed", "changed_at",
+                      "changed_by", "reason"]
 
 
-def corrections_of(engine: Engine, patient_id: str, patients: pd.DataFrame) -> tuple[pd.DataFrame, Records]:
-    """The patient's amended and voided sessions and check-ins (one row each, newest change), and the voided records.
+def corrections_of(engine: Engine, patient_ids: list[str] | None, patients: pd.DataFrame) -> tuple[pd.DataFrame, Records]:
+    """The patients' (default everyone's) amended and voided sessions and check-ins (one row each, newest change), and
+    the voided records.
 
-    A record amended several times shows its latest amendment here; every earlier version is
-    kept in the database (record_revision) and the audit trail.
+    A record amended several times shows its latest amendment here, with the fields it changed
+    ("dose mg: 35.0 -> 38.0"); every earlier version is kept in the database (record_revision) and
+    the audit trail.
     """
     parts, voided = [], {}
-    for record, frame, at, dtypes in (
-        ("session", sessions_frame(engine, [patient_id], include_voided=True, with_tracking=True), "session_at",
+    for record, entity, frame, at, dtypes in (
+        ("session", "session", sessions_frame(engine, patient_ids, include_voided=True, with_tracking=True), "session_at",
          SESSION_DTYPES),
-        ("check-in", checkins_frame(engine, [patient_id], include_voided=True, with_tracking=True), "reported_at",
-         CHECKIN_DTYPES),
+        ("check-in", "checkin", checkins_frame(engine, patient_ids, include_voided=True, with_tracking=True),
+         "reported_at", CHECKIN_DTYPES),
     ):
         is_void = frame["voided_at"].notna().to_numpy(dtype=bool) if len(frame) else []
         changed = frame[is_void | frame["amended_at"].notna().to_numpy(dtype=bool)] if len(frame) else frame
@@ -238,12 +242,18 @@ def corrections_of(engine: Engine, patient_id: str, patients: pd.DataFrame) -> t
         if changed.empty:
             continue
         gone = changed["voided_at"].notna()
+        amendments = latest_amendments(engine, entity, changed.loc[~gone, "id"])
+        what = []
+        for key, is_gone in zip(changed["id"], gone):
+            before, after = amendments.get(str(key), ({}, {}))
+            what.append(pd.NA if is_gone else describe_changes({"before": before, "after": after}) or pd.NA)
         parts.append(pd.DataFrame({
             "patient_id": changed["patient_id"].astype("string"),
             "record": record,
             "record_id": changed["id"].astype("Int64"),
             "record_at": pd.to_datetime(changed[at], utc=True),
             "change": gone.map({True: "voided", False: "amended"}),
+            "what_changed": pd.array(what, dtype="string"),
             "changed_at": pd.to_datetime(changed["voided_at"].where(gone, changed["amended_at"]), utc=True),
             "changed_by": changed["voided_by"].where(gone, changed["amended_by"]).astype("string"),
             "reason": changed["void_reason"].where(gone, changed["amendment_reason"]).astype("string"),
@@ -253,8 +263,9 @@ def corrections_of(engine: Engine, patient_id: str, patients: pd.DataFrame) -> t
     return corrections, Records(patients, voided["session"], voided["check-in"])
 
 
-def _deidentified_corrections(corrections: pd.DataFrame, pseudonymiser: Pseudonymiser, tz: str) -> pd.DataFrame:
-    """Corrections under the pseudonym and date shift, staff pseudonymised, without the reason (free text)."""
+def deidentified_corrections(corrections: pd.DataFrame, pseudonymiser: Pseudonymiser, tz: str) -> pd.DataFrame:
+    """Corrections under the pseudonym and date shift, staff pseudonymised, without the reason or what changed (free
+    text, and times not shifted)."""
     if corrections.empty:
         return corrections
     owners = corrections["patient_id"].astype(str)
@@ -264,6 +275,7 @@ def _deidentified_corrections(corrections: pd.DataFrame, pseudonymiser: Pseudony
         changed_at=to_the_minute(shift_instants(corrections["changed_at"], offsets, tz, owners)),
         changed_by=pseudonymiser.staff_of(corrections["changed_by"]),
         reason=pd.Series(pd.NA, index=corrections.index, dtype="string"),
+        what_changed=pd.Series(pd.NA, index=corrections.index, dtype="string"),  # free text and unshifted times in it
         patient_id=pseudonymiser.patients_of(owners),
     )
 

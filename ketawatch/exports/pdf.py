@@ -178,6 +178,8 @@ def _checkins_in_window(case: PatientCase) -> pd.DataFrame:
 #: After the date of a row whose values were corrected after it was first recorded.
 AMENDED_MARK = " *"
 AMENDED_NOTE = "* amended after it was first recorded: what changed, when and why are under Corrections."
+AMENDED_NOTE_DEIDENTIFIED = ("* amended after it was first recorded: when is under Corrections (what changed and why are "
+                             "left out of a de-identified copy).")
 
 
 def correction_rows(case: PatientCase) -> list[list[str]]:
@@ -190,7 +192,8 @@ def correction_rows(case: PatientCase) -> list[list[str]]:
     rows = []
     for i, r in enumerate(c.itertuples(index=False)):
         reason = "(left out: free text)" if case.deidentified else _text(r.reason)
-        rows.append([r.record, record_at.iloc[i].strftime("%Y-%m-%d %H:%M"), r.change,
+        change = f"{r.change}: {r.what_changed}" if pd.notna(r.what_changed) else r.change
+        rows.append([r.record, record_at.iloc[i].strftime("%Y-%m-%d %H:%M"), change,
                      changed_at.iloc[i].strftime("%Y-%m-%d %H:%M"), _text(r.changed_by), reason])
     return rows
 
@@ -325,20 +328,21 @@ def patient_pdf(case: PatientCase) -> bytes:
         session_rows(case), widths, size=6.5,
     )
     if case.amended_ids("session"):
-        pdf.paragraph(AMENDED_NOTE, size=7, style="I", height=3.4)
+        pdf.paragraph(AMENDED_NOTE_DEIDENTIFIED if case.deidentified else AMENDED_NOTE, size=7, style="I", height=3.4)
     pdf.heading("Check-ins")
     pdf.data_table(["Date", "Craving", "SDS", "Sign burden", "Warning signs answered 'clearly' or more (score)", "PHQ-9"],
                    checkin_rows(case), [20, 14, 11, 15, 110, 16], size=6.8)
     pdf.paragraph("Craving 0-10; SDS 0-15 (all five items answered); sign burden: the twelve warning-sign answers "
                   "(0-3 each) times their catalogue weights, added up.", size=7, style="I", height=3.4)
     if case.amended_ids("check-in"):
-        pdf.paragraph(AMENDED_NOTE, size=7, style="I", height=3.4)
+        pdf.paragraph(AMENDED_NOTE_DEIDENTIFIED if case.deidentified else AMENDED_NOTE, size=7, style="I", height=3.4)
     pdf.heading("Corrections")
     pdf.paragraph("Records of this period amended or voided after they were first recorded (the latest change of each; "
                   "every earlier version is kept in KetaWatch). Voided records are left out of the tables, charts and "
                   "level above.", size=7.5, style="I", height=3.6)
+    change_width = 16 if case.deidentified else 50  # an amendment names the fields it corrected, before and after
     pdf.data_table(["Record", "Dated", "Change", "When", "By", "Reason"], correction_rows(case),
-                   [16, 26, 16, 26, 28, pdf.usable_width - 112], size=7)
+                   [16, 26, change_width, 26, 28, pdf.usable_width - 96 - change_width], size=7)
     if not case.deidentified:
         pdf.heading("Notes")
         pdf.data_table(["Date and time", "Record", "Note"], note_rows(case), [26, 16, pdf.usable_width - 42], size=7)

@@ -15,7 +15,9 @@ from sqlalchemy import Engine
 
 from ketawatch.exports.access import check_export_allowed
 from ketawatch.exports.audit import record_export
-from ketawatch.exports.casefile import Author, caseload_csv_frame, load_caseload, load_patient_case, records_within
+from ketawatch.exports.casefile import (
+    Author, caseload_csv_frame, corrections_of, deidentified_corrections, load_caseload, load_patient_case, records_within,
+)
 from ketawatch.exports.deidentify import Pseudonymiser, deidentify_records, deidentify_reviews
 from ketawatch.exports.tables import (
     caseload_csv_bytes, corrections_sheet, import_format_files, workbook_bytes, workbook_sheets, zip_files,
@@ -199,10 +201,12 @@ def export_records(
     stem, made_at = _several_patients("records", deidentify, now)
     export_day = now.astimezone(get_settings().tz).date()
     reviews = alert_reviews_frame(engine, patient_ids)
+    corrections = corrections_of(engine, patient_ids, records.patients)[0] if fmt == "xlsx" else None
     if deidentify:
         pseudonymiser = pseudonymiser or Pseudonymiser.from_settings(engine)
         records = deidentify_records(records, pseudonymiser, on=export_day, tz=tz)
         reviews = deidentify_reviews(reviews, pseudonymiser, tz=tz)
+        corrections = deidentified_corrections(corrections, pseudonymiser, tz) if corrections is not None else None
     if fmt == "csv":
         files = import_format_files(records, tz=tz)
     else:
@@ -214,8 +218,9 @@ def export_records(
         if deidentify:
             levels = levels.drop(columns=["as_of"])
         history = level_history(records, tz=tz)
-        files = {f"{stem}.xlsx": workbook_bytes(workbook_sheets(records, tz=tz, reviews=reviews, levels=levels, history=history),
-                                                    made_at, deidentified=deidentify)}
+        sheets = workbook_sheets(records, tz=tz, reviews=reviews, levels=levels, history=history)
+        sheets["corrections"] = corrections_sheet(corrections, tz)  # as in one patient's workbook: never passed off as first records
+        files = {f"{stem}.xlsx": workbook_bytes(sheets, made_at, deidentified=deidentify)}
     record_export(engine, actor=actor, role=role, what="records", fmt=fmt, patient_ids=real_ids, deidentified=deidentify,
                   selection="all" if patient_ids is None else "selected")
     return ExportResult(files, fmt, real_ids, deidentify, stem, made_at)

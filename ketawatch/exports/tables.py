@@ -272,6 +272,8 @@ _COLUMN_WORDS = {
     "record": "Kind of record: session or check-in",
     "record_at": "Date and time of that record (clinic time)",
     "change": "amended (values corrected) or voided (withdrawn; left out of every other sheet)",
+    "what_changed": "For an amendment, each field its latest change corrected, as 'field: before -> after' (times in "
+                    "UTC); blank for a voided record, and in a de-identified file",
     "changed_at": "When it was changed (the latest change)",
     "changed_by": "Who changed it",
     "reason": "Why it was changed",
@@ -319,7 +321,7 @@ def about_sheet(sheets: dict[str, pd.DataFrame], *, deidentified: bool = False) 
 
 def corrections_sheet(corrections: pd.DataFrame | None, tz: str) -> pd.DataFrame:
     """Amended and voided records as a sheet: clinic-local times, the latest change of each with who and why."""
-    columns = ["patient_id", "record", "record_at", "change", "changed_at", "changed_by", "reason"]
+    columns = ["patient_id", "record", "record_at", "change", "what_changed", "changed_at", "changed_by", "reason"]
     if corrections is None or corrections.empty:
         return pd.DataFrame(columns=columns)
     sheet = corrections[columns].copy()
