@@ -41,14 +41,17 @@ def _run(build) -> "object":
 def _check_out(out: Path, *, folder: bool) -> None:
     """Refuse an --out that cannot be written before anything is exported, so a failed export is never audited."""
     from ketawatch.cli import fail
-    from ketawatch.exports.tables import not_a_plain_file
+    from ketawatch.exports.tables import FILES, not_a_plain_file
 
     if folder and out.exists() and not out.is_dir():
         fail(f"--out {out}: is a file; give a folder for csv files")
     if not folder and out.is_dir():
         fail(f"--out {out}: is a folder; give a file name")
-    if not folder and not_a_plain_file(out):  # (a folder may be a link: each file in it is checked as written)
+    if not folder and not_a_plain_file(out):  # (a folder may be a link: the files in it are what must be plain)
         fail(f"--out {out}: is a link or a device, not a plain file; give the path of a plain file")
+    odd = [name for name in FILES.values() if folder and not_a_plain_file(out / name)]
+    if odd:  # found here, not when writing: the export would already be in the audit trail (IG review)
+        fail(f"--out {out}: {out / odd[0]} is a link or a device, not a plain file; remove it or give another folder")
     if out.exists() and not folder and not os.access(out, os.W_OK):
         fail(f"--out {out}: cannot write (the file is read-only)")
     place = out.parent.resolve()  # a csv export may make its own folder, but never the folders above it
@@ -115,6 +118,9 @@ def register(app: typer.Typer) -> None:
         if fmt not in PATIENT_FORMATS:
             raise typer.BadParameter(f"must be one of {', '.join(PATIENT_FORMATS)}", param_hint="--format")
         first, last = day_option(start, "--from"), day_option(end, "--to")
+        if first and last and first > last:  # a usage error like any other wrong date option (status 2), said before opening
+            raise typer.BadParameter(f"{first.isoformat()} is after --to {last.isoformat()}; the period must start on or "
+                                     "before its last day", param_hint="--from")
         _check_out(out, folder=fmt == "csv")
         engine = open_db(db)
         username, role, name = acting_account(engine, actor, roles=ROLES, doing="export")

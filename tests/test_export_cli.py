@@ -116,6 +116,12 @@ def test_bad_requests_are_readable(db, tmp_path, ketawatch):
     assert nobody.returncode == 1 and nobody.stderr.startswith("--as ghost: no such KetaWatch account; leave --as out")
     usage = ketawatch("export", "patient", SECRET_PID, "--format", "docx", "--out", str(tmp_path / "x"), "--db", url, cwd=tmp_path)
     assert usage.returncode == 2 and "Traceback" not in usage.stderr
+    # a period that ends before it starts is a wrong option like an impossible date: status 2, not 1 (IG review)
+    reversed_ = ketawatch("export", "patient", SECRET_PID, "--format", "pdf", "--out", str(tmp_path / "p.pdf"),
+                          "--from", "2026-10-01", "--to", "2026-09-01", "--db", url, cwd=tmp_path)
+    assert reversed_.returncode == 2, reversed_.stderr
+    assert "--from: 2026-10-01 is after --to 2026-09-01; the period must start on or before its last day" in reversed_.stderr
+    assert not (tmp_path / "p.pdf").exists()
 
 
 @pytest.mark.parametrize(("kind", "out", "message"), [
@@ -127,6 +133,8 @@ def test_bad_requests_are_readable(db, tmp_path, ketawatch):
     # a link's target would silently stay as it was, and a device (/dev/full, as root) became a file of patient data
     (("caseload", "--format", "csv"), "{tmp}/link.csv", "is a link or a device, not a plain file"),
     (("caseload", "--format", "csv"), "{tmp}/a-pipe", "is a link or a device, not a plain file"),
+    # a link among the folder's files was found only when writing, after the export was audited (IG review)
+    (("csv",), "{tmp}/linked-csv", "linked-csv/sessions.csv is a link or a device, not a plain file; remove it"),
 ])
 def test_an_export_that_cannot_be_written_is_refused_before_it_is_made_and_not_audited(db, tmp_path, ketawatch, kind, out, message):
     url, engine = db
@@ -134,6 +142,8 @@ def test_an_export_that_cannot_be_written_is_refused_before_it_is_made_and_not_a
     (tmp_path / "a-file.txt").write_text("keep me")
     (tmp_path / "link.csv").symlink_to(tmp_path / "a-file.txt")
     os.mkfifo(tmp_path / "a-pipe")
+    (tmp_path / "linked-csv").mkdir()
+    (tmp_path / "linked-csv" / "sessions.csv").symlink_to(tmp_path / "a-file.txt")
     target = out.format(tmp=tmp_path)
     refused = ketawatch("export", *kind, "--out", target, "--db", url, cwd=tmp_path)
     assert refused.returncode == 1 and message in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
@@ -148,10 +158,11 @@ def test_a_link_or_a_device_among_a_folder_export_s_files_is_not_written_over(tm
     (tmp_path / "out").mkdir()
     (tmp_path / "elsewhere.csv").write_text("keep me")
     (tmp_path / "out" / "patients.csv").symlink_to(tmp_path / "elsewhere.csv")
-    with pytest.raises(OSError, match="is a link or a device, not a plain file; nothing was written over it"):
-        write_files({"patients.csv": b"patient_id\nKW-1\n"}, tmp_path / "out")
+    with pytest.raises(OSError, match="patients.csv is a link or a device, not a plain file; nothing was written"):
+        write_files({"checkins.csv": b"patient_id\nKW-1\n", "patients.csv": b"patient_id\nKW-1\n"}, tmp_path / "out")
     assert (tmp_path / "elsewhere.csv").read_text() == "keep me" and (tmp_path / "out" / "patients.csv").is_symlink()
-    assert [p.name for p in (tmp_path / "out").iterdir()] == ["patients.csv"]  # no half-written file left beside it
+    # no half-written file left beside it, nor a file written before the link was reached
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["patients.csv"]
 
 
 def test_export_files_are_readable_by_their_owner_only(db, tmp_path, ketawatch):

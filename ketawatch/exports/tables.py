@@ -152,6 +152,9 @@ def write_private(path: Path, data: bytes) -> None:
 def write_files(files: dict[str, bytes], folder: Path) -> list[Path]:
     """Write export files into `folder` (created if needed, readable by its owner only, as the files are); returns
     the paths written. A folder made with the usual mode listed every file name to everyone (security review)."""
+    odd = [folder / name for name in files if not_a_plain_file(folder / name)]
+    if odd:  # before writing any: half an export folder beside a refusal is worse than none
+        raise OSError(f"{odd[0]} is a link or a device, not a plain file; nothing was written")
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     written = []
     for name, data in files.items():
