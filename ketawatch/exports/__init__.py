@@ -2,9 +2,9 @@
 
 Modules, one job each: `service` (the entry points: role check, build, audit), `access` (who may
 export what), `casefile` (gathers and de-identifies what an export shows), `deidentify`
-(pseudonyms, date shifts, age bands), `tables` (CSV and Excel), `safety` (formula injection),
-`fhir` (R4B bundle), `figures` (print-ready charts), `pdf_layout`, `pdf` and `caseload_pdf`
-(the documents), `audit` (the export's audit line).
+(pseudonyms, date shifts, age bands), `tables` (CSV and Excel), `formula_injection` (text a
+spreadsheet would run), `fhir` (R4B bundle), `figures` (print-ready charts), `pdf_layout`, `pdf`
+and `caseload_pdf` (the documents), `audit` (the export's audit line).
 """
 
 from ketawatch.exports.access import ExportRefused, check_export_allowed, must_deidentify
