@@ -146,9 +146,7 @@ def _craving(table: FeatureTable, row: int, rules: RuleSettings, counted: set[st
         return []
     rows = table.patient_rows(row)
     rows = rows[~np.isnan(table["craving"][rows])]
-    craving, baseline = table["craving"][rows], table["craving_baseline"][rows]
-    met = (craving >= table["thr_craving_high"][rows]) | (
-        ~np.isnan(baseline) & (craving - baseline >= table["thr_craving_rise"][rows]))
+    met = table["craving_high_met"][rows] | table["craving_raw_rise_met"][rows]  # the features' own tests, not a copy
     win = _since_held(table, rows[-rules.signs_window_checkins:], "craving_rising", "craving_high")
     hit = win[met[np.isin(rows, win)]]
     if not len(hit):
