@@ -130,15 +130,24 @@ def _sign_labels() -> dict[str, str]:
 
 _SIGN_LABELS = _sign_labels()
 
+
+def _instrument_range(name: str, low: str, high: str) -> dict[str, int]:
+    """An instrument's range from seed_data/instruments.toml, the file the check-in form reads, so the two agree."""
+    from seed_data.catalogue import instruments
+
+    facts = instruments()[name]
+    return {"low": int(facts[low]), "high": int(facts[high])}
+
 CHECKIN_RULES: dict[str, Rule] = {
     r.name: r
     for r in (
         Rule("patient_id", "Patient ID", "text", required=True, min_length=1, max_length=64),
         Rule("reported_at", "Check-in date", "date_or_datetime", required=True, not_in_future=True),
-        Rule("craving", "Craving", "int", required=True, low=0, high=10),
-        *(Rule(c, f"Severity of Dependence Scale item {i}", "int", low=0, high=3) for i, c in enumerate(SDS_ITEMS, 1)),
+        Rule("craving", "Craving", "int", required=True, **_instrument_range("craving", "min", "max")),
+        *(Rule(c, f"Severity of Dependence Scale item {i}", "int", **_instrument_range("sds", "item_min", "item_max"))
+          for i, c in enumerate(SDS_ITEMS, 1)),
         *(Rule(c, f"Warning sign '{_SIGN_LABELS[c]}'", "int", low=0, high=3) for c in WARNING_SIGNS),
-        Rule("phq9", "PHQ-9 total", "int", low=0, high=27),
+        Rule("phq9", "PHQ-9 total", "int", **_instrument_range("phq9", "total_min", "total_max")),
         Rule("notes", "Notes", "text", max_length=5000),
     )
 }

@@ -298,18 +298,20 @@ def checkin_form(patient_id: str, *, patient_facing: bool) -> None:
             total_box, _ = st.columns([1, 3])
             with total_box:
                 ui.rule_number(CHECKIN_RULES["phq9"], P + "phq9_total", errors, label="PHQ-9 total")
-            st.radio(f"Question 9 on the paper form: {safety['wording']}", range(4), key=P + safety["id"], index=None,
+            st.radio(f"Question 9 on the paper form: {safety['wording']}", range(phq["item_min"], phq["item_max"] + 1),
+                     key=P + safety["id"], index=None,
                      horizontal=True, format_func=lambda i: phq["answers"][i],
                      help="Kept with the check-in, so that an answer above 'Not at all' reaches the whole team.")
         else:
             st.caption(phq["stem"])
             for number, item in enumerate(phq["item"], 1):
-                st.radio(f"{number}. {item['wording']}", range(4), key=P + item["id"], index=None, horizontal=True,
+                st.radio(f"{number}. {item['wording']}", range(phq["item_min"], phq["item_max"] + 1), key=P + item["id"],
+                         index=None, horizontal=True,
                          format_func=lambda i: phq["answers"][i])
             total, answered = _phq9_total()
             if total is not None:
                 band = "" if patient_facing else f" ({phq9_band(total)})"
-                st.markdown(f"**PHQ-9 total: {total} of 27{band}**")
+                st.markdown(f"**PHQ-9 total: {total} of {phq['total_max']}{band}**")
             else:
                 st.caption(f"{answered} of 9 answered; the total appears when all nine are answered. Question 9 "
                            "may be answered on its own.")
