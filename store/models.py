@@ -32,6 +32,8 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 
 def _range(column: str, low: float, high: float) -> str:
+    """A CHECK that repeats a validation range as a last line of defence; the migrations write these out (released
+    migrations never change), and tests/test_migrations.py holds every edge to store/validation.py's rules."""
     return f"{column} IS NULL OR ({column} >= {low} AND {column} <= {high})"
 
 

@@ -76,3 +76,69 @@ def test_the_safety_follow_up_actions_migration_keeps_every_review_and_allows_th
     assert inspect(engine).get_indexes("alert_review")[0]["name"] == "ix_review_patient_time"
     assert inspect(engine).get_foreign_keys("alert_review")[0]["referred_table"] == "patient"
     engine.dispose()
+
+
+def _edges(rule) -> tuple[list[float], list[float]]:
+    """Values just inside and just outside a rule's range (an int rule steps by 1, a number by a hundredth)."""
+    step = 1 if rule.kind == "int" else 0.01
+    inside, outside = [], []
+    if rule.low is not None:
+        (outside if rule.low_exclusive else inside).append(rule.low)
+        (inside if rule.low_exclusive else outside).append(rule.low + step if rule.low_exclusive else rule.low - step)
+    if rule.high is not None:
+        inside.append(rule.high)
+        outside.append(rule.high + step)
+    return inside, outside
+
+
+def test_the_database_refuses_exactly_what_the_validator_refuses_at_every_range_edge(engine):
+    """The database's CHECK constraints are written out in the migrations, which must never change once released,
+    so they repeat the validator's ranges (store/validation.py, the one place the rules live): this holds the two
+    together, edge by edge, on both databases, so a range changed in one place and not the other fails here."""
+    from datetime import date, datetime, timezone
+
+    from sqlalchemy.exc import IntegrityError
+
+    from store.models import CheckIn, InfusionSession, Patient
+    from store.validation import CHECKIN_RULES, PATIENT_RULES, SESSION_RULES
+
+    made = {"version": 1, "recorded_at": datetime(2026, 11, 20, tzinfo=timezone.utc), "recorded_by": "dr"}
+    patient = {"patient_id": "P1", "indication": "depression", "sud_history": False,
+               "treatment_start": date(2026, 1, 5), "status": "active", **made}
+    with engine.begin() as conn:
+        conn.execute(Patient.__table__.insert(), dict(patient, patient_id="P0"))
+    rows = {
+        Patient: (PATIENT_RULES, patient),
+        InfusionSession: (SESSION_RULES, {"patient_id": "P0", "session_at": datetime(2026, 2, 1, tzinfo=timezone.utc),
+                                          "route": "iv", "dose_mg": 35.0, **made}),
+        CheckIn: (CHECKIN_RULES, {"patient_id": "P0", "reported_at": datetime(2026, 2, 1, tzinfo=timezone.utc),
+                                  "craving": 1, **made}),
+    }
+
+    def stored(table, row) -> bool:
+        with engine.connect() as conn:
+            transaction = conn.begin()
+            try:
+                conn.execute(table.__table__.insert(), row)
+                return True
+            except IntegrityError:
+                return False
+            finally:
+                transaction.rollback()
+
+    checked, wrong = 0, []
+    for table, (rules, base) in rows.items():
+        for rule in rules.values():
+            if rule.kind not in ("int", "number") or rule.high_is_current_year:
+                continue
+            inside, outside = _edges(rule)
+            for value, expected in [(v, True) for v in inside] + [(v, False) for v in outside]:
+                row = dict(base, **{rule.name: value})
+                if rule.name.startswith("sds_"):  # an SDS is all five items or none (its own CHECK)
+                    row.update({f"sds_{i}": value for i in range(1, 6)})
+                checked += 1
+                if stored(table, row) != expected:
+                    wrong.append(f"{table.__tablename__}.{rule.name} = {value}: "
+                                 f"{'refused' if expected else 'stored'} by the database, the validator says otherwise")
+    assert wrong == []
+    assert checked >= 80  # every ranged column of the three tables was tried
