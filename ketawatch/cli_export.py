@@ -125,7 +125,7 @@ def register(app: typer.Typer) -> None:
         engine = open_db(db)
         username, role, name = acting_account(engine, actor, roles=ROLES, doing="export")
         result = _run(lambda: export_patient(engine, patient_id, fmt, actor=username, role=role, actor_name=name,
-                                             deidentify=deidentify, start=first, end=last))
+                                             deidentify=deidentify, start=first, end=last, destination=str(out.resolve())))
         _report(_write(result, out, folder=fmt == "csv"), deidentify, 1)
 
     @export_app.command("caseload")
@@ -147,7 +147,8 @@ def register(app: typer.Typer) -> None:
         _check_out(out, folder=False)
         engine = open_db(db)
         username, role, name = acting_account(engine, actor, roles=ROLES, doing="export")
-        result = _run(lambda: export_caseload(engine, fmt, actor=username, role=role, actor_name=name, deidentify=deidentify, as_of=when))
+        result = _run(lambda: export_caseload(engine, fmt, actor=username, role=role, actor_name=name, deidentify=deidentify,
+                                              as_of=when, destination=str(out.resolve())))
         _report(_write(result, out, folder=False), deidentify, len(result.patient_ids))
 
     def _records(fmt: str, out: Path, patients: list[str] | None, deidentify: bool, actor: str | None, db: str | None) -> None:
@@ -157,7 +158,8 @@ def register(app: typer.Typer) -> None:
         _check_out(out, folder=fmt == "csv")
         engine = open_db(db)
         username, role, _ = acting_account(engine, actor, roles=ROLES, doing="export")
-        result = _run(lambda: export_records(engine, fmt, actor=username, role=role, patient_ids=patients or None, deidentify=deidentify))
+        result = _run(lambda: export_records(engine, fmt, actor=username, role=role, patient_ids=patients or None,
+                                             deidentify=deidentify, destination=str(out.resolve())))
         _report(_write(result, out, folder=fmt == "csv"), deidentify, len(result.patient_ids))
 
     @export_app.command("csv")

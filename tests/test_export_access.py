@@ -39,6 +39,7 @@ def test_every_export_writes_one_audit_line(sample, build, what, fmt, deidentify
     detail = line["detail"]
     assert detail["format"] == fmt and detail["deidentified"] is deidentify and detail["role"] == "clinician"
     assert SECRET_PID in detail["patients"] and detail["patient_count"] == len(result.patient_ids)
+    assert detail["destination"] == "dashboard download"  # the command line names its --out path instead
     if what.startswith("patient"):
         assert line["patient_id"] == SECRET_PID
 

@@ -88,8 +88,10 @@ def test_patient_pdf_and_csv_folder(db, tmp_path, ketawatch):
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in folder.iterdir()) == ["checkins.csv", "patients.csv", "sessions.csv"]
     assert pd.read_csv(folder / "sessions.csv")["patient_id"].unique().tolist() == [SECRET_PID]
-    actors = audit_frame(engine, action="export")["actor"].tolist()
-    assert actors == [cli_actor(), cli_actor()] and cli_actor().startswith("cli:")
+    lines = audit_frame(engine, action="export")
+    assert lines["actor"].tolist() == [cli_actor(), cli_actor()] and cli_actor().startswith("cli:")
+    # where each file went, newest first: the trail named who and what, not where patient data now lies (IG review)
+    assert [d["destination"] for d in lines["detail"]] == [str(folder.resolve()), str(pdf.resolve())]
 
 
 def test_reviewer_gets_one_line_refusal_then_a_deidentified_caseload(db, tmp_path, ketawatch):

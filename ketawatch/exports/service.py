@@ -25,6 +25,8 @@ from ketawatch.exports.tables import (
 from store.queries import alert_reviews_frame, load_records, patients_frame
 from store.settings import get_settings
 
+#: Where an export went, in its audit line: the dashboard's download, or the path the command line wrote (IG review).
+DOWNLOAD = "dashboard download"
 PATIENT_FORMATS = ("pdf", "csv", "xlsx", "fhir")
 CASELOAD_FORMATS = ("pdf", "csv")
 RECORD_FORMATS = ("csv", "xlsx")
@@ -100,6 +102,7 @@ def export_patient(
     end: date | None = None,
     now: datetime | None = None,
     pseudonymiser: Pseudonymiser | None = None,
+    destination: str = DOWNLOAD,
 ) -> ExportResult:
     """One patient's case review as pdf, import-format csv (3 files), xlsx or a FHIR R4B bundle (json)."""
     _check_format(fmt, PATIENT_FORMATS)
@@ -135,7 +138,8 @@ def export_patient(
             files = {f"{stem}.xlsx": workbook_bytes(sheets, made_at, deidentified=deidentify)}
     record_export(engine, actor=actor, role=role, what="patient_summary" if fmt == "pdf" else f"patient_{fmt}", fmt=fmt,
                   patient_ids=[patient_id], deidentified=deidentify,
-                  period={"from": start.isoformat() if start else None, "to": end.isoformat() if end else None})
+                  period={"from": start.isoformat() if start else None, "to": end.isoformat() if end else None},
+                  destination=destination)
     return ExportResult(files, fmt, [patient_id], deidentify, stem, made_at)
 
 
@@ -150,6 +154,7 @@ def export_caseload(
     as_of: date | None = None,
     now: datetime | None = None,
     pseudonymiser: Pseudonymiser | None = None,
+    destination: str = DOWNLOAD,
 ) -> ExportResult:
     """Amber and red patients under care, and any with a recent PHQ-9 question 9 answer, for a team meeting (pdf or csv)."""
     _check_format(fmt, CASELOAD_FORMATS)
@@ -165,7 +170,7 @@ def export_caseload(
     else:
         files = {f"{stem}.csv": caseload_csv_bytes(caseload_csv_frame(export))}
     record_export(engine, actor=actor, role=role, what="caseload", fmt=fmt, patient_ids=export.patient_ids,
-                  deidentified=deidentify, as_of=export.as_of.isoformat())
+                  deidentified=deidentify, as_of=export.as_of.isoformat(), destination=destination)
     return ExportResult(files, fmt, export.patient_ids, deidentify, stem, made_at)
 
 
@@ -179,6 +184,7 @@ def export_records(
     deidentify: bool = False,
     now: datetime | None = None,
     pseudonymiser: Pseudonymiser | None = None,
+    destination: str = DOWNLOAD,
 ) -> ExportResult:
     """The records of some patients (default everyone) as import-format csv files or an Excel workbook.
 
@@ -222,7 +228,7 @@ def export_records(
         sheets["corrections"] = corrections_sheet(corrections, tz)  # as in one patient's workbook: never passed off as first records
         files = {f"{stem}.xlsx": workbook_bytes(sheets, made_at, deidentified=deidentify)}
     record_export(engine, actor=actor, role=role, what="records", fmt=fmt, patient_ids=real_ids, deidentified=deidentify,
-                  selection="all" if patient_ids is None else "selected")
+                  selection="all" if patient_ids is None else "selected", destination=destination)
     return ExportResult(files, fmt, real_ids, deidentify, stem, made_at)
 
 
