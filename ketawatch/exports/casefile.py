@@ -17,7 +17,6 @@ from sqlalchemy import Engine
 from ketawatch.exports.deidentify import (
     Pseudonymiser, age_band, deidentify_records, deidentify_reviews, shift_instants, to_the_minute,
 )
-from ketawatch.audit_trail import describe_changes
 from ketawatch.caseload import latest_reviews
 from ketawatch.safety_answers import answers_with_follow_ups, follow_up_text, without_free_text
 from ketawatch.safety_answers import in_view as safety_in_view, one_per_patient
@@ -229,6 +228,8 @@ def corrections_of(engine: Engine, patient_ids: list[str] | None, patients: pd.D
     ("dose mg: 35.0 -> 38.0"); every earlier version is kept in the database (record_revision) and
     the audit trail.
     """
+    from ketawatch.audit_trail import describe_changes  # here: audit_trail imports this package's formula_injection
+
     parts, voided = [], {}
     for record, entity, frame, at, dtypes in (
         ("session", "session", sessions_frame(engine, patient_ids, include_voided=True, with_tracking=True), "session_at",
