@@ -96,7 +96,7 @@ def today() -> date:
 def _live_caseload(db_url: str) -> "LiveCaseload":
     from ketawatch.live_caseload import LiveCaseload
 
-    return LiveCaseload(_engine_for(db_url), get_settings().clinic_timezone)
+    return LiveCaseload(_engine_for(db_url), get_settings().clinic_timezone, get_settings().review_again_days)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)

@@ -284,6 +284,26 @@ def staff_column(usernames: pd.Series, names: dict[str, str]) -> pd.Series:
     return usernames.map(shown)
 
 
+def alert_review_status(last_reviewed_at, *, due_again: bool, review_again_days: int) -> str:
+    """Why an alert waits for review, in the same words on the Alerts page and the patient page."""
+    if last_reviewed_at is None or pd.isna(last_reviewed_at):
+        return "Never reviewed."
+    when = fmt_datetime(last_reviewed_at)
+    if due_again:
+        return (f"Last reviewed {when}, {review_again_days} or more days ago, and still amber or red: due for review "
+                f"again (every {review_again_days} days while it lasts).")
+    return f"Last reviewed {when}; reopened by a new reason, a higher level or a new episode."
+
+
+def last_decision(review: pd.Series, names: dict[str, str]) -> str:
+    """The latest review's decision as plain text ('Dose reduced, by Ann Lee (ann.lee): "seen today..."'), so a
+    reopened alert shows what was decided last time."""
+    who = staff_column(pd.Series([review.get("reviewed_by")]), names).iloc[0]
+    note = review.get("reviewed_note")
+    said = f': "{note}"' if isinstance(note, str) and note.strip() else ""
+    return f"Last decision: {words(review.get('reviewed_action'))}, by {who}{said}"
+
+
 def patient_label(patients: pd.DataFrame):
     """A function that shows a patient id as 'ID · name (status)' in pickers (plain text, never markdown)."""
     names = dict(zip(patients["patient_id"], patients["display_name"]))

@@ -59,12 +59,13 @@ def _latest(frame: pd.DataFrame, value: str, at: str) -> pd.DataFrame:
 
 
 def latest_reviews(reviews: pd.DataFrame | None) -> pd.DataFrame:
-    """Each patient's most recent review of their level (reviewed_at, level, reasons as a set, by whom, action), by patient.
+    """Each patient's most recent review of their level (reviewed_at, level, reasons as a set, by whom, action, note), by
+    patient.
 
     The one place that decides which review is a patient's last: the alerts, the caseload and the
     exports all read it here.
     """
-    columns = ["reviewed_at", "reviewed_level", "reviewed_reasons", "reviewed_by", "reviewed_action"]
+    columns = ["reviewed_at", "reviewed_level", "reviewed_reasons", "reviewed_by", "reviewed_action", "reviewed_note"]
     if reviews is not None and not reviews.empty:
         # The follow-up of a question 9 answer is not a review of the risk level.
         reviews = reviews[~reviews["reasons"].map(is_safety_follow_up).astype(bool)]
@@ -78,6 +79,7 @@ def latest_reviews(reviews: pd.DataFrame | None) -> pd.DataFrame:
             "reviewed_reasons": [frozenset(filter(None, str(r or "").split(";"))) for r in latest["reasons"]],
             "reviewed_by": latest.get("reviewed_by", pd.Series(pd.NA, index=latest.index)).astype("string").to_numpy(),
             "reviewed_action": latest.get("action", pd.Series(pd.NA, index=latest.index)).astype("string").to_numpy(),
+            "reviewed_note": latest.get("note", pd.Series(pd.NA, index=latest.index)).astype("string").to_numpy(),
         },
         index=pd.Index(latest["patient_id"].astype("string"), name="patient_id"),
     )
@@ -85,21 +87,27 @@ def latest_reviews(reviews: pd.DataFrame | None) -> pd.DataFrame:
 
 
 def alerts_waiting(assessment: pd.DataFrame, patients: pd.DataFrame, reviews: pd.DataFrame | None, *,
-                   tz: str | ZoneInfo) -> pd.DataFrame:
+                   tz: str | ZoneInfo, review_again_days: int) -> pd.DataFrame:
     """The Alerts page's list: `unreviewed_alerts` of the patients under care (active or paused; a pause in treatment
     is not a pause in risk), so that every page that points to the list agrees with it."""
     under_care = patients.loc[patients["status"].isin(UNDER_CARE_STATUSES), "patient_id"]
-    return unreviewed_alerts(assessment[assessment["patient_id"].isin(set(under_care))], reviews, tz=tz)
+    return unreviewed_alerts(assessment[assessment["patient_id"].isin(set(under_care))], reviews, tz=tz,
+                             review_again_days=review_again_days)
 
 
-def unreviewed_alerts(assessment: pd.DataFrame, reviews: pd.DataFrame | None, *, tz: str | ZoneInfo) -> pd.DataFrame:
-    """Amber and red patients whose current level and reasons no review has acknowledged yet.
+def unreviewed_alerts(assessment: pd.DataFrame, reviews: pd.DataFrame | None, *, tz: str | ZoneInfo,
+                      review_again_days: int) -> pd.DataFrame:
+    """Amber and red patients whose current level and reasons no review has acknowledged yet, or not lately.
 
     A review covers the rule ids it lists, at the level it saw, from the day the level began.
     The alert reopens when a reason appears that the latest review did not list, when the level
-    rises above the reviewed one, or when the level began again after the review (a new episode).
-    Returns the assessment rows that need review, with `new_reasons` (rule ids not yet reviewed)
-    and `last_reviewed_at` (None when never reviewed), red first.
+    rises above the reviewed one, when the level began again after the review (a new episode), or
+    when the review is `review_again_days` or more days old on the assessment's date (the setting
+    KETAWATCH_REVIEW_AGAIN_DAYS): without that, a red level acknowledged once stayed "reviewed" for
+    as long as its reasons stayed the same (clinician review).
+    Returns the assessment rows that need review, with `new_reasons` (rule ids not yet reviewed),
+    `last_reviewed_at` (None when never reviewed) and `due_again` (reopened by the review's age
+    alone), red first.
     """
     tz = ZoneInfo(tz) if isinstance(tz, str) else tz
     flagged = assessment[assessment["level"].isin(["amber", "red"])].copy()
@@ -115,10 +123,13 @@ def unreviewed_alerts(assessment: pd.DataFrame, reviews: pd.DataFrame | None, *,
     reviewed_day = reviewed_day.dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
     since = pd.to_datetime(joined["since"]).dt.normalize() if "since" in joined else pd.Series(pd.NaT, index=joined.index)
     new_episode = (reviewed_day < since).fillna(False).to_numpy(dtype=bool)
-    needs = never | np.array([bool(n) for n in new], dtype=bool) | (rank_now > rank_seen) | new_episode
+    reopened = never | np.array([bool(n) for n in new], dtype=bool) | (rank_now > rank_seen) | new_episode
+    assessed_day = pd.to_datetime(joined["as_of"]).dt.normalize() if "as_of" in joined else pd.Series(pd.NaT, index=joined.index)
+    stale = (reviewed_day <= assessed_day - pd.Timedelta(days=review_again_days)).fillna(False).to_numpy(dtype=bool)
     joined["new_reasons"] = [sorted(c) if nv else n for c, n, nv in zip(current, new, never)]
     joined["last_reviewed_at"] = joined["reviewed_at"]
-    out = joined.loc[needs, [*assessment.columns, "new_reasons", "last_reviewed_at"]]
+    joined["due_again"] = stale & ~reopened
+    out = joined.loc[reopened | stale, [*assessment.columns, "new_reasons", "last_reviewed_at", "due_again"]]
     return _worst_first(out, since="since")  # the caseload's order, so both lists read the same
 
 
@@ -128,6 +139,7 @@ def caseload_table(
     *,
     tz: str | ZoneInfo,
     today: date,
+    review_again_days: int,
     reviews: pd.DataFrame | None = None,
     craving_points: int = CRAVING_POINTS,
 ) -> pd.DataFrame:
@@ -180,7 +192,7 @@ def caseload_table(
 
     # Alerts not yet acknowledged.
     if len(assessment):
-        pending = unreviewed_alerts(assessment, reviews, tz=tz)
+        pending = unreviewed_alerts(assessment, reviews, tz=tz, review_again_days=review_again_days)
         out["needs_review"] = out["patient_id"].isin(pending["patient_id"])
     else:
         out["needs_review"] = False

@@ -36,8 +36,8 @@ class CaseloadNow:
 class LiveCaseload:
     """One database's caseload, brought up to date on request; safe to share between threads."""
 
-    def __init__(self, engine: Engine, tz: str):
-        self._engine, self._tz = engine, tz
+    def __init__(self, engine: Engine, tz: str, review_again_days: int):
+        self._engine, self._tz, self._review_again_days = engine, tz, review_again_days
         self._lock = threading.Lock()
         self._now: CaseloadNow | None = None
         self._prints: pd.DataFrame | None = None
@@ -74,5 +74,6 @@ class LiveCaseload:
         records = queries.load_records(self._engine, patient_ids)
         reviews = queries.alert_reviews_frame(self._engine, patient_ids)
         assessment = assess(records, as_of=as_of, tz=self._tz)
-        table = caseload_table(records, assessment, reviews=reviews, tz=self._tz, today=as_of)
+        table = caseload_table(records, assessment, reviews=reviews, tz=self._tz, today=as_of,
+                               review_again_days=self._review_again_days)
         return CaseloadNow(as_of, assessment, table)

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
         description="Folder of the seed documents the warning-sign quotations come from (default: shared/seeds beside "
         "the checkout); with it, a citation also gives the document's title.",
     )
+    review_again_days: int = Field(
+        28, ge=1, le=365,
+        description="An amber or red alert acknowledged this many days ago comes back for review while the patient "
+        "is still amber or red, even with the same reasons: a red level that lasts months is looked at again.",
+    )
     idle_timeout_minutes: int = Field(30, ge=1, le=24 * 60, description="Sign out after this long idle.")
     min_password_length: int = Field(12, ge=8, le=128)
     min_password_strength: int = Field(

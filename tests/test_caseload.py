@@ -20,9 +20,11 @@ from ketawatch.caseload import (
 )
 from ketawatch.risk import Reason, assess
 from store.frames import Records
+from store.settings import Settings
 
 TZ = "Europe/London"
 TODAY = dt.date(2026, 11, 22)
+AGAIN = Settings.model_fields["review_again_days"].default  # KETAWATCH_REVIEW_AGAIN_DAYS as shipped
 
 
 def _reason(rule_id: str, level: str = "amber", text: str | None = None) -> Reason:
@@ -87,7 +89,7 @@ def test_worst_level_first_then_longest_standing(three_patients):
         ("A", "amber", dt.date(2026, 11, 1), [_reason("craving_rising")]),
         ("R", "red", dt.date(2026, 11, 10), [_reason("use_outside_treatment_repeated", "red"), _reason("craving_high")]),
     ])
-    table = caseload_table(three_patients, assessment, tz=TZ, today=TODAY)
+    table = caseload_table(three_patients, assessment, tz=TZ, today=TODAY, review_again_days=AGAIN)
     assert list(table.columns) == list(CASELOAD_COLUMNS)
     assert table["patient_id"].tolist() == ["R", "A", "G"]
     assert table.loc[0, "reason_ids"] == ["use_outside_treatment_repeated", "craving_high"]
@@ -101,7 +103,7 @@ def test_within_a_level_those_not_yet_reviewed_come_first(three_patients):
     assessment = _assessment([("G", "red", dt.date(2026, 10, 1), red), ("A", "red", dt.date(2026, 11, 1), red),
                               ("R", "red", dt.date(2026, 11, 10), red)])
     reviews = _reviews([("G", "2026-11-21T09:00:00Z", "red", "use_outside_treatment_repeated")])
-    table = caseload_table(three_patients, assessment, tz=TZ, today=TODAY, reviews=reviews)
+    table = caseload_table(three_patients, assessment, tz=TZ, today=TODAY, review_again_days=AGAIN, reviews=reviews)
     assert table[["patient_id", "needs_review"]].values.tolist() == [["A", True], ["R", True], ["G", False]]
 
 
@@ -115,7 +117,7 @@ def test_a_question_9_follow_up_is_not_a_review_of_the_level():
     reviews = _reviews([("R", "2026-11-02T09:00:00Z", "red", "use_outside_treatment_repeated"),
                         ("R", "2026-11-21T09:00:00Z", "red", f"craving_high;{SAFETY_FOLLOW_UP}")])
     reviews["reviewed_by"] = ["dr-level", "dr-safety"]
-    pending = unreviewed_alerts(assessment, reviews, tz=TZ)
+    pending = unreviewed_alerts(assessment, reviews, tz=TZ, review_again_days=AGAIN)
     assert pending["new_reasons"].tolist() == [["craving_high"]], "craving_high was listed only by the follow-up"
     assert str(pending["last_reviewed_at"].iloc[0]).startswith("2026-11-02")
     last = _with_last_review(assessment[["patient_id"]], reviews, TZ)
@@ -124,7 +126,7 @@ def test_a_question_9_follow_up_is_not_a_review_of_the_level():
 
 def test_next_session_due_from_the_plan_in_clinic_dates(three_patients):
     assessment = _assessment([("G", "green", None, []), ("A", "green", None, []), ("R", "green", None, [])])
-    table = caseload_table(three_patients, assessment, tz=TZ, today=TODAY).set_index("patient_id")
+    table = caseload_table(three_patients, assessment, tz=TZ, today=TODAY, review_again_days=AGAIN).set_index("patient_id")
     assert table.loc["G", "next_session_due"] == pd.Timestamp("2026-11-15")  # 1 Nov + 14 days
     assert bool(table.loc["G", "session_overdue"]) is True
     assert table.loc["A", "next_session_due"] == pd.Timestamp("2026-10-18")  # 11 Oct local + 7 days
@@ -135,7 +137,7 @@ def test_next_session_due_from_the_plan_in_clinic_dates(three_patients):
 
 def test_latest_scores_skip_unanswered_and_incomplete(three_patients):
     assessment = _assessment([("G", "green", None, []), ("A", "green", None, []), ("R", "green", None, [])])
-    table = caseload_table(three_patients, assessment, tz=TZ, today=TODAY).set_index("patient_id")
+    table = caseload_table(three_patients, assessment, tz=TZ, today=TODAY, review_again_days=AGAIN).set_index("patient_id")
     assert table.loc["G", "craving_history"] == [1.0, 2.0, 3.0]
     assert table.loc["G", "craving_latest"] == 3
     assert table.loc["G", "sds_latest"] == 5  # 15 Oct had no SDS; 8 Oct was 5 x 1
@@ -167,17 +169,17 @@ class TestUnreviewedAlerts:
         return _assessment([("P", "amber", self.since, [_reason(i) for i in ids]), ("Q", "green", self.since, [])])
 
     def test_never_reviewed_is_pending_and_green_never_is(self):
-        pending = unreviewed_alerts(self._amber("craving_rising"), None, tz=TZ)
+        pending = unreviewed_alerts(self._amber("craving_rising"), None, tz=TZ, review_again_days=AGAIN)
         assert pending["patient_id"].tolist() == ["P"]
         assert pending.loc[0, "new_reasons"] == ["craving_rising"]
 
     def test_review_of_the_same_reasons_closes_it(self):
         reviews = _reviews([("P", "2026-11-12T10:00Z", "amber", "craving_rising")])
-        assert unreviewed_alerts(self._amber("craving_rising"), reviews, tz=TZ).empty
+        assert unreviewed_alerts(self._amber("craving_rising"), reviews, tz=TZ, review_again_days=AGAIN).empty
 
     def test_a_new_rule_id_reopens_it(self):
         reviews = _reviews([("P", "2026-11-12T10:00Z", "amber", "craving_rising")])
-        pending = unreviewed_alerts(self._amber("craving_rising", "early_requests_repeated"), reviews, tz=TZ)
+        pending = unreviewed_alerts(self._amber("craving_rising", "early_requests_repeated"), reviews, tz=TZ, review_again_days=AGAIN)
         assert pending.loc[0, "new_reasons"] == ["early_requests_repeated"]
 
     def test_only_the_latest_review_counts(self):
@@ -185,27 +187,48 @@ class TestUnreviewedAlerts:
             ("P", "2026-11-12T10:00Z", "amber", "craving_rising;early_requests_repeated"),
             ("P", "2026-11-14T10:00Z", "amber", "craving_rising"),
         ])
-        assert len(unreviewed_alerts(self._amber("craving_rising", "early_requests_repeated"), reviews, tz=TZ)) == 1
+        assert len(unreviewed_alerts(self._amber("craving_rising", "early_requests_repeated"), reviews, tz=TZ, review_again_days=AGAIN)) == 1
 
     def test_pending_alerts_come_in_the_caseload_order_worst_then_longest_standing(self):
         rows = [("A", "amber", dt.date(2026, 11, 1), [_reason("craving_rising")]),
                 ("B", "red", dt.date(2026, 11, 20), [_reason("craving_rising")]),
                 ("C", "red", dt.date(2026, 10, 5), [_reason("craving_rising")]),
                 ("D", "amber", dt.date(2026, 9, 1), [_reason("craving_rising")])]
-        assert unreviewed_alerts(_assessment(rows), None, tz=TZ)["patient_id"].tolist() == ["C", "B", "D", "A"]
+        assert unreviewed_alerts(_assessment(rows), None, tz=TZ, review_again_days=AGAIN)["patient_id"].tolist() == ["C", "B", "D", "A"]
 
     def test_a_higher_level_reopens_it(self):
         reviews = _reviews([("P", "2026-11-12T10:00Z", "amber", "craving_rising")])
         red = _assessment([("P", "red", self.since, [_reason("craving_rising")])])
-        assert len(unreviewed_alerts(red, reviews, tz=TZ)) == 1
+        assert len(unreviewed_alerts(red, reviews, tz=TZ, review_again_days=AGAIN)) == 1
 
     def test_a_new_episode_after_the_review_reopens_it(self):
         reviews = _reviews([("P", "2026-11-05T10:00Z", "amber", "craving_rising")])  # before `since`
-        assert len(unreviewed_alerts(self._amber("craving_rising"), reviews, tz=TZ)) == 1
+        assert len(unreviewed_alerts(self._amber("craving_rising"), reviews, tz=TZ, review_again_days=AGAIN)) == 1
+
+    @pytest.mark.parametrize("days_ago, waits", [(AGAIN - 1, False), (AGAIN, True), (AGAIN + 90, True)])
+    def test_a_review_this_old_comes_back_while_the_level_lasts_with_the_same_reasons(self, days_ago, waits):
+        """A red level acknowledged once stayed "reviewed" for as long as its reasons stayed the same (clinician
+        review): a review KETAWATCH_REVIEW_AGAIN_DAYS old no longer covers it."""
+        reviewed = pd.Timestamp(TODAY - dt.timedelta(days=days_ago)).tz_localize("Europe/London") + pd.Timedelta(hours=10)
+        reviews = _reviews([("P", reviewed.isoformat(), "red", "craving_rising")])
+        red = _assessment([("P", "red", TODAY - dt.timedelta(days=days_ago + 5), [_reason("craving_rising")])])
+        pending = unreviewed_alerts(red, reviews, tz=TZ, review_again_days=AGAIN)
+        assert pending["patient_id"].tolist() == (["P"] if waits else [])
+        if waits:  # it says why: nothing new, only the review's age
+            assert bool(pending.loc[0, "due_again"]) and pending.loc[0, "new_reasons"] == []
+        shorter = unreviewed_alerts(red, reviews, tz=TZ, review_again_days=days_ago)  # the clinic's own setting rules
+        assert shorter["patient_id"].tolist() == ["P"]
+
+    def test_an_alert_reopened_by_a_new_reason_is_not_called_due_again(self):
+        reviews = _reviews([("P", "2026-09-01T10:00Z", "amber", "craving_rising")])
+        pending = unreviewed_alerts(_assessment([("P", "amber", dt.date(2026, 8, 30), [_reason("craving_rising"),
+                                                                                       _reason("tolerance")])]),
+                                    reviews, tz=TZ, review_again_days=AGAIN)
+        assert not pending.loc[0, "due_again"] and pending.loc[0, "new_reasons"] == ["tolerance"]
 
     def test_red_is_listed_before_amber(self):
         both = _assessment([("A", "amber", self.since, [_reason("x")]), ("R", "red", self.since, [_reason("y")])])
-        assert unreviewed_alerts(both, None, tz=TZ)["patient_id"].tolist() == ["R", "A"]
+        assert unreviewed_alerts(both, None, tz=TZ, review_again_days=AGAIN)["patient_id"].tolist() == ["R", "A"]
 
 
 @settings(max_examples=40, deadline=None)
@@ -219,7 +242,7 @@ def test_sparkline_is_the_last_recorded_cravings_in_order(cravings, points):
         pd.DataFrame({"patient_id": ["P"] * len(cravings), "reported_at": days,
                       "craving": pd.array(cravings, dtype="Float64")}),
     )
-    table = caseload_table(records, _assessment([("P", "green", None, [])]), tz=TZ, today=TODAY, craving_points=points)
+    table = caseload_table(records, _assessment([("P", "green", None, [])]), tz=TZ, today=TODAY, review_again_days=AGAIN, craving_points=points)
     recorded = [float(c) for c in cravings if c is not None]
     assert table.loc[0, "craving_history"] == recorded[-points:]
     if recorded:
@@ -233,7 +256,7 @@ def test_caseload_of_the_demo_cohort_agrees_with_the_engine():
     cohort = demo_cohort(end=TODAY - dt.timedelta(days=1))
     records = Records.of(cohort.patients, cohort.sessions, cohort.checkins)
     assessment = assess(records, as_of=TODAY, tz=TZ)
-    table = caseload_table(records, assessment, tz=TZ, today=TODAY)
+    table = caseload_table(records, assessment, tz=TZ, today=TODAY, review_again_days=AGAIN)
     assert len(table) == len(records.patients)
     merged = table.merge(assessment, on="patient_id", suffixes=("", "_engine"))
     assert (merged["level"] == merged["level_engine"]).all()

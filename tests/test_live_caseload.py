@@ -20,10 +20,12 @@ from store import records
 from store.importer import import_folder
 from store.queries import alert_reviews_frame, checkins_frame, load_records, patients_frame, sessions_frame
 from tests.store_support import CHECKIN, PATIENT, import_cohort
+from store.settings import Settings
 
 TZ = "Europe/London"
 END = dt.date(2026, 10, 31)
 AS_OF = dt.date(2026, 11, 20)
+AGAIN = Settings.model_fields["review_again_days"].default  # KETAWATCH_REVIEW_AGAIN_DAYS as shipped
 
 
 @pytest.fixture
@@ -35,7 +37,7 @@ def cohort(engine, validator, tmp_path):
 def _full(engine):
     every = load_records(engine)
     assessment = assess(every, as_of=AS_OF, tz=TZ)
-    return assessment, caseload_table(every, assessment, reviews=alert_reviews_frame(engine), tz=TZ, today=AS_OF)
+    return assessment, caseload_table(every, assessment, reviews=alert_reviews_frame(engine), tz=TZ, today=AS_OF, review_again_days=AGAIN)
 
 
 def _same(live, engine) -> None:
@@ -54,7 +56,7 @@ def _worrying_checkin(patient_id: str, day: int) -> dict:
 
 def test_after_each_kind_of_write_only_that_patient_is_recomputed_and_the_result_equals_a_full_recompute(
         cohort, validator):
-    live = LiveCaseload(cohort, TZ)
+    live = LiveCaseload(cohort, TZ, AGAIN)
     _same(live.refresh(AS_OF), cohort)
     assert live.last_recomputed is None  # the first look computes everyone
 
@@ -106,7 +108,7 @@ def test_after_each_kind_of_write_only_that_patient_is_recomputed_and_the_result
 
 
 def test_a_new_day_or_a_bulk_import_recomputes_everyone(cohort, validator, tmp_path):
-    live = LiveCaseload(cohort, TZ)
+    live = LiveCaseload(cohort, TZ, AGAIN)
     live.refresh(AS_OF)
     _same_day_after = live.refresh(AS_OF + dt.timedelta(days=1))
     assert live.last_recomputed is None and _same_day_after.as_of == AS_OF + dt.timedelta(days=1)

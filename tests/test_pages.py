@@ -1134,6 +1134,51 @@ def test_alerts_give_each_reason_as_the_patient_page_does_and_mark_those_new_sin
     assert len(new) == len(reasons) - 1 and not any(md_escape(reasons[0].text) in line for line in new)
 
 
+def test_a_patient_sent_to_alerts_from_their_page_comes_first_and_a_reopened_card_says_what_was_decided(demo_url, monkeypatch):
+    """"Review on the Alerts page" opened the list at its top, the patient's card the last of five; a reopened card
+    did not say what was decided last time; an acknowledged red never came back (clinician review)."""
+    from ketawatch.risk import assess
+    from store.queries import load_records
+
+    at = _app(demo_url, monkeypatch, "alerts")
+    waiting = [b.key.removeprefix("al_ack_") for b in at.button if b.key and b.key.startswith("al_ack_")]
+    assert len(waiting) >= 2
+    last = waiting[-1]
+    page = _app(demo_url, monkeypatch, "patient", patient=last)
+    link = next(e.proto for e in page.get("page_link") if "Alerts page" in e.proto.label)
+    assert "patient=" in link.query_string and last in link.query_string  # the link says which patient it is for
+    sent = _app(demo_url, monkeypatch, "alerts", patient=last)
+    _no_exception(sent)
+    assert _first_alert(sent) == last
+    assert any(f"after {last}, opened from their page" in m.value.replace("\\", "") for m in sent.markdown)
+    # Reviewed days ago with the same reasons: back on the list once the review is as old as the setting says,
+    # saying why, and what was decided then (the note shown as typed, not as Markdown).
+    engine = open_database(demo_url)
+    levels = assess(load_records(engine), tz=get_settings().clinic_timezone).set_index("patient_id")
+    today = dt.datetime.now(dt.timezone.utc)
+    pid = next(p for p in waiting if levels.loc[p, "since"] <= (today - dt.timedelta(days=4)).date())
+    mine = levels.loc[pid]
+    records.add_alert_review(engine, patient_id=pid, level=mine["level"], reasons=[r.rule_id for r in mine["reasons"]],
+                             action="dose_reduced", note="Seen with **Dr X**; dose down", actor="demo-clinician",
+                             now=today - dt.timedelta(days=3))
+
+    def listed(view) -> list[str]:
+        return [b.key.removeprefix("al_ack_") for b in view.button if b.key and b.key.startswith("al_ack_")]
+
+    monkeypatch.setenv("KETAWATCH_REVIEW_AGAIN_DAYS", "4")
+    assert pid not in listed(_app(demo_url, monkeypatch, "alerts"))  # 3 days old: it still covers the alert
+    monkeypatch.setenv("KETAWATCH_REVIEW_AGAIN_DAYS", "3")
+    again = _app(demo_url, monkeypatch, "alerts")
+    assert pid in listed(again)
+    captions = [c.value.replace("\\", "") for c in again.caption]
+    assert any("3 or more days ago, and still amber or red: due for review again (every 3 days" in c
+               for c in captions), captions
+    assert any('Last decision: Dose reduced, by Demo Clinician (demo-clinician): "Seen with **Dr X**; dose down"' in c
+               for c in captions), captions
+    page = _app(demo_url, monkeypatch, "patient", patient=pid)
+    assert any("3 or more days ago, so it is due for review again" in c.value for c in page.caption)
+
+
 def test_the_patient_page_sends_a_writer_to_alerts_only_while_the_alert_waits(demo_url, monkeypatch):
     from ketawatch.risk import assess
     from store.queries import load_records

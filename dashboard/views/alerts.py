@@ -1,8 +1,8 @@
 """Alerts: amber and red patients whose current reasons nobody has reviewed yet, and the review itself.
 
 A clinician acknowledges an alert with an action and a note (store.records.add_alert_review); a
-reason the latest review did not list, a higher level, or a new episode reopens it
-(ketawatch.caseload.unreviewed_alerts decides).
+reason the latest review did not list, a higher level, a new episode, or the review's age
+(KETAWATCH_REVIEW_AGAIN_DAYS) reopens it (ketawatch.caseload.unreviewed_alerts decides).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import streamlit as st
 
 from dashboard import data, ui
 from dashboard.auth import can_write, may_still_write
-from ketawatch.caseload import alerts_waiting, reason_ids
+from ketawatch.caseload import alerts_waiting, latest_reviews, reason_ids
 from store import records as store_records
 from store.settings import get_settings
 from store.validation import REVIEW_NOTE_MAX_LENGTH
@@ -24,8 +24,16 @@ st.title("Alerts")
 ui.disclaimer()
 ui.safety_banner(data.safety_answers(), label=ui.patient_label(data.patients()))
 
-pending = alerts_waiting(data.assessment(), data.patients(), data.reviews(), tz=get_settings().clinic_timezone)
+again = get_settings().review_again_days
+pending = alerts_waiting(data.assessment(), data.patients(), data.reviews(), tz=get_settings().clinic_timezone,
+                         review_again_days=again)
 names = data.patients().set_index("patient_id")["display_name"]
+decisions = latest_reviews(data.reviews())
+# Sent from a patient's page ("Review on the Alerts page"): that patient's card first, not the fifth of five.
+focus = st.query_params.get("patient")
+if focus and focus in set(pending["patient_id"]):
+    first = (pending["patient_id"] == focus).to_numpy()
+    pending = pd.concat([pending[first], pending[~first]], ignore_index=True)
 
 done = st.session_state.pop("al_done", None)
 if done:
@@ -34,7 +42,8 @@ if done:
 if pending.empty:
     st.success("No amber or red patient is waiting for review.", icon=":material/task_alt:")
 else:
-    st.write(f"{len(pending)} patient(s) waiting for review, red first.")
+    st.write(f"{len(pending)} patient(s) waiting for review, red first"
+             + (f" after {ui.md_escape(focus)}, opened from their page." if focus in set(pending["patient_id"]) else "."))
 
 
 def _acknowledge(pid: str, level: str, ids: list[str]) -> None:
@@ -64,11 +73,10 @@ for alert in pending.itertuples(index=False):
             st.subheader(ui.md_escape(f"{pid} · {name}" if isinstance(name, str) and name else pid), anchor=False)
             ui.level_badge(alert.level, since=alert.since)
         with head[1]:
-            if alert.last_reviewed_at is None or pd.isna(alert.last_reviewed_at):
-                st.caption("Never reviewed.")
-            else:
-                st.caption(f"Last reviewed {ui.fmt_datetime(alert.last_reviewed_at)}; reopened by a new reason, "
-                           "a higher level or a new episode.")
+            st.caption(ui.alert_review_status(alert.last_reviewed_at, due_again=bool(alert.due_again),
+                                              review_again_days=again))
+            if pid in decisions.index:  # what was decided last time, so the next decision starts from it
+                st.caption(ui.md_escape(ui.last_decision(decisions.loc[pid], data.staff_names())))
             if st.button("Open patient", key=f"al_open_{pid}", icon=":material/person:"):
                 st.session_state[ui.PATIENT_KEY] = pid
                 st.switch_page("views/patient.py", query_params={"patient": pid})
@@ -76,7 +84,7 @@ for alert in pending.itertuples(index=False):
         ui.reason_list(alert.reasons, new_since_review=alert.new_reasons if reviewed_before else ())
         if writer:
             errors = st.session_state.get(f"al_errors_{pid}", {})
-            cols = st.columns([2, 3.4, 1.6], vertical_alignment="top")  # room for "Acknowledge KW-0035" at 1366 px
+            cols = st.columns([2, 3], vertical_alignment="top")
             with cols[0]:
                 st.selectbox("Action taken *", REVIEW_ACTIONS, index=None, key=f"al_action_{pid}", format_func=ui.words,
                              placeholder="Choose an action")
@@ -86,10 +94,10 @@ for alert in pending.itertuples(index=False):
                 st.text_input("Note *" if red else "Note", key=f"al_note_{pid}", max_chars=REVIEW_NOTE_MAX_LENGTH,
                               placeholder="What was discussed or decided" + ("" if red else " (required for 'Other')"))
                 ui.field_error(errors, "note", "level", "patient_id")
-            with cols[2]:
-                st.write("")
-                st.button(f"Acknowledge {ui.md_escape(pid)}", key=f"al_ack_{pid}", type="primary", on_click=_acknowledge,
-                          args=(pid, alert.level, ids), help="Records the review; a review is not undone")
+            # On its own line: beside the note, "Acknowledge KW-0035" was cut to "Acknowledg…" at 1024 px, and the
+            # patient id is what ties the button to its patient (clinician review).
+            st.button(f"Acknowledge {ui.md_escape(pid)}", key=f"al_ack_{pid}", type="primary", on_click=_acknowledge,
+                      args=(pid, alert.level, ids), help="Records the review; a review is not undone")
 
 if not writer:
     ui.read_only_notice(user)

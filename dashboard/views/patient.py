@@ -102,20 +102,24 @@ with st.container(border=True):
         reviews = data.patient_reviews(pid)
         latest = latest_reviews(reviews)
         if level in ("amber", "red"):
-            tz, this_level = get_settings().clinic_timezone, pd.DataFrame([assessed])
-            unreviewed = not unreviewed_alerts(this_level, reviews, tz=tz).empty
-            listed = not alerts_waiting(this_level, patients, reviews, tz=tz).empty  # as the Alerts page lists it
+            tz, this_level, again = get_settings().clinic_timezone, pd.DataFrame([assessed]), get_settings().review_again_days
+            waiting = unreviewed_alerts(this_level, reviews, tz=tz, review_again_days=again)
+            unreviewed = not waiting.empty
+            listed = not alerts_waiting(this_level, patients, reviews, tz=tz, review_again_days=again).empty  # as the Alerts page lists it
             if pid in latest.index:
                 r = latest.loc[pid]
+                due_again = unreviewed and bool(waiting["due_again"].iloc[0])
                 st.caption(f"Last alert review {ui.fmt_datetime(r['reviewed_at'])}, at level {ui.words(r['reviewed_level'])}"
-                           + ("; a reason, a higher level or a new episode since then waits for review." if unreviewed
-                              else "; it covers the current reasons."))
+                           + (f"; {again} or more days ago, so it is due for review again while the level lasts."
+                              if due_again else "; a reason, a higher level or a new episode since then waits for review."
+                              if unreviewed else "; it covers the current reasons."))
             else:
                 st.caption("This alert has not been reviewed yet.")
             if unreviewed and not listed:
                 st.caption(f"Not on the Alerts page: the patient is {ui.words(row['status']).lower()}.")
             if listed and can_write(user):  # reviewed, or a reader who cannot review: no errand to send them on
-                st.page_link("views/alerts.py", label="Review on the Alerts page", icon=":material/notifications_active:")
+                st.page_link("views/alerts.py", label="Review on the Alerts page", icon=":material/notifications_active:",
+                             query_params={"patient": pid})  # the Alerts page shows this patient's card first
     if not reasons:
         st.write("No rule is raising this patient's level." if level == "green" else "No records to assess yet.")
     if reasons:

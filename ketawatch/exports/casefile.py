@@ -364,7 +364,8 @@ def load_caseload(
     if not reviews.empty:
         reviews = reviews[(local_day(reviews["reviewed_at"], tz) <= as_of).to_numpy(dtype=bool)]
     assessment = assess(records, as_of=as_of, tz=tz)
-    table = caseload_table(records, assessment, tz=tz, today=as_of, reviews=reviews)
+    table = caseload_table(records, assessment, tz=tz, today=as_of, reviews=reviews,
+                           review_again_days=get_settings().review_again_days)
     under_care = table["status"].isin(UNDER_CARE_STATUSES).to_numpy(dtype=bool)  # as the Alerts page and the caseload
     # A PHQ-9 question 9 answer not yet followed up (or followed up in the last two weeks) puts the patient on the
     # list whatever the level or status, as the dashboard's banner does: a patient discharged just after answering
