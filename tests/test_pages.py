@@ -329,6 +329,8 @@ def test_reviewer_gets_no_forms(demo_url, monkeypatch):
 def test_caseload_filters_and_counts(demo_url, monkeypatch):
     at = _app(demo_url, monkeypatch, "caseload")
     total = len(at.dataframe[0].value)
+    first = next(c.value for c in at.caption if "patients" in c.value and " of " in c.value)
+    assert "filtered" not in first, first  # nothing touched: "filtered by status" read as if someone had (clinician review)
     at.selectbox(key="cl_level").set_value("red").run()
     reds = at.dataframe[0].value
     assert 0 < len(reds) < total
@@ -336,7 +338,8 @@ def test_caseload_filters_and_counts(demo_url, monkeypatch):
     assert int(at.metric[0].value) == len(reds)
     # What the filter holds is said in words (the box showed a sliver of a long label), and the counts are of these
     caption = next(c.value for c in at.caption if "patients" in c.value and " of " in c.value)
-    assert caption.startswith(f"{len(reds)} of ") and "(filtered by level, status; the counts above are of these)" in caption
+    assert caption.startswith(f"{len(reds)} of ") and "(filtered by level; the counts above are of these)" in caption
+    assert " patients under care (active or paused) (filtered" in caption  # the default status said, not as a filter
     at.selectbox(key="cl_level").set_value("amber+red").run()
     both = at.dataframe[0].value
     assert len(both) > len(reds) and both["Level"].str.contains("Red|Amber").all()  # the meeting's list: no green
@@ -355,7 +358,7 @@ def test_the_caseload_narrows_to_those_to_review_or_overdue_and_names_every_reas
     assert len(to_review) == (everyone["Review"] == "to review").sum()
     assert int(at.metric[3].value) == len(to_review)
     caption = next(c.value for c in at.caption if "patients" in c.value and " of " in c.value)
-    assert "filtered by status, to review;" in caption
+    assert "filtered by to review;" in caption
     at.toggle(key="cl_to_review").set_value(False).run()
     at.toggle(key="cl_overdue").set_value(True).run()
     overdue = at.dataframe[0].value
@@ -366,6 +369,9 @@ def test_the_caseload_narrows_to_those_to_review_or_overdue_and_names_every_reas
     # Reasons in a few words each, all of them: no rule id, no observation cut in half
     flagged = everyone[everyone["Level"].str.contains("Red|Amber")]
     assert flagged["Reasons"].str.len().gt(0).all() and not flagged["Reasons"].str.contains("_").any()
+    # each after its number, so a cell cut at the column's edge still says how many reasons there are
+    counts = flagged["Reasons"].str.extract(r"^\((\d+)\) ")[0].astype(int)
+    assert (counts == flagged["Reasons"].str.count(" · ") + 1).all(), flagged["Reasons"].tolist()
 
 
 def test_a_write_shows_on_the_next_run(demo_url, monkeypatch):
@@ -1150,7 +1156,8 @@ def test_a_patient_sent_to_alerts_from_their_page_comes_first_and_a_reopened_car
     sent = _app(demo_url, monkeypatch, "alerts", patient=last)
     _no_exception(sent)
     assert _first_alert(sent) == last
-    assert any(f"after {last}, opened from their page" in m.value.replace("\\", "") for m in sent.markdown)
+    assert any(f"waiting for review: {last} first, as opened from their page, then red first." in m.value.replace("\\", "")
+               for m in sent.markdown)
     # Reviewed days ago with the same reasons: back on the list once the review is as old as the setting says,
     # saying why, and what was decided then (the note shown as typed, not as Markdown).
     engine = open_database(demo_url)

@@ -42,8 +42,9 @@ if done:
 if pending.empty:
     st.success("No amber or red patient is waiting for review.", icon=":material/task_alt:")
 else:
-    st.write(f"{len(pending)} patient(s) waiting for review, red first"
-             + (f" after {ui.md_escape(focus)}, opened from their page." if focus in set(pending["patient_id"]) else "."))
+    st.write(f"{len(pending)} patient(s) waiting for review: "
+             + (f"{ui.md_escape(focus)} first, as opened from their page, then red first." if focus in
+                set(pending["patient_id"]) else "red first."))
 
 
 def _acknowledge(pid: str, level: str, ids: list[str]) -> None:
@@ -71,7 +72,6 @@ for alert in pending.itertuples(index=False):
         with head[0]:
             name = names.get(pid)
             st.subheader(ui.md_escape(f"{pid} · {name}" if isinstance(name, str) and name else pid), anchor=False)
-            ui.level_badge(alert.level, since=alert.since)
         with head[1]:
             st.caption(ui.alert_review_status(alert.last_reviewed_at, due_again=bool(alert.due_again),
                                               review_again_days=again))
@@ -80,6 +80,7 @@ for alert in pending.itertuples(index=False):
             if st.button("Open patient", key=f"al_open_{pid}", icon=":material/person:"):
                 st.session_state[ui.PATIENT_KEY] = pid
                 st.switch_page("views/patient.py", query_params={"patient": pid})
+        ui.level_badge(alert.level, since=alert.since)  # the full width: beside the caption it was cut at "(since 20…"
         reviewed_before = alert.last_reviewed_at is not None and not pd.isna(alert.last_reviewed_at)
         ui.reason_list(alert.reasons, new_since_review=alert.new_reasons if reviewed_before else ())
         if writer:

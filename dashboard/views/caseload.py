@@ -12,6 +12,7 @@ import streamlit as st
 from dashboard import data, ui
 from dashboard.export_panel import caseload_exports
 from ketawatch.caseload import LEVEL_RANK, level_counts
+from store.settings import get_settings
 from store.vocabulary import INDICATIONS, PATIENT_STATUSES, UNDER_CARE_STATUSES
 
 user = ui.signed_in_user()
@@ -29,24 +30,28 @@ LEVEL_CHOICES = {"all": "All", "red": "‼ Red", "amber+red": "Amber or red", "a
                  "green": "✓ Green"}
 
 # ----- filters -------------------------------------------------------------------------------
+# Each filter has a width of its own and the row wraps: in six columns at 1024 px the labels broke mid-word
+# ("Responsibl e clinician") and the status chips showed "A…" (clinician review).
 with st.container(border=True):
-    f = st.columns([1.7, 1.9, 1.6, 3.2, 1.2, 2.0])  # Status holds two choices by default: room for both
+    f = st.container(horizontal=True, wrap=True)
     clinicians = sorted(c for c in table["clinician"].dropna().unique())
-    chosen_clinicians = f[0].multiselect("Responsible clinician", clinicians, key="cl_clinician", placeholder="All")
+    chosen_clinicians = f.multiselect("Responsible clinician", clinicians, key="cl_clinician", placeholder="All",
+                                      width=220)
     # One choice, in words that fit: a list box squeezed the chosen levels to an empty block at 1366 px.
-    level_choice = f[1].selectbox("Level", list(LEVEL_CHOICES), key="cl_level", format_func=LEVEL_CHOICES.get)
+    level_choice = f.selectbox("Level", list(LEVEL_CHOICES), key="cl_level", format_func=LEVEL_CHOICES.get, width=170)
     chosen_levels = [] if level_choice == "all" else level_choice.split("+")
-    chosen_indications = f[2].multiselect("Indication", INDICATIONS, key="cl_indication", format_func=ui.words,
-                                          placeholder="All")
+    chosen_indications = f.multiselect("Indication", INDICATIONS, key="cl_indication", format_func=ui.words,
+                                       placeholder="All", width=200)
     st.session_state.setdefault("cl_status", list(UNDER_CARE_STATUSES))
-    chosen_status = f[3].multiselect("Status", PATIENT_STATUSES, key="cl_status", format_func=ui.words, placeholder="All")
-    sud = f[4].selectbox("SUD history", ["Any", "Yes", "No"], key="cl_sud")
-    search = f[5].text_input("Search ID or name", key="cl_search", placeholder="e.g. KW-0013")
-    only = st.columns([2.4, 2.4, 4.2])
-    only_to_review = only[0].toggle("Only those to review", key="cl_to_review",
-                                    help="Amber or red patients whose current reasons nobody has acknowledged on Alerts")
-    only_overdue = only[1].toggle("Only sessions overdue", key="cl_overdue",
-                                  help="The planned interval since the last session has passed")
+    chosen_status = f.multiselect("Status", PATIENT_STATUSES, key="cl_status", format_func=ui.words, placeholder="All",
+                                  width=260)  # two choices by default: room for both
+    sud = f.selectbox("SUD history", ["Any", "Yes", "No"], key="cl_sud", width=120)
+    search = f.text_input("Search ID or name", key="cl_search", placeholder="e.g. KW-0013", width=200)
+    only = st.container(horizontal=True, wrap=True)
+    only_to_review = only.toggle("Only those to review", key="cl_to_review", width="content",
+                                 help="Amber or red patients whose current reasons nobody has acknowledged on Alerts")
+    only_overdue = only.toggle("Only sessions overdue", key="cl_overdue", width="content",
+                               help="The planned interval since the last session has passed")
 
 view = table
 if chosen_clinicians:
@@ -70,17 +75,26 @@ if search.strip():
 
 # ----- counts per level ----------------------------------------------------------------------
 counts = level_counts(view)
-metrics = st.columns(5)
-for col, level in zip(metrics, sorted(LEVEL_RANK, key=LEVEL_RANK.get, reverse=True)):
+# Tiles as wide as their words, wrapping to a second line when the page is narrow: five equal columns cut the
+# labels to "A…", "Gr…", "To…" at 1024 px (clinician review).
+metrics = st.container(horizontal=True, wrap=True)
+for level in sorted(LEVEL_RANK, key=LEVEL_RANK.get, reverse=True):
     look = ui.level_look(level)
-    col.metric(f"{look.icon} {look.name}", counts[level], border=True, help=f"{look.name}: {look.meaning}")
-metrics[3].metric(":material/notifications_active: To review", int(view["needs_review"].sum()), border=True,
-                  help="Amber or red patients whose current reasons no clinician has acknowledged on the Alerts page.")
-metrics[4].metric(":material/event_busy: Overdue", int(view["session_overdue"].sum()), border=True,
-                  help="Overdue by plan: the planned interval since the last session has passed.")
+    metrics.metric(f"{look.icon} {look.name}", counts[level], border=True, help=f"{look.name}: {look.meaning}",
+                   width=140)
+metrics.metric(":material/notifications_active: To review", int(view["needs_review"].sum()), border=True, width=140,
+               help="Amber or red patients whose current reasons no clinician has acknowledged on the Alerts page, or "
+                    "not in the last " + str(get_settings().review_again_days) + " days.")
+metrics.metric(":material/event_busy: Overdue", int(view["session_overdue"].sum()), border=True, width=140,
+               help="Overdue by plan: the planned interval since the last session has passed.")
 
 # ----- the table -----------------------------------------------------------------------------
 due = view["next_session_due"].dt.strftime("%Y-%m-%d").fillna("")
+
+
+def _counted(titles: pd.Series, ids: pd.Series) -> pd.Series:
+    """Each row's reasons in a few words after their number ("(3) Craving rising · ..."); a dash for none."""
+    return pd.Series([f"({len(i)}) {t}" if t else "—" for t, i in zip(titles, ids)], index=titles.index)
 # Who, how urgent, since when, whether anyone has looked and when the next session is due come first:
 # at 1366 px they are what fits beside the reasons. (Pinned columns would keep them in view while scrolling, but Streamlit
 # greys pinned text, and the level must be the clearest text on the page.)
@@ -91,7 +105,9 @@ shown = pd.DataFrame({
     "Since": view["level_since"],
     "Review": view["needs_review"].map({True: "to review", False: "reviewed"}).where(view["level"] != "green", ""),
     "Next due": due.where(~view["session_overdue"], due + " (overdue)"),
-    "Reasons": view["reason_titles"].where(view["reason_titles"] != "", "—"),
+    # How many first: the grid cuts a long cell without a way to read the rest (Streamlit 1.67 does not wrap), so
+    # "(7)" says that more follow than fit (clinician review).
+    "Reasons": _counted(view["reason_titles"], view["reason_ids"]),
     "Craving (last 12)": view["craving_history"],
     "SDS": view["sds_latest"],
     "PHQ-9": view["phq9_latest"],
@@ -104,12 +120,14 @@ shown = pd.DataFrame({
 
 filtered_by = [name for name, on in (("responsible clinician", chosen_clinicians), ("level", chosen_levels),
                                      ("indication", chosen_indications),
-                                     # by default: under care only
-                                     ("status", chosen_status and set(chosen_status) != set(PATIENT_STATUSES)),
+                                     # the default, under care only, is said apart: it is no filter anyone set
+                                     ("status", chosen_status and set(chosen_status) != set(PATIENT_STATUSES)
+                                      and set(chosen_status) != set(UNDER_CARE_STATUSES)),
                                      ("SUD history", sud != "Any"), ("to review", only_to_review),
                                      ("overdue", only_overdue), ("search", search.strip())) if on]
-st.caption(f"{len(shown)} of {len(table)} patients" + (f" (filtered by {', '.join(filtered_by)}; the counts above are "
-           "of these)" if filtered_by else "") + ". Listed worst level first and, within a level, not yet reviewed "
+under_care_only = set(chosen_status or ()) == set(UNDER_CARE_STATUSES)
+st.caption(f"{len(shown)} of {len(table)} patients" + (" under care (active or paused)" if under_care_only else "")
+           + (f" (filtered by {', '.join(filtered_by)}; the counts above are of these)" if filtered_by else "") + ". Listed worst level first and, within a level, not yet reviewed "
            "first, until a column heading is clicked. Select a row to open the patient.")
 if shown.empty:  # an empty table's own message overlapped the next label
     st.info("No patient matches these filters.")
