@@ -200,6 +200,15 @@ def test_the_patient_page_says_how_recent_the_records_are_and_when_nothing_is_re
     assert latest_records(sessions, checkins, today=dt.date(2026, 10, 31), tz="UTC")[1] is None  # 27 days: recent
     assert latest_records(sessions.iloc[:0], checkins.iloc[:0], today=today, tz="UTC") == (
         "No session or check-in recorded yet: the level rests on no record.", None)
+    # The charts run to today, and "Last 6 months" counts back from it: ending at the latest record hid the days
+    # since (clinician review).
+    here = dt.datetime.now(get_settings().tz).date()
+    from store.queries import checkins_frame
+
+    reported = checkins_frame(open_database(demo_url), ["KW-0014"])["reported_at"]
+    started = ui.to_local(min(frame["session_at"].min(), reported.min())).date()
+    assert at.date_input(key="pp_dates_KW-0014_Last 6 months").value == (max(started, here - dt.timedelta(days=183)), here)
+    assert ui.to_local(max(frame["session_at"].max(), reported.max())).date() < here  # so it can fail: records end earlier
 
 
 def test_a_green_look_alike_says_what_was_seen_but_not_counted(demo_url, monkeypatch):

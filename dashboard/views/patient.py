@@ -141,16 +141,17 @@ if span is None:
     date_from = date_to = None
 else:
     first, last = span
-    pick = st.columns([3, 2])
-    with pick[0]:
-        st.session_state.setdefault("pp_period", "Last 6 months")
-        period = st.segmented_control("Period shown on every chart", list(PERIODS), key="pp_period")
+    # "Last 6 months" counts back from today, and the charts run to today: ending at the latest record hid how long
+    # nothing has been recorded (clinician review).
+    end = max(last, data.today())
+    pick = st.container(horizontal=True, wrap=True)  # side by side when they fit; at 1024 px "All" was cut off
+    st.session_state.setdefault("pp_period", "Last 6 months")
+    period = pick.segmented_control("Period shown on every chart", list(PERIODS), key="pp_period", width="content")
     days = PERIODS.get(period)
-    default_from = first if days is None else max(first, last - dt.timedelta(days=days))
-    with pick[1]:
-        chosen = st.date_input("Or choose dates", value=(default_from, last), min_value=first, max_value=max(last, data.today()),
-                               key=f"pp_dates_{pid}_{period}", format="YYYY-MM-DD")
-    date_from, date_to = (chosen if isinstance(chosen, tuple) and len(chosen) == 2 else (default_from, last))
+    default_from = first if days is None else max(first, end - dt.timedelta(days=days))
+    chosen = pick.date_input("Or choose dates", value=(default_from, end), min_value=first, max_value=end,
+                             key=f"pp_dates_{pid}_{period}", format="YYYY-MM-DD", width=260)
+    date_from, date_to = (chosen if isinstance(chosen, tuple) and len(chosen) == 2 else (default_from, end))
     st.caption("Background shading shows the level over time (Amber and Red are labelled at the top of each chart). "
                "Hover a point for its values.")
     for spec, fig in data.chart_figures(pid, date_from, date_to):
