@@ -223,6 +223,8 @@ def test_the_drift_reason_says_when_it_counts_from_the_floor():
     drift = [r for rs in d["reasons"] for r in rs if r.rule_id == "craving_drift"]
     assert drift, "a sustained 2-3 against first answers of 0 is a drift"
     assert "against a baseline of 0 (the drift counts from at least 0.5): small rises kept adding up" in drift[-1].text
+    # each answer is measured above the floor, so the sum adds up by hand (from 0 it came to 1 more; clinician review)
+    assert "each check-in adds what is more than 1 point above 0.5 (at most 2)" in drift[-1].text
 
 
 def test_a_high_first_answer_does_not_hold_the_smoothed_trend_up():

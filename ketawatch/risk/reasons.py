@@ -337,6 +337,13 @@ def _drift_baseline(table: FeatureTable, row: int) -> str:
     return baseline_words(baseline)
 
 
+def _drift_reference(table: FeatureTable, row: int) -> str:
+    """What each craving answer is measured above: 'the baseline', or the floor ('0.5') when the floor applied, so the
+    sum can be checked by hand (a clinician adding from the baseline of 0 got 9, not the 8 shown; clinician review)."""
+    baseline, counted = table["craving_baseline"][row], table["craving_drift_baseline"][row]
+    return baseline_words(counted) if counted > baseline else "the baseline"
+
+
 def _sds(table: FeatureTable, row: int, rules: RuleSettings, sign: str | None) -> Reason:
     run = table.answered_run(row, "sds_total", "sds_met")
     last = run[-1]
@@ -487,7 +494,7 @@ def intervals_out_of(hits: int, shown: int, rules: RuleSettings) -> str:
 
 
 def _drift_text(table: FeatureTable, last: int, total: str, alarm: str, allowance: float, cap: float, unit: str,
-                value: str) -> str:
+                value: str, above: str = "the baseline") -> str:
     """'small rises kept adding up: each check-in adds what is more than 1 point above the baseline (at most 2),
     and since the rises began on 6 Sep 2026 that comes to 4 (3 or more counts)': every number needed to check it,
     the start included, since the answers quoted can be fewer than those the sum holds (fact-check)."""
@@ -496,7 +503,7 @@ def _drift_text(table: FeatureTable, last: int, total: str, alarm: str, allowanc
              f"the check-in of {date_words(table['day'][last])} alone adds")  # one step: not "kept adding up"
     return (
         f"{'small rises kept adding up' if start != last else 'a rise large enough on its own'}: each check-in adds "
-        f"what is more than {num(allowance)} {unit} above the baseline (at most {num(cap)}), and {added} "
+        f"what is more than {num(allowance)} {unit} above {above} (at most {num(cap)}), and {added} "
         f"{num(round(float(table[total][last]), 2))} ({num(table[alarm][last])} or more counts)"
     )
 
@@ -517,7 +524,7 @@ def _craving_drift(table: FeatureTable, row: int, rules: RuleSettings, sign: str
         f"Craving {values_words(table['craving'][run])} of 10 on the last {count_words(len(run), 'check-in')}, {span_words(table['day'][run])}, "
         f"against a baseline of {_drift_baseline(table, last)}: "
         + _drift_text(table, last, "craving_drift", "thr_craving_drift", rules.craving_drift_allowance,
-                      rules.craving_drift_cap, "point", "craving")
+                      rules.craving_drift_cap, "point", "craving", above=_drift_reference(table, last))
         + sud_note(table, last, "craving_drift_alarm")
     )
     return Reason("craving_drift", "weak", text, dates_of(table, run))
