@@ -68,10 +68,12 @@ if only_to_review:
     view = view[view["needs_review"]]
 if only_overdue:
     view = view[view["session_overdue"]]
-if search.strip():
-    needle = search.strip().lower()
-    view = view[view["patient_id"].str.lower().str.contains(needle, regex=False)
-                | view["display_name"].fillna("").str.lower().str.contains(needle, regex=False)]
+if search.strip():  # every word typed, anywhere in the id or the name: "sky hartwell" finds "Sky Demo-Hartwell"
+    haystack = view["patient_id"].str.lower() + " " + view["display_name"].fillna("").str.lower()
+    found = pd.Series(True, index=view.index)
+    for word in search.lower().split():
+        found &= haystack.str.contains(word, regex=False)
+    view = view[found]
 
 # ----- counts per level ----------------------------------------------------------------------
 counts = level_counts(view)
