@@ -140,6 +140,10 @@ def test_amended_and_voided_records_are_said_in_every_export_never_passed_off_as
     voided_at = pd.Timestamp(checkins["reported_at"].iloc[2])
     R.void_checkin(sample, int(checkins["id"].iloc[2]), actor=CLINICIAN, reason="entered for the wrong patient",
                    expected_version=1)
+    was = pd.Timestamp(checkins["reported_at"].iloc[1])
+    R.amend_checkin(sample, int(checkins["id"].iloc[1]), {"reported_at": (was + pd.Timedelta(hours=2)).to_pydatetime()},
+                    actor=CLINICIAN, reason="the time was typed wrong", expected_version=1, validator=Validator(now=NOW))
+    local = [(was + pd.Timedelta(hours=h)).tz_convert("Europe/London").strftime("%Y-%m-%d %H:%M") for h in (0, 2)]
 
     pdf = " ".join(pdf_text(export_patient(sample, SECRET_PID, "pdf", actor=CLINICIAN, role="clinician",
                                            now=NOW).download()[1]).split())
@@ -152,8 +156,10 @@ def test_amended_and_voided_records_are_said_in_every_export_never_passed_off_as
                                                     now=NOW).download()[1]))
     rows = list(book["corrections"].values)
     assert rows[0][:5] == ("patient_id", "record", "record_at", "change", "what_changed")
-    assert [r[1:5:2] for r in rows[1:]] == [("session", "amended"), ("check-in", "voided")]
-    assert [r[4] for r in rows[1:]] == [f"dose mg: {float(before)} -> 40.0", None]
+    assert [r[1:5:2] for r in rows[1:]] == [("session", "amended"), ("check-in", "amended"), ("check-in", "voided")]
+    # a corrected time reads in clinic time, as on the page, not as the UTC the audit trail keeps
+    assert [r[4] for r in rows[1:]] == [f"dose mg: {float(before)} -> 40.0", f"reported at: {local[0]} -> {local[1]}",
+                                        None]
     # the whole-caseload workbook has the same sheet: it showed the corrected dose as first recorded (IG review)
     records_book = load_workbook(_io.BytesIO(export_records(sample, "xlsx", actor=CLINICIAN, role="clinician",
                                                             now=NOW).download()[1]))
@@ -163,6 +169,7 @@ def test_amended_and_voided_records_are_said_in_every_export_never_passed_off_as
                                                       now=NOW).download()[1]))
     hidden_rows = list(hidden["corrections"].values)[1:]
     assert [(r[1], r[3], r[4], r[7]) for r in hidden_rows] == [("session", "amended", None, None),
+                                                                ("check-in", "amended", None, None),
                                                                 ("check-in", "voided", None, None)]
     assert not [r for r in hidden_rows if SECRET_PID in str(r) or CLINICIAN in str(r)]
 

@@ -230,6 +230,7 @@ def corrections_of(engine: Engine, patient_ids: list[str] | None, patients: pd.D
     """
     from ketawatch.audit_trail import describe_changes  # here: audit_trail imports this package's formula_injection
 
+    tz = get_settings().clinic_timezone
     parts, voided = [], {}
     for record, entity, frame, at, dtypes in (
         ("session", "session", sessions_frame(engine, patient_ids, include_voided=True, with_tracking=True), "session_at",
@@ -246,7 +247,7 @@ def corrections_of(engine: Engine, patient_ids: list[str] | None, patients: pd.D
         amendments = latest_amendments(engine, entity, changed.loc[~gone, "id"])
         what = []
         for key, is_gone in zip(changed["id"], gone):
-            before, after = amendments.get(str(key), ({}, {}))
+            before, after = (_clinic_times(values, tz) for values in amendments.get(str(key), ({}, {})))
             what.append(pd.NA if is_gone else describe_changes({"before": before, "after": after}) or pd.NA)
         parts.append(pd.DataFrame({
             "patient_id": changed["patient_id"].astype("string"),
@@ -262,6 +263,22 @@ def corrections_of(engine: Engine, patient_ids: list[str] | None, patients: pd.D
     corrections = (pd.concat(parts, ignore_index=True).sort_values("record_at", kind="stable").reset_index(drop=True)
                    if parts else pd.DataFrame(columns=CORRECTION_COLUMNS))
     return corrections, Records(patients, voided["session"], voided["check-in"])
+
+
+def _clinic_times(values: dict, tz: str) -> dict:
+    """A record's stored values with each time (ISO, UTC, as the audit trail keeps it) as the clinic reads it,
+    '2026-08-11 10:00', so a corrected session time reads as on the page."""
+    def shown(value):
+        if isinstance(value, str) and "T" in value and value[:4].isdigit():
+            try:
+                moment = pd.Timestamp(value)
+            except ValueError:
+                return value
+            if moment.tzinfo is not None:
+                return moment.tz_convert(tz).strftime("%Y-%m-%d %H:%M")
+        return value
+
+    return {name: shown(value) for name, value in values.items()}
 
 
 def deidentified_corrections(corrections: pd.DataFrame, pseudonymiser: Pseudonymiser, tz: str) -> pd.DataFrame:

@@ -275,8 +275,8 @@ _COLUMN_WORDS = {
     "record": "Kind of record: session or check-in",
     "record_at": "Date and time of that record (clinic time)",
     "change": "amended (values corrected) or voided (withdrawn; left out of every other sheet)",
-    "what_changed": "For an amendment, each field its latest change corrected, as 'field: before -> after' (times in "
-                    "UTC); blank for a voided record, and in a de-identified file",
+    "what_changed": "For an amendment, each field its latest change corrected, as 'field: before -> after' (times "
+                    "in clinic time); blank for a voided record, and in a de-identified file",
     "changed_at": "When it was changed (the latest change)",
     "changed_by": "Who changed it",
     "reason": "Why it was changed",
