@@ -114,6 +114,11 @@ def test_bad_requests_are_readable(db, tmp_path, ketawatch):
     url, _ = db
     unknown = ketawatch("export", "patient", "NOBODY", "--format", "fhir", "--out", str(tmp_path / "x.json"), "--db", url, cwd=tmp_path)
     assert unknown.returncode == 1 and unknown.stderr.strip() == "export refused: no patient with id 'NOBODY'"
+    # a slip of capitals names the patient meant, and nothing near is offered instead (another patient; IG review)
+    slip = ketawatch("export", "csv", "--out", str(tmp_path / "slip"), "--patient", SECRET_PID.lower(), "--patient",
+                     "NOBODY", "--db", url, cwd=tmp_path)
+    assert slip.returncode == 1 and slip.stderr.strip() == (
+        f"export refused: no patient with id '{SECRET_PID.lower()}' (did you mean '{SECRET_PID}'?), 'NOBODY'")
     nobody = ketawatch("export", "caseload", "--format", "pdf", "--out", str(tmp_path / "c.pdf"), "--as", "ghost", "--db", url, cwd=tmp_path)
     assert nobody.returncode == 1 and nobody.stderr.startswith("--as ghost: no such KetaWatch account; leave --as out")
     usage = ketawatch("export", "patient", SECRET_PID, "--format", "docx", "--out", str(tmp_path / "x"), "--db", url, cwd=tmp_path)

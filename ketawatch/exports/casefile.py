@@ -21,13 +21,26 @@ from ketawatch.caseload import latest_reviews
 from ketawatch.safety_answers import answers_with_follow_ups, follow_up_text, without_free_text
 from ketawatch.safety_answers import in_view as safety_in_view, one_per_patient
 from store.frames import CHECKIN_DTYPES, SESSION_DTYPES, Records, conform
-from store.queries import alert_reviews_frame, checkins_frame, latest_amendments, load_records, sessions_frame
+from store.queries import (
+    alert_reviews_frame, checkins_frame, latest_amendments, load_records, patients_frame, sessions_frame,
+)
 from store.settings import get_settings
 from store.vocabulary import UNDER_CARE_STATUSES
 
 
 class PatientNotFound(LookupError):
     """No live patient with that id."""
+
+
+def patient_not_found(engine: Engine, missing: list[str]) -> PatientNotFound:
+    """The refusal for ids no patient has, naming the id that only its capitals or spaces kept apart ('kw-0014' for
+    'KW-0014'), and nothing looser: a near id such as KW-0015 is another patient (IG review)."""
+    known = {str(p).strip().lower(): str(p) for p in patients_frame(engine)["patient_id"]}
+    shown = []
+    for pid in missing:
+        meant = known.get(pid.strip().lower())
+        shown.append(f"{pid!r}" + (f" (did you mean {meant!r}?)" if meant and meant != pid else ""))
+    return PatientNotFound(f"no patient with id {', '.join(shown)}")
 
 
 @dataclass(frozen=True)
@@ -151,7 +164,7 @@ def load_patient_case(
     end = end or export_day
     records = load_records(engine, [patient_id])
     if records.patients.empty:
-        raise PatientNotFound(f"no patient with id {patient_id!r}")
+        raise patient_not_found(engine, [patient_id])
     reviews = alert_reviews_frame(engine, [patient_id])
     if not reviews.empty:
         reviews = reviews[(local_day(reviews["reviewed_at"], tz) <= end).to_numpy(dtype=bool)]

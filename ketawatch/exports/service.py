@@ -16,7 +16,8 @@ from sqlalchemy import Engine
 from ketawatch.exports.access import check_export_allowed
 from ketawatch.exports.audit import record_export
 from ketawatch.exports.casefile import (
-    Author, caseload_csv_frame, corrections_of, deidentified_corrections, load_caseload, load_patient_case, records_within,
+    Author, caseload_csv_frame, corrections_of, deidentified_corrections, load_caseload, load_patient_case, patient_not_found,
+    records_within,
 )
 from ketawatch.exports.deidentify import Pseudonymiser, deidentify_records, deidentify_reviews
 from ketawatch.exports.tables import (
@@ -199,9 +200,7 @@ def export_records(
         known = set(patients_frame(engine, patient_ids)["patient_id"].astype(str))
         missing = [p for p in patient_ids if p not in known]
         if missing:
-            from ketawatch.exports.casefile import PatientNotFound
-
-            raise PatientNotFound(f"no patient with id {', '.join(repr(m) for m in missing)}")
+            raise patient_not_found(engine, missing)
     records = load_records(engine, patient_ids)
     real_ids = records.patients["patient_id"].astype(str).tolist()
     stem, made_at = _several_patients("records", deidentify, now)
