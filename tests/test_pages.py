@@ -209,6 +209,11 @@ def test_the_patient_page_says_how_recent_the_records_are_and_when_nothing_is_re
     started = ui.to_local(min(frame["session_at"].min(), reported.min())).date()
     assert at.date_input(key="pp_dates_KW-0014_Last 6 months").value == (max(started, here - dt.timedelta(days=183)), here)
     assert ui.to_local(max(frame["session_at"].max(), reported.max())).date() < here  # so it can fail: records end earlier
+    # A second click on the chosen period left none chosen (browser check): it stays chosen.
+    period = at.button_group(key="pp_period")
+    period.set_value("Last 3 months").run()
+    at.button_group(key="pp_period").set_value(None).run()
+    assert at.button_group(key="pp_period").value == "Last 3 months"
 
 
 def test_a_green_look_alike_says_what_was_seen_but_not_counted(demo_url, monkeypatch):
@@ -1192,8 +1197,8 @@ def test_a_patient_sent_to_alerts_from_their_page_comes_first_and_a_reopened_car
     captions = [c.value.replace("\\", "") for c in again.caption]
     assert any("3 or more days ago, and still amber or red: due for review again (every 3 days" in c
                for c in captions), captions
-    assert any('Last decision: Dose reduced, by Demo Clinician (demo-clinician): "Seen with **Dr X**; dose down"' in c
-               for c in captions), captions
+    texts = [t.value for t in again.text]  # plain text, not Markdown: the note as typed, no hidden joiners
+    assert 'Last decision: Dose reduced, by Demo Clinician (demo-clinician): "Seen with **Dr X**; dose down"' in texts
     page = _app(demo_url, monkeypatch, "patient", patient=pid)
     assert any("3 or more days ago, so it is due for review again" in c.value for c in page.caption)
 

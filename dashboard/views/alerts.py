@@ -75,8 +75,9 @@ for alert in pending.itertuples(index=False):
         with head[1]:
             st.caption(ui.alert_review_status(alert.last_reviewed_at, due_again=bool(alert.due_again),
                                               review_again_days=again))
-            if pid in decisions.index:  # what was decided last time, so the next decision starts from it
-                st.caption(ui.md_escape(ui.last_decision(decisions.loc[pid], data.staff_names())))
+            if pid in decisions.index:  # what was decided last time, so the next decision starts from it; as plain
+                # text, so the note copies as typed (escaped Markdown carries invisible joiners)
+                st.text(ui.last_decision(decisions.loc[pid], data.staff_names()))
             if st.button("Open patient", key=f"al_open_{pid}", icon=":material/person:"):
                 st.session_state[ui.PATIENT_KEY] = pid
                 st.switch_page("views/patient.py", query_params={"patient": pid})
@@ -92,8 +93,9 @@ for alert in pending.itertuples(index=False):
                 ui.field_error(errors, "action")
             with cols[1]:
                 red = alert.level == "red"
-                st.text_input("Note *" if red else "Note", key=f"al_note_{pid}", max_chars=REVIEW_NOTE_MAX_LENGTH,
-                              placeholder="What was discussed or decided" + ("" if red else " (required for 'Other')"))
+                # The rule in the label: in the placeholder it was cut to "(required for 'Othe" at 1024 px
+                st.text_input("Note *" if red else "Note (required for 'Other')", key=f"al_note_{pid}",
+                              max_chars=REVIEW_NOTE_MAX_LENGTH, placeholder="What was discussed or decided")
                 ui.field_error(errors, "note", "level", "patient_id")
             # On its own line: beside the note, "Acknowledge KW-0035" was cut to "Acknowledg…" at 1024 px, and the
             # patient id is what ties the button to its patient (clinician review).

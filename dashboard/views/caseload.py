@@ -6,6 +6,8 @@ filters it and opens a patient.
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import streamlit as st
 
@@ -71,7 +73,7 @@ if only_overdue:
 if search.strip():  # every word typed, anywhere in the id or the name: "sky hartwell" finds "Sky Demo-Hartwell"
     haystack = view["patient_id"].str.lower() + " " + view["display_name"].fillna("").str.lower()
     found = pd.Series(True, index=view.index)
-    for word in search.lower().split():
+    for word in re.split(r"[\s-]+", search.lower()):  # hyphens too: "hartwell-sky", "kw 0022"
         found &= haystack.str.contains(word, regex=False)
     view = view[found]
 
@@ -160,10 +162,11 @@ if rows:
     st.session_state[ui.PATIENT_KEY] = pid
     st.switch_page("views/patient.py", query_params={"patient": pid})
 
-go = st.columns([3, 2, 3], vertical_alignment="bottom")
-open_id = go[0].selectbox("Open a patient", shown["Patient"].tolist(), index=None, key="cl_open",
-                          format_func=ui.patient_label(table), placeholder="Type an ID or a name")
-if go[1].button("Open patient page", icon=":material/open_in_new:", disabled=open_id is None, key="cl_open_button"):
+go = st.container(horizontal=True, wrap=True, vertical_alignment="bottom")  # at 1024 px a column cut it to "Open patie…"
+open_id = go.selectbox("Open a patient", shown["Patient"].tolist(), index=None, key="cl_open", width=360,
+                       format_func=ui.patient_label(table), placeholder="Type an ID or a name")
+if go.button("Open patient page", icon=":material/open_in_new:", disabled=open_id is None, key="cl_open_button",
+             width="content"):
     st.session_state[ui.PATIENT_KEY] = open_id
     st.switch_page("views/patient.py", query_params={"patient": open_id})
 

@@ -88,10 +88,10 @@ if can_write(user) and len(mine):
 
 # ----- level and reasons ---------------------------------------------------------------------
 with st.container(border=True):
+    st.subheader("Current level", anchor=False)
+    ui.level_badge(level, since=since)  # the full width: in a column it was cut at "(since 20…" at 1024 px
     top = st.columns([3, 2])
     with top[0]:
-        st.subheader("Current level", anchor=False)
-        ui.level_badge(level, since=since)
         mood = phq9_note(recs.checkins, tz=get_settings().clinic_timezone)
         if mood and mood.worsened:  # a reliable worsening is not a footnote (a 13-point rise read as grey small print)
             st.warning(mood.text, icon=":material/trending_up:")
@@ -135,6 +135,14 @@ patient_exports(engine, user, pid)  # its own expander: "Export case review"
 
 # ----- charts on one time axis ---------------------------------------------------------------
 st.subheader("Trends", anchor=False)
+def _keep_a_period() -> None:
+    """A second click on the chosen period left none chosen, with the dates still those of the last (browser check):
+    the period stays chosen."""
+    if st.session_state.get("pp_period") is None:
+        st.session_state["pp_period"] = st.session_state.get("pp_period_kept", "Last 6 months")
+    st.session_state["pp_period_kept"] = st.session_state["pp_period"]
+
+
 span = record_span(recs, pid, tz=get_settings().clinic_timezone)
 if span is None:
     st.info("No sessions or check-ins recorded yet.")
@@ -146,7 +154,8 @@ else:
     end = max(last, data.today())
     pick = st.container(horizontal=True, wrap=True)  # side by side when they fit; at 1024 px "All" was cut off
     st.session_state.setdefault("pp_period", "Last 6 months")
-    period = pick.segmented_control("Period shown on every chart", list(PERIODS), key="pp_period", width="content")
+    period = pick.segmented_control("Period shown on every chart", list(PERIODS), key="pp_period", width="content",
+                                    on_change=_keep_a_period)
     days = PERIODS.get(period)
     default_from = first if days is None else max(first, end - dt.timedelta(days=days))
     chosen = pick.date_input("Or choose dates", value=(default_from, end), min_value=first, max_value=end,
