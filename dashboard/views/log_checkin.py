@@ -396,7 +396,8 @@ def clinician_view() -> None:
         st.info("No patients yet. Add one on the Patients and plans page first.")
         return
     errors: dict[str, list[str]] = st.session_state.get(P + "errors", {})
-    cols = st.columns([2, 2, 2], vertical_alignment="bottom")
+    cols = st.columns([1, 1], vertical_alignment="bottom")  # the tablet button below: in a third column at 1024 px
+    # it read "Hand the tablet to t…" and the patient picker "Choose a patient: type" (browser check)
     with cols[0]:
         ui.record_time_follows_clock(P)  # a time the clinician set survives a look at another page
         pid = ui.patient_picker(patients, key=P + "patient", label="Patient *")
@@ -406,15 +407,14 @@ def clinician_view() -> None:
         st.datetime_input(f"{LABELS['reported_at']} * (clinic time)", key=P + "when", step=timedelta(minutes=1),
                           format="YYYY-MM-DD", **ui.RECORD_TIMES)
         ui.field_error(errors, "reported_at")
-    with cols[2]:
-        typed = _typed()  # the patient answers on a fresh form: what was typed here would be lost without a word
-        if st.button("Hand the tablet to the patient", icon=":material/tablet:", disabled=pid is None or typed,
-                     help="Save or remove the answers typed here first: the patient starts on an empty form."
-                     if typed else "Patient mode shows only this questionnaire; your password brings you back."):
-            st.session_state[ui.PATIENT_MODE_KEY] = {"patient_id": pid}
-            _clear_answers()
-            st.session_state.pop(P + "saved", None)
-            st.rerun()
+    typed = _typed()  # the patient answers on a fresh form: what was typed here would be lost without a word
+    if st.button("Hand the tablet to the patient", icon=":material/tablet:", disabled=pid is None or typed,
+                 help="Save or remove the answers typed here first: the patient starts on an empty form."
+                 if typed else "Patient mode shows only this questionnaire; your password brings you back."):
+        st.session_state[ui.PATIENT_MODE_KEY] = {"patient_id": pid}
+        _clear_answers()
+        st.session_state.pop(P + "saved", None)
+        st.rerun()
     if typed and pid is not None:  # below the row: in its bottom-aligned column it pushed the fields down
         hint, clear = st.columns([5, 1], vertical_alignment="center")
         hint.caption("To hand the tablet to the patient, save the answers typed here, or clear them.")

@@ -183,7 +183,7 @@ st.session_state.setdefault(P + "route", "iv")
 for flag in ("early", "more"):
     st.session_state.setdefault(P + flag, False)
 
-top = st.columns([2, 2, 1])
+top = st.columns([3, 3, 2])  # at [2, 2, 1] the route read "IV infusio" at 1024 px (browser check)
 with top[0]:
     pid = ui.patient_picker(patients, key=P + "patient", label="Patient *")
     ui.follow_form_patient(P, pid, _entry_keys, _clear_entries, prefill=_prefill)
