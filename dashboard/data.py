@@ -144,7 +144,8 @@ def _patient_level(db_url: str, data_version: tuple[int, ...], patient_id: str, 
     records, tz = _patient_records(db_url, data_version, patient_id), get_settings().clinic_timezone
     levels = assess(records, as_of=as_of, tz=tz)
     mine = levels[levels["patient_id"] == patient_id]
-    found = mine.iloc[0].to_dict() if len(mine) else {"patient_id": patient_id, "level": None, "since": None, "reasons": []}
+    found = mine.iloc[0].to_dict() if len(mine) else {"patient_id": patient_id, "as_of": as_of, "level": None, "since": None,
+                                                      "reasons": []}
     return {**found, "not_counted": seen_not_counted(records, patient_id, as_of=as_of, tz=tz)}
 
 

@@ -109,6 +109,8 @@ def unreviewed_alerts(assessment: pd.DataFrame, reviews: pd.DataFrame | None, *,
     `last_reviewed_at` (None when never reviewed) and `due_again` (reopened by the review's age
     alone), red first.
     """
+    if "as_of" not in assessment:  # without it a review's age is unknown and the review-again rule would go quiet
+        raise ValueError("the assessment needs its as_of column, as ketawatch.risk.assess gives it")
     tz = ZoneInfo(tz) if isinstance(tz, str) else tz
     flagged = assessment[assessment["level"].isin(["amber", "red"])].copy()
     latest = latest_reviews(reviews)
@@ -124,7 +126,7 @@ def unreviewed_alerts(assessment: pd.DataFrame, reviews: pd.DataFrame | None, *,
     since = pd.to_datetime(joined["since"]).dt.normalize() if "since" in joined else pd.Series(pd.NaT, index=joined.index)
     new_episode = (reviewed_day < since).fillna(False).to_numpy(dtype=bool)
     reopened = never | np.array([bool(n) for n in new], dtype=bool) | (rank_now > rank_seen) | new_episode
-    assessed_day = pd.to_datetime(joined["as_of"]).dt.normalize() if "as_of" in joined else pd.Series(pd.NaT, index=joined.index)
+    assessed_day = pd.to_datetime(joined["as_of"]).dt.normalize()
     stale = (reviewed_day <= assessed_day - pd.Timedelta(days=review_again_days)).fillna(False).to_numpy(dtype=bool)
     joined["new_reasons"] = [sorted(c) if nv else n for c, n, nv in zip(current, new, never)]
     joined["last_reviewed_at"] = joined["reviewed_at"]

@@ -333,6 +333,7 @@ def test_a_dashboard_left_running_through_a_restore_reads_the_restored_database_
     one added after it: the restored counter (PostgreSQL) or row counts (SQLite) repeated those of its cached state."""
     from ketawatch.live_caseload import LiveCaseload
     from store.queries import data_version
+    from store.settings import get_settings
 
     if backend == "postgresql" and not (os.environ.get("KETAWATCH_TEST_DATABASE_URL") and shutil.which("pg_dump")):
         pytest.skip("needs KETAWATCH_TEST_DATABASE_URL and pg_dump/pg_restore on PATH")
@@ -344,7 +345,7 @@ def test_a_dashboard_left_running_through_a_restore_reads_the_restored_database_
         kb.backup(url, tmp_path / "copy.bak", actor="ops")
         new_patient = {"indication": "depression", "sud_history": "no", "treatment_start": "2026-01-05"}
         records.add_patient(app, {"patient_id": "KW-7777", **new_patient}, actor="cleo")
-        seen, caseload = data_version(app), LiveCaseload(app, TZ)
+        seen, caseload = data_version(app), LiveCaseload(app, TZ, get_settings().review_again_days)
         assert "KW-7777" in set(caseload.refresh(NOW.date()).table["patient_id"])
         kb.restore(url, tmp_path / "copy.bak", force=True, actor="ops")
         records.add_patient(app, {"patient_id": "KW-8888", **new_patient}, actor="cleo")  # the same counts again

@@ -219,6 +219,20 @@ class TestUnreviewedAlerts:
         shorter = unreviewed_alerts(red, reviews, tz=TZ, review_again_days=days_ago)  # the clinic's own setting rules
         assert shorter["patient_id"].tolist() == ["P"]
 
+    def test_the_age_of_a_review_is_counted_in_clinic_days(self):
+        """A review at 23:30 UTC in summer is made the next clinic day (00:30 in London): counted from the UTC day, it
+        came back a day early (code review)."""
+        july = dt.date(2026, 7, 29)
+        reviews = _reviews([("P", "2026-07-01T23:30Z", "red", "craving_rising")])  # 2 July in the clinic
+        red = _assessment([("P", "red", dt.date(2026, 6, 1), [_reason("craving_rising")])]).assign(as_of=july)
+        assert unreviewed_alerts(red, reviews, tz=TZ, review_again_days=AGAIN).empty  # 27 clinic days
+        later = red.assign(as_of=july + dt.timedelta(days=1))
+        assert unreviewed_alerts(later, reviews, tz=TZ, review_again_days=AGAIN)["patient_id"].tolist() == ["P"]
+
+    def test_an_assessment_without_its_date_is_refused_not_read_as_never_due(self):
+        with pytest.raises(ValueError, match="needs its as_of column"):
+            unreviewed_alerts(self._amber("craving_rising").drop(columns="as_of"), None, tz=TZ, review_again_days=AGAIN)
+
     def test_an_alert_reopened_by_a_new_reason_is_not_called_due_again(self):
         reviews = _reviews([("P", "2026-09-01T10:00Z", "amber", "craving_rising")])
         pending = unreviewed_alerts(_assessment([("P", "amber", dt.date(2026, 8, 30), [_reason("craving_rising"),

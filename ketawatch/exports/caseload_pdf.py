@@ -67,8 +67,8 @@ def caseload_pdf(export: CaseloadExport, *, tz: str) -> bytes:
             review = f"{pd.Timestamp(r.last_review_at):%Y-%m-%d} by {_cell(r.last_review_by)}: {_cell(r.last_review_action).replace('_', ' ')} (saw {_cell(r.last_review_level)})"
         else:
             review = "never reviewed"
-        if bool(r.needs_review):
-            review += "\nNEW: needs review"
+        if bool(r.needs_review):  # "NEW" was wrong for an alert back only because its review is old (code review)
+            review += "\nwaiting for review" if pd.notna(r.last_review_at) else ""
         # One table row per reason: a row cannot break across pages, and a patient with many
         # reasons in one row would not fit on a page at all. Each later row repeats the id and the
         # level, so a row that lands at the top of the next page still says whose it is and how urgent.
