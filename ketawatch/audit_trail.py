@@ -12,6 +12,7 @@ from datetime import datetime
 import pandas as pd
 from sqlalchemy import Engine
 
+from ketawatch.change_words import field_words, value_words
 from ketawatch.exports.formula_injection import neutralise
 from store.queries import audit_frame
 
@@ -58,49 +59,17 @@ def audit_lines(
     return frame.sort_values("id", ascending=False).head(limit).reset_index(drop=True)[list(COLUMNS)]
 
 
-def _value(value: object) -> str:
-    """One stored value as an admin reads it: blank for nothing, lists joined, other structures compact."""
-    if value is None or value == "":
-        return "blank"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, list):  # a list inside a list keeps its brackets: [["nausea", "mild"]] -> (nausea, mild)
-        return ", ".join(f"({_value(v)})" if isinstance(v, list) else _value(v) for v in value) or "none"
-    if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return str(value)
-
-
 #: Values KetaWatch itself writes as codes in a line's detail (a sign-in's reason and purpose), shown in words;
 #: a reason someone typed is shown exactly as typed, underscores and all.
 _CODES = frozenset({"wrong_password", "wrong_current_password", "unknown_account", "sso_unknown_identity",
                     "leave_patient_mode", "tablet_wrong_passwords"})
 
 
-def _field(name: str) -> str:
-    return name.replace("_", " ")
-
-
-def describe_changes(detail: object) -> str:
-    """What a line changed, in words: 'dose mg: 35 -> 40' for each field that differs, or the values written or voided."""
-    if not isinstance(detail, dict):
-        return ""
-    before, after = detail.get("before"), detail.get("after")
-    if isinstance(before, dict) and isinstance(after, dict):
-        names = sorted(set(before) | set(after))
-        return "; ".join(f"{_field(n)}: {_value(before.get(n))} -> {_value(after.get(n))}"
-                         for n in names if before.get(n) != after.get(n))
-    only = after if isinstance(after, dict) else before if isinstance(before, dict) else None
-    if only is None:
-        return ""
-    return "; ".join(f"{_field(n)}: {_value(v)}" for n, v in sorted(only.items()) if v not in (None, "", []))
-
-
 def describe_detail(detail: object) -> str:
     """The rest of a line's detail (reason, counts, format...) as 'name: value' pairs, without the before and after."""
     if not isinstance(detail, dict):
         return ""
-    return "; ".join(f"{_field(k)}: {v.replace('_', ' ') if isinstance(v, str) and v in _CODES else _value(v)}"
+    return "; ".join(f"{field_words(k)}: {v.replace('_', ' ') if isinstance(v, str) and v in _CODES else value_words(v)}"
                      for k, v in sorted(detail.items()) if k not in ("before", "after"))
 
 

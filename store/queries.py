@@ -274,22 +274,28 @@ def revisions_frame(engine: Engine, record_type: str, record_key: str | int) -> 
     return pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in RecordRevision.__table__.columns])
 
 
-def latest_amendments(engine: Engine, entity: str, keys: Iterable[int | str]) -> dict[str, tuple[dict, dict]]:
-    """Each record's latest amendment as (values before, values after) from its audit line, the record's own fields
-    only, so an export can say what was corrected and not only that something was."""
-    keys = [str(k) for k in keys]
-    if not keys:
-        return {}
-    q = (select(AuditEvent.entity_key, AuditEvent.detail)
-         .where(AuditEvent.action == "amend", AuditEvent.entity == entity, AuditEvent.entity_key.in_(keys))
-         .order_by(AuditEvent.at, AuditEvent.id))
+def amendments_since_first(engine: Engine, entity: str,
+                           patient_ids: Iterable[str] | None = None) -> dict[str, tuple[dict, dict]]:
+    """Each amended record's values (its own fields only) as first recorded and after its latest amendment, from its
+    audit lines, so an export can say what was corrected in all, not only that something was, nor only the latest
+    step (a dose corrected and then a note added showed only the note; code review).
+
+    Filtered by patient (an indexed column), not by record: one bound value per record broke PostgreSQL's limit of
+    65,535 for a whole caseload."""
+    q = select(AuditEvent.entity_key, AuditEvent.detail).where(AuditEvent.action == "amend", AuditEvent.entity == entity)
+    if patient_ids is not None:
+        q = q.where(AuditEvent.patient_id.in_(list(patient_ids)))
+    first: dict[str, dict] = {}
+    last: dict[str, dict] = {}
     with engine.connect() as conn:
-        latest = {key: detail for key, detail in conn.execute(q)}
+        for key, detail in conn.execute(q.order_by(AuditEvent.at, AuditEvent.id)):
+            first.setdefault(key, detail.get("before") or {})
+            last[key] = detail.get("after") or {}
 
-    def fields(values: dict | None) -> dict:
-        return {k: v for k, v in (values or {}).items() if k != "id" and k not in _TRACKING}
+    def fields(values: dict) -> dict:
+        return {k: v for k, v in values.items() if k != "id" and k not in _TRACKING}
 
-    return {key: (fields(detail.get("before")), fields(detail.get("after"))) for key, detail in latest.items()}
+    return {key: (fields(first[key]), fields(last[key])) for key in first}
 
 
 def audit_actors(engine: Engine) -> list[str]:

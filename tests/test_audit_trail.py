@@ -19,7 +19,8 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from ketawatch import accounts
-from ketawatch.audit_trail import ACTIONS, audit_csv_bytes, audit_lines, describe_changes, describe_detail
+from ketawatch.audit_trail import ACTIONS, audit_csv_bytes, audit_lines, describe_detail
+from ketawatch.change_words import describe_changes
 from store import records
 from store.audit import record_event
 from store.importer import import_folder

@@ -137,6 +137,10 @@ def test_amended_and_voided_records_are_said_in_every_export_never_passed_off_as
     sessions, checkins = sessions_frame(sample, [SECRET_PID]), checkins_frame(sample, [SECRET_PID])
     R.amend_session(sample, int(sessions["id"].iloc[1]), {"dose_mg": 40}, actor=CLINICIAN, reason="typed 38 for 40",
                     expected_version=1, validator=Validator(now=NOW))
+    # amended again: the export gives every correction since it was first recorded, not only this last one, and
+    # names a changed note without quoting it again (code review)
+    R.amend_session(sample, int(sessions["id"].iloc[1]), {"notes": "Seen by Dr Rowe"}, actor=CLINICIAN,
+                    reason="note added", expected_version=2, validator=Validator(now=NOW))
     voided_at = pd.Timestamp(checkins["reported_at"].iloc[2])
     R.void_checkin(sample, int(checkins["id"].iloc[2]), actor=CLINICIAN, reason="entered for the wrong patient",
                    expected_version=1)
@@ -148,9 +152,9 @@ def test_amended_and_voided_records_are_said_in_every_export_never_passed_off_as
     pdf = " ".join(pdf_text(export_patient(sample, SECRET_PID, "pdf", actor=CLINICIAN, role="clinician",
                                            now=NOW).download()[1]).split())
     assert "* amended after it was first recorded: what changed, when and why are under Corrections" in pdf
-    assert "session" in pdf and "typed 38 for 40" in pdf and "voided" in pdf and "entered for the wrong patient" in pdf
+    assert "session" in pdf and "note added" in pdf and "voided" in pdf and "entered for the wrong patient" in pdf
     before = sessions["dose_mg"].iloc[1]  # the footnote promised what changed; the table gave only "amended" (IG review)
-    assert f"amended: dose mg: {float(before)} -> 40.0" in pdf, pdf
+    assert f"amended: dose mg: {float(before)} -> 40.0; notes changed" in pdf, pdf
 
     book = load_workbook(_io.BytesIO(export_patient(sample, SECRET_PID, "xlsx", actor=CLINICIAN, role="clinician",
                                                     now=NOW).download()[1]))
@@ -158,8 +162,8 @@ def test_amended_and_voided_records_are_said_in_every_export_never_passed_off_as
     assert rows[0][:5] == ("patient_id", "record", "record_at", "change", "what_changed")
     assert [r[1:5:2] for r in rows[1:]] == [("session", "amended"), ("check-in", "amended"), ("check-in", "voided")]
     # a corrected time reads in clinic time, as on the page, not as the UTC the audit trail keeps
-    assert [r[4] for r in rows[1:]] == [f"dose mg: {float(before)} -> 40.0", f"reported at: {local[0]} -> {local[1]}",
-                                        None]
+    assert [r[4] for r in rows[1:]] == [f"dose mg: {float(before)} -> 40.0; notes changed",
+                                        f"reported at: {local[0]} -> {local[1]}", None]
     # the whole-caseload workbook has the same sheet: it showed the corrected dose as first recorded (IG review)
     records_book = load_workbook(_io.BytesIO(export_records(sample, "xlsx", actor=CLINICIAN, role="clinician",
                                                             now=NOW).download()[1]))

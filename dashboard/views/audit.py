@@ -14,7 +14,8 @@ from dashboard import data, ui
 from dashboard.auth import is_admin, require_user
 from dashboard.export_panel import PreparedFile, offer_file
 from dashboard.record_views import audit_trail_read
-from ketawatch.audit_trail import ACTIONS, LIMIT, audit_csv_bytes, audit_lines, describe_changes, describe_detail
+from ketawatch.audit_trail import ACTIONS, LIMIT, audit_csv_bytes, audit_lines, describe_detail
+from ketawatch.change_words import describe_changes
 from ketawatch.exports.audit import record_export
 from store.queries import audit_actors
 

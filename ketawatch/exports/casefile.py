@@ -18,11 +18,12 @@ from ketawatch.exports.deidentify import (
     Pseudonymiser, age_band, deidentify_records, deidentify_reviews, shift_instants, to_the_minute,
 )
 from ketawatch.caseload import latest_reviews
+from ketawatch.change_words import describe_changes
 from ketawatch.safety_answers import answers_with_follow_ups, follow_up_text, without_free_text
 from ketawatch.safety_answers import in_view as safety_in_view, one_per_patient
 from store.frames import CHECKIN_DTYPES, SESSION_DTYPES, Records, conform
 from store.queries import (
-    alert_reviews_frame, checkins_frame, latest_amendments, load_records, patients_frame, sessions_frame,
+    alert_reviews_frame, amendments_since_first, checkins_frame, load_records, patients_frame, sessions_frame,
 )
 from store.settings import get_settings
 from store.vocabulary import UNDER_CARE_STATUSES
@@ -241,8 +242,6 @@ def corrections_of(engine: Engine, patient_ids: list[str] | None, patients: pd.D
     ("dose mg: 35.0 -> 38.0"); every earlier version is kept in the database (record_revision) and
     the audit trail.
     """
-    from ketawatch.audit_trail import describe_changes  # here: audit_trail imports this package's formula_injection
-
     tz = get_settings().clinic_timezone
     parts, voided = [], {}
     for record, entity, frame, at, dtypes in (
@@ -257,11 +256,9 @@ def corrections_of(engine: Engine, patient_ids: list[str] | None, patients: pd.D
         if changed.empty:
             continue
         gone = changed["voided_at"].notna()
-        amendments = latest_amendments(engine, entity, changed.loc[~gone, "id"])
-        what = []
-        for key, is_gone in zip(changed["id"], gone):
-            before, after = (_clinic_times(values, tz) for values in amendments.get(str(key), ({}, {})))
-            what.append(pd.NA if is_gone else describe_changes({"before": before, "after": after}) or pd.NA)
+        amendments = amendments_since_first(engine, entity, patient_ids)
+        what = [pd.NA if is_gone else _what_changed(*amendments.get(str(key), ({}, {})), tz) or pd.NA
+                for key, is_gone in zip(changed["id"], gone)]
         parts.append(pd.DataFrame({
             "patient_id": changed["patient_id"].astype("string"),
             "record": record,
@@ -276,6 +273,21 @@ def corrections_of(engine: Engine, patient_ids: list[str] | None, patients: pd.D
     corrections = (pd.concat(parts, ignore_index=True).sort_values("record_at", kind="stable").reset_index(drop=True)
                    if parts else pd.DataFrame(columns=CORRECTION_COLUMNS))
     return corrections, Records(patients, voided["session"], voided["check-in"])
+
+
+#: Free text an amendment may have corrected away (a name typed in the wrong patient's notes): said to have changed,
+#: never quoted again in an export (code review).
+_NOT_QUOTED = ("notes",)
+
+
+def _what_changed(before: dict, after: dict, tz: str) -> str:
+    """'dose mg: 35.0 -> 40.0; notes changed': every field corrected since the record was first made, times in clinic
+    time, free text named but not quoted."""
+    unquoted = [name for name in _NOT_QUOTED if before.get(name) != after.get(name)]
+    before, after = ({k: v for k, v in _clinic_times(values, tz).items() if k not in _NOT_QUOTED}
+                     for values in (before, after))
+    words = [describe_changes({"before": before, "after": after}), *(f"{name} changed" for name in unquoted)]
+    return "; ".join(w for w in words if w)
 
 
 def _clinic_times(values: dict, tz: str) -> dict:
