@@ -284,15 +284,20 @@ def staff_column(usernames: pd.Series, names: dict[str, str]) -> pd.Series:
     return usernames.map(shown)
 
 
+def alert_reopened_because(*, due_again: bool, review_again_days: int) -> str:
+    """Why a reviewed alert waits again, in the same words on the Alerts page and the patient page."""
+    if due_again:
+        return (f"{review_again_days} or more days ago, and still amber or red: due for review again (every "
+                f"{review_again_days} days while it lasts)")
+    return "reopened by a new reason, a higher level or a new episode"
+
+
 def alert_review_status(last_reviewed_at, *, due_again: bool, review_again_days: int) -> str:
-    """Why an alert waits for review, in the same words on the Alerts page and the patient page."""
+    """The Alerts card's line on the last review: never, or when and why the alert waits again."""
     if last_reviewed_at is None or pd.isna(last_reviewed_at):
         return "Never reviewed."
-    when = fmt_datetime(last_reviewed_at)
-    if due_again:
-        return (f"Last reviewed {when}, {review_again_days} or more days ago, and still amber or red: due for review "
-                f"again (every {review_again_days} days while it lasts).")
-    return f"Last reviewed {when}; reopened by a new reason, a higher level or a new episode."
+    because = alert_reopened_because(due_again=due_again, review_again_days=review_again_days)
+    return f"Last reviewed {fmt_datetime(last_reviewed_at)}{';' if not due_again else ','} {because}."
 
 
 def last_decision(review: pd.Series, names: dict[str, str]) -> str:

@@ -1200,7 +1200,8 @@ def test_a_patient_sent_to_alerts_from_their_page_comes_first_and_a_reopened_car
     texts = [t.value for t in again.text]  # plain text, not Markdown: the note as typed, no hidden joiners
     assert 'Last decision: Dose reduced, by Demo Clinician (demo-clinician): "Seen with **Dr X**; dose down"' in texts
     page = _app(demo_url, monkeypatch, "patient", patient=pid)
-    assert any("3 or more days ago, so it is due for review again" in c.value for c in page.caption)
+    assert any("; 3 or more days ago, and still amber or red: due for review again (every 3 days" in c.value
+               for c in page.caption)  # the Alerts page's words
 
 
 def test_the_patient_page_sends_a_writer_to_alerts_only_while_the_alert_waits(demo_url, monkeypatch):

@@ -51,7 +51,8 @@ with st.container(border=True):
     search = f.text_input("Search ID or name", key="cl_search", placeholder="e.g. KW-0013", width=200)
     only = st.container(horizontal=True, wrap=True)
     only_to_review = only.toggle("Only those to review", key="cl_to_review", width="content",
-                                 help="Amber or red patients whose current reasons nobody has acknowledged on Alerts")
+                                 help="Amber or red patients whose current reasons nobody has acknowledged on Alerts, "
+                                      f"or not in the last {get_settings().review_again_days} days")
     only_overdue = only.toggle("Only sessions overdue", key="cl_overdue", width="content",
                                help="The planned interval since the last session has passed")
 

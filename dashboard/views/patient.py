@@ -108,11 +108,10 @@ with st.container(border=True):
             listed = not alerts_waiting(this_level, patients, reviews, tz=tz, review_again_days=again).empty  # as the Alerts page lists it
             if pid in latest.index:
                 r = latest.loc[pid]
-                due_again = unreviewed and bool(waiting["due_again"].iloc[0])
-                st.caption(f"Last alert review {ui.fmt_datetime(r['reviewed_at'])}, at level {ui.words(r['reviewed_level'])}"
-                           + (f"; {again} or more days ago, so it is due for review again while the level lasts."
-                              if due_again else "; a reason, a higher level or a new episode since then waits for review."
-                              if unreviewed else "; it covers the current reasons."))
+                because = ui.alert_reopened_because(due_again=bool(waiting["due_again"].iloc[0]), review_again_days=again) \
+                    if unreviewed else "it covers the current reasons"
+                st.caption(f"Last alert review {ui.fmt_datetime(r['reviewed_at'])}, at level "
+                           f"{ui.words(r['reviewed_level'])}; {because}.")
             else:
                 st.caption("This alert has not been reviewed yet.")
             if unreviewed and not listed:
