@@ -286,9 +286,27 @@ def _refuse_newer(url: str, backend: str) -> None:
                             "KetaWatch. Nothing was written")
 
 
+def sqlite_in_memory(source: Path) -> sqlite3.Connection:
+    """A consistent copy of the SQLite database `source` held in memory, for a dry run to upgrade and check against:
+    nothing is written to disk, so no copy of patient data is left behind by a run that is killed (code review)."""
+    if not source.is_file():
+        raise BackupRefused(f"there is no database at {source}")
+    src = sqlite3.connect(_read_only(source), uri=True, timeout=BUSY_SECONDS)
+    copy = sqlite3.connect(":memory:", check_same_thread=False)
+    try:
+        src.backup(copy)
+    except sqlite3.Error as exc:
+        copy.close()
+        raise BackupRefused(f"{source} could not be read ({exc})") from None
+    finally:
+        src.close()
+    copy.execute("PRAGMA foreign_keys=ON")
+    return copy
+
+
 def copy_sqlite(source: Path, path: Path) -> str:
     """A consistent, checked copy of the SQLite database `source` in the new file `path`, adding nothing to the source
-    (the backup's audit line is written by `backup`; a dry run copies without one)."""
+    (the backup's audit line is written by `backup`)."""
     if not source.is_file():
         raise BackupRefused(f"there is no database at {source}")
     handle, temp_name = tempfile.mkstemp(prefix=".ketawatch-backup-", suffix=".db", dir=path.parent)

@@ -425,29 +425,26 @@ def _engine_for_a_dry_run(db: str | None):
 
 
 def _upgraded_copy_for_a_dry_run(url: str, found: str):
-    """A dry run against a database at an older schema checks an upgraded copy of it, since a dry run changes nothing
-    and opening would upgrade it (IT review); a PostgreSQL database cannot be copied here, so it is refused instead."""
-    import atexit
-    import shutil
-    import tempfile
+    """A dry run against a database at an older schema checks an upgraded copy of it held in memory, since a dry run
+    changes nothing and opening would upgrade it (IT review); a PostgreSQL database cannot be copied here, so it is
+    refused instead."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import StaticPool
 
-    from ketawatch.backup import BackupRefused, copy_sqlite, sqlite_path
-    from store.db import make_engine, schema_head, upgrade
+    from ketawatch.backup import BackupRefused, sqlite_in_memory, sqlite_path
+    from store.db import schema_head, upgrade
 
     head = schema_head()
     if not _is_sqlite(url):
         fail(f"dry run refused: {safe_url(url)} is at schema {found} and this KetaWatch needs {head}; a dry run changes "
              "nothing, so it does not upgrade the database. Upgrade it first (README: Upgrading KetaWatch), then run "
              "the dry run again; nothing was changed")
-    folder = tempfile.mkdtemp(prefix="ketawatch-dry-run-")
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    copy = Path(folder) / "dry-run.db"
     try:
-        copy_sqlite(sqlite_path(url), copy)
-    except (BackupRefused, OSError) as exc:
+        copy = sqlite_in_memory(sqlite_path(url))
+    except BackupRefused as exc:
         fail(f"dry run refused: {safe_url(absolute_sqlite(url))} is at schema {found} and could not be copied to check "
              f"against ({exc}); nothing was changed")
-    engine = make_engine(f"sqlite:///{copy}")
+    engine = create_engine("sqlite://", creator=lambda: copy, poolclass=StaticPool)  # the one in-memory connection
     upgrade(engine)
     typer.echo(f"note: {safe_url(absolute_sqlite(url))} is at schema {found}, older than this KetaWatch's {head}: "
                "checked against an upgraded copy of it; the database itself was not changed (the import will upgrade it)",
