@@ -131,6 +131,16 @@ def _sign_labels() -> dict[str, str]:
 _SIGN_LABELS = _sign_labels()
 
 
+def _sign_top() -> int:
+    """The highest checklist answer, from the catalogue's answer words (0 "not at all" to 3), as the form offers them."""
+    from seed_data.catalogue import warning_sign_answers
+
+    return len(warning_sign_answers()) - 1
+
+
+_SIGN_TOP = _sign_top()
+
+
 def _instrument_range(name: str, low: str, high: str) -> dict[str, int]:
     """An instrument's range from seed_data/instruments.toml, the file the check-in form reads, so the two agree."""
     from seed_data.catalogue import instruments
@@ -146,7 +156,7 @@ CHECKIN_RULES: dict[str, Rule] = {
         Rule("craving", "Craving", "int", required=True, **_instrument_range("craving", "min", "max")),
         *(Rule(c, f"Severity of Dependence Scale item {i}", "int", **_instrument_range("sds", "item_min", "item_max"))
           for i, c in enumerate(SDS_ITEMS, 1)),
-        *(Rule(c, f"Warning sign '{_SIGN_LABELS[c]}'", "int", low=0, high=3) for c in WARNING_SIGNS),
+        *(Rule(c, f"Warning sign '{_SIGN_LABELS[c]}'", "int", low=0, high=_SIGN_TOP) for c in WARNING_SIGNS),
         Rule("phq9", "PHQ-9 total", "int", **_instrument_range("phq9", "total_min", "total_max")),
         Rule("notes", "Notes", "text", max_length=5000),
     )
