@@ -53,9 +53,10 @@ class Author:
     role: str
 
     def shown(self, pseudonymiser: Pseudonymiser | None) -> str:
-        """'Dr Ahmed (dr-ahmed, clinician)', or 'S-1a2b3c4d (reviewer)' when de-identified."""
+        """'Dr Ahmed (dr-ahmed, clinician)', or 'S-1a2b3c4d' when de-identified: no role, which in a small team can name
+        the one person who holds it (IG review)."""
         if pseudonymiser is not None:
-            return f"{pseudonymiser.staff(self.username)} ({self.role})"
+            return pseudonymiser.staff(self.username)
         name = f"{self.display_name} ({self.username}, {self.role})" if self.display_name else f"{self.username} ({self.role})"
         return name
 
