@@ -239,9 +239,9 @@ def corrections_of(engine: Engine, patient_ids: list[str] | None, patients: pd.D
     """The patients' (default everyone's) amended and voided sessions and check-ins (one row each, newest change), and
     the voided records.
 
-    A record amended several times shows its latest amendment here, with the fields it changed
-    ("dose mg: 35.0 -> 38.0"); every earlier version is kept in the database (record_revision) and
-    the audit trail.
+    A record amended several times shows its latest amendment here (when, by whom, why) and every
+    field corrected since it was first recorded ("dose mg: 35.0 -> 40.0; notes changed"); every
+    earlier version is kept in the database (record_revision) and the audit trail.
     """
     tz = get_settings().clinic_timezone
     parts, voided = [], {}
