@@ -365,6 +365,17 @@ def test_caseload_filters_and_counts(demo_url, monkeypatch):
     assert at.dataframe[0].value["Patient"].tolist() == ["KW-0001"]
 
 
+def test_red_and_amber_cells_are_tinted_and_green_ones_plain():
+    """In a long caseload the red rows did not stand out (clinician review); the symbol and the name still say the
+    level without colour."""
+    from dashboard.ui import level_cell_style, level_short
+
+    red, amber, green = (level_cell_style(level_short(level)) for level in ("red", "amber", "green"))
+    assert "background-color: rgba(201, 42, 42" in red and "font-weight: 600" in red
+    assert "background-color: rgba(230, 119, 0" in amber
+    assert green == "" and level_cell_style("–") == ""
+
+
 def test_the_caseload_narrows_to_those_to_review_or_overdue_and_names_every_reason_in_words(demo_url, monkeypatch):
     """A meeting goes through those nobody has looked at; a nurse rings those whose session is overdue."""
     at = _app(demo_url, monkeypatch, "caseload")

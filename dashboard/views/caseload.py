@@ -137,7 +137,7 @@ st.caption(f"{len(shown)} of {len(table)} patients" + (" under care (active or p
 if shown.empty:  # an empty table's own message overlapped the next label
     st.info("No patient matches these filters.")
 picked = None if shown.empty else ui.show_table(
-    shown,
+    shown.style.map(ui.level_cell_style, subset=["Level"]),  # red and amber stand out in a long list (clinician review)
     key="cl_table",
     on_select="rerun",
     selection_mode="single-row",
