@@ -300,8 +300,7 @@ def sqlite_in_memory(source: Path) -> sqlite3.Connection:
         raise BackupRefused(f"{source} could not be read ({exc})") from None
     finally:
         src.close()
-    copy.execute("PRAGMA foreign_keys=ON")
-    return copy
+    return copy  # its pragmas come with the engine (store.db.engine_in_memory)
 
 
 def copy_sqlite(source: Path, path: Path) -> str:

@@ -391,16 +391,15 @@ def _write_demo_csv(folder: Path) -> None:
 
 
 def _engine_for_a_dry_run(db: str | None):
-    """The database a dry run checks against: the real one when it holds KetaWatch data, else an empty one of its own
-    in a temporary folder, so that a dry run never makes the database it was pointed at (IT review)."""
-    import atexit
-    import shutil
-    import tempfile
+    """The database a dry run checks against: the real one when it holds KetaWatch data at the current schema, else
+    one of its own in memory (empty, or an upgraded copy), so that a dry run never makes or upgrades the database it
+    was pointed at (IT review)."""
+    import sqlite3
 
     from sqlalchemy import create_engine
 
     from ketawatch.backup import known_revisions
-    from store.db import foreign_tables, make_engine, normalise_url, schema_head, upgrade, url_problem
+    from store.db import foreign_tables, normalise_url, schema_head, url_problem
 
     url = resolve_url(db)
     found = _stored_schema(url) if url_problem(url) is None else None
@@ -414,25 +413,27 @@ def _engine_for_a_dry_run(db: str | None):
                     return open_db(db)  # refused there, in the same words as any command
             finally:
                 probe.dispose()
-        folder = tempfile.mkdtemp(prefix="ketawatch-dry-run-")
-        atexit.register(shutil.rmtree, folder, ignore_errors=True)
         typer.echo(f"note: {safe_url(absolute_sqlite(url))} holds no KetaWatch database yet: checked against an empty "
                    "one, and none was made", err=True)
-        engine = make_engine(f"sqlite:///{Path(folder) / 'dry-run.db'}")
-        upgrade(engine)
-        return engine
+        return _migrated_in_memory(sqlite3.connect(":memory:", check_same_thread=False))
     return open_db(db)
+
+
+def _migrated_in_memory(connection):
+    """An engine on an in-memory SQLite connection, its schema brought to the current one: a dry run's stand-in."""
+    from store.db import engine_in_memory, upgrade
+
+    engine = engine_in_memory(connection)
+    upgrade(engine)
+    return engine
 
 
 def _upgraded_copy_for_a_dry_run(url: str, found: str):
     """A dry run against a database at an older schema checks an upgraded copy of it held in memory, since a dry run
     changes nothing and opening would upgrade it (IT review); a PostgreSQL database cannot be copied here, so it is
     refused instead."""
-    from sqlalchemy import create_engine
-    from sqlalchemy.pool import StaticPool
-
     from ketawatch.backup import BackupRefused, sqlite_in_memory, sqlite_path
-    from store.db import schema_head, upgrade
+    from store.db import schema_head
 
     head = schema_head()
     if not _is_sqlite(url):
@@ -444,8 +445,7 @@ def _upgraded_copy_for_a_dry_run(url: str, found: str):
     except BackupRefused as exc:
         fail(f"dry run refused: {safe_url(absolute_sqlite(url))} is at schema {found} and could not be copied to check "
              f"against ({exc}); nothing was changed")
-    engine = create_engine("sqlite://", creator=lambda: copy, poolclass=StaticPool)  # the one in-memory connection
-    upgrade(engine)
+    engine = _migrated_in_memory(copy)
     typer.echo(f"note: {safe_url(absolute_sqlite(url))} is at schema {found}, older than this KetaWatch's {head}: "
                "checked against an upgraded copy of it; the database itself was not changed (the import will upgrade it)",
                err=True)

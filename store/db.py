@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from alembic.util.exc import CommandError
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import StaticPool
 
 from store.settings import get_settings
 
@@ -134,22 +136,34 @@ def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         _private_file(url)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10}, hide_parameters=True)
-        event.listen(engine, "connect", _sqlite_pragmas)
-        # Let SQLAlchemy own transactions (pysqlite's implicit BEGIN would break SAVEPOINTs).
-        @event.listens_for(engine, "connect")
-        def _no_implicit_begin(dbapi_connection, _record):
-            dbapi_connection.isolation_level = None
-
-        @event.listens_for(engine, "begin")
-        def _begin(conn):
-            # A writer takes the write lock up front, so two simultaneous saves queue (busy_timeout)
-            # and the second sees the first's version, instead of failing with "database is locked".
-            immediate = conn.get_execution_options().get(WRITE_OPTION)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-        return engine
+        return _sqlite_ways(create_engine(url, connect_args={"check_same_thread": False, "timeout": 10},
+                                          hide_parameters=True))
     return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+
+
+def engine_in_memory(connection: sqlite3.Connection) -> Engine:
+    """An engine on one in-memory SQLite connection (a dry run's stand-in database), set up as `make_engine` sets up
+    every SQLite engine: the same pragmas and transactions, parameters kept out of error texts."""
+    return _sqlite_ways(create_engine("sqlite://", creator=lambda: connection, poolclass=StaticPool,
+                                      hide_parameters=True))
+
+
+def _sqlite_ways(engine: Engine) -> Engine:
+    """The pragmas and transaction handling every SQLite engine of KetaWatch's gets."""
+    event.listen(engine, "connect", _sqlite_pragmas)
+    # Let SQLAlchemy own transactions (pysqlite's implicit BEGIN would break SAVEPOINTs).
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        # A writer takes the write lock up front, so two simultaneous saves queue (busy_timeout)
+        # and the second sees the first's version, instead of failing with "database is locked".
+        immediate = conn.get_execution_options().get(WRITE_OPTION)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
 
 
 def alembic_config(engine: Engine | None) -> Config:
