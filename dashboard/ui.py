@@ -74,13 +74,12 @@ def level_short(level: str | None) -> str:
 
 #: A table cell's tint per level, translucent so that it reads on the light and the dark theme alike; the cell's
 #: symbol and name still carry the level without colour.
-_LEVEL_TINTS = {"Red": "rgba(201, 42, 42, 0.22)", "Amber": "rgba(230, 119, 0, 0.22)"}
+_LEVEL_TINTS = {"red": "rgba(201, 42, 42, 0.22)", "amber": "rgba(230, 119, 0, 0.22)"}
 
 
 def level_cell_style(cell: object) -> str:
-    """CSS for a table's level cell ('‼ Red'): tinted and bold for red and amber, plain for green."""
-    name = str(cell).split(" ", 1)[-1].split(":", 1)[0]
-    tint = _LEVEL_TINTS.get(name)
+    """CSS for a table's level cell as `level_short` writes it ('‼ Red'): tinted and bold for red and amber."""
+    tint = next((t for level, t in _LEVEL_TINTS.items() if cell == level_short(level)), None)
     return f"background-color: {tint}; font-weight: 600" if tint else ""
 
 

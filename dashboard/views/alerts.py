@@ -31,7 +31,8 @@ names = data.patients().set_index("patient_id")["display_name"]
 decisions = latest_reviews(data.reviews())
 # Sent from a patient's page ("Review on the Alerts page"): that patient's card first, not the fifth of five.
 focus = st.query_params.get("patient")
-if focus and focus in set(pending["patient_id"]):
+focused = bool(focus) and focus in set(pending["patient_id"])
+if focused:
     first = (pending["patient_id"] == focus).to_numpy()
     pending = pd.concat([pending[first], pending[~first]], ignore_index=True)
 
@@ -43,8 +44,7 @@ if pending.empty:
     st.success("No amber or red patient is waiting for review.", icon=":material/task_alt:")
 else:
     st.write(f"{len(pending)} patient(s) waiting for review: "
-             + (f"{ui.md_escape(focus)} first, as opened from their page, then red first." if focus in
-                set(pending["patient_id"]) else "red first."))
+             + (f"{ui.md_escape(focus)} first, as opened from their page, then red first." if focused else "red first."))
 
 
 def _acknowledge(pid: str, level: str, ids: list[str]) -> None:
