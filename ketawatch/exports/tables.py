@@ -323,7 +323,8 @@ def about_sheet(sheets: dict[str, pd.DataFrame], *, deidentified: bool = False) 
 
 
 def corrections_sheet(corrections: pd.DataFrame | None, tz: str) -> pd.DataFrame:
-    """Amended and voided records as a sheet: clinic-local times, the latest change of each with who and why."""
+    """Amended and voided records as a sheet: clinic-local times, what was corrected since each was first recorded, and
+    the latest change's who and why."""
     columns = ["patient_id", "record", "record_at", "change", "what_changed", "changed_at", "changed_by", "reason"]
     if corrections is None or corrections.empty:
         return pd.DataFrame(columns=columns)
