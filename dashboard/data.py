@@ -150,6 +150,16 @@ def _patient_level(db_url: str, data_version: tuple[int, ...], patient_id: str, 
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
+def _shown_then(db_url: str, data_version: tuple[int, ...], patient_id: str, as_of: date) -> pd.DataFrame:
+    from ketawatch.risk import load_rules
+    from ketawatch.risk.as_seen import shown_then
+    from store.known_then import record_timeline
+
+    timeline = record_timeline(_engine_for(db_url), [patient_id])
+    return shown_then(timeline, rules=load_rules(), tz=get_settings().clinic_timezone, until=as_of)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
 def _patient_reviews(db_url: str, data_version: tuple[int, ...], patient_id: str) -> pd.DataFrame:
     return queries.alert_reviews_frame(_engine_for(db_url), [patient_id])
 
@@ -220,6 +230,12 @@ def patient_level(patient_id: str) -> dict:
     """One patient's level as of today: `level`, `since` and `reasons`, as in their caseload row, and what was seen
     but `not_counted`."""
     return _patient_level(url(), version(), patient_id, today())
+
+
+def shown_then(patient_id: str) -> pd.DataFrame:
+    """One patient's level as it was shown at the end of each day their stored records changed, beside today's replay
+    of that day (ketawatch.risk.as_seen; cached until the next write)."""
+    return _shown_then(url(), version(), patient_id, today())
 
 
 def patient_reviews(patient_id: str) -> pd.DataFrame:

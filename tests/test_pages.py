@@ -327,6 +327,26 @@ def test_the_dashboard_opens_a_database_set_as_a_plain_file_path(demo_url, monke
     assert len(at.dataframe[0].value) == len(patients_frame(open_database(demo_url)))
 
 
+def test_the_patient_page_says_where_the_level_shown_at_the_time_differs_from_todays_replay(empty_url, monkeypatch):
+    """A craving typed in wrongly showed amber on 14 Sep; corrected on 16 Sep, today's replay of that date is green."""
+    from tests.test_known_then import enter_a_craving_typo_corrected_later
+
+    enter_a_craving_typo_corrected_later(open_database(empty_url), "KT-1")
+    at = _app(empty_url, monkeypatch, "patient", empty=True, patient="KT-1")
+    _no_exception(at)
+    assert [i.value for i in at.info if "differs from today's replay" in i.value] == [
+        "On 1 of the 8 days, the level shown then differs from today's replay of that date: records of it were "
+        "entered later, corrected or voided."]
+    table = next(d.value for d in at.dataframe if "Shown then" in d.value.columns)
+    rows = {str(r["End of day"]): (r["Shown then"], r["Why then"], r["Today's replay of that date"], r["Differs"])
+            for _, r in table.iterrows()}
+    assert rows == {
+        "2026-09-16": ("✓ Green", "", "✓ Green", ""),
+        "2026-09-14": ("⚠ Amber", "Craving rising · Craving drifting up (supporting)", "✓ Green", "yes"),
+        "2026-08-03": ("✓ Green", "", "✓ Green", ""),
+    }
+
+
 def test_reviewer_gets_no_forms(demo_url, monkeypatch):
     for page in ("log_session", "log_checkin", "patients", "alerts"):
         at = _app(demo_url, monkeypatch, page, role="reviewer")

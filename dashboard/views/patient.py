@@ -18,10 +18,11 @@ from dashboard.safety_follow_up import follow_up_form
 from dashboard.auth import can_write
 from dashboard.export_panel import patient_exports
 from dashboard.record_views import patient_opened
-from ketawatch.caseload import alerts_waiting, latest_reviews, unreviewed_alerts
+from ketawatch.caseload import alerts_waiting, latest_reviews, reason_summary, unreviewed_alerts
 from ketawatch.charts import record_span
 from ketawatch.record_dates import latest_records
 from ketawatch.risk import combination_note, load_rules, sud_history_note
+from ketawatch.risk.as_seen import days_to_list
 from ketawatch.risk.scoring import dose_per_kg, phq9_note, sds_total
 from seed_data.catalogue import warning_signs
 from store.settings import get_settings
@@ -242,6 +243,34 @@ if can_write(user) and not (s.empty and c.empty):
 
 with st.expander("Amended and voided records", icon=":material/history:"):
     record_history(data.changed_records(pid))
+
+with st.expander("Level as shown at the time", icon=":material/event_repeat:"):
+    st.caption("What KetaWatch showed at the end of each day on which this patient's records were entered, corrected "
+               "or voided, computed from the records as they were stored then (with today's rules), beside today's "
+               "replay of that date. The charts' shading and the exports' level history are the replay: a record "
+               "entered late, corrected or voided changes them from its date on.")
+    seen = data.shown_then(pid)
+    listed = days_to_list(seen)
+    differing = int(seen["differs"].sum()) if len(seen) else 0
+    if seen.empty:
+        st.write("No session or check-in had been stored for this patient by the end of any day.")
+    elif differing:
+        st.info(f"On {differing} of the {len(seen)} days, the level shown then differs from today's replay of that "
+                "date: records of it were entered later, corrected or voided.", icon=":material/difference:")
+    else:
+        st.write(f"On each of the {len(seen)} days, the level shown then is the level today's replay gives for that date.")
+    if len(listed):
+        table = pd.DataFrame({
+            "End of day": listed["date"],
+            "Shown then": listed["level"].map(ui.level_short),
+            "Why then": listed["reasons"].map(reason_summary),
+            "Today's replay of that date": listed["replay_level"].map(
+                lambda lv: "not assessed" if lv == "not assessed" else ui.level_short(lv)),
+            "Differs": listed["differs"].map({True: "yes", False: ""}),
+        }).iloc[::-1]  # newest first, as the records above
+        ui.show_table(table.style.map(ui.level_cell_style, subset=["Shown then", "Today's replay of that date"]),
+                      key="pp_shown_then",
+                      column_config={"End of day": st.column_config.DateColumn(format="YYYY-MM-DD")})
 
 st.subheader("Alert reviews", anchor=False)
 mine = data.patient_reviews(pid)
