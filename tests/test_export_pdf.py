@@ -462,3 +462,20 @@ def test_the_case_review_says_how_recent_the_records_are_and_warns_when_nothing_
     quiet = " ".join(pdf_text(export_patient(sample, OTHER_PID, "pdf", actor=CLINICIAN, role="clinician", now=NOW,
                                              end=later).download()[1]).split())
     assert f"Nothing recorded for 8 weeks: the level and the reasons are as of {newest.date().isoformat()}." in quiet
+
+
+def test_the_pdf_says_where_the_level_shown_at_the_time_differs_from_the_replay(sqlite_engine):
+    """A craving typed in wrongly showed amber on 14 Sep and was corrected on 16 Sep: the replay says green for that
+    date, and the case review must still say what the screen showed (de-identified: on the shifted date)."""
+    from tests.test_known_then import enter_a_craving_typo_corrected_later
+
+    enter_a_craving_typo_corrected_later(sqlite_engine, "KT-1")
+    text = " ".join(pdf_text(_pdf(export_patient(sqlite_engine, "KT-1", "pdf", actor=CLINICIAN, role="clinician",
+                                                  now=NOW))).split())
+    assert "Level as shown at the time" in text
+    assert "2026-09-14 amber craving_rising; craving_drift green" in text
+    assert "2026-09-16 green" not in text.split("Level as shown at the time")[1]  # only the days that differ
+    hidden = " ".join(pdf_text(_pdf(export_patient(sqlite_engine, "KT-1", "pdf", actor=CLINICIAN, role="clinician",
+                                                    now=NOW, deidentify=True))).split())
+    section = hidden.split("Level as shown at the time")[1]
+    assert "amber craving_rising; craving_drift green" in section and "2026-09-14" not in hidden

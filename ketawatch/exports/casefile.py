@@ -91,6 +91,9 @@ class PatientCase:
     record_keys: dict[tuple[str, int], str] | None = None
     #: Recent observations no rule counted as of `end` (ketawatch.risk.seen_not_counted), in the same records' dates.
     not_counted: list | None = None
+    #: The level as shown at the end of each day the stored records changed, where it began, changed or differs from
+    #: the replay in `history` (ketawatch.risk.as_seen.days_to_list), in the same dates as the records; reasons as rule ids.
+    shown_then: pd.DataFrame | None = None
 
     def record_key(self, record: str, row_id: int) -> str:
         """The record's lasting key: a FHIR resource keeps its id when the record's time is amended."""
@@ -158,7 +161,9 @@ def load_patient_case(
     now: datetime | None = None,
 ) -> PatientCase:
     """Everything one patient's case-review export shows, for records up to `end` (default today)."""
-    from ketawatch.risk import assess, level_history, patient_signals, seen_not_counted
+    from ketawatch.risk import assess, level_history, load_rules, patient_signals, reason_ids, seen_not_counted
+    from ketawatch.risk.as_seen import days_to_list, shown_then
+    from store.known_then import record_timeline
 
     tz = get_settings().clinic_timezone
     now = now or datetime.now(timezone.utc)
@@ -178,6 +183,10 @@ def load_patient_case(
     row_ids = [("session", int(i)) for frame in (records.sessions, voided.sessions) for i in frame["id"]]
     row_ids += [("check-in", int(i)) for frame in (records.checkins, voided.checkins) for i in frame["id"]]
     record_keys = {key: f"{key[0]}-{key[1]}" for key in row_ids}
+    shown = days_to_list(shown_then(record_timeline(engine, [patient_id]), rules=load_rules(), tz=tz, until=end))
+    shown = _history_from(shown.drop(columns="patient_id"), start)
+    # rule ids only: a reason's words carry the real dates, which a de-identified file must not
+    shown = shown.assign(reasons=shown["reasons"].map(reason_ids), replay_reasons=shown["replay_reasons"].map(reason_ids))
     if deidentify:
         pseudonymiser = pseudonymiser or Pseudonymiser.from_settings(engine)
         shift = timedelta(days=pseudonymiser.offset_days(patient_id))
@@ -191,6 +200,7 @@ def load_patient_case(
         corrections = deidentified_corrections(corrections, pseudonymiser, tz)
         voided = deidentify_records(voided, pseudonymiser, on=export_day, tz=tz)
         record_keys = {key: pseudonymiser.record(*key) for key in row_ids}
+        shown = shown.assign(date=[day + shift for day in shown["date"]])
         # Shifted like every other date: a real export time beside the shifted "as of" would give the shift away;
         # by wall-clock days, as the records are, so a review made a minute before the export still comes before it.
         now = shift_instants(pd.Series([pd.Timestamp(now).tz_convert("UTC")]), pd.Series([shift.days]), tz,
@@ -228,6 +238,7 @@ def load_patient_case(
         corrections=corrections,
         voided=voided,
         record_keys=record_keys,
+        shown_then=shown.reset_index(drop=True),
     )
 
 

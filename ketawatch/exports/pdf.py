@@ -133,6 +133,28 @@ def _level_section(pdf: ReviewPDF, case: PatientCase) -> None:
         for r in case.history.itertuples(index=False)
     ]
     pdf.data_table(["Date", "Level", "Reasons (rule ids)"], rows, [24, 18, pdf.usable_width - 42], size=7.5)
+    _shown_then(pdf, case)
+
+
+def _shown_then(pdf, case: PatientCase) -> None:
+    """Where the level shown at the time differs from the replay above: a case review asks what the screen said that day."""
+    shown = case.shown_then
+    if shown is None or shown.empty:
+        return
+    differing = shown[shown["differs"].to_numpy(dtype=bool)]
+    pdf.ln(1)
+    pdf.heading("Level as shown at the time", size=9, keep=20)
+    if differing.empty:
+        pdf.paragraph("On every day in this period on which the records were entered, corrected or voided, the level "
+                      "shown at the end of the day (from the records as stored then) is the level in the history above.",
+                      size=8.5)
+        return
+    pdf.paragraph("The history above replays each date from the records as they stand now. On these days, the level "
+                  "shown at the end of the day, from the records as they were stored then (with today's rules), "
+                  "differs: records of the day were entered later, corrected or voided.", size=8.5)
+    rows = [[_day(r.date), r.level, "; ".join(r.reasons) or "-", r.replay_level] for r in differing.itertuples(index=False)]
+    pdf.data_table(["Date", "Shown then", "Reasons then (rule ids)", "This replay"], rows,
+                   [24, 22, pdf.usable_width - 70, 24], size=7.5)
 
 
 def _figures(case: PatientCase) -> list[FigureImage]:
