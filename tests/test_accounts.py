@@ -353,6 +353,71 @@ def test_lockout_after_the_set_number_of_failures_for_the_set_time(engine):
     assert user.failed_attempts == 0 and user.locked_until is None
 
 
+def test_guesses_sent_all_at_once_get_no_more_password_checks_than_the_lock_allows(engine, monkeypatch):
+    """20 sign-ins at the same moment, the right password among them: at most 5 are checked, as one after another
+    (security review: on PostgreSQL 18 of 30 were checked past a lock of 5, and the right one signed in)."""
+    import threading
+    import time as clock
+
+    make_user(engine, "clinician")
+    limit = get_settings().lockout_attempts
+    real = accounts.verify_password
+
+    def slow(stored, password):  # as long as argon2 at its real cost, so the attempts overlap
+        clock.sleep(0.2)
+        return real(stored, password)
+
+    monkeypatch.setattr(accounts, "verify_password", slow)
+    start = threading.Barrier(20)
+    outcomes = []
+
+    def attempt(password):
+        start.wait()
+        try:
+            accounts.authenticate(engine, "cleo", password, now=NOW)
+            outcomes.append("signed in")
+        except SignInRefused as exc:
+            outcomes.append("locked" if "locked" in exc.message else "wrong")
+
+    threads = [threading.Thread(target=attempt, args=("wrong",)) for _ in range(19)]
+    threads.append(threading.Thread(target=attempt, args=(PASSWORD,)))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    checked = [line for line in audit_lines(engine) if line.action == "sign_in"
+               or line.detail.get("reason") == "wrong_password"]
+    assert len(outcomes) == 20 and len(checked) <= limit, (outcomes, len(checked))
+    assert outcomes.count("locked") >= 20 - limit
+
+
+def test_a_sign_in_being_checked_holds_up_no_one_else_s_save(sqlite_engine, monkeypatch):
+    """The password check ran inside a write transaction: on SQLite every save waited behind it, and someone looping
+    the sign-in page made saves fail with 'database is locked' (security review)."""
+    import threading
+
+    make_user(sqlite_engine, "clinician")
+    checking, finish = threading.Event(), threading.Event()
+    real = accounts.verify_password
+
+    def held(stored, password):
+        checking.set()
+        finish.wait(30)
+        return real(stored, password)
+
+    monkeypatch.setattr(accounts, "verify_password", held)
+    signing_in = threading.Thread(target=lambda: accounts.authenticate(sqlite_engine, "cleo", PASSWORD, now=NOW))
+    signing_in.start()
+    try:
+        assert checking.wait(30)
+        accounts.record_sign_out(sqlite_engine, "rhea", reason="user", now=NOW)  # a write while the check is under way
+        assert [line.actor for line in audit_lines(sqlite_engine, "sign_out")] == ["rhea"]
+    finally:
+        finish.set()
+        signing_in.join()
+    assert [line.actor for line in audit_lines(sqlite_engine, "sign_in")] == ["cleo"]
+
+
 def test_a_username_with_no_account_is_refused_and_locked_as_an_account_would_be(engine):
     """Otherwise the lock message tells a visitor which usernames exist: only real ones ever locked."""
     minutes = get_settings().lockout_minutes
