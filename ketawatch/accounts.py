@@ -606,13 +606,15 @@ def confirm_at_tablet(engine: Engine, username: str, password: str, *, address: 
 def sign_in_sso(engine: Engine, identities: Iterable[str | None], *, now: datetime | None = None) -> User:
     """Map a single-sign-on identity (email or preferred username) to an enabled local account, or refuse."""
     now = _utcnow(now)
-    names = [normalise_username(i)[:64] for i in identities if i]
+    names = [normalise_username(i) for i in identities if i]
     refused: SignInRefused | None = None
     with Session(for_writing(engine), expire_on_commit=False) as db, db.begin():
-        user = next((u for u in (db.get(User, n) for n in names) if u is not None), None)
+        # An identity longer than any username matches none: cut to 64 characters, "<64-character admin>.evil.example"
+        # signed in as that admin (security review).
+        user = next((u for u in (db.get(User, n) for n in names if len(n) <= 64) if u is not None), None)
         try:
             if user is None:
-                _refuse(db, actor="(unknown)", username=names[0] if names else "", reason="sso_unknown_identity",
+                _refuse(db, actor="(unknown)", username=names[0][:64] if names else "", reason="sso_unknown_identity",
                         now=now, method="sso",
                         message="Your single sign-on identity is not linked to a KetaWatch account. "
                                 "Ask an admin to add an account whose username is your email address.")

@@ -607,6 +607,16 @@ def test_single_sign_on_maps_a_known_email_and_refuses_strangers(engine):
                         ("sign_in_failed", "sso", "sso_unknown_identity"), ("sign_in_failed", "sso", "disabled")]
 
 
+def test_a_single_sign_on_identity_longer_than_any_username_matches_none(engine):
+    """Cut to 64 characters, an identity that begins with a 64-character username signed in as that account."""
+    admin = "a" * 50 + "@clinic-ab.org"
+    assert len(admin) == 64
+    make_user(engine, "admin", username=admin)
+    with pytest.raises(SignInRefused, match="not linked"):
+        accounts.sign_in_sso(engine, [admin + ".attacker.example", None], now=NOW)
+    assert accounts.sign_in_sso(engine, [admin.upper()], now=NOW).username == admin
+
+
 # ----- `ketawatch users` ---------------------------------------------------------------------
 
 
