@@ -99,7 +99,9 @@ def disclaimer() -> None:
 
 # ----- user text -----------------------------------------------------------------------------
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~:$<&])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~:$<&=])")
+#: Spaces and tabs that begin a line: four or a tab make a code block, after a blank line (security review).
+_LEADING_SPACE = re.compile(r"(?m)^[ \t]+")
 
 
 #: Where Streamlit's markdown (GFM) would turn plain text into a link, even escaped: a web address
@@ -118,9 +120,13 @@ def md_escape(text: object) -> str:
     """User text made inert inside markdown: no formatting, links (typed or bare addresses), HTML, icons or LaTeX."""
     if text is None or (not isinstance(text, str) and pd.isna(text)):
         return ""
-    unlinked = _AUTOLINK.sub(lambda m: m.group(0) + _WORD_JOINER, str(text))
+    lines = str(text).replace("\r\n", "\n").replace("\r", "\n")  # every line break as one, for the rules below
+    unlinked = _AUTOLINK.sub(lambda m: m.group(0) + _WORD_JOINER, lines)
     unlinked = _ICON_CODE.sub(":" + _WORD_JOINER, unlinked)
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", unlinked).replace("\n", "  \n")
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", unlinked)
+    # as no-break spaces, which markdown does not count as indentation: the text keeps its look
+    escaped = _LEADING_SPACE.sub(lambda m: "\u00a0" * len(m.group(0).expandtabs(4)), escaped)
+    return escaped.replace("\n", "  \n")
 
 
 # ----- time ----------------------------------------------------------------------------------

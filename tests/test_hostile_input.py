@@ -8,6 +8,8 @@ import re
 import tomllib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ketawatch import accounts
 from store import records
@@ -217,3 +219,18 @@ def test_no_icon_or_emoji_code_survives_escaping_whatever_its_spelling(code):
     escaped = md_escape(f"Seen {code} at 10:30").replace("\\", "")
     assert code not in escaped and code.replace(":", ":\u2060", 1) in escaped
     assert "10:30" in escaped  # a time is left as it is
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.lists(st.sampled_from(list("ab1 \t\n\r=-*_#>+.)`~<&|[]:!\\\u00a0") + ["    ", "http://x.y", "1. "]),
+                     max_size=30).map("".join))
+def test_escaped_text_is_only_paragraphs_of_plain_text_whatever_it_holds(text):
+    """No heading ("===" under a line), code block (indented after a blank line), list, quote, rule, emphasis, link or
+    HTML comes out of any user text (security review: '===' made a heading, four spaces a code block)."""
+    from markdown_it import MarkdownIt
+
+    from dashboard.ui import md_escape
+
+    tokens = MarkdownIt("commonmark").parse(md_escape(text))
+    kinds = {t.type for t in tokens} | {c.type for t in tokens for c in t.children or []}
+    assert kinds <= {"paragraph_open", "paragraph_close", "inline", "text", "softbreak", "hardbreak"}, (text, kinds)
