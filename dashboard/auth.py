@@ -87,6 +87,29 @@ def _password_stamp(account: Any) -> str | None:
     return changed.isoformat() if changed is not None else None
 
 
+def account_check_for_later(user: SignedInUser) -> Callable[[], str | None]:
+    """A check to run outside any script run (a download handed over on its click): why this session's account may no
+    longer take the file, or None.
+
+    The click starts no run, so the page's own sign-in check never saw it: a file prepared before the account was
+    disabled, demoted or its password reset could still be downloaded after (security review). Session state is out
+    of reach then, so the password stamp it compares against is taken now; the account is read afresh on the click.
+    """
+    stamp, engine = st.session_state.get(_PASSWORD_KEY), _engine()
+
+    def check() -> str | None:
+        account = accounts.get_user(engine, user.username)
+        if account is None or account.disabled:
+            return "the account is no longer active"
+        if _password_stamp(account) != stamp:
+            return "the account's password was changed after you signed in here"
+        if account.role != user.role:
+            return f"the account's role is now {account.role}"
+        return None
+
+    return check
+
+
 def client_address() -> str | None:
     """The browser's network address for the audit trail, as Streamlit sees it (None on localhost; a proxy's own
     address unless the proxy forwards the client's)."""

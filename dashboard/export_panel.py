@@ -8,6 +8,7 @@ their role whatever the page sends.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -15,6 +16,7 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 
+from dashboard.auth import account_check_for_later
 from dashboard.ui import md_escape
 from ketawatch.exports import ExportRefused, PatientNotFound, export_caseload, export_patient, must_deidentify
 from store.settings import get_settings
@@ -59,7 +61,7 @@ class PreparedFile:
         return self.name, self.data, self.mime
 
 
-def offer_file(slot: str, params: tuple, build, spinner: str) -> None:
+def offer_file(slot: str, params: tuple, build, spinner: str, *, user) -> None:
     """'Prepare' builds the file (and writes its audit line) under a progress box; the download button then offers it.
 
     Nothing is built, and so nothing is at a download address, until someone asks for it: a file
@@ -88,7 +90,8 @@ def offer_file(slot: str, params: tuple, build, spinner: str) -> None:
         # The click starts no run ("ignore"): a run started by it could end, and drop the callable, before the
         # browser asked for the file, and under load the download then never came (a browser test, twice in a full
         # run). The page forgets the file when it is handed over; the next action takes the button away.
-        st.download_button(f"Download {md_escape(name)}", data=_hand_over(slot, prepared), file_name=name,
+        st.download_button(f"Download {md_escape(name)}", data=_hand_over(slot, prepared, account_check_for_later(user)),
+                           file_name=name,
                            mime=mime, key=f"{slot}-download", icon=":material/download:", on_click="ignore")
     elif prepared:
         st.caption("The options changed since the file was prepared; prepare it again.")
@@ -97,18 +100,22 @@ def offer_file(slot: str, params: tuple, build, spinner: str) -> None:
         st.caption(f"Downloaded {md_escape(done)}. For another copy, prepare it again (each one is audited).")
 
 
-def _hand_over(slot: str, prepared: tuple):
+def _hand_over(slot: str, prepared: tuple, still_allowed: Callable[[], str | None]):
     """The download's data, given once, when the browser asks for it: from then on the page keeps no copy.
 
     It runs outside any script run (Streamlit calls it on the click), so it changes the session's own dicts, not
     `st.session_state`, which it may not use there. A second click gets no second copy of one audited export
-    (code review): Streamlit keeps the callable until the next run, so it says to prepare the file again.
+    (code review): Streamlit keeps the callable until the next run, so it says to prepare the file again. Nor does
+    an account disabled, demoted or given a new password since the file was prepared (`still_allowed`).
     """
     results = st.session_state.setdefault(_RESULT_KEY, {})
     done = st.session_state.setdefault(_DONE_KEY, {})
     name, kept = prepared[1], [prepared[2]]
 
     def give() -> bytes:
+        refused = still_allowed()
+        if refused:
+            raise RuntimeError(f"not handed over: {refused}")
         if results.get(slot) is prepared:  # not a file prepared again meanwhile
             results.pop(slot, None)
         done[slot] = name
@@ -139,6 +146,7 @@ def patient_exports(engine: Engine, user, patient_id: str) -> None:
             lambda: export_patient(engine, patient_id, fmt, actor=user.username, role=user.role, actor_name=user.display_name,
                                    deidentify=deidentify, start=start, end=end),
             words.get(fmt, "Preparing the files…"),
+            user=user,
         )
         st.caption("Every export is recorded in the audit trail. KetaWatch supports clinical judgement and does not diagnose.")
 
@@ -157,6 +165,7 @@ def caseload_exports(engine: Engine, user) -> None:
             lambda: export_caseload(engine, fmt, actor=user.username, role=user.role, actor_name=user.display_name,
                                     deidentify=deidentify, as_of=as_of),
             "Assessing the caseload and building the file…",
+            user=user,
         )
         st.caption("Lists every amber and red patient under care (active or paused), and anyone who answered PHQ-9 "
                    "question 9 above 'not at all' in the last 14 days, with level, since when, reasons and the last "

@@ -81,7 +81,7 @@ def _hand_over_twice() -> None:
 
     prepared = (("params",), "case.pdf", b"%PDF-1.7", "application/pdf")
     st.session_state[export_panel._RESULT_KEY] = {"slot": prepared}
-    give = export_panel._hand_over("slot", prepared)
+    give = export_panel._hand_over("slot", prepared, lambda: None)
     st.write(f"first: {give()!r}")
     st.write(f"kept: {'slot' in st.session_state[export_panel._RESULT_KEY]}")
     st.write(f"done: {st.session_state[export_panel._DONE_KEY]['slot']}")
@@ -97,3 +97,51 @@ def test_a_prepared_file_is_handed_over_once_and_then_forgotten():
     said = [m.value for m in at.markdown]
     assert said == ["first: b'%PDF-1.7'", "kept: False", "done: case.pdf",
                     "second: already downloaded; prepare the file again for another copy (each is audited)"], said
+
+
+def _hand_over_after_the_account_changed(username: str, change: str) -> None:
+    import streamlit as st
+
+    from dashboard import auth, export_panel
+    from ketawatch import accounts
+
+    engine = auth._engine()
+    st.session_state[auth._PASSWORD_KEY] = auth._password_stamp(accounts.get_user(engine, username))
+    prepared = (("params",), "case.pdf", b"%PDF-1.7", "application/pdf")
+    st.session_state[export_panel._RESULT_KEY] = {"slot": prepared}
+    user = auth.SignedInUser(username=username, display_name="Cleo", role="clinician")
+    give = export_panel._hand_over("slot", prepared, auth.account_check_for_later(user))
+    if change == "disabled":
+        accounts.set_disabled(engine, username, True, actor="ada")
+    elif change == "reviewer":
+        accounts.set_role(engine, username, "reviewer", actor="ada")
+    elif change == "password":
+        accounts.reset_password(engine, username, "another-long-secret-7", actor="ada")
+    try:
+        st.write(f"given: {give()!r}")
+    except RuntimeError as exc:
+        st.write(f"refused: {exc}")
+    st.write(f"kept: {'slot' in st.session_state[export_panel._RESULT_KEY]}")
+
+
+@pytest.mark.parametrize("change, said", [
+    ("none", "given: b'%PDF-1.7'"),
+    ("disabled", "refused: not handed over: the account is no longer active"),
+    ("reviewer", "refused: not handed over: the account's role is now reviewer"),
+    ("password", "refused: not handed over: the account's password was changed after you signed in here"),
+])
+def test_a_prepared_file_is_not_handed_over_to_an_account_disabled_demoted_or_reset_since(db_url, monkeypatch, change, said):
+    """The download's click starts no run, so the page's sign-in check never saw it (security review)."""
+    from ketawatch.accounts import create_user
+    from store.db import open_database
+    from store.settings import get_settings
+
+    monkeypatch.setenv("KETAWATCH_DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    engine = open_database(db_url)
+    create_user(engine, username="ada", display_name="Ada", role="admin", password="correct-horse-battery", actor="t")
+    create_user(engine, username="cleo", display_name="Cleo", role="clinician", password="correct-horse-battery", actor="t")
+    at = AppTest.from_function(_hand_over_after_the_account_changed, kwargs={"username": "cleo", "change": change},
+                               default_timeout=30).run()
+    assert not at.exception, at.exception
+    assert [m.value for m in at.markdown] == [said, f"kept: {change != 'none'}"]

@@ -73,4 +73,4 @@ def _prepare() -> PreparedFile:
 st.caption("Download these lines as CSV. Cells that a spreadsheet could read as a formula start with a ' so they open "
            "as text. Preparing the file is audited.")
 offer_file("audit-csv", (actor, action, patient_id, since, until, tuple(lines["id"].head(1)), len(lines)), _prepare,
-           "Preparing the CSV of these lines")
+           "Preparing the CSV of these lines", user=user)
