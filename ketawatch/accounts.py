@@ -477,23 +477,26 @@ def _unknown_name_failures(db: Session, name: str, now: datetime, mark: str | No
     return count, until
 
 
-def _take_attempt(user: User, now: datetime, settings) -> bool:
-    """Count this attempt against `user` before its password is checked; False when the account is (now) locked.
+def _take_attempt(user: User, now: datetime, settings) -> int:
+    """Count this attempt against `user` before its password is checked: its number in the count, or 0 when the account
+    is (now) locked.
 
     Counted first, in its own short write, so that guesses sent in parallel cannot all be checked
     while the count still reads low (security review: 30 at once got 18 checks past a lock of 5),
     and so that the slow password check holds no write lock: on SQLite it had stopped every save
     for as long as someone kept the sign-in page busy. An attempt that finds every try already taken
-    by attempts still being checked locks the account there and then.
+    by attempts still being checked locks the account there and then. A failed attempt is answered by its own
+    number, not by the count when it ends: read then, it includes the attempts still being checked, and a burst of
+    guesses at a real account all said "locked" where an unknown name's said "not right" four times (code review).
     """
     if user.locked_until is not None and now < user.locked_until:
-        return False
+        return 0
     count = 1 if user.locked_until is not None else (user.failed_attempts or 0) + 1  # an ended lock starts again
     if count > settings.lockout_attempts:
         user.locked_until = now + timedelta(minutes=settings.lockout_minutes)
-        return False
+        return 0
     user.failed_attempts, user.locked_until = count, None
-    return True
+    return count
 
 
 def authenticate(engine: Engine, username: str, password: str, *, now: datetime | None = None,
@@ -513,7 +516,7 @@ def authenticate(engine: Engine, username: str, password: str, *, now: datetime 
     with Session(for_writing(engine), expire_on_commit=False) as db, db.begin():
         user = db.get(User, name, with_for_update=True) if name else None
         known = user is not None
-        taken = known and _take_attempt(user, now, settings)
+        taken = _take_attempt(user, now, settings) if known else 0
         checked_hash = user.password_hash if taken else None
         locked_until = user.locked_until if known else None
         if known:
@@ -521,6 +524,7 @@ def authenticate(engine: Engine, username: str, password: str, *, now: datetime 
     # Every answer takes one password check, so neither the words nor their timing tell a visitor which usernames
     # exist or are locked.
     right = verify_password(checked_hash or _DUMMY_HASH, password or "")
+    right = right and bool(checked_hash)  # the stand-in hash's own words open nothing, nor does a damaged hash (code review)
     rehashed = hash_password(password) if right and _hasher.check_needs_rehash(checked_hash) else None
     refused: SignInRefused | None = None
     with Session(for_writing(engine), expire_on_commit=False) as db, db.begin():
@@ -544,8 +548,8 @@ def authenticate(engine: Engine, username: str, password: str, *, now: datetime 
                 right = False
             if not right:
                 # Counted and locked for a disabled account too, so that an account that never locks is not
-                # known to be a disabled one. The attempt was counted before the check.
-                count = user.failed_attempts or 0
+                # known to be a disabled one. The attempt was counted before the check, as number `taken`.
+                count = taken
                 if count >= settings.lockout_attempts:
                     if user.locked_until is None or user.locked_until <= now:
                         user.locked_until = now + timedelta(minutes=settings.lockout_minutes)

@@ -391,6 +391,41 @@ def test_guesses_sent_all_at_once_get_no_more_password_checks_than_the_lock_allo
     assert outcomes.count("locked") >= 20 - limit
 
 
+def test_a_burst_of_wrong_guesses_is_answered_as_one_after_another_would_be(engine, monkeypatch):
+    """Each failure is told by its own number: 4 'not right' then 'locked', as an unknown name is, so a burst does not
+    tell a real username from one with no account (code review: all 20 said 'locked' for a real account)."""
+    import threading
+    import time as clock
+
+    make_user(engine, "clinician")
+    real = accounts.verify_password
+    monkeypatch.setattr(accounts, "verify_password", lambda stored, password: (clock.sleep(0.2), real(stored, password))[1])
+    start, outcomes = threading.Barrier(20), []
+
+    def attempt():
+        start.wait()
+        outcomes.append("locked" if "locked" in refusal(engine, "cleo", "wrong") else "wrong")
+
+    threads = [threading.Thread(target=attempt) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count("wrong") == get_settings().lockout_attempts - 1, outcomes
+
+
+def test_the_stand_in_hash_s_own_words_open_no_account_and_are_refused_like_any_other(engine):
+    """Checked against a fixed stand-in hash for an unknown or locked name, its source words matched: an error there and
+    a plain refusal for a real account told the two apart (code review)."""
+    filler = "no such account: timing filler"
+    make_user(engine, "clinician")
+    assert "not right" in refusal(engine, "nobody-here", filler)
+    for i in range(get_settings().lockout_attempts):
+        refusal(engine, "cleo", "wrong", now=NOW + timedelta(seconds=i))
+    assert "locked" in refusal(engine, "cleo", filler, now=NOW + timedelta(minutes=1))
+    assert "locked" in refusal(engine, "cleo", PASSWORD, now=NOW + timedelta(minutes=2))
+
+
 def test_a_sign_in_being_checked_holds_up_no_one_else_s_save(sqlite_engine, monkeypatch):
     """The password check ran inside a write transaction: on SQLite every save waited behind it, and someone looping
     the sign-in page made saves fail with 'database is locked' (security review)."""
