@@ -92,7 +92,11 @@ def _earlier_versions(revisions: pd.DataFrame, dtypes: dict[str, str]) -> pd.Dat
         if "side_effects" in dtypes:  # stored as [effect, severity] pairs; the frames carry the import format's text
             row["side_effects"] = ";".join(f"{effect}:{severity}" for effect, severity in data.get("side_effects") or []) or None
         rows.append(row)
-    out = conform(pd.DataFrame(rows, columns=list(dtypes)), dtypes)
+    raw = pd.DataFrame(rows, columns=list(dtypes))
+    for column, dtype in dtypes.items():  # stored as ISO text, with or without a fraction of a second: parsed as such
+        if dtype.startswith("datetime64"):
+            raw[column] = pd.to_datetime(raw[column], utc=dtype.endswith("UTC]"), format="ISO8601")
+    out = conform(raw, dtypes)
     out["known_from"] = _instant([data.get("amended_at") or data.get("recorded_at") for data in amended["data"]])
     out["known_until"] = _instant(list(amended["changed_at"]))
     return out

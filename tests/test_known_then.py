@@ -104,3 +104,25 @@ def test_the_level_shown_on_a_day_comes_from_what_was_stored_by_its_end(engine):
     assert (day["level"], day["replay_level"]) == ("amber", "green")
     assert shown.set_index("date").loc[dt.date(2026, 9, 16), "level"] == "green"
     assert int(shown["differs"].sum()) == 1
+
+
+def test_a_version_saved_with_a_fraction_of_a_second_beside_whole_seconds_is_read(engine):
+    """Check-ins saved to the microsecond by earlier versions of KetaWatch keep the fraction when amended; read beside a
+    whole-second one, pandas guessed one format for both and the patient's page and PDF failed (code review)."""
+    from sqlalchemy import update
+
+    from store.models import CheckIn
+
+    _patient(engine)
+    first = records.add_checkin(engine, {"patient_id": "KT-1", "reported_at": "2026-09-01T10:00", "craving": "2"},
+                                actor="nurse", validator=clock("2026-09-01 11:00"))
+    second = records.add_checkin(engine, {"patient_id": "KT-1", "reported_at": "2026-09-08T10:00", "craving": "3"},
+                                 actor="nurse", validator=clock("2026-09-08 11:00"))
+    with engine.begin() as conn:  # as an older version stored it
+        conn.execute(update(CheckIn).where(CheckIn.id == first.id).values(reported_at=at("2026-09-01 10:00:00.123456")))
+    for saved in (first, second):
+        records.amend_checkin(engine, saved.id, {"craving": "4"}, actor="nurse", reason="misread", expected_version=1,
+                              validator=clock("2026-09-10 09:00"))
+    before = record_timeline(engine, ["KT-1"]).as_known_at(at("2026-09-09 12:00")).checkins
+    assert sorted(before["reported_at"].dt.microsecond) == [0, 123456]
+    assert sorted(before["craving"]) == [2.0, 3.0]
