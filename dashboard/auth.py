@@ -92,12 +92,16 @@ def account_check_for_later(user: SignedInUser) -> Callable[[], str | None]:
     longer take the file, or None.
 
     The click starts no run, so the page's own sign-in check never saw it: a file prepared before the account was
-    disabled, demoted or its password reset could still be downloaded after (security review). Session state is out
-    of reach then, so the password stamp it compares against is taken now; the account is read afresh on the click.
+    disabled, demoted or its password reset could still be downloaded after (security review), or after the idle
+    time-out (code review). Session state is out of reach then, so the password stamp and the last activity are taken
+    now; the account is read afresh on the click.
     """
     stamp, engine = st.session_state.get(_PASSWORD_KEY), _engine()
+    active, minutes = st.session_state.get(ACTIVITY_KEY), get_settings().idle_timeout_minutes
 
     def check() -> str | None:
+        if accounts.idle_expired(active, time.time(), minutes):  # a laptop woken from sleep with the button still shown
+            return f"you were signed out after {minutes} minute{'s' if minutes != 1 else ''} without activity"
         account = accounts.get_user(engine, user.username)
         if account is None or account.disabled:
             return "the account is no longer active"

@@ -105,8 +105,12 @@ def _hand_over_after_the_account_changed(username: str, change: str) -> None:
     from dashboard import auth, export_panel
     from ketawatch import accounts
 
+    import time as clock
+
     engine = auth._engine()
     st.session_state[auth._PASSWORD_KEY] = auth._password_stamp(accounts.get_user(engine, username))
+    idle = 60 * (auth.get_settings().idle_timeout_minutes + 1) if change == "idle" else 0
+    st.session_state[auth.ACTIVITY_KEY] = clock.time() - idle  # the last click the page saw
     prepared = (("params",), "case.pdf", b"%PDF-1.7", "application/pdf")
     st.session_state[export_panel._RESULT_KEY] = {"slot": prepared}
     user = auth.SignedInUser(username=username, display_name="Cleo", role="clinician")
@@ -129,8 +133,9 @@ def _hand_over_after_the_account_changed(username: str, change: str) -> None:
     ("disabled", "refused: not handed over: the account is no longer active"),
     ("reviewer", "refused: not handed over: the account's role is now reviewer"),
     ("password", "refused: not handed over: the account's password was changed after you signed in here"),
+    ("idle", "refused: not handed over: you were signed out after 30 minutes without activity"),
 ])
-def test_a_prepared_file_is_not_handed_over_to_an_account_disabled_demoted_or_reset_since(db_url, monkeypatch, change, said):
+def test_a_prepared_file_is_not_handed_over_to_an_account_disabled_demoted_or_reset_since_or_idle(db_url, monkeypatch, change, said):
     """The download's click starts no run, so the page's sign-in check never saw it (security review)."""
     from ketawatch.accounts import create_user
     from store.db import open_database

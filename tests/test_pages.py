@@ -337,8 +337,8 @@ def test_the_patient_page_says_where_the_level_shown_at_the_time_differs_from_to
     assert [i.value for i in at.info if "differs from today's replay" in i.value] == [
         "On 1 of the 8 days, the level shown then differs from today's replay of that date: records of it were "
         "entered later, corrected or voided."]
-    table = next(d.value for d in at.dataframe if "Shown then" in d.value.columns)
-    rows = {str(r["End of day"]): (r["Shown then"], r["Why then"], r["Today's replay of that date"], r["Differs"])
+    table = next(d.value for d in at.dataframe if "Shown at the day's end" in d.value.columns)
+    rows = {str(r["Day"]): (r["Shown at the day's end"], r["Why then"], r["Today's replay of that date"], r["Differs"])
             for _, r in table.iterrows()}
     assert rows == {
         "2026-09-16": ("✓ Green", "", "✓ Green", ""),

@@ -246,8 +246,8 @@ with st.expander("Amended and voided records", icon=":material/history:"):
 
 with st.expander("Level as shown at the time", icon=":material/event_repeat:"):
     st.caption("What KetaWatch showed at the end of each day on which this patient's records were entered, corrected "
-               "or voided, computed from the records as they were stored then (with today's rules), beside today's "
-               "replay of that date. The charts' shading and the exports' level history are the replay: a record "
+               "or voided (for today: what it shows now), computed from the records as they were stored then (with "
+               "today's rules), beside today's replay of that date. The charts' shading and the exports' level history are the replay: a record "
                "entered late, corrected or voided changes them from its date on.")
     seen = data.shown_then(pid)
     listed = days_to_list(seen)
@@ -261,16 +261,16 @@ with st.expander("Level as shown at the time", icon=":material/event_repeat:"):
         st.write(f"On each of the {len(seen)} days, the level shown then is the level today's replay gives for that date.")
     if len(listed):
         table = pd.DataFrame({
-            "End of day": listed["date"],
-            "Shown then": listed["level"].map(ui.level_short),
+            "Day": listed["date"],
+            "Shown at the day's end": listed["level"].map(ui.level_short),
             "Why then": listed["reasons"].map(reason_summary),
             "Today's replay of that date": listed["replay_level"].map(
                 lambda lv: "not assessed" if lv == "not assessed" else ui.level_short(lv)),
             "Differs": listed["differs"].map({True: "yes", False: ""}),
         }).iloc[::-1]  # newest first, as the records above
-        ui.show_table(table.style.map(ui.level_cell_style, subset=["Shown then", "Today's replay of that date"]),
+        ui.show_table(table.style.map(ui.level_cell_style, subset=["Shown at the day's end", "Today's replay of that date"]),
                       key="pp_shown_then",
-                      column_config={"End of day": st.column_config.DateColumn(format="YYYY-MM-DD")})
+                      column_config={"Day": st.column_config.DateColumn(format="YYYY-MM-DD")})
 
 st.subheader("Alert reviews", anchor=False)
 mine = data.patient_reviews(pid)

@@ -184,7 +184,9 @@ def load_patient_case(
     row_ids += [("check-in", int(i)) for frame in (records.checkins, voided.checkins) for i in frame["id"]]
     record_keys = {key: f"{key[0]}-{key[1]}" for key in row_ids}
     shown = days_to_list(shown_then(record_timeline(engine, [patient_id]), rules=load_rules(), tz=tz, until=end))
-    shown = _history_from(shown.drop(columns="patient_id"), start)
+    shown = shown.drop(columns="patient_id")
+    if start is not None:  # the days of the period only: it lists what differs on them (code review)
+        shown = shown[[day >= start for day in shown["date"]]]
     # rule ids only: a reason's words carry the real dates, which a de-identified file must not
     shown = shown.assign(reasons=shown["reasons"].map(reason_ids), replay_reasons=shown["replay_reasons"].map(reason_ids))
     if deidentify:
