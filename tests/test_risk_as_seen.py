@@ -39,10 +39,12 @@ def timelines(draw) -> RecordTimeline:
     for i in range(len(rec.patients)):
         changed = draw(st.sampled_from([None, None, START + pd.Timedelta(days=draw(st.integers(0, 150)), hours=9)]))
         p_until.append(changed)
-        if changed is not None:  # the plan and history as corrected from then on
+        if changed is not None:  # the plan and history as corrected from then on, or only who is responsible
             row = rec.patients.iloc[[i]].copy()
-            row["sud_history"] = ~row["sud_history"]
-            row["planned_interval_days"] = draw(st.sampled_from([7.0, 28.0]))
+            row["clinician"] = "dr-new"
+            if draw(st.booleans()):
+                row["sud_history"] = ~row["sud_history"]
+                row["planned_interval_days"] = draw(st.sampled_from([7.0, 28.0]))
             p_later.append((row, changed))
     patients = _versions(rec.patients, PATIENT_DTYPES, [START - pd.Timedelta(days=1)] * len(rec.patients), p_until)
     if p_later:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ketawatch.risk.engine import LEVELS, daily_levels, evaluate
-from ketawatch.risk.features import local_days
+from ketawatch.risk.features import local_days, patient_table
 from ketawatch.risk.rules import RuleSettings
 from store.frames import Records
 from store.known_then import SPAN, RecordTimeline
@@ -49,7 +49,8 @@ def _may_differ(days: pd.DataFrame, timeline: RecordTimeline, tz: str) -> np.nda
     was entered after it, or a version stored at its end was later corrected or voided (the patient's own row counts
     for every day). On the other days the stored records up to the day are today's, so what was shown is the replay."""
     ids, lows, highs = [], [], []
-    for frame, dated in ((timeline.patients, None), (timeline.sessions, "session_at"), (timeline.checkins, "reported_at")):
+    for frame, dated in ((_plan_changes(timeline.patients), None), (timeline.sessions, "session_at"),
+                         (timeline.checkins, "reported_at")):
         if frame.empty:
             continue
         current = frame["known_until"].isna().to_numpy(dtype=bool)
@@ -76,6 +77,21 @@ def _may_differ(days: pd.DataFrame, timeline: RecordTimeline, tz: str) -> np.nda
     begun = np.searchsorted(low_keys, at, side="right") - np.searchsorted(low_keys, first, side="left")
     over = np.searchsorted(high_keys, at, side="left") - np.searchsorted(high_keys, first, side="left")
     return (begun - over) > 0
+
+
+def _plan_changes(patients: pd.DataFrame) -> pd.DataFrame:
+    """The patients' earlier versions whose values the engine reads (`patient_table`: SUD history, planned dose and
+    interval) differ from the current version's; a new responsible clinician or status changes no level."""
+    earlier = patients[patients["known_until"].notna().to_numpy(dtype=bool)]
+    if earlier.empty:
+        return earlier
+    read = patient_table(patients.iloc[0:0]).columns.drop("patient_id")
+    current = patient_table(patients[patients["known_until"].isna().to_numpy(dtype=bool)]).set_index("patient_id")
+    theirs = current.reindex(earlier["patient_id"].astype(str).to_numpy(dtype=object))[read].reset_index(drop=True)
+    # one row per version: patient_table keeps each patient's first row, so each version is a patient of its own here
+    mine = patient_table(earlier.reset_index(drop=True).assign(patient_id=lambda f: f.index.astype(str)))[read]
+    differs = ~((mine == theirs) | (mine.isna() & theirs.isna())).all(axis=1)
+    return earlier[differs.to_numpy(dtype=bool)]
 
 
 def _shown_by_stand_ins(days: pd.DataFrame, timeline: RecordTimeline, *, rules: RuleSettings, tz: str,
