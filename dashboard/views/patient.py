@@ -263,10 +263,10 @@ with st.expander("Level as shown at the time", icon=":material/event_repeat:"):
         table = pd.DataFrame({
             "Day": listed["date"],
             "Shown at the day's end": listed["level"].map(ui.level_short),
-            "Why then": listed["reasons"].map(reason_summary),
             "Today's replay of that date": listed["replay_level"].map(
                 lambda lv: "not assessed" if lv == "not assessed" else ui.level_short(lv)),
             "Differs": listed["differs"].map({True: "yes", False: ""}),
+            "Why then": listed["reasons"].map(reason_summary),  # last: at 1024 px a long one hid the replay (browser check)
         }).iloc[::-1]  # newest first, as the records above
         ui.show_table(table.style.map(ui.level_cell_style, subset=["Shown at the day's end", "Today's replay of that date"]),
                       key="pp_shown_then",
