@@ -371,36 +371,60 @@ def change_own_password(engine: Engine, username: str, current: str, new: str, *
     """
     now = _utcnow(now)
     name = normalise_username(username)
-    wrong: AccountRefused | None = None
+    settings = get_settings()
+    # Counted first and checked outside any transaction, as a sign-in is (`authenticate`): two argon2 runs held the
+    # write lock, and parallel guesses from an open screen could outrun the lock.
+    refused: AccountRefused | None = None
     with Session(for_writing(engine), expire_on_commit=False) as db, db.begin():
-        user = db.get(User, name)
+        user = db.get(User, name, with_for_update=True)
         if user is None or user.disabled:
             raise AccountRefused("This account is no longer active; nothing changed")
-        if user.locked_until is not None and now < user.locked_until:  # no guessing past the lock from an open screen
-            raise AccountRefused(_locked_message(user.locked_until, now) + " Nothing changed.")
-        if not verify_password(user.password_hash, current or ""):
-            # Counted as a failed sign-in is: a lock that has run out starts the count again.
-            expired = user.locked_until is not None
-            user.failed_attempts = 1 if expired else (user.failed_attempts or 0) + 1
-            user.locked_until = None
-            if user.failed_attempts >= get_settings().lockout_attempts:
-                user.locked_until = now + timedelta(minutes=get_settings().lockout_minutes)
-            db.add(user)
-            record_event(db, actor=name, action="password_change_refused", entity=_ENTITY, entity_key=name, at=now,
-                         reason="wrong_current_password", failed_attempts=user.failed_attempts)
-            wrong = AccountRefused("The current password is not right; nothing changed")
-        else:
+        taken = _take_attempt(user, now, settings)  # no guessing past the lock from an open screen
+        if not taken:
+            refused = AccountRefused(_locked_message(user.locked_until, now) + " Nothing changed.")
+        checked = user.password_hash
+        db.add(user)
+    if refused is not None:
+        raise refused
+    right = verify_password(checked, current or "")
+    unusable: AccountRefused | None = None
+    new_hash = None
+    if right:
+        try:
             if new == current:
                 raise AccountRefused("The new password is the same as the current one; nothing changed")
             check_password(new, known_words=(user.username, user.display_name))
-            user.password_hash = hash_password(new)
+            new_hash = hash_password(new)
+        except AccountRefused as exc:
+            unusable = exc
+    with Session(for_writing(engine), expire_on_commit=False) as db, db.begin():
+        user = db.get(User, name, with_for_update=True)
+        if user is None or user.disabled:
+            refused = AccountRefused("This account is no longer active; nothing changed")
+        elif user.password_hash != checked:
+            refused = AccountRefused("The password was changed meanwhile (reset by an admin or in another window); "
+                                     "nothing changed")
+        elif not right:
+            # Counted as a failed sign-in is, by its own number in the count: a lock that has run out starts again.
+            if taken >= settings.lockout_attempts and (user.locked_until is None or user.locked_until <= now):
+                user.locked_until = now + timedelta(minutes=settings.lockout_minutes)
+            db.add(user)
+            record_event(db, actor=name, action="password_change_refused", entity=_ENTITY, entity_key=name, at=now,
+                         reason="wrong_current_password", failed_attempts=taken)
+            refused = AccountRefused("The current password is not right; nothing changed")
+        elif unusable is not None:  # the right current password: the try it was counted as is given back
+            user.failed_attempts = max((user.failed_attempts or 0) - 1, 0)
+            db.add(user)
+            refused = unusable
+        else:
+            user.password_hash = new_hash
             user.password_changed_at = now
             user.failed_attempts = 0
             user.locked_until = None
             db.add(user)
             record_event(db, actor=name, action="password_change", entity=_ENTITY, entity_key=name, at=now)
-    if wrong is not None:
-        raise wrong  # raised after the block, so the failure count and its audit line are committed
+    if refused is not None:
+        raise refused  # raised after the block, so the failure count and its audit line are committed
     return user
 
 

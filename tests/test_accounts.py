@@ -426,7 +426,8 @@ def test_the_stand_in_hash_s_own_words_open_no_account_and_are_refused_like_any_
     assert "locked" in refusal(engine, "cleo", PASSWORD, now=NOW + timedelta(minutes=2))
 
 
-def test_a_sign_in_being_checked_holds_up_no_one_else_s_save(sqlite_engine, monkeypatch):
+@pytest.mark.parametrize("checking_what", ["sign-in", "own password change"])
+def test_a_password_being_checked_holds_up_no_one_else_s_save(sqlite_engine, monkeypatch, checking_what):
     """The password check ran inside a write transaction: on SQLite every save waited behind it, and someone looping
     the sign-in page made saves fail with 'database is locked' (security review)."""
     import threading
@@ -441,7 +442,9 @@ def test_a_sign_in_being_checked_holds_up_no_one_else_s_save(sqlite_engine, monk
         return real(stored, password)
 
     monkeypatch.setattr(accounts, "verify_password", held)
-    signing_in = threading.Thread(target=lambda: accounts.authenticate(sqlite_engine, "cleo", PASSWORD, now=NOW))
+    work = (lambda: accounts.authenticate(sqlite_engine, "cleo", PASSWORD, now=NOW)) if checking_what == "sign-in" else \
+        (lambda: accounts.change_own_password(sqlite_engine, "cleo", PASSWORD, "plum-anchor-violet-9", now=NOW))
+    signing_in = threading.Thread(target=work)
     signing_in.start()
     try:
         assert checking.wait(30)
@@ -450,7 +453,8 @@ def test_a_sign_in_being_checked_holds_up_no_one_else_s_save(sqlite_engine, monk
     finally:
         finish.set()
         signing_in.join()
-    assert [line.actor for line in audit_lines(sqlite_engine, "sign_in")] == ["cleo"]
+    done = "sign_in" if checking_what == "sign-in" else "password_change"
+    assert [line.actor for line in audit_lines(sqlite_engine, done)] == ["cleo"]
 
 
 def test_a_username_with_no_account_is_refused_and_locked_as_an_account_would_be(engine):
