@@ -46,8 +46,9 @@ CHUNK_DAYS = 64
 
 def _may_differ(days: pd.DataFrame, timeline: RecordTimeline, tz: str) -> np.ndarray:
     """Whether each (patient, day) can show other than today's replay of it: some record dated on or before the day
-    was entered after it, or a version stored at its end was later corrected or voided (the patient's own row counts
-    for every day). On the other days the stored records up to the day are today's, so what was shown is the replay."""
+    was entered after it, or a version stored at its end was later corrected or voided (for the patient's own row,
+    only a correction of what the rules read, and for every day before it). On the other days the stored records up
+    to the day are today's, so what was shown is the replay."""
     ids, lows, highs = [], [], []
     for frame, dated in ((_plan_changes(timeline.patients), None), (timeline.sessions, "session_at"),
                          (timeline.checkins, "reported_at")):
@@ -64,7 +65,7 @@ def _may_differ(days: pd.DataFrame, timeline: RecordTimeline, tz: str) -> np.nda
         ids.append(frame["patient_id"].astype(str).to_numpy(dtype=object))
     if not ids:
         return np.zeros(len(days), dtype=bool)
-    codes, names = pd.factorize(np.concatenate([*ids, days["patient_id"].astype(str).to_numpy(dtype=object)]))
+    codes, _ = pd.factorize(np.concatenate([*ids, days["patient_id"].astype(str).to_numpy(dtype=object)]))
     n = sum(len(i) for i in ids)
     shift = np.int64(1) << 31
     key = lambda code, day: code.astype("int64") * (np.int64(1) << 32) + day + shift  # noqa: E731
