@@ -186,7 +186,8 @@ def load_patient_case(
     shown = days_to_list(shown_then(record_timeline(engine, [patient_id]), rules=load_rules(), tz=tz, until=end))
     shown = shown.drop(columns="patient_id")
     if start is not None:  # the days of the period only: it lists what differs on them (code review)
-        shown = shown[[day >= start for day in shown["date"]]]
+        # a Series, not a list: an empty list picks no columns, and a period ending before any change lost them all
+        shown = shown[pd.Series([day >= start for day in shown["date"]], index=shown.index, dtype=bool)]
     # rule ids only: a reason's words carry the real dates, which a de-identified file must not
     shown = shown.assign(reasons=shown["reasons"].map(reason_ids), replay_reasons=shown["replay_reasons"].map(reason_ids))
     if deidentify:
