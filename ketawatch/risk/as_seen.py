@@ -56,7 +56,9 @@ def _may_differ(days: pd.DataFrame, timeline: RecordTimeline, tz: str) -> np.nda
             continue
         current = frame["known_until"].isna().to_numpy(dtype=bool)
         entered = local_days(frame["known_from"], tz)
-        ended = np.where(current, 0, local_days(frame["known_until"].fillna(frame["known_from"]), tz))
+        ended = np.zeros(len(frame), dtype="int64")
+        if not current.all():  # filling the missing ends with other instants warned of a coming error in pandas 4
+            ended[~current] = local_days(frame.loc[~current, "known_until"], tz)
         on = np.full(len(frame), -(1 << 30), dtype="int64") if dated is None else local_days(frame[dated], tz)
         # today's version, entered after days it is dated for: those days lacked it; an earlier version: the days at
         # whose end it was stored
