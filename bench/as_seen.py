@@ -26,18 +26,11 @@ from pathlib import Path
 import pandas as pd
 
 
-def _entry(row: dict) -> dict:
-    """A cohort row as the form would send it: text, 'yes'/'no', no empty values."""
-    out = {}
-    for key, value in row.items():
-        if key == "id" or value is None or (not isinstance(value, str) and pd.isna(value)):
-            continue
-        if isinstance(value, bool):
-            value = "yes" if value else "no"
-        elif isinstance(value, pd.Timestamp):
-            value = value.isoformat()
-        out[key] = value if isinstance(value, str) else str(value)
-    return out
+def _entries(frame: pd.DataFrame) -> list[dict]:
+    """A cohort frame's rows as the form would send them: the import format's text, nothing for "not recorded"."""
+    from seed_data.cohort.writer import import_text
+
+    return [{k: v for k, v in row.items() if v != "" and k != "id"} for row in import_text(frame).to_dict("records")]
 
 
 def build(url: str, tz: str) -> tuple[str, int]:
@@ -54,16 +47,17 @@ def build(url: str, tz: str) -> tuple[str, int]:
     counts = cohort.sessions["patient_id"].value_counts() + cohort.checkins["patient_id"].value_counts()
     pid = str(counts.idxmax())
     engine = open_database(url)
-    patient = cohort.patients[cohort.patients["patient_id"] == pid].iloc[0].to_dict()
-    start = pd.Timestamp(patient["treatment_start"]).tz_localize(tz)
-    patient["treatment_start"] = start.date().isoformat()
-    records.add_patient(engine, _entry(patient), actor="bench", validator=Validator(now=start.to_pydatetime(), tz=tz))
-    rows = [(r["session_at"], records.add_session, r) for r in cohort.sessions[cohort.sessions["patient_id"] == pid].to_dict("records")]
-    rows += [(r["reported_at"], records.add_checkin, r) for r in cohort.checkins[cohort.checkins["patient_id"] == pid].to_dict("records")]
+    patient = cohort.patients[cohort.patients["patient_id"] == pid]
+    start = pd.Timestamp(patient["treatment_start"].iloc[0]).tz_localize(tz)
+    records.add_patient(engine, _entries(patient)[0], actor="bench", validator=Validator(now=start.to_pydatetime(), tz=tz))
+    mine = {add: frame[frame["patient_id"] == pid] for add, frame in ((records.add_session, cohort.sessions),
+                                                                      (records.add_checkin, cohort.checkins))}
+    rows = [(at, add, row) for add, frame in mine.items()
+            for at, row in zip(frame["session_at" if add is records.add_session else "reported_at"], _entries(frame))]
     rows.sort(key=lambda item: item[0])
     for i, (at, add, row) in enumerate(rows):
         late = pd.Timedelta(days=9) if add is records.add_checkin and i % 7 == 3 else pd.Timedelta(hours=1)
-        saved = add(engine, _entry(row), actor="bench", validator=Validator(now=(at + late).to_pydatetime(), tz=tz))
+        saved = add(engine, row, actor="bench", validator=Validator(now=(at + late).to_pydatetime(), tz=tz))
         if add is records.add_checkin and i % 11 == 5:
             records.amend_checkin(engine, saved.id, {"notes": "corrected the next day"}, actor="bench",
                                   reason="bench correction", expected_version=1,

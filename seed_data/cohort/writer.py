@@ -32,9 +32,14 @@ def _cell_text(column: pd.Series) -> pd.Series:
     return text.astype("string").fillna("")
 
 
+def import_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every cell of `frame` as the import format's text ("" where nothing was recorded), as a file or a form sends it."""
+    return pd.DataFrame({name: _cell_text(frame[name]) for name in frame.columns})
+
+
 def _write_csv(frame: pd.DataFrame, path: Path) -> int:
     """Write `frame` in the import format; returns the number of data rows."""
-    text = pd.DataFrame({name: _cell_text(frame[name]) for name in frame.columns})
+    text = import_text(frame)
     text.to_csv(path, index=False, encoding="utf-8", lineterminator="\n")
     return len(text)
 
