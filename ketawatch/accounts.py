@@ -405,15 +405,13 @@ def change_own_password(engine: Engine, username: str, current: str, new: str, *
             refused = AccountRefused("The password was changed meanwhile (reset by an admin or in another window); "
                                      "nothing changed")
         elif not right:
-            # Counted as a failed sign-in is, by its own number in the count: a lock that has run out starts again.
-            if taken >= settings.lockout_attempts and (user.locked_until is None or user.locked_until <= now):
-                user.locked_until = now + timedelta(minutes=settings.lockout_minutes)
+            _failed_try(user, taken, now, settings)  # as a failed sign-in is
             db.add(user)
             record_event(db, actor=name, action="password_change_refused", entity=_ENTITY, entity_key=name, at=now,
                          reason="wrong_current_password", failed_attempts=taken)
             refused = AccountRefused("The current password is not right; nothing changed")
-        elif unusable is not None:  # the right current password: the try it was counted as is given back
-            user.failed_attempts = max((user.failed_attempts or 0) - 1, 0)
+        elif unusable is not None:  # the right current password
+            _give_back_try(user)
             db.add(user)
             refused = unusable
         else:
@@ -523,6 +521,22 @@ def _take_attempt(user: User, now: datetime, settings) -> int:
     return count
 
 
+def _failed_try(user: User, taken: int, now: datetime, settings) -> bool:
+    """A wrong password on try number `taken` (from `_take_attempt`): the last allowed try locks the account, unless a lock
+    is already in force. Whether the account is locked now."""
+    if taken < settings.lockout_attempts:
+        return False
+    if user.locked_until is None or user.locked_until <= now:
+        user.locked_until = now + timedelta(minutes=settings.lockout_minutes)
+    return True
+
+
+def _give_back_try(user: User) -> None:
+    """The right password, refused for another reason (a disabled account, an unusable new password): its try is not a
+    failure, so the count goes back down."""
+    user.failed_attempts = max((user.failed_attempts or 0) - 1, 0)
+
+
 def authenticate(engine: Engine, username: str, password: str, *, now: datetime | None = None,
                  address: str | None = None) -> User:
     """Check a username and password, counting failures toward a lockout kept in the database.
@@ -573,20 +587,17 @@ def authenticate(engine: Engine, username: str, password: str, *, now: datetime 
             if not right:
                 # Counted and locked for a disabled account too, so that an account that never locks is not
                 # known to be a disabled one. The attempt was counted before the check, as number `taken`.
-                count = taken
-                if count >= settings.lockout_attempts:
-                    if user.locked_until is None or user.locked_until <= now:
-                        user.locked_until = now + timedelta(minutes=settings.lockout_minutes)
+                if _failed_try(user, taken, now, settings):
                     db.add(user)
                     _refuse(db, address=address, actor=name, username=name, reason="wrong_password",
-                            failed_attempts=count, locked_until=user.locked_until, now=now,
+                            failed_attempts=taken, locked_until=user.locked_until, now=now,
                             message=_locked_message(user.locked_until, now))
                 _refuse(db, address=address, actor=name, username=name, reason="wrong_password",
-                        failed_attempts=count, message=_WRONG, now=now)
+                        failed_attempts=taken, message=_WRONG, now=now)
             if user.disabled:
                 # Only someone who knows the password learns that the account exists and is disabled; the right
                 # password gives back the try it was counted as.
-                user.failed_attempts = max((user.failed_attempts or 0) - 1, 0)
+                _give_back_try(user)
                 db.add(user)
                 _refuse(db, address=address, actor=name, username=name, reason="disabled", now=now,
                         message="This account is disabled. Ask an admin if you need access.")
