@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 from pathlib import Path
@@ -152,7 +153,7 @@ def test_excel_workbook_has_one_sheet_per_table_and_levels(sqlite_engine, tmp_pa
     result = export_patient(sqlite_engine, SECRET_PID, "xlsx", actor=CLINICIAN, role="clinician", now=NOW)
     book = load_workbook(io.BytesIO(next(iter(result.files.values()))))
     assert book.sheetnames == ["about", "patients", "sessions", "side_effects", "checkins", "alert_reviews", "levels",
-                               "level_history", "corrections"]
+                               "level_history", "corrections", "level_as_shown"]
     sessions = pd.read_excel(io.BytesIO(next(iter(result.files.values()))), sheet_name=None)
     assert len(sessions["sessions"]) == 6 and len(sessions["checkins"]) == 5
     assert sessions["sessions"]["dose_mg_per_kg"].iloc[0] == pytest.approx(35 / 70.5)
@@ -239,3 +240,22 @@ def test_the_workbook_opens_on_what_every_column_means_and_that_levels_do_not_di
         said = " ".join(about["meaning"].iloc[:3])
         assert ("De-identified: patient_id is a pseudonym" in said) == deidentify
         assert "re-imported as they are" not in said
+
+
+@pytest.mark.parametrize("deidentify", [False, True])
+def test_the_workbook_says_where_the_level_shown_at_the_time_differs_from_the_replay(sqlite_engine, deidentify):
+    """A craving typed in wrongly showed amber on 14 Sep and was corrected on 16 Sep: as in the PDF, the case review's
+    workbook lists that day, with what was shown, today's replay of it, and no real date when de-identified."""
+    from tests.test_known_then import enter_a_craving_typo_corrected_later
+
+    enter_a_craving_typo_corrected_later(sqlite_engine, "KT-1")
+    result = export_patient(sqlite_engine, "KT-1", "xlsx", actor=CLINICIAN, role="clinician", now=NOW,
+                            deidentify=deidentify)
+    sheet = pd.read_excel(io.BytesIO(next(iter(result.files.values()))), sheet_name="level_as_shown", dtype=str,
+                          keep_default_na=False)
+    differing = sheet[sheet["differs"] == "yes"]
+    assert differing[["level_shown", "reason_ids_shown", "replay_level", "replay_reason_ids"]].values.tolist() == [
+        ["amber", "craving_rising; craving_drift", "green", ""]]
+    assert set(sheet["differs"]) == {"yes", "no"} and (sheet["patient_id"] != "KT-1").all() == deidentify
+    days = pd.to_datetime(sheet["day"]).dt.date.tolist()
+    assert days == sorted(days) and (dt.date(2026, 9, 14) in days) != deidentify

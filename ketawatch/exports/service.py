@@ -21,7 +21,7 @@ from ketawatch.exports.casefile import (
 )
 from ketawatch.exports.deidentify import Pseudonymiser, deidentify_records, deidentify_reviews
 from ketawatch.exports.tables import (
-    caseload_csv_bytes, corrections_sheet, import_format_files, workbook_bytes, workbook_sheets, zip_files,
+    caseload_csv_bytes, corrections_sheet, import_format_files, level_as_shown_sheet, workbook_bytes, workbook_sheets, zip_files,
 )
 from store.queries import alert_reviews_frame, load_records, patients_frame
 from store.settings import get_settings
@@ -136,6 +136,7 @@ def export_patient(
             sheets = workbook_sheets(records, tz=tz, reviews=case.reviews, levels=levels, earlier=case.records,
                                      history=case.history.assign(patient_id=case.patient_key))
             sheets["corrections"] = corrections_sheet(case.corrections, tz)
+            sheets["level_as_shown"] = level_as_shown_sheet(case.shown_then, case.patient_key)
             files = {f"{stem}.xlsx": workbook_bytes(sheets, made_at, deidentified=deidentify)}
     record_export(engine, actor=actor, role=role, what="patient_summary" if fmt == "pdf" else f"patient_{fmt}", fmt=fmt,
                   patient_ids=[patient_id], deidentified=deidentify,

@@ -280,6 +280,14 @@ _COLUMN_WORDS = {
     "changed_at": "When it was changed (the latest change)",
     "changed_by": "Who changed it",
     "reason": "Why it was changed",
+    "day": "A day on which the patient's records were entered, corrected or voided (listed: the first, each change of "
+           "the level shown, and each day that differs from today's replay)",
+    "level_shown": "The level shown at the end of that day, from the records as they were stored then (today's rules)",
+    "reason_ids_shown": "Rule ids of the reasons shown then",
+    "replay_level": "Today's replay of that date: the level from the records dated on or before it as they stand now",
+    "replay_reason_ids": "Rule ids of the replay's reasons",
+    "differs": "yes where the level shown then differs from today's replay (records of the day were entered later, "
+               "corrected or voided)",
 }
 
 
@@ -320,6 +328,23 @@ def about_sheet(sheets: dict[str, pd.DataFrame], *, deidentified: bool = False) 
             words = _COLUMN_WORDS.get(column) or _rule_words(column) or ""
             rows.append({"sheet": name, "column": column, "meaning": words})
     return pd.DataFrame(rows, columns=["sheet", "column", "meaning"])
+
+
+def level_as_shown_sheet(shown: pd.DataFrame | None, patient_key: str) -> pd.DataFrame:
+    """A case's level as shown at the time as a sheet: its first day, every change and every day that differs from
+    today's replay, with rule ids (a reason's words carry real dates)."""
+    columns = ["patient_id", "day", "level_shown", "reason_ids_shown", "replay_level", "replay_reason_ids", "differs"]
+    if shown is None or shown.empty:
+        return pd.DataFrame(columns=columns)
+    return pd.DataFrame({
+        "patient_id": patient_key,
+        "day": pd.to_datetime(pd.Series(list(shown["date"]), dtype="object")),
+        "level_shown": shown["level"].to_numpy(),
+        "reason_ids_shown": ["; ".join(ids) for ids in shown["reasons"]],
+        "replay_level": shown["replay_level"].to_numpy(),
+        "replay_reason_ids": ["; ".join(ids) for ids in shown["replay_reasons"]],
+        "differs": ["yes" if d else "no" for d in shown["differs"]],
+    }, columns=columns)
 
 
 def corrections_sheet(corrections: pd.DataFrame | None, tz: str) -> pd.DataFrame:
