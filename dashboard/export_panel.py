@@ -16,9 +16,11 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 
+from dashboard import data
 from dashboard.auth import account_check_for_later
 from dashboard.ui import md_escape
 from ketawatch.exports import ExportRefused, PatientNotFound, export_caseload, export_patient, must_deidentify
+from ketawatch.exports.audit import record_download_refused
 from store.settings import get_settings
 
 PATIENT_CHOICES = {
@@ -61,6 +63,17 @@ class PreparedFile:
         return self.name, self.data, self.mime
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A built export waiting for its Download click: the options it was built with, the file, and whom it is about."""
+
+    params: tuple
+    name: str
+    content: bytes
+    mime: str
+    patient_ids: tuple[str, ...] = ()
+
+
 def offer_file(slot: str, params: tuple, build, spinner: str, *, user) -> None:
     """'Prepare' builds the file (and writes its audit line) under a progress box; the download button then offers it.
 
@@ -79,18 +92,19 @@ def offer_file(slot: str, params: tuple, build, spinner: str, *, user) -> None:
                 st.error(message + ("; tick 'De-identify'" if getattr(exc, "deidentified_would_do", False) else ""))
                 results.pop(slot, None)
                 return
-            name, data, mime = result.download()
-            results[slot] = (params, name, data, mime)
+            name, content, mime = result.download()
+            results[slot] = Prepared(params, name, content, mime, tuple(getattr(result, "patient_ids", ())))
             status.update(label=f"Ready: {md_escape(name)}", state="complete")
     prepared = results.get(slot)
-    if prepared and prepared[0] == params:
-        _, name, data, mime = prepared
+    if prepared and prepared.params == params:
+        name, mime = prepared.name, prepared.mime
         # Handed over only when clicked (a callable), and forgotten then: a file given to the button as bytes sat at
         # its /media address, which asks for no sign-in, for as long as the button was on the page (security review).
         # The click starts no run ("ignore"): a run started by it could end, and drop the callable, before the
         # browser asked for the file, and under load the download then never came (a browser test, twice in a full
         # run). The page forgets the file when it is handed over; the next action takes the button away.
-        st.download_button(f"Download {md_escape(name)}", data=_hand_over(slot, prepared, account_check_for_later(user)),
+        st.download_button(f"Download {md_escape(name)}",
+                           data=_hand_over(slot, prepared, account_check_for_later(user), _refusal_to_audit(user.username)),
                            file_name=name,
                            mime=mime, key=f"{slot}-download", icon=":material/download:", on_click="ignore")
     elif prepared:
@@ -100,21 +114,35 @@ def offer_file(slot: str, params: tuple, build, spinner: str, *, user) -> None:
         st.caption(f"Downloaded {md_escape(done)}. For another copy, prepare it again (each one is audited).")
 
 
-def _hand_over(slot: str, prepared: tuple, still_allowed: Callable[[], str | None]):
+def _refusal_to_audit(username: str) -> Callable[[str, tuple, str], None]:
+    """Writes a refused hand-over to the audit trail (file name, patients, why), from outside any script run."""
+    engine = data.engine()
+
+    def write(name: str, patient_ids: tuple, why: str) -> None:
+        record_download_refused(engine, actor=username, file_name=name, patient_ids=patient_ids, why=why)
+
+    return write
+
+
+def _hand_over(slot: str, prepared: Prepared, still_allowed: Callable[[], str | None],
+               audit_refusal: Callable[[str, tuple, str], None] | None = None):
     """The download's data, given once, when the browser asks for it: from then on the page keeps no copy.
 
     It runs outside any script run (Streamlit calls it on the click), so it changes the session's own dicts, not
     `st.session_state`, which it may not use there. A second click gets no second copy of one audited export
     (code review): Streamlit keeps the callable until the next run, so it says to prepare the file again. Nor does
-    an account disabled, demoted or given a new password since the file was prepared (`still_allowed`).
+    an account disabled, demoted or given a new password since the file was prepared (`still_allowed`); that refusal
+    is audited (`audit_refusal`), since the export's own line, written when the file was built, says it left.
     """
     results = st.session_state.setdefault(_RESULT_KEY, {})
     done = st.session_state.setdefault(_DONE_KEY, {})
-    name, kept = prepared[1], [prepared[2]]
+    name, kept, patient_ids = prepared.name, [prepared.content], prepared.patient_ids
 
     def give() -> bytes:
         refused = still_allowed()
         if refused:
+            if audit_refusal is not None:
+                audit_refusal(name, patient_ids, refused)
             raise RuntimeError(f"not handed over: {refused}")
         if results.get(slot) is prepared:  # not a file prepared again meanwhile
             results.pop(slot, None)

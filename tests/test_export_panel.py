@@ -79,7 +79,7 @@ def _hand_over_twice() -> None:
 
     from dashboard import export_panel
 
-    prepared = (("params",), "case.pdf", b"%PDF-1.7", "application/pdf")
+    prepared = export_panel.Prepared(("params",), "case.pdf", b"%PDF-1.7", "application/pdf", ("KW-0001",))
     st.session_state[export_panel._RESULT_KEY] = {"slot": prepared}
     give = export_panel._hand_over("slot", prepared, lambda: None)
     st.write(f"first: {give()!r}")
@@ -111,10 +111,11 @@ def _hand_over_after_the_account_changed(username: str, change: str) -> None:
     st.session_state[auth._PASSWORD_KEY] = auth._password_stamp(accounts.get_user(engine, username))
     idle = 60 * (auth.get_settings().idle_timeout_minutes + 1) if change == "idle" else 0
     st.session_state[auth.ACTIVITY_KEY] = clock.time() - idle  # the last click the page saw
-    prepared = (("params",), "case.pdf", b"%PDF-1.7", "application/pdf")
+    prepared = export_panel.Prepared(("params",), "case.pdf", b"%PDF-1.7", "application/pdf", ("KW-0001",))
     st.session_state[export_panel._RESULT_KEY] = {"slot": prepared}
     user = auth.SignedInUser(username=username, display_name="Cleo", role="clinician")
-    give = export_panel._hand_over("slot", prepared, auth.account_check_for_later(user))
+    give = export_panel._hand_over("slot", prepared, auth.account_check_for_later(user),
+                                   export_panel._refusal_to_audit(username))
     if change == "disabled":
         accounts.set_disabled(engine, username, True, actor="ada")
     elif change == "reviewer":
@@ -150,3 +151,11 @@ def test_a_prepared_file_is_not_handed_over_to_an_account_disabled_demoted_or_re
                                default_timeout=30).run()
     assert not at.exception, at.exception
     assert [m.value for m in at.markdown] == [said, f"kept: {change != 'none'}"]
+    # the export's line, written when the file was built, says it left: a refusal must say it did not (and why)
+    refused = audit_frame(engine, action="download_refused")
+    if change == "none":
+        assert refused.empty
+    else:
+        line = refused.iloc[0]
+        assert (len(refused), line["actor"], line["entity_key"], line["patient_id"]) == (1, "cleo", "case.pdf", "KW-0001")
+        assert "not handed over: " + line["detail"]["why"] == said.removeprefix("refused: ")

@@ -8,6 +8,8 @@ from sqlmodel import Session
 from store.audit import record_event
 
 EXPORT_ACTION = "export"
+#: A file built and audited as an export, then not handed over on its Download click (the account changed, or idle).
+DOWNLOAD_REFUSED_ACTION = "download_refused"
 
 
 def record_export(
@@ -42,3 +44,12 @@ def record_export(
             deidentified=bool(deidentified),
             **detail,
         )
+
+
+def record_download_refused(engine: Engine, *, actor: str, file_name: str, patient_ids: list[str] | tuple[str, ...],
+                            why: str) -> None:
+    """Write that a prepared file was not handed over, and why: its export line alone would say the file left."""
+    ids = sorted({str(p) for p in patient_ids})
+    with Session(engine) as db, db.begin():
+        record_event(db, actor=actor, action=DOWNLOAD_REFUSED_ACTION, entity="export", entity_key=file_name,
+                     patient_id=ids[0] if len(ids) == 1 else None, patients=ids, patient_count=len(ids), why=why)
