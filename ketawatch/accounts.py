@@ -629,9 +629,12 @@ def confirm_at_tablet(engine: Engine, username: str, password: str, *, address: 
     """
     now = _utcnow(now)
     name = normalise_username(username)[:64]
-    with Session(for_writing(engine), expire_on_commit=False) as db, db.begin():
+    # Read, then check outside any transaction (as signing in does): an argon2 check inside the write held up every
+    # other save on SQLite for its 0.1 s.
+    with Session(engine, expire_on_commit=False) as db:
         user = db.get(User, name)
-        right = user is not None and not user.disabled and verify_password(user.password_hash, password or "")
+    right = user is not None and not user.disabled and verify_password(user.password_hash, password or "")
+    with Session(for_writing(engine), expire_on_commit=False) as db, db.begin():
         if right:
             record_event(db, actor=name, action="sign_in", entity=_ENTITY, entity_key=name, at=now, method="password",
                          purpose="leave_patient_mode", **({"address": address} if address else {}))

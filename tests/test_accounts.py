@@ -426,7 +426,7 @@ def test_the_stand_in_hash_s_own_words_open_no_account_and_are_refused_like_any_
     assert "locked" in refusal(engine, "cleo", PASSWORD, now=NOW + timedelta(minutes=2))
 
 
-@pytest.mark.parametrize("checking_what", ["sign-in", "own password change"])
+@pytest.mark.parametrize("checking_what", ["sign-in", "own password change", "taking back a tablet"])
 def test_a_password_being_checked_holds_up_no_one_else_s_save(sqlite_engine, monkeypatch, checking_what):
     """The password check ran inside a write transaction: on SQLite every save waited behind it, and someone looping
     the sign-in page made saves fail with 'database is locked' (security review)."""
@@ -442,8 +442,11 @@ def test_a_password_being_checked_holds_up_no_one_else_s_save(sqlite_engine, mon
         return real(stored, password)
 
     monkeypatch.setattr(accounts, "verify_password", held)
-    work = (lambda: accounts.authenticate(sqlite_engine, "cleo", PASSWORD, now=NOW)) if checking_what == "sign-in" else \
-        (lambda: accounts.change_own_password(sqlite_engine, "cleo", PASSWORD, "plum-anchor-violet-9", now=NOW))
+    work = {"sign-in": lambda: accounts.authenticate(sqlite_engine, "cleo", PASSWORD, now=NOW),
+            "own password change": lambda: accounts.change_own_password(sqlite_engine, "cleo", PASSWORD,
+                                                                        "plum-anchor-violet-9", now=NOW),
+            "taking back a tablet": lambda: accounts.confirm_at_tablet(sqlite_engine, "cleo", PASSWORD, now=NOW)}[
+        checking_what]
     signing_in = threading.Thread(target=work)
     signing_in.start()
     try:
@@ -453,7 +456,7 @@ def test_a_password_being_checked_holds_up_no_one_else_s_save(sqlite_engine, mon
     finally:
         finish.set()
         signing_in.join()
-    done = "sign_in" if checking_what == "sign-in" else "password_change"
+    done = "password_change" if checking_what == "own password change" else "sign_in"
     assert [line.actor for line in audit_lines(sqlite_engine, done)] == ["cleo"]
 
 
