@@ -46,7 +46,10 @@ def _deidentify_choice(user, key: str) -> bool:
         value=locked,
         disabled=locked,
         key=key,
-        help="Reviewers can only export de-identified data." if locked else "Use for teaching, audit or research outside the care team.",
+        help="Reviewers can only export de-identified data." if locked else (
+            "Pseudonymised, not anonymous: the same pseudonyms and shifts every time, and sex, indication, doses and "
+            "vitals kept. Share it as you would share pseudonymised clinical data (for example a case review with "
+            "colleagues outside the care team, under your clinic's data-sharing rules)."),
     )
     return True if locked else bool(ticked)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date, datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -234,15 +234,26 @@ def test_no_deidentified_export_of_patients_carries_the_real_time_of_export(samp
         for file_name, file_data in [*result.files.items(), (name, data)]:
             seen = " ".join([file_name, readable_text(file_name, file_data), *_file_times(file_name, file_data)])
             assert not [r for r in real if r in seen], f"{file_name} ({result.fmt}) shows the real export date"
-    # the patient's own files carry the export time shifted like the records, so the shift cannot be read off
+    # Nor the export time shifted like the records: whoever knows when the file was sent (its e-mail, its file date)
+    # would read the patient's shift off it (IG review). One patient's files carry no time of export at all.
+    # (Exported a day after the sample was entered: a record entered or dated on the day of export is shown on the
+    # shifted day, as every record is.)
+    later = NOW + timedelta(days=1)
     offset = Pseudonymiser("test-secret-for-exports").offset_days(SECRET_PID)
-    shifted = (NOW + timedelta(days=offset)).date()
+    shifted = (later + timedelta(days=offset)).date()
+    for result in [export_patient(sample, SECRET_PID, fmt, actor=REVIEWER, role="reviewer", deidentify=True, now=later)
+                   for fmt in ("pdf", "csv", "xlsx", "fhir")]:
+        name, data, _ = result.download()
+        for file_name, file_data in [*result.files.items(), (name, data)]:
+            seen = " ".join([file_name, readable_text(file_name, file_data), *_file_times(file_name, file_data)])
+            assert shifted.isoformat() not in seen and f"{shifted:%Y%m%d}" not in seen, file_name
     pdf_name, pdf_data, _ = results[0].download()
-    assert f"{shifted:%Y%m%d}" in pdf_name
-    # ... keeping the wall clock, as every record's time does (here a November export shifted into summer time)
-    clock = f"{NOW.astimezone(ZoneInfo('Europe/London')):%H:%M}"
-    assert re.search(rf"Generated\s+{shifted.isoformat()}\s+{clock}\s+\(Europe/London\)\s+\(shifted\s+like\s+every\s+date\)",
-                     readable_text(pdf_name, pdf_data))
+    assert pdf_name == f"ketawatch-{Pseudonymiser('test-secret-for-exports').patient(SECRET_PID)}-deidentified.pdf"
+    assert "As of the day of export" in " ".join(readable_text(pdf_name, pdf_data).split())
+    assert "timestamp" not in json.loads(results[3].download()[1])
+    chosen = export_patient(sample, SECRET_PID, "pdf", actor=REVIEWER, role="reviewer", deidentify=True, now=NOW,
+                            end=date(2025, 4, 1))  # a date chosen at export is shown, shifted like the records
+    assert f"As of {date(2025, 4, 1) + timedelta(days=offset)}" in " ".join(readable_text(*chosen.download()[:2]).split())
     # by a staff pseudonym alone: a role beside it can name the one person in a small team who holds it (IG review)
     staff = Pseudonymiser("test-secret-for-exports").staff(REVIEWER)
     assert re.search(rf"by\s+{staff}\b(?!\s*\()", readable_text(pdf_name, pdf_data))
@@ -283,9 +294,19 @@ def test_many_patient_deidentified_files_list_patients_by_pseudonym_not_in_clini
                                                   dtype=str)["patient_id"])[:6]):
         add_alert_review(sqlite_engine, patient_id=pid, level="amber", reasons=["craving_rising"],
                          action="discussed_with_patient", note="", actor=CLINICIAN, now=NOW - timedelta(hours=10 - hour))
+        # and a correction of each one's first session: the corrections sheet kept the real order of the records
+        # (IG review), which ties each pseudonym's shifted dates to the others'
+        from store import records as record_store
+        from store.queries import sessions_frame
+
+        first = sessions_frame(sqlite_engine, [pid], with_tracking=True).iloc[0]
+        record_store.amend_session(sqlite_engine, int(first["id"]), {"duration_min": 44}, actor=CLINICIAN,
+                                   reason="timer misread", expected_version=int(first["version"]))
     book = export_records(sqlite_engine, "xlsx", actor=REVIEWER, role="reviewer", deidentify=True, now=NOW)
     reviews = pd.read_excel(_io.BytesIO(next(iter(book.files.values()))), sheet_name="alert_reviews", dtype=str)
     assert len(reviews) == 6 and reviews["patient_id"].tolist() == sorted(reviews["patient_id"])
+    corrections = pd.read_excel(_io.BytesIO(next(iter(book.files.values()))), sheet_name="corrections", dtype=str)
+    assert len(corrections) == 6 and corrections["patient_id"].tolist() == sorted(corrections["patient_id"])
     caseload = export_caseload(sqlite_engine, "csv", actor=REVIEWER, role="reviewer", deidentify=True, now=NOW)
     rows = pd.read_csv(_io.BytesIO(next(iter(caseload.files.values()))), dtype=str)
     assert len(rows) >= 2

@@ -15,7 +15,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from ketawatch.exports.deidentify import (
-    Pseudonymiser, age_band, deidentify_records, deidentify_reviews, shift_instants, to_the_minute,
+    Pseudonymiser, age_band, deidentify_records, deidentify_reviews, in_pseudonym_order, shift_instants, to_the_minute,
 )
 from ketawatch.caseload import latest_reviews
 from ketawatch.change_words import describe_changes
@@ -78,7 +78,9 @@ class PatientCase:
     signals: dict[str, pd.DataFrame]
     deidentified: bool
     age_band: str | None
-    generated_at: datetime
+    #: When the file was made; None when de-identified (a reader who knows when a file was sent could read the
+    #: patient's date shift off any export time it carried, shifted or not: IG review).
+    generated_at: datetime | None
     generated_by: str
     tz: str
     #: PHQ-9 question 9 answers above 'not at all' in the period (reported_at, line), newest first.
@@ -94,6 +96,13 @@ class PatientCase:
     #: The level as shown at the end of each day the stored records changed, where it began, changed or differs from
     #: the replay in `history` (ketawatch.risk.as_seen.days_to_list), in the same dates as the records; reasons as rule ids.
     shown_then: pd.DataFrame | None = None
+    #: Whether `end` was chosen at export; otherwise it is the day of export, which a de-identified file does not show.
+    end_chosen: bool = True
+
+    @property
+    def as_of_text(self) -> str:
+        """The date the level is as of, as the file may show it: de-identified, the day of export is not printed."""
+        return "the day of export" if self.deidentified and not self.end_chosen else self.end.isoformat()
 
     def record_key(self, record: str, row_id: int) -> str:
         """The record's lasting key: a FHIR resource keeps its id when the record's time is amended."""
@@ -168,6 +177,7 @@ def load_patient_case(
     tz = get_settings().clinic_timezone
     now = now or datetime.now(timezone.utc)
     export_day = now.astimezone(get_settings().tz).date()
+    end_chosen = end is not None
     end = end or export_day
     records = load_records(engine, [patient_id])
     if records.patients.empty:
@@ -204,10 +214,9 @@ def load_patient_case(
         voided = deidentify_records(voided, pseudonymiser, on=export_day, tz=tz)
         record_keys = {key: pseudonymiser.record(*key) for key in row_ids}
         shown = shown.assign(date=[day + shift for day in shown["date"]])
-        # Shifted like every other date: a real export time beside the shifted "as of" would give the shift away;
-        # by wall-clock days, as the records are, so a review made a minute before the export still comes before it.
-        now = shift_instants(pd.Series([pd.Timestamp(now).tz_convert("UTC")]), pd.Series([shift.days]), tz,
-                             pd.Series([key])).iloc[0].to_pydatetime()
+        # No export time at all, as in an export of several patients: shifted like the records, it gave the shift
+        # away to anyone who knew when the file was sent (its e-mail, its file date; IG review).
+        now = None
     records = records_until(records, end, tz)
     safety = dated_within(safety, "reported_at", start, end, tz)
     corrections = dated_within(corrections, "record_at", start, end, tz)
@@ -242,6 +251,7 @@ def load_patient_case(
         voided=voided,
         record_keys=record_keys,
         shown_then=shown.reset_index(drop=True),
+        end_chosen=end_chosen,
     )
 
 
@@ -328,14 +338,16 @@ def deidentified_corrections(corrections: pd.DataFrame, pseudonymiser: Pseudonym
         return corrections
     owners = corrections["patient_id"].astype(str)
     offsets = pseudonymiser.offsets_of(owners)
-    return corrections.assign(
+    # In pseudonym order, as every other de-identified sheet: the real order of records across patients (code review,
+    # IG) tied pseudonyms to each other's dates.
+    return in_pseudonym_order(corrections.assign(
         record_at=shift_instants(corrections["record_at"], offsets, tz, owners),
         changed_at=to_the_minute(shift_instants(corrections["changed_at"], offsets, tz, owners)),
         changed_by=pseudonymiser.staff_of(corrections["changed_by"]),
         reason=pd.Series(pd.NA, index=corrections.index, dtype="string"),
         what_changed=pd.Series(pd.NA, index=corrections.index, dtype="string"),  # free text and unshifted times in it
         patient_id=pseudonymiser.patients_of(owners),
-    )
+    ), ["patient_id", "record_at"])
 
 
 def _deidentified_safety(safety: pd.DataFrame, pseudonymiser: Pseudonymiser, tz: str) -> pd.DataFrame:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,10 @@ from sqlalchemy import Engine
 from store.app_settings import database_secret
 from store.frames import Records
 from store.settings import DEFAULT_PSEUDONYM_SECRET, get_settings
+
+#: Written as the time of a de-identified file: beside its shifted dates, a real time (or any time of the export)
+#: would give the shifts away.
+NO_TIME = datetime(1980, 1, 1)
 
 PATIENT_PREFIX = "P-"
 STAFF_PREFIX = "S-"
@@ -204,11 +208,12 @@ def deidentify_records(records: Records, pseudonymiser: Pseudonymiser, *, on: da
     c["notes"] = question_9_lines_only(c["notes"])
     c["patient_id"] = pseudonymiser.patients_of(c["patient_id"])
     # In pseudonym order: in the clinic's order, row n of a many-patient file would still be patient KW-000n.
-    return Records(_in_order(p, ["patient_id"]), _in_order(s, ["patient_id", "session_at"]),
-                   _in_order(c, ["patient_id", "reported_at"]))
+    return Records(in_pseudonym_order(p, ["patient_id"]), in_pseudonym_order(s, ["patient_id", "session_at"]),
+                   in_pseudonym_order(c, ["patient_id", "reported_at"]))
 
 
-def _in_order(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+def in_pseudonym_order(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Rows by pseudonym, then time: left in their real order, they would tie pseudonyms to clinic ids and dates."""
     return frame.sort_values(by, kind="stable").reset_index(drop=True) if len(frame) else frame
 
 
@@ -226,4 +231,4 @@ def deidentify_reviews(reviews: pd.DataFrame, pseudonymiser: Pseudonymiser, *, t
     out["note"] = pd.Series(pd.NA, index=out.index, dtype="string")
     out["patient_id"] = pseudonymiser.patients_of(out["patient_id"])
     # By pseudonym, as the records: the real order of reviews across patients would link rows to clinic ids.
-    return _in_order(out, ["patient_id", "reviewed_at"])
+    return in_pseudonym_order(out, ["patient_id", "reviewed_at"])

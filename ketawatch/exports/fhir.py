@@ -335,9 +335,10 @@ def fhir_bundle(case: PatientCase) -> dict:
         "resourceType": "Bundle",
         "id": b.id("bundle", case.end.isoformat()),
         "type": "collection",
-        "timestamp": case.generated_at.astimezone(timezone.utc).isoformat(timespec="seconds"),
         "entry": b.entries,
     }
+    if case.generated_at is not None:  # None when de-identified: no time of the export goes with the file
+        bundle["timestamp"] = case.generated_at.astimezone(timezone.utc).isoformat(timespec="seconds")
     if case.deidentified:  # the HL7 security label a receiving system can act on, as the PDF says it on every page
         bundle["meta"] = {"security": [PSEUDONYMISED]}
     return bundle

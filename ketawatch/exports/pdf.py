@@ -85,7 +85,7 @@ def patient_facts(case: PatientCase) -> list[tuple[str, str]]:
 
 def _window_text(case: PatientCase) -> str:
     start = case.start.isoformat() if case.start else "first record"
-    return f"Records from {start} to {case.end.isoformat()}"
+    return f"Records from {start} to {case.as_of_text}"
 
 
 def _reason_line(reason) -> str:
@@ -101,7 +101,7 @@ def _level_section(pdf: ReviewPDF, case: PatientCase) -> None:
     pdf.heading("Dependence-risk level")
     since = f"; at this level since {case.since.isoformat()}" if case.since else ""
     recent, quiet = latest_records(case.records.sessions, case.records.checkins, today=case.end, tz=case.tz)
-    pdf.level_badge(case.level, f"As of {case.end.isoformat()}{since}.")
+    pdf.level_badge(case.level, f"As of {case.as_of_text}{since}.")
     if recent:  # as on the patient page: the level of a patient not seen for weeks is not today's news
         pdf.paragraph(recent + (f" {quiet}" if quiet else ""), size=8.5, style="B" if quiet else "")
     mood = phq9_note(case.records.checkins, tz=case.tz)  # a green beside a relapse must not read as reassurance
@@ -315,8 +315,8 @@ def _safety_box(pdf: ReviewPDF, case: PatientCase) -> None:
 
 def patient_pdf(case: PatientCase) -> bytes:
     """The case-review PDF of one patient as bytes."""
-    shifted = " (shifted like every date)" if case.deidentified else ""
-    generated = f"Generated {local_time_text(case.generated_at, case.tz)}{shifted} by {case.generated_by}"
+    made = "" if case.generated_at is None else f" {local_time_text(case.generated_at, case.tz)}"  # None: de-identified
+    generated = f"Generated{made} by {case.generated_by}"
     pdf = ReviewPDF(title="Case review", subject=case.label, generated=generated, deidentified=case.deidentified,
                     made_at=case.generated_at)
     pdf.add_page()

@@ -17,6 +17,7 @@ import matplotlib
 from fpdf import FPDF, FontFace
 from fpdf.enums import TableCellFillMode, XPos, YPos
 
+from ketawatch.exports.deidentify import NO_TIME
 from store.settings import get_settings
 
 FONT = "DejaVu"
@@ -62,10 +63,11 @@ def local_time_text(moment: datetime, tz: str) -> str:
 class ReviewPDF(FPDF):
     """An A4 document with KetaWatch's header and a traceable footer on every page."""
 
-    def __init__(self, *, title: str, subject: str, generated: str, deidentified: bool, made_at: datetime,
+    def __init__(self, *, title: str, subject: str, generated: str, deidentified: bool, made_at: datetime | None,
                  orientation: str = "P"):
         super().__init__(orientation=orientation, unit="mm", format="A4")
-        self.set_creation_date(made_at)  # the document's own date, shifted with a de-identified patient's dates
+        # the document's own date; none for a de-identified file, whose real date would give its date shifts away
+        self.set_creation_date(NO_TIME if made_at is None else made_at)
         for style, name in FONT_FILES.items():
             self.add_font(FONT, style, str(_FONT_DIR / name))
         fallbacks = []

@@ -114,8 +114,8 @@ def export_patient(
     author = Author(actor, actor_name, role)
     case = load_patient_case(engine, patient_id, author=author, start=start, end=end, deidentify=deidentify,
                              pseudonymiser=pseudonymiser, now=now)
-    made_at = case.generated_at  # shifted with the patient's dates when de-identified
-    stem = f"ketawatch-{_safe_name(case.patient_key)}-{_stamp(made_at)}"
+    made_at = case.generated_at  # None when de-identified: no time of the export goes with the file
+    stem = f"ketawatch-{_safe_name(case.patient_key)}-{'deidentified' if made_at is None else _stamp(made_at)}"
     tz = case.tz
     if fmt == "pdf":
         from ketawatch.exports.pdf import patient_pdf
@@ -133,6 +133,8 @@ def export_patient(
             from ketawatch.risk import assess
 
             levels = assess(case.records, as_of=case.end, tz=tz)
+            if not case.end_chosen and deidentify:  # the day of export, shifted: it would give the shift away
+                levels = levels.drop(columns=["as_of"])
             sheets = workbook_sheets(records, tz=tz, reviews=case.reviews, levels=levels, earlier=case.records,
                                      history=case.history.assign(patient_id=case.patient_key))
             sheets["corrections"] = corrections_sheet(case.corrections, tz)

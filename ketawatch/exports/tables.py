@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from openpyxl.utils import get_column_letter
 
+from ketawatch.exports.deidentify import NO_TIME
 from ketawatch.exports.formula_injection import excel_safe, neutralise
 from ketawatch.risk import reason_ids, scoring
 from store.frames import Records
@@ -103,10 +104,6 @@ def import_format_files(records: Records, *, tz: str) -> dict[str, bytes]:
     """patients.csv, sessions.csv and checkins.csv as bytes, ready for a folder or a zip."""
     frames = import_format_frames(records, tz=tz)
     return {FILES[kind]: csv_bytes(frame) for kind, frame in frames.items()}
-
-
-#: Written as the time of a file when no real time may be (several de-identified patients).
-NO_TIME = datetime(1980, 1, 1)
 
 
 def zip_files(files: dict[str, bytes], made_at: datetime | None = None) -> bytes:
