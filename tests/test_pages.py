@@ -347,6 +347,14 @@ def test_the_patient_page_says_where_the_level_shown_at_the_time_differs_from_to
     }
 
 
+def test_a_patient_whose_records_were_all_stored_on_one_day_reads_the_only_day(demo_url, monkeypatch):
+    """The demo's records were imported on one day: the page said "On each of the 1 days" (clinician's browser pass)."""
+    at = _app(demo_url, monkeypatch, "patient", patient="KW-0001")
+    _no_exception(at)
+    said = [m.value for m in at.markdown if "today's replay gives" in m.value]
+    assert said == ["On the only day, the level shown then is the level today's replay gives for that date."], said
+
+
 def test_reviewer_gets_no_forms(demo_url, monkeypatch):
     for page in ("log_session", "log_checkin", "patients", "alerts"):
         at = _app(demo_url, monkeypatch, page, role="reviewer")

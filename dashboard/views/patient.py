@@ -255,8 +255,11 @@ with st.expander("Level as shown at the time", icon=":material/event_repeat:"):
     if seen.empty:
         st.write("No session or check-in had been stored for this patient by the end of any day.")
     elif differing:
-        st.info(f"On {differing} of the {len(seen)} days, the level shown then differs from today's replay of that "
+        days = "the only day" if len(seen) == 1 else f"{differing} of the {len(seen)} days"
+        st.info(f"On {days}, the level shown then differs from today's replay of that "
                 "date: records of it were entered later, corrected or voided.", icon=":material/difference:")
+    elif len(seen) == 1:
+        st.write("On the only day, the level shown then is the level today's replay gives for that date.")
     else:
         st.write(f"On each of the {len(seen)} days, the level shown then is the level today's replay gives for that date.")
     if len(listed):
