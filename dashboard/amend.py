@@ -27,6 +27,7 @@ from dashboard.ui import (
     staff_column,
     to_local,
     unusual_box,
+    unusual_checkin,
     unusual_confirmed,
     unusual_session,
     words,
@@ -243,38 +244,49 @@ def _amend_form(engine: Engine, user: SignedInUser, kind: str, record_id: int, b
                        "(it may be corrected, not removed).")
         reason = st.text_input("Reason for the amendment (required, kept with the history)", key=f"{base}_reason",
                                max_chars=REASON_MAX_LENGTH)
-        unusual_box(f"{base}_", "amendment")
+        # Filled after this click is checked: drawn before it, the box still asked about a value already corrected
+        # (255 mg, changed to 26 and saved without a reason; clinician's browser pass).
+        unusual_slot = st.empty()
         save = st.form_submit_button("Save amendment", type="primary")
         cancel = st.form_submit_button("Cancel")
-    if cancel:
-        _forget(base)
-        st.rerun()
-    if not save:
-        return
-    changes = {name: values[name] for name, rule in fields.items() if not _same(rule, values[name], before[name])}
-    if not changes:
-        st.warning("Nothing was changed, so nothing was saved.")
-        return
-    if kind == "session":
-        # The same second look as on Log session: an amendment to 500 mg IV, or to a heart rate of 27, is the same
-        # slip of the keyboard. Only what the amendment changed is asked about.
-        patient = data.patients().set_index("patient_id").loc[opened["patient_id"]]
-        sessions = data.patient_records(opened["patient_id"]).sessions
-        others = sessions[sessions["id"] != record_id]  # not the session being amended
-        unusual = unusual_session({"patient_id": opened["patient_id"], **values}, patient, others, changed=set(changes))
-        if not unusual_confirmed(f"{base}_", unusual):
-            st.rerun()  # the form again, with the values to check and the tick box above its Save button
     try:
-        saved = spec["amend"](engine, record_id, changes, actor=user.username, reason=reason,
-                              expected_version=int(opened["version"]), validator=Validator())
-    except RecordInvalid as exc:
-        labels = {name: rule.label for name, rule in spec["rules"].items()} | {"reason": "Reason"}
-        error_summary(problems_by_field(exc.problems), labels)
-    except (RecordConflict, RecordNotFound) as exc:
-        st.session_state[f"{base}_conflict"] = str(exc)
-    else:
-        _finish(base, f"Amendment saved: this {spec['label']} is now version {saved.version}; "
-                      "the earlier version is kept in the history.")
+        if cancel:
+            _forget(base)
+            st.rerun()
+        if not save:
+            return
+        changes = {name: values[name] for name, rule in fields.items() if not _same(rule, values[name], before[name])}
+        if not changes:
+            st.session_state.pop(f"{base}_unusual", None)  # no value left to ask about
+            st.warning("Nothing was changed, so nothing was saved.")
+            return
+        if kind == "session":
+            # The same second look as on Log session: an amendment to 500 mg IV, or to a heart rate of 27, is the same
+            # slip of the keyboard. Only what the amendment changed is asked about.
+            patient = data.patients().set_index("patient_id").loc[opened["patient_id"]]
+            sessions = data.patient_records(opened["patient_id"]).sessions
+            others = sessions[sessions["id"] != record_id]  # not the session being amended
+            unusual = unusual_session({"patient_id": opened["patient_id"], **values}, patient, others, changed=set(changes))
+            if not unusual_confirmed(f"{base}_", unusual):
+                st.rerun()  # the form again, with the values to check and the tick box above its Save button
+        elif "reported_at" in changes:  # a check-in moved long before the treatment start, as on Log check-in
+            patient = data.patients().set_index("patient_id").loc[opened["patient_id"]]
+            if not unusual_confirmed(f"{base}_", unusual_checkin({"patient_id": opened["patient_id"], **values}, patient)):
+                st.rerun()
+        try:
+            saved = spec["amend"](engine, record_id, changes, actor=user.username, reason=reason,
+                                  expected_version=int(opened["version"]), validator=Validator())
+        except RecordInvalid as exc:
+            labels = {name: rule.label for name, rule in spec["rules"].items()} | {"reason": "Reason"}
+            error_summary(problems_by_field(exc.problems), labels)
+        except (RecordConflict, RecordNotFound) as exc:
+            st.session_state[f"{base}_conflict"] = str(exc)
+        else:
+            _finish(base, f"Amendment saved: this {spec['label']} is now version {saved.version}; "
+                          "the earlier version is kept in the history.")
+    finally:
+        with unusual_slot.container():
+            unusual_box(f"{base}_", "amendment")
 
 
 def record_summary(kind: Kind, record: dict) -> str:

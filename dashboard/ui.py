@@ -666,6 +666,14 @@ def weight_question(raw: dict, other_sessions: pd.DataFrame) -> list[str]:
     return [p.message for p in Validator().weight_question(raw, other_sessions=_weighed(other_sessions))]
 
 
+def unusual_checkin(raw: dict, patient: pd.Series) -> list[str]:
+    """The store's double check of a check-in against one patient's treatment start (a row of `data.patients()`)."""
+    from store.validation import Validator
+
+    start = None if pd.isna(patient["treatment_start"]) else pd.Timestamp(patient["treatment_start"]).date()
+    return [p.message for p in Validator().unusual_checkin(raw, treatment_start=start)]
+
+
 def unusual_session(raw: dict, patient: pd.Series, other_sessions: pd.DataFrame, *,
                     changed: set[str] | None = None) -> list[str]:
     """The store's double check of a session against one patient's plan (a row of `data.patients()`) and other sessions.

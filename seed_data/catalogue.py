@@ -181,7 +181,7 @@ def _repo_root() -> Path | None:
 
 @dataclass(frozen=True, slots=True)
 class DoseChecks:
-    """Doses and vital signs the session form asks to confirm before saving (seed_data/dosing.toml)."""
+    """Doses, vital signs and dates the session and check-in forms ask to confirm before saving (seed_data/dosing.toml)."""
 
     weight_based_max_mg_per_kg: float
     weight_based_max_mg_without_weight: float
@@ -189,6 +189,7 @@ class DoseChecks:
     fixed_route_max_mg: dict[str, float]
     weight_change_fraction: float
     vitals: dict[str, tuple[float, float]]  # column: the range not asked about
+    checkin_days_before_start: int  # a check-in dated further before the treatment start is asked about
 
 
 @cache
@@ -204,7 +205,8 @@ def dose_checks() -> DoseChecks:
     if wrong:
         raise ValueError(f"dosing.toml: vitals has {', '.join(wrong)}; give a vital sign's column with [lowest, highest]")
     return DoseChecks(float(data["weight_based_max_mg_per_kg"]), float(data["weight_based_max_mg_without_weight"]),
-                      float(data["above_plan_factor"]), fixed, float(data["weight_change_fraction"]), vitals)
+                      float(data["above_plan_factor"]), fixed, float(data["weight_change_fraction"]), vitals,
+                      int(data["checkin_days_before_start"]))
 
 
 def seeds_dir() -> Path:

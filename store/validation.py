@@ -695,6 +695,23 @@ class Validator:
                                                "check that it was typed as measured"))
         return unusual
 
+    def unusual_checkin(self, raw: Mapping[str, Any], *, treatment_start: date | None) -> list[Problem]:
+        """What a valid check-in holds that is unusual enough to confirm before saving: a date long before the
+        treatment start, most often a slip in the month, which would become the patient's baseline (clinician's
+        browser pass). Empty when the check-in is not valid or nothing is unusual; the importer does not ask."""
+        from seed_data.catalogue import dose_checks
+
+        clean, problems = self.checkin(raw)
+        if problems or treatment_start is None:
+            return []
+        day = clean["reported_at"].astimezone(self.tz).date()
+        before = (treatment_start - day).days
+        if before <= dose_checks().checkin_days_before_start:
+            return []
+        return [Problem("reported_at", f"Check-in date and time: {day.isoformat()} is {before} days before this "
+                                       f"patient's treatment start ({treatment_start.isoformat()}); it would count in "
+                                       "the patient's baseline")]
+
     def checkin(self, raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
         """A check-in row, with the Severity of Dependence Scale given in full or not at all."""
         clean, problems = self.check(CHECKIN_RULES, raw)

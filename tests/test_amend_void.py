@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 from store import records
 from store.db import open_database
 from store.importer import import_folder
-from store.queries import checkins_frame, revisions_frame, sessions_frame
+from store.queries import checkins_frame, patients_frame, revisions_frame, sessions_frame
 from store.validation import SESSION_RULES
 from tests.access_support import RECORD_PAGE, app_from, cheap_hashes, make_user, sign_in  # noqa: F401 - autouse fixture
 from tests.store_support import CHECKIN, SESSION, write_folder
@@ -330,6 +330,39 @@ def test_an_amendment_to_an_unusual_dose_is_saved_only_once_the_clinician_confir
     submit(at, f"{base}_form", "Save amendment")
     assert not at.exception and "now version 2" in at.success[0].value
     assert stored(engine, sessions_frame, sid, "dose_mg") == 500.0
+
+
+def test_the_question_about_an_unusual_dose_goes_once_the_dose_is_corrected(ui_records):
+    """Corrected from 500 to 50 mg and saved without a reason, the form still asked about 500 mg beside the refusal
+    (clinician's browser pass): what it asks about is the value in the box."""
+    engine, sid, _, people = ui_records
+    at, base = open_form(people, "session", sid, "amend")
+    at.selectbox(key=f"{base}_f_route").set_value("iv")
+    at.number_input(key=f"{base}_f_weight_kg").set_value(50.0)
+    at.number_input(key=f"{base}_f_dose_mg").set_value(500.0)
+    submit(at, f"{base}_form", "Save amendment")
+    assert "Dose: 500 mg for 50 kg" in " ".join(w.value for w in at.warning).replace("\\", "")
+    at.number_input(key=f"{base}_f_dose_mg").set_value(50.0)
+    submit(at, f"{base}_form", "Save amendment")  # no reason: refused for that alone
+    assert any("Give a reason" in e.value for e in at.error), [e.value for e in at.error]
+    assert not [w for w in at.warning if "Not saved yet" in w.value], [w.value for w in at.warning]
+    assert not [c for c in at.checkbox if c.label.startswith("I have checked these values")]
+    assert stored(engine, sessions_frame, sid, "version") == 1
+
+
+def test_a_check_in_moved_months_before_the_treatment_start_is_asked_about(ui_records):
+    """As on Log check-in: a slip in the month would make it the patient's baseline (clinician's browser pass)."""
+    engine, _, cid, people = ui_records
+    start = pd.Timestamp(patients_frame(engine)["treatment_start"].iloc[0]).date()
+    at, base = open_form(people, "checkin", cid, "amend")
+    at.datetime_input(key=f"{base}_f_reported_at").set_value(dt.datetime.combine(start - dt.timedelta(days=90), dt.time(9)))
+    at.text_input(key=f"{base}_reason").input("date as on the paper form")
+    submit(at, f"{base}_form", "Save amendment")
+    assert stored(engine, checkins_frame, cid, "version") == 1
+    assert "90 days before this patient's treatment start" in " ".join(w.value for w in at.warning)
+    next(c for c in at.checkbox if c.label.startswith("I have checked these values")).check()
+    submit(at, f"{base}_form", "Save amendment")
+    assert not at.exception and stored(engine, checkins_frame, cid, "version") == 2
 
 
 def test_an_amended_vital_sign_is_asked_about_and_an_unchanged_one_is_not_asked_again(ui_records):

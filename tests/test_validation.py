@@ -243,6 +243,28 @@ def test_unusual_but_valid_sessions_are_named_for_the_form_to_confirm(changes, s
     assert [p.message for p in unusual] == expected
 
 
+@settings(max_examples=60, deadline=None)
+@given(days_before=st.integers(min_value=-400, max_value=400), hour=st.integers(min_value=0, max_value=23))
+def test_a_check_in_long_before_the_treatment_start_is_asked_about_and_one_in_the_weeks_before_is_not(days_before, hour):
+    """A screening check-in in the weeks before the first session is usual; one months before is most often a slip in
+    the month, and would become the patient's baseline (clinician's browser pass). Asked iff more than the set days."""
+    from seed_data.catalogue import dose_checks
+
+    start = dt.date(2026, 7, 20)
+    given_at = dt.datetime.combine(start - dt.timedelta(days=days_before), dt.time(hour), tzinfo=ZoneInfo(TZ))
+    raw = {"patient_id": "P1", "reported_at": given_at.isoformat(), "craving": 3}
+    unusual = Validator(now=dt.datetime(2027, 12, 1, tzinfo=timezone.utc), tz=TZ).unusual_checkin(raw, treatment_start=start)
+    limit = dose_checks().checkin_days_before_start
+    if days_before > limit:
+        assert [p.message for p in unusual] == [
+            f"Check-in date and time: {given_at.date().isoformat()} is {days_before} days before this patient's "
+            "treatment start (2026-07-20); it would count in the patient's baseline"]
+    else:
+        assert unusual == []
+    assert Validator(now=NOW, tz=TZ).unusual_checkin(raw, treatment_start=None) == []
+    assert Validator(now=NOW, tz=TZ).unusual_checkin({**raw, "craving": 11}, treatment_start=start) == []  # refused first
+
+
 def _at(day: int, hour: int = 10) -> dt.datetime:
     return dt.datetime(2026, 10, day, hour, 0, tzinfo=ZoneInfo(TZ))
 

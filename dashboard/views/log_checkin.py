@@ -138,7 +138,22 @@ def _clear_answers(*, paper_too: bool = True) -> bool:
     s.pop(P + "staff_errors", None)
     ui.refused_as_typed(P, None)
     s.pop(P + "confirm_clear", None)  # a question asked of this form, not of the next patient's
+    s.pop(P + "unusual", None)
     return typed
+
+
+def _unusual(patient_id: str | None, raw: dict) -> list[str]:
+    """What the store's double check finds unusual in a valid check-in (a date long before the treatment start)."""
+    plans = data.patients().set_index("patient_id")
+    return ui.unusual_checkin(raw, plans.loc[patient_id]) if patient_id in plans.index else []
+
+
+def _reported_at() -> datetime | None:
+    """When the check-in was given: now on the tablet, else the date and time the clinician set (clinic time)."""
+    if patient_mode:
+        return datetime.now(timezone.utc)
+    when = st.session_state.get(P + "when")
+    return when.replace(tzinfo=ui.clinic_tz()) if when is not None else None
 
 
 def _save(patient_id: str | None) -> None:
@@ -146,15 +161,16 @@ def _save(patient_id: str | None) -> None:
     s = st.session_state
     if not may_still_write(user):
         return
-    if patient_mode:
-        reported_at = datetime.now(timezone.utc)
-    else:
-        when = s.get(P + "when")
-        reported_at = when.replace(tzinfo=ui.clinic_tz()) if when is not None else None
+    reported_at = _reported_at()
     raw = _raw(patient_id, reported_at)
     problems = _phq9_problems(paper=bool(s.get(P + "paper")) and not patient_mode)
     if problems:  # report the store's own problems in the same pass; it stays the one rule set
         problems += Validator().checkin(raw)[1]
+    elif not patient_mode and not ui.unusual_confirmed(P, _unusual(patient_id, raw)):
+        s[P + "errors"] = {}
+        s.pop(P + "saved", None)
+        st.toast("Not saved yet: please check the date shown above the Save button.", icon=":material/help:")
+        return
     else:
         try:
             store_records.add_checkin(engine, raw, actor=user.username)
@@ -325,6 +341,12 @@ def checkin_form(patient_id: str, *, patient_facing: bool) -> None:
     st.text_area("Anything else you would like your care team to know?" if patient_facing else LABELS["notes"],
                  key=P + "notes", max_chars=CHECKIN_RULES["notes"].max_length, height=90)
     ui.field_error(errors, "notes")
+    waiting = st.session_state.get(P + "unusual")
+    if waiting and ([] if patient_facing else _unusual(patient_id, _raw(patient_id, _reported_at()))) != waiting:
+        st.session_state.pop(P + "unusual")  # corrected since Save: Save checks the date again
+    if st.session_state.get(P + "unusual"):
+        with st.container(border=True):
+            ui.unusual_box(P, "check-in")
     st.button("Send my answers" if patient_facing else "Save check-in", type="primary", icon=":material/send:",
               on_click=_save, args=(patient_id,), key=P + "save")
     if patient_facing:  # under Send, where the patient is when they press it (the top is a long scroll away)
@@ -361,10 +383,22 @@ def patient_view(patient_id: str) -> None:
             st.error(st.session_state[P + "exit_error"])
 
 
+def _no_longer_waiting(notice: dict) -> bool:
+    """Whether the patient a safety notice names has no question 9 answer waiting for a follow-up any more (one was
+    recorded, or the check-in voided). Kept up, the notice told the next patient's form that a follow-up was still
+    owed (clinician's browser pass)."""
+    answers = data.safety_answers()
+    waiting = (answers["patient_id"] == notice["patient_id"]) & answers["followed_up_at"].isna()
+    return not bool(waiting.any())
+
+
 def clinician_view() -> None:
     """Choose the patient and when, then fill in the form or hand the tablet over."""
     st.title("Log check-in")
     notice = st.session_state.get(SAFETY_NOTICE_KEY)
+    if notice and _no_longer_waiting(notice):  # followed up, or the check-in voided: it said a follow-up was owed
+        st.session_state.pop(SAFETY_NOTICE_KEY, None)
+        notice = None
     if notice:
         # As red as the banner on the patient's page, with the answer and the way there (nurse's review: it was amber)
         st.error(
