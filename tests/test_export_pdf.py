@@ -149,6 +149,8 @@ def test_caseload_pdf_lists_the_flagged_patient_with_reasons_and_review(sample):
     text = pdf_text(data)
     assert SECRET_NAME in text and "early_requests_repeated" in text
     assert "2025-03-20 by dr-quillfeather" in text
+    # of the level: a question 9 follow-up in the reasons column is not one (clinician's browser pass)
+    assert "Last review of the level" in " ".join(text.split())
     assert "KetaWatch supports clinical judgement and does not diagnose" in text
     assert "Page 1 of" in text
 

@@ -65,7 +65,8 @@ def caseload_pdf(export: CaseloadExport, *, tz: str) -> bytes:
         if pd.notna(r.last_review_at):
             review = f"{pd.Timestamp(r.last_review_at):%Y-%m-%d} by {_cell(r.last_review_by)}: {_cell(r.last_review_action).replace('_', ' ')} (saw {_cell(r.last_review_level)})"
         else:
-            review = "never reviewed"
+            # of the level: a question 9 follow-up, listed with the reasons, is not one (clinician's browser pass)
+            review = "level never reviewed"
         if bool(r.needs_review):  # "NEW" was wrong for an alert back only because its review is old (code review)
             review += "\nwaiting for review" if pd.notna(r.last_review_at) else ""
         # One table row per reason: a row cannot break across pages, and a patient with many
@@ -80,6 +81,6 @@ def caseload_pdf(export: CaseloadExport, *, tz: str) -> bytes:
         table_rows += [[r.patient_id, level, "", "", line, ""] for line in lines[1:]]
         shading += [len(shading_start) % 2 == 0] * len(lines)
         shading_start.append(r.patient_id)
-    pdf.data_table(["Patient", "Level", "Since", "Clinician", "Reasons (observations)", "Last review"], table_rows,
+    pdf.data_table(["Patient", "Level", "Since", "Clinician", "Reasons (observations)", "Last review of the level"], table_rows,
                    [38, 22, 20, 26, 120, pdf.usable_width - 226], size=7.5, shaded=shading)
     return pdf.finish()
