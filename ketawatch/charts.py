@@ -277,8 +277,12 @@ def _dose_charts(signals, common, patient) -> list[ChartSpec]:
             else:
                 note += " No planned mg/kg recorded."
         else:
+            plan = patient.get("planned_dose_mg")
             ref = all_sessions.loc[~all_sessions["route"].isin(WEIGHT_BASED_ROUTES), "dose_reference"].dropna()
-            if len(ref):
+            if plan is not None and not pd.isna(plan):
+                lines = [RefLine(float(plan), f"Plan {_num(float(plan))} mg", "plan"),
+                         RefLine(float(plan) * (1 + rise), f"{round(rise * 100):d}% above plan", "threshold")]
+            elif len(ref):
                 r = float(ref.iloc[-1])
                 lines = [RefLine(r, f"Reference {_num(r)} mg (first sessions)", "plan"),
                          RefLine(r * (1 + rise), f"{round(rise * 100):d}% above reference", "threshold")]

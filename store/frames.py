@@ -21,6 +21,7 @@ PATIENT_DTYPES: dict[str, str] = {
     "sud_history": "bool",
     "treatment_start": "datetime64[ns]",
     "planned_dose_mg_per_kg": "float64",
+    "planned_dose_mg": "float64",
     "planned_interval_days": "float64",
     "clinician": "string",
     "status": "string",

@@ -76,6 +76,9 @@ class Patient(Tracked, table=True):
     sud_history: bool
     treatment_start: date
     planned_dose_mg_per_kg: Optional[float] = None
+    #: The planned dose of a fixed-dose route (intranasal esketamine 56 or 84 mg), set on Patients and plans; not in
+    #: the import format (CONTRACT section 2), like the status.
+    planned_dose_mg: Optional[float] = None
     planned_interval_days: Optional[int] = None
     clinician: Optional[str] = Field(default=None, max_length=64, index=True)
     status: str = Field(default="active", max_length=16, index=True)
@@ -86,6 +89,7 @@ class Patient(Tracked, table=True):
         CheckConstraint(_in("status", PATIENT_STATUSES), name="ck_patient_status"),
         CheckConstraint(_range("birth_year", 1900, 2200), name="ck_patient_birth_year"),
         CheckConstraint(_range("planned_dose_mg_per_kg", 0.05, 5), name="ck_patient_planned_dose"),
+        CheckConstraint(_range("planned_dose_mg", 1, 1000), name="ck_patient_planned_dose_mg"),
         CheckConstraint(_range("planned_interval_days", 1, 180), name="ck_patient_planned_interval"),
     )
 

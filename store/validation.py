@@ -93,6 +93,8 @@ PATIENT_RULES: dict[str, Rule] = {
         Rule("planned_interval_days", "Planned interval between maintenance sessions", "int", low=1, high=180, unit="days"),
         Rule("clinician", "Responsible clinician", "text", max_length=64),
         Rule("status", "Status", "choice", choices=PATIENT_STATUSES),
+        # Not in the import format (CONTRACT section 2), like the status: set on Patients and plans.
+        Rule("planned_dose_mg", "Planned dose for fixed-dose routes", "number", low=1, high=1000, unit="mg"),
     )
 }
 

@@ -1045,6 +1045,26 @@ def test_edit_patient_amends_with_a_reason(demo_url, monkeypatch):
         assert db.get(Patient, "KW-0004").version == 2
 
 
+def test_an_esketamine_patient_s_plan_takes_a_dose_in_mg(demo_url, monkeypatch):
+    """Patients and plans had only a mg/kg dose, so a planned 56 -> 84 mg esketamine titration could not be recorded
+    and read as a rise above the first doses (clinician's browser pass)."""
+    at = _open_for_edit(demo_url, monkeypatch, "KW-0001")
+    at.number_input(key="pe_planned_dose_mg").set_value(2000.0)
+    at.text_input(key="pe_reason").set_value("Titrated to 84 mg as planned")
+    _button(at, "Save changes").click().run()
+    assert "Planned dose for fixed-dose routes" in _texts(at) and "1000" in _texts(at)
+    with Session(open_database(demo_url)) as db:
+        assert db.get(Patient, "KW-0001").planned_dose_mg is None
+    at.number_input(key="pe_planned_dose_mg").set_value(84.0)
+    _button(at, "Save changes").click().run()
+    _no_exception(at)
+    with Session(open_database(demo_url)) as db:
+        assert db.get(Patient, "KW-0001").planned_dose_mg == 84.0
+    page = _app(demo_url, monkeypatch, "patient", patient="KW-0001")
+    _no_exception(page)
+    assert "84 mg every 14 days" in [t.value for t in page.text], [t.value for t in page.text]
+
+
 def test_edit_patient_needs_a_reason(demo_url, monkeypatch):
     at = _open_for_edit(demo_url, monkeypatch)
     at.number_input(key="pe_planned_interval_days").set_value(28).run()

@@ -178,6 +178,22 @@ def test_a_later_request_does_not_turn_an_earlier_planned_titration_into_escalat
     assert worst(rec) == "green"
 
 
+def test_an_esketamine_titration_to_the_planned_84_mg_is_not_read_as_escalation_after_a_request():
+    """Three 56 mg doses, then 84 mg at the 4th session, the one at which the patient asked for more: against the first
+    doses that is 50% more after a request (amber); with 84 mg recorded as the plan, it is the plan (clinician's
+    browser pass: with an SUD history and other signs it made red)."""
+    course = esketamine_course("p2", [56] * 3 + [84] * 9, asked_more=(3,))
+    unplanned = levels(records([patient("p2", plan_dose=None, plan_interval=14)], course))
+    assert "dose_above_plan_after_request" in {rid for rs in unplanned["reasons"] for rid in rule_ids(rs)}
+    planned = levels(records([{**patient("p2", plan_dose=None, plan_interval=14), "planned_dose_mg": 84.0}], course))
+    assert "dose_above_plan_after_request" not in {rid for rs in planned["reasons"] for rid in rule_ids(rs)}
+    # ... and a dose above that plan after the asking still is, said against the plan
+    above = esketamine_course("p2", [56] * 3 + [84] * 3 + [112] * 4, asked_more=(5,))
+    d = levels(records([{**patient("p2", plan_dose=None, plan_interval=14), "planned_dose_mg": 84.0}], above))
+    texts = [r.text for rs in d["reasons"] for r in rs if r.rule_id == "dose_above_plan_after_request"]
+    assert texts and "33% above the planned 84 mg" in texts[-1], texts
+
+
 def test_ptsd_depersonalisation_from_the_start_stays_green():
     rec = records(
         [patient(indication="ptsd")],

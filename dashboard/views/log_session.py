@@ -224,8 +224,11 @@ with dose_cols[3]:
         else:
             st.caption(f"Planned dose: {planned:.2f} mg/kg" if planned is not None else "No planned mg/kg in this patient's plan.")
     else:
+        planned_mg = None if plan is None or pd.isna(plan["planned_dose_mg"]) else float(plan["planned_dose_mg"])
         st.metric("Dose", f"{dose:g} mg" if dose is not None else "—")
-        st.caption(f"{ui.route_words(route)} is a fixed-dose route: the dose is judged in mg, not mg/kg.")
+        st.caption(f"{ui.route_words(route)} is a fixed-dose route: the dose is judged in mg, not mg/kg"
+                   + (f" (planned dose: {planned_mg:g} mg)." if planned_mg is not None else
+                      "; with no planned mg in this patient's plan, against their first sessions on the route."))
     _dose_check_now(pid, dose)
 
 st.subheader("Vital signs", divider="gray", anchor=False)

@@ -73,7 +73,11 @@ def _fields(p: str, errors: dict, *, editing: bool) -> None:
         ui.field_error(errors, "status")
     with c:
         ui.rule_number(r["planned_dose_mg_per_kg"], p + "planned_dose_mg_per_kg", errors, step=0.05, fmt="%.2f",
-                       help="For weight-based routes (IV, IM). Fixed-dose routes are judged against the first sessions.")
+                       help="For weight-based routes (IV, IM).")
+        ui.rule_number(r["planned_dose_mg"], p + "planned_dose_mg", errors, step=28.0, fmt="%.0f",
+                       help="For fixed-dose routes (intranasal esketamine 56 or 84 mg; oral, sublingual). Without "
+                            "it, a dose is judged against the patient's first sessions on the route, so a planned "
+                            "titration from 56 to 84 mg reads as a rise.")
         ui.rule_number(r["planned_interval_days"], p + "planned_interval_days", errors,
                        help="Days between maintenance sessions, after induction.")
         options = _clinician_options()
@@ -169,13 +173,15 @@ else:
         "Indication": patients["indication"].map(ui.words),
         "SUD history": patients["sud_history"].map({True: "yes", False: "no"}),
         "Planned mg/kg": patients["planned_dose_mg_per_kg"],
+        "Planned mg (fixed-dose)": patients["planned_dose_mg"],
         "Planned interval (days)": patients["planned_interval_days"],
         "Status": patients["status"].map(ui.words),
         "Responsible clinician": patients["clinician"],
         "Treatment start": patients["treatment_start"],
     }), key="pt_table",
         column_config={"Treatment start": st.column_config.DateColumn(format="YYYY-MM-DD"),
-                       "Planned mg/kg": st.column_config.NumberColumn(format="%.2f")})
+                       "Planned mg/kg": st.column_config.NumberColumn(format="%.2f"),
+                       "Planned mg (fixed-dose)": st.column_config.NumberColumn(format="%.0f")})
 
 if not writer:
     ui.read_only_notice(user)

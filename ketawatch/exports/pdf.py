@@ -59,7 +59,8 @@ def _yes_no(value) -> str:
 def patient_facts(case: PatientCase) -> list[tuple[str, str]]:
     """The identity and plan lines at the top of the summary."""
     p = case.patient
-    plan_dose = _text(p.get("planned_dose_mg_per_kg"), " mg/kg", 2) or "not set"
+    plan_dose = " or ".join(x for x in (_text(p.get("planned_dose_mg_per_kg"), " mg/kg", 2),
+                                        _text(p.get("planned_dose_mg"), " mg (fixed-dose routes)")) if x) or "not set"
     plan_interval = _text(p.get("planned_interval_days"), " days") or "not set"
     facts: list[tuple[str, str]] = []
     sud = _yes_no(p.get("sud_history"))

@@ -299,7 +299,9 @@ def _rule_words(column: str) -> str | None:
 
 
 #: Workbook columns worked out for reading, which the import format does not take.
-DERIVED_COLUMNS = ("status", "dose_mg_per_kg", "days_since_previous", "sds_total", "age_band")
+DERIVED_COLUMNS = ("dose_mg_per_kg", "days_since_previous", "sds_total", "age_band")
+#: Patient columns kept in KetaWatch only (set on Patients and plans), which the import format does not take either.
+KEPT_ONLY_COLUMNS = ("status", "planned_dose_mg")
 
 
 def about_sheet(sheets: dict[str, pd.DataFrame], *, deidentified: bool = False) -> pd.DataFrame:
@@ -307,12 +309,12 @@ def about_sheet(sheets: dict[str, pd.DataFrame], *, deidentified: bool = False) 
     de-identified, then every column in words with its unit."""
     from ketawatch.exports.pdf_layout import DISCLAIMER
 
-    derived = ", ".join(DERIVED_COLUMNS)
+    derived, kept = ", ".join(DERIVED_COLUMNS), ", ".join(KEPT_ONLY_COLUMNS)
     rows = [{"sheet": "", "column": "", "meaning": DISCLAIMER},
             {"sheet": "", "column": "", "meaning": "Times are clinic-local. Column names are the import format's, so the "
                                                    f"sheets can be analysed as they are; {derived} are worked out here "
-                                                   "and are not import columns (for a copy to re-import, use the CSV "
-                                                   "export)."}]
+                                                   f"and {kept} are kept in KetaWatch only: none of these is an import "
+                                                   "column (for a copy to re-import, use the CSV export)."}]
     if deidentified:
         rows.append({"sheet": "", "column": "", "meaning": (
             "De-identified: patient_id is a pseudonym (P-...); every date and time of a patient is shifted back by "

@@ -35,11 +35,14 @@ def local_days(instants: pd.Series, tz: str) -> np.ndarray:
 def patient_table(patients: pd.DataFrame) -> pd.DataFrame:
     """One row per patient (first wins) with SUD history and treatment plan; the row number is the patient's code."""
     table = patients[~patients["patient_id"].duplicated()]
+    # The mg plan of fixed-dose routes is not in the import format: frames made from files have no such column.
+    planned_mg = table["planned_dose_mg"] if "planned_dose_mg" in table else pd.Series(np.nan, index=table.index)
     return pd.DataFrame(
         {
             "patient_id": table["patient_id"].to_numpy(dtype=object),
             "sud_history": table["sud_history"].to_numpy(dtype=bool, na_value=False),
             "planned_dose_mg_per_kg": table["planned_dose_mg_per_kg"].to_numpy(dtype="float64", na_value=np.nan),
+            "planned_dose_mg": planned_mg.to_numpy(dtype="float64", na_value=np.nan),
             "planned_interval_days": table["planned_interval_days"].to_numpy(dtype="float64", na_value=np.nan),
         }
     )
@@ -68,6 +71,7 @@ def _attach(
         "day": day[rows],
         "sud_history": patients["sud_history"].to_numpy(dtype=bool)[codes],
         "planned_dose_mg_per_kg": patients["planned_dose_mg_per_kg"].to_numpy(dtype="float64")[codes],
+        "planned_dose_mg": patients["planned_dose_mg"].to_numpy(dtype="float64")[codes],
         "planned_interval_days": patients["planned_interval_days"].to_numpy(dtype="float64")[codes],
     }
     return base, cols
@@ -284,8 +288,10 @@ def session_features(
     f["dose_measure"] = measure = scoring.dose_measure(dose_mg, weight, f["route"])
     f["dose_unit"] = np.where(weight_based, "mg/kg", "mg").astype(object)
     first_median = personal_baseline(measure, [codes, pd.factorize(route)[0]], rules.baseline_sessions)
-    planned = f["planned_dose_mg_per_kg"]
-    f["dose_reference_is_plan"] = use_plan = weight_based & ~np.isnan(planned)
+    # The plan in the route's unit: mg/kg for weight-based routes, mg for fixed-dose ones (a planned esketamine
+    # titration to 84 mg is the clinician's, not an escalation above the first 56 mg doses).
+    planned = np.where(weight_based, f["planned_dose_mg_per_kg"], f["planned_dose_mg"])
+    f["dose_reference_is_plan"] = use_plan = ~np.isnan(planned)
     f["dose_reference"] = np.where(use_plan, planned, first_median)
     f["dose_ratio"] = measure / f["dose_reference"]
     f["thr_dose_rise"] = rules.scaled("dose_rise_fraction", sud)
