@@ -251,6 +251,15 @@ def test_no_deidentified_export_of_patients_carries_the_real_time_of_export(samp
     assert pdf_name == f"ketawatch-{Pseudonymiser('test-secret-for-exports').patient(SECRET_PID)}-deidentified.pdf"
     assert "As of the day of export" in " ".join(readable_text(pdf_name, pdf_data).split())
     assert "timestamp" not in json.loads(results[3].download()[1])
+    # nor in the bundle's id: keyed by the shifted day, with a public namespace, trying each day found it (code review)
+    import uuid
+
+    from ketawatch.exports.fhir import _NAMESPACE
+
+    key = Pseudonymiser("test-secret-for-exports").patient(SECRET_PID)
+    bundle_id = json.loads(results[3].download()[1])["id"]
+    tried = [NOW.date() + timedelta(days=d) for d in range(-400, 401)]
+    assert not [day for day in tried if str(uuid.uuid5(_NAMESPACE, f"{key}|bundle|{day.isoformat()}")) == bundle_id]
     chosen = export_patient(sample, SECRET_PID, "pdf", actor=REVIEWER, role="reviewer", deidentify=True, now=NOW,
                             end=date(2025, 4, 1))  # a date chosen at export is shown, shifted like the records
     assert f"As of {date(2025, 4, 1) + timedelta(days=offset)}" in " ".join(readable_text(*chosen.download()[:2]).split())

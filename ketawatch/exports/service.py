@@ -49,8 +49,8 @@ class ExportResult:
     patient_ids: list[str]
     deidentified: bool
     stem: str = field(default="ketawatch-export")
-    #: The time written into file metadata (zip entries): the export time, the shifted one for one
-    #: de-identified patient, None (a fixed 1980-01-01) for several de-identified patients.
+    #: The time written into file metadata (zip entries): the export time, or None (a fixed 1980-01-01) for any
+    #: de-identified export.
     made_at: datetime | None = None
 
     def download(self) -> tuple[str, bytes, str]:
