@@ -142,3 +142,35 @@ def test_the_database_refuses_exactly_what_the_validator_refuses_at_every_range_
                                  f"{'refused' if expected else 'stored'} by the database, the validator says otherwise")
     assert wrong == []
     assert checked >= 80  # every ranged column of the three tables was tried
+
+
+def test_the_planned_mg_migration_keeps_every_record_both_ways_and_the_database_checks_its_range(db_url):
+    """0006 adds the planned mg of fixed-dose routes. Its downgrade first rebuilt `patient` on SQLite, which the
+    foreign keys of the records refused once there were any (code review): up and down, nothing may be lost."""
+    from alembic import command
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    import pytest
+
+    engine = make_engine(db_url)
+    command.upgrade(alembic_config(engine), "0005")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO patient (patient_id, indication, sud_history, treatment_start, status, version, "
+                          "recorded_at, recorded_by) VALUES ('P1', 'depression', false, '2026-01-01', 'active', 1, "
+                          "'2026-11-20 10:00:00+00:00', 'dr')"))
+        conn.execute(text("INSERT INTO check_in (patient_id, reported_at, craving, version, recorded_at, recorded_by) "
+                          "VALUES ('P1', '2026-02-01 10:00:00+00:00', 3, 1, '2026-11-20 10:00:00+00:00', 'dr')"))
+    count = "SELECT (SELECT count(*) FROM patient) + (SELECT count(*) FROM check_in)"
+    command.upgrade(alembic_config(engine), "0006")
+    with engine.begin() as conn:
+        assert conn.execute(text(count)).scalar_one() == 2
+        conn.execute(text("UPDATE patient SET planned_dose_mg = 84 WHERE patient_id = 'P1'"))
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(text("UPDATE patient SET planned_dose_mg = 2000 WHERE patient_id = 'P1'"))
+    command.downgrade(alembic_config(engine), "0005")
+    with engine.connect() as conn:
+        assert conn.execute(text(count)).scalar_one() == 2
+    assert "planned_dose_mg" not in {c["name"] for c in inspect(engine).get_columns("patient")}
+    command.upgrade(alembic_config(engine), "head")
+    engine.dispose()

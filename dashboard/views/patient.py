@@ -57,7 +57,7 @@ st.header(ui.md_escape(f"{pid} · {name}" if name else pid), anchor=False)
 facts = st.columns(6)
 plan_dose = " or ".join(x for x in (
     "" if pd.isna(row["planned_dose_mg_per_kg"]) else f"{row['planned_dose_mg_per_kg']:.2f} mg/kg",
-    "" if pd.isna(row["planned_dose_mg"]) else f"{row['planned_dose_mg']:.0f} mg") if x)
+    "" if pd.isna(row["planned_dose_mg"]) else f"{row['planned_dose_mg']:g} mg") if x)
 plan_interval = "" if pd.isna(row["planned_interval_days"]) else f"every {int(row['planned_interval_days'])} days"
 identity = ", ".join((
     ui.words(row["sex"]) if isinstance(row["sex"], str) and row["sex"] else "sex not recorded",

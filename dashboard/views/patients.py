@@ -74,7 +74,7 @@ def _fields(p: str, errors: dict, *, editing: bool) -> None:
     with c:
         ui.rule_number(r["planned_dose_mg_per_kg"], p + "planned_dose_mg_per_kg", errors, step=0.05, fmt="%.2f",
                        help="For weight-based routes (IV, IM).")
-        ui.rule_number(r["planned_dose_mg"], p + "planned_dose_mg", errors, step=28.0, fmt="%.0f",
+        ui.rule_number(r["planned_dose_mg"], p + "planned_dose_mg", errors, step=28.0, fmt="%g",
                        help="For fixed-dose routes (intranasal esketamine 56 or 84 mg; oral, sublingual). Without "
                             "it, a dose is judged against the patient's first sessions on the route, so a planned "
                             "titration from 56 to 84 mg reads as a rise.")
@@ -181,7 +181,7 @@ else:
     }), key="pt_table",
         column_config={"Treatment start": st.column_config.DateColumn(format="YYYY-MM-DD"),
                        "Planned mg/kg": st.column_config.NumberColumn(format="%.2f"),
-                       "Planned mg (fixed-dose)": st.column_config.NumberColumn(format="%.0f")})
+                       "Planned mg (fixed-dose)": st.column_config.NumberColumn(format="%g")})
 
 if not writer:
     ui.read_only_notice(user)
