@@ -269,9 +269,11 @@ def _amend_form(engine: Engine, user: SignedInUser, kind: str, record_id: int, b
             unusual = unusual_session({"patient_id": opened["patient_id"], **values}, patient, others, changed=set(changes))
             if not unusual_confirmed(f"{base}_", unusual):
                 st.rerun()  # the form again, with the values to check and the tick box above its Save button
-        elif "reported_at" in changes:  # a check-in moved long before the treatment start, as on Log check-in
+        else:  # a check-in moved long before the treatment start, as on Log check-in; a date put back asks nothing
             patient = data.patients().set_index("patient_id").loc[opened["patient_id"]]
-            if not unusual_confirmed(f"{base}_", unusual_checkin({"patient_id": opened["patient_id"], **values}, patient)):
+            unusual = (unusual_checkin({"patient_id": opened["patient_id"], **values}, patient)
+                       if "reported_at" in changes else [])
+            if not unusual_confirmed(f"{base}_", unusual):
                 st.rerun()
         try:
             saved = spec["amend"](engine, record_id, changes, actor=user.username, reason=reason,

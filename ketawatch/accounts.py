@@ -633,8 +633,11 @@ def confirm_at_tablet(engine: Engine, username: str, password: str, *, address: 
     # other save on SQLite for its 0.1 s.
     with Session(engine, expire_on_commit=False) as db:
         user = db.get(User, name)
-    right = user is not None and not user.disabled and verify_password(user.password_hash, password or "")
+    checked_hash = user.password_hash if user is not None else None
+    right = user is not None and not user.disabled and verify_password(checked_hash, password or "")
     with Session(for_writing(engine), expire_on_commit=False) as db, db.begin():
+        now_stored = db.get(User, name)  # disabled, or given a new password, while the check ran: refused (code review)
+        right = right and now_stored is not None and not now_stored.disabled and now_stored.password_hash == checked_hash
         if right:
             record_event(db, actor=name, action="sign_in", entity=_ENTITY, entity_key=name, at=now, method="password",
                          purpose="leave_patient_mode", **({"address": address} if address else {}))

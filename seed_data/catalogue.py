@@ -206,7 +206,7 @@ def dose_checks() -> DoseChecks:
         raise ValueError(f"dosing.toml: vitals has {', '.join(wrong)}; give a vital sign's column with [lowest, highest]")
     return DoseChecks(float(data["weight_based_max_mg_per_kg"]), float(data["weight_based_max_mg_without_weight"]),
                       float(data["above_plan_factor"]), fixed, float(data["weight_change_fraction"]), vitals,
-                      int(data["checkin_days_before_start"]))
+                      int(data.get("checkin_days_before_start", 28)))  # a clinic's older dosing.toml lacks it
 
 
 def seeds_dir() -> Path:

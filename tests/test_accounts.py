@@ -460,6 +460,39 @@ def test_a_password_being_checked_holds_up_no_one_else_s_save(sqlite_engine, mon
     assert [line.actor for line in audit_lines(sqlite_engine, done)] == ["cleo"]
 
 
+@pytest.mark.parametrize("meanwhile", ["disabled", "password reset"])
+def test_a_tablet_is_not_taken_back_with_a_password_disabled_or_reset_while_it_was_checked(sqlite_engine, monkeypatch,
+                                                                                            meanwhile):
+    """The check now runs outside the write, so the write reads the account again, as signing in does (code review)."""
+    import threading
+
+    make_user(sqlite_engine, "clinician")
+    checking, finish = threading.Event(), threading.Event()
+    real = accounts.verify_password
+
+    def held(stored, password):
+        checking.set()
+        finish.wait(30)
+        return real(stored, password)
+
+    monkeypatch.setattr(accounts, "verify_password", held)
+    answer = []
+    taking_back = threading.Thread(target=lambda: answer.append(
+        accounts.confirm_at_tablet(sqlite_engine, "cleo", PASSWORD, now=NOW)))
+    taking_back.start()
+    try:
+        assert checking.wait(30)
+        if meanwhile == "disabled":
+            accounts.set_disabled(sqlite_engine, "cleo", True, actor="ada")
+        else:
+            monkeypatch.setattr(accounts, "verify_password", real)
+            accounts.reset_password(sqlite_engine, "cleo", "another-long-secret-7", actor="ada")
+    finally:
+        finish.set()
+        taking_back.join()
+    assert answer == [False]
+
+
 def test_a_username_with_no_account_is_refused_and_locked_as_an_account_would_be(engine):
     """Otherwise the lock message tells a visitor which usernames exist: only real ones ever locked."""
     minutes = get_settings().lockout_minutes

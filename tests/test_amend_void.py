@@ -365,6 +365,24 @@ def test_a_check_in_moved_months_before_the_treatment_start_is_asked_about(ui_re
     assert not at.exception and stored(engine, checkins_frame, cid, "version") == 2
 
 
+def test_the_question_about_a_check_in_date_goes_once_the_date_is_put_back(ui_records):
+    """Put back to its own date and saved without a reason, the form still asked about the date it no longer held
+    (code review)."""
+    engine, _, cid, people = ui_records
+    start = pd.Timestamp(patients_frame(engine)["treatment_start"].iloc[0]).date()
+    at, base = open_form(people, "checkin", cid, "amend")
+    own = at.datetime_input(key=f"{base}_f_reported_at").value
+    at.datetime_input(key=f"{base}_f_reported_at").set_value(dt.datetime.combine(start - dt.timedelta(days=90), dt.time(9)))
+    submit(at, f"{base}_form", "Save amendment")
+    assert "90 days before" in " ".join(w.value for w in at.warning)
+    at.datetime_input(key=f"{base}_f_reported_at").set_value(own)
+    at.text_area(key=f"{base}_f_notes").input("as on the paper form")
+    submit(at, f"{base}_form", "Save amendment")  # no reason: refused for that alone
+    assert any("Give a reason" in e.value for e in at.error), [e.value for e in at.error]
+    assert not [w for w in at.warning if "Not saved yet" in w.value], [w.value for w in at.warning]
+    assert stored(engine, checkins_frame, cid, "version") == 1
+
+
 def test_an_amended_vital_sign_is_asked_about_and_an_unchanged_one_is_not_asked_again(ui_records):
     """A heart rate amended to 27 is the same slip as one typed on Log session; once it is confirmed and stored, a
     later amendment of the notes alone does not ask about it again."""
