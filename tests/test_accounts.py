@@ -426,13 +426,10 @@ def test_the_stand_in_hash_s_own_words_open_no_account_and_are_refused_like_any_
     assert "locked" in refusal(engine, "cleo", PASSWORD, now=NOW + timedelta(minutes=2))
 
 
-@pytest.mark.parametrize("checking_what", ["sign-in", "own password change", "taking back a tablet"])
-def test_a_password_being_checked_holds_up_no_one_else_s_save(sqlite_engine, monkeypatch, checking_what):
-    """The password check ran inside a write transaction: on SQLite every save waited behind it, and someone looping
-    the sign-in page made saves fail with 'database is locked' (security review)."""
+def _hold_password_checks(monkeypatch):
+    """Every password check made to wait until released: (a check has started, release it, the real check)."""
     import threading
 
-    make_user(sqlite_engine, "clinician")
     checking, finish = threading.Event(), threading.Event()
     real = accounts.verify_password
 
@@ -442,6 +439,17 @@ def test_a_password_being_checked_holds_up_no_one_else_s_save(sqlite_engine, mon
         return real(stored, password)
 
     monkeypatch.setattr(accounts, "verify_password", held)
+    return checking, finish, real
+
+
+@pytest.mark.parametrize("checking_what", ["sign-in", "own password change", "taking back a tablet"])
+def test_a_password_being_checked_holds_up_no_one_else_s_save(sqlite_engine, monkeypatch, checking_what):
+    """The password check ran inside a write transaction: on SQLite every save waited behind it, and someone looping
+    the sign-in page made saves fail with 'database is locked' (security review)."""
+    import threading
+
+    make_user(sqlite_engine, "clinician")
+    checking, finish, real = _hold_password_checks(monkeypatch)
     work = {"sign-in": lambda: accounts.authenticate(sqlite_engine, "cleo", PASSWORD, now=NOW),
             "own password change": lambda: accounts.change_own_password(sqlite_engine, "cleo", PASSWORD,
                                                                         "plum-anchor-violet-9", now=NOW),
@@ -467,15 +475,7 @@ def test_a_tablet_is_not_taken_back_with_a_password_disabled_or_reset_while_it_w
     import threading
 
     make_user(sqlite_engine, "clinician")
-    checking, finish = threading.Event(), threading.Event()
-    real = accounts.verify_password
-
-    def held(stored, password):
-        checking.set()
-        finish.wait(30)
-        return real(stored, password)
-
-    monkeypatch.setattr(accounts, "verify_password", held)
+    checking, finish, real = _hold_password_checks(monkeypatch)
     answer = []
     taking_back = threading.Thread(target=lambda: answer.append(
         accounts.confirm_at_tablet(sqlite_engine, "cleo", PASSWORD, now=NOW)))
