@@ -7,7 +7,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from typing import Iterable
+from typing import Callable, Iterable
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -647,6 +647,17 @@ def unusual_box(prefix: str, record: str = "session") -> None:
     st.warning("Not saved yet. These values are allowed but unusual; please check them:\n\n"
                + "\n".join(f"- {md_escape(message)}" for message in unusual), icon=":material/help:")
     st.checkbox(f"I have checked these values: save the {record} as entered", key=_confirm_key(prefix, unusual))
+
+
+def unusual_question(prefix: str, still_unusual: Callable[[], list[str]], record: str = "session") -> None:
+    """The unusual-values box above a form's Save button, while the form still holds what it asks about: corrected since
+    Save, the box would quote values no longer in the form (clinician review), and Save checks them again."""
+    waiting = st.session_state.get(prefix + "unusual")
+    if waiting and still_unusual() != waiting:
+        st.session_state.pop(prefix + "unusual")
+    if st.session_state.get(prefix + "unusual"):
+        with st.container(border=True):
+            unusual_box(prefix, record)
 
 
 def _confirm_key(prefix: str, unusual: list[str]) -> str:

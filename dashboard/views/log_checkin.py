@@ -341,12 +341,8 @@ def checkin_form(patient_id: str, *, patient_facing: bool) -> None:
     st.text_area("Anything else you would like your care team to know?" if patient_facing else LABELS["notes"],
                  key=P + "notes", max_chars=CHECKIN_RULES["notes"].max_length, height=90)
     ui.field_error(errors, "notes")
-    waiting = st.session_state.get(P + "unusual")
-    if waiting and ([] if patient_facing else _unusual(patient_id, _raw(patient_id, _reported_at()))) != waiting:
-        st.session_state.pop(P + "unusual")  # corrected since Save: Save checks the date again
-    if st.session_state.get(P + "unusual"):
-        with st.container(border=True):
-            ui.unusual_box(P, "check-in")
+    ui.unusual_question(P, lambda: [] if patient_facing else _unusual(patient_id, _raw(patient_id, _reported_at())),
+                        "check-in")
     st.button("Send my answers" if patient_facing else "Save check-in", type="primary", icon=":material/send:",
               on_click=_save, args=(patient_id,), key=P + "save")
     if patient_facing:  # under Send, where the patient is when they press it (the top is a long scroll away)

@@ -267,12 +267,6 @@ with req[1]:
 st.text_area(LABELS["notes"], key=P + "notes", max_chars=SESSION_RULES["notes"].max_length, height=100)
 ui.field_error(errors, "notes")
 
-waiting = st.session_state.get(P + "unusual")
-if waiting and _unusual(pid, _raw(pid)) != waiting:
-    # Corrected since Save: the box quoted values no longer in the form (clinician review); Save checks them again.
-    st.session_state.pop(P + "unusual")
-if st.session_state.get(P + "unusual"):
-    with st.container(border=True):
-        ui.unusual_box(P)
+ui.unusual_question(P, lambda: _unusual(pid, _raw(pid)))
 st.button("Save session", type="primary", icon=":material/save:", on_click=_save)
 st.caption("Fields marked * are required; leave any other field empty if it was not recorded.")
