@@ -342,7 +342,7 @@ def level_as_shown_sheet(shown: pd.DataFrame | None, patient_key: str) -> pd.Dat
         "reason_ids_shown": ["; ".join(ids) for ids in shown["reasons"]],
         "replay_level": shown["replay_level"].to_numpy(),
         "replay_reason_ids": ["; ".join(ids) for ids in shown["replay_reasons"]],
-        "differs": ["yes" if d else "no" for d in shown["differs"]],
+        "differs": yes_no(shown["differs"]).to_numpy(),
     }, columns=columns)
 
 
