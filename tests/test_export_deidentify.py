@@ -271,6 +271,32 @@ def test_no_deidentified_export_of_patients_carries_the_real_time_of_export(samp
     assert f"{NOW:%Y%m%d}" in identified.download()[0]  # an identified export keeps the real time
 
 
+def test_a_deidentified_case_review_as_of_the_day_of_export_ends_its_charts_and_gap_at_the_records(sample):
+    """Its charts ran to the shifted day of export and 'Nothing recorded for 12 weeks' dated it to the week: with the
+    day the file was sent, that gave the patient's shift away (IG review)."""
+    from ketawatch.exports.casefile import Author, load_patient_case
+    from ketawatch.exports.pdf import chart_specs
+
+    later = NOW + timedelta(days=90)
+    shifted_export_day = (later + timedelta(days=Pseudonymiser("test-secret-for-exports").offset_days(SECRET_PID))).date()
+    case = load_patient_case(sample, SECRET_PID, author=Author(REVIEWER, None, "reviewer"), deidentify=True, now=later)
+    dates = pd.concat([case.records.sessions["session_at"], case.records.checkins["reported_at"]]).dt.tz_convert(case.tz)
+    assert case.end == shifted_export_day and dates.max().date() < shifted_export_day - timedelta(days=28)
+    assert {spec.x_range[1] for spec in chart_specs(case)} == {dates.max().date()}
+    text = " ".join(readable_text(*export_patient(sample, SECRET_PID, "pdf", actor=REVIEWER, role="reviewer",
+                                                  deidentify=True, now=later).download()[:2]).split())
+    assert (f"Nothing recorded for at least 4 weeks before the day of export: the level and the reasons are as of "
+            f"{dates.max().date().isoformat()}.") in text
+    assert not re.search(r"Nothing recorded for \d+ weeks", text)
+    # identified, or with a day chosen, the charts run to that day and the gap is said in weeks
+    chosen = load_patient_case(sample, SECRET_PID, author=Author(REVIEWER, None, "reviewer"), deidentify=True,
+                               now=later, end=later.date())
+    assert {spec.x_range[1] for spec in chart_specs(chosen)} == {shifted_export_day}
+    identified = " ".join(readable_text(*export_patient(sample, SECRET_PID, "pdf", actor=CLINICIAN, role="clinician",
+                                                        now=later).download()[:2]).split())
+    assert re.search(r"Nothing recorded for \d+ weeks: the level", identified)
+
+
 def test_a_deidentified_caseload_for_an_earlier_date_says_so_without_the_date(sample):
     earlier = date(2025, 3, 15)
     today = export_caseload(sample, "pdf", actor=REVIEWER, role="reviewer", deidentify=True, now=NOW)

@@ -100,9 +100,21 @@ class PatientCase:
     end_chosen: bool = True
 
     @property
+    def export_day_hidden(self) -> bool:
+        """Whether `end` is the day of export in a de-identified file, which must not show it: shifted like the
+        records, whoever knew when the file was sent could read the patient's shift off it (IG review)."""
+        return self.deidentified and not self.end_chosen
+
+    @property
     def as_of_text(self) -> str:
         """The date the level is as of, as the file may show it: de-identified, the day of export is not printed."""
-        return "the day of export" if self.deidentified and not self.end_chosen else self.end.isoformat()
+        return "the day of export" if self.export_day_hidden else self.end.isoformat()
+
+    @property
+    def chart_end(self) -> date | None:
+        """The last day the charts draw: `end`, or the latest record's day where the day of export is hidden (charts
+        drawn to it showed the shifted day of export on their axis)."""
+        return None if self.export_day_hidden else self.end
 
     def record_key(self, record: str, row_id: int) -> str:
         """The record's lasting key: a FHIR resource keeps its id when the record's time is amended."""

@@ -335,7 +335,7 @@ def fhir_bundle(case: PatientCase) -> dict:
         "resourceType": "Bundle",
         # Not keyed by the shifted day of export: the namespace is public, so trying every day of a year would find
         # it, and with the day the file was sent, the shift (code review).
-        "id": b.id("bundle", "to the day of export" if case.deidentified and not case.end_chosen else case.end.isoformat()),
+        "id": b.id("bundle", "to the day of export" if case.export_day_hidden else case.end.isoformat()),
         "type": "collection",
         "entry": b.entries,
     }

@@ -101,7 +101,8 @@ def _reason_line(reason) -> str:
 def _level_section(pdf: ReviewPDF, case: PatientCase) -> None:
     pdf.heading("Dependence-risk level")
     since = f"; at this level since {case.since.isoformat()}" if case.since else ""
-    recent, quiet = latest_records(case.records.sessions, case.records.checkins, today=case.end, tz=case.tz)
+    recent, quiet = latest_records(case.records.sessions, case.records.checkins, today=case.end, tz=case.tz,
+                                   today_hidden=case.export_day_hidden)
     pdf.level_badge(case.level, f"As of {case.as_of_text}{since}.")
     if recent:  # as on the patient page: the level of a patient not seen for weeks is not today's news
         pdf.paragraph(recent + (f" {quiet}" if quiet else ""), size=8.5, style="B" if quiet else "")
@@ -158,12 +159,16 @@ def _shown_then(pdf, case: PatientCase) -> None:
                    [24, 22, pdf.usable_width - 70, 24], size=7.5)
 
 
-def _figures(case: PatientCase) -> list[FigureImage]:
-    """The dashboard's chart descriptions for the period, rendered for print."""
+def chart_specs(case: PatientCase) -> list:
+    """The dashboard's chart descriptions for the period the file covers."""
     from ketawatch.charts import patient_chart_specs
 
-    specs = patient_chart_specs(case.records, case.patient_key, tz=case.tz, date_from=case.start, date_to=case.end)
-    return case_figures(specs)
+    return patient_chart_specs(case.records, case.patient_key, tz=case.tz, date_from=case.start, date_to=case.chart_end)
+
+
+def _figures(case: PatientCase) -> list[FigureImage]:
+    """The dashboard's chart descriptions for the period, rendered for print."""
+    return case_figures(chart_specs(case))
 
 
 def side_effect_rows(case: PatientCase) -> list[list[str]]:
