@@ -15,7 +15,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from ketawatch.exports.deidentify import (
-    Pseudonymiser, age_band, deidentify_records, deidentify_reviews, in_pseudonym_order, shift_instants, to_the_minute,
+    Pseudonymiser, age_band, deidentify_records, deidentify_reviews, in_pseudonym_order, to_the_minute,
 )
 from ketawatch.caseload import latest_reviews
 from ketawatch.change_words import describe_changes
@@ -213,7 +213,7 @@ def load_patient_case(
     # rule ids only: a reason's words carry the real dates, which a de-identified file must not
     shown = shown.assign(reasons=shown["reasons"].map(reason_ids), replay_reasons=shown["replay_reasons"].map(reason_ids))
     if deidentify:
-        pseudonymiser = pseudonymiser or Pseudonymiser.from_settings(engine)
+        pseudonymiser = (pseudonymiser or Pseudonymiser.from_settings(engine)).keeping_order(records, tz)
         shift = timedelta(days=pseudonymiser.offset_days(patient_id))
         start = start + shift if start else None
         end = end + shift
@@ -349,12 +349,11 @@ def deidentified_corrections(corrections: pd.DataFrame, pseudonymiser: Pseudonym
     if corrections.empty:
         return corrections
     owners = corrections["patient_id"].astype(str)
-    offsets = pseudonymiser.offsets_of(owners)
     # In pseudonym order, as every other de-identified sheet: the real order of records across patients (code review,
     # IG) tied pseudonyms to each other's dates.
     return in_pseudonym_order(corrections.assign(
-        record_at=shift_instants(corrections["record_at"], offsets, tz, owners),
-        changed_at=to_the_minute(shift_instants(corrections["changed_at"], offsets, tz, owners)),
+        record_at=pseudonymiser.shift(corrections["record_at"], owners, tz),
+        changed_at=to_the_minute(pseudonymiser.shift(corrections["changed_at"], owners, tz)),
         changed_by=pseudonymiser.staff_of(corrections["changed_by"]),
         reason=pd.Series(pd.NA, index=corrections.index, dtype="string"),
         what_changed=pd.Series(pd.NA, index=corrections.index, dtype="string"),  # free text and unshifted times in it
@@ -371,7 +370,7 @@ def _deidentified_safety(safety: pd.DataFrame, pseudonymiser: Pseudonymiser, tz:
     owners = safety["patient_id"].astype(str)
     at = pd.to_datetime(safety["reported_at"], utc=True)
     out = safety.assign(
-        reported_at=shift_instants(at, pseudonymiser.offsets_of(owners), tz, owners),
+        reported_at=pseudonymiser.shift(at, owners, tz),
         line=safety["line"].map(without_free_text),
         patient_id=pseudonymiser.patients_of(owners),
     )
@@ -379,8 +378,8 @@ def _deidentified_safety(safety: pd.DataFrame, pseudonymiser: Pseudonymiser, tz:
         done = safety["followed_up_at"].notna().to_numpy(dtype=bool)
         shifted = pd.Series(pd.NaT, index=safety.index, dtype="datetime64[ns, UTC]")
         if done.any():
-            shifted[done] = shift_instants(pd.to_datetime(safety["followed_up_at"][done], utc=True),
-                                           pseudonymiser.offsets_of(owners[done]), tz, owners[done]).to_numpy()
+            shifted[done] = pseudonymiser.shift(pd.to_datetime(safety["followed_up_at"][done], utc=True), owners[done],
+                                                tz).to_numpy()
         by = pd.Series(None, index=safety.index, dtype=object)
         by[done] = pseudonymiser.staff_of(safety["followed_up_by"][done]).to_numpy()
         out = out.assign(followed_up_at=shifted, followed_up_by=by,
@@ -440,7 +439,8 @@ def load_caseload(
     tz = get_settings().clinic_timezone
     now = now or datetime.now(timezone.utc)
     as_of = as_of or now.astimezone(get_settings().tz).date()
-    records = records_until(load_records(engine), as_of, tz)
+    stored = load_records(engine)
+    records = records_until(stored, as_of, tz)
     reviews = alert_reviews_frame(engine)
     if not reviews.empty:
         reviews = reviews[(local_day(reviews["reviewed_at"], tz) <= as_of).to_numpy(dtype=bool)]
@@ -465,7 +465,9 @@ def load_caseload(
     flagged["reasons"] = [reasons_by_patient.get(pid, []) for pid in real_ids]
     shown_by = author.shown(None)
     if deidentify and real_ids:
-        pseudonymiser = pseudonymiser or Pseudonymiser.from_settings(engine)
+        # moved alike in every export of theirs: decided from all their records, not those up to `as_of`
+        pseudonymiser = (pseudonymiser or Pseudonymiser.from_settings(engine)).keeping_order(
+            stored.for_patients(real_ids), tz)
         shown_by = author.shown(pseudonymiser)
         sub = records.for_patients(real_ids)
         shifted = deidentify_records(sub, pseudonymiser, on=as_of, tz=tz)

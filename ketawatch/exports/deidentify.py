@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
 import numpy as np
@@ -65,7 +65,9 @@ def age_band(birth_year, on: date) -> str | None:
 class Pseudonymiser:
     """Stable pseudonyms and date offsets from one secret key, the same for every export."""
 
-    secret: str
+    secret: str = field(repr=False)  # never in a traceback or a log line
+    #: Patients moved by exact 24-hour days in every table of this export (`keeping_order`), not by wall-clock days.
+    by_exact_days: frozenset[str] = field(default=frozenset(), repr=False)
 
     @classmethod
     def from_settings(cls, engine: Engine) -> "Pseudonymiser":
@@ -116,6 +118,28 @@ class Pseudonymiser:
         """Staff pseudonyms for a column of usernames; missing stays missing."""
         return _mapped(usernames, self.staff).astype("string")
 
+    def keeping_order(self, records: Records, tz: str) -> "Pseudonymiser":
+        """This pseudonymiser, having decided once from each patient's sessions and check-ins who moves by exact days.
+
+        Decided table by table, a patient whose records would meet on a 23-hour day moved by exact days in that table
+        and by wall-clock days in the others, an hour apart (IG review): now every table of the export follows the
+        patient's records.
+        """
+        instants = pd.concat([records.sessions["session_at"], records.checkins["reported_at"]], ignore_index=True)
+        owners = pd.concat([records.sessions["patient_id"], records.checkins["patient_id"]], ignore_index=True)
+        if instants.empty:
+            return self
+        instants = pd.to_datetime(instants, utc=True)
+        owners = owners.astype(str)
+        wall, _ = _both_shifts(instants, self.offsets_of(owners), tz)
+        broken = _order_broken(instants, wall, owners)
+        return replace(self, by_exact_days=self.by_exact_days | frozenset(owners[broken]))
+
+    def shift(self, instants: pd.Series, patient_ids: pd.Series, tz: str) -> pd.Series:
+        """UTC instants of these patients moved by each one's shift (`shift_instants`), alike in every table."""
+        owners = patient_ids.astype(str)
+        return shift_instants(instants, self.offsets_of(owners), tz, owners, exact_owners=self.by_exact_days)
+
 
 def _mapped(values: pd.Series, function) -> pd.Series:
     """Apply `function` to each distinct non-missing value only, then map back (hashing is per id, not per row)."""
@@ -124,24 +148,32 @@ def _mapped(values: pd.Series, function) -> pd.Series:
     return values.map(table)
 
 
-def shift_instants(instants: pd.Series, offsets: pd.Series, tz: str, owners: pd.Series) -> pd.Series:
+def shift_instants(instants: pd.Series, offsets: pd.Series, tz: str, owners: pd.Series,
+                   exact_owners: frozenset[str] = frozenset()) -> pd.Series:
     """UTC instants moved by whole days of clinic-local wall-clock time (so a 10:00 session stays at 10:00).
 
     A time that falls into the spring-forward gap on its new day (01:20 when clocks jump from 01:00
     to 02:00) is read in the hour before the change, so it shows an hour later (02:20). On a 23-hour
     day that can put two of a patient's records on the same instant or in the wrong order; such a
-    patient (grouped by `owners`) is shifted by exact 24-hour days instead, which keeps every
-    interval and the order, at the cost of an hour on the clock across a clock change.
+    patient (grouped by `owners`), and every patient in `exact_owners` (decided from all of their
+    records by `Pseudonymiser.keeping_order`), is shifted by exact 24-hour days instead, which keeps
+    every interval and the order, at the cost of an hour on the clock across a clock change.
     """
     if instants.empty:
         return instants
+    wall, exact = _both_shifts(instants, offsets, tz)
+    broken = _order_broken(instants, wall, owners) | owners.astype(str).isin(exact_owners).to_numpy(dtype=bool)
+    return wall.where(~broken, exact)
+
+
+def _both_shifts(instants: pd.Series, offsets: pd.Series, tz: str) -> tuple[pd.Series, pd.Series]:
+    """The instants moved by wall-clock days (see `shift_instants`) and by exact 24-hour days."""
     days = pd.to_timedelta(offsets.to_numpy(dtype="int64"), unit="D")
     local = instants.dt.tz_convert(tz).dt.tz_localize(None)
     moved = (local + days).dt.tz_localize(tz, ambiguous=np.zeros(len(local), dtype=bool), nonexistent=pd.Timedelta(hours=1))
     wall = moved.dt.tz_convert("UTC").astype(instants.dtype)
     exact = (instants + days).astype(instants.dtype)
-    broken = _order_broken(instants, wall, owners)
-    return wall.where(~broken, exact)
+    return wall, exact
 
 
 def to_the_minute(instants: pd.Series) -> pd.Series:
@@ -199,12 +231,12 @@ def deidentify_records(records: Records, pseudonymiser: Pseudonymiser, *, on: da
     p["patient_id"] = pseudonymiser.patients_of(p["patient_id"])
 
     s = records.sessions.copy()
-    s["session_at"] = shift_instants(s["session_at"], pseudonymiser.offsets_of(s["patient_id"]), tz, s["patient_id"])
+    s["session_at"] = pseudonymiser.shift(s["session_at"], s["patient_id"], tz)
     s["notes"] = pd.Series(pd.NA, index=s.index, dtype="string")
     s["patient_id"] = pseudonymiser.patients_of(s["patient_id"])
 
     c = records.checkins.copy()
-    c["reported_at"] = shift_instants(c["reported_at"], pseudonymiser.offsets_of(c["patient_id"]), tz, c["patient_id"])
+    c["reported_at"] = pseudonymiser.shift(c["reported_at"], c["patient_id"], tz)
     c["notes"] = question_9_lines_only(c["notes"])
     c["patient_id"] = pseudonymiser.patients_of(c["patient_id"])
     # In pseudonym order: in the clinic's order, row n of a many-patient file would still be patient KW-000n.
@@ -225,8 +257,7 @@ def deidentify_reviews(reviews: pd.DataFrame, pseudonymiser: Pseudonymiser, *, t
         out["note"] = pd.Series(dtype="string")
         return out
     at = pd.to_datetime(out["reviewed_at"], utc=True)
-    out["reviewed_at"] = to_the_minute(shift_instants(at, pseudonymiser.offsets_of(out["patient_id"]), tz,
-                                                      out["patient_id"]))
+    out["reviewed_at"] = to_the_minute(pseudonymiser.shift(at, out["patient_id"], tz))
     out["reviewed_by"] = pseudonymiser.staff_of(out["reviewed_by"])
     out["note"] = pd.Series(pd.NA, index=out.index, dtype="string")
     out["patient_id"] = pseudonymiser.patients_of(out["patient_id"])

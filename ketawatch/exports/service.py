@@ -211,7 +211,7 @@ def export_records(
     reviews = alert_reviews_frame(engine, patient_ids)
     corrections = corrections_of(engine, patient_ids, records.patients)[0] if fmt == "xlsx" else None
     if deidentify:
-        pseudonymiser = pseudonymiser or Pseudonymiser.from_settings(engine)
+        pseudonymiser = (pseudonymiser or Pseudonymiser.from_settings(engine)).keeping_order(records, tz)
         records = deidentify_records(records, pseudonymiser, on=export_day, tz=tz)
         reviews = deidentify_reviews(reviews, pseudonymiser, tz=tz)
         corrections = deidentified_corrections(corrections, pseudonymiser, tz) if corrections is not None else None
