@@ -386,7 +386,7 @@ def test_many_patient_deidentified_files_list_patients_by_pseudonym_not_in_clini
     assert list(zip(rank, rows["patient_id"])) == sorted(zip(rank, rows["patient_id"]))
 
 
-def io_files(result) -> dict[str, "_io.BytesIO"]:
+def io_files(result) -> dict[str, io.BytesIO]:
     """An export's files by bare name, each as a readable buffer."""
     import io as _io
 
