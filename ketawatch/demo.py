@@ -41,12 +41,28 @@ def build_demo(engine: Engine) -> str:
             f"{counts['User']} account(s) and {counts['AuditEvent']} audit line(s); the demo is only built into a "
             "new database (for example --db sqlite:///demo.db)"
         )
+    cohort = demo_cohort()
     with tempfile.TemporaryDirectory(prefix="ketawatch-demo-") as folder:
-        write_import_folder(demo_cohort(), Path(folder))
+        write_import_folder(cohort, Path(folder))
         report = import_folder(engine, folder, actor="demo-setup")  # all or nothing
+    _set_mg_plans(engine, cohort.mg_plans)
     set_value(engine, DEMO_KEY, "yes")
     create_demo_accounts(engine)
     return (
-        f"Demo database built: {report.summary()}. "
+        f"Demo database built: {report.summary()}; planned doses in mg set for {len(cohort.mg_plans)} intranasal "
+        "patient(s). "
         f"Sign in as {', '.join(DEMO_USERNAMES)} with password {DEMO_PASSWORD}."
     )
+
+
+def _set_mg_plans(engine: Engine, plans) -> None:
+    """The intranasal patients' planned doses in mg, set as a clinician sets them on Patients and plans (an amendment
+    with its reason): without them, a planned titration from 56 to 84 mg is judged against the first doses."""
+    from store.records import amend_patient
+
+    for row in plans.itertuples(index=False):
+        with Session(engine) as db:
+            version = db.get(Patient, str(row.patient_id)).version
+        amend_patient(engine, str(row.patient_id), {"planned_dose_mg": float(row.planned_dose_mg)}, actor="demo-setup",
+                      reason="Planned intranasal dose set after the demo's import (the import format has no column "
+                             "for it)", expected_version=version)

@@ -554,6 +554,17 @@ def test_demo_builds_once_and_then_reuses(tmp_path):
     first = ketawatch("demo", "--no-serve", "--db", url, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "Demo database built: patients.csv: 40 new" in first.stdout
+    # its intranasal patients have their planned dose in mg, as a clinician sets it: an amendment with its reason
+    from seed_data.cohort import demo_cohort
+    from store.queries import patients_frame
+
+    patients = patients_frame(open_database(url), with_tracking=True).set_index("patient_id")
+    plans = demo_cohort().mg_plans.set_index("patient_id")["planned_dose_mg"]
+    intranasal = set(demo_cohort().sessions.loc[lambda s: s["route"] == "intranasal", "patient_id"])
+    assert set(plans.index) == intranasal and set(plans) <= {28.0, 56.0, 84.0}
+    assert patients["planned_dose_mg"].dropna().to_dict() == plans.to_dict()
+    assert (patients.loc[list(intranasal), "version"] == 2).all()
+    assert f"planned doses in mg set for {len(intranasal)} intranasal patient(s)" in first.stdout
     second = ketawatch("demo", "--no-serve", "--db", url, cwd=tmp_path)
     assert second.returncode == 0 and "Using the existing demo database (40 patients)" in second.stdout
 

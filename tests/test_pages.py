@@ -1054,7 +1054,7 @@ def test_an_esketamine_patient_s_plan_takes_a_dose_in_mg(demo_url, monkeypatch):
     _button(at, "Save changes").click().run()
     assert "Planned dose for fixed-dose routes" in _texts(at) and "1000" in _texts(at)
     with Session(open_database(demo_url)) as db:
-        assert db.get(Patient, "KW-0001").planned_dose_mg is None
+        assert db.get(Patient, "KW-0001").planned_dose_mg == 56.0  # as the demo set it: the refused 2,000 mg changed nothing
     at.number_input(key="pe_planned_dose_mg").set_value(84.0)
     _button(at, "Save changes").click().run()
     _no_exception(at)

@@ -30,13 +30,14 @@ TRUTH_COLUMNS = ("patient_id", "archetype", "dependence_onset", "dependence_midp
 def generate_cohort(params: CohortParams | None = None) -> Cohort:
     """Generate the cohort `params` describe (default: the 40-patient demo ending yesterday, UTC)."""
     params = CohortParams() if params is None else params
-    patients, truths, sessions, checkins = [], [], [], []
+    patients, truths, sessions, checkins, plans = [], [], [], [], []
     for index in range(params.n_patients):
         plan_rng, session_rng, checkin_rng, record_rng = (
             np.random.default_rng(s) for s in np.random.SeedSequence([params.seed, index]).spawn(4)
         )
         assignment = assign(index, params.seed, params.dependence_fraction, params.confounder_fraction)
         plan = draw_plan(index, assignment, params, plan_rng)
+        plans.append(plan)
         schedule = session_schedule(plan, params.end, params.span_days, session_rng)
         sessions.append(session_records(plan, schedule, params.missing_rate, session_rng))
         checkins.append(
@@ -50,7 +51,18 @@ def generate_cohort(params: CohortParams | None = None) -> Cohort:
         sessions=_session_frame(sessions, ids, params.end),
         checkins=_checkin_frame(checkins, ids, params.end),
         truth=_truth_frame(truths),
+        mg_plans=pd.DataFrame({
+            "patient_id": pd.Series(ids, dtype="string"),
+            "planned_dose_mg": pd.Series([_planned_mg(plan) for plan in plans], dtype="float64"),
+        }).dropna().reset_index(drop=True),
     )
+
+
+def _planned_mg(plan: PatientPlan) -> float | None:
+    """The fixed dose the clinician plans for intranasal esketamine: the titrated dose where titration is planned."""
+    if plan.protocol != ESKETAMINE:
+        return None
+    return plan.titrated_dose if plan.titrated_dose is not None else plan.start_dose
 
 
 #: The demo's seed: every look-alike kind and four patients who develop dependence, three red by

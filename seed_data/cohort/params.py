@@ -80,3 +80,7 @@ class Cohort:
     sessions: pd.DataFrame
     checkins: pd.DataFrame
     truth: pd.DataFrame
+    #: patient_id, planned_dose_mg: the fixed-dose (intranasal) plan a clinic sets on Patients and plans, which the
+    #: import format has no column for; the demo sets it after its import.
+    mg_plans: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        {"patient_id": pd.Series(dtype="string"), "planned_dose_mg": pd.Series(dtype="float64")}))
