@@ -66,11 +66,13 @@ DASHBOARD_APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 
 
 class Rejected(Exception):
-    """The request was refused; each line of `lines` is one problem for stderr (exit status 1)."""
+    """The request was refused; each line of `lines` is one problem for stderr (exit status 1, or 2 for a usage
+    error such as a --db that names no database KetaWatch can use)."""
 
-    def __init__(self, *lines: str):
+    def __init__(self, *lines: str, status: int = 1):
         super().__init__(lines[0] if lines else "rejected")
         self.lines = list(lines)
+        self.status = status
 
 
 def fail(*lines: str) -> None:
@@ -135,16 +137,29 @@ def _several_ats(url: str) -> bool:
     return not _is_sqlite(url) and url.partition("://")[2].count("@") > 1
 
 
-def _cannot_open(url: str, reason: str, *, from_driver: bool = False) -> NoReturn:
+def _cannot_open(url: str, reason: str, *, from_driver: bool = False, usage: bool = False) -> NoReturn:
     """Refuse with "cannot open database URL: reason", and how to write a password whose @ made the URL misread.
 
     The driver's own reason is left out for such a URL: it names the host it was given, a piece of the password.
+    `usage`: the URL itself names no database KetaWatch can use (exit status 2, as the same URL in
+    KETAWATCH_DATABASE_URL: scripts could not tell the two apart; IT review).
     """
     if _several_ats(url):
         if from_driver:
             reason = "the connection failed (the driver's message is left out: it may quote part of the password)"
         reason += f"; {ENCODE_HINT}"
-    fail(f"cannot open database {safe_url(url)}: {reason}")
+    raise Rejected(f"cannot open database {safe_url(url)}: {reason}", status=2 if usage else 1)
+
+
+def checked_url(db: str | None, default: str | None = None) -> str:
+    """The database URL (`resolve_url`), refused with exit status 2 when it names no database KetaWatch can use."""
+    from store.db import url_problem
+
+    url = resolve_url(db, default)  # a wrong KETAWATCH_DATABASE_URL stops here, as a setting
+    problem = url_problem(url)
+    if problem:
+        _cannot_open(url, problem, usage=True)
+    return url
 
 
 def open_db(db: str | None, default: str | None = None, *, say_if_new: bool = True):
@@ -152,12 +167,9 @@ def open_db(db: str | None, default: str | None = None, *, say_if_new: bool = Tr
     when it had to be made (`say_if_new`), unless making it is the command's purpose (`demo`)."""
     from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
-    from store.db import NewerSchema, UnsupportedDatabase, open_database, schema_revision, url_problem
+    from store.db import NewerSchema, UnsupportedDatabase, open_database, schema_revision
 
-    url = resolve_url(db, default)  # a wrong KETAWATCH_DATABASE_URL stops here, as a setting
-    problem = url_problem(url)
-    if problem:
-        _cannot_open(url, problem)
+    url = checked_url(db, default)
     try:
         found = _stored_schema(url)
         kept = _copy_before_upgrade(url, found)
@@ -177,7 +189,7 @@ def open_db(db: str | None, default: str | None = None, *, say_if_new: bool = Tr
                           "upgrading"), err=True)
         return engine
     except ArgumentError:
-        _cannot_open(url, "not a valid database URL (for example sqlite:///ketawatch.db)")
+        _cannot_open(url, "not a valid database URL (for example sqlite:///ketawatch.db)", usage=True)
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection failed"
         _cannot_open(url, reason, from_driver=True)
@@ -547,7 +559,7 @@ def main() -> None:
     except Rejected as exc:
         for line in exc.lines:
             typer.echo(line, err=True)
-        sys.exit(1)
+        sys.exit(exc.status)
     except SettingsInvalid as exc:
         for line in exc.lines:
             typer.echo(f"ketawatch: {line}", err=True)
@@ -571,8 +583,10 @@ def main() -> None:
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
             typer.echo(f"ketawatch: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        typer.echo(f"ketawatch: unexpected error: {type(exc).__name__}: {first}", err=True)
+        # A text-encoding error quotes the text it choked on, which may be a password or a patient's name: not shown.
+        said = "" if isinstance(exc, UnicodeError) else str(exc).strip()
+        first = said.splitlines()[0] if said else ""
+        typer.echo(f"ketawatch: unexpected error: {type(exc).__name__}" + (f": {first}" if first else ""), err=True)
         sys.exit(1)
 
 

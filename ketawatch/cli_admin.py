@@ -36,9 +36,14 @@ _AS_NAME = typer.Option(None, "--as", metavar="USER", help="Name recorded as the
 def _password(from_stdin: bool) -> str:
     """A new password from stdin (first line) or a hidden prompt typed twice."""
     if from_stdin:
-        line = sys.stdin.readline()
-        if not line:
+        raw = sys.stdin.buffer.readline()
+        if not raw:
             _fail("--password-stdin: standard input was empty")
+        try:  # strictly: read leniently, a Latin-1 byte failed later with a traceback line quoting it (IT review)
+            line = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            _fail("--password-stdin: the password is not UTF-8 text (was it written in another encoding?); "
+                  "nothing changed")
         return line.rstrip("\r\n")
     with warnings.catch_warnings():  # without a terminal getpass warns, naming its own source file
         warnings.simplefilter("ignore", getpass.GetPassWarning)
@@ -209,10 +214,10 @@ def backup_command(
 ) -> None:
     """Write a consistent copy of the whole database (SQLite online backup, or pg_dump for PostgreSQL)."""
     from ketawatch.backup import BackupRefused, backup
-    from ketawatch.cli import resolve_url
+    from ketawatch.cli import checked_url
 
     try:
-        typer.echo(backup(resolve_url(db), path, actor=cli_actor(actor)))
+        typer.echo(backup(checked_url(db), path, actor=cli_actor(actor)))
     except BackupRefused as exc:
         _fail(exc.message)
 
@@ -225,10 +230,10 @@ def restore_command(
 ) -> None:
     """Restore a backup into the database (refused if it holds data, unless --force); stop the app first."""
     from ketawatch.backup import BackupRefused, restore
-    from ketawatch.cli import resolve_url
+    from ketawatch.cli import checked_url
 
     try:
-        typer.echo(restore(resolve_url(db), path, force=force, actor=cli_actor(actor)))
+        typer.echo(restore(checked_url(db), path, force=force, actor=cli_actor(actor)))
     except BackupRefused as exc:
         _fail(exc.message)
 

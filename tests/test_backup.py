@@ -377,12 +377,15 @@ def test_the_commands_exit_with_one_readable_line(filled_sqlite, tmp_path):
     wrong = ketawatch("restore", str(garbage(tmp_path)), "--db", f"sqlite:///{tmp_path / 'x.db'}", cwd=tmp_path)
     assert wrong.returncode == 1 and "not a KetaWatch backup" in wrong.stderr
     for command in ("backup", "restore"):
+        # a --db that names no database KetaWatch can use is a usage error (2), as the same URL in the setting is
         typo = ketawatch(command, "nightly.db" if command == "restore" else "other.db", "--db", "notaurl", cwd=tmp_path)
-        assert typo.returncode == 1
-        assert typo.stderr.strip().startswith("the database URL given is not a database URL (for example sqlite:///"), typo.stderr
+        assert typo.returncode == 2
+        assert typo.stderr.strip().startswith("cannot open database (the URL given): not a database URL (for example "
+                                              "sqlite:///"), typo.stderr
         other = ketawatch(command, "nightly.db" if command == "restore" else "other.db", "--db", "mysql://root@127.0.0.1/kw",
                           cwd=tmp_path)
-        assert other.returncode == 1 and other.stderr.strip() == UNSUPPORTED, other.stderr
+        assert other.returncode == 2 and other.stderr.strip() == f"cannot open database mysql://root@127.0.0.1/kw: {UNSUPPORTED}", \
+            other.stderr
 
 
 # ----- PostgreSQL ----------------------------------------------------------------------------
@@ -573,7 +576,7 @@ def test_a_psycopg2_url_says_to_use_psycopg_3(filled_sqlite, tmp_path, command):
     unexpected error)."""
     kb.backup(filled_sqlite[0], tmp_path / "b.db")  # a good backup, so restore gets as far as the URL
     result = ketawatch(*command, "--db", "postgresql+psycopg2://kw@127.0.0.1:1/kw", cwd=tmp_path)
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 2, result.stderr  # a usage error, as in KETAWATCH_DATABASE_URL
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].endswith(
         "the URL names the driver psycopg2, which is not installed; use postgresql+psycopg:// (psycopg 3 is what "
