@@ -15,7 +15,7 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Callable, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
@@ -240,6 +240,8 @@ def _looks_numeric(text: str) -> bool:
 
 #: Kilograms in a pound, for the hint that a weight was typed in pounds.
 KG_PER_POUND = 0.45359237
+#: A second session of a patient this close to another is asked about before it is saved.
+SECOND_SESSION_WITHIN = timedelta(hours=24)
 
 
 def _weight_change(weight: float, at: datetime, other_sessions: Sequence[tuple[datetime, float | None]],
@@ -681,12 +683,14 @@ class Validator:
             unusual.append(Problem("session_at", f"Session date and time: {day.isoformat()} is before this patient's "
                                                  f"treatment start ({treatment_start.isoformat()})"))
         # The very same time is the store's error (a session is identified by patient and time), not a question.
-        same_day = sorted(t.astimezone(self.tz) for t, _ in other_sessions if t.astimezone(self.tz).date() == day and t != at)
-        if same_day:
-            times = " and ".join(t.strftime("%H:%M") for t in same_day)
-            unusual.append(Problem("session_at", f"Session date and time: this patient already has a session on "
-                                                 f"{day.isoformat()} at {times}; check that this is not the same "
-                                                 "session entered twice"))
+        # Within 24 hours, not on the same calendar day: a session at 00:30 after one at 14:05 the day before was not
+        # asked about (clinician's browser pass).
+        near = sorted(t.astimezone(self.tz) for t, _ in other_sessions if abs(t - at) < SECOND_SESSION_WITHIN and t != at)
+        if near:
+            times = " and ".join(t.strftime("%Y-%m-%d %H:%M") for t in near)
+            unusual.append(Problem("session_at", f"Session date and time: this patient already has a session within "
+                                                 f"24 hours, at {times}; check that this is not the same session "
+                                                 "entered twice, and that a second dose so soon was meant"))
         if weight:
             unusual += _weight_change(weight, at, other_sessions, checks.weight_change_fraction, self.tz)
         for column, (low, high) in checks.vitals.items():

@@ -1842,8 +1842,8 @@ def test_a_second_session_on_the_same_day_or_a_weight_in_pounds_is_confirmed_fir
     at.datetime_input(key="ls_when").set_value(dt.datetime(2026, 11, 20, 14, 5)).run()
     _button(at, "Save session").click().run()
     assert _count(demo_url, InfusionSession) == before + 1
-    assert ("this patient already has a session on 2026-11-20 at 14:00; check that this is not the same session "
-            "entered twice") in _warnings(at)
+    assert ("this patient already has a session within 24 hours, at 2026-11-20 14:00; check that this is not the same "
+            "session entered twice") in _warnings(at)
     at.datetime_input(key="ls_when").set_value(dt.datetime(2026, 11, 21, 14, 0))
     pounds = round(last_weight / 0.45359237)
     at.number_input(key="ls_weight").set_value(float(pounds)).run()

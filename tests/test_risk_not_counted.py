@@ -135,6 +135,19 @@ def test_a_dose_just_raised_without_asking_reads_as_titration_and_an_old_one_is_
     assert "50% above the planned 0.50 mg/kg" in iv.text
 
 
+def test_a_dose_far_above_the_plan_is_never_read_as_titration():
+    """500 mg IV for 75.5 kg (6.62 mg/kg against a plan of 0.75) read as 'the clinician's titration' (browser pass)."""
+    rec = records([patient()], iv_course("p1", [0.5] * 9 + [6.62]), checkins("p1", [1] * 7))
+    note = about("dose_above_plan_after_request", seen(rec))
+    assert note.text.startswith("Dose raised from 0.50 to 6.62 mg/kg on ")
+    assert ("13.2 times the reference, which Log session asks to double-check: check the record (a typing error, or "
+            "a dose outside the plan)") in note.text and "titration" not in note.text
+    # at twice the plan exactly, a titration still reads as one (the form's double-check begins above it)
+    twice = about("dose_above_plan_after_request",
+                  seen(records([patient()], iv_course("p1", [0.5] * 9 + [1.0]), checkins("p1", [1] * 7))))
+    assert "read as the clinician's titration" in twice.text
+
+
 def test_a_dose_raised_after_asking_says_the_next_session_decides():
     """KW-0001: the rise since the request was already there; only the next session was missing (clinical lead)."""
     rec = records([patient()], iv_course("p1", [0.5] * 9 + [0.7], asked_more=(9,)), checkins("p1", [1] * 7))

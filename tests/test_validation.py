@@ -270,15 +270,19 @@ def _at(day: int, hour: int = 10) -> dt.datetime:
 
 
 @pytest.mark.parametrize(("changes", "others", "expected"), [
-    ({}, [(_at(1, 8), 70.0)], ["Session date and time: this patient already has a session on 2026-10-01 at 08:00; "
-                                "check that this is not the same session entered twice"]),
+    ({}, [(_at(1, 8), 70.0)], ["Session date and time: this patient already has a session within 24 hours, at "
+                                "2026-10-01 08:00; check that this is not the same session entered twice, and that a "
+                                "second dose so soon was meant"]),
     ({}, [(_at(1, 23), 70.0), (_at(1, 8), None)],
-     ["Session date and time: this patient already has a session on 2026-10-01 at 08:00 and 23:00; "
-      "check that this is not the same session entered twice"]),
-    ({}, [(_at(2, 0), 70.0), (_at(1, 0), 70.0)], [
-        "Session date and time: this patient already has a session on 2026-10-01 at 00:00; "
-        "check that this is not the same session entered twice"]),  # the day is the clinic's day, not UTC's
-    ({}, [(_at(1, 8) - dt.timedelta(days=1), 70.0)], []),  # the day before: a normal schedule
+     ["Session date and time: this patient already has a session within 24 hours, at 2026-10-01 08:00 and "
+      "2026-10-01 23:00; check that this is not the same session entered twice, and that a second dose so soon was "
+      "meant"]),
+    # across midnight: 14:05 the day before and 00:30 are 10.5 hours apart (the calendar day missed it)
+    ({"session_at": "2026-10-02T00:30"}, [(_at(1, 14) + dt.timedelta(minutes=5), 70.0)], [
+        "Session date and time: this patient already has a session within 24 hours, at 2026-10-01 14:05; check that "
+        "this is not the same session entered twice, and that a second dose so soon was meant"]),
+    ({}, [(_at(2, 10), 70.0), (_at(1, 10) - dt.timedelta(days=1), 70.0)], []),  # 24 hours either side: a schedule
+    ({}, [(_at(1, 8) - dt.timedelta(days=1), 70.0)], []),  # 26 hours before: a normal schedule
     ({"weight_kg": 75}, [(_at(1) - dt.timedelta(days=7), 70.0)], []),  # within a fifth of the last weight
     ({"weight_kg": 180, "dose_mg": 90}, [(_at(1) - dt.timedelta(days=7), 60.0), (_at(1) - dt.timedelta(days=14), 180.0)],
      ["Weight: 180 kg is 200% more than the 60 kg recorded on 2026-09-24"]),  # the nearest earlier weight counts
@@ -289,7 +293,7 @@ def _at(day: int, hour: int = 10) -> dt.datetime:
      ["Weight: 50 kg is 29% less than the 70 kg recorded on 2026-10-08"]),  # only a later weight: compared with it
     ({"weight_kg": None}, [(_at(1) - dt.timedelta(days=7), 70.0)], []),  # no weight today: nothing to compare
 ])
-def test_a_second_session_that_day_or_a_far_different_weight_is_named_for_the_form_to_confirm(changes, others, expected):
+def test_a_second_session_within_24_hours_or_a_far_different_weight_is_named_for_the_form_to_confirm(changes, others, expected):
     unusual = Validator(now=NOW, tz=TZ).unusual_session(_SESSION | changes, treatment_start=None, planned_mg_per_kg=0.5,
                                                         other_sessions=others)
     assert [p.message for p in unusual] == expected

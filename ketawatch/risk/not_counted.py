@@ -37,7 +37,7 @@ from ketawatch.risk.wording import (
     sud_note,
     values_words,
 )
-from seed_data.catalogue import warning_sign
+from seed_data.catalogue import dose_checks, warning_sign
 from store.frames import Records
 
 _CRAVING_RULES = {"craving_rising", "craving_high", "craving_drift"}
@@ -331,7 +331,13 @@ def _dose(table: FeatureTable, row: int, rules: RuleSettings, counted: set[str])
         seen += f" ({count_words(len(run), 'session')} at that level or above)"
     win = table.rows_from(row, "dose_request_from")
     asked = win[table["dose_increase_request"][win].astype(bool)]
-    if not len(asked):
+    far_above = dose > dose_checks().above_plan_factor * reference  # the form's double-check of a dose
+    if not len(asked) and far_above:  # 6.62 mg/kg against 0.75 read as "the clinician's titration" (browser pass)
+        why = (f"{dose / reference:.1f} times the reference, which Log session asks to double-check: check the record "
+               "(a typing error, or a dose outside the plan); the patient did not ask for a higher dose at the last "
+               f"{count_words(len(win), 'session')} within {rules.requests_window_days} days, so it is not counted as a "
+               "dependence signal")
+    elif not len(asked):
         why = (f"the patient did not ask for a higher dose at the last {count_words(len(win), 'session')} within "
                f"{rules.requests_window_days} days: read as the clinician's titration, not counted")
     else:
