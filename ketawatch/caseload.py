@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ketawatch.risk.reasons import reason_ids, reason_title
-from ketawatch.risk.scoring import sds_total
+from ketawatch.risk.scoring import PHQ9_WORSENED, phq9_reliable_change, sds_total
 from store.frames import Records
 from store.vocabulary import UNDER_CARE_STATUSES, is_safety_follow_up
 
@@ -29,7 +29,7 @@ CASELOAD_COLUMNS = (
     "level", "level_since", "reason_ids", "reason_titles",
     "last_session_at", "last_session_route", "next_session_due", "session_overdue",
     "craving_history", "craving_latest", "sds_latest", "sds_latest_at", "phq9_latest", "phq9_latest_at",
-    "needs_review",
+    "phq9_worse", "needs_review",
 )
 
 
@@ -149,7 +149,8 @@ def caseload_table(
 
     `assessment` is `ketawatch.risk.assess(records, as_of=today, tz=...)`. Columns: CASELOAD_COLUMNS.
     `next_session_due` is the last session's clinic date plus the planned interval (NaT without
-    a plan or a session); `session_overdue` is True when that date is before `today`.
+    a plan or a session, or when the status is not active); `session_overdue` is True when that date is before
+    `today`. `phq9_worse`: the latest PHQ-9 is a reliable worsening on the patient's lowest.
     `craving_history` holds the last `craving_points` craving ratings (oldest first) for a sparkline.
     """
     tz = ZoneInfo(tz) if isinstance(tz, str) else tz
@@ -176,7 +177,9 @@ def caseload_table(
     out["last_session_route"] = _lookup(last["route"], pid).astype("string")
     last_day = _local_date(out["last_session_at"], tz)
     interval = pd.to_timedelta(out["planned_interval_days"], unit="D")
-    out["next_session_due"] = last_day + interval
+    # Only while treatment is active: a paused patient was listed as overdue, and counted so (clinician's pass).
+    active = out["status"].eq("active").fillna(False).to_numpy(dtype=bool)
+    out["next_session_due"] = (last_day + interval).where(active)
     out["session_overdue"] = (out["next_session_due"] < pd.Timestamp(today)).fillna(False).astype(bool)
 
     # Check-ins: craving sparkline and latest SDS and PHQ-9.
@@ -191,6 +194,11 @@ def caseload_table(
     phq = _latest(checkins, "phq9", "reported_at")
     out["phq9_latest"] = _lookup(phq["phq9"], pid).astype("float64")
     out["phq9_latest_at"] = _lookup(phq["phq9_at"], pid)
+    # The patient page's "reliable worsening" (ketawatch.risk.scoring.phq9_note), so a relapse beside a green level
+    # can be found from the caseload (clinician's pass: a green tick beside PHQ-9 19 read as "fine").
+    lowest = checkins.dropna(subset=["phq9"]).groupby("patient_id", sort=False)["phq9"].min().astype("float64")
+    change = phq9_reliable_change(_lookup(lowest, pid), out["phq9_latest"])
+    out["phq9_worse"] = pd.Series(change, index=out.index).eq(PHQ9_WORSENED).fillna(False).astype(bool)
 
     # Alerts not yet acknowledged.
     if len(assessment):

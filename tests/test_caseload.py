@@ -135,6 +135,30 @@ def test_next_session_due_from_the_plan_in_clinic_dates(three_patients):
     assert table.loc["A", "last_session_route"] == "intranasal"
 
 
+@pytest.mark.parametrize("status", ["paused", "discharged"])
+def test_a_patient_not_in_active_treatment_has_no_session_due_or_overdue(three_patients, status):
+    """A paused patient was listed, and counted, as overdue (clinician's browser pass)."""
+    patients = three_patients.patients.assign(status=lambda f: f["status"].where(f["patient_id"] != "G", status))
+    held = Records(patients, three_patients.sessions, three_patients.checkins)
+    table = caseload_table(held, assess(held, as_of=TODAY, tz=TZ), tz=TZ, today=TODAY,
+                           review_again_days=AGAIN).set_index("patient_id")
+    assert pd.isna(table.loc["G", "next_session_due"]) and not bool(table.loc["G", "session_overdue"])
+    assert bool(table.loc["A", "session_overdue"]) is True  # still active: still due
+
+
+def test_a_reliable_worsening_of_phq9_is_marked_whatever_the_level(three_patients):
+    """The patient page's 'reliable worsening', on the caseload: PHQ-9 19 beside a green tick read as 'fine'."""
+    checkins = pd.concat([three_patients.checkins, Records.of(checkins=pd.DataFrame({
+        "patient_id": ["G", "A"], "reported_at": ["2026-10-22T10:00Z", "2026-10-22T10:00Z"], "craving": [1, 1],
+        "phq9": [14, 16]})).checkins], ignore_index=True)
+    checkins.loc[0, "phq9"] = 8  # G: 8 then 14, six points up (reliable); A: 12 then 16, four (not)
+    rec = Records(three_patients.patients, three_patients.sessions, checkins)
+    table = caseload_table(rec, assess(rec, as_of=TODAY, tz=TZ), tz=TZ, today=TODAY,
+                           review_again_days=AGAIN).set_index("patient_id")
+    assert table["phq9_worse"].to_dict() == {"G": True, "A": False, "R": False}
+    assert table.loc["G", "level"] == "green"
+
+
 def test_latest_scores_skip_unanswered_and_incomplete(three_patients):
     assessment = _assessment([("G", "green", None, []), ("A", "green", None, []), ("R", "green", None, [])])
     table = caseload_table(three_patients, assessment, tz=TZ, today=TODAY, review_again_days=AGAIN).set_index("patient_id")

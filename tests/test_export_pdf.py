@@ -285,7 +285,7 @@ def test_a_phq9_question_9_answer_leads_page_one_of_the_case_review(sample):
     assert f"2026-11-20 10:00: {standard}" in first_page
     assert first_page.index("PHQ-9 question 9") < first_page.index("Patient and plan")
     # beside the level, where mood stands, whatever the level
-    assert "Mood is not part of this level: PHQ-9 19 (moderately severe) on 20 Nov 2026" in first_page
+    assert "Mood does not raise this level: PHQ-9 19 (moderately severe) on 20 Nov 2026" in first_page
 
     deidentified = export_patient(sample, OTHER_PID, "pdf", actor=CLINICIAN, role="reviewer", deidentify=True, now=NOW)
     first_page = " ".join(PdfReader(io.BytesIO(deidentified.download()[1])).pages[0].extract_text().split())

@@ -393,6 +393,35 @@ def test_caseload_filters_and_counts(demo_url, monkeypatch):
     assert at.dataframe[0].value["Patient"].tolist() == ["KW-0001"]
 
 
+def test_the_caseload_counts_and_lists_a_reliable_phq9_worsening_and_no_paused_patient_as_overdue(demo_url, monkeypatch):
+    """KW-0019, a depressive relapse at PHQ-9 19-21, showed only a green tick; a paused patient was listed and counted
+    as overdue (clinician's browser pass)."""
+    from store.records import amend_patient
+
+    engine = open_database(demo_url)
+    at = _app(demo_url, monkeypatch, "caseload")
+    tiles = {m.label: m.value for m in at.metric}
+    worse_tile = next(v for label, v in tiles.items() if label.endswith("PHQ-9 worse"))
+    at.toggle(key="cl_mood_worse").set_value(True).run()
+    worse = at.dataframe[0].value
+    assert len(worse) == int(worse_tile) > 0 and "KW-0019" in set(worse["Patient"])
+    assert (worse["PHQ-9"] >= 6).all() and "✓ Green" in set(worse["Level"])
+    assert "filtered by PHQ-9 reliably worse;" in next(c.value for c in at.caption if " of " in c.value)
+    at.toggle(key="cl_mood_worse").set_value(False).run()
+    at.toggle(key="cl_overdue").set_value(True).run()
+    overdue = at.dataframe[0].value
+    pid = overdue["Patient"].iloc[0]
+    with Session(engine) as db:
+        version = db.get(Patient, pid).version
+    amend_patient(engine, pid, {"status": "paused"}, actor="demo-clinician", reason="Treatment paused at review",
+                  expected_version=version)
+    at = _app(demo_url, monkeypatch, "caseload")
+    everyone = at.dataframe[0].value.set_index("Patient")
+    assert everyone.loc[pid, "Next due"] == "Paused" and everyone.loc[pid, "Status"] == "Paused"
+    at.toggle(key="cl_overdue").set_value(True).run()
+    assert pid not in set(at.dataframe[0].value["Patient"]) and len(at.dataframe[0].value) == len(overdue) - 1
+
+
 def test_red_and_amber_cells_are_tinted_and_green_ones_plain():
     """In a long caseload the red rows did not stand out (clinician review); the symbol and the name still say the
     level without colour."""

@@ -636,8 +636,8 @@ def test_relapse_with_booster_and_another_early_request_is_not_red():
     # the reason says it counts one point less: "supporting: adds weight" alone read as if it added its point
     early = [r for rs in d["reasons"] for r in rs if r.rule_id == "early_requests_repeated"]
     for r in early:  # with this patient's own figures, not only the rule (clinician review)
-        said = re.search(r"; it counts one point less while PHQ-9 is 6 or more points above the patient's best, as the "
-                         r"latest PHQ-9 is \((\d+), (\d+) above the best of 5\): asking to come earlier is also how a depressive "
+        said = re.search(r"; it counts one point less while PHQ-9 is 6 or more points above the patient's best, as "
+                         r"it is now \(latest PHQ-9 (\d+), (\d+) above the best of 5\): asking to come earlier is also how a depressive "
                          r"relapse presents$", r.text)
         assert said and int(said[1]) in phq9[9:] and int(said[1]) - 5 == int(said[2]), r.text
         # and its role says so: "amber on its own" alone hid the lost point, "adds weight" on a supporting one was false

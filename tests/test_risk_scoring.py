@@ -114,7 +114,7 @@ def test_the_mood_note_beside_a_level_gives_the_latest_phq9_and_a_reliable_worse
         assert note is None
         return
     last, lowest = given_totals[-1], min(given_totals)
-    assert note.text.startswith(f"Mood is not part of this level: PHQ-9 {last} ({scoring.phq9_band(last)}) on ")
+    assert note.text.startswith(f"Mood does not raise this level: PHQ-9 {last} ({scoring.phq9_band(last)}) on ")
     assert note.worsened == ("a reliable worsening" in note.text) == (last - lowest >= 6)
     if last - lowest >= 6:
         assert note.text.endswith(f", {last - lowest} points above the lowest ({lowest}): a reliable worsening.")

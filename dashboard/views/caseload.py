@@ -54,7 +54,11 @@ with st.container(border=True):
                                  help="Amber or red patients whose current reasons nobody has acknowledged on Alerts, "
                                       f"or not in the last {get_settings().review_again_days} days")
     only_overdue = only.toggle("Only sessions overdue", key="cl_overdue", width="content",
-                               help="The planned interval since the last session has passed")
+                               help="The planned interval since the last session has passed (active patients only)")
+    only_mood_worse = only.toggle("Only PHQ-9 reliably worse", key="cl_mood_worse", width="content",
+                                  help="The latest PHQ-9 is 6 or more points above the patient's lowest: mood, which "
+                                       "the dependence-risk level does not cover (a green level beside it is not "
+                                       "reassurance)")
 
 view = table
 if chosen_clinicians:
@@ -71,6 +75,8 @@ if only_to_review:
     view = view[view["needs_review"]]
 if only_overdue:
     view = view[view["session_overdue"]]
+if only_mood_worse:
+    view = view[view["phq9_worse"]]
 if search.strip():  # every word typed, anywhere in the id or the name: "sky hartwell" finds "Sky Demo-Hartwell"
     haystack = view["patient_id"].str.lower() + " " + view["display_name"].fillna("").str.lower()
     found = pd.Series(True, index=view.index)
@@ -91,10 +97,15 @@ metrics.metric(":material/notifications_active: To review", int(view["needs_revi
                help="Amber or red patients whose current reasons no clinician has acknowledged on the Alerts page, or "
                     "not in the last " + str(get_settings().review_again_days) + " days.")
 metrics.metric(":material/event_busy: Overdue", int(view["session_overdue"].sum()), border=True, width=140,
-               help="Overdue by plan: the planned interval since the last session has passed.")
+               help="Overdue by plan: the planned interval since the last session has passed (active patients only: "
+                    "a paused or discharged patient has no session due).")
+metrics.metric(":material/mood_bad: PHQ-9 worse", int(view["phq9_worse"].sum()), border=True, width=140,
+               help="Latest PHQ-9 6 or more points above the patient's lowest, a reliable worsening (a possible "
+                    "depressive relapse), whatever the level: the level covers dependence risk, not mood.")
 
 # ----- the table -----------------------------------------------------------------------------
 due = view["next_session_due"].dt.strftime("%Y-%m-%d").fillna("")
+due = due.where(view["status"].eq("active").fillna(False), view["status"].map(ui.words).fillna(""))  # "Paused"
 
 
 def _counted(titles: pd.Series, ids: pd.Series) -> pd.Series:
@@ -129,7 +140,8 @@ filtered_by = [name for name, on in (("responsible clinician", chosen_clinicians
                                      ("status", chosen_status and set(chosen_status) != set(PATIENT_STATUSES)
                                       and set(chosen_status) != set(UNDER_CARE_STATUSES)),
                                      ("SUD history", sud != "Any"), ("to review", only_to_review),
-                                     ("overdue", only_overdue), ("search", search.strip())) if on]
+                                     ("overdue", only_overdue), ("PHQ-9 reliably worse", only_mood_worse),
+                                     ("search", search.strip())) if on]
 under_care_only = set(chosen_status or ()) == set(UNDER_CARE_STATUSES)
 st.caption(f"{len(shown)} of {len(table)} patients" + (" under care (active or paused)" if under_care_only else "")
            + (f" (filtered by {', '.join(filtered_by)}; the counts above are of these)" if filtered_by else "") + ". Listed worst level first and, within a level, not yet reviewed "
@@ -154,7 +166,9 @@ picked = None if shown.empty else ui.show_table(
                                                "open the patient for each observation with its numbers and dates"),
         "Craving (last 12)": st.column_config.LineChartColumn(y_min=0, y_max=10, help="Craving 0-10, oldest to newest"),
         "SDS": st.column_config.NumberColumn(format="%d", help="Latest Severity of Dependence Scale total (0-15)"),
-        "PHQ-9": st.column_config.NumberColumn(format="%d", help="Latest PHQ-9 total (0-27, lower is better)"),
+        "PHQ-9": st.column_config.NumberColumn(format="%d", help="Latest PHQ-9 total (0-27, lower is better); "
+                                               "'Only PHQ-9 reliably worse' above lists those 6 or more points above "
+                                               "their lowest"),
     },
 )
 rows = picked.selection.rows if picked is not None and hasattr(picked, "selection") else []

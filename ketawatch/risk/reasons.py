@@ -374,7 +374,7 @@ def with_relapse_discount(reason: Reason, rules: RuleSettings, best: float, late
     the rule alone read as general advice (clinician review)."""
     return replace(reason, discounted=True, text=f"{reason.text}; it counts one point less while PHQ-9 is "
                                 f"{num(rules.interval_relapse_phq9_rise)} or more points above the patient's best, "
-                                f"as the latest PHQ-9 is ({num(latest)}, {num(latest - best)} above the best of "
+                                f"as it is now (latest PHQ-9 {num(latest)}, {num(latest - best)} above the best of "
                                 f"{num(best)}): "
                                 "asking to come earlier is also how a depressive relapse presents")
 
