@@ -192,6 +192,35 @@ def test_amended_and_voided_records_are_said_in_every_export_never_passed_off_as
     assert "dose mg:" not in deidentified
 
 
+def test_a_record_amended_and_then_voided_keeps_its_amendment_in_every_export(sample):
+    """The PDF showed only 'voided' for a session amended from 500 to 56.5 mg and then voided: the value and the
+    amendment the meeting and auditors keep were gone (clinician's browser pass)."""
+    import io as _io
+
+    from openpyxl import load_workbook
+
+    from ketawatch.exports import export_patient
+    from store import records as R
+    from store.queries import sessions_frame
+    from store.validation import Validator
+    from tests.test_export_support import CLINICIAN, NOW, SECRET_PID, pdf_text
+
+    session = sessions_frame(sample, [SECRET_PID]).iloc[1]
+    R.amend_session(sample, int(session["id"]), {"dose_mg": 56.5}, actor=CLINICIAN, reason="typing error in the dose",
+                    expected_version=1, validator=Validator(now=NOW))
+    R.void_session(sample, int(session["id"]), actor=CLINICIAN, reason="entered for the wrong day", expected_version=2)
+    pdf = " ".join(pdf_text(export_patient(sample, SECRET_PID, "pdf", actor=CLINICIAN, role="clinician",
+                                           now=NOW).download()[1]).split())
+    assert f"amended: dose mg: {float(session['dose_mg'])} -> 56.5" in pdf and "typing error in the dose" in pdf
+    assert "voided" in pdf and "entered for the wrong day" in pdf
+    book = load_workbook(_io.BytesIO(export_patient(sample, SECRET_PID, "xlsx", actor=CLINICIAN, role="clinician",
+                                                    now=NOW).download()[1]))
+    rows = [r for r in list(book["corrections"].values)[1:] if r[1] == "session"]
+    assert [(r[3], r[4], r[7]) for r in rows] == [
+        ("amended", f"dose mg: {float(session['dose_mg'])} -> 56.5", "typing error in the dose"),
+        ("voided", None, "entered for the wrong day")]
+
+
 def test_a_record_whose_time_is_amended_keeps_its_fhir_ids(sample):
     """Ids came from the record's time: a corrected time sent the session again under new ids, and the receiving
     system kept the first copy as a second administration."""

@@ -272,12 +272,12 @@ CORRECTION_COLUMNS = ["patient_id", "record", "record_id", "record_at", "change"
 
 
 def corrections_of(engine: Engine, patient_ids: list[str] | None, patients: pd.DataFrame) -> tuple[pd.DataFrame, Records]:
-    """The patients' (default everyone's) amended and voided sessions and check-ins (one row each, newest change), and
-    the voided records.
+    """The patients' (default everyone's) amended and voided sessions and check-ins, and the voided records.
 
-    A record amended several times shows its latest amendment here (when, by whom, why) and every
-    field corrected since it was first recorded ("dose mg: 35.0 -> 40.0; notes changed"); every
-    earlier version is kept in the database (record_revision) and the audit trail.
+    A record amended several times has one row for its latest amendment (when, by whom, why) and
+    every field corrected since it was first recorded ("dose mg: 35.0 -> 40.0; notes changed"), and
+    one more if it was then voided; every earlier version is kept in the database (record_revision)
+    and the audit trail.
     """
     tz = get_settings().clinic_timezone
     parts, voided = [], {}
@@ -292,23 +292,32 @@ def corrections_of(engine: Engine, patient_ids: list[str] | None, patients: pd.D
         voided[record] = conform(frame[is_void], dtypes) if len(frame) else conform(None, dtypes)
         if changed.empty:
             continue
-        gone = changed["voided_at"].notna()
         amendments = amendments_since_first(engine, entity, patient_ids)
-        what = [pd.NA if is_gone else _what_changed(*amendments.get(str(key), ({}, {})), tz) or pd.NA
-                for key, is_gone in zip(changed["id"], gone)]
-        parts.append(pd.DataFrame({
-            "patient_id": changed["patient_id"].astype("string"),
-            "record": record,
-            "record_id": changed["id"].astype("Int64"),
-            "record_at": pd.to_datetime(changed[at], utc=True),
-            "change": gone.map({True: "voided", False: "amended"}),
-            "what_changed": pd.array(what, dtype="string"),
-            "changed_at": pd.to_datetime(changed["voided_at"].where(gone, changed["amended_at"]), utc=True),
-            "changed_by": changed["voided_by"].where(gone, changed["amended_by"]).astype("string"),
-            "reason": changed["void_reason"].where(gone, changed["amendment_reason"]).astype("string"),
-        }))
-    corrections = (pd.concat(parts, ignore_index=True).sort_values("record_at", kind="stable").reset_index(drop=True)
-                   if parts else pd.DataFrame(columns=CORRECTION_COLUMNS))
+        # A record amended and then voided has a row for each: with the void alone, the PDF a meeting keeps lost the
+        # amendment and the value it corrected (clinician's browser pass).
+        for change, rows, when, by, why in (
+            ("amended", changed[changed["amended_at"].notna().to_numpy(dtype=bool)], "amended_at", "amended_by",
+             "amendment_reason"),
+            ("voided", changed[changed["voided_at"].notna().to_numpy(dtype=bool)], "voided_at", "voided_by",
+             "void_reason"),
+        ):
+            if rows.empty:
+                continue
+            what = ([_what_changed(*amendments.get(str(key), ({}, {})), tz) or pd.NA for key in rows["id"]]
+                    if change == "amended" else [pd.NA] * len(rows))
+            parts.append(pd.DataFrame({
+                "patient_id": rows["patient_id"].astype("string"),
+                "record": record,
+                "record_id": rows["id"].astype("Int64"),
+                "record_at": pd.to_datetime(rows[at], utc=True),
+                "change": change,
+                "what_changed": pd.array(what, dtype="string"),
+                "changed_at": pd.to_datetime(rows[when], utc=True),
+                "changed_by": rows[by].astype("string"),
+                "reason": rows[why].astype("string"),
+            }))
+    corrections = (pd.concat(parts, ignore_index=True).sort_values(["record_at", "changed_at"], kind="stable")
+                   .reset_index(drop=True) if parts else pd.DataFrame(columns=CORRECTION_COLUMNS))
     return corrections, Records(patients, voided["session"], voided["check-in"])
 
 

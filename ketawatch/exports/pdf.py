@@ -366,9 +366,9 @@ def patient_pdf(case: PatientCase) -> bytes:
         pdf.paragraph(AMENDED_NOTE_DEIDENTIFIED if case.deidentified else AMENDED_NOTE, size=7, style="I", height=3.4)
     pdf.heading("Corrections")
     pdf.paragraph("Records of this period amended or voided after they were first recorded (what was corrected since "
-                  "then, and when, by whom and why the latest change was made; every earlier version is kept in "
-                  "KetaWatch). Voided records are left out of the tables, charts and level above.", size=7.5, style="I",
-                  height=3.6)
+                  "then, and when, by whom and why it was last amended, and voided: a record amended and then voided "
+                  "has a row for each; every earlier version is kept in KetaWatch). Voided records are left out of "
+                  "the tables, charts and level above.", size=7.5, style="I", height=3.6)
     change_width = 16 if case.deidentified else 50  # an amendment names the fields it corrected, before and after
     pdf.data_table(["Record", "Dated", "Change", "When", "By", "Reason"], correction_rows(case),
                    [16, 26, change_width, 26, 28, pdf.usable_width - 96 - change_width], size=7)
