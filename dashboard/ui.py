@@ -587,8 +587,9 @@ def safety_banner(answers: pd.DataFrame, *, label=None, can_follow_up: bool = Tr
     done = answers["followed_up_at"].notna() if "followed_up_at" in answers else pd.Series(False, index=answers.index)
     question = "PHQ-9 question 9 (thoughts of being better off dead or of self-harm)"
 
-    def followed(r) -> str:
-        note = f": {md_escape(r.follow_up_note)}" if isinstance(r.follow_up_note, str) and r.follow_up_note else ""
+    def followed(r, with_note: bool = True) -> str:
+        note = (f": {md_escape(r.follow_up_note)}" if with_note and isinstance(r.follow_up_note, str) and r.follow_up_note
+                else "")
         done = f" ({words(r.follow_up_action)})" if isinstance(r.follow_up_action, str) and r.follow_up_action else ""
         steps = getattr(r, "further_steps", ()) or ()
         then = "; then " + ", ".join(f"{words(a)} on {fmt_datetime(t)}" for t, a in steps) if len(steps) else ""
@@ -604,8 +605,10 @@ def safety_banner(answers: pd.DataFrame, *, label=None, can_follow_up: bool = Tr
         unattended = newest[newest["followed_up_at"].isna()]
         waiting = [f"- {md_escape(label(r.patient_id))}: check-in of {fmt_datetime(r.reported_at)}"
                    for r in unattended.itertuples()]
-        seen = [f"- {md_escape(label(r.patient_id))}: check-in of {fmt_datetime(r.reported_at)}, {followed(r)}"
-                for r in newest[newest["followed_up_at"].notna()].itertuples()]
+        # Who, when and what was done, without the clinician's note: the caseload-wide banner is on every page anyone
+        # opens first, the reviewer's too, for two weeks (clinician's browser pass); the patient's page has the note.
+        seen = [f"- {md_escape(label(r.patient_id))}: check-in of {fmt_datetime(r.reported_at)}, "
+                f"{followed(r, with_note=False)}" for r in newest[newest["followed_up_at"].notna()].itertuples()]
         head = f"**{len(waiting)} patient(s) answered {question} above 'not at all', with no follow-up recorded yet**"
     if waiting:
         here = "record the follow-up below" if can_follow_up else "a clinician or admin records the follow-up here"

@@ -1622,7 +1622,9 @@ def test_a_question_9_follow_up_is_recorded_on_the_patient_page_and_moves_the_an
     # The form is empty again: a second click must not record the same step twice.
     assert page.selectbox(key="sf_KW-0002_action").value is None and not page.text_area(key="sf_KW-0002_note").value
     caseload = _app(demo_url, monkeypatch, "caseload")
-    assert not red(caseload) and "KW-0002" in blue(caseload)[0]
+    assert not red(caseload) and "KW-0002" in blue(caseload)[0] and "(Discussed with patient)" in blue(caseload)[0]
+    # the caseload-wide banner, on the page everyone opens first for two weeks, says who, when and what, not the note
+    assert "safety plan given" not in blue(caseload)[0] and "Letter to the GP" not in blue(caseload)[0]
     recent = _app(demo_url, monkeypatch, "alerts").dataframe[-1].value
     assert recent["Action"].iloc[0] == "GP informed" and recent["Action"].iloc[1] == "Discussed with patient"
     assert recent["Reasons reviewed"].iloc[0] == "PHQ-9 question 9 follow-up (not a review of the level)"
