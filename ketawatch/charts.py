@@ -136,6 +136,14 @@ def _series(frame: pd.DataFrame, y: str, name: str, **kwargs) -> Series:
     return Series(name, xs, ys, **kwargs)
 
 
+def _measured_series(frame: pd.DataFrame, y: str, name: str, **kwargs) -> Series:
+    """A vital sign per session, NaN where the session did not record it, so its line breaks there: joined across,
+    a session with no blood pressure was invisible (clinician's browser pass). Empty when none was recorded."""
+    if not frame[y].notna().any():
+        return Series(name, (), (), **kwargs)
+    return Series(name, tuple(frame["date"]), tuple(float(v) if pd.notna(v) else math.nan for v in frame[y]), **kwargs)
+
+
 def _threshold(signals: dict, name: str, default: float) -> float:
     t = signals["thresholds"]
     hit = t.loc[t["setting"] == name, "value"]
@@ -371,20 +379,20 @@ def _vitals_charts(raw: pd.DataFrame, common) -> list[ChartSpec]:
     bp = ChartSpec(
         "blood_pressure", "Blood pressure before and after dosing", "mmHg", **common,
         series=(
-            _series(s, "sbp_pre", "Systolic before", style="line+markers", role="pre", symbol="circle"),
-            _series(s, "sbp_post", "Systolic after", style="line+markers", role="post", symbol="diamond"),
-            _series(s, "dbp_pre", "Diastolic before", style="line+markers", role="pre", symbol="circle-open"),
-            _series(s, "dbp_post", "Diastolic after", style="line+markers", role="post", symbol="diamond-open"),
+            _measured_series(s, "sbp_pre", "Systolic before", style="line+markers", role="pre", symbol="circle"),
+            _measured_series(s, "sbp_post", "Systolic after", style="line+markers", role="post", symbol="diamond"),
+            _measured_series(s, "dbp_pre", "Diastolic before", style="line+markers", role="pre", symbol="circle-open"),
+            _measured_series(s, "dbp_post", "Diastolic after", style="line+markers", role="post", symbol="diamond-open"),
         ),
         note="Blood pressure rises after dosing, peaking at about 40 minutes.",
     )
     hr = ChartSpec(
         "heart_rate", "Heart rate and oxygen saturation", "/min or %", **common,
         series=(
-            _series(s, "hr_pre", "Heart rate before (/min)", role="pre", symbol="circle"),
-            _series(s, "hr_post", "Heart rate after (/min)", role="post", symbol="diamond"),
-            _series(s, "spo2_pre", "SpO₂ before (%)", style="markers", role="pre", symbol="square-open"),
-            _series(s, "spo2_post", "SpO₂ after (%)", style="markers", role="post", symbol="x"),
+            _measured_series(s, "hr_pre", "Heart rate before (/min)", role="pre", symbol="circle"),
+            _measured_series(s, "hr_post", "Heart rate after (/min)", role="post", symbol="diamond"),
+            _measured_series(s, "spo2_pre", "SpO₂ before (%)", style="markers", role="pre", symbol="square-open"),
+            _measured_series(s, "spo2_post", "SpO₂ after (%)", style="markers", role="post", symbol="x"),
         ),
     )
     return [bp, hr]

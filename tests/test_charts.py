@@ -129,6 +129,28 @@ def test_a_date_range_keeps_only_its_points():
     assert all(s.x_range == (dt.date(2026, 9, 10), dt.date(2026, 9, 20)) for s in specs)
 
 
+def test_a_session_without_a_vital_sign_breaks_its_line_on_screen_and_in_print():
+    """Joined across, a session with no blood pressure was invisible on the chart (clinician's browser pass)."""
+    import matplotlib.pyplot as plt
+
+    from dashboard.plotly_charts import figure
+    from ketawatch.exports.figures import _draw_series
+
+    rec = _records()
+    rec.sessions.loc[2, ["sbp_pre", "sbp_post"]] = math.nan
+    bp = {s.key: s for s in patient_chart_specs(rec, "P", tz=TZ)}["blood_pressure"]
+    systolic = next(s for s in bp.series if s.name == "Systolic before")
+    assert len(systolic.x) == 4 and math.isnan(systolic.y[2]) and systolic.y[:2] == (120.0, 120.0)
+    assert next(s for s in bp.series if s.name == "Diastolic before").x == ()  # none recorded: no series at all
+    trace = next(t for t in figure(bp).data if t.name == "Systolic before")
+    assert math.isnan(trace.y[2]) and not trace.connectgaps  # plotly leaves a gap at a missing value
+    fig, ax = plt.subplots()
+    _draw_series(ax, systolic, 0.5)
+    drawn = ax.lines[0].get_ydata()
+    assert math.isnan(drawn[2]) and len(drawn) == 4  # matplotlib breaks its line at NaN
+    plt.close(fig)
+
+
 def test_a_patient_without_records_gives_empty_charts():
     records = Records.of(pd.DataFrame([{"patient_id": "E", "indication": "ptsd", "sud_history": True,
                                         "treatment_start": "2026-01-01"}]))
