@@ -492,6 +492,26 @@ def _iv_patient(demo_url) -> str:
     return sorted(last.loc[last["route"] == "iv", "patient_id"])[0]
 
 
+def test_a_session_without_a_weight_shows_the_mg_per_kg_the_chart_and_rules_use_and_says_so(demo_url, monkeypatch):
+    """The sessions table said '-' where the dose chart plotted 0.6 mg/kg from the weight before (clinician's pass)."""
+    from store.queries import sessions_frame
+    from store.records import add_session
+
+    engine = open_database(demo_url)
+    pid = _iv_patient(demo_url)
+    before = sessions_frame(engine, [pid]).sort_values("session_at")
+    weight = float(before["weight_kg"].dropna().iloc[-1])
+    at = (pd.Timestamp(before["session_at"].iloc[-1]) + pd.Timedelta(days=1)).to_pydatetime()
+    add_session(engine, {"patient_id": pid, "session_at": at, "route": "iv", "dose_mg": 42.0}, actor="demo-clinician")
+    page = _app(demo_url, monkeypatch, "patient", patient=pid)
+    _no_exception(page)
+    table = next(d.value for d in page.dataframe if "mg/kg" in d.value.columns)
+    newest = table.iloc[0]
+    assert pd.isna(newest["Weight (kg)"]) and newest["mg/kg"] == round(42.0 / weight, 2)
+    assert any(c.value.startswith("No weight was recorded at ") and "uses the last weight recorded before it" in c.value
+               for c in page.caption), [c.value for c in page.caption]
+
+
 def test_log_session_saves_one_row_and_prefills_weight(demo_url, monkeypatch):
     pid = _iv_patient(demo_url)
     at = _session_form(demo_url, monkeypatch, patient=pid)

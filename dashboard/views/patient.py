@@ -179,7 +179,11 @@ s = recs.sessions.sort_values("session_at", ascending=False)
 if s.empty:
     st.caption("No sessions recorded.")
 else:
-    per_kg = dose_per_kg(s["dose_mg"], s["weight_kg"], s["route"])  # the engine's own arithmetic, this session's weight
+    # The engine's own arithmetic and weight: one not recorded is carried from the session before, as the chart and
+    # the rules do (the table said "-" where the chart plotted 0.6 mg/kg; clinician's browser pass).
+    carried = s.sort_values("session_at", kind="stable")["weight_kg"].ffill().reindex(s.index)
+    per_kg = dose_per_kg(s["dose_mg"], carried, s["route"])
+    borrowed = s["weight_kg"].isna() & per_kg.notna()
     table = pd.DataFrame({
         "When": ui.local_column(s["session_at"]),
         "Route": s["route"].map(ui.route_words),
@@ -199,6 +203,10 @@ else:
     })
     ui.show_table(table, key="pp_sessions",
                  column_config={"When": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
+    if borrowed.any():
+        days = ", ".join(ui.fmt_datetime(t) for t in s.loc[borrowed, "session_at"].sort_values())
+        st.caption(f"No weight was recorded at {days}: its mg/kg uses the last weight recorded before it, as the "
+                   "dose chart and the rules do.")
 
 st.subheader("Check-ins", anchor=False)
 c = recs.checkins.sort_values("reported_at", ascending=False)
