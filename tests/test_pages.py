@@ -1202,6 +1202,20 @@ def test_acknowledge_an_alert_records_the_review_and_closes_it(demo_url, monkeyp
     assert list(recent.columns)[-1] == "Reasons reviewed", "the long list of rule ids goes last, after the action and note"
 
 
+def test_a_review_saying_treatment_paused_says_the_plan_is_changed_on_patients_and_plans(demo_url, monkeypatch):
+    """'Treatment paused' left the patient active, with a session due, and nothing said so (clinician's pass)."""
+    at = _app(demo_url, monkeypatch, "alerts")
+    pid = _first_alert(at)
+    at.selectbox(key=f"al_action_{pid}").set_value("treatment_paused")
+    at.text_input(key=f"al_note_{pid}").set_value("Paused until the addiction service has seen her")
+    next(b for b in at.button if b.key == f"al_ack_{pid}").click().run()
+    _no_exception(at)
+    assert any(m.value.endswith("A review does not change the plan: set the status (still Active, so sessions are "
+                                "still due) on Patients and plans.") for m in at.success), [m.value for m in at.success]
+    with Session(open_database(demo_url)) as db:
+        assert db.get(Patient, pid).status == "active"  # a review is no plan change: said, not done behind one's back
+
+
 def test_a_patient_id_written_in_markdown_is_shown_as_typed_in_button_and_link_labels(demo_url, monkeypatch, tmp_path):
     """Streamlit reads a button's or a page link's label as Markdown: an id such as "[KW-9](https://...)" (the
     import format allows any 64 characters) became a link out of the clinic's pages on Alerts and the caseload."""

@@ -60,7 +60,16 @@ def _acknowledge(pid: str, level: str, ids: list[str]) -> None:
         st.session_state[f"al_errors_{pid}"] = ui.problems_by_field(exc.problems)
         return
     st.session_state.pop(f"al_errors_{pid}", None)
-    st.session_state["al_done"] = f"Review of {ui.md_escape(pid)} recorded."
+    said = f"Review of {ui.md_escape(pid)} recorded."
+    # A review records the decision; it changes no plan. "Treatment paused" left the patient active and due
+    # (clinician's browser pass), so the message says where the plan is changed.
+    status = data.patients().set_index("patient_id")["status"].get(pid)
+    plan_part = {"interval_extended": "the planned interval", "dose_reduced": "the planned dose"}.get(action or "")
+    if action == "treatment_paused" and status == "active":
+        plan_part = "the status (still Active, so sessions are still due)"
+    if plan_part:
+        said += f" A review does not change the plan: set {plan_part} on Patients and plans."
+    st.session_state["al_done"] = said
 
 
 engine = data.engine()
