@@ -429,6 +429,46 @@ def test_postgresql_round_trip_with_pg_dump_and_pg_restore(tmp_path):
         drop_target()
 
 
+@needs_pg_tools
+def test_a_postgresql_backup_restores_on_a_server_without_a_role_granted_rights_in_it(tmp_path):
+    """A SELECT on audit_event granted to another role (as the README suggests for copying the trail out) stopped the
+    restore with 'role ... does not exist' on a server without it, a rebuilt one most of all (IT review)."""
+    import uuid
+
+    from sqlalchemy import create_engine
+
+    from store.db import normalise_url
+
+    role = f"kw_auditor_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
+    source_url, drop_source = fresh_database_url("postgresql", tmp_path)
+    target_url, drop_target = fresh_database_url("postgresql", tmp_path)
+    try:
+        source = make_engine(source_url)
+        upgrade(source)
+        fill(source, tmp_path / "in")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE ROLE "{role}" NOLOGIN'))
+        with source.begin() as conn:
+            conn.execute(text(f'GRANT SELECT ON audit_event TO "{role}"'))
+        kb.backup(source_url, tmp_path / "pg.dump")
+        with source.begin() as conn:
+            conn.execute(text(f'REVOKE SELECT ON audit_event FROM "{role}"'))
+        source.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP ROLE "{role}"'))
+        assert kb.restore(target_url, tmp_path / "pg.dump").startswith("restored the database")
+        target = make_engine(target_url)
+        assert table_rows(target)["patient"] == table_rows(make_engine(source_url))["patient"]
+        target.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
+        admin.dispose()
+        drop_source()
+        drop_target()
+
+
 def sqlite_backup(tmp_path: Path) -> Path:
     """A genuine SQLite KetaWatch backup (to try restoring into PostgreSQL)."""
     url = f"sqlite:///{tmp_path / 'sq.db'}"
