@@ -6,21 +6,30 @@ auditor reading the trail sees the same kind of name whichever command was run.
 
 from __future__ import annotations
 
-import getpass
+import os
 
 #: Longest actor name the audit trail stores.
 ACTOR_MAX = 64
 
 
 def cli_actor(name: str | None = None) -> str:
-    """The given name, or `cli:` and the login name of whoever ran the command."""
+    """The given name, or `cli:` and the operating-system account that ran the command."""
     if name:
         return name[:ACTOR_MAX]
+    return f"cli:{os_account()}"[:ACTOR_MAX]
+
+
+def os_account() -> str:
+    """The account the process runs as, from its user id, not from LOGNAME or USER, which anyone can set (IT review:
+    `LOGNAME=dr-ahmed` made the trail name dr-ahmed); run through sudo, with the account that ran sudo."""
     try:
-        who = getpass.getuser()
-    except Exception:  # noqa: BLE001 - no login name (e.g. in a container): still audit something
-        who = "unknown"
-    return f"cli:{who}"[:ACTOR_MAX]
+        import pwd
+
+        who = pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):  # no password database entry (a container's bare uid): still audit something
+        who = f"uid-{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+    by = os.environ.get("SUDO_USER")  # set by sudo; `sudo -u ketawatch` otherwise names every admin `ketawatch`
+    return f"{who} (sudo from {by})" if by and by != who else who
 
 
 def acting_account(engine, name: str | None, *, roles: tuple[str, ...], doing: str) -> tuple[str, str, str | None]:

@@ -61,6 +61,22 @@ def test_import_then_reimport(db_url, tmp_path):
     assert [d.get("via") for d in setup["detail"]] == [None, None], "not written through the command line"
 
 
+def test_the_command_line_actor_is_the_process_account_not_what_logname_or_user_say(tmp_path):
+    """LOGNAME and USER are anyone's to set: `LOGNAME=dr-ahmed ketawatch users disable gus` was recorded as
+    cli:dr-ahmed; run through `sudo -u ketawatch`, every admin was recorded as cli:ketawatch (IT review)."""
+    import pwd
+
+    me = pwd.getpwuid(os.getuid()).pw_name
+    url = f"sqlite:///{tmp_path / 'who.db'}"
+    folder = write_folder(tmp_path / "in")
+    base = {"LOGNAME": "dr-ahmed", "USER": "dr-ahmed", "LNAME": "dr-ahmed", "USERNAME": "dr-ahmed", "SUDO_USER": ""}
+    assert ketawatch("import", str(folder), "--db", url, cwd=tmp_path, env=base).returncode == 0
+    assert ketawatch("import", str(folder), "--db", url, cwd=tmp_path,
+                     env={**base, "SUDO_USER": "alice"}).returncode == 0
+    actors = audit_frame(open_database(url), action="import")["actor"].tolist()
+    assert actors == [f"cli:{me} (sudo from alice)", f"cli:{me}"]  # newest first
+
+
 def test_a_command_that_makes_a_new_database_says_where(db_url, tmp_path):
     """Run outside the service's folder, a command would otherwise work on an empty database of its own in silence."""
     first = ketawatch("users", "list", "--db", db_url, cwd=tmp_path)
