@@ -65,6 +65,11 @@ DbOption = typer.Option(None, "--db", metavar="URL", help="SQLAlchemy database U
 DASHBOARD_APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 
 
+#: Said where a command would put real patients or accounts into a demo database.
+DEMO_REFUSAL = ("this is a demo database: its patients are invented and its demo accounts' password is published, so "
+                "real patients do not belong in it")
+
+
 class Rejected(Exception):
     """The request was refused; each line of `lines` is one problem for stderr (exit status 1, or 2 for a usage
     error such as a --db that names no database KetaWatch can use)."""
@@ -482,12 +487,16 @@ def import_(
     actor: Optional[str] = typer.Option(None, "--as", metavar="USER", help="KetaWatch account recorded as the importer (an admin or clinician; default: cli:<your OS user>)."),
 ) -> None:
     """Import patients.csv, sessions.csv and checkins.csv from a folder, all or nothing."""
+    from store.app_settings import is_demo
     from store.importer import ImportRejected, import_folder
 
     from ketawatch.accounts import WRITER_ROLES
 
     engine = _engine_for_a_dry_run(db) if dry_run else open_db(db)
     who, _, _ = acting_account(engine, actor, roles=WRITER_ROLES, doing="add records")
+    if not dry_run and is_demo(engine):  # the README's "--db demo.db" to try commands took a clinic's CSVs (IT review)
+        fail(f"{DEMO_REFUSAL}; nothing was imported. Import into the clinic's database (--db URL, or "
+             "KETAWATCH_DATABASE_URL); a dry run here checks the files without writing")
     try:
         report = import_folder(engine, folder, actor=who, dry_run=dry_run)
     except ImportRejected as exc:

@@ -105,6 +105,11 @@ def add(
     user = _refused(lambda: create_user(engine, username=username, display_name=name or username, role=role,
                                         password=password, actor=who))
     typer.echo(f"added {user.username} ({user.role})")
+    from ketawatch.cli import DEMO_REFUSAL
+    from store.app_settings import is_demo
+
+    if is_demo(engine):  # added, since trying the account commands on the demo is what --db demo.db is for: said
+        typer.echo(f"note: {DEMO_REFUSAL}; the demo accounts stay active (IT review)", err=True)
 
 
 @users_app.command("set-role")

@@ -565,6 +565,24 @@ def test_demo_is_never_built_into_a_database_that_holds_data(tmp_path):
     assert not is_demo(engine)
 
 
+def test_a_demo_database_takes_no_import_and_says_so_of_a_new_account(tmp_path):
+    """`--db demo.db`, as the README suggests to try commands, took a clinic's CSV files into a database whose demo
+    accounts' password is published, without a word (IT review)."""
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    assert ketawatch("demo", "--no-serve", "--db", url, cwd=tmp_path).returncode == 0
+    before = counts(open_database(url))
+    folder = write_folder(tmp_path / "clinic")
+    refused = ketawatch("import", str(folder), "--db", url, cwd=tmp_path)
+    assert refused.returncode == 1 and refused.stderr.startswith("this is a demo database: its patients are invented")
+    assert "nothing was imported" in refused.stderr and counts(open_database(url)) == before
+    checked = ketawatch("import", str(folder), "--db", url, "--dry-run", cwd=tmp_path)  # checking the files writes nothing
+    assert checked.returncode == 0 and "patients.csv: 1 new" in checked.stdout, checked.stderr
+    added = ketawatch("users", "add", "realadmin", "--role", "admin", "--password-stdin", "--db", url, cwd=tmp_path,
+                      stdin="amber kettle orchard ninety\n")
+    assert added.returncode == 0 and "note: this is a demo database" in added.stderr, added.stderr
+    assert ketawatch("import", str(folder), "--db", f"sqlite:///{tmp_path / 'clinic.db'}", cwd=tmp_path).returncode == 0
+
+
 def test_demo_builds_once_and_then_reuses(tmp_path):
     url = f"sqlite:///{tmp_path / 'demo.db'}"
     first = ketawatch("demo", "--no-serve", "--db", url, cwd=tmp_path)
