@@ -177,6 +177,8 @@ def _check_display_name(display_name: str, username: str) -> str:
     name = (display_name or "").strip() or username
     if len(name) > 200:
         raise AccountRefused("A display name may have at most 200 characters")
+    if any(c in name for c in "\t\n\r"):  # a name is one line: a line break split `users list` and every byline
+        raise AccountRefused("A display name is one line: remove the line break or tab")
     problem = control_character_problem("The display name", name)
     if problem:
         raise AccountRefused(problem)
@@ -441,10 +443,14 @@ def set_disabled(engine: Engine, username: str, disabled: bool, *, actor: str, n
             raise AccountRefused(f"{user.username} is already {'disabled' if disabled else 'enabled'}; nothing changed")
         if disabled:
             _keep_an_admin(db, user)
+        was_enabled = not user.disabled
         user.disabled = disabled
         if not disabled:
             user.failed_attempts = 0
             user.locked_until = None
+            if locked:  # said in the line: its before and after were the same when only a lockout was lifted (IT review)
+                return {"lockout_lifted": True, **({"already_enabled": True} if was_enabled else {})}
+        return None
 
     return _change(engine, username, actor=actor, action="user_disable" if disabled else "user_enable", now=now,
                    apply=apply)

@@ -864,3 +864,26 @@ def test_a_display_name_with_a_hidden_direction_or_control_character_is_refused(
     with pytest.raises(AccountRefused, match="The display name holds"):
         accounts.create_user(engine, username="ann", display_name=name, role="clinician", password=PASSWORD, actor="t")
     assert not accounts.has_accounts(engine)
+
+
+@pytest.mark.parametrize("name", ["Bob\nSmith", "Bob\r\nSmith", "Bob\tSmith"])
+def test_a_display_name_is_one_line(engine, name):
+    """A line break in a name was let through and split the `users list` table (IT review)."""
+    with pytest.raises(AccountRefused, match="A display name is one line"):
+        accounts.create_user(engine, username="bob", display_name=name, role="clinician", password=PASSWORD, actor="t")
+    assert not accounts.has_accounts(engine)
+
+
+def test_enabling_an_enabled_but_locked_account_lifts_the_lock_and_the_audit_line_says_so(engine):
+    """Its line had the same before and after: nothing said that a lockout was lifted (IT review)."""
+    make_user(engine, "admin")
+    make_user(engine, "clinician")
+    for _ in range(5):
+        refusal(engine, "cleo", "wrong")
+    assert "locked" in refusal(engine, "cleo", PASSWORD)
+    accounts.set_disabled(engine, "cleo", False, actor="ada", now=NOW)
+    assert accounts.authenticate(engine, "cleo", PASSWORD, now=NOW).username == "cleo"
+    [line] = audit_lines(engine, "user_enable")
+    assert line.detail["lockout_lifted"] is True and line.detail["already_enabled"] is True
+    with pytest.raises(AccountRefused, match="already enabled; nothing changed"):
+        accounts.set_disabled(engine, "cleo", False, actor="ada", now=NOW)
