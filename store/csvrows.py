@@ -12,6 +12,12 @@ from pathlib import Path
 from typing import Iterable
 
 
+#: The longest cell read (Python's csv module stops at 131,072 characters by default): a longer note is then refused by
+#: its own rule ("at most 5000 characters") and the file's later problems are still found (IT review: one long cell
+#: stopped the reading, and a refused dose two lines on was never reported).
+CELL_LIMIT = 16 * 1024 * 1024
+
+
 @dataclass
 class CsvRows:
     """The cleaned header, and for every data row its first line number and its cells."""
@@ -23,6 +29,14 @@ class CsvRows:
 
 def read_rows(path: Path, known: tuple[str, ...], required: Iterable[str], problems: list[str]) -> CsvRows | None:
     """The rows of `path`, or None if its header cannot be used (the reasons are in `problems`)."""
+    before = csv.field_size_limit(CELL_LIMIT)  # the module's one setting, put back after
+    try:
+        return _read_rows(path, known, required, problems)
+    finally:
+        csv.field_size_limit(before)
+
+
+def _read_rows(path: Path, known: tuple[str, ...], required: Iterable[str], problems: list[str]) -> CsvRows | None:
     name = path.name
     try:
         handle = path.open(newline="", encoding="utf-8-sig")

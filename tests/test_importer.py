@@ -88,6 +88,24 @@ def test_colliding_but_different_row_is_an_error_and_nothing_is_written(engine, 
     assert after["AuditEvent"] == before["AuditEvent"] + 1  # the refused attempt's own line, nothing else
 
 
+def test_a_cell_longer_than_the_csv_module_reads_is_refused_by_its_rule_and_later_problems_are_still_found(
+        engine, tmp_path):
+    """One note over 131,072 characters stopped the reading ('the file cannot be read from here on'), and a refused
+    dose two lines on was never reported (IT review)."""
+    import csv
+
+    long_note = dict(SESSION, notes="x" * 200_000)
+    bad_dose = dict(SESSION, session_at="2026-01-09T10:00", dose_mg="-1")
+    with pytest.raises(ImportRejected) as caught:
+        run(engine, write_folder(tmp_path / "a", sessions=[long_note, bad_dose]))
+    problems = caught.value.problems
+    assert any(p.startswith("sessions.csv:2: notes: ") and "5000" in p for p in problems), problems
+    assert any(p.startswith("sessions.csv:3: dose_mg: ") for p in problems), problems
+    assert not any("cannot be read from here on" in p for p in problems)
+    assert csv.field_size_limit() == 131072  # the csv module's setting is put back for everyone else
+    assert counts(engine)["InfusionSession"] == 0
+
+
 def test_changed_patient_details_are_an_error(engine, tmp_path):
     run(engine, write_folder(tmp_path / "a"))
     with pytest.raises(ImportRejected) as caught:
