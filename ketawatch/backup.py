@@ -190,12 +190,26 @@ def _pg_archive_revision(tool: str, path: Path) -> str | None:
 # ----- backup --------------------------------------------------------------------------------
 
 
-def _audit(url: str, *, actor: str, action: str, path: Path, **detail) -> None:
-    """Leave a line in the database's own audit trail: a backup copies every record, a restore replaces them."""
+def _audit(url: str, *, actor: str, action: str, path: Path, after_line: int | None = None, **detail) -> None:
+    """Leave a line in the database's own audit trail: a backup copies every record, a restore replaces them.
+
+    `after_line` (a restore: the replaced trail's last line number): this line, and so every later one, is numbered
+    after it, so no number means two different lines (IT review: after a restore, new lines reused the numbers of
+    replaced ones, and a trail exported before the restore clashed with the new one).
+    """
     engine = make_engine(url)
     try:
         with Session(engine) as db, db.begin():
-            record_event(db, actor=actor, action=action, entity="database", file=str(path.resolve()), **detail)
+            number = None
+            if after_line is not None:
+                restored = db.execute(text("SELECT coalesce(max(id), 0) FROM audit_event")).scalar_one()
+                number = max(int(restored), after_line) + 1
+            event = record_event(db, actor=actor, action=action, entity="database", file=str(path.resolve()), **detail)
+            if number is not None:
+                event.id = number
+                db.flush()
+                if db.get_bind().dialect.name == "postgresql":  # its sequence, which a given id does not move
+                    db.execute(text("SELECT setval(pg_get_serial_sequence('audit_event', 'id'), :n)"), {"n": number})
     finally:
         engine.dispose()
 
@@ -213,12 +227,13 @@ def _trail_summary(url: str) -> dict[str, object]:
         with engine.connect() as conn:
             if "audit_event" not in inspect(conn).get_table_names():
                 return {}
-            count, newest = conn.execute(text("SELECT count(*), max(at) FROM audit_event")).one()
+            count, newest, last = conn.execute(text("SELECT count(*), max(at), max(id) FROM audit_event")).one()
     except DatabaseError:  # unreachable or not a database: the restore's own checks say so in words
         return {}
     finally:
         engine.dispose()
-    return {"replaced_trail_lines": int(count), "replaced_trail_newest": _utc_iso(newest)}
+    return {"replaced_trail_lines": int(count), "replaced_trail_newest": _utc_iso(newest),
+            "replaced_trail_last_line": int(last or 0)}
 
 
 def _utc_iso(value) -> str | None:
@@ -416,7 +431,8 @@ def restore(url: str, path: Path | str, *, force: bool = False, actor: str = "cl
         mark_restored(engine)  # a dashboard still running on it reads everything again, not its caches
     finally:
         engine.dispose()
-    _audit(url, actor=actor, action="restore", path=found.path, **replaced)
+    _audit(url, actor=actor, action="restore", path=found.path, after_line=replaced.get("replaced_trail_last_line"),
+           **replaced)
     if found.revision and now and now != found.revision:  # said, as every command says an upgrade (IT review)
         message += (f"; its schema was then upgraded from {found.revision} to {now} (no data is dropped; an older "
                     "KetaWatch can no longer open the restored database)")

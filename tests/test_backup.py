@@ -310,19 +310,25 @@ def test_a_restore_line_says_how_many_audit_lines_the_replaced_trail_held_and_it
         late = datetime.now(timezone.utc).replace(microsecond=250000) + timedelta(minutes=5)
         record_patient_view(engine, actor="dr-late", patient_id="P1", page="patient", at=late)  # after the backup
         with engine.connect() as conn:
-            held = conn.execute(text("SELECT count(*) FROM audit_event")).scalar_one()
+            held, last = conn.execute(text("SELECT count(*), max(id) FROM audit_event")).one()
         engine.dispose()
         kb.restore(url, tmp_path / "copy.bak", force=True, actor="night-ops")
         engine = make_engine(url)
         with engine.connect() as conn:
-            actor, action, detail = conn.execute(text(
-                "SELECT actor, action, detail FROM audit_event ORDER BY id DESC LIMIT 1")).one()
+            number, actor, action, detail = conn.execute(text(
+                "SELECT id, actor, action, detail FROM audit_event ORDER BY id DESC LIMIT 1")).one()
             views = conn.execute(text("SELECT count(*) FROM audit_event WHERE actor = 'dr-late'")).scalar_one()
         engine.dispose()
         detail = detail if isinstance(detail, dict) else json.loads(detail)
         assert (actor, action, views) == ("night-ops", "restore", 0)  # the late line is gone with the old trail...
         assert detail["replaced_trail_lines"] == held  # ...and the restore says how many lines were replaced
         assert detail["replaced_trail_newest"] == late.isoformat()  # ISO UTC on either database
+        # ...and its number, and every later one, follows the replaced trail's: none means two different lines
+        assert detail["replaced_trail_last_line"] == last and number == last + 1
+        record_patient_view(engine, actor="dr-after", patient_id="P1", page="patient")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT id FROM audit_event WHERE actor = 'dr-after'")).scalar_one() == last + 2
+        engine.dispose()
     finally:
         drop()
 
