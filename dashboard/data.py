@@ -109,9 +109,9 @@ def _caseload_now(db_url: str, data_version: tuple[int, ...], as_of: date) -> "C
 
 @st.cache_data(show_spinner=False, ttl=60, max_entries=4)
 def _staff_names(db_url: str) -> dict[str, str]:
-    from ketawatch.accounts import list_users
+    from ketawatch.accounts import staff_names
 
-    return {u.username: u.display_name for u in list_users(_engine_for(db_url))}
+    return staff_names(_engine_for(db_url))
 
 
 @st.cache_data(show_spinner=False, max_entries=4)

@@ -291,14 +291,10 @@ def rule_number(rule, key: str, errors: dict[str, list[str]], *, label: str | No
 
 
 def staff_column(usernames: pd.Series, names: dict[str, str]) -> pd.Series:
-    """Usernames as colleagues know them: 'Ann Lee (ann.lee)'; names of no account ('cli:root', 'demo-setup') as they are."""
-    def shown(username):
-        if not isinstance(username, str):
-            return ""
-        name = names.get(username)
-        return f"{name} ({username})" if name and name != username else username
+    """Usernames as colleagues know them: 'Ann Lee (ann.lee)' (ketawatch.accounts.staff_label, as the PDFs say them)."""
+    from ketawatch.accounts import staff_label
 
-    return usernames.map(shown)
+    return usernames.map(lambda username: staff_label(username, names))
 
 
 def alert_reopened_because(*, due_again: bool, review_again_days: int) -> str:

@@ -215,6 +215,19 @@ def list_users(engine: Engine) -> list[User]:
         return list(db.exec(select(User).order_by(User.username)).scalars())
 
 
+def staff_names(engine: Engine) -> dict[str, str]:
+    """Username -> full name of every account, to show staff as colleagues know them."""
+    return {u.username: u.display_name for u in list_users(engine)}
+
+
+def staff_label(username, names: dict[str, str]) -> str:
+    """A username as colleagues know it: 'Ann Lee (ann.lee)'; a name of no account ('cli:root', 'demo-setup') as it is."""
+    if not isinstance(username, str):
+        return ""
+    name = names.get(username)
+    return f"{name} ({username})" if name and name != username else username
+
+
 def _enabled_admins(db: Session) -> int:
     q = select(func.count()).select_from(User).where(User.role == "admin", User.disabled.is_(False))
     return db.execute(q).scalar_one()

@@ -232,6 +232,26 @@ def test_a_patient_with_more_reasons_than_fit_on_a_page_still_prints_in_the_case
     assert rows_here and continued.count(str(first["level"]).upper()) >= rows_here
 
 
+def test_identified_pdfs_name_staff_as_colleagues_know_them_and_de_identified_ones_by_pseudonym(sample):
+    """The caseload PDF said 'demo-clinician' where the screen says 'Demo Clinician (demo-clinician)' (clinician's
+    browser pass)."""
+    from ketawatch.accounts import create_user
+    from ketawatch.exports import Pseudonymiser
+
+    create_user(sample, username=CLINICIAN, display_name="Dr Quill Feather", role="clinician",
+                password="amber kettle orchard ninety", actor="t")
+    named = f"Dr Quill Feather ({CLINICIAN})"
+    patient = " ".join(pdf_text(_pdf(export_patient(sample, SECRET_PID, "pdf", actor=CLINICIAN, role="clinician",
+                                                    now=NOW))).split())
+    caseload = " ".join(pdf_text(_pdf(export_caseload(sample, "pdf", actor=CLINICIAN, role="clinician",
+                                                      now=NOW))).split())
+    assert named in patient and named in caseload  # the alert review's reviewer, in each
+    hidden = " ".join(pdf_text(_pdf(export_caseload(sample, "pdf", actor=CLINICIAN, role="reviewer", deidentify=True,
+                                                    now=NOW))).split())
+    assert "Quill" not in hidden and CLINICIAN not in hidden
+    assert Pseudonymiser.from_settings(sample).staff(CLINICIAN) in hidden
+
+
 def test_the_caseload_export_holds_the_patients_under_care_as_the_caseload_and_alerts_do(sample):
     """A discharged patient still red on old records is not for the team meeting (the PDF says one was left out);
     a paused one is."""

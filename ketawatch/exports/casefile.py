@@ -8,7 +8,7 @@ depend on the calendar, only on intervals, which the shift keeps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
 import pandas as pd
@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from ketawatch.exports.deidentify import (
     Pseudonymiser, age_band, deidentify_records, deidentify_reviews, in_pseudonym_order, to_the_minute,
 )
+from ketawatch.accounts import staff_label, staff_names
 from ketawatch.caseload import latest_reviews
 from ketawatch.change_words import describe_changes
 from ketawatch.safety_answers import answers_with_follow_ups, follow_up_text, without_free_text
@@ -98,6 +99,8 @@ class PatientCase:
     shown_then: pd.DataFrame | None = None
     #: Whether `end` was chosen at export; otherwise it is the day of export, which a de-identified file does not show.
     end_chosen: bool = True
+    #: Username -> full name, to print staff as colleagues know them (identified files only; empty when de-identified).
+    staff: dict[str, str] = field(default_factory=dict)
 
     @property
     def export_day_hidden(self) -> bool:
@@ -264,6 +267,7 @@ def load_patient_case(
         record_keys=record_keys,
         shown_then=shown.reset_index(drop=True),
         end_chosen=end_chosen,
+        staff={} if deidentify else staff_names(engine),
     )
 
 
@@ -425,6 +429,8 @@ class CaseloadExport:
     counts: dict[str, int]
     #: Discharged patients left out (the caseload page and the alerts show those still under care).
     discharged: int = 0
+    #: Username -> full name, to print staff as colleagues know them (identified files only; empty when de-identified).
+    staff: dict[str, str] = field(default_factory=dict)
 
 
 def load_caseload(
@@ -505,6 +511,10 @@ def load_caseload(
         recent = _deidentified_safety(recent, pseudonymiser, tz)
     elif deidentify:
         shown_by = author.shown(pseudonymiser or Pseudonymiser.from_settings(engine))
+    staff = {} if deidentify else staff_names(engine)
+    if staff and len(recent):  # "by Demo Clinician (demo-clinician)" in the meeting's file, as on screen
+        recent = recent.assign(followed_up_by=recent["followed_up_by"].map(lambda who: staff_label(who, staff)
+                                                                          if isinstance(who, str) else who))
     said = [f"{day:%Y-%m-%d}: {line}" for day, line in zip(local_day(recent["reported_at"], tz), recent["line"])]
     answered_by = recent["patient_id"].astype(str)
     flagged["safety_answer"] = flagged["patient_id"].astype(str).map(dict(zip(answered_by, said))).astype("string")
@@ -521,6 +531,7 @@ def load_caseload(
         patient_ids=real_ids,
         counts=counts,
         discharged=discharged,
+        staff=staff,
     )
 
 

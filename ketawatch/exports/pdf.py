@@ -18,6 +18,7 @@ from ketawatch.exports.pdf_layout import DISCLAIMER, ReviewPDF, local_time_text
 from ketawatch.record_dates import latest_records
 from ketawatch.risk import combination_note, evidence_note, load_rules, reason_ids, reason_role, sud_history_note
 from ketawatch.risk.scoring import phq9_note
+from ketawatch.accounts import staff_label
 from ketawatch.safety_answers import follow_up_text
 from seed_data.catalogue import seed_citation, side_effect_words, side_effects, warning_sign
 from store.vocabulary import WARNING_SIGNS, code_words, is_safety_follow_up, reading_pair, reviewed_reasons_text
@@ -222,7 +223,7 @@ def correction_rows(case: PatientCase) -> list[list[str]]:
         reason = "(left out: free text)" if case.deidentified else _text(r.reason)
         change = f"{r.change}: {r.what_changed}" if pd.notna(r.what_changed) else r.change
         rows.append([r.record, record_at.iloc[i].strftime("%Y-%m-%d %H:%M"), change,
-                     changed_at.iloc[i].strftime("%Y-%m-%d %H:%M"), _text(r.changed_by), reason])
+                     changed_at.iloc[i].strftime("%Y-%m-%d %H:%M"), _text(staff_label(r.changed_by, case.staff)), reason])
     return rows
 
 
@@ -297,7 +298,7 @@ def review_rows(case: PatientCase) -> list[list[str]]:
     for i, r in enumerate(reviews.itertuples(index=False)):
         note = "" if case.deidentified else _text(r.note)
         level = "-" if is_safety_follow_up(r.reasons) else r.level  # a follow-up reviews no level
-        rows.append([local.iloc[i].strftime("%Y-%m-%d %H:%M"), _text(r.reviewed_by), level,
+        rows.append([local.iloc[i].strftime("%Y-%m-%d %H:%M"), _text(staff_label(r.reviewed_by, case.staff)), level,
                      reviewed_reasons_text(r.reasons, "; "), _words(r.action), note])
     return rows
 
@@ -307,7 +308,8 @@ def safety_lines(case: PatientCase) -> list[str]:
     if case.safety is None or case.safety.empty:
         return []
     local = pd.to_datetime(case.safety["reported_at"], utc=True).dt.tz_convert(case.tz)
-    return [f"{local.iloc[i]:%Y-%m-%d %H:%M}: {r.line}\n    Follow-up: {follow_up_text(r, case.tz)}"
+    return [f"{local.iloc[i]:%Y-%m-%d %H:%M}: {r.line}\n    Follow-up: "
+            f"{follow_up_text(r._replace(followed_up_by=staff_label(r.followed_up_by, case.staff) or r.followed_up_by), case.tz)}"
             for i, r in enumerate(case.safety.itertuples(index=False))]
 
 
