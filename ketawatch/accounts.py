@@ -457,12 +457,16 @@ def set_disabled(engine: Engine, username: str, disabled: bool, *, actor: str, n
         if disabled:
             _keep_an_admin(db, user)
         was_enabled = not user.disabled
+        failures = int(user.failed_attempts or 0)
+        held = user.locked_until is not None and _utcnow(now) < user.locked_until  # a lock still in force
         user.disabled = disabled
         if not disabled:
             user.failed_attempts = 0
             user.locked_until = None
-            if locked:  # said in the line: its before and after were the same when only a lockout was lifted (IT review)
-                return {"lockout_lifted": True, **({"already_enabled": True} if was_enabled else {})}
+            # Said in the line: its before and after were the same when only a lockout was lifted (IT review); a
+            # failed sign-in or an expired lock is no lockout (code review).
+            said = {"lockout_lifted": True} if held else ({"failed_sign_ins_cleared": failures} if failures else {})
+            return {**said, **({"already_enabled": True} if was_enabled and said else {})}
         return None
 
     return _change(engine, username, actor=actor, action="user_disable" if disabled else "user_enable", now=now,

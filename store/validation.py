@@ -685,7 +685,11 @@ class Validator:
         # The very same time is the store's error (a session is identified by patient and time), not a question.
         # Within 24 hours, not on the same calendar day: a session at 00:30 after one at 14:05 the day before was not
         # asked about (clinician's browser pass).
-        near = sorted(t.astimezone(self.tz) for t, _ in other_sessions if abs(t - at) < SECOND_SESSION_WITHIN and t != at)
+        # On the clinic's clock: two 10:00 sessions either side of the spring-forward night are 23 hours apart in real
+        # time, and a daily course is no double entry (code review).
+        wall = at.astimezone(self.tz).replace(tzinfo=None)
+        near = sorted(t.astimezone(self.tz) for t, _ in other_sessions
+                      if abs(t.astimezone(self.tz).replace(tzinfo=None) - wall) < SECOND_SESSION_WITHIN and t != at)
         if near:
             times = " and ".join(t.strftime("%Y-%m-%d %H:%M") for t in near)
             unusual.append(Problem("session_at", f"Session date and time: this patient already has a session within "

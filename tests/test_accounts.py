@@ -887,3 +887,8 @@ def test_enabling_an_enabled_but_locked_account_lifts_the_lock_and_the_audit_lin
     assert line.detail["lockout_lifted"] is True and line.detail["already_enabled"] is True
     with pytest.raises(AccountRefused, match="already enabled; nothing changed"):
         accounts.set_disabled(engine, "cleo", False, actor="ada", now=NOW)
+    # one wrong password is no lockout: its line says what was cleared, not that a lock was lifted (code review)
+    refusal(engine, "cleo", "wrong")
+    accounts.set_disabled(engine, "cleo", False, actor="ada", now=NOW)
+    newest = audit_lines(engine, "user_enable")[-1]
+    assert "lockout_lifted" not in newest.detail and newest.detail["failed_sign_ins_cleared"] == 1

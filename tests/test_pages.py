@@ -1659,7 +1659,11 @@ def test_a_question_9_follow_up_is_recorded_on_the_patient_page_and_moves_the_an
     assert not red(caseload) and "KW-0002" in blue(caseload)[0] and "(Discussed with patient)" in blue(caseload)[0]
     # the caseload-wide banner, on the page everyone opens first for two weeks, says who, when and what, not the note
     assert "safety plan given" not in blue(caseload)[0] and "Letter to the GP" not in blue(caseload)[0]
-    recent = _app(demo_url, monkeypatch, "alerts").dataframe[-1].value
+    alerts = _app(demo_url, monkeypatch, "alerts", role="reviewer")
+    assert not [i for i in alerts.info if "safety plan given" in i.value]
+    recent = alerts.dataframe[-1].value
+    # nor in the recent reviews every role reads there: the note is on the patient's page (code review)
+    assert (recent["Note"].iloc[:2] == "(question 9 follow-up: on the patient's page)").all()
     assert recent["Action"].iloc[0] == "GP informed" and recent["Action"].iloc[1] == "Discussed with patient"
     assert recent["Reasons reviewed"].iloc[0] == "PHQ-9 question 9 follow-up (not a review of the level)"
     assert recent["Level"].iloc[0] == "PHQ-9 question 9 follow-up"  # not "Green: no warning pattern", as if the level was reviewed

@@ -140,8 +140,13 @@ def test_a_dose_far_above_the_plan_is_never_read_as_titration():
     rec = records([patient()], iv_course("p1", [0.5] * 9 + [6.62]), checkins("p1", [1] * 7))
     note = about("dose_above_plan_after_request", seen(rec))
     assert note.text.startswith("Dose raised from 0.50 to 6.62 mg/kg on ")
-    assert ("13.2 times the reference, which Log session asks to double-check: check the record (a typing error, or "
-            "a dose outside the plan)") in note.text and "titration" not in note.text
+    assert ("1224% above the planned 0.50 mg/kg; 13.2 times the plan: check the record (a typing error, or a dose "
+            "outside the plan)") in note.text
+    assert "titration" not in note.text
+    # against the median of the first sessions (no plan), too: no form check is claimed, the figure is said
+    unplanned = about("dose_above_plan_after_request", seen(records(
+        [patient(plan_dose=None)], iv_course("p1", [0.5] * 9 + [1.2]), checkins("p1", [1] * 7))))
+    assert "2.4 times that median: check the record" in unplanned.text and "double-check" not in unplanned.text
     # at twice the plan exactly, a titration still reads as one (the form's double-check begins above it)
     twice = about("dose_above_plan_after_request",
                   seen(records([patient()], iv_course("p1", [0.5] * 9 + [1.0]), checkins("p1", [1] * 7))))

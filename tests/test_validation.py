@@ -283,6 +283,12 @@ def _at(day: int, hour: int = 10) -> dt.datetime:
         "this is not the same session entered twice, and that a second dose so soon was meant"]),
     ({}, [(_at(2, 10), 70.0), (_at(1, 10) - dt.timedelta(days=1), 70.0)], []),  # 24 hours either side: a schedule
     ({}, [(_at(1, 8) - dt.timedelta(days=1), 70.0)], []),  # 26 hours before: a normal schedule
+    # a daily 10:00 course across the spring-forward night (23 hours of real time): the clinic's clock says a day
+    ({"session_at": "2026-03-30T10:00"}, [(dt.datetime(2026, 3, 29, 10, 0, tzinfo=ZoneInfo(TZ)), 70.0)], []),
+    # and across the autumn night (25 hours), 09:30 the next day is still within 24 hours on the clock
+    ({"session_at": "2026-10-26T09:30"}, [(dt.datetime(2026, 10, 25, 10, 0, tzinfo=ZoneInfo(TZ)), 70.0)], [
+        "Session date and time: this patient already has a session within 24 hours, at 2026-10-25 10:00; check that "
+        "this is not the same session entered twice, and that a second dose so soon was meant"]),
     ({"weight_kg": 75}, [(_at(1) - dt.timedelta(days=7), 70.0)], []),  # within a fifth of the last weight
     ({"weight_kg": 180, "dose_mg": 90}, [(_at(1) - dt.timedelta(days=7), 60.0), (_at(1) - dt.timedelta(days=14), 180.0)],
      ["Weight: 180 kg is 200% more than the 60 kg recorded on 2026-09-24"]),  # the nearest earlier weight counts

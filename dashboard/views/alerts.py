@@ -16,7 +16,7 @@ from ketawatch.caseload import alerts_waiting, latest_reviews, reason_ids
 from store import records as store_records
 from store.settings import get_settings
 from store.validation import REVIEW_NOTE_MAX_LENGTH
-from store.vocabulary import REVIEW_ACTIONS
+from store.vocabulary import REVIEW_ACTIONS, is_safety_follow_up
 
 user = ui.signed_in_user()
 writer = can_write(user)
@@ -126,7 +126,10 @@ else:
         "By": ui.staff_column(reviews["reviewed_by"], data.staff_names()),
         "Level": ui.reviewed_level(reviews),
         "Action": reviews["action"].map(ui.words),
-        "Note": reviews["note"],
+        # A question 9 follow-up's note only on its patient's page: here, on a page every role opens, it showed what
+        # was said about thoughts of self-harm to all (clinician's browser pass, code review)
+        "Note": reviews["note"].where(~reviews["reasons"].map(is_safety_follow_up).astype(bool),
+                                      "(question 9 follow-up: on the patient's page)"),
         "Reasons reviewed": ui.reviewed_reasons(reviews["reasons"]),  # last: the longest, and rule ids
     }), key="al_reviews",
         column_config={"Reviewed": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})

@@ -331,10 +331,12 @@ def _dose(table: FeatureTable, row: int, rules: RuleSettings, counted: set[str])
         seen += f" ({count_words(len(run), 'session')} at that level or above)"
     win = table.rows_from(row, "dose_request_from")
     asked = win[table["dose_increase_request"][win].astype(bool)]
-    far_above = dose > dose_checks().above_plan_factor * reference  # the form's double-check of a dose
+    # More than the clinic's "times the plan" of dosing.toml (the factor Log session asks about above a planned mg/kg)
+    far_above = dose > dose_checks().above_plan_factor * reference
     if not len(asked) and far_above:  # 6.62 mg/kg against 0.75 read as "the clinician's titration" (browser pass)
-        why = (f"{dose / reference:.1f} times the reference, which Log session asks to double-check: check the record "
-               "(a typing error, or a dose outside the plan); the patient did not ask for a higher dose at the last "
+        times = "the plan" if table["dose_reference_is_plan"][row] else "that median"
+        why = (f"{dose / reference:.1f} times {times}: check the record (a typing error, or a dose outside the plan); "
+               "the patient did not ask for a higher dose at the last "
                f"{count_words(len(win), 'session')} within {rules.requests_window_days} days, so it is not counted as a "
                "dependence signal")
     elif not len(asked):
