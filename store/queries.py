@@ -262,6 +262,24 @@ def alert_reviews_frame(engine: Engine, patient_ids: Iterable[str] | None = None
     return pd.DataFrame([dict(r) for r in rows], columns=columns)
 
 
+def patient_times(engine: Engine, patient_ids: Iterable[str] | None = None) -> pd.DataFrame:
+    """Every stored time of these patients that an export can show (patient_id, at, UTC): each session and check-in,
+    voided or not, when each was amended or voided, and each alert review; the whole set a de-identified export
+    shifts, so one decision over it holds for every table of every export (ketawatch.exports.deidentify)."""
+    parts = []
+    for table, column in ((InfusionSession, InfusionSession.session_at), (CheckIn, CheckIn.reported_at),
+                          (InfusionSession, InfusionSession.amended_at), (InfusionSession, InfusionSession.voided_at),
+                          (CheckIn, CheckIn.amended_at), (CheckIn, CheckIn.voided_at),
+                          (AlertReview, AlertReview.reviewed_at)):
+        q = _where_patients(select(table.patient_id, column.label("at")), table, patient_ids).where(column.is_not(None))
+        parts.append(q)
+    with engine.connect() as conn:
+        rows = conn.execute(union_all(*parts)).all()
+    frame = pd.DataFrame(rows, columns=["patient_id", "at"])
+    frame["at"] = pd.to_datetime(frame["at"], utc=True)
+    return frame
+
+
 def revisions_frame(engine: Engine, record_type: str, record_key: str | int) -> pd.DataFrame:
     """Earlier versions of one record, oldest first."""
     q = (

@@ -6,6 +6,7 @@ import io
 import json
 import re
 from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -97,9 +98,14 @@ def test_a_patient_whose_records_would_collide_on_a_23_hour_day_is_shifted_by_ex
     assert shifted.iloc[3].tz_convert("Europe/London").strftime("%H:%M") == "10:00"  # B keeps its wall clock
 
 
-def test_a_patient_moved_by_exact_days_is_moved_alike_in_every_table_and_every_export(sqlite_engine, tmp_path, monkeypatch):
-    """Decided table by table, two check-ins meeting on a 23-hour day moved that patient's check-ins by exact days and
-    its sessions and reviews by wall-clock days, an hour apart across a clock change (IG review)."""
+@pytest.mark.parametrize("meeting", ["check-ins", "reviews"])
+def test_a_patient_moved_by_exact_days_is_moved_alike_in_every_table_and_every_export(sqlite_engine, tmp_path,
+                                                                                       monkeypatch, meeting):
+    """Decided table by table, two check-ins (or two alert reviews) meeting on a 23-hour day moved that table by exact
+    days and the patient's other tables by wall-clock days, an hour apart across a clock change (IG review, code
+    review): decided once over every stored time, every table and every export moves the patient alike."""
+    from openpyxl import load_workbook
+
     from ketawatch.exports.casefile import Author, load_patient_case
     from store.importer import import_folder
     from store.records import add_alert_review
@@ -111,26 +117,39 @@ def test_a_patient_moved_by_exact_days_is_moved_alike_in_every_table_and_every_e
     get_settings.cache_clear()
     p = Pseudonymiser("exact-days-secret")
     pid = next(f"KW-{n}" for n in range(100000) if p.offset_days(f"KW-{n}") == -35)
-    # shifted 35 days back, the check-ins land on 2025-03-30 (London springs forward at 01:00): 01:20 becomes 02:20
+    # shifted 35 days back, 2025-05-04 lands on 2025-03-30 (London springs forward at 01:00): 01:20 becomes 02:20
     # and meets the 02:20; the session (10:00 GMT) lands in summer time, where its wall clock would be an hour off
-    checkins = [{**CHECKIN, "patient_id": pid, "reported_at": at} for at in ("2025-05-04T01:20", "2025-05-04T02:20")]
+    colliding = ("2025-05-04T01:20", "2025-05-04T02:20")
+    checkin_times = colliding if meeting == "check-ins" else ("2025-04-20T10:00", "2025-04-27T10:00")
+    checkins = [{**CHECKIN, "patient_id": pid, "reported_at": at, "craving": "6"} for at in checkin_times]
     session = {**SESSION, "patient_id": pid, "session_at": "2025-11-05T10:00"}
     import_folder(sqlite_engine, write_folder(tmp_path / "in", patients=[{**PATIENT, "patient_id": pid,
                   "treatment_start": "2025-04-01"}], sessions=[session], checkins=checkins),
                   actor="test-import", validator=Validator(now=NOW, tz="Europe/London"))
-    add_alert_review(sqlite_engine, patient_id=pid, level="amber", reasons=["early_requests_repeated"],
-                     action="discussed_with_patient", note=None, actor=CLINICIAN,
-                     now=datetime(2025, 11, 5, 12, 0, tzinfo=timezone.utc))
+    london = ZoneInfo("Europe/London")
+    review_times = [datetime.fromisoformat(t).replace(tzinfo=london) for t in colliding] if meeting == "reviews" else []
+    for at in [*review_times, datetime(2025, 11, 5, 12, 0, tzinfo=timezone.utc)]:
+        add_alert_review(sqlite_engine, patient_id=pid, level="amber", reasons=["early_requests_repeated"],
+                         action="discussed_with_patient", note=None, actor=CLINICIAN, now=at)
     exact = pd.Timedelta(days=-35)
     case = load_patient_case(sqlite_engine, pid, author=Author(REVIEWER, None, "reviewer"), deidentify=True, now=NOW)
-    assert list(case.records.checkins["reported_at"]) == [pd.Timestamp(t) + exact for t in
-                                                          ("2025-05-04T00:20Z", "2025-05-04T01:20Z")]
+    stored_checkins = [pd.Timestamp(datetime.fromisoformat(t).replace(tzinfo=london)) for t in checkin_times]
+    assert list(case.records.checkins["reported_at"]) == [t + exact for t in stored_checkins]
     assert list(case.records.sessions["session_at"]) == [pd.Timestamp("2025-11-05T10:00Z") + exact]
-    assert list(case.reviews["reviewed_at"]) == [pd.Timestamp("2025-11-05T12:00Z") + exact]
-    # and the same in a many-patient export
+    stored_reviews = sorted(pd.Timestamp(t).tz_convert("UTC") for t in
+                            [*review_times, datetime(2025, 11, 5, 12, 0, tzinfo=timezone.utc)])
+    assert sorted(case.reviews["reviewed_at"]) == [t + exact for t in stored_reviews]
+    # and the same in a many-patient export and its workbook's reviews
     sessions = pd.read_csv(io.BytesIO(export_records(sqlite_engine, "csv", actor=REVIEWER, role="reviewer",
                                                      deidentify=True, now=NOW).files["sessions.csv"]))
     assert list(sessions["session_at"]) == ["2025-10-01T11:00:00+01:00"]
+    book = load_workbook(io.BytesIO(next(iter(export_records(sqlite_engine, "xlsx", actor=REVIEWER, role="reviewer",
+                                                             deidentify=True, now=NOW).files.values()))))
+    sheet = next(name for name in book.sheetnames if "review" in name)
+    header, *rows = list(book[sheet].values)
+    at = header.index("reviewed_at")
+    assert sorted(pd.Timestamp(r[at]) for r in rows) == sorted(
+        pd.Timestamp(t + exact).tz_convert(london).tz_localize(None).floor("min") for t in stored_reviews), rows
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,8 @@ from ketawatch.safety_answers import answers_with_follow_ups, follow_up_text, wi
 from ketawatch.safety_answers import in_view as safety_in_view, one_per_patient
 from store.frames import CHECKIN_DTYPES, SESSION_DTYPES, Records, conform
 from store.queries import (
-    alert_reviews_frame, amendments_since_first, checkins_frame, load_records, patients_frame, sessions_frame,
+    alert_reviews_frame, amendments_since_first, checkins_frame, load_records, patient_times, patients_frame,
+    sessions_frame,
 )
 from store.settings import get_settings
 from store.vocabulary import UNDER_CARE_STATUSES
@@ -216,7 +217,8 @@ def load_patient_case(
     # rule ids only: a reason's words carry the real dates, which a de-identified file must not
     shown = shown.assign(reasons=shown["reasons"].map(reason_ids), replay_reasons=shown["replay_reasons"].map(reason_ids))
     if deidentify:
-        pseudonymiser = (pseudonymiser or Pseudonymiser.from_settings(engine)).keeping_order(records, tz)
+        pseudonymiser = (pseudonymiser or Pseudonymiser.from_settings(engine)).keeping_order(
+            patient_times(engine, [patient_id]), tz)
         shift = timedelta(days=pseudonymiser.offset_days(patient_id))
         start = start + shift if start else None
         end = end + shift
@@ -454,8 +456,7 @@ def load_caseload(
     tz = get_settings().clinic_timezone
     now = now or datetime.now(timezone.utc)
     as_of = as_of or now.astimezone(get_settings().tz).date()
-    stored = load_records(engine)
-    records = records_until(stored, as_of, tz)
+    records = records_until(load_records(engine), as_of, tz)
     reviews = alert_reviews_frame(engine)
     if not reviews.empty:
         reviews = reviews[(local_day(reviews["reviewed_at"], tz) <= as_of).to_numpy(dtype=bool)]
@@ -480,9 +481,9 @@ def load_caseload(
     flagged["reasons"] = [reasons_by_patient.get(pid, []) for pid in real_ids]
     shown_by = author.shown(None)
     if deidentify and real_ids:
-        # moved alike in every export of theirs: decided from all their records, not those up to `as_of`
+        # moved alike in every export of theirs: decided from all their stored times, not those up to `as_of`
         pseudonymiser = (pseudonymiser or Pseudonymiser.from_settings(engine)).keeping_order(
-            stored.for_patients(real_ids), tz)
+            patient_times(engine, real_ids), tz)
         shown_by = author.shown(pseudonymiser)
         sub = records.for_patients(real_ids)
         shifted = deidentify_records(sub, pseudonymiser, on=as_of, tz=tz)

@@ -118,19 +118,20 @@ class Pseudonymiser:
         """Staff pseudonyms for a column of usernames; missing stays missing."""
         return _mapped(usernames, self.staff).astype("string")
 
-    def keeping_order(self, records: Records, tz: str) -> "Pseudonymiser":
-        """This pseudonymiser, having decided once from each patient's sessions and check-ins who moves by exact days.
+    def keeping_order(self, times: pd.DataFrame, tz: str) -> "Pseudonymiser":
+        """This pseudonymiser, having decided once, from every stored time of each patient (`store.queries.
+        patient_times`: patient_id, at), who moves by exact days.
 
         Decided table by table, a patient whose records would meet on a 23-hour day moved by exact days in that table
-        and by wall-clock days in the others, an hour apart (IG review): now every table of the export follows the
-        patient's records.
+        and by wall-clock days in the others, an hour apart (IG review, code review). Decided over every time an
+        export can show, no table can break the order on its own, so every table of every export made from the same
+        stored records moves the patient alike. (A record added later that meets another on such a day moves that
+        patient by exact days from then on, in every export.)
         """
-        instants = pd.concat([records.sessions["session_at"], records.checkins["reported_at"]], ignore_index=True)
-        owners = pd.concat([records.sessions["patient_id"], records.checkins["patient_id"]], ignore_index=True)
-        if instants.empty:
+        if times.empty:
             return self
-        instants = pd.to_datetime(instants, utc=True)
-        owners = owners.astype(str)
+        instants = pd.to_datetime(times["at"], utc=True).reset_index(drop=True)
+        owners = times["patient_id"].astype(str).reset_index(drop=True)
         wall, _ = _both_shifts(instants, self.offsets_of(owners), tz)
         broken = _order_broken(instants, wall, owners)
         return replace(self, by_exact_days=self.by_exact_days | frozenset(owners[broken]))

@@ -23,7 +23,7 @@ from ketawatch.exports.deidentify import Pseudonymiser, deidentify_records, deid
 from ketawatch.exports.tables import (
     caseload_csv_bytes, corrections_sheet, import_format_files, level_as_shown_sheet, workbook_bytes, workbook_sheets, zip_files,
 )
-from store.queries import alert_reviews_frame, load_records, patients_frame
+from store.queries import alert_reviews_frame, load_records, patient_times, patients_frame
 from store.settings import get_settings
 
 #: Where an export went, in its audit line: the dashboard's download, or the path the command line wrote (IG review).
@@ -211,7 +211,8 @@ def export_records(
     reviews = alert_reviews_frame(engine, patient_ids)
     corrections = corrections_of(engine, patient_ids, records.patients)[0] if fmt == "xlsx" else None
     if deidentify:
-        pseudonymiser = (pseudonymiser or Pseudonymiser.from_settings(engine)).keeping_order(records, tz)
+        pseudonymiser = (pseudonymiser or Pseudonymiser.from_settings(engine)).keeping_order(
+            patient_times(engine, patient_ids), tz)
         records = deidentify_records(records, pseudonymiser, on=export_day, tz=tz)
         reviews = deidentify_reviews(reviews, pseudonymiser, tz=tz)
         corrections = deidentified_corrections(corrections, pseudonymiser, tz) if corrections is not None else None
