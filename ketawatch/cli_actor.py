@@ -21,7 +21,11 @@ def cli_actor(name: str | None = None) -> str:
 
 def os_account() -> str:
     """The account the process runs as, from its user id, not from LOGNAME or USER, which anyone can set (IT review:
-    `LOGNAME=dr-ahmed` made the trail name dr-ahmed); run through sudo, with the account that ran sudo."""
+    `LOGNAME=dr-ahmed` made the trail name dr-ahmed); with SUDO_USER beside it, named as what it is.
+
+    SUDO_USER is how sudo says who ran it, and also an environment variable whoever runs the command as that account
+    could set (code review): so it is written as SUDO_USER's word ("SUDO_USER=alice"), beside the account, which is
+    read from the user id and cannot be."""
     try:
         import pwd
 
@@ -29,7 +33,7 @@ def os_account() -> str:
     except (ImportError, KeyError):  # no password database entry (a container's bare uid): still audit something
         who = f"uid-{os.getuid()}" if hasattr(os, "getuid") else "unknown"
     by = os.environ.get("SUDO_USER")  # set by sudo; `sudo -u ketawatch` otherwise names every admin `ketawatch`
-    return f"{who} (sudo from {by})" if by and by != who else who
+    return f"{who} (SUDO_USER={by})" if by and by != who else who
 
 
 def acting_account(engine, name: str | None, *, roles: tuple[str, ...], doing: str) -> tuple[str, str, str | None]:

@@ -74,7 +74,8 @@ def test_the_command_line_actor_is_the_process_account_not_what_logname_or_user_
     assert ketawatch("import", str(folder), "--db", url, cwd=tmp_path,
                      env={**base, "SUDO_USER": "alice"}).returncode == 0
     actors = audit_frame(open_database(url), action="import")["actor"].tolist()
-    assert actors == [f"cli:{me} (sudo from alice)", f"cli:{me}"]  # newest first
+    # newest first; SUDO_USER is named as the environment's word (it can be set), the account from the user id
+    assert actors == [f"cli:{me} (SUDO_USER=alice)", f"cli:{me}"]
 
 
 def test_a_command_that_makes_a_new_database_says_where(db_url, tmp_path):
