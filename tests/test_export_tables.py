@@ -260,3 +260,23 @@ def test_the_workbook_says_where_the_level_shown_at_the_time_differs_from_the_re
     assert set(sheet["differs"]) == {"yes", "no"} and (sheet["patient_id"] != "KT-1").all() == deidentify
     days = pd.to_datetime(sheet["day"]).dt.date.tolist()
     assert days == sorted(days) and (dt.date(2026, 9, 14) in days) != deidentify
+
+
+def test_a_session_without_a_weight_has_the_mg_per_kg_the_charts_use_in_the_workbook_and_the_pdf(sqlite_engine, tmp_path):
+    """The workbook left mg/kg blank, and the PDF showed it beside no weight without a word, where the charts and the
+    rules use the last weight recorded before the session (code review)."""
+    from tests.store_support import SESSION, write_folder
+    from tests.test_export_support import pdf_text
+
+    weighed = {**SESSION, "session_at": "2026-01-05T10:00", "weight_kg": "70", "dose_mg": "35"}
+    unweighed = {**SESSION, "session_at": "2026-01-19T10:00", "weight_kg": "", "dose_mg": "42"}
+    import_folder(sqlite_engine, write_folder(tmp_path / "in", sessions=[weighed, unweighed]), actor="t",
+                  validator=Validator(now=NOW, tz=TZ))
+    book = load_workbook(io.BytesIO(export_patient(sqlite_engine, "KW-T1", "xlsx", actor=CLINICIAN, role="clinician",
+                                                   now=NOW).download()[1]))
+    header, *rows = list(book["sessions"].values)
+    assert [r[header.index("dose_mg_per_kg")] for r in rows] == [0.5, 0.6]
+    assert rows[1][header.index("weight_kg")] is None  # the weight itself stays as recorded: not recorded
+    text = " ".join(pdf_text(export_patient(sqlite_engine, "KW-T1", "pdf", actor=CLINICIAN, role="clinician",
+                                            now=NOW).download()[1]).split())
+    assert "A session with no weight of its own: its mg/kg uses the last weight recorded before it" in text

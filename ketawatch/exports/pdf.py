@@ -351,12 +351,16 @@ def patient_pdf(case: PatientCase) -> bytes:
                    size=7.5, align=["LEFT", "RIGHT", "RIGHT", "RIGHT", "RIGHT"])
 
     pdf.heading("Sessions")
+    rows = session_rows(case)
     widths = [25, 14, 10, 11, 10, 12, 15, 15, 13, 13, 11, 13, 24]  # 'intranasal' and 'sublingual' fit unbroken
     pdf.data_table(
         ["Date and time", "Route", "Dose mg", "mg/kg", "Days since last", "Weight (kg)", "BP before", "BP after", "HR b/a",
          "SpO2 b/a", "CADSS", "Asked for", "Side effects"],
-        session_rows(case), widths, size=6.5,
+        rows, widths, size=6.5,
     )
+    if any(row[3] and not row[5] for row in rows):  # mg/kg beside no weight: say whose weight it is, as the page does
+        pdf.paragraph("A session with no weight of its own: its mg/kg uses the last weight recorded before it, as the "
+                      "charts and the rules do.", size=7, style="I", height=3.4)
     if case.amended_ids("session"):
         pdf.paragraph(AMENDED_NOTE_DEIDENTIFIED if case.deidentified else AMENDED_NOTE, size=7, style="I", height=3.4)
     pdf.heading("Check-ins")

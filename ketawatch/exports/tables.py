@@ -198,10 +198,16 @@ def workbook_sheets(records: Records, *, tz: str, reviews: pd.DataFrame, levels:
 
     sessions = records.sessions.drop(columns=["id"]).copy()
     sessions = sessions.sort_values(["patient_id", "session_at"], kind="stable")
-    sessions.insert(2, "dose_mg_per_kg", scoring.dose_per_kg(sessions["dose_mg"], sessions["weight_kg"], sessions["route"]))
-    local = _local_naive(sessions["session_at"], tz)
     every = sessions if earlier is None else pd.concat([earlier.sessions.drop(columns=["id"]), sessions]).drop_duplicates(
         ["patient_id", "session_at"]).sort_values(["patient_id", "session_at"], kind="stable")
+    # mg/kg as the charts, the PDF and the rules have it: a session without a weight takes the last one recorded
+    # before it (the workbook left it blank beside a chart plotting it; code review)
+    carried = every["weight_kg"].groupby(every["patient_id"].to_numpy()).ffill()
+    weight_of = dict(zip(zip(every["patient_id"], every["session_at"]), carried))
+    weights = pd.Series([weight_of.get(k) for k in zip(sessions["patient_id"], sessions["session_at"])],
+                        index=sessions.index, dtype="float64")
+    sessions.insert(2, "dose_mg_per_kg", scoring.dose_per_kg(sessions["dose_mg"], weights, sessions["route"]))
+    local = _local_naive(sessions["session_at"], tz)
     every_day = _local_naive(every["session_at"], tz).dt.normalize()
     gaps = every_day.groupby(every["patient_id"].to_numpy()).diff().dt.days.astype("float64")
     gap_of = dict(zip(zip(every["patient_id"], every["session_at"]), gaps))
@@ -252,7 +258,9 @@ def workbook_sheets(records: Records, *, tz: str, reviews: pd.DataFrame, levels:
 
 #: What the workbook's derived and bookkeeping columns hold; recorded columns are described by their validation rule.
 _COLUMN_WORDS = {
-    "dose_mg_per_kg": "Dose per kg of body weight (mg/kg); blank for fixed-dose routes (intranasal esketamine)",
+    "dose_mg_per_kg": "Dose per kg of body weight (mg/kg); blank for fixed-dose routes (intranasal esketamine). A "
+                      "session with no weight of its own uses the last weight recorded before it, as the charts and "
+                      "the rules do",
     "days_since_previous": "Days since the patient's previous session (clinic dates)",
     "sds_total": "Severity of Dependence Scale total (0-15; the sum of items 1 to 5)",
     "age_band": "Age band on the day of export (in place of the year of birth)",
