@@ -252,6 +252,42 @@ def test_identified_pdfs_name_staff_as_colleagues_know_them_and_de_identified_on
     assert Pseudonymiser.from_settings(sample).staff(CLINICIAN) in hidden
 
 
+def test_the_meeting_file_lists_a_reliable_phq9_worsening_whatever_the_level_as_the_caseload_page_counts_it(sample):
+    """The caseload page counted a relapse beside a green level; the team-meeting PDF and CSV left it out (code
+    review)."""
+    import io as _io
+
+    from ketawatch.caseload import caseload_table
+    from ketawatch.exports import Pseudonymiser
+    from ketawatch.risk import assess
+    from store.queries import load_records
+
+    from store.records import add_checkin
+    from store.validation import Validator
+
+    lowest = load_records(sample).checkins.query("patient_id == 'KW-PLAIN-2'")["phq9"].min()
+    add_checkin(sample, {"patient_id": "KW-PLAIN-2", "reported_at": (NOW - pd.Timedelta(days=1)).isoformat(),
+                         "craving": 1, "phq9": min(27, lowest + 8)}, actor=CLINICIAN, validator=Validator(now=NOW))
+    records = load_records(sample)
+    table = caseload_table(records, assess(records, as_of=NOW.date(), tz="Europe/London"), tz="Europe/London",
+                           today=NOW.date(), review_again_days=28)
+    worse = table[table["phq9_worse"] & table["status"].isin(["active", "paused"])]
+    assert len(worse) and "green" in set(worse["level"]), table[["patient_id", "level", "phq9_latest"]]
+    text = " ".join(pdf_text(_pdf(export_caseload(sample, "pdf", actor=CLINICIAN, role="clinician", now=NOW))).split())
+    section = text[text.index("PHQ-9 reliably worse (mood, which the level does not cover)"):]
+    for r in worse.itertuples():
+        assert r.patient_id in section and f"{r.phq9_latest:g} (" in section
+    hidden = " ".join(pdf_text(_pdf(export_caseload(sample, "pdf", actor=CLINICIAN, role="reviewer", deidentify=True,
+                                                    now=NOW))).split())
+    hidden_section = hidden[hidden.index("PHQ-9 reliably worse"):]
+    key = Pseudonymiser.from_settings(sample)
+    assert all(key.patient(pid) in hidden_section and pid not in hidden for pid in worse["patient_id"])
+    rows = pd.read_csv(_io.BytesIO(next(iter(export_caseload(sample, "csv", actor=CLINICIAN, role="clinician",
+                                                             now=NOW).files.values()))), dtype=str)
+    listed = table.set_index("patient_id").loc[rows["patient_id"], "phq9_worse"]
+    assert rows["phq9_reliably_worse"].tolist() == listed.map({True: "yes", False: "no"}).tolist()
+
+
 def test_the_caseload_export_holds_the_patients_under_care_as_the_caseload_and_alerts_do(sample):
     """A discharged patient still red on old records is not for the team meeting (the PDF says one was left out);
     a paused one is."""

@@ -404,8 +404,15 @@ def test_the_caseload_counts_and_lists_a_reliable_phq9_worsening_and_no_paused_p
     worse_tile = next(v for label, v in tiles.items() if label.endswith("PHQ-9 worse"))
     at.toggle(key="cl_mood_worse").set_value(True).run()
     worse = at.dataframe[0].value
-    assert len(worse) == int(worse_tile) > 0 and "KW-0019" in set(worse["Patient"])
-    assert (worse["PHQ-9"] >= 6).all() and "✓ Green" in set(worse["Level"])
+    assert len(worse) == int(worse_tile) > 0 and "KW-0019" in set(worse["Patient"]) and "✓ Green" in set(worse["Level"])
+    # exactly those under care whose latest PHQ-9 is 6 or more above their lowest, worked out here from the records
+    from store.queries import checkins_frame
+
+    given = checkins_frame(engine).dropna(subset=["phq9"]).sort_values("reported_at")
+    by_patient = given.groupby("patient_id")["phq9"]
+    rise = by_patient.last() - by_patient.min()
+    under_care = set(patients_frame(engine).query("status in ['active', 'paused']")["patient_id"])
+    assert set(worse["Patient"]) == {pid for pid, r in rise.items() if r >= 6 and pid in under_care}
     assert "filtered by PHQ-9 reliably worse;" in next(c.value for c in at.caption if " of " in c.value)
     at.toggle(key="cl_mood_worse").set_value(False).run()
     at.toggle(key="cl_overdue").set_value(True).run()

@@ -433,6 +433,9 @@ class CaseloadExport:
     discharged: int = 0
     #: Username -> full name, to print staff as colleagues know them (identified files only; empty when de-identified).
     staff: dict[str, str] = field(default_factory=dict)
+    #: Patients under care whose latest PHQ-9 is a reliable worsening on their lowest, whatever their level
+    #: (patient_id, display_name, level, phq9_latest): a relapse beside a green level (clinician's browser pass).
+    mood_worse: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def load_caseload(
@@ -476,6 +479,8 @@ def load_caseload(
     counts = level_counts(table[under_care])
     flagged = table[(alerting & under_care) | answered]
     flagged = flagged.reset_index(drop=True)
+    worse = table[under_care & table["phq9_worse"].to_numpy(dtype=bool)]
+    mood_worse = worse[["patient_id", "display_name", "level", "phq9_latest"]].reset_index(drop=True)
     real_ids = flagged["patient_id"].astype(str).tolist()
     reasons_by_patient = assessment.set_index(assessment["patient_id"].astype(str))["reasons"]
     flagged["reasons"] = [reasons_by_patient.get(pid, []) for pid in real_ids]
@@ -510,7 +515,12 @@ def load_caseload(
         flagged = flagged.iloc[order].reset_index(drop=True)
         real_ids = [real_ids[i] for i in order]
         recent = _deidentified_safety(recent, pseudonymiser, tz)
-    elif deidentify:
+    if deidentify:  # pseudonyms, no names, in pseudonym order (no dates here to shift)
+        pseudonymiser = pseudonymiser or Pseudonymiser.from_settings(engine)
+        mood_worse = in_pseudonym_order(mood_worse.assign(
+            patient_id=pseudonymiser.patients_of(mood_worse["patient_id"].astype(str)),
+            display_name=pd.Series(pd.NA, index=mood_worse.index, dtype="string")), ["patient_id"])
+    if deidentify and not real_ids:
         shown_by = author.shown(pseudonymiser or Pseudonymiser.from_settings(engine))
     staff = {} if deidentify else staff_names(engine)
     if staff and len(recent):  # "by Demo Clinician (demo-clinician)" in the meeting's file, as on screen
@@ -533,6 +543,7 @@ def load_caseload(
         counts=counts,
         discharged=discharged,
         staff=staff,
+        mood_worse=mood_worse,
     )
 
 
@@ -578,5 +589,6 @@ def caseload_csv_frame(export: CaseloadExport) -> pd.DataFrame:
             "needs_review": rows["needs_review"].map({True: "yes", False: "no"}).astype("string"),
             "phq9_question_9": rows["safety_answer"].astype("string"),
             "phq9_question_9_follow_up": rows["safety_follow_up"].astype("string"),
+            "phq9_reliably_worse": rows["phq9_worse"].map({True: "yes", False: "no"}).astype("string"),
         }
     )

@@ -9,6 +9,7 @@ import pandas as pd
 from ketawatch.accounts import staff_label
 from ketawatch.exports.casefile import CaseloadExport
 from ketawatch.exports.pdf_layout import DISCLAIMER, LEVEL_PRINT, ReviewPDF, local_time_text
+from ketawatch.risk.scoring import phq9_band
 from ketawatch.safety_answers import RECENT_DAYS
 
 
@@ -57,6 +58,7 @@ def caseload_pdf(export: CaseloadExport, *, tz: str) -> bytes:
     rows = export.rows
     if rows.empty:
         pdf.paragraph("No patient is amber or red.", size=10, style="B")
+        _mood_worse(pdf, export)
         return pdf.finish()
     table_rows, shading, shading_start = [], [], []
     for r in rows.itertuples(index=False):
@@ -86,4 +88,23 @@ def caseload_pdf(export: CaseloadExport, *, tz: str) -> bytes:
         shading_start.append(r.patient_id)
     pdf.data_table(["Patient", "Level", "Since", "Clinician", "Reasons (observations)", "Last review of the level"], table_rows,
                    [38, 22, 20, 26, 120, pdf.usable_width - 226], size=7.5, shaded=shading)
+    _mood_worse(pdf, export)
     return pdf.finish()
+
+
+def _mood_worse(pdf: ReviewPDF, export: CaseloadExport) -> None:
+    """Patients under care whose latest PHQ-9 is a reliable worsening, whatever their level: the caseload page counts
+    them, and a relapse beside a green level was missing from the meeting's file (code review)."""
+    mood = export.mood_worse
+    if mood is None or mood.empty:
+        return
+    pdf.ln(2)
+    pdf.heading("PHQ-9 reliably worse (mood, which the level does not cover)", size=10, keep=20)
+    pdf.paragraph("Latest PHQ-9 6 or more points above the patient's lowest, a possible depressive relapse, whatever "
+                  "the dependence-risk level.", size=7.5, style="I", height=3.6)
+    rows = []
+    for r in mood.itertuples(index=False):
+        name = r.patient_id if export.deidentified or not _cell(r.display_name) else f"{_cell(r.display_name)} ({r.patient_id})"
+        total = float(r.phq9_latest)
+        rows.append([name, str(r.level).capitalize(), f"{total:g} ({phq9_band(total)})"])
+    pdf.data_table(["Patient", "Level", "Latest PHQ-9"], rows, [90, 30, 60], size=7.5)

@@ -431,7 +431,8 @@ def _dated(xlsx: bytes, made_at: datetime | None) -> bytes:
 
 CASELOAD_EXPORT_COLUMNS = (
     "patient_id", "display_name", "clinician", "level", "level_since", "phq9_question_9", "phq9_question_9_follow_up", "reason_ids", "reasons",
-    "last_review_at", "last_review_by", "last_review_level", "last_review_action", "needs_review", "as_of",
+    "last_review_at", "last_review_by", "last_review_level", "last_review_action", "needs_review",
+    "phq9_reliably_worse", "as_of",
 )
 
 
