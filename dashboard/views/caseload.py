@@ -55,10 +55,7 @@ with st.container(border=True):
                                       f"or not in the last {get_settings().review_again_days} days")
     only_overdue = only.toggle("Only sessions overdue", key="cl_overdue", width="content",
                                help="The planned interval since the last session has passed (active patients only)")
-    only_mood_worse = only.toggle("Only PHQ-9 reliably worse", key="cl_mood_worse", width="content",
-                                  help="The latest PHQ-9 is 6 or more points above the patient's lowest: mood, which "
-                                       "the dependence-risk level does not cover (a green level beside it is not "
-                                       "reassurance)")
+    mood_slot = only.empty()  # drawn once the other filters are applied, with how many they leave
 
 view = table
 if chosen_clinicians:
@@ -75,6 +72,12 @@ if only_to_review:
     view = view[view["needs_review"]]
 if only_overdue:
     view = view[view["session_overdue"]]
+# The count in the toggle's own words: a sixth tile wrapped to a second row at 1280 px and was cut to "PHQ-9 w…"
+only_mood_worse = mood_slot.toggle(
+    f"Only PHQ-9 reliably worse ({int(view['phq9_worse'].sum())})", key="cl_mood_worse", width="content",
+    help="The latest PHQ-9 is 6 or more points above the patient's lowest, a possible depressive relapse, whatever the "
+         "level: the level covers dependence risk, not mood, so a green level beside it is not reassurance. The "
+         "number is of the patients the other filters leave.")
 if only_mood_worse:
     view = view[view["phq9_worse"]]
 if search.strip():  # every word typed, anywhere in the id or the name: "sky hartwell" finds "Sky Demo-Hartwell"
@@ -99,9 +102,6 @@ metrics.metric(":material/notifications_active: To review", int(view["needs_revi
 metrics.metric(":material/event_busy: Overdue", int(view["session_overdue"].sum()), border=True, width=140,
                help="Overdue by plan: the planned interval since the last session has passed (active patients only: "
                     "a paused or discharged patient has no session due).")
-metrics.metric(":material/mood_bad: PHQ-9 worse", int(view["phq9_worse"].sum()), border=True, width=140,
-               help="Latest PHQ-9 6 or more points above the patient's lowest, a reliable worsening (a possible "
-                    "depressive relapse), whatever the level: the level covers dependence risk, not mood.")
 
 # ----- the table -----------------------------------------------------------------------------
 due = view["next_session_due"].dt.strftime("%Y-%m-%d").fillna("")
