@@ -402,41 +402,48 @@ needs_pg_tools = pytest.mark.skipif(
 )
 
 
-@needs_pg_tools
-def test_postgresql_round_trip_with_pg_dump_and_pg_restore(tmp_path):
+@pytest.fixture
+def filled_pg(tmp_path):
+    """(URL and engine of a filled PostgreSQL database, URL of a new empty one beside it); both dropped after."""
     source_url, drop_source = fresh_database_url("postgresql", tmp_path)
     target_url, drop_target = fresh_database_url("postgresql", tmp_path)
+    source = make_engine(source_url)
     try:
-        source = make_engine(source_url)
         upgrade(source)
         fill(source, tmp_path / "in")
-        original = table_rows(source)
-        assert "pg_dump" in kb.backup(source_url, tmp_path / "pg.dump")
-        assert kb.inspect_backup(tmp_path / "pg.dump").format == "pg_custom"
-        assert (tmp_path / "pg.dump").stat().st_mode & 0o777 == 0o600  # every record and password hash: owner only
-        kb.restore(target_url, tmp_path / "pg.dump")
-        target = make_engine(target_url)
-        restored = without_restore_mark(table_rows(target))
-        added = restored.pop("audit_event")[len(original["audit_event"]):]
-        assert restored == {k: v for k, v in original.items() if k != "audit_event"}
-        assert [line[3] for line in added] == ["restore"]
-        with pytest.raises(kb.BackupRefused, match="already holds data"):
-            kb.restore(target_url, tmp_path / "pg.dump")
-        # the restored trail is still append-only
-        with pytest.raises(Exception, match="append-only"):
-            with target.begin() as conn:
-                conn.execute(text("DELETE FROM audit_event"))
-        with pytest.raises(kb.BackupRefused, match="is an SQLite backup"):
-            kb.restore(target_url, sqlite_backup(tmp_path))
-        source.dispose()
-        target.dispose()
+        yield source_url, source, target_url
     finally:
+        source.dispose()
         drop_source()
         drop_target()
 
 
 @needs_pg_tools
-def test_a_postgresql_backup_restores_on_a_server_without_a_role_granted_rights_in_it(tmp_path):
+def test_postgresql_round_trip_with_pg_dump_and_pg_restore(filled_pg, tmp_path):
+    source_url, source, target_url = filled_pg
+    original = table_rows(source)
+    assert "pg_dump" in kb.backup(source_url, tmp_path / "pg.dump")
+    assert kb.inspect_backup(tmp_path / "pg.dump").format == "pg_custom"
+    assert (tmp_path / "pg.dump").stat().st_mode & 0o777 == 0o600  # every record and password hash: owner only
+    kb.restore(target_url, tmp_path / "pg.dump")
+    target = make_engine(target_url)
+    restored = without_restore_mark(table_rows(target))
+    added = restored.pop("audit_event")[len(original["audit_event"]):]
+    assert restored == {k: v for k, v in original.items() if k != "audit_event"}
+    assert [line[3] for line in added] == ["restore"]
+    with pytest.raises(kb.BackupRefused, match="already holds data"):
+        kb.restore(target_url, tmp_path / "pg.dump")
+    # the restored trail is still append-only
+    with pytest.raises(Exception, match="append-only"):
+        with target.begin() as conn:
+            conn.execute(text("DELETE FROM audit_event"))
+    with pytest.raises(kb.BackupRefused, match="is an SQLite backup"):
+        kb.restore(target_url, sqlite_backup(tmp_path))
+    target.dispose()
+
+
+@needs_pg_tools
+def test_a_postgresql_backup_restores_on_a_server_without_a_role_granted_rights_in_it(filled_pg, tmp_path):
     """A SELECT on audit_event granted to another role (as the README suggests for copying the trail out) stopped the
     restore with 'role ... does not exist' on a server without it, a rebuilt one most of all (IT review)."""
     import uuid
@@ -445,14 +452,10 @@ def test_a_postgresql_backup_restores_on_a_server_without_a_role_granted_rights_
 
     from store.db import normalise_url
 
+    source_url, source, target_url = filled_pg
     role = f"kw_auditor_{uuid.uuid4().hex[:8]}"
     admin = create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
-    source_url, drop_source = fresh_database_url("postgresql", tmp_path)
-    target_url, drop_target = fresh_database_url("postgresql", tmp_path)
     try:
-        source = make_engine(source_url)
-        upgrade(source)
-        fill(source, tmp_path / "in")
         with admin.connect() as conn:
             conn.execute(text(f'CREATE ROLE "{role}" NOLOGIN'))
         with source.begin() as conn:
@@ -471,8 +474,6 @@ def test_a_postgresql_backup_restores_on_a_server_without_a_role_granted_rights_
         with admin.connect() as conn:
             conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
         admin.dispose()
-        drop_source()
-        drop_target()
 
 
 def sqlite_backup(tmp_path: Path) -> Path:
