@@ -108,6 +108,9 @@ class _Batch:
         return {**self.row(i), **{c: stored.get(c) for c in self.flawed.get(i, ())}}
 
 
+#: The session columns `Validator.unusual_checked_session` reads.
+_SESSION_ASKED = ("dose_mg", "weight_kg", "route", "session_at", "sbp_pre", "sbp_post", "dbp_pre", "dbp_post", "hr_pre",
+                  "hr_post", "spo2_pre", "spo2_post")
 _COMPARED = {kind: tuple(c for c in COLUMNS[kind] if c != "patient_id") for kind in FILES}
 _PLAIN = {kind: tuple(c for c in columns if c != "side_effects") for kind, columns in _COMPARED.items()}
 
@@ -287,6 +290,36 @@ class _Importer:
                 batch = batch.keep(self._not_stored(kind, batch, time_col, stored, voided))
             self.batches[kind] = batch
             self.report.new[kind] = len(batch)
+        self._unusual_values(patients, existing_patients)
+
+    #: At most this many unusual-value notes per file are listed; the rest are counted.
+    UNUSUAL_NOTES_SHOWN = 20
+
+    def _unusual_values(self, patients: _Batch, existing: dict[str, dict]) -> None:
+        """Note each new session and check-in the forms would ask about before saving (a dose far above the plan, a
+        vital out of its usual range, a date long before the treatment start): imported as written, as the import
+        format allows, but said, since most are slips of the keyboard (clinician's browser pass: 500 mg IV for 70 kg
+        imported without a word). A second session within 24 hours, or a weight far from the last, is not noted here."""
+        plans = {pid: (row.get("treatment_start"), row.get("planned_dose_mg_per_kg")) for pid, row in existing.items()}
+        plans.update({pid: (start, plan) for pid, start, plan in zip(
+            patients.columns["patient_id"], patients.columns["treatment_start"],
+            patients.columns["planned_dose_mg_per_kg"])})
+        for kind, asked in (("sessions", _SESSION_ASKED), ("checkins", ("reported_at",))):
+            batch, found = self.batches[kind], []
+            columns = [batch.columns[c] for c in asked]  # only what the question reads: a row's every column was slow
+            for i, pid in enumerate(batch.columns["patient_id"]):
+                if i in batch.flawed:  # refused already, with its own problem: nothing here is read as given
+                    continue
+                start, plan = plans.get(pid, (None, None))
+                row = {c: values[i] for c, values in zip(asked, columns)}
+                problems = (self.validator.unusual_checked_session(row, treatment_start=start, planned_mg_per_kg=plan)
+                            if kind == "sessions" else self.validator.unusual_checked_checkin(row, treatment_start=start))
+                found += [f"{FILES[kind]}:{batch.lines[i]}: {p.column}: {p.message} (imported as written: check it)"
+                          for p in problems]
+            self.report.notes += found[:self.UNUSUAL_NOTES_SHOWN]
+            if len(found) > self.UNUSUAL_NOTES_SHOWN:
+                self.report.notes.append(f"{FILES[kind]}: and {len(found) - self.UNUSUAL_NOTES_SHOWN} more unusual "
+                                         "value(s) like these")
 
     def _clinicians_without_accounts(self, db: Session) -> None:
         """Note each new patient's clinician that no account has: imported as written (CONTRACT allows any username,

@@ -629,7 +629,7 @@ class Validator:
         """What a valid session holds that is unusual enough to confirm before saving (most often a slip of the keyboard).
 
         Empty when the session is not valid (its problems come first) or nothing is unusual. The
-        thresholds are the clinic's, in seed_data/dosing.toml; the importer does not ask.
+        thresholds are the clinic's, in seed_data/dosing.toml; the importer notes them (`unusual_checked_session`).
         `other_sessions` are the patient's other live sessions as (time, weight in kg or None): a
         second session on the same day is most often the first one entered twice, and a weight far
         from the one before is most often typed in pounds, and would make every mg/kg wrong.
@@ -655,11 +655,19 @@ class Validator:
         return _weight_change(weight, at, other_sessions, dose_checks().weight_change_fraction, self.tz)
 
     def _unusual_session(self, raw, treatment_start, planned_mg_per_kg, other_sessions) -> list[Problem]:
-        from seed_data.catalogue import dose_checks
-
         clean, problems = self.session(raw)
         if problems:
             return []
+        return self.unusual_checked_session(clean, treatment_start=treatment_start, planned_mg_per_kg=planned_mg_per_kg,
+                                            other_sessions=other_sessions)
+
+    def unusual_checked_session(self, clean: Mapping[str, Any], *, treatment_start: date | None,
+                                planned_mg_per_kg: float | None,
+                                other_sessions: Sequence[tuple[datetime, float | None]] = ()) -> list[Problem]:
+        """`unusual_session` of a session already checked (its values as `session` returns them): the importer's
+        question, asked of rows it has read, without checking them twice."""
+        from seed_data.catalogue import dose_checks
+
         checks, unusual = dose_checks(), []
         dose, weight, route = clean["dose_mg"], clean.get("weight_kg"), clean["route"]
         if route in WEIGHT_BASED_ROUTES and weight:
@@ -708,11 +716,17 @@ class Validator:
     def unusual_checkin(self, raw: Mapping[str, Any], *, treatment_start: date | None) -> list[Problem]:
         """What a valid check-in holds that is unusual enough to confirm before saving: a date long before the
         treatment start, most often a slip in the month, which would become the patient's baseline (clinician's
-        browser pass). Empty when the check-in is not valid or nothing is unusual; the importer does not ask."""
-        from seed_data.catalogue import dose_checks
-
+        browser pass). Empty when the check-in is not valid or nothing is unusual."""
         clean, problems = self.checkin(raw)
         if problems or treatment_start is None:
+            return []
+        return self.unusual_checked_checkin(clean, treatment_start=treatment_start)
+
+    def unusual_checked_checkin(self, clean: Mapping[str, Any], *, treatment_start: date | None) -> list[Problem]:
+        """`unusual_checkin` of a check-in already checked (the importer's question)."""
+        from seed_data.catalogue import dose_checks
+
+        if treatment_start is None:
             return []
         day = clean["reported_at"].astimezone(self.tz).date()
         before = (treatment_start - day).days
