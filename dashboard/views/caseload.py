@@ -148,8 +148,12 @@ st.caption(f"{len(shown)} of {len(table)} patients" + (" under care (active or p
            "first, until a column heading is clicked. Select a row to open the patient.")
 if shown.empty:  # an empty table's own message overlapped the next label
     st.info("No patient matches these filters.")
+# Red and amber cells tinted so they stand out in a long list (clinician review), up to TINT_ROWS rows: a pandas
+# Styler renders every cell of the table, 0.26 s of a 0.42 s page at 2,000 patients (measured 2026-12-01, bench/speed.py).
+# Longer lists keep the symbol and the word, and are sorted worst first.
+TINT_ROWS = 300
 picked = None if shown.empty else ui.show_table(
-    shown.style.map(ui.level_cell_style, subset=["Level"]),  # red and amber stand out in a long list (clinician review)
+    shown.style.map(ui.level_cell_style, subset=["Level"]) if len(shown) <= TINT_ROWS else shown,
     key="cl_table",
     on_select="rerun",
     selection_mode="single-row",
