@@ -314,7 +314,7 @@ class _Importer:
                 row = {c: values[i] for c, values in zip(asked, columns)}
                 problems = (self.validator.unusual_checked_session(row, treatment_start=start, planned_mg_per_kg=plan)
                             if kind == "sessions" else self.validator.unusual_checked_checkin(row, treatment_start=start))
-                found += [f"{FILES[kind]}:{batch.lines[i]}: {p.column}: {p.message} (imported as written: check it)"
+                found += [f"{FILES[kind]}:{batch.lines[i]}: {p.column}: {p.message} (allowed by the import format: check it)"
                           for p in problems]
             self.report.notes += found[:self.UNUSUAL_NOTES_SHOWN]
             if len(found) > self.UNUSUAL_NOTES_SHOWN:

@@ -111,12 +111,12 @@ def test_unusual_values_are_imported_as_written_and_noted_as_the_forms_would_ask
     overdose = dict(SESSION, session_at="2026-01-09T10:00", dose_mg="500", weight_kg="70")
     early = dict(CHECKIN, reported_at="2025-10-01")  # 96 days before the treatment start of 2026-01-05
     report = run(engine, write_folder(tmp_path / "a", sessions=[SESSION, overdose], checkins=[CHECKIN, early]))
-    unusual = [n for n in report.notes if "imported as written: check it" in n]
+    unusual = [n for n in report.notes if "allowed by the import format: check it" in n]
     assert unusual == [
-        "sessions.csv:3: dose_mg: Dose: 500 mg for 70 kg is 7.14 mg/kg, more than 2 mg/kg in one session (imported as "
-        "written: check it)",
+        "sessions.csv:3: dose_mg: Dose: 500 mg for 70 kg is 7.14 mg/kg, more than 2 mg/kg in one session (allowed by "
+        "the import format: check it)",
         "checkins.csv:3: reported_at: Check-in date and time: 2025-10-01 is 96 days before this patient's treatment "
-        "start (2026-01-05); it would count in the patient's baseline (imported as written: check it)"]
+        "start (2026-01-05); it would count in the patient's baseline (allowed by the import format: check it)"]
     assert counts(engine)["InfusionSession"] == 2 and counts(engine)["CheckIn"] == 2  # imported all the same
     many = [dict(SESSION, session_at=f"2026-02-{d:02d}T10:00", sbp_pre="250") for d in range(1, 26)]
     notes = run(engine, write_folder(tmp_path / "b", patients=None, sessions=many, checkins=None)).notes
