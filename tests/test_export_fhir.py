@@ -213,6 +213,11 @@ def test_a_record_amended_and_then_voided_keeps_its_amendment_in_every_export(sa
                                            now=NOW).download()[1]).split())
     assert f"amended: dose mg: {float(session['dose_mg'])} -> 56.5" in pdf and "typing error in the dose" in pdf
     assert "voided" in pdf and "entered for the wrong day" in pdf
+    # and no live session is marked amended for it: the footnote under the sessions table is about the live ones
+    from ketawatch.exports.casefile import Author, load_patient_case
+
+    case = load_patient_case(sample, SECRET_PID, author=Author(CLINICIAN, None, "clinician"), now=NOW)
+    assert int(session["id"]) not in case.amended_ids("session")
     book = load_workbook(_io.BytesIO(export_patient(sample, SECRET_PID, "xlsx", actor=CLINICIAN, role="clinician",
                                                     now=NOW).download()[1]))
     rows = [r for r in list(book["corrections"].values)[1:] if r[1] == "session"]

@@ -128,8 +128,9 @@ class PatientCase:
         """Ids of the live sessions ('session') or check-ins ('check-in') that were amended."""
         if self.corrections is None or self.corrections.empty:
             return set()
-        c = self.corrections
-        return set(c.loc[(c["record"] == record) & (c["change"] == "amended"), "record_id"].astype(int))
+        c = self.corrections[self.corrections["record"] == record]
+        voided = set(c.loc[c["change"] == "voided", "record_id"].astype(int))  # amended, then voided: not live
+        return set(c.loc[c["change"] == "amended", "record_id"].astype(int)) - voided
 
     @property
     def patient_key(self) -> str:
