@@ -23,7 +23,7 @@ from ketawatch.charts import record_span
 from ketawatch.record_dates import latest_records
 from ketawatch.risk import combination_note, load_rules, sud_history_note
 from ketawatch.risk.as_seen import days_to_list
-from ketawatch.risk.scoring import dose_per_kg, phq9_note, sds_total
+from ketawatch.risk.scoring import dose_per_kg, phq9_note, sds_total, weight_carried_forward
 from seed_data.catalogue import warning_signs
 from store.settings import get_settings
 from store.vocabulary import ALL_REVIEW_ACTIONS, WARNING_SIGNS, reading_pair
@@ -181,7 +181,8 @@ if s.empty:
 else:
     # The engine's own arithmetic and weight: one not recorded is carried from the session before, as the chart and
     # the rules do (the table said "-" where the chart plotted 0.6 mg/kg; clinician's browser pass).
-    carried = s.sort_values("session_at", kind="stable")["weight_kg"].ffill().reindex(s.index)
+    in_time = s.sort_values("session_at", kind="stable")
+    carried = weight_carried_forward(in_time["patient_id"], in_time["weight_kg"]).reindex(s.index)
     per_kg = dose_per_kg(s["dose_mg"], carried, s["route"])
     borrowed = s["weight_kg"].isna() & per_kg.notna()
     table = pd.DataFrame({

@@ -490,7 +490,6 @@ def load_caseload(
         # moved alike in every export of theirs: decided from all their stored times, not those up to `as_of`
         pseudonymiser = (pseudonymiser or Pseudonymiser.from_settings(engine)).keeping_order(
             patient_times(engine, real_ids), tz)
-        shown_by = author.shown(pseudonymiser)
         sub = records.for_patients(real_ids)
         shifted = deidentify_records(sub, pseudonymiser, on=as_of, tz=tz)
         rows = []
@@ -518,11 +517,10 @@ def load_caseload(
         recent = _deidentified_safety(recent, pseudonymiser, tz)
     if deidentify:  # pseudonyms, no names, in pseudonym order (no dates here to shift)
         pseudonymiser = pseudonymiser or Pseudonymiser.from_settings(engine)
+        shown_by = author.shown(pseudonymiser)
         mood_worse = in_pseudonym_order(mood_worse.assign(
             patient_id=pseudonymiser.patients_of(mood_worse["patient_id"].astype(str)),
             display_name=pd.Series(pd.NA, index=mood_worse.index, dtype="string")), ["patient_id"])
-    if deidentify and not real_ids:
-        shown_by = author.shown(pseudonymiser or Pseudonymiser.from_settings(engine))
     staff = {} if deidentify else staff_names(engine)
     if staff and len(recent):  # "by Demo Clinician (demo-clinician)" in the meeting's file, as on screen
         recent = recent.assign(followed_up_by=recent["followed_up_by"].map(lambda who: staff_label(who, staff)

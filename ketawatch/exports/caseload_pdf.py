@@ -66,8 +66,7 @@ def caseload_pdf(export: CaseloadExport, *, tz: str) -> bytes:
         name = r.patient_id if export.deidentified else (f"{_cell(r.display_name)}\n{r.patient_id}" if _cell(r.display_name) else r.patient_id)
         since = pd.Timestamp(r.level_since).strftime("%Y-%m-%d") if pd.notna(r.level_since) else ""
         if pd.notna(r.last_review_at):
-            by = _cell(staff_label(r.last_review_by, export.staff)) if export.staff else _cell(r.last_review_by)
-            review = f"{pd.Timestamp(r.last_review_at):%Y-%m-%d} by {by}: {_cell(r.last_review_action).replace('_', ' ')} (saw {_cell(r.last_review_level)})"
+            review = f"{pd.Timestamp(r.last_review_at):%Y-%m-%d} by {staff_label(r.last_review_by, export.staff)}: {_cell(r.last_review_action).replace('_', ' ')} (saw {_cell(r.last_review_level)})"
         else:
             # of the level: a question 9 follow-up, listed with the reasons, is not one (clinician's browser pass)
             review = "level never reviewed"
@@ -81,8 +80,7 @@ def caseload_pdf(export: CaseloadExport, *, tz: str) -> bytes:
             lines.insert(0, f"\u2022 PHQ-9 question 9, {r.safety_answer} Follow-up: {r.safety_follow_up}")
         lines = lines or [""]
         level = f"{dots} {r.level.upper()}"
-        clinician = _cell(staff_label(r.clinician, export.staff)) if export.staff else _cell(r.clinician)
-        table_rows.append([name, level, since, clinician, lines[0], review])
+        table_rows.append([name, level, since, staff_label(r.clinician, export.staff), lines[0], review])
         table_rows += [[r.patient_id, level, "", "", line, ""] for line in lines[1:]]
         shading += [len(shading_start) % 2 == 0] * len(lines)
         shading_start.append(r.patient_id)

@@ -309,7 +309,7 @@ def safety_lines(case: PatientCase) -> list[str]:
         return []
     local = pd.to_datetime(case.safety["reported_at"], utc=True).dt.tz_convert(case.tz)
     return [f"{local.iloc[i]:%Y-%m-%d %H:%M}: {r.line}\n    Follow-up: "
-            f"{follow_up_text(r._replace(followed_up_by=staff_label(r.followed_up_by, case.staff) or r.followed_up_by), case.tz)}"
+            f"{follow_up_text(r._replace(followed_up_by=staff_label(r.followed_up_by, case.staff)), case.tz)}"
             for i, r in enumerate(case.safety.itertuples(index=False))]
 
 

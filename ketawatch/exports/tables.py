@@ -202,8 +202,8 @@ def workbook_sheets(records: Records, *, tz: str, reviews: pd.DataFrame, levels:
         ["patient_id", "session_at"]).sort_values(["patient_id", "session_at"], kind="stable")
     # mg/kg as the charts, the PDF and the rules have it: a session without a weight takes the last one recorded
     # before it (the workbook left it blank beside a chart plotting it; code review)
-    carried = every["weight_kg"].groupby(every["patient_id"].to_numpy()).ffill()
-    weight_of = dict(zip(zip(every["patient_id"], every["session_at"]), carried))
+    weight_of = dict(zip(zip(every["patient_id"], every["session_at"]),
+                         scoring.weight_carried_forward(every["patient_id"], every["weight_kg"])))
     weights = pd.Series([weight_of.get(k) for k in zip(sessions["patient_id"], sessions["session_at"])],
                         index=sessions.index, dtype="float64")
     sessions.insert(2, "dose_mg_per_kg", scoring.dose_per_kg(sessions["dose_mg"], weights, sessions["route"]))

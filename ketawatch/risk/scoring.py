@@ -142,6 +142,13 @@ def dose_per_kg(dose_mg, weight_kg, route):
     return _like(dose_mg, per_kg, "dose_per_kg")
 
 
+def weight_carried_forward(patient_id: pd.Series, weight_kg: pd.Series) -> pd.Series:
+    """Each session's weight, or where none was recorded the patient's last one before it, as the rules carry it
+    (ketawatch.risk.features): so a page or a file gives an unweighed session the mg/kg the charts and rules use.
+    Rows in time order within each patient."""
+    return weight_kg.groupby(patient_id.to_numpy()).ffill()
+
+
 def dose_measure(dose_mg, weight_kg, route):
     """The dose in the unit a plan uses: mg/kg for weight-based routes, plain mg for fixed-dose routes."""
     mg = _as_float(dose_mg)
