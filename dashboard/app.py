@@ -96,7 +96,7 @@ def _run() -> None:
                 st.switch_page(wanted, query_params=asked[1])
         # Log session and Log check-in, half filled in, survive a look elsewhere: copied after a run of their own
         # page and put back from the copy on coming back.
-        forms = {"log_session": ("ls_", ()),
+        forms = {"log_session": ("ls_", ("ls_save",)),
                  "log_checkin": ("lc_", ("lc_save", "lc_leave", "lc_safety_ack", "lc_clear", "lc_clear_sds",
                                          "lc_clear_phq9", "lc_keep", "lc_clear_anyway", "lc_password"))}
         arrived = st.session_state.get(_LAST_PAGE) != current.url_path

@@ -373,6 +373,14 @@ def patient_picker(patients: pd.DataFrame, *, key: str, label: str = "Patient", 
     return choice
 
 
+def save_for(action: str, patients: pd.DataFrame, pid: str | None) -> str:
+    """The Save button's words with the patient the record goes to: the forms open on the patient last opened, so the
+    button at the foot of a long form says whose record it saves (a wrong-patient safeguard; clinician's review)."""
+    if pid is None:
+        return action
+    return f"{action} for {md_escape(patient_label(patients)(pid))}"
+
+
 def signed_in_user():
     """The signed-in user, asking for sign-in again here: a page file run on its own must not skip it."""
     from dashboard.auth import require_user

@@ -28,7 +28,7 @@ from store.db import for_writing
 from store.gcpause import collector_paused
 from store.models import CheckIn, InfusionSession, Patient, SideEffectEvent, User
 from store.records import stored_ids_ignoring_case
-from store.validation import RULES, Validator, look_alike_message, same_looking_id
+from store.validation import RULES, SECOND_SESSION_REACH, Validator, look_alike_message, same_looking_id
 from store.vocabulary import CHECKIN_COLUMNS, PATIENT_COLUMNS, SESSION_COLUMNS
 
 _LOG = logging.getLogger(__name__)
@@ -153,6 +153,9 @@ class _Importer:
         self.declared_patients: set[str] = set()  # every patient_id in patients.csv, valid row or not
         self.patients_unread = False  # patients.csv is there but could not be read: no patient is called unknown
         self.report = ImportReport()
+        #: The stored live sessions of the file's patients, as (patient_id, time, weight): what a new session's
+        #: 24-hour and weight questions are asked against, beside the file's other new sessions.
+        self.stored_sessions: list[tuple[str, datetime, float | None]] = []
 
     def parse(self) -> None:
         if not self.folder.is_dir():
@@ -286,6 +289,8 @@ class _Importer:
                     )
                     for se in db.exec(q).scalars():
                         by_id[se.session_id].setdefault("side_effects", []).append((se.effect, se.severity))
+            if kind == "sessions":
+                self.stored_sessions = [(pid, rec["session_at"], rec["weight_kg"]) for (pid, _), rec in stored.items()]
             if stored or voided:
                 batch = batch.keep(self._not_stored(kind, batch, time_col, stored, voided))
             self.batches[kind] = batch
@@ -299,11 +304,13 @@ class _Importer:
         """Note each new session and check-in the forms would ask about before saving (a dose far above the plan, a
         vital out of its usual range, a date long before the treatment start): imported as written, as the import
         format allows, but said, since most are slips of the keyboard (clinician's browser pass: 500 mg IV for 70 kg
-        imported without a word). A second session within 24 hours, or a weight far from the last, is not noted here."""
+        imported without a word), or a second session within 24 hours of another, or a weight far from the last
+        (pounds?), against the patient's stored sessions and the file's other new ones."""
         plans = {pid: (row.get("treatment_start"), row.get("planned_dose_mg_per_kg")) for pid, row in existing.items()}
         plans.update({pid: (start, plan) for pid, start, plan in zip(
             patients.columns["patient_id"], patients.columns["treatment_start"],
             patients.columns["planned_dose_mg_per_kg"])})
+        neighbours = self._session_neighbours()
         for kind, asked in (("sessions", _SESSION_ASKED), ("checkins", ("reported_at",))):
             batch, found = self.batches[kind], []
             columns = [batch.columns[c] for c in asked]  # only what the question reads: a row's every column was slow
@@ -312,7 +319,8 @@ class _Importer:
                     continue
                 start, plan = plans.get(pid, (None, None))
                 row = {c: values[i] for c, values in zip(asked, columns)}
-                problems = (self.validator.unusual_checked_session(row, treatment_start=start, planned_mg_per_kg=plan)
+                problems = (self.validator.unusual_checked_session(row, treatment_start=start, planned_mg_per_kg=plan,
+                                                                   other_sessions=neighbours.get(i, ()))
                             if kind == "sessions" else self.validator.unusual_checked_checkin(row, treatment_start=start))
                 found += [f"{FILES[kind]}:{batch.lines[i]}: {p.column}: {p.message} (allowed by the import format: check it)"
                           for p in problems]
@@ -320,6 +328,49 @@ class _Importer:
             if len(found) > self.UNUSUAL_NOTES_SHOWN:
                 self.report.notes.append(f"{FILES[kind]}: and {len(found) - self.UNUSUAL_NOTES_SHOWN} more unusual "
                                          "value(s) like these")
+
+    def _session_neighbours(self) -> dict[int, list[tuple[datetime, float | None]]]:
+        """For each new session row, the patient's other sessions (stored, or new in the file) that its 24-hour and
+        weight questions turn on: those within a day of it, the last weighed before it, and the first weighed at all.
+
+        `Validator.unusual_checked_session` gives the same answer from these as from all the patient's sessions (it
+        asks about every session within 24 hours, and compares the weight with the last weighed before, or the first
+        weighed after where none is before), without comparing each session with every other one. A property test
+        holds the two answers equal.
+        """
+        batch = self.batches["sessions"]
+        times, weights = batch.columns["session_at"], batch.columns["weight_kg"]
+        by_patient: dict[str, list[tuple[datetime, float | None, int | None]]] = {}
+        for pid, at, weight in self.stored_sessions:
+            by_patient.setdefault(pid, []).append((at, weight, None))
+        for i, pid in enumerate(batch.columns["patient_id"]):
+            if i not in batch.flawed:
+                by_patient.setdefault(pid, []).append((times[i], weights[i], i))
+        day = SECOND_SESSION_REACH  # in real time; the question itself is asked on the clinic's clock
+        found: dict[int, list[tuple[datetime, float | None]]] = {}
+        for sessions in by_patient.values():
+            if len(sessions) < 2:
+                continue
+            sessions.sort(key=lambda s: s[0])
+            weighed = [k for k, s in enumerate(sessions) if (s[1] or 0) > 0]
+            first_two_weighed = [sessions[k] for k in weighed[:2]]  # the first besides the session asked about
+            last_weighed = None
+            for k, (at, _, row) in enumerate(sessions):
+                if row is not None:
+                    near, j = [], k - 1
+                    while j >= 0 and at - sessions[j][0] < day:
+                        near.append(sessions[j])
+                        j -= 1
+                    j = k + 1
+                    while j < len(sessions) and sessions[j][0] - at < day:
+                        near.append(sessions[j])
+                        j += 1
+                    first = next((s for s in first_two_weighed if s is not sessions[k]), None)
+                    asked = (*near, last_weighed, first)
+                    found[row] = list({s[0]: s[:2] for s in asked if s is not None}.values())  # each once
+                if (sessions[k][1] or 0) > 0:
+                    last_weighed = sessions[k]
+        return found
 
     def _clinicians_without_accounts(self, db: Session) -> None:
         """Note each new patient's clinician that no account has: imported as written (CONTRACT allows any username,

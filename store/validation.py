@@ -242,6 +242,9 @@ def _looks_numeric(text: str) -> bool:
 KG_PER_POUND = 0.45359237
 #: A second session of a patient this close to another is asked about before it is saved.
 SECOND_SESSION_WITHIN = timedelta(hours=24)
+#: The same reach in real time, wide enough for any clock change (an hour; two in wartime double summer time):
+#: sessions further apart than this are never asked about, so their clock time need not be worked out.
+SECOND_SESSION_REACH = SECOND_SESSION_WITHIN + timedelta(hours=2)
 
 
 def _weight_change(weight: float, at: datetime, other_sessions: Sequence[tuple[datetime, float | None]],
@@ -696,8 +699,8 @@ class Validator:
         # On the clinic's clock: two 10:00 sessions either side of the spring-forward night are 23 hours apart in real
         # time, and a daily course is no double entry (code review).
         wall = at.astimezone(self.tz).replace(tzinfo=None)
-        near = sorted(t.astimezone(self.tz) for t, _ in other_sessions
-                      if abs(t.astimezone(self.tz).replace(tzinfo=None) - wall) < SECOND_SESSION_WITHIN and t != at)
+        near = sorted(t.astimezone(self.tz) for t, _ in other_sessions if t != at and abs(t - at) < SECOND_SESSION_REACH
+                      and abs(t.astimezone(self.tz).replace(tzinfo=None) - wall) < SECOND_SESSION_WITHIN)
         if near:
             times = " and ".join(t.strftime("%Y-%m-%d %H:%M") for t in near)
             unusual.append(Problem("session_at", f"Session date and time: this patient already has a session within "

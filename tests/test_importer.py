@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlmodel import Session
 
@@ -86,6 +88,64 @@ def test_colliding_but_different_row_is_an_error_and_nothing_is_written(engine, 
     after = counts(engine)
     assert {k: v for k, v in after.items() if k != "AuditEvent"} == {k: v for k, v in before.items() if k != "AuditEvent"}
     assert after["AuditEvent"] == before["AuditEvent"] + 1  # the refused attempt's own line, nothing else
+
+
+def test_a_second_session_within_a_day_and_a_weight_far_from_the_last_are_noted_against_stored_and_new_sessions(
+        engine, tmp_path):
+    """Log session asks about both before saving; the importer said nothing of either (a left-out of 2026-12-01)."""
+    run(engine, write_folder(tmp_path / "a", sessions=[dict(SESSION, session_at="2026-01-09T10:00", weight_kg="70")]))
+    evening = dict(SESSION, session_at="2026-01-09T20:00", weight_kg="")  # 10 hours after the stored one
+    pounds = dict(SESSION, session_at="2026-01-20T10:00", weight_kg="154")  # 70 kg weighed in pounds
+    twice = [dict(SESSION, session_at=f"2026-01-25T{h}", weight_kg="71") for h in ("09:00", "15:00")]
+    report = run(engine, write_folder(tmp_path / "b", patients=None, sessions=[evening, pounds, *twice], checkins=None))
+    assert [n for n in report.notes if "allowed by the import format" in n] == [
+        "sessions.csv:2: session_at: Session date and time: this patient already has a session within 24 hours, at "
+        "2026-01-09 10:00; check that this is not the same session entered twice, and that a second dose so soon was "
+        "meant (allowed by the import format: check it)",
+        "sessions.csv:3: weight_kg: Weight: 154 kg is 120% more than the 70 kg recorded on 2026-01-09; if it was "
+        "weighed in pounds, 154 lb is 69.9 kg (allowed by the import format: check it)",
+        "sessions.csv:4: session_at: Session date and time: this patient already has a session within 24 hours, at "
+        "2026-01-25 15:00; check that this is not the same session entered twice, and that a second dose so soon was "
+        "meant (allowed by the import format: check it)",
+        "sessions.csv:4: weight_kg: Weight: 71 kg is 54% less than the 154 kg recorded on 2026-01-20 (allowed by the "
+        "import format: check it)",
+        "sessions.csv:5: session_at: Session date and time: this patient already has a session within 24 hours, at "
+        "2026-01-25 09:00; check that this is not the same session entered twice, and that a second dose so soon was "
+        "meant (allowed by the import format: check it)"]
+    assert counts(engine)["InfusionSession"] == 5  # imported all the same
+
+
+_DAYS = st.lists(st.tuples(st.integers(0, 40 * 24 * 4), st.one_of(st.none(), st.floats(40, 160)), st.booleans()),
+                 min_size=1, max_size=30, unique_by=lambda s: s[0])
+
+
+@settings(max_examples=200, deadline=None)
+@given(sessions=_DAYS)
+def test_the_importer_asks_about_a_session_from_its_neighbours_as_the_form_asks_from_every_session(sessions):
+    """The importer hands each new session only the sessions the 24-hour and weight questions turn on (speed); the
+    answer must be the one all the patient's other sessions give, across the clinic's clock changes too."""
+    from datetime import datetime, timedelta, timezone
+
+    from store.importer import _Batch, _Importer
+
+    start = datetime(2026, 3, 10, tzinfo=timezone.utc)  # 40 days across the spring change in Europe/London
+    rows = [(start + timedelta(minutes=15 * q), w, stored) for q, w, stored in sessions]
+    validator = Validator(now=NOW, tz="Europe/London")
+    job = _Importer(None, None, validator)  # no database or folder: only the neighbours are asked for
+    new = [(t, w) for t, w, stored in rows if not stored]
+    job.stored_sessions = [("P", t, w) for t, w, stored in rows if stored]
+    job.batches["sessions"] = _Batch(list(range(len(new))), {"patient_id": ["P"] * len(new),
+                                                             "session_at": [t for t, _ in new],
+                                                             "weight_kg": [w for _, w in new]})
+    neighbours = job._session_neighbours()
+    everyone = [(t, w) for t, w, _ in rows]
+    for i, (t, w) in enumerate(new):
+        row = {"dose_mg": 35.0, "weight_kg": w, "route": "iv", "session_at": t}
+        others = [s for s in everyone if s[0] != t]
+        asked = neighbours.get(i, [])
+        assert (validator.unusual_checked_session(row, treatment_start=None, planned_mg_per_kg=None, other_sessions=asked)
+                == validator.unusual_checked_session(row, treatment_start=None, planned_mg_per_kg=None,
+                                                     other_sessions=others))
 
 
 def test_a_cell_longer_than_the_csv_module_reads_is_refused_by_its_rule_and_later_problems_are_still_found(

@@ -94,7 +94,8 @@ def _count(url: str, table) -> int:
 
 
 def _button(at: AppTest, label: str):
-    return next(b for b in at.button if b.label == label)
+    """The button with this label; a Save button also names the patient ("Save session for KW-0001 · ...")."""
+    return next(b for b in at.button if b.label == label or b.label.startswith(label + " for "))
 
 
 def _texts(at: AppTest) -> str:
@@ -360,7 +361,8 @@ def test_reviewer_gets_no_forms(demo_url, monkeypatch):
         at = _app(demo_url, monkeypatch, page, role="reviewer")
         _no_exception(at)
         labels = {b.label for b in at.button}
-        assert not labels & {"Save session", "Save check-in", "Add patient", "Save changes"}, page
+        assert not [label for label in labels if label.startswith(("Save session", "Save check-in"))], page
+        assert not labels & {"Add patient", "Save changes"}, page
         assert not [label for label in labels if label.startswith("Acknowledge")], page
         if page in ("log_session", "log_checkin"):  # not in a reviewer's navigation: the request lands on the caseload
             assert [t.value for t in at.title] == ["Caseload"], page
@@ -496,6 +498,21 @@ def _iv_patient(demo_url) -> str:
 
     last = sessions_frame(open_database(demo_url)).sort_values("session_at").groupby("patient_id").tail(1)
     return sorted(last.loc[last["route"] == "iv", "patient_id"])[0]
+
+
+def test_the_save_buttons_name_the_patient_the_record_goes_to(demo_url, monkeypatch):
+    """The forms open on the patient last opened; at the foot of a long form the button says whose record it saves."""
+    from store.queries import patients_frame
+
+    names = patients_frame(open_database(demo_url)).set_index("patient_id")["display_name"]
+    at = _app(demo_url, monkeypatch, "log_session")
+    assert at.button(key="ls_save").label == "Save session"  # nobody chosen yet
+    for pid in ("KW-0001", "KW-0003"):
+        at.selectbox(key="ls_patient").set_value(pid).run()
+        # the label is markdown with the name escaped (Demo\\-Ashdown shows as Demo-Ashdown)
+        assert at.button(key="ls_save").label.replace("\\", "") == f"Save session for {pid} · {names[pid]}"
+    at = _checkin_form(demo_url, monkeypatch, patient="KW-0002")
+    assert at.button(key="lc_save").label.replace("\\", "") == f"Save check-in for KW-0002 · {names['KW-0002']}"
 
 
 def test_a_session_without_a_weight_shows_the_mg_per_kg_the_chart_and_rules_use_and_says_so(demo_url, monkeypatch):

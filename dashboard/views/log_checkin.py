@@ -343,7 +343,8 @@ def checkin_form(patient_id: str, *, patient_facing: bool) -> None:
     ui.field_error(errors, "notes")
     ui.unusual_question(P, lambda: [] if patient_facing else _unusual(patient_id, _raw(patient_id, _reported_at())),
                         "check-in")
-    st.button("Send my answers" if patient_facing else "Save check-in", type="primary", icon=":material/send:",
+    st.button("Send my answers" if patient_facing else ui.save_for("Save check-in", data.patients(), patient_id),
+              type="primary", icon=":material/send:",
               on_click=_save, args=(patient_id,), key=P + "save")
     if patient_facing:  # under Send, where the patient is when they press it (the top is a long scroll away)
         _not_sent_yet(errors, corrected)

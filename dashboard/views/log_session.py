@@ -268,5 +268,6 @@ st.text_area(LABELS["notes"], key=P + "notes", max_chars=SESSION_RULES["notes"].
 ui.field_error(errors, "notes")
 
 ui.unusual_question(P, lambda: _unusual(pid, _raw(pid)))
-st.button("Save session", type="primary", icon=":material/save:", on_click=_save)
+st.button(ui.save_for("Save session", patients, pid), type="primary", icon=":material/save:", on_click=_save,
+          key=P + "save")
 st.caption("Fields marked * are required; leave any other field empty if it was not recorded.")

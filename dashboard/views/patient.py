@@ -205,9 +205,12 @@ else:
     ui.show_table(table, key="pp_sessions",
                  column_config={"When": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
     if borrowed.any():
-        days = ", ".join(ui.fmt_datetime(t) for t in s.loc[borrowed, "session_at"].sort_values())
-        st.caption(f"No weight was recorded at {days}: its mg/kg uses the last weight recorded before it, as the "
-                   "dose chart and the rules do.")
+        times = [ui.fmt_datetime(t) for t in s.loc[borrowed, "session_at"].sort_values()]
+        shown = ", ".join(times[:5]) + (f" and {len(times) - 5} more" if len(times) > 5 else "")
+        st.caption(f"No weight was recorded at the session of {shown}: its mg/kg uses the last weight recorded "
+                   "before it, as the dose chart and the rules do." if len(times) == 1 else
+                   f"No weight was recorded at the sessions of {shown}: the mg/kg of each uses the last weight "
+                   "recorded before it, as the dose chart and the rules do.")
 
 st.subheader("Check-ins", anchor=False)
 c = recs.checkins.sort_values("reported_at", ascending=False)
