@@ -27,8 +27,9 @@ ROLE_COLOURS = {
     "post": "#e8590c",
     "benefit": "#2f9e44",
     "level": "#7a869a",
-    "mild": "#4dabf7",
-    "moderate": "#f59f00",
+    # 3:1 or more on the light and the dark background alike (accessibility review: #4dabf7 and #f59f00 were 2.5:1 and 2.1:1)
+    "mild": "#228be6",
+    "moderate": "#e67700",
     "severe": "#e03131",
 }
 #: Response and remission are both PHQ-9 targets; drawn alike, they were told apart only by height (browser check).
@@ -76,9 +77,9 @@ def _heatmap(spec: ChartSpec) -> go.Heatmap:
     heat = spec.heatmap
     notes = [_wrap(n) for n in heat.row_notes]
     custom = [[[word, note] for word in row] for row, note in zip(heat.cell_text, notes)]
-    # Print the answer in every cell that shows a sign (1-3); "not at all" stays a quiet grey cell,
-    # readable on light and dark backgrounds alike, and "not answered" leaves the cell empty.
-    labels = [["" if not v or v != v else str(int(v)) for v in row] for row in heat.z]
+    # Print the answer in every answered cell, "not at all" (0) too: its quiet grey was all that told it from an empty,
+    # unanswered cell (accessibility review: 1.6:1); "not answered" leaves the cell empty.
+    labels = [["" if v is None or v != v else str(int(v)) for v in row] for row in heat.z]
     return go.Heatmap(
         x=list(heat.x), y=list(heat.y), z=[list(r) for r in heat.z], zmin=heat.zmin, zmax=heat.zmax,
         colorscale=HEAT_SCALE, xgap=1, ygap=1, customdata=custom, name="Warning signs",
@@ -120,7 +121,7 @@ def _decorations(spec: ChartSpec) -> tuple[list[dict], list[dict]]:
         if period.level != "green" and roomy:
             notes.append({"xref": "x", "yref": "paper", "x": start, "y": 1, "xanchor": "left", "yanchor": "top",
                           "text": LEVEL_WORDS.get(period.level, period.level), "showarrow": False,
-                          "font": {"size": 10}})
+                          "font": {"size": 12}})
     for band in spec.bands:
         shapes.append({"type": "rect", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": band.y0, "y1": band.y1,
                        "fillcolor": BAND_FILLS.get(band.role, "rgba(0,0,0,0.05)"), "line": {"width": 0},

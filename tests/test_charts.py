@@ -85,6 +85,18 @@ def test_heatmap_holds_the_twelve_signs_with_their_seed_passages():
     assert heat.cell_text[0][4].startswith("Severely")
 
 
+def test_the_warning_sign_grid_prints_not_at_all_as_0_and_leaves_an_unanswered_cell_empty():
+    """'Not at all' and 'not answered' differed only by a faint grey fill (accessibility review: 1.6:1)."""
+    from dashboard.plotly_charts import figure
+
+    records = _records()
+    records.checkins.loc[records.checkins.index[1], "secrecy"] = None  # not answered at the second check-in
+    spec = {s.key: s for s in patient_chart_specs(records, "P", tz=TZ)}["warning_signs"]
+    grid = figure(spec).data[0]
+    row = WARNING_SIGNS.index("secrecy")
+    assert list(grid.text[row]) == ["0", "", "1", "2", "3"]
+
+
 def test_requests_are_marked_where_the_patient_asked():
     dose = {s.key: s for s in patient_chart_specs(_records(), "P", tz=TZ)}["dose"]
     value, asked_more, _ = dose.series

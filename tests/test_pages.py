@@ -515,6 +515,23 @@ def test_the_save_buttons_name_the_patient_the_record_goes_to(demo_url, monkeypa
     assert at.button(key="lc_save").label.replace("\\", "") == f"Save check-in for KW-0002 · {names['KW-0002']}"
 
 
+def test_a_dose_above_the_plan_asks_for_a_planned_titration_to_be_set_in_the_plan(demo_url, monkeypatch):
+    """A clinician's titration for non-response after the patient asked read as patient-driven escalation, with the
+    plan left at the old dose (clinical review): the form says where to record it, from the rules' own margin."""
+    from ketawatch.risk import load_rules
+    from store.queries import patients_frame
+
+    pid = _iv_patient(demo_url)
+    planned = float(patients_frame(open_database(demo_url), [pid])["planned_dose_mg_per_kg"].iloc[0])
+    margin = 1 + load_rules().dose_rise_fraction
+    at = _session_form(demo_url, monkeypatch, patient=pid)
+    at.number_input(key="ls_weight").set_value(70.0).run()
+    prompt = "If you are raising the dose as planned titration, set the new dose in the patient's plan"
+    for per_kg, shown in ((planned * margin * 0.98, False), (planned * margin * 1.02, True)):
+        at.number_input(key="ls_dose").set_value(round(per_kg * 70, 1)).run()
+        assert any(prompt in c.value for c in at.caption) == shown, (per_kg, [c.value for c in at.caption])
+
+
 def test_a_session_without_a_weight_shows_the_mg_per_kg_the_chart_and_rules_use_and_says_so(demo_url, monkeypatch):
     """The sessions table said '-' where the dose chart plotted 0.6 mg/kg from the weight before (clinician's pass)."""
     from store.queries import sessions_frame
@@ -844,7 +861,7 @@ def test_log_checkin_saves_with_the_phq9_total_computed(demo_url, monkeypatch):
     with Session(open_database(demo_url)) as db:
         row = db.execute(select(CheckIn).order_by(CheckIn.id.desc())).scalars().first()
     assert (row.craving, row.phq9, row.sds_1, row.secrecy, row.tolerance) == (4, 16, 1, 2, None)
-    assert any(t.value.startswith("Check-in saved for") for t in at.toast)
+    assert any(t.value.startswith("Check-in saved for") and "Question 9" not in t.value for t in at.toast)
     assert any(link.label == "Open KW\\-0002" for link in at.get("page_link")), "the way to the patient's page"
 
 
@@ -1482,6 +1499,9 @@ def test_a_positive_phq9_question_9_is_kept_with_the_check_in(demo_url, monkeypa
     ]
     assert any("answered 'Several days'" in e.value.replace("\\", "")
                and "record the follow-up on the patient's page" in e.value for e in at.error)
+    # the message above is at the top of the page; where the clinician is, at Save, the toast says it too
+    assert [t.value for t in at.toast if "Question 9 was answered above 'Not at all'" in t.value], [
+        t.value for t in at.toast]
     hide = _button(at, "Hide this message")  # says what it does: it records no follow-up
     assert "records nothing" in hide.help
     # ... and reaches every screen, not only the one of whoever saved it

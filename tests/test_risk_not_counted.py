@@ -107,16 +107,17 @@ def test_an_sds_not_answered_since_is_said():
 
 
 def test_a_light_answer_on_use_outside_treatment_is_shown():
-    """KW-0001 answered 'a little' to seeking the effect, and the page showed it nowhere (clinical lead)."""
-    light = checkins("p1", [1] * 6, recreational_seeking=[0] * 5 + [1])
+    """KW-0001 answered 'a little' to seeking the effect, and the page showed it nowhere (clinical lead). Seeking is
+    a specific sign since 2026-12-01 (a light answer feeds the specific-sign drift); use outside treatment is asked."""
+    light = checkins("p1", [1] * 6, non_prescribed_use=[0] * 5 + [1])
     note = about("use_outside_treatment_reported", seen(records([patient()], iv_course("p1", [0.5] * 10), light)))
-    assert note.sign == "recreational_seeking" and note.evidence_dates == (week(5),)
+    assert note.sign == "non_prescribed_use" and note.evidence_dates == (week(5),)
     assert note.text.endswith(": not counted; 'clearly' or more once would count as use outside treatment reported "
                               "(amber on its own)") and "answered 'a little' on" in note.text
     clearly = records([patient()], iv_course("p1", [0.5] * 10),
-                      checkins("p1", [1] * 6, recreational_seeking=[0] * 5 + [2]))
+                      checkins("p1", [1] * 6, non_prescribed_use=[0] * 5 + [2]))
     assert "use_outside_treatment_reported" in risk.reason_ids(assessed(clearly)["reasons"])
-    assert not [n for n in seen(clearly) if n.sign == "recreational_seeking"]
+    assert not [n for n in seen(clearly) if n.sign == "non_prescribed_use"]
 
 
 def test_a_dose_just_raised_without_asking_reads_as_titration_and_an_old_one_is_not_repeated():
@@ -279,13 +280,13 @@ def test_a_sign_a_counted_drift_quotes_is_not_called_not_counted():
     assert not [n for n in seen(rec) if n.sign == "tolerance"]
 
 
-def test_light_seeking_answers_say_why_they_do_not_support_here_when_they_do_elsewhere():
+def test_light_use_answers_say_why_they_do_not_support_here_when_they_do_elsewhere():
     """'a little' twice in three check-ins counted as supporting for one patient and 'not counted' for another, with
     nothing to say why (clinician review): no craving signal, or the checklist already counting."""
     def line(craving, tolerance):
-        rec = records([patient()], checkin_rows=checkins("p1", craving, recreational_seeking=[0, 0, 0, 0, 0, 1, 1],
+        rec = records([patient()], checkin_rows=checkins("p1", craving, non_prescribed_use=[0, 0, 0, 0, 0, 1, 1],
                                                           tolerance=tolerance))
-        return [n.text for n in risk.seen_not_counted(rec, "p1", as_of=week(6), tz="UTC") if n.sign == "recreational_seeking"]
+        return [n.text for n in risk.seen_not_counted(rec, "p1", as_of=week(6), tz="UTC") if n.sign == "non_prescribed_use"]
 
     (quiet,) = line([1] * 7, 0)
     assert "not counted (answered this often it supports a craving signal, and there is none now)" in quiet

@@ -404,7 +404,7 @@ def test_every_rule_has_a_documented_id_and_a_checkable_text():
         + iv_course("sooner", [0.5] * 11, gaps=[28, 28, 14, 14, 12])
         + iv_course("titrated", [0.5] * 8 + [0.75] * 4, asked_more=(7,)),
         checkins("escalating", [1, 1, 1, 4, 6, 8, 8, 8, 8], tolerance=[0, 0, 0, 2, 2, 3, 3, 3, 3],
-                 secrecy=[0, 0, 0, 0, 2, 2, 2, 2, 2], recreational_seeking=[0, 0, 0, 0, 0, 2, 0, 2, 2],
+                 secrecy=[0, 0, 0, 0, 2, 2, 2, 2, 2], non_prescribed_use=[0, 0, 0, 0, 0, 2, 0, 2, 2],
                  **sds(1, 1, 1, 3, 6, 8, 9, 10, 11))
         + checkins("relapsing", [1] * 9, sleep_disturbance=rising, appetite_change=rising, phq9=[6] * 4 + [9, 12, 14, 15, 16])
         + checkins("corroborated", [1, 1, 1, 1, 3, 3, 3, 3], tolerance=[0, 0, 0, 0, 0, 1, 1, 0],
@@ -769,11 +769,11 @@ def test_light_signs_around_a_craving_spike_do_not_corroborate_it():
 
 
 def test_a_use_answer_is_not_counted_twice_as_use_and_as_a_corroborating_sign():
-    # Seeking the effect "clearly" once (use outside treatment, reported) and "a little" twice, beside a
-    # craving drift: the answers already count in the use family, so they corroborate nothing more.
+    # Use outside treatment "clearly" once (reported) and "a little" twice, beside a craving drift: the answers
+    # already count in the use family, so they corroborate nothing more.
     craving = [1, 1, 1, 1, 3, 3, 3, 3]
-    seeking = [0, 0, 0, 0, 1, 2, 1, 0]
-    d = levels(records([patient()], iv_course("p1", [0.5] * 8), checkins("p1", craving, recreational_seeking=seeking)))
+    use = [0, 0, 0, 0, 1, 2, 1, 0]
+    d = levels(records([patient()], iv_course("p1", [0.5] * 8), checkins("p1", craving, non_prescribed_use=use)))
     seen = {rid for rs in d["reasons"] for rid in rule_ids(rs)}
     assert "use_outside_treatment_reported" in seen and "corroborating_sign" not in seen
 
@@ -1011,3 +1011,22 @@ def test_a_smoothed_rise_quotes_only_the_lone_answers_the_average_still_carries(
     row = risk.assess(rec, as_of=week(20), tz="UTC").iloc[0]
     (text,) = [r.text for r in row["reasons"] if r.rule_id == "craving_rising"]
     assert text.startswith("Craving's recent average") and "8 on" not in text and "lone" not in text
+
+
+def test_wanting_the_effect_for_escape_is_a_warning_sign_not_use_outside_treatment():
+    """A PTSD patient with craving 1 who answered 'clearly' twice to wanting ketamine 'to get away from things' was red
+    on its own, titled "Use outside treatment, repeated" (clinical review, 2026-12-01): a wish is not use."""
+    seeking = [0, 0, 0, 0, 2, 0, 2]
+    rec = records([patient(indication="ptsd")], iv_course("p1", [0.5] * 8),
+                  checkins("p1", [1] * 7, recreational_seeking=seeking, phq9=[8] * 7))
+    d = levels(rec)
+    assert worst(rec) == "amber"
+    found = [r for rs in d["reasons"] for r in rs]
+    # one kind of evidence only (the checklist: the sign persistent, and the specific-sign burden drifting with it)
+    assert {r.rule_id for r in found} == {"specific_sign_persistent", "specific_burden_drift"}
+    assert {r.sign for r in found if r.rule_id == "specific_sign_persistent"} == {"recreational_seeking"}
+    assert not [r for r in found if "use outside treatment" in r.text.lower()]
+    # Reported use, answered alike, is still red on its own.
+    used = records([patient(indication="ptsd")], iv_course("p1", [0.5] * 8),
+                   checkins("p1", [1] * 7, non_prescribed_use=seeking, phq9=[8] * 7))
+    assert worst(used) == "red" and "use_outside_treatment_repeated" in rule_ids(levels(used)["reasons"].iloc[-1])

@@ -195,7 +195,13 @@ def _save(patient_id: str | None) -> None:
     ui.drop_draft_notice(P)
     s[P + "saved"] = {"patient_id": patient_id, "at": ui.fmt_datetime(reported_at), "safety": safety}
     if not patient_mode:
-        st.toast(f"Check-in saved for {ui.md_escape(patient_id)} at {s[P + 'saved']['at']}.", icon=":material/check_circle:")
+        # The question 9 warning is at the top of the page; the toast is where the clinician is, at Save (accessibility
+        # review: with a magnifier, the warning was out of view).
+        st.toast(f"Check-in saved for {ui.md_escape(patient_id)} at {s[P + 'saved']['at']}."
+                 + (" Question 9 was answered above 'Not at all': see the red message at the top of the page, and "
+                    "speak with the patient today." if safety else ""),
+                 icon=":material/emergency:" if safety else ":material/check_circle:",
+                 duration="infinite" if safety else "short")
         ui.record_time_now(P)  # the next check-in is most often another patient's, now: not this one's time again
 
 
@@ -446,10 +452,13 @@ def clinician_view() -> None:
         _clear_answers()
         st.session_state.pop(P + "saved", None)
         st.rerun()
-    if typed and pid is not None:  # below the row: in its bottom-aligned column it pushed the fields down
+    if pid is not None:  # below the row: in its bottom-aligned column it pushed the fields down
+        # Drawn before anything is typed too (the button disabled): appearing at the first answer, it moved every
+        # question below it, and the keyboard's focus fell off the answer just given (accessibility review).
         hint, clear = st.columns([5, 1], vertical_alignment="center")
-        hint.caption("To hand the tablet to the patient, save the answers typed here, or clear them.")
-        if clear.button("Clear the form", key=P + "clear", icon=":material/ink_eraser:"):
+        hint.caption("To hand the tablet to the patient, save the answers typed here, or clear them." if typed else
+                     "Nothing typed yet: the tablet can be handed to the patient.")
+        if clear.button("Clear the form", key=P + "clear", icon=":material/ink_eraser:", disabled=not typed):
             if _safety_note():  # one click must not lose the answer that needs a clinician today (nurse's review)
                 st.session_state[P + "confirm_clear"] = True
             else:

@@ -13,6 +13,7 @@ import streamlit as st
 
 from dashboard import data, ui
 from dashboard.auth import can_write, may_still_write
+from ketawatch.risk import load_rules
 from ketawatch.risk.scoring import dose_per_kg
 from seed_data.catalogue import instruments, side_effects
 from store import records as store_records
@@ -35,6 +36,7 @@ engine = data.engine()
 patients = data.patients()
 plans = patients.set_index("patient_id")
 effect_labels = {e.id: e.label for e in side_effects()}
+rules = load_rules()  # the settings the levels are computed with
 
 
 def _prefill() -> None:
@@ -223,12 +225,18 @@ with dose_cols[3]:
             st.caption("Choose a patient to compare the dose with the plan.")
         else:
             st.caption(f"Planned dose: {planned:.2f} mg/kg" if planned is not None else "No planned mg/kg in this patient's plan.")
+        above = per_kg is not None and not pd.isna(per_kg) and planned and per_kg > planned * (1 + rules.dose_rise_fraction)
     else:
         planned_mg = None if plan is None or pd.isna(plan["planned_dose_mg"]) else float(plan["planned_dose_mg"])
         st.metric("Dose", f"{dose:g} mg" if dose is not None else "—")
         st.caption(f"{ui.route_words(route)} is a fixed-dose route: the dose is judged in mg, not mg/kg"
                    + (f" (planned dose: {planned_mg:g} mg)." if planned_mg is not None else
                       "; with no planned mg in this patient's plan, against their first sessions on the route."))
+        above = dose is not None and planned_mg and dose > planned_mg * (1 + rules.dose_rise_fraction)
+    if above:  # a clinician's titration after a non-responder asked read as patient-driven escalation (clinical review)
+        st.caption(":material/info: Above the plan. If you are raising the dose as planned titration, set the new dose "
+                   "in the patient's plan (Patients and plans): a dose above the plan after the patient asked for more "
+                   "counts as patient-driven escalation.")
     _dose_check_now(pid, dose)
 
 st.subheader("Vital signs", divider="gray", anchor=False)

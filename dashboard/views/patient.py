@@ -164,12 +164,12 @@ else:
                              key=f"pp_dates_{pid}_{period}", format="YYYY-MM-DD", width=260)
     date_from, date_to = (chosen if isinstance(chosen, tuple) and len(chosen) == 2 else (default_from, end))
     st.caption("Background shading shows the level over time (Amber and Red are labelled at the top of each chart). "
-               "Hover a point for its values.")
+               "Hover a point for its values; drag across a chart to zoom in, double-click it to zoom out.")
     for spec, fig in data.chart_figures(pid, date_from, date_to):
         if fig is None:
             st.caption(f"**{spec.title}**: nothing recorded between {ui.fmt_date(date_from)} and {ui.fmt_date(date_to)}.")
             continue
-        st.plotly_chart(fig, key=f"chart_{spec.key}", config={"displaylogo": False})
+        st.plotly_chart(fig, key=f"chart_{spec.key}", config={"displaylogo": False, "displayModeBar": False})
         if spec.note:
             st.caption(spec.note)
 

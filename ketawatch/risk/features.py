@@ -234,7 +234,7 @@ def checkin_features(
         present = score[sign] >= rules.signs_min_score
         f[f"sign_{sign}"] = window_count(present, starts, rules.signs_window_checkins) >= rules.signs_persist_checkins
 
-    # Use or seeking outside treatment: any report is serious; repeated reports are red.
+    # Use outside treatment (rules.toml [use] signs): any report is serious; repeated reports are red.
     none = np.zeros(len(codes), dtype=bool)
     f["use_present"] = np.logical_or.reduce([none, *(score[sign] >= rules.signs_min_score for sign in rules.use_signs)])
     use_count = window_count(f["use_present"], starts, rules.use_window_checkins)

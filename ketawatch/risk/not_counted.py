@@ -196,7 +196,7 @@ def _signs(table: FeatureTable, row: int, rules: RuleSettings, held: set[str], c
 
 
 def _light_use(table: FeatureTable, row: int, rules: RuleSettings, counted: set[str]) -> list[NotCounted]:
-    """A lighter answer ('a little') on use or seeking outside treatment, which no rule counts on its own."""
+    """A lighter answer ('a little') on use outside treatment, which no rule counts on its own."""
     if counted & _USE_RULES:
         return []
     often = set(corroborated_signs(table, row, rules))  # light often enough to support a craving signal

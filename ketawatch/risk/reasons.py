@@ -113,9 +113,12 @@ def combination_note(rules: RuleSettings) -> str:
     kinds = number_words(rules.combination_red_min_families)
     red_alone = (f"use outside treatment reported on {number_words(rules.use_red_checkins)} of the last "
                  f"{number_words(rules.use_window_checkins)} check-ins is red on its own")
+    # from the settings, so a clinic that moves a sign between the checklist and use outside treatment is told so
+    names = [warning_sign(s).label.split(":")[0].lower() for s in weighty_specific_signs(rules)]
+    signs = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names)
     return (
         f"How the reasons add up: {red_alone}. Otherwise red needs evidence of at least {kinds} kinds (craving; "
-        "secrecy or tolerance; dose requests; requests to come earlier; the SDS control items; use outside "
+        f"{signs}; dose requests; requests to come earlier; the SDS control items; use outside "
         f"treatment) adding up to {rules.combination_red_min_points} points: within a kind the strongest "
         f"observation counts, an amber-level one {POINTS['amber']} points and a supporting one {POINTS['weak']}. "
         "While a craving signal holds (a rise, high craving or a drift), a lighter answer of another kind (the same sign "
@@ -427,7 +430,7 @@ def _use(repeated: bool):
         win, hit, text = sign_window(table, row, rules, sign, rules.use_window_checkins)
         total = int(table["use_present"][win].sum())
         if repeated and total != len(hit):
-            text += f"; use or seeking outside treatment reported on {total} of these check-ins in all"
+            text += f"; use outside treatment reported on {total} of these check-ins in all"
         return _with_source(rule_id, "red" if repeated else "amber", text, dates_of(table, hit), sign)
 
     return build
