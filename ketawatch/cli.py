@@ -514,7 +514,10 @@ def flags(
     history: bool = typer.Option(False, "--history", help="Every patient's first assessment and every change of level."),
     fmt: str = typer.Option("csv", "--format", metavar="FORMAT", help="csv or json."),
 ) -> None:
-    """Dependence-risk level (green, amber, red) per patient, with the ids of the rules behind it."""
+    """Dependence-risk level (green, amber, red) per patient, with the ids of the rules behind it.
+
+    A level supports clinical judgement; it does not diagnose.
+    """
     from ketawatch.flags import flag_rows, write_rows
 
     if fmt not in ("csv", "json"):

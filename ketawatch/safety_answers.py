@@ -20,10 +20,15 @@ from store.vocabulary import SAFETY_MARK, code_words
 RECENT_DAYS = 14
 
 
-def safety_line(answers: list[str]) -> str:
+#: How the notes line names question 9, newest first: the question asks about thoughts, and "self-harm" read as an act
+#: (clinical review, 2026-12-01). Lines stored in an earlier wording are still recognised as the form's own.
+QUESTION_9_WORDINGS = ("thoughts of being better off dead or of hurting themselves", "better off dead or self-harm")
+
+
+def safety_line(answers: list[str], wording: str = QUESTION_9_WORDINGS[0]) -> str:
     """The notes line for a check-in whose question 9 was answered with `answers` (in the instrument's words)."""
     said = ", ".join(f"'{answer}'" for answer in answers)
-    return (f"{SAFETY_MARK} PHQ-9 question 9 (better off dead or self-harm) answered {said}: "
+    return (f"{SAFETY_MARK} PHQ-9 question 9 ({wording}) answered {said}: "
             "a clinician to speak with the patient today.")
 
 
@@ -133,7 +138,8 @@ def one_per_patient(answers: pd.DataFrame) -> pd.DataFrame:
 
 
 #: What a de-identified export says when a safety line is not one the check-in form wrote.
-UNSTANDARD_WORDING = "PHQ-9 question 9 (better off dead or self-harm) answered above 'not at all' (see the identified record)"
+UNSTANDARD_WORDING = (f"PHQ-9 question 9 ({QUESTION_9_WORDINGS[0]}) answered above 'not at all' "
+                      "(see the identified record)")
 
 
 def without_free_text(line: str) -> str:
@@ -146,6 +152,6 @@ def without_free_text(line: str) -> str:
 
     answer_words = instruments()["phq9"]["answers"][1:]
     answers = re.findall(r"'([^']*)'", line)
-    if answers and all(a in answer_words for a in answers) and line == safety_line(answers):
+    if answers and all(a in answer_words for a in answers) and line in {safety_line(answers, w) for w in QUESTION_9_WORDINGS}:
         return line
     return UNSTANDARD_WORDING

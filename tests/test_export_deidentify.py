@@ -203,13 +203,16 @@ def test_a_deidentified_data_file_keeps_each_question_9_answer_in_the_form_s_wor
     from tests.store_support import CHECKIN
 
     standard = safety_line(["More than half the days"])
+    # a line the form wrote before its wording changed (2026-12-01) is still the form's own, with no free text
+    earlier = safety_line(["Several days"], "better off dead or self-harm")
     for day, notes in (("2026-11-19", f"Told her sister SECRETNOTE.\n{standard}"),
-                       ("2026-11-20", "[Safety] spoke with SECRETNOTE at home")):
+                       ("2026-11-20", "[Safety] spoke with SECRETNOTE at home"),
+                       ("2026-11-21", earlier)):
         add_checkin(sample, dict(CHECKIN, patient_id=SECRET_PID, reported_at=f"{day}T10:00", notes=notes),
                     actor=CLINICIAN, validator=Validator(now=NOW))
     files = export_patient(sample, SECRET_PID, "csv", actor=REVIEWER, role="reviewer", deidentify=True, now=NOW).files
     checkins = pd.read_csv(io.BytesIO(files["checkins.csv"]), dtype=str)
-    assert sorted(checkins["notes"].dropna()) == sorted([standard, UNSTANDARD_WORDING])
+    assert sorted(checkins["notes"].dropna()) == sorted([standard, UNSTANDARD_WORDING, earlier])
     fhir = export_patient(sample, SECRET_PID, "fhir", actor=REVIEWER, role="reviewer", deidentify=True, now=NOW)
     bundle = json.loads(next(iter(fhir.files.values())))
     notes = [n["text"] for e in bundle["entry"] for n in e["resource"].get("note", [])]

@@ -1493,7 +1493,7 @@ def test_a_positive_phq9_question_9_is_kept_with_the_check_in(demo_url, monkeypa
     with Session(open_database(demo_url)) as db:
         row = db.execute(select(CheckIn).order_by(CheckIn.id.desc())).scalars().first()
     assert row.notes.splitlines() == [
-        "[Safety] PHQ-9 question 9 (better off dead or self-harm) answered 'Several days': "
+        "[Safety] PHQ-9 question 9 (thoughts of being better off dead or of hurting themselves) answered 'Several days': "
         "a clinician to speak with the patient today.",
         "Slept badly this week.",
     ]
@@ -1603,7 +1603,7 @@ def _latest_checkin(demo_url) -> CheckIn:
         return db.execute(select(CheckIn).order_by(CheckIn.id.desc())).scalars().first()
 
 
-SAFETY_NOTE = ("[Safety] PHQ-9 question 9 (better off dead or self-harm) answered 'More than half the days': "
+SAFETY_NOTE = ("[Safety] PHQ-9 question 9 (thoughts of being better off dead or of hurting themselves) answered 'More than half the days': "
                "a clinician to speak with the patient today.")
 
 
