@@ -190,6 +190,10 @@ class DoseChecks:
     weight_change_fraction: float
     vitals: dict[str, tuple[float, float]]  # column: the range not asked about
     checkin_days_before_start: int  # a check-in dated further before the treatment start is asked about
+    #: IV or IM over at most `short_session_max_min` minutes, or of unrecorded length: more mg/kg than this is asked
+    #: about (a depression dose is 0.5, at most 1.0 in studies; a long pain infusion reaches about 1.4)
+    short_session_max_mg_per_kg: float = 1.0
+    short_session_max_min: float = 60.0
 
 
 @cache
@@ -206,7 +210,8 @@ def dose_checks() -> DoseChecks:
         raise ValueError(f"dosing.toml: vitals has {', '.join(wrong)}; give a vital sign's column with [lowest, highest]")
     return DoseChecks(float(data["weight_based_max_mg_per_kg"]), float(data["weight_based_max_mg_without_weight"]),
                       float(data["above_plan_factor"]), fixed, float(data["weight_change_fraction"]), vitals,
-                      int(data.get("checkin_days_before_start", 28)))  # a clinic's older dosing.toml lacks it
+                      int(data.get("checkin_days_before_start", 28)),  # a clinic's older dosing.toml lacks these
+                      float(data.get("short_session_max_mg_per_kg", 1.0)), float(data.get("short_session_max_min", 60)))
 
 
 def seeds_dir() -> Path:

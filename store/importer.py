@@ -109,7 +109,7 @@ class _Batch:
 
 
 #: The session columns `Validator.unusual_checked_session` reads.
-_SESSION_ASKED = ("dose_mg", "weight_kg", "route", "session_at", "sbp_pre", "sbp_post", "dbp_pre", "dbp_post", "hr_pre",
+_SESSION_ASKED = ("dose_mg", "weight_kg", "route", "session_at", "duration_min", "sbp_pre", "sbp_post", "dbp_pre", "dbp_post", "hr_pre",
                   "hr_post", "spo2_pre", "spo2_post")
 _COMPARED = {kind: tuple(c for c in COLUMNS[kind] if c != "patient_id") for kind in FILES}
 _PLAIN = {kind: tuple(c for c in columns if c != "side_effects") for kind, columns in _COMPARED.items()}

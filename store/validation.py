@@ -351,7 +351,7 @@ _DIRECTION_OVERRIDES = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u20
 #: What a double-check problem of `Validator.unusual_session`, filed under its column, rests on: a dose's mg/kg on
 #: the dose, the weight and the route; a weight's change on the weight and when (which weight came before). A new
 #: check that rests on more than its own column must be added here, or an amendment would not ask about it.
-UNUSUAL_RESTS_ON = {"dose_mg": {"dose_mg", "weight_kg", "route"}, "weight_kg": {"weight_kg", "session_at"}}
+UNUSUAL_RESTS_ON = {"dose_mg": {"dose_mg", "weight_kg", "route", "duration_min"}, "weight_kg": {"weight_kg", "session_at"}}
 
 
 class Validator:
@@ -676,12 +676,19 @@ class Validator:
         if route in WEIGHT_BASED_ROUTES and weight:
             per_kg = dose / weight
             said = f"Dose: {_fmt(dose)} mg for {_fmt(weight)} kg is {per_kg:.2f} mg/kg"
+            duration = clean.get("duration_min")
+            short = duration is None or duration <= checks.short_session_max_min
             if per_kg > checks.weight_based_max_mg_per_kg:
                 unusual.append(Problem("dose_mg", f"{said}, more than {_fmt(checks.weight_based_max_mg_per_kg)} mg/kg "
                                                   "in one session"))
             elif planned_mg_per_kg and per_kg > checks.above_plan_factor * planned_mg_per_kg:
                 unusual.append(Problem("dose_mg", f"{said}, {per_kg / planned_mg_per_kg:.1f} times the planned "
                                                   f"{planned_mg_per_kg:.2f} mg/kg"))
+            elif short and per_kg > checks.short_session_max_mg_per_kg:
+                over = (f"over {_fmt(duration)} minutes" if duration is not None else "with no duration recorded")
+                unusual.append(Problem("dose_mg", f"{said} {over}, more than {_fmt(checks.short_session_max_mg_per_kg)} "
+                                                  f"mg/kg in a session of {_fmt(checks.short_session_max_min)} minutes or "
+                                                  "less (a longer infusion, such as one for pain, may give more)"))
         elif route in WEIGHT_BASED_ROUTES and dose > checks.weight_based_max_mg_without_weight:
             unusual.append(Problem("dose_mg", f"Dose: {_fmt(dose)} mg by the {route.upper()} route, with no weight recorded, is "
                                               f"more than {_fmt(checks.weight_based_max_mg_without_weight)} mg in one session"))

@@ -221,6 +221,15 @@ _SESSION = {"patient_id": "P1", "session_at": "2026-10-01T10:00", "route": "iv",
     ({"dose_mg": 52.5}, dt.date(2026, 1, 1), 0.5, []),  # planned titration to 0.75 mg/kg
     ({"dose_mg": 500, "weight_kg": 50}, None, None, ["Dose: 500 mg for 50 kg is 10.00 mg/kg, more than 2 mg/kg in one session"]),
     ({"dose_mg": 84}, None, 0.5, ["Dose: 84 mg for 70 kg is 1.20 mg/kg, 2.4 times the planned 0.50 mg/kg"]),
+    # more than 1 mg/kg in a short session, or one of unrecorded length; a 4-hour pain infusion may give more
+    ({"dose_mg": 84}, None, None, ["Dose: 84 mg for 70 kg is 1.20 mg/kg with no duration recorded, more than 1 mg/kg in "
+                                   "a session of 60 minutes or less (a longer infusion, such as one for pain, may give "
+                                   "more)"]),
+    ({"dose_mg": 84, "duration_min": 40}, None, None, ["Dose: 84 mg for 70 kg is 1.20 mg/kg over 40 minutes, more than "
+                                                       "1 mg/kg in a session of 60 minutes or less (a longer infusion, "
+                                                       "such as one for pain, may give more)"]),
+    ({"dose_mg": 98, "duration_min": 240}, None, None, []),  # 1.4 mg/kg: 0.35 mg/kg/h over 4 hours
+    ({"dose_mg": 70, "duration_min": 40}, None, None, []),  # 1.0 mg/kg: the edge, not asked about
     ({"dose_mg": 140, "weight_kg": None}, None, 0.5, []),  # no weight: mg/kg cannot be judged, only plain mg
     ({"dose_mg": 500, "weight_kg": None}, None, 0.5,
      ["Dose: 500 mg by the IV route, with no weight recorded, is more than 150 mg in one session"]),

@@ -108,7 +108,8 @@ def _dose_check_now(pid: str | None, dose) -> None:
         return
     # Only what the dose is judged by: a half-typed blood pressure made the store find a problem elsewhere, and then
     # it judged no dose at all, so the red line went away as if the dose were fine (code review).
-    raw = {k: v for k, v in _raw(pid).items() if k in ("patient_id", "session_at", "route", "dose_mg", "weight_kg")}
+    raw = {k: v for k, v in _raw(pid).items()
+           if k in ("patient_id", "session_at", "route", "dose_mg", "weight_kg", "duration_min")}
     problems = [p for p in Validator().session(raw)[1] if p.column in ("dose_mg", "weight_kg")]
     said = [p.message for p in problems]
     if not said and pid in plans.index:
