@@ -30,6 +30,12 @@ _RETURN_KEY = "auth_requested_page"
 _SSO_KEY = "auth_via_sso"
 _SSO_REFUSED_KEY = "auth_sso_refused"
 _PASSWORD_KEY = "auth_password_changed_at"
+#: How old a single sign-on identity token may be when a new browser session takes it up: Streamlit keeps the identity
+#: in a cookie for 30 days, so a tab opened on a shared computer after the last clinician closed theirs was signed in
+#: as them without a click (security review, 2026-12-01). A sign-in just made comes back from the identity provider
+#: within seconds; a minute's leeway for the two clocks.
+SSO_FRESH_SECONDS = 300
+SSO_CLOCK_LEEWAY_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -194,10 +200,28 @@ def _sso_logged_in() -> bool:
         return False
 
 
+def sso_sign_in_is_fresh(issued_at: object, now: float) -> bool:
+    """Whether an identity token issued at `issued_at` (its `iat` claim, seconds since 1970) is a sign-in just made,
+    not one kept from an earlier window; a token without one (OpenID Connect requires it) is not taken as fresh."""
+    try:
+        age = now - float(issued_at)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return -SSO_CLOCK_LEEWAY_SECONDS <= age <= SSO_FRESH_SECONDS
+
+
 def _sso_user(engine, hide_pages: Callable[[], object]) -> SignedInUser | None:
     """Map an OIDC identity to a local account; an unknown identity gets no access at all (nor the page list)."""
     if _sso_providers() is None or not _sso_logged_in():
         return None
+    if not sso_sign_in_is_fresh(st.user.get("iat"), time.time()):
+        hide_pages()
+        st.title("KetaWatch")
+        st.info("A single sign-on sign-in is not taken up again in a new window, a new tab or after a reload: "
+                "sign in again.", icon=":material/lock:")
+        if st.button("Sign in again", type="primary"):
+            st.logout()  # the identity cookie goes; the sign-in page then offers single sign-on afresh
+        st.stop()
     identities = [st.user.get("email"), st.user.get("preferred_username")]
     if st.session_state.get(_SSO_REFUSED_KEY) != identities:
         try:

@@ -72,6 +72,7 @@ class Rule:
     not_in_future: bool = False
     high_is_current_year: bool = False
     no_formula_start: bool = False  # identifiers are written unquoted to CSV, so they must not look like formulas
+    one_line: bool = False  # a name: a line break in it made extra, official-looking lines under a heading and in PDFs
     hint: str = field(default="", compare=False)
 
 
@@ -83,7 +84,7 @@ PATIENT_RULES: dict[str, Rule] = {
     r.name: r
     for r in (
         Rule("patient_id", "Patient ID", "text", required=True, min_length=1, max_length=64, no_formula_start=True),
-        Rule("display_name", "Name", "text", max_length=200),
+        Rule("display_name", "Name", "text", max_length=200, one_line=True),
         Rule("birth_year", "Year of birth", "int", low=1900, high_is_current_year=True),
         Rule("sex", "Sex", "choice", choices=SEXES),
         Rule("indication", "Indication", "choice", required=True, choices=INDICATIONS),
@@ -442,6 +443,8 @@ class Validator:
         control = None if self._unchanged(rule, value) else control_character_problem(rule.label, text)
         if control is not None:
             raise _Invalid(control)
+        if rule.one_line and not self._unchanged(rule, value) and any(c in text for c in "\t\n\r"):
+            raise _Invalid(f"{rule.label} is one line: remove the line break or tab")
         if rule.name in IDENTIFIERS:
             odd = next((c for c in text if _looks_like_something_else(c)), None)
             if odd is not None:

@@ -181,7 +181,7 @@ def test_an_unknown_single_sign_on_identity_gets_no_access(clinic):
                         "server_metadata_url": "https://idp.example/.well-known/openid-configuration"}}
     stranger = app_at()
     stranger.secrets = secrets
-    stranger.user = {"is_logged_in": True, "email": "stranger@elsewhere.org"}
+    stranger.user = {"is_logged_in": True, "email": "stranger@elsewhere.org", "iat": time.time()}
     stranger.run()
     assert "not linked to a KetaWatch account" in stranger.error[0].value
     assert [b.label for b in stranger.button] == ["Sign out of single sign-on"]
@@ -189,9 +189,18 @@ def test_an_unknown_single_sign_on_identity_gets_no_access(clinic):
         assert secret not in everything_shown(stranger)
     known = app_at()
     known.secrets = secrets
-    known.user = {"is_logged_in": True, "email": "Kim@Clinic.org"}
+    known.user = {"is_logged_in": True, "email": "Kim@Clinic.org", "iat": time.time()}
     known.run()
     assert known.session_state["user"]["username"] == "kim@clinic.org"
+    # The identity cookie lasts 30 days: a new window opened later on a shared computer is not signed in by it.
+    for issued in (time.time() - 3600, None, "soon"):
+        later = app_at()
+        later.secrets = secrets
+        later.user = {"is_logged_in": True, "email": "Kim@Clinic.org", **({} if issued is None else {"iat": issued})}
+        later.run()
+        assert "user" not in later.session_state, issued
+        assert [b.label for b in later.button] == ["Sign in again"], issued
+        assert "not taken up again in a new window" in later.info[0].value
     anonymous = app_at()
     anonymous.secrets = secrets
     anonymous.user = {"is_logged_in": False}
@@ -377,15 +386,22 @@ def test_an_admin_reset_signs_the_account_out_everywhere_but_not_the_admin(clini
     engine, users = clinic
     cleo = sign_in(app_at("caseload.py"), users["clinician"]).run()
     admin = sign_in(app_at("users.py"), users["admin"]).run()
-    for who, password in (("cleo", "a-new-password-for-cleo"), ("ada", "a-new-password-for-ada")):
+    def reset(who, password):
         admin.selectbox(key="users_password_who").set_value(who)
         admin.text_input(key="users_password_new").input(password)
         admin.text_input(key="users_password_repeat").input(password)
         admin.button(key="FormSubmitter:users_password-Reset password").click().run()
-        assert not admin.error, [e.value for e in admin.error]
-        assert "signed out at their next click" in admin.success[0].value
+
+    reset("cleo", "a-new-password-for-cleo")
+    assert not admin.error, [e.value for e in admin.error]
+    assert "signed out at their next click" in admin.success[0].value
+    # Their own password only on My account, which asks for the current one (security review: a reset here did not).
+    reset("ada", "a-new-password-for-ada")
+    assert "Change your own password on My account" in admin.error[0].value
+    with pytest.raises(accounts.SignInRefused):
+        accounts.authenticate(engine, "ada", "a-new-password-for-ada")
     admin.run()
-    assert [t.value for t in admin.title] == ["Users"], "an admin who reset their own password stays signed in here"
+    assert [t.value for t in admin.title] == ["Users"]
     cleo.run()
     assert [t.value for t in cleo.title] == ["KetaWatch"]
     from ketawatch.audit_trail import audit_lines

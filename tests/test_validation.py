@@ -100,6 +100,8 @@ CASES = [
     # invisible direction overrides reorder an id or a name on screen and in PDFs ("Trojan Source")
     ("patients", "patient_id", "KW-\u202e2100", "holds a hidden text-direction character (U+202E)"),
     ("patients", "display_name", "Ann \u2067Lee", "holds a hidden text-direction character (U+2067)"),
+    # a name is one line: a line break made extra, official-looking lines under the heading and in the PDF (security)
+    ("patients", "display_name", "Ann Lee\n# Allergies: none", "Name is one line: remove the line break or tab"),
     ("sessions", "notes", "dose \u202d35", "holds a hidden text-direction character (U+202D)"),
 ]
 

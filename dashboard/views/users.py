@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, ui
-from dashboard.auth import is_admin, password_changed_here, require_user
+from dashboard.auth import is_admin, require_user
 from ketawatch import accounts
 from store.app_settings import is_demo
 from store.vocabulary import ROLES
@@ -126,10 +126,13 @@ with password_tab:
         password, repeat = ui.new_password_inputs("New password", repeat_label="Repeat the new password",
                                                   key="users_password")
         submitted = st.form_submit_button("Reset password", type="primary")
-    if submitted and who and ui.passwords_match(password, repeat):
+    if submitted and who == user.username:
+        # My account asks for the current password, so that a screen left signed in cannot be turned into a takeover;
+        # a reset here asked for none (security review, 2026-12-01).
+        st.error("Change your own password on My account, which asks for your current one. Nothing was changed.",
+                 icon=":material/block:")
+    elif submitted and who and ui.passwords_match(password, repeat):
         def reset(changed) -> str:
-            if changed.username == user.username:
-                password_changed_here(changed)  # an admin resetting their own password stays signed in here
             return (f"The password of {changed.username} was reset and any lockout lifted. "
                     "Anyone signed in as them is signed out at their next click.")
         _attempt(lambda: accounts.reset_password(engine, who, password, actor=user.username), reset)
