@@ -18,14 +18,14 @@ from store.queries import audit_frame
 
 #: Actions written by the store (records, importer, reviews), the exports and the accounts.
 ACTIONS = (
-    "create", "amend", "void", "import", "import_refused", "export", "download_refused", "review", "view",
+    "create", "amend", "void", "import", "import_refused", "export", "export_refused", "download_refused", "review", "view",
     "sign_in", "sign_in_failed", "sign_out",
     "user_create", "role_change", "password_reset", "password_change", "password_change_refused",
     "user_disable", "user_enable",
     "backup", "restore",
 )
 #: Actions whose single line may concern many patients (listed in detail["patients"]).
-_MULTI_PATIENT = ("import", "export", "download_refused")
+_MULTI_PATIENT = ("import", "export", "export_refused", "download_refused")
 COLUMNS = ("id", "at", "actor", "action", "entity", "entity_key", "patient_id", "detail")
 LIMIT = 5000
 

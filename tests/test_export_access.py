@@ -52,11 +52,19 @@ def test_every_export_writes_one_audit_line(sample, build, what, fmt, deidentify
         lambda e: export_records(e, "csv", actor=REVIEWER, role="reviewer", now=NOW),
     ],
 )
-def test_a_reviewer_is_refused_an_identified_export_and_nothing_is_audited(sample, build):
+def test_a_reviewer_is_refused_an_identified_export_and_the_refusal_is_audited(sample, build):
+    """No file, no export line; the attempt itself is a line of its own (the command line left none: security review)."""
+    from ketawatch.audit_trail import audit_lines
+
     before = len(_exports(sample))
     with pytest.raises(ExportRefused, match="reviewer may only make de-identified exports"):
         build(sample)
     assert len(_exports(sample)) == before
+    refused = audit_lines(sample, actor=REVIEWER)
+    refused = refused[refused["action"] == "export_refused"]
+    assert len(refused) == 1
+    detail = refused["detail"].iloc[0]
+    assert detail["role"] == "reviewer" and "may only make de-identified exports" in detail["why"]
 
 
 def test_roles():

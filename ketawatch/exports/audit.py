@@ -10,6 +10,8 @@ from store.audit import record_event
 EXPORT_ACTION = "export"
 #: A file built and audited as an export, then not handed over on its Download click (the account changed, or idle).
 DOWNLOAD_REFUSED_ACTION = "download_refused"
+#: An export asked for and refused to the role asking (a reviewer's identified export, from the command line).
+EXPORT_REFUSED_ACTION = "export_refused"
 
 
 def record_export(
@@ -44,6 +46,17 @@ def record_export(
             deidentified=bool(deidentified),
             **detail,
         )
+
+
+def record_export_refused(engine: Engine, *, actor: str, role: str, fmt: str,
+                          patient_ids: list[str] | tuple[str, ...] | None, why: str) -> None:
+    """Write that an export was asked for and refused: who tried to take what out is what an audit is for (the command
+    line refused a reviewer's identified export and left no line; security review, 2026-12-01)."""
+    ids = sorted({str(p) for p in patient_ids or ()})
+    with Session(engine) as db, db.begin():
+        record_event(db, actor=actor, action=EXPORT_REFUSED_ACTION, entity="export", entity_key=None,
+                     patient_id=ids[0] if len(ids) == 1 else None, patients=ids, patient_count=len(ids), role=role,
+                     format=fmt, why=why)
 
 
 def record_download_refused(engine: Engine, *, actor: str, file_name: str, patient_ids: list[str] | tuple[str, ...],
