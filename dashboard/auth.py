@@ -216,7 +216,7 @@ def _sso_user(engine, hide_pages: Callable[[], object]) -> SignedInUser | None:
         return None
     if not sso_sign_in_is_fresh(st.user.get("iat"), time.time()):
         hide_pages()
-        st.title("KetaWatch")
+        st.title("KetaWatch", anchor=False)
         st.info("A single sign-on sign-in is not taken up again in a new window, a new tab or after a reload: "
                 "sign in again.", icon=":material/lock:")
         if st.button("Sign in again", type="primary"):
@@ -230,7 +230,7 @@ def _sso_user(engine, hide_pages: Callable[[], object]) -> SignedInUser | None:
             st.session_state[_SSO_REFUSED_KEY] = identities  # audit the refusal once, not on every rerun
             st.session_state[_NOTICE_KEY] = exc.message
     hide_pages()
-    st.title("KetaWatch")
+    st.title("KetaWatch", anchor=False)
     st.error(st.session_state.get(_NOTICE_KEY) or "No access.")
     if st.button("Sign out of single sign-on"):
         st.session_state.pop(_SSO_REFUSED_KEY, None)
@@ -305,7 +305,7 @@ def require_user(hide_pages: Callable[[], object] | None = None) -> SignedInUser
 
 def _sign_in_page(engine) -> None:
     """The only thing an anonymous visitor sees: a sign-in form (and the demo accounts, in a demo only)."""
-    st.title("KetaWatch")
+    st.title("KetaWatch", anchor=False)
     st.caption("Early warning of psychological dependence in ketamine treatment. Sign in to continue.")
     notice = st.session_state.pop(_NOTICE_KEY, None)
     if notice:
@@ -355,7 +355,7 @@ def requested_page() -> tuple[str, dict[str, str]] | None:
 
 def _first_run_page(engine) -> None:
     """Shown only while the database has no accounts at all: create the first admin."""
-    st.title("Set up KetaWatch")
+    st.title("Set up KetaWatch", anchor=False)
     st.write(
         "This database has no accounts yet. Create the first administrator; they can then add "
         "clinicians and reviewers on the Users page. The set-up code is printed on the server's console by "

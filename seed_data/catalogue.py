@@ -214,6 +214,14 @@ def dose_checks() -> DoseChecks:
                       float(data.get("short_session_max_mg_per_kg", 1.0)), float(data.get("short_session_max_min", 60)))
 
 
+@cache
+def blood_pressure_note() -> tuple[tuple[float, float], tuple[float, float]]:
+    """(systolic, diastolic) above which a reading before dosing, and from which one after, gets a note on the form."""
+    data = _load_toml("dosing.toml").get("blood_pressure_note", {})
+    pre, post = data.get("pre_dose_above", (140, 90)), data.get("post_dose_from", (180, 110))
+    return (float(pre[0]), float(pre[1])), (float(post[0]), float(post[1]))
+
+
 def seeds_dir() -> Path:
     """The folder of seed documents the quotations come from (the setting KETAWATCH_SEEDS_DIR first, from the
     environment or `.env`, checked when the settings are read)."""

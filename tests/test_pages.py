@@ -532,6 +532,24 @@ def test_a_dose_above_the_plan_asks_for_a_planned_titration_to_be_set_in_the_pla
         assert any(prompt in c.value for c in at.caption) == shown, (per_kg, [c.value for c in at.caption])
 
 
+def test_raised_blood_pressure_gets_a_note_beside_the_readings_never_a_question(demo_url, monkeypatch):
+    """136/95 before dosing and 161/102 after showed no mark (clinical review); the thresholds are dosing.toml's."""
+    from seed_data.catalogue import blood_pressure_note
+
+    (pre_sys, pre_dia), (post_sys, post_dia) = blood_pressure_note()
+    at = _session_form(demo_url, monkeypatch)
+    notes = lambda: [c.value for c in at.caption if "Blood pressure" in c.value]  # noqa: E731
+    at.number_input(key="ls_sbp_pre").set_value(int(pre_sys)).run()
+    at.number_input(key="ls_dbp_pre").set_value(int(pre_dia)).run()
+    assert notes() == []  # at the threshold: not above it
+    at.number_input(key="ls_dbp_pre").set_value(int(pre_dia) + 5).run()
+    assert [n for n in notes() if "before dosing is above" in n and f"({int(pre_sys)}/{int(pre_dia) + 5} mmHg)" in n]
+    at.number_input(key="ls_sbp_post").set_value(int(post_sys) - 19).run()
+    at.number_input(key="ls_dbp_post").set_value(int(post_dia)).run()
+    assert [n for n in notes() if "after dosing is" in n and f"({int(post_sys) - 19}/{int(post_dia)} mmHg)" in n]
+    assert {c.key for c in at.checkbox} == {"ls_early", "ls_more"}  # a note only: no "I have checked" tick
+
+
 def test_a_session_without_a_weight_shows_the_mg_per_kg_the_chart_and_rules_use_and_says_so(demo_url, monkeypatch):
     """The sessions table said '-' where the dose chart plotted 0.6 mg/kg from the weight before (clinician's pass)."""
     from store.queries import sessions_frame
@@ -1422,7 +1440,7 @@ def test_acknowledge_needs_an_action_and_a_note_for_other(demo_url, monkeypatch)
     assert "Say in the note what was done" in _texts(at)
     assert _count(demo_url, AlertReview) == before
     # A red alert (the list is red first) is never closed without a word of what was decided.
-    assert next(t.label for t in at.text_input if t.key == f"al_note_{pid}") == "Note *"
+    assert next(t.label for t in at.text_input if t.key == f"al_note_{pid}").replace("\\", "") == f"Note for {pid} *"
     at.selectbox(key=f"al_action_{pid}").set_value("no_action_needed").run()
     next(b for b in at.button if b.key == f"al_ack_{pid}").click().run()
     assert "Say in the note what was decided for this red alert" in _texts(at)

@@ -9,7 +9,7 @@ from dashboard.auth import password_changed_here, require_user
 from ketawatch import accounts
 
 user = require_user()  # again here: a page run directly (by URL, before the app's navigation ran) must not skip sign-in
-st.title("My account")
+st.title("My account", anchor=False)
 notice = st.session_state.pop("account_notice", None)
 if notice:
     st.success(notice)

@@ -20,7 +20,7 @@ from store.vocabulary import REVIEW_ACTIONS, is_safety_follow_up
 
 user = ui.signed_in_user()
 writer = can_write(user)
-st.title("Alerts")
+st.title("Alerts", anchor=False)
 ui.disclaimer()
 ui.safety_banner(data.safety_answers(), label=ui.patient_label(data.patients()))
 
@@ -97,13 +97,15 @@ for alert in pending.itertuples(index=False):
             errors = st.session_state.get(f"al_errors_{pid}", {})
             cols = st.columns([2, 3], vertical_alignment="top")
             with cols[0]:
-                st.selectbox("Action taken *", REVIEW_ACTIONS, index=None, key=f"al_action_{pid}", format_func=ui.words,
+                # the patient in the label: a screen reader heard "Action taken" once per patient, none told apart
+                st.selectbox(f"Action taken for {ui.md_escape(pid)} *", REVIEW_ACTIONS, index=None, key=f"al_action_{pid}", format_func=ui.words,
                              placeholder="Choose an action")
                 ui.field_error(errors, "action")
             with cols[1]:
                 red = alert.level == "red"
                 # The rule in the label: in the placeholder it was cut to "(required for 'Othe" at 1024 px
-                st.text_input("Note *" if red else "Note (required for 'Other')", key=f"al_note_{pid}",
+                st.text_input(f"Note for {ui.md_escape(pid)} " + ("*" if red else "(required for 'Other')"),
+                              key=f"al_note_{pid}",
                               max_chars=REVIEW_NOTE_MAX_LENGTH, placeholder="What was discussed or decided")
                 ui.field_error(errors, "note", "level", "patient_id")
             # On its own line: beside the note, "Acknowledge KW-0035" was cut to "Acknowledg…" at 1024 px, and the

@@ -20,7 +20,7 @@ from ketawatch.exports.audit import record_export
 from store.queries import audit_actors
 
 user = require_user()  # again here: a page run directly (by URL, before the app's navigation ran) must not skip sign-in
-st.title("Audit trail")
+st.title("Audit trail", anchor=False)
 if not is_admin(user):
     st.error("The audit trail is for admins only.", icon=":material/lock:")
     st.stop()

@@ -18,7 +18,7 @@ from store.settings import get_settings
 from store.vocabulary import INDICATIONS, PATIENT_STATUSES, UNDER_CARE_STATUSES
 
 user = ui.signed_in_user()
-st.title("Caseload")
+st.title("Caseload", anchor=False)
 ui.disclaimer()
 ui.safety_banner(data.safety_answers(), label=ui.patient_label(data.patients()))
 

@@ -36,7 +36,7 @@ SAFETY_NOTICE_KEY = "checkin_safety_notice"
 user = ui.signed_in_user()
 patient_mode = st.session_state.get(ui.PATIENT_MODE_KEY)
 if not can_write(user):
-    st.title("Log check-in")
+    st.title("Log check-in", anchor=False)
     ui.read_only_notice(user)
     st.stop()
 engine = data.engine()
@@ -366,7 +366,7 @@ def patient_view(patient_id: str) -> None:
         st.rerun()
     names = data.patients().set_index("patient_id")["display_name"]
     name = names.get(patient_id)
-    st.title("Your check-in")
+    st.title("Your check-in", anchor=False)
     who = ui.md_escape(name if isinstance(name, str) and name else patient_id)
     st.markdown(f"For {who}. Your answers go to your care team. There are no right or wrong answers.")
     saved = st.session_state.get(P + "saved")
@@ -397,7 +397,7 @@ def _no_longer_waiting(notice: dict) -> bool:
 
 def clinician_view() -> None:
     """Choose the patient and when, then fill in the form or hand the tablet over."""
-    st.title("Log check-in")
+    st.title("Log check-in", anchor=False)
     notice = st.session_state.get(SAFETY_NOTICE_KEY)
     if notice and _no_longer_waiting(notice):  # followed up, or the check-in voided: it said a follow-up was owed
         st.session_state.pop(SAFETY_NOTICE_KEY, None)

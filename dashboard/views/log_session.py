@@ -15,10 +15,10 @@ from dashboard import data, ui
 from dashboard.auth import can_write, may_still_write
 from ketawatch.risk import load_rules
 from ketawatch.risk.scoring import dose_per_kg
-from seed_data.catalogue import instruments, side_effects
+from seed_data.catalogue import blood_pressure_note, instruments, side_effects
 from store import records as store_records
 from store.validation import SESSION_RULES, Validator
-from store.vocabulary import ROUTES, SEVERITIES, WEIGHT_BASED_ROUTES
+from store.vocabulary import ROUTES, SEVERITIES, WEIGHT_BASED_ROUTES, reading_pair
 
 P = "ls_"  # widget-key prefix of this page
 VITALS = (("sbp", "Systolic BP"), ("dbp", "Diastolic BP"), ("hr", "Heart rate"), ("spo2", "SpO₂"))
@@ -27,7 +27,7 @@ CLEARED_AFTER_SAVE = ("dose", "duration", "cadss", "effects", "early", "more", "
 LABELS = {name: rule.label for name, rule in SESSION_RULES.items()}
 
 user = ui.signed_in_user()
-st.title("Log session")
+st.title("Log session", anchor=False)
 if not can_write(user):
     ui.read_only_notice(user)
     st.stop()
@@ -119,6 +119,23 @@ def _dose_check_now(pid: str | None, dose) -> None:
         said += ui.weight_question(raw, data.patient_records(pid).sessions)
     for message in said:
         st.markdown(f":red[:material/warning: {ui.md_escape(message)}]")
+
+
+def _bp_notes() -> None:
+    """A note beside blood pressure raised before dosing, or high after it: a reminder of the protocol, not a question
+    before saving (clinical review: 136/95 before and 161/102 after showed no mark)."""
+    s = st.session_state
+    (pre_sys, pre_dia), (post_sys, post_dia) = blood_pressure_note()
+    sbp, dbp = s.get(P + "sbp_pre"), s.get(P + "dbp_pre")
+    if (sbp is not None and sbp > pre_sys) or (dbp is not None and dbp > pre_dia):
+        st.caption(f":material/info: Blood pressure before dosing is above {pre_sys:g}/{pre_dia:g} "
+                   f"({reading_pair(sbp, dbp)} mmHg): the esketamine label advises weighing the risk of a short rise "
+                   "in blood pressure against the benefit before dosing; follow the clinic's protocol.")
+    sbp, dbp = s.get(P + "sbp_post"), s.get(P + "dbp_post")
+    if (sbp is not None and sbp >= post_sys) or (dbp is not None and dbp >= post_dia):
+        st.caption(f":material/info: Blood pressure after dosing is {post_sys:g}/{post_dia:g} or more "
+                   f"({reading_pair(sbp, dbp)} mmHg): follow the clinic's protocol for raised blood pressure "
+                   "after dosing.")
 
 
 def _save() -> None:
@@ -248,6 +265,8 @@ for when_, title in (("pre", "Before dosing"), ("post", "After dosing")):
         with box:
             ui.rule_number(SESSION_RULES[f"{vital}_{when_}"], f"{P}{vital}_{when_}", errors,
                            label=f"{short} {'before' if when_ == 'pre' else 'after'}")
+
+_bp_notes()
 
 st.subheader("Dissociation and side effects", divider="gray", anchor=False)
 cadss = instruments()["cadss"]

@@ -32,7 +32,7 @@ PERIODS = {"Last 3 months": 91, "Last 6 months": 183, "Last 12 months": 365, "Al
 
 user = ui.signed_in_user()
 patients = data.patients()
-st.title("Patient")
+st.title("Patient", anchor=False)
 if patients.empty:
     st.info("No patients yet. Add one on the Patients and plans page.")
     st.stop()

@@ -24,7 +24,7 @@ user = ui.signed_in_user()
 writer = can_write(user)
 engine = data.engine()
 patients = data.patients()
-st.title("Patients and plans")
+st.title("Patients and plans", anchor=False)
 
 
 def _clinician_options() -> list[str]:

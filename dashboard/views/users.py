@@ -18,7 +18,7 @@ ROLE_WORDS = {
 }
 
 user = require_user()  # again here: a page run directly (by URL, before the app's navigation ran) must not skip sign-in
-st.title("Users")
+st.title("Users", anchor=False)
 if not is_admin(user):
     st.error("Account management is for admins only.", icon=":material/lock:")
     st.stop()

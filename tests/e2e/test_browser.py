@@ -372,7 +372,7 @@ def test_alerts_acknowledge_and_patients_page(page, demo_db_url):
     before = _count(demo_db_url, AlertReview)
     _go(page, "Alerts")
     shot(page, "09_alerts")
-    action = page.get_by_label("Action taken *", exact=True).first
+    action = page.get_by_label("Action taken for ").first
     action.scroll_into_view_if_needed()  # as a person scrolls to it first: the list closes if the page scrolls
     settle(page)
     action.click()
