@@ -589,7 +589,7 @@ def safety_banner(answers: pd.DataFrame, *, label=None, can_follow_up: bool = Tr
     if answers.empty:
         return
     done = answers["followed_up_at"].notna() if "followed_up_at" in answers else pd.Series(False, index=answers.index)
-    question = "PHQ-9 question 9 (thoughts of being better off dead or of self-harm)"
+    from ketawatch.safety_answers import QUESTION_9 as question
 
     def followed(r, with_note: bool = True) -> str:
         note = (f": {md_escape(r.follow_up_note)}" if with_note and isinstance(r.follow_up_note, str) and r.follow_up_note

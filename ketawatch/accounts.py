@@ -172,12 +172,12 @@ def _check_role(role: str) -> str:
 
 def _check_display_name(display_name: str, username: str) -> str:
     """The full name as colleagues see it beside every review and change: no control or hidden direction characters."""
-    from store.validation import control_character_problem
+    from store.validation import LINE_BREAKS, control_character_problem
 
     name = (display_name or "").strip() or username
     if len(name) > 200:
         raise AccountRefused("A display name may have at most 200 characters")
-    if any(c in name for c in "\t\n\r"):  # a name is one line: a line break split `users list` and every byline
+    if any(c in name for c in LINE_BREAKS):  # a name is one line: a line break split `users list` and every byline
         raise AccountRefused("A display name is one line: remove the line break or tab")
     problem = control_character_problem("The display name", name)
     if problem:
@@ -372,7 +372,13 @@ def set_role(engine: Engine, username: str, role: str, *, actor: str, now: datet
 
 
 def reset_password(engine: Engine, username: str, password: str, *, actor: str, now: datetime | None = None) -> User:
-    """Give an account a new password and lift any lockout; the dashboard then ends its signed-in sessions."""
+    """Give an account a new password and lift any lockout; the dashboard then ends its signed-in sessions.
+
+    Not one's own: that is `change_own_password`, which asks for the current one, so that a screen left signed in
+    cannot be turned into a takeover (security review: the Users page reset an admin's own without it).
+    """
+    if normalise_username(actor) == normalise_username(username):
+        raise AccountRefused("Change your own password on My account, which asks for your current one")
 
     def apply(_db: Session, user: User) -> None:
         check_password(password, known_words=(user.username, user.display_name))

@@ -23,6 +23,8 @@ RECENT_DAYS = 14
 #: How the notes line names question 9, newest first: the question asks about thoughts, and "self-harm" read as an act
 #: (clinical review, 2026-12-01). Lines stored in an earlier wording are still recognised as the form's own.
 QUESTION_9_WORDINGS = ("thoughts of being better off dead or of hurting themselves", "better off dead or self-harm")
+#: Question 9 named in a heading, banner or box, in the notes line's words.
+QUESTION_9 = f"PHQ-9 question 9 ({QUESTION_9_WORDINGS[0]})"
 
 
 def safety_line(answers: list[str], wording: str = QUESTION_9_WORDINGS[0]) -> str:

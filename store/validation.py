@@ -325,6 +325,10 @@ def free_text_problem(label: str, text: str, max_length: int) -> str | None:
     return control_character_problem(label, text)
 
 
+#: What breaks a line, for a text that must be one (a name): a tab too, and Unicode's line and paragraph separators.
+LINE_BREAKS = "\t\n\r\u2028\u2029"
+
+
 def control_character_problem(label: str, text: str) -> str | None:
     """What is wrong with text holding a control character (tab and line breaks aside) or a hidden direction
     override, or None.
@@ -443,7 +447,7 @@ class Validator:
         control = None if self._unchanged(rule, value) else control_character_problem(rule.label, text)
         if control is not None:
             raise _Invalid(control)
-        if rule.one_line and not self._unchanged(rule, value) and any(c in text for c in "\t\n\r"):
+        if rule.one_line and not self._unchanged(rule, value) and any(c in text for c in LINE_BREAKS):
             raise _Invalid(f"{rule.label} is one line: remove the line break or tab")
         if rule.name in IDENTIFIERS:
             odd = next((c for c in text if _looks_like_something_else(c)), None)

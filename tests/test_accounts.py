@@ -892,3 +892,12 @@ def test_enabling_an_enabled_but_locked_account_lifts_the_lock_and_the_audit_lin
     accounts.set_disabled(engine, "cleo", False, actor="ada", now=NOW)
     newest = audit_lines(engine, "user_enable")[-1]
     assert "lockout_lifted" not in newest.detail and newest.detail["failed_sign_ins_cleared"] == 1
+
+
+def test_an_account_s_own_password_is_not_reset_without_the_current_one(sqlite_engine):
+    """Only change_own_password, which asks for the current password, changes one's own (security review)."""
+    make_user(sqlite_engine, "admin", username="ada")
+    with pytest.raises(accounts.AccountRefused, match="Change your own password on My account"):
+        accounts.reset_password(sqlite_engine, "ada", "a-brand-new-password", actor=" Ada ")
+    with pytest.raises(accounts.SignInRefused):
+        accounts.authenticate(sqlite_engine, "ada", "a-brand-new-password")

@@ -65,6 +65,12 @@ def test_a_reviewer_is_refused_an_identified_export_and_the_refusal_is_audited(s
     assert len(refused) == 1
     detail = refused["detail"].iloc[0]
     assert detail["role"] == "reviewer" and "may only make de-identified exports" in detail["why"]
+    # which export, and for whom: every patient reads as such, not as "0 patients"
+    assert refused["entity_key"].iloc[0] in ("patient", "caseload", "records")
+    if refused["entity_key"].iloc[0] == "patient":
+        assert refused["patient_id"].iloc[0] == SECRET_PID and detail["patients"] == [SECRET_PID]
+    else:
+        assert detail["patients"] == "all"
 
 
 def test_roles():

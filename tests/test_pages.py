@@ -522,13 +522,15 @@ def test_a_dose_above_the_plan_asks_for_a_planned_titration_to_be_set_in_the_pla
     from store.queries import patients_frame
 
     pid = _iv_patient(demo_url)
-    planned = float(patients_frame(open_database(demo_url), [pid])["planned_dose_mg_per_kg"].iloc[0])
-    margin = 1 + load_rules().dose_rise_fraction
+    plan = patients_frame(open_database(demo_url), [pid]).iloc[0]
+    planned, rules = float(plan["planned_dose_mg_per_kg"]), load_rules()
+    margin = 1 + rules.dose_rise_fraction * (rules.sud_sensitivity if plan["sud_history"] else 1)
     at = _session_form(demo_url, monkeypatch, patient=pid)
-    at.number_input(key="ls_weight").set_value(70.0).run()
+    at.number_input(key="ls_weight").set_value(100.0).run()
     prompt = "If you are raising the dose as planned titration, set the new dose in the patient's plan"
-    for per_kg, shown in ((planned * margin * 0.98, False), (planned * margin * 1.02, True)):
-        at.number_input(key="ls_dose").set_value(round(per_kg * 70, 1)).run()
+    # at the margin itself the dose rule counts the dose as above the plan, so the form says so too (code review)
+    for per_kg, shown in ((planned * margin * 0.98, False), (planned * margin, True), (planned * margin * 1.02, True)):
+        at.number_input(key="ls_dose").set_value(round(per_kg * 100, 6)).run()
         assert any(prompt in c.value for c in at.caption) == shown, (per_kg, [c.value for c in at.caption])
 
 
@@ -548,6 +550,17 @@ def test_raised_blood_pressure_gets_a_note_beside_the_readings_never_a_question(
     at.number_input(key="ls_dbp_post").set_value(int(post_dia)).run()
     assert [n for n in notes() if "after dosing is" in n and f"({int(post_sys) - 19}/{int(post_dia)} mmHg)" in n]
     assert {c.key for c in at.checkbox} == {"ls_early", "ls_more"}  # a note only: no "I have checked" tick
+
+
+def test_a_refused_duration_does_not_silence_the_dose_line(demo_url, monkeypatch):
+    """500 mg IV for 50 kg with a duration of 0: the store refused the duration, judged no dose, and the red line
+    beside the mg/kg went away (code review)."""
+    at = _session_form(demo_url, monkeypatch, patient=_iv_patient(demo_url))
+    at.number_input(key="ls_weight").set_value(50.0).run()
+    at.number_input(key="ls_duration").set_value(0).run()
+    at.number_input(key="ls_dose").set_value(500.0).run()
+    assert any("10.00 mg/kg, more than 2 mg/kg in one session" in m.value.replace("\\", "") for m in at.markdown), [
+        m.value for m in at.markdown]
 
 
 def test_a_session_without_a_weight_shows_the_mg_per_kg_the_chart_and_rules_use_and_says_so(demo_url, monkeypatch):

@@ -1030,3 +1030,17 @@ def test_wanting_the_effect_for_escape_is_a_warning_sign_not_use_outside_treatme
     used = records([patient(indication="ptsd")], iv_course("p1", [0.5] * 8),
                    checkins("p1", [1] * 7, non_prescribed_use=seeking, phq9=[8] * 7))
     assert worst(used) == "red" and "use_outside_treatment_repeated" in rule_ids(levels(used)["reasons"].iloc[-1])
+
+
+def test_one_clear_answer_of_wanting_the_effect_is_amber_and_never_red_on_its_own():
+    """Once a specific sign, one 'severely' answer to seeking the effect left the patient green (code review): the
+    weightiest sign counts on one check-in ([signs] once_min_weight), as one kind of evidence."""
+    for answer in (2, 3):
+        rec = records([patient()], iv_course("p1", [0.5] * 8),
+                      checkins("p1", [1] * 7, recreational_seeking=[0] * 6 + [answer]))
+        d = levels(rec)
+        assert d["level"].iloc[-1] == "amber", answer
+        assert "specific_sign_persistent" in rule_ids(d["reasons"].iloc[-1])
+    # secrecy (weight 2) still needs two of three check-ins
+    once = records([patient()], iv_course("p1", [0.5] * 8), checkins("p1", [1] * 7, secrecy=[0] * 6 + [3]))
+    assert "specific_sign_persistent" not in rule_ids(levels(once)["reasons"].iloc[-1])

@@ -102,6 +102,7 @@ CASES = [
     ("patients", "display_name", "Ann \u2067Lee", "holds a hidden text-direction character (U+2067)"),
     # a name is one line: a line break made extra, official-looking lines under the heading and in the PDF (security)
     ("patients", "display_name", "Ann Lee\n# Allergies: none", "Name is one line: remove the line break or tab"),
+    ("patients", "display_name", "Ann Lee\u2028Ward 3", "Name is one line: remove the line break or tab"),
     ("sessions", "notes", "dose \u202d35", "holds a hidden text-direction character (U+202D)"),
 ]
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from dashboard import data, ui
 from dashboard.auth import can_write, may_still_write
 from ketawatch.risk import load_rules
-from ketawatch.risk.scoring import dose_per_kg
+from ketawatch.risk.scoring import dose_above_plan, dose_per_kg
 from seed_data.catalogue import blood_pressure_note, instruments, side_effects
 from store import records as store_records
 from store.validation import SESSION_RULES, Validator
@@ -110,6 +111,8 @@ def _dose_check_now(pid: str | None, dose) -> None:
     # it judged no dose at all, so the red line went away as if the dose were fine (code review).
     raw = {k: v for k, v in _raw(pid).items()
            if k in ("patient_id", "session_at", "route", "dose_mg", "weight_kg", "duration_min")}
+    if any(p.column == "duration_min" for p in Validator().session(raw)[1]):
+        raw.pop("duration_min")  # a duration refused on its own must not silence the dose line either (code review)
     problems = [p for p in Validator().session(raw)[1] if p.column in ("dose_mg", "weight_kg")]
     said = [p.message for p in problems]
     if not said and pid in plans.index:
@@ -232,6 +235,8 @@ with dose_cols[2]:
     ui.rule_number(SESSION_RULES["duration_min"], P + "duration", errors)
 with dose_cols[3]:
     route = st.session_state.get(P + "route")
+    # the dose rule's margin for this patient (lowered for a history of substance use disorder, as the rules lower it)
+    rise = float(rules.scaled("dose_rise_fraction", np.array([plan is not None and bool(plan["sud_history"])]))[0])
     planned = None if plan is None or pd.isna(plan["planned_dose_mg_per_kg"]) else float(plan["planned_dose_mg_per_kg"])
     if route in WEIGHT_BASED_ROUTES:
         per_kg = dose_per_kg(dose, weight, route) if dose is not None and weight else None
@@ -243,14 +248,14 @@ with dose_cols[3]:
             st.caption("Choose a patient to compare the dose with the plan.")
         else:
             st.caption(f"Planned dose: {planned:.2f} mg/kg" if planned is not None else "No planned mg/kg in this patient's plan.")
-        above = per_kg is not None and not pd.isna(per_kg) and planned and per_kg > planned * (1 + rules.dose_rise_fraction)
+        above = per_kg is not None and not pd.isna(per_kg) and planned and dose_above_plan(per_kg / planned, rise)
     else:
         planned_mg = None if plan is None or pd.isna(plan["planned_dose_mg"]) else float(plan["planned_dose_mg"])
         st.metric("Dose", f"{dose:g} mg" if dose is not None else "—")
         st.caption(f"{ui.route_words(route)} is a fixed-dose route: the dose is judged in mg, not mg/kg"
                    + (f" (planned dose: {planned_mg:g} mg)." if planned_mg is not None else
                       "; with no planned mg in this patient's plan, against their first sessions on the route."))
-        above = dose is not None and planned_mg and dose > planned_mg * (1 + rules.dose_rise_fraction)
+        above = dose is not None and planned_mg and dose_above_plan(dose / planned_mg, rise)
     if above:  # a clinician's titration after a non-responder asked read as patient-driven escalation (clinical review)
         st.caption(":material/info: Above the plan. If you are raising the dose as planned titration, set the new dose "
                    "in the patient's plan (Patients and plans): a dose above the plan after the patient asked for more "

@@ -48,15 +48,17 @@ def record_export(
         )
 
 
-def record_export_refused(engine: Engine, *, actor: str, role: str, fmt: str,
+def record_export_refused(engine: Engine, *, actor: str, role: str, what: str, fmt: str,
                           patient_ids: list[str] | tuple[str, ...] | None, why: str) -> None:
     """Write that an export was asked for and refused: who tried to take what out is what an audit is for (the command
-    line refused a reviewer's identified export and left no line; security review, 2026-12-01)."""
+    line refused a reviewer's identified export and left no line; security review, 2026-12-01). No `patient_ids`
+    means every patient; an id longer than the column (typed at the command line) stays in the detail only."""
     ids = sorted({str(p) for p in patient_ids or ()})
+    one = ids[0] if len(ids) == 1 and len(ids[0]) <= 64 else None
+    scope = {"patients": ids, "patient_count": len(ids)} if patient_ids is not None else {"patients": "all"}
     with Session(engine) as db, db.begin():
-        record_event(db, actor=actor, action=EXPORT_REFUSED_ACTION, entity="export", entity_key=None,
-                     patient_id=ids[0] if len(ids) == 1 else None, patients=ids, patient_count=len(ids), role=role,
-                     format=fmt, why=why)
+        record_event(db, actor=actor, action=EXPORT_REFUSED_ACTION, entity="export", entity_key=what,
+                     patient_id=one, role=role, format=fmt, why=why, **scope)
 
 
 def record_download_refused(engine: Engine, *, actor: str, file_name: str, patient_ids: list[str] | tuple[str, ...],

@@ -19,7 +19,7 @@ from ketawatch.record_dates import latest_records
 from ketawatch.risk import combination_note, evidence_note, load_rules, reason_ids, reason_role, sud_history_note
 from ketawatch.risk.scoring import phq9_note
 from ketawatch.accounts import staff_label
-from ketawatch.safety_answers import follow_up_text
+from ketawatch.safety_answers import QUESTION_9, follow_up_text
 from seed_data.catalogue import seed_citation, side_effect_words, side_effects, warning_sign
 from store.vocabulary import WARNING_SIGNS, code_words, is_safety_follow_up, reading_pair, reviewed_reasons_text
 
@@ -317,8 +317,7 @@ def _safety_box(pdf: ReviewPDF, case: PatientCase) -> None:
     """On page 1, before anything else: the answer that needs a clinician the same day is not left to the notes."""
     lines = safety_lines(case)
     if lines:
-        pdf.warning_box("PHQ-9 question 9 (thoughts of being better off dead or of self-harm) answered above "
-                        "'not at all' in this period:", lines)
+        pdf.warning_box(f"{QUESTION_9} answered above 'not at all' in this period:", lines)
 
 
 def patient_pdf(case: PatientCase) -> bytes:

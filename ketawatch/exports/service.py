@@ -90,13 +90,13 @@ def _several_patients(kind: str, deidentify: bool, now: datetime) -> tuple[str, 
     return f"ketawatch-{kind}-{_stamp(now)}", now
 
 
-def _allowed_or_audited(engine: Engine, *, actor: str, role: str, deidentify: bool, fmt: str,
+def _allowed_or_audited(engine: Engine, *, actor: str, role: str, deidentify: bool, what: str, fmt: str,
                         patient_ids: list[str] | None) -> None:
     """`check_export_allowed`, with a refusal written to the audit trail before it is raised."""
     try:
         check_export_allowed(role, deidentify=deidentify)
     except ExportRefused as exc:
-        record_export_refused(engine, actor=actor, role=role, fmt=fmt, patient_ids=patient_ids, why=str(exc))
+        record_export_refused(engine, actor=actor, role=role, what=what, fmt=fmt, patient_ids=patient_ids, why=str(exc))
         raise
 
 
@@ -117,7 +117,8 @@ def export_patient(
 ) -> ExportResult:
     """One patient's case review as pdf, import-format csv (3 files), xlsx or a FHIR R4B bundle (json)."""
     _check_format(fmt, PATIENT_FORMATS)
-    _allowed_or_audited(engine, actor=actor, role=role, deidentify=deidentify, fmt=fmt, patient_ids=[patient_id])
+    _allowed_or_audited(engine, actor=actor, role=role, deidentify=deidentify, what="patient", fmt=fmt,
+                        patient_ids=[patient_id])
     if start and end and start > end:
         raise ValueError(f"the period starts ({start.isoformat()}) after it ends ({end.isoformat()})")
     now = now or datetime.now(timezone.utc)
@@ -172,7 +173,8 @@ def export_caseload(
 ) -> ExportResult:
     """Amber and red patients under care, and any with a recent PHQ-9 question 9 answer, for a team meeting (pdf or csv)."""
     _check_format(fmt, CASELOAD_FORMATS)
-    _allowed_or_audited(engine, actor=actor, role=role, deidentify=deidentify, fmt=fmt, patient_ids=None)
+    _allowed_or_audited(engine, actor=actor, role=role, deidentify=deidentify, what="caseload", fmt=fmt,
+                        patient_ids=None)
     now = now or datetime.now(timezone.utc)
     export = load_caseload(engine, author=Author(actor, actor_name, role), as_of=as_of, deidentify=deidentify,
                            pseudonymiser=pseudonymiser, now=now)
@@ -206,7 +208,8 @@ def export_records(
     `ketawatch.exports.tables` for the one exception: quoted formula-like free text).
     """
     _check_format(fmt, RECORD_FORMATS)
-    _allowed_or_audited(engine, actor=actor, role=role, deidentify=deidentify, fmt=fmt, patient_ids=patient_ids)
+    _allowed_or_audited(engine, actor=actor, role=role, deidentify=deidentify, what="records", fmt=fmt,
+                        patient_ids=patient_ids)
     now = now or datetime.now(timezone.utc)
     tz = get_settings().clinic_timezone
     if patient_ids is not None:

@@ -232,7 +232,7 @@ def checkin_features(
     score = {sign: base[sign].to_numpy(dtype="float64", na_value=np.nan) for sign in WARNING_SIGNS}
     for sign in _persistent_signs(rules):
         present = score[sign] >= rules.signs_min_score
-        f[f"sign_{sign}"] = window_count(present, starts, rules.signs_window_checkins) >= rules.signs_persist_checkins
+        f[f"sign_{sign}"] = window_count(present, starts, rules.signs_window_checkins) >= sign_persist_checkins(sign, rules)
 
     # Use outside treatment (rules.toml [use] signs): any report is serious; repeated reports are red.
     none = np.zeros(len(codes), dtype=bool)
@@ -309,7 +309,7 @@ def session_features(
     dose_requests = count_from(dose_asked, dose_from)
     f["rule_dose_increase_requests"] = dose_requests >= rules.dose_requests_repeated
     f["rule_dose_request_recent"] = (dose_requests >= 1) & (dose_requests < rules.dose_requests_repeated)
-    f["dose_above_met"] = above = f["dose_ratio"] >= 1 + f["thr_dose_rise"]
+    f["dose_above_met"] = above = scoring.dose_above_plan(f["dose_ratio"], f["thr_dose_rise"])
     # The escalation must follow the asking: compare with the dose just before the first request
     # in the window (a plan titrated long before a later request is the clinician's, not the patient's).
     idx = np.arange(len(codes))
@@ -340,6 +340,11 @@ def session_features(
     # requests alone reach red (engine.py; rules.toml [requests] persistent).
     f["requests_persistent"] = dose_requests + early_requests >= rules.requests_persistent
     return FeatureTable(base, f)
+
+
+def sign_persist_checkins(sign: str, rules: RuleSettings) -> int:
+    """On how many of the recent check-ins a specific sign must be clearly present to count: one for the weightiest."""
+    return 1 if scoring.sign_weights()[sign] >= rules.signs_once_min_weight else rules.signs_persist_checkins
 
 
 def _persistent_signs(rules: RuleSettings) -> tuple[str, ...]:

@@ -20,7 +20,9 @@ import numpy as np
 import pandas as pd
 
 from ketawatch.risk.engine import evaluate
-from ketawatch.risk.features import FeatureTable, corroborated_signs, persistent_signs, weighty_specific_signs
+from ketawatch.risk.features import (
+    FeatureTable, corroborated_signs, persistent_signs, sign_persist_checkins, weighty_specific_signs,
+)
 from ketawatch.risk.reasons import RULES, intervals_out_of, mainly_signs, relapse_context, sign_window
 from ketawatch.risk.rules import RuleSettings, load_rules
 from ketawatch.risk.wording import (
@@ -190,7 +192,7 @@ def _signs(table: FeatureTable, row: int, rules: RuleSettings, held: set[str], c
         if len(hit):
             found.append(NotCounted(
                 "specific_sign_persistent",
-                f"{text}: not counted until it is seen on {rules.signs_persist_checkins} of the last "
+                f"{text}: not counted until it is seen on {sign_persist_checkins(sign, rules)} of the last "
                 f"{rules.signs_window_checkins} check-ins", dates_of(table, hit), sign))
     return found
 

@@ -118,7 +118,7 @@ def combination_note(rules: RuleSettings) -> str:
     signs = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names)
     return (
         f"How the reasons add up: {red_alone}. Otherwise red needs evidence of at least {kinds} kinds (craving; "
-        f"{signs}; dose requests; requests to come earlier; the SDS control items; use outside "
+        + (f"{signs}; " if signs else "") + "dose requests; requests to come earlier; the SDS control items; use outside "
         f"treatment) adding up to {rules.combination_red_min_points} points: within a kind the strongest "
         f"observation counts, an amber-level one {POINTS['amber']} points and a supporting one {POINTS['weak']}. "
         "While a craving signal holds (a rise, high craving or a drift), a lighter answer of another kind (the same sign "

@@ -52,6 +52,7 @@ class RuleSettings:
     signs_min_score: float
     signs_window_checkins: int
     signs_persist_checkins: int
+    signs_once_min_weight: float
     signs_red_min_weight: float
     signs_drift_allowance: float
     signs_drift_cap: float

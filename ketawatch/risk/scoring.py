@@ -142,6 +142,13 @@ def dose_per_kg(dose_mg, weight_kg, route):
     return _like(dose_mg, per_kg, "dose_per_kg")
 
 
+def dose_above_plan(dose_ratio, rise_fraction):
+    """Whether a dose (as a ratio to its plan or reference) counts as above it: the dose rule's test, which the Log
+    session form's titration prompt asks too, so the two never disagree at the edge (code review: 0.6 against a plan of
+    0.5 counted for the rule and not for the form)."""
+    return dose_ratio >= 1 + rise_fraction
+
+
 def weight_carried_forward(patient_id: pd.Series, weight_kg: pd.Series) -> pd.Series:
     """Each session's weight, or where none was recorded the patient's last one before it, as the rules carry it
     (ketawatch.risk.features): so a page or a file gives an unweighed session the mg/kg the charts and rules use.

@@ -378,7 +378,7 @@ def test_alerts_acknowledge_and_patients_page(page, demo_db_url):
     action.click()
     page.get_by_role("option", name="Discussed with patient").click()
     settle(page)
-    note = page.get_by_label(re.compile(r"^Note( \*| \(required for 'Other'\))?$")).first  # required (*) for a red alert
+    note = page.get_by_label(re.compile(r"^Note for KW-\d+( \*| \(required for 'Other'\))$")).first  # required (*) for red
     note.fill("Discussed the early requests; keep the plan.")
     note.press("Tab")
     settle(page)
