@@ -116,6 +116,21 @@ _WORD_JOINER = "\u2060"
 _ICON_CODE = re.compile(r":(?=[A-Za-z_])")
 
 
+#: Text that markdown leaves as it is when it stands in the middle of a label: letters, digits, spaces and plain
+#: punctuation, no underscore, asterisk, bracket or backslash.
+_PLAIN_MID_LABEL = re.compile(r"(?:[^\W_]|[ .,'·()/-])+")
+
+
+def mid_label(text: object) -> str:
+    """User text for the middle of a widget's label: as it is when markdown would leave it so, else `md_escape`d.
+
+    A widget's accessible name is its raw label, so an escaped "KW\\-0014" was read out as "KW backslash 0014"
+    (browser check of the Alerts labels); text that markdown could act on is still escaped.
+    """
+    plain = "" if text is None else str(text)
+    return plain if _PLAIN_MID_LABEL.fullmatch(plain) else md_escape(plain)
+
+
 def md_escape(text: object) -> str:
     """User text made inert inside markdown: no formatting, links (typed or bare addresses), HTML, icons or LaTeX."""
     if text is None or (not isinstance(text, str) and pd.isna(text)):
@@ -378,7 +393,7 @@ def save_for(action: str, patients: pd.DataFrame, pid: str | None) -> str:
     button at the foot of a long form says whose record it saves (a wrong-patient safeguard; clinician's review)."""
     if pid is None:
         return action
-    return f"{action} for {md_escape(patient_label(patients)(pid))}"
+    return f"{action} for {mid_label(patient_label(patients)(pid))}"
 
 
 def signed_in_user():

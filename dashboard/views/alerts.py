@@ -98,13 +98,13 @@ for alert in pending.itertuples(index=False):
             cols = st.columns([2, 3], vertical_alignment="top")
             with cols[0]:
                 # the patient in the label: a screen reader heard "Action taken" once per patient, none told apart
-                st.selectbox(f"Action taken for {ui.md_escape(pid)} *", REVIEW_ACTIONS, index=None, key=f"al_action_{pid}", format_func=ui.words,
+                st.selectbox(f"Action taken for {ui.mid_label(pid)} *", REVIEW_ACTIONS, index=None, key=f"al_action_{pid}", format_func=ui.words,
                              placeholder="Choose an action")
                 ui.field_error(errors, "action")
             with cols[1]:
                 red = alert.level == "red"
                 # The rule in the label: in the placeholder it was cut to "(required for 'Othe" at 1024 px
-                st.text_input(f"Note for {ui.md_escape(pid)} " + ("*" if red else "(required for 'Other')"),
+                st.text_input(f"Note for {ui.mid_label(pid)} " + ("*" if red else "(required for 'Other')"),
                               key=f"al_note_{pid}",
                               max_chars=REVIEW_NOTE_MAX_LENGTH, placeholder="What was discussed or decided")
                 ui.field_error(errors, "note", "level", "patient_id")
