@@ -111,9 +111,11 @@ def _dose_check_now(pid: str | None, dose) -> None:
     # it judged no dose at all, so the red line went away as if the dose were fine (code review).
     raw = {k: v for k, v in _raw(pid).items()
            if k in ("patient_id", "session_at", "route", "dose_mg", "weight_kg", "duration_min")}
-    if any(p.column == "duration_min" for p in Validator().session(raw)[1]):
+    found = Validator().session(raw)[1]
+    if any(p.column == "duration_min" for p in found):
         raw.pop("duration_min")  # a duration refused on its own must not silence the dose line either (code review)
-    problems = [p for p in Validator().session(raw)[1] if p.column in ("dose_mg", "weight_kg")]
+        found = Validator().session(raw)[1]
+    problems = [p for p in found if p.column in ("dose_mg", "weight_kg")]
     said = [p.message for p in problems]
     if not said and pid in plans.index:
         said = ui.unusual_session(raw, plans.loc[pid], data.patient_records(pid).sessions,
