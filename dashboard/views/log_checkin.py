@@ -197,9 +197,10 @@ def _save(patient_id: str | None) -> None:
     if not patient_mode:
         # The question 9 warning is at the top of the page; the toast is where the clinician is, at Save (accessibility
         # review: with a magnifier, the warning was out of view).
-        st.toast(f"Check-in saved for {ui.md_escape(patient_id)} at {s[P + 'saved']['at']}."
-                 + (" Question 9 was answered above 'Not at all': see the red message at the top of the page, and "
-                    "speak with the patient today." if safety else ""),
+        # The question first: a toast shows three lines before "view more" (browser check).
+        st.toast(("Question 9 was answered above 'Not at all': speak with the patient today (the red message at the "
+                  "top of the page). " if safety else "")
+                 + f"Check-in saved for {ui.md_escape(patient_id)} at {s[P + 'saved']['at']}.",
                  icon=":material/emergency:" if safety else ":material/check_circle:",
                  duration="infinite" if safety else "short")
         ui.record_time_now(P)  # the next check-in is most often another patient's, now: not this one's time again
@@ -455,7 +456,7 @@ def clinician_view() -> None:
     if pid is not None:  # below the row: in its bottom-aligned column it pushed the fields down
         # Drawn before anything is typed too (the button disabled): appearing at the first answer, it moved every
         # question below it, and the keyboard's focus fell off the answer just given (accessibility review).
-        hint, clear = st.columns([5, 1], vertical_alignment="center")
+        hint, clear = st.columns([3, 1], vertical_alignment="center")  # [5, 1] cut it to "Clear the f…" at 1280 px
         hint.caption("To hand the tablet to the patient, save the answers typed here, or clear them." if typed else
                      "Nothing typed yet: the tablet can be handed to the patient.")
         if clear.button("Clear the form", key=P + "clear", icon=":material/ink_eraser:", disabled=not typed):
