@@ -7,6 +7,8 @@ from collections import Counter
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from fhir.resources.R4B.bundle import Bundle
 
 from ketawatch.exports import export_patient
@@ -265,3 +267,55 @@ def test_a_blood_pressure_with_one_reading_says_the_other_was_not_recorded(sampl
     lone = [p for p in panels if any("dataAbsentReason" in c for c in p["component"])]
     assert len(lone) == 1 and [c["code"]["coding"][0]["code"] for c in lone[0]["component"]] == ["8480-6", "8462-4"]
     assert lone[0]["component"][1]["dataAbsentReason"]["coding"][0]["code"] == "unknown"
+
+
+def _rendered_kinds_and_characters(markdown: str) -> tuple[set[str], str]:
+    """What a CommonMark renderer with GitHub's tables and strikethrough makes of `markdown`: its token kinds, and
+    the characters it shows (whitespace aside)."""
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").enable(["table", "strikethrough"]).parse(markdown)
+    children = [c for t in tokens for c in t.children or []]
+    shown = "".join(c.content for c in children if c.type == "text")
+    return {t.type for t in tokens} | {c.type for c in children}, "".join(shown.split())
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.lists(st.sampled_from(list("ab1 \t\n\r=-*_#>+.)(`~<&|[]:!\\\u00a0;") +
+                                     ["    ", "1. ", "2) ", "&amp;", "&#38;", "<b>", "[x](http://e.com)", "---", "|-|"]),
+                     min_size=1, max_size=30).map("".join))
+def test_a_note_in_fhir_markdown_renders_as_the_characters_typed_and_nothing_else(text):
+    """Annotation.text is markdown: a note's "**x**", "1. ", "<b>" or "&amp;" must show as typed (security review),
+    as plain paragraphs; what markdown would leave alone goes out unchanged, so the text reads the same unrendered."""
+    from ketawatch.exports.fhir_markdown import fhir_markdown
+
+    kinds, shown = _rendered_kinds_and_characters(fhir_markdown(text))
+    assert kinds <= {"paragraph_open", "paragraph_close", "inline", "text", "softbreak", "hardbreak"}, (text, kinds)
+    assert shown == "".join(text.split()), (text, shown)
+
+
+@pytest.mark.parametrize("plain", ["Dose raised to 0.6 mg/kg after patient request.", "12.5 mg given; BP 150/95 - rechecked",
+                                   "Craving 3/10 (was 1), discussed: plan unchanged"])
+def test_a_plain_note_goes_out_in_fhir_unchanged(plain):
+    from ketawatch.exports.fhir_markdown import fhir_markdown
+
+    assert fhir_markdown(plain) == plain
+
+
+def test_a_session_note_with_markdown_reaches_the_bundle_escaped(sample):
+    from store import records as R
+    from store.queries import sessions_frame
+    from store.validation import Validator
+
+    session = sessions_frame(sample, [SECRET_PID]).iloc[0]
+    typed = "**Stop** ketamine\n1. see [results](http://e.com) <b>now</b>"
+    R.amend_session(sample, int(session["id"]), {"notes": typed}, actor=CLINICIAN, reason="note added",
+                    expected_version=1, validator=Validator(now=NOW))
+    data = _bundle(sample)
+    Bundle.model_validate(data)
+    notes = [n["text"] for e in data["entry"] if e["resource"]["resourceType"] == "MedicationAdministration"
+             for n in e["resource"].get("note", [])]
+    ours = [n for n in notes if "Stop" in n]
+    assert ours == ["\\*\\*Stop\\*\\* ketamine  \n1\\. see \\[results\\](http://e.com) \\<b>now\\</b>"], notes
+    kinds, shown = _rendered_kinds_and_characters(ours[0])
+    assert "strong_open" not in kinds and "link_open" not in kinds and shown == "".join(typed.split())

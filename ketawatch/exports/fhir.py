@@ -38,6 +38,7 @@ from typing import Any
 import pandas as pd
 
 from ketawatch.exports.casefile import PatientCase, local_day
+from ketawatch.exports.fhir_markdown import fhir_markdown
 from ketawatch.risk import scoring
 from seed_data.catalogue import instruments, side_effects, warning_sign
 from store.vocabulary import SDS_ITEMS, WARNING_SIGNS
@@ -140,7 +141,7 @@ class _BundleBuilder:
         if components:
             resource["component"] = components
         if note:
-            resource["note"] = [{"text": note}]
+            resource["note"] = [{"text": fhir_markdown(note)}]
         self.add("observation", f"{kind}|{local}", resource)
 
 
@@ -214,7 +215,7 @@ def _sessions(b: _BundleBuilder) -> None:
         else:
             resource["effectiveDateTime"] = _iso(start, case.tz)
         if not case.deidentified and not void and not _missing(row.notes) and str(row.notes).strip():
-            resource["note"] = [{"text": str(row.notes)}]
+            resource["note"] = [{"text": fhir_markdown(str(row.notes))}]
         session_url = b.add("session", local, resource)
         before = _iso(start, case.tz)
         # After dosing is at the session's end when its duration is known; otherwise only "after the start".
