@@ -225,7 +225,8 @@ def _sso_user(engine, hide_pages: Callable[[], object]) -> SignedInUser | None:
     identities = [st.user.get("email"), st.user.get("preferred_username")]
     if st.session_state.get(_SSO_REFUSED_KEY) != identities:
         try:
-            return _start_session(accounts.sign_in_sso(engine, identities), via_sso=True, signing_in=True)
+            account = accounts.sign_in_sso(engine, identities, address=client_address())
+            return _start_session(account, via_sso=True, signing_in=True)
         except accounts.SignInRefused as exc:
             st.session_state[_SSO_REFUSED_KEY] = identities  # audit the refusal once, not on every rerun
             st.session_state[_NOTICE_KEY] = exc.message

@@ -683,8 +683,10 @@ def confirm_at_tablet(engine: Engine, username: str, password: str, *, address: 
     return right
 
 
-def sign_in_sso(engine: Engine, identities: Iterable[str | None], *, now: datetime | None = None) -> User:
-    """Map a single-sign-on identity (email or preferred username) to an enabled local account, or refuse."""
+def sign_in_sso(engine: Engine, identities: Iterable[str | None], *, now: datetime | None = None,
+                address: str | None = None) -> User:
+    """Map a single-sign-on identity (email or preferred username) to an enabled local account, or refuse; audited
+    with the network `address` it came from when the dashboard knows it, as a password sign-in is."""
     now = _utcnow(now)
     names = [normalise_username(i) for i in identities if i]
     refused: SignInRefused | None = None
@@ -695,19 +697,19 @@ def sign_in_sso(engine: Engine, identities: Iterable[str | None], *, now: dateti
         try:
             if user is None:
                 _refuse(db, actor="(unknown)", username=names[0][:64] if names else "", reason="sso_unknown_identity",
-                        now=now, method="sso",
+                        now=now, method="sso", address=address,
                         message="Your single sign-on identity is not linked to a KetaWatch account. "
                                 "Ask an admin to add an account whose username is your email address.")
             if user.disabled:
                 _refuse(db, actor=user.username, username=user.username, reason="disabled", now=now, method="sso",
-                        message="This account is disabled. Ask an admin if you need access.")
+                        address=address, message="This account is disabled. Ask an admin if you need access.")
         except SignInRefused as exc:
             refused = exc
         else:
             user.last_sign_in_at = now
             db.add(user)
             record_event(db, actor=user.username, action="sign_in", entity=_ENTITY, entity_key=user.username,
-                         at=now, method="sso")
+                         at=now, method="sso", **({"address": address} if address else {}))
     if refused is not None:
         raise refused
     return user

@@ -700,6 +700,21 @@ def test_single_sign_on_maps_a_known_email_and_refuses_strangers(engine):
                         ("sign_in_failed", "sso", "sso_unknown_identity"), ("sign_in_failed", "sso", "disabled")]
 
 
+def test_single_sign_on_lines_name_the_network_address_when_the_dashboard_knows_it(engine):
+    """A password sign-in's line had the address and a single sign-on one had none (security review)."""
+    make_user(engine, "clinician", username="kim@clinic.org")
+    accounts.sign_in_sso(engine, ["kim@clinic.org"], now=NOW, address="10.1.2.3")
+    with pytest.raises(SignInRefused):
+        accounts.sign_in_sso(engine, ["stranger@elsewhere.org"], now=NOW, address="10.9.9.9")
+    accounts.set_disabled(engine, "kim@clinic.org", True, actor="ada")
+    with pytest.raises(SignInRefused):
+        accounts.sign_in_sso(engine, ["kim@clinic.org"], now=NOW, address="10.4.4.4")
+    with pytest.raises(SignInRefused):
+        accounts.sign_in_sso(engine, ["kim@clinic.org"], now=NOW)  # no address known: the line has none
+    lines = [e for e in audit_lines(engine) if e.action.startswith("sign_in")]
+    assert [line.detail.get("address", "-") for line in lines] == ["10.1.2.3", "10.9.9.9", "10.4.4.4", "-"]
+
+
 def test_a_single_sign_on_identity_longer_than_any_username_matches_none(engine):
     """Cut to 64 characters, an identity that begins with a 64-character username signed in as that account."""
     admin = "a" * 50 + "@clinic-ab.org"
