@@ -37,7 +37,7 @@ def test_single_craving_spike_is_named_with_the_weeks_after_it():
     assert note.evidence_dates == (week(4),)
     assert note.text == (f"Craving 8 of 10 on {week(4).day} Feb 2025 (7 or more counts as high; the patient's baseline "
                          "is 1, 4 or more counts as a rise); 1 and 2 at the 2 check-ins since: not counted, as it did "
-                         "not hold at 2 check-ins in a row")
+                         "not hold at 2 check-ins in a row over at least 5 days")
 
 
 def test_a_high_craving_at_the_latest_check_in_says_the_next_one_decides_and_it_then_counts():
@@ -47,7 +47,7 @@ def test_a_high_craving_at_the_latest_check_in_says_the_next_one_decides_and_it_
     (note,) = seen(rec)
     assert note.rule_id == "craving_rising"
     assert note.text.endswith("(7 or more counts as high; the patient's baseline is 1, 4 or more counts as a rise): "
-                              "the next check-in decides; 4 or more again would count (2 check-ins in a row)")
+                              "the next check-in decides; 4 or more again would count (2 check-ins in a row over at least 5 days)")
     assert "trend" not in note.text
     held = records([patient()], iv_course("p1", [0.5] * 10), checkins("p1", [*base, 4]))
     assert "craving_rising" in risk.reason_ids(assessed(held)["reasons"])
@@ -75,7 +75,7 @@ def test_a_high_stable_sds_is_not_counted_and_a_new_rise_waits_for_the_next_answ
     rising = records([patient()], iv_course("p1", [0.5] * 10), checkins("p1", [1] * 6, **sds(1, 1, 1, 1, 1, 6)))
     note = about("sds_high_rising", seen(rising))
     assert "and 5 points above the patient's baseline of 1" in note.text
-    assert ": the next complete answer decides; high and risen again would count (2 complete answers in a row)" in note.text
+    assert ": the next complete answer decides; high and risen again would count (2 complete answers in a row over at least 5 days)" in note.text
     too_soon = records([patient()], iv_course("p1", [0.5] * 10), checkins("p1", [1] * 2, **sds(6, 6)))
     note = about("sds_high_rising", seen(too_soon))
     assert "the patient's own baseline is not set yet (their first 3 complete answers)" in note.text
@@ -213,7 +213,7 @@ def test_a_longer_persistence_setting_is_counted_out_in_the_wording():
     rules = risk.load_rules(craving_persist_checkins=3)
     rec = records([patient()], iv_course("p1", [0.5] * 10), checkins("p1", [1, 1, 1, 1, 1, 8]))
     (note,) = seen(rec, rules=rules)
-    assert note.text.endswith(": 4 or more at the next 2 check-ins would count (3 in a row)")
+    assert note.text.endswith(": 4 or more at the next 2 check-ins would count (3 in a row over at least 5 days)")
 
 
 def test_two_supporting_requests_under_a_relapse_say_what_they_count_for():

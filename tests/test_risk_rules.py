@@ -994,6 +994,68 @@ def test_two_check_ins_on_one_day_count_once_keeping_the_highest_craving_and_sig
     assert [r for r in row["reasons"] if r.rule_id == "craving_high"][0].evidence_dates == (week(4), week(5))
 
 
+def test_check_ins_a_day_or_two_apart_report_one_week_not_a_trend():
+    """Craving 3 and then 6 twelve hours later (on two clinic days) read as 'held at 2 check-ins in a row', beside the
+    SDS control items, and made a relapsing patient red (clinical review): each check-in asks about the past week, so
+    a persisting signal must span [persistence] min_days days. A week later the rise has held and counts."""
+    close = [{"patient_id": "p1", "reported_at": _at(27, 18), "craving": 3},
+             {"patient_id": "p1", "reported_at": _at(28, 6), "craving": 6}]
+    rec = records([patient()], checkin_rows=checkins("p1", [0, 0, 0]) + close)
+    row = risk.assess(rec, as_of=week(4), tz="UTC").iloc[0]
+    assert not {"craving_rising", "craving_high"} & set(rule_ids(row["reasons"])), row["reasons"]
+    high = [{**close[0], "craving": 7}, {**close[1], "craving": 7}]
+    steady = records([patient()], checkin_rows=checkins("p1", [5, 5, 5]) + high)
+    assert "craving_high" not in rule_ids(risk.assess(steady, as_of=week(4), tz="UTC").iloc[0]["reasons"])
+    (seen,) = [n.text for n in risk.seen_not_counted(steady, "p1", as_of=week(4), tz="UTC") if n.rule_id == "craving_high"]
+    assert "Craving 7 and 7 of 10" in seen and "(2 check-ins in a row over at least 5 days)" in seen, seen
+    later = records([patient()], checkin_rows=checkins("p1", [0, 0, 0]) + close + checkins("p1", [5], first=33))
+    row = risk.assess(later, as_of=START + dt.timedelta(days=33), tz="UTC").iloc[0]
+    assert "craving_rising" in rule_ids(row["reasons"])
+    # the shipped setting is the one in force: with min_days 1 (every clinic day apart) the close pair counts
+    one_day = risk.load_rules(persistence_min_days=1)
+    row = risk.assess(rec, as_of=week(4), tz="UTC", rules=one_day).iloc[0]
+    assert "craving_rising" in rule_ids(row["reasons"])
+
+
+def test_use_outside_treatment_reported_twice_in_two_days_is_reported_not_repeated():
+    """Two reports of use two days apart describe one week's use; a report a week later makes it repeated (red)."""
+    rows = checkins("p1", [1, 1, 1]) + [
+        {"patient_id": "p1", "reported_at": _at(21, 9), "craving": 1, "non_prescribed_use": 2},
+        {"patient_id": "p1", "reported_at": _at(23, 9), "craving": 1, "non_prescribed_use": 2}]
+    row = risk.assess(records([patient()], checkin_rows=rows), as_of=START + dt.timedelta(days=23), tz="UTC").iloc[0]
+    assert "use_outside_treatment_reported" in rule_ids(row["reasons"]) and row["level"] != "red"
+    assert "use_outside_treatment_repeated" not in rule_ids(row["reasons"])
+    rows += [{"patient_id": "p1", "reported_at": _at(28, 9), "craving": 1, "non_prescribed_use": 2}]
+    row = risk.assess(records([patient()], checkin_rows=rows), as_of=week(4), tz="UTC").iloc[0]
+    assert "use_outside_treatment_repeated" in rule_ids(row["reasons"]) and row["level"] == "red"
+
+
+@given(flags=st.lists(st.booleans(), min_size=1, max_size=12), gaps=st.lists(st.integers(0, 9), min_size=12, max_size=12),
+       split=st.integers(0, 12), times=st.integers(1, 4), window=st.integers(1, 5), min_days=st.integers(1, 8))
+def test_persistence_over_days_is_exactly_its_definition(flags, gaps, split, times, window, min_days):
+    """The vectorised counts equal the plain reading, per row: for two patients (rows split at `split`)."""
+    from ketawatch.risk.windows import group_starts, held_over_days, window_count_over_days
+
+    n = len(flags)
+    split = min(split, n)
+    codes = np.array([0] * split + [1] * (n - split))
+    day = np.cumsum(gaps[:n])
+    met = np.array(flags)
+    starts = group_starts(codes)
+    window = max(window, times)
+    held = held_over_days(met, starts, times, day, min_days)
+    counted = window_count_over_days(met, starts, window, times, day, min_days)
+    for i in range(n):
+        run = 0
+        while i - run >= starts[i] and met[i - run]:
+            run += 1
+        expect = run >= times and (times == 1 or day[i] - day[i - run + 1] >= min_days)
+        assert held[i] == expect, (i, flags, list(day), times, min_days)
+        hits = [j for j in range(max(starts[i], i - window + 1), i + 1) if met[j]]
+        expect = len(hits) >= times and (times == 1 or day[hits[-1]] - day[hits[0]] >= min_days)
+        assert counted[i] == expect, (i, flags, list(day), window, times, min_days)
+
+
 def test_a_drift_that_rests_on_one_check_in_does_not_say_small_rises_kept_adding_up():
     """'small rises kept adding up ... since the rises began on 28 Nov' rested on a single check-in (browser check)."""
     rec = records([patient()], checkin_rows=checkins("p1", [1, 1, 1, 5, 6], tolerance=[0, 0, 0, 0, 3]))

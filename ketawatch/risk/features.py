@@ -18,10 +18,12 @@ from ketawatch.risk.windows import (
     count_from,
     group_starts,
     held,
+    held_over_days,
     personal_baseline,
     recent_window_start,
     take,
     window_count,
+    window_count_over_days,
 )
 from store.vocabulary import WARNING_SIGNS, WEIGHT_BASED_ROUTES
 
@@ -175,11 +177,14 @@ def checkin_features(
     f["craving_trend_rise_met"] = trend_rise = ewma - baseline >= f["thr_craving_ewma_rise"]
     f["craving_high_met"] = craving >= f["thr_craving_high"]
     # The two ways a rise counts, kept apart so the reason can say which one holds (a trend can hold on low answers).
-    f["craving_raw_rise_held"] = _held_on_answered(raw_rise, answered, starts, rules.craving_persist_checkins)
+    day, min_days = f["day"], rules.persistence_min_days
+    f["craving_raw_rise_held"] = _held_on_answered(raw_rise, answered, starts, rules.craving_persist_checkins, day,
+                                                   min_days)
     f["rule_craving_rising"] = f["craving_raw_rise_held"] | _held_on_answered(
-        trend_rise, answered, starts, rules.craving_ewma_persist_checkins
+        trend_rise, answered, starts, rules.craving_ewma_persist_checkins, day, min_days
     )
-    f["rule_craving_high"] = _held_on_answered(f["craving_high_met"], answered, starts, rules.craving_persist_checkins)
+    f["rule_craving_high"] = _held_on_answered(f["craving_high_met"], answered, starts, rules.craving_persist_checkins,
+                                               day, min_days)
     # Craving drift: a one-sided CUSUM of craving above baseline + allowance, each check-in's excess
     # capped so one bad week cannot carry it alone; catches a small rise sustained over weeks. It
     # counts from a baseline of at least the floor: against 0, ordinary answers of 1-2 would add up.
@@ -197,13 +202,14 @@ def checkin_features(
     f["thr_sds"] = rules.scaled("sds_threshold", sud)
     f["thr_sds_rise"] = rules.scaled("sds_rise_points", sud)
     f["sds_met"] = (sds >= f["thr_sds"]) & (sds - f["sds_baseline"] >= f["thr_sds_rise"])
-    f["rule_sds_high_rising"] = _held_on_answered(f["sds_met"], ~np.isnan(sds), starts, rules.sds_persist_checkins)
+    f["rule_sds_high_rising"] = _held_on_answered(f["sds_met"], ~np.isnan(sds), starts, rules.sds_persist_checkins,
+                                                  day, min_days)
     # SDS items without therapeutic-reliance overlap (loss of control, worry about use, wish to
     # stop): the latest complete answer at or above the threshold.
     f["sds_control"] = control = scoring.sds_control(base).to_numpy(dtype="float64")
     f["thr_sds_control"] = rules.scaled("sds_control_threshold", sud)
     f["sds_control_met"] = control >= f["thr_sds_control"]
-    f["rule_sds_control_items"] = _held_on_answered(f["sds_control_met"], ~np.isnan(control), starts, 1)
+    f["rule_sds_control_items"] = _held_on_answered(f["sds_control_met"], ~np.isnan(control), starts, 1, day, min_days)
 
     # Warning signs: total burden for charts; non-specific burden against its own baseline.
     f["sign_burden"] = scoring.sign_burden(base).to_numpy()
@@ -213,7 +219,7 @@ def checkin_features(
     f["thr_nonspecific_rise"] = rules.scaled("nonspecific_rise", sud)
     f["nonspecific_met"] = nonspecific - f["nonspecific_baseline"] >= f["thr_nonspecific_rise"]
     f["rule_nonspecific_signs_rising"] = _held_on_answered(
-        f["nonspecific_met"], ~np.isnan(nonspecific), starts, rules.nonspecific_persist_checkins
+        f["nonspecific_met"], ~np.isnan(nonspecific), starts, rules.nonspecific_persist_checkins, day, min_days
     )
 
     # Specific-sign burden drift: a CUSUM of the weighted burden of the weighty specific signs
@@ -232,14 +238,16 @@ def checkin_features(
     score = {sign: base[sign].to_numpy(dtype="float64", na_value=np.nan) for sign in WARNING_SIGNS}
     for sign in _persistent_signs(rules):
         present = score[sign] >= rules.signs_min_score
-        f[f"sign_{sign}"] = window_count(present, starts, rules.signs_window_checkins) >= sign_persist_checkins(sign, rules)
+        f[f"sign_{sign}"] = window_count_over_days(present, starts, rules.signs_window_checkins,
+                                                   sign_persist_checkins(sign, rules), day, min_days)
 
     # Use outside treatment (rules.toml [use] signs): any report is serious; repeated reports are red.
     none = np.zeros(len(codes), dtype=bool)
     f["use_present"] = np.logical_or.reduce([none, *(score[sign] >= rules.signs_min_score for sign in rules.use_signs)])
     use_count = window_count(f["use_present"], starts, rules.use_window_checkins)
-    f["rule_use_outside_treatment_reported"] = (use_count >= 1) & (use_count < rules.use_red_checkins)
-    f["rule_use_outside_treatment_repeated"] = use_count >= rules.use_red_checkins
+    f["rule_use_outside_treatment_repeated"] = window_count_over_days(
+        f["use_present"], starts, rules.use_window_checkins, rules.use_red_checkins, day, min_days)
+    f["rule_use_outside_treatment_reported"] = (use_count >= 1) & ~f["rule_use_outside_treatment_repeated"]
 
     # Corroborating signs ([corroboration]): answers too light to count alone - the same specific
     # sign "a little" on 2 of the last 3 check-ins, the SDS control items at 2+ - which the engine
@@ -249,15 +257,15 @@ def checkin_features(
         [
             none,
             *(
-                window_count(score[sign] >= light, starts, rules.corroboration_window_checkins)
-                >= rules.corroboration_persist_checkins
+                window_count_over_days(score[sign] >= light, starts, rules.corroboration_window_checkins,
+                                       rules.corroboration_persist_checkins, day, min_days)
                 for sign in corroborating_signs(rules)
             ),
         ]
     )
     f["corroborating_sds_control_met"] = control >= rules.corroboration_sds_control
     f["rule_corroborating_sds_control"] = _held_on_answered(
-        f["corroborating_sds_control_met"], ~np.isnan(control), starts, 1
+        f["corroborating_sds_control_met"], ~np.isnan(control), starts, 1, day, min_days
     )
 
     # PHQ-9 context: the latest total and the lowest so far (a relapse is a rise from the best point).
@@ -388,13 +396,15 @@ def _first_at_or_after(flags: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return np.concatenate([nxt, [n]])[positions]
 
 
-def _held_on_answered(met: np.ndarray, answered: np.ndarray, starts: np.ndarray, times: int) -> np.ndarray:
-    """Whether `met` held on the last `times` answered rows; unanswered rows keep the latest answered state."""
+def _held_on_answered(met: np.ndarray, answered: np.ndarray, starts: np.ndarray, times: int, day: np.ndarray,
+                      min_days: int) -> np.ndarray:
+    """Whether `met` held on the last `times` answered rows, which span `min_days` days or more when `times` > 1;
+    unanswered rows keep the latest answered state."""
     sub = np.flatnonzero(answered)
     if len(sub) == 0:
         return np.zeros(len(met), dtype=bool)
     sub_codes = starts[sub]  # equal starts <=> same patient
-    sub_held = held(met[sub], group_starts(sub_codes), times)
+    sub_held = held_over_days(met[sub], group_starts(sub_codes), times, day[sub], min_days)
     state = np.zeros(len(met), dtype=bool)
     state[sub] = sub_held
     return take(state, carry_forward(answered, starts), False).astype(bool)

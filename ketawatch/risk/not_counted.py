@@ -134,12 +134,24 @@ def _trailing(flags: np.ndarray) -> int:
     return n
 
 
-def _still_needed(held: int, persist: int, noun: str, would: str) -> str:
-    """'the next check-in decides; 4 or more again would count', or how many more it takes when more than one."""
+def _over_days(persist: int, rules: RuleSettings) -> str:
+    """' over at least 5 days' where check-ins must span days to persist ([persistence] min_days), else ''."""
+    return f" over at least {rules.persistence_min_days} days" if persist > 1 and rules.persistence_min_days > 1 else ""
+
+
+def _days_apart(persist: int, rules: RuleSettings) -> str:
+    """', the first and last at least 5 days apart' where several check-ins must be seen, else ''."""
+    return (f", the first and last at least {rules.persistence_min_days} days apart"
+            if persist > 1 and rules.persistence_min_days > 1 else "")
+
+
+def _still_needed(held: int, persist: int, noun: str, would: str, over_days: str = "") -> str:
+    """'the next check-in decides; 4 or more again would count', or how many more it takes when more than one;
+    `over_days` (from `_over_days`) says the span check-ins need, as answers days apart report one week."""
     remaining = max(persist - held, 1)
     if remaining == 1:
-        return f"the next {noun} decides; {would} again would count ({persist} {noun}s in a row)"
-    return f"{would} at the next {remaining} {noun}s would count ({persist} in a row)"
+        return f"the next {noun} decides; {would} again would count ({persist} {noun}s in a row{over_days})"
+    return f"{would} at the next {remaining} {noun}s would count ({persist} in a row{over_days})"
 
 
 def _craving(table: FeatureTable, row: int, rules: RuleSettings, counted: set[str]) -> list[NotCounted]:
@@ -167,10 +179,11 @@ def _craving(table: FeatureTable, row: int, rules: RuleSettings, counted: set[st
     after = win[win > last]
     if len(after):
         text = (f"{seen}; {values_words(table['craving'][after])} at the {count_words(len(after), 'check-in')} since: "
-                f"not counted, as it did not hold at {rules.craving_persist_checkins} check-ins in a row")
+                f"not counted, as it did not hold at {rules.craving_persist_checkins} check-ins in a row"
+                f"{_over_days(rules.craving_persist_checkins, rules)}")
     else:  # the latest answer: the next check-ins decide, which is no reassurance
         text = f"{seen}: " + _still_needed(_trailing(met), rules.craving_persist_checkins, "check-in",
-                                           f"{min(counts)} or more")
+                                           f"{min(counts)} or more", _over_days(rules.craving_persist_checkins, rules))
     return [NotCounted("craving_high" if is_high else "craving_rising", text, dates_of(table, hit))]
 
 
@@ -193,7 +206,8 @@ def _signs(table: FeatureTable, row: int, rules: RuleSettings, held: set[str], c
             found.append(NotCounted(
                 "specific_sign_persistent",
                 f"{text}: not counted until it is seen on {sign_persist_checkins(sign, rules)} of the last "
-                f"{rules.signs_window_checkins} check-ins", dates_of(table, hit), sign))
+                f"{rules.signs_window_checkins} check-ins{_days_apart(sign_persist_checkins(sign, rules), rules)}",
+                dates_of(table, hit), sign))
     return found
 
 
@@ -262,9 +276,10 @@ def _sds(table: FeatureTable, row: int, rules: RuleSettings, counted: set[str]) 
     else:
         text += f" and {num(total - baseline)} points above the patient's baseline of {baseline_words(baseline)}"
         held = len(table.answered_run(last, "sds_total", "sds_met"))
-        verdict = _still_needed(held, rules.sds_persist_checkins, "complete answer", "high and risen")
+        over_days = _over_days(rules.sds_persist_checkins, rules)
+        verdict = _still_needed(held, rules.sds_persist_checkins, "complete answer", "high and risen", over_days)
         if unanswered:
-            verdict = f"not counted until it holds at {rules.sds_persist_checkins} complete answers in a row"
+            verdict = f"not counted until it holds at {rules.sds_persist_checkins} complete answers in a row{over_days}"
     complete = rows[~np.isnan(table["sds_total"][rows])]
     course = complete[complete <= last][-_SDS_COURSE:]
     if len(course) > 1:  # a dip or a climb reads differently from the same number alone (clinical lead)
@@ -293,7 +308,8 @@ def _nonspecific(table: FeatureTable, row: int, rules: RuleSettings, counted: se
         f"Non-specific warning signs rose from a baseline burden of {baseline_words(table['nonspecific_baseline'][last])} "
         f"to {values_words(table['nonspecific_burden'][hit])} on {list_dates(table['day'][hit])}"
         + mainly_signs(table, last) + sud_note(table, last, "nonspecific_rise") + relapse_context(table, last)
-        + f": not counted until the rise holds at {rules.nonspecific_persist_checkins} check-ins in a row (and then "
+        + f": not counted until the rise holds at {rules.nonspecific_persist_checkins} check-ins in a row"
+        + f"{_over_days(rules.nonspecific_persist_checkins, rules)} (and then "
         "amber at most: a depressive relapse and PTSD raise them too)"
     )
     return [NotCounted("nonspecific_signs_rising", text, dates_of(table, hit))]

@@ -37,6 +37,7 @@ SUD_SCALED = (
 class RuleSettings:
     """Every number the dependence-risk rules use; see seed_data/rules.toml for what each means."""
 
+    persistence_min_days: int
     baseline_checkins: int
     baseline_sessions: int
     baseline_craving_floor: float

@@ -58,6 +58,41 @@ def held(flags: np.ndarray, starts: np.ndarray, times: int) -> np.ndarray:
     return window_count(flags, starts, times) >= times
 
 
+def held_over_days(flags: np.ndarray, starts: np.ndarray, times: int, day: np.ndarray, min_days: int) -> np.ndarray:
+    """True where the condition held on at least `times` rows in a row ending here that span at least `min_days` days.
+
+    A check-in reports the past week, so two a day apart report the same week: "held at 2 check-ins in a row" from
+    answers 12 hours apart made a red level (clinical review). One row needs no span.
+    """
+    n = len(flags)
+    idx = np.arange(n)
+    run_start = np.maximum(np.maximum.accumulate(np.where(flags, -1, idx)) + 1, starts) if n else idx
+    run = idx - run_start + 1
+    out = flags.astype(bool) & (run >= times)
+    if times > 1 and n:
+        out &= day - day[np.minimum(run_start, n - 1)] >= min_days
+    return out
+
+
+def window_count_over_days(flags: np.ndarray, starts: np.ndarray, window: int, times: int, day: np.ndarray,
+                           min_days: int) -> np.ndarray:
+    """True where at least `times` of the patient's last `window` rows are True and, when more than one is asked
+    for, the first and last of them are at least `min_days` days apart (one week reported twice is one week)."""
+    count = window_count(flags, starts, window)
+    out = count >= times
+    n = len(flags)
+    if times > 1 and n:
+        idx = np.arange(n)
+        lo = np.maximum(idx + 1 - window, starts)
+        # the first True row at or after each position, and the last at or before it
+        next_true = np.minimum.accumulate(np.where(flags, idx, n)[::-1])[::-1]
+        first = next_true[lo]
+        last = np.maximum.accumulate(np.where(flags, idx, -1))
+        safe = np.clip(np.stack([first, last]), 0, n - 1)
+        out &= (count >= 1) & (day[safe[1]] - day[safe[0]] >= min_days)
+    return out
+
+
 def carry_forward(mask: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """For each row, the position of the patient's latest row at or before it where `mask` is True, else -1."""
     n = len(mask)
