@@ -1106,3 +1106,20 @@ def test_one_clear_answer_of_wanting_the_effect_is_amber_and_never_red_on_its_ow
     # secrecy (weight 2) still needs two of three check-ins
     once = records([patient()], iv_course("p1", [0.5] * 8), checkins("p1", [1] * 7, secrecy=[0] * 6 + [3]))
     assert "specific_sign_persistent" not in rule_ids(levels(once)["reasons"].iloc[-1])
+
+
+def test_a_reason_resting_on_earlier_check_ins_says_which_check_ins_and_the_latest_phq9():
+    """'Non-specific warning signs rose ... on the last 2 check-ins, 24 Nov to 30 Nov; PHQ-9 also rose from 3 to 16'
+    stood beside a newer check-in with no checklist answers and PHQ-9 17 (clinician review): the reason says the
+    check-ins with the checklist answered, and the relapse context gives the latest PHQ-9."""
+    signs = {"sleep_disturbance": [0, 0, 0, 3, 3], "social_withdrawal": [0, 0, 0, 3, 3]}
+    rows = checkins("p1", [1, 1, 1, 1, 1], phq9=[3, 3, 3, 12, 16], **signs)
+    rows.append({"patient_id": "p1", "reported_at": _at(35, 9), "craving": 1, "phq9": 17})
+    row = risk.assess(records([patient()], checkin_rows=rows), as_of=week(5), tz="UTC").iloc[0]
+    (text,) = [r.text for r in row["reasons"] if r.rule_id == "nonspecific_signs_rising"]
+    assert "on the last 2 check-ins with the checklist answered, " in text, text
+    assert "PHQ-9 also rose from 3 to 17" in text, text
+    answered = records([patient()], checkin_rows=rows[:-1])
+    row = risk.assess(answered, as_of=week(4), tz="UTC").iloc[0]
+    (text,) = [r.text for r in row["reasons"] if r.rule_id == "nonspecific_signs_rising"]
+    assert "on the last 2 check-ins, " in text and "PHQ-9 also rose from 3 to 16" in text, text

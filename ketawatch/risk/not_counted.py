@@ -307,7 +307,7 @@ def _nonspecific(table: FeatureTable, row: int, rules: RuleSettings, counted: se
     text = (
         f"Non-specific warning signs rose from a baseline burden of {baseline_words(table['nonspecific_baseline'][last])} "
         f"to {values_words(table['nonspecific_burden'][hit])} on {list_dates(table['day'][hit])}"
-        + mainly_signs(table, last) + sud_note(table, last, "nonspecific_rise") + relapse_context(table, last)
+        + mainly_signs(table, last) + sud_note(table, last, "nonspecific_rise") + relapse_context(table, row)
         + f": not counted until the rise holds at {rules.nonspecific_persist_checkins} check-ins in a row"
         + f"{_over_days(rules.nonspecific_persist_checkins, rules)} (and then "
         "amber at most: a depressive relapse and PTSD raise them too)"

@@ -21,10 +21,10 @@ from ketawatch.risk.wording import (
     EPOCH,
     answer_words,
     baseline_words,
-    count_words,
     date_words,
     dates_of,
     join_words,
+    last_checkins_words,
     list_dates,
     num,
     number_words,
@@ -270,7 +270,7 @@ def _craving(kind: str):
             baseline, rise = table["craving_baseline"][last], table["thr_craving_rise"][last]
             text = (
                 f"Craving rose from a baseline of {baseline_words(baseline)} to {values} of 10 "
-                f"on the last {count_words(len(run), 'check-in')}, {span}; "
+                f"on {last_checkins_words(table, row, run, 'craving')}, {span}; "
                 # Answered in whole numbers: a rise of 2.25 above a baseline of 1 means 4 or more.
                 f"{math.ceil(baseline + rise - 1e-9)} or more counts as a rise ({num(rise)} points above the baseline"
                 + (", lowered for a history of substance use disorder" if sud_note(table, last, "craving_rise_points")
@@ -280,7 +280,7 @@ def _craving(kind: str):
             )
         else:
             text = (
-                f"Craving {values} of 10 on the last {count_words(len(run), 'check-in')}, {span}; "
+                f"Craving {values} of 10 on {last_checkins_words(table, row, run, 'craving')}, {span}; "
                 # Craving is answered in whole numbers: a threshold of 5.25 means 6 or more.
                 f"{math.ceil(table['thr_craving_high'][last])} or more counts as high" + sud_note(table, last, "craving_high")
                 + _held_since(table, row, "craving", met, run)
@@ -304,7 +304,7 @@ def _craving_trend(table: FeatureTable, row: int, rules: RuleSettings) -> Reason
         f"when it holds at {rules.craving_ewma_persist_checkins} check-ins in a row ({num(rise)} points above the "
         "baseline" + (", lowered for a history of substance use disorder"
                       if sud_note(table, last, "craving_ewma_rise_points") else "")
-        + f"); answers on the last {count_words(len(run), 'check-in')}, {span_words(table['day'][run])}: "
+        + f"); answers on {last_checkins_words(table, row, run, 'craving')}, {span_words(table['day'][run])}: "
         + values_words(table["craving"][run])
         # what the average still carries: the answers quoted and the few before them (an older answer weighs a quarter
         # less each check-in)
@@ -365,8 +365,8 @@ def _nonspecific(table: FeatureTable, row: int, rules: RuleSettings, sign: str |
     last = run[-1]
     text = (
         f"Non-specific warning signs rose from a baseline burden of {baseline_words(table['nonspecific_baseline'][last])} "
-        f"to {values_words(table['nonspecific_burden'][run])} on the last {count_words(len(run), 'check-in')}, "
-        f"{span_words(table['day'][run])}" + mainly_signs(table, last) + relapse_context(table, last)
+        f"to {values_words(table['nonspecific_burden'][run])} on {last_checkins_words(table, row, run, 'the checklist')}, "
+        f"{span_words(table['day'][run])}" + mainly_signs(table, last) + relapse_context(table, row)
     )
     return Reason("nonspecific_signs_rising", "amber", text, dates_of(table, run))
 
@@ -524,7 +524,8 @@ def _craving_drift(table: FeatureTable, row: int, rules: RuleSettings, sign: str
     run = table.answered_run(row, "craving", "craving_drift_met", cap=8)
     last = run[-1]
     text = (
-        f"Craving {values_words(table['craving'][run])} of 10 on the last {count_words(len(run), 'check-in')}, {span_words(table['day'][run])}, "
+        f"Craving {values_words(table['craving'][run])} of 10 on {last_checkins_words(table, row, run, 'craving')}, "
+        f"{span_words(table['day'][run])}, "
         f"against a baseline of {_drift_baseline(table, last)}: "
         + _drift_text(table, last, "craving_drift", "thr_craving_drift", rules.craving_drift_allowance,
                       rules.craving_drift_cap, "point", "craving", above=_drift_reference(table, last))
@@ -546,7 +547,7 @@ def _specific_drift(table: FeatureTable, row: int, rules: RuleSettings, sign: st
     scale = join_words([f"{warning_sign(s).label.lower()} x {num(weights[s])}" for s in signs])
     text = (
         f"Specific warning-sign burden (each answer 0-3 times its weight: {scale}) "
-        f"{values_words(table['specific_burden'][run])} on the last {count_words(len(run), 'check-in')}, "
+        f"{values_words(table['specific_burden'][run])} on {last_checkins_words(table, row, run, 'the checklist')}, "
         f"{span_words(table['day'][run])}, against a baseline of {baseline_words(table['specific_baseline'][last])}"
         + (f"; answers: {join_words(present[:3])}" if present else "")
         + "; "

@@ -100,6 +100,13 @@ def count_words(n: int, noun: str) -> str:
     return noun if n == 1 else f"{n} {noun}s"
 
 
+def last_checkins_words(table: FeatureTable, row: int, run: np.ndarray, answered: str) -> str:
+    """'the last 2 check-ins', or 'the last 2 check-ins with the checklist answered' when a later check-in (up to
+    `row`) left it out: 'the last 2' beside a newer check-in on the same page read as stale (clinician review)."""
+    words = f"the last {count_words(len(run), 'check-in')}"
+    return words + (f" with {answered} answered" if int(run[-1]) < row else "")
+
+
 def out_of(hits: int, shown: int, window: int, noun: str, plural: str | None = None) -> str:
     """'2 of the last 4 check-ins', '1 of the 2 check-ins so far' (fewer than the window yet), 'the only check-in so
     far': a fact-check read '1 of the last check-in' and '1 of the last 1 sessions'."""
