@@ -595,11 +595,37 @@ def main() -> None:
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
             typer.echo(f"ketawatch: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code)
+        if _database_error(exc):
+            typer.echo(f"ketawatch: unexpected database error: {_database_error(exc)}", err=True)
+            sys.exit(1)
         # A text-encoding error quotes the text it choked on, which may be a password or a patient's name: not shown.
         said = "" if isinstance(exc, UnicodeError) else str(exc).strip()
         first = said.splitlines()[0] if said else ""
         typer.echo(f"ketawatch: unexpected error: {type(exc).__name__}" + (f": {first}" if first else ""), err=True)
         sys.exit(1)
+
+
+def _database_error(exc: BaseException) -> str:
+    """A database error by type and SQL state only, or '' for any other error.
+
+    Its message can quote the row the database refused ("Key (patient_id)=(...) already exists", a trigger's own
+    words), and the command's stderr reaches cron mail and the journal (IT review); the dashboard's log withholds it
+    the same way.
+    """
+    import sqlite3
+
+    import psycopg
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(exc, DBAPIError):  # through SQLAlchemy: the driver's own error inside
+        driver = exc.orig
+    elif isinstance(exc, (sqlite3.Error, psycopg.Error)):  # from the importer's and the readers' raw cursors
+        driver = exc
+    else:
+        return ""
+    state = getattr(driver, "sqlstate", None) or getattr(driver, "sqlite_errorname", None)
+    return (f"{type(exc).__name__} ({type(driver).__name__}{f', {state}' if state else ''}); the message is "
+            "withheld, as it may quote patient data: the database's own log has it")
 
 
 if __name__ == "__main__":

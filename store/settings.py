@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -155,12 +156,41 @@ def _unknown_names() -> list[str]:
     known = {f"KETAWATCH_{name.upper()}" for name in Settings.model_fields} | set(OTHER_NAMES)
     given = {name.upper() for name in os.environ if name.upper().startswith("KETAWATCH_")}
     env_file = Path(".env")
-    if env_file.is_file():
-        given |= {name.upper() for name in dotenv_values(env_file) if name.upper().startswith("KETAWATCH_")}
     lines = []
+    if env_file.is_file():
+        lines += _env_file_lines_systemd_reads_otherwise(env_file)
+        if lines:  # said in KetaWatch's words, before python-dotenv warns of the same lines in its own
+            return lines
+        given |= {name.upper() for name in dotenv_values(env_file) if name.upper().startswith("KETAWATCH_")}
     for name in sorted(given - known):
         near = get_close_matches(name, sorted(known), n=1)
         lines.append(f"setting {name}: no such setting" + (f"; did you mean {near[0]}?" if near else ""))
+    return lines
+
+
+#: An unquoted value followed by a comment on its line: `NAME=value # note`.
+_TRAILING_COMMENT = re.compile(r"^\s*(?:export\s+)?\w+\s*=\s*[^'\"\s][^#]*?\s#")
+
+
+def _env_file_lines_systemd_reads_otherwise(env_file: Path) -> list[str]:
+    """One line per `.env` line that the command line and systemd's EnvironmentFile= would read differently.
+
+    python-dotenv drops a comment after a value and skips a line it cannot read, with a warning only; systemd keeps
+    the comment as part of the value. So `KETAWATCH_CLINIC_TIMEZONE=Europe/London # UK` passed the README's check with
+    `ketawatch users list` and the service then would not start (IT review).
+    """
+    from dotenv.parser import parse_stream
+
+    lines = []
+    with env_file.open(encoding="utf-8") as stream:
+        for binding in parse_stream(stream):
+            number = binding.original.line
+            if binding.error:
+                lines.append(f"setting file .env, line {number}: not a NAME=value line; remove it, or put # before "
+                             "it to keep it as a comment")
+            elif (binding.key or "").upper().startswith("KETAWATCH_") and _TRAILING_COMMENT.match(binding.original.string):
+                lines.append(f"setting {binding.key.upper()}: .env line {number} has a comment after its value, which "
+                             "systemd would read as part of the value; put the comment on a line of its own")
     return lines
 
 

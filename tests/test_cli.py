@@ -690,6 +690,24 @@ def test_a_misspelt_setting_in_the_env_file_is_named_too(tmp_path):
     assert not (tmp_path / "k.db").exists()
 
 
+def test_an_env_file_line_that_systemd_would_read_otherwise_is_named(tmp_path):
+    """`KETAWATCH_CLINIC_TIMEZONE=Europe/London # UK` passed `ketawatch users list` (python-dotenv drops the comment)
+    and the service would not start (systemd keeps it in the value), and a line python-dotenv cannot read was skipped
+    with a warning only (IT review). A quoted value may hold a '#'."""
+    (tmp_path / ".env").write_text("# the clinic\nKETAWATCH_CLINIC_TIMEZONE=Europe/London # UK\nnot a setting line\n"
+                                   "KETAWATCH_IDLE_TIMEOUT_MINUTES='15'\n")
+    result = ketawatch("users", "list", "--db", f"sqlite:///{tmp_path / 'k.db'}", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "ketawatch: setting KETAWATCH_CLINIC_TIMEZONE: .env line 2 has a comment after its value, which systemd would "
+        "read as part of the value; put the comment on a line of its own",
+        "ketawatch: setting file .env, line 3: not a NAME=value line; remove it, or put # before it to keep it as a "
+        "comment"], result.stderr
+    assert not (tmp_path / "k.db").exists()
+    (tmp_path / ".env").write_text("# the clinic\n# UK\nKETAWATCH_CLINIC_TIMEZONE=Europe/London\n"
+                                   "KETAWATCH_DATABASE_URL='sqlite:///k#1.db'\n")
+    assert ketawatch("users", "list", cwd=tmp_path).returncode == 0
+
+
 @pytest.mark.parametrize("group", [(), ("users",), ("export",)])
 def test_a_command_group_without_arguments_prints_its_help_once(tmp_path, group):
     result = ketawatch(*group, cwd=tmp_path)
@@ -988,3 +1006,30 @@ def test_flags_on_a_read_only_postgresql_database_gives_no_levels_in_one_line(tm
                                "written (cannot execute INSERT in a read-only transaction"), line
     finally:
         drop()
+
+
+def test_a_database_error_is_named_without_its_message_which_may_quote_patient_data(db_url, tmp_path):
+    """'unexpected error: RaiseException: refused row for KW-0001 secret note ...' reached stderr, which cron mail and
+    the journal keep (IT review): a database error is given by type and SQL state, its message withheld."""
+    from sqlalchemy import text
+
+    engine = open_database(db_url)
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.execute(text("CREATE TRIGGER kw_refuse BEFORE INSERT ON check_in "
+                              "BEGIN SELECT RAISE(ABORT, 'refused row for KW-0001: SECRETNOTE'); END"))
+        else:
+            conn.execute(text("CREATE FUNCTION kw_refuse() RETURNS trigger AS $$ BEGIN "
+                              "RAISE EXCEPTION 'refused row for %: SECRETNOTE', NEW.patient_id; END $$ LANGUAGE plpgsql"))
+            conn.execute(text("CREATE TRIGGER kw_refuse BEFORE INSERT ON check_in FOR EACH ROW "
+                              "EXECUTE FUNCTION kw_refuse()"))
+    engine.dispose()
+    result = ketawatch("import", str(write_folder(tmp_path / "in")), "--db", db_url, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "SECRETNOTE" not in result.stderr + result.stdout and "KW-0001" not in result.stderr, result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if "unexpected" in line]
+    state = "SQLITE_CONSTRAINT_TRIGGER" if db_url.startswith("sqlite") else "P0001"
+    error = "IntegrityError" if db_url.startswith("sqlite") else "RaiseException"
+    assert line == (f"ketawatch: unexpected database error: {error} ({error}, {state}); the message is withheld, as it "
+                    "may quote patient data: the database's own log has it"), line
+    assert counts(open_database(db_url))["Patient"] == 0  # the import changed nothing

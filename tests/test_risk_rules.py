@@ -283,7 +283,7 @@ def test_one_bad_week_does_not_hold_the_smoothed_craving_trend_up():
     assert worst(rec, rules=no_floor) != "red"
     assert worst(rec) != "red"
     # Without the limit (a rise threshold so high that nothing is cut) the same week is a "trend".
-    assert worst(rec, rules=no_floor.with_changes(craving_rise_points=20.0)) == "red"
+    assert worst(rec, rules=no_floor.with_changes(craving_rise_points=10.0)) == "red"
 
 
 # --- dependence patterns -----------------------------------------------------------------------
@@ -481,12 +481,32 @@ def test_rules_file_is_the_source_of_settings(tmp_path):
     assert worst(_sds_case(), rules=risk.load_rules(changed)) == "green"
     broken = tmp_path / "broken.toml"
     broken.write_text(text + "\n[extra]\nsurprise = 1\n")
-    with pytest.raises(ValueError, match="extra_surprise"):
+    with pytest.raises(ValueError, match=r"unknown setting\(s\) \[extra\] surprise"):
         risk.load_rules(broken)
+    missing = tmp_path / "missing.toml"
+    missing.write_text(text.replace("once_min_weight = ", "# once_min_weight = "))
+    with pytest.raises(ValueError, match=r"missing setting\(s\) \[signs\] once_min_weight \(copy each from"):
+        risk.load_rules(missing)
     with pytest.raises(ValueError, match="unknown rule setting"):
         risk.load_rules(sds_cutoff=3)
     with pytest.raises(ValueError, match="sud_sensitivity"):
         risk.load_rules(sud_sensitivity=1.5)
+
+
+@pytest.mark.parametrize("setting, value, said", [
+    ("sds_threshold", 99, r"\[sds\] threshold \(sds_threshold\) must be at most the SDS total's top, 15, got 99"),
+    ("sds_threshold", float("inf"), r"\[sds\] threshold \(sds_threshold\) must be a number of at least 0, got inf"),
+    ("craving_high", 11, "at most the craving scale's top, 10"),
+    ("signs_min_score", 4, "at most a checklist answer's top, 3"),
+    ("sds_control_threshold", 10, "at most the three SDS control items' top, 9"),
+    ("craving_persist_checkins", float("inf"), r"\[craving\] persist_checkins .* whole number of at least 1, got inf"),
+    ("persistence_min_days", 0, r"\[persistence\] min_days .* whole number of at least 1"),
+])
+def test_a_setting_beyond_its_scale_is_refused_not_a_rule_silently_switched_off(setting, value, said):
+    """`[sds] threshold = 99` (or inf) in a clinic's file took the SDS rule away and `flags` said nothing (IT review)."""
+    with pytest.raises(ValueError, match=said):
+        risk.load_rules(**{setting: value})
+    assert risk.load_rules(sds_threshold=15, craving_high=10).sds_threshold == 15  # the top itself is a setting
 
 
 def test_sud_history_lowers_thresholds_but_is_never_a_reason():
@@ -717,7 +737,7 @@ def test_a_craving_rise_corroborated_by_a_little_tolerance_is_red_a_visit_sooner
     assert final["level"] == "red" and "corroborating_sign" not in rule_ids(final["reasons"])
     # without the corroboration red comes a visit later (when the tolerance drift has built up),
     # and without the tolerance answers the craving rise alone stays amber
-    unheard = risk.load_rules(corroboration_sign_min_score=4.0)  # no answer reaches it
+    unheard = risk.load_rules(corroboration_sign_min_score=3.0)  # only "severely", which no answer here reaches
     assert levels(rec, rules=unheard).query("level == 'red'")["date"].iloc[0] == week(9)
     assert worst(records([patient()], iv_course("p1", [0.5] * 8), checkins("p1", craving))) == "amber"
 
@@ -734,7 +754,7 @@ def test_sds_control_items_at_two_corroborate_a_craving_drift():
     assert rule_ids(first_red["reasons"]) == ["craving_drift", "dose_request_recent", "corroborating_sds_control"]
     assert "(2 of 9)" in first_red["reasons"][-1].text
     # before the corroboration the same patient was amber: two weak signals
-    unheard = risk.load_rules(corroboration_sds_control=10.0)  # above the 9 the items can reach
+    unheard = risk.load_rules(corroboration_sds_control=9.0)  # the top of the items, which these answers do not reach
     assert worst(records([patient()], sessions, checkins("p1", craving, first=70, **control)), rules=unheard) == "amber"
     # the same SDS answers and request without the craving drift: amber at most, and not corroborating
     flat = levels(records([patient()], sessions, checkins("p1", [1] * 8, first=70, **control)))

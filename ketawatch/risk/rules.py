@@ -8,6 +8,7 @@ gives a copy with overrides, checked like the file.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, fields
 from functools import cache
@@ -31,6 +32,24 @@ SUD_SCALED = (
     "sds_rise_points",
     "dose_rise_fraction",
 )
+
+
+#: Settings compared with an answer on a scale, and the scale's top: a threshold above it switches its rule off
+#: without a word (IT review: `[sds] threshold = 99` took the SDS rule away and `flags` said nothing).
+SCALE_TOPS = {
+    **dict.fromkeys(("craving_rise_points", "craving_ewma_rise_points", "craving_high", "craving_drift_allowance",
+                     "baseline_craving_floor"), (10, "the craving scale's top, 10")),
+    **dict.fromkeys(("sds_threshold", "sds_rise_points"), (15, "the SDS total's top, 15")),
+    **dict.fromkeys(("sds_control_threshold", "corroboration_sds_control"), (9, "the three SDS control items' top, 9")),
+    **dict.fromkeys(("signs_min_score", "corroboration_sign_min_score"), (3, "a checklist answer's top, 3")),
+    "interval_relapse_phq9_rise": (27, "the PHQ-9 total's top, 27"),
+}
+
+
+def in_file(name: str) -> str:
+    """A setting as the rules file writes it: 'sds_threshold' is '[sds] threshold'."""
+    section, _, key = name.partition("_")
+    return f"[{section}] {key}"
 
 
 @dataclass(frozen=True)
@@ -94,26 +113,32 @@ class RuleSettings:
     def __post_init__(self) -> None:
         """Coerce types and reject settings that would make a rule meaningless."""
         for f in fields(self):
-            value = getattr(self, f.name)
+            value, name = getattr(self, f.name), f"{in_file(f.name)} ({f.name})"
             if f.type == "int":
-                if isinstance(value, bool) or not float(value).is_integer() or value < 1:
-                    raise ValueError(f"rule setting {f.name} must be a whole number of at least 1, got {value!r}")
+                if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                        or not float(value).is_integer() or value < 1):
+                    raise ValueError(f"rule setting {name} must be a whole number of at least 1, got {value!r}")
                 object.__setattr__(self, f.name, int(value))
             elif f.type == "float":
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-                    raise ValueError(f"rule setting {f.name} must be a number of at least 0, got {value!r}")
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+                    raise ValueError(f"rule setting {name} must be a number of at least 0, got {value!r}")
+                top, scale = SCALE_TOPS.get(f.name, (math.inf, ""))
+                if value > top:
+                    raise ValueError(f"rule setting {name} must be at most {scale}, got {value!r}: "
+                                     "above it the rule could never hold")
                 object.__setattr__(self, f.name, float(value))
             else:
                 object.__setattr__(self, f.name, tuple(value))
         unknown_signs = set(self.use_signs) - set(WARNING_SIGNS)
         if unknown_signs:
-            raise ValueError(f"rule setting use_signs names unknown warning sign(s): {', '.join(sorted(unknown_signs))}")
+            raise ValueError(f"rule setting [use] signs (use_signs) names unknown warning sign(s): "
+                             f"{', '.join(sorted(unknown_signs))}")
         if not 0 < self.craving_ewma_lambda <= 1:
-            raise ValueError("rule setting craving_ewma_lambda must be in (0, 1]")
+            raise ValueError("rule setting [craving] ewma_lambda (craving_ewma_lambda) must be in (0, 1]")
         if not 0 < self.sud_sensitivity <= 1:
-            raise ValueError("rule setting sud_sensitivity must be in (0, 1]")
+            raise ValueError("rule setting [sud] sensitivity (sud_sensitivity) must be in (0, 1]")
         if not 0 < self.interval_early_fraction <= 1:
-            raise ValueError("rule setting interval_early_fraction must be in (0, 1]")
+            raise ValueError("rule setting [interval] early_fraction (interval_early_fraction) must be in (0, 1]")
         for window, need in (
             ("signs_window_checkins", "signs_persist_checkins"),
             ("corroboration_window_checkins", "corroboration_persist_checkins"),
@@ -123,7 +148,7 @@ class RuleSettings:
             ("interval_request_window_sessions", "interval_requests_repeated"),
         ):
             if getattr(self, need) > getattr(self, window):
-                raise ValueError(f"rule setting {need} cannot exceed {window}")
+                raise ValueError(f"rule setting {in_file(need)} ({need}) cannot exceed {in_file(window)} ({window})")
 
     def with_changes(self, **changes) -> "RuleSettings":
         """A copy with some settings replaced (e.g. a clinic's own SDS threshold), validated again."""
@@ -186,8 +211,9 @@ def _parse(text: str) -> RuleSettings:
     if unknown or missing:
         parts = []
         if unknown:
-            parts.append(f"unknown setting(s) {', '.join(sorted(unknown))}")
+            parts.append(f"unknown setting(s) {', '.join(in_file(name) for name in sorted(unknown))}")
         if missing:
-            parts.append(f"missing setting(s) {', '.join(sorted(missing))}")
+            parts.append(f"missing setting(s) {', '.join(in_file(name) for name in sorted(missing))} (copy each from "
+                         "the shipped seed_data/rules.toml)")
         raise ValueError("rules file: " + "; ".join(parts))
     return RuleSettings(**flat)
