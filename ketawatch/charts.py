@@ -258,7 +258,7 @@ def _signs_chart(signals, common) -> ChartSpec:
         "warning_signs", "Warning signs", "", **common, heatmap=heat, height=420,
         note="The twelve checklist items by check-in date: "
              + ", ".join(f"{i} {w.lower()}" for i, w in enumerate(answers))
-             + ". A grey cell without a number is 'not at all'; no cell: not answered. "
+             + ". The lightest grey cell is 'not at all' (0); no cell: not answered. "
              "Hover a cell for the seed passage behind the sign.",
     )
 

@@ -287,7 +287,10 @@ def phq9_items_problems(answers: Sequence[int | None], safety: Sequence[bool], *
     others_blank = all(a is None for a, is_safety in zip(answers, safety) if not is_safety)
     if len(given) in (0, len(answers)) or others_blank:
         return []
-    message = f"PHQ-9: answer all nine questions or none ({len(given)} of {len(answers)} answered)"
+    missing = [str(i + 1) for i, a in enumerate(answers) if a is None]
+    noun = "question" if len(missing) == 1 else "questions"
+    message = (f"PHQ-9: answer all nine questions or none ({len(given)} of {len(answers)} answered; {noun} "
+               f"{', '.join(missing)} not answered)")
     if safety_given:
         message += ". To keep question 9's answer without a total, leave questions 1 to 8 empty"
     return [Problem("phq9", message)]

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from ketawatch.exports import Pseudonymiser, export_caseload, export_patient, export_records
 from ketawatch.exports.deidentify import MAX_SHIFT_DAYS, MIN_SHIFT_DAYS, age_band, shift_instants
+from ketawatch.exports.fhir_markdown import fhir_markdown
 from tests.test_export_support import (
     CLINICIAN,
     NOW,
@@ -216,7 +217,8 @@ def test_a_deidentified_data_file_keeps_each_question_9_answer_in_the_form_s_wor
     fhir = export_patient(sample, SECRET_PID, "fhir", actor=REVIEWER, role="reviewer", deidentify=True, now=NOW)
     bundle = json.loads(next(iter(fhir.files.values())))
     notes = [n["text"] for e in bundle["entry"] for n in e["resource"].get("note", [])]
-    assert standard in notes and UNSTANDARD_WORDING in notes
+    # as FHIR's markdown (Annotation.text): "[Safety]" goes out as "\[Safety\]", which a receiver shows as typed
+    assert fhir_markdown(standard) in notes and fhir_markdown(UNSTANDARD_WORDING) in notes
     assert "SECRETNOTE" not in json.dumps(bundle)
 
 

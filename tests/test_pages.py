@@ -563,6 +563,25 @@ def test_a_refused_duration_does_not_silence_the_dose_line(demo_url, monkeypatch
         m.value for m in at.markdown]
 
 
+def test_refused_values_give_no_readout_or_note_while_the_red_line_says_why(demo_url, monkeypatch):
+    """A dose of 0 showed "0.00 mg/kg", and 80/120 before dosing "above 140/90 (80/120 mmHg)", although Save refused
+    both: a readout from a refused value reads as a judgement of it (clinician's browser review)."""
+    at = _session_form(demo_url, monkeypatch, patient=_iv_patient(demo_url))
+    at.number_input(key="ls_weight").set_value(60.0).run()
+    at.number_input(key="ls_dose").set_value(0.0).run()
+    assert [m.value for m in at.metric if m.label == "Dose per kg"] == ["—"]
+    assert any("Dose, 0, must be more than 0 mg" in m.value for m in at.markdown), [m.value for m in at.markdown]
+    at.number_input(key="ls_dose").set_value(30.0).run()
+    assert [m.value for m in at.metric if m.label == "Dose per kg"] == ["0.50 mg/kg"]
+    at.number_input(key="ls_weight").set_value(500.0).run()
+    assert [m.value for m in at.metric if m.label == "Dose per kg"] == ["—"]
+    at.number_input(key="ls_sbp_pre").set_value(80).run()
+    at.number_input(key="ls_dbp_pre").set_value(120).run()
+    assert not [c.value for c in at.caption if "Blood pressure before dosing" in c.value]
+    at.number_input(key="ls_sbp_pre").set_value(150).run()  # the pair is now a reading, and a raised one
+    assert [c.value for c in at.caption if "Blood pressure before dosing is above" in c.value]
+
+
 def test_a_session_without_a_weight_shows_the_mg_per_kg_the_chart_and_rules_use_and_says_so(demo_url, monkeypatch):
     """The sessions table said '-' where the dose chart plotted 0.6 mg/kg from the weight before (clinician's pass)."""
     from store.queries import sessions_frame

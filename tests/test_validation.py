@@ -365,7 +365,11 @@ def test_a_phq9_by_item_is_refused_only_when_answered_in_part_beyond_question_9_
     question_9_alone = all(a is None for a in answers[:8])
     assert bool(problems) == (not whole_or_none and not question_9_alone)
     if problems:
-        assert problems[0].message.startswith(f"PHQ-9: answer all nine questions or none ({answered} of 9 answered)")
+        # the questions left out are named, as the SDS names its items (clinician review: "8 of 9 answered" alone)
+        missing = [str(i + 1) for i, a in enumerate(answers) if a is None]
+        noun = "question" if len(missing) == 1 else "questions"
+        assert problems[0].message.startswith(f"PHQ-9: answer all nine questions or none ({answered} of 9 answered; "
+                                              f"{noun} {', '.join(missing)} not answered)")
         assert ("leave questions 1 to 8 empty" in problems[0].message) == (answers[8] is not None)
 
 

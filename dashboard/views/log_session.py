@@ -126,17 +126,31 @@ def _dose_check_now(pid: str | None, dose) -> None:
         st.markdown(f":red[:material/warning: {ui.md_escape(message)}]")
 
 
+def _accepted(values: dict) -> dict:
+    """The values the store would accept as they stand, each field by its own rule and each blood pressure pair by
+    the record's check across fields; the rest as None. A readout or note drawn from a refused value read as a
+    judgement of it: "0.00 mg/kg" for a dose of 0, "above 140/90" for 80/120 (clinician's browser review)."""
+    validator = Validator()
+    kept = {name: value if value is not None and validator.field(SESSION_RULES[name], value)[1] is None else None
+            for name, value in values.items()}
+    for fields, agree in validator.row_checks("sessions"):
+        if all(name in kept for name in fields) and not agree(*(kept[name] for name in fields)):
+            kept.update(dict.fromkeys(fields))
+    return kept
+
+
 def _bp_notes() -> None:
     """A note beside blood pressure raised before dosing, or high after it: a reminder of the protocol, not a question
     before saving (clinical review: 136/95 before and 161/102 after showed no mark)."""
     s = st.session_state
     (pre_sys, pre_dia), (post_sys, post_dia) = blood_pressure_note()
-    sbp, dbp = s.get(P + "sbp_pre"), s.get(P + "dbp_pre")
+    readings = _accepted({name: s.get(P + name) for name in ("sbp_pre", "dbp_pre", "sbp_post", "dbp_post")})
+    sbp, dbp = readings["sbp_pre"], readings["dbp_pre"]
     if (sbp is not None and sbp > pre_sys) or (dbp is not None and dbp > pre_dia):
         st.caption(f":material/info: Blood pressure before dosing is above {pre_sys:g}/{pre_dia:g} "
                    f"({reading_pair(sbp, dbp)} mmHg): the esketamine label advises weighing the risk of a short rise "
                    "in blood pressure against the benefit before dosing; follow the clinic's protocol.")
-    sbp, dbp = s.get(P + "sbp_post"), s.get(P + "dbp_post")
+    sbp, dbp = readings["sbp_post"], readings["dbp_post"]
     if (sbp is not None and sbp >= post_sys) or (dbp is not None and dbp >= post_dia):
         st.caption(f":material/info: Blood pressure after dosing is {post_sys:g}/{post_dia:g} or more "
                    f"({reading_pair(sbp, dbp)} mmHg): follow the clinic's protocol for raised blood pressure "
@@ -240,10 +254,12 @@ with dose_cols[3]:
     # the dose rule's margin for this patient (lowered for a history of substance use disorder, as the rules lower it)
     rise = float(rules.scaled("dose_rise_fraction", np.array([plan is not None and bool(plan["sud_history"])]))[0])
     planned = None if plan is None or pd.isna(plan["planned_dose_mg_per_kg"]) else float(plan["planned_dose_mg_per_kg"])
+    # a refused value gives no readout (see _accepted); the red line below still says why it is refused
+    shown_dose, shown_weight = _accepted({"dose_mg": dose, "weight_kg": weight}).values()
     if route in WEIGHT_BASED_ROUTES:
-        per_kg = dose_per_kg(dose, weight, route) if dose is not None and weight else None
+        per_kg = dose_per_kg(shown_dose, shown_weight, route) if shown_dose is not None and shown_weight else None
         if per_kg is None or pd.isna(per_kg):
-            st.metric("Dose per kg", "—", help="Enter dose and weight to see mg/kg.")
+            st.metric("Dose per kg", "—", help="Enter a dose and weight the form accepts to see mg/kg.")
         else:
             st.metric("Dose per kg", f"{per_kg:.2f} mg/kg", delta=ui.dose_against_plan(per_kg, planned), delta_color="off")
         if plan is None:
@@ -253,11 +269,11 @@ with dose_cols[3]:
         above = per_kg is not None and not pd.isna(per_kg) and planned and dose_above_plan(per_kg / planned, rise)
     else:
         planned_mg = None if plan is None or pd.isna(plan["planned_dose_mg"]) else float(plan["planned_dose_mg"])
-        st.metric("Dose", f"{dose:g} mg" if dose is not None else "—")
+        st.metric("Dose", f"{shown_dose:g} mg" if shown_dose is not None else "—")
         st.caption(f"{ui.route_words(route)} is a fixed-dose route: the dose is judged in mg, not mg/kg"
                    + (f" (planned dose: {planned_mg:g} mg)." if planned_mg is not None else
                       "; with no planned mg in this patient's plan, against their first sessions on the route."))
-        above = dose is not None and planned_mg and dose_above_plan(dose / planned_mg, rise)
+        above = shown_dose is not None and planned_mg and dose_above_plan(shown_dose / planned_mg, rise)
     if above:  # a clinician's titration after a non-responder asked read as patient-driven escalation (clinical review)
         st.caption(":material/info: Above the plan. If you are raising the dose as planned titration, set the new dose "
                    "in the patient's plan (Patients and plans): a dose above the plan after the patient asked for more "

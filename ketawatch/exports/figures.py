@@ -148,7 +148,8 @@ def _draw_heatmap(ax, spec: ChartSpec, lo: float, hi: float) -> None:
     gap_days = float(np.diff(np.unique(x)).min()) if len(np.unique(x)) > 1 else 7.0
     column_in = width_in * gap_days / max(hi - lo + 2, 1)
     side = float(np.clip(72 * min(column_in, height_in / max(len(rows), 1)) * 0.85, 2, 13))
-    # 0 light grey (as on screen: a grey cell without a number is "not at all"), darker with each step to 3.
+    # 0 light grey (as on screen: the lightest grey cell is "not at all"), darker with each step to 3; on paper the
+    # 0 is not printed in the small squares.
     greys = np.clip(0.86 - 0.86 * z / max(heat.zmax, 1), 0, 1)
     ax.scatter(xx[have], yy[have], c=np.repeat(greys[have][:, None], 3, axis=1), marker="s", s=side**2, edgecolors=_INK,
                linewidths=0.3, zorder=3)
