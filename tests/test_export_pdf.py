@@ -12,7 +12,7 @@ from pypdf import PdfReader
 
 from ketawatch.exports import export_caseload, export_patient
 from ketawatch.exports.figures import PRINTED_CHARTS, case_figures, draw
-from ketawatch.exports.pdf_layout import IDENTIFIED_MARK
+from ketawatch.exports.pdf_layout import IDENTIFIED_MARK, ReviewPDF
 from store.queries import audit_frame
 from tests.test_export_support import CLINICIAN, NOW, SECRET_NAME, SECRET_PID, load_sample, pdf_text
 
@@ -194,6 +194,30 @@ def test_a_fallback_font_prints_what_dejavu_lacks(sqlite_engine, tmp_path, monke
         monkeypatch.delenv("KETAWATCH_PDF_FALLBACK_FONTS")
         get_settings.cache_clear()
     assert f"Ada {STIX_ONLY} Lovelace" in text and "could not be printed" not in text
+
+
+ARABIC_NAME = "محمد علي"  # Muhammad Ali
+
+
+def test_a_right_to_left_name_prints_joined_in_reading_order(sqlite_engine, tmp_path):
+    """Export review: unshaped, an Arabic name printed its letters reversed and unjoined, and read back reversed."""
+    data = _export_named(sqlite_engine, tmp_path, f"{ARABIC_NAME} Test")
+    text = pdf_text(data)
+    assert ARABIC_NAME in text and ARABIC_NAME[::-1] not in text and "Test (KW-NAMED)" in " ".join(text.split())
+    assert "could not be printed" not in text
+    path = tmp_path / "arabic.pdf"
+    path.write_bytes(data)
+    poppler = subprocess.run(["pdftotext", str(path), "-"], check=True, capture_output=True, text=True, timeout=60).stdout
+    assert "محمد" in poppler and "دمحم" not in poppler
+
+
+def test_latin_text_is_laid_out_as_without_shaping(sample, monkeypatch):
+    """Shaping is for the texts that need it: a Latin-only document is the same file as unshaped (shaping it all
+    kerned every line and cost about 50% more time)."""
+    shaped = _pdf(export_patient(sample, SECRET_PID, "pdf", actor=CLINICIAN, role="clinician", now=NOW))
+    monkeypatch.setattr(ReviewPDF, "_shape_if_needed", lambda self, text: None)
+    unshaped = _pdf(export_patient(sample, SECRET_PID, "pdf", actor=CLINICIAN, role="clinician", now=NOW))
+    assert shaped == unshaped
 
 
 def test_a_fallback_font_that_is_not_there_is_refused_by_name(monkeypatch):

@@ -9,6 +9,7 @@ the patient, on every page, so a loose page is still traceable and its handling 
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -23,6 +24,11 @@ from store.settings import get_settings
 FONT = "DejaVu"
 _FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf", "I": "DejaVuSans-Oblique.ttf"}
+#: Scripts whose letters join, reorder or stack, which fpdf2 prints in reading order and joined only with text shaping
+#: (HarfBuzz): right to left (Hebrew, Arabic, Syriac, Thaana, N'Ko and others, with their presentation forms), and the
+#: scripts of South and South-East Asia (Devanagari to Sinhala, Thai, Lao, Tibetan, Myanmar, Khmer, Mongolian).
+_NEEDS_SHAPING = re.compile("[\u0590-\u0dff\u0e00-\u0fff\u1000-\u109f\u1780-\u18af\ufb1d-\ufdff\ufe70-\ufefe"
+                            "\U00010800-\U00010fff\U0001e800-\U0001efff]")
 UNPRINTABLE_NOTE = (
     "{n} in this document could not be printed with the fonts on this server and show as empty boxes "
     "(for example a name in a script DejaVu Sans does not cover, such as Chinese, Japanese or Korean). Check names "
@@ -96,6 +102,19 @@ class ReviewPDF(FPDF):
             count = f"{len(missing)} character" + ("s" if len(missing) != 1 else "")
             self.paragraph(UNPRINTABLE_NOTE.format(n=count), size=7.5, style="B", height=3.6)
         return bytes(self.output())
+
+    def normalize_text(self, text: str) -> str:
+        """Every text fpdf2 draws or measures passes here first, so each is shaped or not before it is laid out."""
+        text = super().normalize_text(text)
+        self._shape_if_needed(text)
+        return text
+
+    def _shape_if_needed(self, text: str) -> None:
+        """Shaping only for a text in a script that needs it: without it Arabic printed its letters reversed and unjoined
+        (export review), and shaping every text made the demo patient's PDF about 50% slower."""
+        needed = _NEEDS_SHAPING.search(text) is not None
+        if needed != bool(self.text_shaping):
+            self.set_text_shaping(needed)
 
     def _fallback_covered(self) -> set[int]:
         return {c for key, font in self.fonts.items() if key.startswith("fallback") for c in getattr(font, "cmap", {})}
