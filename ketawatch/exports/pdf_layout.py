@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import re
+import types
+import unicodedata
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -29,16 +31,21 @@ FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf", "I": "DejaVuSans
 #: scripts of South and South-East Asia (Devanagari to Sinhala, Thai, Lao, Tibetan, Myanmar, Khmer, Mongolian).
 _NEEDS_SHAPING = re.compile("[\u0590-\u0dff\u0e00-\u0fff\u1000-\u109f\u1780-\u18af\ufb1d-\ufdff\ufe70-\ufefe"
                             "\U00010800-\U00010fff\U0001e800-\U0001efff]")
+#: What a character no loaded font has prints as: fpdf2 left it out, so a cut name looked whole (export review).
+UNPRINTABLE_MARK = "\u25a1"
 UNPRINTABLE_NOTE = (
-    "{n} in this document could not be printed with the fonts on this server and show as empty boxes "
-    "(for example a name in a script DejaVu Sans does not cover, such as Chinese, Japanese or Korean). Check names "
-    "and notes on screen. An administrator can add fonts with KETAWATCH_PDF_FALLBACK_FONTS."
+    "{n} in this document could not be printed with the fonts on this server and show as \u25a1 "
+    "(for example a name in a script DejaVu Sans does not cover, such as Chinese, Japanese or Korean, or an emoji). "
+    "Check names and notes on screen. An administrator can add fonts with KETAWATCH_PDF_FALLBACK_FONTS."
 )
+#: The footer line of a page that holds one, where a name is read (export review: the note alone came at the end).
+UNPRINTABLE_FOOTER = "\u25a1 marks a character the fonts on this server cannot print; see the note at the end"
 
 
 class _NoRecordTextInLogs(logging.Filter):
-    """fpdf2's missing-glyph warning quotes the characters, which come from names and notes: it is dropped,
-    and the document itself says that something could not be printed (`ReviewPDF.finish`)."""
+    """fpdf2's missing-glyph warning quotes the characters, which come from names and notes: it is dropped, and the
+    document itself says that something could not be printed (`ReviewPDF.finish`; such a character reaches fpdf2 as
+    \u25a1 now, `ReviewPDF._printable`, so what could still be warned of is invisible)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "missing the following glyphs" not in str(record.msg)
@@ -74,6 +81,8 @@ class ReviewPDF(FPDF):
         super().__init__(orientation=orientation, unit="mm", format="A4")
         # the document's own date; none for a de-identified file, whose real date would give its date shifts away
         self.set_creation_date(NO_TIME if made_at is None else made_at)
+        self._unprintable: set[int] = set()
+        self._unprintable_pages: set[int] = set()
         for style, name in FONT_FILES.items():
             self.add_font(FONT, style, str(_FONT_DIR / name))
         fallbacks = []
@@ -82,6 +91,7 @@ class ReviewPDF(FPDF):
             fallbacks.append(f"Fallback{i}")
         if fallbacks:
             self.set_fallback_fonts(fallbacks, exact_match=False)
+        self._fallback_cmap = frozenset(self._fallback_covered())
         self.doc_title = title
         self.subject_line = subject
         self.generated = generated
@@ -93,21 +103,41 @@ class ReviewPDF(FPDF):
         self.set_font(FONT, size=9)
 
     def finish(self) -> bytes:
-        """The document as bytes, ending with a note if some characters could only be printed as boxes."""
-        regular = self.fonts[f"{FONT.lower()}"]
-        missing = {c for font in self.fonts.values() for c in getattr(font, "missing_glyphs", [])}
+        """The document as bytes, ending with a note if some characters could only be printed as \u25a1."""
         # The last page's footer is drawn only while writing; check its text against the font now.
-        missing |= {ord(c) for c in self.generated if ord(c) not in regular.cmap and not c.isspace()} - self._fallback_covered()
-        if missing:
-            count = f"{len(missing)} character" + ("s" if len(missing) != 1 else "")
+        self.set_font(FONT, size=6.5)
+        self.normalize_text(self.generated)
+        if self._unprintable:
+            count = f"{len(self._unprintable)} character" + ("s" if len(self._unprintable) != 1 else "")
             self.paragraph(UNPRINTABLE_NOTE.format(n=count), size=7.5, style="B", height=3.6)
         return bytes(self.output())
 
     def normalize_text(self, text: str) -> str:
         """Every text fpdf2 draws or measures passes here first, so each is shaped or not before it is laid out."""
-        text = super().normalize_text(text)
+        text = self._printable(super().normalize_text(text))
         self._shape_if_needed(text)
         return text
+
+    def _printable(self, text: str) -> str:
+        """Each character neither the current font nor a fallback font has becomes \u25a1, counted for the note and
+        the page's footer: fpdf2 left it out, so a cut name looked whole (export review)."""
+        if text.isascii() or self.current_font is None:  # DejaVu Sans has every printable ASCII character
+            return text
+        cmap, out = self.current_font.cmap, []
+        for c in text:
+            # a line break, and an invisible format character (a direction mark, say), are left to fpdf2
+            if ord(c) in cmap or ord(c) in self._fallback_cmap or c in "\n\r" or unicodedata.category(c) == "Cf":
+                out.append(c)
+                continue
+            out.append(UNPRINTABLE_MARK)
+            self._unprintable.add(ord(c))
+            if self._drawing():
+                self._unprintable_pages.add(self.page)
+        return "".join(out)
+
+    def _drawing(self) -> bool:
+        """False in fpdf2's dry runs (a table measuring a row), whose text may yet be drawn on the next page."""
+        return isinstance(self._out, types.MethodType)  # fpdf2's _disable_writing swaps in a lambda
 
     def _shape_if_needed(self, text: str) -> None:
         """Shaping only for a text in a script that needs it: without it Arabic printed its letters reversed and unjoined
@@ -148,8 +178,10 @@ class ReviewPDF(FPDF):
         self.set_font(FONT, size=6.5)
         self.set_text_color(70)
         mark = DEIDENTIFIED_MARK if self.deidentified else IDENTIFIED_MARK
+        self.normalize_text(self.generated)  # a character of it the fonts lack is on this page too
         # Two lines by design: joined, they wrapped mid-phrase on a portrait page.
-        self.multi_cell(self.usable_width - 24, 3, f"{self.generated}\n{mark}", new_x=XPos.RIGHT, new_y=YPos.TOP)
+        lines = [self.generated, mark] + ([UNPRINTABLE_FOOTER] if self.page in self._unprintable_pages else [])
+        self.multi_cell(self.usable_width - 24, 3, "\n".join(lines), new_x=XPos.RIGHT, new_y=YPos.TOP)
         self.set_xy(self.w - self.r_margin - 24, -13)
         self.cell(24, 3, f"Page {self.page_no()} of {{nb}}", align="R")
         self.set_text_color(0)
