@@ -31,6 +31,9 @@ FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf", "I": "DejaVuSans
 #: scripts of South and South-East Asia (Devanagari to Sinhala, Thai, Lao, Tibetan, Myanmar, Khmer, Mongolian).
 _NEEDS_SHAPING = re.compile("[\u0590-\u0dff\u0e00-\u0fff\u1000-\u109f\u1780-\u18af\ufb1d-\ufdff\ufe70-\ufefe"
                             "\U00010800-\U00010fff\U0001e800-\U0001efff]")
+#: Control characters, which no font draws and fpdf2 left out, joining the words either side ("=2+2\tTAB" printed
+#: "=2+2TAB", export review): each prints as a space. A line break (\n, \r) is fpdf2's own to handle.
+_CONTROLS = re.compile("[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 #: What a character no loaded font has prints as: fpdf2 left it out, so a cut name looked whole (export review).
 UNPRINTABLE_MARK = "\u25a1"
 UNPRINTABLE_NOTE = (
@@ -114,7 +117,7 @@ class ReviewPDF(FPDF):
 
     def normalize_text(self, text: str) -> str:
         """Every text fpdf2 draws or measures passes here first, so each is shaped or not before it is laid out."""
-        text = self._printable(super().normalize_text(text))
+        text = self._printable(_CONTROLS.sub(" ", super().normalize_text(text)))
         self._shape_if_needed(text)
         return text
 
