@@ -380,16 +380,21 @@ class _Importer:
         if not named:
             return
         accounts = set(db.execute(select(User.__table__.c.username)).scalars())
-        for i, clinician in enumerate(batch.columns["clinician"]):
-            if not clinician or clinician in accounts:
-                continue
+        lines: dict[str, list[int]] = {}  # one note per name, in the file's order: 40 patients of three clinicians
+        for i, clinician in enumerate(batch.columns["clinician"]):  # made 40 notes (IT review)
+            if clinician and clinician not in accounts:
+                lines.setdefault(clinician, []).append(batch.lines[i])
+        for clinician, found in lines.items():
             near = difflib.get_close_matches(clinician, sorted(accounts), n=1, cutoff=0.8)
             hint = f" (did you mean '{near[0]}'?)" if near else ""
+            where = (f"patients.csv:{found[0]}" if len(found) == 1 else
+                     f"patients.csv lines {', '.join(map(str, found[:5]))}{', ...' if len(found) > 5 else ''} "
+                     f"({len(found)} patients)")
             self.report.notes.append(
-                f"patients.csv:{batch.lines[i]}: clinician: no KetaWatch account is named '{clinician}'{hint}; the "
-                "patient is imported with it as written, and the caseload's clinician filter lists it as a clinician "
-                "of its own. Correct it on the Patients and plans page, or add the account if the name is right "
-                "(ketawatch users add)"
+                f"{where}: clinician: no KetaWatch account is named '{clinician}'{hint}; "
+                f"{'the patient is' if len(found) == 1 else 'they are'} imported with it as written, and the "
+                "caseload's clinician filter lists it as a clinician of its own. Correct it on the Patients and "
+                "plans page, or add the account if the name is right (ketawatch users add)"
             )
 
     def _known_patients_only(self, kind: str, known: set[str]) -> _Batch:

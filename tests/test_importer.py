@@ -409,12 +409,15 @@ def test_a_clinician_with_no_account_is_imported_as_written_with_a_note_naming_t
                 dict(PATIENT, patient_id="KW-T2", clinician="dr-smtih"),
                 dict(PATIENT, patient_id="KW-T3", clinician=""),
                 dict(PATIENT, patient_id="KW-T4", clinician="locum-jones")]
+    # one note per name, not per patient: the demo cohort's 40 patients of three clinicians made 40 (IT review)
+    patients += [dict(PATIENT, patient_id=f"KW-L{k}", clinician="locum-jones") for k in range(6)]
     report = run(engine, write_folder(tmp_path / "a", patients=patients, sessions=None, checkins=None))
-    assert report.written and report.new["patients"] == 4
+    assert report.written and report.new["patients"] == 10
     assert len(report.notes) == 2, report.notes
     assert report.notes[0].startswith("patients.csv:3: clinician: no KetaWatch account is named 'dr-smtih' "
-                                      "(did you mean 'dr-smith'?)")
-    assert report.notes[1].startswith("patients.csv:5: clinician: no KetaWatch account is named 'locum-jones';")
+                                      "(did you mean 'dr-smith'?); the patient is imported")
+    assert report.notes[1].startswith("patients.csv lines 5, 6, 7, 8, 9, ... (7 patients): clinician: no KetaWatch "
+                                      "account is named 'locum-jones'; they are imported"), report.notes[1]
     stored = load_records(engine).patients.set_index("patient_id")["clinician"]
     assert stored["KW-T2"] == "dr-smtih"  # as written: CONTRACT allows any username
     # Already imported: nothing new, nothing noted again
