@@ -338,6 +338,16 @@ def _check_rules_file() -> None:
     load_rules()
 
 
+def _check_sso_setup() -> None:
+    """A broken single sign-on setup stops the start, naming each problem, rather than a button that fails on a click."""
+    from ketawatch.sso_setup import sso_setup_problems
+    from store.settings import SettingsInvalid
+
+    problems = sso_setup_problems()
+    if problems:
+        raise SettingsInvalid(problems)
+
+
 AddressOption = typer.Option(
     "127.0.0.1", "--address", metavar="ADDRESS",
     help="Where the dashboard listens: 127.0.0.1 (this machine only, e.g. behind a reverse proxy that adds TLS) "
@@ -352,6 +362,7 @@ def serve(db: Optional[str] = DbOption, port: int = typer.Option(8501, "--port",
 
     _check_listen(address, port)  # first: a start that fails must not replace the last start's set-up code
     _check_rules_file()
+    _check_sso_setup()
     engine = open_db(db)
     code = new_setup_code(engine)
     if code is not None:  # on the console only (stderr), never in the app's logs: it makes an administrator
@@ -380,6 +391,7 @@ def demo(
         return
     if not no_serve:
         _check_listen(address, port)
+        _check_sso_setup()
     _check_rules_file()
     from store.db import as_url
 

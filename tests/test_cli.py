@@ -294,6 +294,52 @@ def test_serve_refuses_an_unknown_address_or_a_busy_port_in_one_line_and_keeps_t
     engine.dispose()
 
 
+GOOD_AUTH = ('[auth]\nredirect_uri = "https://kw.example/oauth2callback"\ncookie_secret = "' + "s" * 40 + '"\n'
+             '[auth.microsoft]\nclient_id = "id"\nclient_secret = "secret"\n'
+             'server_metadata_url = "https://login.example/.well-known/openid-configuration"\n')
+
+
+@pytest.mark.parametrize("text, said", [
+    (GOOD_AUTH, []),
+    ("[other]\nkey = 1\n", []),  # no [auth]: single sign-on is not set up, nothing to check
+    (GOOD_AUTH.replace('client_secret = "secret"\n', ""), ["single sign-on: [auth.microsoft] has no client_secret"]),
+    (GOOD_AUTH.replace("[auth.microsoft]", "[auth.ms_entra]"),
+     ["single sign-on: [auth.ms_entra]: a provider's name may not contain '_' (Streamlit refuses it)"]),
+    (GOOD_AUTH.replace('cookie_secret = "' + "s" * 40 + '"\n', 'cookie_secret = "short"\n'),
+     ["single sign-on: [auth] cookie_secret is shorter than 32 characters; use a random one, e.g. python3 -c 'import "
+      "secrets; print(secrets.token_hex(32))'"]),
+    ('[auth]\nredirect_uri = "https://kw.example/oauth2callback"\nclient_id = "id"\n',
+     ["single sign-on: [auth] in home.toml or here.toml has no cookie_secret",
+      "single sign-on: [auth] has no client_secret, server_metadata_url"]),
+])
+def test_single_sign_on_settings_are_checked_as_streamlit_reads_them(tmp_path, text, said):
+    """A broken [auth] was found only when a clinician clicked the button (IT review)."""
+    from ketawatch.sso_setup import sso_setup_problems
+
+    (tmp_path / "here.toml").write_text(text)
+    assert sso_setup_problems((Path("home.toml"), tmp_path / "here.toml")) == [
+        line.replace("home.toml or here.toml", f"home.toml or {tmp_path / 'here.toml'}") for line in said]
+
+
+def test_serve_stops_on_a_broken_single_sign_on_setup_before_making_a_database(tmp_path):
+    """Streamlit only logged 'Failed to load secrets' for an unreadable file, and the button vanished (IT review)."""
+    (tmp_path / ".streamlit").mkdir()
+    (tmp_path / ".streamlit" / "secrets.toml").write_text("[auth\nredirect_uri = 1\n")
+    home = tmp_path / "home"
+    home.mkdir()
+    result = ketawatch("serve", "--port", "8719", "--db", f"sqlite:///{tmp_path / 'kw.db'}", cwd=tmp_path,
+                       env={"HOME": str(home)})
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"ketawatch: single sign-on: {tmp_path / '.streamlit' / 'secrets.toml'} cannot be read: "), line
+    assert not (tmp_path / "kw.db").exists()
+    (tmp_path / ".streamlit" / "secrets.toml").write_text(GOOD_AUTH.replace('client_id = "id"\n', ""))
+    result = ketawatch("demo", "--port", "8719", "--db", str(tmp_path / "demo.db"), cwd=tmp_path, env={"HOME": str(home)})
+    assert result.returncode == 2 and result.stderr.strip() == (
+        "ketawatch: single sign-on: [auth.microsoft] has no client_id"), result.stderr
+    assert not (tmp_path / "demo.db").exists()
+
+
 def test_demo_csv_writes_the_cohort_in_the_import_format_for_trying_the_importer(tmp_path):
     """IT could not find the demo's CSV files from the README; they import as they are, and nothing is overwritten."""
     done = ketawatch("demo", "--csv", "demo-csv", cwd=tmp_path)
