@@ -139,8 +139,10 @@ def one_per_patient(answers: pd.DataFrame) -> pd.DataFrame:
     return newest_first.iloc[waiting_first].drop_duplicates("patient_id")
 
 
-#: What a de-identified export says when a safety line is not one the check-in form wrote.
-UNSTANDARD_WORDING = (f"PHQ-9 question 9 ({QUESTION_9_WORDINGS[0]}) answered above 'not at all' "
+#: What a de-identified export says when a safety line is not one the check-in form wrote. It keeps the mark, so a
+#: de-identified folder imported elsewhere still shows the answer in the alerts and the caseload; without it such an
+#: answer dropped out there (export review).
+UNSTANDARD_WORDING = (f"{SAFETY_MARK} PHQ-9 question 9 ({QUESTION_9_WORDINGS[0]}) answered above 'not at all' "
                       "(see the identified record)")
 
 
