@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import zipfile
 import re
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 from ketawatch.exports import export_caseload, export_patient, export_records
-from ketawatch.exports.formula_injection import FORMULA_STARTS, excel_safe, neutralise
+from ketawatch.exports.formula_injection import FORMULA_STARTS, excel_safe, formula_like, neutralise
 from ketawatch.exports.tables import caseload_csv_bytes, write_files
 from store.db import make_engine, upgrade
 from store.importer import import_folder
@@ -80,7 +81,7 @@ def test_patient_and_selection_csv_hold_only_those_patients(sqlite_engine, tmp_p
     assert set(pd.read_csv(io.BytesIO(selection.files["checkins.csv"]), dtype=str)["patient_id"]) == {SECRET_PID}
 
 
-def test_formula_like_free_text_is_quoted_in_csv_and_excel(sqlite_engine, tmp_path):
+def test_formula_like_free_text_is_quoted_in_csv_and_a_text_cell_in_excel(sqlite_engine, tmp_path):
     load_sample(sqlite_engine, tmp_path)
     csv_files = export_records(sqlite_engine, "csv", actor=CLINICIAN, role="clinician", now=NOW).files
     notes = pd.read_csv(io.BytesIO(csv_files["sessions.csv"]), dtype=str, keep_default_na=False)["notes"]
@@ -93,9 +94,9 @@ def test_formula_like_free_text_is_quoted_in_csv_and_excel(sqlite_engine, tmp_pa
     book = load_workbook(io.BytesIO(next(iter(workbook.files.values()))))
     cells = [cell for sheet in book.worksheets for row in sheet.iter_rows() for cell in row if cell.value is not None]
     assert not [c.coordinate for c in cells if c.data_type == "f"], "no cell may be a formula"
-    texts = [c.value for c in cells if isinstance(c.value, str)]
-    assert "'" + HOSTILE_NOTE in texts
-    assert not [t for t in texts if t.startswith(FORMULA_STARTS)]
+    texts = [c for c in cells if isinstance(c.value, str)]
+    assert HOSTILE_NOTE in [c.value for c in texts]  # as written, in a text cell with Excel's quote prefix
+    assert not [c.coordinate for c in texts if c.value.startswith(FORMULA_STARTS) and not c.quotePrefix]
 
 
 def test_caseload_csv_quotes_every_formula_like_cell():
@@ -132,10 +133,11 @@ def test_neutralise_quotes_exactly_the_risky_values(values):
         # Split as Excel splits a CSV where the list separator is ';': no piece may start a formula.
         assert not [piece for piece in re.split(r"[;\n\r]", after) if piece.startswith(FORMULA_STARTS)], after
     safe = excel_safe(pd.Series(values, dtype="string"))
-    for before, after in zip(values, safe):  # an Excel cell is never split: only its start matters
+    marked = formula_like(safe)
+    for before, after, text_cell in zip(values, safe, marked):  # an Excel cell is never split: only its start matters
         if before is not None:
             kept = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f]", "", before)  # what XML cannot hold is dropped
-            assert after == ("'" + kept if kept.startswith(FORMULA_STARTS) else kept)
+            assert after == kept and text_cell == kept.startswith(FORMULA_STARTS)
 
 
 def test_a_csv_split_at_semicolons_starts_no_formula(sqlite_engine, tmp_path):
@@ -146,6 +148,22 @@ def test_a_csv_split_at_semicolons_starts_no_formula(sqlite_engine, tmp_path):
     cells = [cell for line in data.splitlines() for cell in line.split(";")]
     assert len(cells) == 4 and not [c for c in cells if c.startswith(FORMULA_STARTS)], cells
     assert "Ann Lee;'=WEBSERVICE(CHAR(104)&A2)" in data
+
+
+def test_a_formula_like_text_in_the_workbook_is_a_text_cell_holding_the_text_as_written(sqlite_engine, tmp_path):
+    """The quote put before '=HYPERLINK(...)' became part of the value for anyone analysing the workbook (export
+    review); openpyxl, given the bare text, would store it as a formula. It is a text cell with Excel's quote prefix."""
+    from ketawatch.exports.tables import workbook_bytes
+
+    notes = ["=HYPERLINK(\"http://e.com\",\"x\")", "+1 call back", "@SUM(A1:A9)", "plain", None]
+    data = workbook_bytes({"checkins": pd.DataFrame({"notes": notes, "craving": [1, 2, 3, 4, 5]})})
+    sheet = load_workbook(io.BytesIO(data))["checkins"]
+    cells = [sheet.cell(row=r, column=1) for r in range(2, 7)]
+    assert [c.value for c in cells] == notes
+    assert [(c.data_type, bool(c.quotePrefix)) for c in cells[:3]] == [("s", True)] * 3
+    assert not cells[3].quotePrefix and [sheet.cell(row=r, column=2).value for r in range(2, 7)] == [1, 2, 3, 4, 5]
+    with zipfile.ZipFile(io.BytesIO(data)) as book:
+        assert not [name for name in book.namelist() if b"<f>" in book.read(name)], "no formula in any sheet"
 
 
 def test_excel_workbook_has_one_sheet_per_table_and_levels(sqlite_engine, tmp_path):

@@ -28,7 +28,7 @@ import pandas as pd
 from openpyxl.utils import get_column_letter
 
 from ketawatch.exports.deidentify import NO_TIME
-from ketawatch.exports.formula_injection import excel_safe, neutralise
+from ketawatch.exports.formula_injection import excel_safe, formula_like, neutralise
 from ketawatch.risk import reason_ids, scoring
 from store.frames import Records
 from store.importer import FILES
@@ -375,9 +375,10 @@ def workbook_bytes(sheets: dict[str, pd.DataFrame], made_at: datetime | None = N
     buffer = io.BytesIO()
     with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
         for name, frame in {"about": about_sheet(sheets, deidentified=deidentified), **sheets}.items():
-            frame = _with_real_dates(frame)
-            _safe_text(frame).to_excel(writer, sheet_name=name[:31], index=False)
+            frame = _safe_text(_with_real_dates(frame))
+            frame.to_excel(writer, sheet_name=name[:31], index=False)
             sheet = writer.sheets[name[:31]]
+            _formula_like_as_text(sheet, frame)
             sheet.freeze_panes = "A2"
             for j, column in enumerate(frame.columns, start=1):
                 wide = 110 if name == "about" and column == "meaning" else 60
@@ -387,6 +388,18 @@ def workbook_bytes(sheets: dict[str, pd.DataFrame], made_at: datetime | None = N
                 for (cell,) in sheet.iter_rows(min_row=2, min_col=j, max_col=j) if shown else ():
                     cell.number_format = shown
     return _dated(buffer.getvalue(), made_at)
+
+
+def _formula_like_as_text(sheet, frame: pd.DataFrame) -> None:
+    """Cells whose text could read as a formula typed as text with Excel's quote prefix, their text as written:
+    openpyxl had stored "=HYPERLINK(...)" as a formula, and a quote put into the value changed the data."""
+    for j, column in enumerate(frame.columns, start=1):
+        if frame[column].dtype != object:
+            continue
+        for i in np.flatnonzero(formula_like(frame[column].where(frame[column].map(lambda v: isinstance(v, str))))):
+            cell = sheet.cell(row=int(i) + 2, column=j)
+            cell.data_type = "s"
+            cell.quotePrefix = True
 
 
 def _with_real_dates(frame: pd.DataFrame) -> pd.DataFrame:
