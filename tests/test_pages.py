@@ -242,8 +242,9 @@ def test_a_green_look_alike_says_what_was_seen_but_not_counted(demo_url, monkeyp
 
 
 def test_every_reason_that_rests_on_a_seed_passage_shows_it(demo_url, monkeypatch):
-    # A patient reports, twice in a week, use outside treatment and needing more for the same
-    # effect: two reasons quote their seed passages, and each shows its own under it.
+    # A patient reports, twice in a week (6 days apart: check-ins a day apart report one week, [persistence]
+    # min_days), use outside treatment and needing more for the same effect: two reasons quote their seed
+    # passages, and each shows its own under it.
     from ketawatch.risk import assess
     from store import records
     from store.queries import load_records
@@ -251,7 +252,7 @@ def test_every_reason_that_rests_on_a_seed_passage_shows_it(demo_url, monkeypatc
 
     engine = make_engine(demo_url)
     now = dt.datetime.now(dt.timezone.utc)
-    for hours in (30, 2):
+    for hours in (6 * 24 + 2, 2):
         when = (now - dt.timedelta(hours=hours)).isoformat(timespec="minutes")
         records.add_checkin(engine, {"patient_id": "KW-0002", "reported_at": when, "craving": "2", "non_prescribed_use": "2",
                                      "tolerance": "2"}, actor="t", validator=Validator())
