@@ -8,6 +8,7 @@ never carry meaning alone: lines are labelled, markers differ in shape, levels a
 from __future__ import annotations
 
 import datetime as dt
+import html
 import textwrap
 
 import plotly.graph_objects as go
@@ -52,12 +53,20 @@ def _wrap(text: str, width: int = 70) -> str:
     return "<br>".join(textwrap.wrap(text, width))
 
 
+def _hover_text(series: Series) -> list[str] | None:
+    """The series' hover texts as Plotly shows them: it reads tags in them, so '<' and '&' are escaped to show as written."""
+    return [html.escape(text, quote=False) for text in series.hover] if series.hover else None
+
+
 def _trace(series: Series) -> go.BaseTraceType:
     colour = ROLE_COLOURS.get(series.role, "#3b82c4")
-    hover = list(series.hover) if series.hover else None
+    hover = _hover_text(series)
+    # The text and the series' name only: with "x" and "y" Plotly added '(Oct 5, 2026, 0.5952381)' (clinician's browser
+    # review); the text gives the date and the value in clinic words.
+    shown = "text+name" if hover else None
     if series.style == "bar":
         return go.Bar(x=list(series.x), y=list(series.y), name=series.name, marker_color=colour, opacity=0.55,
-                      hovertext=hover)
+                      hovertext=hover, hoverinfo=shown)
     mode = {"line": "lines", "markers": "markers", "line+markers": "lines+markers"}[series.style]
     # An open marker is drawn larger, around whatever filled marker shares its point (a session where the
     # patient asked both to come earlier and for more shows both).
@@ -69,7 +78,7 @@ def _trace(series: Series) -> go.BaseTraceType:
         line={"color": colour, "dash": dash, "width": 2 if series.role in ("value", "benefit") else 1.5,
               "shape": "hv" if series.role == "level" else "linear"},
         marker={"color": colour, "symbol": series.symbol, "size": size, "line": {"width": 2 if hollow else 1, "color": colour}},
-        hovertext=hover, hoverinfo="x+text+name" if hover else None,
+        hovertext=hover, hoverinfo=shown,
     )
 
 
@@ -108,6 +117,7 @@ def _decorations(spec: ChartSpec) -> tuple[list[dict], list[dict]]:
     shapes: list[dict] = []
     notes: list[dict] = []
     lo, hi = spec.x_range
+    left, right = _x_limits(lo, hi)
     span_days = max((hi - lo).days, 1)
     # Not behind the warning-sign grid: an unanswered (empty) cell there showed the shading as if it were an
     # answer, and 'not at all' grey turned mauve. The level chart above it shows the same periods.
@@ -130,8 +140,11 @@ def _decorations(spec: ChartSpec) -> tuple[list[dict], list[dict]]:
                       "text": band.label, "showarrow": False, "font": {"size": 10}})
     for line in spec.lines:
         colour, dash = _line_style(line)
-        shapes.append({"type": "line", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": line.y, "y1": line.y,
-                       "line": {"color": colour, "dash": dash, "width": 1.5}})
+        # Under the points, over the grid: drawn above them, the dashed "20% above plan" line hid the orange "asked for
+        # a higher dose" triangle on it (clinician's browser review). Plotly draws a shape on "paper" under the grid
+        # whatever its layer, so the line spans the axis' dates.
+        shapes.append({"type": "line", "xref": "x", "yref": "y", "x0": left, "x1": right, "y0": line.y, "y1": line.y,
+                       "line": {"color": colour, "dash": dash, "width": 1.5}, "layer": "between"})
         # Named in the legend (_line_key), as the PDF does, not on the chart: at the right edge the label covered the
         # newest points (clinician review), at the left the induction points and the level names (browser check).
     return shapes, notes

@@ -15,6 +15,8 @@ that every chart shades behind its data. A renderer needs only these rules:
 - `Series.style` is "line", "markers", "line+markers" or "bar"; `Series.role` is a drawing hint
   ("value", "trend", "baseline", "pre", "post", "request", "flag", "mild", "moderate", "severe");
   `Series.symbol` names a marker shape (Plotly names: circle, diamond, triangle-up, x, ...);
+  `Series.hover` holds one text per point, its date and value in clinic words ("5 Oct 2026 · 0.60 mg/kg (50 mg,
+  84.0 kg) · patient asked for a higher dose");
 - `RefLine` is a horizontal line with a label; `Band` a horizontal band (role "caution" or
   "alert"); `y_categories`, when set, are tick labels for y = 0, 1, 2, ...;
 - `Heatmap` rows are `y` labels, columns `x` dates, values `z` (NaN = not answered), with
@@ -35,7 +37,7 @@ from ketawatch.risk import patient_signals
 from ketawatch.risk.rules import RuleSettings, load_rules
 from seed_data.catalogue import instruments, side_effects, warning_sign_answers, warning_signs
 from store.frames import Records
-from store.vocabulary import SEVERITIES, WEIGHT_BASED_ROUTES
+from store.vocabulary import SEVERITIES, WEIGHT_BASED_ROUTES, code_words
 
 LEVEL_NAMES = {"green": "Green", "amber": "Amber", "red": "Red"}
 
@@ -131,17 +133,32 @@ def _points(frame: pd.DataFrame, y: str, *, x: str = "date") -> tuple[tuple, tup
     return tuple(have[x]), tuple(float(v) for v in have[y])
 
 
-def _series(frame: pd.DataFrame, y: str, name: str, **kwargs) -> Series:
+def _series(frame: pd.DataFrame, y: str, name: str, says, **kwargs) -> Series:
+    """The rows where `y` was recorded, each with its hover text: the date and what `says(row)` puts in words."""
     xs, ys = _points(frame, y)
-    return Series(name, xs, ys, **kwargs)
+    return Series(name, xs, ys, hover=_hover(frame[frame[y].notna()], says), **kwargs)
 
 
-def _measured_series(frame: pd.DataFrame, y: str, name: str, **kwargs) -> Series:
+def _hover(frame: pd.DataFrame, says) -> tuple[str, ...]:
+    """'5 Oct 2026 · 0.60 mg/kg (50 mg, 84.0 kg)', one per row: Plotly's own hover, '(Oct 5, 2026, 0.5952381)', gave
+    no unit and none of what the point stands for (clinician's browser review)."""
+    return tuple(f"{_day(row['date'])} · {says(row)}" for row in frame.to_dict("records"))
+
+
+def _day(day: dt.date) -> str:
+    """A date as the clinic writes it, '5 Oct 2026', as the reasons do."""
+    return f"{day.day} {day:%b %Y}"
+
+
+def _measured_series(frame: pd.DataFrame, y: str, name: str, unit: str, **kwargs) -> Series:
     """A vital sign per session, NaN where the session did not record it, so its line breaks there: joined across,
     a session with no blood pressure was invisible (clinician's browser pass). Empty when none was recorded."""
     if not frame[y].notna().any():
         return Series(name, (), (), **kwargs)
-    return Series(name, tuple(frame["date"]), tuple(float(v) if pd.notna(v) else math.nan for v in frame[y]), **kwargs)
+    words = name.split(" (")[0]  # "Heart rate before (/min)": the unit goes after the number
+    hover = _hover(frame, lambda r: f"{words} {_num(r[y])}{unit}" if pd.notna(r[y]) else f"{words} not recorded")
+    return Series(name, tuple(frame["date"]), tuple(float(v) if pd.notna(v) else math.nan for v in frame[y]),
+                  hover=hover, **kwargs)
 
 
 def _threshold(signals: dict, name: str, default: float) -> float:
@@ -199,8 +216,8 @@ def _levels_chart(signals, common) -> ChartSpec:
     order = ("green", "amber", "red")
     frame = _in_range(levels, *common["x_range"])
     y = tuple(float(order.index(v)) for v in frame["level"])
-    hover = tuple(f"{LEVEL_NAMES[v]}" + (f": {'; '.join(r.text for r in rs)}" if rs else "")
-                  for v, rs in zip(frame["level"], frame["reasons"]))
+    hover = tuple(f"{_day(d)} · {LEVEL_NAMES[v]}" + (f": {'; '.join(r.text for r in rs)}" if rs else "")
+                  for d, v, rs in zip(frame["date"], frame["level"], frame["reasons"]))
     return ChartSpec(
         "levels", "Dependence-risk level", "Level", **common,
         series=(Series("Level on each record date", tuple(frame["date"]), y, style="line+markers", role="level",
@@ -233,9 +250,11 @@ def _craving_chart(signals, common) -> ChartSpec:
     return ChartSpec(
         "craving", "Craving", "Craving (0-10)", **common,
         series=(
-            _series(c, "craving", "Craving", role="value"),
-            _series(c, "craving_ewma", "Smoothed trend (EWMA)", style="line", role="trend"),
-            _series(c, "craving_baseline", "Personal baseline", style="line", role="baseline"),
+            _series(c, "craving", "Craving", lambda r: f"craving {_num(r['craving'])} of 10", role="value"),
+            _series(c, "craving_ewma", "Smoothed trend (EWMA)", lambda r: f"smoothed craving trend {r['craving_ewma']:.1f}",
+                    style="line", role="trend"),
+            _series(c, "craving_baseline", "Personal baseline",
+                    lambda r: f"personal craving baseline {_num(r['craving_baseline'])}", style="line", role="baseline"),
         ),
         bands=tuple(bands), lines=tuple(lines), y_range=(0, 10.5), note=note,
     )
@@ -296,19 +315,48 @@ def _dose_charts(signals, common, patient) -> list[ChartSpec]:
                          RefLine(r * (1 + rise), f"{round(rise * 100):d}% above reference", "threshold")]
         asked_more = frame[frame["dose_increase_request"].astype(bool) & frame[column].notna()]
         asked_early = frame[frame["early_request"].astype(bool) & frame[column].notna()]
+        says = lambda r, unit=unit: _dose_words(r, unit)  # noqa: E731 - every mark of a session says the same
         specs.append(ChartSpec(
             key, title, f"Dose ({unit})", **common,
             series=(
-                _series(frame, column, f"Dose ({unit})", role="value"),
+                _series(frame, column, f"Dose ({unit})", says, role="value"),
                 Series("Patient asked for a higher dose", tuple(asked_more["date"]),
-                       tuple(float(v) for v in asked_more[column]), style="markers", role="request", symbol="triangle-up"),
+                       tuple(float(v) for v in asked_more[column]), style="markers", role="request", symbol="triangle-up",
+                       hover=_hover(asked_more, says)),
                 Series("Patient asked for an earlier session", tuple(asked_early["date"]),
-                       tuple(float(v) for v in asked_early[column]), style="markers", role="request", symbol="diamond-open"),
+                       tuple(float(v) for v in asked_early[column]), style="markers", role="request", symbol="diamond-open",
+                       hover=_hover(asked_early, says)),
             ),
             lines=tuple(lines),
             note=note + " Clinician-planned titration is expected; requests from the patient are marked.",
         ))
     return specs
+
+
+def _dose_words(row: dict, unit: str) -> str:
+    """A session's dose as the clinic writes it, with what the patient asked for: '0.60 mg/kg (50 mg, 84.0 kg) ·
+    patient asked for a higher dose', or '56 mg intranasal' on a fixed-dose route."""
+    if unit == "mg/kg":
+        text = f"{row['dose_per_kg']:.2f} mg/kg ({row['dose_mg']:g} mg, {row['weight_kg']:.1f} kg)"
+    else:
+        text = f"{row['dose_mg']:g} mg {code_words(str(row['route']), capital=False)}"
+    return text + _asked_words(row)
+
+
+def _asked_words(row: dict) -> str:
+    """' · patient asked for a higher dose and an earlier session', or nothing when the patient asked for neither."""
+    asked = [what for flag, what in (("dose_increase_request", "a higher dose"), ("early_request", "an earlier session"))
+             if bool(row.get(flag))]
+    return f" · patient asked for {' and '.join(asked)}" if asked else ""
+
+
+def _interval_words(row: dict) -> str:
+    """'10 days since the previous session · early (below the early line) · patient asked for an earlier session'."""
+    days = int(row["interval_days"])
+    text = f"{days} day{'' if days == 1 else 's'} since the previous session"
+    if bool(row.get("early_interval")):
+        text += " · early (below the early line)"
+    return text + (" · patient asked for an earlier session" if bool(row.get("early_request")) else "")
 
 
 def _interval_chart(signals, common, rules: RuleSettings) -> ChartSpec:
@@ -327,11 +375,11 @@ def _interval_chart(signals, common, rules: RuleSettings) -> ChartSpec:
     return ChartSpec(
         "interval", "Days between sessions", "Days", **common,
         series=(
-            _series(s, "interval_days", "Days since previous session", style="bar", role="value"),
+            _series(s, "interval_days", "Days since previous session", _interval_words, style="bar", role="value"),
             Series("Early (maintenance, below the early line)", tuple(early["date"]), tuple(map(float, early["interval_days"])),
-                   style="markers", role="flag", symbol="triangle-down"),
+                   style="markers", role="flag", symbol="triangle-down", hover=_hover(early, _interval_words)),
             Series("Patient asked for an earlier session", tuple(asked["date"]), tuple(map(float, asked["interval_days"])),
-                   style="markers", role="request", symbol="diamond-open"),
+                   style="markers", role="request", symbol="diamond-open", hover=_hover(asked, _interval_words)),
         ),
         lines=tuple(lines),
         note=note + f" Judged against the plan after induction (the first {rules.interval_induction_sessions} sessions "
@@ -346,8 +394,9 @@ def _sds_chart(signals, common) -> ChartSpec:
     return ChartSpec(
         "sds", "Severity of Dependence Scale", "SDS total (0-15)", **common,
         series=(
-            _series(c, "sds_total", "SDS total", role="value"),
-            _series(c, "sds_baseline", "Personal baseline", style="line", role="baseline"),
+            _series(c, "sds_total", "SDS total", lambda r: f"SDS {_num(r['sds_total'])} of 15", role="value"),
+            _series(c, "sds_baseline", "Personal baseline", lambda r: f"personal SDS baseline {_num(r['sds_baseline'])}",
+                    style="line", role="baseline"),
         ),
         lines=(RefLine(thr, _threshold_label(signals, "sds_threshold", thr), "threshold"),),
         y_range=(0, 15.5),
@@ -368,10 +417,16 @@ def _phq9_chart(signals, common) -> ChartSpec:
         lines.insert(0, RefLine(target, f"Response: {_num(target)} (half of the first score, {_num(b)})", "target"))
     return ChartSpec(
         "phq9", "PHQ-9 (benefit)", "PHQ-9 total (0-27)", **common,
-        series=(_series(c, "phq9", "PHQ-9 total", role="benefit"),),
+        series=(_series(c, "phq9", "PHQ-9 total", _phq9_words, role="benefit"),),
         lines=tuple(lines), y_range=(0, 27.5),
         note=note + f" A change of {phq['reliable_change']}+ points is reliable.",
     )
+
+
+def _phq9_words(row: dict) -> str:
+    """'PHQ-9 12 of 27 (moderate)': the total with its band."""
+    band = row.get("phq9_band")
+    return f"PHQ-9 {_num(row['phq9'])} of 27" + (f" ({band})" if isinstance(band, str) and band else "")
 
 
 def _vitals_charts(raw: pd.DataFrame, common) -> list[ChartSpec]:
@@ -379,20 +434,20 @@ def _vitals_charts(raw: pd.DataFrame, common) -> list[ChartSpec]:
     bp = ChartSpec(
         "blood_pressure", "Blood pressure before and after dosing", "mmHg", **common,
         series=(
-            _measured_series(s, "sbp_pre", "Systolic before", style="line+markers", role="pre", symbol="circle"),
-            _measured_series(s, "sbp_post", "Systolic after", style="line+markers", role="post", symbol="diamond"),
-            _measured_series(s, "dbp_pre", "Diastolic before", style="line+markers", role="pre", symbol="circle-open"),
-            _measured_series(s, "dbp_post", "Diastolic after", style="line+markers", role="post", symbol="diamond-open"),
+            _measured_series(s, "sbp_pre", "Systolic before", " mmHg", style="line+markers", role="pre", symbol="circle"),
+            _measured_series(s, "sbp_post", "Systolic after", " mmHg", style="line+markers", role="post", symbol="diamond"),
+            _measured_series(s, "dbp_pre", "Diastolic before", " mmHg", style="line+markers", role="pre", symbol="circle-open"),
+            _measured_series(s, "dbp_post", "Diastolic after", " mmHg", style="line+markers", role="post", symbol="diamond-open"),
         ),
         note="Blood pressure rises after dosing, peaking at about 40 minutes.",
     )
     hr = ChartSpec(
         "heart_rate", "Heart rate and oxygen saturation", "/min or %", **common,
         series=(
-            _measured_series(s, "hr_pre", "Heart rate before (/min)", role="pre", symbol="circle"),
-            _measured_series(s, "hr_post", "Heart rate after (/min)", role="post", symbol="diamond"),
-            _measured_series(s, "spo2_pre", "SpO₂ before (%)", style="markers", role="pre", symbol="square-open"),
-            _measured_series(s, "spo2_post", "SpO₂ after (%)", style="markers", role="post", symbol="x"),
+            _measured_series(s, "hr_pre", "Heart rate before (/min)", "/min", role="pre", symbol="circle"),
+            _measured_series(s, "hr_post", "Heart rate after (/min)", "/min", role="post", symbol="diamond"),
+            _measured_series(s, "spo2_pre", "SpO₂ before (%)", "%", style="markers", role="pre", symbol="square-open"),
+            _measured_series(s, "spo2_post", "SpO₂ after (%)", "%", style="markers", role="post", symbol="x"),
         ),
     )
     return [bp, hr]
@@ -418,7 +473,7 @@ def _side_effects_chart(raw: pd.DataFrame, common) -> ChartSpec:
         series.append(Series(
             severity.capitalize(), tuple(part["date"]), tuple(float(row[e]) for e in part["effect"]),
             style="markers", role=severity, symbol=symbols[severity],
-            hover=tuple(f"{labels.get(e, e)}: {severity}" for e in part["effect"]),
+            hover=tuple(f"{_day(d)} · {labels.get(e, e)}: {severity}" for d, e in zip(part["date"], part["effect"])),
         ))
     return ChartSpec(
         "side_effects", "Side effects by session", "", **common, series=tuple(series),

@@ -240,3 +240,57 @@ def test_no_level_shading_behind_the_warning_sign_grid_where_an_empty_cell_would
     level_rects = lambda fig: [s for s in fig.layout.shapes if s.type == "rect" and s.yref == "paper"]  # noqa: E731
     assert level_rects(figure(specs["craving"])), "other charts keep their shading"
     assert not level_rects(figure(specs["warning_signs"]))
+
+
+def test_every_mark_says_its_date_and_value_in_clinic_words_not_plotlys_raw_pair():
+    """Hovering the 5 Oct dose showed '(Oct 5, 2026, 0.5952381)': no unit, no mg or weight, no word that the patient had
+    asked for more (clinician's browser review). Every point of every chart now says the date and value in words."""
+    from dashboard.plotly_charts import figure
+
+    specs = patient_chart_specs(_records(routes=("iv", "iv", "iv", "intranasal")), "P", tz=TZ)
+    for spec in (s for s in specs if s.heatmap is None):
+        for trace in figure(spec).data:
+            if trace.hoverinfo == "skip":  # a reference line's legend entry: no point of its own
+                continue
+            assert trace.hoverinfo == "text+name", (spec.key, trace.name)
+            assert len(trace.hovertext) == len(trace.x), (spec.key, trace.name)
+            for day, text in zip(trace.x, trace.hovertext):
+                assert text.startswith(f"{day.day} {day:%b %Y} · "), (spec.key, trace.name, text)
+    by_key = {s.key: s for s in specs}
+    dose = {t.name: t for t in figure(by_key["dose"]).data}
+    asked = "8 Sep 2026 · 0.50 mg/kg (35 mg, 70.0 kg) · patient asked for a higher dose"
+    assert dose["Dose (mg/kg)"].hovertext[1] == asked and dose["Patient asked for a higher dose"].hovertext == (asked,)
+    assert dose["Dose (mg/kg)"].hovertext[0] == "1 Sep 2026 · 0.50 mg/kg (35 mg, 70.0 kg)"
+    fixed = {t.name: t for t in figure(by_key["dose_mg"]).data}["Dose (mg)"]
+    assert fixed.hovertext == ("22 Sep 2026 · 56 mg intranasal · patient asked for a higher dose",)
+    craving = {t.name: t for t in figure(by_key["craving"]).data}["Craving"]
+    assert craving.hovertext[-1] == "30 Sep 2026 · craving 6 of 10"
+
+
+def test_reference_lines_are_drawn_under_the_points_and_over_the_grid():
+    """At normal zoom the dashed '20% above plan' line hid the orange 'asked for a higher dose' triangle on it
+    (clinician's browser review): Plotly drew the line above the traces."""
+    from dashboard.plotly_charts import figure
+
+    records = _records()
+    records.sessions.loc[1, "dose_mg"] = 42.0  # 0.60 mg/kg: on the 20% line of a 0.50 mg/kg plan
+    spec = {s.key: s for s in patient_chart_specs(records, "P", tz=TZ)}["dose"]
+    assert 0.6 in spec.series[1].y and [line.y for line in spec.lines] == pytest.approx([0.5, 0.6])
+    for one in (s for s in patient_chart_specs(_records(sud=True), "P", tz=TZ) if s.lines):
+        lines = [shape for shape in figure(one).layout.shapes if shape.type == "line"]
+        assert len(lines) == len(one.lines), one.key
+        # "between": under the traces, over the grid; a shape on "paper" is drawn under the grid whatever its layer
+        assert all(line.layer == "between" and line.xref == "x" for line in lines), one.key
+
+
+def test_the_printed_charts_draw_their_marks_above_the_reference_lines():
+    """The screen drew the '20% above plan' line over the request triangle (clinician's browser review); on paper the
+    marks were already above it: this keeps them there."""
+    from ketawatch.exports.figures import draw
+
+    spec = {s.key: s for s in patient_chart_specs(_records(), "P", tz=TZ)}["dose"]
+    ax = draw(spec).axes[0]
+    labels = {line.label for line in spec.lines}
+    ref_top = max(a.get_zorder() for a in ax.get_lines() if a.get_label() in labels)
+    marks = [a for a in ax.get_lines() if a.get_label() in {s.name for s in spec.series}]
+    assert marks and all(a.get_zorder() > ref_top for a in marks)
