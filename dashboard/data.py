@@ -171,6 +171,11 @@ def _changed_records(db_url: str, data_version: tuple[int, ...], patient_id: str
     return changed_records(_engine_for(db_url), patient_id, dict(staff))
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def _amended_versions(db_url: str, data_version: tuple[int, ...], patient_id: str, record_type: str) -> dict[int, int]:
+    return queries.amended_versions(_engine_for(db_url), record_type, patient_id)
+
+
 @st.cache_resource(show_spinner=False, max_entries=32)
 def _figures(db_url: str, data_version: tuple[int, ...], patient_id: str, date_from: date | None,
              date_to: date | None) -> list:
@@ -241,6 +246,11 @@ def shown_then(patient_id: str) -> pd.DataFrame:
 def patient_reviews(patient_id: str) -> pd.DataFrame:
     """One patient's alert reviews, newest first (cached until the next write)."""
     return _patient_reviews(url(), version(), patient_id)
+
+
+def amended_versions(patient_id: str, record_type: str) -> dict[int, int]:
+    """The version of each of one patient's amended sessions or check-ins, by id (cached until the next write)."""
+    return _amended_versions(url(), version(), patient_id, record_type)
 
 
 def changed_records(patient_id: str) -> list:

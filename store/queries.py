@@ -280,6 +280,15 @@ def patient_times(engine: Engine, patient_ids: Iterable[str] | None = None) -> p
     return frame
 
 
+def amended_versions(engine: Engine, record_type: str, patient_id: str) -> dict[int, int]:
+    """The version of each live session or check-in of one patient that was amended (version 2 or more), by id, so
+    its table can mark it: an amended craving read as first entered (clinician's browser review)."""
+    table = {"session": InfusionSession, "checkin": CheckIn}[record_type]
+    q = select(table.id, table.version).where(table.patient_id == patient_id, table.version > 1, table.voided_at.is_(None))
+    with engine.connect() as conn:
+        return {int(rid): int(version) for rid, version in conn.execute(q)}
+
+
 def revisions_frame(engine: Engine, record_type: str, record_key: str | int) -> pd.DataFrame:
     """Earlier versions of one record, oldest first."""
     q = (

@@ -1861,6 +1861,42 @@ def test_voiding_on_the_patient_page_says_so_although_the_record_leaves_the_list
     assert any("is voided" in t.value for t in at.toast)
 
 
+
+def test_an_amended_session_or_check_in_is_marked_in_its_table_beside_its_time(demo_url, monkeypatch):
+    """'Craving 3' on 30 Nov showed no sign that it had been changed from 2; only "Amended and voided records" said so
+    (clinician's browser review). The tables keep their columns and mark each amended row with its version."""
+    from store.queries import checkins_frame
+
+    engine = open_database(demo_url)
+    checkin = checkins_frame(engine, ["KW-0014"]).iloc[-1]  # the newest: the first row of its table
+    session = sessions_frame(engine, ["KW-0014"]).iloc[0]  # the oldest: the last row of its table
+    craving = 3 if checkin["craving"] != 3 else 2
+    records.amend_checkin(engine, int(checkin["id"]), {"craving": craving}, actor="demo-clinician",
+                          reason="patient said 3, typed 2", expected_version=1)
+    for version, note in ((1, "first note"), (2, "second note")):
+        records.amend_session(engine, int(session["id"]), {"notes": note}, actor="demo-clinician",
+                              reason="note added", expected_version=version)
+    at = _app(demo_url, monkeypatch, "patient", patient="KW-0014")
+    _no_exception(at)
+    (checkins,) = [d.value for d in at.dataframe if "Craving (0-10)" in d.value.columns]
+    (sessions,) = [d.value for d in at.dataframe if "HR before/after" in d.value.columns]
+    assert list(checkins["Amended"].fillna("")) == ["✎ v2"] + [""] * (len(checkins) - 1)
+    assert checkins["Craving (0-10)"].iloc[0] == craving
+    assert list(sessions["Amended"].fillna("")) == [""] * (len(sessions) - 1) + ["✎ v3"]
+    # every column the tables had, in their order, with the mark beside the time
+    assert list(checkins.columns[:4]) == ["When", "Amended", "Craving (0-10)", "SDS (0-15)"]
+    assert list(checkins.columns[-1:]) == ["Notes"]
+    assert list(sessions.columns) == ["When", "Amended", "Route", "Dose (mg)", "mg/kg", "Weight (kg)", "Minutes",
+                                      "Asked earlier", "Asked for more", "BP before", "BP after", "HR before/after",
+                                      "SpO₂ before/after (%)", "CADSS", "Side effects", "Notes"]
+    captions = [c.value for c in at.caption]
+    for what in ("check-in", "session"):
+        assert any(c.startswith(f"✎ v2 (or later): the {what} was amended") for c in captions), captions
+    unchanged = _app(demo_url, monkeypatch, "patient", patient="KW-0001")
+    (table,) = [d.value for d in unchanged.dataframe if "Craving (0-10)" in d.value.columns]
+    assert (table["Amended"].fillna("") == "").all()
+    assert not any(c.value.startswith("✎") for c in unchanged.caption)
+
 # ----- log session: values that are allowed but unusual are confirmed first --------------------
 
 

@@ -30,6 +30,20 @@ from store.vocabulary import ALL_REVIEW_ACTIONS, WARNING_SIGNS, reading_pair
 
 PERIODS = {"Last 3 months": 91, "Last 6 months": 183, "Last 12 months": 365, "All": None}
 
+
+def _amended_column(ids: pd.Series, versions: dict[int, int]) -> pd.Series:
+    """'✎ v2' beside a record that was amended, blank beside the others: a craving changed from 2 to 3 read as first
+    entered, its change found only under "Amended and voided records" (clinician's browser review)."""
+    return ids.map(lambda rid: f"✎ v{versions[int(rid)]}" if int(rid) in versions else "").astype("string")
+
+
+def _amended_caption(marks: pd.Series, what: str) -> None:
+    """Under a table with an amended row, what its mark means and where the earlier versions are."""
+    if (marks != "").any():
+        st.caption(f"✎ v2 (or later): the {what} was amended and this is its current version; each earlier version, "
+                   "and why it was changed, is under Amended and voided records below.")
+
+
 user = ui.signed_in_user()
 patients = data.patients()
 st.title("Patient", anchor=False)
@@ -185,8 +199,10 @@ else:
     carried = weight_carried_forward(in_time["patient_id"], in_time["weight_kg"]).reindex(s.index)
     per_kg = dose_per_kg(s["dose_mg"], carried, s["route"])
     borrowed = s["weight_kg"].isna() & per_kg.notna()
+    amended = _amended_column(s["id"], data.amended_versions(pid, "session"))
     table = pd.DataFrame({
         "When": ui.local_column(s["session_at"]),
+        "Amended": amended,  # beside the time, where a wide table is not cut off
         "Route": s["route"].map(ui.route_words),
         "Dose (mg)": s["dose_mg"],
         "mg/kg": per_kg.round(2),
@@ -204,6 +220,7 @@ else:
     })
     ui.show_table(table, key="pp_sessions",
                  column_config={"When": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
+    _amended_caption(amended, "session")
     if borrowed.any():
         times = [ui.fmt_datetime(t) for t in s.loc[borrowed, "session_at"].sort_values()]
         shown = ", ".join(times[:5]) + (f" and {len(times) - 5} more" if len(times) > 5 else "")
@@ -218,8 +235,10 @@ if c.empty:
     st.caption("No check-ins recorded.")
 else:
     sign_labels = {w.id: w.label for w in warning_signs()}
+    amended = _amended_column(c["id"], data.amended_versions(pid, "checkin"))
     table = pd.DataFrame({
         "When": ui.local_column(c["reported_at"]),
+        "Amended": amended,
         "Craving (0-10)": c["craving"],
         "SDS (0-15)": sds_total(c),
         "PHQ-9 (0-27)": c["phq9"],
@@ -228,6 +247,7 @@ else:
     })
     ui.show_table(table, key="pp_checkins",
                  column_config={"When": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
+    _amended_caption(amended, "check-in")
 
 if can_write(user) and not (s.empty and c.empty):
     with st.expander("Correct or void a record", icon=":material/edit_note:"):
