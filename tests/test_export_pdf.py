@@ -589,9 +589,31 @@ def test_the_pdf_says_where_the_level_shown_at_the_time_differs_from_the_replay(
     text = " ".join(pdf_text(_pdf(export_patient(sqlite_engine, "KT-1", "pdf", actor=CLINICIAN, role="clinician",
                                                   now=NOW))).split())
     assert "Level as shown at the time" in text
-    assert "2026-09-14 amber craving_rising; craving_drift green" in text
+    assert "2026-09-14 amber Craving rising · Craving drifting up (supporting) green" in text
     assert "2026-09-16 green" not in text.split("Level as shown at the time")[1]  # only the days that differ
     hidden = " ".join(pdf_text(_pdf(export_patient(sqlite_engine, "KT-1", "pdf", actor=CLINICIAN, role="clinician",
                                                     now=NOW, deidentify=True))).split())
     section = hidden.split("Level as shown at the time")[1]
-    assert "amber craving_rising; craving_drift green" in section and "2026-09-14" not in hidden
+    assert "amber Craving rising · Craving drifting up (supporting) green" in section and "2026-09-14" not in hidden
+
+
+def test_the_level_history_and_the_alert_reviews_name_reasons_in_words_not_rule_ids(sample):
+    """'craving_rising; craving_drift' could not be read in a clinician's case-review reading: the history and the
+    reviews say the reasons in the caseload's few words; the reasons above still end with their rule ids."""
+    text = " ".join(pdf_text(_pdf(export_patient(sample, SECRET_PID, "pdf", actor=CLINICIAN, role="clinician",
+                                                  now=NOW))).split())
+    history = text.split("Level history (first assessment and every change)")[1].split("Trends")[0]
+    reviews = text.split("Alert reviews")[1].split("Reviewer sign-off")[0]
+    from ketawatch.risk import RULE_IDS
+
+    assert "Recent dose request (supporting)" in history and "Asked to come earlier, repeatedly" in reviews
+    assert [rule_id for rule_id in RULE_IDS if rule_id in history + reviews] == []
+    assert "(rule early_requests_repeated)" in text.split("Level history")[0]
+
+
+def test_a_rule_id_alone_reads_as_the_caseload_words_it():
+    from ketawatch.risk.reasons import rule_title
+
+    assert rule_title("craving_rising") == "Craving rising"
+    assert rule_title("dose_request_recent") == "Recent dose request (supporting)"
+    assert rule_title("specific_sign_persistent") == "A warning sign, persistent"  # a review stores no sign

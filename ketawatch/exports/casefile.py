@@ -18,7 +18,7 @@ from ketawatch.exports.deidentify import (
     Pseudonymiser, age_band, deidentify_records, deidentify_reviews, in_pseudonym_order, to_the_minute,
 )
 from ketawatch.accounts import staff_label, staff_names
-from ketawatch.caseload import latest_reviews
+from ketawatch.caseload import latest_reviews, reason_summary
 from ketawatch.change_words import describe_changes
 from ketawatch.safety_answers import answers_with_follow_ups, follow_up_text, without_free_text
 from ketawatch.safety_answers import in_view as safety_in_view, one_per_patient
@@ -96,7 +96,8 @@ class PatientCase:
     #: Recent observations no rule counted as of `end` (ketawatch.risk.seen_not_counted), in the same records' dates.
     not_counted: list | None = None
     #: The level as shown at the end of each day the stored records changed, where it began, changed or differs from
-    #: the replay in `history` (ketawatch.risk.as_seen.days_to_list), in the same dates as the records; reasons as rule ids.
+    #: the replay in `history` (ketawatch.risk.as_seen.days_to_list), in the same dates as the records; reasons as rule ids,
+    #: and `reason_titles` as the caseload words them (ketawatch.caseload.reason_summary).
     shown_then: pd.DataFrame | None = None
     #: Whether `end` was chosen at export; otherwise it is the day of export, which a de-identified file does not show.
     end_chosen: bool = True
@@ -215,8 +216,10 @@ def load_patient_case(
     if start is not None:  # the days of the period only: it lists what differs on them (code review)
         # a Series, not a list: an empty list picks no columns, and a period ending before any change lost them all
         shown = shown[pd.Series([day >= start for day in shown["date"]], index=shown.index, dtype=bool)]
-    # rule ids only: a reason's words carry the real dates, which a de-identified file must not
-    shown = shown.assign(reasons=shown["reasons"].map(reason_ids), replay_reasons=shown["replay_reasons"].map(reason_ids))
+    # rule ids and titles only: a reason's full words carry the real dates, which a de-identified file must not; its
+    # few words (a rule and a sign) carry none, and the PDF prints those (clinician's case-review reading)
+    shown = shown.assign(reason_titles=shown["reasons"].map(reason_summary), reasons=shown["reasons"].map(reason_ids),
+                         replay_reasons=shown["replay_reasons"].map(reason_ids))
     if deidentify:
         pseudonymiser = (pseudonymiser or Pseudonymiser.from_settings(engine)).keeping_order(
             patient_times(engine, [patient_id]), tz)

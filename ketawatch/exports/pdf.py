@@ -16,7 +16,9 @@ from ketawatch.exports.casefile import PatientCase, local_day
 from ketawatch.exports.figures import FigureImage, case_figures
 from ketawatch.exports.pdf_layout import DISCLAIMER, ReviewPDF, local_time_text
 from ketawatch.record_dates import latest_records
-from ketawatch.risk import combination_note, evidence_note, load_rules, reason_ids, reason_role, sud_history_note
+from ketawatch.caseload import reason_summary
+from ketawatch.risk import combination_note, evidence_note, load_rules, reason_role, sud_history_note
+from ketawatch.risk.reasons import rule_title
 from ketawatch.risk.scoring import phq9_note
 from ketawatch.accounts import staff_label
 from ketawatch.safety_answers import QUESTION_9, follow_up_text
@@ -99,6 +101,13 @@ def _reason_line(reason) -> str:
     return line
 
 
+#: Under a table of reasons in a few words (clinician's case-review reading): where the reasons are given in full, with
+#: the rule id that traces each.
+REASON_WORDS_NOTE = ("Reasons in a few words, as on the caseload page, most important first; \u201c(supporting)\u201d adds "
+                     "weight but never raises a level on its own. The reasons that hold now are given in full above, each "
+                     "with its rule id.")
+
+
 def _level_section(pdf: ReviewPDF, case: PatientCase) -> None:
     pdf.heading("Dependence-risk level")
     since = f"; at this level since {case.since.isoformat()}" if case.since else ""
@@ -131,11 +140,10 @@ def _level_section(pdf: ReviewPDF, case: PatientCase) -> None:
             pdf.bullet(item.text)
     pdf.ln(1)
     pdf.heading("Level history (first assessment and every change)", size=9, keep=20)
-    rows = [
-        [_day(r.date), r.level, "; ".join(reason_ids(r.reasons)) or "-"]
-        for r in case.history.itertuples(index=False)
-    ]
-    pdf.data_table(["Date", "Level", "Reasons (rule ids)"], rows, [24, 18, pdf.usable_width - 42], size=7.5)
+    # In words, as the caseload's Reasons column: rule ids alone were unreadable in a clinician's case-review reading
+    rows = [[_day(r.date), r.level, reason_summary(r.reasons) or "-"] for r in case.history.itertuples(index=False)]
+    pdf.data_table(["Date", "Level", "Reasons"], rows, [24, 18, pdf.usable_width - 42], size=7.5)
+    pdf.paragraph(REASON_WORDS_NOTE, size=7, style="I", height=3.4)
     _shown_then(pdf, case)
 
 
@@ -155,8 +163,8 @@ def _shown_then(pdf, case: PatientCase) -> None:
     pdf.paragraph("The history above replays each date from the records as they stand now. On these days, the level "
                   "shown at the end of the day, from the records as they were stored then (with today's rules), "
                   "differs: records of the day were entered later, corrected or voided.", size=8.5)
-    rows = [[_day(r.date), r.level, "; ".join(r.reasons) or "-", r.replay_level] for r in differing.itertuples(index=False)]
-    pdf.data_table(["Date", "Shown then", "Reasons then (rule ids)", "This replay"], rows,
+    rows = [[_day(r.date), r.level, r.reason_titles or "-", r.replay_level] for r in differing.itertuples(index=False)]
+    pdf.data_table(["Date", "Shown then", "Reasons then", "This replay"], rows,
                    [24, 22, pdf.usable_width - 70, 24], size=7.5)
 
 
@@ -299,8 +307,16 @@ def review_rows(case: PatientCase) -> list[list[str]]:
         note = "" if case.deidentified else _text(r.note)
         level = "-" if is_safety_follow_up(r.reasons) else r.level  # a follow-up reviews no level
         rows.append([local.iloc[i].strftime("%Y-%m-%d %H:%M"), _text(staff_label(r.reviewed_by, case.staff)), level,
-                     reviewed_reasons_text(r.reasons, "; "), _words(r.action), note])
+                     _reviewed_reasons(r.reasons), _words(r.action), note])
     return rows
+
+
+def _reviewed_reasons(reasons) -> str:
+    """A review's acknowledged reasons in a few words, one per line (the column is narrow), or what a question 9
+    follow-up is: the rule ids it stores were unreadable in a clinician's case-review reading."""
+    if is_safety_follow_up(reasons):
+        return reviewed_reasons_text(reasons)
+    return "\n".join(rule_title(rule_id) for rule_id in str(reasons or "").split(";") if rule_id)
 
 
 def safety_lines(case: PatientCase) -> list[str]:

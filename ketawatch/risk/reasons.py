@@ -167,11 +167,21 @@ _TITLES = {
 def reason_title(reason: Reason) -> str:
     """A reason in a few words ("Craving rising", "Tolerance, persistent", "Recent early request (supporting)") for the
     caseload, whose column cut the full observations to the first half of the first one (clinical lead)."""
+    return _title(reason.rule_id, reason.sign, reason.level)
+
+
+def rule_title(rule_id: str) -> str:
+    """A rule in a few words from its id alone, for an alert review, which stores only the ids it acknowledged: the
+    ids were unreadable in a clinician's case-review reading of the PDF. An id no rule has is kept as it is."""
+    return _title(rule_id, None, _LEVEL_OF.get(rule_id, ""))
+
+
+def _title(rule_id: str, sign: str | None, level: str) -> str:
+    """The few words of `_TITLES`, the sign named, "(supporting)" after a rule that never raises a level alone."""
     # The checklist's own label, as the patient page and the PDF name the sign ("Tolerance", not "tolerance")
-    sign = warning_sign(reason.sign).label.split(":")[0] if reason.sign else "a warning sign"
-    title = _TITLES.get(reason.rule_id, reason.rule_id).format(sign=sign)
-    title = sentence_case(title)
-    return f"{title} (supporting)" if reason.level == "weak" else title
+    named = warning_sign(sign).label.split(":")[0] if sign else "a warning sign"
+    title = sentence_case(_TITLES.get(rule_id, rule_id).format(sign=named))
+    return f"{title} (supporting)" if level == "weak" else title
 
 
 def reason_role(level: str, discounted: bool = False) -> str:
