@@ -617,3 +617,19 @@ def test_a_rule_id_alone_reads_as_the_caseload_words_it():
     assert rule_title("craving_rising") == "Craving rising"
     assert rule_title("dose_request_recent") == "Recent dose request (supporting)"
     assert rule_title("specific_sign_persistent") == "A warning sign, persistent"  # a review stores no sign
+
+
+def test_the_check_in_table_lists_every_sign_its_burden_adds_up_with_its_weight(sample):
+    """A burden of 2 stood beside an empty 'clearly or more' cell: the 'a little' answers it counts were not listed
+    (clinician's case-review reading). Each row lists every sign answered, by answer, with its catalogue weight."""
+    from ketawatch.exports.casefile import Author, load_patient_case
+    from ketawatch.exports.pdf import checkin_rows
+
+    case = load_patient_case(sample, SECRET_PID, author=Author(CLINICIAN, None, "clinician"), now=NOW)
+    first, *_, last = checkin_rows(case)
+    assert first[3:5] == ["2", "A little (1): Withdrawal from social activities \u00d71, Sleep disturbance \u00d71"]
+    assert last[3:5] == ["10", "Clearly (2): Secrecy about ketamine use \u00d72, Tolerance \u00d72. "
+                               "A little (1): Withdrawal from social activities \u00d71, Sleep disturbance \u00d71"]
+    text = " ".join(pdf_text(_pdf(export_patient(sample, SECRET_PID, "pdf", actor=CLINICIAN, role="clinician",
+                                                  now=NOW))).split())
+    assert "times its catalogue weight (\u00d7), added up over the signs listed beside it" in text

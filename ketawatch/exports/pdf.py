@@ -22,7 +22,7 @@ from ketawatch.risk.reasons import rule_title
 from ketawatch.risk.scoring import phq9_note
 from ketawatch.accounts import staff_label
 from ketawatch.safety_answers import QUESTION_9, follow_up_text
-from seed_data.catalogue import seed_citation, side_effect_words, side_effects, warning_sign
+from seed_data.catalogue import seed_citation, side_effect_words, side_effects, warning_sign, warning_sign_answers
 from store.vocabulary import WARNING_SIGNS, code_words, is_safety_follow_up, reading_pair, reviewed_reasons_text
 
 _ROUTE_WORDS = {"iv": "IV", "im": "IM", "intranasal": "intranasal", "oral": "oral", "sublingual": "sublingual"}
@@ -262,12 +262,13 @@ def session_rows(case: PatientCase) -> list[list[str]]:
 
 
 def checkin_rows(case: PatientCase) -> list[list[str]]:
-    """The check-in table's rows: date, craving, SDS, warning-sign burden and the signs answered 'clearly', PHQ-9."""
+    """The check-in table's rows: date, craving, SDS, warning-sign burden and every sign it adds up, PHQ-9."""
     checkins = _checkins_in_window(case)
     signals = case.signals.get("checkins")
     computed = signals.set_index(pd.to_datetime(signals["reported_at"], utc=True)) if signals is not None and len(signals) else None
     answers = checkins[list(WARNING_SIGNS)].to_numpy(dtype="float64")
-    labels = [warning_sign(s).label for s in WARNING_SIGNS]
+    labels = [warning_sign(s).label.split(":")[0] for s in WARNING_SIGNS]  # "Tolerance", as the reasons name it
+    weights = [warning_sign(s).weight for s in WARNING_SIGNS]
     amended = case.amended_ids("check-in")
     rows = []
     local = pd.to_datetime(checkins["reported_at"], utc=True).dt.tz_convert(case.tz)
@@ -275,10 +276,33 @@ def checkin_rows(case: PatientCase) -> list[list[str]]:
         at = pd.Timestamp(c.reported_at)
         sds = computed["sds_total"].get(at) if computed is not None else None
         burden = computed["sign_burden"].get(at) if computed is not None else None
-        clear = ", ".join(f"{labels[j]} ({int(answers[i, j])})" for j in range(len(labels)) if answers[i, j] >= 2)
         rows.append([local.iloc[i].strftime("%Y-%m-%d") + (AMENDED_MARK if c.id in amended else ""), _text(c.craving),
-                     _text(sds), _text(burden), clear, _text(c.phq9)])
+                     _text(sds), _text(burden), signs_answered(answers[i], labels, weights), _text(c.phq9)])
     return rows
+
+
+def signs_answered(answers, labels: list[str], weights: list[float]) -> str:
+    """The signs answered above 'not at all', worst answer first, each with its catalogue weight ("Clearly (2):
+    Tolerance \u00d72. A little (1): Sleep disturbance \u00d71"), so the sign burden beside them adds up by hand: with
+    only the 'clearly' ones listed, a burden of 11.5 stood beside an empty cell (clinician's case-review reading)."""
+    words = warning_sign_answers()
+    groups = []
+    for score in (3, 2, 1):
+        signs = [f"{labels[j]} \u00d7{_text(weights[j])}" for j in range(len(labels)) if answers[j] == score]
+        if signs:
+            groups.append(f"{words[score]} ({score}): " + ", ".join(signs))
+    return ". ".join(groups)
+
+
+def sign_burden_note() -> str:
+    """How the sign burden adds up, in the checklist's answer words, under the check-in table: a clinician checks it
+    against the signs listed beside it (clinician's case-review reading)."""
+    words = [w.lower() for w in warning_sign_answers()]
+    scale = ", ".join(f"{score} {word}" for score, word in enumerate(words))
+    return ("Craving 0-10; SDS 0-15 (all five items answered). Sign burden: each warning sign's answer "
+            f"({scale}) times its catalogue weight (\u00d7), added up over the signs listed beside it; for example, a "
+            f"sign of weight 2 answered '{words[2]}' and one of weight 1.5 answered '{words[1]}' add up to "
+            "2\u00d72 + 1\u00d71.5 = 5.5.")
 
 
 def note_rows(case: PatientCase) -> list[list[str]]:
@@ -379,10 +403,10 @@ def patient_pdf(case: PatientCase) -> bytes:
     if case.amended_ids("session"):
         pdf.paragraph(AMENDED_NOTE_DEIDENTIFIED if case.deidentified else AMENDED_NOTE, size=7, style="I", height=3.4)
     pdf.heading("Check-ins")
-    pdf.data_table(["Date", "Craving", "SDS", "Sign burden", "Warning signs answered 'clearly' or more (score)", "PHQ-9"],
-                   checkin_rows(case), [20, 14, 11, 15, 110, 16], size=6.8)
-    pdf.paragraph("Craving 0-10; SDS 0-15 (all five items answered); sign burden: the twelve warning-sign answers "
-                  "(0-3 each) times their catalogue weights, added up.", size=7, style="I", height=3.4)
+    pdf.data_table(["Date", "Craving", "SDS", "Sign burden (answer \u00d7 weight, added)",
+                    "Warning signs answered above 'not at all', by answer (score), each \u00d7 its catalogue weight",
+                    "PHQ-9"], checkin_rows(case), [19, 13, 10, 19, 109, 16], size=6.8)
+    pdf.paragraph(sign_burden_note(), size=7, style="I", height=3.4)
     if case.amended_ids("check-in"):
         pdf.paragraph(AMENDED_NOTE_DEIDENTIFIED if case.deidentified else AMENDED_NOTE, size=7, style="I", height=3.4)
     pdf.heading("Corrections")
