@@ -87,9 +87,23 @@ def patient_facts(case: PatientCase) -> list[tuple[str, str]]:
     return facts
 
 
-def _window_text(case: PatientCase) -> str:
-    start = case.start.isoformat() if case.start else "first record"
-    return f"Records from {start} to {case.as_of_text}"
+def _date_words(day) -> str:
+    """A date as '15 May 2026', as the reasons write theirs."""
+    return f"{day.day} {day:%b %Y}"
+
+
+def window_text(case: PatientCase) -> str:
+    """The period the file covers, as a clinician says it ("All records up to 15 May 2026", "Records from 6 Mar 2025 to
+    12 Mar 2025"): "Records from first record to 2026-05-15" read awkwardly in a clinician's case-review reading. A
+    de-identified file marks each date it prints as shifted, as its records are (the day of export it never prints)."""
+    shifted = case.deidentified
+    start = _date_words(case.start) if case.start else None
+    end = "the day of export" if case.export_day_hidden else _date_words(case.end)
+    if start is None:
+        return f"All records up to {end}" + (" (shifted date)" if shifted and not case.export_day_hidden else "")
+    if case.export_day_hidden:
+        return f"Records from {start} (shifted date) to {end}"
+    return f"Records from {start} to {end}" + (" (shifted dates)" if shifted else "")
 
 
 def _reason_line(reason) -> str:
@@ -369,7 +383,7 @@ def patient_pdf(case: PatientCase) -> bytes:
     pdf.add_page()
     pdf.set_font("DejaVu", "B", 15)
     pdf.multi_cell(pdf.usable_width, 7, f"Case review: {case.label}", new_x="LMARGIN", new_y="NEXT")
-    pdf.paragraph(f"{_window_text(case)}. {generated}.", size=8.5)
+    pdf.paragraph(f"{window_text(case)}. {generated}.", size=8.5)
     if case.deidentified:
         pdf.paragraph(
             "De-identified: the patient is shown by a pseudonym, every date is shifted by the same number of days "
