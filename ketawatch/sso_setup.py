@@ -26,9 +26,9 @@ def sso_setup_problems(files: tuple[Path, ...] = SECRETS_FILES) -> list[str]:
     auth: dict = {}
     for file in files:
         path = file.expanduser()
-        if not path.is_file():
-            continue
         try:
+            if not path.is_file():  # raises where a folder on the way may not be read (a service's home hidden)
+                continue
             secrets = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             problems.append(f"single sign-on: {path.absolute()} cannot be read: {exc}")

@@ -321,6 +321,21 @@ def test_single_sign_on_settings_are_checked_as_streamlit_reads_them(tmp_path, t
         line.replace("home.toml or here.toml", f"home.toml or {tmp_path / 'here.toml'}") for line in said]
 
 
+def test_a_secrets_file_behind_a_folder_that_cannot_be_read_is_named_not_an_unexpected_error(tmp_path, monkeypatch):
+    """With systemd's ProtectHome=yes the service's home cannot be read, and the check raised (IT review). The
+    tests run as root, who reads any folder, so the refusal the kernel gives others is made here."""
+    from ketawatch import sso_setup
+
+    hidden = tmp_path / "home" / ".streamlit" / "secrets.toml"
+
+    def refused(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(sso_setup.Path, "is_file", refused)
+    (line,) = sso_setup.sso_setup_problems((hidden,))
+    assert line == f"single sign-on: {hidden} cannot be read: [Errno 13] Permission denied: '{hidden}'", line
+
+
 def test_serve_stops_on_a_broken_single_sign_on_setup_before_making_a_database(tmp_path):
     """Streamlit only logged 'Failed to load secrets' for an unreadable file, and the button vanished (IT review)."""
     (tmp_path / ".streamlit").mkdir()
