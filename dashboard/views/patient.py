@@ -39,8 +39,11 @@ def _amended_column(ids: pd.Series, versions: dict[int, int]) -> pd.Series:
 
 def _amended_caption(marks: pd.Series, what: str) -> None:
     """Under a table with an amended row, what its mark means and where the earlier versions are."""
+    # always one element here, filled or not: a caption appearing after an amendment moved the elements below it, and
+    # Streamlit then drew "Correct or void a record" afresh, closed, under the clinician's eyes (browser test)
+    slot = st.empty()
     if (marks != "").any():
-        st.caption(f"✎ v2 (or later): the {what} was amended and this is its current version; each earlier version, "
+        slot.caption(f"✎ v2 (or later): the {what} was amended and this is its current version; each earlier version, "
                    "and why it was changed, is under Amended and voided records below.")
 
 
@@ -221,10 +224,11 @@ else:
     ui.show_table(table, key="pp_sessions",
                  column_config={"When": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
     _amended_caption(amended, "session")
+    borrowed_note = st.empty()  # one element, filled or not, as under _amended_caption
     if borrowed.any():
         times = [ui.fmt_datetime(t) for t in s.loc[borrowed, "session_at"].sort_values()]
         shown = ", ".join(times[:5]) + (f" and {len(times) - 5} more" if len(times) > 5 else "")
-        st.caption(f"No weight was recorded at the session of {shown}: its mg/kg uses the last weight recorded "
+        borrowed_note.caption(f"No weight was recorded at the session of {shown}: its mg/kg uses the last weight recorded "
                    "before it, as the dose chart and the rules do." if len(times) == 1 else
                    f"No weight was recorded at the sessions of {shown}: the mg/kg of each uses the last weight "
                    "recorded before it, as the dose chart and the rules do.")
