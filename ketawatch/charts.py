@@ -35,6 +35,7 @@ import pandas as pd
 
 from ketawatch.risk import patient_signals
 from ketawatch.risk.rules import RuleSettings, load_rules
+from ketawatch.risk.wording import day_words
 from seed_data.catalogue import instruments, side_effects, warning_sign_answers, warning_signs
 from store.frames import Records
 from store.vocabulary import SEVERITIES, WEIGHT_BASED_ROUTES, code_words
@@ -142,12 +143,7 @@ def _series(frame: pd.DataFrame, y: str, name: str, says, **kwargs) -> Series:
 def _hover(frame: pd.DataFrame, says) -> tuple[str, ...]:
     """'5 Oct 2026 · 0.60 mg/kg (50 mg, 84.0 kg)', one per row: Plotly's own hover, '(Oct 5, 2026, 0.5952381)', gave
     no unit and none of what the point stands for (clinician's browser review)."""
-    return tuple(f"{_day(row['date'])} · {says(row)}" for row in frame.to_dict("records"))
-
-
-def _day(day: dt.date) -> str:
-    """A date as the clinic writes it, '5 Oct 2026', as the reasons do."""
-    return f"{day.day} {day:%b %Y}"
+    return tuple(f"{day_words(row['date'])} · {says(row)}" for row in frame.to_dict("records"))
 
 
 def _measured_series(frame: pd.DataFrame, y: str, name: str, unit: str, **kwargs) -> Series:
@@ -216,7 +212,7 @@ def _levels_chart(signals, common) -> ChartSpec:
     order = ("green", "amber", "red")
     frame = _in_range(levels, *common["x_range"])
     y = tuple(float(order.index(v)) for v in frame["level"])
-    hover = tuple(f"{_day(d)} · {LEVEL_NAMES[v]}" + (f": {'; '.join(r.text for r in rs)}" if rs else "")
+    hover = tuple(f"{day_words(d)} · {LEVEL_NAMES[v]}" + (f": {'; '.join(r.text for r in rs)}" if rs else "")
                   for d, v, rs in zip(frame["date"], frame["level"], frame["reasons"]))
     return ChartSpec(
         "levels", "Dependence-risk level", "Level", **common,
@@ -473,7 +469,7 @@ def _side_effects_chart(raw: pd.DataFrame, common) -> ChartSpec:
         series.append(Series(
             severity.capitalize(), tuple(part["date"]), tuple(float(row[e]) for e in part["effect"]),
             style="markers", role=severity, symbol=symbols[severity],
-            hover=tuple(f"{_day(d)} · {labels.get(e, e)}: {severity}" for d, e in zip(part["date"], part["effect"])),
+            hover=tuple(f"{day_words(d)} · {labels.get(e, e)}: {severity}" for d, e in zip(part["date"], part["effect"])),
         ))
     return ChartSpec(
         "side_effects", "Side effects by session", "", **common, series=tuple(series),

@@ -1,7 +1,7 @@
 """Single sign-on settings checked when the dashboard starts, so a broken `[auth]` stops `serve` with one line.
 
 Streamlit reads `[auth]` from `.streamlit/secrets.toml` in the home folder and in the folder it is started from (the
-second wins). A file it cannot read only logged "Failed to load secrets" and the single sign-on button vanished, and an
+second's `[auth]`, when it has one, replaces the first's whole). A file it cannot read only logged "Failed to load secrets" and the single sign-on button vanished, and an
 `[auth]` missing a key said nothing until a clinician clicked it (IT review). The keys are those Streamlit's `st.login`
 asks for: `redirect_uri` and `cookie_secret`, and for each provider (a sub-section such as `[auth.microsoft]`, or
 `[auth]` itself when it has none) `client_id`, `client_secret` and `server_metadata_url`.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-#: Where Streamlit looks for secrets, in the order it reads them (a later file's keys win).
+#: Where Streamlit looks for secrets, in the order it reads them (a later file's sections replace an earlier one's).
 SECRETS_FILES = (Path("~/.streamlit/secrets.toml"), Path(".streamlit/secrets.toml"))
 SHARED_KEYS = ("redirect_uri", "cookie_secret")
 PROVIDER_KEYS = ("client_id", "client_secret", "server_metadata_url")
@@ -24,11 +24,17 @@ def sso_setup_problems(files: tuple[Path, ...] = SECRETS_FILES) -> list[str]:
     """One line per problem with the single sign-on settings; none when they are complete or there are none."""
     problems: list[str] = []
     auth: dict = {}
+    where = ""
     for file in files:
         path = file.expanduser()
         try:
-            if not path.is_file():  # raises where a folder on the way may not be read (a service's home hidden)
-                continue
+            path.stat()  # a folder on the way that may not be read (a service's home hidden) is said, not skipped
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as exc:
+            problems.append(f"single sign-on: {path.absolute()} cannot be read: {exc}")
+            continue
+        try:
             secrets = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             problems.append(f"single sign-on: {path.absolute()} cannot be read: {exc}")
@@ -37,10 +43,11 @@ def sso_setup_problems(files: tuple[Path, ...] = SECRETS_FILES) -> list[str]:
         if section is not None and not isinstance(section, dict):
             problems.append(f"single sign-on: {path.absolute()}: 'auth' must be an [auth] section")
         elif section:
-            auth.update(section)
+            # Streamlit takes a later file's [auth] whole, not key by key: a provider-only [auth] in the working
+            # folder hid the home file's redirect_uri and cookie_secret (code review)
+            auth, where = dict(section), str(path.absolute())
     if problems or not auth:
         return problems
-    where = " or ".join(str(file) for file in files)
     problems += [f"single sign-on: [auth] in {where} has no {key}" for key in SHARED_KEYS if not auth.get(key)]
     secret = auth.get("cookie_secret")
     if secret and len(str(secret)) < MIN_COOKIE_SECRET:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -168,10 +167,6 @@ def _unknown_names() -> list[str]:
     return lines
 
 
-#: An unquoted value followed by a comment on its line: `NAME=value # note`.
-_TRAILING_COMMENT = re.compile(r"^\s*(?:export\s+)?\w+\s*=\s*[^'\"\s][^#]*?\s#")
-
-
 def _env_file_lines_systemd_reads_otherwise(env_file: Path) -> list[str]:
     """One line per `.env` line that the command line and systemd's EnvironmentFile= would read differently.
 
@@ -188,10 +183,17 @@ def _env_file_lines_systemd_reads_otherwise(env_file: Path) -> list[str]:
             if binding.error:
                 lines.append(f"setting file .env, line {number}: not a NAME=value line; remove it, or put # before "
                              "it to keep it as a comment")
-            elif (binding.key or "").upper().startswith("KETAWATCH_") and _TRAILING_COMMENT.match(binding.original.string):
+            elif (binding.key or "").upper().startswith("KETAWATCH_") and _comment_after_value(binding):
                 lines.append(f"setting {binding.key.upper()}: .env line {number} has a comment after its value, which "
                              "systemd would read as part of the value; put the comment on a line of its own")
     return lines
+
+
+def _comment_after_value(binding) -> bool:
+    """Whether python-dotenv took less of an unquoted value than its line holds: what it dropped is a comment, which
+    systemd keeps (a regular expression missed `NAME=pa#ss # note` and `NAME= # note`; code review)."""
+    written = binding.original.string.split("=", 1)[1].strip()
+    return not written.startswith(("'", '"')) and written != (binding.value or "")
 
 
 @lru_cache

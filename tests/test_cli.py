@@ -309,7 +309,7 @@ GOOD_AUTH = ('[auth]\nredirect_uri = "https://kw.example/oauth2callback"\ncookie
      ["single sign-on: [auth] cookie_secret is shorter than 32 characters; use a random one, e.g. python3 -c 'import "
       "secrets; print(secrets.token_hex(32))'"]),
     ('[auth]\nredirect_uri = "https://kw.example/oauth2callback"\nclient_id = "id"\n',
-     ["single sign-on: [auth] in home.toml or here.toml has no cookie_secret",
+     ["single sign-on: [auth] in here.toml has no cookie_secret",
       "single sign-on: [auth] has no client_secret, server_metadata_url"]),
 ])
 def test_single_sign_on_settings_are_checked_as_streamlit_reads_them(tmp_path, text, said):
@@ -317,8 +317,23 @@ def test_single_sign_on_settings_are_checked_as_streamlit_reads_them(tmp_path, t
     from ketawatch.sso_setup import sso_setup_problems
 
     (tmp_path / "here.toml").write_text(text)
-    assert sso_setup_problems((Path("home.toml"), tmp_path / "here.toml")) == [
-        line.replace("home.toml or here.toml", f"home.toml or {tmp_path / 'here.toml'}") for line in said]
+    assert sso_setup_problems((tmp_path / "no-such-home.toml", tmp_path / "here.toml")) == [
+        line.replace("in here.toml", f"in {tmp_path / 'here.toml'}") for line in said]
+
+
+def test_a_later_secrets_file_s_auth_replaces_the_earlier_one_whole_as_in_streamlit(tmp_path):
+    """A provider-only [auth] in the working folder hid the home file's redirect_uri and cookie_secret from Streamlit,
+    and the check, merging key by key, passed it (code review)."""
+    from ketawatch.sso_setup import sso_setup_problems
+
+    (tmp_path / "home.toml").write_text(GOOD_AUTH)
+    (tmp_path / "here.toml").write_text(GOOD_AUTH.split("[auth.microsoft]")[0].replace(
+        "redirect_uri", "# redirect_uri").replace("cookie_secret", "# cookie_secret") + "[auth.microsoft]"
+        + GOOD_AUTH.split("[auth.microsoft]")[1])
+    assert sso_setup_problems((tmp_path / "home.toml", tmp_path / "here.toml")) == [
+        f"single sign-on: [auth] in {tmp_path / 'here.toml'} has no redirect_uri",
+        f"single sign-on: [auth] in {tmp_path / 'here.toml'} has no cookie_secret"]
+    assert sso_setup_problems((tmp_path / "here.toml", tmp_path / "home.toml")) == []
 
 
 def test_a_secrets_file_behind_a_folder_that_cannot_be_read_is_named_not_an_unexpected_error(tmp_path, monkeypatch):
@@ -328,10 +343,10 @@ def test_a_secrets_file_behind_a_folder_that_cannot_be_read_is_named_not_an_unex
 
     hidden = tmp_path / "home" / ".streamlit" / "secrets.toml"
 
-    def refused(self):
+    def refused(self, **_):
         raise PermissionError(13, "Permission denied", str(self))
 
-    monkeypatch.setattr(sso_setup.Path, "is_file", refused)
+    monkeypatch.setattr(sso_setup.Path, "stat", refused)
     (line,) = sso_setup.sso_setup_problems((hidden,))
     assert line == f"single sign-on: {hidden} cannot be read: [Errno 13] Permission denied: '{hidden}'", line
 
@@ -764,8 +779,13 @@ def test_an_env_file_line_that_systemd_would_read_otherwise_is_named(tmp_path):
         "ketawatch: setting file .env, line 3: not a NAME=value line; remove it, or put # before it to keep it as a "
         "comment"], result.stderr
     assert not (tmp_path / "k.db").exists()
+    # a '#' inside a value, then a comment; and a comment where the value should be (code review)
+    (tmp_path / ".env").write_text("KETAWATCH_DATABASE_URL=sqlite:///k#1.db # the file\nKETAWATCH_PDF_FALLBACK_FONTS= # none\n")
+    result = ketawatch("users", "list", cwd=tmp_path)
+    assert result.returncode == 2 and [line.split(":")[1] for line in result.stderr.strip().splitlines()] == [
+        " setting KETAWATCH_DATABASE_URL", " setting KETAWATCH_PDF_FALLBACK_FONTS"], result.stderr
     (tmp_path / ".env").write_text("# the clinic\n# UK\nKETAWATCH_CLINIC_TIMEZONE=Europe/London\n"
-                                   "KETAWATCH_DATABASE_URL='sqlite:///k#1.db'\n")
+                                   "KETAWATCH_DATABASE_URL='sqlite:///k#1.db'\nKETAWATCH_IDLE_TIMEOUT_MINUTES = 15\n")
     assert ketawatch("users", "list", cwd=tmp_path).returncode == 0
 
 

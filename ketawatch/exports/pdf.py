@@ -20,6 +20,7 @@ from ketawatch.caseload import reason_summary
 from ketawatch.risk import combination_note, evidence_note, load_rules, reason_role, sud_history_note
 from ketawatch.risk.reasons import rule_title
 from ketawatch.risk.scoring import phq9_note
+from ketawatch.risk.wording import day_words
 from ketawatch.accounts import staff_label
 from ketawatch.safety_answers import QUESTION_9, follow_up_text
 from seed_data.catalogue import seed_citation, side_effect_words, side_effects, warning_sign, warning_sign_answers
@@ -87,18 +88,13 @@ def patient_facts(case: PatientCase) -> list[tuple[str, str]]:
     return facts
 
 
-def _date_words(day) -> str:
-    """A date as '15 May 2026', as the reasons write theirs."""
-    return f"{day.day} {day:%b %Y}"
-
-
 def window_text(case: PatientCase) -> str:
     """The period the file covers, as a clinician says it ("All records up to 15 May 2026", "Records from 6 Mar 2025 to
     12 Mar 2025"): "Records from first record to 2026-05-15" read awkwardly in a clinician's case-review reading. A
     de-identified file marks each date it prints as shifted, as its records are (the day of export it never prints)."""
     shifted = case.deidentified
-    start = _date_words(case.start) if case.start else None
-    end = "the day of export" if case.export_day_hidden else _date_words(case.end)
+    start = day_words(case.start) if case.start else None
+    end = "the day of export" if case.export_day_hidden else day_words(case.end)
     if start is None:
         return f"All records up to {end}" + (" (shifted date)" if shifted and not case.export_day_hidden else "")
     if case.export_day_hidden:

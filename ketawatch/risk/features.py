@@ -398,8 +398,8 @@ def _first_at_or_after(flags: np.ndarray, positions: np.ndarray) -> np.ndarray:
 
 def _held_on_answered(met: np.ndarray, answered: np.ndarray, starts: np.ndarray, times: int, day: np.ndarray,
                       min_days: int) -> np.ndarray:
-    """Whether `met` held on the last `times` answered rows, which span `min_days` days or more when `times` > 1;
-    unanswered rows keep the latest answered state."""
+    """Whether `met` held on at least the last `times` answered rows, the whole run spanning `min_days` days or more
+    when `times` > 1; unanswered rows keep the latest answered state."""
     sub = np.flatnonzero(answered)
     if len(sub) == 0:
         return np.zeros(len(met), dtype=bool)

@@ -134,9 +134,9 @@ def _trailing(flags: np.ndarray) -> int:
     return n
 
 
-def _over_days(persist: int, rules: RuleSettings) -> str:
-    """' over at least 5 days' where check-ins must span days to persist ([persistence] min_days), else ''."""
-    return f" over at least {rules.persistence_min_days} days" if persist > 1 and rules.persistence_min_days > 1 else ""
+def _over_days(persist: int, min_days: int) -> str:
+    """' over at least 5 days' where answers must span days to persist ([persistence] min_days), else ''."""
+    return f" over at least {min_days} days" if persist > 1 and min_days > 1 else ""
 
 
 def _days_apart(persist: int, rules: RuleSettings) -> str:
@@ -145,9 +145,14 @@ def _days_apart(persist: int, rules: RuleSettings) -> str:
             if persist > 1 and rules.persistence_min_days > 1 else "")
 
 
-def _still_needed(held: int, persist: int, noun: str, would: str, over_days: str = "") -> str:
-    """'the next check-in decides; 4 or more again would count', or how many more it takes when more than one;
-    `over_days` (from `_over_days`) says the span check-ins need, as answers days apart report one week."""
+def _still_needed(held: int, persist: int, noun: str, would: str, min_days: int = 1) -> str:
+    """'the next check-in decides; 4 or more again would count', or how many more it takes when more than one; with
+    `min_days` (the span a run of answers needs, `[persistence]`), a run long enough but too short in days waits for
+    an answer that many days after its first: "the next check-in decides" was false of one two days later (code review)."""
+    over_days = _over_days(persist, min_days)
+    if over_days and held >= persist:
+        return (f"{would} again at a {noun} at least {min_days} days after the first of these would count "
+                f"({persist} {noun}s in a row{over_days})")
     remaining = max(persist - held, 1)
     if remaining == 1:
         return f"the next {noun} decides; {would} again would count ({persist} {noun}s in a row{over_days})"
@@ -180,10 +185,10 @@ def _craving(table: FeatureTable, row: int, rules: RuleSettings, counted: set[st
     if len(after):
         text = (f"{seen}; {values_words(table['craving'][after])} at the {count_words(len(after), 'check-in')} since: "
                 f"not counted, as it did not hold at {rules.craving_persist_checkins} check-ins in a row"
-                f"{_over_days(rules.craving_persist_checkins, rules)}")
+                f"{_over_days(rules.craving_persist_checkins, rules.persistence_min_days)}")
     else:  # the latest answer: the next check-ins decide, which is no reassurance
         text = f"{seen}: " + _still_needed(_trailing(met), rules.craving_persist_checkins, "check-in",
-                                           f"{min(counts)} or more", _over_days(rules.craving_persist_checkins, rules))
+                                           f"{min(counts)} or more", rules.persistence_min_days)
     return [NotCounted("craving_high" if is_high else "craving_rising", text, dates_of(table, hit))]
 
 
@@ -276,8 +281,9 @@ def _sds(table: FeatureTable, row: int, rules: RuleSettings, counted: set[str]) 
     else:
         text += f" and {num(total - baseline)} points above the patient's baseline of {baseline_words(baseline)}"
         held = len(table.answered_run(last, "sds_total", "sds_met"))
-        over_days = _over_days(rules.sds_persist_checkins, rules)
-        verdict = _still_needed(held, rules.sds_persist_checkins, "complete answer", "high and risen", over_days)
+        over_days = _over_days(rules.sds_persist_checkins, rules.persistence_min_days)
+        verdict = _still_needed(held, rules.sds_persist_checkins, "complete answer", "high and risen",
+                                rules.persistence_min_days)
         if unanswered:
             verdict = f"not counted until it holds at {rules.sds_persist_checkins} complete answers in a row{over_days}"
     complete = rows[~np.isnan(table["sds_total"][rows])]
@@ -309,7 +315,7 @@ def _nonspecific(table: FeatureTable, row: int, rules: RuleSettings, counted: se
         f"to {values_words(table['nonspecific_burden'][hit])} on {list_dates(table['day'][hit])}"
         + mainly_signs(table, last) + sud_note(table, last, "nonspecific_rise") + relapse_context(table, row)
         + f": not counted until the rise holds at {rules.nonspecific_persist_checkins} check-ins in a row"
-        + f"{_over_days(rules.nonspecific_persist_checkins, rules)} (and then "
+        + f"{_over_days(rules.nonspecific_persist_checkins, rules.persistence_min_days)} (and then "
         "amber at most: a depressive relapse and PTSD raise them too)"
     )
     return [NotCounted("nonspecific_signs_rising", text, dates_of(table, hit))]

@@ -25,6 +25,7 @@ from ketawatch.risk.wording import (
     dates_of,
     join_words,
     last_checkins_words,
+    length_words,
     list_dates,
     num,
     number_words,
@@ -441,6 +442,11 @@ def _use(repeated: bool):
         total = int(table["use_present"][win].sum())
         if repeated and total != len(hit):
             text += f"; use outside treatment reported on {total} of these check-ins in all"
+        if not repeated and total >= rules.use_red_checkins:  # enough reports, too close together (code review)
+            reported = win[table["use_present"][win].astype(bool)]
+            days = int(table["day"][reported[-1]] - table["day"][reported[0]])
+            text += (f"; the reports are {length_words(days)} apart, less than the {rules.persistence_min_days} days "
+                     "that make them repeated reports rather than one report of the same weeks")
         return _with_source(rule_id, "red" if repeated else "amber", text, dates_of(table, hit), sign)
 
     return build

@@ -201,17 +201,19 @@ def _default_rules() -> RuleSettings:
 def _parse(text: str) -> RuleSettings:
     """Settings from the text of a rules file: every setting present, none unknown."""
     flat: dict[str, object] = {}
+    written: dict[str, str] = {}  # as the file wrote each: "[extra_stuff] x", not in_file's "[extra] stuff_x"
     for section, table in tomllib.loads(text).items():
         if not isinstance(table, dict):
             raise ValueError(f"rules file: {section!r} must be a [section] of settings")
         for key, value in table.items():
             flat[f"{section}_{key}"] = value
+            written[f"{section}_{key}"] = f"[{section}] {key}"
     names = {f.name for f in fields(RuleSettings)}
     unknown, missing = set(flat) - names, names - set(flat)
     if unknown or missing:
         parts = []
         if unknown:
-            parts.append(f"unknown setting(s) {', '.join(in_file(name) for name in sorted(unknown))}")
+            parts.append(f"unknown setting(s) {', '.join(written[name] for name in sorted(unknown))}")
         if missing:
             parts.append(f"missing setting(s) {', '.join(in_file(name) for name in sorted(missing))} (copy each from "
                          "the shipped seed_data/rules.toml)")

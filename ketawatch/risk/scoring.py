@@ -122,6 +122,8 @@ def phq9_note(checkins: pd.DataFrame, *, tz: str) -> MoodNote | None:
     'Mood does not raise this level: PHQ-9 14 (moderate) on 28 Nov 2026, 11 points above the lowest (3): a reliable
     worsening.'
     """
+    from ketawatch.risk.wording import day_words  # here: wording imports the features, which import this module
+
     given = checkins.dropna(subset=["phq9"]).sort_values("reported_at") if len(checkins) else checkins
     if not len(given):
         return None
@@ -129,7 +131,7 @@ def phq9_note(checkins: pd.DataFrame, *, tz: str) -> MoodNote | None:
     total = float(latest["phq9"])
     day = pd.Timestamp(latest["reported_at"])
     day = day.tz_convert(tz) if day.tzinfo else day  # stored in UTC, said on the clinic's date
-    text = f"Mood does not raise this level: PHQ-9 {total:g} ({phq9_band(total)}) on {day.day} {day:%b %Y}"
+    text = f"Mood does not raise this level: PHQ-9 {total:g} ({phq9_band(total)}) on {day_words(day)}"
     worsened = phq9_reliable_change(lowest, total) == PHQ9_WORSENED
     if worsened:
         text += f", {total - lowest:g} points above the lowest ({lowest:g}): a reliable worsening"

@@ -61,8 +61,8 @@ def held(flags: np.ndarray, starts: np.ndarray, times: int) -> np.ndarray:
 def held_over_days(flags: np.ndarray, starts: np.ndarray, times: int, day: np.ndarray, min_days: int) -> np.ndarray:
     """True where the condition held on at least `times` rows in a row ending here that span at least `min_days` days.
 
-    A check-in reports the past week, so two a day apart report the same week: "held at 2 check-ins in a row" from
-    answers 12 hours apart made a red level (clinical review). One row needs no span.
+    Check-ins a day apart report nearly the same recall period: "held at 2 check-ins in a row" from answers 12 hours
+    apart made a red level (clinical review). One row needs no span.
     """
     n = len(flags)
     idx = np.arange(n)
@@ -77,7 +77,7 @@ def held_over_days(flags: np.ndarray, starts: np.ndarray, times: int, day: np.nd
 def window_count_over_days(flags: np.ndarray, starts: np.ndarray, window: int, times: int, day: np.ndarray,
                            min_days: int) -> np.ndarray:
     """True where at least `times` of the patient's last `window` rows are True and, when more than one is asked
-    for, the first and last of them are at least `min_days` days apart (one week reported twice is one week)."""
+    for, the first and last of them are at least `min_days` days apart (one period reported twice is one report)."""
     count = window_count(flags, starts, window)
     out = count >= times
     n = len(flags)

@@ -22,8 +22,12 @@ def to_date(day) -> dt.date:
 
 def date_words(day) -> str:
     """A day number as '3 Mar 2025'."""
-    d = to_date(day)
-    return f"{d.day} {d:%b %Y}"
+    return day_words(to_date(day))
+
+
+def day_words(day: dt.date) -> str:
+    """A date as the clinic writes it, '3 Mar 2025': the reasons, the charts' hover and the PDF's period alike."""
+    return f"{day.day} {day:%b %Y}"
 
 
 def span_words(days: np.ndarray) -> str:
