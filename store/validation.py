@@ -305,6 +305,15 @@ def _unit(rule: Rule) -> str:
     return f" {rule.unit}" if rule.unit and rule.unit != "%" else rule.unit
 
 
+def _pounds_hint(rule: Rule, number: float, high: float | None) -> str:
+    """'; if it was weighed in pounds, 500 lb is 226.8 kg' for a weight above the range that is one in pounds: the
+    out-of-range message offered no such help, though the check on a change of weight does (clinician's review)."""
+    in_kg = number * KG_PER_POUND
+    if rule.unit != "kg" or high is None or number <= high or not rule.low <= in_kg <= high:
+        return ""
+    return f"; if it was weighed in pounds, {_fmt(number)} lb is {in_kg:.1f} kg"
+
+
 def _range_text(rule: Rule, high: float | None) -> str:
     unit = _unit(rule)
     if rule.low_exclusive:
@@ -409,7 +418,8 @@ class Validator:
         if below or above:
             if rule.low_exclusive:
                 raise _Invalid(f"{rule.label}, {_show(value)}, must be {_range_text(rule, high)}")
-            raise _Invalid(f"{rule.label}, {_show(value)}, is outside {_range_text(rule, high)}")
+            raise _Invalid(f"{rule.label}, {_show(value)}, is outside {_range_text(rule, high)}"
+                           + _pounds_hint(rule, number, high))
         return number
 
     def _int(self, rule: Rule, value: Any) -> int:

@@ -414,3 +414,16 @@ def test_a_clock_time_the_clocks_skipped_is_refused_in_words_not_moved_an_hour(z
     assert v.field(SESSION_RULES["session_at"], kept)[1] is None
     assert v.field(SESSION_RULES["session_at"], skipped + "+00:00")[1] is None  # with its offset, it is a moment
     assert v.field(SESSION_RULES["session_at"], datetime.fromisoformat(skipped))[1] == problem  # the form's value too
+
+
+@pytest.mark.parametrize("weight, hint", [
+    (500, "; if it was weighed in pounds, 500 lb is 226.8 kg"),
+    (351, "; if it was weighed in pounds, 351 lb is 159.2 kg"),
+    (2000, ""),  # 907 kg: no weight in pounds either
+])
+def test_a_weight_above_the_range_that_is_one_in_pounds_says_so(weight, hint):
+    """'Weight, 500, is outside 20-350 kg' offered no help, though the check on a change of weight does (clinician)."""
+    _, problems = Validator().session({"patient_id": "KW-1", "session_at": "2026-01-05T09:00", "route": "iv",
+                                       "dose_mg": 35, "weight_kg": weight})
+    (problem,) = [p for p in problems if p.column == "weight_kg"]
+    assert problem.message == f"Weight, {weight}, is outside 20-350 kg{hint}"
