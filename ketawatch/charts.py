@@ -333,7 +333,9 @@ def _dose_words(row: dict, unit: str) -> str:
     """A session's dose as the clinic writes it, with what the patient asked for: '0.60 mg/kg (50 mg, 84.0 kg) ·
     patient asked for a higher dose', or '56 mg intranasal' on a fixed-dose route."""
     if unit == "mg/kg":
-        text = f"{row['dose_per_kg']:.2f} mg/kg ({row['dose_mg']:g} mg, {row['weight_kg']:.1f} kg)"
+        # a weight carried from an earlier session is said to be one (code review: it read as weighed that day)
+        weighed = "" if row.get("weight_recorded", True) else ", not weighed at this session: the last weight recorded"
+        text = f"{row['dose_per_kg']:.2f} mg/kg ({row['dose_mg']:g} mg, {row['weight_kg']:.1f} kg{weighed})"
     else:
         text = f"{row['dose_mg']:g} mg {code_words(str(row['route']), capital=False)}"
     return text + _asked_words(row)

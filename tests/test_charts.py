@@ -263,6 +263,13 @@ def test_every_mark_says_its_date_and_value_in_clinic_words_not_plotlys_raw_pair
     assert dose["Dose (mg/kg)"].hovertext[0] == "1 Sep 2026 · 0.50 mg/kg (35 mg, 70.0 kg)"
     fixed = {t.name: t for t in figure(by_key["dose_mg"]).data}["Dose (mg)"]
     assert fixed.hovertext == ("22 Sep 2026 · 56 mg intranasal · patient asked for a higher dose",)
+    # a session without a weight of its own says its mg/kg rests on the last one recorded (code review)
+    unweighed = _records(routes=("iv", "iv", "iv", "intranasal"))
+    unweighed.sessions.loc[1, "weight_kg"] = float("nan")
+    spec = {s.key: s for s in patient_chart_specs(unweighed, "P", tz=TZ)}["dose"]
+    assert {t.name: t for t in figure(spec).data}["Dose (mg/kg)"].hovertext[1] == (
+        "8 Sep 2026 · 0.50 mg/kg (35 mg, 70.0 kg, not weighed at this session: the last weight recorded) · patient "
+        "asked for a higher dose")
     craving = {t.name: t for t in figure(by_key["craving"]).data}["Craving"]
     assert craving.hovertext[-1] == "30 Sep 2026 · craving 6 of 10"
 

@@ -231,7 +231,7 @@ def patient_signals(
       (>= 50% drop from baseline), phq9_remission (< 5), phq9_change ("improved" / "worsened"
       / "no reliable change", 6 points).
     - "sessions": session_at, date, route, dose_mg, weight_kg (carried forward when not
-      recorded), dose_per_kg (NaN for fixed-dose routes), dose_measure and dose_unit (mg/kg or
+      recorded; weight_recorded says which), dose_per_kg (NaN for fixed-dose routes), dose_measure and dose_unit (mg/kg or
       mg), dose_reference (the plan in that unit, or the median of the first sessions on the route),
       planned_dose_mg_per_kg, planned_dose_mg, interval_days, planned_interval_days, reference_interval_days,
       maintenance (after induction), early_interval, early_request, dose_increase_request,
@@ -256,7 +256,8 @@ def patient_signals(
     checkins["phq9_remission"] = scoring.phq9_remission(checkins["phq9"])
     checkins["phq9_change"] = scoring.phq9_reliable_change(checkins["phq9_baseline"], checkins["phq9"])
     sessions = s.frame(
-        ["session_at", "route", "dose_mg", "weight_kg", "dose_per_kg", "dose_measure", "dose_unit", "dose_reference",
+        ["session_at", "route", "dose_mg", "weight_kg", "weight_recorded", "dose_per_kg", "dose_measure", "dose_unit",
+         "dose_reference",
          "planned_dose_mg_per_kg", "planned_dose_mg", "interval_days", "planned_interval_days", "reference_interval_days",
          "maintenance", "early_interval", "early_request", "dose_increase_request", "dissociation_cadss",
          "sbp_pre", "dbp_pre", "sbp_post", "dbp_post"]

@@ -290,6 +290,7 @@ def session_features(
 
     # Dose in the unit of the plan; weight carried forward from the last session that recorded it.
     weight = base["weight_kg"].to_numpy(dtype="float64", na_value=np.nan)
+    f["weight_recorded"] = ~np.isnan(weight)  # so a carried weight is not shown as one weighed that day
     f["weight_kg"] = weight = take(weight, carry_forward(~np.isnan(weight), starts), np.nan)
     dose_mg = base["dose_mg"].to_numpy(dtype="float64", na_value=np.nan)
     f["dose_per_kg"] = scoring.dose_per_kg(dose_mg, weight, f["route"])
