@@ -93,7 +93,10 @@ def _heatmap(spec: ChartSpec) -> go.Heatmap:
         x=list(heat.x), y=list(heat.y), z=[list(r) for r in heat.z], zmin=heat.zmin, zmax=heat.zmax,
         colorscale=HEAT_SCALE, xgap=1, ygap=1, customdata=custom, name="Warning signs",
         text=labels, texttemplate="%{text}", textfont={"size": 10},
-        hovertemplate="<b>%{y}</b><br>%{x|%d %b %Y}: %{customdata[0]}<br><i>Seed: %{customdata[1]}</i><extra></extra>",
+        # the date as everywhere else ("5 Oct 2026", not "05 Oct"), the passage named as the reasons name it
+        # (clinician's second browser review)
+        hovertemplate=("<b>%{y}</b><br>%{x|%-d %b %Y}: %{customdata[0]}<br><i>Source passage: %{customdata[1]}</i>"
+                       "<extra></extra>"),
         showscale=False,  # the number in each cell carries the answer; a colour bar would narrow the time axis
     )
 

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from ketawatch.risk import patient_signals
+from ketawatch.risk.reasons import reason_title
 from ketawatch.risk.rules import RuleSettings, load_rules
 from ketawatch.risk.wording import day_words
 from seed_data.catalogue import instruments, side_effects, warning_sign_answers, warning_signs
@@ -212,7 +213,9 @@ def _levels_chart(signals, common) -> ChartSpec:
     order = ("green", "amber", "red")
     frame = _in_range(levels, *common["x_range"])
     y = tuple(float(order.index(v)) for v in frame["level"])
-    hover = tuple(f"{day_words(d)} · {LEVEL_NAMES[v]}" + (f": {'; '.join(r.text for r in rs)}" if rs else "")
+    # the reasons in the caseload's few words: in full they ran off both edges of the chart on one line (clinician's
+    # second browser review); the full observations are under "Why" beside the chart
+    hover = tuple(f"{day_words(d)} · {LEVEL_NAMES[v]}" + (f": {' · '.join(reason_title(r) for r in rs)}" if rs else "")
                   for d, v, rs in zip(frame["date"], frame["level"], frame["reasons"]))
     return ChartSpec(
         "levels", "Dependence-risk level", "Level", **common,
@@ -274,7 +277,7 @@ def _signs_chart(signals, common) -> ChartSpec:
         note="The twelve checklist items by check-in date: "
              + ", ".join(f"{i} {w.lower()}" for i, w in enumerate(answers))
              + ". The lightest grey cell is 'not at all' (0); no cell: not answered. "
-             "Hover a cell for the seed passage behind the sign.",
+             "Hover a cell for the source passage behind the sign.",
     )
 
 

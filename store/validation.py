@@ -178,6 +178,16 @@ def _diastolic_below_systolic(sbp: float | None, dbp: float | None) -> bool:
     return sbp is None or dbp is None or dbp < sbp
 
 
+def blood_pressure_pair_problem(when: str, sbp: float | None, dbp: float | None) -> str | None:
+    """What is wrong with a reading ("pre" or "post" dosing) whose diastolic is not below its systolic, or None; the
+    form shows it as typed, not only at Save (clinician's second browser review: 80/120 got no word until then)."""
+    if _diastolic_below_systolic(sbp, dbp):
+        return None
+    words = "before" if when == "pre" else "after"
+    message = f"Diastolic blood pressure {words} dosing, {_fmt(dbp)}, must be below the systolic, {_fmt(sbp)}"
+    return message + ("; were the two swapped?" if dbp > sbp else "")
+
+
 def _all_or_none(given: list[bool]) -> bool:
     return all(given) or not any(given)
 
@@ -637,12 +647,10 @@ class Validator:
     def session(self, raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
         """A session row, with diastolic below systolic before and after dosing."""
         clean, problems = self.check(SESSION_RULES, raw)
-        for when, words in (("pre", "before"), ("post", "after")):
-            sbp, dbp = clean.get(f"sbp_{when}"), clean.get(f"dbp_{when}")
-            if not _diastolic_below_systolic(sbp, dbp):
-                problems.append(
-                    Problem(f"dbp_{when}", f"Diastolic blood pressure {words} dosing, {dbp}, must be below the systolic, {sbp}")
-                )
+        for when in ("pre", "post"):
+            message = blood_pressure_pair_problem(when, clean.get(f"sbp_{when}"), clean.get(f"dbp_{when}"))
+            if message:
+                problems.append(Problem(f"dbp_{when}", message))
         return clean, problems
 
     def unusual_session(self, raw: Mapping[str, Any], *, treatment_start: date | None,

@@ -83,6 +83,13 @@ def test_heatmap_holds_the_twelve_signs_with_their_seed_passages():
     assert heat.z[WARNING_SIGNS.index("secrecy")] == (0.0, 0.0, 1.0, 2.0, 3.0)
     assert warning_signs()[0].quotation in heat.row_notes[0]
     assert heat.cell_text[0][4].startswith("Severely")
+    # the hover dates a cell as the rest of the page does ("5 Oct 2026") and names the passage as the reasons do, not
+    # "05 Oct 2026 ... Seed:" (clinician's second browser review)
+    from dashboard.plotly_charts import figure
+
+    template = figure({s.key: s for s in patient_chart_specs(_records(), "P", tz=TZ)}["warning_signs"]).data[0]
+    assert "%{x|%-d %b %Y}" in template.hovertemplate and "Source passage: " in template.hovertemplate
+    assert "Seed" not in template.hovertemplate
 
 
 def test_the_warning_sign_grid_prints_not_at_all_as_0_and_leaves_an_unanswered_cell_empty():
@@ -272,6 +279,10 @@ def test_every_mark_says_its_date_and_value_in_clinic_words_not_plotlys_raw_pair
         "asked for a higher dose")
     craving = {t.name: t for t in figure(by_key["craving"]).data}["Craving"]
     assert craving.hovertext[-1] == "30 Sep 2026 · craving 6 of 10"
+    # a level's reasons in few words: in full they ran off both edges on one line (clinician's second review)
+    level = figure(by_key["levels"]).data[0]
+    assert all(len(text) < 200 and "; " not in text for text in level.hovertext), level.hovertext
+    assert [text for text in level.hovertext if ": " in text], "the fixture has a level with reasons"
 
 
 def test_reference_lines_are_drawn_under_the_points_and_over_the_grid():

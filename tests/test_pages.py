@@ -579,6 +579,9 @@ def test_refused_values_give_no_readout_or_note_while_the_red_line_says_why(demo
     at.number_input(key="ls_sbp_pre").set_value(80).run()
     at.number_input(key="ls_dbp_pre").set_value(120).run()
     assert not [c.value for c in at.caption if "Blood pressure before dosing" in c.value]
+    # said as typed, not only at Save (clinician's second browser review)
+    assert any("must be below the systolic, 80; were the two swapped?" in m.value.replace("\\", "")
+               for m in at.markdown), [m.value for m in at.markdown]
     at.number_input(key="ls_sbp_pre").set_value(150).run()  # the pair is now a reading, and a raised one
     assert [c.value for c in at.caption if "Blood pressure before dosing is above" in c.value]
 

@@ -212,20 +212,26 @@ def test_personal_baseline_matches_loop(rows, n_first):
 
 @settings(max_examples=200, deadline=None)
 @given(
-    rows=st.lists(st.tuples(st.integers(0, 2), maybe(st.integers(-3, 10))), max_size=30),
+    rows=st.lists(st.tuples(st.integers(0, 2), maybe(st.integers(-3, 10)), st.integers(0, 9)), max_size=30),
     allowance=st.sampled_from([0.0, 1.0, 1.5]),
     cap=st.sampled_from([1.0, 2.0, 4.0]),
+    min_days=st.sampled_from([1, 5, 7]),
 )
-def test_cusum_matches_loop(rows, allowance, cap):
+def test_cusum_matches_loop(rows, allowance, cap, min_days):
+    """Each answer's step counts in full, or, fewer than `min_days` days after the patient's previous answer, only
+    that share of it (two answers a day apart are nearly one report)."""
     rows = sorted(rows, key=lambda r: r[0])
     codes = np.array([r[0] for r in rows], dtype="int64")
     excess = np.array([np.nan if r[1] is None else r[1] for r in rows], dtype="float64")
-    got = cusum(excess, group_starts(codes), allowance, cap)
-    total, previous = 0.0, None
-    for i, (code, value) in enumerate(rows):
+    day = np.cumsum([r[2] for r in rows]).astype("int64") if rows else np.zeros(0, dtype="int64")
+    got = cusum(excess, group_starts(codes), allowance, cap, day, min_days)
+    total, previous, answered_on = 0.0, None, None
+    for i, (code, value, _) in enumerate(rows):
         if code != previous:
-            total, previous = 0.0, code
+            total, previous, answered_on = 0.0, code, None
         if value is not None:
-            total = max(0.0, total + min(value - allowance, cap))
+            share = 1.0 if answered_on is None else min((day[i] - answered_on) / min_days, 1.0)
+            total = max(0.0, total + min(value - allowance, cap) * share)
+            answered_on = day[i]
         assert got[i] == total
         assert got[i] >= 0 and (i == 0 or code != rows[i - 1][0] or got[i] <= got[i - 1] + cap)

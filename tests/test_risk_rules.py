@@ -998,7 +998,7 @@ def test_two_check_ins_on_one_day_count_once_keeping_the_highest_craving_and_sig
     rec = records([patient()], checkin_rows=checkins("p1", [1, 1, 1, 1]) + week4)
     assert risk.assess(rec, as_of=week(4), tz="UTC").iloc[0]["level"] == "green"
     (seen,) = [n.text for n in risk.seen_not_counted(rec, "p1", as_of=week(4), tz="UTC") if n.rule_id == "craving_high"]
-    assert "Craving 8 of 10 on" in seen and "the next check-in decides" in seen
+    assert "Craving 8 of 10 on" in seen and "the next check-in at least 5 days after the first of these decides" in seen
     signals = risk.patient_signals(rec, "p1", tz="UTC")["checkins"]
     assert len(signals) == 5 and signals.iloc[-1]["tolerance"] == 2 and signals.iloc[-1]["phq9"] == 12
     lower_later = [{**week4[0], "non_prescribed_use": 3}, {**week4[1], "craving": 2, "non_prescribed_use": 0, "phq9": 9}]
@@ -1023,6 +1023,12 @@ def test_check_ins_a_day_or_two_apart_report_one_week_not_a_trend():
     rec = records([patient()], checkin_rows=checkins("p1", [0, 0, 0]) + close)
     row = risk.assess(rec, as_of=week(4), tz="UTC").iloc[0]
     assert not {"craving_rising", "craving_high"} & set(rule_ids(row["reasons"])), row["reasons"]
+    # nor a drift: the second answer, a day after the first, adds a fifth of its step (clinician's second review:
+    # 'small rises kept adding up ... comes to 3.5' over 1 day made the patient amber beside the SDS control items)
+    assert row["level"] == "green" and not [n for n in risk.seen_not_counted(rec, "p1", as_of=week(4), tz="UTC")
+                                            if n.rule_id == "craving_drift"]
+    (seen,) = [n.text for n in risk.seen_not_counted(rec, "p1", as_of=week(4), tz="UTC") if n.rule_id == "craving_rising"]
+    assert "3 or more again at a check-in at least 5 days after the first of these would count" in seen, seen
     high = [{**close[0], "craving": 7}, {**close[1], "craving": 7}]
     steady = records([patient()], checkin_rows=checkins("p1", [5, 5, 5]) + high)
     assert "craving_high" not in rule_ids(risk.assess(steady, as_of=week(4), tz="UTC").iloc[0]["reasons"])

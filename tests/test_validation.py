@@ -61,7 +61,8 @@ CASES = [
     ("sessions", "sbp_post", "301", "Systolic blood pressure after dosing, 301, is outside 40-300 mmHg"),
     ("sessions", "dbp_post", "30", "is outside 40-300 mmHg"),
     ("sessions", "dbp_pre", "120", "Diastolic blood pressure before dosing, 120, must be below the systolic, 120"),
-    ("sessions", "dbp_post", "140", "Diastolic blood pressure after dosing, 140, must be below the systolic, 138"),
+    ("sessions", "dbp_post", "140", "Diastolic blood pressure after dosing, 140, must be below the systolic, 138; were "
+     "the two swapped?"),
     ("sessions", "hr_pre", "19", "Heart rate before dosing, 19, is outside 20-250 /min"),
     ("sessions", "hr_post", "251", "Heart rate after dosing, 251, is outside 20-250 /min"),
     ("sessions", "spo2_pre", "49", "Oxygen saturation before dosing, 49, is outside 50-100%"),

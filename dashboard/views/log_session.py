@@ -18,7 +18,7 @@ from ketawatch.risk import load_rules
 from ketawatch.risk.scoring import dose_above_plan, dose_per_kg
 from seed_data.catalogue import blood_pressure_note, instruments, side_effects
 from store import records as store_records
-from store.validation import SESSION_RULES, Validator
+from store.validation import SESSION_RULES, Validator, blood_pressure_pair_problem
 from store.vocabulary import ROUTES, SEVERITIES, WEIGHT_BASED_ROUTES, reading_pair
 
 P = "ls_"  # widget-key prefix of this page
@@ -144,7 +144,12 @@ def _bp_notes() -> None:
     before saving (clinical review: 136/95 before and 161/102 after showed no mark)."""
     s = st.session_state
     (pre_sys, pre_dia), (post_sys, post_dia) = blood_pressure_note()
-    readings = _accepted({name: s.get(P + name) for name in ("sbp_pre", "dbp_pre", "sbp_post", "dbp_post")})
+    typed = {name: s.get(P + name) for name in ("sbp_pre", "dbp_pre", "sbp_post", "dbp_post")}
+    readings = _accepted(typed)
+    for when in ("pre", "post"):  # a swapped pair said as it is typed, in the store's words
+        message = blood_pressure_pair_problem(when, typed[f"sbp_{when}"], typed[f"dbp_{when}"])
+        if message:
+            st.markdown(f":red[:material/warning: {ui.md_escape(message)}]")
     sbp, dbp = readings["sbp_pre"], readings["dbp_pre"]
     if (sbp is not None and sbp > pre_sys) or (dbp is not None and dbp > pre_dia):
         st.caption(f":material/info: Blood pressure before dosing is above {pre_sys:g}/{pre_dia:g} "

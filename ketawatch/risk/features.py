@@ -191,7 +191,7 @@ def checkin_features(
     f["craving_drift_baseline"] = drift_baseline = np.maximum(baseline, rules.baseline_craving_floor)
     f["thr_craving_drift"] = rules.scaled("craving_drift_alarm", sud)
     f["craving_drift"] = cusum(
-        craving - drift_baseline, starts, rules.craving_drift_allowance, rules.craving_drift_cap
+        craving - drift_baseline, starts, rules.craving_drift_allowance, rules.craving_drift_cap, day, min_days
     )
     f["craving_drift_met"] = f["craving_drift"] > 0
     f["rule_craving_drift"] = f["craving_drift"] >= f["thr_craving_drift"]
@@ -229,7 +229,7 @@ def checkin_features(
     f["specific_baseline"] = personal_baseline(specific, [codes], rules.baseline_checkins)
     f["thr_signs_drift"] = rules.scaled("signs_drift_alarm", sud)
     f["specific_drift"] = cusum(
-        specific - f["specific_baseline"], starts, rules.signs_drift_allowance, rules.signs_drift_cap
+        specific - f["specific_baseline"], starts, rules.signs_drift_allowance, rules.signs_drift_cap, day, min_days
     )
     f["specific_drift_met"] = f["specific_drift"] > 0
     f["rule_specific_burden_drift"] = f["specific_drift"] >= f["thr_signs_drift"]
@@ -411,19 +411,23 @@ def _held_on_answered(met: np.ndarray, answered: np.ndarray, starts: np.ndarray,
     return take(state, carry_forward(answered, starts), False).astype(bool)
 
 
-def cusum(excess: np.ndarray, starts: np.ndarray, allowance: float, cap: float) -> np.ndarray:
-    """One-sided (upper) CUSUM per patient: S = max(0, S_prev + min(excess - allowance, cap)).
+def cusum(excess: np.ndarray, starts: np.ndarray, allowance: float, cap: float, day: np.ndarray,
+          min_days: int) -> np.ndarray:
+    """One-sided (upper) CUSUM per patient: S = max(0, S_prev + share * min(excess - allowance, cap)).
 
     `excess` is the value minus the patient's reference (NaN where unanswered or before the
     reference exists: those rows carry the latest sum; before any, 0). Capping each step keeps one
-    extreme answer from raising the alarm on its own. The recursion runs once per position within
-    a patient, across all patients at once.
+    extreme answer from raising the alarm on its own. An answer fewer than `min_days` days after the
+    patient's previous one reports mostly the same period, so its step counts only that share
+    (`drift_step_shares`): answers of 3 and 6 a day apart added two whole steps and made a drift
+    (clinician's second browser review). The recursion runs once per position within a patient,
+    across all patients at once.
     """
     valid = np.flatnonzero(~np.isnan(excess))
     out = np.full(len(excess), np.nan)
     if len(valid):
-        step = np.minimum(excess[valid] - allowance, cap)
         sub_starts = group_starts(starts[valid])
+        step = np.minimum(excess[valid] - allowance, cap) * drift_step_shares(day[valid], sub_starts, min_days)
         rank = np.arange(len(valid)) - sub_starts
         total = np.maximum(step, 0.0)
         by_rank = np.argsort(rank, kind="stable")
@@ -433,6 +437,14 @@ def cusum(excess: np.ndarray, starts: np.ndarray, allowance: float, cap: float) 
             total[at] = np.maximum(total[at - 1] + step[at], 0.0)
         out[valid] = total
     return take(out, carry_forward(~np.isnan(excess), starts), 0.0)
+
+
+def drift_step_shares(day: np.ndarray, starts: np.ndarray, min_days: int) -> np.ndarray:
+    """How much of a new report each answer is: days since the patient's previous answer over `min_days`, at most 1
+    (the first answer is a whole one)."""
+    gap = np.diff(day, prepend=day[:1]).astype("float64") if len(day) else np.zeros(0)
+    first = np.arange(len(day)) == starts
+    return np.where(first, 1.0, np.minimum(gap / max(min_days, 1), 1.0))
 
 
 def _trend_input(

@@ -154,6 +154,9 @@ def _still_needed(held: int, persist: int, noun: str, would: str, min_days: int 
         return (f"{would} again at a {noun} at least {min_days} days after the first of these would count "
                 f"({persist} {noun}s in a row{over_days})")
     remaining = max(persist - held, 1)
+    if remaining == 1 and over_days:  # the next one within the days would not count either (clinician's second review)
+        return (f"the next {noun} at least {min_days} days after the first of these decides; {would} again would "
+                f"count ({persist} {noun}s in a row{over_days})")
     if remaining == 1:
         return f"the next {noun} decides; {would} again would count ({persist} {noun}s in a row{over_days})"
     return f"{would} at the next {remaining} {noun}s would count ({persist} in a row{over_days})"
