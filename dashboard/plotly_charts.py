@@ -187,6 +187,9 @@ def figure(spec: ChartSpec) -> go.Figure:
         "yaxis": yaxis,
         "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1, "font": {"size": 11}},
         "hovermode": "closest",
+        # the series' whole name beside its value: Plotly cut it at 15 characters, "Patient aske..." (clinician's
+        # second browser review)
+        "hoverlabel": {"namelength": -1},
         "bargap": 0.3,
         "showlegend": spec.heatmap is None and spec.key != "levels",
         "shapes": shapes,

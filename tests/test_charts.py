@@ -90,6 +90,7 @@ def test_heatmap_holds_the_twelve_signs_with_their_seed_passages():
     template = figure({s.key: s for s in patient_chart_specs(_records(), "P", tz=TZ)}["warning_signs"]).data[0]
     assert "%{x|%-d %b %Y}" in template.hovertemplate and "Source passage: " in template.hovertemplate
     assert "Seed" not in template.hovertemplate
+    assert figure({s.key: s for s in patient_chart_specs(_records(), "P", tz=TZ)}["dose"]).layout.hoverlabel.namelength == -1
 
 
 def test_the_warning_sign_grid_prints_not_at_all_as_0_and_leaves_an_unanswered_cell_empty():
