@@ -55,7 +55,8 @@ def _wrap(text: str, width: int = 70) -> str:
 
 def _hover_text(series: Series) -> list[str] | None:
     """The series' hover texts as Plotly shows them: it reads tags in them, so '<' and '&' are escaped to show as written."""
-    return [html.escape(text, quote=False) for text in series.hover] if series.hover else None
+    # wrapped, as a level's reasons ran off the chart's edges on one line (clinician's second browser review)
+    return [_wrap(html.escape(text, quote=False), 90) for text in series.hover] if series.hover else None
 
 
 def _trace(series: Series) -> go.BaseTraceType:
@@ -80,6 +81,10 @@ def _trace(series: Series) -> go.BaseTraceType:
         marker={"color": colour, "symbol": series.symbol, "size": size, "line": {"width": 2 if hollow else 1, "color": colour}},
         hovertext=hover, hoverinfo=shown,
     )
+
+
+#: Charts whose series are read at the same session (before and after dosing), hovered as one date.
+SAME_DATE_CHARTS = ("blood_pressure", "heart_rate")
 
 
 def _heatmap(spec: ChartSpec) -> go.Heatmap:
@@ -186,7 +191,9 @@ def figure(spec: ChartSpec) -> go.Figure:
         "xaxis": {"range": list(_x_limits(lo, hi)), "type": "date", "automargin": False, "showgrid": True},
         "yaxis": yaxis,
         "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1, "font": {"size": 11}},
-        "hovermode": "closest",
+        # before and after dosing share a date, and the nearest point hid the other ("SpO₂ before" under the ✕ of
+        # "after"; clinician's second browser review): these charts list every reading of the date hovered
+        "hovermode": "x unified" if spec.key in SAME_DATE_CHARTS else "closest",
         # the series' whole name beside its value: Plotly cut it at 15 characters, "Patient aske..." (clinician's
         # second browser review)
         "hoverlabel": {"namelength": -1},

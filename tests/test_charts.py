@@ -90,7 +90,11 @@ def test_heatmap_holds_the_twelve_signs_with_their_seed_passages():
     template = figure({s.key: s for s in patient_chart_specs(_records(), "P", tz=TZ)}["warning_signs"]).data[0]
     assert "%{x|%-d %b %Y}" in template.hovertemplate and "Source passage: " in template.hovertemplate
     assert "Seed" not in template.hovertemplate
-    assert figure({s.key: s for s in patient_chart_specs(_records(), "P", tz=TZ)}["dose"]).layout.hoverlabel.namelength == -1
+    by_key = {s.key: s for s in patient_chart_specs(_records(), "P", tz=TZ)}
+    assert figure(by_key["dose"]).layout.hoverlabel.namelength == -1
+    # before and after dosing of one session are hovered together, not the nearest point alone (SpO₂ before was hidden)
+    assert {key: figure(by_key[key]).layout.hovermode for key in ("heart_rate", "blood_pressure", "dose")} == {
+        "heart_rate": "x unified", "blood_pressure": "x unified", "dose": "closest"}
 
 
 def test_the_warning_sign_grid_prints_not_at_all_as_0_and_leaves_an_unanswered_cell_empty():
@@ -250,6 +254,17 @@ def test_no_level_shading_behind_the_warning_sign_grid_where_an_empty_cell_would
     assert not level_rects(figure(specs["warning_signs"]))
 
 
+class _Unwrapped:
+    """A trace's name and hover texts with the line breaks Plotly is given taken out again, to compare the words."""
+
+    def __init__(self, trace):
+        self.name, self.hovertext = trace.name, tuple(t.replace("<br>", " ") for t in trace.hovertext or ())
+
+
+def _unwrapped(trace) -> _Unwrapped:
+    return _Unwrapped(trace)
+
+
 def test_every_mark_says_its_date_and_value_in_clinic_words_not_plotlys_raw_pair():
     """Hovering the 5 Oct dose showed '(Oct 5, 2026, 0.5952381)': no unit, no mg or weight, no word that the patient had
     asked for more (clinician's browser review). Every point of every chart now says the date and value in words."""
@@ -262,20 +277,21 @@ def test_every_mark_says_its_date_and_value_in_clinic_words_not_plotlys_raw_pair
                 continue
             assert trace.hoverinfo == "text+name", (spec.key, trace.name)
             assert len(trace.hovertext) == len(trace.x), (spec.key, trace.name)
+            assert all(len(line) <= 90 for text in trace.hovertext for line in text.split("<br>")), trace.name
             for day, text in zip(trace.x, trace.hovertext):
                 assert text.startswith(f"{day.day} {day:%b %Y} · "), (spec.key, trace.name, text)
     by_key = {s.key: s for s in specs}
-    dose = {t.name: t for t in figure(by_key["dose"]).data}
+    dose = {t.name: _unwrapped(t) for t in figure(by_key["dose"]).data}
     asked = "8 Sep 2026 · 0.50 mg/kg (35 mg, 70.0 kg) · patient asked for a higher dose"
     assert dose["Dose (mg/kg)"].hovertext[1] == asked and dose["Patient asked for a higher dose"].hovertext == (asked,)
     assert dose["Dose (mg/kg)"].hovertext[0] == "1 Sep 2026 · 0.50 mg/kg (35 mg, 70.0 kg)"
-    fixed = {t.name: t for t in figure(by_key["dose_mg"]).data}["Dose (mg)"]
+    fixed = {t.name: _unwrapped(t) for t in figure(by_key["dose_mg"]).data}["Dose (mg)"]
     assert fixed.hovertext == ("22 Sep 2026 · 56 mg intranasal · patient asked for a higher dose",)
     # a session without a weight of its own says its mg/kg rests on the last one recorded (code review)
     unweighed = _records(routes=("iv", "iv", "iv", "intranasal"))
     unweighed.sessions.loc[1, "weight_kg"] = float("nan")
     spec = {s.key: s for s in patient_chart_specs(unweighed, "P", tz=TZ)}["dose"]
-    assert {t.name: t for t in figure(spec).data}["Dose (mg/kg)"].hovertext[1] == (
+    assert {t.name: _unwrapped(t) for t in figure(spec).data}["Dose (mg/kg)"].hovertext[1] == (
         "8 Sep 2026 · 0.50 mg/kg (35 mg, 70.0 kg, not weighed at this session: the last weight recorded) · patient "
         "asked for a higher dose")
     craving = {t.name: t for t in figure(by_key["craving"]).data}["Craving"]
