@@ -134,15 +134,19 @@ def _trailing(flags: np.ndarray) -> int:
     return n
 
 
+def _spans_days(persist: int, min_days: int) -> bool:
+    """Whether a run of `persist` answers must span `min_days` days to count ([persistence] min_days)."""
+    return persist > 1 and min_days > 1
+
+
 def _over_days(persist: int, min_days: int) -> str:
-    """' over at least 5 days' where answers must span days to persist ([persistence] min_days), else ''."""
-    return f" over at least {min_days} days" if persist > 1 and min_days > 1 else ""
+    """' over at least 5 days' where answers must span days to persist, else ''."""
+    return f" over at least {min_days} days" if _spans_days(persist, min_days) else ""
 
 
-def _days_apart(persist: int, rules: RuleSettings) -> str:
+def _days_apart(persist: int, min_days: int) -> str:
     """', the first and last at least 5 days apart' where several check-ins must be seen, else ''."""
-    return (f", the first and last at least {rules.persistence_min_days} days apart"
-            if persist > 1 and rules.persistence_min_days > 1 else "")
+    return f", the first and last at least {min_days} days apart" if _spans_days(persist, min_days) else ""
 
 
 def _still_needed(held: int, persist: int, noun: str, would: str, min_days: int = 1) -> str:
@@ -211,10 +215,11 @@ def _signs(table: FeatureTable, row: int, rules: RuleSettings, held: set[str], c
             continue
         _, hit, text = sign_window(table, row, rules, sign, rules.signs_window_checkins)
         if len(hit):
+            persist = sign_persist_checkins(sign, rules)
             found.append(NotCounted(
                 "specific_sign_persistent",
-                f"{text}: not counted until it is seen on {sign_persist_checkins(sign, rules)} of the last "
-                f"{rules.signs_window_checkins} check-ins{_days_apart(sign_persist_checkins(sign, rules), rules)}",
+                f"{text}: not counted until it is seen on {persist} of the last {rules.signs_window_checkins} "
+                f"check-ins{_days_apart(persist, rules.persistence_min_days)}",
                 dates_of(table, hit), sign))
     return found
 
