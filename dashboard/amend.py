@@ -98,13 +98,9 @@ def _current(engine: Engine, kind: str, patient_id: str, record_id: int) -> dict
     return None if row.empty else row.iloc[0].to_dict()
 
 
-def _label(rule: Rule) -> str:
-    return f"{rule.label} ({rule.unit})" if rule.unit else rule.label
-
-
 def _widget(rule: Rule, value: Any, key: str) -> Any:
     """One form widget for one field, labelled and bounded by the store's rule for it."""
-    label = _label(rule)
+    label = rule.label_with_unit
     if rule.kind in ("datetime", "date_or_datetime"):
         # One date-and-time widget, as on the logging pages; it holds clinic-local wall time.
         tz = get_settings().tz
@@ -225,7 +221,7 @@ def _conflict_panel(engine: Engine, kind: str, opened: dict, base: str) -> None:
     if now is not None:
         st.caption("The version saved by your colleague (your entries are still in the form above):")
         fields = _fields(kind)
-        shown = {_label(fields[n]): _shown(fields[n], now.get(n)) for n in fields}
+        shown = {fields[n].label_with_unit: _shown(fields[n], now.get(n)) for n in fields}
         st.dataframe(pd.DataFrame({"Field": list(shown), "Now stored": list(shown.values())}), hide_index=True)
     if st.button("Start again from the stored version", key=f"{base}_restart"):
         _forget(base)
@@ -386,16 +382,16 @@ def history_table(engine: Engine, record_type: str, key: Any, current: dict, rul
         done = "amended" if rev.change == "amend" else "voided"
         rows.append({"Version": int(rev.version),
                      "What happened next": f"{done} by {by} on {fmt_datetime(rev.changed_at)}: {rev.reason}",
-                     **{_label(r): _shown(r, rev.data.get(n)) for n, r in fields.items()}})
+                     **{r.label_with_unit: _shown(r, rev.data.get(n)) for n, r in fields.items()}})
     # The last row is the record as it stands: after a void, it says so once ("since then"), not as a second void.
     state = "since then: void, not used in levels or exports" if not _blank(current.get("voided_at")) else "current version"
     rows.append({"Version": int(current["version"]), "What happened next": state,
-                 **{_label(r): _shown(r, current.get(n)) for n, r in fields.items()}})
+                 **{r.label_with_unit: _shown(r, current.get(n)) for n, r in fields.items()}})
     table = pd.DataFrame(rows)
     if state == "current version":  # amended: the fields that changed between versions
-        shown = [_label(r) for r in fields.values() if table[_label(r)].nunique() > 1]
+        shown = [r.label_with_unit for r in fields.values() if table[r.label_with_unit].nunique() > 1]
     else:  # voided: what the record held, so a reader can tell which one it was
-        shown = [_label(r) for r in fields.values() if (table[_label(r)] != "").any()]
+        shown = [r.label_with_unit for r in fields.values() if (table[r.label_with_unit] != "").any()]
     return table[["Version", "What happened next", *shown]]
 
 

@@ -1,11 +1,15 @@
-"""A record's change in words ("dose mg: 35.0 -> 40.0"), shared by the Audit page and the exports' corrections.
+"""A record's change in words ("Dose (mg): 35.0 -> 40.0"), shared by the Audit page and the exports' corrections.
 
-Imports nothing from the rest of KetaWatch, so both the audit trail and the exports can use it.
+Imports nothing from the rest of KetaWatch (only the store's field labels), so both the audit trail and the exports
+can use it.
 """
 
 from __future__ import annotations
 
 import json
+
+from store.validation import field_label
+from store.vocabulary import sentence_case
 
 
 def value_words(value: object) -> str:
@@ -22,12 +26,14 @@ def value_words(value: object) -> str:
 
 
 def field_words(name: str) -> str:
-    """A column name as words: 'dose_mg' -> 'dose mg'."""
-    return name.replace("_", " ")
+    """A field as the forms name it ('dose_mg' -> 'Dose (mg)', 'sds_1' -> 'Severity of Dependence Scale item 1'), so
+    a correction reads in the clinic's words, not as a column; any other name as words ('disabled' -> 'Disabled')."""
+    label = field_label(name)
+    return label if label is not None else sentence_case(name.replace("_", " "))
 
 
 def describe_changes(detail: object) -> str:
-    """What a line changed, in words: 'dose mg: 35 -> 40' for each field that differs, or the values written or voided."""
+    """What a line changed, in words: 'Dose (mg): 35 -> 40' for each field that differs, or the values written or voided."""
     if not isinstance(detail, dict):
         return ""
     before, after = detail.get("before"), detail.get("after")

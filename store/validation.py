@@ -75,6 +75,11 @@ class Rule:
     one_line: bool = False  # a name: a line break in it made extra, official-looking lines under a heading and in PDFs
     hint: str = field(default="", compare=False)
 
+    @property
+    def label_with_unit(self) -> str:
+        """The label as forms and tables show it, with its unit: 'Dose (mg)'."""
+        return f"{self.label} ({self.unit})" if self.unit else self.label
+
 
 def _vital(name: str, label: str, low: int, high: int, unit: str) -> Rule:
     return Rule(name, label, "int", low=low, high=high, unit=unit)
@@ -168,6 +173,13 @@ CHECKIN_RULES: dict[str, Rule] = {
 assert tuple(PATIENT_RULES)[:10] == PATIENT_COLUMNS
 assert tuple(SESSION_RULES) == SESSION_COLUMNS
 assert tuple(CHECKIN_RULES) == CHECKIN_COLUMNS
+
+
+def field_label(name: str) -> str | None:
+    """A patient, session or check-in column as the forms name it ('Dose (mg)'), so a correction reads as the form
+    did; None for a name no record has."""
+    rule = PATIENT_RULES.get(name) or SESSION_RULES.get(name) or CHECKIN_RULES.get(name)
+    return None if rule is None else rule.label_with_unit
 
 
 #: Values a record gets when its field is left blank.

@@ -20,7 +20,7 @@ from sqlmodel import Session
 
 from ketawatch import accounts
 from ketawatch.audit_trail import ACTIONS, audit_csv_bytes, audit_lines, describe_detail
-from ketawatch.change_words import describe_changes
+from ketawatch.change_words import describe_changes, field_words
 from store import records
 from store.audit import record_event
 from store.importer import import_folder
@@ -254,7 +254,7 @@ def test_the_audit_page_picks_who_from_the_trail_and_says_what_changed_in_words(
     table = at.dataframe[0].value
     assert set(table["Who"]) == {"ada"}
     changes = table[table["Action"] != "View"]  # ada's own reading of the trail is in it too, as a view
-    assert list(changes["What changed"]) == ["role: clinician -> reviewer"]
+    assert list(changes["What changed"]) == ["Role: clinician -> reviewer"]
     assert list(table.loc[table["Action"] == "View", "Record"]) == ["audit_trail"]
 
 
@@ -262,21 +262,21 @@ def test_what_changed_lists_only_the_fields_that_differ():
     amended = {"before": {"dose_mg": 35, "weight_kg": 70.0, "side_effects": ["nausea"], "notes": None},
                "after": {"dose_mg": 40, "weight_kg": 70.0, "side_effects": ["nausea", "headache"], "notes": "re-dosed"},
                "reason": "typed 35 for 40"}
-    assert describe_changes(amended) == ("dose mg: 35 -> 40; notes: blank -> re-dosed; "
-                                         "side effects: nausea -> nausea, headache")
-    assert describe_detail(amended) == "reason: typed 35 for 40"
+    assert describe_changes(amended) == ("Dose (mg): 35 -> 40; Notes: blank -> re-dosed; "
+                                         "Side effects: nausea -> nausea, headache")
+    assert describe_detail(amended) == "Reason: typed 35 for 40"
     assert describe_changes({"after": {"role": "clinician", "username": "jo", "notes": None}}) == \
-        "role: clinician; username: jo"  # a new record: the values written, blanks left out
-    assert describe_changes({"before": {"disabled": False}, "after": {"disabled": True}}) == "disabled: no -> yes"
+        "Role: clinician; Username: jo"  # a new record: the values written, blanks left out
+    assert describe_changes({"before": {"disabled": False}, "after": {"disabled": True}}) == "Disabled: no -> yes"
     assert describe_changes({"reason": "wrong_password"}) == "" and describe_changes(None) == ""
     assert describe_detail({"effects": [["nausea", "mild"], ["headache", "severe"]]}) == \
-        "effects: (nausea, mild), (headache, severe)"
+        "Effects: (nausea, mild), (headache, severe)"
     assert describe_detail({"reason": "wrong_password", "failed_attempts": 3}) == \
-        "failed attempts: 3; reason: wrong password"  # a code KetaWatch wrote, in words
+        "Failed attempts: 3; Reason: wrong password"  # a code KetaWatch wrote, in words
     assert describe_detail({"purpose": "leave_patient_mode", "method": "password"}) == \
-        "method: password; purpose: leave patient mode"
-    assert describe_detail({"reason": "see dose_mg note"}) == "reason: see dose_mg note"  # typed text as typed
-    assert describe_detail({"reason": "wrong_patient"}) == "reason: wrong_patient"  # even when it looks like a code
+        "Method: password; Purpose: leave patient mode"
+    assert describe_detail({"reason": "see dose_mg note"}) == "Reason: see dose_mg note"  # typed text as typed
+    assert describe_detail({"reason": "wrong_patient"}) == "Reason: wrong_patient"  # even when it looks like a code
 
 
 _JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
@@ -293,7 +293,8 @@ def test_any_stored_detail_is_described_without_error_and_never_as_a_field_it_di
     if isinstance(before, dict) and isinstance(after, dict):
         same = [k for k in set(before) & set(after) if before[k] == after[k]]
         named = {part.split(": ", 1)[0] for part in changes.split("; ") if part}
-        assert not {k.replace("_", " ") for k in same} & named - {k.replace("_", " ") for k in set(before) ^ set(after)}
+        differ = [k for k in set(before) | set(after) if before.get(k, ...) != after.get(k, ...)]
+        assert not {field_words(k) for k in same} & named - {field_words(k) for k in differ}
 
 
 @pytest.mark.parametrize("role", [None, "clinician", "reviewer"])

@@ -156,7 +156,7 @@ def test_amended_and_voided_records_are_said_in_every_export_never_passed_off_as
     assert "* amended after it was first recorded: what changed, when and why are under Corrections" in pdf
     assert "session" in pdf and "note added" in pdf and "voided" in pdf and "entered for the wrong patient" in pdf
     before = sessions["dose_mg"].iloc[1]  # the footnote promised what changed; the table gave only "amended" (IG review)
-    assert f"amended: dose mg: {float(before)} -> 40.0; notes changed" in pdf, pdf
+    assert f"amended: Dose (mg): {float(before)} -> 40.0; Notes changed" in pdf, pdf
 
     book = load_workbook(_io.BytesIO(export_patient(sample, SECRET_PID, "xlsx", actor=CLINICIAN, role="clinician",
                                                     now=NOW).download()[1]))
@@ -164,8 +164,8 @@ def test_amended_and_voided_records_are_said_in_every_export_never_passed_off_as
     assert rows[0][:5] == ("patient_id", "record", "record_at", "change", "what_changed")
     assert [r[1:5:2] for r in rows[1:]] == [("session", "amended"), ("check-in", "amended"), ("check-in", "voided")]
     # a corrected time reads in clinic time, as on the page, not as the UTC the audit trail keeps
-    assert [r[4] for r in rows[1:]] == [f"dose mg: {float(before)} -> 40.0; notes changed",
-                                        f"reported at: {local[0]} -> {local[1]}", None]
+    assert [r[4] for r in rows[1:]] == [f"Dose (mg): {float(before)} -> 40.0; Notes changed",
+                                        f"Check-in date: {local[0]} -> {local[1]}", None]
     # the whole-caseload workbook has the same sheet: it showed the corrected dose as first recorded (IG review)
     records_book = load_workbook(_io.BytesIO(export_records(sample, "xlsx", actor=CLINICIAN, role="clinician",
                                                             now=NOW).download()[1]))
@@ -191,7 +191,7 @@ def test_amended_and_voided_records_are_said_in_every_export_never_passed_off_as
                                                     deidentify=True, now=NOW).download()[1]).split())
     assert "voided" in deidentified and "wrong patient" not in deidentified and CLINICIAN not in deidentified
     assert "when is under Corrections (what changed and why are left out of a de-identified copy)" in deidentified
-    assert "dose mg:" not in deidentified
+    assert "Dose (mg):" not in deidentified
 
 
 def test_a_record_amended_and_then_voided_keeps_its_amendment_in_every_export(sample):
@@ -213,7 +213,7 @@ def test_a_record_amended_and_then_voided_keeps_its_amendment_in_every_export(sa
     R.void_session(sample, int(session["id"]), actor=CLINICIAN, reason="entered for the wrong day", expected_version=2)
     pdf = " ".join(pdf_text(export_patient(sample, SECRET_PID, "pdf", actor=CLINICIAN, role="clinician",
                                            now=NOW).download()[1]).split())
-    assert f"amended: dose mg: {float(session['dose_mg'])} -> 56.5" in pdf and "typing error in the dose" in pdf
+    assert f"amended: Dose (mg): {float(session['dose_mg'])} -> 56.5" in pdf and "typing error in the dose" in pdf
     assert "voided" in pdf and "entered for the wrong day" in pdf
     # and no live session is marked amended for it: the footnote under the sessions table is about the live ones
     from ketawatch.exports.casefile import Author, load_patient_case
@@ -224,7 +224,7 @@ def test_a_record_amended_and_then_voided_keeps_its_amendment_in_every_export(sa
                                                     now=NOW).download()[1]))
     rows = [r for r in list(book["corrections"].values)[1:] if r[1] == "session"]
     assert [(r[3], r[4], r[7]) for r in rows] == [
-        ("amended", f"dose mg: {float(session['dose_mg'])} -> 56.5", "typing error in the dose"),
+        ("amended", f"Dose (mg): {float(session['dose_mg'])} -> 56.5", "typing error in the dose"),
         ("voided", None, "entered for the wrong day")]
 
 

@@ -19,7 +19,7 @@ from ketawatch.exports.deidentify import (
 )
 from ketawatch.accounts import staff_label, staff_names
 from ketawatch.caseload import latest_reviews, reason_summary
-from ketawatch.change_words import describe_changes
+from ketawatch.change_words import describe_changes, field_words
 from ketawatch.safety_answers import answers_with_follow_ups, follow_up_text, without_free_text
 from ketawatch.safety_answers import in_view as safety_in_view, one_per_patient
 from store.frames import CHECKIN_DTYPES, SESSION_DTYPES, Records, conform
@@ -285,7 +285,7 @@ def corrections_of(engine: Engine, patient_ids: list[str] | None, patients: pd.D
     """The patients' (default everyone's) amended and voided sessions and check-ins, and the voided records.
 
     A record amended several times has one row for its latest amendment (when, by whom, why) and
-    every field corrected since it was first recorded ("dose mg: 35.0 -> 40.0; notes changed"), and
+    every field corrected since it was first recorded ("Dose (mg): 35.0 -> 40.0; Notes changed"), and
     one more if it was then voided; every earlier version is kept in the database (record_revision)
     and the audit trail.
     """
@@ -337,12 +337,12 @@ _NOT_QUOTED = ("notes",)
 
 
 def _what_changed(before: dict, after: dict, tz: str) -> str:
-    """'dose mg: 35.0 -> 40.0; notes changed': every field corrected since the record was first made, times in clinic
+    """'Dose (mg): 35.0 -> 40.0; Notes changed': every field corrected since the record was first made, times in clinic
     time, free text named but not quoted."""
     unquoted = [name for name in _NOT_QUOTED if before.get(name) != after.get(name)]
     before, after = ({k: v for k, v in _clinic_times(values, tz).items() if k not in _NOT_QUOTED}
                      for values in (before, after))
-    words = [describe_changes({"before": before, "after": after}), *(f"{name} changed" for name in unquoted)]
+    words = [describe_changes({"before": before, "after": after}), *(f"{field_words(name)} changed" for name in unquoted)]
     return "; ".join(w for w in words if w)
 
 
