@@ -23,11 +23,12 @@ from sqlmodel import Session
 from store.audit import record_event
 from store.bulk import insert_columns, new_ids
 from store.columnar import CheckedRows, check_rows
-from store.csvrows import read_rows
+from store.csvrows import CsvRows, read_rows
 from store.db import for_writing
 from store.gcpause import collector_paused
 from store.models import CheckIn, InfusionSession, Patient, SideEffectEvent, User
 from store.records import stored_ids_ignoring_case
+from store.spreadsheet_quotes import FREE_TEXT_COLUMNS, unquote_formula_starts
 from store.validation import RULES, SECOND_SESSION_REACH, Validator, look_alike_message, same_looking_id
 from store.vocabulary import CHECKIN_COLUMNS, PATIENT_COLUMNS, SESSION_COLUMNS
 
@@ -175,6 +176,7 @@ class _Importer:
             if table is None:
                 self.patients_unread |= kind == "patients"
                 continue
+            _unquote_free_text(table)
             if kind == "patients":
                 at = table.header.index("patient_id")
                 self.declared_patients.update(cells[at].strip() for cells in table.rows)
@@ -470,6 +472,15 @@ class _Importer:
             unchanged=self.report.unchanged,
             patients=patient_ids,
         )
+
+
+def _unquote_free_text(table: CsvRows) -> None:
+    """Take away the quote a CSV export (KetaWatch's or any following OWASP's advice) put before formula-like text in
+    the free-text columns, so a note exported and imported again reads as typed ("'- sleep" was stored as such)."""
+    for at in [i for i, column in enumerate(table.header) if column in FREE_TEXT_COLUMNS]:
+        for cells in table.rows:
+            if "'" in cells[at]:
+                cells[at] = unquote_formula_starts(cells[at])
 
 
 def _in_file_order(problems: list[str]) -> list[str]:

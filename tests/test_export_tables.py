@@ -20,6 +20,8 @@ from ketawatch.exports.tables import caseload_csv_bytes, write_files
 from store.db import make_engine, upgrade
 from store.importer import import_folder
 from store.queries import checkins_frame, patients_frame, sessions_frame
+from store.records import amend_session
+from store.spreadsheet_quotes import unquote_formula_starts
 from store.validation import Validator
 from tests.conftest import fresh_database_url
 from tests.test_export_support import CLINICIAN, HOSTILE_NOTE, NOW, OTHER_PID, SECRET_PID, TZ, load_sample
@@ -55,16 +57,29 @@ def test_import_format_csv_reimports_into_an_empty_database_as_the_same_records(
     assert report.new == {"patients": 2, "sessions": 8, "checkins": 7}
 
     before, after = _frames(engine), _frames(second_engine)
-    # The documented exception: free text that could start a spreadsheet formula comes back with a leading quote.
-    hostile = before["sessions"]["notes"] == HOSTILE_NOTE
-    assert hostile.sum() == 1
-    assert (after["sessions"].loc[hostile, "notes"] == "'" + HOSTILE_NOTE).all()
-    plus = before["patients"]["patient_id"] == OTHER_PID
-    assert after["patients"].loc[plus, "display_name"].iloc[0] == "'" + before["patients"].loc[plus, "display_name"].iloc[0]
-    after["sessions"].loc[hostile, "notes"] = HOSTILE_NOTE
-    after["patients"].loc[plus, "display_name"] = before["patients"].loc[plus, "display_name"]
+    # Free text that could start a spreadsheet formula is quoted in the files and comes back as typed.
+    assert (before["sessions"]["notes"] == HOSTILE_NOTE).sum() == 1
+    assert before["patients"]["display_name"].str.startswith("+").sum() == 1
     for kind in before:
         pd.testing.assert_frame_equal(before[kind], after[kind], check_dtype=True)
+
+
+def test_an_export_imported_again_into_its_own_database_adds_nothing_and_is_not_refused(sqlite_engine, tmp_path):
+    """A note with a bulleted line ('- sleep better') came back as "'- sleep better", and the re-import was refused as
+    'already recorded with different notes' (code review)."""
+    load_sample(sqlite_engine, tmp_path)
+    record = sessions_frame(sqlite_engine, with_tracking=True).iloc[0]
+    amend_session(sqlite_engine, int(record["id"]), {"notes": "Plan:\n- sleep better\n=review;+call GP\n'- as typed"},
+                  actor=CLINICIAN, reason="bulleted plan", expected_version=int(record["version"]),
+                  validator=Validator(now=NOW, tz=TZ))
+    folder = tmp_path / "export"
+    write_files(export_records(sqlite_engine, "csv", actor=CLINICIAN, role="clinician", now=NOW).files, folder)
+    written = pd.read_csv(folder / "sessions.csv", dtype=str, keep_default_na=False)["notes"]
+    assert "Plan:\n'- sleep better\n'=review;'+call GP\n''- as typed" in set(written)  # quoted for a spreadsheet
+    report = import_folder(sqlite_engine, folder, actor="again", validator=Validator(now=NOW, tz=TZ))
+    assert report.new == {"patients": 0, "sessions": 0, "checkins": 0}
+    assert sessions_frame(sqlite_engine).set_index("id").loc[int(record["id"]), "notes"] == \
+        "Plan:\n- sleep better\n=review;+call GP\n'- as typed"
 
 
 def test_patient_and_selection_csv_hold_only_those_patients(sqlite_engine, tmp_path):
@@ -112,10 +127,11 @@ _RISKY_TEXT = st.text(alphabet=st.sampled_from("=+-@\t\r\n;' ab,\""), max_size=2
 
 
 def _quoted_at_every_cell_start(text: str) -> str:
-    """The oracle, character by character: a quote before a formula character at the start or after ; or a line break."""
+    """The oracle, character by character: a quote before a formula character, or before quotes followed by one, at
+    the start or after ; or a line break."""
     out, at_cell_start = [], True
-    for char in text:
-        if at_cell_start and char in FORMULA_STARTS:
+    for at, char in enumerate(text):
+        if at_cell_start and text[at:].lstrip("'").startswith(FORMULA_STARTS):
             out.append("'")
         out.append(char)
         at_cell_start = char in ";\n\r"
@@ -130,6 +146,7 @@ def test_neutralise_quotes_exactly_the_risky_values(values):
             assert after is pd.NA
             continue
         assert after == _quoted_at_every_cell_start(before)
+        assert unquote_formula_starts(after) == before  # the importer gives back the text as typed
         # Split as Excel splits a CSV where the list separator is ';': no piece may start a formula.
         assert not [piece for piece in re.split(r"[;\n\r]", after) if piece.startswith(FORMULA_STARTS)], after
     safe = excel_safe(pd.Series(values, dtype="string"))

@@ -19,27 +19,18 @@ import re
 import numpy as np
 import pandas as pd
 
+from store.spreadsheet_quotes import quote_formula_starts
 from store.validation import FORMULA_STARTS  # the one list: validation refuses such ids, exports quote such text
 
-_STARTS = "[" + re.escape("".join(FORMULA_STARTS)) + "]"
-_FORMULA_START = re.compile("^" + _STARTS)
-#: A semicolon or line break before a formula character: the start of a cell where Excel splits on ';'.
-_CELL_BREAK = re.compile("([;\n\r])(?=" + _STARTS + ")")
+_FORMULA_START = re.compile("^[" + re.escape("".join(FORMULA_STARTS)) + "]")
 #: Control characters that openpyxl refuses to write into a cell (XML 1.0 forbids them).
 _ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
-def _quote_start(text: pd.Series) -> pd.Series:
-    """Formula-like values with a leading single quote (missing stays missing)."""
-    risky = text.str.match(_FORMULA_START).fillna(False).astype(bool)
-    return text.mask(risky, "'" + text)
-
-
 def neutralise(column: pd.Series) -> pd.Series:
     """A text column for a CSV cell: a quote before a formula-like start, and before one after any semicolon or
-    line break."""
-    text = column.astype("string").str.replace(_CELL_BREAK, r"\1'", regex=True)
-    return _quote_start(text)
+    line break (reversible on import: store.spreadsheet_quotes)."""
+    return quote_formula_starts(column)
 
 
 def excel_safe(column: pd.Series) -> pd.Series:

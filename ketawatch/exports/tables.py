@@ -5,7 +5,7 @@ records. To keep that true and still protect whoever opens them in a spreadsheet
 free-text columns people type into (display_name, clinician, notes) are neutralised against
 formula injection: a value that starts with =, +, -, @, a tab or a carriage return gets a leading
 single quote, and so does such a character after a semicolon or a line break inside it
-(formula_injection.neutralise), so after a re-import such a note holds those quotes. The key columns
+(formula_injection.neutralise), and the importer takes exactly those quotes away again. The key columns
 (patient_id, the times) are written as stored, because changing them would break the link
 between the files and the database; every other column holds numbers, dates or fixed words that
 cannot start a formula. The Excel workbook and the caseload CSV are for reading, not for
@@ -33,10 +33,9 @@ from ketawatch.risk import reason_ids, scoring
 from store.frames import Records
 from store.importer import FILES
 from store.settings import get_settings
+from store.spreadsheet_quotes import FREE_TEXT_COLUMNS
 from store.vocabulary import CHECKIN_COLUMNS, PATIENT_COLUMNS, SESSION_COLUMNS
 
-#: Free-text columns of the import format that are neutralised against formula injection.
-FREE_TEXT_COLUMNS = ("display_name", "clinician", "notes")
 _BOOLEAN = {"patients": ("sud_history",), "sessions": ("early_request", "dose_increase_request"), "checkins": ()}
 _DATES = {"patients": ("treatment_start",), "sessions": (), "checkins": ()}
 _INSTANTS = {"patients": (), "sessions": ("session_at",), "checkins": ("reported_at",)}
