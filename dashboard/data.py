@@ -71,7 +71,8 @@ def new_run() -> None:
 
 
 def version() -> tuple[int, ...]:
-    """The store's data version: changes with every clinical write.
+    """The store's data version and the rules in force: changes with every clinical write, and with an edit of the
+    clinic's rules file (read again when it changes), so no page keeps levels from the rules before.
 
     Read from the database once per script run (counting rows grows with the caseload, and a page
     asks for many cached frames), and again whenever this server has committed since, so a page
@@ -82,7 +83,9 @@ def version() -> tuple[int, ...]:
     memo = st.session_state.get(_VERSION_KEY)
     if run is not None and memo is not None and memo[0] is run and memo[1] == commits:
         return memo[2]
-    current = tuple(queries.data_version(engine()))
+    from ketawatch.risk import load_rules
+
+    current = (*queries.data_version(engine()), hash(load_rules()))
     st.session_state[_VERSION_KEY] = (run, commits, current)
     return current
 

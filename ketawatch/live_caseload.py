@@ -16,7 +16,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from ketawatch.caseload import caseload_table, replace_patients
-from ketawatch.risk import assess
+from ketawatch.risk import RuleSettings, assess, load_rules
 from store import queries
 from store.app_settings import restore_mark
 
@@ -42,6 +42,7 @@ class LiveCaseload:
         self._now: CaseloadNow | None = None
         self._prints: pd.DataFrame | None = None
         self._mark: str | None = None
+        self._rules: RuleSettings | None = None  # a clinic's rules file edited while serving changes every level
         self.last_recomputed: list[str] | None = None  # patients recomputed by the last refresh; None = everyone
 
     def refresh(self, as_of: date) -> CaseloadNow:
@@ -49,16 +50,17 @@ class LiveCaseload:
         with self._lock:
             prints = queries.record_fingerprints(self._engine)
             mark = restore_mark(self._engine)  # restored: fingerprints can repeat with other records behind them
-            if self._now is None or self._now.as_of != as_of or mark != self._mark:
+            rules = load_rules()
+            if self._now is None or self._now.as_of != as_of or mark != self._mark or rules != self._rules:
                 changed = None
             else:
                 changed = queries.changed_patients(self._prints, prints)
                 if len(changed) > FULL_REBUILD_SHARE * max(len(prints), 1):
                     changed = None
             if changed is None:
-                self._now = self._compute(None, as_of)
+                self._now = self._compute(None, as_of, rules)
             elif changed:
-                fresh = self._compute(changed, as_of)
+                fresh = self._compute(changed, as_of, rules)
                 kept = self._now.assessment[~self._now.assessment["patient_id"].isin(changed)]
                 assessment = pd.concat([f for f in (kept, fresh.assessment) if len(f)] or [kept], ignore_index=True)
                 self._now = CaseloadNow(
@@ -66,14 +68,14 @@ class LiveCaseload:
                     assessment.sort_values("patient_id", kind="stable").reset_index(drop=True),
                     replace_patients(self._now.table, fresh.table, changed),
                 )
-            self._prints, self._mark = prints, mark
+            self._prints, self._mark, self._rules = prints, mark, rules
             self.last_recomputed = changed
             return self._now
 
-    def _compute(self, patient_ids: list[str] | None, as_of: date) -> CaseloadNow:
+    def _compute(self, patient_ids: list[str] | None, as_of: date, rules: RuleSettings) -> CaseloadNow:
         records = queries.load_records(self._engine, patient_ids)
         reviews = queries.alert_reviews_frame(self._engine, patient_ids)
-        assessment = assess(records, as_of=as_of, tz=self._tz)
+        assessment = assess(records, as_of=as_of, rules=rules, tz=self._tz)
         table = caseload_table(records, assessment, reviews=reviews, tz=self._tz, today=as_of,
                                review_again_days=self._review_again_days)
         return CaseloadNow(as_of, assessment, table)

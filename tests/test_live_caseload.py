@@ -123,3 +123,27 @@ def test_a_new_day_or_a_bulk_import_recomputes_everyone(cohort, validator, tmp_p
     live.refresh(AS_OF)
     assert live.last_recomputed is None
     _same(live.refresh(AS_OF), cohort)
+
+
+def test_an_edit_of_the_clinics_rules_file_recomputes_everyone_under_the_new_rules(cohort, tmp_path, monkeypatch):
+    """A clinic's rules file is read again when it changes; the caseload kept the levels of patients without new
+    records from the rules before (new-engineer code review)."""
+    import os
+    from importlib import resources
+
+    from store.settings import get_settings
+
+    shipped = resources.files("seed_data").joinpath("rules.toml").read_text(encoding="utf-8")
+    own = tmp_path / "clinic-rules.toml"
+    own.write_text(shipped, encoding="utf-8")
+    monkeypatch.setenv("KETAWATCH_RULES_FILE", str(own))
+    get_settings.cache_clear()
+    live = LiveCaseload(cohort, TZ, AGAIN)
+    before = live.refresh(AS_OF).assessment.copy()
+
+    own.write_text(shipped.replace("amber_min_points = 2", "amber_min_points = 1", 1), encoding="utf-8")
+    os.utime(own, ns=(own.stat().st_atime_ns, own.stat().st_mtime_ns + 1_000_000_000))  # a later time, however quick
+    after = live.refresh(AS_OF)
+    assert live.last_recomputed is None  # no record changed, and still everyone is recomputed
+    _same(after, cohort)  # equal to a full recompute, which reads the edited file
+    assert not after.assessment[["patient_id", "level"]].equals(before[["patient_id", "level"]])

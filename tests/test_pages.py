@@ -996,6 +996,41 @@ def test_a_write_by_another_process_shows_on_the_next_run_of_the_page(demo_url, 
     assert len(at.dataframe[1].value) == shown + 1
 
 
+LEVELS_NOW = """
+import streamlit as st
+from dashboard import data
+data.new_run()
+st.markdown(" ".join(data.assessment().sort_values("patient_id")["level"]))
+"""
+
+
+def test_an_edit_of_the_clinics_rules_file_shows_on_the_next_run_of_every_page(demo_url, monkeypatch, tmp_path):
+    """The rules file is read again when it changes; the cached caseload kept the levels from the rules before for
+    every patient without a new record (new-engineer code review)."""
+    import os
+    from importlib import resources
+
+    from ketawatch.risk import assess
+    from store import queries
+
+    shipped = resources.files("seed_data").joinpath("rules.toml").read_text(encoding="utf-8")
+    own = tmp_path / "clinic-rules.toml"
+    own.write_text(shipped, encoding="utf-8")
+    monkeypatch.setenv("KETAWATCH_RULES_FILE", str(own))
+    monkeypatch.setenv("KETAWATCH_DATABASE_URL", demo_url)
+    get_settings.cache_clear()
+    script = AppTest.from_string(LEVELS_NOW, default_timeout=60).run()
+    before = script.markdown[0].value
+    own.write_text(shipped.replace("amber_min_points = 2", "amber_min_points = 1", 1), encoding="utf-8")
+    os.utime(own, ns=(own.stat().st_atime_ns, own.stat().st_mtime_ns + 1_000_000_000))  # a later time, however quick
+    script.run()
+    assert not script.exception, script.exception
+    after = script.markdown[0].value
+    today = pd.Timestamp.now(tz=get_settings().tz).date()
+    expected = assess(queries.load_records(make_engine(demo_url)), as_of=today, tz=get_settings().clinic_timezone)
+    assert after == " ".join(expected.sort_values("patient_id")["level"]) and after != before
+
+
 WRITE_THEN_READ = """
 import streamlit as st
 from dashboard import data
