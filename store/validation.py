@@ -289,6 +289,16 @@ def _weight_change(weight: float, at: datetime, other_sessions: Sequence[tuple[d
     return [Problem("weight_kg", message)]
 
 
+def typed_notes_problems(notes: str | None) -> list[Problem]:
+    """The check-in form's notes as typed: no line may begin with the question 9 mark, which the form writes itself
+    from the answer (typed by hand, "[Safety] crisis plan reviewed" raised a red banner for an answer nobody gave, and
+    could not be amended away; new-engineer code review)."""
+    if marked_line(notes, SAFETY_MARK) is None:
+        return []
+    return [Problem("notes", f"Notes: a line begins with {SAFETY_MARK}, which marks the answer to PHQ-9 question 9 "
+                             "that the form records itself; begin that line another way (for example 'Safety:')")]
+
+
 def phq9_items_problems(answers: Sequence[int | None], safety: Sequence[bool], *, paper: bool = False,
                         paper_total: float | None = None) -> list[Problem]:
     """The check-in form's rules for the PHQ-9 answered item by item, which the import format (the total only) has

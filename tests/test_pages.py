@@ -1051,6 +1051,10 @@ INVALID_CHECKINS = {
     "future date": (lambda at: (at.pills(key="lc_craving").set_value(2),
                                 at.datetime_input(key="lc_when").set_value(dt.datetime.now() + dt.timedelta(hours=5))),
                     "is in the future"),
+    # typed by hand, the mark raised a red question 9 banner for an answer nobody gave (new-engineer code review)
+    "a note typed with the question 9 mark": (lambda at: (at.pills(key="lc_craving").set_value(2),
+                                                        at.text_area(key="lc_notes").set_value("[Safety] plan reviewed")),
+                                              "a line begins with [Safety]"),
 }
 
 

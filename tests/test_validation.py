@@ -428,3 +428,11 @@ def test_a_weight_above_the_range_that_is_one_in_pounds_says_so(weight, hint):
                                        "dose_mg": 35, "weight_kg": weight})
     (problem,) = [p for p in problems if p.column == "weight_kg"]
     assert problem.message == f"Weight, {weight}, is outside 20-350 kg{hint}"
+
+
+def test_a_typed_note_may_not_begin_a_line_with_the_question_9_mark():
+    from store.validation import typed_notes_problems
+
+    assert typed_notes_problems("Seen today.\n  [Safety] crisis plan reviewed")[0].column == "notes"
+    assert typed_notes_problems("Safety: crisis plan reviewed; see [Safety] line") == []  # only a line's start marks
+    assert typed_notes_problems(None) == [] and typed_notes_problems("") == []

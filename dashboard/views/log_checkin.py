@@ -21,7 +21,7 @@ from ketawatch.safety_answers import SAFETY_MARK, safety_line
 from seed_data.catalogue import instruments, warning_sign_answers, warning_signs
 from store import records as store_records
 from store.settings import get_settings
-from store.validation import CHECKIN_RULES, Problem, Validator, phq9_items_problems
+from store.validation import CHECKIN_RULES, Problem, Validator, phq9_items_problems, typed_notes_problems
 from store.vocabulary import SDS_ITEMS, WARNING_SIGNS
 
 P = "lc_"  # widget-key prefix of this page
@@ -86,6 +86,11 @@ def _unanswered(items) -> str:
     return f"question{'s' if len(empty) > 1 else ''} {listed}"
 
 
+def _form_problems(paper: bool) -> list[Problem]:
+    """The form's own rules, which the import format has no use for: the PHQ-9 by item, and the notes as typed."""
+    return _phq9_problems(paper) + typed_notes_problems(st.session_state.get(P + "notes"))
+
+
 def _for_the_patient(problems: list[Problem]) -> list[Problem]:
     """The store's problems in the patient's words, each saying what they can do.
 
@@ -100,6 +105,8 @@ def _for_the_patient(problems: list[Problem]) -> list[Problem]:
             message = f"Please also answer {_unanswered(SDS_ITEMS)} in part 2."
         elif problem.column == "phq9":
             message = f"Please also answer {_unanswered(PHQ9_ITEMS)} in part 4."
+        elif problem.column == "notes" and SAFETY_MARK in problem.message:
+            message = f"Please begin the line of your note that starts with {SAFETY_MARK} another way."
         else:  # nothing else a patient can get wrong with these buttons; staff read the store's words
             message = "Some answers could not be sent. Please hand the tablet to a member of staff."
         worded.append(Problem(problem.column, message))
@@ -163,7 +170,7 @@ def _save(patient_id: str | None) -> None:
         return
     reported_at = _reported_at()
     raw = _raw(patient_id, reported_at)
-    problems = _phq9_problems(paper=bool(s.get(P + "paper")) and not patient_mode)
+    problems = _form_problems(paper=bool(s.get(P + "paper")) and not patient_mode)
     if problems:  # report the store's own problems in the same pass; it stays the one rule set
         problems += Validator().checkin(raw)[1]
     elif not patient_mode and not ui.unusual_confirmed(P, _unusual(patient_id, raw)):
@@ -270,7 +277,7 @@ def checkin_form(patient_id: str, *, patient_facing: bool) -> None:
     when = s.get(P + "when")
     at = refused.get("reported_at") if patient_facing or when is None else when.replace(tzinfo=ui.clinic_tz())
     now = _raw(patient_id, at)
-    live = (_phq9_problems(paper=bool(s.get(P + "paper")) and not patient_facing) + Validator().checkin(now)[1]
+    live = (_form_problems(paper=bool(s.get(P + "paper")) and not patient_facing) + Validator().checkin(now)[1]
             if errors else [])  # checked again only while a refused Save's problems are shown
     errors, corrected = ui.standing_errors(P, errors, now, live=_for_the_patient(live) if patient_facing else live,
                                            groups=[fields for fields, _ in Validator().row_checks("checkins")])
