@@ -543,11 +543,14 @@ class Validator:
                     raise _Invalid(f"{rule.label}, {_show(value)}, needs a time as well as a date ({form})")
                 raise _Invalid(f"{rule.label}, {_show(value)}, is not a date and time in the form {form}")
         if moment.tzinfo is None:
-            wall = moment
             moment = moment.replace(tzinfo=self.tz)
-            if timed and moment.astimezone(timezone.utc).astimezone(self.tz).replace(tzinfo=None) != wall:
-                # In the hour the clocks skip: no such time here. zoneinfo would quietly make 01:30 into 02:30.
-                raise _Invalid(f"{rule.label}, {wall:%Y-%m-%d %H:%M}, does not exist in {self.tz.key}: the clocks "
+        zone = moment.tzinfo
+        if timed and isinstance(zone, ZoneInfo):  # a wall time: given without an offset, or by a form in clinic time
+            wall = moment.replace(tzinfo=None)
+            if moment.astimezone(timezone.utc).astimezone(zone).replace(tzinfo=None) != wall:
+                # In the hour the clocks skip: no such time here. zoneinfo would quietly make 01:30 into 02:30 (a form's
+                # time came with the clinic's zone attached and skipped this check; new-engineer code review).
+                raise _Invalid(f"{rule.label}, {wall:%Y-%m-%d %H:%M}, does not exist in {zone.key}: the clocks "
                                "went forward that night. Give the time as the clock showed it, or with its UTC "
                                "offset (for example +01:00)")
         # To the second, as the import format writes a time: a fraction kept here (patient mode saved
