@@ -49,7 +49,8 @@ def audit_lines(
                         since=since, until=until, limit=limit)
     if patient_id:
         extra = [
-            audit_frame(engine, actor=actor or None, action=name, since=since, until=until, limit=limit)
+            audit_frame(engine, actor=actor or None, action=name, since=since, until=until, mentioning=patient_id,
+                        limit=limit)
             for name in _MULTI_PATIENT
             if not action or action == name
         ]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Iterable
 
 import pandas as pd
-from sqlalchemy import BigInteger, Date, Engine, cast, extract, func, literal_column, select, union_all
+from sqlalchemy import BigInteger, Date, Engine, Text, cast, extract, func, literal_column, select, union_all
 
 from store.frames import CHECKIN_DTYPES, PATIENT_DTYPES, SESSION_DTYPES, Records, conform
 from store.types import UTCDateTime
@@ -339,10 +340,14 @@ def audit_frame(
     patient_id: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    mentioning: str | None = None,
     limit: int = 5000,
 ) -> pd.DataFrame:
-    """Audit lines, newest first, filtered as the Audit page asks."""
+    """Audit lines, newest first, filtered as the Audit page asks; `mentioning` keeps lines whose detail holds that
+    text as a JSON string (a patient id in an export's list), before the limit, so older ones are not cut off."""
     q = select(AuditEvent)
+    if mentioning:  # the detail is stored as json.dumps wrote it, on SQLite and PostgreSQL alike
+        q = q.where(cast(AuditEvent.detail, Text).contains(json.dumps(mentioning), autoescape=True))
     if actor:
         q = q.where(AuditEvent.actor == actor)
     if action:

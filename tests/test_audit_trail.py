@@ -197,9 +197,9 @@ def test_the_csv_never_starts_a_cell_with_a_formula_and_keeps_the_text(values):
         assert not [piece for piece in re.split(r"[;\n\r]", cell) if piece.startswith(FORMULA_STARTS)], cell
     shown = dict(zip(header, row))
     for column, original in (("actor", actor), ("entity_key", key), ("patient_id", patient), ("action", "=cmd|' /C calc'!A0")):
-        expected, at_cell_start = "", True  # a quote before each formula character that would start a cell
-        for char in original:
-            expected += ("'" if at_cell_start and char in FORMULA_STARTS else "") + char
+        expected, at_cell_start = "", True  # a quote before each formula character (or quotes and one) starting a cell
+        for at, char in enumerate(original):
+            expected += ("'" if at_cell_start and original[at:].lstrip("'").startswith(FORMULA_STARTS) else "") + char
             at_cell_start = char in ";\n\r"
         assert shown[column] == expected
     assert shown["at"] == NOW.isoformat()
@@ -256,6 +256,17 @@ def test_the_audit_page_picks_who_from_the_trail_and_says_what_changed_in_words(
     changes = table[table["Action"] != "View"]  # ada's own reading of the trail is in it too, as a view
     assert list(changes["What changed"]) == ["Role: clinician -> reviewer"]
     assert list(table.loc[table["Action"] == "View", "Record"]) == ["audit_trail"]
+
+
+@pytest.mark.parametrize("patient", ["P1", "Zoë-7", 'A_%"\\B'])
+def test_a_patients_exports_are_found_however_many_later_lines_name_others(engine, patient):
+    """The patient filter read the newest lines of every export and then kept the patient's: later exports of other
+    patients (a nightly `ketawatch flags`) pushed an older one off the list (new-engineer code review)."""
+    add_line(engine, actor="ada", action="export", patients=["P0", patient], format="pdf")
+    for n in range(4):
+        add_line(engine, actor="cron", action="export", patients=[f"Q{n}", "P10", "A_%B"], format="csv")
+    lines = audit_lines(engine, patient_id=patient, limit=3)
+    assert list(lines["actor"]) == ["ada"] and lines["detail"].iloc[0]["patients"] == ["P0", patient]
 
 
 def test_what_changed_lists_only_the_fields_that_differ():
