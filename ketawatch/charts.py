@@ -158,10 +158,10 @@ def _measured_series(frame: pd.DataFrame, y: str, name: str, unit: str, **kwargs
                   hover=hover, **kwargs)
 
 
-def _threshold(signals: dict, name: str, default: float) -> float:
+def _threshold(signals: dict, name: str) -> float:
+    """A rule setting as the engine applied it to this patient (no copy of rules.toml here: a missing one is a bug)."""
     t = signals["thresholds"]
-    hit = t.loc[t["setting"] == name, "value"]
-    return float(hit.iloc[0]) if len(hit) else default
+    return float(t.loc[t["setting"] == name, "value"].item())
 
 
 def _threshold_label(signals: dict, name: str, value: float) -> str:
@@ -228,10 +228,10 @@ def _levels_chart(signals, common) -> ChartSpec:
 
 def _craving_chart(signals, common) -> ChartSpec:
     c = _in_range(signals["checkins"], *common["x_range"])
-    rise = _threshold(signals, "craving_rise_points", 3)
-    high = _threshold(signals, "craving_high", 7)
+    rise = _threshold(signals, "craving_rise_points")
+    high = _threshold(signals, "craving_high")
     base = signals["checkins"]["craving_baseline"].dropna()
-    trend = _threshold(signals, "craving_ewma_rise_points", 2)
+    trend = _threshold(signals, "craving_ewma_rise_points")
     bands = [Band(high, 10, f"High: {math.ceil(high)} or more", "alert")]  # whole-number answers: 5.25 means 6
     lines: list[RefLine] = []
     note = f"Craving for ketamine outside treatment (0-10). High craving: {math.ceil(high)} or more."
@@ -283,7 +283,7 @@ def _signs_chart(signals, common) -> ChartSpec:
 
 def _dose_charts(signals, common, patient) -> list[ChartSpec]:
     s = _in_range(signals["sessions"], *common["x_range"])
-    rise = _threshold(signals, "dose_rise_fraction", 0.2)
+    rise = _threshold(signals, "dose_rise_fraction")
     specs = []
     weight_based = s[s["route"].isin(WEIGHT_BASED_ROUTES)]
     fixed = s[~s["route"].isin(WEIGHT_BASED_ROUTES)]
@@ -390,8 +390,8 @@ def _interval_chart(signals, common, rules: RuleSettings) -> ChartSpec:
 
 def _sds_chart(signals, common) -> ChartSpec:
     c = _in_range(signals["checkins"], *common["x_range"])
-    thr = _threshold(signals, "sds_threshold", 4)
-    rise = _threshold(signals, "sds_rise_points", 3)
+    thr = _threshold(signals, "sds_threshold")
+    rise = _threshold(signals, "sds_rise_points")
     return ChartSpec(
         "sds", "Severity of Dependence Scale", "SDS total (0-15)", **common,
         series=(
