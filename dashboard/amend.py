@@ -98,9 +98,34 @@ def _current(engine: Engine, kind: str, patient_id: str, record_id: int) -> dict
     return None if row.empty else row.iloc[0].to_dict()
 
 
+def _answer_scale(name: str) -> tuple[str, tuple[str, ...]] | None:
+    """The question and answer words of an SDS item or a warning sign, as the check-in form asks it; None otherwise."""
+    from seed_data.catalogue import instruments, warning_sign_answers, warning_signs
+
+    if name in SDS_ITEMS:
+        item = next(i for i in instruments()["sds"]["item"] if i["id"] == name)
+        return item["wording"], tuple(item["answers"])
+    sign = next((s for s in warning_signs() if s.id == name), None)
+    return None if sign is None else (sign.patient_wording, tuple(warning_sign_answers()))
+
+
+def _answer_words(name: str, value: int | None) -> str:
+    """'1 · Sometimes': an answer with its words, so an amendment reads as the patient answered."""
+    scale = _answer_scale(name)
+    if value is None:
+        return "not answered"
+    return f"{value} · {scale[1][value]}" if scale is not None and 0 <= value < len(scale[1]) else str(value)
+
+
 def _widget(rule: Rule, value: Any, key: str) -> Any:
     """One form widget for one field, labelled and bounded by the store's rule for it."""
     label = rule.label_with_unit
+    scale = _answer_scale(rule.name)
+    if scale is not None:  # an answer chosen by its words, as on Log check-in, not a bare number (clinician's review)
+        options = [None, *range(len(scale[1]))]
+        options += [value] if value not in options else []  # a stored value outside the scale stays visible
+        return st.selectbox(label, options, index=options.index(value), key=key, help=scale[0],
+                            format_func=lambda v: _answer_words(rule.name, v))
     if rule.kind in ("datetime", "date_or_datetime"):
         # One date-and-time widget, as on the logging pages; it holds clinic-local wall time.
         tz = get_settings().tz
@@ -365,6 +390,8 @@ def _shown(rule: Rule, value: Any) -> str:
         return _BOOL_WORDS[typed]
     if rule.kind == "number":
         return f"{typed:g}"
+    if _answer_scale(rule.name) is not None:
+        return _answer_words(rule.name, typed)
     return str(typed)
 
 

@@ -446,6 +446,25 @@ def test_an_amended_check_in_shows_both_versions_in_the_history(ui_records):
     assert "PHQ-9 total" not in table.columns  # only the fields that changed
 
 
+def test_sds_items_and_warning_signs_are_amended_by_their_answer_words(ui_records):
+    """They were bare number boxes: a clinician correcting a paper form had to know that 2 means 'Often' (clinician's
+    review)."""
+    engine, _, cid, people = ui_records
+    at, base = open_form(people, "checkin", cid, "amend")
+    sds = at.selectbox(key=f"{base}_f_sds_2")
+    assert sds.value == 1 and sds.options[2] == "1 · Sometimes"  # opens on what is stored, shown in words
+    assert "missing a dose" in sds.help
+    secrecy = at.selectbox(key=f"{base}_f_secrecy")
+    assert secrecy.options == ["not answered", "0 · Not at all", "1 · A little", "2 · Clearly",
+                               "3 · Severely or nearly every day"]
+    sds.set_value(2)
+    at.text_input(key=f"{base}_reason").input("misread the paper form")
+    submit(at, f"{base}_form", "Save amendment")
+    assert stored(engine, checkins_frame, cid, "sds_2") == 2
+    table = at.dataframe[-1].value
+    assert list(table["Severity of Dependence Scale item 2"]) == ["1 · Sometimes", "2 · Often"]
+
+
 def test_side_effects_are_amended_by_picking_effect_and_severity_not_by_typing(ui_records):
     engine, sid, _, people = ui_records
     at, base = open_form(people, "session", sid, "amend")
