@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from ketawatch.risk import patient_signals
+from ketawatch.risk import patient_signals, scoring
 from ketawatch.risk.reasons import reason_title
 from ketawatch.risk.rules import RuleSettings, load_rules
 from ketawatch.risk.wording import day_words
@@ -424,10 +424,25 @@ def _phq9_chart(signals, common) -> ChartSpec:
     )
 
 
+def _holds(flag: object) -> bool:
+    """A yes/no cell that is yes (a missing one is not)."""
+    return flag is not None and not pd.isna(flag) and bool(flag)
+
+
 def _phq9_words(row: dict) -> str:
-    """'PHQ-9 12 of 27 (moderate)': the total with its band."""
+    """'PHQ-9 8 of 27 (mild) · response · reliably better than the first (18)': the total with its band, and the
+    engine's response, remission and reliable change against the first score, which the chart's lines only hint at."""
     band = row.get("phq9_band")
-    return f"PHQ-9 {_num(row['phq9'])} of 27" + (f" ({band})" if isinstance(band, str) and band else "")
+    words = [f"PHQ-9 {_num(row['phq9'])} of 27" + (f" ({band})" if isinstance(band, str) and band else "")]
+    if _holds(row.get("phq9_remission")):
+        words.append("remission")
+    elif _holds(row.get("phq9_response")):
+        words.append("response")
+    first = row.get("phq9_baseline")
+    change = {scoring.PHQ9_IMPROVED: "reliably better", scoring.PHQ9_WORSENED: "reliably worse"}.get(row.get("phq9_change"))
+    if change and first is not None and not pd.isna(first):
+        words.append(f"{change} than the first ({_num(float(first))})")
+    return " · ".join(words)
 
 
 def _vitals_charts(raw: pd.DataFrame, common) -> list[ChartSpec]:

@@ -296,6 +296,16 @@ def test_every_mark_says_its_date_and_value_in_clinic_words_not_plotlys_raw_pair
         "asked for a higher dose")
     craving = {t.name: t for t in figure(by_key["craving"]).data}["Craving"]
     assert craving.hovertext[-1] == "30 Sep 2026 · craving 6 of 10"
+    # the engine's PHQ-9 response and reliable change were computed and shown nowhere (code review)
+    phq9 = {t.name: _unwrapped(t) for t in figure(by_key["phq9"]).data}["PHQ-9 total"]
+    assert phq9.hovertext[1:4] == ("9 Sep 2026 · PHQ-9 15 of 27 (moderately severe)",
+                                   "16 Sep 2026 · PHQ-9 12 of 27 (moderate) · reliably better than the first (20)",
+                                   "23 Sep 2026 · PHQ-9 9 of 27 (mild) · response · reliably better than the first (20)")
+    from ketawatch.charts import _phq9_words
+
+    assert _phq9_words({"phq9": 4.0, "phq9_band": "minimal", "phq9_remission": True, "phq9_response": True,
+                        "phq9_baseline": 20.0, "phq9_change": "improved"}) == (
+        "PHQ-9 4 of 27 (minimal) · remission · reliably better than the first (20)")  # remission says more than response
     # a level's reasons in few words: in full they ran off both edges on one line (clinician's second review)
     level = figure(by_key["levels"]).data[0]
     assert all(len(text) < 200 and "; " not in text for text in level.hovertext), level.hovertext
