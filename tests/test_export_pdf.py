@@ -304,6 +304,7 @@ def test_identified_pdfs_name_staff_as_colleagues_know_them_and_de_identified_on
     caseload = " ".join(pdf_text(_pdf(export_caseload(sample, "pdf", actor=CLINICIAN, role="clinician",
                                                       now=NOW))).split())
     assert named in patient and named in caseload  # the alert review's reviewer, in each
+    assert f"Responsible clinician {named}" in patient  # was the username alone (clinician's second review)
     hidden = " ".join(pdf_text(_pdf(export_caseload(sample, "pdf", actor=CLINICIAN, role="reviewer", deidentify=True,
                                                     now=NOW))).split())
     assert "Quill" not in hidden and CLINICIAN not in hidden

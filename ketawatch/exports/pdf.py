@@ -82,7 +82,7 @@ def patient_facts(case: PatientCase) -> list[tuple[str, str]]:
         ("History of substance use disorder", sud + (f" ({sud_history_note(load_rules())})" if sud == "yes" else "")),
         ("Treatment start", _day(p.get("treatment_start"))),
         ("Plan", f"planned dose {plan_dose}; planned interval between maintenance sessions {plan_interval}"),
-        ("Responsible clinician", _text(p.get("clinician")) or "not recorded"),
+        ("Responsible clinician", _text(staff_label(p.get("clinician"), case.staff)) or "not recorded"),
         ("Status", _words(p.get("status")) or "active"),
     ]
     return facts
