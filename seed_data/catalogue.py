@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -194,6 +194,13 @@ class DoseChecks:
     #: about (a depression dose is 0.5, at most 1.0 in studies; a long pain infusion reaches about 1.4)
     short_session_max_mg_per_kg: float = 1.0
     short_session_max_min: float = 60.0
+    #: IV or IM: fewer mg/kg than this is asked about (0.1 is the lowest dose studied for depression; the mg/kg figure
+    #: typed into the mg box gives about 0.01)
+    weight_based_min_mg_per_kg: float = 0.1
+    #: ... or less than this fraction of the planned mg/kg
+    below_plan_fraction: float = 0.5
+    #: fixed-dose routes: fewer mg than this in one session is asked about (intranasal esketamine starts at 28 mg)
+    fixed_route_min_mg: dict[str, float] = field(default_factory=dict)
 
 
 @cache
@@ -201,9 +208,11 @@ def dose_checks() -> DoseChecks:
     """The double-check thresholds for doses, read once."""
     data = _load_toml("dosing.toml")["double_check"]
     fixed = {route: float(mg) for route, mg in data["fixed_route_max_mg"].items()}
-    wrong = sorted(set(fixed) - (set(ROUTES) - set(WEIGHT_BASED_ROUTES)))
-    if wrong:
-        raise ValueError(f"dosing.toml: fixed_route_max_mg names {', '.join(wrong)}; only fixed-dose routes belong there")
+    fixed_min = {route: float(mg) for route, mg in data.get("fixed_route_min_mg", {}).items()}
+    for name, routes in (("fixed_route_max_mg", fixed), ("fixed_route_min_mg", fixed_min)):
+        wrong = sorted(set(routes) - (set(ROUTES) - set(WEIGHT_BASED_ROUTES)))
+        if wrong:
+            raise ValueError(f"dosing.toml: {name} names {', '.join(wrong)}; only fixed-dose routes belong there")
     vitals = {column: (float(low), float(high)) for column, (low, high) in data["vitals"].items()}
     wrong = sorted(c for c, (low, high) in vitals.items() if c not in VITAL_SIGNS or low > high)
     if wrong:
@@ -211,7 +220,9 @@ def dose_checks() -> DoseChecks:
     return DoseChecks(float(data["weight_based_max_mg_per_kg"]), float(data["weight_based_max_mg_without_weight"]),
                       float(data["above_plan_factor"]), fixed, float(data["weight_change_fraction"]), vitals,
                       int(data.get("checkin_days_before_start", 28)),  # a clinic's older dosing.toml lacks these
-                      float(data.get("short_session_max_mg_per_kg", 1.0)), float(data.get("short_session_max_min", 60)))
+                      float(data.get("short_session_max_mg_per_kg", 1.0)), float(data.get("short_session_max_min", 60)),
+                      float(data.get("weight_based_min_mg_per_kg", 0.1)), float(data.get("below_plan_fraction", 0.5)),
+                      fixed_min)
 
 
 @cache

@@ -726,6 +726,8 @@ class Validator:
 
         checks, unusual = dose_checks(), []
         dose, weight, route = clean["dose_mg"], clean.get("weight_kg"), clean["route"]
+        weighed = (_weight_change(weight, clean["session_at"], other_sessions, checks.weight_change_fraction, self.tz)
+                   if weight else [])
         if route in WEIGHT_BASED_ROUTES and weight:
             per_kg = dose / weight
             said = f"Dose: {_fmt(dose)} mg for {_fmt(weight)} kg is {per_kg:.2f} mg/kg"
@@ -742,12 +744,31 @@ class Validator:
                 unusual.append(Problem("dose_mg", f"{said} {over}, more than {_fmt(checks.short_session_max_mg_per_kg)} "
                                                   f"mg/kg in a session of {_fmt(checks.short_session_max_min)} minutes or "
                                                   "less (a longer infusion, such as one for pain, may give more)"))
+            # Too little is a slip too: the mg/kg figure typed as the dose (0.5 mg for 51 kg) was saved without a
+            # question, and took a dose reason off the record (clinician's browser review).
+            elif weighed:  # a weight typed in pounds makes the dose look low: the weight is asked about, below
+                pass
+            elif per_kg < checks.weight_based_min_mg_per_kg:
+                unusual.append(Problem("dose_mg", f"{said}, less than {_fmt(checks.weight_based_min_mg_per_kg)} mg/kg, "
+                                                  "the lowest dose studied for depression; the dose is in mg, not mg/kg"))
+            elif planned_mg_per_kg and per_kg < checks.below_plan_fraction * planned_mg_per_kg:
+                unusual.append(Problem("dose_mg", f"{said}, less than {checks.below_plan_fraction:.0%} of the planned "
+                                                  f"{planned_mg_per_kg:.2f} mg/kg"))
+        elif route in WEIGHT_BASED_ROUTES and dose < checks.weight_based_min_mg_per_kg * SESSION_RULES["weight_kg"].low:
+            least = checks.weight_based_min_mg_per_kg * SESSION_RULES["weight_kg"].low
+            unusual.append(Problem("dose_mg", f"Dose: {_fmt(dose)} mg by the {route.upper()} route, with no weight recorded, "
+                                              f"is less than {_fmt(least)} mg ({_fmt(checks.weight_based_min_mg_per_kg)} "
+                                              f"mg/kg even at {_fmt(SESSION_RULES['weight_kg'].low)} kg); the dose is in "
+                                              "mg, not mg/kg"))
         elif route in WEIGHT_BASED_ROUTES and dose > checks.weight_based_max_mg_without_weight:
             unusual.append(Problem("dose_mg", f"Dose: {_fmt(dose)} mg by the {route.upper()} route, with no weight recorded, is "
                                               f"more than {_fmt(checks.weight_based_max_mg_without_weight)} mg in one session"))
         elif route in checks.fixed_route_max_mg and dose > checks.fixed_route_max_mg[route]:
             unusual.append(Problem("dose_mg", f"Dose: {_fmt(dose)} mg by the {route} route is more than "
                                               f"{_fmt(checks.fixed_route_max_mg[route])} mg in one session"))
+        elif route in checks.fixed_route_min_mg and dose < checks.fixed_route_min_mg[route]:
+            unusual.append(Problem("dose_mg", f"Dose: {_fmt(dose)} mg by the {route} route is less than "
+                                              f"{_fmt(checks.fixed_route_min_mg[route])} mg, the smallest dose given"))
         at = clean["session_at"]
         day = at.astimezone(self.tz).date()
         if treatment_start is not None and day < treatment_start:
@@ -766,8 +787,7 @@ class Validator:
             unusual.append(Problem("session_at", f"Session date and time: this patient already has a session within "
                                                  f"24 hours, at {times}; check that this is not the same session "
                                                  "entered twice, and that a second dose so soon was meant"))
-        if weight:
-            unusual += _weight_change(weight, at, other_sessions, checks.weight_change_fraction, self.tz)
+        unusual += weighed
         for column, (low, high) in checks.vitals.items():
             value, rule = clean.get(column), SESSION_RULES[column]
             if value is not None and not low <= value <= high:

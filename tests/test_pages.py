@@ -2022,6 +2022,25 @@ def test_a_dose_far_above_the_usual_is_saved_only_once_the_clinician_confirms_it
     assert f"Session saved for {pid}" in _texts(at) and not at.warning
 
 
+def test_the_mg_per_kg_figure_typed_as_the_dose_is_saved_only_once_the_clinician_confirms_it(demo_url, monkeypatch):
+    """0.5 typed into the mg box for 50.9 kg (0.01 mg/kg) showed only a grey '-99% against the plan' and was saved; it
+    took a dose reason off the patient's level (clinician's browser review)."""
+    pid = _iv_patient(demo_url)
+    at = _session_form(demo_url, monkeypatch, patient=pid)
+    at.selectbox(key="ls_route").set_value("iv").run()
+    weight = at.number_input(key="ls_weight").value  # the patient's last weight, carried forward
+    at.number_input(key="ls_dose").set_value(0.5).run()
+    before = _count(demo_url, InfusionSession)
+    _button(at, "Save session").click().run()
+    _no_exception(at)
+    assert _count(demo_url, InfusionSession) == before and not at.success
+    assert (f"Dose: 0.5 mg for {weight:g} kg is {0.5 / weight:.2f} mg/kg, less than 0.1 mg/kg, the lowest dose studied "
+            "for depression; the dose is in mg, not mg/kg") in _warnings(at)
+    at.number_input(key="ls_dose").set_value(round(0.5 * weight, 1)).run()  # put right: nothing left to ask
+    _button(at, "Save session").click().run()
+    assert _count(demo_url, InfusionSession) == before + 1 and f"Session saved for {pid}" in _texts(at)
+
+
 def test_a_weight_carried_forward_says_when_it_was_recorded_until_it_is_changed(demo_url, monkeypatch):
     from store.queries import sessions_frame
     from dashboard.ui import fmt_datetime

@@ -239,6 +239,18 @@ _SESSION = {"patient_id": "P1", "session_at": "2026-10-01T10:00", "route": "iv",
      ["Dose: 500 mg by the IV route, with no weight recorded, is more than 150 mg in one session"]),
     ({"route": "intranasal", "dose_mg": 84}, None, None, []),
     ({"route": "intranasal", "dose_mg": 112}, None, None, ["Dose: 112 mg by the intranasal route is more than 84 mg in one session"]),
+    # too little: the mg/kg figure typed as the dose was saved without a question (clinician's browser review)
+    ({"dose_mg": 0.5, "weight_kg": 50.9}, None, 0.5, ["Dose: 0.5 mg for 50.9 kg is 0.01 mg/kg, less than 0.1 mg/kg, the "
+                                                      "lowest dose studied for depression; the dose is in mg, not mg/kg"]),
+    ({"dose_mg": 7}, None, None, []),  # 0.1 mg/kg: the edge, not asked about
+    ({"dose_mg": 14}, None, 0.5, ["Dose: 14 mg for 70 kg is 0.20 mg/kg, less than 50% of the planned 0.50 mg/kg"]),
+    ({"dose_mg": 17.5}, None, 0.5, []),  # 0.25 mg/kg: half the plan, not asked about
+    ({"dose_mg": 1.5, "weight_kg": None}, None, 0.5, ["Dose: 1.5 mg by the IV route, with no weight recorded, is less "
+                                                      "than 2 mg (0.1 mg/kg even at 20 kg); the dose is in mg, not mg/kg"]),
+    ({"route": "intranasal", "dose_mg": 5}, None, None, ["Dose: 5 mg by the intranasal route is less than 28 mg, the "
+                                                         "smallest dose given"]),
+    ({"route": "intranasal", "dose_mg": 28}, None, None, []),
+    ({"route": "oral", "dose_mg": 5}, None, None, []),  # no floor for oral doses
     ({}, dt.date(2026, 10, 2), 0.5, ["Session date and time: 2026-10-01 is before this patient's treatment start (2026-10-02)"]),
     ({"dose_mg": 0}, dt.date(2026, 10, 2), 0.5, []),  # not valid: its problems come first, nothing to confirm
     ({"hr_pre": 27}, None, 0.5, ["Heart rate before dosing: 27 /min is below 40 /min; check that it was typed as measured"]),
