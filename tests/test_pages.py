@@ -416,7 +416,13 @@ def test_the_caseload_counts_and_lists_a_reliable_phq9_worsening_and_no_paused_p
     under_care = set(patients_frame(engine).query("status in ['active', 'paused']")["patient_id"])
     assert set(worse["Patient"]) == {pid for pid, r in rise.items() if r >= 6 and pid in under_care}
     assert "filtered by PHQ-9 reliably worse;" in next(c.value for c in at.caption if " of " in c.value)
+    # and said in the Reasons column, in view at 1280 px, whatever the level (the PHQ-9 column was off screen)
+    latest = given.groupby("patient_id")["phq9"].last()
+    for row in worse.itertuples():
+        mood = f"ood: PHQ-9 {latest[row.Patient]:g}, reliably worse than their lowest"
+        assert row.Reasons == ("M" + mood if row.Level == "✓ Green" else None) or row.Reasons.endswith("; m" + mood), row
     at.toggle(key="cl_mood_worse").set_value(False).run()
+    assert not at.dataframe[0].value.query("Patient not in @worse.Patient")["Reasons"].str.contains("mood:").any()
     at.toggle(key="cl_overdue").set_value(True).run()
     overdue = at.dataframe[0].value
     pid = overdue["Patient"].iloc[0]

@@ -15,7 +15,7 @@ from dashboard import data, ui
 from dashboard.export_panel import caseload_exports
 from ketawatch.caseload import LEVEL_RANK, level_counts
 from store.settings import get_settings
-from store.vocabulary import INDICATIONS, PATIENT_STATUSES, UNDER_CARE_STATUSES
+from store.vocabulary import INDICATIONS, PATIENT_STATUSES, UNDER_CARE_STATUSES, sentence_case
 
 user = ui.signed_in_user()
 st.title("Caseload", anchor=False)
@@ -111,6 +111,17 @@ due = due.where(view["status"].eq("active").fillna(False), view["status"].map(ui
 def _counted(titles: pd.Series, ids: pd.Series) -> pd.Series:
     """Each row's reasons in a few words after their number ("(3) Craving rising · ..."); a dash for none."""
     return pd.Series([f"({len(i)}) {t}" if t else "—" for t, i in zip(titles, ids)], index=titles.index)
+
+
+def _with_mood(reasons: pd.Series, worse: pd.Series, latest: pd.Series) -> pd.Series:
+    """The reasons, and after them a PHQ-9 reliably worse than the patient's lowest: a relapse to PHQ-9 19 beside a
+    green level showed only in the PHQ-9 column, off screen at 1280 px (clinician's browser review)."""
+    worse = worse.fillna(False).astype(bool)
+    if not worse.any():  # an empty list too, whose reasons have no text type to work on
+        return reasons
+    mood = "mood: PHQ-9 " + latest.map(lambda v: f"{v:g}" if pd.notna(v) else "") + ", reliably worse than their lowest"
+    told = reasons.where(reasons != "—", "").str.cat(mood, sep="; ").str.removeprefix("; ")
+    return reasons.where(~worse, told.map(sentence_case))
 # Who, how urgent, since when, whether anyone has looked and when the next session is due come first:
 # at 1366 px they are what fits beside the reasons. (Pinned columns would keep them in view while scrolling, but Streamlit
 # greys pinned text, and the level must be the clearest text on the page.)
@@ -123,7 +134,7 @@ shown = pd.DataFrame({
     "Next due": due.where(~view["session_overdue"], due + " (overdue)"),
     # How many first: the grid cuts a long cell without a way to read the rest (Streamlit 1.67 does not wrap), so
     # "(7)" says that more follow than fit (clinician review).
-    "Reasons": _counted(view["reason_titles"], view["reason_ids"]),
+    "Reasons": _with_mood(_counted(view["reason_titles"], view["reason_ids"]), view["phq9_worse"], view["phq9_latest"]),
     "Craving (last 12)": view["craving_history"],
     "SDS": view["sds_latest"],
     "PHQ-9": view["phq9_latest"],
@@ -167,7 +178,9 @@ picked = None if shown.empty else ui.show_table(
                                                 "interval"),  # room for "(overdue)"
         "Last session": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
         "Reasons": st.column_config.TextColumn(width=560, help="Every reason in a few words, most important first; "
-                                               "open the patient for each observation with its numbers and dates"),
+                                               "open the patient for each observation with its numbers and dates. A "
+                                               "PHQ-9 reliably worse than the patient's lowest is said last, whatever "
+                                               "the level: a relapse is not a sign of dependence, but needs review"),
         "Craving (last 12)": st.column_config.LineChartColumn(y_min=0, y_max=10, help="Craving 0-10, oldest to newest"),
         "SDS": st.column_config.NumberColumn(format="%d", help="Latest Severity of Dependence Scale total (0-15)"),
         "PHQ-9": st.column_config.NumberColumn(format="%d", help="Latest PHQ-9 total (0-27, lower is better); "
