@@ -1684,17 +1684,25 @@ def test_clearing_a_form_that_holds_an_unsaved_question_9_answer_asks_first(demo
     assert at.pills(key="lc_craving").value is None
 
 
-def test_staff_can_empty_a_half_answered_sds(demo_url, monkeypatch):
+def test_staff_can_empty_a_half_answered_sds_and_its_answers_are_kept_in_the_notes(demo_url, monkeypatch):
+    """Clearing the part threw away 'getting out of your control: Often', the answer that matters most, when a patient
+    would not finish the scale (clinician's browser review): the answers given go into the notes in words."""
     at = _checkin_form(demo_url, monkeypatch)
     at.pills(key="lc_craving").set_value(2)
+    at.text_area(key="lc_notes").set_value("Tired today.")
     at.radio(key="lc_sds_1").set_value(2)
+    at.radio(key="lc_sds_5").set_value(1)
     at.radio(key="lc_secrecy").set_value(1).run()
     _button(at, "Clear part 2").click().run()
     assert at.radio(key="lc_sds_1").value is None and at.radio(key="lc_secrecy").value == 1
     assert not any(b.label == "Clear part 2" for b in at.button), "offered only while the part is half answered"
+    kept = ("Tired today.\nSeverity of Dependence Scale, answered in part (not scored): item 1 Often, item 5 Quite "
+            "difficult.")
+    assert at.text_area(key="lc_notes").value == kept
     before = _count(demo_url, CheckIn)
     _button(at, "Save check-in").click().run()
     assert _count(demo_url, CheckIn) == before + 1
+    assert _latest_checkin(demo_url).notes == kept and _latest_checkin(demo_url).sds_1 is None
 
 
 def _latest_checkin(demo_url) -> CheckIn:
@@ -1724,8 +1732,9 @@ def test_question_9_warns_before_saving_and_is_kept_alone_or_from_a_paper_form(d
     _button(at, "Save check-in").click().run()
     _no_exception(at)
     assert _count(demo_url, CheckIn) == before + 1
-    saved = _latest_checkin(demo_url)
-    assert (saved.phq9, saved.notes) == (None, SAFETY_NOTE)
+    saved = _latest_checkin(demo_url)  # question 1's answer kept in words, after the question 9 line
+    assert (saved.phq9, saved.notes) == (None, SAFETY_NOTE + "\nPHQ-9, answered in part (not scored): question 1 "
+                                                             "Several days.")
 
     at.toggle(key="lc_paper").set_value(True).run()
     at.datetime_input(key="lc_when").set_value(dt.datetime.now().replace(second=0, microsecond=0) - dt.timedelta(days=1))

@@ -248,8 +248,29 @@ def _not_sent_yet(errors: dict[str, list[str]], corrected: int) -> None:
         st.info("Your answers are not sent yet: press Send when you are ready.", icon=":material/send:")
 
 
+def _answers_in_words(items, column: str) -> str:
+    """'Severity of Dependence Scale, answered in part (not scored): item 1 Often, item 2 Sometimes': the answers a
+    cleared part held, for the notes."""
+    instrument = INSTRUMENTS["sds" if column == "sds" else "phq9"]
+    numbers = {item["id"]: n for n, item in enumerate(instrument["item"], 1)}
+    given = []
+    for item in items:
+        value = st.session_state.get(P + item)
+        if value is not None:
+            words = next(i for i in instrument["item"] if i["id"] == item).get("answers", instrument.get("answers"))
+            given.append(f"{'item' if column == 'sds' else 'question'} {numbers[item]} {words[value]}")
+    name = "Severity of Dependence Scale" if column == "sds" else "PHQ-9"
+    return f"{name}, answered in part (not scored): {', '.join(given)}." if given else ""
+
+
 def _clear_part(items, column: str) -> None:
-    """Button callback: these answers emptied, and the problems said of them gone with them."""
+    """Button callback: these answers emptied into the notes, and the problems said of them gone with them: 'Clear part
+    2' threw away 'getting out of your control: Often', the answer that matters most, when a patient would not finish
+    the scale (clinician's browser review)."""
+    kept = _answers_in_words(items, column)
+    if kept:
+        notes = (st.session_state.get(P + "notes") or "").rstrip()
+        st.session_state[P + "notes"] = f"{notes}\n{kept}" if notes else kept
     for item in items:
         st.session_state[P + item] = None
     for kept in ("errors", "staff_errors"):
@@ -262,8 +283,9 @@ def _clear_part_button(items, label: str, column: str, *, complete: bool) -> Non
     empty (PHQ-9: or question 9 alone, which this keeps)."""
     if any(st.session_state.get(P + i) is not None for i in items) and not complete:
         st.button(label, key=P + f"clear_{column}", on_click=_clear_part, args=(items, column), type="tertiary",
-                  icon=":material/backspace:", help="Empties these answers only; question 9 is kept" if column == "phq9"
-                  else "Empties these five answers only")
+                  icon=":material/backspace:",
+                  help=("Empties these answers, so the check-in can be saved without a total; the answers given are "
+                        "kept in words in the notes" + ("; question 9 is kept as it is" if column == "phq9" else "")))
 
 
 def checkin_form(patient_id: str, *, patient_facing: bool) -> None:
