@@ -588,6 +588,11 @@ def test_refused_values_give_no_readout_or_note_while_the_red_line_says_why(demo
     # said as typed, not only at Save (clinician's second browser review)
     assert any("must be below the systolic, 80; were the two swapped?" in m.value.replace("\\", "")
                for m in at.markdown), [m.value for m in at.markdown]
+    # after Save, under its field only: it was said twice, there and under the After dosing row (browser review)
+    at.number_input(key="ls_weight").set_value(60.0).run()
+    _button(at, "Save session").click().run()
+    swapped = [m.value for m in at.markdown if "were the two swapped?" in m.value.replace("\\", "")]
+    assert len(swapped) == 1 and swapped[0].startswith(":red[:material/error:"), swapped
     at.number_input(key="ls_sbp_pre").set_value(150).run()  # the pair is now a reading, and a raised one
     assert [c.value for c in at.caption if "Blood pressure before dosing is above" in c.value]
 

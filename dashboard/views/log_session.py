@@ -139,16 +139,17 @@ def _accepted(values: dict) -> dict:
     return kept
 
 
-def _bp_notes() -> None:
+def _bp_notes(errors: dict[str, list[str]]) -> None:
     """A note beside blood pressure raised before dosing, or high after it: a reminder of the protocol, not a question
-    before saving (clinical review: 136/95 before and 161/102 after showed no mark)."""
+    before saving (clinical review: 136/95 before and 161/102 after showed no mark). A swapped pair already said under
+    its field after Save (`errors`) is not said twice."""
     s = st.session_state
     (pre_sys, pre_dia), (post_sys, post_dia) = blood_pressure_note()
     typed = {name: s.get(P + name) for name in ("sbp_pre", "dbp_pre", "sbp_post", "dbp_post")}
     readings = _accepted(typed)
     for when in ("pre", "post"):  # a swapped pair said as it is typed, in the store's words
         message = blood_pressure_pair_problem(when, typed[f"sbp_{when}"], typed[f"dbp_{when}"])
-        if message:
+        if message and message not in errors.get(f"dbp_{when}", ()):
             st.markdown(f":red[:material/warning: {ui.md_escape(message)}]")
     sbp, dbp = readings["sbp_pre"], readings["dbp_pre"]
     if (sbp is not None and sbp > pre_sys) or (dbp is not None and dbp > pre_dia):
@@ -294,7 +295,7 @@ for when_, title in (("pre", "Before dosing"), ("post", "After dosing")):
             ui.rule_number(SESSION_RULES[f"{vital}_{when_}"], f"{P}{vital}_{when_}", errors,
                            label=f"{short} {'before' if when_ == 'pre' else 'after'}")
 
-_bp_notes()
+_bp_notes(errors)
 
 st.subheader("Dissociation and side effects", divider="gray", anchor=False)
 cadss = instruments()["cadss"]
