@@ -37,7 +37,7 @@ from ketawatch.risk import patient_signals, scoring
 from ketawatch.risk.reasons import reason_title
 from ketawatch.risk.rules import RuleSettings, load_rules
 from ketawatch.risk.wording import day_words
-from seed_data.catalogue import instruments, side_effects, warning_sign_answers, warning_signs
+from seed_data.catalogue import instruments, seed_citation, side_effects, warning_sign_answers, warning_signs
 from store.frames import Records
 from store.vocabulary import SEVERITIES, WEIGHT_BASED_ROUTES, code_words
 
@@ -269,7 +269,7 @@ def _signs_chart(signals, common) -> ChartSpec:
     words = tuple(tuple("not answered" if np.isnan(v) else f"{answers[int(v)]} ({int(v)})" for v in row) for row in z)
     heat = Heatmap(
         x=tuple(daily.index), y=tuple(s.label for s in signs), z=tuple(tuple(map(float, row)) for row in z),
-        cell_text=words, row_notes=tuple(f"“{s.quotation}” ({s.source})" for s in signs),
+        cell_text=words, row_notes=tuple(f"“{s.quotation}” ({seed_citation(s.source)})" for s in signs),
         scale_labels=answers,
     )
     return ChartSpec(

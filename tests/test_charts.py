@@ -82,6 +82,7 @@ def test_heatmap_holds_the_twelve_signs_with_their_seed_passages():
     assert len(heat.z) == len(WARNING_SIGNS) and all(len(row) == 5 for row in heat.z)
     assert heat.z[WARNING_SIGNS.index("secrecy")] == (0.0, 0.0, 1.0, 2.0, 3.0)
     assert warning_signs()[0].quotation in heat.row_notes[0]
+    assert "“Is Ketamine Addictive?”" in heat.row_notes[0]  # the document's title, not its file name alone (browser review)
     assert heat.cell_text[0][4].startswith("Severely")
     # the hover dates a cell as the rest of the page does ("5 Oct 2026") and names the passage as the reasons do, not
     # "05 Oct 2026 ... Seed:" (clinician's second browser review)
