@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import math
 import textwrap
 
 import plotly.graph_objects as go
@@ -170,6 +171,21 @@ def _line_key(line) -> go.Scatter:
                       line={"color": colour, "dash": dash, "width": 1.5})
 
 
+def _y_limits(spec: ChartSpec) -> list[float] | None:
+    """A chart's value range with room above its highest point and line for the level's name: Plotly's own range
+    ended at the highest value, so the 84 mg point sat under 'Amber' and a 14-day bar ran into the 14-day plan line
+    (clinician's browser review). Bars start at 0."""
+    values = [v for series in spec.series for v in series.y if v is not None and math.isfinite(v)]
+    values += [line.y for line in spec.lines]
+    if not values:
+        return None
+    low, high = min(values), max(values)
+    bars_from_zero = any(series.style == "bar" for series in spec.series) and low >= 0
+    low = 0.0 if bars_from_zero else low
+    span = (high - low) or abs(high) or 1.0
+    return [low if bars_from_zero else low - 0.1 * span, high + 0.35 * span]
+
+
 def figure(spec: ChartSpec) -> go.Figure:
     """One Plotly figure for one chart description, with the level history shaded and named behind it."""
     traces = [_heatmap(spec)] if spec.heatmap is not None else []
@@ -180,6 +196,8 @@ def figure(spec: ChartSpec) -> go.Figure:
     yaxis: dict = {"title": {"text": spec.y_label}, "automargin": False, "zeroline": False}
     if spec.y_range is not None:
         yaxis["range"] = list(spec.y_range)
+    elif spec.heatmap is None and not spec.y_categories:
+        yaxis["range"] = _y_limits(spec)
     if spec.y_categories:
         yaxis.update(tickvals=list(range(len(spec.y_categories))), ticktext=list(spec.y_categories))
     if spec.heatmap is not None:

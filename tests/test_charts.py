@@ -340,3 +340,21 @@ def test_the_printed_charts_draw_their_marks_above_the_reference_lines():
     ref_top = max(a.get_zorder() for a in ax.get_lines() if a.get_label() in labels)
     marks = [a for a in ax.get_lines() if a.get_label() in {s.name for s in spec.series}]
     assert marks and all(a.get_zorder() > ref_top for a in marks)
+
+
+def test_a_charts_highest_point_and_line_sit_below_the_level_name_not_at_its_top_edge():
+    """The 84 mg point sat under 'Amber' at the top edge, and a 14-day bar ran into the 14-day plan line (clinician's
+    browser review): every chart without a fixed scale has room above its highest value, and bars start at 0."""
+    from dashboard.plotly_charts import figure
+
+    for spec in patient_chart_specs(_records(routes=("iv", "iv", "iv", "intranasal")), "P", tz=TZ):
+        if spec.y_range is not None or spec.heatmap is not None or spec.y_categories:
+            continue
+        values = [v for s in spec.series for v in s.y if v == v] + [line.y for line in spec.lines]
+        if not values:
+            continue
+        low, high = figure(spec).layout.yaxis.range
+        assert (high - max(values)) / (high - low) >= 0.2, (spec.key, low, high, values)  # the top fifth is free
+        assert low <= min(values), (spec.key, low, values)
+        if any(s.style == "bar" for s in spec.series):
+            assert low == 0, spec.key
