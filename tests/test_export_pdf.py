@@ -554,7 +554,7 @@ def test_a_green_case_review_says_what_was_seen_but_not_counted(sample):
     assert "No rule raises the level as of this date; what was seen but not counted is below." in identified
     assert "Seen, not counted (recent observations the rules do not count, and what would count):" in identified
     assert "Craving 9 of 10 on 20 Nov 2026 (7 or more counts as high" in identified
-    assert "the next check-in at least 5 days after the first of these decides; " in identified
+    assert "the next check-in on or after 25 Nov 2026 decides; " in identified
     deidentified = " ".join(pdf_text(_pdf(export_patient(sample, OTHER_PID, "pdf", actor=CLINICIAN, role="reviewer",
                                                          deidentify=True, now=NOW))).split())
     assert "Craving 9 of 10 on " in deidentified and "20 Nov 2026" not in deidentified  # its date shifted as the records'

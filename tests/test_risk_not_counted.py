@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import ketawatch.risk as risk
+from ketawatch.risk.wording import day_words
 from tests.test_risk_properties import FAST, ZONES, record_sets
 from tests.test_risk_rules import START, checkins, esketamine_course, iv_course, patient, records, sds, week
 
@@ -47,7 +48,7 @@ def test_a_high_craving_at_the_latest_check_in_says_the_next_one_decides_and_it_
     (note,) = seen(rec)
     assert note.rule_id == "craving_rising"
     assert note.text.endswith("(7 or more counts as high; the patient's baseline is 1, 4 or more counts as a rise): "
-                              "the next check-in at least 5 days after the first of these decides; 4 or more again would count (2 check-ins in a row over at least 5 days)")
+                              "the next check-in on or after 15 Feb 2025 decides; 4 or more again would count (2 check-ins in a row over at least 5 days)")
     assert "trend" not in note.text
     held = records([patient()], iv_course("p1", [0.5] * 10), checkins("p1", [*base, 4]))
     assert "craving_rising" in risk.reason_ids(assessed(held)["reasons"])
@@ -75,7 +76,7 @@ def test_a_high_stable_sds_is_not_counted_and_a_new_rise_waits_for_the_next_answ
     rising = records([patient()], iv_course("p1", [0.5] * 10), checkins("p1", [1] * 6, **sds(1, 1, 1, 1, 1, 6)))
     note = about("sds_high_rising", seen(rising))
     assert "and 5 points above the patient's baseline of 1" in note.text
-    assert ": the next complete answer at least 5 days after the first of these decides; high and risen again would count (2 complete answers in a row over at least 5 days)" in note.text
+    assert ": the next complete answer on or after 15 Feb 2025 decides; high and risen again would count (2 complete answers in a row over at least 5 days)" in note.text
     too_soon = records([patient()], iv_course("p1", [0.5] * 10), checkins("p1", [1] * 2, **sds(6, 6)))
     note = about("sds_high_rising", seen(too_soon))
     assert "the patient's own baseline is not set yet (their first 3 complete answers)" in note.text
@@ -205,7 +206,7 @@ def test_what_counted_and_then_stopped_is_not_called_not_counted():
     assert not [n for n in seen(stopped) if n.rule_id.startswith("craving")]
     again = records([patient()], iv_course("p1", [0.5] * 10), checkins("p1", [3, 3, 3, 3, 7, 7, 0, 8]))
     (note,) = [n for n in seen(again) if n.rule_id.startswith("craving")]
-    assert note.evidence_dates == (week(7),) and "the next check-in at least 5 days after the first of these decides" in note.text
+    assert note.evidence_dates == (week(7),) and f"the next check-in on or after {day_words(week(7) + dt.timedelta(days=5))} decides" in note.text
 
 
 def test_a_longer_persistence_setting_is_counted_out_in_the_wording():

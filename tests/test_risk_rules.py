@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import ketawatch.risk as risk
 from ketawatch.risk import reasons as reasons_module
-from ketawatch.risk.wording import to_date
+from ketawatch.risk.wording import day_words, to_date
 from store.frames import Records
 
 START = dt.date(2025, 1, 6)  # a Monday
@@ -998,7 +998,7 @@ def test_two_check_ins_on_one_day_count_once_keeping_the_highest_craving_and_sig
     rec = records([patient()], checkin_rows=checkins("p1", [1, 1, 1, 1]) + week4)
     assert risk.assess(rec, as_of=week(4), tz="UTC").iloc[0]["level"] == "green"
     (seen,) = [n.text for n in risk.seen_not_counted(rec, "p1", as_of=week(4), tz="UTC") if n.rule_id == "craving_high"]
-    assert "Craving 8 of 10 on" in seen and "the next check-in at least 5 days after the first of these decides" in seen
+    assert "Craving 8 of 10 on" in seen and f"the next check-in on or after {day_words(week(4) + dt.timedelta(days=5))} decides" in seen
     signals = risk.patient_signals(rec, "p1", tz="UTC")["checkins"]
     assert len(signals) == 5 and signals.iloc[-1]["tolerance"] == 2 and signals.iloc[-1]["phq9"] == 12
     lower_later = [{**week4[0], "non_prescribed_use": 3}, {**week4[1], "craving": 2, "non_prescribed_use": 0, "phq9": 9}]
@@ -1028,14 +1028,14 @@ def test_check_ins_a_day_or_two_apart_report_one_week_not_a_trend():
     assert row["level"] == "green" and not [n for n in risk.seen_not_counted(rec, "p1", as_of=week(4), tz="UTC")
                                             if n.rule_id == "craving_drift"]
     (seen,) = [n.text for n in risk.seen_not_counted(rec, "p1", as_of=week(4), tz="UTC") if n.rule_id == "craving_rising"]
-    assert "3 or more again at a check-in at least 5 days after the first of these would count" in seen, seen
+    assert f"3 or more again at a check-in on or after {day_words(START + dt.timedelta(days=32))} would count" in seen, seen
     high = [{**close[0], "craving": 7}, {**close[1], "craving": 7}]
     steady = records([patient()], checkin_rows=checkins("p1", [5, 5, 5]) + high)
     assert "craving_high" not in rule_ids(risk.assess(steady, as_of=week(4), tz="UTC").iloc[0]["reasons"])
     (seen,) = [n.text for n in risk.seen_not_counted(steady, "p1", as_of=week(4), tz="UTC") if n.rule_id == "craving_high"]
     assert "Craving 7 and 7 of 10" in seen and "(2 check-ins in a row over at least 5 days)" in seen, seen
     # not "the next check-in decides": one two days later would not count either (code review)
-    assert "7 or more again at a check-in at least 5 days after the first of these would count" in seen, seen
+    assert f"7 or more again at a check-in on or after {day_words(START + dt.timedelta(days=32))} would count" in seen, seen
     later = records([patient()], checkin_rows=checkins("p1", [0, 0, 0]) + close + checkins("p1", [5], first=33))
     row = risk.assess(later, as_of=START + dt.timedelta(days=33), tz="UTC").iloc[0]
     assert "craving_rising" in rule_ids(row["reasons"])

@@ -149,18 +149,22 @@ def _days_apart(persist: int, min_days: int) -> str:
     return f", the first and last at least {min_days} days apart" if _spans_days(persist, min_days) else ""
 
 
-def _still_needed(held: int, persist: int, noun: str, would: str, min_days: int = 1) -> str:
+def _still_needed(held: int, persist: int, noun: str, would: str, min_days: int = 1,
+                  first_day: int | None = None) -> str:
     """'the next check-in decides; 4 or more again would count', or how many more it takes when more than one; with
     `min_days` (the span a run of answers needs, `[persistence]`), a run long enough but too short in days waits for
-    an answer that many days after its first: "the next check-in decides" was false of one two days later (code review)."""
+    an answer on or after `first_day` (the run's first) plus that many days, said as a date: "the next check-in
+    decides" was false of one two days later (code review), and "5 days after the first of these" left the reader to
+    work out which (clinician's browser review)."""
     over_days = _over_days(persist, min_days)
+    after = (f"on or after {date_words(first_day + min_days)}" if first_day is not None
+             else f"at least {min_days} days after the first of these")
     if over_days and held >= persist:
-        return (f"{would} again at a {noun} at least {min_days} days after the first of these would count "
-                f"({persist} {noun}s in a row{over_days})")
+        return f"{would} again at a {noun} {after} would count ({persist} {noun}s in a row{over_days})"
     remaining = max(persist - held, 1)
     if remaining == 1 and over_days:  # the next one within the days would not count either (clinician's second review)
-        return (f"the next {noun} at least {min_days} days after the first of these decides; {would} again would "
-                f"count ({persist} {noun}s in a row{over_days})")
+        return (f"the next {noun} {after} decides; {would} again would count ({persist} {noun}s in a row"
+                f"{over_days})")
     if remaining == 1:
         return f"the next {noun} decides; {would} again would count ({persist} {noun}s in a row{over_days})"
     return f"{would} at the next {remaining} {noun}s would count ({persist} in a row{over_days})"
@@ -194,8 +198,10 @@ def _craving(table: FeatureTable, row: int, rules: RuleSettings, counted: set[st
                 f"not counted, as it did not hold at {rules.craving_persist_checkins} check-ins in a row"
                 f"{_over_days(rules.craving_persist_checkins, rules.persistence_min_days)}")
     else:  # the latest answer: the next check-ins decide, which is no reassurance
-        text = f"{seen}: " + _still_needed(_trailing(met), rules.craving_persist_checkins, "check-in",
-                                           f"{min(counts)} or more", rules.persistence_min_days)
+        held = _trailing(met)
+        text = f"{seen}: " + _still_needed(held, rules.craving_persist_checkins, "check-in", f"{min(counts)} or more",
+                                           rules.persistence_min_days,
+                                           int(table["day"][rows[len(rows) - held]]) if held else None)
     return [NotCounted("craving_high" if is_high else "craving_rising", text, dates_of(table, hit))]
 
 
@@ -288,10 +294,10 @@ def _sds(table: FeatureTable, row: int, rules: RuleSettings, counted: set[str]) 
         verdict = "a high SDS that has not risen is not counted"
     else:
         text += f" and {num(total - baseline)} points above the patient's baseline of {baseline_words(baseline)}"
-        held = len(table.answered_run(last, "sds_total", "sds_met"))
+        run = table.answered_run(last, "sds_total", "sds_met")
         over_days = _over_days(rules.sds_persist_checkins, rules.persistence_min_days)
-        verdict = _still_needed(held, rules.sds_persist_checkins, "complete answer", "high and risen",
-                                rules.persistence_min_days)
+        verdict = _still_needed(len(run), rules.sds_persist_checkins, "complete answer", "high and risen",
+                                rules.persistence_min_days, int(table["day"][run[0]]) if len(run) else None)
         if unanswered:
             verdict = f"not counted until it holds at {rules.sds_persist_checkins} complete answers in a row{over_days}"
     complete = rows[~np.isnan(table["sds_total"][rows])]
