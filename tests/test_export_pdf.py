@@ -98,6 +98,20 @@ def test_figures_render_the_dashboard_chart_descriptions_in_greys_only(sample):
             assert (np.asarray(image).astype(int) == pixels[..., 0]).all(), figure.title
 
 
+def test_the_printed_warning_sign_grid_prints_every_answer_0_too(sample):
+    """On a hatched red period a light square without its 0 was hard to tell from no square, 'not answered'
+    (clinician's browser review): as on screen, each answered cell carries its digit."""
+    from ketawatch.charts import patient_chart_specs
+    from store.queries import load_records
+
+    spec = next(s for s in patient_chart_specs(load_records(sample, [SECRET_PID]), SECRET_PID, tz="Europe/London")
+                if s.key == "warning_signs")
+    answers = [int(v) for row in spec.heatmap.z for v in row if v == v]
+    assert 0 in answers and {1, 2} & set(answers), "the sample has 'not at all' and other answers"
+    printed = sorted(int(t.get_text()) for t in draw(spec).axes[0].texts if t.get_text().isdigit())  # not "RED"
+    assert printed == sorted(answers)
+
+
 def test_the_printed_level_history_steps_from_level_to_level(sample):
     """Green on one date and red on the next is drawn as a step: a sloped line would pass through amber."""
     from ketawatch.charts import patient_chart_specs

@@ -148,16 +148,16 @@ def _draw_heatmap(ax, spec: ChartSpec, lo: float, hi: float) -> None:
     gap_days = float(np.diff(np.unique(x)).min()) if len(np.unique(x)) > 1 else 7.0
     column_in = width_in * gap_days / max(hi - lo + 2, 1)
     side = float(np.clip(72 * min(column_in, height_in / max(len(rows), 1)) * 0.85, 2, 13))
-    # 0 light grey (as on screen: the lightest grey cell is "not at all"), darker with each step to 3; on paper the
-    # 0 is not printed in the small squares.
+    # 0 light grey (as on screen: the lightest grey cell is "not at all"), darker with each step to 3; every answer's
+    # digit printed, 0 too, as on screen: on a hatched red period a light square without its 0 was hard to tell from
+    # no square, "not answered" (clinician's browser review).
     greys = np.clip(0.86 - 0.86 * z / max(heat.zmax, 1), 0, 1)
     ax.scatter(xx[have], yy[have], c=np.repeat(greys[have][:, None], 3, axis=1), marker="s", s=side**2, edgecolors=_INK,
                linewidths=0.3, zorder=3)
     if side >= 6:
         for xi, yi, v in zip(xx[have], yy[have], z[have]):
-            if v > 0:
-                ax.text(xi, yi, f"{int(v)}", ha="center", va="center", fontsize=min(6.5, side * 0.6),
-                        color="white" if v >= 1.5 else _INK, zorder=4)
+            ax.text(xi, yi, f"{int(v)}", ha="center", va="center", fontsize=min(6.5, side * 0.6),
+                    color="white" if v >= 1.5 else _INK, zorder=4)
     ax.set_yticks(rows, [_two_lines(label) for label in heat.y], fontsize=6, linespacing=0.95)
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.grid(False)
