@@ -1094,6 +1094,9 @@ def test_a_drift_that_rests_on_one_check_in_does_not_say_small_rises_kept_adding
     row = risk.assess(rec, as_of=week(4), tz="UTC").iloc[0]
     (text,) = [r.text for r in row["reasons"] if r.rule_id == "specific_burden_drift"]
     assert "kept adding up" not in text and "since the rises began" not in text
+    # each sign answered said once, with its weight (the weights were listed, then the answers again: 126 words)
+    assert "(each answer 0-3 times its sign's weight)" in text and text.count("tolerance") == 1, text
+    assert "answered: tolerance: needing more for the same effect x 2 (" in text, text
     assert f"a rise large enough on its own: each check-in adds what is more than 1.5 weighted points above the " \
            f"baseline (at most 4), and the check-in of {week(4).day} {week(4):%b %Y} alone adds 4 (3 or more counts)" in text
 

@@ -555,17 +555,18 @@ def _specific_drift(table: FeatureTable, row: int, rules: RuleSettings, sign: st
     last = run[-1]
     weights = sign_weights()
     present = []
-    for s in sorted(weighty_specific_signs(rules), key=lambda s: -weights[s]):
-        scores = table[s][run].astype("float64")
-        if np.nanmax(np.append(scores, 0)) >= 1:
-            present.append(f"{warning_sign(s).label.lower()} ({values_words([0 if np.isnan(v) else v for v in scores])})")
     signs = sorted(weighty_specific_signs(rules), key=lambda s: -weights[s])
+    for s in signs:
+        scores = table[s][run].astype("float64")
+        if np.nanmax(np.append(scores, 0)) >= 1:  # each sign answered once, with its weight (126 words said it twice)
+            present.append(f"{warning_sign(s).label.lower()} x {num(weights[s])} "
+                           f"({values_words([0 if np.isnan(v) else v for v in scores])})")
     scale = join_words([f"{warning_sign(s).label.lower()} x {num(weights[s])}" for s in signs])
     text = (
-        f"Specific warning-sign burden (each answer 0-3 times its weight: {scale}) "
+        f"Specific warning-sign burden (each answer 0-3 times its sign's weight) "
         f"{values_words(table['specific_burden'][run])} on {last_checkins_words(table, row, run, 'the checklist')}, "
-        f"{span_words(table['day'][run])}, against a baseline of {baseline_words(table['specific_baseline'][last])}"
-        + (f"; answers: {join_words(present[:3])}" if present else "")
+        f"{span_words(table['day'][run])}, against a baseline of {baseline_words(table['specific_baseline'][last])}; "
+        + (f"answered: {join_words(present[:3])}" if present else f"weights: {scale}")
         + "; "
         + _drift_text(table, last, "specific_drift", "thr_signs_drift", rules.signs_drift_allowance,
                       rules.signs_drift_cap, "weighted points", "specific_burden")
