@@ -134,4 +134,6 @@ else:
                                       "(question 9 follow-up: on the patient's page)"),
         "Reasons reviewed": ui.reviewed_reasons(reviews["reasons"]),  # last: the longest, and rule ids
     }), key="al_reviews",
-        column_config={"Reviewed": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
+        column_config={"Reviewed": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+                       # room for who spoke with the patient and the plan: it was cut after a few words (browser review)
+                       "Note": st.column_config.TextColumn(width="large")})
